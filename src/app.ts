@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config/index.js';
+import { EmbeddedPostgres } from './db/embedded.js';
+import type { PostgresTarget } from './db/target.js';
+import { UpstreamPostgres } from './db/upstream.js';
+import { BridgeServer } from './gateway/bridge.js';
+import { MlInterceptor, mlNamePattern } from './gateway/interceptor.js';
+import { GatewayServer } from './gateway/server.js';
+import { HttpMlServices } from './ml/client.js';
+import { perRowHandler } from './ml/per-row.js';
+import { ServiceEdge } from './services/edge.js';
+import { registerServices } from './services/index.js';
+import { loadParser } from './sql/parser.js';
+import type { Logger } from './util/log.js';
+import { packagePath } from './util/paths.js';
+
+export interface RunningPgsage {
+  config: Config;
+  target: PostgresTarget;
+  gateway: GatewayServer;
+  bridge: BridgeServer;
+  edge: ServiceEdge;
+  /** What a client connects to. */
+  connectionString(database?: string): string;
+  stop(): Promise<void>;
+}
+
+/** The bridge secret is generated once per data directory and kept private to its owner. */
+function bridgeSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'bridge-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+/**
+ * Tells the embedded server where the bridge listens: a file in its data
+ * directory, readable only by the server's OS user and, through
+ * pg_read_file, by superusers (the extension's SECURITY DEFINER functions).
+ */
+function publishBridgeConninfo(clusterDir: string, conninfo: string): void {
+  const file = path.join(clusterDir, 'pgsage_bridge.conninfo');
+  writeFileSync(file, `${conninfo}\n`, { mode: 0o600 });
+  const owner = statSync(clusterDir);
+  if (process.getuid?.() === 0) chownSync(file, owner.uid, owner.gid);
+}
+
+export async function startPgsage(config: Config, logger: Logger): Promise<RunningPgsage> {
+  const stack: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    while (stack.length) {
+      const stop = stack.pop()!;
+      await stop().catch((error) => logger.error({ err: error }, 'error while stopping'));
+    }
+  };
+  try {
+    const parser = loadParser();
+    let target: PostgresTarget;
+    if (config.postgres.upstream) {
+      const upstream = new UpstreamPostgres(config.postgres.upstream);
+      await upstream.verify();
+      target = upstream;
+    } else {
+      const embedded = new EmbeddedPostgres({
+        dataDir: config.dataDir,
+        port: config.postgres.port,
+        user: config.postgres.user,
+        password: config.postgres.password,
+        extensionSource: packagePath('src', 'extension', 'sql'),
+        settings: { 'aws_ml.enable_function_migration': 'on' },
+        logger,
+      });
+      await embedded.start();
+      target = embedded;
+    }
+    stack.push(() => target.stop());
+
+    const edge = new ServiceEdge({
+      host: config.host,
+      port: config.servicesPort,
+      maxBodyBytes: config.services.maxBodyBytes,
+      logger: logger.child({ component: 'edge' }),
+    });
+    const services = await registerServices(edge, { config, logger });
+    stack.push(() => services.close());
+    await edge.listen();
+    stack.push(() => edge.close());
+
+    const ml = new HttpMlServices({ endpoint: `http://127.0.0.1:${edge.port}` });
+    stack.push(async () => ml.close());
+
+    const bridge = new BridgeServer({
+      host: config.host,
+      port: config.bridgePort,
+      secret: bridgeSecret(config.dataDir),
+      handle: perRowHandler(ml),
+      logger: logger.child({ component: 'bridge' }),
+    });
+    await bridge.listen();
+    stack.push(() => bridge.close());
+    if (target instanceof EmbeddedPostgres) publishBridgeConninfo(target.clusterDir, bridge.conninfo());
+
+    await parser;
+    const pattern = mlNamePattern();
+    const gateway = new GatewayServer({
+      host: config.host,
+      port: config.port,
+      upstream: { host: target.host, port: target.port },
+      interceptorFor: () => new MlInterceptor(pattern),
+      logger: logger.child({ component: 'gateway' }),
+    });
+    await gateway.listen();
+    stack.push(() => gateway.close());
+
+    return {
+      config,
+      target,
+      gateway,
+      bridge,
+      edge,
+      connectionString: (database = 'postgres') => {
+        const user = encodeURIComponent(config.postgres.user);
+        const password = encodeURIComponent(config.postgres.password);
+        return `postgres://${user}:${password}@${config.host}:${gateway.port}/${database}`;
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

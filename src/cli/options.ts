@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { type Config, type ConfigInput, loadConfig } from '../config/index.js';
+
+/** The flags every command that needs a configuration understands. */
+export function withConfigOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'configuration file (JSON); default ./pgsage.config.json if present')
+    .option('-d, --data-dir <dir>', 'data directory (env PGSAGE_DATA_DIR)')
+    .option('--host <address>', 'address to bind the gateway, bridge and services (env PGSAGE_HOST)')
+    .option('-p, --port <port>', 'gateway port clients connect to (env PGSAGE_PORT)')
+    .option('--services-port <port>', 'AWS-compatible services port (env PGSAGE_SERVICES_PORT)')
+    .option('--bridge-port <port>', 'port the database reaches for per-row calls (env PGSAGE_BRIDGE_PORT)')
+    .option('--pg-port <port>', 'port of the embedded PostgreSQL (env PGSAGE_PG_PORT)')
+    .option('--upstream <url>', 'use an existing PostgreSQL ≥ 14 instead of the embedded one (env PGSAGE_UPSTREAM)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env PGSAGE_LOG_LEVEL)')
+    .option('--log-stderr', 'also write structured logs to stderr');
+}
+
+interface ConfigFlags {
+  config?: string;
+  dataDir?: string;
+  host?: string;
+  port?: string;
+  servicesPort?: string;
+  bridgePort?: string;
+  pgPort?: string;
+  upstream?: string;
+  logLevel?: string;
+  logStderr?: boolean;
+}
+
+export function configFromFlags(flags: ConfigFlags): Config {
+  const overrides: Record<string, unknown> = {
+    dataDir: flags.dataDir,
+    host: flags.host,
+    port: flags.port,
+    servicesPort: flags.servicesPort,
+    bridgePort: flags.bridgePort,
+    postgres: { port: flags.pgPort, upstream: flags.upstream },
+    log: { level: flags.logLevel, stderr: flags.logStderr },
+  };
+  return loadConfig({ file: flags.config, overrides: overrides as ConfigInput });
+}

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * The whole configuration of a pgsage installation. Every setting has a default
+ * that makes `pgsage up` work on a laptop; files, environment variables and
+ * command-line flags override it in that order.
+ */
+export const configSchema = z
+  .object({
+    /** Where the embedded PostgreSQL cluster, endpoint state, object store and logs live. */
+    dataDir: z.string().min(1).default('.pgsage'),
+    /** Address the gateway, bridge and service edge bind to. Loopback unless told otherwise. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** PostgreSQL wire-protocol port clients connect to (the gateway). */
+    port: port.default(6543),
+    /** AWS-compatible HTTP service edge (Comprehend, SageMaker, S3-facing APIs). */
+    servicesPort: port.default(4566),
+    /** Port the in-database functions reach through dblink for the per-row path. */
+    bridgePort: port.default(6544),
+    postgres: z
+      .object({
+        /** Connection string of an existing PostgreSQL ≥ 14 to use instead of the embedded one. */
+        upstream: z.string().min(1).optional(),
+        /** Port of the embedded PostgreSQL (it listens on 127.0.0.1 only). */
+        port: port.default(6542),
+        user: z.string().min(1).default('postgres'),
+        password: z.string().min(1).default('postgres'),
+      })
+      .strict()
+      .prefault({}),
+    /** AWS region the "cluster" lives in; endpoints and buckets are resolved in it. */
+    region: z.string().min(1).default('us-east-1'),
+    /** Account id used in the ARNs of locally hosted resources. */
+    accountId: z
+      .string()
+      .regex(/^\d{12}$/, 'must be 12 digits')
+      .default('000000000000'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Also write structured log lines to stderr (they always go to <dataDir>/logs/pgsage.log). */
+        stderr: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    services: z
+      .object({
+        /** Largest request body the edge accepts, in bytes (SageMaker's limit is 6 MB). */
+        maxBodyBytes: z.coerce
+          .number()
+          .int()
+          .positive()
+          .default(6 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

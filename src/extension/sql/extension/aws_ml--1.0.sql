@@ -1,0 +1,250 @@
+-- aws_ml 1.0 (pgsage): schemas, role and functions with Amazon Aurora machine learning's signatures.
+--
+-- Each function first looks for a result the pgsage gateway computed in batch
+-- mode for the running statement (a temp table of this session), and otherwise
+-- calls the ML service for this one row through the gateway's bridge (dblink).
+
+\echo Use "CREATE EXTENSION aws_ml CASCADE" to load this file. \quit
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'aws_ml') THEN
+    CREATE ROLE aws_ml NOLOGIN;
+  END IF;
+END
+$$;
+GRANT aws_ml TO CURRENT_USER;
+
+CREATE SCHEMA aws_ml;
+CREATE SCHEMA aws_comprehend AUTHORIZATION aws_ml;
+CREATE SCHEMA aws_sagemaker AUTHORIZATION aws_ml;
+GRANT USAGE ON SCHEMA aws_comprehend, aws_sagemaker TO PUBLIC;
+
+-- Where the bridge listens, for servers pgsage cannot place a file in (upstream mode).
+-- Unprivileged roles can read neither this table nor the file.
+CREATE TABLE aws_ml.bridge_settings (conninfo text NOT NULL);
+REVOKE ALL ON aws_ml.bridge_settings FROM PUBLIC;
+
+CREATE FUNCTION aws_ml.bridge_conninfo() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  conninfo text;
+BEGIN
+  SELECT s.conninfo INTO conninfo FROM aws_ml.bridge_settings s LIMIT 1;
+  IF conninfo IS NULL THEN
+    conninfo := pg_read_file('pgsage_bridge.conninfo', 0, 4096, true);
+  END IF;
+  IF conninfo IS NULL OR btrim(conninfo) = '' THEN
+    RAISE EXCEPTION 'the pgsage bridge is not configured for this server'
+      USING ERRCODE = '08001',
+            HINT = 'Start pgsage (pgsage up) so that it can tell PostgreSQL where its bridge listens.';
+  END IF;
+  RETURN btrim(conninfo);
+END
+$$;
+
+-- One request to the gateway's bridge. The request and response are JSON; the
+-- bridge reports failures inside the response so that the SQLSTATE survives.
+CREATE FUNCTION aws_ml.bridge_call(request text) RETURNS json
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  response text;
+  reply json;
+  code text;
+  message text;
+  detail text;
+  hint text;
+BEGIN
+  IF NOT ('aws_ml_bridge' = ANY (COALESCE(@extschema:dblink@.dblink_get_connections(), '{}'::text[]))) THEN
+    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+  END IF;
+  SELECT r INTO response FROM @extschema:dblink@.dblink('aws_ml_bridge', request, false) AS t(r text);
+  IF response IS NULL THEN
+    -- A kept connection breaks when the gateway restarts: reconnect once.
+    PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
+    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+    SELECT r INTO response FROM @extschema:dblink@.dblink('aws_ml_bridge', request, true) AS t(r text);
+  END IF;
+  reply := response::json;
+  IF reply->'error' IS NOT NULL THEN
+    code := COALESCE(reply->'error'->>'code', 'XX000');
+    message := COALESCE(reply->'error'->>'message', 'ML service call failed');
+    detail := reply->'error'->>'detail';
+    hint := reply->'error'->>'hint';
+    -- RAISE refuses NULL options, hence the four forms.
+    IF detail IS NULL AND hint IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message;
+    ELSIF hint IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail;
+    ELSIF detail IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, HINT = hint;
+    ELSE
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail, HINT = hint;
+    END IF;
+  END IF;
+  RETURN reply;
+END
+$$;
+REVOKE ALL ON FUNCTION aws_ml.bridge_call(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION aws_ml.bridge_conninfo() FROM PUBLIC;
+
+-- Batch results live in a temp table of the session that the functions below
+-- read. It is created by this SECURITY DEFINER function so that its owner is
+-- the extension owner: the session's user may add rows (the gateway loads them
+-- with COPY as that user) but can neither replace it with a view nor attach
+-- code to it, which matters because the functions reading it run as definer.
+CREATE FUNCTION aws_ml.begin_batch() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  existing oid := to_regclass('pg_temp.aws_ml_results');
+  squatter "char";
+BEGIN
+  IF existing IS NOT NULL THEN
+    SELECT c.relkind INTO squatter FROM pg_class c WHERE c.oid = existing AND c.relowner <> current_user::regrole;
+    IF squatter = 'v' THEN
+      DROP VIEW pg_temp.aws_ml_results CASCADE;
+      existing := NULL;
+    ELSIF squatter IS NOT NULL THEN
+      DROP TABLE pg_temp.aws_ml_results CASCADE;
+      existing := NULL;
+    END IF;
+  END IF;
+  IF existing IS NULL THEN
+    CREATE TEMP TABLE aws_ml_results (
+      kind text NOT NULL,      -- 'sentiment' or 'endpoint'
+      target text NOT NULL,    -- language code or endpoint name
+      key text NOT NULL,       -- the input text, or the JSON array of model inputs
+      out_text text,
+      out_real real
+    ) ON COMMIT DROP;
+    CREATE INDEX ON pg_temp.aws_ml_results USING hash (key);
+    GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
+    existing := to_regclass('pg_temp.aws_ml_results');
+  END IF;
+  PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, true);
+END
+$$;
+
+-- Whether the running statement has batch results to read: the gateway set
+-- them up in this very backend (parallel workers cannot read temp tables and
+-- take the per-row path) and the table is still the one begin_batch made.
+CREATE FUNCTION aws_ml.batch_results_available() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT COALESCE(current_setting('aws_ml.batch_results', true), '') <> ''
+     AND current_setting('aws_ml.batch_results', true)
+         = pg_backend_pid()::text || ':' || COALESCE(to_regclass('pg_temp.aws_ml_results')::oid::text, '')
+$$;
+
+CREATE FUNCTION aws_comprehend.detect_sentiment(
+  input_text varchar,
+  language_code varchar,
+  max_rows_per_batch int DEFAULT NULL,
+  OUT sentiment varchar,
+  OUT confidence real)
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+DECLARE
+  reply json;
+BEGIN
+  IF input_text IS NULL OR btrim(input_text) = '' THEN
+    RETURN;
+  END IF;
+  IF language_code IS NULL THEN
+    RAISE EXCEPTION 'language_code must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
+  IF aws_ml.batch_results_available() THEN
+    SELECT r.out_text, r.out_real INTO sentiment, confidence
+      FROM pg_temp.aws_ml_results r
+     WHERE r.key = input_text AND r.kind = 'sentiment' AND r.target = language_code
+     LIMIT 1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END IF;
+  reply := aws_ml.bridge_call(json_build_object(
+    'op', 'comprehend.detect_sentiment', 'text', input_text, 'language', language_code)::text);
+  sentiment := reply->>'sentiment';
+  confidence := (reply->>'confidence')::real;
+END
+$$;
+
+-- The three-argument form Aurora's documentation shows: detect_sentiment(null, 'I like it!', 'en').
+CREATE FUNCTION aws_comprehend.detect_sentiment(
+  unused varchar,
+  input_text varchar,
+  language_code varchar,
+  max_rows_per_batch int DEFAULT NULL,
+  OUT sentiment varchar,
+  OUT confidence real)
+LANGUAGE sql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+  SELECT s.sentiment, s.confidence
+    FROM aws_comprehend.detect_sentiment(input_text, language_code, max_rows_per_batch) s
+$$;
+
+-- Aurora declares invoke_endpoint(endpoint_name, max_rows_per_batch, VARIADIC model_input "any").
+-- "any" cannot be declared outside C, so the pgsage gateway packs the model inputs with
+-- json_build_array(...) at every call site; a client connected straight to PostgreSQL writes
+-- aws_sagemaker.invoke_endpoint('endpoint', NULL, json_build_array(arg1, arg2, ...)).
+CREATE FUNCTION aws_sagemaker.invoke_endpoint(
+  endpoint_name varchar,
+  max_rows_per_batch int,
+  model_input json,
+  OUT model_output varchar)
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+DECLARE
+  reply json;
+BEGIN
+  IF endpoint_name IS NULL THEN
+    RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
+  IF aws_ml.batch_results_available() THEN
+    SELECT r.out_text INTO model_output
+      FROM pg_temp.aws_ml_results r
+     WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name
+     LIMIT 1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END IF;
+  reply := aws_ml.bridge_call(json_build_object(
+    'op', 'sagemaker.invoke_endpoint', 'endpoint', endpoint_name, 'input', model_input::text)::text);
+  model_output := reply->>'output';
+END
+$$;
+
+-- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
+-- so they re-read which user functions wrap ML calls.
+CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM pg_notify('aws_ml_ddl', current_database());
+END
+$$;
+CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
+  WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'DROP FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE',
+               'DROP PROCEDURE', 'CREATE VIEW', 'ALTER VIEW', 'DROP VIEW', 'CREATE MATERIALIZED VIEW',
+               'ALTER MATERIALIZED VIEW', 'DROP MATERIALIZED VIEW', 'CREATE RULE', 'DROP RULE',
+               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION')
+  EXECUTE FUNCTION aws_ml.notify_ddl();
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
+-- The gateway prepares batch results as the client's own role.
+GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.begin_batch() TO PUBLIC;

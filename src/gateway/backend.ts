@@ -1,0 +1,170 @@
+import {
+  type ColumnDescription,
+  copyDataMessage,
+  copyDoneMessage,
+  copyFailMessage,
+  type Message,
+  parseFields,
+  queryMessage,
+  readDataRow,
+  readRowDescription,
+  type TransactionStatus,
+} from './protocol.js';
+
+/** An error PostgreSQL reported for one of the gateway's own statements. */
+export class BackendError extends Error {
+  constructor(
+    readonly fields: Record<string, string>,
+    readonly raw: Buffer,
+  ) {
+    super(fields.M ?? 'error');
+    this.name = 'BackendError';
+  }
+
+  get code(): string {
+    return this.fields.C ?? 'XX000';
+  }
+}
+
+export interface QueryResult {
+  columns: ColumnDescription[];
+  rows: (string | null)[][];
+  tags: string[];
+}
+
+/**
+ * Receives the server's messages while the gateway, not the client, owns the
+ * backend connection. Exactly one operation runs at a time; each ends at the
+ * server's ReadyForQuery.
+ */
+export interface MessageSink {
+  onMessage(message: Message): void;
+}
+
+type Writer = (bytes: Buffer | Buffer[]) => void;
+
+/**
+ * The gateway's own use of a client's backend session: statements run inside
+ * the client's transaction and see its uncommitted rows and temp tables.
+ */
+export class BackendChannel {
+  private sink: MessageSink | undefined;
+  private serverGone: Error | undefined;
+  status: TransactionStatus = 'I';
+
+  constructor(private readonly write: Writer) {}
+
+  /** Routes a server message; returns false when nobody inside the gateway is waiting for it. */
+  deliver(message: Message): boolean {
+    if (!this.sink) return false;
+    this.sink.onMessage(message);
+    return true;
+  }
+
+  get busy(): boolean {
+    return this.sink !== undefined;
+  }
+
+  /** Called when the server connection closes: pending operations fail. */
+  fail(error: Error): void {
+    this.serverGone = error;
+    const sink = this.sink as (MessageSink & { abort?: (e: Error) => void }) | undefined;
+    sink?.abort?.(error);
+  }
+
+  /**
+   * Sends bytes and hands every server message to `handle` until ReadyForQuery.
+   * Resolves with the transaction status; the first ErrorResponse is returned too.
+   */
+  run(
+    bytes: Buffer | Buffer[],
+    handle: (message: Message) => void = () => {},
+  ): Promise<{ status: TransactionStatus; error?: BackendError }> {
+    if (this.serverGone) return Promise.reject(this.serverGone);
+    if (this.sink) return Promise.reject(new Error('backend channel is busy'));
+    return new Promise((resolve, reject) => {
+      let error: BackendError | undefined;
+      const sink: MessageSink & { abort: (e: Error) => void } = {
+        onMessage: (message) => {
+          const type = message.type;
+          if (type === 0x45 /* E */ && !error) error = new BackendError(parseFields(message.bytes), message.bytes);
+          if (type === 0x5a /* Z */) {
+            this.sink = undefined;
+            this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
+            resolve({ status: this.status, error });
+            return;
+          }
+          try {
+            handle(message);
+          } catch (failure) {
+            error ??= new BackendError({ C: 'XX000', M: (failure as Error).message }, Buffer.alloc(0));
+          }
+        },
+        abort: (e) => {
+          this.sink = undefined;
+          reject(e);
+        },
+      };
+      this.sink = sink;
+      this.write(bytes);
+    });
+  }
+
+  /** Runs one or more statements with the simple protocol and collects text results. Throws on error. */
+  async query(sql: string): Promise<QueryResult> {
+    const result: QueryResult = { columns: [], rows: [], tags: [] };
+    const outcome = await this.run(queryMessage(sql), (message) => {
+      switch (message.type) {
+        case 0x54: // T
+          result.columns = readRowDescription(message.bytes);
+          break;
+        case 0x44: // D
+          result.rows.push(readDataRow(message.bytes));
+          break;
+        case 0x43: // C
+          result.tags.push(message.bytes.toString('utf8', 5, message.bytes.length - 1));
+          break;
+      }
+    });
+    if (outcome.error) throw outcome.error;
+    return result;
+  }
+
+  /**
+   * `COPY … TO STDOUT`: streams each CopyData payload to `onData`.
+   * Returns the number of rows from the command tag.
+   */
+  async copyOut(sql: string, onData: (payload: Buffer) => void): Promise<number> {
+    let tag = '';
+    const outcome = await this.run(queryMessage(sql), (message) => {
+      if (message.type === 0x64 /* d */) onData(message.bytes.subarray(5));
+      else if (message.type === 0x43 /* C */) tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+    });
+    if (outcome.error) throw outcome.error;
+    return Number(tag.split(' ').pop() ?? 0);
+  }
+
+  /**
+   * `COPY … FROM STDIN`: sends the chunks once the server asks for data.
+   * An error from a chunk producer aborts the COPY with CopyFail.
+   */
+  async copyIn(sql: string, chunks: Iterable<Buffer>): Promise<number> {
+    let tag = '';
+    const outcome = await this.run(queryMessage(sql), (message) => {
+      if (message.type === 0x47 /* G: CopyInResponse */) {
+        const out: Buffer[] = [];
+        try {
+          for (const chunk of chunks) out.push(copyDataMessage(chunk));
+          out.push(copyDoneMessage());
+        } catch (error) {
+          out.push(copyFailMessage((error as Error).message));
+        }
+        this.write(out);
+      } else if (message.type === 0x43) {
+        tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+      }
+    });
+    if (outcome.error) throw outcome.error;
+    return Number(tag.split(' ').pop() ?? 0);
+  }
+}

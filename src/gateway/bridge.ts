@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import net, { type Server, type Socket } from 'node:net';
+import { asSqlError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import {
+  authenticationOk,
+  backendKeyData,
+  CANCEL_REQUEST_CODE,
+  commandComplete,
+  dataRow,
+  errorResponse,
+  GSSENC_REQUEST_CODE,
+  type Message,
+  MessageFramer,
+  MessageReader,
+  MessageWriter,
+  MAX_STARTUP_PACKET,
+  parameterStatus,
+  readStartupParameters,
+  readyForQuery,
+  rowDescription,
+  SSL_REQUEST_CODE,
+} from './protocol.js';
+import { makeVerifier, ScramError, ScramExchange, type ScramVerifier } from './scram.js';
+
+export const BRIDGE_USER = 'aws_ml_bridge';
+
+/** Answers one per-row request from an in-database function. Throw SqlError for a SQL-facing failure. */
+export type BridgeHandler = (request: Record<string, unknown>, signal: AbortSignal) => Promise<unknown>;
+
+export interface BridgeOptions {
+  host: string;
+  port: number;
+  secret: string;
+  handle: BridgeHandler;
+  logger: Logger;
+}
+
+const authRequest = (code: number, payload?: Buffer) => {
+  const w = new MessageWriter().begin('R').int32(code);
+  if (payload) w.bytes(payload);
+  return w.end().toBuffer();
+};
+
+/**
+ * The endpoint the in-database functions reach through dblink for the per-row
+ * path. It speaks just enough of the PostgreSQL protocol for libpq: SCRAM
+ * authentication with a secret only the database server knows, then each
+ * simple Query is one JSON request answered by a one-row, one-column result.
+ */
+export class BridgeServer {
+  private server: Server | undefined;
+  private readonly verifier: ScramVerifier;
+  private readonly sockets = new Set<Socket>();
+  /** Calls answered since start, for monitoring. */
+  calls = 0;
+
+  constructor(private readonly options: BridgeOptions) {
+    this.verifier = makeVerifier(options.secret);
+  }
+
+  async listen(): Promise<number> {
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.port;
+  }
+
+  get port(): number {
+    return (this.server?.address() as net.AddressInfo).port;
+  }
+
+  /** libpq connection string the database uses to reach this bridge (contains the secret). */
+  conninfo(): string {
+    const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host;
+    return `host=${host} port=${this.port} user=${BRIDGE_USER} dbname=${BRIDGE_USER} password=${this.options.secret} sslmode=disable connect_timeout=10 application_name=aws_ml`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('error', () => {});
+    const controller = new AbortController();
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      controller.abort(new Error('bridge client disconnected'));
+    });
+    const logger = this.options.logger;
+    const fail = (code: string, message: string) => {
+      socket.end(errorResponse({ severity: 'FATAL', code, message }));
+    };
+
+    let phase: 'startup' | 'sasl-initial' | 'sasl-final' | 'ready' = 'startup';
+    let exchange: ScramExchange | undefined;
+    let pending: Buffer = Buffer.alloc(0);
+    const framer = new MessageFramer();
+    let chain = Promise.resolve();
+
+    const onStartupPacket = (packet: Buffer) => {
+      const code = packet.readInt32BE(4);
+      if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+        socket.write('N');
+        return;
+      }
+      if (code === CANCEL_REQUEST_CODE) {
+        socket.destroy();
+        return;
+      }
+      const params = readStartupParameters(packet);
+      if (params.get('user') !== BRIDGE_USER) {
+        fail('28000', 'this port only serves the aws_ml extension');
+        return;
+      }
+      exchange = new ScramExchange(this.verifier);
+      socket.write(authRequest(10, Buffer.from('SCRAM-SHA-256\0\0', 'latin1')));
+      phase = 'sasl-initial';
+    };
+
+    const onMessage = (message: Message) => {
+      try {
+        if (phase === 'sasl-initial' || phase === 'sasl-final') {
+          if (message.type !== 0x70 /* p */) throw new ScramError('expected a SASL response');
+          const reader = new MessageReader(message.bytes);
+          if (phase === 'sasl-initial') {
+            const mechanism = reader.cstring();
+            if (mechanism !== 'SCRAM-SHA-256') throw new ScramError(`unsupported SASL mechanism ${mechanism}`);
+            const length = reader.int32();
+            const first = exchange!.start(reader.bytes(length).toString('utf8'));
+            socket.write(authRequest(11, Buffer.from(first)));
+            phase = 'sasl-final';
+          } else {
+            const final = exchange!.finish(reader.rest().toString('utf8'));
+            socket.write(
+              Buffer.concat([
+                authRequest(12, Buffer.from(final)),
+                authenticationOk(),
+                parameterStatus('server_version', '18.0'),
+                parameterStatus('client_encoding', 'UTF8'),
+                parameterStatus('server_encoding', 'UTF8'),
+                parameterStatus('standard_conforming_strings', 'on'),
+                parameterStatus('DateStyle', 'ISO, MDY'),
+                parameterStatus('integer_datetimes', 'on'),
+                backendKeyData(randomBytes(4).readInt32BE(0) & 0x7fffffff, randomBytes(4)),
+                readyForQuery('I'),
+              ]),
+            );
+            phase = 'ready';
+          }
+          return;
+        }
+        if (message.type === 0x58 /* X */) {
+          socket.end();
+          return;
+        }
+        if (message.type !== 0x51 /* Q */) {
+          socket.write(
+            Buffer.concat([
+              errorResponse({ code: '0A000', message: 'the aws_ml bridge only accepts simple queries' }),
+              readyForQuery('I'),
+            ]),
+          );
+          return;
+        }
+        const text = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+        chain = chain.then(() => this.answer(socket, text, controller.signal));
+      } catch (error) {
+        if (error instanceof ScramError) {
+          logger.warn({ remote: socket.remoteAddress }, 'bridge authentication failed');
+          fail('28P01', `password authentication failed for user "${BRIDGE_USER}"`);
+        } else {
+          fail('08P01', (error as Error).message);
+        }
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        if (phase === 'startup') {
+          pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+          while (phase === 'startup' && pending.length >= 8) {
+            const length = pending.readInt32BE(0);
+            if (length < 8 || length > MAX_STARTUP_PACKET) {
+              fail('08P01', 'invalid startup packet');
+              return;
+            }
+            if (pending.length < length) return;
+            const packet = pending.subarray(0, length);
+            pending = pending.subarray(length);
+            onStartupPacket(packet);
+          }
+          if (phase === 'startup' || pending.length === 0) return;
+          chunk = pending;
+          pending = Buffer.alloc(0);
+        }
+        const messages: Message[] = [];
+        framer.push(chunk, messages);
+        for (const message of messages) onMessage(message);
+      } catch (error) {
+        fail('08P01', (error as Error).message);
+      }
+    });
+  }
+
+  private async answer(socket: Socket, text: string, signal: AbortSignal): Promise<void> {
+    if (!text.trimStart().startsWith('{')) {
+      // libpq/dblink housekeeping such as "set client_encoding to 'UTF8'".
+      socket.write(Buffer.concat([commandComplete('SET'), readyForQuery('I')]));
+      return;
+    }
+    let reply: unknown;
+    try {
+      const request = JSON.parse(text) as Record<string, unknown>;
+      this.calls += 1;
+      reply = await this.options.handle(request, signal);
+    } catch (error) {
+      const sqlError = asSqlError(error);
+      if (sqlError.sqlstate === 'XX000') this.options.logger.error({ err: error }, 'bridge request failed');
+      reply = {
+        error: { code: sqlError.sqlstate, message: sqlError.message, detail: sqlError.detail, hint: sqlError.hint },
+      };
+    }
+    socket.write(
+      Buffer.concat([
+        rowDescription([{ name: 'r' }]),
+        dataRow([JSON.stringify(reply)]),
+        commandComplete('SELECT 1'),
+        readyForQuery('I'),
+      ]),
+    );
+  }
+}

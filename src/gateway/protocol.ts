@@ -1,0 +1,422 @@
+/**
+ * PostgreSQL frontend/backend protocol (v3.0 and 3.2): message framing,
+ * builders for the messages the gateway writes itself, and parsers for the
+ * ones it reads. See https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+
+export const SSL_REQUEST_CODE = 80877103;
+export const GSSENC_REQUEST_CODE = 80877104;
+export const CANCEL_REQUEST_CODE = 80877102;
+export const PROTOCOL_3_0 = 196608;
+export const PROTOCOL_3_2 = 196610;
+
+/** Largest message the gateway buffers whole; PostgreSQL itself caps most messages at 1 GB. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+
+export interface Message {
+  type: number;
+  /** The whole message including the type byte and length. */
+  bytes: Buffer;
+}
+
+/**
+ * Splits a byte stream into messages. Complete messages inside one chunk are
+ * returned as views of that chunk (no copy); only a message split across chunks
+ * is copied into a carry buffer.
+ */
+export class MessageFramer {
+  private carry: Buffer | undefined;
+
+  push(chunk: Buffer, out: Message[]): void {
+    let buf = chunk;
+    if (this.carry) {
+      buf = Buffer.concat([this.carry, chunk]);
+      this.carry = undefined;
+    }
+    let offset = 0;
+    while (buf.length - offset >= 5) {
+      const length = buf.readInt32BE(offset + 1);
+      if (length < 4 || length > MAX_MESSAGE_BYTES) throw new ProtocolViolation(`invalid message length ${length}`);
+      const end = offset + 1 + length;
+      if (end > buf.length) break;
+      out.push({ type: buf[offset], bytes: buf.subarray(offset, end) });
+      offset = end;
+    }
+    if (offset < buf.length) this.carry = Buffer.from(buf.subarray(offset));
+  }
+
+  get buffered(): number {
+    return this.carry?.length ?? 0;
+  }
+}
+
+export class ProtocolViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolViolation';
+  }
+}
+
+// ---------------------------------------------------------------- builders
+
+/** Growable writer that produces one message without intermediate arrays. */
+export class MessageWriter {
+  private buf: Buffer;
+  private pos = 0;
+  private start = 0;
+
+  constructor(capacity = 256) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  begin(type: string | number): this {
+    this.ensure(5);
+    this.start = this.pos;
+    this.buf[this.pos] = typeof type === 'string' ? type.charCodeAt(0) : type;
+    this.pos += 5;
+    return this;
+  }
+
+  int16(v: number): this {
+    this.ensure(2);
+    this.buf.writeInt16BE(v, this.pos);
+    this.pos += 2;
+    return this;
+  }
+
+  int32(v: number): this {
+    this.ensure(4);
+    this.buf.writeInt32BE(v, this.pos);
+    this.pos += 4;
+    return this;
+  }
+
+  byte(v: number): this {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+    return this;
+  }
+
+  cstring(s: string): this {
+    const n = Buffer.byteLength(s);
+    this.ensure(n + 1);
+    this.buf.write(s, this.pos);
+    this.pos += n;
+    this.buf[this.pos++] = 0;
+    return this;
+  }
+
+  bytes(b: Buffer | Uint8Array): this {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  /** Writes an Int32 length followed by the bytes, or -1 for NULL. */
+  lengthPrefixed(b: Buffer | null): this {
+    if (b === null) return this.int32(-1);
+    this.int32(b.length);
+    return this.bytes(b);
+  }
+
+  end(): this {
+    this.buf.writeInt32BE(this.pos - this.start - 1, this.start + 1);
+    return this;
+  }
+
+  toBuffer(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+function single(build: (w: MessageWriter) => void): Buffer {
+  const w = new MessageWriter();
+  build(w);
+  return w.toBuffer();
+}
+
+export type TransactionStatus = 'I' | 'T' | 'E';
+
+export const readyForQuery = (status: TransactionStatus): Buffer =>
+  single((w) => w.begin('Z').byte(status.charCodeAt(0)).end());
+
+export const commandComplete = (tag: string): Buffer => single((w) => w.begin('C').cstring(tag).end());
+
+export const emptyQueryResponse = (): Buffer => single((w) => w.begin('I').end());
+
+export interface ErrorFields {
+  severity?: 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'INFO' | 'LOG' | 'DEBUG';
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+}
+
+function fieldsMessage(type: 'E' | 'N', fields: ErrorFields): Buffer {
+  const severity = fields.severity ?? (type === 'E' ? 'ERROR' : 'NOTICE');
+  return single((w) => {
+    w.begin(type);
+    w.byte(0x53).cstring(severity); // S
+    w.byte(0x56).cstring(severity); // V (non-localized)
+    w.byte(0x43).cstring(fields.code); // C
+    w.byte(0x4d).cstring(fields.message); // M
+    if (fields.detail) w.byte(0x44).cstring(fields.detail);
+    if (fields.hint) w.byte(0x48).cstring(fields.hint);
+    if (fields.where) w.byte(0x57).cstring(fields.where);
+    w.byte(0).end();
+  });
+}
+
+export const errorResponse = (fields: ErrorFields): Buffer => fieldsMessage('E', fields);
+export const noticeResponse = (fields: ErrorFields): Buffer => fieldsMessage('N', fields);
+
+export const authenticationOk = (): Buffer => single((w) => w.begin('R').int32(0).end());
+
+export const parameterStatus = (name: string, value: string): Buffer =>
+  single((w) => w.begin('S').cstring(name).cstring(value).end());
+
+export const backendKeyData = (pid: number, key: Buffer): Buffer =>
+  single((w) => w.begin('K').int32(pid).bytes(key).end());
+
+export const TEXT_OID = 25;
+
+export const rowDescription = (columns: { name: string; typeOid?: number }[]): Buffer =>
+  single((w) => {
+    w.begin('T').int16(columns.length);
+    for (const column of columns) {
+      w.cstring(column.name).int32(0).int16(0).int32(column.typeOid ?? TEXT_OID).int16(-1).int32(-1).int16(0);
+    }
+    w.end();
+  });
+
+export const dataRow = (values: (string | null)[]): Buffer =>
+  single((w) => {
+    w.begin('D').int16(values.length);
+    for (const value of values) w.lengthPrefixed(value === null ? null : Buffer.from(value, 'utf8'));
+    w.end();
+  });
+
+// Frontend messages the gateway sends to PostgreSQL on a session's behalf.
+export const queryMessage = (sql: string): Buffer => single((w) => w.begin('Q').cstring(sql).end());
+export const syncMessage = (): Buffer => single((w) => w.begin('S').end());
+export const copyDataMessage = (data: Buffer): Buffer => single((w) => w.begin('d').bytes(data).end());
+export const copyDoneMessage = (): Buffer => single((w) => w.begin('c').end());
+export const copyFailMessage = (reason: string): Buffer => single((w) => w.begin('f').cstring(reason).end());
+export const terminateMessage = (): Buffer => single((w) => w.begin('X').end());
+
+export const parseMessage = (name: string, sql: string, paramTypes: number[] = []): Buffer =>
+  single((w) => {
+    w.begin('P').cstring(name).cstring(sql).int16(paramTypes.length);
+    for (const oid of paramTypes) w.int32(oid);
+    w.end();
+  });
+
+/** Bind with every parameter and result in text format unless formats are given. */
+export const bindMessage = (
+  portal: string,
+  statement: string,
+  params: (Buffer | null)[],
+  paramFormats: number[] = [],
+  resultFormats: number[] = [],
+): Buffer =>
+  single((w) => {
+    w.begin('B').cstring(portal).cstring(statement).int16(paramFormats.length);
+    for (const f of paramFormats) w.int16(f);
+    w.int16(params.length);
+    for (const p of params) w.lengthPrefixed(p);
+    w.int16(resultFormats.length);
+    for (const f of resultFormats) w.int16(f);
+    w.end();
+  });
+
+export const describeMessage = (kind: 'S' | 'P', name: string): Buffer =>
+  single((w) => w.begin('D').byte(kind.charCodeAt(0)).cstring(name).end());
+
+export const executeMessage = (portal: string, maxRows = 0): Buffer =>
+  single((w) => w.begin('E').cstring(portal).int32(maxRows).end());
+
+export const closeMessage = (kind: 'S' | 'P', name: string): Buffer =>
+  single((w) => w.begin('C').byte(kind.charCodeAt(0)).cstring(name).end());
+
+// ---------------------------------------------------------------- parsers
+
+/** Reads NUL-terminated strings and integers from a message body. */
+export class MessageReader {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start = 5,
+  ) {
+    this.pos = start;
+  }
+
+  int16(): number {
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  int32(): number {
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  byte(): number {
+    return this.buf[this.pos++];
+  }
+
+  cstring(): string {
+    const end = this.buf.indexOf(0, this.pos);
+    if (end < 0) throw new ProtocolViolation('unterminated string in message');
+    const s = this.buf.toString('utf8', this.pos, end);
+    this.pos = end + 1;
+    return s;
+  }
+
+  bytes(n: number): Buffer {
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  rest(): Buffer {
+    return this.buf.subarray(this.pos);
+  }
+}
+
+export function parseFields(message: Buffer): Record<string, string> {
+  const reader = new MessageReader(message);
+  const out: Record<string, string> = {};
+  while (reader.pos < message.length) {
+    const code = reader.byte();
+    if (code === 0) break;
+    out[String.fromCharCode(code)] = reader.cstring();
+  }
+  return out;
+}
+
+/** The SQL text of a Query ('Q') message. */
+export function queryText(message: Buffer): string {
+  return message.toString('utf8', 5, message.length - 1);
+}
+
+export interface ParseFields {
+  name: string;
+  sql: string;
+  paramTypes: number[];
+}
+
+export function readParse(message: Buffer): ParseFields {
+  const r = new MessageReader(message);
+  const name = r.cstring();
+  const sql = r.cstring();
+  const n = r.int16();
+  const paramTypes: number[] = [];
+  for (let i = 0; i < n; i++) paramTypes.push(r.int32());
+  return { name, sql, paramTypes };
+}
+
+export interface BindFields {
+  portal: string;
+  statement: string;
+  paramFormats: number[];
+  params: (Buffer | null)[];
+  resultFormats: number[];
+}
+
+export function readBind(message: Buffer): BindFields {
+  const r = new MessageReader(message);
+  const portal = r.cstring();
+  const statement = r.cstring();
+  const paramFormats: number[] = [];
+  for (let i = r.int16(); i > 0; i--) paramFormats.push(r.int16());
+  const params: (Buffer | null)[] = [];
+  for (let i = r.int16(); i > 0; i--) {
+    const len = r.int32();
+    params.push(len < 0 ? null : Buffer.from(r.bytes(len)));
+  }
+  const resultFormats: number[] = [];
+  for (let i = r.int16(); i > 0; i--) resultFormats.push(r.int16());
+  return { portal, statement, paramFormats, params, resultFormats };
+}
+
+export interface ColumnDescription {
+  name: string;
+  tableOid: number;
+  column: number;
+  typeOid: number;
+  typeSize: number;
+  typeModifier: number;
+  format: number;
+}
+
+export function readRowDescription(message: Buffer): ColumnDescription[] {
+  const r = new MessageReader(message);
+  const n = r.int16();
+  const columns: ColumnDescription[] = [];
+  for (let i = 0; i < n; i++) {
+    columns.push({
+      name: r.cstring(),
+      tableOid: r.int32(),
+      column: r.int16(),
+      typeOid: r.int32(),
+      typeSize: r.int16(),
+      typeModifier: r.int32(),
+      format: r.int16(),
+    });
+  }
+  return columns;
+}
+
+/** Text values of a DataRow (NULL → null). */
+export function readDataRow(message: Buffer): (string | null)[] {
+  const r = new MessageReader(message);
+  const n = r.int16();
+  const values: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    values.push(len < 0 ? null : r.buf.toString('utf8', r.pos, (r.pos += len)));
+  }
+  return values;
+}
+
+export function readParameterDescription(message: Buffer): number[] {
+  const r = new MessageReader(message);
+  const n = r.int16();
+  const oids: number[] = [];
+  for (let i = 0; i < n; i++) oids.push(r.int32());
+  return oids;
+}
+
+/** A startup-phase packet: Int32 length, Int32 code, payload. */
+export interface StartupPacket {
+  code: number;
+  bytes: Buffer;
+}
+
+/** Startup parameters (user, database, options…) of a StartupMessage. */
+export function readStartupParameters(packet: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let pos = 8;
+  while (pos < packet.length) {
+    const keyEnd = packet.indexOf(0, pos);
+    if (keyEnd <= pos) break;
+    const valueEnd = packet.indexOf(0, keyEnd + 1);
+    if (valueEnd < 0) throw new ProtocolViolation('malformed startup packet');
+    params.set(packet.toString('utf8', pos, keyEnd), packet.toString('utf8', keyEnd + 1, valueEnd));
+    pos = valueEnd + 1;
+  }
+  return params;
+}
+
+export const MAX_STARTUP_PACKET = 10_000;

@@ -1,0 +1,174 @@
+import net, { type Server, type Socket } from 'node:net';
+import type { Logger } from '../util/log.js';
+import {
+  CANCEL_REQUEST_CODE,
+  errorResponse,
+  GSSENC_REQUEST_CODE,
+  MAX_STARTUP_PACKET,
+  readStartupParameters,
+  SSL_REQUEST_CODE,
+} from './protocol.js';
+import { Session, type SessionInterceptor } from './session.js';
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  /** The PostgreSQL server every session is relayed to. */
+  upstream: { host: string; port: number };
+  /** Creates the ML interceptor for a new session; omitted → pure relay. */
+  interceptorFor?: (startup: Map<string, string>, logger: Logger) => SessionInterceptor | undefined;
+  logger: Logger;
+  /** Clients that have not finished the startup packet by then are dropped. */
+  startupTimeoutMs?: number;
+}
+
+function keyOf(pid: number, key: Buffer): string {
+  return `${pid}:${key.toString('hex')}`;
+}
+
+/**
+ * The PostgreSQL wire-protocol front door: answers SSLRequest/GSSENCRequest
+ * with 'N' (TLS is not offered yet), forwards CancelRequest to the backend that
+ * owns the key, and relays every other connection to the upstream server.
+ */
+export class GatewayServer {
+  private server: Server | undefined;
+  private readonly sessions = new Map<string, Session>();
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly options: GatewayOptions) {}
+
+  async listen(): Promise<number> {
+    const server = net.createServer((socket) => this.accept(socket));
+    server.on('error', (error) => this.options.logger.error({ err: error }, 'gateway listener error'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  get port(): number {
+    return (this.server?.address() as net.AddressInfo).port;
+  }
+
+  get sessionCount(): number {
+    return this.sockets.size;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private accept(client: Socket): void {
+    const { logger } = this.options;
+    this.sockets.add(client);
+    client.on('close', () => this.sockets.delete(client));
+    client.setNoDelay(true);
+    client.on('error', (error) => logger.debug({ err: error.message }, 'client error before startup'));
+    const timer = setTimeout(() => client.destroy(), this.options.startupTimeoutMs ?? 60_000);
+    let pending: Buffer = Buffer.alloc(0);
+
+    const onData = (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 8) {
+        const length = pending.readInt32BE(0);
+        if (length < 8 || length > MAX_STARTUP_PACKET) {
+          this.reject(client, '08P01', 'invalid startup packet length');
+          return;
+        }
+        if (pending.length < length) return;
+        const packet = pending.subarray(0, length);
+        const rest = pending.subarray(length);
+        pending = Buffer.alloc(0);
+        const code = packet.readInt32BE(4);
+        if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+          // Encryption is not offered yet: 'N' lets the client continue in plain text (or give up if it requires TLS).
+          if (rest.length > 0) {
+            this.reject(client, '08P01', 'unexpected data after encryption request');
+            return;
+          }
+          client.write('N');
+          continue;
+        }
+        client.off('data', onData);
+        clearTimeout(timer);
+        if (code === CANCEL_REQUEST_CODE) {
+          this.forwardCancel(packet);
+          client.destroy();
+          return;
+        }
+        if (code >> 16 !== 3) {
+          this.reject(client, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
+          return;
+        }
+        this.connectUpstream(client, Buffer.from(packet), rest);
+        return;
+      }
+    };
+    client.on('data', onData);
+  }
+
+  private reject(client: Socket, code: string, message: string): void {
+    client.end(errorResponse({ severity: 'FATAL', code, message }));
+  }
+
+  private forwardCancel(packet: Buffer): void {
+    if (packet.length < 16) return;
+    const pid = packet.readInt32BE(8);
+    const key = packet.subarray(12);
+    this.sessions.get(keyOf(pid, key))?.cancel();
+    const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
+      upstream.end(packet);
+    });
+    upstream.on('error', (error) => this.options.logger.warn({ err: error.message }, 'cancel forwarding failed'));
+  }
+
+  private connectUpstream(client: Socket, startupPacket: Buffer, rest: Buffer): void {
+    const { logger } = this.options;
+    let parameters: Map<string, string>;
+    try {
+      parameters = readStartupParameters(startupPacket);
+    } catch {
+      this.reject(client, '08P01', 'malformed startup packet');
+      return;
+    }
+    client.pause();
+    const server = net.connect(this.options.upstream.port, this.options.upstream.host);
+    server.setNoDelay(true);
+    const sessionLogger = logger.child({ user: parameters.get('user'), database: parameters.get('database') });
+    server.once('error', (error) => {
+      sessionLogger.warn({ err: error.message }, 'cannot reach PostgreSQL');
+      this.reject(client, '08006', `pgsage gateway cannot reach PostgreSQL: ${error.message}`);
+    });
+    server.once('connect', () => {
+      server.removeAllListeners('error');
+      let backendKey: string | undefined;
+      const session = new Session({
+        client,
+        server,
+        startupParameters: parameters,
+        interceptor: this.options.interceptorFor?.(parameters, sessionLogger),
+        logger: sessionLogger,
+        onBackendKey: (pid, key) => {
+          backendKey = keyOf(pid, key);
+          this.sessions.set(backendKey, session);
+        },
+        onClose: () => {
+          if (backendKey) this.sessions.delete(backendKey);
+        },
+      });
+      server.write(startupPacket);
+      if (rest.length) client.unshift(rest);
+      client.resume();
+    });
+  }
+}

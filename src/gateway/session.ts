@@ -1,0 +1,371 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../util/log.js';
+import { BackendChannel } from './backend.js';
+import { errorResponse, type Message, MessageFramer, readParse, type TransactionStatus } from './protocol.js';
+
+/** What an interceptor may do with a session while it owns it. */
+export interface SessionControl {
+  readonly database: string;
+  readonly user: string;
+  readonly backend: BackendChannel;
+  /** Aborted when the client cancels (CancelRequest) or disconnects. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  toClient(bytes: Buffer | Buffer[]): void;
+  /**
+   * Sends client messages to the server and relays every answer to the client
+   * until ReadyForQuery; `rewrite` may replace or drop (return null) a server
+   * message. The ReadyForQuery itself is not forwarded: the caller decides.
+   */
+  relay(
+    bytes: Buffer | Buffer[],
+    rewrite?: (message: Message) => Buffer | null,
+  ): Promise<{ status: TransactionStatus; failed: boolean }>;
+  /**
+   * Hands client messages (possibly rewritten) to the server and goes back to
+   * relaying: the answers flow to the client unchanged. `syncPoints` is the
+   * number of Query/Sync messages among them.
+   */
+  forward(bytes: Buffer | Buffer[], syncPoints: number): void;
+}
+
+/**
+ * Per-session hook for statements that mention ML functions. The relay hands
+ * over whole simple-protocol queries and whole extended-protocol groups (up to
+ * Sync or Flush); the interceptor must leave the backend idle and, for a Sync
+ * or Query, send the client its ReadyForQuery.
+ */
+export interface SessionInterceptor {
+  /** Cheap test on a statement's text (a substring check, no parsing). */
+  mentionsMl(sql: string): boolean;
+  /** Whether an extended-protocol message refers to a statement or portal the interceptor is tracking. */
+  tracks(message: Message): boolean;
+  handleQuery(control: SessionControl, sql: string, message: Message): Promise<void>;
+  handleExtended(control: SessionControl, group: Message[]): Promise<void>;
+  /** The server reported this message while relaying (used to invalidate caches on DDL, track SETs…). */
+  close?(): void;
+}
+
+export interface SessionOptions {
+  client: Socket;
+  server: Socket;
+  /** The client's startup packet, already forwarded. */
+  startupParameters: Map<string, string>;
+  interceptor: SessionInterceptor | undefined;
+  logger: Logger;
+  onBackendKey(pid: number, key: Buffer): void;
+  onClose(): void;
+}
+
+const Q = 0x51;
+const P = 0x50;
+const S = 0x53;
+const H = 0x48;
+const X = 0x58;
+const Z = 0x5a;
+const K = 0x4b;
+
+/** Extended-protocol messages that are buffered until their group's Sync or Flush. */
+const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
+
+/**
+ * One client connection relayed to one backend connection (session mode).
+ * Bytes flow through untouched unless a statement mentions an ML function, in
+ * which case the interceptor takes the backend for as long as it needs.
+ */
+export class Session implements SessionControl {
+  readonly backend: BackendChannel;
+  readonly database: string;
+  readonly user: string;
+  readonly logger: Logger;
+  private readonly client: Socket;
+  private readonly server: Socket;
+  private readonly clientFramer = new MessageFramer();
+  private readonly serverFramer = new MessageFramer();
+  private readonly interceptor: SessionInterceptor | undefined;
+  private cancelController = new AbortController();
+  /** Queries and Syncs sent to the server whose ReadyForQuery has not come back. */
+  private pendingSyncs = 0;
+  /** A forwarded extended group ended in Flush: the server is mid-transaction-group. */
+  private openGroup = false;
+  private group: Message[] = [];
+  private queue: Message[] = [];
+  private busy = false;
+  private idleWaiters: (() => void)[] = [];
+  private relayHandler: ((message: Message) => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly options: SessionOptions) {
+    this.client = options.client;
+    this.server = options.server;
+    this.interceptor = options.interceptor;
+    this.logger = options.logger;
+    this.database = options.startupParameters.get('database') ?? options.startupParameters.get('user') ?? '';
+    this.user = options.startupParameters.get('user') ?? '';
+    this.backend = new BackendChannel((bytes) => this.writeServer(bytes));
+
+    this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    this.server.on('data', (chunk: Buffer) => this.onServerData(chunk));
+    this.client.on('drain', () => this.server.resume());
+    this.server.on('drain', () => {
+      if (!this.busy) this.client.resume();
+    });
+    const end = (who: string) => (error?: Error) => this.close(who, error);
+    this.client.on('close', end('client'));
+    this.server.on('close', end('server'));
+    this.client.on('error', (error) => this.logger.debug({ err: error.message }, 'client socket error'));
+    this.server.on('error', (error) => this.logger.debug({ err: error.message }, 'server socket error'));
+  }
+
+  get signal(): AbortSignal {
+    return this.cancelController.signal;
+  }
+
+  /** A CancelRequest arrived for this session: stop the gateway's own work too. */
+  cancel(): void {
+    this.cancelController.abort(new Error('canceling statement due to user request'));
+  }
+
+  // ------------------------------------------------------------ server → client
+
+  private onServerData(chunk: Buffer): void {
+    const messages: Message[] = [];
+    try {
+      this.serverFramer.push(chunk, messages);
+    } catch (error) {
+      this.fatal(`invalid data from PostgreSQL: ${(error as Error).message}`);
+      return;
+    }
+    if (!this.backend.busy && !this.relayHandler) {
+      // Fast path: forward the bytes as they came; only track sync points and keys.
+      for (const message of messages) this.observeServerMessage(message);
+      this.writeClient(chunk);
+      return;
+    }
+    for (const message of messages) {
+      if (this.backend.deliver(message)) continue;
+      if (this.relayHandler) {
+        this.relayHandler(message);
+        continue;
+      }
+      this.observeServerMessage(message);
+      this.writeClient(message.bytes);
+    }
+  }
+
+  private observeServerMessage(message: Message): void {
+    if (message.type === Z) {
+      this.backend.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
+      if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
+      if (this.pendingSyncs === 0) this.wakeIdleWaiters();
+    } else if (message.type === K) {
+      this.options.onBackendKey(message.bytes.readInt32BE(5), Buffer.from(message.bytes.subarray(9)));
+    }
+  }
+
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private whenServerIdle(): Promise<void> {
+    if (this.pendingSyncs === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ------------------------------------------------------------ client → server
+
+  private onClientData(chunk: Buffer): void {
+    const messages: Message[] = [];
+    try {
+      this.clientFramer.push(chunk, messages);
+    } catch (error) {
+      this.fatal(`invalid message from client: ${(error as Error).message}`);
+      return;
+    }
+    if (this.busy) {
+      this.queue.push(...messages);
+      return;
+    }
+    this.process(messages);
+  }
+
+  /** Forwards what can go straight through; stops at the first message the interceptor must handle. */
+  private process(messages: Message[]): void {
+    const forward: Buffer[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      const type = message.type;
+      if (type === Q && this.interceptor && this.needsInterception(message)) {
+        this.flushForward(forward);
+        this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
+        return;
+      }
+      if (EXTENDED.has(type)) {
+        this.group.push(message);
+        continue;
+      }
+      if (type === S || type === H) {
+        this.group.push(message);
+        const group = this.group;
+        this.group = [];
+        if (this.interceptor && !this.openGroup && group.some((m) => this.groupMessageNeedsInterception(m))) {
+          this.flushForward(forward);
+          this.startInterception(() => this.runExtended(group), messages.slice(i + 1));
+          return;
+        }
+        for (const m of group) forward.push(m.bytes);
+        if (type === S) {
+          this.pendingSyncs += 1;
+          this.openGroup = false;
+        } else {
+          this.openGroup = true;
+        }
+        continue;
+      }
+      if (type === Q) this.pendingSyncs += 1;
+      forward.push(message.bytes);
+      if (type === X) {
+        this.flushForward(forward);
+        this.client.end();
+        return;
+      }
+    }
+    this.flushForward(forward);
+  }
+
+  private needsInterception(message: Message): boolean {
+    // latin1 keeps the check allocation-light; ML names are ASCII.
+    return this.interceptor!.mentionsMl(message.bytes.toString('latin1', 5, message.bytes.length - 1));
+  }
+
+  private groupMessageNeedsInterception(message: Message): boolean {
+    if (message.type === P) return this.interceptor!.mentionsMl(readParse(message.bytes).sql);
+    return this.interceptor!.tracks(message);
+  }
+
+  private flushForward(forward: Buffer[]): void {
+    if (forward.length === 0) return;
+    this.writeServer(forward.length === 1 ? forward[0] : Buffer.concat(forward));
+    forward.length = 0;
+  }
+
+  private startInterception(work: () => Promise<void>, rest: Message[]): void {
+    this.busy = true;
+    this.client.pause();
+    this.queue.unshift(...rest);
+    void (async () => {
+      try {
+        await this.whenServerIdle();
+        if (this.closed) return;
+        if (this.cancelController.signal.aborted) this.cancelController = new AbortController();
+        await work();
+      } catch (error) {
+        this.logger.error({ err: error }, 'statement interception failed');
+        this.fatal(`pgsage gateway: ${(error as Error).message}`);
+        return;
+      }
+      this.busy = false;
+      if (this.closed) return;
+      const queued = this.queue;
+      this.queue = [];
+      this.client.resume();
+      if (queued.length) this.process(queued);
+    })();
+  }
+
+  private runQuery(message: Message): Promise<void> {
+    return this.interceptor!.handleQuery(this, message.bytes.toString('utf8', 5, message.bytes.length - 1), message);
+  }
+
+  private async runExtended(group: Message[]): Promise<void> {
+    await this.interceptor!.handleExtended(this, group);
+    this.openGroup = group[group.length - 1].type === H;
+  }
+
+  // ------------------------------------------------------------ SessionControl
+
+  toClient(bytes: Buffer | Buffer[]): void {
+    if (Array.isArray(bytes)) {
+      this.client.cork();
+      for (const b of bytes) this.writeClient(b);
+      this.client.uncork();
+    } else {
+      this.writeClient(bytes);
+    }
+  }
+
+  forward(bytes: Buffer | Buffer[], syncPoints: number): void {
+    this.pendingSyncs += syncPoints;
+    this.writeServer(bytes);
+  }
+
+  relay(
+    bytes: Buffer | Buffer[],
+    rewrite?: (message: Message) => Buffer | null,
+  ): Promise<{ status: TransactionStatus; failed: boolean }> {
+    return new Promise((resolve, reject) => {
+      let failed = false;
+      const onAbort = () => {
+        this.relayHandler = undefined;
+        reject(new Error('server connection closed'));
+      };
+      this.server.once('close', onAbort);
+      this.relayHandler = (message) => {
+        if (message.type === 0x45) failed = true;
+        if (message.type === Z) {
+          this.relayHandler = undefined;
+          this.server.off('close', onAbort);
+          this.backend.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
+          resolve({ status: this.backend.status, failed });
+          return;
+        }
+        if (message.type === K) this.observeServerMessage(message);
+        const out = rewrite ? rewrite(message) : message.bytes;
+        if (out) this.writeClient(out);
+      };
+      this.writeServer(bytes);
+    });
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  private writeClient(bytes: Buffer): void {
+    if (this.closed) return;
+    if (!this.client.write(bytes)) this.server.pause();
+  }
+
+  private writeServer(bytes: Buffer | Buffer[]): void {
+    if (this.closed) return;
+    if (Array.isArray(bytes)) {
+      this.server.cork();
+      let ok = true;
+      for (const b of bytes) ok = this.server.write(b) && ok;
+      this.server.uncork();
+      if (!ok) this.client.pause();
+    } else if (!this.server.write(bytes)) {
+      this.client.pause();
+    }
+  }
+
+  /** Ends the session with a FATAL error the client can read. */
+  private fatal(message: string): void {
+    if (this.closed) return;
+    this.logger.warn({ message }, 'closing session');
+    this.client.end(errorResponse({ severity: 'FATAL', code: '08P01', message }));
+    this.server.destroy();
+  }
+
+  private close(who: string, error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelController.abort(new Error(`${who} connection closed`));
+    this.backend.fail(new Error(`${who} connection closed`));
+    this.logger.debug({ who, err: error?.message }, 'session closed');
+    this.client.destroy();
+    this.server.destroy();
+    this.interceptor?.close?.();
+    this.options.onClose();
+  }
+}

@@ -1,0 +1,239 @@
+import http from 'node:http';
+import { SqlError, SqlState } from '../util/errors.js';
+
+export interface SentimentItem {
+  sentiment: string;
+  confidence: number;
+}
+
+/** Comprehend accepts at most this many documents per BatchDetectSentiment. */
+export const COMPREHEND_BATCH_LIMIT = 25;
+/** Comprehend's per-document limit for sentiment, in UTF-8 bytes. */
+export const COMPREHEND_TEXT_LIMIT_BYTES = 5000;
+/** SageMaker's InvokeEndpoint payload limit. */
+export const SAGEMAKER_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024;
+
+/**
+ * The ML services as the gateway calls them, for both the per-row bridge and
+ * batch mode. Failures are SqlErrors: they end up in front of a SQL user.
+ */
+export interface MlServices {
+  /** One BatchDetectSentiment (≤ 25 texts); an entry is a SqlError when that document failed. */
+  detectSentiment(texts: string[], languageCode: string, signal?: AbortSignal): Promise<(SentimentItem | SqlError)[]>;
+  /** One InvokeEndpoint with a CSV body; resolves with the response body. */
+  invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string>;
+}
+
+export interface HttpMlServicesOptions {
+  /** Base URL of the service edge, e.g. http://127.0.0.1:4566. */
+  endpoint: string;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+  /** Adds authentication headers (SigV4) to a request, when the edge enforces it. */
+  sign?: (request: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => void;
+}
+
+interface HttpReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Calls pgsage's own service edge over HTTP with kept-alive connections. */
+export class HttpMlServices implements MlServices {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly url: URL;
+
+  constructor(private readonly options: HttpMlServicesOptions) {
+    this.url = new URL(options.endpoint);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  async detectSentiment(
+    texts: string[],
+    languageCode: string,
+    signal?: AbortSignal,
+  ): Promise<(SentimentItem | SqlError)[]> {
+    const reply = await this.post(
+      '/',
+      {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': 'Comprehend_20171127.BatchDetectSentiment',
+      },
+      Buffer.from(JSON.stringify({ TextList: texts, LanguageCode: languageCode })),
+      signal,
+    );
+    const payload = parseJson(reply.body);
+    if (reply.status !== 200) throw comprehendError(reply, payload);
+    const out: (SentimentItem | SqlError)[] = new Array(texts.length);
+    for (const result of (payload.ResultList ?? []) as {
+      Index: number;
+      Sentiment: string;
+      SentimentScore: Record<string, number>;
+    }[]) {
+      const key = result.Sentiment[0] + result.Sentiment.slice(1).toLowerCase();
+      out[result.Index] = { sentiment: result.Sentiment, confidence: result.SentimentScore[key] };
+    }
+    for (const failure of (payload.ErrorList ?? []) as { Index: number; ErrorCode: string; ErrorMessage: string }[]) {
+      out[failure.Index] = comprehendItemError(failure.ErrorCode, failure.ErrorMessage);
+    }
+    return out;
+  }
+
+  async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
+    const reply = await this.post(
+      `/endpoints/${encodeURIComponent(endpointName)}/invocations`,
+      { 'content-type': 'text/csv', accept: 'text/csv' },
+      Buffer.from(csvBody),
+      signal,
+    );
+    if (reply.status === 200) return reply.body.toString('utf8');
+    throw sagemakerError(endpointName, reply, parseJson(reply.body));
+  }
+
+  private post(
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpReply> {
+    const allHeaders: Record<string, string> = { ...headers, 'content-length': String(body.length) };
+    this.options.sign?.({ method: 'POST', path, headers: allHeaders, body });
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(canceled(signal));
+        return;
+      }
+      const request = http.request(
+        {
+          host: this.url.hostname,
+          port: this.url.port,
+          method: 'POST',
+          path,
+          headers: allHeaders,
+          agent: this.agent,
+          timeout: this.options.timeoutMs ?? 60_000,
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 500, headers: response.headers, body: Buffer.concat(chunks) }),
+          );
+          response.on('error', (error) => reject(unavailable(this.url, error)));
+        },
+      );
+      const onAbort = () => request.destroy(canceled(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      request.on('close', () => signal?.removeEventListener('abort', onAbort));
+      request.on('timeout', () =>
+        request.destroy(
+          new SqlError(
+            SqlState.ioError,
+            `the ML service at ${this.url.host} did not answer within ${this.options.timeoutMs ?? 60_000} ms`,
+          ),
+        ),
+      );
+      request.on('error', (error) => reject(error instanceof SqlError ? error : unavailable(this.url, error)));
+      request.end(body);
+    });
+  }
+}
+
+function canceled(signal: AbortSignal): SqlError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'canceling statement due to user request';
+  return new SqlError(SqlState.queryCanceled, reason);
+}
+
+function unavailable(url: URL, error: Error): SqlError {
+  return new SqlError(
+    SqlState.ioError,
+    `the ML service at ${url.host} is unavailable: ${error.message}`,
+    undefined,
+    'Check that pgsage is running (pgsage up) and that the service edge port is reachable.',
+  );
+}
+
+function parseJson(body: Buffer): Record<string, unknown> {
+  try {
+    return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return { message: body.toString('utf8').slice(0, 500) };
+  }
+}
+
+function errorType(reply: HttpReply, payload: Record<string, unknown>): string {
+  const header = reply.headers['x-amzn-errortype'];
+  const raw = (Array.isArray(header) ? header[0] : header) ?? String(payload.__type ?? payload.code ?? 'Error');
+  return raw.split(':')[0].split('#').pop() ?? raw;
+}
+
+function messageOf(payload: Record<string, unknown>): string {
+  return String(payload.message ?? payload.Message ?? 'no message');
+}
+
+/** Maps a Comprehend error to the SQLSTATE a SQL user sees. */
+export function comprehendItemError(type: string, message: string): SqlError {
+  switch (type) {
+    case 'UnsupportedLanguageException':
+    case 'InvalidRequestException':
+    case 'ValidationException':
+      return new SqlError(SqlState.invalidParameterValue, message);
+    case 'TextSizeLimitExceededException':
+      return new SqlError(SqlState.stringDataRightTruncation, message);
+    default:
+      return new SqlError(SqlState.externalRoutineException, `Comprehend ${type}: ${message}`);
+  }
+}
+
+function comprehendError(reply: HttpReply, payload: Record<string, unknown>): SqlError {
+  const type = errorType(reply, payload);
+  if (reply.status === 429 || type === 'ThrottlingException' || type === 'TooManyRequestsException') {
+    return new ThrottledError(`Comprehend throttled the request: ${messageOf(payload)}`, retryAfter(reply));
+  }
+  if (reply.status >= 500) return new SqlError(SqlState.ioError, `Comprehend ${type}: ${messageOf(payload)}`);
+  return comprehendItemError(type, messageOf(payload));
+}
+
+function sagemakerError(endpoint: string, reply: HttpReply, payload: Record<string, unknown>): SqlError {
+  const type = errorType(reply, payload);
+  const message = messageOf(payload);
+  if (reply.status === 429 || type === 'ThrottlingException') {
+    return new ThrottledError(`SageMaker endpoint ${endpoint} throttled the request: ${message}`, retryAfter(reply));
+  }
+  if (type === 'ModelError') {
+    const original = payload.OriginalMessage ? String(payload.OriginalMessage) : message;
+    return new SqlError(SqlState.externalRoutineException, `model error from endpoint ${endpoint}: ${original}`);
+  }
+  if (type === 'ValidationError' && /not found/i.test(message)) {
+    return new SqlError(
+      SqlState.undefinedObject,
+      `SageMaker endpoint "${endpoint}" does not exist`,
+      message,
+      'List endpoints with: pgsage endpoint list',
+    );
+  }
+  if (reply.status >= 500 || type === 'ServiceUnavailable' || type === 'InternalFailure') {
+    return new SqlError(SqlState.ioError, `SageMaker endpoint ${endpoint} is unavailable: ${message}`);
+  }
+  return new SqlError(SqlState.invalidParameterValue, `SageMaker rejected the request to ${endpoint}: ${message}`);
+}
+
+function retryAfter(reply: HttpReply): number | undefined {
+  const value = reply.headers['retry-after'];
+  const seconds = Number(Array.isArray(value) ? value[0] : value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+}
+
+/** The service asked us to slow down; batch mode retries these with backoff. */
+export class ThrottledError extends SqlError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(SqlState.ioError, message);
+  }
+}

@@ -1,0 +1,44 @@
+import type { BridgeHandler } from '../gateway/bridge.js';
+import { SqlError, SqlState } from '../util/errors.js';
+import type { MlServices } from './client.js';
+import { modelInputToCsv } from './model-input.js';
+
+function requireString(request: Record<string, unknown>, field: string): string {
+  const value = request[field];
+  if (typeof value !== 'string') {
+    throw new SqlError(SqlState.invalidParameterValue, `bridge request is missing "${field}"`);
+  }
+  return value;
+}
+
+/** Strips the line ending SageMaker containers put after a single-row answer. */
+export function singleRowOutput(body: string): string {
+  return body.replace(/\r?\n$/, '');
+}
+
+/**
+ * Serves the in-database functions' per-row calls (one row per request) by
+ * forwarding them to the ML services.
+ */
+export function perRowHandler(services: MlServices): BridgeHandler {
+  return async (request, signal) => {
+    switch (request.op) {
+      case 'comprehend.detect_sentiment': {
+        const [item] = await services.detectSentiment(
+          [requireString(request, 'text')],
+          requireString(request, 'language'),
+          signal,
+        );
+        if (item instanceof SqlError) throw item;
+        return item;
+      }
+      case 'sagemaker.invoke_endpoint': {
+        const csv = modelInputToCsv(requireString(request, 'input'));
+        const body = await services.invokeEndpoint(requireString(request, 'endpoint'), `${csv}\n`, signal);
+        return { output: singleRowOutput(body) };
+      }
+      default:
+        throw new SqlError(SqlState.featureNotSupported, `unknown bridge operation ${String(request.op)}`);
+    }
+  };
+}

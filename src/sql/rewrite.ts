@@ -1,0 +1,142 @@
+import { type ScanToken, scan } from './parser.js';
+
+/**
+ * Text rewrites the gateway applies before PostgreSQL sees a statement. They
+ * work on the real PostgreSQL lexer's tokens and splice the original bytes, so
+ * everything else (comments, formatting, literals) reaches the server as written.
+ */
+
+interface Edit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+const IDENT = 'IDENT';
+
+function identName(token: ScanToken): string | undefined {
+  if (token.tokenName !== IDENT) return undefined;
+  return token.text.startsWith('"') ? token.text.slice(1, -1).replace(/""/g, '"') : token.text.toLowerCase();
+}
+
+function applyEdits(bytes: Buffer, edits: Edit[]): string {
+  if (edits.length === 0) return bytes.toString('utf8');
+  edits.sort((a, b) => a.start - b.start);
+  const parts: Buffer[] = [];
+  let pos = 0;
+  for (const edit of edits) {
+    parts.push(bytes.subarray(pos, edit.start), Buffer.from(edit.text));
+    pos = edit.end;
+  }
+  parts.push(bytes.subarray(pos));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const DOLLAR_QUOTE = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
+
+/** Statements whose ordinary string literals are code (function bodies). */
+function bodyIsCode(tokens: ScanToken[]): boolean {
+  const first = tokens.find((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');
+  if (!first) return false;
+  const word = first.text.toUpperCase();
+  return word === 'CREATE' || word === 'DO';
+}
+
+/**
+ * Packs the model inputs of every `aws_sagemaker.invoke_endpoint(name, batch, a, b, …)`
+ * call into `json_build_array(a, b, …)`, including calls inside function bodies,
+ * view definitions and DO blocks; and maps Aurora's `apg_enable_function_migration`
+ * setting onto the gateway's `aws_ml.enable_function_migration`.
+ * Returns the text unchanged when nothing applies or it does not lex.
+ */
+export function rewriteStatementText(sql: string): string {
+  if (!/invoke_endpoint|apg_enable_function_migration/i.test(sql)) return sql;
+  const tokens = scan(sql);
+  if (!tokens) return sql;
+  const bytes = Buffer.from(sql);
+  const edits: Edit[] = [];
+  const codeStrings = bodyIsCode(tokens);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i];
+    const name = identName(token);
+    if (name === 'invoke_endpoint' && tokens[i + 1]?.text === '(') {
+      const qualifier = tokens[i - 1]?.text === '.' ? identName(tokens[i - 2]) : 'aws_sagemaker';
+      if (qualifier === 'aws_sagemaker') {
+        const edit = packInvokeArguments(tokens, i + 1);
+        if (edit) edits.push(...edit);
+      }
+    } else if (name === 'apg_enable_function_migration') {
+      edits.push({ start: token.start, end: token.end, text: 'aws_ml.enable_function_migration' });
+    } else if (token.tokenName === 'SCONST' && /invoke_endpoint/i.test(token.text)) {
+      const edit = rewriteStringConstant(token, codeStrings);
+      if (edit) edits.push(edit);
+    }
+  }
+  return applyEdits(bytes, edits);
+}
+
+/** Rewrites SQL inside a dollar-quoted (or, for CREATE/DO, single-quoted) string. */
+function rewriteStringConstant(token: ScanToken, codeStrings: boolean): Edit | undefined {
+  const dollar = DOLLAR_QUOTE.exec(token.text);
+  if (dollar) {
+    const tag = dollar[0];
+    const inner = token.text.slice(tag.length, token.text.length - tag.length);
+    const rewritten = rewriteStatementText(inner);
+    return rewritten === inner ? undefined : { start: token.start, end: token.end, text: tag + rewritten + tag };
+  }
+  if (codeStrings && token.text.startsWith("'")) {
+    const inner = token.text.slice(1, -1).replace(/''/g, "'");
+    const rewritten = rewriteStatementText(inner);
+    if (rewritten === inner) return undefined;
+    return { start: token.start, end: token.end, text: `'${rewritten.replace(/'/g, "''")}'` };
+  }
+  return undefined;
+}
+
+/** For the call whose "(" is tokens[open]: the edits that wrap the third and later arguments. */
+function packInvokeArguments(tokens: ScanToken[], open: number): Edit[] | undefined {
+  let depth = 0;
+  const argumentStarts: number[] = [];
+  let close = -1;
+  for (let j = open; j < tokens.length; j++) {
+    const text = tokens[j].text;
+    if (text === '(' || text === '[') {
+      depth += 1;
+      if (depth === 1 && text === '(') argumentStarts.push(j + 1);
+    } else if (text === ')' || text === ']') {
+      depth -= 1;
+      if (depth === 0) {
+        close = j;
+        break;
+      }
+    } else if (text === ',' && depth === 1) {
+      argumentStarts.push(j + 1);
+    }
+  }
+  if (close < 0 || argumentStarts.length < 2) return undefined;
+  const closeToken = tokens[close];
+  if (argumentStarts.length === 2) {
+    // No model inputs at all: send an empty row.
+    return [{ start: closeToken.start, end: closeToken.start, text: ', json_build_array()' }];
+  }
+  const third = tokens[argumentStarts[2]];
+  const alreadyPacked =
+    argumentStarts.length === 3 &&
+    identName(third) === 'json_build_array' &&
+    tokens[argumentStarts[2] + 1]?.text === '(' &&
+    matchingParen(tokens, argumentStarts[2] + 1) === close - 1;
+  if (alreadyPacked) return undefined;
+  return [
+    { start: third.start, end: third.start, text: 'json_build_array(' },
+    { start: closeToken.start, end: closeToken.start, text: ')' },
+  ];
+}
+
+function matchingParen(tokens: ScanToken[], open: number): number {
+  let depth = 0;
+  for (let j = open; j < tokens.length; j++) {
+    if (tokens[j].text === '(') depth += 1;
+    else if (tokens[j].text === ')' && --depth === 0) return j;
+  }
+  return -1;
+}

@@ -1,0 +1,59 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Field names that may carry credentials; pino replaces their values before anything is written. */
+const secretPaths = [
+  'password',
+  'secret',
+  'secretAccessKey',
+  'authorization',
+  'connectionString',
+  '*.password',
+  '*.secret',
+  '*.secretAccessKey',
+  '*.authorization',
+  '*.connectionString',
+  'headers.authorization',
+  'req.headers.authorization',
+];
+
+export interface LoggerOptions {
+  level: string;
+  /** Directory for pgsage.log; omitted → no file. */
+  directory?: string;
+  stderr?: boolean;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const streams: pino.StreamEntry[] = [];
+  if (options.directory) {
+    mkdirSync(options.directory, { recursive: true });
+    streams.push({
+      level: options.level as pino.Level,
+      stream: pino.destination({ dest: path.join(options.directory, 'pgsage.log'), mkdir: true, sync: false }),
+    });
+  }
+  if (options.stderr) streams.push({ level: options.level as pino.Level, stream: pino.destination(2) });
+  if (streams.length === 0) return pino({ level: 'silent' });
+  return pino(
+    { level: options.level, redact: { paths: secretPaths, censor: '[redacted]' }, base: { pid: process.pid } },
+    pino.multistream(streams),
+  );
+}
+
+/** A logger that writes nothing, for library use and tests. */
+export const silentLogger: Logger = pino({ level: 'silent' });
+
+/** Removes a password from a PostgreSQL connection string before it is shown to anyone. */
+export function redactConnectionString(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return connectionString.replace(/password=\S+/gi, 'password=***');
+  }
+}

@@ -1,0 +1,80 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadParser } from '../../src/sql/parser.js';
+import { rewriteStatementText } from '../../src/sql/rewrite.js';
+
+beforeAll(loadParser);
+
+describe('rewriteStatementText', () => {
+  it('packs model inputs into json_build_array', () => {
+    expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL, a, b)::INT FROM t")).toBe(
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))::INT FROM t",
+    );
+  });
+
+  it('handles nested calls, arrays and casts inside the arguments', () => {
+    expect(
+      rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', 10, COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y)))"),
+    ).toBe("SELECT aws_sagemaker.invoke_endpoint('ep', 10, json_build_array(COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y))))");
+  });
+
+  it('rewrites inside dollar-quoted function bodies and keeps the rest byte for byte', () => {
+    const sql = `CREATE FUNCTION classify_event (IN arg1 INT, IN arg2 DATE, OUT category INT)
+AS $$
+    SELECT aws_sagemaker.invoke_endpoint (
+        'sagemaker_model_endpoint_name', NULL,
+        arg1, arg2                        -- model inputs are separate arguments
+        )::INT                            -- cast the output to INT
+$$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
+    const out = rewriteStatementText(sql);
+    expect(out).toBe(
+      sql
+        .replace('arg1, arg2  ', 'json_build_array(arg1, arg2  ')
+        .replace('        )::INT', '        ))::INT'),
+    );
+  });
+
+  it('rewrites single-quoted function bodies of CREATE FUNCTION', () => {
+    expect(
+      rewriteStatementText("CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, a)' LANGUAGE sql"),
+    ).toBe(
+      "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, json_build_array(a))' LANGUAGE sql",
+    );
+  });
+
+  it('leaves ordinary string data and comments alone', () => {
+    const sql = "INSERT INTO log VALUES ('aws_sagemaker.invoke_endpoint(''e'', NULL, a)') -- invoke_endpoint(1,2,3)";
+    expect(rewriteStatementText(sql)).toBe(sql);
+  });
+
+  it('is idempotent for already packed calls', () => {
+    const sql = "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))";
+    expect(rewriteStatementText(sql)).toBe(sql);
+  });
+
+  it('supports VARIADIC arrays and calls with no model input', () => {
+    expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL, VARIADIC arr)")).toBe(
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(VARIADIC arr))",
+    );
+    expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL)")).toBe(
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array())",
+    );
+  });
+
+  it('keeps byte offsets right after non-ASCII text', () => {
+    expect(rewriteStatementText("SELECT 'ünïcödé ☃', aws_sagemaker.invoke_endpoint('ép', NULL, 'naïve', 2)")).toBe(
+      "SELECT 'ünïcödé ☃', aws_sagemaker.invoke_endpoint('ép', NULL, json_build_array('naïve', 2))",
+    );
+  });
+
+  it('maps apg_enable_function_migration onto the gateway setting', () => {
+    expect(rewriteStatementText('SET apg_enable_function_migration = false')).toBe(
+      'SET aws_ml.enable_function_migration = false',
+    );
+    expect(rewriteStatementText('RESET apg_enable_function_migration')).toBe('RESET aws_ml.enable_function_migration');
+  });
+
+  it('does not touch functions of other schemas with the same name', () => {
+    const sql = "SELECT myschema.invoke_endpoint('ep', NULL, a, b)";
+    expect(rewriteStatementText(sql)).toBe(sql);
+  });
+});
