@@ -5,6 +5,7 @@ import type { Config } from './config/index.js';
 import { EmbeddedPostgres } from './db/embedded.js';
 import type { PostgresTarget } from './db/target.js';
 import { UpstreamPostgres } from './db/upstream.js';
+import { syncBridgeConninfo } from './extension/install.js';
 import { BridgeServer } from './gateway/bridge.js';
 import { MlInterceptor, mlNamePattern } from './gateway/interceptor.js';
 import { GatewayServer } from './gateway/server.js';
@@ -101,15 +102,24 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     });
     await bridge.listen();
     stack.push(() => bridge.close());
-    if (target instanceof EmbeddedPostgres) publishBridgeConninfo(target.clusterDir, bridge.conninfo());
+
+    const upstreamMode = !(target instanceof EmbeddedPostgres);
+    if (target instanceof EmbeddedPostgres) {
+      publishBridgeConninfo(target.clusterDir, bridge.conninfo());
+    } else {
+      await syncBridgeConninfo((db) => target.adminConnection(db), bridge.conninfo(), logger);
+    }
 
     await parser;
-    const pattern = mlNamePattern();
+    const interceptorContext = {
+      pattern: mlNamePattern(),
+      bridgeConninfoForUpstream: upstreamMode ? () => bridge.conninfo() : undefined,
+    };
     const gateway = new GatewayServer({
       host: config.host,
       port: config.port,
       upstream: { host: target.host, port: target.port },
-      interceptorFor: () => new MlInterceptor(pattern),
+      interceptorFor: () => new MlInterceptor(interceptorContext),
       logger: logger.child({ component: 'gateway' }),
     });
     await gateway.listen();
@@ -121,10 +131,11 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       gateway,
       bridge,
       edge,
-      connectionString: (database = 'postgres') => {
-        const user = encodeURIComponent(config.postgres.user);
-        const password = encodeURIComponent(config.postgres.password);
-        return `postgres://${user}:${password}@${config.host}:${gateway.port}/${database}`;
+      connectionString: (database) => {
+        const admin = target.adminConnection(database);
+        const user = encodeURIComponent(String(admin.user));
+        const password = encodeURIComponent(String(admin.password ?? ''));
+        return `postgres://${user}:${password}@${config.host}:${gateway.port}/${encodeURIComponent(String(admin.database))}`;
       },
       stop: stopAll,
     };

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   chownSync,
   createWriteStream,
   existsSync,
@@ -7,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -132,6 +134,8 @@ export class EmbeddedPostgres implements PostgresTarget {
     const binaries = findPostgresBinaries();
     const owner = serverOsUser(logger);
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o755 });
+    // The server's OS user must be able to walk into pgsage's data directory to reach the cluster.
+    if (owner) chmodSync(this.options.dataDir, statSync(this.options.dataDir).mode | 0o011);
     const logDir = path.join(this.options.dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
 

@@ -1,11 +1,15 @@
 import {
+  bindMessage,
   type ColumnDescription,
   copyDataMessage,
   copyDoneMessage,
   copyFailMessage,
   type Message,
+  executeMessage,
   parseFields,
+  parseMessage,
   queryMessage,
+  syncMessage,
   readDataRow,
   readRowDescription,
   type TransactionStatus,
@@ -126,6 +130,21 @@ export class BackendChannel {
           break;
       }
     });
+    if (outcome.error) throw outcome.error;
+    return result;
+  }
+
+  /** One statement with parameters (extended protocol, text format), e.g. to keep values out of SQL text. */
+  async queryParams(sql: string, params: (string | null)[], paramTypes: number[] = []): Promise<QueryResult> {
+    const result: QueryResult = { columns: [], rows: [], tags: [] };
+    const encoded = params.map((p) => (p === null ? null : Buffer.from(p, 'utf8')));
+    const outcome = await this.run(
+      [parseMessage('', sql, paramTypes), bindMessage('', '', encoded), executeMessage(''), syncMessage()],
+      (message) => {
+        if (message.type === 0x44) result.rows.push(readDataRow(message.bytes));
+        else if (message.type === 0x43) result.tags.push(message.bytes.toString('utf8', 5, message.bytes.length - 1));
+      },
+    );
     if (outcome.error) throw outcome.error;
     return result;
   }

@@ -152,6 +152,7 @@ export class GatewayServer {
     server.once('connect', () => {
       server.removeAllListeners('error');
       let backendKey: string | undefined;
+      let cancelPacket: Buffer | undefined;
       const session = new Session({
         client,
         server,
@@ -161,6 +162,14 @@ export class GatewayServer {
         onBackendKey: (pid, key) => {
           backendKey = keyOf(pid, key);
           this.sessions.set(backendKey, session);
+          cancelPacket = Buffer.alloc(12 + key.length);
+          cancelPacket.writeInt32BE(cancelPacket.length, 0);
+          cancelPacket.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+          cancelPacket.writeInt32BE(pid, 8);
+          key.copy(cancelPacket, 12);
+        },
+        onAbandoned: () => {
+          if (cancelPacket) this.forwardCancel(cancelPacket);
         },
         onClose: () => {
           if (backendKey) this.sessions.delete(backendKey);

@@ -54,6 +54,8 @@ export interface SessionOptions {
   interceptor: SessionInterceptor | undefined;
   logger: Logger;
   onBackendKey(pid: number, key: Buffer): void;
+  /** The client went away while its statement was still running on the backend. */
+  onAbandoned(): void;
   onClose(): void;
 }
 
@@ -360,6 +362,9 @@ export class Session implements SessionControl {
   private close(who: string, error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    // PostgreSQL only notices a vanished client at its next read or write; a
+    // long statement would run on, so cancel it explicitly.
+    if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.onAbandoned();
     this.cancelController.abort(new Error(`${who} connection closed`));
     this.backend.fail(new Error(`${who} connection closed`));
     this.logger.debug({ who, err: error?.message }, 'session closed');

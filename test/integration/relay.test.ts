@@ -1,0 +1,200 @@
+import net from 'node:net';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql, run, waitFor } from '../support/processes.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('gateway relay', () => {
+  it('serves psql: meta-commands, extension install, COPY both ways', async () => {
+    const url = stack.gatewayUrl();
+    const result = await psql(
+      url,
+      [
+        'CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;',
+        '\\dx',
+        '\\dn',
+        '\\df aws_comprehend.*',
+        'CREATE TABLE items (id int, name text);',
+        'COPY items FROM STDIN;',
+        '1\talpha',
+        '2\tbeta',
+        '\\.',
+        'SELECT count(*), string_agg(name, \',\' ORDER BY id) FROM items;',
+        'COPY (SELECT id, name FROM items ORDER BY id) TO STDOUT WITH (FORMAT csv);',
+      ].join('\n'),
+    );
+    expect(result.stderr).not.toMatch(/ERROR/);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^aws_ml\|1\.0\|/m);
+    expect(result.stdout).toMatch(/^dblink\|/m);
+    expect(result.stdout).toMatch(/^aws_comprehend\|aws_ml$/m);
+    expect(result.stdout).toMatch(/^aws_sagemaker\|aws_ml$/m);
+    expect(result.stdout).toMatch(/^aws_comprehend\|detect_sentiment\|record\|input_text character varying/m);
+    expect(result.stdout).toContain('2|alpha,beta');
+    expect(result.stdout).toContain('1,alpha\n2,beta');
+  });
+
+  it('serves node-postgres with the extended protocol and parameters', async () => {
+    const client = await stack.connect();
+    const sum = await client.query('SELECT $1::int + $2::int AS sum', [20, 22]);
+    expect(sum.rows[0].sum).toBe(42);
+    const named = { name: 'lookup', text: 'SELECT $1::text || $2::text AS joined', values: ['a', 'b'] };
+    expect((await client.query(named)).rows[0].joined).toBe('ab');
+    expect((await client.query({ ...named, values: ['c', 'd'] })).rows[0].joined).toBe('cd');
+    await expect(client.query('SELECT 1/0')).rejects.toMatchObject({ code: '22012' });
+    expect((await client.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+  });
+
+  it('serves postgres.js, including pipelined queries', async () => {
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => sql`SELECT ${i}::int AS n`));
+      expect(results.map((r) => r[0].n)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      const [row] = await sql`SELECT ${'x'}::text || ${'y'}::text AS v`;
+      expect(row.v).toBe('xy');
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('relays notices and errors unchanged', async () => {
+    const client = await stack.connect();
+    const notices: string[] = [];
+    client.on('notice', (notice) => notices.push(notice.message ?? ''));
+    await client.query("DO $$ BEGIN RAISE NOTICE 'hello from %', 'plpgsql'; END $$");
+    expect(notices).toContain('hello from plpgsql');
+    await expect(client.query('SELECT * FROM no_such_table')).rejects.toMatchObject({
+      code: '42P01',
+      message: 'relation "no_such_table" does not exist',
+    });
+  });
+
+  it('forwards CancelRequest to the backend running the statement', async () => {
+    const sql = postgres(stack.gatewayUrl(), { max: 1 });
+    const observer = await stack.direct();
+    try {
+      const sleeping = sql`SELECT pg_sleep(30)`.execute();
+      await waitFor('the sleep to start', async () => {
+        const { rowCount } = await observer.query(
+          "SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        );
+        return rowCount ? true : undefined;
+      });
+      const started = Date.now();
+      sleeping.cancel();
+      await expect(sleeping).rejects.toMatchObject({ code: '57014' });
+      expect(Date.now() - started).toBeLessThan(5000);
+      const [after] = await sql`SELECT 'usable' AS state`;
+      expect(after.state).toBe('usable');
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('lets clients that ask for protocol 3.2 connect', async () => {
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const socket = net.connect(stack.pgsage.gateway.port, '127.0.0.1');
+      const params = Buffer.from(`user\0postgres\0database\0${stack.database}\0\0`);
+      const packet = Buffer.alloc(8 + params.length);
+      packet.writeInt32BE(packet.length, 0);
+      packet.writeInt32BE(196610, 4);
+      params.copy(packet, 8);
+      socket.on('connect', () => socket.write(packet));
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(data);
+      });
+      socket.on('error', reject);
+    });
+    expect(String.fromCharCode(reply[0])).toBe('R'); // an authentication request, not an error
+  });
+
+  it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {
+    const prefer = await psql(`${stack.gatewayUrl()}?sslmode=prefer`, 'SELECT 1;');
+    expect(prefer.stdout.trim()).toBe('1');
+    const require = await psql(`${stack.gatewayUrl()}?sslmode=require`, 'SELECT 1;');
+    expect(require.status).not.toBe(0);
+    expect(require.stderr).toMatch(/server does not support SSL/);
+  });
+
+  it('passes pgbench in simple, extended and prepared modes without failed transactions', async () => {
+    const url = new URL(stack.gatewayUrl());
+    const base = ['-h', '127.0.0.1', '-p', url.port, '-U', 'postgres', stack.database];
+    const env = { PGPASSWORD: 'postgres' };
+    const init = await run('pgbench', ['-i', '-s', '1', '-q', ...base], { env });
+    expect(init.status).toBe(0);
+    for (const mode of ['simple', 'extended', 'prepared']) {
+      const bench = await run('pgbench', ['-M', mode, '-c', '4', '-j', '2', '-t', '200', ...base], { env });
+      expect(bench.status, bench.stderr).toBe(0);
+      expect(bench.stdout).toMatch(/number of failed transactions: 0 /);
+      expect(bench.stdout).toMatch(/number of transactions actually processed: 800\/800/);
+    }
+  });
+});
+
+describe('gateway under bad input and faults', () => {
+  it('closes a connection that sends garbage and keeps serving others', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(stack.pgsage.gateway.port, '127.0.0.1', () => {
+        socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      });
+      let data = '';
+      socket.on('data', (chunk) => {
+        data += chunk.toString('latin1');
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', () => {});
+    });
+    expect(answer).toContain('invalid startup packet length');
+    const client = await stack.connect();
+    expect((await client.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+  });
+
+  it('ends a session whose client sends a malformed message after startup', async () => {
+    const client = await stack.connect();
+    const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff])); // Query with a negative length
+    await closed;
+    const other = await stack.connect();
+    expect((await other.query('SELECT 3 AS n')).rows[0].n).toBe(3);
+  });
+
+  it('terminates the backend of a client that disconnects mid-statement', async () => {
+    const observer = await stack.direct();
+    const client = await stack.connect();
+    const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+    const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    client.query('SELECT pg_sleep(60)').catch(() => {});
+    await waitFor('the statement to run', async () => {
+      const { rows } = await observer.query('SELECT state FROM pg_stat_activity WHERE pid = $1', [pid]);
+      return rows[0]?.state === 'active' ? true : undefined;
+    });
+    socket.destroy();
+    await waitFor('the backend to go away', async () => {
+      const { rowCount } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+      return rowCount === 0 ? true : undefined;
+    });
+  });
+
+  it('reports a backend that goes away to its client and keeps serving others', async () => {
+    const victim = await stack.connect();
+    victim.on('error', () => {});
+    const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const admin = await stack.direct();
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await expect(victim.query('SELECT 1')).rejects.toThrow();
+    const other = await stack.connect();
+    expect((await other.query('SELECT 4 AS n')).rows[0].n).toBe(4);
+  });
+});
