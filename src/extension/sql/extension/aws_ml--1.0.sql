@@ -130,13 +130,20 @@ $$;
 
 -- Whether the running statement has batch results to read: the gateway set
 -- them up in this very backend (parallel workers cannot read temp tables and
--- take the per-row path) and the table is still the one begin_batch made.
+-- take the per-row path), and the table is the one begin_batch created. Its
+-- owner is checked because a user can set the setting and plant a look-alike
+-- view, which these SECURITY DEFINER callers must never read.
 CREATE FUNCTION aws_ml.batch_results_available() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT COALESCE(current_setting('aws_ml.batch_results', true), '') <> ''
-     AND current_setting('aws_ml.batch_results', true)
-         = pg_backend_pid()::text || ':' || COALESCE(to_regclass('pg_temp.aws_ml_results')::oid::text, '')
+  SELECT COALESCE((
+    SELECT current_setting('aws_ml.batch_results', true) = pg_backend_pid()::text || ':' || c.oid::text
+      FROM pg_class c
+     WHERE c.oid = to_regclass('pg_temp.aws_ml_results')
+       AND c.relkind = 'r'
+       AND c.relowner = current_user::regrole
+  ), false)
+  WHERE COALESCE(current_setting('aws_ml.batch_results', true), '') <> ''
 $$;
 
 CREATE FUNCTION aws_comprehend.detect_sentiment(

@@ -1,0 +1,153 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type TestStack } from '../support/stack.js';
+
+let stack: TestStack;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  stack = await startStack();
+  admin = await stack.connect();
+  await admin.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  await admin.query(`
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ext_tenant') THEN
+        CREATE ROLE ext_tenant LOGIN PASSWORD 'tenant';
+      END IF;
+    END $$`);
+  await admin.query(`GRANT CONNECT ON DATABASE ${stack.database} TO ext_tenant`);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function asTenant(): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: stack.pgsage.gateway.port,
+    user: 'ext_tenant',
+    password: 'tenant',
+    database: stack.database,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+describe('CREATE EXTENSION aws_ml', () => {
+  it('creates the schemas, the aws_ml role and functions with Aurora signatures', async () => {
+    const schemas = await admin.query(
+      "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname LIKE 'aws_%' ORDER BY 1",
+    );
+    expect(schemas.rows).toEqual([
+      { nspname: 'aws_comprehend', owner: 'aws_ml' },
+      { nspname: 'aws_ml', owner: 'postgres' },
+      { nspname: 'aws_sagemaker', owner: 'aws_ml' },
+    ]);
+    const functions = await admin.query(`
+      SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_arguments(p.oid) || ')' AS signature
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname IN ('aws_comprehend', 'aws_sagemaker') ORDER BY 1`);
+    expect(functions.rows.map((r) => r.signature)).toEqual([
+      'aws_comprehend.detect_sentiment(input_text character varying, language_code character varying, max_rows_per_batch integer DEFAULT NULL::integer, OUT sentiment character varying, OUT confidence real)',
+      'aws_comprehend.detect_sentiment(unused character varying, input_text character varying, language_code character varying, max_rows_per_batch integer DEFAULT NULL::integer, OUT sentiment character varying, OUT confidence real)',
+      'aws_sagemaker.invoke_endpoint(endpoint_name character varying, max_rows_per_batch integer, model_input json, OUT model_output character varying)',
+    ]);
+    const member = await admin.query("SELECT pg_has_role(current_user, 'aws_ml', 'MEMBER') AS member");
+    expect(member.rows[0].member).toBe(true);
+    const parallel = await admin.query(
+      "SELECT DISTINCT proparallel FROM pg_proc WHERE pronamespace IN ('aws_comprehend'::regnamespace, 'aws_sagemaker'::regnamespace)",
+    );
+    expect(parallel.rows).toEqual([{ proparallel: 's' }]);
+  });
+
+  it('resolves both detect_sentiment call forms with literals and columns', async () => {
+    const resolved = await admin.query(`
+      SELECT 'aws_comprehend.detect_sentiment(varchar, varchar, int)'::regprocedure::oid
+               = (SELECT p.oid FROM pg_proc p WHERE p.proname = 'detect_sentiment' AND p.pronargs = 3) AS two_form,
+             'aws_comprehend.detect_sentiment(varchar, varchar, varchar, int)'::regprocedure::oid
+               = (SELECT p.oid FROM pg_proc p WHERE p.proname = 'detect_sentiment' AND p.pronargs = 4) AS three_form`);
+    expect(resolved.rows[0]).toEqual({ two_form: true, three_form: true });
+    // Blank input answers NULL without calling any service, through either form.
+    const blank = await admin.query(`
+      SELECT (aws_comprehend.detect_sentiment('  ', 'en')).sentiment AS a,
+             (aws_comprehend.detect_sentiment(null, '', 'en')).sentiment AS b,
+             (aws_comprehend.detect_sentiment(doc, 'en')).confidence AS c
+        FROM (VALUES (NULL::text)) v(doc)`);
+    expect(blank.rows[0]).toEqual({ a: null, b: null, c: null });
+  });
+
+  it('revokes EXECUTE from PUBLIC; GRANT and REVOKE USAGE control tenants', async () => {
+    const tenant = await asTenant();
+    await expect(tenant.query("SELECT aws_comprehend.detect_sentiment('', 'en')")).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied for function detect_sentiment',
+    });
+    await admin.query(
+      'GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant',
+    );
+    const granted = await tenant.query("SELECT (aws_comprehend.detect_sentiment('', 'en')).sentiment AS s");
+    expect(granted.rows[0].s).toBeNull();
+    await admin.query('REVOKE USAGE ON SCHEMA aws_comprehend FROM PUBLIC');
+    await expect(tenant.query("SELECT aws_comprehend.detect_sentiment('', 'en')")).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied for schema aws_comprehend',
+    });
+    await admin.query('GRANT USAGE ON SCHEMA aws_comprehend TO PUBLIC');
+  });
+
+  it('keeps the bridge secret away from unprivileged roles', async () => {
+    const tenant = await asTenant();
+    await expect(tenant.query('SELECT * FROM aws_ml.bridge_settings')).rejects.toMatchObject({ code: '42501' });
+    await expect(tenant.query('SELECT aws_ml.bridge_conninfo()')).rejects.toMatchObject({ code: '42501' });
+    await expect(tenant.query("SELECT aws_ml.bridge_call('{}')")).rejects.toMatchObject({ code: '42501' });
+    await expect(tenant.query("SELECT pg_read_file('pgsage_bridge.conninfo')")).rejects.toMatchObject({
+      code: '42501',
+    });
+    const stored = await admin.query('SELECT conninfo FROM aws_ml.bridge_settings');
+    expect(stored.rows[0].conninfo).toContain(`port=${stack.pgsage.bridge.port}`);
+  });
+
+  it('refuses bridge clients without the secret and keeps serving the database', async () => {
+    const intruder = new pg.Client({
+      host: '127.0.0.1',
+      port: stack.pgsage.bridge.port,
+      user: 'aws_ml_bridge',
+      password: 'guess',
+      database: 'aws_ml_bridge',
+    });
+    intruder.on('error', () => {});
+    await expect(intruder.connect()).rejects.toMatchObject({ code: '28P01' });
+    const wrongUser = new pg.Client({
+      host: '127.0.0.1',
+      port: stack.pgsage.bridge.port,
+      user: 'postgres',
+      password: 'postgres',
+    });
+    wrongUser.on('error', () => {});
+    await expect(wrongUser.connect()).rejects.toMatchObject({ code: '28000' });
+    // The database itself still reaches the bridge (the request fails further on: no such endpoint).
+    await expect(
+      admin.query("SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)"),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/no-such-endpoint/) });
+  });
+
+  it('does not let a user plant a view the definer functions would read as batch results', async () => {
+    const tenant = await asTenant();
+    await admin.query(
+      'GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant',
+    );
+    await tenant.query(
+      "CREATE TEMP VIEW aws_ml_results AS SELECT 'sentiment'::text AS kind, 'en'::text AS target, 'x'::text AS key, 'PLANTED'::text AS out_text, 1::real AS out_real",
+    );
+    await tenant.query(
+      "SELECT set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || 'pg_temp.aws_ml_results'::regclass::oid::text, false)",
+    );
+    // The planted view is not trusted: the call goes to the service, never to the view.
+    const outcome = await tenant
+      .query("SELECT (aws_comprehend.detect_sentiment('x', 'en')).sentiment AS s")
+      .then((result) => result.rows[0].s as string, () => 'service call');
+    expect(outcome).not.toBe('PLANTED');
+  });
+});
