@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { packagePath } from '../../src/util/paths.js';
+import { freePort } from '../support/ports.js';
+import { psql } from '../support/processes.js';
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-up-'));
+const running: ChildProcess[] = [];
+
+afterAll(() => {
+  for (const child of running) child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface Up {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+async function startUp(): Promise<Up> {
+  const [port, servicesPort, bridgePort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [
+      packagePath('bin', 'pgsage.js'),
+      'up',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(port),
+      '--services-port',
+      String(servicesPort),
+      '--bridge-port',
+      String(bridgePort),
+      '--pg-port',
+      String(pgPort),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  running.push(child);
+  let output = '';
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Press Ctrl-C to stop.')) resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    exit.then((code) => reject(new Error(`pgsage up exited with ${code}:\n${output}`)));
+  });
+  const url = /psql (postgres:\/\/\S+)/.exec(output)?.[1];
+  if (!url) throw new Error(`no connection string in:\n${output}`);
+  return { child, url, output: () => output, exit };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('pgsage up', () => {
+  it('runs embedded PostgreSQL behind the gateway, stops cleanly and keeps the data', async () => {
+    const first = await startUp();
+    expect(first.output()).toMatch(/Services: {2}http:\/\/127\.0\.0\.1:\d+/);
+    const setup = await psql(
+      first.url,
+      [
+        'CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;',
+        '\\c template1',
+        'CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;',
+        '\\c postgres',
+        'CREATE DATABASE fresh;',
+        'CREATE TABLE kept (v text);',
+        "INSERT INTO kept VALUES ('survives restarts');",
+        "SELECT setting FROM pg_settings WHERE name = 'server_version_num';",
+      ].join('\n'),
+    );
+    expect(setup.stderr).not.toMatch(/ERROR/);
+    expect(Number(setup.stdout.trim().split('\n').pop())).toBeGreaterThanOrEqual(180000);
+    const inherited = await psql(first.url.replace(/\/postgres$/, '/fresh'), "SELECT extname FROM pg_extension WHERE extname = 'aws_ml';");
+    expect(inherited.stdout.trim()).toBe('aws_ml');
+
+    const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(alive(postmasterPid)).toBe(true);
+    first.child.kill('SIGTERM');
+    expect(await first.exit).toBe(0);
+    expect(first.output()).toContain('pgsage stopped.');
+    expect(alive(postmasterPid)).toBe(false);
+
+    const second = await startUp();
+    const kept = await psql(second.url, 'SELECT v FROM kept;');
+    expect(kept.stdout.trim()).toBe('survives restarts');
+    second.child.kill('SIGINT');
+    expect(await second.exit).toBe(0);
+  });
+
+  it('refuses a bad setting with a clear message', async () => {
+    const child = spawn(process.execPath, [packagePath('bin', 'pgsage.js'), 'up', '--port', 'not-a-port'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/invalid configuration:\n {2}- port: /);
+  });
+});
