@@ -1,18 +1,38 @@
+import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { LocalObjectStore } from '../storage/local-store.js';
 import type { Logger } from '../util/log.js';
 import type { ServiceEdge } from './edge.js';
+import { registerSageMaker, type SageMakerHosting, sagemakerStateDir } from './sagemaker/index.js';
 
 export interface ServiceContext {
   config: Config;
   logger: Logger;
+  /** Tuning the benchmarks and tests use; the defaults suit a server. */
+  sagemaker?: { workerThresholdRows?: number; workerThreads?: number };
 }
 
 /** Handles to the services registered on the edge, for shutdown. */
 export interface RunningServices {
+  sagemaker: SageMakerHosting;
   close(): Promise<void>;
 }
 
 /** Registers every AWS-compatible service pgsage hosts on the edge. */
-export async function registerServices(_edge: ServiceEdge, _context: ServiceContext): Promise<RunningServices> {
-  return { close: async () => {} };
+export async function registerServices(edge: ServiceEdge, context: ServiceContext): Promise<RunningServices> {
+  const { config, logger } = context;
+
+  const sagemaker = await registerSageMaker(edge, {
+    scope: { region: config.region, accountId: config.accountId },
+    stateDir: sagemakerStateDir(config.dataDir),
+    objects: new LocalObjectStore(path.join(config.dataDir, 's3')),
+    logger: logger.child({ component: 'sagemaker' }),
+    logFile: path.join(config.dataDir, 'logs', 'pgsage.log'),
+    ...context.sagemaker,
+  });
+
+  return {
+    sagemaker: sagemaker.hosting,
+    close: () => sagemaker.close(),
+  };
 }
