@@ -373,6 +373,8 @@ describe('state across restarts', () => {
       await createModel('spare', multiModel);
       const before = await invokeText('durable');
       await edge.close();
+      // A damaged state file is skipped (and logged), not a reason to refuse to start.
+      writeFileSync(path.join(dataDir, 'sagemaker', 'models', 'damaged.json'), '{"ModelName": ');
 
       edge = await startTestEdge({ dataDir });
       connect(edge);

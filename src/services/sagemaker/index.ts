@@ -47,7 +47,9 @@ export async function registerSageMaker(edge: ServiceEdge, options: SageMakerOpt
   const pool = new ScoringPool(options.workerThreads ?? availableParallelism());
   const hosting = new SageMakerHosting({
     scope: options.scope,
-    store: new JsonStateStore(options.stateDir),
+    store: new JsonStateStore(options.stateDir, (file, error) =>
+      options.logger.error({ file, err: error }, 'skipping an unreadable SageMaker state file'),
+    ),
     modelData: new ModelDataResolver(options.objects),
     logger: options.logger,
     onModelsRetired: (ids) => {

@@ -12,7 +12,11 @@ export class JsonStateStore {
   private readonly pending = new Map<string, Promise<void>>();
   private sequence = 0;
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    /** Told about a document that cannot be read; it is skipped so one bad file cannot stop startup. */
+    private readonly onUnreadable: (file: string, error: Error) => void = () => {},
+  ) {}
 
   async list<T>(collection: string): Promise<T[]> {
     const dir = path.join(this.root, collection);
@@ -26,7 +30,12 @@ export class JsonStateStore {
     const out: T[] = [];
     for (const name of names.sort()) {
       if (!name.endsWith('.json')) continue; // leftovers of an interrupted write end in .tmp-*
-      out.push(JSON.parse(await readFile(path.join(dir, name), 'utf8')) as T);
+      const file = path.join(dir, name);
+      try {
+        out.push(JSON.parse(await readFile(file, 'utf8')) as T);
+      } catch (error) {
+        this.onUnreadable(file, error as Error);
+      }
     }
     return out;
   }
