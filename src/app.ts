@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { CatalogRegistry } from './batch/catalog-registry.js';
+import { BatchStatistics } from './batch/statistics.js';
 import type { Config } from './config/index.js';
 import { EmbeddedPostgres } from './db/embedded.js';
 import type { PostgresTarget } from './db/target.js';
 import { UpstreamPostgres } from './db/upstream.js';
 import { syncBridgeConninfo } from './extension/install.js';
 import { BridgeServer } from './gateway/bridge.js';
-import { MlInterceptor, mlNamePattern } from './gateway/interceptor.js';
+import { MlInterceptor } from './gateway/interceptor.js';
 import { GatewayServer } from './gateway/server.js';
 import { HttpMlServices } from './ml/client.js';
 import { perRowHandler } from './ml/per-row.js';
@@ -19,6 +21,7 @@ import { packagePath } from './util/paths.js';
 
 export interface RunningPgsage {
   config: Config;
+  statistics: BatchStatistics;
   target: PostgresTarget;
   gateway: GatewayServer;
   bridge: BridgeServer;
@@ -91,13 +94,14 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     stack.push(() => edge.close());
 
     const ml = new HttpMlServices({ endpoint: `http://127.0.0.1:${edge.port}` });
+    const statistics = new BatchStatistics();
     stack.push(async () => ml.close());
 
     const bridge = new BridgeServer({
       host: config.host,
       port: config.bridgePort,
       secret: bridgeSecret(config.dataDir),
-      handle: perRowHandler(ml),
+      handle: perRowHandler(ml, statistics),
       logger: logger.child({ component: 'bridge' }),
     });
     await bridge.listen();
@@ -112,14 +116,17 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
 
     await parser;
     const interceptorContext = {
-      pattern: mlNamePattern(),
+      catalogs: new CatalogRegistry(),
+      services: ml,
+      statistics,
       bridgeConninfoForUpstream: upstreamMode ? () => bridge.conninfo() : undefined,
     };
     const gateway = new GatewayServer({
       host: config.host,
       port: config.port,
       upstream: { host: target.host, port: target.port },
-      interceptorFor: () => new MlInterceptor(interceptorContext),
+      interceptorFor: (startup) =>
+        new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? ''),
       logger: logger.child({ component: 'gateway' }),
     });
     await gateway.listen();
@@ -127,6 +134,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
 
     return {
       config,
+      statistics,
       target,
       gateway,
       bridge,

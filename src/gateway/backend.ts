@@ -1,17 +1,20 @@
 import {
   bindMessage,
   type ColumnDescription,
+  closeMessage,
   copyDataMessage,
   copyDoneMessage,
   copyFailMessage,
-  type Message,
+  describeMessage,
   executeMessage,
+  type Message,
   parseFields,
   parseMessage,
   queryMessage,
-  syncMessage,
   readDataRow,
+  readParameterDescription,
   readRowDescription,
+  syncMessage,
   type TransactionStatus,
 } from './protocol.js';
 
@@ -134,6 +137,45 @@ export class BackendChannel {
     return result;
   }
 
+  /**
+   * Runs one statement with the extended protocol, parameters given as raw
+   * bytes with their format codes (as a client's Bind carried them), and
+   * streams each result row (text format) to `onRow`.
+   */
+  async streamRows(
+    sql: string,
+    paramTypes: number[],
+    params: (Buffer | null)[],
+    paramFormats: number[],
+    onRow: (values: (string | null)[]) => void,
+  ): Promise<void> {
+    const outcome = await this.run(
+      [parseMessage('', sql, paramTypes), bindMessage('', '', params, paramFormats), executeMessage(''), syncMessage()],
+      (message) => {
+        if (message.type === 0x44) onRow(readDataRow(message.bytes));
+      },
+    );
+    if (outcome.error) throw outcome.error;
+  }
+
+  /** The parameter types PostgreSQL infers for a statement (Parse + Describe of a private statement). */
+  async parameterTypes(sql: string, declared: number[]): Promise<number[]> {
+    let types: number[] = [];
+    const outcome = await this.run(
+      [
+        parseMessage('aws_ml_describe', sql, declared),
+        describeMessage('S', 'aws_ml_describe'),
+        closeMessage('S', 'aws_ml_describe'),
+        syncMessage(),
+      ],
+      (message) => {
+        if (message.type === 0x74 /* t */) types = readParameterDescription(message.bytes);
+      },
+    );
+    if (outcome.error) throw outcome.error;
+    return types;
+  }
+
   /** One statement with parameters (extended protocol, text format), e.g. to keep values out of SQL text. */
   async queryParams(sql: string, params: (string | null)[], paramTypes: number[] = []): Promise<QueryResult> {
     const result: QueryResult = { columns: [], rows: [], tags: [] };
@@ -159,6 +201,32 @@ export class BackendChannel {
       if (message.type === 0x64 /* d */) onData(message.bytes.subarray(5));
       else if (message.type === 0x43 /* C */) tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
     });
+    if (outcome.error) throw outcome.error;
+    return Number(tag.split(' ').pop() ?? 0);
+  }
+
+  /**
+   * `COPY … FROM STDIN` fed while it runs: `produce` writes rows as they become
+   * available and resolves when done; if it rejects, the COPY is abandoned with
+   * CopyFail and the producer's error is thrown.
+   */
+  async copyInStreaming(sql: string, produce: (write: (data: Buffer) => void) => Promise<void>): Promise<number> {
+    let tag = '';
+    let producerError: unknown;
+    const outcome = await this.run(queryMessage(sql), (message) => {
+      if (message.type === 0x47 /* G */) {
+        produce((data) => this.write(copyDataMessage(data))).then(
+          () => this.write(copyDoneMessage()),
+          (error) => {
+            producerError = error;
+            this.write(copyFailMessage(error instanceof Error ? error.message : String(error)));
+          },
+        );
+      } else if (message.type === 0x43) {
+        tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+      }
+    });
+    if (producerError) throw producerError;
     if (outcome.error) throw outcome.error;
     return Number(tag.split(' ').pop() ?? 0);
   }

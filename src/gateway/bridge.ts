@@ -10,11 +10,11 @@ import {
   dataRow,
   errorResponse,
   GSSENC_REQUEST_CODE,
+  MAX_STARTUP_PACKET,
   type Message,
   MessageFramer,
   MessageReader,
   MessageWriter,
-  MAX_STARTUP_PACKET,
   parameterStatus,
   readStartupParameters,
   readyForQuery,
@@ -73,7 +73,7 @@ export class BridgeServer {
   }
 
   get port(): number {
-    return (this.server?.address() as net.AddressInfo).port;
+    return (this.server!.address() as net.AddressInfo).port;
   }
 
   /** libpq connection string the database uses to reach this bridge (contains the secret). */

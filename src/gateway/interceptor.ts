@@ -1,21 +1,37 @@
+import type { MlCatalog } from '../batch/catalog.js';
+import type { CatalogRegistry } from '../batch/catalog-registry.js';
+import { type ArgumentWork, type BindParameters, computeBatchResults, readSettings } from '../batch/executor.js';
+import { annotateExplain } from '../batch/explain.js';
+import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
+import type { BatchFigures } from '../batch/scoring.js';
+import type { BatchStatistics } from '../batch/statistics.js';
+import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
 import { storeBridgeConninfo } from '../extension/install.js';
+import type { MlServices } from '../ml/client.js';
+import type { AstNode } from '../sql/ast.js';
+import { parse } from '../sql/parser.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
-import type { Message } from './protocol.js';
-import { parseMessage, queryMessage, readParse, readyForQuery } from './protocol.js';
+import { asSqlError, SqlError } from '../util/errors.js';
+import { BackendError } from './backend.js';
+import {
+  dataRow,
+  errorResponse,
+  type Message,
+  parseMessage,
+  queryMessage,
+  readBind,
+  readDataRow,
+  readParse,
+  readyForQuery,
+} from './protocol.js';
 import type { SessionControl, SessionInterceptor } from './session.js';
-
-/** Names whose mention makes a statement worth parsing. Anything else is relayed untouched. */
-const BUILTIN_NAMES = ['invoke_endpoint', 'detect_sentiment', 'apg_enable_function_migration', 'aws_ml'];
-
-export function mlNamePattern(extraNames: Iterable<string> = []): RegExp {
-  const names = [...BUILTIN_NAMES, ...extraNames].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(names.join('|'), 'i');
-}
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
 export interface InterceptorContext {
-  pattern: RegExp;
+  catalogs: CatalogRegistry;
+  services: MlServices;
+  statistics: BatchStatistics;
   /**
    * Upstream mode: PostgreSQL cannot read a file pgsage writes, so the bridge
    * location is stored in aws_ml.bridge_settings when the extension is created.
@@ -23,42 +39,287 @@ export interface InterceptorContext {
   bridgeConninfoForUpstream?: () => string;
 }
 
+/** A statement the client prepared (extended protocol) that batch mode handles at each Bind. */
+interface PreparedMl {
+  target: BatchTarget;
+  plan: BatchPlan;
+  /** What the server was given to parse (the rewritten statement). */
+  serverSql: string;
+  declaredTypes: number[];
+  inferredTypes?: number[];
+}
+
+type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
+
 /**
- * The gateway's handling of statements that mention ML functions: the
- * `invoke_endpoint` call-site rewrite PostgreSQL needs ("any" arguments) and
- * Aurora's setting names. Batch mode builds on this hook.
+ * The gateway's handling of statements that mention ML functions: Aurora's
+ * call forms and setting names made acceptable to PostgreSQL, and batch mode
+ * ("function migration"): argument queries, batched service calls, results
+ * stored in the session, and the statement rewritten to read them.
  */
 export class MlInterceptor implements SessionInterceptor {
-  constructor(private readonly context: InterceptorContext) {}
+  private statementNumber = 0;
+  private readonly prepared = new Map<string, PreparedMl>();
+
+  constructor(
+    private readonly context: InterceptorContext,
+    private readonly database: string,
+  ) {}
 
   mentionsMl(sql: string): boolean {
-    return this.context.pattern.test(sql);
+    // Until this database's catalog has been read, look at everything once.
+    const pattern = this.context.catalogs.pattern(this.database);
+    return pattern ? pattern.test(sql) : true;
   }
 
-  tracks(_message: Message): boolean {
+  tracks(message: Message): boolean {
+    if (message.type === 0x42 /* B */) return this.prepared.has(readBind(message.bytes).statement);
     return false;
   }
+
+  // ------------------------------------------------------------ simple protocol
 
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
       await this.createExtensionUpstream(control, sql);
       return;
     }
+    const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const rewritten = rewriteStatementText(sql);
-    control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
+    if (!this.context.catalogs.pattern(this.database)?.test(sql)) {
+      control.forward(message.bytes, 1);
+      return;
+    }
+    const parsed = this.parseForBatch(rewritten, catalog);
+    if ('forward' in parsed) {
+      if (parsed.forward === 'ddl') {
+        await this.relayDdl(control, rewritten);
+        return;
+      }
+      control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
+      return;
+    }
+    await this.runBatchStatement(control, parsed, rewritten);
   }
 
-  async handleExtended(control: SessionControl, group: Message[]): Promise<void> {
-    let syncs = 0;
-    const out = group.map((message) => {
-      if (message.type === 0x53) syncs += 1;
-      if (message.type !== 0x50) return message.bytes;
-      const parse = readParse(message.bytes);
-      const rewritten = rewriteStatementText(parse.sql);
-      return rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes);
+  private parseForBatch(sql: string, catalog: MlCatalog): Parsed {
+    let statements: { stmt: AstNode }[];
+    try {
+      statements = parse(sql);
+    } catch {
+      return { forward: 'syntax' }; // PostgreSQL reports the error itself
+    }
+    if (statements.length !== 1) {
+      return { forward: statements.some((s) => isCatalogDdl(s.stmt)) ? 'ddl' : 'several statements' };
+    }
+    const [{ stmt }] = statements;
+    if (isCatalogDdl(stmt)) return { forward: 'ddl' };
+    const target = batchTarget(stmt, catalog);
+    if (!target) return { forward: 'not batchable' };
+    const plan = planBatch(target.query, catalog, { stored: target.stored });
+    if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
+    return { target, plan, catalog };
+  }
+
+  /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
+  private async relayDdl(control: SessionControl, sql: string): Promise<void> {
+    const outcome = await control.relay(queryMessage(sql));
+    this.context.catalogs.invalidate(this.database);
+    if (!outcome.failed && outcome.status !== 'E') {
+      await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
+    }
+    control.toClient(readyForQuery(control.backend.status));
+  }
+
+  private async runBatchStatement(
+    control: SessionControl,
+    parsed: { target: BatchTarget; plan: BatchPlan },
+    original: string,
+  ): Promise<void> {
+    const { target, plan } = parsed;
+    const status = control.backend.status;
+    if (status === 'E') {
+      control.forward(queryMessage(original), 1);
+      return;
+    }
+    const settings = await readSettings(control, tablesOf(target.query));
+    if (!settings.enabled || !settings.extensionReady) {
+      control.forward(queryMessage(original), 1);
+      return;
+    }
+    const number = ++this.statementNumber;
+    const inTransaction = status === 'T';
+    const runs = target.explain && !target.explain.analyze;
+    let figures: Map<CallGroup, BatchFigures> | undefined;
+    try {
+      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
+      if (runs) {
+        await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
+      } else {
+        figures = await computeBatchResults(
+          plan.groups.map((group) => ({ group })),
+          {
+            control,
+            services: this.context.services,
+            settings,
+            statementNumber: number,
+            fresh: !inTransaction,
+            inTransaction,
+          },
+        );
+        for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
+      }
+      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
+    } catch (error) {
+      for (const group of plan.groups) this.context.statistics.recordError(group.label);
+      await this.fail(control, error, inTransaction);
+      return;
+    }
+    const finalSql = target.finalSql(plan);
+    const explain = target.explain;
+    if (explain?.text) {
+      await this.relayExplain(control, finalSql, plan, figures);
+    } else {
+      await control.relay(queryMessage(finalSql));
+    }
+    control.toClient(readyForQuery(control.backend.status));
+  }
+
+  /** Relays an EXPLAIN, adding the batch-mode lines to its text output. */
+  private async relayExplain(
+    control: SessionControl,
+    sql: string,
+    plan: BatchPlan,
+    figures: Map<CallGroup, BatchFigures> | undefined,
+  ): Promise<void> {
+    const lines: string[] = [];
+    await control.relay(queryMessage(sql), (message) => {
+      if (message.type === 0x44 /* D */) {
+        lines.push(readDataRow(message.bytes)[0] ?? '');
+        return null;
+      }
+      if (message.type === 0x43 /* C */) {
+        return Buffer.concat([...annotateExplain(lines, plan, figures).map((line) => dataRow([line])), message.bytes]);
+      }
+      return message.bytes;
     });
+  }
+
+  /**
+   * A batch failed: the statement fails as PostgreSQL's own would. Inside a
+   * transaction block the gateway's work is rolled back to its savepoint and
+   * the transaction is left aborted, exactly as a failed statement leaves it.
+   */
+  private async fail(control: SessionControl, error: unknown, inTransaction: boolean): Promise<void> {
+    const backend = control.backend;
+    if (inTransaction) {
+      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch').catch(() => undefined);
+      await backend
+        .query("DO $$ BEGIN RAISE EXCEPTION 'aws_ml batch call failed' USING ERRCODE = '38000'; END $$")
+        .catch(() => undefined);
+    }
+    const payload =
+      error instanceof BackendError && error.raw.length > 0
+        ? error.raw
+        : errorResponse({ ...asSqlError(error).toFields() });
+    if (!(error instanceof SqlError) && !(error instanceof BackendError)) {
+      control.logger.error({ err: error }, 'batch mode failed');
+    }
+    control.toClient([payload, readyForQuery(backend.status)]);
+  }
+
+  // ------------------------------------------------------------ extended protocol
+
+  async handleExtended(control: SessionControl, group: Message[]): Promise<void> {
+    const catalog = await this.context.catalogs.catalog(this.database, control.backend);
+    const out: Buffer[] = [];
+    const binds: { entry: PreparedMl; params: BindParameters }[] = [];
+    let syncs = 0;
+    let needsResultsTable = false;
+    for (const message of group) {
+      if (message.type === 0x53) syncs += 1;
+      if (message.type === 0x50 /* P */) {
+        const parse = readParse(message.bytes);
+        const rewritten = rewriteStatementText(parse.sql);
+        const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
+          ? this.parseForBatch(rewritten, catalog)
+          : undefined;
+        if (parsed && !('forward' in parsed) && !parsed.target.explain) {
+          const serverSql = parsed.target.finalSql(parsed.plan);
+          this.prepared.set(parse.name, {
+            target: parsed.target,
+            plan: parsed.plan,
+            serverSql,
+            declaredTypes: parse.paramTypes,
+          });
+          out.push(parseMessage(parse.name, serverSql, parse.paramTypes));
+          needsResultsTable = true;
+        } else {
+          this.prepared.delete(parse.name);
+          if (parsed && 'forward' in parsed && parsed.forward === 'ddl')
+            this.context.catalogs.invalidate(this.database);
+          out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
+        }
+        continue;
+      }
+      if (message.type === 0x42 /* B */) {
+        const bind = readBind(message.bytes);
+        const entry = this.prepared.get(bind.statement);
+        if (entry) {
+          binds.push({ entry, params: { types: [], values: bind.params, formats: bind.paramFormats } });
+          needsResultsTable = true;
+        }
+      }
+      out.push(message.bytes);
+    }
+    const endsWithSync = group[group.length - 1].type === 0x53;
+    const status = control.backend.status;
+    if (!needsResultsTable || !endsWithSync || status === 'E') {
+      control.forward(out, syncs);
+      return;
+    }
+    const settings = await readSettings(
+      control,
+      binds.flatMap((b) => tablesOf(b.entry.target.query)),
+    );
+    if (!settings.extensionReady) {
+      control.forward(out, syncs);
+      return;
+    }
+    const number = ++this.statementNumber;
+    const inTransaction = status === 'T';
+    try {
+      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
+      if (!settings.enabled || binds.length === 0) {
+        // The rewritten statement still parses and falls back to per-row calls.
+        await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
+      } else {
+        const work: ArgumentWork[] = [];
+        for (const { entry, params } of binds) {
+          entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
+          params.types = entry.inferredTypes;
+          for (const planned of entry.plan.groups) work.push({ group: planned, params });
+        }
+        const figures = await computeBatchResults(work, {
+          control,
+          services: this.context.services,
+          settings,
+          statementNumber: number,
+          fresh: !inTransaction,
+          inTransaction,
+        });
+        for (const [planned, groupFigures] of figures)
+          this.context.statistics.recordStatement(planned.label, groupFigures);
+      }
+      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
+    } catch (error) {
+      await this.fail(control, error, inTransaction);
+      return;
+    }
     control.forward(out, syncs);
   }
+
+  // ------------------------------------------------------------ upstream mode
 
   /** Runs CREATE EXTENSION aws_ml, then tells the new extension where the bridge listens. */
   private async createExtensionUpstream(control: SessionControl, sql: string): Promise<void> {
@@ -68,6 +329,7 @@ export class MlInterceptor implements SessionInterceptor {
       await storeBridgeConninfo(control.backend, this.context.bridgeConninfoForUpstream!());
       status = control.backend.status;
     }
+    this.context.catalogs.invalidate(this.database);
     control.toClient(readyForQuery(status));
   }
 }

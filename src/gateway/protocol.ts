@@ -193,7 +193,13 @@ export const rowDescription = (columns: { name: string; typeOid?: number }[]): B
   single((w) => {
     w.begin('T').int16(columns.length);
     for (const column of columns) {
-      w.cstring(column.name).int32(0).int16(0).int32(column.typeOid ?? TEXT_OID).int16(-1).int32(-1).int16(0);
+      w.cstring(column.name)
+        .int32(0)
+        .int16(0)
+        .int32(column.typeOid ?? TEXT_OID)
+        .int16(-1)
+        .int32(-1)
+        .int16(0);
     }
     w.end();
   });
@@ -385,7 +391,12 @@ export function readDataRow(message: Buffer): (string | null)[] {
   const values: (string | null)[] = [];
   for (let i = 0; i < n; i++) {
     const len = r.int32();
-    values.push(len < 0 ? null : r.buf.toString('utf8', r.pos, (r.pos += len)));
+    if (len < 0) {
+      values.push(null);
+    } else {
+      values.push(r.buf.toString('utf8', r.pos, r.pos + len));
+      r.pos += len;
+    }
   }
   return values;
 }

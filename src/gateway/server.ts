@@ -53,7 +53,7 @@ export class GatewayServer {
   }
 
   get port(): number {
-    return (this.server?.address() as net.AddressInfo).port;
+    return (this.server!.address() as net.AddressInfo).port;
   }
 
   get sessionCount(): number {

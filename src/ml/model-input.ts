@@ -30,8 +30,7 @@ export function modelInputToCsv(json: string): string {
   return fields.join(',');
 }
 
-export const csvField = (text: string): string =>
-  /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+export const csvField = (text: string): string => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
 
 class JsonScanner {
   pos = 0;
@@ -112,9 +111,9 @@ class JsonScanner {
       }
       if (c === '\\') {
         out += this.text.slice(start, this.pos);
-        const escape = this.text[this.pos + 1];
+        const escaped = this.text[this.pos + 1];
         this.pos += 2;
-        switch (escape) {
+        switch (escaped) {
           case 'n':
             out += '\n';
             break;
@@ -135,7 +134,7 @@ class JsonScanner {
             this.pos += 4;
             break;
           default:
-            out += escape;
+            out += escaped;
         }
         start = this.pos;
         continue;

@@ -1,3 +1,4 @@
+import type { BatchStatistics } from '../batch/statistics.js';
 import type { BridgeHandler } from '../gateway/bridge.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { MlServices } from './client.js';
@@ -20,10 +21,11 @@ export function singleRowOutput(body: string): string {
  * Serves the in-database functions' per-row calls (one row per request) by
  * forwarding them to the ML services.
  */
-export function perRowHandler(services: MlServices): BridgeHandler {
+export function perRowHandler(services: MlServices, statistics?: BatchStatistics): BridgeHandler {
   return async (request, signal) => {
     switch (request.op) {
       case 'comprehend.detect_sentiment': {
+        statistics?.recordPerRowCall('aws_comprehend.detect_sentiment');
         const [item] = await services.detectSentiment(
           [requireString(request, 'text')],
           requireString(request, 'language'),
@@ -33,6 +35,7 @@ export function perRowHandler(services: MlServices): BridgeHandler {
         return item;
       }
       case 'sagemaker.invoke_endpoint': {
+        statistics?.recordPerRowCall('aws_sagemaker.invoke_endpoint');
         const csv = modelInputToCsv(requireString(request, 'input'));
         const body = await services.invokeEndpoint(requireString(request, 'endpoint'), `${csv}\n`, signal);
         return { output: singleRowOutput(body) };

@@ -139,8 +139,9 @@ describe('CREATE EXTENSION aws_ml', () => {
       'GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant',
     );
     await tenant.query(
-      "CREATE TEMP VIEW aws_ml_results AS SELECT 'sentiment'::text AS kind, 'en'::text AS target, 'x'::text AS key, 'PLANTED'::text AS out_text, 1::real AS out_real",
+      "CREATE TEMP VIEW aws_ml_results AS SELECT 1 AS stmt, 'sentiment'::text AS kind, 'en'::text AS target, 'x'::text AS key, 'PLANTED'::text AS out_text, 1::real AS out_real",
     );
+    await tenant.query("SELECT set_config('aws_ml.batch_statement', '1', false)");
     await tenant.query(
       "SELECT set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || 'pg_temp.aws_ml_results'::regclass::oid::text, false)",
     );

@@ -95,7 +95,10 @@ REVOKE ALL ON FUNCTION aws_ml.bridge_conninfo() FROM PUBLIC;
 -- the extension owner: the session's user may add rows (the gateway loads them
 -- with COPY as that user) but can neither replace it with a view nor attach
 -- code to it, which matters because the functions reading it run as definer.
-CREATE FUNCTION aws_ml.begin_batch() RETURNS void
+-- The table lives as long as the session; each batch-mode statement gets a
+-- number (aws_ml.batch_statement) and only reads its own rows. `fresh` empties
+-- the table, which the gateway asks for when no transaction is open.
+CREATE FUNCTION aws_ml.begin_batch(statement_number int, fresh boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -114,17 +117,21 @@ BEGIN
   END IF;
   IF existing IS NULL THEN
     CREATE TEMP TABLE aws_ml_results (
+      stmt int NOT NULL,       -- the batch-mode statement the row belongs to
       kind text NOT NULL,      -- 'sentiment' or 'endpoint'
       target text NOT NULL,    -- language code or endpoint name
       key text NOT NULL,       -- the input text, or the JSON array of model inputs
       out_text text,
       out_real real
-    ) ON COMMIT DROP;
+    );
     CREATE INDEX ON pg_temp.aws_ml_results USING hash (key);
     GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
     existing := to_regclass('pg_temp.aws_ml_results');
+  ELSIF fresh THEN
+    TRUNCATE pg_temp.aws_ml_results;
   END IF;
-  PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, true);
+  PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
+  PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
 END
 $$;
 
@@ -171,6 +178,7 @@ BEGIN
     SELECT r.out_text, r.out_real INTO sentiment, confidence
       FROM pg_temp.aws_ml_results r
      WHERE r.key = input_text AND r.kind = 'sentiment' AND r.target = language_code
+       AND r.stmt = current_setting('aws_ml.batch_statement')::int
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -223,6 +231,7 @@ BEGIN
     SELECT r.out_text INTO model_output
       FROM pg_temp.aws_ml_results r
      WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name
+       AND r.stmt = current_setting('aws_ml.batch_statement')::int
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -254,4 +263,4 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
 -- The gateway prepares batch results as the client's own role.
 GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_ml.begin_batch() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;

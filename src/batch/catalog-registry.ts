@@ -1,0 +1,47 @@
+import type { BackendChannel } from '../gateway/backend.js';
+import { EMPTY_CATALOG, loadMlCatalog, type MlCatalog } from './catalog.js';
+
+const BUILTIN_NAMES = ['invoke_endpoint', 'detect_sentiment', 'apg_enable_function_migration', 'aws_ml'];
+/** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
+const MAX_AGE_MS = 30_000;
+
+function namePattern(names: Iterable<string>): RegExp {
+  const escaped = [...new Set([...BUILTIN_NAMES, ...names])].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(escaped.join('|'), 'i');
+}
+
+interface Entry {
+  catalog: MlCatalog;
+  pattern: RegExp;
+  loadedAt: number;
+}
+
+/**
+ * Per database: which user functions and views wrap ML calls, and the name
+ * pattern that decides whether a statement is worth parsing. Shared by all
+ * sessions of a database; refreshed after DDL seen by the gateway and when old.
+ */
+export class CatalogRegistry {
+  private readonly entries = new Map<string, Entry>();
+  readonly basePattern = namePattern([]);
+
+  /** The pattern for a database, or undefined when its catalog has not been read yet. */
+  pattern(database: string): RegExp | undefined {
+    return this.entries.get(database)?.pattern;
+  }
+
+  invalidate(database: string): void {
+    const entry = this.entries.get(database);
+    if (entry) entry.loadedAt = 0;
+  }
+
+  /** The catalog for a database, read on the given session when missing or stale. */
+  async catalog(database: string, backend: BackendChannel): Promise<MlCatalog> {
+    const entry = this.entries.get(database);
+    if (entry && Date.now() - entry.loadedAt < MAX_AGE_MS) return entry.catalog;
+    if (backend.status === 'E') return entry?.catalog ?? EMPTY_CATALOG;
+    const catalog = await loadMlCatalog(backend);
+    this.entries.set(database, { catalog, pattern: namePattern(catalog.names), loadedAt: Date.now() });
+    return catalog;
+  }
+}

@@ -1,0 +1,138 @@
+import type { BackendChannel } from '../gateway/backend.js';
+import { type AstNode, nodeType } from '../sql/ast.js';
+import { parse } from '../sql/parser.js';
+
+/** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
+export interface WrapperFunction {
+  schema: string;
+  name: string;
+  argNames: string[];
+  /** format_type of each input argument. */
+  argTypes: string[];
+  /** SQL of the defaults of the last `defaults.length` arguments. */
+  defaults: string[];
+  returnType: string;
+  /** The body's single output expression when the body is `SELECT <expr>` (what gets inlined), else undefined. */
+  bodyExpression: AstNode | undefined;
+}
+
+/** A view or materialized view whose definition calls ML functions. */
+export interface MlView {
+  schema: string;
+  name: string;
+  kind: 'view' | 'matview';
+  definition: string;
+}
+
+export interface MlCatalog {
+  wrappers: WrapperFunction[];
+  views: MlView[];
+  /** Every name whose mention makes a statement worth inspecting. */
+  names: string[];
+}
+
+const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
+
+const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map((n) => `'${n.replace(/'/g, "''")}'`).join(',')}]`;
+
+function bodyExpression(prosrc: string): AstNode | undefined {
+  try {
+    const statements = parse(prosrc);
+    if (statements.length !== 1) return undefined;
+    const select = statements[0].stmt.SelectStmt;
+    if (select?.op !== 'SETOP_NONE' || select.fromClause || select.whereClause) return undefined;
+    if (select.groupClause || select.havingClause || select.withClause || select.valuesLists) return undefined;
+    if (select.targetList?.length !== 1) return undefined;
+    const value = select.targetList[0].ResTarget.val;
+    return nodeType(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads which functions and views wrap ML calls, following wrappers of wrappers.
+ * Runs on the client's own session so that it sees uncommitted DDL.
+ */
+export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog> {
+  const wrappers = new Map<string, WrapperFunction>();
+  let names = [...ML_NAMES];
+  for (let round = 0; round < 6; round++) {
+    const pattern = names.map((n) => n.replace(/[^a-z0-9_]/gi, '')).join('|');
+    const result = await backend.query(`
+      SELECT n.nspname, p.proname, p.prosrc,
+             COALESCE(array_to_string(p.proargnames[1:p.pronargs], ','), ''),
+             COALESCE((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
+                         FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), ''),
+             COALESCE(pg_get_expr(p.proargdefaults, 0), ''),
+             format_type(p.prorettype, NULL)
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+       WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
+         AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'pg_catalog', 'information_schema')
+         AND NOT p.proretset
+         AND p.prosrc ~* '(${pattern})'`);
+    let added = false;
+    for (const [schema, name, prosrc, argNames, argTypes, defaults, returnType] of result.rows as string[][]) {
+      const key = `${schema}.${name}`;
+      if (wrappers.has(key)) continue;
+      const types = argTypes ? argTypes.split(',') : [];
+      wrappers.set(key, {
+        schema,
+        name,
+        argNames: argNames ? argNames.split(',').slice(0, types.length) : [],
+        argTypes: types,
+        defaults: splitDefaults(defaults),
+        returnType,
+        bodyExpression: bodyExpression(prosrc),
+      });
+      added = true;
+    }
+    if (!added) break;
+    names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
+  }
+  const views = await backend.query(`
+    SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid)
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('v', 'm')
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                     JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
+                    WHERE r.ev_class = c.oid AND p.proname = ANY (${quoteLiteralArray(names)}))`);
+  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, definition]) => ({
+    schema,
+    name,
+    kind: kind === 'm' ? 'matview' : 'view',
+    definition,
+  }));
+  return {
+    wrappers: [...wrappers.values()],
+    views: mlViews,
+    names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
+  };
+}
+
+/** pg_get_expr of proargdefaults is a comma-separated list; split at top-level commas. */
+function splitDefaults(text: string): string[] {
+  if (!text) return [];
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "'") quoted = !quoted;
+    else if (!quoted && c === '(') depth += 1;
+    else if (!quoted && c === ')') depth -= 1;
+    else if (!quoted && depth === 0 && c === ',') {
+      out.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start).trim());
+  return out;
+}
+
+export const EMPTY_CATALOG: MlCatalog = { wrappers: [], views: [], names: [...ML_NAMES] };

@@ -1,0 +1,31 @@
+/**
+ * PostgreSQL COPY text format (the default): tab-separated, `\N` for NULL,
+ * backslash escapes for tab, newline, carriage return and backslash.
+ */
+
+const ESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', v: '\v', '\\': '\\' };
+
+function unescapeField(field: string): string | null {
+  if (field === '\\N') return null;
+  if (!field.includes('\\')) return field;
+  return field.replace(/\\(.)/g, (_, c: string) => ESCAPES[c] ?? c);
+}
+
+/**
+ * Splits a stream of COPY text rows into fields. COPY OUT sends one row per
+ * CopyData message, so lines never span messages.
+ */
+export function parseCopyRow(payload: Buffer): (string | null)[] {
+  let end = payload.length;
+  if (end > 0 && payload[end - 1] === 0x0a) end -= 1;
+  return payload.toString('utf8', 0, end).split('\t').map(unescapeField);
+}
+
+/** Escapes one value for a COPY text row. */
+export function copyField(value: string | number | null): string {
+  if (value === null) return '\\N';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '\\N';
+  return /[\\\t\n\r]/.test(value)
+    ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
+    : value;
+}

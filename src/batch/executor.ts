@@ -1,0 +1,229 @@
+import { BackendError } from '../gateway/backend.js';
+import { noticeResponse } from '../gateway/protocol.js';
+import type { SessionControl } from '../gateway/session.js';
+import type { MlServices } from '../ml/client.js';
+import { SqlError, SqlState } from '../util/errors.js';
+import { copyField, parseCopyRow } from './copy-text.js';
+import type { CallGroup } from './planner.js';
+import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer } from './scoring.js';
+
+export interface BatchSettings {
+  enabled: boolean;
+  /** The aws_ml extension (its batch functions) exists in this database. */
+  extensionReady: boolean;
+  concurrency: number;
+  timeoutMs: number;
+  progress: boolean;
+}
+
+const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/**
+ * Reads the session's settings that steer batch mode, in one round trip, and
+ * stops the in-database functions from reading the previous statement's results.
+ */
+export async function readSettings(
+  control: SessionControl,
+  tables: { schema?: string; name: string }[],
+): Promise<BatchSettings> {
+  const names = tables.map((t) => literal(t.schema ? `"${t.schema}"."${t.name}"` : `"${t.name}"`));
+  const parallelWorkers = names.length
+    ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
+         WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
+    : 'NULL';
+  const { rows } = await control.backend.query(`SELECT
+      COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
+      current_setting('max_parallel_workers_per_gather'),
+      (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'),
+      COALESCE(current_setting('aws_ml.progress', true), 'on'),
+      COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
+      to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
+      ${parallelWorkers},
+      -- Results of earlier statements stop being read from here on (until begin_batch).
+      set_config('aws_ml.batch_results', '', false)`);
+  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers] = rows[0];
+  const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
+  const explicit = Number(maxConcurrent);
+  const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
+  return {
+    enabled: !off(enabled),
+    extensionReady: ready === 't',
+    concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
+    timeoutMs: Number(timeout) || 0,
+    progress: !off(progress),
+  };
+}
+
+/** Client parameters of one execution (extended protocol), passed on verbatim to argument queries. */
+export interface BindParameters {
+  types: number[];
+  values: (Buffer | null)[];
+  formats: number[];
+}
+
+export interface ArgumentWork {
+  group: CallGroup;
+  params?: BindParameters;
+}
+
+export interface BatchRunOptions {
+  control: SessionControl;
+  services: MlServices;
+  settings: BatchSettings;
+  statementNumber: number;
+  /** No transaction is open: the results table can be emptied first. */
+  fresh: boolean;
+  /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
+  inTransaction: boolean;
+}
+
+function rounds(work: ArgumentWork[]): ArgumentWork[][] {
+  const depth = new Map<CallGroup, number>();
+  const depthOf = (group: CallGroup, seen: Set<CallGroup>): number => {
+    if (depth.has(group)) return depth.get(group)!;
+    if (seen.has(group)) return 0;
+    seen.add(group);
+    const groupsById = new Map(work.map((w) => [w.group.id, w.group]));
+    const d = Math.max(0, ...group.dependsOn.map((id) => 1 + depthOf(groupsById.get(id)!, seen)));
+    depth.set(group, d);
+    return d;
+  };
+  const out: ArgumentWork[][] = [];
+  for (const item of work) {
+    const d = depthOf(item.group, new Set());
+    out[d] ??= [];
+    out[d].push(item);
+  }
+  return out.filter(Boolean);
+}
+
+const ROWS_PER_COPY_CHUNK = 2000;
+
+/**
+ * Runs the argument queries of a statement's call groups on the client's own
+ * session, scores their distinct inputs in batches, and loads the answers into
+ * the session's results table, round by round (a round may read the previous
+ * rounds' results). Returns the figures of each group.
+ */
+export async function computeBatchResults(
+  work: ArgumentWork[],
+  options: BatchRunOptions,
+): Promise<Map<CallGroup, BatchFigures>> {
+  const { control, settings } = options;
+  const figures = new Map<CallGroup, BatchFigures>(work.map((w) => [w.group, new BatchFigures()]));
+  const abort = new AbortController();
+  const onCancel = () => abort.abort(control.signal.reason);
+  control.signal.addEventListener('abort', onCancel, { once: true });
+  const timer =
+    settings.timeoutMs > 0
+      ? setTimeout(
+          () => abort.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to statement timeout')),
+          settings.timeoutMs,
+        )
+      : undefined;
+  const started = performance.now();
+  let lastNotice = started;
+  const scorer = new BatchScorer({
+    services: options.services,
+    concurrency: settings.concurrency,
+    signal: abort.signal,
+    deadline: Date.now() + (settings.timeoutMs > 0 ? settings.timeoutMs : 15 * 60_000),
+    onProgress: (scored) => {
+      const now = performance.now();
+      if (!settings.progress || now - lastNotice < 2000) return;
+      lastNotice = now;
+      const rate = Math.round(scored / ((now - started) / 1000));
+      control.toClient(
+        noticeResponse({
+          severity: 'NOTICE',
+          code: '00000',
+          message: `aws_ml: ${scored} rows scored in batch mode (${rate} rows/s)`,
+        }),
+      );
+    },
+  });
+  try {
+    await control.backend.query(`SELECT aws_ml.begin_batch(${options.statementNumber}, ${options.fresh})`);
+    for (const round of rounds(work)) {
+      for (const item of round) await streamArguments(item, scorer, figures.get(item.group)!, options);
+      scorer.flush();
+      await loadResults(scorer, options);
+      if (abort.signal.aborted) throw abort.signal.reason;
+    }
+    return figures;
+  } catch (error) {
+    if (abort.signal.aborted && !(error instanceof BackendError)) throw abort.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    control.signal.removeEventListener('abort', onCancel);
+    abort.abort(new SqlError(SqlState.queryCanceled, 'batch finished'));
+  }
+}
+
+/** Streams one argument query into the scorer. A failing query leaves its calls to the per-row path. */
+async function streamArguments(
+  item: ArgumentWork,
+  scorer: BatchScorer,
+  figures: BatchFigures,
+  options: BatchRunOptions,
+): Promise<void> {
+  const { group } = item;
+  const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
+  const add = (values: (string | null)[]) => {
+    const perRow = group.batchColumn && values[2] !== null ? Number(values[2]) : undefined;
+    const size = perRow ?? group.batchSize ?? auto;
+    if (size < 1) {
+      throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
+    }
+    scorer.add(group.kind, values[0], values[1], size, figures, group.label);
+  };
+  const backend = options.control.backend;
+  if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
+  try {
+    if (item.params) {
+      await backend.streamRows(group.argumentSql, item.params.types, item.params.values, item.params.formats, add);
+    } else {
+      await backend.copyOut(`COPY (${group.argumentSql}) TO STDOUT`, (payload) => add(parseCopyRow(payload)));
+    }
+    if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+      throw error;
+    }
+    if (error.code === 'XX000' && error.raw.length === 0)
+      throw new SqlError(SqlState.invalidParameterValue, error.message);
+    options.control.logger.debug(
+      { err: error.message, sql: group.argumentSql },
+      'argument query failed; calls stay per-row',
+    );
+    if (options.inTransaction) {
+      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
+    }
+  }
+  if (scorer.error) throw scorer.error;
+}
+
+/** COPYs answers into the results table while the remaining batches finish. */
+async function loadResults(scorer: BatchScorer, options: BatchRunOptions): Promise<void> {
+  const n = options.statementNumber;
+  await options.control.backend.copyInStreaming(
+    'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
+    async (write) => {
+      for (;;) {
+        const done = scorer.takeCompleted();
+        for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
+          let chunk = '';
+          for (const { kind, target, key, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
+            chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
+          }
+          write(Buffer.from(chunk));
+        }
+        if (scorer.error) throw scorer.error;
+        if (!scorer.busy && !scorer.hasCompleted) break;
+        await scorer.nextCompletion();
+      }
+      await scorer.finish();
+    },
+  );
+}

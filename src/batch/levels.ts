@@ -1,0 +1,365 @@
+import { type AstNode, inner, nodeType, some, walk } from '../sql/ast.js';
+import { parse } from '../sql/parser.js';
+import type { MlCatalog, MlView } from './catalog.js';
+import { type MlCall, recognizeMlCall } from './ml-calls.js';
+
+/** One query level (a SELECT, the scan of an UPDATE or DELETE, or a stored view definition). */
+export interface Level {
+  id: number;
+  kind: 'select' | 'update' | 'delete';
+  /** The statement node's inner object (SelectStmt / UpdateStmt / DeleteStmt). */
+  stmt: AstNode;
+  parent: Level | undefined;
+  /** The statement's WITH clause in scope for this level's argument queries. */
+  withClause: AstNode | undefined;
+  /** Calls here may be rewritten into joins (false for stored definitions: views, matviews). */
+  joinable: boolean;
+  /** The level groups or aggregates: calls outside aggregate arguments run after grouping. */
+  aggregated: boolean;
+  /** The statement's top level (its LIMIT bounds what must be scored). */
+  top: boolean;
+}
+
+export type Clause = 'target' | 'where' | 'having' | 'order' | 'group' | 'from-function' | 'join-on' | 'other';
+
+export interface CallSite {
+  id: number;
+  level: Level;
+  call: MlCall;
+  clause: Clause;
+  /** Parent object/array and key holding the call node, for replacement. */
+  holder: AstNode;
+  key: string | number;
+  /** For calls under a field selection `(call).field`: the A_Indirection's holder. */
+  fieldHolder?: { holder: AstNode; key: string | number; field: string | '*' };
+  insideAggregate: boolean;
+  /** FROM-clause function (`FROM t, detect_sentiment(t.doc, 'en') s`): the RangeFunction and its alias. */
+  fromFunction?: { rangeFunction: AstNode; alias: string; columnNames: string[] | undefined };
+}
+
+export interface Analysis {
+  levels: Level[];
+  sites: CallSite[];
+  /** Statement features that rule batch mode out entirely (the per-row path handles them). */
+  blockers: string[];
+}
+
+/** Builtin aggregates: calls inside their arguments run before grouping. */
+const AGGREGATES = new Set([
+  'avg',
+  'count',
+  'sum',
+  'min',
+  'max',
+  'bool_and',
+  'bool_or',
+  'every',
+  'array_agg',
+  'string_agg',
+  'json_agg',
+  'jsonb_agg',
+  'json_object_agg',
+  'jsonb_object_agg',
+  'stddev',
+  'stddev_pop',
+  'stddev_samp',
+  'variance',
+  'var_pop',
+  'var_samp',
+  'corr',
+  'covar_pop',
+  'covar_samp',
+  'regr_avgx',
+  'regr_avgy',
+  'regr_count',
+  'regr_intercept',
+  'regr_r2',
+  'regr_slope',
+  'regr_sxx',
+  'regr_sxy',
+  'regr_syy',
+  'percentile_cont',
+  'percentile_disc',
+  'mode',
+  'bit_and',
+  'bit_or',
+  'bit_xor',
+  'xmlagg',
+  'any_value',
+]);
+
+const SIDE_EFFECT_FUNCTIONS = new Set([
+  'nextval',
+  'setval',
+  'pg_advisory_lock',
+  'pg_advisory_xact_lock',
+  'lo_import',
+  'lo_export',
+  'dblink_exec',
+  'pg_notify',
+  'set_config',
+]);
+
+function isAggregateCall(call: AstNode): boolean {
+  const names: AstNode[] = call.funcname ?? [];
+  const name = names[names.length - 1]?.String?.sval;
+  return (
+    !call.over && (AGGREGATES.has(name) || call.agg_star || call.agg_distinct || call.agg_order || call.agg_filter)
+  );
+}
+
+function hasAggregate(node: AstNode): boolean {
+  return some(node, (n) => {
+    const call = inner(n, 'FuncCall');
+    return call !== undefined && isAggregateCall(call);
+  });
+}
+
+function rangeVarName(node: AstNode): { schema?: string; name: string } | undefined {
+  const rv = inner(node, 'RangeVar');
+  return rv ? { schema: rv.schemaname, name: rv.relname } : undefined;
+}
+
+/**
+ * Finds every ML call in a statement and the query level it belongs to.
+ * Subqueries, CTEs, set operations, views (their stored definitions) and the
+ * scans of UPDATE/DELETE are levels of their own.
+ */
+export function analyze(statement: AstNode, catalog: MlCatalog, options: { stored?: boolean } = {}): Analysis {
+  const levels: Level[] = [];
+  const sites: CallSite[] = [];
+  const blockers: string[] = [];
+  const viewsSeen = new Set<string>();
+
+  const newLevel = (
+    kind: Level['kind'],
+    stmt: AstNode,
+    parent: Level | undefined,
+    withClause: AstNode | undefined,
+    joinable: boolean,
+    top: boolean,
+  ): Level => {
+    const aggregated =
+      kind === 'select' &&
+      Boolean(stmt.groupClause || stmt.havingClause || (stmt.targetList ?? []).some((t: AstNode) => hasAggregate(t)));
+    const level: Level = { id: levels.length, kind, stmt, parent, withClause, joinable, aggregated, top };
+    levels.push(level);
+    return level;
+  };
+
+  /** Registers ML calls in an expression; sub-selects become levels of their own. */
+  const scanExpression = (root: AstNode, key: string | number, holder: AstNode, level: Level, clause: Clause) => {
+    const visit = (
+      node: AstNode,
+      parent: AstNode,
+      slot: string | number,
+      aggregate: boolean,
+      grand?: { holder: AstNode; key: string | number },
+    ) => {
+      if (node === null || typeof node !== 'object') return;
+      if (Array.isArray(node)) {
+        node.forEach((child, i) => {
+          visit(child, node, i, aggregate);
+        });
+        return;
+      }
+      const type = nodeType(node);
+      if (type === 'SubLink') {
+        if (node.SubLink.testexpr) visit(node.SubLink.testexpr, node.SubLink, 'testexpr', aggregate);
+        statementLevels(node.SubLink.subselect, level, level.withClause, level.joinable, false);
+        return;
+      }
+      if (type === 'A_Indirection') {
+        const indirection = node.A_Indirection;
+        const first = indirection.indirection?.[0];
+        const field = first?.String?.sval ?? (first && nodeType(first) === 'A_Star' ? '*' : undefined);
+        if (inner(indirection.arg, 'FuncCall') && field && indirection.indirection.length === 1) {
+          visit(indirection.arg, indirection, 'arg', aggregate, { holder: parent, key: slot });
+          return;
+        }
+      }
+      if (type === 'FuncCall') {
+        const call = node.FuncCall;
+        const names: AstNode[] = call.funcname ?? [];
+        if (SIDE_EFFECT_FUNCTIONS.has(names[names.length - 1]?.String?.sval))
+          blockers.push('a function with side effects');
+        const ml = recognizeMlCall(call, catalog);
+        if (ml) {
+          const fieldNode = grand ? inner(grand.holder[grand.key], 'A_Indirection') : undefined;
+          const first = fieldNode?.indirection?.[0];
+          sites.push({
+            id: sites.length,
+            level,
+            call: ml,
+            clause,
+            holder: parent,
+            key: slot,
+            fieldHolder:
+              grand && fieldNode
+                ? { holder: grand.holder, key: grand.key, field: first?.String?.sval ?? '*' }
+                : undefined,
+            insideAggregate: aggregate,
+          });
+        }
+        const nowAggregate = aggregate || isAggregateCall(call);
+        for (const [k, child] of Object.entries(call)) {
+          if (child && typeof child === 'object') visit(child, call, k, nowAggregate);
+        }
+        return;
+      }
+      for (const [k, child] of Object.entries(node[type ?? ''] ?? node)) {
+        if (child && typeof child === 'object') visit(child, node[type ?? ''] ?? node, k, aggregate);
+      }
+    };
+    visit(root, holder, key, false);
+  };
+
+  const scanFromItem = (item: AstNode, holder: AstNode, key: string | number, level: Level) => {
+    const type = nodeType(item);
+    if (type === 'RangeSubselect') {
+      statementLevels(item.RangeSubselect.subquery, level, level.withClause, level.joinable, false);
+    } else if (type === 'JoinExpr') {
+      const join = item.JoinExpr;
+      scanFromItem(join.larg, join, 'larg', level);
+      scanFromItem(join.rarg, join, 'rarg', level);
+      if (join.quals) scanExpression(join.quals, 'quals', join, level, 'join-on');
+    } else if (type === 'RangeFunction') {
+      const rf = item.RangeFunction;
+      const functions: AstNode[] = rf.functions ?? [];
+      const call = functions.length === 1 ? inner(functions[0].List?.items?.[0], 'FuncCall') : undefined;
+      const ml = call ? recognizeMlCall(call, catalog) : undefined;
+      if (ml && ml.kind === 'sentiment' && !ml.wrapper && !rf.ordinality && !rf.is_rowsfrom && rf.alias) {
+        sites.push({
+          id: sites.length,
+          level,
+          call: ml,
+          clause: 'from-function',
+          holder,
+          key,
+          insideAggregate: false,
+          fromFunction: {
+            rangeFunction: rf,
+            alias: rf.alias.aliasname,
+            columnNames: rf.alias.colnames?.map((c: AstNode) => c.String.sval),
+          },
+        });
+        for (let i = 0; i < (call.args ?? []).length; i++) scanExpression(call.args[i], i, call.args, level, 'other');
+      } else {
+        scanExpression(functions, 'functions', rf, level, 'other');
+      }
+    } else if (type === 'RangeVar') {
+      const name = rangeVarName(item);
+      const view = name && findView(catalog.views, name.schema, name.name);
+      if (view && !viewsSeen.has(`${view.schema}.${view.name}`)) {
+        viewsSeen.add(`${view.schema}.${view.name}`);
+        try {
+          const [definition] = parse(view.definition);
+          statementLevels(definition.stmt, level, undefined, false, false);
+        } catch {
+          blockers.push(`view ${view.name} could not be analyzed`);
+        }
+      }
+    }
+  };
+
+  const selectLevels = (
+    select: AstNode,
+    parent: Level | undefined,
+    withClause: AstNode | undefined,
+    joinable: boolean,
+    top: boolean,
+  ) => {
+    const scope = select.withClause ?? withClause;
+    if (select.withClause) {
+      for (const cte of select.withClause.ctes ?? []) {
+        const query = cte.CommonTableExpr.ctequery;
+        if (['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(query) ?? '')) {
+          blockers.push('a data-modifying WITH query');
+        }
+        statementLevels(query, parent, scope, joinable, false);
+      }
+    }
+    if (select.op && select.op !== 'SETOP_NONE') {
+      selectLevels(select.larg, parent, scope, joinable, false);
+      selectLevels(select.rarg, parent, scope, joinable, false);
+      return;
+    }
+    if (select.valuesLists) {
+      const level = newLevel('select', select, parent, scope, false, top);
+      scanExpression(select.valuesLists, 'valuesLists', select, level, 'other');
+      return;
+    }
+    const level = newLevel('select', select, parent, scope, joinable, top);
+    for (let i = 0; i < (select.fromClause ?? []).length; i++)
+      scanFromItem(select.fromClause[i], select.fromClause, i, level);
+    if (select.targetList) scanExpression(select.targetList, 'targetList', select, level, 'target');
+    if (select.whereClause) scanExpression(select.whereClause, 'whereClause', select, level, 'where');
+    if (select.havingClause) scanExpression(select.havingClause, 'havingClause', select, level, 'having');
+    if (select.sortClause) scanExpression(select.sortClause, 'sortClause', select, level, 'order');
+    if (select.groupClause) scanExpression(select.groupClause, 'groupClause', select, level, 'group');
+    for (const field of ['distinctClause', 'windowClause', 'limitCount', 'limitOffset']) {
+      if (select[field]) scanExpression(select[field], field, select, level, 'other');
+    }
+  };
+
+  const statementLevels = (
+    node: AstNode,
+    parent: Level | undefined,
+    withClause: AstNode | undefined,
+    joinable: boolean,
+    top: boolean,
+  ) => {
+    const type = nodeType(node);
+    const stmt = type ? node[type] : undefined;
+    switch (type) {
+      case 'SelectStmt':
+        selectLevels(stmt, parent, withClause, joinable, top);
+        break;
+      case 'InsertStmt':
+        if (stmt.withClause) blockers.push('WITH on INSERT');
+        if (stmt.selectStmt) statementLevels(stmt.selectStmt, parent, withClause, joinable, false);
+        if (stmt.returningList || stmt.onConflictClause) {
+          const level = newLevel('select', {}, parent, withClause, false, false);
+          if (stmt.returningList) scanExpression(stmt.returningList, 'returningList', stmt, level, 'other');
+          if (stmt.onConflictClause) scanExpression(stmt.onConflictClause, 'onConflictClause', stmt, level, 'other');
+        }
+        break;
+      case 'UpdateStmt':
+      case 'DeleteStmt': {
+        if (stmt.withClause) blockers.push('WITH on UPDATE/DELETE');
+        const level = newLevel(type === 'UpdateStmt' ? 'update' : 'delete', stmt, parent, withClause, false, top);
+        for (const [field, list] of [
+          ['fromClause', stmt.fromClause],
+          ['usingClause', stmt.usingClause],
+        ] as const) {
+          for (let i = 0; i < (list ?? []).length; i++) scanFromItem(list[i], stmt[field], i, level);
+        }
+        if (stmt.targetList) scanExpression(stmt.targetList, 'targetList', stmt, level, 'target');
+        if (stmt.whereClause) scanExpression(stmt.whereClause, 'whereClause', stmt, level, 'where');
+        if (stmt.returningList) scanExpression(stmt.returningList, 'returningList', stmt, level, 'other');
+        break;
+      }
+      default:
+        break;
+    }
+  };
+
+  statementLevels(statement, undefined, undefined, !options.stored, true);
+  return { levels, sites, blockers };
+}
+
+function findView(views: MlView[], schema: string | undefined, name: string): MlView | undefined {
+  const matches = views.filter((v) => v.name === name && (schema === undefined || v.schema === schema));
+  return matches.length === 1 ? matches[0] : undefined;
+}
+
+/** Every ColumnRef's first field (a table alias, or the column itself when unqualified). */
+export function referencedQualifiers(node: AstNode): Set<string> {
+  const out = new Set<string>();
+  walk(node, (n) => {
+    const column = inner(n, 'ColumnRef');
+    if (column && column.fields.length > 1) out.add(column.fields[0].String?.sval);
+    return undefined;
+  });
+  return out;
+}

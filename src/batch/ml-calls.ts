@@ -1,0 +1,197 @@
+import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
+import type { MlCatalog, WrapperFunction } from './catalog.js';
+
+export type MlKind = 'sentiment' | 'endpoint';
+
+/**
+ * One call of an ML function as batch mode sees it: what the service needs per
+ * row, as SQL expressions evaluated in the call's own query level.
+ */
+export interface MlCall {
+  kind: MlKind;
+  /** The FuncCall node as written (a builtin ML function or a wrapper). */
+  node: AstNode;
+  /** `aws_comprehend.detect_sentiment`, `aws_sagemaker.invoke_endpoint` or the wrapper's name. */
+  label: string;
+  /** text-valued SQL: the language code or the endpoint name. */
+  targetSql: string;
+  /** text-valued SQL: the document, or the JSON array of model inputs. */
+  keySql: string;
+  /** SQL of max_rows_per_batch, or undefined for NULL. */
+  batchSql: string | undefined;
+  /** For a wrapper: its body inlined with the call's arguments; the inner ML call is `inlinedCall`. */
+  wrapper?: { fn: WrapperFunction; inlined: AstNode; inlinedCall: AstNode };
+}
+
+const isNullConst = (node: AstNode) => inner(node, 'A_Const')?.isnull === true;
+
+function constantOrNull(node: AstNode | undefined): string | undefined {
+  if (!node || isNullConst(node)) return undefined;
+  return deparse(node);
+}
+
+/** The value type a 3-argument detect_sentiment's last argument shows syntactically. */
+function looksInteger(node: AstNode): boolean | undefined {
+  const constant = inner(node, 'A_Const');
+  if (constant) {
+    if (constant.isnull) return true;
+    if (constant.ival !== undefined) return true;
+    if (constant.sval !== undefined) return false;
+    return undefined;
+  }
+  const cast = inner(node, 'TypeCast');
+  if (cast) {
+    const names: string[] = cast.typeName.names.map((n: AstNode) => n.String.sval);
+    const type = names[names.length - 1];
+    if (['int4', 'int2', 'int8', 'integer', 'int', 'bigint', 'smallint'].includes(type)) return true;
+    if (['text', 'varchar', 'bpchar', 'name'].includes(type)) return false;
+  }
+  if (inner(node, 'ParamRef')) return true;
+  return undefined;
+}
+
+/** Positional arguments, or undefined when named notation is used (left to the per-row path). */
+function positional(call: AstNode): AstNode[] | undefined {
+  const args: AstNode[] = call.args ?? [];
+  if (args.some((a) => nodeType(a) === 'NamedArgExpr')) return undefined;
+  if (call.agg_star || call.agg_distinct || call.over || call.agg_filter || call.agg_order) return undefined;
+  return args;
+}
+
+function builtinCall(call: AstNode): MlCall | undefined {
+  const name = functionName(call);
+  const last = name[name.length - 1];
+  const schema = name.length === 2 ? name[0] : undefined;
+  if (name.length > 2) return undefined;
+  const args = positional(call);
+  if (!args) return undefined;
+  if (last === 'detect_sentiment' && (schema ?? 'aws_comprehend') === 'aws_comprehend') {
+    let text: AstNode;
+    let language: AstNode;
+    let batch: AstNode | undefined;
+    if (args.length === 2) [text, language] = args;
+    else if (args.length === 4) [, text, language, batch] = args;
+    else if (args.length === 3) {
+      const integerLast = looksInteger(args[2]);
+      if (integerLast === undefined) return undefined;
+      if (integerLast) [text, language, batch] = args;
+      else [, text, language] = args;
+    } else return undefined;
+    return {
+      kind: 'sentiment',
+      node: call,
+      label: 'aws_comprehend.detect_sentiment',
+      targetSql: `(${deparse(language)})::text`,
+      keySql: `(${deparse(text)})::text`,
+      batchSql: constantOrNull(batch),
+    };
+  }
+  if (last === 'invoke_endpoint' && (schema ?? 'aws_sagemaker') === 'aws_sagemaker') {
+    if (args.length !== 3) return undefined;
+    return {
+      kind: 'endpoint',
+      node: call,
+      label: 'aws_sagemaker.invoke_endpoint',
+      targetSql: `(${deparse(args[0])})::text`,
+      keySql: `(${deparse(args[2])})::text`,
+      batchSql: constantOrNull(args[1]),
+    };
+  }
+  return undefined;
+}
+
+function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undefined {
+  const name = functionName(call);
+  const args = call.args?.length ?? 0;
+  const candidates = catalog.wrappers.filter(
+    (w) =>
+      w.name === name[name.length - 1] &&
+      (name.length === 1 || w.schema === name[0]) &&
+      args <= w.argTypes.length &&
+      args >= w.argTypes.length - w.defaults.length,
+  );
+  return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+/** The wrapper's body with its parameters replaced by the call's arguments (cast to the declared types). */
+function inlineWrapper(fn: WrapperFunction, args: AstNode[]): AstNode | undefined {
+  if (!fn.bodyExpression) return undefined;
+  const firstDefault = fn.argTypes.length - fn.defaults.length;
+  const values: AstNode[] = fn.argTypes.map((type, i) => {
+    const source = i < args.length ? `(${deparse(args[i])})` : `(${fn.defaults[i - firstDefault]})`;
+    return parseExpression(`${source}::${type}`);
+  });
+  const body = clone(fn.bodyExpression);
+  const replace = (holder: AstNode, key: string | number, node: AstNode) => {
+    const column = inner(node, 'ColumnRef');
+    if (column) {
+      const fields: string[] = column.fields.map((f: AstNode) => f.String?.sval);
+      const argName =
+        fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === fn.name ? fields[1] : undefined;
+      const index = argName === undefined ? -1 : fn.argNames.indexOf(argName);
+      if (index >= 0) holder[key] = clone(values[index]);
+      return;
+    }
+    const param = inner(node, 'ParamRef');
+    if (param && param.number >= 1 && param.number <= values.length) holder[key] = clone(values[param.number - 1]);
+  };
+  const holder = { root: body };
+  walk(holder, (node, parent, key) => {
+    if (parent !== undefined && key !== undefined && (inner(node, 'ColumnRef') || inner(node, 'ParamRef'))) {
+      replace(parent, key, node);
+      return false;
+    }
+    return undefined;
+  });
+  return holder.root;
+}
+
+/**
+ * Recognises an ML call: the builtin functions, or a wrapper whose body is a
+ * single expression around exactly one of them (nested wrappers inlined too).
+ */
+export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): MlCall | undefined {
+  const builtin = builtinCall(call);
+  if (builtin) return builtin;
+  if (depth > 4) return undefined;
+  const fn = findWrapper(call, catalog);
+  const args = fn && positional(call);
+  if (!fn || !args) return undefined;
+  const inlined = inlineWrapper(fn, args);
+  if (!inlined) return undefined;
+  const innerCalls: { call: MlCall; node: AstNode }[] = [];
+  walk({ root: inlined }, (node) => {
+    const fnCall = inner(node, 'FuncCall');
+    if (!fnCall) return undefined;
+    const recognized = recognizeMlCall(fnCall, catalog, depth + 1);
+    if (recognized) {
+      innerCalls.push({ call: recognized, node: fnCall });
+      return false;
+    }
+    return undefined;
+  });
+  if (innerCalls.length !== 1) return undefined;
+  const [{ call: mlCall }] = innerCalls;
+  // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression.
+  const innermost = mlCall.wrapper ? mlCall.wrapper.inlinedCall : mlCall.node;
+  const expression = mlCall.wrapper ? replaceNode(inlined, innerCalls[0].node, mlCall.wrapper.inlined) : inlined;
+  return {
+    ...mlCall,
+    node: call,
+    label: `${fn.schema}.${fn.name}`,
+    wrapper: { fn, inlined: expression, inlinedCall: innermost },
+  };
+}
+
+/** A copy of `root` in which the FuncCall object `target` (found by identity) is replaced by `replacement`. */
+export function replaceNode(root: AstNode, target: AstNode, replacement: AstNode): AstNode {
+  const holder = { root };
+  walk(holder, (node, parent, key) => {
+    if (parent !== undefined && key !== undefined && inner(node, 'FuncCall') === target) {
+      (parent as AstNode)[key] = replacement;
+      return false;
+    }
+    return undefined;
+  });
+  return holder.root;
+}

@@ -1,0 +1,473 @@
+import {
+  type AstNode,
+  clone,
+  deparse,
+  figureColumnName,
+  inner,
+  nodeType,
+  parseExpression,
+  parseFromItem,
+  some,
+  walk,
+} from '../sql/ast.js';
+import type { MlCatalog } from './catalog.js';
+import { type Analysis, analyze, type CallSite, type Level, referencedQualifiers } from './levels.js';
+import { type MlKind, recognizeMlCall } from './ml-calls.js';
+
+/** One argument query: the distinct inputs a set of identical call sites needs. */
+export interface CallGroup {
+  id: number;
+  kind: MlKind;
+  label: string;
+  /** What EXPLAIN shows for the call, e.g. `aws_comprehend.detect_sentiment(reviews.body, 'en')`. */
+  callSql: string;
+  sites: CallSite[];
+  /** SELECT DISTINCT target, key[, batch] …: text columns the executor streams. */
+  argumentSql: string;
+  /** Has a third column with max_rows_per_batch per row. */
+  batchColumn: boolean;
+  /** max_rows_per_batch when it is a constant, else undefined (automatic or per row). */
+  batchSize: number | undefined;
+  /** Groups whose results must be stored before this argument query runs (it reads them through lookups). */
+  dependsOn: number[];
+  /** Results are read through a join in the rewritten statement (else through per-row lookups). */
+  joined: boolean;
+  /** Aliases of the joins that read this group's results (for EXPLAIN). */
+  aliases: string[];
+}
+
+export interface BatchPlan {
+  groups: CallGroup[];
+  /** The statement to run once results are stored (joins instead of calls where possible). */
+  statement: AstNode;
+  /** Call sites left to the per-row path, with why. */
+  perRow: { label: string; reason: string }[];
+  blockers: string[];
+}
+
+const RESULTS = 'pg_temp.aws_ml_results';
+const STATEMENT_NUMBER = "current_setting('aws_ml.batch_statement')::int";
+
+function conjuncts(where: AstNode | undefined): AstNode[] {
+  if (!where) return [];
+  const bool = inner(where, 'BoolExpr');
+  return bool?.boolop === 'AND_EXPR' ? bool.args : [where];
+}
+
+/** FuncCall objects of call sites, to recognise them by identity inside any subtree. */
+function siteIndex(analysis: Analysis): Map<AstNode, CallSite> {
+  return new Map(analysis.sites.map((site) => [site.call.node, site]));
+}
+
+function sitesWithin(node: AstNode, index: Map<AstNode, CallSite>): CallSite[] {
+  const found: CallSite[] = [];
+  walk(node, (n) => {
+    const call = inner(n, 'FuncCall');
+    const site = call && index.get(call);
+    if (site) found.push(site);
+    return undefined;
+  });
+  return found;
+}
+
+/** The FROM items of a level as an argument query sees them (ML FROM functions removed). */
+function argumentFrom(
+  level: Level,
+  index: Map<AstNode, CallSite>,
+): { items: AstNode[]; removed: Set<string> } | undefined {
+  const stmt = level.stmt;
+  const raw: AstNode[] =
+    level.kind === 'select'
+      ? (stmt.fromClause ?? [])
+      : [
+          { RangeVar: stmt.relation },
+          ...(level.kind === 'update' ? (stmt.fromClause ?? []) : (stmt.usingClause ?? [])),
+        ];
+  const removed = new Set<string>();
+  const items: AstNode[] = [];
+  for (const item of raw) {
+    const rf = inner(item, 'RangeFunction');
+    const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+    if (fn && index.has(fn)) {
+      removed.add(rf.alias?.aliasname);
+      continue;
+    }
+    if (nodeType(item) === 'JoinExpr' && some(item, (n) => index.has(inner(n, 'FuncCall')))) {
+      // ML calls inside explicit joins: their argument tuples are not derived here.
+      if (sitesWithin(item, index).some((s) => s.fromFunction)) return undefined;
+      const copy = clone(item);
+      walk(copy, (n) => {
+        const join = inner(n, 'JoinExpr');
+        if (join?.quals && some(join.quals, (q) => index.has(inner(q, 'FuncCall')))) {
+          join.quals = parseExpression('true');
+        }
+        return undefined;
+      });
+      items.push(copy);
+      continue;
+    }
+    items.push(item);
+  }
+  return { items, removed };
+}
+
+function hasLimit(select: AstNode): boolean {
+  return Boolean(select.limitCount) && select.limitOption !== 'LIMIT_OPTION_WITH_TIES';
+}
+
+function plainOrder(select: AstNode): boolean {
+  return (select.sortClause ?? []).every((sort: AstNode) => {
+    const expr = sort.SortBy.node;
+    if (inner(expr, 'A_Const')) return false; // ORDER BY 1 refers to the output list
+    const column = inner(expr, 'ColumnRef');
+    if (column?.fields.length === 1) {
+      const name = column.fields[0].String?.sval;
+      return !(select.targetList ?? []).some((t: AstNode) => t.ResTarget.name === name);
+    }
+    return true;
+  });
+}
+
+interface ArgumentQuery {
+  sql: string;
+  dependsOn: CallSite[];
+}
+
+/** Builds the argument query for one call site, or explains why the site stays per-row. */
+function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQuery | string {
+  const level = site.level;
+  const stmt = level.stmt;
+  if (site.clause === 'join-on') return 'the call is in a JOIN condition';
+  if (level.kind === 'select' && stmt.valuesLists) return 'the call is in a VALUES list';
+  if (level.kind === 'select' && !stmt.targetList && !stmt.fromClause) return 'the call is outside any query level';
+  const from = argumentFrom(level, index);
+  if (!from) return 'the call is inside an explicit JOIN';
+  const callNode = site.fromFunction ? site.call.node : site.call.node;
+  const argumentsOfCall: AstNode[] = callNode.args ?? [];
+  for (const arg of argumentsOfCall) {
+    for (const qualifier of referencedQualifiers(arg)) {
+      if (from.removed.has(qualifier)) return 'its arguments use another ML function in FROM';
+    }
+  }
+  const kept: AstNode[] = [];
+  let droppedMl = false;
+  for (const conjunct of conjuncts(stmt.whereClause)) {
+    const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
+    const usesRemoved = [...referencedQualifiers(conjunct)].some((q) => from.removed.has(q));
+    if (mlInside || usesRemoved) droppedMl = true;
+    else kept.push(conjunct);
+  }
+  const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
+  if (groupedArguments) return 'its arguments are aggregates';
+
+  let limit = '';
+  if (level.top && level.kind === 'select' && hasLimit(stmt)) {
+    const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => some(s, (n) => index.has(inner(n, 'FuncCall'))));
+    const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
+    if (!whole) {
+      if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
+      if (!droppedMl && plainOrder(stmt)) {
+        const order = stmt.sortClause ? ` ORDER BY ${stmt.sortClause.map((s: AstNode) => deparse(s)).join(', ')}` : '';
+        const count = stmt.limitCount ? ` LIMIT ${deparse(stmt.limitCount)}` : '';
+        const offset = stmt.limitOffset ? ` OFFSET ${deparse(stmt.limitOffset)}` : '';
+        limit = `${order}${count}${offset}`;
+      }
+    }
+  }
+
+  const call = site.call;
+  const columns = [`${call.targetSql} AS target`, `${call.keySql} AS key`];
+  if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) columns.push(`(${call.batchSql})::int AS batch`);
+  const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
+  const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
+  const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
+  const body = limit
+    ? `SELECT DISTINCT * FROM (SELECT ${columns.join(', ')}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
+    : `SELECT DISTINCT ${columns.join(', ')}${fromSql}${whereSql}`;
+  const dependsOn = [
+    ...argumentsOfCall.flatMap((a) => sitesWithin(a, index)),
+    ...from.items.flatMap((i) => sitesWithin(i, index)),
+    ...kept.flatMap((c) => sitesWithin(c, index)),
+    ...(level.withClause ? sitesWithin(level.withClause, index) : []),
+  ].filter((s) => s !== site);
+  return { sql: withSql + body, dependsOn };
+}
+
+function someAggregate(node: AstNode): boolean {
+  return some(node, (n) => {
+    const call = inner(n, 'FuncCall');
+    if (!call) return false;
+    const name = call.funcname[call.funcname.length - 1].String?.sval;
+    return ['avg', 'count', 'sum', 'min', 'max', 'string_agg', 'array_agg'].includes(name) || call.agg_star;
+  });
+}
+
+const isIntegerLiteral = (sql: string) => /^\d+$/.test(sql.trim());
+
+/** Whether a call site can read its results through a join added to its level. */
+function joinable(site: CallSite): boolean {
+  const level = site.level;
+  if (!level.joinable || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
+  // An unqualified * would also list the joined results.
+  if ((level.stmt.targetList ?? []).some((t: AstNode) => isUnqualifiedStar(t.ResTarget.val))) return false;
+  if (site.fromFunction)
+    return (
+      level.stmt.fromClause[site.key as number] !== undefined &&
+      Array.isArray(site.holder) &&
+      site.holder === level.stmt.fromClause
+    );
+  if (!['target', 'where', 'order'].includes(site.clause)) return false;
+  if (level.aggregated && !site.insideAggregate && site.clause !== 'where') return false;
+  if (site.call.kind === 'sentiment' && !site.call.wrapper) {
+    return site.fieldHolder !== undefined && ['sentiment', 'confidence'].includes(site.fieldHolder.field);
+  }
+  if (site.call.wrapper && site.call.kind === 'sentiment') return sentimentFieldInWrapper(site) !== undefined;
+  return true;
+}
+
+function isUnqualifiedStar(node: AstNode): boolean {
+  const column = inner(node, 'ColumnRef');
+  return column?.fields.length === 1 && nodeType(column.fields[0]) === 'A_Star';
+}
+
+function sentimentFieldInWrapper(site: CallSite): string | undefined {
+  let field: string | undefined;
+  walk({ root: site.call.wrapper!.inlined }, (n) => {
+    const indirection = inner(n, 'A_Indirection');
+    if (indirection && inner(indirection.arg, 'FuncCall') === site.call.wrapper!.inlinedCall) {
+      field = indirection.indirection?.[0]?.String?.sval;
+      return false;
+    }
+    return undefined;
+  });
+  return field === 'sentiment' || field === 'confidence' ? field : undefined;
+}
+
+const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
+  kind === 'endpoint' || field === 'sentiment' ? `${alias}.aws_ml_text::varchar` : `${alias}.aws_ml_real`;
+
+/**
+ * Plans batch mode for one statement: the argument query of every call site
+ * it can cover, and the statement rewritten to read stored results through
+ * joins. Anything it cannot prove it covers stays a per-row call.
+ */
+export function planBatch(statement: AstNode, catalog: MlCatalog, options: { stored?: boolean } = {}): BatchPlan {
+  const analysis = analyze(statement, catalog, options);
+  const index = siteIndex(analysis);
+  const perRow: BatchPlan['perRow'] = [];
+  const groups: CallGroup[] = [];
+  const groupOfSite = new Map<CallSite, CallGroup>();
+  const byFingerprint = new Map<string, CallGroup>();
+  const pendingDependencies = new Map<CallGroup, CallSite[]>();
+
+  if (analysis.blockers.length === 0) {
+    for (const site of analysis.sites) {
+      const query = argumentQuery(site, index);
+      if (typeof query === 'string') {
+        perRow.push({ label: site.call.label, reason: query });
+        continue;
+      }
+      const fingerprint = `${site.call.kind}\u0000${query.sql}`;
+      let group = byFingerprint.get(fingerprint);
+      if (!group) {
+        group = {
+          id: groups.length,
+          kind: site.call.kind,
+          label: site.call.label,
+          callSql: deparse({ FuncCall: site.call.node }),
+          sites: [],
+          argumentSql: query.sql,
+          batchColumn: site.call.batchSql !== undefined && !isIntegerLiteral(site.call.batchSql),
+          batchSize:
+            site.call.batchSql !== undefined && isIntegerLiteral(site.call.batchSql)
+              ? Number(site.call.batchSql)
+              : undefined,
+          dependsOn: [],
+          joined: false,
+          aliases: [],
+        };
+        groups.push(group);
+        byFingerprint.set(fingerprint, group);
+        pendingDependencies.set(group, query.dependsOn);
+      }
+      group.sites.push(site);
+      groupOfSite.set(site, group);
+    }
+  }
+
+  // A group whose argument query needs calls that no other group covers would call per row
+  // inside that query: leave such groups to the per-row path, until nothing changes.
+  const valid = new Set(groups);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const group of valid) {
+      const deps = pendingDependencies.get(group) ?? [];
+      if (deps.every((d) => groupOfSite.has(d) && valid.has(groupOfSite.get(d)!))) continue;
+      valid.delete(group);
+      for (const site of group.sites) {
+        perRow.push({ label: site.call.label, reason: 'its argument query needs another call that stays per-row' });
+        groupOfSite.delete(site);
+      }
+      changed = true;
+    }
+  }
+  const planned = groups.filter((g) => valid.has(g));
+  const newId = new Map(planned.map((g, i) => [g, i]));
+  for (const group of planned) {
+    const deps = (pendingDependencies.get(group) ?? []).map((d) => newId.get(groupOfSite.get(d)!)!);
+    group.id = newId.get(group)!;
+    group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
+  }
+
+  rewriteAsJoins(analysis, groupOfSite, catalog);
+  return { groups: planned, statement, perRow, blockers: analysis.blockers };
+}
+
+/** Replaces joinable call sites by reads of a LEFT JOIN against the stored results. */
+function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup>, catalog: MlCatalog): void {
+  // Innermost calls first, so that outer keys are computed from already rewritten arguments.
+  const depthOf = (site: CallSite) => {
+    let depth = 0;
+    for (const other of analysis.sites) {
+      if (other !== site && some({ FuncCall: site.call.node }, (n) => inner(n, 'FuncCall') === other.call.node))
+        depth += 1;
+    }
+    return depth;
+  };
+  const sites = analysis.sites.filter((s) => groupOfSite.has(s) && joinable(s)).sort((a, b) => depthOf(a) - depthOf(b));
+  const joinsByLevel = new Map<Level, { alias: string; on: string; site: CallSite }[]>();
+  for (const site of sites) {
+    const group = groupOfSite.get(site)!;
+    const current = recognizeMlCall(site.call.node, catalog);
+    if (!current) continue;
+    const alias = `aws_ml_r${site.id}`;
+    const on = `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
+    const original = clone({ FuncCall: site.call.node });
+    if (site.fromFunction) {
+      const names = site.fromFunction.columnNames ?? ['sentiment', 'confidence'];
+      const call = deparse(original);
+      const lateral = parseFromItem(
+        `LATERAL (SELECT CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END AS ${quoteIdent(names[0])}, ` +
+          `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction.alias)}`,
+      );
+      site.holder[site.key] = { __awsmlFromFunction: { lateral, alias, on } };
+    } else if (site.call.wrapper) {
+      const field = site.call.kind === 'sentiment' ? sentimentFieldInWrapper(site) : undefined;
+      const value = parseExpression(valueColumn(alias, site.call.kind, field));
+      const inlined = clone(site.call.wrapper.inlined);
+      const target = findCallIn(inlined, site.call.wrapper.inlinedCall);
+      const substituted = target
+        ? replaceCallOrField(inlined, target, value, site.call.kind === 'sentiment')
+        : undefined;
+      if (!substituted) continue;
+      const replacement = parseExpression(
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${site.call.wrapper.fn.returnType} END`,
+      );
+      nameTarget(site);
+      site.holder[site.key] = replacement;
+    } else if (site.call.kind === 'sentiment') {
+      const fieldHolder = site.fieldHolder!;
+      const field = fieldHolder.field;
+      nameTarget(site);
+      fieldHolder.holder[fieldHolder.key] = parseExpression(
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${deparse(original)}).${field} ELSE ${valueColumn(alias, 'sentiment', field)} END`,
+      );
+    } else {
+      nameTarget(site);
+      site.holder[site.key] = parseExpression(
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE ${alias}.aws_ml_text::varchar END`,
+      );
+    }
+    const list = joinsByLevel.get(site.level) ?? [];
+    list.push({ alias, on, site });
+    joinsByLevel.set(site.level, list);
+    group.joined = true;
+    group.aliases.push(alias);
+  }
+  for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins);
+}
+
+function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+function findCallIn(root: AstNode, target: AstNode): AstNode | undefined {
+  const wanted = deparse({ FuncCall: target });
+  let found: AstNode | undefined;
+  walk(root, (n) => {
+    const call = inner(n, 'FuncCall');
+    if (call && !found && deparse(n) === wanted) {
+      found = call;
+      return false;
+    }
+    return undefined;
+  });
+  return found;
+}
+
+/** Replaces the call (or, for sentiment, the `(call).field` around it) inside `root` by `value`. */
+function replaceCallOrField(root: AstNode, call: AstNode, value: AstNode, field: boolean): AstNode | undefined {
+  const holder = { root };
+  let done = false;
+  walk(holder, (n, parent, key) => {
+    if (done || parent === undefined || key === undefined) return undefined;
+    if (field) {
+      const indirection = inner(n, 'A_Indirection');
+      if (indirection && inner(indirection.arg, 'FuncCall') === call) {
+        (parent as AstNode)[key] = value;
+        done = true;
+        return false;
+      }
+    } else if (inner(n, 'FuncCall') === call) {
+      (parent as AstNode)[key] = value;
+      done = true;
+      return false;
+    }
+    return undefined;
+  });
+  return done ? holder.root : undefined;
+}
+
+/** Keeps the output column name PostgreSQL would have given the original expression. */
+function nameTarget(site: CallSite): void {
+  if (site.clause !== 'target') return;
+  for (const target of site.level.stmt.targetList ?? []) {
+    const res = target.ResTarget;
+    if (res.name) continue;
+    const contains = some(res.val, (n) => inner(n, 'FuncCall') === site.call.node);
+    if (contains) res.name = figureColumnName(res.val);
+  }
+}
+
+/** Chains the level's FROM items with the result joins: `(a CROSS JOIN b) LEFT JOIN results ON …`. */
+function rebuildFrom(level: Level, joins: { alias: string; on: string; site: CallSite }[]): void {
+  const items: AstNode[] = level.stmt.fromClause;
+  let acc: AstNode | undefined;
+  const join = (jointype: string, larg: AstNode, rarg: AstNode, quals?: AstNode) => ({
+    JoinExpr: { jointype, larg, rarg, ...(quals ? { quals } : {}) },
+  });
+  // Prefixed column names: the join must not make a user's unqualified column ambiguous.
+  const resultsJoin = (left: AstNode, alias: string, on: string) =>
+    join(
+      'JOIN_LEFT',
+      left,
+      parseFromItem(
+        `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`,
+      ),
+      parseExpression(on),
+    );
+  for (const item of items) {
+    const marker = item.__awsmlFromFunction;
+    if (marker) {
+      acc = resultsJoin(acc ?? parseFromItem('(SELECT) AS aws_ml_one'), marker.alias, marker.on);
+      acc = join('JOIN_INNER', acc, marker.lateral);
+      continue;
+    }
+    acc = acc ? join('JOIN_INNER', acc, item) : item;
+  }
+  for (const j of joins) {
+    if (j.site.fromFunction) continue;
+    acc = resultsJoin(acc!, j.alias, j.on);
+  }
+  level.stmt.fromClause = [acc];
+}

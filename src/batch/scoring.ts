@@ -1,0 +1,326 @@
+import {
+  COMPREHEND_BATCH_LIMIT,
+  type MlServices,
+  SAGEMAKER_PAYLOAD_LIMIT_BYTES,
+  type SentimentItem,
+  ThrottledError,
+} from '../ml/client.js';
+import { modelInputToCsv } from '../ml/model-input.js';
+import { singleRowOutput } from '../ml/per-row.js';
+import { SqlError, SqlState } from '../util/errors.js';
+import type { MlKind } from './ml-calls.js';
+
+/** What one call returned: sentiment (label, confidence) or model output (text). */
+export interface CallResult {
+  outText: string | null;
+  outReal: number | null;
+}
+
+/** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
+export class BatchFigures {
+  readonly sizes: number[] = [];
+  readonly times: number[] = [];
+  retries = 0;
+
+  record(size: number, ms: number): void {
+    this.sizes.push(size);
+    this.times.push(ms);
+  }
+
+  get rows(): number {
+    return this.sizes.reduce((a, b) => a + b, 0);
+  }
+
+  /** Aurora's line: `Batch Processing: num batches=N avg/min/max batch size=… avg/min/max batch call time=…`. */
+  describe(): string {
+    const stats = (values: number[]) => {
+      if (values.length === 0) return '0.000/0.000/0.000';
+      const avg = values.reduce((a, b) => a + b, 0) / values.length;
+      return `${avg.toFixed(3)}/${Math.min(...values).toFixed(3)}/${Math.max(...values).toFixed(3)}`;
+    };
+    return `Batch Processing: num batches=${this.sizes.length} avg/min/max batch size=${stats(this.sizes)} avg/min/max batch call time=${stats(this.times)}`;
+  }
+}
+
+export const AUTO_SENTIMENT_BATCH = COMPREHEND_BATCH_LIMIT;
+export const AUTO_ENDPOINT_BATCH = 10_000;
+
+export interface ScoringOptions {
+  services: MlServices;
+  /** Batches in flight at once. */
+  concurrency: number;
+  signal: AbortSignal;
+  /** Throttled calls are retried until then (epoch ms). */
+  deadline: number;
+  onProgress?: (scored: number) => void;
+}
+
+interface Batch {
+  kind: MlKind;
+  target: string;
+  keys: string[];
+  figures: BatchFigures;
+  label: string;
+  number: number;
+}
+
+const resultKey = (kind: MlKind, target: string, key: string) => `${kind}\u0000${target}\u0000${key}`;
+
+/**
+ * Collects the distinct inputs of a statement's ML calls, cuts them into
+ * batches of max_rows_per_batch, keeps up to K batches in flight and keeps
+ * every answer for loading into the results table.
+ */
+export class BatchScorer {
+  /** kind/target/key → result; undefined while in flight. */
+  readonly results = new Map<string, CallResult | undefined>();
+  private readonly completed: { kind: MlKind; target: string; key: string; result: CallResult }[] = [];
+  private readonly buffers = new Map<string, Batch>();
+  private readonly waiting: (() => void)[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private failure: unknown;
+  private scored = 0;
+  private batchNumber = 0;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: ScoringOptions) {}
+
+  /** Adds one input; a full buffer becomes a batch. */
+  add(
+    kind: MlKind,
+    target: string | null,
+    key: string | null,
+    batchSize: number,
+    figures: BatchFigures,
+    label: string,
+  ): void {
+    if (this.failure) return;
+    if (target === null) {
+      this.failure = new SqlError(
+        SqlState.nullValueNotAllowed,
+        kind === 'sentiment' ? 'language_code must not be NULL' : 'endpoint_name must not be NULL',
+      );
+      return;
+    }
+    if (key === null) return; // NULL input: the function answers NULL itself
+    const id = resultKey(kind, target, key);
+    if (this.results.has(id)) return;
+    this.results.set(id, undefined);
+    if (kind === 'sentiment' && key.trim() === '') {
+      this.complete(kind, target, key, { outText: null, outReal: null });
+      return;
+    }
+    const bufferKey = `${kind}\u0000${target}\u0000${batchSize}\u0000${label}`;
+    let buffer = this.buffers.get(bufferKey);
+    if (!buffer) {
+      buffer = { kind, target, keys: [], figures, label, number: 0 };
+      this.buffers.set(bufferKey, buffer);
+    }
+    buffer.keys.push(key);
+    if (buffer.keys.length >= batchSize) {
+      this.buffers.delete(bufferKey);
+      this.dispatch(buffer);
+    }
+  }
+
+  /** Sends the partial batches left once an argument query is exhausted. */
+  flush(): void {
+    for (const buffer of this.buffers.values()) if (buffer.keys.length) this.dispatch(buffer);
+    this.buffers.clear();
+  }
+
+  /** Results completed since the last call (for streaming them into COPY). */
+  takeCompleted(): { kind: MlKind; target: string; key: string; result: CallResult }[] {
+    return this.completed.splice(0, this.completed.length);
+  }
+
+  /** Resolves when a batch completes (or at once if none is running). */
+  nextCompletion(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  get hasCompleted(): boolean {
+    return this.completed.length > 0;
+  }
+
+  get busy(): boolean {
+    return this.running.size > 0;
+  }
+
+  /** Waits for every batch; rethrows the first failure. */
+  async finish(): Promise<void> {
+    this.flush();
+    while (this.running.size > 0) await Promise.race(this.running);
+    if (this.failure) throw this.failure;
+  }
+
+  get error(): unknown {
+    return this.failure;
+  }
+
+  private complete(kind: MlKind, target: string, key: string, result: CallResult): void {
+    this.results.set(resultKey(kind, target, key), result);
+    this.completed.push({ kind, target, key, result });
+  }
+
+  private dispatch(batch: Batch): void {
+    this.batchNumber += 1;
+    batch.number = this.batchNumber;
+    const task = (async () => {
+      await this.slot();
+      try {
+        if (this.failure || this.options.signal.aborted) return;
+        const started = performance.now();
+        const results = await this.call(batch);
+        batch.figures.record(batch.keys.length, performance.now() - started);
+        for (let i = 0; i < batch.keys.length; i++) this.complete(batch.kind, batch.target, batch.keys[i], results[i]);
+        this.scored += batch.keys.length;
+        this.options.onProgress?.(this.scored);
+      } catch (error) {
+        this.failure ??= this.describeFailure(batch, error);
+      } finally {
+        this.release();
+      }
+    })();
+    this.running.add(task);
+    task.finally(() => {
+      this.running.delete(task);
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    });
+  }
+
+  private describeFailure(batch: Batch, error: unknown): unknown {
+    if (this.options.signal.aborted) {
+      const reason = this.options.signal.reason;
+      return reason instanceof SqlError
+        ? reason
+        : new SqlError(SqlState.queryCanceled, 'canceling statement due to user request');
+    }
+    if (error instanceof SqlError && error.sqlstate !== SqlState.queryCanceled) {
+      return new SqlError(
+        error.sqlstate,
+        `${batch.label}: ${error.message}`,
+        [error.detail, `batch ${batch.number} of the statement (${batch.keys.length} rows) failed`]
+          .filter(Boolean)
+          .join('; '),
+        error.hint,
+      );
+    }
+    return error;
+  }
+
+  private inFlight = 0;
+
+  private slot(): Promise<void> {
+    if (this.inFlight < this.options.concurrency) {
+      this.inFlight += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.waiting.push(() => {
+        this.inFlight += 1;
+        resolve();
+      }),
+    );
+  }
+
+  private release(): void {
+    this.inFlight -= 1;
+    this.waiting.shift()?.();
+  }
+
+  private call(batch: Batch): Promise<CallResult[]> {
+    return batch.kind === 'sentiment' ? this.sentiment(batch) : this.endpoint(batch);
+  }
+
+  private async sentiment(batch: Batch): Promise<CallResult[]> {
+    const chunks: string[][] = [];
+    for (let i = 0; i < batch.keys.length; i += COMPREHEND_BATCH_LIMIT) {
+      chunks.push(batch.keys.slice(i, i + COMPREHEND_BATCH_LIMIT));
+    }
+    const answers = await Promise.all(
+      chunks.map((texts) =>
+        this.withRetries(batch, () => this.options.services.detectSentiment(texts, batch.target, this.options.signal)),
+      ),
+    );
+    return answers.flat().map((item: SentimentItem | SqlError) => {
+      if (item instanceof SqlError) throw item;
+      return { outText: item.sentiment, outReal: item.confidence };
+    });
+  }
+
+  private async endpoint(batch: Batch): Promise<CallResult[]> {
+    const lines = batch.keys.map((key) => modelInputToCsv(key));
+    const requests: { first: number; body: string }[] = [];
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const size = Buffer.byteLength(lines[i]) + 1;
+      if (size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
+        throw new SqlError(
+          SqlState.programLimitExceeded,
+          `a row of model input is ${size} bytes, more than SageMaker's 6 MB request limit`,
+        );
+      }
+      if (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
+        requests.push({ first: start, body: `${lines.slice(start, i).join('\n')}\n` });
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    requests.push({ first: start, body: `${lines.slice(start).join('\n')}\n` });
+    const out: CallResult[] = new Array(lines.length);
+    await Promise.all(
+      requests.map(async ({ first, body }) => {
+        const expected = body.split('\n').length - 1;
+        const answer = await this.withRetries(batch, () =>
+          this.options.services.invokeEndpoint(batch.target, body, this.options.signal),
+        );
+        const outputs = splitOutputLines(answer, expected === 1);
+        if (outputs.length !== expected) {
+          throw new SqlError(
+            SqlState.externalRoutineException,
+            `endpoint ${batch.target} answered ${outputs.length} lines for ${expected} input rows`,
+            undefined,
+            'A batch-mode endpoint must return one output line per input row (text/csv).',
+          );
+        }
+        outputs.forEach((text, i) => {
+          out[first + i] = { outText: text, outReal: null };
+        });
+      }),
+    );
+    return out;
+  }
+
+  private async withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!(error instanceof ThrottledError)) throw error;
+        const backoff = error.retryAfterMs ?? Math.min(5000, 100 * 2 ** tries) * (0.5 + Math.random() / 2);
+        if (Date.now() + backoff > this.options.deadline || this.options.signal.aborted) throw error;
+        batch.figures.retries += 1;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff);
+          this.options.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    }
+  }
+}
+
+/** One output line per row; a single-row answer may hold several values on its line. */
+function splitOutputLines(body: string, singleRow: boolean): string[] {
+  if (singleRow) return [singleRowOutput(body)];
+  const trimmed = body.endsWith('\n') ? body.slice(0, body.endsWith('\r\n') ? -2 : -1) : body;
+  return trimmed === '' ? [] : trimmed.split(/\r?\n/);
+}

@@ -1,0 +1,67 @@
+/** Per-function batch-mode figures since the gateway started (SQL view and Prometheus metrics). */
+export interface FunctionFigures {
+  statements: number;
+  batches: number;
+  rows: number;
+  callTimeMs: number;
+  retries: number;
+  errors: number;
+  perRowCalls: number;
+}
+
+export class BatchStatistics {
+  private readonly byFunction = new Map<string, FunctionFigures>();
+
+  private entry(label: string): FunctionFigures {
+    let entry = this.byFunction.get(label);
+    if (!entry) {
+      entry = { statements: 0, batches: 0, rows: 0, callTimeMs: 0, retries: 0, errors: 0, perRowCalls: 0 };
+      this.byFunction.set(label, entry);
+    }
+    return entry;
+  }
+
+  recordStatement(label: string, figures: { sizes: number[]; times: number[]; retries: number }): void {
+    const entry = this.entry(label);
+    entry.statements += 1;
+    entry.batches += figures.sizes.length;
+    entry.rows += figures.sizes.reduce((a, b) => a + b, 0);
+    entry.callTimeMs += figures.times.reduce((a, b) => a + b, 0);
+    entry.retries += figures.retries;
+  }
+
+  recordError(label: string): void {
+    this.entry(label).errors += 1;
+  }
+
+  recordPerRowCall(label: string): void {
+    this.entry(label).perRowCalls += 1;
+  }
+
+  snapshot(): { function: string; figures: FunctionFigures }[] {
+    return [...this.byFunction.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, figures]) => ({ function: name, figures: { ...figures } }));
+  }
+
+  /** Prometheus text exposition format. */
+  prometheus(): string {
+    const metrics: [keyof FunctionFigures, string, string][] = [
+      ['statements', 'pgsage_batch_statements_total', 'Statements that ran ML calls in batch mode'],
+      ['batches', 'pgsage_batch_batches_total', 'Batches sent to ML services'],
+      ['rows', 'pgsage_batch_rows_total', 'Rows scored in batch mode'],
+      ['callTimeMs', 'pgsage_batch_call_time_ms_total', 'Time spent in batch calls, milliseconds'],
+      ['retries', 'pgsage_batch_retries_total', 'Throttled batch calls retried'],
+      ['errors', 'pgsage_batch_errors_total', 'Batch-mode statements that failed in an ML call'],
+      ['perRowCalls', 'pgsage_per_row_calls_total', 'Calls served one row at a time through the bridge'],
+    ];
+    const lines: string[] = [];
+    for (const [field, name, help] of metrics) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+      for (const { function: fn, figures } of this.snapshot()) {
+        lines.push(`${name}{function="${fn}"} ${Math.round(figures[field] * 1000) / 1000}`);
+      }
+    }
+    return `${lines.join('\n')}\n`;
+  }
+}

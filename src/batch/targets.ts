@@ -1,0 +1,113 @@
+import { type AstNode, deparse, inner, nodeType, walk } from '../sql/ast.js';
+import { parse } from '../sql/parser.js';
+import type { MlCatalog } from './catalog.js';
+import type { BatchPlan } from './planner.js';
+
+/** What batch mode works on in a statement, and how the statement runs afterwards. */
+export interface BatchTarget {
+  /** The query whose ML calls are batched (the SELECT of an INSERT, a CTAS, an EXPLAIN …). */
+  query: AstNode;
+  /** The query is a stored definition (materialized view): read results per row, never rewrite it. */
+  stored: boolean;
+  explain?: { analyze: boolean; text: boolean };
+  /** The statement to run once results are stored. */
+  finalSql(plan: BatchPlan): string;
+}
+
+const CATALOG_DDL = new Set([
+  'CreateFunctionStmt',
+  'ViewStmt',
+  'DropStmt',
+  'AlterFunctionStmt',
+  'RenameStmt',
+  'AlterObjectSchemaStmt',
+  'CreateExtensionStmt',
+  'AlterExtensionStmt',
+  'DoStmt',
+]);
+
+/** Statements after which the set of ML wrappers and views may have changed. */
+export function isCatalogDdl(stmt: AstNode): boolean {
+  const type = nodeType(stmt) ?? '';
+  if (CATALOG_DDL.has(type)) return true;
+  return type === 'CreateTableAsStmt' && stmt.CreateTableAsStmt.objtype === 'OBJECT_MATVIEW';
+}
+
+function optionNames(options: AstNode[] | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const option of options ?? []) {
+    const def = inner(option, 'DefElem');
+    if (!def) continue;
+    const arg = def.arg
+      ? (def.arg.String?.sval ?? def.arg.Boolean?.boolval ?? def.arg.A_Const?.sval?.sval ?? 'true')
+      : 'true';
+    out.set(def.defname, String(arg).toLowerCase());
+  }
+  return out;
+}
+
+const rewritten = (stmt: AstNode) => () => deparse(stmt);
+
+/** Finds the query batch mode can work on, or undefined for statements it leaves alone. */
+export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | undefined {
+  const type = nodeType(stmt);
+  const node = type ? stmt[type] : undefined;
+  switch (type) {
+    case 'SelectStmt':
+      if (node.intoClause) return { query: stmt, stored: false, finalSql: rewritten(stmt) };
+      return { query: stmt, stored: false, finalSql: rewritten(stmt) };
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+      return { query: stmt, stored: false, finalSql: rewritten(stmt) };
+    case 'CreateTableAsStmt': {
+      if (node.into?.skipData) return undefined;
+      const matview = node.objtype === 'OBJECT_MATVIEW';
+      const original = deparse(stmt);
+      return { query: node.query, stored: matview, finalSql: matview ? () => original : rewritten(stmt) };
+    }
+    case 'DeclareCursorStmt':
+    case 'CopyStmt':
+      if (!node.query) return undefined;
+      return { query: node.query, stored: false, finalSql: rewritten(stmt) };
+    case 'ExplainStmt': {
+      const options = optionNames(node.options);
+      const inner = batchTarget(node.query, catalog);
+      if (!inner || inner.stored) return undefined;
+      const format = options.get('format') ?? 'text';
+      return {
+        query: inner.query,
+        stored: false,
+        explain: { analyze: options.has('analyze') && options.get('analyze') !== 'false', text: format === 'text' },
+        finalSql: rewritten(stmt),
+      };
+    }
+    case 'RefreshMatViewStmt': {
+      if (node.skipData) return undefined;
+      const relation = node.relation;
+      const view = catalog.views.find(
+        (v) =>
+          v.kind === 'matview' &&
+          v.name === relation.relname &&
+          (!relation.schemaname || v.schema === relation.schemaname),
+      );
+      if (!view) return undefined;
+      const [definition] = parse(view.definition);
+      const original = deparse(stmt);
+      return { query: definition.stmt, stored: true, finalSql: () => original };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Tables a query reads (for their parallel_workers setting). */
+export function tablesOf(query: AstNode): { schema?: string; name: string }[] {
+  const out: { schema?: string; name: string }[] = [];
+  walk(query, (node) => {
+    const rv = inner(node, 'RangeVar');
+    if (rv && rv.schemaname !== 'pg_temp') out.push({ schema: rv.schemaname, name: rv.relname });
+    return undefined;
+  });
+  return out;
+}
