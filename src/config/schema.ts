@@ -56,6 +56,45 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Where ML calls go: `local` (pgsage's own services on the edge) or `aws`
+     * (real Amazon Comprehend and SageMaker in `region`, with the AWS SDK's
+     * usual credential chain or the keys below).
+     */
+    backend: z.enum(['local', 'aws']).default('local'),
+    aws: z
+      .object({
+        accessKeyId: z.string().min(1).optional(),
+        secretAccessKey: z.string().min(1).optional(),
+        sessionToken: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Object store for aws_s3.query_export_to_s3 and training data (owned by the storage module). */
+    storage: z
+      .object({
+        /** `local`: a directory of buckets under <dataDir>/s3; `s3`: any S3-compatible store. */
+        kind: z.enum(['local', 's3']).default('local'),
+        /** Directory of buckets for `local` (default <dataDir>/s3). */
+        root: z.string().min(1).optional(),
+        /** S3-compatible endpoint URL (MinIO, R2, Ceph…); omitted → AWS S3 in `region`. */
+        endpoint: z.string().url().optional(),
+        forcePathStyle: z.boolean().default(true),
+        accessKeyId: z.string().min(1).optional(),
+        secretAccessKey: z.string().min(1).optional(),
+        /** Exports larger than this are split into path, path_part2, … (Aurora: about 6 GB). */
+        partSizeBytes: z.coerce
+          .number()
+          .int()
+          .positive()
+          .default(6 * 1024 ** 3),
+      })
+      .strict()
+      .prefault({}),
+    /** IAM-style access control (owned by the iam module; see docs/security.md). */
+    iam: z.record(z.string(), z.unknown()).optional(),
+    /** TLS for the gateway and the edge (owned by the security work; see docs/security.md). */
+    tls: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
