@@ -1,7 +1,13 @@
 import type { BackendChannel } from '../gateway/backend.js';
 import { EMPTY_CATALOG, loadMlCatalog, type MlCatalog } from './catalog.js';
 
-const BUILTIN_NAMES = ['invoke_endpoint', 'detect_sentiment', 'apg_enable_function_migration', 'aws_ml'];
+const BUILTIN_NAMES = [
+  'invoke_endpoint',
+  'detect_sentiment',
+  'apg_enable_function_migration',
+  'aws_ml',
+  'query_export_to_s3',
+];
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
 const MAX_AGE_MS = 30_000;
 

@@ -8,7 +8,7 @@ import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
 import { storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import type { AstNode } from '../sql/ast.js';
+import { type AstNode, deparse } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError } from '../util/errors.js';
@@ -28,8 +28,21 @@ import type { SessionControl, SessionInterceptor } from './session.js';
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
+/**
+ * Another kind of statement the gateway carries out itself before PostgreSQL
+ * runs it (e.g. aws_s3.query_export_to_s3, which must COPY on the client's
+ * session and upload). Its names join the pattern that routes statements here.
+ */
+export interface StatementHandler {
+  names: string[];
+  accepts(stmt: AstNode): boolean;
+  /** Does the work on the session; returns the SQL PostgreSQL runs instead. Throw SqlError to fail the statement. */
+  prepare(control: SessionControl, stmt: AstNode): Promise<string>;
+}
+
 export interface InterceptorContext {
   catalogs: CatalogRegistry;
+  handlers?: StatementHandler[];
   services: MlServices;
   statistics: BatchStatistics;
   /**
@@ -90,6 +103,11 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(message.bytes, 1);
       return;
     }
+    const handled = this.handlerFor(rewritten);
+    if (handled) {
+      await this.runHandler(control, handled.handler, handled.stmt);
+      return;
+    }
     const parsed = this.parseForBatch(rewritten, catalog);
     if ('forward' in parsed) {
       if (parsed.forward === 'ddl') {
@@ -100,6 +118,34 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     await this.runBatchStatement(control, parsed, rewritten);
+  }
+
+  private handlerFor(sql: string): { handler: StatementHandler; stmt: AstNode } | undefined {
+    const handlers = this.context.handlers ?? [];
+    if (handlers.length === 0 || !handlers.some((h) => h.names.some((n) => sql.toLowerCase().includes(n))))
+      return undefined;
+    try {
+      const statements = parse(sql);
+      if (statements.length !== 1) return undefined;
+      const handler = handlers.find((h) => h.accepts(statements[0].stmt));
+      return handler ? { handler, stmt: statements[0].stmt } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async runHandler(control: SessionControl, handler: StatementHandler, stmt: AstNode): Promise<void> {
+    if (control.backend.status === 'E') {
+      control.forward(queryMessage(deparse(stmt)), 1);
+      return;
+    }
+    let finalSql = '';
+    const prepared = await this.guarded(control, [], async () => {
+      finalSql = await handler.prepare(control, stmt);
+    });
+    if (!prepared) return;
+    await control.relay(queryMessage(finalSql));
+    control.toClient(readyForQuery(control.backend.status));
   }
 
   private parseForBatch(sql: string, catalog: MlCatalog): Parsed {
@@ -148,14 +194,17 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     const number = ++this.statementNumber;
-    const inTransaction = status === 'T';
-    const runs = target.explain && !target.explain.analyze;
+    const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
-    try {
-      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
-      if (runs) {
-        await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
-      } else {
+    const prepared = await this.guarded(
+      control,
+      plan.groups.map((g) => g.label),
+      async (inTransaction) => {
+        if (planOnly) {
+          // EXPLAIN without ANALYZE calls nothing, but the rewritten statement must parse.
+          await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
+          return;
+        }
         figures = await computeBatchResults(
           plan.groups.map((group) => ({ group })),
           {
@@ -168,13 +217,9 @@ export class MlInterceptor implements SessionInterceptor {
           },
         );
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
-      }
-      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
-    } catch (error) {
-      for (const group of plan.groups) this.context.statistics.recordError(group.label);
-      await this.fail(control, error, inTransaction);
-      return;
-    }
+      },
+    );
+    if (!prepared) return;
     const finalSql = target.finalSql(plan);
     const explain = target.explain;
     if (explain?.text) {
@@ -203,6 +248,29 @@ export class MlInterceptor implements SessionInterceptor {
       }
       return message.bytes;
     });
+  }
+
+  /**
+   * Runs the gateway's own work on the session before the client's statement,
+   * under a savepoint inside a transaction block. Returns false when it failed
+   * (the client then has its error and ReadyForQuery).
+   */
+  private async guarded(
+    control: SessionControl,
+    labels: string[],
+    work: (inTransaction: boolean) => Promise<void>,
+  ): Promise<boolean> {
+    const inTransaction = control.backend.status === 'T';
+    try {
+      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
+      await work(inTransaction);
+      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
+      return true;
+    } catch (error) {
+      for (const label of labels) this.context.statistics.recordError(label);
+      await this.fail(control, error, inTransaction);
+      return false;
+    }
   }
 
   /**
@@ -287,35 +355,31 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     const number = ++this.statementNumber;
-    const inTransaction = status === 'T';
-    try {
-      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
+    const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
+    const prepared = await this.guarded(control, labels, async (inTransaction) => {
       if (!settings.enabled || binds.length === 0) {
         // The rewritten statement still parses and falls back to per-row calls.
         await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
-      } else {
-        const work: ArgumentWork[] = [];
-        for (const { entry, params } of binds) {
-          entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
-          params.types = entry.inferredTypes;
-          for (const planned of entry.plan.groups) work.push({ group: planned, params });
-        }
-        const figures = await computeBatchResults(work, {
-          control,
-          services: this.context.services,
-          settings,
-          statementNumber: number,
-          fresh: !inTransaction,
-          inTransaction,
-        });
-        for (const [planned, groupFigures] of figures)
-          this.context.statistics.recordStatement(planned.label, groupFigures);
+        return;
       }
-      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
-    } catch (error) {
-      await this.fail(control, error, inTransaction);
-      return;
-    }
+      const work: ArgumentWork[] = [];
+      for (const { entry, params } of binds) {
+        entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
+        params.types = entry.inferredTypes;
+        for (const planned of entry.plan.groups) work.push({ group: planned, params });
+      }
+      const figures = await computeBatchResults(work, {
+        control,
+        services: this.context.services,
+        settings,
+        statementNumber: number,
+        fresh: !inTransaction,
+        inTransaction,
+      });
+      for (const [planned, groupFigures] of figures)
+        this.context.statistics.recordStatement(planned.label, groupFigures);
+    });
+    if (!prepared) return;
     control.forward(out, syncs);
   }
 
