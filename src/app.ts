@@ -7,6 +7,7 @@ import type { Config } from './config/index.js';
 import { EmbeddedPostgres } from './db/embedded.js';
 import type { PostgresTarget } from './db/target.js';
 import { UpstreamPostgres } from './db/upstream.js';
+import { queryExportHandler } from './export/query-export.js';
 import { syncBridgeConninfo } from './extension/install.js';
 import { BridgeServer } from './gateway/bridge.js';
 import { MlInterceptor } from './gateway/interceptor.js';
@@ -119,6 +120,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       catalogs: new CatalogRegistry(),
       services: ml,
       statistics,
+      handlers: [queryExportHandler({ config, logger: logger.child({ component: 'export' }) })],
       bridgeConninfoForUpstream: upstreamMode ? () => bridge.conninfo() : undefined,
     };
     const gateway = new GatewayServer({

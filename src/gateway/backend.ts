@@ -58,6 +58,12 @@ export class BackendChannel {
   private sink: MessageSink | undefined;
   private serverGone: Error | undefined;
   status: TransactionStatus = 'I';
+  /**
+   * Stops and restarts reading the server connection, when the session
+   * provides it: a slow consumer of `copyOut` data pauses here and PostgreSQL
+   * waits, instead of the gateway buffering the output without bound.
+   */
+  flowControl: { pause(): void; resume(): void } | undefined;
 
   constructor(private readonly write: Writer) {}
 
