@@ -1,0 +1,408 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalObjectStore, localStoreRoot } from '../../src/storage/index.js';
+import { psql } from '../support/processes.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+const PART_SIZE = 4096;
+
+let stack: TestStack;
+let db: pg.Client;
+let store: LocalObjectStore;
+const role = `exporter_${randomBytes(4).toString('hex')}`;
+const stranger = `stranger_${randomBytes(4).toString('hex')}`;
+
+const uri = (key: string, region = 'us-east-1') => `aws_commons.create_s3_uri('exports', '${key}', '${region}')`;
+
+/** What a real COPY gives, read straight from PostgreSQL with psql (bypassing the gateway). */
+async function copyOutput(query: string, options = ''): Promise<string> {
+  const result = await psql(stack.directUrl(), `COPY (${query}) TO STDOUT ${options}`, ['-X']);
+  expect(result.stderr).toBe('');
+  return result.stdout;
+}
+
+async function errorOf(client: pg.Client, sql: string): Promise<{ code?: string; message: string }> {
+  try {
+    await client.query(sql);
+  } catch (error) {
+    return error as { code?: string; message: string };
+  }
+  throw new Error(`expected ${sql} to fail`);
+}
+
+async function text(key: string): Promise<string> {
+  return (await store.get('exports', key)).toString('utf8');
+}
+
+beforeAll(async () => {
+  stack = await startStack({ storage: { partSizeBytes: PART_SIZE } });
+  store = new LocalObjectStore(localStoreRoot(stack.pgsage.config), false);
+  await store.createBucket('exports');
+  db = await stack.connect();
+  await db.query('CREATE EXTENSION aws_s3 CASCADE');
+  await db.query(`CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)`);
+  await db.query(
+    `INSERT INTO items SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'item ' || g END, g * 1.5 FROM generate_series(1, 100) g`,
+  );
+  await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'secret'`);
+  await db.query(`CREATE ROLE ${stranger} LOGIN PASSWORD 'secret'`);
+  await db.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_s3 TO ${role}`);
+});
+
+afterAll(async () => {
+  await db?.query(`DROP OWNED BY ${role}, ${stranger}`).catch(() => {});
+  await db?.query(`DROP ROLE IF EXISTS ${role}, ${stranger}`).catch(() => {});
+  await stack?.stop();
+});
+
+/** Lines packed greedily into parts of at most `size` bytes: how the export must split. */
+function expectedParts(output: string, size: number): string[] {
+  const parts: string[] = [];
+  let current = '';
+  for (const line of output.split(/(?<=\n)/)) {
+    if (current !== '' && Buffer.byteLength(current + line) > size) {
+      parts.push(current);
+      current = '';
+    }
+    current += line;
+  }
+  if (current !== '') parts.push(current);
+  return parts;
+}
+
+async function connectAs(user: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: stack.pgsage.gateway.port,
+    user,
+    password: 'secret',
+    database: stack.database,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+describe('CREATE EXTENSION aws_s3 CASCADE', () => {
+  it('brings aws_commons and has Aurora signatures, EXECUTE revoked from PUBLIC', async () => {
+    const extensions = await db.query(
+      "SELECT extname FROM pg_extension WHERE extname IN ('aws_commons', 'aws_s3') ORDER BY 1",
+    );
+    expect(extensions.rows.map((r) => r.extname)).toEqual(['aws_commons', 'aws_s3']);
+    const functions = await db.query(`
+      SELECT p.proname || '(' || pg_get_function_arguments(p.oid) || ')' AS signature,
+             has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
+        FROM pg_proc p WHERE p.pronamespace = 'aws_s3'::regnamespace AND p.proname = 'query_export_to_s3' ORDER BY 1`);
+    expect(functions.rows).toEqual([
+      {
+        signature:
+          'query_export_to_s3(query text, bucket text, file_path text, region text DEFAULT NULL::text, options text DEFAULT NULL::text, kms_key text DEFAULT NULL::text, OUT rows_uploaded bigint, OUT files_uploaded bigint, OUT bytes_uploaded bigint)',
+        public_execute: false,
+      },
+      {
+        signature:
+          'query_export_to_s3(query text, s3_info aws_commons._s3_uri_1, options text DEFAULT NULL::text, kms_key text DEFAULT NULL::text, OUT rows_uploaded bigint, OUT files_uploaded bigint, OUT bytes_uploaded bigint)',
+        public_execute: false,
+      },
+    ]);
+    const s3uri = await db.query(`SELECT (${uri('a/b.csv')}).*`);
+    expect(s3uri.rows).toEqual([{ bucket: 'exports', file_path: 'a/b.csv', region: 'us-east-1' }]);
+  });
+});
+
+describe('aws_s3.query_export_to_s3 through the gateway', () => {
+  it('exports CSV with a header, byte for byte what COPY gives', async () => {
+    const query = 'SELECT id, name, price FROM items ORDER BY id';
+    const { rows } = await db.query(
+      `SELECT * FROM aws_s3.query_export_to_s3('${query}', ${uri('items.csv')}, options := 'format csv, header true')`,
+    );
+    const expected = await copyOutput(query, 'WITH (FORMAT csv, HEADER true)');
+    expect(expected.split('\n')[0]).toBe('id,name,price');
+    expect(await text('items.csv')).toBe(expected);
+    expect(rows).toEqual([
+      { rows_uploaded: '100', files_uploaded: '1', bytes_uploaded: String(Buffer.byteLength(expected)) },
+    ]);
+  });
+
+  it('exports text format by default, and with another delimiter', async () => {
+    const query = 'SELECT id, name FROM items WHERE id <= 20 ORDER BY id';
+    await db.query(`SELECT * FROM aws_s3.query_export_to_s3('${query}', ${uri('items.txt')})`);
+    const plain = await text('items.txt');
+    expect(plain).toBe(await copyOutput(query));
+    expect(plain.split('\n')[9]).toBe('10\t\\N');
+
+    await db.query(
+      `SELECT * FROM aws_s3.query_export_to_s3('${query}', ${uri('items-pipe.txt')}, 'format text, delimiter $$|$$')`,
+    );
+    const piped = await text('items-pipe.txt');
+    expect(piped).toBe(await copyOutput(query, "WITH (DELIMITER '|')"));
+    expect(piped.split('\n')[0]).toBe('1|item 1');
+  });
+
+  it('takes the older COPY option syntax and quotes values itself', async () => {
+    await db.query(
+      `SELECT * FROM aws_s3.query_export_to_s3('SELECT id, name FROM items WHERE id IN (1, 10) ORDER BY id', ${uri('legacy.csv')}, 'CSV HEADER DELIMITER '';'' NULL ''it''''s null''')`,
+    );
+    expect(await text('legacy.csv')).toBe("id;name\n1;item 1\n10;it's null\n");
+  });
+
+  it('accepts the bucket, file_path, region form, with the region optional', async () => {
+    const withRegion = await db.query(
+      "SELECT * FROM aws_s3.query_export_to_s3('SELECT 1 AS one', 'exports', 'forms/with-region.txt', 'us-east-1')",
+    );
+    expect(withRegion.rows).toEqual([{ rows_uploaded: '1', files_uploaded: '1', bytes_uploaded: '2' }]);
+    const without = await db.query(
+      "SELECT rows_uploaded FROM aws_s3.query_export_to_s3('VALUES (1), (2)', 'exports', 'forms/no-region.csv', options := 'format csv')",
+    );
+    expect(without.rows).toEqual([{ rows_uploaded: '2' }]);
+    expect(await text('forms/with-region.txt')).toBe('1\n');
+    expect(await text('forms/no-region.csv')).toBe('1\n2\n');
+  });
+
+  it('gives SELECT f(...) and SELECT * FROM f(...) the shapes a real function would', async () => {
+    const scalar = await db.query(
+      "SELECT aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/scalar.txt') AS r, 'x' AS other",
+    );
+    expect(scalar.rows).toEqual([{ r: '(1,1,3)', other: 'x' }]);
+    const unnamed = await db.query("SELECT aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/unnamed.txt')");
+    expect(unnamed.fields.map((f) => f.name)).toEqual(['query_export_to_s3']);
+    expect(unnamed.rows).toEqual([{ query_export_to_s3: '(1,1,3)' }]);
+    const field = await db.query(
+      "SELECT (aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/field.txt')).bytes_uploaded",
+    );
+    expect(field.rows).toEqual([{ bytes_uploaded: '3' }]);
+    const qualified = await db.query(
+      "SELECT query_export_to_s3.files_uploaded FROM aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/from.txt')",
+    );
+    expect(qualified.rows).toEqual([{ files_uploaded: '1' }]);
+    const aliased = await db.query(
+      "SELECT e.r FROM aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/alias.txt') AS e(r, f, b)",
+    );
+    expect(aliased.rows).toEqual([{ r: '1' }]);
+    const types = await db.query(
+      "SELECT pg_typeof(rows_uploaded)::text AS t FROM aws_s3.query_export_to_s3('SELECT 42', 'exports', 'shape/types.txt')",
+    );
+    expect(types.rows).toEqual([{ t: 'bigint' }]);
+  });
+
+  it('evaluates argument expressions on the session and takes psql variables', async () => {
+    await db.query("SET pgsage_test.export_key = 'args/from-setting.txt'");
+    const { rows } = await db.query(
+      "SELECT files_uploaded FROM aws_s3.query_export_to_s3('SELECT ' || 6 * 7, 'exports', current_setting('pgsage_test.export_key'))",
+    );
+    expect(rows).toEqual([{ files_uploaded: '1' }]);
+    expect(await text('args/from-setting.txt')).toBe('42\n');
+
+    const result = await psql(
+      stack.gatewayUrl(),
+      `SELECT aws_commons.create_s3_uri('exports', 'args/psql.csv', 'us-east-1') AS s3_uri_1 \\gset
+SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER BY 1', :'s3_uri_1', options :='format csv');`,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe('3|1|6');
+    expect(await text('args/psql.csv')).toBe('1\n2\n3\n');
+  });
+
+  it('runs the query with the caller’s privileges', async () => {
+    const exporter = await connectAs(role);
+    try {
+      const denied = await errorOf(
+        exporter,
+        `SELECT * FROM aws_s3.query_export_to_s3('SELECT * FROM items', ${uri('denied.txt')})`,
+      );
+      expect(denied.code).toBe('42501');
+      expect(denied.message).toBe('permission denied for table items');
+      expect(await store.exists('exports', 'denied.txt')).toBe(false);
+
+      await db.query(`GRANT SELECT (id) ON items TO ${role}`);
+      const { rows } = await exporter.query(
+        `SELECT rows_uploaded FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id <= 5', ${uri('granted.txt')})`,
+      );
+      expect(rows).toEqual([{ rows_uploaded: '5' }]);
+    } finally {
+      await exporter.end();
+    }
+  });
+
+  it('needs EXECUTE on query_export_to_s3, like any function', async () => {
+    const other = await connectAs(stranger);
+    try {
+      for (const call of [
+        `aws_s3.query_export_to_s3('SELECT 1', ${uri('stranger.txt')})`,
+        "aws_s3.query_export_to_s3('SELECT 1', 'exports', 'stranger.txt')",
+      ]) {
+        const denied = await errorOf(other, `SELECT * FROM ${call}`);
+        expect(denied.code).toBe('42501');
+        expect(denied.message).toBe('permission denied for function query_export_to_s3');
+      }
+      expect(await store.exists('exports', 'stranger.txt')).toBe(false);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('sees the caller’s uncommitted rows and temp tables inside a transaction', async () => {
+    await db.query('BEGIN');
+    try {
+      await db.query("INSERT INTO items VALUES (1001, 'uncommitted', 0)");
+      await db.query("CREATE TEMP TABLE scratch AS SELECT 'temp row' AS note");
+      const { rows } = await db.query(
+        `SELECT rows_uploaded FROM aws_s3.query_export_to_s3('SELECT name FROM items WHERE id > 1000 UNION ALL SELECT note FROM scratch', ${uri('tx.txt')})`,
+      );
+      expect(rows).toEqual([{ rows_uploaded: '2' }]);
+      // The transaction goes on normally after the export.
+      const still = await db.query('SELECT count(*)::int AS n FROM items WHERE id = 1001');
+      expect(still.rows).toEqual([{ n: 1 }]);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+    expect(await text('tx.txt')).toBe('uncommitted\ntemp row\n');
+    const gone = await db.query('SELECT count(*)::int AS n FROM items WHERE id = 1001');
+    expect(gone.rows).toEqual([{ n: 0 }]);
+  });
+
+  it('leaves a transaction aborted when the export fails in it, like any failed statement', async () => {
+    await db.query('BEGIN');
+    try {
+      const failed = await errorOf(
+        db,
+        `SELECT * FROM aws_s3.query_export_to_s3('SELECT * FROM no_such_table', ${uri('tx-failed.txt')})`,
+      );
+      expect(failed.code).toBe('42P01');
+      const aborted = await errorOf(db, 'SELECT 1');
+      expect(aborted.code).toBe('25P02');
+    } finally {
+      await db.query('ROLLBACK');
+    }
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
+  it('splits output larger than storage.partSizeBytes into path, path_part2, … at row boundaries', async () => {
+    const query = "SELECT g, repeat('x', 60) FROM generate_series(1, 500) g";
+    const expected = await copyOutput(query);
+    const { rows } = await db.query(
+      `SELECT * FROM aws_s3.query_export_to_s3('${query.replace(/'/g, "''")}', ${uri('split/big.txt')})`,
+    );
+    const wanted = expectedParts(expected, PART_SIZE);
+    expect(wanted.length).toBeGreaterThan(5);
+    const keys = wanted.map((_, i) => (i === 0 ? 'split/big.txt' : `split/big.txt_part${i + 1}`));
+    expect((await store.list('exports', 'split/')).map((o) => o.key).sort()).toEqual([...keys].sort());
+    expect(rows).toEqual([
+      {
+        rows_uploaded: '500',
+        files_uploaded: String(wanted.length),
+        bytes_uploaded: String(Buffer.byteLength(expected)),
+      },
+    ]);
+    const parts = await Promise.all(keys.map((key) => text(key)));
+    expect(parts).toEqual(wanted);
+
+    // A smaller export to the same path replaces the object and removes the parts it no longer has.
+    await db.query(`SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', ${uri('split/big.txt')})`);
+    expect((await store.list('exports', 'split/')).map((o) => o.key)).toEqual(['split/big.txt']);
+  });
+
+  it('overwrites an existing object', async () => {
+    await db.query(`SELECT * FROM aws_s3.query_export_to_s3('SELECT ''first''', ${uri('overwrite.txt')})`);
+    expect(await text('overwrite.txt')).toBe('first\n');
+    await db.query(`SELECT * FROM aws_s3.query_export_to_s3('SELECT ''second''', ${uri('overwrite.txt')})`);
+    expect(await text('overwrite.txt')).toBe('second\n');
+  });
+
+  it('reports PostgreSQL’s own error for a bad query and writes nothing', async () => {
+    const missing = await errorOf(
+      db,
+      `SELECT * FROM aws_s3.query_export_to_s3('SELECT * FROM no_such_table', ${uri('bad/missing.txt')})`,
+    );
+    expect(missing.code).toBe('42P01');
+    expect(missing.message).toBe('relation "no_such_table" does not exist');
+
+    const syntax = await errorOf(db, `SELECT * FROM aws_s3.query_export_to_s3('SELEC 1', ${uri('bad/syntax.txt')})`);
+    expect(syntax.code).toBe('42601');
+    expect(syntax.message).toMatch(/syntax error at or near "SELEC"/);
+
+    const runtime = await errorOf(
+      db,
+      `SELECT * FROM aws_s3.query_export_to_s3('SELECT 1 / (g - 300) FROM generate_series(1, 1000) g', ${uri('bad/runtime.txt')})`,
+    );
+    expect(runtime.code).toBe('22012');
+
+    const twoStatements = await errorOf(
+      db,
+      `SELECT * FROM aws_s3.query_export_to_s3('SELECT 1; DROP TABLE items', ${uri('bad/two.txt')})`,
+    );
+    expect(twoStatements.code).toBe('42601');
+    expect(await store.list('exports', 'bad/')).toEqual([]);
+    expect((await db.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 100 }]);
+  });
+
+  it('rejects unknown or malformed options with 22023, never running them', async () => {
+    const cases = [
+      "'format xml'",
+      "'freeze true'",
+      "'format csv, oids true'",
+      "'format csv) TO STDOUT; DROP TABLE items; --'",
+      "'header maybe'",
+    ];
+    for (const options of cases) {
+      const error = await errorOf(
+        db,
+        `SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', ${uri('bad/options.txt')}, ${options})`,
+      );
+      expect(error.code, options).toBe('22023');
+    }
+    expect(await store.exists('exports', 'bad/options.txt')).toBe(false);
+    expect((await db.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 100 }]);
+  });
+
+  it('refuses another region than the cluster’s', async () => {
+    const error = await errorOf(
+      db,
+      `SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', ${uri('region.txt', 'eu-west-1')})`,
+    );
+    expect(error.code).toBe('22023');
+    expect(error.message).toBe(
+      "cannot export to region eu-west-1: the bucket must be in the cluster's region us-east-1",
+    );
+    expect(await store.exists('exports', 'region.txt')).toBe(false);
+  });
+
+  it('reports a bucket that does not exist', async () => {
+    const error = await errorOf(
+      db,
+      "SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', 'no-such-bucket', 'x.txt', 'us-east-1')",
+    );
+    expect(error.code).toBe('42704');
+    expect(error.message).toBe('bucket "no-such-bucket" does not exist');
+    expect(readdirSync(localStoreRoot(stack.pgsage.config))).not.toContain('no-such-bucket');
+  });
+
+  it('fails with 0A000 where the gateway cannot carry out the export', async () => {
+    const direct = await stack.direct();
+    try {
+      const error = await errorOf(direct, `SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', ${uri('direct.txt')})`);
+      expect(error.code).toBe('0A000');
+      expect(error.message).toBe('aws_s3.query_export_to_s3 runs through the pgsage gateway');
+    } finally {
+      await direct.end();
+    }
+    const inDo = await errorOf(
+      db,
+      `DO $$ BEGIN PERFORM aws_s3.query_export_to_s3('SELECT 1', ${uri('do.txt')}); END $$`,
+    );
+    expect(inDo.code).toBe('0A000');
+    const correlated = await errorOf(
+      db,
+      "SELECT (aws_s3.query_export_to_s3('SELECT ' || id, 'exports', 'corr-' || id)).* FROM items WHERE id < 3",
+    );
+    expect(correlated.code).toBe('0A000');
+    expect(correlated.message).toBe(
+      'the arguments of aws_s3.query_export_to_s3 cannot refer to columns of the statement that calls it',
+    );
+    expect(await store.list('exports', 'corr-')).toEqual([]);
+    expect(readdirSync(path.join(localStoreRoot(stack.pgsage.config), 'exports'))).not.toContain('direct.txt');
+  });
+});
