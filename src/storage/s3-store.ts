@@ -103,6 +103,13 @@ export class S3ObjectStore implements ObjectStore {
         cause: error,
       });
     }
+    if (name === 'CredentialsProviderError') {
+      return new ObjectStoreError(
+        'access-denied',
+        `no credentials for the object store at ${this.location}: set storage.accessKeyId and storage.secretAccessKey, or the AWS SDK's usual variables`,
+        { cause: error },
+      );
+    }
     if (status === undefined) {
       // No HTTP answer at all: connection refused, DNS failure, timeout.
       const reason = e.code ?? name ?? 'no answer';
@@ -224,7 +231,8 @@ export class S3ObjectStore implements ObjectStore {
           .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: id }))
           .catch(() => undefined);
       }
-      throw this.classify(error, 'uploading', bucket, key);
+      // Store failures were classified where they happened; anything else is the body's own error.
+      throw error;
     }
   }
 
