@@ -174,5 +174,5 @@ export function copyableQuery(query: string): string {
   }
   const bytes = Buffer.from(query, 'utf8');
   const end = statement.length ? statement.location + statement.length : bytes.length;
-  return bytes.subarray(statement.location, end).toString('utf8');
+  return bytes.subarray(statement.location, end).toString('utf8').trimEnd();
 }

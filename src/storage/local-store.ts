@@ -59,6 +59,8 @@ export class LocalObjectStore implements ObjectStore {
     options: PutOptions = {},
   ): Promise<{ bytes: number }> {
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    // The stream may fail before it is piped (pipeline reports that failure below).
+    source.on('error', () => {});
     try {
       if (options.kmsKeyId !== undefined) {
         throw new ObjectStoreError('unsupported', 'the local object store does not encrypt objects with KMS keys');
