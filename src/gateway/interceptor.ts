@@ -14,6 +14,7 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError } from '../util/errors.js';
 import { BackendError } from './backend.js';
 import {
+  bindStatementName,
   dataRow,
   errorResponse,
   type Message,
@@ -86,8 +87,8 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   tracks(message: Message): boolean {
-    if (message.type === 0x42 /* B */) return this.prepared.has(readBind(message.bytes).statement);
-    return false;
+    if (message.type !== 0x42 /* B */ || this.prepared.size === 0) return false;
+    return this.prepared.has(bindStatementName(message.bytes));
   }
 
   // ------------------------------------------------------------ simple protocol

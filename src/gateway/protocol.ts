@@ -332,6 +332,104 @@ export function readParse(message: Buffer): ParseFields {
   return { name, sql, paramTypes };
 }
 
+/** The prepared statement a Bind refers to, without decoding its parameters. */
+export function bindStatementName(message: Buffer): string {
+  const portalEnd = message.indexOf(0, 5);
+  const statementEnd = message.indexOf(0, portalEnd + 1);
+  return message.toString('utf8', portalEnd + 1, statementEnd);
+}
+
+/** The SQL text of a Parse, latin1-decoded: enough for an ASCII name check, cheaper than UTF-8. */
+export function parseTextLatin1(message: Buffer, start = 5, end = message.length): string {
+  const nameEnd = message.indexOf(0, start);
+  const sqlEnd = message.indexOf(0, nameEnd + 1);
+  return message.toString('latin1', nameEnd + 1, Math.min(sqlEnd, end));
+}
+
+/**
+ * Follows message boundaries in a byte stream without copying or allocating,
+ * reporting only the messages of the given types (with their body's offset
+ * in the buffer it passes). Bodies split across chunks are reassembled.
+ */
+export class BoundaryScanner {
+  private remaining = 0;
+  private readonly header = Buffer.alloc(5);
+  private headerFill = 0;
+  private capture: Buffer | undefined;
+  private captureFill = 0;
+  private captureType = 0;
+
+  constructor(private readonly wanted: (type: number) => boolean) {}
+
+  get atBoundary(): boolean {
+    return this.remaining === 0 && this.headerFill === 0;
+  }
+
+  /** Bytes still needed to finish the message in progress (for a split header: to finish the header). */
+  get bytesToBoundary(): number {
+    return this.headerFill > 0 ? 5 - this.headerFill : this.remaining;
+  }
+
+  scan(chunk: Buffer, visit: (type: number, buffer: Buffer, offset: number, length: number) => void): void {
+    let pos = 0;
+    const length = chunk.length;
+    while (pos < length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, length - pos);
+        if (this.capture) {
+          chunk.copy(this.capture, this.captureFill, pos, pos + n);
+          this.captureFill += n;
+        }
+        pos += n;
+        this.remaining -= n;
+        if (this.remaining === 0 && this.capture) {
+          const body = this.capture;
+          this.capture = undefined;
+          visit(this.captureType, body, 0, body.length);
+        }
+        continue;
+      }
+      if (this.headerFill > 0 || length - pos < 5) {
+        const n = Math.min(5 - this.headerFill, length - pos);
+        chunk.copy(this.header, this.headerFill, pos, pos + n);
+        this.headerFill += n;
+        pos += n;
+        if (this.headerFill < 5) return;
+        this.headerFill = 0;
+        this.begin(this.header[0], this.header.readInt32BE(1) - 4, visit);
+        continue;
+      }
+      const type = chunk[pos];
+      const bodyLength = chunk.readInt32BE(pos + 1) - 4;
+      pos += 5;
+      if (bodyLength < 0) throw new ProtocolViolation(`invalid message length ${bodyLength + 4}`);
+      if (pos + bodyLength <= length) {
+        if (this.wanted(type)) visit(type, chunk, pos, bodyLength);
+        pos += bodyLength;
+        continue;
+      }
+      this.begin(type, bodyLength, visit);
+    }
+  }
+
+  private begin(
+    type: number,
+    bodyLength: number,
+    visit: (type: number, buffer: Buffer, offset: number, length: number) => void,
+  ): void {
+    if (bodyLength < 0) throw new ProtocolViolation(`invalid message length ${bodyLength + 4}`);
+    this.remaining = bodyLength;
+    if (!this.wanted(type)) return;
+    if (bodyLength === 0) {
+      visit(type, Buffer.alloc(0), 0, 0);
+      return;
+    }
+    this.capture = Buffer.allocUnsafe(bodyLength);
+    this.captureFill = 0;
+    this.captureType = type;
+  }
+}
+
 export interface BindFields {
   portal: string;
   statement: string;

@@ -1,4 +1,5 @@
 import net, { type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from '../util/log.js';
 import {
   CANCEL_REQUEST_CODE,
@@ -20,6 +21,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Clients that have not finished the startup packet by then are dropped. */
   startupTimeoutMs?: number;
+  /** TLS: SSLRequest is answered 'S' and the session runs over TLS; `require` refuses plain-text sessions. */
+  tls?: { context: tls.SecureContext; require: boolean };
 }
 
 function keyOf(pid: number, key: Buffer): string {
@@ -27,9 +30,10 @@ function keyOf(pid: number, key: Buffer): string {
 }
 
 /**
- * The PostgreSQL wire-protocol front door: answers SSLRequest/GSSENCRequest
- * with 'N' (TLS is not offered yet), forwards CancelRequest to the backend that
- * owns the key, and relays every other connection to the upstream server.
+ * The PostgreSQL wire-protocol front door: answers SSLRequest with 'S' and
+ * upgrades the connection when it has a certificate (else 'N'; GSSENCRequest
+ * always 'N'), forwards CancelRequest to the backend that owns the key, and
+ * relays every other connection to the upstream server.
  */
 export class GatewayServer {
   private server: Server | undefined;
@@ -69,12 +73,17 @@ export class GatewayServer {
   }
 
   private accept(client: Socket): void {
-    const { logger } = this.options;
     this.sockets.add(client);
     client.on('close', () => this.sockets.delete(client));
     client.setNoDelay(true);
-    client.on('error', (error) => logger.debug({ err: error.message }, 'client error before startup'));
     const timer = setTimeout(() => client.destroy(), this.options.startupTimeoutMs ?? 60_000);
+    this.readStartup(client, timer, false);
+  }
+
+  /** Reads the startup packet (after any SSLRequest/GSSENCRequest) from a plain or TLS socket. */
+  private readStartup(client: Socket, timer: NodeJS.Timeout, encrypted: boolean): void {
+    const { logger } = this.options;
+    client.on('error', (error) => logger.debug({ err: error.message }, 'client error before startup'));
     let pending: Buffer = Buffer.alloc(0);
 
     const onData = (chunk: Buffer) => {
@@ -91,11 +100,20 @@ export class GatewayServer {
         pending = Buffer.alloc(0);
         const code = packet.readInt32BE(4);
         if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
-          // Encryption is not offered yet: 'N' lets the client continue in plain text (or give up if it requires TLS).
-          if (rest.length > 0) {
+          // Nothing may follow the request before the answer (a client cannot have meant it: CVE-2021-23214).
+          if (rest.length > 0 || encrypted) {
             this.reject(client, '08P01', 'unexpected data after encryption request');
             return;
           }
+          if (code === SSL_REQUEST_CODE && this.options.tls) {
+            client.off('data', onData);
+            client.write('S');
+            const secure = new tls.TLSSocket(client, { isServer: true, secureContext: this.options.tls.context });
+            secure.setNoDelay(true);
+            this.readStartup(secure, timer, true);
+            return;
+          }
+          // 'N' lets the client continue in plain text (or give up if it requires encryption).
           client.write('N');
           continue;
         }
@@ -108,6 +126,14 @@ export class GatewayServer {
         }
         if (code >> 16 !== 3) {
           this.reject(client, '0A000', `unsupported frontend protocol ${code >> 16}.${code & 0xffff}`);
+          return;
+        }
+        if (this.options.tls?.require && !encrypted) {
+          this.reject(
+            client,
+            '28000',
+            'pgsage accepts SSL connections only (tls.gateway.require); connect with sslmode=require',
+          );
           return;
         }
         this.connectUpstream(client, Buffer.from(packet), rest);

@@ -1,7 +1,15 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../util/log.js';
 import { BackendChannel } from './backend.js';
-import { errorResponse, type Message, MessageFramer, readParse, type TransactionStatus } from './protocol.js';
+import {
+  BoundaryScanner,
+  errorResponse,
+  type Message,
+  MessageFramer,
+  parseTextLatin1,
+  readParse,
+  type TransactionStatus,
+} from './protocol.js';
 
 /** What an interceptor may do with a session while it owns it. */
 export interface SessionControl {
@@ -84,6 +92,8 @@ export class Session implements SessionControl {
   private readonly server: Socket;
   private readonly clientFramer = new MessageFramer();
   private readonly serverFramer = new MessageFramer();
+  /** Fast-path view of the server stream: only ReadyForQuery and BackendKeyData matter there. */
+  private readonly serverScanner = new BoundaryScanner((type) => type === Z || type === K);
   private readonly interceptor: SessionInterceptor | undefined;
   private cancelController = new AbortController();
   /** Queries and Syncs sent to the server whose ReadyForQuery has not come back. */
@@ -130,18 +140,33 @@ export class Session implements SessionControl {
 
   // ------------------------------------------------------------ server → client
 
-  private onServerData(chunk: Buffer): void {
+  private onServerData(data: Buffer): void {
+    let chunk = data;
+    // The end of a message that began on the fast path (an asynchronous notice, say)
+    // still goes the fast way, so the framer below always starts at a boundary.
+    while (!this.serverScanner.atBoundary && chunk.length > 0) {
+      const head = chunk.subarray(0, Math.min(this.serverScanner.bytesToBoundary, chunk.length));
+      this.serverScanner.scan(head, this.observeRaw);
+      this.writeClient(head);
+      chunk = chunk.subarray(head.length);
+    }
+    if (chunk.length === 0) return;
+    if (!this.backend.busy && !this.relayHandler && this.serverFramer.buffered === 0) {
+      // Fast path: forward the bytes as they came; only sync points and keys are noted.
+      try {
+        this.serverScanner.scan(chunk, this.observeRaw);
+      } catch (error) {
+        this.fatal(`invalid data from PostgreSQL: ${(error as Error).message}`);
+        return;
+      }
+      this.writeClient(chunk);
+      return;
+    }
     const messages: Message[] = [];
     try {
       this.serverFramer.push(chunk, messages);
     } catch (error) {
       this.fatal(`invalid data from PostgreSQL: ${(error as Error).message}`);
-      return;
-    }
-    if (!this.backend.busy && !this.relayHandler) {
-      // Fast path: forward the bytes as they came; only track sync points and keys.
-      for (const message of messages) this.observeServerMessage(message);
-      this.writeClient(chunk);
       return;
     }
     for (const message of messages) {
@@ -155,11 +180,23 @@ export class Session implements SessionControl {
     }
   }
 
+  private readonly observeRaw = (type: number, buffer: Buffer, offset: number, length: number): void => {
+    if (type === Z) {
+      this.readyForQuery(String.fromCharCode(buffer[offset]) as TransactionStatus);
+    } else if (type === K && length >= 4) {
+      this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
+    }
+  };
+
+  private readyForQuery(status: TransactionStatus): void {
+    this.backend.status = status;
+    if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
+    if (this.pendingSyncs === 0) this.wakeIdleWaiters();
+  }
+
   private observeServerMessage(message: Message): void {
     if (message.type === Z) {
-      this.backend.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
-      if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
-      if (this.pendingSyncs === 0) this.wakeIdleWaiters();
+      this.readyForQuery(String.fromCharCode(message.bytes[5]) as TransactionStatus);
     } else if (message.type === K) {
       this.options.onBackendKey(message.bytes.readInt32BE(5), Buffer.from(message.bytes.subarray(9)));
     }
@@ -179,6 +216,7 @@ export class Session implements SessionControl {
   // ------------------------------------------------------------ client → server
 
   private onClientData(chunk: Buffer): void {
+    if (!this.busy && this.clientFramer.buffered === 0 && this.group.length === 0 && this.forwardWhole(chunk)) return;
     const messages: Message[] = [];
     try {
       this.clientFramer.push(chunk, messages);
@@ -191,6 +229,50 @@ export class Session implements SessionControl {
       return;
     }
     this.process(messages);
+  }
+
+  /**
+   * The common case without copies: a chunk of whole messages, extended-protocol
+   * groups closed by Sync or Flush inside it, nothing for the interceptor.
+   * Returns false (having changed nothing) when the general path must run.
+   */
+  private forwardWhole(chunk: Buffer): boolean {
+    let pos = 0;
+    let syncs = 0;
+    let inGroup = false;
+    let groupEnd: 'sync' | 'flush' | undefined;
+    const length = chunk.length;
+    while (pos < length) {
+      if (length - pos < 5) return false;
+      const type = chunk[pos];
+      const end = pos + 1 + chunk.readInt32BE(pos + 1);
+      if (end > length || end < pos + 5) return false;
+      if (type === Q) {
+        if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
+        syncs += 1;
+      } else if (type === P) {
+        if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
+        inGroup = true;
+      } else if (EXTENDED.has(type)) {
+        if (this.interceptor?.tracks({ type, bytes: chunk.subarray(pos, end) })) return false;
+        inGroup = true;
+      } else if (type === S) {
+        syncs += 1;
+        inGroup = false;
+        groupEnd = 'sync';
+      } else if (type === H) {
+        inGroup = false;
+        groupEnd = 'flush';
+      } else if (type === X) {
+        return false;
+      }
+      pos = end;
+    }
+    if (inGroup) return false;
+    this.pendingSyncs += syncs;
+    if (groupEnd) this.openGroup = groupEnd === 'flush';
+    this.writeServer(chunk);
+    return true;
   }
 
   /** Forwards what can go straight through; stops at the first message the interceptor must handle. */

@@ -24,6 +24,9 @@ export function singleRowOutput(body: string): string {
 export function perRowHandler(services: MlServices, statistics?: BatchStatistics): BridgeHandler {
   return async (request, signal) => {
     switch (request.op) {
+      case 'ping':
+        // Measures the bridge itself (bench/gateway.ts).
+        return { pong: true };
       case 'comprehend.detect_sentiment': {
         statistics?.recordPerRowCall('aws_comprehend.detect_sentiment');
         const [item] = await services.detectSentiment(
