@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { describePath } from '../iam/config.js';
 import { type Config, type ConfigInput, configSchema } from './schema.js';
 
 export class ConfigError extends Error {
@@ -21,6 +22,9 @@ const environmentVariables: Record<string, string[]> = {
   PGSAGE_PG_PORT: ['postgres', 'port'],
   PGSAGE_REGION: ['region'],
   PGSAGE_LOG_LEVEL: ['log', 'level'],
+  PGSAGE_TLS_CERT: ['tls', 'cert'],
+  PGSAGE_TLS_KEY: ['tls', 'key'],
+  PGSAGE_EDGE_ANONYMOUS: ['iam', 'anonymous'],
 };
 
 type Tree = { [key: string]: unknown };
@@ -64,7 +68,7 @@ function readConfigFile(file: string, required: boolean): Tree {
 
 function describeIssues(error: z.ZodError): string {
   return error.issues
-    .map((issue) => `  - ${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`)
+    .map((issue) => `  - ${issue.path.length ? describePath(issue.path) : '(top level)'}: ${issue.message}`)
     .join('\n');
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { iamSchema, tlsSchema } from '../iam/config.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -91,10 +92,10 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** IAM-style access control (owned by the iam module; see docs/security.md). */
-    iam: z.record(z.string(), z.unknown()).optional(),
-    /** TLS for the gateway and the edge (owned by the security work; see docs/security.md). */
-    tls: z.record(z.string(), z.unknown()).optional(),
+    /** IAM-style access control: service roles and policies, edge credentials (src/iam; docs/security.md). */
+    iam: iamSchema.prefault({}),
+    /** TLS for the gateway and the edge: certificate and key files (src/iam/tls.ts; docs/security.md). */
+    tls: tlsSchema.prefault({}),
   })
   .strict();
 
