@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import { SqlError, SqlState } from '../util/errors.js';
 
 export interface SentimentItem {
@@ -31,6 +32,8 @@ export interface HttpMlServicesOptions {
   timeoutMs?: number;
   /** Adds authentication headers (SigV4) to a request, when the edge enforces it. */
   sign?: (request: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => void;
+  /** TLS options for an https:// endpoint (e.g. the edge's pinned certificate). */
+  tls?: https.AgentOptions;
 }
 
 interface HttpReply {
@@ -41,11 +44,15 @@ interface HttpReply {
 
 /** Calls pgsage's own service edge over HTTP with kept-alive connections. */
 export class HttpMlServices implements MlServices {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly agent: http.Agent;
   private readonly url: URL;
 
   constructor(private readonly options: HttpMlServicesOptions) {
     this.url = new URL(options.endpoint);
+    this.agent =
+      this.url.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 64, ...options.tls })
+        : new http.Agent({ keepAlive: true, maxSockets: 64 });
   }
 
   close(): void {
@@ -107,7 +114,7 @@ export class HttpMlServices implements MlServices {
         reject(canceled(signal));
         return;
       }
-      const request = http.request(
+      const request = (this.url.protocol === 'https:' ? https : http).request(
         {
           host: this.url.hostname,
           port: this.url.port,

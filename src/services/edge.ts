@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../util/log.js';
 import { AwsError, internalFailure } from './errors.js';
@@ -12,6 +13,10 @@ export interface EdgeRequest {
   body: Buffer;
   /** Set by the authenticator when request signing is enforced. */
   principal?: string;
+  /** The request target exactly as received (path?query, still percent-encoded), for signature checks. */
+  rawUrl?: string;
+  /** The client's address (loopback checks for anonymous access). */
+  remoteAddress?: string;
 }
 
 export interface EdgeResponse {
@@ -44,6 +49,8 @@ export interface EdgeOptions {
   port: number;
   maxBodyBytes: number;
   logger: Logger;
+  /** Certificate and key (PEM): the edge then serves HTTPS instead of HTTP. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
 }
 
 const JSON_11 = 'application/x-amz-json-1.1';
@@ -93,9 +100,11 @@ export class ServiceEdge {
   }
 
   async listen(): Promise<number> {
-    const server = http.createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       void this.handle(req, res);
-    });
+    };
+    const tls = this.options.tls;
+    const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler) : http.createServer(handler);
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
     this.server = server;
@@ -114,7 +123,7 @@ export class ServiceEdge {
   }
 
   get url(): string {
-    return `http://${this.options.host}:${this.port}`;
+    return `${this.options.tls ? 'https' : 'http'}://${this.options.host}:${this.port}`;
   }
 
   async close(): Promise<void> {
@@ -139,6 +148,8 @@ export class ServiceEdge {
         query: url.searchParams,
         headers: req.headers,
         body,
+        rawUrl: req.url ?? '/',
+        remoteAddress: req.socket.remoteAddress,
       };
       const response = await this.dispatch(request, target);
       status = response.status ?? 200;
