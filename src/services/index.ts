@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import { LocalObjectStore } from '../storage/local-store.js';
+import { createObjectStore } from '../storage/index.js';
 import type { Logger } from '../util/log.js';
 import type { ServiceEdge } from './edge.js';
 import { registerSageMaker, type SageMakerHosting, sagemakerStateDir } from './sagemaker/index.js';
@@ -22,10 +22,12 @@ export interface RunningServices {
 export async function registerServices(edge: ServiceEdge, context: ServiceContext): Promise<RunningServices> {
   const { config, logger } = context;
 
+  // s3:// ModelDataUrls resolve in the configured object store (local directory or S3-compatible).
+  const objects = createObjectStore(config);
   const sagemaker = await registerSageMaker(edge, {
     scope: { region: config.region, accountId: config.accountId },
     stateDir: sagemakerStateDir(config.dataDir),
-    objects: new LocalObjectStore(path.join(config.dataDir, 's3')),
+    objects,
     logger: logger.child({ component: 'sagemaker' }),
     logFile: path.join(config.dataDir, 'logs', 'pgsage.log'),
     ...context.sagemaker,
@@ -33,6 +35,9 @@ export async function registerServices(edge: ServiceEdge, context: ServiceContex
 
   return {
     sagemaker: sagemaker.hosting,
-    close: () => sagemaker.close(),
+    close: async () => {
+      await sagemaker.close();
+      objects.close?.();
+    },
   };
 }
