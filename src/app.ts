@@ -12,6 +12,7 @@ import { syncBridgeConninfo } from './extension/install.js';
 import { BridgeServer } from './gateway/bridge.js';
 import { MlInterceptor } from './gateway/interceptor.js';
 import { GatewayServer } from './gateway/server.js';
+import { createAccessControl } from './iam/index.js';
 import { HttpMlServices } from './ml/client.js';
 import { perRowHandler } from './ml/per-row.js';
 import { ServiceEdge } from './services/edge.js';
@@ -62,6 +63,8 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     }
   };
   try {
+    // Roles, policies, edge keys and TLS files are checked before anything starts.
+    const access = createAccessControl(config);
     const parser = loadParser();
     let target: PostgresTarget;
     if (config.postgres.upstream) {
@@ -88,15 +91,20 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       port: config.servicesPort,
       maxBodyBytes: config.services.maxBodyBytes,
       logger: logger.child({ component: 'edge' }),
+      tls: access.edgeTls,
     });
+    edge.authenticator = access.edgeAuthenticator;
     const services = await registerServices(edge, { config, logger });
     stack.push(() => services.close());
     await edge.listen();
     stack.push(() => edge.close());
 
-    const ml = new HttpMlServices({ endpoint: `http://127.0.0.1:${edge.port}` });
+    const edgeUrl = `${access.edgeTls ? 'https' : 'http'}://127.0.0.1:${edge.port}`;
+    const edgeClient = new HttpMlServices({ endpoint: edgeUrl, ...access.edgeClient(edgeUrl) });
+    // Every ML call from the database, batch or per row, is checked against the service's role first.
+    const ml = access.authorize(edgeClient);
     const statistics = new BatchStatistics();
-    stack.push(async () => ml.close());
+    stack.push(async () => edgeClient.close());
 
     const bridge = new BridgeServer({
       host: config.host,
@@ -127,6 +135,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       host: config.host,
       port: config.port,
       upstream: { host: target.host, port: target.port },
+      tls: access.gatewayTls,
       interceptorFor: (startup) =>
         new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? ''),
       logger: logger.child({ component: 'gateway' }),
