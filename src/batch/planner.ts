@@ -208,6 +208,8 @@ const isIntegerLiteral = (sql: string) => /^\d+$/.test(sql.trim());
 function joinable(site: CallSite): boolean {
   const level = site.level;
   if (!level.joinable || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
+  // FOR UPDATE would have to lock the joined results too (and cannot: it is the nullable side).
+  if (level.stmt.lockingClause) return false;
   // An unqualified * would also list the joined results.
   if ((level.stmt.targetList ?? []).some((t: AstNode) => isUnqualifiedStar(t.ResTarget.val))) return false;
   if (site.fromFunction)

@@ -1,0 +1,202 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectSameBothWays } from '../support/differential.js';
+import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+let stack: TestStack;
+let db: pg.Client;
+const fixture = binaryLogisticFixture();
+const f = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+/** One model call per row of t. */
+const E = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${f.join(', ')})`;
+const EP = `${E}::float8`;
+
+function rowsScoredSince(before: number): number {
+  const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint');
+  return (entry?.figures.rows ?? 0) - before;
+}
+function rowsScored(): number {
+  return rowsScoredSince(0);
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  await deployEndpoint(stack.pgsage.edge.url, 'xgb', fixture.model);
+  db = await stack.connect();
+  await db.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  await db.query(`CREATE TABLE t (id int PRIMARY KEY, grp int, txt text, ${f.map((c) => `${c} float8`).join(', ')})`);
+  const values = fixture.rows.map((row, i) => {
+    const text = i % 7 === 0 ? 'NULL' : `'row ${i} ${i % 3 === 0 ? 'naïve café ☃' : 'it\'\'s "quoted", with commas'}'`;
+    return `(${i + 1}, ${i % 5}, ${text}, ${row.map((v) => (v === null ? 'NULL' : v)).join(', ')})`;
+  });
+  await db.query(`INSERT INTO t VALUES ${values.join(', ')}`);
+  // Duplicate feature rows and an all-NULL row.
+  await db.query(`INSERT INTO t SELECT id + 1000, grp, txt, ${f.join(', ')} FROM t WHERE id <= 30`);
+  await db.query(`INSERT INTO t (id, grp) VALUES (5000, 9)`);
+  await db.query('CREATE TABLE u (id int, label text)');
+  await db.query("INSERT INTO u SELECT id, 'u' || id FROM t WHERE id % 2 = 0");
+  await db.query('CREATE TABLE empty (LIKE t)');
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('batch mode answers exactly what the per-row path answers', () => {
+  const shapes: [string, string][] = [
+    ['select list', `SELECT id, ${EP} FROM t`],
+    ['where', `SELECT id FROM t WHERE ${EP} > 0.5`],
+    ['having', `SELECT grp, count(*) FROM t GROUP BY grp HAVING avg(${EP}) > 0.3`],
+    ['aggregate argument', `SELECT grp, round(avg(${EP})::numeric, 6) FROM t GROUP BY grp`],
+    ['order by', `SELECT id FROM t ORDER BY ${EP}, id LIMIT 25`],
+    ['simple case', `SELECT id, CASE ${E} WHEN '0' THEN 'zero' ELSE 'other' END FROM t`],
+    ['searched case', `SELECT id, CASE WHEN ${EP} > 0.5 THEN 'hi' ELSE 'lo' END FROM t`],
+    ['join', `SELECT t.id, u.label, ${EP} FROM t JOIN u ON u.id = t.id`],
+    [
+      'left join, call on nullable side',
+      `SELECT u.id, (SELECT ${EP} FROM t t2 WHERE false) FROM u LEFT JOIN t ON t.id = u.id + 10000`,
+    ],
+    ['subquery in FROM', `SELECT s.id, s.p FROM (SELECT id, ${EP} AS p FROM t) s WHERE s.id < 60`],
+    ['CTE', `WITH c AS (SELECT id, ${EP} AS p FROM t) SELECT count(*), round(sum(p)::numeric, 5) FROM c WHERE p > 0.2`],
+    [
+      'correlated subquery',
+      `SELECT id, (SELECT ${EP.replace(/\bf(\d+)\b/g, 't2.f$1')} FROM t t2 WHERE t2.id = t.id) FROM t WHERE id < 40`,
+    ],
+    [
+      'nested call',
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, ${EP}, ${f.slice(1).join(', ')})::float8 FROM t`,
+    ],
+    ['many call sites', `SELECT id, ${EP}, ${EP} * 2, ${E} IS NULL FROM t WHERE ${EP} >= 0 ORDER BY ${EP} DESC, id`],
+    [
+      'constants only',
+      `SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)::float8`,
+    ],
+    [
+      'arrays as input',
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, ARRAY[${f.slice(0, 6).join(', ')}], ${f.slice(6).join(', ')})::float8 FROM t`,
+    ],
+    ['empty table', `SELECT id, ${EP} FROM empty`],
+    ['no rows pass', `SELECT id, ${EP} FROM t WHERE id < 0`],
+    ['union', `SELECT id, ${EP} FROM t WHERE id < 10 UNION ALL SELECT id, ${EP} FROM t WHERE id > 140`],
+    ['distinct', `SELECT DISTINCT round(${EP}::numeric, 3) FROM t`],
+    ['window over result', `SELECT id, rank() OVER (ORDER BY ${EP}, id) FROM t`],
+    ['explicit batch size', `SELECT id, aws_sagemaker.invoke_endpoint('xgb', 7, ${f.join(', ')})::float8 FROM t`],
+    ['unqualified star', `SELECT * FROM (SELECT id, ${EP} AS p FROM t WHERE id < 20) s`],
+    ['unknown endpoint', `SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, id)::float8 FROM t`],
+  ];
+  for (const [name, sql] of shapes) {
+    it(name, async () => {
+      await expectSameBothWays(db, sql);
+    });
+  }
+
+  it('extended protocol with parameters, re-executed with new values', async () => {
+    const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
+    for (const params of [
+      [1, 20],
+      [100, 150],
+      [5, 5],
+    ])
+      await expectSameBothWays(db, sql, { params });
+  });
+
+  it('generated queries over random predicates and placements', async () => {
+    let seed = 20260127;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)];
+    const predicates = [
+      'id % 3 = 0',
+      'f1 > 0',
+      'f2 IS NULL',
+      'grp IN (1, 2)',
+      "txt LIKE '%café%'",
+      'true',
+      'f3 < -0.5 OR f4 > 0.5',
+    ];
+    for (let i = 0; i < 12; i++) {
+      const where = [pick(predicates), pick(predicates)].join(' AND ');
+      const placement = pick([
+        `SELECT id, ${EP} FROM t WHERE ${where}`,
+        `SELECT count(*) FROM t WHERE ${where} AND ${EP} > ${random().toFixed(2)}`,
+        `SELECT grp, max(${EP}) FROM t WHERE ${where} GROUP BY grp`,
+        `SELECT id FROM t WHERE ${where} ORDER BY ${EP} DESC, id LIMIT ${1 + Math.floor(random() * 20)}`,
+      ]);
+      await expectSameBothWays(db, placement);
+    }
+  });
+});
+
+describe('batch mode in other statements', () => {
+  it('INSERT … SELECT, CREATE TABLE AS, UPDATE and a view give the per-row results', async () => {
+    await db.query(`CREATE TABLE scored_batch AS SELECT id, ${EP} AS p FROM t`);
+    await db.query('SET apg_enable_function_migration = off');
+    await db.query(`CREATE TABLE scored_rows AS SELECT id, ${EP} AS p FROM t`);
+    await db.query('RESET apg_enable_function_migration');
+    const diff = await db.query(
+      'SELECT count(*)::int AS n FROM scored_batch b FULL JOIN scored_rows r USING (id) WHERE b.p IS DISTINCT FROM r.p',
+    );
+    expect(diff.rows[0].n).toBe(0);
+
+    await db.query('CREATE TABLE inserted (id int, p float8)');
+    await db.query(`INSERT INTO inserted SELECT id, ${EP} FROM t WHERE id < 50`);
+    await db.query('ALTER TABLE scored_batch ADD COLUMN updated float8');
+    const before = rowsScored();
+    await db.query(
+      `UPDATE scored_batch SET updated = ${EP.replace(/\bf(\d+)\b/g, 't.f$1')} FROM t WHERE t.id = scored_batch.id`,
+    );
+    expect(rowsScoredSince(before)).toBeGreaterThan(0);
+    const checks = await db.query(`SELECT
+        (SELECT count(*)::int FROM inserted i JOIN scored_rows r USING (id) WHERE i.p IS DISTINCT FROM r.p) AS inserted_diff,
+        (SELECT count(*)::int FROM scored_batch WHERE updated IS DISTINCT FROM p) AS updated_diff`);
+    expect(checks.rows[0]).toEqual({ inserted_diff: 0, updated_diff: 0 });
+
+    await db.query(`CREATE VIEW v_scores AS SELECT id, ${EP} AS p FROM t`);
+    await expectSameBothWays(db, 'SELECT id, p FROM v_scores WHERE id < 30');
+  });
+
+  it('materialized views, REFRESH (CONCURRENTLY), cursors and FOR UPDATE SKIP LOCKED', async () => {
+    await db.query(`CREATE MATERIALIZED VIEW mv_scores AS SELECT id, ${EP} AS p FROM t`);
+    await db.query('CREATE UNIQUE INDEX ON mv_scores (id)');
+    await db.query('REFRESH MATERIALIZED VIEW mv_scores');
+    await db.query('REFRESH MATERIALIZED VIEW CONCURRENTLY mv_scores');
+    const mv = await db.query(
+      'SELECT count(*)::int AS n FROM mv_scores m JOIN scored_rows r USING (id) WHERE m.p IS DISTINCT FROM r.p',
+    );
+    expect(mv.rows[0].n).toBe(0);
+
+    await db.query('BEGIN');
+    await db.query(`DECLARE c CURSOR FOR SELECT id, ${EP} AS p FROM t ORDER BY id`);
+    const first = await db.query('FETCH 10 FROM c');
+    const second = await db.query('FETCH 10 FROM c');
+    const locked = await db.query(`SELECT id, ${EP} AS p FROM t WHERE id <= 10 ORDER BY id FOR UPDATE SKIP LOCKED`);
+    await db.query('COMMIT');
+    const reference = await db.query('SELECT id, p FROM scored_rows ORDER BY id LIMIT 20');
+    expect([...first.rows, ...second.rows]).toEqual(reference.rows);
+    expect(locked.rows).toEqual(reference.rows.slice(0, 10));
+  });
+
+  it('sees the transaction’s own uncommitted rows and temp tables', async () => {
+    await db.query('BEGIN');
+    await db.query(`CREATE TEMP TABLE tt AS SELECT * FROM t WHERE id < 5`);
+    await db.query(`INSERT INTO tt SELECT id + 9000, grp, txt, ${f.join(', ')} FROM t WHERE id BETWEEN 5 AND 9`);
+    const batched = await db.query(`SELECT id, ${EP} AS p FROM tt ORDER BY id`);
+    await db.query('SET LOCAL apg_enable_function_migration = false');
+    const perRow = await db.query(`SELECT id, ${EP} AS p FROM tt ORDER BY id`);
+    await db.query('ROLLBACK');
+    expect(batched.rows).toHaveLength(9);
+    expect(batched.rows).toEqual(perRow.rows);
+  });
+
+  it('scores at most one batch beyond what a LIMIT needs', async () => {
+    const before = rowsScored();
+    const { rows } = await db.query(
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', 10, ${f.join(', ')})::float8 FROM t LIMIT 5`,
+    );
+    expect(rows).toHaveLength(5);
+    expect(rowsScoredSince(before)).toBeLessThanOrEqual(5 + 10);
+  });
+});
