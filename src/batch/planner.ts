@@ -362,8 +362,10 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
         ? replaceCallOrField(inlined, target, value, site.call.kind === 'sentiment')
         : undefined;
       if (!substituted) continue;
+      // The outer cast keeps `(wrapper(...)).field` parenthesized when deparsed.
+      const returnType = site.call.wrapper.fn.returnType;
       const replacement = parseExpression(
-        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${site.call.wrapper.fn.returnType} END`,
+        `(CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${returnType} END)::${returnType}`,
       );
       nameTarget(site);
       site.holder[site.key] = replacement;

@@ -14,13 +14,11 @@ export function extensionScript(name: string, version = '1.0'): string {
  * required extensions' schemas resolved (what CREATE EXTENSION would substitute).
  */
 export function scriptAsPlainSql(script: string, schemas: Record<string, string>): string {
-  return script
-    .replace(/^\\echo .*$/m, '')
-    .replace(/@extschema:([a-z_]+)@/g, (_, ext: string) => {
-      const schema = schemas[ext];
-      if (!schema) throw new Error(`required extension ${ext} is not installed`);
-      return `"${schema.replace(/"/g, '""')}"`;
-    });
+  return script.replace(/^\\echo .*$/m, '').replace(/@extschema:([a-z_]+)@/g, (_, ext: string) => {
+    const schema = schemas[ext];
+    if (!schema) throw new Error(`required extension ${ext} is not installed`);
+    return `"${schema.replace(/"/g, '""')}"`;
+  });
 }
 
 /** Stores where the bridge listens in a database that has aws_ml (upstream mode). */

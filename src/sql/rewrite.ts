@@ -64,6 +64,9 @@ export function rewriteStatementText(sql: string): string {
       if (qualifier === 'aws_sagemaker') {
         const edit = packInvokeArguments(tokens, i + 1);
         if (edit) edits.push(...edit);
+        const start = tokens[i - 1]?.text === '.' ? i - 2 : i;
+        const cast = castToRecordType(tokens, start, matchingParen(tokens, i + 1));
+        if (cast) edits.push(...cast);
       }
     } else if (name === 'apg_enable_function_migration') {
       edits.push({ start: token.start, end: token.end, text: 'aws_ml.enable_function_migration' });
@@ -129,6 +132,73 @@ function packInvokeArguments(tokens: ScanToken[], open: number): Edit[] | undefi
   return [
     { start: third.start, end: third.start, text: 'json_build_array(' },
     { start: closeToken.start, end: closeToken.start, text: ')' },
+  ];
+}
+
+/** Type names an endpoint's text answer casts to directly; anything else may be a composite type. */
+const SCALAR_TYPES = new Set([
+  'int',
+  'int2',
+  'int4',
+  'int8',
+  'integer',
+  'smallint',
+  'bigint',
+  'real',
+  'float',
+  'float4',
+  'float8',
+  'double',
+  'numeric',
+  'decimal',
+  'text',
+  'varchar',
+  'character',
+  'char',
+  'bpchar',
+  'bool',
+  'boolean',
+  'date',
+  'time',
+  'timestamp',
+  'timestamptz',
+  'interval',
+  'json',
+  'jsonb',
+  'uuid',
+  'bytea',
+  'money',
+  'point',
+  'name',
+  'varying',
+  'precision',
+]);
+
+/**
+ * `(invoke_endpoint(…))::some_type` where some_type is not a builtin scalar:
+ * a multi-value answer such as `0.12,0.98` only becomes a composite value
+ * with parentheses around it, so the cast goes through
+ * `aws_sagemaker.cast_output(…, NULL::some_type)`, which adds them for
+ * composite types and casts directly otherwise.
+ */
+function castToRecordType(tokens: ScanToken[], callStart: number, callEnd: number): Edit[] | undefined {
+  if (callEnd < 0) return undefined;
+  let start = callStart;
+  let end = callEnd;
+  while (tokens[start - 1]?.text === '(' && tokens[end + 1]?.text === ')') {
+    start -= 1;
+    end += 1;
+  }
+  if (tokens[end + 1]?.text !== '::') return undefined;
+  let typeEnd = end + 2;
+  const first = tokens[typeEnd];
+  if (!first || first.tokenName !== IDENT || SCALAR_TYPES.has(identName(first) ?? '')) return undefined;
+  while (tokens[typeEnd + 1]?.text === '.' && tokens[typeEnd + 2]?.tokenName === IDENT) typeEnd += 2;
+  if (tokens[typeEnd + 1]?.text === '[') return undefined;
+  return [
+    { start: tokens[start].start, end: tokens[start].start, text: 'aws_sagemaker.cast_output(' },
+    { start: tokens[end + 1].start, end: tokens[end + 1].end, text: ', NULL::' },
+    { start: tokens[typeEnd].end, end: tokens[typeEnd].end, text: ')' },
   ];
 }
 

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { xgboostFixture } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -89,5 +91,41 @@ describe('batch mode with a SageMaker endpoint', () => {
     );
     const plan = explain.rows.map((r) => r['QUERY PLAN']).join('\n');
     expect(plan).toMatch(/Batch Processing: num batches=4 avg\/min\/max batch size=37\.500\/30\.000\/40\.000/);
+  });
+
+  it('casts a multi-value answer to a composite type, in batch mode and per row', async () => {
+    await deployEndpoint(stack.pgsage.edge.url, 'classes', xgboostFixture('multi_softprob.json'));
+    const reference = readFileSync(xgboostFixture('multi_softprob.predict.csv'), 'utf8').trim().split('\n');
+    const inputs = readFileSync(xgboostFixture('inputs_classification3.csv'), 'utf8').trim().split('\n');
+    await db.query(`CREATE TABLE companies (id int, ${features.map((f) => `${f} float8`).join(', ')})`);
+    await db.query(
+      `INSERT INTO companies VALUES ${inputs
+        .slice(0, 30)
+        .map(
+          (line, i) =>
+            `(${i + 1}, ${line
+              .split(',')
+              .map((v) => (v === '' ? 'NULL' : v))
+              .join(', ')})`,
+        )
+        .join(', ')}`,
+    );
+    await db.query('CREATE TYPE class_forecast AS (p0 real, p1 float8, p2 float8)');
+    await db.query(`CREATE FUNCTION forecast (${features.map((f) => `${f} float8`).join(', ')}, max_rows_per_batch INT DEFAULT NULL, OUT prediction class_forecast)
+      AS $$ SELECT (aws_sagemaker.invoke_endpoint('classes', max_rows_per_batch, ${features.join(', ')}))::class_forecast; $$
+      LANGUAGE SQL PARALLEL SAFE COST 5000`);
+    const query = `SELECT id, (forecast(${features.join(', ')})).* FROM companies ORDER BY id`;
+    const batched = await db.query(query);
+    await db.query('SET apg_enable_function_migration = off');
+    const perRow = await db.query(query);
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched.rows).toEqual(perRow.rows);
+    expect(batched.rows).toHaveLength(30);
+    for (const row of batched.rows) {
+      const [p0, p1, p2] = reference[row.id - 1].split(',').map(Number);
+      expect(row.p0).toBeCloseTo(p0, 6);
+      expect(row.p1).toBeCloseTo(p1, 6);
+      expect(row.p2).toBeCloseTo(p2, 6);
+    }
   });
 });

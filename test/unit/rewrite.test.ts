@@ -13,8 +13,12 @@ describe('rewriteStatementText', () => {
 
   it('handles nested calls, arrays and casts inside the arguments', () => {
     expect(
-      rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', 10, COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y)))"),
-    ).toBe("SELECT aws_sagemaker.invoke_endpoint('ep', 10, json_build_array(COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y))))");
+      rewriteStatementText(
+        "SELECT aws_sagemaker.invoke_endpoint('ep', 10, COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y)))",
+      ),
+    ).toBe(
+      "SELECT aws_sagemaker.invoke_endpoint('ep', 10, json_build_array(COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y))))",
+    );
   });
 
   it('rewrites inside dollar-quoted function bodies and keeps the rest byte for byte', () => {
@@ -27,15 +31,15 @@ AS $$
 $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     const out = rewriteStatementText(sql);
     expect(out).toBe(
-      sql
-        .replace('arg1, arg2  ', 'json_build_array(arg1, arg2  ')
-        .replace('        )::INT', '        ))::INT'),
+      sql.replace('arg1, arg2  ', 'json_build_array(arg1, arg2  ').replace('        )::INT', '        ))::INT'),
     );
   });
 
   it('rewrites single-quoted function bodies of CREATE FUNCTION', () => {
     expect(
-      rewriteStatementText("CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, a)' LANGUAGE sql"),
+      rewriteStatementText(
+        "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, a)' LANGUAGE sql",
+      ),
     ).toBe(
       "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, json_build_array(a))' LANGUAGE sql",
     );
@@ -71,6 +75,22 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
       'SET aws_ml.enable_function_migration = false',
     );
     expect(rewriteStatementText('RESET apg_enable_function_migration')).toBe('RESET aws_ml.enable_function_migration');
+  });
+
+  it('routes casts to non-builtin types through cast_output, leaves scalar casts alone', () => {
+    expect(rewriteStatementText("SELECT (aws_sagemaker.invoke_endpoint('e', NULL, a, b))::company_forecasts")).toBe(
+      "SELECT aws_sagemaker.cast_output((aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a, b))), NULL::company_forecasts)",
+    );
+    expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('e', NULL, a)::public.pair FROM t")).toBe(
+      "SELECT aws_sagemaker.cast_output(aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a)), NULL::public.pair) FROM t",
+    );
+    expect(
+      rewriteStatementText(
+        "SELECT aws_sagemaker.invoke_endpoint('e', NULL, a)::INT, aws_sagemaker.invoke_endpoint('e', NULL, a)::float8",
+      ),
+    ).toBe(
+      "SELECT aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a))::INT, aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a))::float8",
+    );
   });
 
   it('does not touch functions of other schemas with the same name', () => {

@@ -243,6 +243,30 @@ BEGIN
 END
 $$;
 
+-- Casts an endpoint's text answer to the caller's type. A multi-value CSV
+-- answer such as `0.12,0.98` becomes a composite value only with parentheses
+-- around it, which this adds for composite types; the gateway routes
+-- `invoke_endpoint(...)::some_type` casts here when some_type is not a builtin scalar.
+CREATE FUNCTION aws_sagemaker.cast_output(model_output varchar, target anyelement) RETURNS anyelement
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result ALIAS FOR $0;
+  composite boolean;
+BEGIN
+  IF model_output IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT t.typtype = 'c' INTO composite FROM pg_type t WHERE t.oid = pg_typeof(target);
+  IF composite THEN
+    EXECUTE format('SELECT (%L::%s).*', '(' || model_output || ')', pg_typeof(target)) INTO result;
+  ELSE
+    EXECUTE format('SELECT %L::%s', model_output, pg_typeof(target)) INTO result;
+  END IF;
+  RETURN result;
+END
+$$;
+
 -- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
 -- so they re-read which user functions wrap ML calls.
 CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
@@ -261,6 +285,8 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
+-- Only a type conversion: whoever may call invoke_endpoint may cast its answer.
+GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC;
 -- The gateway prepares batch results as the client's own role.
 GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
