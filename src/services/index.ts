@@ -4,6 +4,7 @@ import { createObjectStore } from '../storage/index.js';
 import type { Logger } from '../util/log.js';
 import type { ServiceEdge } from './edge.js';
 import { registerSageMaker, type SageMakerHosting, sagemakerStateDir } from './sagemaker/index.js';
+import { registerTrainingJobs } from './sagemaker/training-operations.js';
 
 export interface ServiceContext {
   config: Config;
@@ -32,10 +33,17 @@ export async function registerServices(edge: ServiceEdge, context: ServiceContex
     logFile: path.join(config.dataDir, 'logs', 'pgsage.log'),
     ...context.sagemaker,
   });
+  const training = await registerTrainingJobs(edge, {
+    scope: { region: config.region, accountId: config.accountId },
+    dataDir: config.dataDir,
+    objects,
+    logger: logger.child({ component: 'sagemaker-training' }),
+  });
 
   return {
     sagemaker: sagemaker.hosting,
     close: async () => {
+      await training.close();
       await sagemaker.close();
       objects.close?.();
     },
