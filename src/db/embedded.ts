@@ -23,8 +23,8 @@ export interface EmbeddedPostgresOptions {
   port: number;
   user: string;
   password: string;
-  /** Directory whose `extension/` subdirectory holds control and script files to expose to the server. */
-  extensionSource: string;
+  /** Directory whose `extension/` subdirectory holds control and script files to expose to the server (omitted: none). */
+  extensionSource?: string;
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
   logger: Logger;
@@ -51,9 +51,13 @@ function serverOsUser(logger: Logger): OsUser | undefined {
     return lookup();
   } catch {
     logger.info('creating OS user postgres to run the embedded server (pgsage runs as root)');
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], {
-      stdio: 'ignore',
-    });
+    execFileSync(
+      'useradd',
+      ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'],
+      {
+        stdio: 'ignore',
+      },
+    );
     return lookup();
   }
 }
@@ -151,13 +155,13 @@ export class EmbeddedPostgres implements PostgresTarget {
     if (owner) assertReachable(this.clusterDir, owner);
 
     const shareDir = path.join(this.options.dataDir, 'pg-share');
-    publishExtensionFiles(this.options.extensionSource, shareDir);
+    if (this.options.extensionSource) publishExtensionFiles(this.options.extensionSource, shareDir);
 
     const settings: Record<string, string> = {
       port: String(this.port),
       listen_addresses: this.host,
       unix_socket_directories: '',
-      extension_control_path: `$system:${shareDir}`,
+      ...(this.options.extensionSource ? { extension_control_path: `$system:${shareDir}` } : {}),
       ...this.options.settings,
     };
     const args = ['-D', this.clusterDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];

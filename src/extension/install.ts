@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { BackendChannel } from '../gateway/backend.js';
+import { SqlError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { packagePath } from '../util/paths.js';
 
@@ -67,4 +68,42 @@ export async function syncBridgeConninfo(
     }
   }
   return updated;
+}
+
+/**
+ * CREATE EXTENSION aws_ml on a server where pgsage could not install the
+ * extension's files (a managed or remote PostgreSQL): the same script runs as
+ * plain SQL in the client's session. What differs from a real extension: it is
+ * not listed by \dx, and DROP EXTENSION does not know it (drop the schemas
+ * aws_ml, aws_comprehend and aws_sagemaker instead). Returns a notice to show,
+ * if any.
+ */
+export async function installAwsMlByScript(
+  backend: BackendChannel,
+  options: { ifNotExists: boolean; cascade: boolean },
+): Promise<string | undefined> {
+  const present = await backend.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'aws_ml'");
+  if (present.rows.length > 0) {
+    if (options.ifNotExists) return 'extension "aws_ml" already exists, skipping';
+    throw new SqlError('42710', 'extension "aws_ml" already exists');
+  }
+  let dblink = await backend.query(
+    "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink'",
+  );
+  if (dblink.rows.length === 0) {
+    if (!options.cascade) {
+      throw new SqlError(
+        '42704',
+        'required extension "dblink" is not installed',
+        undefined,
+        'Use CREATE EXTENSION ... CASCADE to install required extensions too.',
+      );
+    }
+    await backend.query('CREATE EXTENSION dblink');
+    dblink = await backend.query(
+      "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink'",
+    );
+  }
+  await backend.query(scriptAsPlainSql(extensionScript('aws_ml'), { dblink: String(dblink.rows[0][0]) }));
+  return undefined;
 }

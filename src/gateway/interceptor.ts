@@ -6,7 +6,7 @@ import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
-import { storeBridgeConninfo } from '../extension/install.js';
+import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
 import { type AstNode, deparse } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
@@ -15,9 +15,11 @@ import { asSqlError, SqlError } from '../util/errors.js';
 import { BackendError } from './backend.js';
 import {
   bindStatementName,
+  commandComplete,
   dataRow,
   errorResponse,
   type Message,
+  noticeResponse,
   parseMessage,
   queryMessage,
   readBind,
@@ -386,15 +388,37 @@ export class MlInterceptor implements SessionInterceptor {
 
   // ------------------------------------------------------------ upstream mode
 
-  /** Runs CREATE EXTENSION aws_ml, then tells the new extension where the bridge listens. */
+  /**
+   * CREATE EXTENSION aws_ml in upstream mode: run by PostgreSQL when the
+   * server has the extension's files, otherwise by the gateway from the same
+   * script; then the extension learns where the bridge listens.
+   */
   private async createExtensionUpstream(control: SessionControl, sql: string): Promise<void> {
-    const outcome = await control.relay(queryMessage(sql));
-    let status = outcome.status;
-    if (!outcome.failed && status !== 'E') {
-      await storeBridgeConninfo(control.backend, this.context.bridgeConninfoForUpstream!());
-      status = control.backend.status;
+    const backend = control.backend;
+    const available =
+      backend.status !== 'E' &&
+      (await backend.query("SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'aws_ml'")).rows.length > 0;
+    let notice: string | undefined;
+    if (available || backend.status === 'E') {
+      const outcome = await control.relay(queryMessage(sql));
+      if (!outcome.failed && outcome.status !== 'E') {
+        await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
+      }
+    } else {
+      const ok = await this.guarded(control, [], async () => {
+        notice = await installAwsMlByScript(backend, {
+          ifNotExists: /if\s+not\s+exists/i.test(sql),
+          cascade: /\bcascade\b/i.test(sql),
+        });
+        await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
+      });
+      if (!ok) return;
+      control.toClient([
+        ...(notice ? [noticeResponse({ code: '42710', message: notice })] : []),
+        commandComplete('CREATE EXTENSION'),
+      ]);
     }
     this.context.catalogs.invalidate(this.database);
-    control.toClient(readyForQuery(status));
+    control.toClient(readyForQuery(backend.status));
   }
 }
