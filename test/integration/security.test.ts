@@ -1,0 +1,521 @@
+/**
+ * Access control from SQL, end to end (gateway, bridge, edge, real PostgreSQL):
+ * service roles checked before any call leaves the gateway, in batch mode and
+ * per row; the same-region rule; signed calls from the gateway when the edge
+ * checks signatures; and PostgreSQL privileges for several tenants in one
+ * database (Aurora's multi-tenant recipe).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  CreateEndpointCommand,
+  CreateEndpointConfigCommand,
+  CreateModelCommand,
+  DescribeEndpointCommand,
+  SageMakerClient,
+} from '@aws-sdk/client-sagemaker';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ConfigInput } from '../../src/config/index.js';
+import { waitForEndpoint, XGBOOST_IMAGE } from '../support/edge.js';
+import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import {
+  createLoginRole,
+  dropLoginRoles,
+  type EdgeTap,
+  type LoginRole,
+  rejection,
+  standInComprehend,
+  standInSentiment,
+  tapEdge,
+} from '../support/security.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+const ACCOUNT = '123456789012';
+const REGION = 'us-east-1';
+const SAGEMAKER_ROLE = `arn:aws:iam::${ACCOUNT}:role/AllowAuroraSageMakerRole`;
+const COMPREHEND_ROLE = `arn:aws:iam::${ACCOUNT}:role/AllowAuroraComprehendRole`;
+const endpointArn = (name: string, region = REGION) => `arn:aws:sagemaker:${region}:${ACCOUNT}:endpoint/${name}`;
+
+const fixture = binaryLogisticFixture();
+const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+const featureList = features.join(', ');
+const call = (endpoint: string) => `aws_sagemaker.invoke_endpoint('${endpoint}', NULL, ${featureList})`;
+
+const lockedDown: ConfigInput['iam'] = {
+  roles: [
+    {
+      arn: SAGEMAKER_ROLE,
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          { Sid: 'ChurnModels', Effect: 'Allow', Action: 'sagemaker:InvokeEndpoint', Resource: endpointArn('churn-*') },
+          { Sid: 'NotTheBeta', Effect: 'Deny', Action: 'sagemaker:*', Resource: endpointArn('churn-beta') },
+        ],
+      },
+    },
+    {
+      arn: COMPREHEND_ROLE,
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'AllowAuroraToInvokeComprehendDetectSentiment',
+            Effect: 'Allow',
+            Action: ['comprehend:DetectSentiment', 'comprehend:BatchDetectSentiment'],
+            Resource: '*',
+          },
+        ],
+      },
+    },
+  ],
+  defaultRoles: { aws_default_sagemaker_role: SAGEMAKER_ROLE, aws_default_comprehend_role: COMPREHEND_ROLE },
+};
+
+async function setUpData(db: pg.Client): Promise<void> {
+  await db.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  await db.query(`CREATE TABLE events (id int PRIMARY KEY, ${features.map((f) => `${f} float8`).join(', ')})`);
+  const values = fixture.rows
+    .slice(0, 40)
+    .map((row, i) => `(${i + 1}, ${row.map((v) => (v === null ? 'NULL' : v)).join(', ')})`);
+  await db.query(`INSERT INTO events VALUES ${values.join(', ')}`);
+  await db.query(`CREATE TABLE reviews (id int PRIMARY KEY, body text)`);
+  await db.query(`INSERT INTO reviews VALUES (1, 'great product'), (2, 'bad service'), (3, 'fine, I guess')`);
+}
+
+/** Runs a statement in batch mode and, with function migration off, per row. */
+async function bothModes<T>(db: pg.Client, run: () => Promise<T>): Promise<{ batch: T; perRow: T }> {
+  const batch = await run();
+  await db.query('SET apg_enable_function_migration = false');
+  try {
+    return { batch, perRow: await run() };
+  } finally {
+    await db.query('RESET apg_enable_function_migration');
+  }
+}
+
+describe('service roles, checked before a call leaves the gateway', () => {
+  let stack: TestStack;
+  let db: pg.Client;
+  let tap: EdgeTap;
+
+  beforeAll(async () => {
+    stack = await startStack({ region: REGION, accountId: ACCOUNT, iam: lockedDown });
+    for (const name of ['churn-xgb', 'churn-beta', 'fraud-xgb']) {
+      await deployEndpoint(stack.pgsage.edge.url, name, fixture.model);
+    }
+    standInComprehend(stack.pgsage.edge);
+    tap = tapEdge(stack.pgsage.edge);
+    db = await stack.connect();
+    await setUpData(db);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('lets through what the attached role allows, in batch mode and per row', async () => {
+    tap.clear();
+    const { batch, perRow } = await bothModes(db, () =>
+      db.query(`SELECT id, ${call('churn-xgb')}::float8 AS p FROM events ORDER BY id`),
+    );
+    for (const result of [batch, perRow]) {
+      expect(result.rows).toHaveLength(40);
+      for (const row of result.rows) expect(row.p).toBeCloseTo(fixture.predictions[row.id - 1], 5);
+    }
+    expect(tap.invocations('churn-xgb').length).toBe(1 + 40);
+    const sentiment = await bothModes(db, () =>
+      db.query(
+        `SELECT r.id, s.sentiment FROM reviews r, aws_comprehend.detect_sentiment(r.body, 'en') s ORDER BY r.id`,
+      ),
+    );
+    expect(sentiment.batch.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE', 'POSITIVE']);
+    expect(sentiment.perRow.rows).toEqual(sentiment.batch.rows);
+  });
+
+  it('refuses what no statement allows with 42501 naming action and resource, making no call', async () => {
+    tap.clear();
+    const { batch, perRow } = await bothModes(db, () =>
+      rejection(db.query(`SELECT id, ${call('fraud-xgb')}::float8 FROM events`)),
+    );
+    for (const error of [batch, perRow]) {
+      expect(error.code).toBe('42501');
+      expect(error.message).toContain(
+        `${SAGEMAKER_ROLE} is not authorized to perform: sagemaker:InvokeEndpoint on resource: ${endpointArn('fraud-xgb')} because no identity-based policy allows the sagemaker:InvokeEndpoint action`,
+      );
+      expect(error.detail).toContain('aws_default_sagemaker_role');
+    }
+    expect(tap.invocations('fraud-xgb')).toEqual([]);
+    // A refused call inside a transaction aborts it like any failed statement.
+    await db.query('BEGIN');
+    await expect(db.query(`SELECT ${call('fraud-xgb')} FROM events LIMIT 1`)).rejects.toMatchObject({ code: '42501' });
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await db.query('ROLLBACK');
+  });
+
+  it('lets an explicit Deny win over the wildcard Allow', async () => {
+    tap.clear();
+    const { batch, perRow } = await bothModes(db, () =>
+      rejection(db.query(`SELECT ${call('churn-beta')} FROM events WHERE id = 1`)),
+    );
+    for (const error of [batch, perRow]) {
+      expect(error.code).toBe('42501');
+      expect(error.message).toMatch(
+        /on resource: arn:aws:sagemaker:us-east-1:123456789012:endpoint\/churn-beta with an explicit deny/,
+      );
+      expect(error.detail).toContain('Sid "NotTheBeta"');
+    }
+    expect(tap.invocations('churn-beta')).toEqual([]);
+  });
+
+  it('refuses endpoints of another region, even by ARN, and accepts its own region by ARN', async () => {
+    tap.clear();
+    const elsewhere = endpointArn('churn-xgb', 'eu-west-1');
+    const { batch, perRow } = await bothModes(db, () =>
+      rejection(db.query(`SELECT ${call(elsewhere)} FROM events WHERE id = 1`)),
+    );
+    for (const error of [batch, perRow]) {
+      expect(error.code).toBe('22023');
+      expect(error.message).toContain(
+        `SageMaker endpoint ${elsewhere} is in region eu-west-1; this cluster can only invoke endpoints in its own region us-east-1`,
+      );
+    }
+    const own = await db.query(`SELECT ${call(endpointArn('churn-xgb'))}::float8 AS p FROM events WHERE id = 1`);
+    expect(own.rows[0].p).toBeCloseTo(fixture.predictions[0], 5);
+    expect(tap.requests.map((r) => r.operation)).toEqual(['InvokeEndpoint churn-xgb']);
+  });
+});
+
+describe('a service without a role', () => {
+  let stack: TestStack;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      region: REGION,
+      accountId: ACCOUNT,
+      iam: { roles: lockedDown.roles, defaultRoles: { aws_default_sagemaker_role: SAGEMAKER_ROLE } },
+    });
+    standInComprehend(stack.pgsage.edge);
+    db = await stack.connect();
+    await setUpData(db);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('is unavailable from SQL, with a message that tells the admin what to set', async () => {
+    const { batch, perRow } = await bothModes(db, () =>
+      rejection(db.query(`SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM reviews`)),
+    );
+    for (const error of [batch, perRow]) {
+      expect(error.code).toBe('42501');
+      expect(error.message).toContain(
+        'aws_comprehend.detect_sentiment is unavailable: no IAM role is attached for Amazon Comprehend (aws_default_comprehend_role)',
+      );
+      expect(error.hint).toMatch(/set iam\.defaultRoles\.aws_default_comprehend_role/);
+    }
+  });
+});
+
+describe('an edge that checks signatures', () => {
+  const KEY = { accessKeyId: 'AKPGSECURITYTEST1', secretAccessKey: 'security-test-secret-0123456789' };
+  let stack: TestStack;
+  let db: pg.Client;
+  let tap: EdgeTap;
+  let scratch: string;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      region: REGION,
+      accountId: ACCOUNT,
+      iam: { credentials: [{ ...KEY, principal: `arn:aws:iam::${ACCOUNT}:user/deployer` }] },
+    });
+    scratch = mkdtempSync(path.join(tmpdir(), 'pgsage-sec-aws-'));
+    db = await stack.connect();
+    await setUpData(db);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  function aws(keys: { accessKeyId: string; secretAccessKey: string } | undefined, ...args: string[]) {
+    return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        'aws',
+        [...args, '--endpoint-url', stack.pgsage.edge.url, '--region', REGION, '--output', 'json'],
+        {
+          env: {
+            PATH: process.env.PATH,
+            HOME: scratch,
+            ...(keys ? { AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey } : {}),
+            AWS_CONFIG_FILE: path.join(scratch, 'no-config'),
+            AWS_SHARED_CREDENTIALS_FILE: path.join(scratch, 'no-credentials'),
+            AWS_PAGER: '',
+            AWS_MAX_ATTEMPTS: '1',
+            AWS_EC2_METADATA_DISABLED: 'true',
+          },
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  }
+
+  it('serves the AWS SDK and CLI with a configured key and refuses others', async () => {
+    // deployEndpoint signs with 'test' credentials, which this edge does not know.
+    await expect(deployEndpoint(stack.pgsage.edge.url, 'churn-xgb', fixture.model)).rejects.toMatchObject({
+      name: 'InvalidClientTokenId',
+    });
+    const listed = await aws(KEY, 'sagemaker', 'list-endpoints');
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).Endpoints).toEqual([]);
+    const wrong = await aws({ ...KEY, secretAccessKey: 'not-the-right-secret-value' }, 'sagemaker', 'list-endpoints');
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/SignatureDoesNotMatch/);
+    const unsigned = await aws(undefined, 'sagemaker', 'list-endpoints', '--no-sign-request');
+    expect(unsigned.stderr).toMatch(/MissingAuthenticationToken/);
+  });
+
+  it('still serves SQL: the gateway signs its own calls with its internal key', async () => {
+    const client = new SageMakerClient({
+      endpoint: stack.pgsage.edge.url,
+      region: REGION,
+      credentials: KEY,
+      maxAttempts: 1,
+    });
+    await client.send(
+      new CreateModelCommand({
+        ModelName: 'churn-xgb',
+        PrimaryContainer: { Image: XGBOOST_IMAGE, ModelDataUrl: pathToFileURL(fixture.model).href },
+        ExecutionRoleArn: `arn:aws:iam::${ACCOUNT}:role/pgsage-test`,
+      }),
+    );
+    await client.send(
+      new CreateEndpointConfigCommand({
+        EndpointConfigName: 'churn-xgb',
+        ProductionVariants: [
+          { VariantName: 'AllTraffic', ModelName: 'churn-xgb', InitialInstanceCount: 1, InstanceType: 'ml.m5.large' },
+        ],
+      }),
+    );
+    await client.send(new CreateEndpointCommand({ EndpointName: 'churn-xgb', EndpointConfigName: 'churn-xgb' }));
+    const endpoint = await waitForEndpoint(
+      (name) => client.send(new DescribeEndpointCommand({ EndpointName: name })),
+      'churn-xgb',
+    );
+    client.destroy();
+    expect(endpoint.EndpointStatus).toBe('InService');
+    tap = tapEdge(stack.pgsage.edge);
+    const { batch, perRow } = await bothModes(db, () =>
+      db.query(`SELECT id, ${call('churn-xgb')}::float8 AS p FROM events WHERE id <= 3 ORDER BY id`),
+    );
+    expect(batch.rows).toEqual(perRow.rows);
+    expect(batch.rows[0].p).toBeCloseTo(fixture.predictions[0], 5);
+    expect(new Set(tap.requests.map((r) => r.principal))).toEqual(
+      new Set([`arn:aws:iam::${ACCOUNT}:user/pgsage-gateway`]),
+    );
+  });
+});
+
+// ---------------------------------------------------------------- PostgreSQL privileges
+
+describe('several tenants in one database', () => {
+  let stack: TestStack;
+  let admin: pg.Client;
+  let tap: EdgeTap;
+  const roles: LoginRole[] = [];
+  let analyst: LoginRole; // may call Comprehend, not SageMaker
+  let scorer: LoginRole; // may call only its own wrapper function
+  let outsider: LoginRole; // may call nothing
+
+  beforeAll(async () => {
+    stack = await startStack({ region: REGION, accountId: ACCOUNT });
+    await deployEndpoint(stack.pgsage.edge.url, 'churn-xgb', fixture.model);
+    standInComprehend(stack.pgsage.edge);
+    tap = tapEdge(stack.pgsage.edge);
+    admin = await stack.connect();
+    await setUpData(admin);
+    analyst = await createLoginRole(admin, 'sec_analyst', stack.database);
+    scorer = await createLoginRole(admin, 'sec_scorer', stack.database);
+    outsider = await createLoginRole(admin, 'sec_outsider', stack.database);
+    roles.push(analyst, scorer, outsider);
+    // Aurora's recipe: USAGE on the service schemas decides which tenant reaches which service.
+    await admin.query(`
+      REVOKE USAGE ON SCHEMA aws_comprehend, aws_sagemaker FROM PUBLIC;
+      GRANT USAGE ON SCHEMA aws_comprehend TO ${analyst.name};
+      GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ${analyst.name};
+      GRANT SELECT ON reviews TO ${analyst.name}, ${outsider.name};
+      GRANT SELECT ON events TO ${scorer.name}, ${outsider.name};
+      CREATE SCHEMA scoring;
+      CREATE FUNCTION scoring.churn_probability(${features.map((f) => `${f} float8`).join(', ')},
+                                                max_rows_per_batch int DEFAULT NULL, OUT p float8)
+        AS $$ SELECT aws_sagemaker.invoke_endpoint('churn-xgb', max_rows_per_batch, ${featureList})::float8 $$
+        LANGUAGE SQL PARALLEL SAFE COST 5000 SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+      REVOKE ALL ON FUNCTION scoring.churn_probability FROM PUBLIC;
+      GRANT USAGE ON SCHEMA scoring TO ${scorer.name};
+      GRANT EXECUTE ON FUNCTION scoring.churn_probability TO ${scorer.name};`);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    const server = inject('postgres');
+    const cleanup = new pg.Client({ ...server, database: 'postgres' });
+    await cleanup.connect();
+    await dropLoginRoles(cleanup, roles);
+    await cleanup.end();
+  });
+
+  const as = (role: LoginRole) => role.connect(stack.pgsage.gateway.port, stack.database);
+
+  it('lets the analyst call Comprehend but not SageMaker', async () => {
+    const db = await as(analyst);
+    const sentiment = await bothModes(db, () =>
+      db.query(
+        `SELECT r.id, s.sentiment FROM reviews r, aws_comprehend.detect_sentiment(r.body, 'en') s ORDER BY r.id`,
+      ),
+    );
+    expect(sentiment.batch.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE', 'POSITIVE']);
+    expect(sentiment.perRow.rows).toEqual(sentiment.batch.rows);
+    await admin.query(`GRANT SELECT ON events TO ${analyst.name}`);
+    const { batch, perRow } = await bothModes(db, () =>
+      rejection(db.query(`SELECT ${call('churn-xgb')} FROM events WHERE id = 1`)),
+    );
+    for (const error of [batch, perRow]) {
+      expect(error.code).toBe('42501');
+      expect(error.message).toBe('permission denied for schema aws_sagemaker');
+    }
+  });
+
+  it('lets the scorer call its wrapper function, and not invoke_endpoint directly', async () => {
+    const db = await as(scorer);
+    const { batch, perRow } = await bothModes(db, () =>
+      db.query(`SELECT id, scoring.churn_probability(${featureList}) AS p FROM events ORDER BY id`),
+    );
+    expect(batch.rows).toHaveLength(40);
+    for (const row of batch.rows) expect(row.p).toBeCloseTo(fixture.predictions[row.id - 1], 5);
+    expect(perRow.rows).toEqual(batch.rows);
+    const direct = await bothModes(db, () =>
+      rejection(db.query(`SELECT ${call('churn-xgb')} FROM events WHERE id = 1`)),
+    );
+    for (const error of [direct.batch, direct.perRow]) {
+      expect(error.code).toBe('42501');
+      expect(error.message).toBe('permission denied for schema aws_sagemaker');
+    }
+    // The wrapper does not lend its rights to the Comprehend functions either.
+    await expect(db.query(`SELECT aws_comprehend.detect_sentiment('x', 'en')`)).rejects.toMatchObject({
+      code: '42501',
+      message: 'permission denied for schema aws_comprehend',
+    });
+  });
+
+  it('gives a tenant without grants nothing, through any path', async () => {
+    const db = await as(outsider);
+    for (const sql of [
+      `SELECT scoring.churn_probability(${featureList}) FROM events WHERE id = 1`,
+      `SELECT aws_comprehend.detect_sentiment(body, 'en') FROM reviews`,
+      `SELECT aws_sagemaker.invoke_endpoint('churn-xgb', NULL, json_build_array(1))`,
+      `SELECT aws_ml.bridge_call('{"op":"sagemaker.invoke_endpoint","endpoint":"churn-xgb","input":"[1]"}')`,
+      `SELECT aws_ml.bridge_conninfo()`,
+      'SELECT * FROM aws_ml.bridge_settings',
+      `SELECT pg_read_file('pgsage_bridge.conninfo')`,
+    ]) {
+      const error = await rejection(db.query(sql));
+      expect(error.code, sql).toBe('42501');
+    }
+  });
+
+  it('cannot read the bridge secret nor use the bridge without it', async () => {
+    const db = await as(outsider);
+    const error = await rejection(
+      db.query(
+        `SELECT dblink_connect('x', 'host=127.0.0.1 port=${stack.pgsage.bridge.port} user=aws_ml_bridge dbname=aws_ml_bridge password=guess')`,
+      ),
+    );
+    // Either dblink is not granted to the tenant or the bridge refuses the password.
+    expect(['42501', '42883', '08001', '28P01']).toContain(error.code);
+    const bridge = new pg.Client({
+      host: '127.0.0.1',
+      port: stack.pgsage.bridge.port,
+      user: 'aws_ml_bridge',
+      database: 'aws_ml_bridge',
+      password: outsider.password,
+    });
+    bridge.on('error', () => {});
+    await expect(bridge.connect()).rejects.toMatchObject({ code: '28P01' });
+  });
+
+  it("keeps each session's batch results to itself", async () => {
+    const analystDb = await as(analyst);
+    const secret = 'the analyst wrote this, nobody else may see it';
+    await admin.query(`INSERT INTO reviews VALUES (10, $1)`, [secret]);
+    const mine = await analystDb.query(
+      `SELECT s.sentiment FROM reviews r, aws_comprehend.detect_sentiment(r.body, 'en') s WHERE r.id = 10`,
+    );
+    expect(mine.rows).toEqual([{ sentiment: standInSentiment(secret).sentiment }]);
+    const schema = (await analystDb.query('SELECT n.nspname FROM pg_namespace n WHERE n.oid = pg_my_temp_schema()'))
+      .rows[0].nspname as string;
+    const stored = await analystDb.query('SELECT key FROM pg_temp.aws_ml_results');
+    expect(stored.rows.map((r) => r.key)).toContain(secret);
+
+    // Another user, another session: the results table of the analyst's session is out of reach.
+    const other = await as(outsider);
+    const direct = await rejection(other.query(`SELECT * FROM ${schema}.aws_ml_results`));
+    expect(['42501', '0A000']).toContain(direct.code);
+    // Its own session's table holds nothing of the analyst's, even with the settings forged.
+    await other.query('SELECT aws_ml.begin_batch(1, true)');
+    expect((await other.query('SELECT count(*)::int AS n FROM pg_temp.aws_ml_results')).rows[0].n).toBe(0);
+    const analystPid = (await analystDb.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await other.query(`SELECT set_config('aws_ml.batch_results', '${analystPid}:1', false)`);
+    await admin.query(`GRANT USAGE ON SCHEMA aws_comprehend TO ${outsider.name};
+      GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ${outsider.name}`);
+    tap.clear();
+    await other.query('SET apg_enable_function_migration = false');
+    const answer = await other.query(`SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS s`, [secret]);
+    expect(answer.rows[0].s).toBe(standInSentiment(secret).sentiment);
+    // The answer came from the service (per row), not from the analyst's stored results.
+    expect(tap.sentimentTexts()).toEqual([secret]);
+    await admin.query(`REVOKE EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) FROM ${outsider.name};
+      REVOKE USAGE ON SCHEMA aws_comprehend FROM ${outsider.name}`);
+  });
+
+  it('exposes no gateway internals to ordinary users', async () => {
+    const db = await as(outsider);
+    const functions = await db.query(`
+      SELECT n.nspname || '.' || p.proname AS f, p.prosecdef AS definer
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker')
+         AND has_function_privilege(p.oid, 'EXECUTE') ORDER BY 1`);
+    // With the owner's rights: only what the gateway needs on the user's own session (its results table).
+    expect(functions.rows.filter((r) => r.definer).map((r) => r.f)).toEqual(['aws_ml.begin_batch']);
+    // With the caller's own rights, nothing that reaches a service or the bridge.
+    expect(functions.rows.filter((r) => !r.definer).map((r) => r.f)).not.toContainEqual(
+      expect.stringMatching(/bridge|invoke_endpoint|detect_sentiment/),
+    );
+    const relations = await db.query(`
+      SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'aws_ml' AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+         AND has_table_privilege(c.oid, 'SELECT')`);
+    expect(relations.rows).toEqual([]);
+  });
+
+  // Known issue, reported to the batch-mode owner: batch mode computes results before PostgreSQL
+  // checks the caller's privileges. The statement then fails with "permission denied", but the
+  // service was called and its answers are left in the caller's own pg_temp.aws_ml_results.
+  // This test describes the intended behaviour; it.fails keeps the suite green until it is fixed.
+  it.fails('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
+    const db = await as(outsider);
+    tap.clear();
+    await expect(db.query(`SELECT id, ${call('churn-xgb')} FROM events ORDER BY id LIMIT 3`)).rejects.toMatchObject({
+      code: '42501',
+    });
+    const leaked = await db.query('SELECT out_text FROM pg_temp.aws_ml_results').catch(() => ({ rows: [] }));
+    expect({ calls: tap.invocations('churn-xgb').length, leaked: leaked.rows.length }).toEqual({ calls: 0, leaked: 0 });
+  });
+});
