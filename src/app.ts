@@ -94,6 +94,12 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       tls: access.edgeTls,
     });
     edge.authenticator = access.edgeAuthenticator;
+    const statistics = new BatchStatistics();
+    edge.route('GET', '/metrics', () => ({
+      status: 200,
+      headers: { 'content-type': 'text/plain; version=0.0.4' },
+      body: statistics.prometheus(),
+    }));
     const services = await registerServices(edge, { config, logger });
     stack.push(() => services.close());
     await edge.listen();
@@ -103,7 +109,6 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     const edgeClient = new HttpMlServices({ endpoint: edgeUrl, ...access.edgeClient(edgeUrl) });
     // Every ML call from the database, batch or per row, is checked against the service's role first.
     const ml = access.authorize(edgeClient);
-    const statistics = new BatchStatistics();
     stack.push(async () => edgeClient.close());
 
     const bridge = new BridgeServer({

@@ -27,6 +27,13 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
       case 'ping':
         // Measures the bridge itself (bench/gateway.ts).
         return { pong: true };
+      case 'statistics':
+        return {
+          functions: (statistics?.snapshot() ?? []).map(({ function: name, figures }) => ({
+            function: name,
+            ...figures,
+          })),
+        };
       case 'comprehend.detect_sentiment': {
         statistics?.recordPerRowCall('aws_comprehend.detect_sentiment');
         const [item] = await services.detectSentiment(

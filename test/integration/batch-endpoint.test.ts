@@ -67,6 +67,16 @@ describe('batch mode with a SageMaker endpoint', () => {
     }
   });
 
+  it('exposes per-function figures as SQL and as Prometheus metrics', async () => {
+    const { rows } = await db.query(
+      "SELECT function_name, batches, rows_scored, per_row_calls FROM aws_ml.batch_statistics WHERE function_name = 'aws_sagemaker.invoke_endpoint'",
+    );
+    expect(Number(rows[0].rows_scored)).toBeGreaterThanOrEqual(150);
+    expect(Number(rows[0].per_row_calls)).toBeGreaterThanOrEqual(20);
+    const metrics = await (await fetch(`${stack.pgsage.edge.url}/metrics`)).text();
+    expect(metrics).toMatch(/^pgsage_batch_rows_total\{function="aws_sagemaker\.invoke_endpoint"\} \d+/m);
+  });
+
   it('reports Batch Processing in EXPLAIN ANALYZE', async () => {
     const { rows } = await db.query(`EXPLAIN (ANALYZE, COSTS false) SELECT id, ${call}::float8 FROM events`);
     const plan = rows.map((r) => r['QUERY PLAN']).join('\n');

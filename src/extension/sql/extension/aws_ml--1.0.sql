@@ -267,6 +267,32 @@ BEGIN
 END
 $$;
 
+-- Batch-mode figures the gateway keeps per ML function since it started
+-- (also on the service edge at /metrics for Prometheus).
+CREATE FUNCTION aws_ml.gateway_statistics(
+  OUT function_name text,
+  OUT statements bigint,
+  OUT batches bigint,
+  OUT rows_scored bigint,
+  OUT batch_call_time_ms double precision,
+  OUT retries bigint,
+  OUT errors bigint,
+  OUT per_row_calls bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT f->>'function', (f->>'statements')::bigint, (f->>'batches')::bigint, (f->>'rows')::bigint,
+           (f->>'callTimeMs')::double precision, (f->>'retries')::bigint, (f->>'errors')::bigint,
+           (f->>'perRowCalls')::bigint
+      FROM json_array_elements(aws_ml.bridge_call('{"op":"statistics"}')->'functions') AS f;
+END
+$$;
+CREATE VIEW aws_ml.batch_statistics AS SELECT * FROM aws_ml.gateway_statistics();
+REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC;
+GRANT SELECT ON aws_ml.batch_statistics TO aws_ml;
+
 -- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
 -- so they re-read which user functions wrap ML calls.
 CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
@@ -285,6 +311,7 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
+GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml;
 -- Only a type conversion: whoever may call invoke_endpoint may cast its answer.
 GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC;
 -- The gateway prepares batch results as the client's own role.
