@@ -48,8 +48,8 @@ export class SplitUpload extends EventEmitter {
   private opened = 0;
   private waitingForDrain = false;
   private failure: Error | undefined;
-  /** Small records are gathered into larger writes (a COPY sends one message per row). */
-  private batch: Buffer[] = [];
+  /** Small records are copied into larger writes (a COPY sends one message per row). */
+  private batch: Buffer | undefined;
   private batchBytes = 0;
   bytes = 0;
 
@@ -76,18 +76,27 @@ export class SplitUpload extends EventEmitter {
     part ??= this.open();
     part.bytes += chunk.length;
     this.bytes += chunk.length;
-    this.batch.push(chunk);
+    if (chunk.length >= BATCH_BYTES) {
+      this.flush();
+      return this.send(part, chunk);
+    }
+    if (this.batchBytes + chunk.length > BATCH_BYTES) this.flush();
+    this.batch ??= Buffer.allocUnsafe(BATCH_BYTES);
+    this.batch.set(chunk, this.batchBytes);
     this.batchBytes += chunk.length;
-    if (this.batchBytes >= BATCH_BYTES) return this.flush();
     return !this.waitingForDrain;
   }
 
   private flush(): boolean {
     const part = this.current;
-    if (!part || this.batchBytes === 0) return !this.waitingForDrain;
-    const data = this.batch.length === 1 ? this.batch[0] : Buffer.concat(this.batch, this.batchBytes);
-    this.batch = [];
+    if (!part || !this.batch || this.batchBytes === 0) return !this.waitingForDrain;
+    const data = this.batch.subarray(0, this.batchBytes);
+    this.batch = undefined;
     this.batchBytes = 0;
+    return this.send(part, data);
+  }
+
+  private send(part: OpenPart, data: Buffer): boolean {
     if (part.stream.write(data)) return !this.waitingForDrain;
     if (!this.waitingForDrain) {
       this.waitingForDrain = true;
@@ -117,7 +126,7 @@ export class SplitUpload extends EventEmitter {
     this.failure ??= reason;
     const part = this.current;
     this.current = undefined;
-    this.batch = [];
+    this.batch = undefined;
     this.batchBytes = 0;
     part?.stream.destroy(reason);
     await Promise.allSettled(this.uploads);
