@@ -193,7 +193,8 @@ export class S3ObjectStore implements ObjectStore {
         pending.push(chunk);
         pendingBytes += chunk.length;
         bytes += chunk.length;
-        if (pendingBytes >= this.partBytes) {
+        // S3 allows 10,000 parts: every 1,000 parts the part size grows by partBytes (up to ~430 GB at 8 MiB).
+        if (pendingBytes >= this.partBytes * (1 + Math.floor(partNumber / 1000))) {
           const data = Buffer.concat(pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
