@@ -389,6 +389,14 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     } finally {
       await direct.end();
     }
+    // The extended protocol (a statement with parameters) is not intercepted yet: PostgreSQL's function answers.
+    const withParameters = await db
+      .query('SELECT * FROM aws_s3.query_export_to_s3($1, $2, $3)', ['SELECT 1', 'exports', 'params.txt'])
+      .then(
+        () => ({ code: 'none' }),
+        (error: { code: string }) => error,
+      );
+    expect(withParameters.code).toBe('0A000');
     const inDo = await errorOf(
       db,
       `DO $$ BEGIN PERFORM aws_s3.query_export_to_s3('SELECT 1', ${uri('do.txt')}); END $$`,
