@@ -76,7 +76,7 @@ async function withRss<T>(
     peak = Math.max(peak, now.rss);
     buffersPeak = Math.max(buffersPeak, now.arrayBuffers);
   };
-  const timer = setInterval(sample, 5);
+  const timer = setInterval(sample, 20);
   try {
     const value = await work();
     sample();
