@@ -123,7 +123,9 @@ export function queryExportHandler(context: QueryExportContext): StatementHandle
         }
         const resolver = clone(site.node);
         resolver.FuncCall.funcname = [{ String: { sval: SCHEMA } }, { String: { sval: '_export_arguments' } }];
-        const { rows } = await control.backend.query(`SELECT * FROM ${deparse(resolver)}`);
+        const { rows } = await control.backend.query(`SELECT * FROM ${deparse(resolver)}`).catch((error) => {
+          throw asCallError(error);
+        });
         const [query, bucket, filePath, region, options, kmsKey] = rows[0];
         const result = await runExport(
           control,
@@ -150,6 +152,13 @@ export function queryExportHandler(context: QueryExportContext): StatementHandle
       return deparse(statement);
     },
   };
+}
+
+/** PostgreSQL's error for the resolver, worded for the function the client called. */
+function asCallError(error: unknown): unknown {
+  if (!(error instanceof BackendError) || error.code !== '42883') return error;
+  const name = (text: string | undefined) => text?.replaceAll('_export_arguments', NAME);
+  return new SqlError(error.code, name(error.fields.M) ?? '', name(error.fields.D), name(error.fields.H));
 }
 
 function isResTarget(statement: AstNode, candidate: AstNode): boolean {

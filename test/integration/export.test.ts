@@ -339,6 +339,12 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     expect((await db.query('SELECT count(*)::int AS n FROM items')).rows).toEqual([{ n: 100 }]);
   });
 
+  it('reports arguments no form accepts as PostgreSQL would for the function called', async () => {
+    const error = await errorOf(db, 'SELECT * FROM aws_s3.query_export_to_s3(1, 2)');
+    expect(error.code).toBe('42883');
+    expect(error.message).toBe('function aws_s3.query_export_to_s3(integer, integer) does not exist');
+  });
+
   it('rejects unknown or malformed options with 22023, never running them', async () => {
     const cases = [
       "'format xml'",
