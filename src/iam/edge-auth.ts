@@ -180,7 +180,12 @@ export function edgeAuthenticator(options: EdgeAccessOptions): Authenticator {
   };
 }
 
-/** The sign hook of HttpMlServices: signs the gateway's calls to the edge with the internal key. */
+/**
+ * The sign hook of HttpMlServices: signs the gateway's calls to the edge with
+ * the internal key. The body is sent UNSIGNED-PAYLOAD: these calls stay inside
+ * the host (or inside TLS), and hashing megabytes of batch input on both ends
+ * would cost the event loop for nothing.
+ */
 export function gatewaySigner(
   endpoint: string,
   key: InternalKey,
@@ -192,6 +197,6 @@ export function gatewaySigner(
     const target = request.headers['x-amz-target'] ?? '';
     const service =
       request.path.startsWith('/endpoints/') || target.startsWith('SageMaker.') ? 'sagemaker' : 'comprehend';
-    signRequest(request, { credentials: key, region, service });
+    signRequest(request, { credentials: key, region, service, contentSha256: 'unsigned' });
   };
 }

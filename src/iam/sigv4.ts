@@ -414,9 +414,14 @@ export function verifyRequest(request: VerifiableRequest, options: VerifyOptions
   }
 
   const declared = headerValue(request.headers, 'x-amz-content-sha256');
-  const bodyHash = request.body.length ? sha256Hex(request.body) : EMPTY_SHA256;
+  // Hashing a large body costs time on the event loop: only when the signature covers it.
+  let hashed: string | undefined;
+  const bodyHash = () => {
+    hashed ??= request.body.length ? sha256Hex(request.body) : EMPTY_SHA256;
+    return hashed;
+  };
   if (declared !== undefined && declared !== UNSIGNED_PAYLOAD && !declared.startsWith('STREAMING-')) {
-    if (declared.toLowerCase() !== bodyHash) {
+    if (declared.toLowerCase() !== bodyHash()) {
       throw new AwsError(
         'XAmzContentSHA256Mismatch',
         "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -427,7 +432,7 @@ export function verifyRequest(request: VerifiableRequest, options: VerifyOptions
     throw incomplete(`x-amz-content-sha256 ${declared} (chunked signing) is not supported by pgsage.`);
   }
   // The presigned form signs the body hash or, as S3 URLs do, UNSIGNED-PAYLOAD.
-  const candidates = declared !== undefined ? [declared] : presigned ? [bodyHash, UNSIGNED_PAYLOAD] : [bodyHash];
+  const candidates = declared !== undefined ? [declared] : presigned ? [bodyHash(), UNSIGNED_PAYLOAD] : [bodyHash()];
 
   const key = signingKey(secret, scopeDate, scopeRegion, scopeService);
   const scope = `${scopeDate}/${scopeRegion}/${scopeService}/aws4_request`;
