@@ -125,7 +125,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     if (target instanceof EmbeddedPostgres) {
       publishBridgeConninfo(target.clusterDir, bridge.conninfo());
     } else {
-      await syncBridgeConninfo((db) => target.adminConnection(db), bridge.conninfo(), logger);
+      await syncBridgeConninfo(target.adminConnection(), bridge.conninfo(), logger);
     }
 
     await parser;

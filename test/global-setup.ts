@@ -30,6 +30,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('postgres', { host: '127.0.0.1', port, user: 'postgres', password: 'postgres' });
   return async () => {
     await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!process.env.PGSAGE_KEEP_TEST_DATA) rmSync(dataDir, { recursive: true, force: true });
   };
 }

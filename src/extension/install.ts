@@ -29,45 +29,28 @@ export async function storeBridgeConninfo(backend: BackendChannel, conninfo: str
 }
 
 /**
- * At start in upstream mode: every database that already has aws_ml learns
- * where this gateway's bridge listens now.
+ * At start in upstream mode: the database pgsage was pointed at learns where
+ * this gateway's bridge listens now, if it has aws_ml. Other databases learn
+ * it when CREATE EXTENSION aws_ml passes through the gateway; pgsage does not
+ * rewrite databases it was not given (another gateway may serve them).
  */
-export async function syncBridgeConninfo(
-  admin: (database?: string) => pg.ClientConfig,
-  conninfo: string,
-  logger: Logger,
-): Promise<string[]> {
-  const updated: string[] = [];
-  const root = new pg.Client(admin());
-  await root.connect();
-  let databases: string[];
+export async function syncBridgeConninfo(admin: pg.ClientConfig, conninfo: string, logger: Logger): Promise<boolean> {
+  const client = new pg.Client(admin);
   try {
-    const { rows } = await root.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1',
-    );
-    databases = rows.map((r) => r.datname);
+    await client.connect();
+    const present = await client.query("SELECT to_regclass('aws_ml.bridge_settings') IS NOT NULL AS present");
+    if (!present.rows[0].present) return false;
+    await client.query('BEGIN');
+    await client.query('DELETE FROM aws_ml.bridge_settings');
+    await client.query('INSERT INTO aws_ml.bridge_settings (conninfo) VALUES ($1)', [conninfo]);
+    await client.query('COMMIT');
+    return true;
+  } catch (error) {
+    logger.warn({ database: admin.database, err: (error as Error).message }, 'could not update aws_ml bridge settings');
+    return false;
   } finally {
-    await root.end();
+    await client.end().catch(() => {});
   }
-  for (const database of databases) {
-    const client = new pg.Client(admin(database));
-    try {
-      await client.connect();
-      const { rowCount } = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'aws_ml'");
-      const hasTable = await client.query("SELECT to_regclass('aws_ml.bridge_settings') IS NOT NULL AS present");
-      if (!rowCount && !hasTable.rows[0].present) continue;
-      await client.query('BEGIN');
-      await client.query('DELETE FROM aws_ml.bridge_settings');
-      await client.query('INSERT INTO aws_ml.bridge_settings (conninfo) VALUES ($1)', [conninfo]);
-      await client.query('COMMIT');
-      updated.push(database);
-    } catch (error) {
-      logger.warn({ database, err: (error as Error).message }, 'could not update aws_ml bridge settings');
-    } finally {
-      await client.end().catch(() => {});
-    }
-  }
-  return updated;
 }
 
 /**

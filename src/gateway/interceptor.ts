@@ -8,7 +8,7 @@ import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import { type AstNode, deparse } from '../sql/ast.js';
+import { type AstNode, deparse, nodeType } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError } from '../util/errors.js';
@@ -106,6 +106,17 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(message.bytes, 1);
       return;
     }
+    let statements: { stmt: AstNode; location: number; length: number | undefined }[];
+    try {
+      statements = parse(rewritten);
+    } catch {
+      control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
+      return; // PostgreSQL reports the syntax error itself
+    }
+    if (statements.length > 1) {
+      await this.runSequence(control, statements, rewritten, catalog);
+      return;
+    }
     const handled = this.handlerFor(rewritten);
     if (handled) {
       await this.runHandler(control, handled.handler, handled.stmt);
@@ -120,7 +131,63 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
       return;
     }
-    await this.runBatchStatement(control, parsed, rewritten);
+    await this.runBatchStatement(control, parsed, rewritten, true);
+  }
+
+  /**
+   * Several statements in one Query: PostgreSQL runs them as one implicit
+   * transaction and stops at the first error. The gateway keeps that: it opens
+   * the transaction itself when none is open, runs each statement (batched
+   * where it can), and sends one ReadyForQuery at the end. Strings with their
+   * own transaction control go to PostgreSQL unchanged.
+   */
+  private async runSequence(
+    control: SessionControl,
+    statements: { stmt: AstNode; location: number; length: number | undefined }[],
+    sql: string,
+    catalog: MlCatalog,
+  ): Promise<void> {
+    const backend = control.backend;
+    const controlsTransactions = statements.some((s) => nodeType(s.stmt) === 'TransactionStmt');
+    if (controlsTransactions || backend.status === 'E') {
+      control.forward(queryMessage(sql), 1);
+      return;
+    }
+    const bytes = Buffer.from(sql);
+    const texts = statements.map((s) =>
+      bytes.toString('utf8', s.location, s.length === undefined ? bytes.length : s.location + s.length).trim(),
+    );
+    const wrap = backend.status === 'I';
+    if (wrap) await backend.query('BEGIN');
+    let ok = true;
+    for (let i = 0; i < statements.length && ok; i++) {
+      ok = await this.runStatement(control, statements[i].stmt, texts[i], catalog);
+    }
+    if (wrap) {
+      if (ok && backend.status === 'T') {
+        // A deferred constraint can still fail at COMMIT: relay that, not the COMMIT tag.
+        await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 ? null : m.bytes));
+      } else {
+        await backend.query('ROLLBACK');
+      }
+    }
+    if (statements.some((s) => isCatalogDdl(s.stmt))) this.context.catalogs.invalidate(this.database);
+    control.toClient(readyForQuery(backend.status));
+  }
+
+  /** One statement of a sequence; returns false when it failed (the client has the error). */
+  private async runStatement(
+    control: SessionControl,
+    stmt: AstNode,
+    text: string,
+    catalog: MlCatalog,
+  ): Promise<boolean> {
+    const handler = (this.context.handlers ?? []).find((h) => h.accepts(stmt));
+    if (handler) return this.runHandler(control, handler, stmt, false);
+    const parsed = this.parseForBatch(text, catalog);
+    if (!('forward' in parsed)) return this.runBatchStatement(control, parsed, text, false);
+    const outcome = await control.relay(queryMessage(text));
+    return !outcome.failed;
   }
 
   private handlerFor(sql: string): { handler: StatementHandler; stmt: AstNode } | undefined {
@@ -137,18 +204,31 @@ export class MlInterceptor implements SessionInterceptor {
     }
   }
 
-  private async runHandler(control: SessionControl, handler: StatementHandler, stmt: AstNode): Promise<void> {
+  private async runHandler(
+    control: SessionControl,
+    handler: StatementHandler,
+    stmt: AstNode,
+    standalone = true,
+  ): Promise<boolean> {
     if (control.backend.status === 'E') {
-      control.forward(queryMessage(deparse(stmt)), 1);
-      return;
+      const outcome = await control.relay(queryMessage(deparse(stmt)));
+      if (standalone) control.toClient(readyForQuery(control.backend.status));
+      return !outcome.failed;
     }
     let finalSql = '';
-    const prepared = await this.guarded(control, [], async () => {
+    const failure = await this.guarded(control, [], async () => {
       finalSql = await handler.prepare(control, stmt);
     });
-    if (!prepared) return;
-    await control.relay(queryMessage(finalSql));
-    control.toClient(readyForQuery(control.backend.status));
+    if (failure) return this.reportFailure(control, failure, standalone);
+    const outcome = await control.relay(queryMessage(finalSql));
+    if (standalone) control.toClient(readyForQuery(control.backend.status));
+    return !outcome.failed;
+  }
+
+  /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
+  private reportFailure(control: SessionControl, payload: Buffer, standalone: boolean): false {
+    control.toClient(standalone ? [payload, readyForQuery(control.backend.status)] : payload);
+    return false;
   }
 
   private parseForBatch(sql: string, catalog: MlCatalog): Parsed {
@@ -184,22 +264,21 @@ export class MlInterceptor implements SessionInterceptor {
     control: SessionControl,
     parsed: { target: BatchTarget; plan: BatchPlan },
     original: string,
-  ): Promise<void> {
+    standalone: boolean,
+  ): Promise<boolean> {
     const { target, plan } = parsed;
-    const status = control.backend.status;
-    if (status === 'E') {
-      control.forward(queryMessage(original), 1);
-      return;
-    }
+    const asIs = async () => {
+      const outcome = await control.relay(queryMessage(original));
+      if (standalone) control.toClient(readyForQuery(control.backend.status));
+      return !outcome.failed;
+    };
+    if (control.backend.status === 'E') return asIs();
     const settings = await readSettings(control, tablesOf(target.query));
-    if (!settings.enabled || !settings.extensionReady) {
-      control.forward(queryMessage(original), 1);
-      return;
-    }
+    if (!settings.enabled || !settings.extensionReady) return asIs();
     const number = ++this.statementNumber;
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
-    const prepared = await this.guarded(
+    const failure = await this.guarded(
       control,
       plan.groups.map((g) => g.label),
       async (inTransaction) => {
@@ -222,15 +301,13 @@ export class MlInterceptor implements SessionInterceptor {
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
     );
-    if (!prepared) return;
+    if (failure) return this.reportFailure(control, failure, standalone);
     const finalSql = target.finalSql(plan);
-    const explain = target.explain;
-    if (explain?.text) {
-      await this.relayExplain(control, finalSql, plan, figures);
-    } else {
-      await control.relay(queryMessage(finalSql));
-    }
-    control.toClient(readyForQuery(control.backend.status));
+    const outcome = target.explain?.text
+      ? await this.relayExplain(control, finalSql, plan, figures)
+      : await control.relay(queryMessage(finalSql));
+    if (standalone) control.toClient(readyForQuery(control.backend.status));
+    return !outcome.failed;
   }
 
   /** Relays an EXPLAIN, adding the batch-mode lines to its text output. */
@@ -239,9 +316,9 @@ export class MlInterceptor implements SessionInterceptor {
     sql: string,
     plan: BatchPlan,
     figures: Map<CallGroup, BatchFigures> | undefined,
-  ): Promise<void> {
+  ) {
     const lines: string[] = [];
-    await control.relay(queryMessage(sql), (message) => {
+    return control.relay(queryMessage(sql), (message) => {
       if (message.type === 0x44 /* D */) {
         lines.push(readDataRow(message.bytes)[0] ?? '');
         return null;
@@ -255,24 +332,23 @@ export class MlInterceptor implements SessionInterceptor {
 
   /**
    * Runs the gateway's own work on the session before the client's statement,
-   * under a savepoint inside a transaction block. Returns false when it failed
-   * (the client then has its error and ReadyForQuery).
+   * under a savepoint inside a transaction block. On failure returns the
+   * ErrorResponse to send (the session is then as a failed statement leaves it).
    */
   private async guarded(
     control: SessionControl,
     labels: string[],
     work: (inTransaction: boolean) => Promise<void>,
-  ): Promise<boolean> {
+  ): Promise<Buffer | undefined> {
     const inTransaction = control.backend.status === 'T';
     try {
       if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
       await work(inTransaction);
       if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
-      return true;
+      return undefined;
     } catch (error) {
       for (const label of labels) this.context.statistics.recordError(label);
-      await this.fail(control, error, inTransaction);
-      return false;
+      return this.fail(control, error, inTransaction);
     }
   }
 
@@ -281,7 +357,7 @@ export class MlInterceptor implements SessionInterceptor {
    * transaction block the gateway's work is rolled back to its savepoint and
    * the transaction is left aborted, exactly as a failed statement leaves it.
    */
-  private async fail(control: SessionControl, error: unknown, inTransaction: boolean): Promise<void> {
+  private async fail(control: SessionControl, error: unknown, inTransaction: boolean): Promise<Buffer> {
     const backend = control.backend;
     if (inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch').catch(() => undefined);
@@ -296,7 +372,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (!(error instanceof SqlError) && !(error instanceof BackendError)) {
       control.logger.error({ err: error }, 'batch mode failed');
     }
-    control.toClient([payload, readyForQuery(backend.status)]);
+    return payload;
   }
 
   // ------------------------------------------------------------ extended protocol
@@ -359,7 +435,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
-    const prepared = await this.guarded(control, labels, async (inTransaction) => {
+    const failure = await this.guarded(control, labels, async (inTransaction) => {
       if (!settings.enabled || binds.length === 0) {
         // The rewritten statement still parses and falls back to per-row calls.
         await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
@@ -382,7 +458,10 @@ export class MlInterceptor implements SessionInterceptor {
       for (const [planned, groupFigures] of figures)
         this.context.statistics.recordStatement(planned.label, groupFigures);
     });
-    if (!prepared) return;
+    if (failure) {
+      this.reportFailure(control, failure, true);
+      return;
+    }
     control.forward(out, syncs);
   }
 
@@ -405,14 +484,17 @@ export class MlInterceptor implements SessionInterceptor {
         await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
       }
     } else {
-      const ok = await this.guarded(control, [], async () => {
+      const failure = await this.guarded(control, [], async () => {
         notice = await installAwsMlByScript(backend, {
           ifNotExists: /if\s+not\s+exists/i.test(sql),
           cascade: /\bcascade\b/i.test(sql),
         });
         await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
       });
-      if (!ok) return;
+      if (failure) {
+        this.reportFailure(control, failure, true);
+        return;
+      }
       control.toClient([
         ...(notice ? [noticeResponse({ code: '42710', message: notice })] : []),
         commandComplete('CREATE EXTENSION'),

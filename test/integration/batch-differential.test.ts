@@ -200,3 +200,24 @@ describe('batch mode in other statements', () => {
     expect(rowsScoredSince(before)).toBeLessThanOrEqual(5 + 10);
   });
 });
+
+describe('several statements in one Query', () => {
+  it('batches each statement and keeps the implicit transaction', async () => {
+    const before = rowsScored();
+    const results = (await db.query(
+      `SELECT 1 AS one; SELECT count(*)::int AS n FROM t WHERE ${EP} > 0.5; SELECT id, ${EP} AS p FROM t WHERE id = 3`,
+    )) as unknown as { rows: Record<string, unknown>[] }[];
+    expect(results).toHaveLength(3);
+    expect(results[0].rows).toEqual([{ one: 1 }]);
+    expect(rowsScoredSince(before)).toBeGreaterThan(0);
+    const single = await db.query(`SELECT count(*)::int AS n FROM t WHERE ${EP} > 0.5`);
+    expect(results[1].rows).toEqual(single.rows);
+
+    await db.query('CREATE TABLE seq_probe (v int)');
+    await expect(db.query(`INSERT INTO seq_probe VALUES (1); SELECT ${EP} FROM t; SELECT 1/0`)).rejects.toMatchObject({
+      code: '22012',
+    });
+    const kept = await db.query('SELECT count(*)::int AS n FROM seq_probe');
+    expect(kept.rows[0].n).toBe(0); // the whole string rolled back, as PostgreSQL does
+  });
+});
