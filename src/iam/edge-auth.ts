@@ -88,8 +88,13 @@ export function describeOperation(request: EdgeRequest, scope: ClusterScope): Ed
     }
     return { signingName: 'sagemaker', action: 'sagemaker:InvokeEndpoint', resource: arn('endpoint', name) };
   }
+  if (request.method === 'GET' && request.path === '/metrics') return { action: 'pgsage:GetMetrics', resource: '*' };
   return { action: `pgsage:${request.method}`, resource: '*' };
 }
+
+/** Prometheus cannot sign requests: a scraper on this host reads /metrics without a signature. */
+const isLocalScrape = (request: EdgeRequest) =>
+  request.method === 'GET' && request.path === '/metrics' && isLoopback(request.remoteAddress);
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -166,7 +171,10 @@ export function edgeAuthenticator(options: EdgeAccessOptions): Authenticator {
         return;
       }
     }
-    const allowed = iam.anonymous === 'any' || (iam.anonymous === 'loopback' && isLoopback(request.remoteAddress));
+    const allowed =
+      iam.anonymous === 'any' ||
+      (iam.anonymous === 'loopback' && isLoopback(request.remoteAddress)) ||
+      isLocalScrape(request);
     if (!allowed) {
       throw new AwsError(
         'MissingAuthenticationToken',

@@ -503,6 +503,9 @@ describe('several tenants in one database', () => {
        WHERE n.nspname = 'aws_ml' AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
          AND has_table_privilege(c.oid, 'SELECT')`);
     expect(relations.rows).toEqual([]);
+    // Gateway statistics are for the aws_ml role (and superusers) only.
+    await expect(db.query('SELECT * FROM aws_ml.batch_statistics')).rejects.toMatchObject({ code: '42501' });
+    await expect(admin.query('SELECT * FROM aws_ml.batch_statistics')).resolves.toBeDefined();
   });
 
   // Known issue, reported to the batch-mode owner: batch mode computes results before PostgreSQL

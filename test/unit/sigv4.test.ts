@@ -163,6 +163,7 @@ async function startEdge(iam: ConfigInput['iam'], tls?: { cert: string; key: str
     received.push({ operation: `InvokeEndpoint ${params.name}`, principal: request.principal });
     return { status: 200, headers: { 'content-type': 'text/csv' }, body: `${request.body.toString().trim().length}\n` };
   });
+  edge.route('GET', '/metrics', () => ({ status: 200, body: 'pgsage_batch_rows_total 0\n' }));
   await edge.listen();
   return {
     edge,
@@ -320,8 +321,21 @@ describe('the edge with access keys configured', () => {
     });
     expect(response.status).toBe(403);
     expect(response.headers.get('x-amzn-errortype')).toBe('MissingAuthenticationToken');
-    // Health checks need no signature.
+    // Health checks need no signature, nor does a Prometheus scraper on this host.
     expect((await fetch(`${fixture.url}/_pgsage/health`)).status).toBe(200);
+    expect((await fetch(`${fixture.url}/metrics`)).status).toBe(200);
+    const remote = {
+      method: 'GET',
+      path: '/metrics',
+      query: new URLSearchParams(),
+      headers: {},
+      body: Buffer.alloc(0),
+      rawUrl: '/metrics',
+      remoteAddress: '192.0.2.7',
+    };
+    expect(() => fixture.edge.authenticator!(remote)).toThrow(
+      expect.objectContaining({ type: 'MissingAuthenticationToken' }),
+    );
   });
 
   it("limits a key to its role's policy (explicit resources, default deny)", async () => {
