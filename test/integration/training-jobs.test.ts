@@ -416,6 +416,66 @@ describe('requests and failures', () => {
     expect(next.TrainingJobSummaries?.length).toBeGreaterThan(0);
   });
 
+  it('stops a job that runs past MaxRuntimeInSeconds', async () => {
+    await sagemaker.send(
+      new CreateTrainingJobCommand(
+        jobRequest('too-long', {
+          HyperParameters: { num_round: '100000', objective: 'binary:logistic' },
+          InputDataConfig: [
+            {
+              ChannelName: 'train',
+              DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: 's3://ml-data/big/train' } },
+            },
+          ],
+          StoppingCondition: { MaxRuntimeInSeconds: 1 },
+        }),
+      ),
+    );
+    const job = await waitForTrainingJob(describeJob, 'too-long');
+    expect(job.TrainingJobStatus).toBe('Stopped');
+    expect(job.SecondaryStatus).toBe('MaxRuntimeExceeded');
+    expect(job.ModelArtifacts).toBeUndefined();
+  });
+
+  it('marks a job that was running when the services shut down as failed after the restart', async () => {
+    const own = await startTestEdge();
+    const client = new SageMakerClient(sdkConfig(own));
+    try {
+      const ownStore = new LocalObjectStore(localStoreRoot(own.config), true);
+      await ownStore.put('ml-data', 'big/train/data.csv', Buffer.from(classificationCsv(20000, 14)));
+      await ownStore.createBucket('ml-models');
+      await client.send(
+        new CreateTrainingJobCommand(
+          jobRequest('interrupted', {
+            HyperParameters: { num_round: '100000', objective: 'binary:logistic' },
+            InputDataConfig: [
+              {
+                ChannelName: 'train',
+                DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: 's3://ml-data/big/train' } },
+              },
+            ],
+          }),
+        ),
+      );
+      await own.services.close(); // what shutdown does: running trainers are stopped
+      const restarted = await startTestEdge({ dataDir: own.dataDir });
+      const again = new SageMakerClient(sdkConfig(restarted));
+      try {
+        const job = await again.send(new DescribeTrainingJobCommand({ TrainingJobName: 'interrupted' }));
+        expect(job.TrainingJobStatus).toBe('Failed');
+        expect(job.FailureReason).toMatch(
+          /^InternalServerError: pgsage was (shut down|restarted) while the job was running/,
+        );
+      } finally {
+        again.destroy();
+        await restarted.close();
+      }
+    } finally {
+      client.destroy();
+      await own.close();
+    }
+  });
+
   it('keeps jobs across a restart of the services', async () => {
     const restarted = await startTestEdge({ dataDir: edge.dataDir });
     const client = new SageMakerClient(sdkConfig(restarted));
