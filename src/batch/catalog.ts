@@ -14,6 +14,10 @@ export interface WrapperFunction {
   returnType: string;
   /** The body's single output expression when the body is `SELECT <expr>` (what gets inlined), else undefined. */
   bodyExpression: AstNode | undefined;
+  /** The function's OID, for privilege checks. */
+  oid: string;
+  securityDefiner: boolean;
+  owner: string;
 }
 
 /** A view or materialized view whose definition calls ML functions. */
@@ -65,7 +69,10 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              COALESCE((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
                          FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), ''),
              COALESCE(pg_get_expr(p.proargdefaults, 0), ''),
-             format_type(p.prorettype, NULL)
+             format_type(p.prorettype, NULL),
+             p.oid::text,
+             p.prosecdef::text,
+             pg_catalog.pg_get_userbyid(p.proowner)
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
@@ -73,7 +80,18 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
          AND NOT p.proretset
          AND p.prosrc ~* '(${pattern})'`);
     let added = false;
-    for (const [schema, name, prosrc, argNames, argTypes, defaults, returnType] of result.rows as string[][]) {
+    for (const [
+      schema,
+      name,
+      prosrc,
+      argNames,
+      argTypes,
+      defaults,
+      returnType,
+      oid,
+      definer,
+      owner,
+    ] of result.rows as string[][]) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
       const types = argTypes ? argTypes.split(',') : [];
@@ -85,6 +103,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         defaults: splitDefaults(defaults),
         returnType,
         bodyExpression: bodyExpression(prosrc),
+        oid,
+        securityDefiner: definer === 'true',
+        owner,
       });
       added = true;
     }

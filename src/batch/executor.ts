@@ -9,6 +9,8 @@ import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer } 
 
 export interface BatchSettings {
   enabled: boolean;
+  /** The user may make every call of the statement (batch mode must not call what PostgreSQL would refuse). */
+  allowed: boolean;
   /** The aws_ml extension (its batch functions) exists in this database. */
   extensionReady: boolean;
   concurrency: number;
@@ -25,6 +27,7 @@ const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 export async function readSettings(
   control: SessionControl,
   tables: { schema?: string; name: string }[],
+  privilegeChecks: string[] = [],
 ): Promise<BatchSettings> {
   const names = tables.map((t) => literal(t.schema ? `"${t.schema}"."${t.name}"` : `"${t.name}"`));
   const parallelWorkers = names.length
@@ -39,14 +42,16 @@ export async function readSettings(
       COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
       ${parallelWorkers},
+      ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
-  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers] = rows[0];
+  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers, allowed] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
   return {
     enabled: !off(enabled),
+    allowed: allowed === 't',
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: Number(timeout) || 0,

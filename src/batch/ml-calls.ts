@@ -20,8 +20,25 @@ export interface MlCall {
   /** SQL of max_rows_per_batch, or undefined for NULL. */
   batchSql: string | undefined;
   /** For a wrapper: its body inlined with the call's arguments; the inner ML call is `inlinedCall`. */
-  wrapper?: { fn: WrapperFunction; inlined: AstNode; inlinedCall: AstNode };
+  wrapper?: { fn: WrapperFunction; inlined: AstNode; inlinedCall: AstNode; chain: WrapperFunction[] };
+  /** The builtin function finally called, for privilege checks. */
+  builtinSignature: BuiltinSignature;
 }
+
+/** Schema, name and argument type OIDs (varchar 1043, integer 23, json 114) of a builtin ML function. */
+interface BuiltinSignature {
+  schema: string;
+  name: string;
+  argTypes: string;
+}
+
+const SENTIMENT_SIGNATURE = { schema: 'aws_comprehend', name: 'detect_sentiment', argTypes: '1043 1043 23' };
+const SENTIMENT_TEXT_FORM_SIGNATURE = {
+  schema: 'aws_comprehend',
+  name: 'detect_sentiment',
+  argTypes: '1043 1043 1043 23',
+};
+const ENDPOINT_SIGNATURE = { schema: 'aws_sagemaker', name: 'invoke_endpoint', argTypes: '1043 23 114' };
 
 const isNullConst = (node: AstNode) => inner(node, 'A_Const')?.isnull === true;
 
@@ -69,13 +86,19 @@ function builtinCall(call: AstNode): MlCall | undefined {
     let text: AstNode;
     let language: AstNode;
     let batch: AstNode | undefined;
+    let signature = SENTIMENT_SIGNATURE;
     if (args.length === 2) [text, language] = args;
-    else if (args.length === 4) [, text, language, batch] = args;
-    else if (args.length === 3) {
+    else if (args.length === 4) {
+      [, text, language, batch] = args;
+      signature = SENTIMENT_TEXT_FORM_SIGNATURE;
+    } else if (args.length === 3) {
       const integerLast = looksInteger(args[2]);
       if (integerLast === undefined) return undefined;
       if (integerLast) [text, language, batch] = args;
-      else [, text, language] = args;
+      else {
+        [, text, language] = args;
+        signature = SENTIMENT_TEXT_FORM_SIGNATURE;
+      }
     } else return undefined;
     return {
       kind: 'sentiment',
@@ -84,6 +107,7 @@ function builtinCall(call: AstNode): MlCall | undefined {
       targetSql: `(${deparse(language)})::text`,
       keySql: `(${deparse(text)})::text`,
       batchSql: constantOrNull(batch),
+      builtinSignature: signature,
     };
   }
   if (last === 'invoke_endpoint' && (schema ?? 'aws_sagemaker') === 'aws_sagemaker') {
@@ -95,6 +119,7 @@ function builtinCall(call: AstNode): MlCall | undefined {
       targetSql: `(${deparse(args[0])})::text`,
       keySql: `(${deparse(args[2])})::text`,
       batchSql: constantOrNull(args[1]),
+      builtinSignature: ENDPOINT_SIGNATURE,
     };
   }
   return undefined;
@@ -179,7 +204,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     ...mlCall,
     node: call,
     label: `${fn.schema}.${fn.name}`,
-    wrapper: { fn, inlined: expression, inlinedCall: innermost },
+    wrapper: { fn, inlined: expression, inlinedCall: innermost, chain: [fn, ...(mlCall.wrapper?.chain ?? [])] },
   };
 }
 
@@ -194,4 +219,28 @@ export function replaceNode(root: AstNode, target: AstNode, replacement: AstNode
     return undefined;
   });
   return holder.root;
+}
+
+/**
+ * SQL that is true when the current user may make this call as PostgreSQL
+ * would check it: EXECUTE (and schema USAGE) on every function on the way,
+ * with the owner's rights below a SECURITY DEFINER wrapper.
+ */
+export function privilegeCheck(call: MlCall): string {
+  const checks: string[] = [];
+  let role = 'current_user';
+  const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+  // OIDs looked up in the catalog (no name resolution, so no permission error);
+  // a missing function or schema gives NULL, treated as "no".
+  const schemaOid = (schema: string) => `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${literal(schema)})`;
+  for (const fn of call.wrapper?.chain ?? []) {
+    checks.push(`has_schema_privilege(${role}, ${schemaOid(fn.schema)}, 'USAGE')`);
+    checks.push(`has_function_privilege(${role}, ${fn.oid}::oid, 'EXECUTE')`);
+    if (fn.securityDefiner) role = literal(fn.owner);
+  }
+  const builtin = call.builtinSignature;
+  const builtinOid = `(SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${schemaOid(builtin.schema)} AND p.proname = ${literal(builtin.name)} AND p.proargtypes = ${literal(builtin.argTypes)}::oidvector)`;
+  checks.push(`has_schema_privilege(${role}, ${schemaOid(builtin.schema)}, 'USAGE')`);
+  checks.push(`has_function_privilege(${role}, ${builtinOid}, 'EXECUTE')`);
+  return `COALESCE(${checks.join(' AND ')}, false)`;
 }

@@ -2,6 +2,7 @@ import type { MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry } from '../batch/catalog-registry.js';
 import { type ArgumentWork, type BindParameters, computeBatchResults, readSettings } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
+import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
@@ -96,6 +97,16 @@ export class MlInterceptor implements SessionInterceptor {
   // ------------------------------------------------------------ simple protocol
 
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
+    try {
+      await this.query(control, sql, message);
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
+      // One of the gateway's own statements failed: report it like any statement error.
+      control.toClient([error.raw, readyForQuery(control.backend.status)]);
+    }
+  }
+
+  private async query(control: SessionControl, sql: string, message: Message): Promise<void> {
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
       await this.createExtensionUpstream(control, sql);
       return;
@@ -273,8 +284,13 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
-    const settings = await readSettings(control, tablesOf(target.query));
-    if (!settings.enabled || !settings.extensionReady) return asIs();
+    const settings = await readSettings(
+      control,
+      tablesOf(target.query),
+      plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call))),
+    );
+    // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
+    if (!settings.enabled || !settings.extensionReady || !settings.allowed) return asIs();
     const number = ++this.statementNumber;
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
@@ -428,6 +444,7 @@ export class MlInterceptor implements SessionInterceptor {
     const settings = await readSettings(
       control,
       binds.flatMap((b) => tablesOf(b.entry.target.query)),
+      binds.flatMap((b) => b.entry.plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call)))),
     );
     if (!settings.extensionReady) {
       control.forward(out, syncs);
@@ -436,7 +453,7 @@ export class MlInterceptor implements SessionInterceptor {
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const failure = await this.guarded(control, labels, async (inTransaction) => {
-      if (!settings.enabled || binds.length === 0) {
+      if (!settings.enabled || !settings.allowed || binds.length === 0) {
         // The rewritten statement still parses and falls back to per-row calls.
         await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
         return;

@@ -52,6 +52,7 @@ describe('CREATE EXTENSION aws_ml', () => {
     expect(functions.rows.map((r) => r.signature)).toEqual([
       'aws_comprehend.detect_sentiment(input_text character varying, language_code character varying, max_rows_per_batch integer DEFAULT NULL::integer, OUT sentiment character varying, OUT confidence real)',
       'aws_comprehend.detect_sentiment(unused character varying, input_text character varying, language_code character varying, max_rows_per_batch integer DEFAULT NULL::integer, OUT sentiment character varying, OUT confidence real)',
+      'aws_sagemaker.cast_output(model_output character varying, target anyelement)',
       'aws_sagemaker.invoke_endpoint(endpoint_name character varying, max_rows_per_batch integer, model_input json, OUT model_output character varying)',
     ]);
     const member = await admin.query("SELECT pg_has_role(current_user, 'aws_ml', 'MEMBER') AS member");
@@ -84,9 +85,7 @@ describe('CREATE EXTENSION aws_ml', () => {
       code: '42501',
       message: 'permission denied for function detect_sentiment',
     });
-    await admin.query(
-      'GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant',
-    );
+    await admin.query('GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant');
     const granted = await tenant.query("SELECT (aws_comprehend.detect_sentiment('', 'en')).sentiment AS s");
     expect(granted.rows[0].s).toBeNull();
     await admin.query('REVOKE USAGE ON SCHEMA aws_comprehend FROM PUBLIC');
@@ -135,9 +134,7 @@ describe('CREATE EXTENSION aws_ml', () => {
 
   it('does not let a user plant a view the definer functions would read as batch results', async () => {
     const tenant = await asTenant();
-    await admin.query(
-      'GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant',
-    );
+    await admin.query('GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO ext_tenant');
     await tenant.query(
       "CREATE TEMP VIEW aws_ml_results AS SELECT 1 AS stmt, 'sentiment'::text AS kind, 'en'::text AS target, 'x'::text AS key, 'PLANTED'::text AS out_text, 1::real AS out_real",
     );
@@ -146,9 +143,10 @@ describe('CREATE EXTENSION aws_ml', () => {
       "SELECT set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || 'pg_temp.aws_ml_results'::regclass::oid::text, false)",
     );
     // The planted view is not trusted: the call goes to the service, never to the view.
-    const outcome = await tenant
-      .query("SELECT (aws_comprehend.detect_sentiment('x', 'en')).sentiment AS s")
-      .then((result) => result.rows[0].s as string, () => 'service call');
+    const outcome = await tenant.query("SELECT (aws_comprehend.detect_sentiment('x', 'en')).sentiment AS s").then(
+      (result) => result.rows[0].s as string,
+      () => 'service call',
+    );
     expect(outcome).not.toBe('PLANTED');
   });
 });

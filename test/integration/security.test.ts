@@ -508,11 +508,8 @@ describe('several tenants in one database', () => {
     await expect(admin.query('SELECT * FROM aws_ml.batch_statistics')).resolves.toBeDefined();
   });
 
-  // Known issue, reported to the batch-mode owner: batch mode computes results before PostgreSQL
-  // checks the caller's privileges. The statement then fails with "permission denied", but the
-  // service was called and its answers are left in the caller's own pg_temp.aws_ml_results.
-  // This test describes the intended behaviour; it.fails keeps the suite green until it is fixed.
-  it.fails('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
+  // Batch mode checks EXECUTE and USAGE along the call chain before calling anything.
+  it('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
     const db = await as(outsider);
     tap.clear();
     await expect(db.query(`SELECT id, ${call('churn-xgb')} FROM events ORDER BY id LIMIT 3`)).rejects.toMatchObject({
