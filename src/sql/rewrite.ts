@@ -34,12 +34,51 @@ function applyEdits(bytes: Buffer, edits: Edit[]): string {
 
 const DOLLAR_QUOTE = /^\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
 
-/** Statements whose ordinary string literals are code (function bodies). */
-function bodyIsCode(tokens: ScanToken[]): boolean {
-  const first = tokens.find((t) => t.tokenName !== 'SQL_COMMENT' && t.tokenName !== 'C_COMMENT');
-  if (!first) return false;
-  const word = first.text.toUpperCase();
-  return word === 'CREATE' || word === 'DO';
+const isComment = (t: ScanToken) => t.tokenName === 'SQL_COMMENT' || t.tokenName === 'C_COMMENT';
+
+/**
+ * Which string constants are code rather than data: the body of CREATE
+ * FUNCTION / PROCEDURE (the string after a top-level AS) and of a DO block.
+ * Decided statement by statement, so `SELECT $$…$$` stays data even next to a
+ * CREATE FUNCTION in the same query string.
+ */
+function codeStringTokens(tokens: ScanToken[]): Set<number> {
+  const code = new Set<number>();
+  let start = 0;
+  while (start < tokens.length) {
+    let end = start;
+    let depth = 0;
+    while (end < tokens.length && !(tokens[end].text === ';' && depth === 0)) {
+      if (tokens[end].text === '(') depth += 1;
+      else if (tokens[end].text === ')') depth -= 1;
+      end += 1;
+    }
+    const words = tokens.slice(start, end).filter((t) => !isComment(t));
+    const upper = words.map((t) => t.text.toUpperCase());
+    const isRoutine =
+      upper[0] === 'CREATE' &&
+      (upper[1] === 'FUNCTION' ||
+        upper[1] === 'PROCEDURE' ||
+        (upper[1] === 'OR' && upper[2] === 'REPLACE' && (upper[3] === 'FUNCTION' || upper[3] === 'PROCEDURE')));
+    if (isRoutine || upper[0] === 'DO') {
+      let level = 0;
+      for (let i = 0; i < words.length; i++) {
+        const word = words[i];
+        if (word.text === '(') level += 1;
+        else if (word.text === ')') level -= 1;
+        if (level !== 0 || word.tokenName !== 'SCONST') continue;
+        const previous = upper[i - 1];
+        const body =
+          upper[0] === 'DO'
+            ? previous === 'DO' || upper[i - 2] === 'LANGUAGE' || previous !== 'LANGUAGE'
+            : previous === 'AS';
+        if (body) code.add(tokens.indexOf(word));
+        if (upper[0] === 'DO' && body) break;
+      }
+    }
+    start = end + 1;
+  }
+  return code;
 }
 
 /**
@@ -55,7 +94,7 @@ export function rewriteStatementText(sql: string): string {
   if (!tokens) return sql;
   const bytes = Buffer.from(sql);
   const edits: Edit[] = [];
-  const codeStrings = bodyIsCode(tokens);
+  const codeStrings = codeStringTokens(tokens);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     const name = identName(token);
@@ -71,15 +110,15 @@ export function rewriteStatementText(sql: string): string {
     } else if (name === 'apg_enable_function_migration') {
       edits.push({ start: token.start, end: token.end, text: 'aws_ml.enable_function_migration' });
     } else if (token.tokenName === 'SCONST' && /invoke_endpoint/i.test(token.text)) {
-      const edit = rewriteStringConstant(token, codeStrings);
+      const edit = codeStrings.has(i) ? rewriteStringConstant(token) : undefined;
       if (edit) edits.push(edit);
     }
   }
   return applyEdits(bytes, edits);
 }
 
-/** Rewrites SQL inside a dollar-quoted (or, for CREATE/DO, single-quoted) string. */
-function rewriteStringConstant(token: ScanToken, codeStrings: boolean): Edit | undefined {
+/** Rewrites the SQL inside a function or DO body, dollar-quoted or single-quoted. */
+function rewriteStringConstant(token: ScanToken): Edit | undefined {
   const dollar = DOLLAR_QUOTE.exec(token.text);
   if (dollar) {
     const tag = dollar[0];
@@ -87,7 +126,7 @@ function rewriteStringConstant(token: ScanToken, codeStrings: boolean): Edit | u
     const rewritten = rewriteStatementText(inner);
     return rewritten === inner ? undefined : { start: token.start, end: token.end, text: tag + rewritten + tag };
   }
-  if (codeStrings && token.text.startsWith("'")) {
+  if (token.text.startsWith("'")) {
     const inner = token.text.slice(1, -1).replace(/''/g, "'");
     const rewritten = rewriteStatementText(inner);
     if (rewritten === inner) return undefined;

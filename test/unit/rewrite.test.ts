@@ -45,6 +45,22 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     );
   });
 
+  it('treats only function and DO bodies as code, statement by statement', () => {
+    const data = "SELECT $d$see aws_sagemaker.invoke_endpoint('x', NULL, a, b)$d$";
+    expect(rewriteStatementText(data)).toBe(data);
+    const ctas = "CREATE TABLE docs AS SELECT 'aws_sagemaker.invoke_endpoint(''x'', NULL, a)'::text AS v";
+    expect(rewriteStatementText(ctas)).toBe(ctas);
+    const mixed = `${data}; CREATE FUNCTION f(a int) RETURNS varchar LANGUAGE sql AS $$ SELECT aws_sagemaker.invoke_endpoint('e', NULL, a) $$`;
+    expect(rewriteStatementText(mixed)).toBe(mixed.replace('NULL, a) $$', () => 'NULL, json_build_array(a)) $$'));
+    const block = "DO $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
+    expect(rewriteStatementText(block)).toBe(block.replace('NULL, 1)', 'NULL, json_build_array(1))'));
+    const language = "DO LANGUAGE plpgsql $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
+    expect(rewriteStatementText(language)).toBe(language.replace('NULL, 1)', 'NULL, json_build_array(1))'));
+    const defaults =
+      "CREATE FUNCTION g(a text DEFAULT 'aws_sagemaker.invoke_endpoint(1,2,3)') RETURNS int LANGUAGE sql AS 'SELECT 1'";
+    expect(rewriteStatementText(defaults)).toBe(defaults);
+  });
+
   it('leaves ordinary string data and comments alone', () => {
     const sql = "INSERT INTO log VALUES ('aws_sagemaker.invoke_endpoint(''e'', NULL, a)') -- invoke_endpoint(1,2,3)";
     expect(rewriteStatementText(sql)).toBe(sql);
