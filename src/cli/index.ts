@@ -1,6 +1,10 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config/index.js';
+import { registerBucketCommands } from './bucket.js';
+import { registerEndpointCommands } from './endpoint.js';
+import { registerIamCommands } from './iam.js';
 import { configFromFlags, withConfigOptions } from './options.js';
+import { registerTrainCommands } from './train.js';
 import { up } from './up.js';
 
 const program = new Command();
@@ -14,6 +18,11 @@ withConfigOptions(
 ).action(async (flags) => {
   await up(configFromFlags(flags));
 });
+
+registerEndpointCommands(program);
+registerTrainCommands(program);
+registerBucketCommands(program);
+registerIamCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) {
