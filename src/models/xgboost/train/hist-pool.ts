@@ -58,14 +58,14 @@ export class HistogramPool {
       return begin + Math.floor((length * p) / parts);
     };
     const pending = this.helpers.map((helper, h) => {
-      const mine = new Int32Array(count * 2);
-      for (let t = 0; t < count; t++) {
-        mine[2 * t] = split(t, h + 1);
-        mine[2 * t + 1] = split(t, h + 2);
-      }
+      const mine: number[] = [];
+      for (let t = 0; t < count; t++) mine.push(split(t, h + 1), split(t, h + 2));
       const bytes = count * width * 8;
-      if (helper.out.byteLength < bytes) helper.out = new SharedArrayBuffer(bytes);
-      return this.request(helper, { type: 'build', id: 0, ranges: mine, out: helper.out });
+      if (helper.out.byteLength < bytes) {
+        helper.out = new SharedArrayBuffer(Math.max(bytes, helper.out.byteLength * 2));
+        helper.worker.postMessage({ type: 'output', out: helper.out } satisfies HelperRequest);
+      }
+      return this.request(helper, { type: 'build', id: 0, ranges: mine });
     });
     for (let t = 0; t < count; t++) this.accumulate(ranges[2 * t], split(t, 1), results[t]);
     await Promise.all(pending);

@@ -13,12 +13,15 @@ export type HelperRequest =
       rowIndex: SharedArrayBuffer;
     }
   | {
+      /** Where results go from now on: one histogram (slots × 2 doubles) per range, in order. */
+      type: 'output';
+      out: SharedArrayBuffer;
+    }
+  | {
       type: 'build';
       id: number;
       /** Pairs [begin, end) into the row partition, one histogram each. */
-      ranges: Int32Array;
-      /** Float64 output: one histogram (slots × 2) per range, in order. */
-      out: SharedArrayBuffer;
+      ranges: number[];
     };
 
 export interface HelperReply {

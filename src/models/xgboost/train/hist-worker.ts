@@ -15,6 +15,7 @@ let matrix: BinnedMatrix | undefined;
 let grad: Float32Array | undefined;
 let hess: Float32Array | undefined;
 let rowIndex: Int32Array | undefined;
+let out: Float64Array | undefined;
 
 port.on('message', (message: HelperRequest) => {
   if (message.type === 'init') {
@@ -30,8 +31,12 @@ port.on('message', (message: HelperRequest) => {
     rowIndex = new Int32Array(message.rowIndex);
     return;
   }
-  if (!matrix || !grad || !hess || !rowIndex) throw new Error('hist-worker used before init');
-  const out = new Float64Array(message.out);
+  if (message.type === 'output') {
+    // Sent only when the output buffer grows: posting a SharedArrayBuffer with every request costs milliseconds.
+    out = new Float64Array(message.out);
+    return;
+  }
+  if (!matrix || !grad || !hess || !rowIndex || !out) throw new Error('hist-worker used before init');
   const width = matrix.slots * 2;
   const { ranges } = message;
   for (let t = 0; t < ranges.length / 2; t++) {

@@ -224,26 +224,27 @@ export class QuantileSketch {
     // Each queue entry stands for `weight` copies of its value, so sorting the values
     // alone and summing the weights of equal ones gives the same summary (and a
     // native numeric sort is far faster than sorting indices with a comparator).
-    let unit = true;
-    for (let i = 0; i < n; i++) if (this.queueWeight[i] !== 1) unit = false;
+    // Weights here are counts (every push weighs 1), so the entries can be expanded into
+    // that many copies and sorted natively; equal values are summed back below.
+    let total = 0;
+    for (let i = 0; i < n; i++) total += this.queueWeight[i];
     let values: Float32Array;
-    let weights: Float32Array | undefined;
-    if (unit) values = this.queue.slice(0, n).sort();
+    if (total === n) values = this.queue.slice(0, n).sort();
     else {
-      const order = Int32Array.from({ length: n }, (_, i) => i);
-      const queue = this.queue;
-      order.sort((a, b) => queue[a] - queue[b]);
-      values = Float32Array.from(order, (i) => queue[i]);
-      weights = Float32Array.from(order, (i) => this.queueWeight[i]);
+      values = new Float32Array(total);
+      let k = 0;
+      for (let i = 0; i < n; i++) values.fill(this.queue[i], k, (k += this.queueWeight[i]));
+      values.sort();
     }
+    const m = values.length;
     out.reserve(n);
     out.size = 0;
     let wsum = 0;
-    for (let i = 0; i < n; ) {
+    for (let i = 0; i < m; ) {
       let j = i + 1;
-      let w = weights ? weights[i] : 1;
-      while (j < n && values[j] === values[i]) {
-        w = f32(w + (weights ? weights[j] : 1));
+      let w = 1;
+      while (j < m && values[j] === values[i]) {
+        w = f32(w + 1);
         j++;
       }
       out.rmin[out.size] = wsum;
