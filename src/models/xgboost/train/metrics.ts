@@ -98,7 +98,6 @@ export function binaryAuc(scores: ArrayLike<number>, labels: ArrayLike<number>):
   if (positives === 0 || negatives === 0) return Number.NaN;
   let area = 0;
   let tp = 0;
-  let fp = 0;
   for (let i = 0; i < n; ) {
     let j = i;
     let groupTp = 0;
@@ -110,7 +109,6 @@ export function binaryAuc(scores: ArrayLike<number>, labels: ArrayLike<number>):
     }
     area += groupFp * (tp + groupTp / 2);
     tp += groupTp;
-    fp += groupFp;
     i = j;
   }
   return area / (positives * negatives);

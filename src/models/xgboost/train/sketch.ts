@@ -233,7 +233,11 @@ export class QuantileSketch {
     else {
       values = new Float32Array(total);
       let k = 0;
-      for (let i = 0; i < n; i++) values.fill(this.queue[i], k, (k += this.queueWeight[i]));
+      for (let i = 0; i < n; i++) {
+        const next = k + this.queueWeight[i];
+        values.fill(this.queue[i], k, next);
+        k = next;
+      }
       values.sort();
     }
     const m = values.length;
