@@ -13,6 +13,7 @@ import { BridgeServer } from './gateway/bridge.js';
 import { MlInterceptor } from './gateway/interceptor.js';
 import { GatewayServer } from './gateway/server.js';
 import { createAccessControl } from './iam/index.js';
+import { AwsMlServices } from './ml/aws-services.js';
 import { HttpMlServices } from './ml/client.js';
 import { perRowHandler } from './ml/per-row.js';
 import { ServiceEdge } from './services/edge.js';
@@ -106,10 +107,25 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     stack.push(() => edge.close());
 
     const edgeUrl = `${access.edgeTls ? 'https' : 'http'}://127.0.0.1:${edge.port}`;
-    const edgeClient = new HttpMlServices({ endpoint: edgeUrl, ...access.edgeClient(edgeUrl) });
+    // The `aws` backend sends ML calls to real Comprehend/SageMaker; `local` to this edge.
+    const backendClient =
+      config.backend === 'aws'
+        ? new AwsMlServices({
+            region: config.region,
+            endpoint: config.aws.endpoint,
+            credentials:
+              config.aws.accessKeyId && config.aws.secretAccessKey
+                ? {
+                    accessKeyId: config.aws.accessKeyId,
+                    secretAccessKey: config.aws.secretAccessKey,
+                    sessionToken: config.aws.sessionToken,
+                  }
+                : undefined,
+          })
+        : new HttpMlServices({ endpoint: edgeUrl, ...access.edgeClient(edgeUrl) });
     // Every ML call from the database, batch or per row, is checked against the service's role first.
-    const ml = access.authorize(edgeClient);
-    stack.push(async () => edgeClient.close());
+    const ml = access.authorize(backendClient);
+    stack.push(async () => backendClient.close());
 
     const bridge = new BridgeServer({
       host: config.host,

@@ -21,6 +21,7 @@ const environmentVariables: Record<string, string[]> = {
   PGSAGE_UPSTREAM: ['postgres', 'upstream'],
   PGSAGE_PG_PORT: ['postgres', 'port'],
   PGSAGE_REGION: ['region'],
+  PGSAGE_BACKEND: ['backend'],
   PGSAGE_LOG_LEVEL: ['log', 'level'],
   PGSAGE_TLS_CERT: ['tls', 'cert'],
   PGSAGE_TLS_KEY: ['tls', 'key'],

@@ -65,6 +65,8 @@ export const configSchema = z
     backend: z.enum(['local', 'aws']).default('local'),
     aws: z
       .object({
+        /** Endpoint override for the `aws` backend (tests point it at a pgsage edge; normally unset). */
+        endpoint: z.string().url().optional(),
         accessKeyId: z.string().min(1).optional(),
         secretAccessKey: z.string().min(1).optional(),
         sessionToken: z.string().min(1).optional(),

@@ -1,0 +1,129 @@
+import { BatchDetectSentimentCommand, ComprehendClient, type LanguageCode } from '@aws-sdk/client-comprehend';
+import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { SqlError, SqlState } from '../util/errors.js';
+import { comprehendItemError, type MlServices, type SentimentItem, ThrottledError } from './client.js';
+
+export interface AwsMlServicesOptions {
+  region: string;
+  /** Unset for real AWS; a URL to point the SDK clients elsewhere (another pgsage, LocalStack). */
+  endpoint?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+interface AwsSdkError extends Error {
+  name: string;
+  $metadata?: { httpStatusCode?: number };
+  $response?: { headers?: Record<string, string> };
+  OriginalMessage?: string;
+}
+
+/**
+ * The `aws` backend: real Amazon Comprehend and SageMaker Runtime through the
+ * AWS SDK v3, with the SDK's usual credential chain unless keys are configured.
+ * Errors are mapped to the same SQLSTATEs as pgsage's own services.
+ */
+export class AwsMlServices implements MlServices {
+  private readonly comprehend: ComprehendClient;
+  private readonly runtime: SageMakerRuntimeClient;
+
+  constructor(options: AwsMlServicesOptions) {
+    const common = {
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // Batch mode retries throttling itself, within the statement's budget.
+      maxAttempts: 1,
+    };
+    this.comprehend = new ComprehendClient(common);
+    this.runtime = new SageMakerRuntimeClient(common);
+  }
+
+  close(): void {
+    this.comprehend.destroy();
+    this.runtime.destroy();
+  }
+
+  async detectSentiment(
+    texts: string[],
+    languageCode: string,
+    signal?: AbortSignal,
+  ): Promise<(SentimentItem | SqlError)[]> {
+    try {
+      const reply = await this.comprehend.send(
+        new BatchDetectSentimentCommand({ TextList: texts, LanguageCode: languageCode as LanguageCode }),
+        { abortSignal: signal },
+      );
+      const out: (SentimentItem | SqlError)[] = new Array(texts.length);
+      for (const result of reply.ResultList ?? []) {
+        const label = result.Sentiment ?? 'NEUTRAL';
+        const key = (label[0] + label.slice(1).toLowerCase()) as 'Positive' | 'Negative' | 'Neutral' | 'Mixed';
+        out[result.Index ?? 0] = { sentiment: label, confidence: result.SentimentScore?.[key] ?? 0 };
+      }
+      for (const failure of reply.ErrorList ?? []) {
+        out[failure.Index ?? 0] = comprehendItemError(failure.ErrorCode ?? 'Error', failure.ErrorMessage ?? '');
+      }
+      return out;
+    } catch (error) {
+      throw mapError('Comprehend', error, signal);
+    }
+  }
+
+  async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
+    try {
+      const reply = await this.runtime.send(
+        new InvokeEndpointCommand({
+          EndpointName: endpointName,
+          ContentType: 'text/csv',
+          Accept: 'text/csv',
+          Body: Buffer.from(csvBody),
+        }),
+        { abortSignal: signal },
+      );
+      return Buffer.from(reply.Body ?? new Uint8Array()).toString('utf8');
+    } catch (error) {
+      const mapped = mapError(`SageMaker endpoint ${endpointName}`, error, signal);
+      const aws = error as AwsSdkError;
+      if (aws.name === 'ModelError') {
+        throw new SqlError(
+          SqlState.externalRoutineException,
+          `model error from endpoint ${endpointName}: ${aws.OriginalMessage ?? aws.message}`,
+        );
+      }
+      if (aws.name === 'ValidationError' && /not found/i.test(aws.message)) {
+        throw new SqlError(
+          SqlState.undefinedObject,
+          `SageMaker endpoint "${endpointName}" does not exist`,
+          aws.message,
+        );
+      }
+      throw mapped;
+    }
+  }
+}
+
+function mapError(service: string, error: unknown, signal?: AbortSignal): SqlError {
+  if (error instanceof SqlError) return error;
+  const aws = error as AwsSdkError;
+  if (signal?.aborted || aws.name === 'AbortError') {
+    return new SqlError(SqlState.queryCanceled, 'canceling statement due to user request');
+  }
+  const status = aws.$metadata?.httpStatusCode;
+  if (status === 429 || /Throttl|TooManyRequests/.test(aws.name)) {
+    const retryAfter = Number(aws.$response?.headers?.['retry-after']);
+    return new ThrottledError(
+      `${service} throttled the request: ${aws.message}`,
+      Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined,
+    );
+  }
+  if (status === undefined || status >= 500) {
+    return new SqlError(SqlState.ioError, `${service} is unavailable: ${aws.message}`);
+  }
+  if (
+    aws.name === 'UnsupportedLanguageException' ||
+    aws.name === 'TextSizeLimitExceededException' ||
+    aws.name === 'InvalidRequestException'
+  ) {
+    return comprehendItemError(aws.name, aws.message);
+  }
+  return new SqlError(SqlState.invalidParameterValue, `${service} rejected the request: ${aws.message}`);
+}
