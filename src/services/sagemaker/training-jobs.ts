@@ -12,7 +12,7 @@
  * `<S3OutputPath>/<job>/output/model.tar.gz`. Job records persist under
  * `<dataDir>/sagemaker/training-jobs/`.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ObjectNotFoundError, type ObjectStore, parseS3Url } from '../../storage/object-store.js';
