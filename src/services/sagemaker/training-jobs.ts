@@ -303,8 +303,14 @@ export class TrainingJobs {
         // Files are joined as lines: one without a final newline must not merge with the next one's first row.
         if (bytes.length && bytes[bytes.length - 1] !== 0x0a) parts.push(Buffer.from('\n'));
       }
-      const joined = Buffer.concat(parts);
-      channels[channel.name] = new Uint8Array(joined.buffer, joined.byteOffset, joined.byteLength);
+      // Joined into a buffer of its own (never Node's shared Buffer pool): it is transferred to the training thread.
+      const joined = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+      let offset = 0;
+      for (const part of parts) {
+        joined.set(part, offset);
+        offset += part.length;
+      }
+      channels[channel.name] = joined;
       write(`channel ${channel.name}: ${objects.length} object(s), ${joined.length} bytes from ${channel.s3Uri}`);
     }
     return channels;
