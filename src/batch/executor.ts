@@ -110,9 +110,20 @@ const ROWS_PER_COPY_CHUNK = 2000;
  * the session's results table, round by round (a round may read the previous
  * rounds' results). Returns the figures of each group.
  */
+/** Where a statement's batch work spent its time (milliseconds), for benchmarks and logs. */
+export interface BatchPhases {
+  /** Running the argument queries (batches are already being scored meanwhile). */
+  argumentsMs: number;
+  /** After the last argument row, until the last batch was answered. */
+  scoringTailMs: number;
+  /** After the last answer, until the results were loaded. */
+  loadTailMs: number;
+}
+
 export async function computeBatchResults(
   work: ArgumentWork[],
   options: BatchRunOptions,
+  phases?: BatchPhases,
 ): Promise<Map<CallGroup, BatchFigures>> {
   const { control, settings } = options;
   const figures = new Map<CallGroup, BatchFigures>(work.map((w) => [w.group, new BatchFigures()]));
@@ -150,9 +161,19 @@ export async function computeBatchResults(
   try {
     await control.backend.query(`SELECT aws_ml.begin_batch(${options.statementNumber}, ${options.fresh})`);
     for (const round of rounds(work)) {
+      const started = performance.now();
       for (const item of round) await streamArguments(item, scorer, figures.get(item.group)!, options);
       scorer.flush();
-      await loadResults(scorer, options);
+      const argumentsDone = performance.now();
+      let scoringDone = argumentsDone;
+      await loadResults(scorer, options, () => {
+        scoringDone = performance.now();
+      });
+      if (phases) {
+        phases.argumentsMs += argumentsDone - started;
+        phases.scoringTailMs += scoringDone - argumentsDone;
+        phases.loadTailMs += performance.now() - scoringDone;
+      }
       if (abort.signal.aborted) throw abort.signal.reason;
     }
     return figures;
@@ -210,7 +231,7 @@ async function streamArguments(
 }
 
 /** COPYs answers into the results table while the remaining batches finish. */
-async function loadResults(scorer: BatchScorer, options: BatchRunOptions): Promise<void> {
+async function loadResults(scorer: BatchScorer, options: BatchRunOptions, onScored: () => void): Promise<void> {
   const n = options.statementNumber;
   await options.control.backend.copyInStreaming(
     'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
@@ -229,6 +250,7 @@ async function loadResults(scorer: BatchScorer, options: BatchRunOptions): Promi
         await scorer.nextCompletion();
       }
       await scorer.finish();
+      onScored();
     },
   );
 }

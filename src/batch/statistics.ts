@@ -9,8 +9,19 @@ export interface FunctionFigures {
   perRowCalls: number;
 }
 
+/** Where the last batch-mode statement spent its time, in milliseconds. */
+export interface StatementPhases {
+  argumentsMs: number;
+  scoringTailMs: number;
+  loadTailMs: number;
+  statementMs: number;
+  rows: number;
+}
+
 export class BatchStatistics {
   private readonly byFunction = new Map<string, FunctionFigures>();
+  /** The most recent batch-mode statement's phases (benchmarks read it). */
+  lastStatement: StatementPhases | undefined;
 
   private entry(label: string): FunctionFigures {
     let entry = this.byFunction.get(label);

@@ -294,6 +294,7 @@ export class MlInterceptor implements SessionInterceptor {
     const number = ++this.statementNumber;
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
+    const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0 };
     const failure = await this.guarded(
       control,
       plan.groups.map((g) => g.label),
@@ -313,15 +314,22 @@ export class MlInterceptor implements SessionInterceptor {
             fresh: !inTransaction,
             inTransaction,
           },
+          phases,
         );
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
     );
     if (failure) return this.reportFailure(control, failure, standalone);
     const finalSql = target.finalSql(plan);
+    const started = performance.now();
     const outcome = target.explain?.text
       ? await this.relayExplain(control, finalSql, plan, figures)
       : await control.relay(queryMessage(finalSql));
+    this.context.statistics.lastStatement = {
+      ...phases,
+      statementMs: performance.now() - started,
+      rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
+    };
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }
