@@ -1,19 +1,13 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyableQuery, parseCopyOptions, quoteLiteral } from '../../src/export/copy-options.js';
 import { loadParser } from '../../src/sql/parser.js';
-import {
-  LocalObjectStore,
-  ObjectNotFoundError,
-  type ObjectStore,
-  ObjectStoreError,
-  type PutOptions,
-  SplitUpload,
-} from '../../src/storage/index.js';
+import { LocalObjectStore, ObjectNotFoundError, ObjectStoreError, SplitUpload } from '../../src/storage/index.js';
 import { partKey } from '../../src/storage/split-upload.js';
+import { GatedStore } from '../support/gated-store.js';
 
 let root: string;
 let store: LocalObjectStore;
@@ -147,31 +141,6 @@ describe('LocalObjectStore', () => {
     expect(files()).toEqual([]);
   });
 });
-
-/** A store whose writes wait until `open()`: a slow object store, to see back-pressure. */
-class GatedStore implements ObjectStore {
-  readonly kind = 'local';
-  readonly location = 'gated';
-  private release!: () => void;
-  private readonly gate = new Promise<void>((resolve) => {
-    this.release = resolve;
-  });
-  constructor(private readonly inner: LocalObjectStore) {}
-  open(): void {
-    this.release();
-  }
-  async put(bucket: string, key: string, body: Buffer | Readable, options?: PutOptions) {
-    await this.gate;
-    return this.inner.put(bucket, key, body, options);
-  }
-  get = (b: string, k: string) => this.inner.get(b, k);
-  exists = (b: string, k: string) => this.inner.exists(b, k);
-  list = (b: string, p?: string) => this.inner.list(b, p);
-  delete = (b: string, k: string) => this.inner.delete(b, k);
-  createBucket = (b: string) => this.inner.createBucket(b);
-  bucketExists = (b: string) => this.inner.bucketExists(b);
-  listBuckets = () => this.inner.listBuckets();
-}
 
 /** 100 bytes. */
 const record = (i: number) => Buffer.from(`${String(i).padStart(6, '0')},${'x'.repeat(92)}\n`);
