@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type RunningPgsage, startPgsage } from '../src/app.js';
-import { loadConfig } from '../src/config/index.js';
+import { type ConfigInput, loadConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/util/log.js';
 
 export function freePort(): Promise<number> {
@@ -27,12 +27,20 @@ export interface BenchStack {
 }
 
 /** A whole pgsage on the embedded PostgreSQL in a throwaway data directory. */
-export async function startBenchStack(): Promise<BenchStack> {
+export async function startBenchStack(overrides: ConfigInput = {}): Promise<BenchStack> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-bench-'));
   const config = loadConfig({
     env: {},
     cwd: dataDir,
-    overrides: { dataDir, port: 0, servicesPort: 0, bridgePort: 0, postgres: { port: await freePort() } },
+    overrides: {
+      dataDir,
+      port: 0,
+      servicesPort: 0,
+      bridgePort: 0,
+      ...overrides,
+      postgres: { port: await freePort() },
+      log: { level: 'silent' },
+    },
   });
   const pgsage = await startPgsage(config, silentLogger);
   return {

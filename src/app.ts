@@ -107,7 +107,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     stack.push(() => edge.close());
 
     const edgeUrl = `${access.edgeTls ? 'https' : 'http'}://127.0.0.1:${edge.port}`;
-    // The `aws` backend sends ML calls to real Comprehend/SageMaker; `local` to this edge.
+    // The `aws` backend sends ML calls to real Comprehend/SageMaker; `local` to the services of this edge.
     const backendClient =
       config.backend === 'aws'
         ? new AwsMlServices({
@@ -122,7 +122,13 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
                   }
                 : undefined,
           })
-        : new HttpMlServices({ endpoint: edgeUrl, ...access.edgeClient(edgeUrl) });
+        : new HttpMlServices({
+            endpoint: edgeUrl,
+            ...access.edgeClient(edgeUrl),
+            // The services live in this process: same routing and error shapes, without HTTP.
+            inProcess: (method, path, headers, body) => edge.invokeInProcess(method, path, headers, body),
+            inProcessJson: (target, input) => edge.invokeJsonInProcess(target, input),
+          });
     // Every ML call from the database, batch or per row, is checked against the service's role first.
     const ml = access.authorize(backendClient);
     stack.push(async () => backendClient.close());

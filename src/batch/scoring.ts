@@ -64,7 +64,11 @@ interface Batch {
   number: number;
 }
 
-const resultKey = (kind: MlKind, target: string, key: string) => `${kind}\u0000${target}\u0000${key}`;
+/** The SQL function answers NULL for text that `btrim` empties (spaces only), without calling the service. */
+function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== 32) return false;
+  return true;
+}
 
 /**
  * Collects the distinct inputs of a statement's ML calls, cuts them into
@@ -72,8 +76,10 @@ const resultKey = (kind: MlKind, target: string, key: string) => `${kind}\u0000$
  * every answer for loading into the results table.
  */
 export class BatchScorer {
-  /** kind/target/key → result; undefined while in flight. */
-  readonly results = new Map<string, CallResult | undefined>();
+  /** Inputs seen, per kind and target (nested so that no key string is built per row). */
+  private readonly seen = new Map<string, Set<string>>();
+  private lastSeen: { kind: MlKind; target: string; keys: Set<string> } | undefined;
+  private lastBuffer: { bufferKey: string; batchSize: number; label: string } | undefined;
   private readonly completed: { kind: MlKind; target: string; key: string; result: CallResult }[] = [];
   private readonly buffers = new Map<string, Batch>();
   private readonly waiting: (() => void)[] = [];
@@ -103,14 +109,19 @@ export class BatchScorer {
       return;
     }
     if (key === null) return; // NULL input: the function answers NULL itself
-    const id = resultKey(kind, target, key);
-    if (this.results.has(id)) return;
-    this.results.set(id, undefined);
-    if (kind === 'sentiment' && key.trim() === '') {
+    const keys = this.seenKeys(kind, target);
+    if (keys.has(key)) return;
+    keys.add(key);
+    if (kind === 'sentiment' && isBlank(key)) {
       this.complete(kind, target, key, { outText: null, outReal: null });
       return;
     }
-    const bufferKey = `${kind}\u0000${target}\u0000${batchSize}\u0000${label}`;
+    const last = this.lastBuffer;
+    const bufferKey =
+      last && last.batchSize === batchSize && last.label === label && this.lastSeen?.keys === keys
+        ? last.bufferKey
+        : `${kind}\u0000${target}\u0000${batchSize}\u0000${label}`;
+    this.lastBuffer = { bufferKey, batchSize, label };
     let buffer = this.buffers.get(bufferKey);
     if (!buffer) {
       buffer = { kind, target, keys: [], figures, label, number: 0 };
@@ -121,6 +132,19 @@ export class BatchScorer {
       this.buffers.delete(bufferKey);
       this.dispatch(buffer);
     }
+  }
+
+  private seenKeys(kind: MlKind, target: string): Set<string> {
+    const last = this.lastSeen;
+    if (last && last.kind === kind && last.target === target) return last.keys;
+    const id = `${kind}\u0000${target}`;
+    let keys = this.seen.get(id);
+    if (!keys) {
+      keys = new Set();
+      this.seen.set(id, keys);
+    }
+    this.lastSeen = { kind, target, keys };
+    return keys;
   }
 
   /** Sends the partial batches left once an argument query is exhausted. */
@@ -160,7 +184,6 @@ export class BatchScorer {
   }
 
   private complete(kind: MlKind, target: string, key: string, result: CallResult): void {
-    this.results.set(resultKey(kind, target, key), result);
     this.completed.push({ kind, target, key, result });
   }
 

@@ -34,6 +34,25 @@ export interface HttpMlServicesOptions {
   sign?: (request: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => void;
   /** TLS options for an https:// endpoint (e.g. the edge's pinned certificate). */
   tls?: https.AgentOptions;
+  /**
+   * Carries requests without HTTP when the services live in this process
+   * (ServiceEdge.invokeInProcess): same routing and error shapes, no socket.
+   */
+  inProcess?: (method: string, path: string, headers: Record<string, string>, body: Buffer) => Promise<InProcessReply>;
+  /** In-process JSON 1.1 operations, without encoding the request and answer as JSON text. */
+  inProcessJson?: (target: string, input: Record<string, unknown>) => Promise<InProcessJsonReply>;
+}
+
+export interface InProcessJsonReply {
+  status: number;
+  headers: Record<string, string>;
+  payload: Record<string, unknown>;
+}
+
+export interface InProcessReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 interface HttpReply {
@@ -64,16 +83,11 @@ export class HttpMlServices implements MlServices {
     languageCode: string,
     signal?: AbortSignal,
   ): Promise<(SentimentItem | SqlError)[]> {
-    const reply = await this.post(
-      '/',
-      {
-        'content-type': 'application/x-amz-json-1.1',
-        'x-amz-target': 'Comprehend_20171127.BatchDetectSentiment',
-      },
-      Buffer.from(JSON.stringify({ TextList: texts, LanguageCode: languageCode })),
+    const { reply, payload } = await this.json(
+      'Comprehend_20171127.BatchDetectSentiment',
+      { TextList: texts, LanguageCode: languageCode },
       signal,
     );
-    const payload = parseJson(reply.body);
     if (reply.status !== 200) throw comprehendError(reply, payload);
     const out: (SentimentItem | SqlError)[] = new Array(texts.length);
     for (const result of (payload.ResultList ?? []) as {
@@ -101,12 +115,39 @@ export class HttpMlServices implements MlServices {
     throw sagemakerError(endpointName, reply, parseJson(reply.body));
   }
 
+  /** A JSON 1.1 operation, in process when the services live here, else over HTTP. */
+  private async json(
+    target: string,
+    input: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ reply: HttpReply; payload: Record<string, unknown> }> {
+    if (this.options.inProcessJson) {
+      if (signal?.aborted) throw canceled(signal);
+      const answer = await this.options.inProcessJson(target, input);
+      return {
+        reply: { status: answer.status, headers: answer.headers, body: Buffer.alloc(0) },
+        payload: answer.payload,
+      };
+    }
+    const reply = await this.post(
+      '/',
+      { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
+      Buffer.from(JSON.stringify(input)),
+      signal,
+    );
+    return { reply, payload: parseJson(reply.body) };
+  }
+
   private post(
     path: string,
     headers: Record<string, string>,
     body: Buffer,
     signal: AbortSignal | undefined,
   ): Promise<HttpReply> {
+    if (this.options.inProcess) {
+      if (signal?.aborted) return Promise.reject(canceled(signal));
+      return this.options.inProcess('POST', path, headers, body);
+    }
     const allHeaders: Record<string, string> = { ...headers, 'content-length': String(body.length) };
     this.options.sign?.({ method: 'POST', path, headers: allHeaders, body });
     return new Promise((resolve, reject) => {

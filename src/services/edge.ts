@@ -119,7 +119,7 @@ export class ServiceEdge {
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo).port;
+    return (this.server!.address() as AddressInfo).port;
   }
 
   get url(): string {
@@ -176,19 +176,84 @@ export class ServiceEdge {
     }
   }
 
+  /**
+   * The same routing, limits and AWS error shapes as over HTTP, without a
+   * socket or request signing: how pgsage's own gateway calls the services it
+   * hosts in its process (its calls are authorized by IAM policy beforehand).
+   */
+  async invokeInProcess(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    const target = headers['x-amz-target'];
+    try {
+      if (body.length > this.options.maxBodyBytes) throw tooLarge(this.options.maxBodyBytes);
+      const request: EdgeRequest = { method, path, query: new URLSearchParams(), headers, body, rawUrl: path };
+      const response = await this.routeRequest(request, target);
+      const payload = response.body ?? '';
+      return {
+        status: response.status ?? 200,
+        headers: response.headers ?? {},
+        body: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      };
+    } catch (error) {
+      const awsError = error instanceof AwsError ? error : internalFailure();
+      if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
+      return {
+        status: awsError.status,
+        headers: { 'content-type': target ? JSON_11 : 'application/json', 'x-amzn-errortype': awsError.type },
+        body: Buffer.from(JSON.stringify(awsError.body())),
+      };
+    }
+  }
+
+  /** A JSON 1.1 operation called in process: the input and output stay objects. */
+  async invokeJsonInProcess(
+    target: string,
+    input: Record<string, unknown>,
+  ): Promise<{ status: number; headers: Record<string, string>; payload: Record<string, unknown> }> {
+    try {
+      const operation = this.operation(target);
+      const request: EdgeRequest = {
+        method: 'POST',
+        path: '/',
+        query: new URLSearchParams(),
+        headers: { 'x-amz-target': target },
+        body: Buffer.alloc(0),
+      };
+      const output = (await operation(input, request)) ?? {};
+      return { status: 200, headers: {}, payload: output as Record<string, unknown> };
+    } catch (error) {
+      const awsError = error instanceof AwsError ? error : internalFailure();
+      if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
+      return { status: awsError.status, headers: { 'x-amzn-errortype': awsError.type }, payload: awsError.body() };
+    }
+  }
+
+  private operation(target: string): JsonOperation {
+    const dot = target.lastIndexOf('.');
+    const operations = this.targets.get(target.slice(0, dot));
+    const operation = operations?.get(target.slice(dot + 1));
+    if (!operation) {
+      throw new AwsError(
+        operations ? 'InvalidAction' : 'UnknownOperationException',
+        `Operation ${target} is not supported by pgsage`,
+        400,
+      );
+    }
+    return operation;
+  }
+
   private async dispatch(request: EdgeRequest, target: string | undefined): Promise<EdgeResponse> {
     if (this.authenticator) await this.authenticator(request);
+    return this.routeRequest(request, target);
+  }
+
+  private async routeRequest(request: EdgeRequest, target: string | undefined): Promise<EdgeResponse> {
     if (target !== undefined) {
-      const dot = target.lastIndexOf('.');
-      const operations = this.targets.get(target.slice(0, dot));
-      const operation = operations?.get(target.slice(dot + 1));
-      if (!operation) {
-        throw new AwsError(
-          operations ? 'InvalidAction' : 'UnknownOperationException',
-          `Operation ${target} is not supported by pgsage`,
-          400,
-        );
-      }
+      const operation = this.operation(target);
       let input: Record<string, unknown>;
       try {
         input = request.body.length ? (JSON.parse(request.body.toString('utf8')) as Record<string, unknown>) : {};

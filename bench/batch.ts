@@ -1,0 +1,227 @@
+/**
+ * Batch mode against the per-row path, and batch mode's own overhead.
+ *
+ *   node dist/bench/batch.js [rows=1000000]
+ *
+ * 1. A SageMaker-style endpoint with 5 ms added latency per request (the real
+ *    XGBoost model behind an HTTP server that sleeps, reached through the aws
+ *    backend's SDK client): batch mode over 20,000 rows vs the per-row path
+ *    (measured on 2,000 rows; its cost is linear in rows). Bar: ≥ 100×.
+ * 2. invoke_endpoint with the 60-tree XGBoost model over N rows of 12 features,
+ *    end to end through the gateway, vs the same model scoring the same rows
+ *    in-process. Bar: ≥ 0.70×.
+ * 3. detect_sentiment over N short documents, end to end, vs the bundled model
+ *    alone. Bar: ≥ 0.70×.
+ * Each end-to-end figure comes with its breakdown (argument query, scoring
+ * after the last argument, result load, final statement).
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { parseCsvFeatures } from '../src/models/csv-features.js';
+import { loadPredictor } from '../src/models/registry.js';
+import type { Predictor } from '../src/models/types.js';
+import { packagePath } from '../src/util/paths.js';
+import { type BenchStack, run, startBenchStack } from './support.js';
+
+const rows = Number(process.argv[2] ?? 1_000_000);
+const MODEL = packagePath('test', 'fixtures', 'models', 'xgboost', 'binary_logistic.json.model.tar.gz');
+const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+
+async function predictor(): Promise<Predictor> {
+  return loadPredictor('xgboost', { fileName: 'model.tar.gz', bytes: readFileSync(MODEL) });
+}
+
+/** A SageMaker runtime for one model that answers each request after `latencyMs`. */
+async function slowEndpoint(
+  latencyMs: number,
+): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  const model = await predictor();
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      requests += 1;
+      const predictions = await model.predict(parseCsvFeatures(Buffer.concat(chunks)));
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/csv', 'x-amzn-invoked-production-variant': 'AllTraffic' });
+        res.end(`${predictions.csvLines().join('\n')}\n`);
+      }, latencyMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests: () => requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function connect(stack: BenchStack): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: stack.gatewayPort,
+    user: 'postgres',
+    password: 'postgres',
+    database: 'postgres',
+  });
+  await client.connect();
+  await client.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  return client;
+}
+
+/** N rows of 12 deterministic pseudo-random features (some NULL), created in PostgreSQL. */
+async function featureTable(db: pg.Client, name: string, count: number): Promise<void> {
+  await db.query(`DROP TABLE IF EXISTS ${name}`);
+  await db.query(
+    `CREATE TABLE ${name} AS SELECT g AS id, ${features
+      .map(
+        (f, i) =>
+          `CASE WHEN (g * ${i + 7}) % 97 = 0 THEN NULL ELSE round((sin(g * ${i + 1}.37) * 3)::numeric, 4)::float8 END AS ${f}`,
+      )
+      .join(', ')} FROM generate_series(1, ${count}) g`,
+  );
+  await db.query(`ANALYZE ${name}`);
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { ms: performance.now() - started, value };
+}
+
+function breakdown(stack: BenchStack): string {
+  const p = stack.pgsage.statistics.lastStatement;
+  if (!p) return '';
+  const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return `    breakdown: argument query ${f(p.argumentsMs)} (scoring overlaps it), scoring after it ${f(p.scoringTailMs)}, result load ${f(p.loadTailMs)}, final statement ${f(p.statementMs)}`;
+}
+
+const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
+
+async function latencyComparison(): Promise<void> {
+  const endpoint = await slowEndpoint(5);
+  const stack = await startBenchStack({
+    backend: 'aws',
+    aws: { endpoint: endpoint.url, accessKeyId: 'bench', secretAccessKey: 'bench' },
+  });
+  try {
+    const db = await connect(stack);
+    await featureTable(db, 'slow_rows', 20_000);
+    const call = `aws_sagemaker.invoke_endpoint('slow', NULL, ${features.join(', ')})::float8`;
+    const batch = await timed(() => db.query(`SELECT count(${call}) FROM slow_rows`));
+    const batchRequests = endpoint.requests();
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = await timed(() => db.query(`SELECT count(${call}) FROM slow_rows WHERE id <= 2000`));
+    const batchRate = rate(20_000, batch.ms);
+    const perRowRate = rate(2_000, perRow.ms);
+    console.log('1. endpoint with 5 ms added latency per request');
+    console.log(
+      `    batch mode: 20,000 rows in ${(batch.ms / 1000).toFixed(2)} s = ${batchRate} rows/s (${batchRequests} requests)`,
+    );
+    console.log(`    per row:     2,000 rows in ${(perRow.ms / 1000).toFixed(2)} s = ${perRowRate} rows/s`);
+    console.log(`    speedup: ${(batchRate / perRowRate).toFixed(0)}×  (bar: ≥ 100×)\n`);
+    await db.end();
+  } finally {
+    await stack.stop();
+    await endpoint.close();
+  }
+}
+
+async function xgboostOverhead(): Promise<void> {
+  const stack = await startBenchStack();
+  try {
+    const db = await connect(stack);
+    await deploy(stack, 'xgb');
+    await featureTable(db, 'xgb_rows', rows);
+    // The model alone on the same rows, in this process.
+    const data = await db.query({ text: `SELECT ${features.join(', ')} FROM xgb_rows ORDER BY id`, rowMode: 'array' });
+    const matrix = new Float64Array(rows * 12);
+    data.rows.forEach((row: (number | null)[], r: number) => {
+      for (let c = 0; c < 12; c++) matrix[r * 12 + c] = row[c] ?? Number.NaN;
+    });
+    const model = await predictor();
+    const alone = await timed(async () => (await model.predict({ data: matrix, rows, cols: 12 })).csvLines());
+    const endToEnd = await timed(() =>
+      db.query(`SELECT avg(aws_sagemaker.invoke_endpoint('xgb', NULL, ${features.join(', ')})::float8) FROM xgb_rows`),
+    );
+    console.log(`2. invoke_endpoint, 60-tree XGBoost, ${rows} rows of 12 features`);
+    console.log(`    model alone (in-process): ${rate(rows, alone.ms)} rows/s`);
+    console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} rows/s`);
+    console.log(breakdown(stack));
+    console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
+    await db.end();
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Deploys the model with pgsage's own CLI (`pgsage endpoint deploy`). */
+async function deploy(stack: BenchStack, name: string): Promise<void> {
+  const result = await run(process.execPath, [
+    packagePath('bin', 'pgsage.js'),
+    'endpoint',
+    'deploy',
+    name,
+    '--model',
+    MODEL,
+    '--algorithm',
+    'xgboost',
+    '--services-url',
+    stack.pgsage.edge.url,
+  ]);
+  if (result.status !== 0) throw new Error(`pgsage endpoint deploy failed: ${result.stderr}`);
+}
+
+async function sentimentOverhead(): Promise<void> {
+  let sentiment: typeof import('../src/models/sentiment/index.js');
+  try {
+    sentiment = await import('../src/models/sentiment/index.js');
+  } catch {
+    console.log('3. detect_sentiment: the sentiment model is not available in this build\n');
+    return;
+  }
+  const stack = await startBenchStack();
+  try {
+    const db = await connect(stack);
+    await db.query('DROP TABLE IF EXISTS docs');
+    await db.query(`CREATE TABLE docs AS SELECT g AS id,
+        (ARRAY['I loved this film', 'terrible acting and a boring plot', 'the food was great but the service was slow',
+               'not bad at all', 'worst purchase ever', 'an absolute delight from start to finish'])[1 + g % 6]
+        || ' (review ' || g || ')' AS body
+      FROM generate_series(1, ${rows}) g`);
+    const texts = (await db.query({ text: 'SELECT body FROM docs ORDER BY id', rowMode: 'array' })).rows.map(
+      (r: string[]) => r[0],
+    );
+    const model = sentiment.loadSentimentModel();
+    const alone = await timed(async () => {
+      for (let i = 0; i < texts.length; i += 25) model.detectBatch(texts.slice(i, i + 25), 'en');
+    });
+    const endToEnd = await timed(() =>
+      db.query(
+        `SELECT avg(s.confidence), count(*) FROM docs, aws_comprehend.detect_sentiment(docs.body, 'en') s WHERE s.confidence >= 0`,
+      ),
+    );
+    console.log(`3. detect_sentiment over ${rows} short documents`);
+    console.log(`    model alone (in-process): ${rate(rows, alone.ms)} docs/s`);
+    console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} docs/s`);
+    console.log(breakdown(stack));
+    console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
+    await db.end();
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  await latencyComparison();
+  await xgboostOverhead();
+  await sentimentOverhead();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
