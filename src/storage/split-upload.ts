@@ -118,7 +118,8 @@ export class SplitUpload extends EventEmitter {
     for (let n = this.opened + 1; await this.store.exists(this.bucket, partKey(this.key, n)); n++) {
       await this.store.delete(this.bucket, partKey(this.key, n));
     }
-    return { files: this.opened, bytes: this.bytes, keys: [...this.completed] };
+    const keys = Array.from({ length: this.opened }, (_, i) => partKey(this.key, i + 1));
+    return { files: this.opened, bytes: this.bytes, keys };
   }
 
   /** Abandons the upload: the open object is never written and completed ones are removed. */
