@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { BackendChannel } from './backend.js';
 import {
@@ -135,7 +136,7 @@ export class Session implements SessionControl {
 
   /** A CancelRequest arrived for this session: stop the gateway's own work too. */
   cancel(): void {
-    this.cancelController.abort(new Error('canceling statement due to user request'));
+    this.cancelController.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to user request'));
   }
 
   // ------------------------------------------------------------ server → client

@@ -1,0 +1,116 @@
+import type pg from 'pg';
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/processes.js';
+import { startRemoteEndpoint } from '../support/remote-endpoint.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+const call = (size: number | 'NULL' = 'NULL') =>
+  `aws_sagemaker.invoke_endpoint('remote', ${size}, ${features.join(', ')})::float8`;
+
+type Remote = Awaited<ReturnType<typeof startRemoteEndpoint>>;
+let remote: Remote;
+let stack: TestStack;
+
+/** A pgsage whose aws backend reaches `remote`, with a table of 2,000 rows. */
+async function startWith(behaviour: Parameters<typeof startRemoteEndpoint>[0]): Promise<pg.Client> {
+  remote = await startRemoteEndpoint(behaviour);
+  stack = await startStack({
+    backend: 'aws',
+    aws: { endpoint: remote.url, accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const db = await stack.connect();
+  await db.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  await db.query(
+    `CREATE TABLE rows_in AS SELECT g AS id, ${features.map((f, i) => `sin(g * ${i + 1}.3) AS ${f}`).join(', ')} FROM generate_series(1, 2000) g`,
+  );
+  return db;
+}
+
+afterEach(async () => {
+  await stack?.stop();
+  await remote?.close();
+});
+
+describe('batch mode under faults', () => {
+  it('fails the statement with the service error, the function and the batch, and writes nothing', async () => {
+    const db = await startWith({ failFrom: 3 });
+    await db.query('CREATE TABLE scored (id int, p float8)');
+    await db.query('BEGIN');
+    await db.query('INSERT INTO scored VALUES (0, 0)');
+    const error = await db.query(`INSERT INTO scored SELECT id, ${call(100)} FROM rows_in`).catch((e) => e);
+    expect(error).toMatchObject({ code: '38000' });
+    expect(error.message).toMatch(
+      /^aws_sagemaker\.invoke_endpoint: model error from endpoint remote: row 3: could not convert string to float/,
+    );
+    expect(error.detail).toMatch(/batch \d+ of the statement \(100 rows\) failed/);
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' }); // the transaction is aborted
+    await db.query('ROLLBACK');
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM scored');
+    expect(rows[0].n).toBe(0);
+    expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1); // the session goes on
+  });
+
+  it('retries throttled batches with backoff and succeeds', async () => {
+    const db = await startWith({ throttleFirst: 3 });
+    const { rows } = await db.query(`SELECT count(${call(500)})::int AS n FROM rows_in`);
+    expect(rows[0].n).toBe(2000);
+    expect(remote.requests).toBe(3 + 4);
+    const stats = await db.query(
+      "SELECT retries FROM aws_ml.batch_statistics WHERE function_name = 'aws_sagemaker.invoke_endpoint'",
+    );
+    expect(Number(stats.rows[0].retries)).toBe(3);
+  });
+
+  it('stops in-flight calls within a second on cancel and keeps the session usable', async () => {
+    await startWith({ latencyMs: 60_000 });
+    const sql = postgres(stack.gatewayUrl(), { max: 1 });
+    try {
+      const running = sql.unsafe(`SELECT count(${call(100)}) FROM rows_in`).execute();
+      await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
+      const started = Date.now();
+      running.cancel();
+      await expect(running).rejects.toMatchObject({ code: '57014' });
+      expect(Date.now() - started).toBeLessThan(1000);
+      await waitFor('the remote to see the requests abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+      const [row] = await sql`SELECT 'usable' AS state`;
+      expect(row.state).toBe('usable');
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('honours statement_timeout during scoring', async () => {
+    const db = await startWith({ latencyMs: 60_000 });
+    await db.query("SET statement_timeout = '300ms'");
+    const started = Date.now();
+    await expect(db.query(`SELECT count(${call(100)}) FROM rows_in`)).rejects.toMatchObject({
+      code: '57014',
+      message: 'canceling statement due to statement timeout',
+    });
+    expect(Date.now() - started).toBeLessThan(1500);
+    await db.query('RESET statement_timeout');
+    expect((await db.query('SELECT 2 AS ok')).rows[0].ok).toBe(2);
+  });
+
+  it('sends progress notices for long statements unless turned off', async () => {
+    const db = await startWith({ latencyMs: 1200 });
+    const notices: string[] = [];
+    db.on('notice', (n) => notices.push(n.message ?? ''));
+    await db.query('SET aws_ml.max_concurrent_batches = 1');
+    await db.query(`SELECT count(${call(500)}) FROM rows_in`);
+    expect(notices.some((m) => /^aws_ml: \d+ rows scored in batch mode \(\d+ rows\/s\)$/.test(m))).toBe(true);
+    notices.length = 0;
+    await db.query('SET aws_ml.progress = off');
+    await db.query(`SELECT count(${call(500)}) FROM rows_in WHERE id <= 1000`);
+    expect(notices).toEqual([]);
+  });
+
+  it('fails cleanly when the service is down', async () => {
+    const db = await startWith({});
+    await remote.close();
+    await expect(db.query(`SELECT count(${call()}) FROM rows_in`)).rejects.toMatchObject({ code: '58030' });
+    expect((await db.query('SELECT 3 AS ok')).rows[0].ok).toBe(3);
+  });
+});

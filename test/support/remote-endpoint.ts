@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseCsvFeatures } from '../../src/models/csv-features.js';
+import { loadPredictor } from '../../src/models/registry.js';
+import { xgboostFixture } from './edge.js';
+
+export interface RemoteBehaviour {
+  /** Milliseconds before each answer. */
+  latencyMs?: number;
+  /** Answer this many requests with 429 ThrottlingException (Retry-After: 0) first. */
+  throttleFirst?: number;
+  /** Answer requests from this one on (1-based) with 424 ModelError. */
+  failFrom?: number;
+}
+
+/**
+ * A stand-in for a remote SageMaker runtime (what the `aws` backend reaches
+ * through the AWS SDK): the real 60-tree XGBoost model behind an HTTP server
+ * whose latency, throttling and failures a test chooses.
+ */
+export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
+  const model = await loadPredictor('xgboost', {
+    fileName: 'model.tar.gz',
+    bytes: readFileSync(xgboostFixture('binary_logistic.json.model.tar.gz')),
+  });
+  let requests = 0;
+  let inFlight = 0;
+  let aborted = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      requests += 1;
+      const number = requests;
+      if (behaviour.throttleFirst && number <= behaviour.throttleFirst) {
+        res.writeHead(429, {
+          'content-type': 'application/json',
+          'x-amzn-errortype': 'ThrottlingException',
+          'retry-after': '0',
+        });
+        res.end(JSON.stringify({ message: 'Rate exceeded' }));
+        return;
+      }
+      if (behaviour.failFrom && number >= behaviour.failFrom) {
+        res.writeHead(424, { 'content-type': 'application/json', 'x-amzn-errortype': 'ModelError' });
+        res.end(
+          JSON.stringify({
+            Message: 'Received client error (400)',
+            OriginalStatusCode: 400,
+            OriginalMessage: 'row 3: could not convert string to float',
+          }),
+        );
+        return;
+      }
+      const lines = (await model.predict(parseCsvFeatures(Buffer.concat(chunks)))).csvLines();
+      inFlight += 1;
+      const timer = setTimeout(() => {
+        inFlight -= 1;
+        res.writeHead(200, { 'content-type': 'text/csv' });
+        res.end(`${lines.join('\n')}\n`);
+      }, behaviour.latencyMs ?? 0);
+      res.on('close', () => {
+        if (!res.writableEnded) {
+          clearTimeout(timer);
+          inFlight -= 1;
+          aborted += 1;
+        }
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get requests() {
+      return requests;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get aborted() {
+      return aborted;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
