@@ -12,13 +12,15 @@ import { syncBridgeConninfo } from './extension/install.js';
 import { BridgeServer } from './gateway/bridge.js';
 import { MlInterceptor } from './gateway/interceptor.js';
 import { GatewayServer } from './gateway/server.js';
-import { createAccessControl } from './iam/index.js';
+import { createAccessControl, type S3Action } from './iam/index.js';
 import { AwsMlServices } from './ml/aws-services.js';
 import { HttpMlServices } from './ml/client.js';
 import { perRowHandler } from './ml/per-row.js';
 import { ServiceEdge } from './services/edge.js';
 import { registerServices } from './services/index.js';
 import { loadParser } from './sql/parser.js';
+import { authorizedStore } from './storage/authorized-store.js';
+import { createObjectStore } from './storage/index.js';
 import type { Logger } from './util/log.js';
 import { packagePath } from './util/paths.js';
 
@@ -155,7 +157,16 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       catalogs: new CatalogRegistry(),
       services: ml,
       statistics,
-      handlers: [queryExportHandler({ config, logger: logger.child({ component: 'export' }) })],
+      handlers: [
+        queryExportHandler({
+          config,
+          logger: logger.child({ component: 'export' }),
+          // Exports are checked against the role attached as aws_default_s3_role, like ML calls.
+          store: authorizedStore(createObjectStore(config), (action, bucket, key) =>
+            access.authorizer.authorizeS3(action as S3Action, bucket, key),
+          ),
+        }),
+      ],
       bridgeConninfoForUpstream: upstreamMode ? () => bridge.conninfo() : undefined,
     };
     const gateway = new GatewayServer({

@@ -116,6 +116,8 @@ export class Session implements SessionControl {
     this.database = options.startupParameters.get('database') ?? options.startupParameters.get('user') ?? '';
     this.user = options.startupParameters.get('user') ?? '';
     this.backend = new BackendChannel((bytes) => this.writeServer(bytes));
+    // Lets a slow consumer of the gateway's own COPY (an export upload) hold PostgreSQL back.
+    this.backend.flowControl = { pause: () => this.server.pause(), resume: () => this.server.resume() };
 
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     this.server.on('data', (chunk: Buffer) => this.onServerData(chunk));
