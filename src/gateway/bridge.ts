@@ -59,18 +59,22 @@ export class BridgeServer {
     this.verifier = makeVerifier(options.secret);
   }
 
+  /** Listens; listening again after close() keeps the port the database was told about. */
   async listen(): Promise<number> {
     const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
+      server.listen(this.boundPort ?? this.options.port, this.options.host, () => {
         server.off('error', reject);
         resolve();
       });
     });
+    this.boundPort = this.port;
     return this.port;
   }
+
+  private boundPort: number | undefined;
 
   get port(): number {
     return (this.server!.address() as net.AddressInfo).port;
