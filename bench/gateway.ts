@@ -122,7 +122,11 @@ async function main(): Promise<void> {
     for (const mode of ['extended', 'prepared']) {
       const direct = await pgbench(stack.directPort, 4, mode);
       const gateway = await pgbench(stack.gatewayPort, 4, mode);
-      console.log(`-M ${mode}: gateway / direct TPS ${ratio(gateway.tps, direct.tps)} (failed: ${gateway.failed})`);
+      const pooled = bouncer ? await pgbench(bouncer.port, 4, mode) : undefined;
+      console.log(
+        `-M ${mode}: gateway / direct TPS ${ratio(gateway.tps, direct.tps)} (failed: ${gateway.failed})` +
+          (pooled ? `, pgbouncer / direct ${ratio(pooled.tps, direct.tps)}` : ''),
+      );
     }
     const single = [await pgbench(stack.directPort, 1), await pgbench(stack.gatewayPort, 1)];
     console.log(
