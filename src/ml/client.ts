@@ -229,8 +229,11 @@ export function comprehendItemError(type: string, message: string): SqlError {
     case 'UnsupportedLanguageException':
     case 'InvalidRequestException':
     case 'ValidationException':
+    case 'INVALID_REQUEST':
       return new SqlError(SqlState.invalidParameterValue, message);
+    // BatchDetectSentiment reports per-document failures with these ErrorCodes.
     case 'TextSizeLimitExceededException':
+    case 'TEXT_SIZE_LIMIT_EXCEEDED':
       return new SqlError(SqlState.stringDataRightTruncation, message);
     default:
       return new SqlError(SqlState.externalRoutineException, `Comprehend ${type}: ${message}`);
