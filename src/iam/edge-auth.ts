@@ -136,6 +136,11 @@ export function edgeAuthenticator(options: EdgeAccessOptions): Authenticator {
 
   return (request) => {
     if (request.method === 'GET' && request.path === '/_pgsage/health') return;
+    // The gateway's own calls in this process: the same principal its signed calls carry.
+    if (request.inProcess) {
+      request.principal = internal.principal;
+      return;
+    }
     const operation = describeOperation(request, scope);
     const url = request.rawUrl ?? `${request.path}${request.query.size ? `?${request.query}` : ''}`;
     if (hasSignature({ url, headers: request.headers })) {

@@ -17,6 +17,8 @@ export interface EdgeRequest {
   rawUrl?: string;
   /** The client's address (loopback checks for anonymous access). */
   remoteAddress?: string;
+  /** Made by pgsage's own gateway in this process (no socket, no signature). */
+  inProcess?: boolean;
 }
 
 export interface EdgeResponse {
@@ -190,7 +192,16 @@ export class ServiceEdge {
     const target = headers['x-amz-target'];
     try {
       if (body.length > this.options.maxBodyBytes) throw tooLarge(this.options.maxBodyBytes);
-      const request: EdgeRequest = { method, path, query: new URLSearchParams(), headers, body, rawUrl: path };
+      const request: EdgeRequest = {
+        method,
+        path,
+        query: new URLSearchParams(),
+        headers,
+        body,
+        rawUrl: path,
+        inProcess: true,
+      };
+      if (this.authenticator) await this.authenticator(request);
       const response = await this.routeRequest(request, target);
       const payload = response.body ?? '';
       return {
@@ -216,13 +227,21 @@ export class ServiceEdge {
   ): Promise<{ status: number; headers: Record<string, string>; payload: Record<string, unknown> }> {
     try {
       const operation = this.operation(target);
+      let body: Buffer | undefined;
       const request: EdgeRequest = {
         method: 'POST',
         path: '/',
         query: new URLSearchParams(),
         headers: { 'x-amz-target': target },
-        body: Buffer.alloc(0),
+        // Encoded only if someone reads it (an authenticator or a tap), never on the way to the operation.
+        get body() {
+          body ??= Buffer.from(JSON.stringify(input));
+          return body;
+        },
+        rawUrl: '/',
+        inProcess: true,
       };
+      if (this.authenticator) await this.authenticator(request);
       const output = (await operation(input, request)) ?? {};
       return { status: 200, headers: {}, payload: output as Record<string, unknown> };
     } catch (error) {
