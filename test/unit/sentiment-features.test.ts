@@ -40,6 +40,15 @@ describe('sentiment text features', () => {
     }
   });
 
+  it('mark words after a negator, up to the next punctuation mark', () => {
+    const funny = features('funny').hashes[0];
+    // "not" yields 2 features; "funny" then starts with its (shared) unigram
+    expect(features('not funny').hashes[2]).not.toBe(funny);
+    expect(features("isn't really funny").hashes.includes(funny)).toBe(false);
+    expect(features('not bad, funny').hashes.includes(funny)).toBe(true);
+    expect(features('Not bad. Funny').hashes.includes(funny)).toBe(true);
+  });
+
   it('keep ! and ? as tokens, once per run', () => {
     expect(features('good!!!').hashes).toHaveLength(features('good!').hashes.length);
     expect(features('good!').hashes.length).toBeGreaterThan(features('good').hashes.length);

@@ -14,7 +14,7 @@ export interface SentimentModelMeta {
   trainedOn?: unknown;
 }
 
-export const FEATURE_VERSION = 2;
+export const FEATURE_VERSION = 3;
 
 /**
  * One multilingual model: every feature lives both in a space the languages share and in one

@@ -108,6 +108,60 @@ const CONTRAST_WORDS = [
 ];
 const contrastHashes = new Set(CONTRAST_WORDS.map(hashWord));
 
+/**
+ * Negators. Words after one, up to the next punctuation mark, get unigram features of their own
+ * ("not … funny" is not "funny"), the classic negation-scope trick of Das & Chen (2001) and
+ * Pang et al. (2002); bigrams alone only see the next word. `t` is what "don't" leaves after the
+ * apostrophe. Like the contrast list, this only shapes features; the weights are learned.
+ */
+const NEGATION_WORDS = [
+  'not',
+  'no',
+  'never',
+  'nothing',
+  'nobody',
+  'none',
+  'neither',
+  'nor',
+  'cannot',
+  'without',
+  't',
+  'ne',
+  'pas',
+  'jamais',
+  'rien',
+  'aucun',
+  'aucune',
+  'sans',
+  'nicht',
+  'kein',
+  'keine',
+  'keinen',
+  'keiner',
+  'nie',
+  'niemals',
+  'ohne',
+  'nunca',
+  'nada',
+  'sin',
+  'ni',
+  'non',
+  'mai',
+  'niente',
+  'senza',
+  'né',
+  'não',
+  'sem',
+  'nem',
+  'niet',
+  'geen',
+  'nooit',
+  'niets',
+  'zonder',
+];
+const negationHashes = new Set(NEGATION_WORDS.map(hashWord));
+const NEGATED_SEED = 0x3c6ef372;
+
 /** How a language is featurised. */
 export interface LanguageFeatures {
   /** Mixed into the hash of the language-tagged copy of each feature. */
@@ -196,6 +250,7 @@ export function extractFeatures(text: string, language: LanguageFeatures, out: F
   let previous = 0; // hash of the previous token in this sentence, 0 = none
   let h = FNV_OFFSET;
   let wordStart = -1;
+  let negated = false;
   const length = text.length;
 
   for (let i = 0; i <= length; i++) {
@@ -217,14 +272,18 @@ export function extractFeatures(text: string, language: LanguageFeatures, out: F
         segmentUsed = false;
         previous = 0;
       }
-      out.pushPair(mix(h ^ UNIGRAM_SEED), seed, segment);
+      out.pushPair(mix(h ^ (negated ? NEGATED_SEED : UNIGRAM_SEED)), seed, segment);
       if (previous !== 0) out.pushPair(mix(Math.imul(previous, BIGRAM_SEED) ^ h), seed, segment);
       if (subwords) pushSubwords(text, wordStart, i, seed, segment, out);
+      if (negationHashes.has(h)) negated = true;
       previous = h;
       segmentUsed = true;
       h = FNV_OFFSET;
       wordStart = -1;
     }
+    // Any punctuation closes a negation's scope.
+    if (negated && cls !== CharClass.Separator) negated = false;
+    else if (negated && (c === 44 || c === 58 || c === 40 || c === 41 || c === 34)) negated = false; // , : ( ) "
     if (cls === CharClass.Exclaim) {
       // `!!!` counts once: the run, not its length, is the signal.
       const token = Math.imul(FNV_OFFSET ^ c, FNV_PRIME);
