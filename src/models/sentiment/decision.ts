@@ -35,11 +35,14 @@ export interface SentimentResult {
   scores: SentimentScore;
 }
 
-/** Tuned on training data at training time and stored with the weights. */
+/** Stored with the weights, so a retrained model brings its own. */
 export interface DecisionParams {
-  /** Added to the subjectivity logit: moves the NEUTRAL boundary. */
+  /** Added to the subjectivity logit: moves the NEUTRAL boundary. Tuned at training time on dev data. */
   subjectivityOffset: number;
-  /** Divides the polarity logit (temperature scaling) so confidences are calibrated. */
+  /**
+   * Divides the polarity logits (temperature scaling). The shipped model uses 1: calibrating
+   * confidences against held-out data is left for later, so treat scores as ranks, not odds.
+   */
   polarityTemperature: number;
 }
 
