@@ -21,7 +21,9 @@ function packageRoot() {
 
 const root = packageRoot();
 if (!root) {
-  console.warn(`pgsage: ${platformPackage} is not installed; the embedded PostgreSQL is unavailable on this platform (use --upstream).`);
+  console.warn(
+    `pgsage: ${platformPackage} is not installed; the embedded PostgreSQL is unavailable on this platform (use --upstream).`,
+  );
   process.exit(0);
 }
 

@@ -22,7 +22,7 @@ export interface CallGroup {
   /** What EXPLAIN shows for the call, e.g. `aws_comprehend.detect_sentiment(reviews.body, 'en')`. */
   callSql: string;
   sites: CallSite[];
-  /** SELECT DISTINCT target, key[, batch] …: text columns the executor streams. */
+  /** SELECT target, key[, batch] …: text columns the executor streams (it removes duplicates itself). */
   argumentSql: string;
   /** Has a third column with max_rows_per_batch per row. */
   batchColumn: boolean;
@@ -182,8 +182,9 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQ
   const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
-    ? `SELECT DISTINCT * FROM (SELECT ${columns.join(', ')}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
-    : `SELECT DISTINCT ${columns.join(', ')}${fromSql}${whereSql}`;
+    ? `SELECT * FROM (SELECT ${columns.join(', ')}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
+    : // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
+      `SELECT ${columns.join(', ')}${fromSql}${whereSql}`;
   const dependsOn = [
     ...argumentsOfCall.flatMap((a) => sitesWithin(a, index)),
     ...from.items.flatMap((i) => sitesWithin(i, index)),

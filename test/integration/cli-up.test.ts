@@ -23,7 +23,12 @@ interface Up {
 }
 
 async function startUp(): Promise<Up> {
-  const [port, servicesPort, bridgePort, pgPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, servicesPort, bridgePort, pgPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const child = spawn(
     process.execPath,
     [
@@ -87,7 +92,10 @@ describe('pgsage up', () => {
     );
     expect(setup.stderr).not.toMatch(/ERROR/);
     expect(Number(setup.stdout.trim().split('\n').pop())).toBeGreaterThanOrEqual(180000);
-    const inherited = await psql(first.url.replace(/\/postgres$/, '/fresh'), "SELECT extname FROM pg_extension WHERE extname = 'aws_ml';");
+    const inherited = await psql(
+      first.url.replace(/\/postgres$/, '/fresh'),
+      "SELECT extname FROM pg_extension WHERE extname = 'aws_ml';",
+    );
     expect(inherited.stdout.trim()).toBe('aws_ml');
 
     const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);

@@ -29,7 +29,7 @@ describe('gateway relay', () => {
         '1\talpha',
         '2\tbeta',
         '\\.',
-        'SELECT count(*), string_agg(name, \',\' ORDER BY id) FROM items;',
+        "SELECT count(*), string_agg(name, ',' ORDER BY id) FROM items;",
         'COPY (SELECT id, name FROM items ORDER BY id) TO STDOUT WITH (FORMAT csv);',
       ].join('\n'),
     );

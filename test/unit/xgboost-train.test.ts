@@ -75,39 +75,36 @@ describe('XGBoost training against the real XGBoost 1.7.4', () => {
   }
 
   // Needs Debian's python3-xgboost (installed by .ci/run); fails with Python's message when it is missing.
-  it(
-    'real XGBoost loads the trained model and predicts the same numbers (needs python3-xgboost)',
-    async () => {
-      const { data, params } = fixture('binary');
-      const result = await trainXGBoost(data, undefined, parseXGBoostParams(params));
-      const dir = mkdtempSync(path.join(tmpdir(), 'pgsage-xgb-train-'));
-      try {
-        // SageMaker's file name, without an extension: XGBoost recognizes the JSON by its content.
-        writeFileSync(path.join(dir, 'xgboost-model'), result.modelJson);
-        const script =
-          'import sys, numpy as np, xgboost as xgb\n' +
-          'b = xgb.Booster(); b.load_model(sys.argv[1])\n' +
-          't = np.genfromtxt(sys.argv[2], delimiter=",", missing_values="", filling_values=np.nan)\n' +
-          'print("\\n".join(repr(float(p)) for p in b.predict(xgb.DMatrix(t[:, 1:]))))\n';
-        const run = spawnSync(
-          PYTHON,
-          ['-c', script, path.join(dir, 'xgboost-model'), path.join(FIXTURES, 'binary.csv')],
-          {
-            encoding: 'utf8',
-          },
-        );
-        expect(run.status, run.stderr).toBe(0);
-        const real = run.stdout.trim().split('\n').map(Number);
-        const ours = XGBoostPredictor.fromBytes(Buffer.from(result.modelJson))
-          .predict(data.features)
-          .csvLines()
-          .map(Number);
-        expect(ours).toEqual(real);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
-  );
+  it('real XGBoost loads the trained model and predicts the same numbers (needs python3-xgboost)', async () => {
+    const { data, params } = fixture('binary');
+    const result = await trainXGBoost(data, undefined, parseXGBoostParams(params));
+    const dir = mkdtempSync(path.join(tmpdir(), 'pgsage-xgb-train-'));
+    try {
+      // SageMaker's file name, without an extension: XGBoost recognizes the JSON by its content.
+      writeFileSync(path.join(dir, 'xgboost-model'), result.modelJson);
+      const script =
+        'import sys, numpy as np, xgboost as xgb\n' +
+        'b = xgb.Booster(); b.load_model(sys.argv[1])\n' +
+        't = np.genfromtxt(sys.argv[2], delimiter=",", missing_values="", filling_values=np.nan)\n' +
+        'print("\\n".join(repr(float(p)) for p in b.predict(xgb.DMatrix(t[:, 1:]))))\n';
+      const run = spawnSync(
+        PYTHON,
+        ['-c', script, path.join(dir, 'xgboost-model'), path.join(FIXTURES, 'binary.csv')],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      const real = run.stdout.trim().split('\n').map(Number);
+      const ours = XGBoostPredictor.fromBytes(Buffer.from(result.modelJson))
+        .predict(data.features)
+        .csvLines()
+        .map(Number);
+      expect(ours).toEqual(real);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('training behaviour', () => {
