@@ -160,7 +160,9 @@ export async function computeBatchResults(
   });
   try {
     await control.backend.query(`SELECT aws_ml.begin_batch(${options.statementNumber}, ${options.fresh})`);
-    for (const round of rounds(work)) {
+    const ordered = rounds(work);
+    const lastRound = ordered[ordered.length - 1];
+    for (const round of ordered) {
       const started = performance.now();
       for (const item of round) await streamArguments(item, scorer, figures.get(item.group)!, options);
       scorer.flush();
@@ -169,6 +171,10 @@ export async function computeBatchResults(
       await loadResults(scorer, options, () => {
         scoringDone = performance.now();
       });
+      // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
+      if (round !== lastRound || work.some((w) => !w.group.joined)) {
+        await control.backend.query('SELECT aws_ml.index_batch()');
+      }
       if (phases) {
         phases.argumentsMs += argumentsDone - started;
         phases.scoringTailMs += scoringDone - argumentsDone;

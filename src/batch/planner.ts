@@ -159,6 +159,9 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQ
   }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
+  if (argumentsOfCall.some((a) => some(a, (n) => VOLATILE.has(lastName(inner(n, 'FuncCall')))))) {
+    return 'its arguments change from one evaluation to the next (a volatile function)';
+  }
 
   let limit = '';
   if (level.top && level.kind === 'select' && hasLimit(stmt)) {
@@ -192,6 +195,27 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQ
     ...(level.withClause ? sitesWithin(level.withClause, index) : []),
   ].filter((s) => s !== site);
   return { sql: withSql + body, dependsOn };
+}
+
+/** Functions whose value differs at each call: the argument query could not predict the statement's inputs. */
+const VOLATILE = new Set([
+  'random',
+  'random_normal',
+  'clock_timestamp',
+  'timeofday',
+  'gen_random_uuid',
+  'uuid_generate_v4',
+  'nextval',
+  'setseed',
+  'txid_current',
+  'pg_backend_pid',
+  'statement_timestamp',
+]);
+
+function lastName(call: AstNode | undefined): string {
+  if (!call) return '';
+  const names: AstNode[] = call.funcname ?? [];
+  return names[names.length - 1]?.String?.sval ?? '';
 }
 
 function someAggregate(node: AstNode): boolean {

@@ -493,7 +493,10 @@ describe('several tenants in one database', () => {
        WHERE n.nspname IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker')
          AND has_function_privilege(p.oid, 'EXECUTE') ORDER BY 1`);
     // With the owner's rights: only what the gateway needs on the user's own session (its results table).
-    expect(functions.rows.filter((r) => r.definer).map((r) => r.f)).toEqual(['aws_ml.begin_batch']);
+    expect(functions.rows.filter((r) => r.definer).map((r) => r.f)).toEqual([
+      'aws_ml.begin_batch',
+      'aws_ml.index_batch',
+    ]);
     // With the caller's own rights, nothing that reaches a service or the bridge.
     expect(functions.rows.filter((r) => !r.definer).map((r) => r.f)).not.toContainEqual(
       expect.stringMatching(/bridge|invoke_endpoint|detect_sentiment/),

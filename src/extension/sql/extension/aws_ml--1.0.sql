@@ -124,14 +124,30 @@ BEGIN
       out_text text,
       out_real real
     );
-    CREATE INDEX ON pg_temp.aws_ml_results USING hash (key);
     GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
     existing := to_regclass('pg_temp.aws_ml_results');
   ELSIF fresh THEN
     TRUNCATE pg_temp.aws_ml_results;
+    -- Loading is several times faster without an index to maintain; index_batch adds it back when needed.
+    DROP INDEX IF EXISTS pg_temp.aws_ml_results_key;
   END IF;
   PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
   PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
+END
+$$;
+
+-- The index the functions' per-row lookups use, built once the results are loaded
+-- (a join does not need it). Only the extension owner may create it.
+CREATE FUNCTION aws_ml.index_batch() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF aws_ml.batch_results_available() THEN
+    CREATE INDEX IF NOT EXISTS aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
+  END IF;
+EXCEPTION WHEN object_in_use THEN
+  -- An open cursor of this transaction still reads the table: lookups go without the index.
+  NULL;
 END
 $$;
 
@@ -317,3 +333,4 @@ GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBL
 -- The gateway prepares batch results as the client's own role.
 GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
