@@ -43,7 +43,7 @@ async function pgbench(
       String(seconds),
       'postgres',
     ],
-    env,
+    { env },
   );
   if (result.status !== 0) throw new Error(`pgbench failed: ${result.stderr}`);
   const tps = Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1]);

@@ -1,36 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { runCommand } from '../../src/util/run-command.js';
 
-export interface CommandResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion (psql, pgbench, aws …) with optional stdin. */
-export function run(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return new Promise<CommandResult>((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-export function commandExists(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-}
+export { type CommandResult, commandExists, runCommand as run } from '../../src/util/run-command.js';
 
 /** psql against a connection string, unaligned and quiet, stopping at the first error. */
 export function psql(url: string, sql: string, extra: string[] = []) {
-  return run('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', ...extra], { input: sql });
+  return runCommand('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', ...extra], { input: sql });
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
