@@ -89,6 +89,10 @@ export class MlInterceptor implements SessionInterceptor {
     return pattern ? pattern.test(sql) : true;
   }
 
+  get tracksAny(): boolean {
+    return this.prepared.size > 0;
+  }
+
   tracks(message: Message): boolean {
     if (message.type !== 0x42 /* B */ || this.prepared.size === 0) return false;
     return this.prepared.has(bindStatementName(message.bytes));

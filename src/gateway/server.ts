@@ -25,6 +25,8 @@ export interface GatewayOptions {
   tls?: { context: tls.SecureContext; require: boolean };
 }
 
+const READ_BUFFER_BYTES = 64 * 1024;
+
 function keyOf(pid: number, key: Buffer): string {
   return `${pid}:${key.toString('hex')}`;
 }
@@ -168,7 +170,22 @@ export class GatewayServer {
       return;
     }
     client.pause();
-    const server = net.connect(this.options.upstream.port, this.options.upstream.host);
+    // Reads from PostgreSQL land in a reused buffer (no allocation per read); when
+    // the session still holds the last chunk (a queued write), the next read gets new memory.
+    let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    let session: Session | undefined;
+    const server = net.connect({
+      port: this.options.upstream.port,
+      host: this.options.upstream.host,
+      onread: {
+        buffer: () => readBuffer,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          const retained = session?.receiveServerData(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)) ?? true;
+          if (retained) readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+          return true;
+        },
+      },
+    });
     server.setNoDelay(true);
     const sessionLogger = logger.child({ user: parameters.get('user'), database: parameters.get('database') });
     server.once('error', (error) => {
@@ -179,7 +196,8 @@ export class GatewayServer {
       server.removeAllListeners('error');
       let backendKey: string | undefined;
       let cancelPacket: Buffer | undefined;
-      const session = new Session({
+      session = new Session({
+        externalServerReads: true,
         client,
         server,
         startupParameters: parameters,
@@ -187,7 +205,7 @@ export class GatewayServer {
         logger: sessionLogger,
         onBackendKey: (pid, key) => {
           backendKey = keyOf(pid, key);
-          this.sessions.set(backendKey, session);
+          if (session) this.sessions.set(backendKey, session);
           cancelPacket = Buffer.alloc(12 + key.length);
           cancelPacket.writeInt32BE(cancelPacket.length, 0);
           cancelPacket.writeInt32BE(CANCEL_REQUEST_CODE, 4);

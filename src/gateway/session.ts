@@ -49,6 +49,8 @@ export interface SessionInterceptor {
   mentionsMl(sql: string): boolean;
   /** Whether an extended-protocol message refers to a statement or portal the interceptor is tracking. */
   tracks(message: Message): boolean;
+  /** False while no prepared statement is tracked, so Binds need no look. */
+  readonly tracksAny: boolean;
   handleQuery(control: SessionControl, sql: string, message: Message): Promise<void>;
   handleExtended(control: SessionControl, group: Message[]): Promise<void>;
   /** The server reported this message while relaying (used to invalidate caches on DDL, track SETs…). */
@@ -63,6 +65,8 @@ export interface SessionOptions {
   interceptor: SessionInterceptor | undefined;
   logger: Logger;
   onBackendKey(pid: number, key: Buffer): void;
+  /** The server socket's data is read into a reused buffer by the caller, who calls receiveServerData. */
+  externalServerReads?: boolean;
   /** The client went away while its statement was still running on the backend. */
   onAbandoned(): void;
   onClose(): void;
@@ -120,7 +124,7 @@ export class Session implements SessionControl {
     this.backend.flowControl = { pause: () => this.server.pause(), resume: () => this.server.resume() };
 
     this.client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    this.server.on('data', (chunk: Buffer) => this.onServerData(chunk));
+    if (!options.externalServerReads) this.server.on('data', (chunk: Buffer) => this.onServerData(chunk));
     this.client.on('drain', () => this.server.resume());
     this.server.on('drain', () => {
       if (!this.busy) this.client.resume();
@@ -142,6 +146,18 @@ export class Session implements SessionControl {
   }
 
   // ------------------------------------------------------------ server → client
+
+  /**
+   * Data from PostgreSQL read into a buffer the caller wants to reuse. Returns
+   * whether the bytes are still referenced (a write the kernel has not taken
+   * yet, or a message kept for the gateway's own work): then the caller must
+   * read the next chunk into fresh memory.
+   */
+  receiveServerData(data: Buffer): boolean {
+    const fast = !this.backend.busy && !this.relayHandler && this.serverFramer.buffered === 0;
+    this.onServerData(data);
+    return !fast || this.client.writableLength > 0;
+  }
 
   private onServerData(data: Buffer): void {
     let chunk = data;
@@ -257,7 +273,9 @@ export class Session implements SessionControl {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
         inGroup = true;
       } else if (EXTENDED.has(type)) {
-        if (this.interceptor?.tracks({ type, bytes: chunk.subarray(pos, end) })) return false;
+        if (this.interceptor?.tracksAny && this.interceptor.tracks({ type, bytes: chunk.subarray(pos, end) })) {
+          return false;
+        }
         inGroup = true;
       } else if (type === S) {
         syncs += 1;
