@@ -2,56 +2,21 @@
  * The AWS CLI (`aws … --endpoint-url`) against a real edge: the compatibility
  * users rely on when they point their existing scripts at pgsage.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsCli } from '../support/aws-cli.js';
 import { startTestEdge, type TestEdge, XGBOOST_IMAGE, xgboostFixture } from '../support/edge.js';
 
 let edge: TestEdge;
 let scratch: string;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `aws <args> --endpoint-url <edge>` asynchronously: the edge runs in this very process. */
-function aws(...args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      'aws',
-      [...args, '--endpoint-url', edge.url, '--region', 'us-east-1', '--output', 'json'],
-      {
-        env: {
-          PATH: process.env.PATH,
-          HOME: scratch,
-          AWS_ACCESS_KEY_ID: 'test',
-          AWS_SECRET_ACCESS_KEY: 'test',
-          AWS_CONFIG_FILE: path.join(scratch, 'no-config'),
-          AWS_SHARED_CREDENTIALS_FILE: path.join(scratch, 'no-credentials'),
-          AWS_PAGER: '',
-          AWS_MAX_ATTEMPTS: '1',
-        },
-        timeout: 60_000,
-      },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON output is checked field by field by the assertions.
-async function awsJson(...args: string[]): Promise<Record<string, any>> {
-  const result = await aws(...args);
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout || '{}');
-}
+const { aws, awsJson } = awsCli(
+  () => edge.url,
+  () => scratch,
+);
 
 beforeAll(async () => {
   edge = await startTestEdge();

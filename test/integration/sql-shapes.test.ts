@@ -8,9 +8,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsCli } from '../support/aws-cli.js';
 import { XGBOOST_IMAGE } from '../support/edge.js';
 import { binaryLogisticFixture } from '../support/endpoints.js';
-import { run } from '../support/processes.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
@@ -19,18 +19,10 @@ let scratch: string;
 const fixture = binaryLogisticFixture();
 const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
 
-function aws(...args: string[]) {
-  return run('aws', [...args, '--endpoint-url', stack.pgsage.edge.url, '--region', 'us-east-1', '--output', 'json'], {
-    env: {
-      HOME: scratch,
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_CONFIG_FILE: path.join(scratch, 'none'),
-      AWS_SHARED_CREDENTIALS_FILE: path.join(scratch, 'none'),
-      AWS_PAGER: '',
-    },
-  });
-}
+const { aws } = awsCli(
+  () => stack.pgsage.edge.url,
+  () => scratch,
+);
 
 beforeAll(async () => {
   scratch = mkdtempSync(path.join(tmpdir(), 'pgsage-shapes-'));
@@ -133,7 +125,7 @@ describe('invoke_endpoint with an endpoint deployed by the AWS CLI', () => {
     ];
     for (const step of steps) {
       const result = await aws(...step);
-      expect(result.status, result.stderr).toBe(0);
+      expect(result.code, result.stderr).toBe(0);
     }
     await db.query(`CREATE TABLE events (id int, ${features.map((f) => `${f} float8`).join(', ')})`);
     await db.query(
