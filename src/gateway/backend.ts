@@ -236,28 +236,4 @@ export class BackendChannel {
     if (outcome.error) throw outcome.error;
     return Number(tag.split(' ').pop() ?? 0);
   }
-
-  /**
-   * `COPY … FROM STDIN`: sends the chunks once the server asks for data.
-   * An error from a chunk producer aborts the COPY with CopyFail.
-   */
-  async copyIn(sql: string, chunks: Iterable<Buffer>): Promise<number> {
-    let tag = '';
-    const outcome = await this.run(queryMessage(sql), (message) => {
-      if (message.type === 0x47 /* G: CopyInResponse */) {
-        const out: Buffer[] = [];
-        try {
-          for (const chunk of chunks) out.push(copyDataMessage(chunk));
-          out.push(copyDoneMessage());
-        } catch (error) {
-          out.push(copyFailMessage((error as Error).message));
-        }
-        this.write(out);
-      } else if (message.type === 0x43) {
-        tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
-      }
-    });
-    if (outcome.error) throw outcome.error;
-    return Number(tag.split(' ').pop() ?? 0);
-  }
 }

@@ -150,8 +150,6 @@ export const readyForQuery = (status: TransactionStatus): Buffer =>
 
 export const commandComplete = (tag: string): Buffer => single((w) => w.begin('C').cstring(tag).end());
 
-export const emptyQueryResponse = (): Buffer => single((w) => w.begin('I').end());
-
 export interface ErrorFields {
   severity?: 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'INFO' | 'LOG' | 'DEBUG';
   code: string;
@@ -217,7 +215,6 @@ export const syncMessage = (): Buffer => single((w) => w.begin('S').end());
 export const copyDataMessage = (data: Buffer): Buffer => single((w) => w.begin('d').bytes(data).end());
 export const copyDoneMessage = (): Buffer => single((w) => w.begin('c').end());
 export const copyFailMessage = (reason: string): Buffer => single((w) => w.begin('f').cstring(reason).end());
-export const terminateMessage = (): Buffer => single((w) => w.begin('X').end());
 
 export const parseMessage = (name: string, sql: string, paramTypes: number[] = []): Buffer =>
   single((w) => {
