@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import net, { type Server, type Socket } from 'node:net';
 import { asSqlError } from '../util/errors.js';
+import { closeServer, listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
 import {
   authenticationOk,
@@ -63,13 +64,7 @@ export class BridgeServer {
   async listen(): Promise<number> {
     const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.boundPort ?? this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.boundPort ?? this.options.port, this.options.host);
     this.boundPort = this.port;
     return this.port;
   }
@@ -89,9 +84,7 @@ export class BridgeServer {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await closeServer(server, this.sockets);
   }
 
   private accept(socket: Socket): void {

@@ -1,5 +1,6 @@
 import net, { type Server, type Socket } from 'node:net';
 import tls from 'node:tls';
+import { closeServer, listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
 import {
   CANCEL_REQUEST_CODE,
@@ -48,13 +49,7 @@ export class GatewayServer {
     const server = net.createServer((socket) => this.accept(socket));
     server.on('error', (error) => this.options.logger.error({ err: error }, 'gateway listener error'));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.options.port, this.options.host);
     return (server.address() as net.AddressInfo).port;
   }
 
@@ -69,9 +64,7 @@ export class GatewayServer {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await closeServer(server, this.sockets);
   }
 
   private accept(client: Socket): void {

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
 import { AwsError, internalFailure } from './errors.js';
 
@@ -110,13 +111,7 @@ export class ServiceEdge {
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.options.port, this.options.host);
     return this.port;
   }
 
