@@ -95,6 +95,15 @@ describe('detect_sentiment in the shapes users write', () => {
     await expect(db.query("SELECT aws_comprehend.detect_sentiment('fine', NULL)")).rejects.toMatchObject({
       code: '22004',
     });
+    const badBatch = { code: '22023', message: 'max_rows_per_batch must be NULL or at least 1, not 0' };
+    await expect(db.query("SELECT aws_comprehend.detect_sentiment('fine', 'en', 0)")).rejects.toMatchObject(badBatch);
+    const direct = await stack.direct();
+    await expect(direct.query("SELECT aws_comprehend.detect_sentiment('fine', 'en', 0)")).rejects.toMatchObject(
+      badBatch,
+    );
+    await expect(
+      direct.query("SELECT aws_sagemaker.invoke_endpoint('any', 0, json_build_array(1))"),
+    ).rejects.toMatchObject(badBatch);
   });
 });
 

@@ -169,6 +169,17 @@ AS $$
   WHERE COALESCE(current_setting('aws_ml.batch_results', true), '') <> ''
 $$;
 
+-- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
+CREATE FUNCTION aws_ml.check_batch_size(max_rows_per_batch int) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
+END
+$$;
+
 CREATE FUNCTION aws_comprehend.detect_sentiment(
   input_text varchar,
   language_code varchar,
@@ -187,9 +198,7 @@ BEGIN
   IF language_code IS NULL THEN
     RAISE EXCEPTION 'language_code must not be NULL' USING ERRCODE = '22004';
   END IF;
-  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
-    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
-  END IF;
+  PERFORM aws_ml.check_batch_size(max_rows_per_batch);
   IF aws_ml.batch_results_available() THEN
     SELECT r.out_text, r.out_real INTO sentiment, confidence
       FROM pg_temp.aws_ml_results r
@@ -240,9 +249,7 @@ BEGIN
   IF endpoint_name IS NULL THEN
     RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
   END IF;
-  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
-    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
-  END IF;
+  PERFORM aws_ml.check_batch_size(max_rows_per_batch);
   IF aws_ml.batch_results_available() THEN
     SELECT r.out_text INTO model_output
       FROM pg_temp.aws_ml_results r
