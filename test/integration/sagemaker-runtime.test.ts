@@ -6,24 +6,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  CreateModelCommand,
-  DescribeEndpointCommand,
-  SageMakerClient,
-} from '@aws-sdk/client-sagemaker';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { InvokeEndpointCommand, ModelError, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore } from '../../src/storage/local-store.js';
-import {
-  sdkConfig,
-  startTestEdge,
-  type TestEdge,
-  waitForEndpoint,
-  XGBOOST_IMAGE,
-  xgboostFixture,
-} from '../support/edge.js';
+import { sdkConfig, startTestEdge, type TestEdge, xgboostFixture } from '../support/edge.js';
+import { deployWith } from '../support/endpoints.js';
 
 let edge: TestEdge;
 let sagemaker: SageMakerClient;
@@ -32,30 +20,6 @@ let runtime: SageMakerRuntimeClient;
 const inputCsv = readFileSync(xgboostFixture('inputs_classification2.csv'), 'utf8').trim();
 const inputRows = inputCsv.split('\n');
 const expected = readFileSync(xgboostFixture('binary_logistic.predict.csv'), 'utf8').trim().split('\n').map(Number);
-
-async function deploy(name: string, modelDataUrl: string, image = XGBOOST_IMAGE): Promise<void> {
-  await sagemaker.send(
-    new CreateModelCommand({
-      ModelName: name,
-      PrimaryContainer: { Image: image, ModelDataUrl: modelDataUrl },
-      ExecutionRoleArn: 'arn:aws:iam::123456789012:role/pgsage-test',
-    }),
-  );
-  await sagemaker.send(
-    new CreateEndpointConfigCommand({
-      EndpointConfigName: name,
-      ProductionVariants: [
-        { VariantName: 'AllTraffic', ModelName: name, InstanceType: 'ml.m5.large', InitialInstanceCount: 1 },
-      ],
-    }),
-  );
-  await sagemaker.send(new CreateEndpointCommand({ EndpointName: name, EndpointConfigName: name }));
-  const status = await waitForEndpoint(
-    (EndpointName) => sagemaker.send(new DescribeEndpointCommand({ EndpointName })),
-    name,
-  );
-  expect(status.EndpointStatus, status.FailureReason).toBe('InService');
-}
 
 async function invoke(body: string, contentType = 'text/csv', accept?: string) {
   const response = await runtime.send(
@@ -103,8 +67,8 @@ beforeAll(async () => {
     'churn/model.tar.gz',
     readFileSync(xgboostFixture('binary_logistic.json.model.tar.gz')),
   );
-  await deploy('churn', 's3://sagemaker-models/churn/model.tar.gz');
-  await deploy('iris', pathToFileURL(xgboostFixture('multi_softprob.json')).href);
+  await deployWith(sagemaker, 'churn', 's3://sagemaker-models/churn/model.tar.gz');
+  await deployWith(sagemaker, 'iris', pathToFileURL(xgboostFixture('multi_softprob.json')).href);
 });
 
 afterAll(async () => {

@@ -9,19 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import {
-  CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  CreateModelCommand,
-  DescribeEndpointCommand,
-  SageMakerClient,
-} from '@aws-sdk/client-sagemaker';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitForEndpoint, XGBOOST_IMAGE } from '../support/edge.js';
-import { binaryLogisticFixture } from '../support/endpoints.js';
+import { sdkConfig } from '../support/edge.js';
+import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import { psql } from '../support/processes.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -91,35 +83,14 @@ describe('a gateway and an edge with a certificate', () => {
   beforeAll(async () => {
     stack = await startStack({ tls: { cert: certs.cert, key: certs.key } });
     // The edge speaks HTTPS: clients trust the test CA.
-    const client = new SageMakerClient({
-      endpoint: stack.pgsage.edge.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-      maxAttempts: 1,
-      requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: readFileSync(certs.ca) }) }),
-    });
-    await client.send(
-      new CreateModelCommand({
-        ModelName: 'churn-xgb',
-        PrimaryContainer: { Image: XGBOOST_IMAGE, ModelDataUrl: pathToFileURL(fixture.model).href },
-        ExecutionRoleArn: 'arn:aws:iam::000000000000:role/pgsage-test',
-      }),
-    );
-    await client.send(
-      new CreateEndpointConfigCommand({
-        EndpointConfigName: 'churn-xgb',
-        ProductionVariants: [
-          { VariantName: 'AllTraffic', ModelName: 'churn-xgb', InitialInstanceCount: 1, InstanceType: 'ml.m5.large' },
-        ],
-      }),
-    );
-    await client.send(new CreateEndpointCommand({ EndpointName: 'churn-xgb', EndpointConfigName: 'churn-xgb' }));
-    const endpoint = await waitForEndpoint(
-      (name) => client.send(new DescribeEndpointCommand({ EndpointName: name })),
+    await deployEndpoint(
+      {
+        ...sdkConfig(stack.pgsage.edge),
+        requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: readFileSync(certs.ca) }) }),
+      },
       'churn-xgb',
+      fixture.model,
     );
-    client.destroy();
-    expect(endpoint.EndpointStatus).toBe('InService');
     expect(stack.pgsage.edge.url).toMatch(/^https:\/\//);
   });
 

@@ -9,18 +9,10 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import {
-  CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  CreateModelCommand,
-  DescribeEndpointCommand,
-  SageMakerClient,
-} from '@aws-sdk/client-sagemaker';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
-import { waitForEndpoint, XGBOOST_IMAGE } from '../support/edge.js';
+import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import {
   createLoginRole,
@@ -284,34 +276,11 @@ describe('an edge that checks signatures', () => {
   });
 
   it('still serves SQL: the gateway signs its own calls with its internal key', async () => {
-    const client = new SageMakerClient({
-      endpoint: stack.pgsage.edge.url,
-      region: REGION,
-      credentials: KEY,
-      maxAttempts: 1,
-    });
-    await client.send(
-      new CreateModelCommand({
-        ModelName: 'churn-xgb',
-        PrimaryContainer: { Image: XGBOOST_IMAGE, ModelDataUrl: pathToFileURL(fixture.model).href },
-        ExecutionRoleArn: `arn:aws:iam::${ACCOUNT}:role/pgsage-test`,
-      }),
-    );
-    await client.send(
-      new CreateEndpointConfigCommand({
-        EndpointConfigName: 'churn-xgb',
-        ProductionVariants: [
-          { VariantName: 'AllTraffic', ModelName: 'churn-xgb', InitialInstanceCount: 1, InstanceType: 'ml.m5.large' },
-        ],
-      }),
-    );
-    await client.send(new CreateEndpointCommand({ EndpointName: 'churn-xgb', EndpointConfigName: 'churn-xgb' }));
-    const endpoint = await waitForEndpoint(
-      (name) => client.send(new DescribeEndpointCommand({ EndpointName: name })),
+    await deployEndpoint(
+      { ...sdkConfig(stack.pgsage.edge), region: REGION, credentials: KEY },
       'churn-xgb',
+      fixture.model,
     );
-    client.destroy();
-    expect(endpoint.EndpointStatus).toBe('InService');
     tap = tapEdge(stack.pgsage.edge);
     const { batch, perRow } = await bothModes(db, () =>
       db.query(`SELECT id, ${call('churn-xgb')}::float8 AS p FROM events WHERE id <= 3 ORDER BY id`),

@@ -7,12 +7,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  CreateEndpointCommand,
-  CreateEndpointConfigCommand,
-  CreateModelCommand,
   CreateTrainingJobCommand,
   type CreateTrainingJobCommandInput,
-  DescribeEndpointCommand,
   DescribeTrainingJobCommand,
   type DescribeTrainingJobCommandOutput,
   ListTrainingJobsCommand,
@@ -23,7 +19,8 @@ import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactFiles } from '../../src/models/artifact.js';
 import { LocalObjectStore, localStoreRoot } from '../../src/storage/index.js';
-import { sdkConfig, startTestEdge, type TestEdge, waitForEndpoint, XGBOOST_IMAGE } from '../support/edge.js';
+import { sdkConfig, startTestEdge, type TestEdge, XGBOOST_IMAGE } from '../support/edge.js';
+import { deployWith } from '../support/endpoints.js';
 import { auc, classificationCsv, regressionCsv, waitForTrainingJob } from '../support/training.js';
 
 let edge: TestEdge;
@@ -86,30 +83,6 @@ function jobRequest(
 }
 
 const describeJob = (name: string) => sagemaker.send(new DescribeTrainingJobCommand({ TrainingJobName: name }));
-
-async function deploy(name: string, image: string, modelDataUrl: string): Promise<void> {
-  await sagemaker.send(
-    new CreateModelCommand({
-      ModelName: name,
-      ExecutionRoleArn: ROLE,
-      PrimaryContainer: { Image: image, ModelDataUrl: modelDataUrl },
-    }),
-  );
-  await sagemaker.send(
-    new CreateEndpointConfigCommand({
-      EndpointConfigName: name,
-      ProductionVariants: [
-        { VariantName: 'AllTraffic', ModelName: name, InitialInstanceCount: 1, InstanceType: 'ml.m5.large' },
-      ],
-    }),
-  );
-  await sagemaker.send(new CreateEndpointCommand({ EndpointName: name, EndpointConfigName: name }));
-  const endpoint = await waitForEndpoint(
-    (endpointName) => sagemaker.send(new DescribeEndpointCommand({ EndpointName: endpointName })),
-    name,
-  );
-  expect(endpoint.EndpointStatus, endpoint.FailureReason).toBe('InService');
-}
 
 async function invoke(endpoint: string, csv: string, accept = 'text/csv'): Promise<string> {
   const answer = await runtime.send(
@@ -179,7 +152,7 @@ describe('XGBoost training job', () => {
   });
 
   it('deploys the trained model with CreateModel and serves held-out predictions', async () => {
-    await deploy('churn-trained', XGBOOST_IMAGE, completed.ModelArtifacts?.S3ModelArtifacts as string);
+    await deployWith(sagemaker, 'churn-trained', completed.ModelArtifacts?.S3ModelArtifacts as string, XGBOOST_IMAGE);
     const test = heldOut(classificationCsv(500, 99));
     const answer = await invoke('churn-trained', test.features);
     const scores = answer.trim().split(/[\n,]/).map(Number);
@@ -277,7 +250,7 @@ describe('other built-in algorithms', () => {
     const metrics = Object.fromEntries((job.FinalMetricDataList ?? []).map((m) => [m.MetricName, m.Value]));
     expect(metrics['train:mse']).toBeLessThan(0.5); // the noise variance is 0.25
 
-    await deploy('house-ll', LINEAR_LEARNER_IMAGE, job.ModelArtifacts?.S3ModelArtifacts as string);
+    await deployWith(sagemaker, 'house-ll', job.ModelArtifacts?.S3ModelArtifacts as string, LINEAR_LEARNER_IMAGE);
     const test = heldOut(regressionCsv(200, 98));
     const answer = JSON.parse(await invoke('house-ll', test.features, 'application/json'));
     const predictions = answer.predictions.map((p: { score: number }) => p.score);
@@ -310,7 +283,7 @@ describe('other built-in algorithms', () => {
     );
     const job = await waitForTrainingJob(describeJob, 'sensors-rcf');
     expect(job.TrainingJobStatus, job.FailureReason).toBe('Completed');
-    await deploy('sensors-rcf', RCF_IMAGE, job.ModelArtifacts?.S3ModelArtifacts as string);
+    await deployWith(sagemaker, 'sensors-rcf', job.ModelArtifacts?.S3ModelArtifacts as string, RCF_IMAGE);
     const answer = JSON.parse(await invoke('sensors-rcf', '0.1,0.2\n5,5', 'application/json'));
     const [normal, anomaly] = answer.scores.map((s: { score: number }) => s.score);
     expect(anomaly).toBeGreaterThan(normal * 1.5);
