@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/processes.js';
 import { startRemoteEndpoint } from '../support/remote-endpoint.js';
 import { startStack, type TestStack } from '../support/stack.js';
