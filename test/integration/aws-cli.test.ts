@@ -2,8 +2,7 @@
  * The AWS CLI (`aws … --endpoint-url`) against a real edge: the compatibility
  * users rely on when they point their existing scripts at pgsage.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,21 +10,15 @@ import { awsCli } from '../support/aws-cli.js';
 import { startTestEdge, type TestEdge, XGBOOST_IMAGE, xgboostFixture } from '../support/edge.js';
 
 let edge: TestEdge;
-let scratch: string;
 
-const { aws, awsJson } = awsCli(
-  () => edge.url,
-  () => scratch,
-);
+const { aws, awsJson, scratch } = awsCli(() => edge.url);
 
 beforeAll(async () => {
   edge = await startTestEdge();
-  scratch = mkdtempSync(path.join(tmpdir(), 'pgsage-aws-cli-'));
 });
 
 afterAll(async () => {
   await edge?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('aws comprehend', () => {
@@ -95,7 +88,7 @@ describe('aws sagemaker and sagemaker-runtime', () => {
       .split('\n')
       .slice(0, 2)
       .map(Number);
-    const outFile = path.join(scratch, 'out.csv');
+    const outFile = path.join(scratch(), 'out.csv');
     const invoked = await awsJson(
       'sagemaker-runtime',
       'invoke-endpoint',
@@ -123,7 +116,7 @@ describe('aws sagemaker and sagemaker-runtime', () => {
     expect(missing.stderr).toMatch(
       /\(ValidationException\) when calling the DescribeEndpoint operation: Could not find endpoint "arn:aws:sagemaker:us-east-1:123456789012:endpoint\/nope"/,
     );
-    const bodyFile = path.join(scratch, 'in.csv');
+    const bodyFile = path.join(scratch(), 'in.csv');
     writeFileSync(bodyFile, '1,2,3');
     const invoke = await aws(
       'sagemaker-runtime',
@@ -132,7 +125,7 @@ describe('aws sagemaker and sagemaker-runtime', () => {
       'nope',
       '--body',
       `fileb://${bodyFile}`,
-      path.join(scratch, 'never.csv'),
+      path.join(scratch(), 'never.csv'),
     );
     expect(invoke.stderr).toMatch(
       /\(ValidationError\) when calling the InvokeEndpoint operation: Endpoint nope of account 123456789012 not found\./,

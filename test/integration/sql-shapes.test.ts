@@ -1,10 +1,3 @@
-/**
- * The SQL shapes users write with both functions, through the gateway and on a
- * direct connection; the endpoint is deployed with the AWS CLI as a user would.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,17 +8,12 @@ import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
 let db: pg.Client;
-let scratch: string;
 const fixture = binaryLogisticFixture();
 const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
 
-const { aws } = awsCli(
-  () => stack.pgsage.edge.url,
-  () => scratch,
-);
+const { aws } = awsCli(() => stack.pgsage.edge.url);
 
 beforeAll(async () => {
-  scratch = mkdtempSync(path.join(tmpdir(), 'pgsage-shapes-'));
   stack = await startStack();
   db = await stack.connect();
   await db.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
@@ -39,7 +27,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('detect_sentiment in the shapes users write', () => {

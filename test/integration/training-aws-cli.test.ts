@@ -1,10 +1,3 @@
-/**
- * A training job driven by the AWS CLI (`aws sagemaker … --endpoint-url`), the
- * way SageMaker's documentation shows it, against a real edge.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore, localStoreRoot } from '../../src/storage/index.js';
 import { awsCli } from '../support/aws-cli.js';
@@ -12,16 +5,11 @@ import { startTestEdge, type TestEdge, XGBOOST_IMAGE } from '../support/edge.js'
 import { classificationCsv } from '../support/training.js';
 
 let edge: TestEdge;
-let scratch: string;
 
-const { aws, awsJson } = awsCli(
-  () => edge.url,
-  () => scratch,
-);
+const { aws, awsJson } = awsCli(() => edge.url);
 
 beforeAll(async () => {
   edge = await startTestEdge();
-  scratch = mkdtempSync(path.join(tmpdir(), 'pgsage-aws-cli-training-'));
   const store = new LocalObjectStore(localStoreRoot(edge.config), true);
   await store.createBucket('cli-data');
   await store.put('cli-data', 'train/data.csv', Buffer.from(classificationCsv(1500, 21)));
@@ -29,7 +17,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await edge?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('aws sagemaker training jobs', () => {

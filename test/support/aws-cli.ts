@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 
 export interface CliResult {
   code: number;
@@ -10,10 +12,20 @@ export interface CliResult {
 
 /**
  * The AWS CLI pointed at a pgsage edge, isolated from the user's AWS
- * configuration (HOME and config files in `scratch`), run asynchronously
- * because the edge usually lives in the test's own process.
+ * configuration (HOME and config files in a scratch folder the test file may
+ * also use, made before its other hooks and removed after them), run
+ * asynchronously because the edge usually lives in the test's own process.
+ * Call it at the top of a test file.
  */
-export function awsCli(endpointUrl: () => string, scratch: () => string) {
+export function awsCli(endpointUrl: () => string) {
+  let folder = '';
+  const scratch = () => folder;
+  beforeAll(() => {
+    folder = mkdtempSync(path.join(tmpdir(), 'pgsage-aws-cli-'));
+  });
+  afterAll(() => {
+    if (folder) rmSync(folder, { recursive: true, force: true });
+  });
   const aws = (...args: string[]): Promise<CliResult> =>
     new Promise((resolve) => {
       execFile(
@@ -44,5 +56,5 @@ export function awsCli(endpointUrl: () => string, scratch: () => string) {
     expect(result.code, result.stderr).toBe(0);
     return JSON.parse(result.stdout || '{}');
   };
-  return { aws, awsJson };
+  return { aws, awsJson, scratch };
 }
