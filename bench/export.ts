@@ -22,12 +22,11 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type RunningPgsage, startPgsage } from '../src/app.js';
-import { type ConfigInput, loadConfig } from '../src/config/index.js';
 import { LocalObjectStore, localStoreRoot, S3ObjectStore } from '../src/storage/index.js';
-import { silentLogger } from '../src/util/log.js';
 import { packagePath } from '../src/util/paths.js';
-import { freePort, ratio, table } from './support.js';
+import { startEphemeralPgsage } from '../test/support/ephemeral.js';
+import { freePort } from '../test/support/ports.js';
+import { ratio, table } from './support.js';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -39,30 +38,6 @@ const REPEAT = option('--repeat', 3);
 const WITH_S3 = process.argv.includes('--s3');
 const QUERY = 'SELECT id, name, price, created FROM bench_rows';
 const MiB = 1024 * 1024;
-
-interface Stack {
-  pgsage: RunningPgsage;
-  dataDir: string;
-  stop(): Promise<void>;
-}
-
-async function startStack(overrides: ConfigInput): Promise<Stack> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-bench-export-'));
-  const config = loadConfig({
-    env: {},
-    cwd: dataDir,
-    overrides: { dataDir, port: 0, servicesPort: 0, bridgePort: 0, ...overrides },
-  });
-  const pgsage = await startPgsage(config, silentLogger);
-  return {
-    pgsage,
-    dataDir,
-    async stop() {
-      await pgsage.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Samples this process's RSS (and the memory held by Buffers) while `work` runs. */
 async function withRss<T>(
@@ -154,7 +129,7 @@ async function startS3rver(): Promise<{ endpoint: string; stop(): void }> {
 
 async function main(): Promise<void> {
   const pgPort = await freePort();
-  const local = await startStack({ postgres: { port: pgPort } });
+  const local = await startEphemeralPgsage('pgsage-bench-export-', { postgres: { port: pgPort } });
   const stops: (() => Promise<void> | void)[] = [() => local.stop()];
   try {
     const store = new LocalObjectStore(localStoreRoot(local.pgsage.config), false);
@@ -222,7 +197,7 @@ async function main(): Promise<void> {
       const admin3 = new S3ObjectStore({ region: 'us-east-1', endpoint: s3.endpoint, credentials: { ...credentials } });
       await admin3.createBucket('bench');
       admin3.close();
-      const remote = await startStack({
+      const remote = await startEphemeralPgsage('pgsage-bench-export-', {
         postgres: { upstream: directUrl },
         storage: { kind: 's3', endpoint: s3.endpoint, ...credentials },
       });

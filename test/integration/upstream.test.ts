@@ -3,22 +3,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningPgsage, startPgsage } from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
 import { EmbeddedPostgres } from '../../src/db/embedded.js';
 import { silentLogger } from '../../src/util/log.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { type EphemeralPgsage, startEphemeralPgsage } from '../support/ephemeral.js';
 import { freePort } from '../support/ports.js';
 
 /** A PostgreSQL where pgsage could not install its extension files, like a managed server. */
 let server: EmbeddedPostgres;
-let pgsage: RunningPgsage;
-const dirs: string[] = [];
+let serverDir: string;
+let stack: EphemeralPgsage;
 
 beforeAll(async () => {
-  const serverDir = mkdtempSync(path.join(tmpdir(), 'pgsage-upstream-'));
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-upstream-gw-'));
-  dirs.push(serverDir, dataDir);
+  serverDir = mkdtempSync(path.join(tmpdir(), 'pgsage-upstream-'));
   server = new EmbeddedPostgres({
     dataDir: serverDir,
     port: await freePort(),
@@ -27,30 +24,21 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   await server.start();
-  const config = loadConfig({
-    env: {},
-    cwd: dataDir,
-    overrides: {
-      dataDir,
-      port: 0,
-      servicesPort: 0,
-      bridgePort: 0,
-      postgres: { upstream: `postgres://postgres:postgres@127.0.0.1:${server.port}/postgres` },
-    },
+  stack = await startEphemeralPgsage('pgsage-upstream-gw-', {
+    postgres: { upstream: `postgres://postgres:postgres@127.0.0.1:${server.port}/postgres` },
   });
-  pgsage = await startPgsage(config, silentLogger);
 });
 
 afterAll(async () => {
-  await pgsage?.stop();
+  await stack?.stop();
   await server?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  if (serverDir) rmSync(serverDir, { recursive: true, force: true });
 });
 
 async function connect(): Promise<pg.Client> {
   const client = new pg.Client({
     host: '127.0.0.1',
-    port: pgsage.gateway.port,
+    port: stack.pgsage.gateway.port,
     user: 'postgres',
     password: 'postgres',
     database: 'postgres',
@@ -81,7 +69,7 @@ describe('upstream server without the extension files', () => {
       expect(schemas.rows.map((r) => r.nspname)).toEqual(['aws_comprehend', 'aws_ml', 'aws_sagemaker']);
 
       const fixture = binaryLogisticFixture();
-      await deployEndpoint(pgsage.edge.url, 'up', fixture.model);
+      await deployEndpoint(stack.pgsage.edge.url, 'up', fixture.model);
       const row = fixture.rows[0].map((v) => (v === null ? 'NULL::float8' : String(v))).join(', ');
       await client.query('SET apg_enable_function_migration = off');
       const { rows } = await client.query(`SELECT aws_sagemaker.invoke_endpoint('up', NULL, ${row})::float8 AS p`);

@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { type RunningPgsage, startPgsage } from '../../src/app.js';
-import { type ConfigInput, loadConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/util/log.js';
+import type { RunningPgsage } from '../../src/app.js';
+import type { ConfigInput } from '../../src/config/index.js';
+import { startEphemeralPgsage } from './ephemeral.js';
 
 export interface TestStack {
   pgsage: RunningPgsage;
@@ -39,21 +36,11 @@ export async function startStack(overrides: ConfigInput = {}): Promise<TestStack
   const database = `t_${randomBytes(5).toString('hex')}`;
   const admin = await open({ ...server, database: 'postgres' });
   await admin.query(`CREATE DATABASE ${database}`);
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-stack-'));
   const upstream = `postgres://${server.user}:${server.password}@${server.host}:${server.port}/${database}`;
-  const config = loadConfig({
-    env: {},
-    cwd: dataDir,
-    overrides: {
-      dataDir,
-      port: 0,
-      servicesPort: 0,
-      bridgePort: 0,
-      ...overrides,
-      postgres: { upstream, ...(overrides.postgres ?? {}) },
-    },
+  const { pgsage, stop } = await startEphemeralPgsage('pgsage-stack-', {
+    ...overrides,
+    postgres: { upstream, ...(overrides.postgres ?? {}) },
   });
-  const pgsage = await startPgsage(config, silentLogger);
   const directConfig = (db = database) => ({ ...server, database: db });
   const gatewayConfig = (db = database) => ({ ...server, port: pgsage.gateway.port, database: db });
   return {
@@ -67,12 +54,11 @@ export async function startStack(overrides: ConfigInput = {}): Promise<TestStack
     async stop() {
       for (const client of clients) await client.end().catch(() => {});
       clients.clear();
-      await pgsage.stop();
+      await stop();
       const cleanup = await open({ ...server, database: 'postgres' });
       await cleanup.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       await cleanup.end();
       await admin.end();
-      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
