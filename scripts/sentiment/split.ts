@@ -3,6 +3,7 @@
  * function of its (whitespace-normalised) text, so exact duplicates — IMDB has a few hundred —
  * always land on the same side and the held-out set is never seen in training.
  */
+import { murmur3Finalize } from '../../src/util/hash.js';
 
 /** 32-bit FNV-1a over UTF-16 code units of the text with runs of whitespace collapsed. */
 function textHash(text: string): number {
@@ -20,13 +21,8 @@ function textHash(text: string): number {
     lastWasSpace = false;
     h = Math.imul(h ^ c, 0x01000193);
   }
-  // murmur3 finaliser: FNV's low bits are weak on their own.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  // FNV's low bits are weak on their own.
+  return murmur3Finalize(h);
 }
 
 /** Fraction of each corpus kept out of training. German has only 200 reviews, so it keeps half. */

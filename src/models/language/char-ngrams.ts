@@ -4,6 +4,7 @@
  * padded with a space on each side, so " de " and "ing " are n-grams of their own.
  * Like the sentiment features, this allocates nothing per call.
  */
+import { murmur3Finalize } from '../../util/hash.js';
 
 const TABLE_SIZE = 0x3000;
 /** Lower-cased code of a letter (0 for anything that is not part of a word). */
@@ -22,14 +23,6 @@ const letterCode = new Uint16Array(TABLE_SIZE);
 }
 
 const SPACE = 32;
-function mix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 export class NgramBuffer {
   hashes = new Uint32Array(4096);
@@ -74,16 +67,16 @@ export function extractNgrams(text: string, out: NgramBuffer, maxChars = 2000): 
     w0 = code;
     // n-grams ending here: (w0), (w1 w0), (w2 w1 w0), (w3 w2 w1 w0); a lone space is no n-gram.
     let h = Math.imul(0x811c9dc5 ^ w0, 0x01000193);
-    if (w0 !== SPACE) out.push(mix(h + 1));
+    if (w0 !== SPACE) out.push(murmur3Finalize(h + 1));
     if (w1 === 0) continue;
     h = Math.imul(h ^ w1, 0x01000193);
-    out.push(mix(h + 2));
+    out.push(murmur3Finalize(h + 2));
     if (w2 === 0) continue;
     h = Math.imul(h ^ w2, 0x01000193);
-    out.push(mix(h + 3));
+    out.push(murmur3Finalize(h + 3));
     if (w3 === 0) continue;
     h = Math.imul(h ^ w3, 0x01000193);
-    out.push(mix(h + 4));
+    out.push(murmur3Finalize(h + 4));
   }
   return out.count;
 }

@@ -18,6 +18,7 @@
  * conjunction ("but", "mais", "aber", …). The model scores each segment on its own to find texts
  * whose parts disagree (MIXED).
  */
+import { murmur3Finalize } from '../../util/hash.js';
 
 /** Code units below this get table-driven classification; above it (CJK, …) every char is a word char. */
 const TABLE_SIZE = 0x3000;
@@ -62,16 +63,6 @@ function hashWord(word: string): number {
     h = Math.imul(h ^ (c < TABLE_SIZE ? lowerCase[c] : c), FNV_PRIME);
   }
   return h;
-}
-
-/** murmur3's finaliser: spreads FNV's weak low bits before the index is masked. */
-function mix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 const UNIGRAM_SEED = 0x2545f491;
@@ -175,7 +166,7 @@ const SUBWORD_LANGUAGES = new Set(['de', 'fr', 'es', 'it', 'pt', 'nl']);
 
 /** Feature settings for a language code; any code works, unknown ones get their own seed. */
 export function languageFeatures(languageCode: string): LanguageFeatures {
-  return { seed: mix(hashWord(`lang:${languageCode}`)), subwords: SUBWORD_LANGUAGES.has(languageCode) };
+  return { seed: murmur3Finalize(hashWord(`lang:${languageCode}`)), subwords: SUBWORD_LANGUAGES.has(languageCode) };
 }
 
 /** Reusable output of {@link extractFeatures}; grows as needed, never shrinks. */
@@ -196,7 +187,7 @@ export class FeatureBuffer {
     const segments = this.segments;
     const k = this.count;
     hashes[k] = hash;
-    hashes[k + 1] = mix(hash ^ languageSeed);
+    hashes[k + 1] = murmur3Finalize(hash ^ languageSeed);
     segments[k] = segment;
     segments[k + 1] = segment;
     this.count = k + 2;
@@ -235,7 +226,7 @@ function pushSubwords(text: string, start: number, end: number, seed: number, se
       const p = from + n;
       const c = p === 0 ? 60 : p === last ? 62 : text.charCodeAt(start + p - 1);
       h = Math.imul(h ^ (c < TABLE_SIZE ? lowerCase[c] : c), FNV_PRIME);
-      if (n >= 2) out.push(mix(h ^ seed ^ SUBWORD_SEED), segment);
+      if (n >= 2) out.push(murmur3Finalize(h ^ seed ^ SUBWORD_SEED), segment);
     }
   }
 }
@@ -272,8 +263,8 @@ export function extractFeatures(text: string, language: LanguageFeatures, out: F
         segmentUsed = false;
         previous = 0;
       }
-      out.pushPair(mix(h ^ (negated ? NEGATED_SEED : UNIGRAM_SEED)), seed, segment);
-      if (previous !== 0) out.pushPair(mix(Math.imul(previous, BIGRAM_SEED) ^ h), seed, segment);
+      out.pushPair(murmur3Finalize(h ^ (negated ? NEGATED_SEED : UNIGRAM_SEED)), seed, segment);
+      if (previous !== 0) out.pushPair(murmur3Finalize(Math.imul(previous, BIGRAM_SEED) ^ h), seed, segment);
       if (subwords) pushSubwords(text, wordStart, i, seed, segment, out);
       if (negationHashes.has(h)) negated = true;
       previous = h;
@@ -288,8 +279,8 @@ export function extractFeatures(text: string, language: LanguageFeatures, out: F
       // `!!!` counts once: the run, not its length, is the signal.
       const token = Math.imul(FNV_OFFSET ^ c, FNV_PRIME);
       if (token !== previous) {
-        out.pushPair(mix(token ^ UNIGRAM_SEED), seed, segment);
-        if (previous !== 0) out.pushPair(mix(Math.imul(previous, BIGRAM_SEED) ^ token), seed, segment);
+        out.pushPair(murmur3Finalize(token ^ UNIGRAM_SEED), seed, segment);
+        if (previous !== 0) out.pushPair(murmur3Finalize(Math.imul(previous, BIGRAM_SEED) ^ token), seed, segment);
         previous = token;
         segmentUsed = true;
       }
