@@ -6,6 +6,12 @@
 import { parseCsvFeatures } from './csv-features.js';
 import { type FeatureMatrix, ModelInputError } from './types.js';
 
+/** One evaluation a trainer reports, under SageMaker's name for it: `train:rmse`, `validation:auc`, … */
+export interface MetricValue {
+  readonly name: string;
+  readonly value: number;
+}
+
 /** Features as float32 (what every trainer bins or multiplies), row-major, plus one label per row. */
 export interface LabeledData {
   readonly features: FeatureMatrix & { readonly data: Float32Array };

@@ -10,7 +10,7 @@ import { parseLinearLearnerParams } from '../../models/linear-learner/train/para
 import { trainLinearLearner } from '../../models/linear-learner/train/trainer.js';
 import { parseRandomCutForestParams, trainRandomCutForest } from '../../models/random-cut-forest/train.js';
 import { algorithmFromImage } from '../../models/registry.js';
-import { parseLabeledCsv, parseUnlabeledCsv } from '../../models/training-data.js';
+import { type MetricValue, parseLabeledCsv, parseUnlabeledCsv } from '../../models/training-data.js';
 import { ModelInputError } from '../../models/types.js';
 import { parseXGBoostParams } from '../../models/xgboost/train/params.js';
 import { trainXGBoost } from '../../models/xgboost/train/trainer.js';
@@ -29,11 +29,6 @@ export const CHANNELS: Record<TrainingAlgorithm, readonly string[]> = {
   'linear-learner': ['train', 'validation', 'test'],
   randomcutforest: ['train', 'test'],
 };
-
-export interface MetricValue {
-  readonly name: string;
-  readonly value: number;
-}
 
 export interface TrainingProgress {
   readonly current: number;
@@ -66,6 +61,11 @@ export class ClientError extends Error {
   }
 }
 
+/** Trainers throw RangeError when the data does not fit the settings (e.g. a label outside the objective's range): the job's own input. */
+function invalidSettingAsClientError(error: unknown): never {
+  throw error instanceof RangeError ? new ClientError(error.message) : error;
+}
+
 export async function runAlgorithm(
   algorithm: TrainingAlgorithm,
   hyperparameters: Readonly<Record<string, string>>,
@@ -80,13 +80,16 @@ export async function runAlgorithm(
       throw error;
     }
   };
+  const labeledChannels = () => ({
+    train: input(() => parseLabeledCsv(channels.train, 'train channel')),
+    validation: channels.validation
+      ? input(() => parseLabeledCsv(channels.validation, 'validation channel'))
+      : undefined,
+  });
   switch (algorithm) {
     case 'xgboost': {
       const params = input(() => parseXGBoostParams(hyperparameters));
-      const train = input(() => parseLabeledCsv(channels.train, 'train channel'));
-      const validation = channels.validation
-        ? input(() => parseLabeledCsv(channels.validation, 'validation channel'))
-        : undefined;
+      const { train, validation } = labeledChannels();
       hooks.log(
         `train: ${train.features.rows} rows × ${train.features.cols} features` +
           (validation ? `; validation: ${validation.features.rows} rows` : ''),
@@ -99,9 +102,7 @@ export async function runAlgorithm(
           );
           hooks.onProgress({ current: report.round, total: report.numRound, unit: 'round', metrics: report.metrics });
         },
-      }).catch((error: unknown) => {
-        throw error instanceof RangeError ? new ClientError(error.message) : error;
-      });
+      }).catch(invalidSettingAsClientError);
       if (result.earlyStopped) hooks.log(`Stopping. Best iteration: [${result.bestIteration}]`);
       return {
         files: [{ name: 'xgboost-model', bytes: Buffer.from(result.modelJson) }],
@@ -111,10 +112,7 @@ export async function runAlgorithm(
     }
     case 'linear-learner': {
       const params = input(() => parseLinearLearnerParams(hyperparameters));
-      const train = input(() => parseLabeledCsv(channels.train, 'train channel'));
-      const validation = channels.validation
-        ? input(() => parseLabeledCsv(channels.validation, 'validation channel'))
-        : undefined;
+      const { train, validation } = labeledChannels();
       hooks.log(`train: ${train.features.rows} rows × ${train.features.cols} features`);
       const result = await trainLinearLearner(train, validation, params, {
         shouldStop: hooks.shouldStop,
@@ -124,9 +122,7 @@ export async function runAlgorithm(
           );
           hooks.onProgress({ current: report.epoch, total: report.epochs, unit: 'epoch', metrics: report.metrics });
         },
-      }).catch((error: unknown) => {
-        throw error instanceof RangeError ? new ClientError(error.message) : error;
-      });
+      }).catch(invalidSettingAsClientError);
       return {
         files: [{ name: 'model.json', bytes: Buffer.from(result.modelJson) }],
         finalMetrics: result.finalMetrics,

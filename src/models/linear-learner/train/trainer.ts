@@ -8,18 +8,13 @@
  * does by default. Writes the JSON model src/models/linear-learner/ serves.
  */
 import { SeededRandom } from '../../random-cut-forest/random.js';
-import type { LabeledData } from '../../training-data.js';
+import type { LabeledData, MetricValue } from '../../training-data.js';
 import type { LinearLearnerParams } from './params.js';
-
-export interface LinearMetric {
-  readonly name: string;
-  readonly value: number;
-}
 
 export interface EpochReport {
   readonly epoch: number;
   readonly epochs: number;
-  readonly metrics: readonly LinearMetric[];
+  readonly metrics: readonly MetricValue[];
 }
 
 export interface LinearTrainOptions {
@@ -30,7 +25,7 @@ export interface LinearTrainOptions {
 export interface LinearLearnerTrainingResult {
   readonly modelJson: string;
   readonly epochsTrained: number;
-  readonly finalMetrics: readonly LinearMetric[];
+  readonly finalMetrics: readonly MetricValue[];
   readonly stopped: boolean;
 }
 
@@ -76,7 +71,7 @@ export async function trainLinearLearner(
   let sinceBest = 0;
   let stopped = false;
   let epoch = 0;
-  let lastMetrics: LinearMetric[] = [];
+  let lastMetrics: MetricValue[] = [];
   for (; epoch < params.epochs; epoch++) {
     if (options.shouldStop?.()) {
       stopped = true;
@@ -117,7 +112,7 @@ export async function trainLinearLearner(
     }
     // Yield between epochs so a stop request (a message to a worker) can arrive.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const metrics: LinearMetric[] = [
+    const metrics: MetricValue[] = [
       ...evaluate('train', params, weights, bias, x, y, rows, cols, outputs, norm, 0.5),
       ...(vx && vy && validation
         ? evaluate('validation', params, weights, bias, vx, vy, validation.features.rows, cols, outputs, norm, 0.5)
@@ -308,7 +303,7 @@ function evaluate(
   outputs: number,
   norm: Normalization,
   threshold: number,
-): LinearMetric[] {
+): MetricValue[] {
   const scores = new Float64Array(outputs);
   let loss = 0;
   let correct = 0;
@@ -331,7 +326,7 @@ function evaluate(
       if (bestK === y[r]) correct++;
     }
   }
-  const metrics: LinearMetric[] = [{ name: `${channel}:objective_loss`, value: loss / rows }];
+  const metrics: MetricValue[] = [{ name: `${channel}:objective_loss`, value: loss / rows }];
   if (params.predictorType === 'regressor') metrics.push({ name: `${channel}:mse`, value: squared / rows });
   else if (params.predictorType === 'binary_classifier') {
     metrics.push({ name: `${channel}:binary_classification_accuracy`, value: correct / rows });

@@ -11,7 +11,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { SeededRandom } from '../../random-cut-forest/random.js';
-import type { LabeledData } from '../../training-data.js';
+import type { LabeledData, MetricValue } from '../../training-data.js';
 import { objectiveNamed } from '../objective.js';
 import { HistogramPool } from './hist-pool.js';
 import { type BinnedMatrix, slotLayout } from './histogram.js';
@@ -21,12 +21,6 @@ import { checkLabels, computeGradients, groupsOf, type ObjectiveSettings } from 
 import type { XGBoostTrainParams } from './params.js';
 import { binMatrix, binsOf, computeCuts } from './quantile.js';
 import { addTreePredictions, type GrownTree, growTree } from './tree-grower.js';
-
-export interface MetricValue {
-  /** SageMaker's metric name: `train:rmse`, `validation:auc`, … */
-  readonly name: string;
-  readonly value: number;
-}
 
 export interface RoundReport {
   /** 1-based. */
