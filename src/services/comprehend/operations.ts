@@ -45,17 +45,7 @@ export function comprehendOperations(): Record<string, JsonOperation> {
       const texts = requireTextList(input);
       const language = sentimentLanguage(input);
       const model = sentimentModel();
-      const ResultList: Record<string, unknown>[] = [];
-      const ErrorList: BatchItemError[] = [];
-      texts.forEach((text, index) => {
-        const problem = documentProblem(text, DOCUMENT_LIMIT_BYTES);
-        if (problem) {
-          ErrorList.push({ Index: index, ErrorCode: BATCH_ERROR_CODES[problem.type], ErrorMessage: problem.message });
-          return;
-        }
-        ResultList.push({ Index: index, ...sentimentOutput(model.detect(text, language)) });
-      });
-      return { ResultList, ErrorList };
+      return batchResults(texts, (text) => sentimentOutput(model.detect(text, language)));
     },
 
     DetectDominantLanguage: (input) => {
@@ -66,19 +56,30 @@ export function comprehendOperations(): Record<string, JsonOperation> {
 
     BatchDetectDominantLanguage: (input) => {
       const texts = requireTextList(input);
-      const ResultList: Record<string, unknown>[] = [];
-      const ErrorList: BatchItemError[] = [];
-      texts.forEach((text, index) => {
-        const problem = documentProblem(text, DOCUMENT_LIMIT_BYTES);
-        if (problem) {
-          ErrorList.push({ Index: index, ErrorCode: BATCH_ERROR_CODES[problem.type], ErrorMessage: problem.message });
-          return;
-        }
-        ResultList.push({ Index: index, Languages: languages(text) });
-      });
-      return { ResultList, ErrorList };
+      return batchResults(texts, (text) => ({ Languages: languages(text) }));
     },
   };
+}
+
+/**
+ * A Batch* operation's answer: each document's result, or its own error (too
+ * long, empty, …) in ErrorList without failing the others, as Comprehend does.
+ */
+function batchResults(
+  texts: readonly string[],
+  result: (text: string) => Record<string, unknown>,
+): { ResultList: Record<string, unknown>[]; ErrorList: BatchItemError[] } {
+  const ResultList: Record<string, unknown>[] = [];
+  const ErrorList: BatchItemError[] = [];
+  texts.forEach((text, index) => {
+    const problem = documentProblem(text, DOCUMENT_LIMIT_BYTES);
+    if (problem) {
+      ErrorList.push({ Index: index, ErrorCode: BATCH_ERROR_CODES[problem.type], ErrorMessage: problem.message });
+      return;
+    }
+    ResultList.push({ Index: index, ...result(text) });
+  });
+  return { ResultList, ErrorList };
 }
 
 /**
