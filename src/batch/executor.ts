@@ -76,10 +76,17 @@ export interface BatchRunOptions {
   services: MlServices;
   settings: BatchSettings;
   statementNumber: number;
-  /** No transaction is open: the results table can be emptied first. */
-  fresh: boolean;
   /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
   inTransaction: boolean;
+}
+
+/**
+ * Gives the statement its number in the session's results table (made on first
+ * use); outside a transaction the table is emptied first, since no earlier
+ * statement's rows can be read again.
+ */
+export async function beginBatch(control: SessionControl, statementNumber: number, inTransaction: boolean) {
+  await control.backend.query(`SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})`);
 }
 
 function rounds(work: ArgumentWork[]): ArgumentWork[][] {
@@ -104,12 +111,6 @@ function rounds(work: ArgumentWork[]): ArgumentWork[][] {
 
 const ROWS_PER_COPY_CHUNK = 2000;
 
-/**
- * Runs the argument queries of a statement's call groups on the client's own
- * session, scores their distinct inputs in batches, and loads the answers into
- * the session's results table, round by round (a round may read the previous
- * rounds' results). Returns the figures of each group.
- */
 /** Where a statement's batch work spent its time (milliseconds), for benchmarks and logs. */
 export interface BatchPhases {
   /** Running the argument queries (batches are already being scored meanwhile). */
@@ -120,6 +121,12 @@ export interface BatchPhases {
   loadTailMs: number;
 }
 
+/**
+ * Runs the argument queries of a statement's call groups on the client's own
+ * session, scores their distinct inputs in batches, and loads the answers into
+ * the session's results table, round by round (a round may read the previous
+ * rounds' results). Returns the figures of each group.
+ */
 export async function computeBatchResults(
   work: ArgumentWork[],
   options: BatchRunOptions,
@@ -159,7 +166,7 @@ export async function computeBatchResults(
     },
   });
   try {
-    await control.backend.query(`SELECT aws_ml.begin_batch(${options.statementNumber}, ${options.fresh})`);
+    await beginBatch(control, options.statementNumber, options.inTransaction);
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {

@@ -1,6 +1,12 @@
 import type { MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry } from '../batch/catalog-registry.js';
-import { type ArgumentWork, type BindParameters, computeBatchResults, readSettings } from '../batch/executor.js';
+import {
+  type ArgumentWork,
+  type BindParameters,
+  beginBatch,
+  computeBatchResults,
+  readSettings,
+} from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
@@ -305,7 +311,7 @@ export class MlInterceptor implements SessionInterceptor {
       async (inTransaction) => {
         if (planOnly) {
           // EXPLAIN without ANALYZE calls nothing, but the rewritten statement must parse.
-          await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
+          await beginBatch(control, number, inTransaction);
           return;
         }
         figures = await computeBatchResults(
@@ -315,7 +321,6 @@ export class MlInterceptor implements SessionInterceptor {
             services: this.context.services,
             settings,
             statementNumber: number,
-            fresh: !inTransaction,
             inTransaction,
           },
           phases,
@@ -467,7 +472,7 @@ export class MlInterceptor implements SessionInterceptor {
     const failure = await this.guarded(control, labels, async (inTransaction) => {
       if (!settings.enabled || !settings.allowed || binds.length === 0) {
         // The rewritten statement still parses and falls back to per-row calls.
-        await control.backend.query(`SELECT aws_ml.begin_batch(${number}, ${!inTransaction})`);
+        await beginBatch(control, number, inTransaction);
         return;
       }
       const work: ArgumentWork[] = [];
@@ -481,7 +486,6 @@ export class MlInterceptor implements SessionInterceptor {
         services: this.context.services,
         settings,
         statementNumber: number,
-        fresh: !inTransaction,
         inTransaction,
       });
       for (const [planned, groupFigures] of figures)
