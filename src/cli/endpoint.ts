@@ -23,31 +23,19 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { Command } from 'commander';
+import {
+  addConnectionOptions,
+  type CliOutput,
+  type ConnectionFlags,
+  friendlyError,
+  serviceConnection,
+  stdio,
+} from './services-connection.js';
 
 export const ALGORITHMS = ['xgboost', 'linear-learner', 'randomcutforest', 'onnx'] as const;
 type Algorithm = (typeof ALGORITHMS)[number];
 
-const DEFAULT_SERVICES_URL = 'http://127.0.0.1:4566';
 const VARIANT = 'AllTraffic';
-
-/** Where the commands write; tests capture it. */
-export interface EndpointCliOutput {
-  out(text: string): void;
-  /** Progress that overwrites itself on a terminal. */
-  progress(text: string): void;
-}
-
-const stdio: EndpointCliOutput = {
-  out: (text) => process.stdout.write(text),
-  progress: (text) => {
-    if (process.stdout.isTTY) process.stdout.write(`\r\x1b[2K${text}`);
-  },
-};
-
-interface ConnectionFlags {
-  servicesUrl?: string;
-  region?: string;
-}
 
 interface Clients {
   url: string;
@@ -56,15 +44,8 @@ interface Clients {
 }
 
 function clients(flags: ConnectionFlags): Clients {
-  const url = flags.servicesUrl ?? process.env.PGSAGE_SERVICES_URL ?? DEFAULT_SERVICES_URL;
-  const config = {
-    endpoint: url,
-    region: flags.region ?? process.env.AWS_REGION ?? process.env.PGSAGE_REGION ?? 'us-east-1',
-    // pgsage does not need credentials unless it was set up to check signatures; then the usual ones apply.
-    ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'pgsage', secretAccessKey: 'pgsage' } }),
-    maxAttempts: 1,
-  };
-  return { url, control: new SageMakerClient(config), runtime: new SageMakerRuntimeClient(config) };
+  const { url, sdkConfig } = serviceConnection(flags);
+  return { url, control: new SageMakerClient(sdkConfig), runtime: new SageMakerRuntimeClient(sdkConfig) };
 }
 
 /** Runs a command's work with clients, turning SDK and network failures into one readable line. */
@@ -80,30 +61,17 @@ async function withClients<T>(flags: ConnectionFlags, work: (c: Clients) => Prom
   }
 }
 
-function friendlyError(error: unknown, url: string): Error {
-  const e = error as Error & { code?: string; OriginalMessage?: string; $metadata?: unknown };
-  if (e.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(e.message ?? '')) {
-    return new Error(
-      `cannot reach pgsage's services at ${url}. Is pgsage running (pgsage up)? Use --services-url to point elsewhere.`,
-    );
-  }
-  if (e.name === 'ModelError' && e.OriginalMessage)
-    return new Error(`the model rejected the request: ${e.OriginalMessage}`);
-  return e instanceof Error ? e : new Error(String(error));
-}
-
 function isMissing(error: unknown): boolean {
   const e = error as Error;
   return e?.name === 'ValidationException' && /^Could not find/.test(e.message);
 }
 
 /** Registers `pgsage endpoint deploy|list|describe|delete|invoke` on the program. */
-export function registerEndpointCommands(program: Command, output: EndpointCliOutput = stdio): Command {
-  const endpoint = program
-    .command('endpoint')
-    .description('deploy and use SageMaker-compatible model endpoints on a running pgsage')
-    .option('--services-url <url>', `pgsage service edge (env PGSAGE_SERVICES_URL, default ${DEFAULT_SERVICES_URL})`)
-    .option('--region <region>', 'region the endpoints live in (env AWS_REGION, default us-east-1)');
+export function registerEndpointCommands(program: Command, output: CliOutput = stdio): Command {
+  const endpoint = addConnectionOptions(
+    program.command('endpoint').description('deploy and use SageMaker-compatible model endpoints on a running pgsage'),
+    'region the endpoints live in',
+  );
 
   endpoint
     .command('deploy <name>')
@@ -163,7 +131,7 @@ export function registerEndpointCommands(program: Command, output: EndpointCliOu
 
 async function deploy(
   c: Clients,
-  output: EndpointCliOutput,
+  output: CliOutput,
   name: string,
   flags: { model: string; algorithm?: string; timeout: string },
 ): Promise<void> {
@@ -300,7 +268,7 @@ async function removeDeployArtifacts(c: Clients, endpointName: string, configNam
 
 // ── list, describe, delete, invoke ──────────────────────────────────────────
 
-async function list(c: Clients, output: EndpointCliOutput): Promise<void> {
+async function list(c: Clients, output: CliOutput): Promise<void> {
   const rows: string[][] = [];
   let NextToken: string | undefined;
   do {
@@ -319,7 +287,7 @@ async function list(c: Clients, output: EndpointCliOutput): Promise<void> {
   output.out(table([['NAME', 'STATUS', 'CREATED'], ...rows]));
 }
 
-async function describe(c: Clients, output: EndpointCliOutput, name: string): Promise<void> {
+async function describe(c: Clients, output: CliOutput, name: string): Promise<void> {
   const e = await c.control.send(new DescribeEndpointCommand({ EndpointName: name }));
   const lines = [
     `${e.EndpointName}  ${e.EndpointStatus}`,
@@ -353,7 +321,7 @@ async function describe(c: Clients, output: EndpointCliOutput, name: string): Pr
   output.out(`${lines.join('\n')}\n`);
 }
 
-async function remove(c: Clients, output: EndpointCliOutput, name: string, keepModel: boolean): Promise<void> {
+async function remove(c: Clients, output: CliOutput, name: string, keepModel: boolean): Promise<void> {
   const e = await c.control.send(new DescribeEndpointCommand({ EndpointName: name }));
   await c.control.send(new DeleteEndpointCommand({ EndpointName: name }));
   const removed = keepModel || !e.EndpointConfigName ? [] : await removeDeployArtifacts(c, name, e.EndpointConfigName);
@@ -362,7 +330,7 @@ async function remove(c: Clients, output: EndpointCliOutput, name: string, keepM
 
 async function invoke(
   c: Clients,
-  output: EndpointCliOutput,
+  output: CliOutput,
   name: string,
   flags: { body?: string; file?: string; contentType: string; accept?: string },
 ): Promise<void> {

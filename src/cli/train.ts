@@ -14,11 +14,17 @@ import {
   StopTrainingJobCommand,
 } from '@aws-sdk/client-sagemaker';
 import type { Command } from 'commander';
+import {
+  addConnectionOptions,
+  type CliOutput,
+  type ConnectionFlags,
+  friendlyError,
+  serviceConnection,
+  stdio,
+} from './services-connection.js';
 
 export const TRAINING_ALGORITHMS = ['xgboost', 'linear-learner', 'randomcutforest'] as const;
 type TrainingAlgorithm = (typeof TRAINING_ALGORITHMS)[number];
-
-const DEFAULT_SERVICES_URL = 'http://127.0.0.1:4566';
 
 /** The images SageMaker's documentation names for each built-in algorithm; pgsage only reads the algorithm from them. */
 function imageOf(algorithm: TrainingAlgorithm, region: string): string {
@@ -26,20 +32,7 @@ function imageOf(algorithm: TrainingAlgorithm, region: string): string {
   return `382416733822.dkr.ecr.${region}.amazonaws.com/${algorithm}:1`;
 }
 
-export interface TrainCliOutput {
-  out(text: string): void;
-  /** Progress that overwrites itself on a terminal. */
-  progress(text: string): void;
-}
-
-const stdio: TrainCliOutput = {
-  out: (text) => process.stdout.write(text),
-  progress: (text) => {
-    if (process.stdout.isTTY) process.stdout.write(`\r\x1b[2K${text}`);
-  },
-};
-
-interface TrainFlags {
+interface TrainFlags extends ConnectionFlags {
   algorithm: string;
   train: string;
   validation?: string;
@@ -50,13 +43,11 @@ interface TrainFlags {
   role?: string;
   maxRuntime: string;
   wait: boolean;
-  servicesUrl?: string;
-  region?: string;
 }
 
 /** Registers `pgsage train`; `output` is where it prints (tests capture it). */
-export function registerTrainCommands(program: Command, output: TrainCliOutput = stdio): Command {
-  return program
+export function registerTrainCommands(program: Command, output: CliOutput = stdio): Command {
+  const command = program
     .command('train')
     .description(
       'train a built-in algorithm (xgboost, linear-learner, randomcutforest) as a SageMaker training job on a running pgsage',
@@ -73,19 +64,17 @@ export function registerTrainCommands(program: Command, output: TrainCliOutput =
     .option('--image <uri>', 'training image (default: the algorithm’s SageMaker image)')
     .option('--role <arn>', 'execution role ARN recorded with the job')
     .option('--max-runtime <seconds>', 'stop the job after this long', '86400')
-    .option('--no-wait', 'return once the job is created')
-    .option('--services-url <url>', `pgsage service edge (env PGSAGE_SERVICES_URL, default ${DEFAULT_SERVICES_URL})`)
-    .option('--region <region>', 'region (env AWS_REGION, default us-east-1)')
-    .action(async (flags: TrainFlags) => {
-      await train(flags, output);
-    });
+    .option('--no-wait', 'return once the job is created');
+  return addConnectionOptions(command, 'region').action(async (flags: TrainFlags) => {
+    await train(flags, output);
+  });
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-async function train(flags: TrainFlags, output: TrainCliOutput): Promise<void> {
+async function train(flags: TrainFlags, output: CliOutput): Promise<void> {
   const algorithm = flags.algorithm as TrainingAlgorithm;
   if (!TRAINING_ALGORITHMS.includes(algorithm)) {
     throw new Error(`unknown algorithm ${flags.algorithm}; use one of ${TRAINING_ALGORITHMS.join(', ')}`);
@@ -103,15 +92,9 @@ async function train(flags: TrainFlags, output: TrainCliOutput): Promise<void> {
   ]) {
     if (url !== undefined && !/^s3:\/\/[^/]+/.test(url)) throw new Error(`${flag} must be an s3:// URL, got ${url}`);
   }
-  const region = flags.region ?? process.env.AWS_REGION ?? 'us-east-1';
-  const url = flags.servicesUrl ?? process.env.PGSAGE_SERVICES_URL ?? DEFAULT_SERVICES_URL;
+  const { url, region, sdkConfig } = serviceConnection(flags);
   const name = flags.name ?? jobName(algorithm);
-  const client = new SageMakerClient({
-    endpoint: url,
-    region,
-    ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'pgsage', secretAccessKey: 'pgsage' } }),
-    maxAttempts: 1,
-  });
+  const client = new SageMakerClient(sdkConfig);
   const channel = (channelName: string, uri: string) => ({
     ChannelName: channelName,
     DataSource: { S3DataSource: { S3DataType: 'S3Prefix' as const, S3Uri: uri } },
@@ -152,7 +135,7 @@ async function train(flags: TrainFlags, output: TrainCliOutput): Promise<void> {
 async function follow(
   client: SageMakerClient,
   name: string,
-  output: TrainCliOutput,
+  output: CliOutput,
 ): Promise<DescribeTrainingJobCommandOutput> {
   const started = Date.now();
   let interrupted = false;
@@ -199,7 +182,7 @@ export function progressLine(
   return `${job.TrainingJobName} [${'#'.repeat(filled)}${'·'.repeat(width - filled)}] ${unit} ${current}/${total}  ${shown}  ${elapsed}`;
 }
 
-function report(job: DescribeTrainingJobCommandOutput, algorithm: TrainingAlgorithm, output: TrainCliOutput): void {
+function report(job: DescribeTrainingJobCommandOutput, algorithm: TrainingAlgorithm, output: CliOutput): void {
   const name = job.TrainingJobName as string;
   if (job.TrainingJobStatus === 'Failed')
     throw new Error(`training job ${name} failed: ${job.FailureReason ?? 'no reason given'}`);
@@ -224,14 +207,4 @@ function round(value: number): string {
 function jobName(algorithm: string): string {
   const iso = new Date().toISOString(); // 2026-11-27T08:02:11.123Z
   return `${algorithm}-${iso.slice(0, 10)}-${iso.slice(11, 13)}-${iso.slice(14, 16)}-${iso.slice(17, 19)}-${iso.slice(20, 23)}`;
-}
-
-function friendlyError(error: unknown, url: string): Error {
-  const e = error as Error & { code?: string };
-  if (e.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(e.message ?? '')) {
-    return new Error(
-      `cannot reach pgsage's services at ${url}. Is pgsage running (pgsage up)? Use --services-url to point elsewhere.`,
-    );
-  }
-  return e instanceof Error ? e : new Error(String(error));
 }
