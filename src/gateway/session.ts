@@ -214,11 +214,7 @@ export class Session implements SessionControl {
   }
 
   private observeServerMessage(message: Message): void {
-    if (message.type === Z) {
-      this.readyForQuery(String.fromCharCode(message.bytes[5]) as TransactionStatus);
-    } else if (message.type === K) {
-      this.options.onBackendKey(message.bytes.readInt32BE(5), Buffer.from(message.bytes.subarray(9)));
-    }
+    this.observeRaw(message.type, message.bytes, 5, message.bytes.length - 5);
   }
 
   private wakeIdleWaiters(): void {
