@@ -14,9 +14,9 @@
  */
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { ObjectNotFoundError, type ObjectStore, parseS3Url } from '../../storage/object-store.js';
 import type { Logger } from '../../util/log.js';
+import { startWorkerThread } from '../../util/worker-thread.js';
 import { AwsError } from '../errors.js';
 import { constraintViolation, validationException } from './errors.js';
 import { listPage } from './list-query.js';
@@ -330,7 +330,7 @@ export class TrainingJobs {
       stop: job.stop.buffer as SharedArrayBuffer,
     };
     const transfer = Object.values(channels).map((bytes) => bytes.buffer as ArrayBuffer);
-    const worker = startTrainingWorker(task, transfer);
+    const worker = startWorkerThread(import.meta.url, 'training-worker', { workerData: task, transferList: transfer });
     return new Promise((resolve) => {
       let result: TrainingMessage | undefined;
       worker.on('message', (message: TrainingMessage) => {
@@ -421,18 +421,4 @@ export function outputLocation(outputPath: string, jobName: string): { bucket: s
 
 function formatMetric(value: number): string {
   return Number.isFinite(value) ? String(Math.round(value * 1e6) / 1e6) : String(value);
-}
-
-function startTrainingWorker(task: TrainingTask, transfer: ArrayBuffer[]): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts'))
-    return new Worker(new URL('./training-worker.js', self), { workerData: task, transferList: transfer });
-  // Running from the TypeScript sources (tests): register the type-stripping hooks first.
-  const hooks = new URL('./runtime/dev-ts-hooks.mjs', self).href;
-  const entry = new URL('./training-worker.ts', self).href;
-  return new Worker(`require('node:module').register(${JSON.stringify(hooks)}); import(${JSON.stringify(entry)});`, {
-    eval: true,
-    workerData: task,
-    transferList: transfer,
-  });
 }

@@ -5,7 +5,8 @@
  * training thread adds the helpers' partial histograms to its own. Row-parallel
  * rather than feature-parallel so that narrow data (3 features) still splits evenly.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerThread } from '../../../util/worker-thread.js';
 import type { HelperReply, HelperRequest } from './hist-protocol.js';
 import { accumulateHistogram, type BinnedMatrix } from './histogram.js';
 
@@ -103,7 +104,7 @@ export class HistogramPool {
   }
 
   private spawn(): Helper {
-    const worker = startHelper();
+    const worker = startWorkerThread(import.meta.url, 'hist-worker');
     const helper: Helper = { worker, out: new SharedArrayBuffer(8), failure: undefined };
     const init: HelperRequest = {
       type: 'init',
@@ -135,15 +136,4 @@ export class HistogramPool {
     worker.unref();
     return helper;
   }
-}
-
-function startHelper(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./hist-worker.js', self));
-  // Running from the TypeScript sources (tests): the scoring pool's type-stripping hooks serve here too.
-  const hooks = new URL('../../../services/sagemaker/runtime/dev-ts-hooks.mjs', self).href;
-  const entry = new URL('./hist-worker.ts', self).href;
-  return new Worker(`require('node:module').register(${JSON.stringify(hooks)}); import(${JSON.stringify(entry)});`, {
-    eval: true,
-  });
 }

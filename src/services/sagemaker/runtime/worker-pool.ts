@@ -8,8 +8,9 @@
  * WorkerCrashedError and is replaced on the next dispatch.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Algorithm } from '../../../models/types.js';
+import { startWorkerThread } from '../../../util/worker-thread.js';
 import { ContainerError } from './codec.js';
 import type { ScoreRequest, ScoreResult } from './scoring.js';
 import type { ScoreTask, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -116,7 +117,7 @@ export class ScoringPool {
   }
 
   private spawn(): Slot {
-    const worker = startWorker();
+    const worker = startWorkerThread(import.meta.url, 'scoring-worker');
     const slot: Slot = { worker, loaded: new Set(), current: undefined };
     worker.on('message', (reply: WorkerReply) => {
       const current = slot.current;
@@ -141,15 +142,4 @@ export class ScoringPool {
     this.slots.push(slot);
     return slot;
   }
-}
-
-function startWorker(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./scoring-worker.js', self));
-  // Running from the TypeScript sources (tests): register the type-stripping hooks first.
-  const hooks = new URL('./dev-ts-hooks.mjs', self).href;
-  const entry = new URL('./scoring-worker.ts', self).href;
-  return new Worker(`require('node:module').register(${JSON.stringify(hooks)}); import(${JSON.stringify(entry)});`, {
-    eval: true,
-  });
 }
