@@ -22,6 +22,14 @@ export function patternCorporaAvailable(): boolean {
   return existsSync(join(PATTERN_CORPORA_DIR, 'polarity-nl-bol.com.csv'));
 }
 
+/** A text cut into sentences, roughly, keeping those of at least `minWords` words. */
+export function sentencesOf(text: string, minWords: number): string[] {
+  return text
+    .split(/(?<=[.!?])\s+|\n+/)
+    .map((s) => s.trim())
+    .filter((s) => s.split(/\s+/).length >= minWords);
+}
+
 /** IMDB's reviews carry `<br />` line breaks; they separate sentences, so keep them as newlines. */
 function cleanImdb(text: string): string {
   return text.replace(/<br\s*\/?>/gi, '\n');

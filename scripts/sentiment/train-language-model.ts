@@ -11,7 +11,7 @@ import {
   type LanguageModelMeta,
 } from '../../src/models/language/detector.js';
 import { encodeWeightsFile, quantize } from '../../src/models/sentiment/weights-file.js';
-import { loadOanc } from './corpora.js';
+import { loadOanc, sentencesOf } from './corpora.js';
 import type { Datasets } from './datasets.js';
 import { SparseRows, seededRandom, shuffled, trainSoftmax } from './logistic-regression.js';
 import { isHeldOut } from './split.js';
@@ -30,13 +30,6 @@ export interface LanguageFigures {
   origin: string;
   texts: number;
   accuracy: number;
-}
-
-function sentencesOf(text: string): string[] {
-  return text
-    .split(/(?<=[.!?])\s+|\n+/)
-    .map((s) => s.trim())
-    .filter((s) => s.split(/\s+/).length >= 3);
 }
 
 interface Pool {
@@ -67,7 +60,7 @@ function pools(datasets: Datasets): Map<string, Pool> {
     for (const e of set.examples) {
       // IMDB would drown everything else in English; a few percent is plenty.
       if (set.name === 'imdb' && random() > 0.05) continue;
-      const sentences = sentencesOf(e.text);
+      const sentences = sentencesOf(e.text, 3);
       if (e.heldOut) addTest(set.language, native, set.origin, sentences);
       else pool.train.push(...sentences);
     }

@@ -14,7 +14,7 @@ import type { SentimentEvidence } from '../../src/models/sentiment/evidence.js';
 import { FEATURE_VERSION, SentimentModel, type SentimentModelMeta } from '../../src/models/sentiment/model.js';
 import { extractFeatures, FeatureBuffer, languageFeatures } from '../../src/models/sentiment/text-features.js';
 import { encodeWeightsFile, type LinearHead, quantize } from '../../src/models/sentiment/weights-file.js';
-import { loadPatternLexicon, PATTERN_LEXICON_LANGUAGES } from './corpora.js';
+import { loadPatternLexicon, PATTERN_LEXICON_LANGUAGES, sentencesOf } from './corpora.js';
 import type { Datasets, PolaritySet } from './datasets.js';
 import { type BinaryModel, naiveBayesRatios, SparseRows, seededRandom, trainLogistic } from './logistic-regression.js';
 import { isHeldOut } from './split.js';
@@ -106,14 +106,6 @@ export function trainPolarity(datasets: Datasets, config: SentimentTrainingConfi
   });
 }
 
-/** Split a review into sentences, roughly; only used to make opinion examples sentence-sized. */
-function sentencesOf(text: string): string[] {
-  return text
-    .split(/(?<=[.!?])\s+|\n+/)
-    .map((s) => s.trim())
-    .filter((s) => s.split(/\s+/).length >= 4);
-}
-
 interface SubjectivityData {
   /** language → texts */
   opinion: Map<string, string[]>;
@@ -140,7 +132,7 @@ function subjectivityData(datasets: Datasets, dev: boolean, random: () => number
         continue;
       }
       push(opinion, set.language, e.text);
-      const sentences = sentencesOf(e.text);
+      const sentences = sentencesOf(e.text, 4);
       // Reviews open and close with their verdict; the middle is often plot summary.
       for (const s of [sentences[0], sentences.at(-1)]) if (s) push(opinion, set.language, s);
     }
