@@ -18,12 +18,19 @@ export interface EphemeralPgsage {
  */
 export async function startEphemeralPgsage(folderPrefix: string, overrides: ConfigInput): Promise<EphemeralPgsage> {
   const dataDir = mkdtempSync(path.join(tmpdir(), folderPrefix));
-  const config = loadConfig({
-    env: {},
-    cwd: dataDir,
-    overrides: { dataDir, port: 0, servicesPort: 0, bridgePort: 0, ...overrides },
-  });
-  const pgsage = await startPgsage(config, silentLogger);
+  let pgsage: RunningPgsage;
+  try {
+    const config = loadConfig({
+      env: {},
+      cwd: dataDir,
+      overrides: { dataDir, port: 0, servicesPort: 0, bridgePort: 0, ...overrides },
+    });
+    pgsage = await startPgsage(config, silentLogger);
+  } catch (error) {
+    // Tests of configuration errors expect this: leave nothing behind.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     pgsage,
     async stop() {

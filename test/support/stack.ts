@@ -3,7 +3,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import type { RunningPgsage } from '../../src/app.js';
 import type { ConfigInput } from '../../src/config/index.js';
-import { startEphemeralPgsage } from './ephemeral.js';
+import { type EphemeralPgsage, startEphemeralPgsage } from './ephemeral.js';
 
 export interface TestStack {
   pgsage: RunningPgsage;
@@ -37,10 +37,19 @@ export async function startStack(overrides: ConfigInput = {}): Promise<TestStack
   const admin = await open({ ...server, database: 'postgres' });
   await admin.query(`CREATE DATABASE ${database}`);
   const upstream = `postgres://${server.user}:${server.password}@${server.host}:${server.port}/${database}`;
-  const { pgsage, stop } = await startEphemeralPgsage('pgsage-stack-', {
-    ...overrides,
-    postgres: { upstream, ...(overrides.postgres ?? {}) },
-  });
+  let started: EphemeralPgsage;
+  try {
+    started = await startEphemeralPgsage('pgsage-stack-', {
+      ...overrides,
+      postgres: { upstream, ...(overrides.postgres ?? {}) },
+    });
+  } catch (error) {
+    await admin.query(`DROP DATABASE ${database}`);
+    clients.delete(admin);
+    await admin.end();
+    throw error;
+  }
+  const { pgsage, stop } = started;
   const directConfig = (db = database) => ({ ...server, database: db });
   const gatewayConfig = (db = database) => ({ ...server, port: pgsage.gateway.port, database: db });
   return {
