@@ -5,6 +5,7 @@ import type { MlServices } from '../ml/client.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { copyField, parseCopyRow } from './copy-text.js';
 import type { CallGroup } from './planner.js';
+import { ROW_RESULTS_COPY, RowRequests, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer } from './scoring.js';
 
 export interface BatchSettings {
@@ -16,6 +17,8 @@ export interface BatchSettings {
   concurrency: number;
   timeoutMs: number;
   progress: boolean;
+  /** Of the candidate tables asked about, those whose rows may key stored results (see BatchPlan.rowIdentityTables). */
+  rowTables: Set<string>;
 }
 
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
@@ -28,12 +31,21 @@ export async function readSettings(
   control: SessionControl,
   tables: { schema?: string; name: string }[],
   privilegeChecks: string[] = [],
+  rowCandidates: string[] = [],
 ): Promise<BatchSettings> {
   const names = tables.map((t) => literal(t.schema ? `"${t.schema}"."${t.name}"` : `"${t.name}"`));
   const parallelWorkers = names.length
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
          WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
     : 'NULL';
+  // Plain tables without inheritance children (their ctid names one row), and a
+  // session that may create its temp table of per-row results.
+  const rowTables = rowCandidates.length
+    ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(literal).join(', ')}]::text[]) n
+         JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
+        WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
+          AND has_database_privilege(current_database(), 'TEMP') AND NOT current_setting('transaction_read_only')::bool)::text`
+    : "'[]'";
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
@@ -43,9 +55,11 @@ export async function readSettings(
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
       ${parallelWorkers},
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
+      ${rowTables},
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
-  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers, allowed] = rows[0];
+  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers, allowed, plainTables] =
+    rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
@@ -56,6 +70,7 @@ export async function readSettings(
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: Number(timeout) || 0,
     progress: !off(progress),
+    rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
   };
 }
 
@@ -85,8 +100,14 @@ export interface BatchRunOptions {
  * use); outside a transaction the table is emptied first, since no earlier
  * statement's rows can be read again.
  */
-export async function beginBatch(control: SessionControl, statementNumber: number, inTransaction: boolean) {
-  await control.backend.query(`SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})`);
+export async function beginBatch(
+  control: SessionControl,
+  statementNumber: number,
+  inTransaction: boolean,
+  rowResults = false,
+) {
+  const rowTable = rowResults ? `; ${rowResultsTableSql(!inTransaction)}` : '';
+  await control.backend.query(`SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})${rowTable}`);
 }
 
 function rounds(work: ArgumentWork[]): ArgumentWork[][] {
@@ -166,16 +187,21 @@ export async function computeBatchResults(
     },
   });
   try {
-    await beginBatch(control, options.statementNumber, options.inTransaction);
+    const requests = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowRequests(w.group)]));
+    const keyRows = work.some((w) => !w.group.rowIdentity);
+    await beginBatch(control, options.statementNumber, options.inTransaction, requests.size > 0);
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {
       const started = performance.now();
-      for (const item of round) await streamArguments(item, scorer, figures.get(item.group)!, options);
+      for (const item of round) {
+        await streamArguments(item, scorer, figures.get(item.group)!, options, requests.get(item.group));
+      }
       scorer.flush();
       const argumentsDone = performance.now();
       let scoringDone = argumentsDone;
-      await loadResults(scorer, options, () => {
+      const roundRequests = round.flatMap((w) => requests.get(w.group) ?? []);
+      await loadResults(scorer, options, { keyRows, rows: roundRequests }, () => {
         scoringDone = performance.now();
       });
       // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
@@ -206,16 +232,21 @@ async function streamArguments(
   scorer: BatchScorer,
   figures: BatchFigures,
   options: BatchRunOptions,
+  requests: RowRequests | undefined,
 ): Promise<void> {
   const { group } = item;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
+  const rowAt = group.batchColumn ? 3 : 2;
   const add = (values: (string | null)[]) => {
     const perRow = group.batchColumn && values[2] !== null ? Number(values[2]) : undefined;
     const size = perRow ?? group.batchSize ?? auto;
     if (size < 1) {
       throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
     }
-    scorer.add(group.kind, values[0], values[1], size, figures, group.label);
+    const [target, key] = values;
+    scorer.add(group.kind, target, key, size, figures, group.label);
+    // A row with a NULL input gets no stored result: its call answers NULL itself.
+    if (requests && target !== null && key !== null) requests.add(target, key, `${values[rowAt]}\t${values[rowAt + 1]}`);
   };
   const backend = options.control.backend;
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
@@ -243,27 +274,60 @@ async function streamArguments(
   if (scorer.error) throw scorer.error;
 }
 
-/** COPYs answers into the results table while the remaining batches finish. */
-async function loadResults(scorer: BatchScorer, options: BatchRunOptions, onScored: () => void): Promise<void> {
+/**
+ * COPYs answers into the results tables while the remaining batches finish:
+ * per distinct input for groups joined on their inputs (`keyRows`), per table
+ * row for groups joined by tuple identity (loaded after, when both are needed).
+ */
+async function loadResults(
+  scorer: BatchScorer,
+  options: BatchRunOptions,
+  load: { keyRows: boolean; rows: RowRequests[] },
+  onScored: () => void,
+): Promise<void> {
   const n = options.statementNumber;
-  await options.control.backend.copyInStreaming(
-    'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
-    async (write) => {
-      for (;;) {
-        const done = scorer.takeCompleted();
-        for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
-          let chunk = '';
-          for (const { kind, target, key, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
-            chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
-          }
-          write(Buffer.from(chunk));
+  const drain = async (emit: (keyChunk: string, rowChunk: string) => void) => {
+    for (;;) {
+      const done = scorer.takeCompleted();
+      for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
+        let keyChunk = '';
+        let rowChunk = '';
+        for (const { kind, target, key, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
+          const outText = copyField(result.outText);
+          const outReal = copyField(result.outReal);
+          if (load.keyRows) keyChunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${outText}\t${outReal}\n`;
+          for (const requests of load.rows) rowChunk += requests.lines(n, kind, target, key, outText, outReal);
         }
-        if (scorer.error) throw scorer.error;
-        if (!scorer.busy && !scorer.hasCompleted) break;
-        await scorer.nextCompletion();
+        emit(keyChunk, rowChunk);
       }
-      await scorer.finish();
-      onScored();
-    },
+      if (scorer.error) throw scorer.error;
+      if (!scorer.busy && !scorer.hasCompleted) break;
+      await scorer.nextCompletion();
+    }
+    await scorer.finish();
+    onScored();
+  };
+  const backend = options.control.backend;
+  if (!load.keyRows) {
+    await backend.copyInStreaming(ROW_RESULTS_COPY, (write) =>
+      drain((_, rowChunk) => {
+        if (rowChunk) write(Buffer.from(rowChunk));
+      }),
+    );
+    return;
+  }
+  const rowChunks: Buffer[] = [];
+  await backend.copyInStreaming(
+    'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
+    (write) =>
+      drain((keyChunk, rowChunk) => {
+        if (keyChunk) write(Buffer.from(keyChunk));
+        if (rowChunk) rowChunks.push(Buffer.from(rowChunk));
+      }),
   );
+  if (rowChunks.length) {
+    await backend.copyInStreaming(ROW_RESULTS_COPY, async (write) => {
+      for (const chunk of rowChunks) write(chunk);
+    });
+  }
 }

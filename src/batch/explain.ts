@@ -1,7 +1,7 @@
 import type { BatchPlan, CallGroup } from './planner.js';
 import type { BatchFigures } from './scoring.js';
 
-const RESULTS_SCAN = /\bon (?:\S+\.)?aws_ml_results (aws_ml_r\d+)\b/;
+const RESULTS_SCAN = /\bon (?:\S+\.)?aws_ml_(?:row_)?results (aws_ml_r\d+)\b/;
 
 function detailIndent(line: string): string {
   const arrow = line.indexOf('->');

@@ -34,6 +34,13 @@ export interface CallGroup {
   joined: boolean;
   /** Aliases of the joins that read this group's results (for EXPLAIN). */
   aliases: string[];
+  /**
+   * Results are stored per row of this table (its ctid and xmin close the
+   * argument query's columns) and joined by tuple identity, so the final
+   * statement does not compute the inputs again. Else they are stored per
+   * distinct input and joined on it.
+   */
+  rowIdentity?: { qualifier: string };
 }
 
 export interface BatchPlan {
@@ -43,9 +50,23 @@ export interface BatchPlan {
   /** Call sites left to the per-row path, with why. */
   perRow: { label: string; reason: string }[];
   blockers: string[];
+  /**
+   * Tables (as `"schema"."name"` or `"name"`) whose rows could key some
+   * group's results, if they are plain tables without inheritance children:
+   * planning again with them in `rowTables` joins those groups by tuple identity.
+   */
+  rowIdentityTables: string[];
+}
+
+export interface PlanOptions {
+  /** The statement is stored (a view or materialized view body). */
+  stored?: boolean;
+  /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
+  rowTables?: ReadonlySet<string>;
 }
 
 const RESULTS = 'pg_temp.aws_ml_results';
+export const ROW_RESULTS = 'pg_temp.aws_ml_row_results';
 const STATEMENT_NUMBER = "current_setting('aws_ml.batch_statement')::int";
 
 function conjuncts(where: AstNode | undefined): AstNode[] {
@@ -134,7 +155,7 @@ interface ArgumentQuery {
 }
 
 /** Builds the argument query for one call site, or explains why the site stays per-row. */
-function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQuery | string {
+function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>, rowQualifier?: string): ArgumentQuery | string {
   const level = site.level;
   const stmt = level.stmt;
   if (site.clause === 'join-on') return 'the call is in a JOIN condition';
@@ -142,8 +163,7 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQ
   if (level.kind === 'select' && !stmt.targetList && !stmt.fromClause) return 'the call is outside any query level';
   const from = argumentFrom(level, index);
   if (!from) return 'the call is inside an explicit JOIN';
-  const callNode = site.fromFunction ? site.call.node : site.call.node;
-  const argumentsOfCall: AstNode[] = callNode.args ?? [];
+  const argumentsOfCall: AstNode[] = site.call.node.args ?? [];
   for (const arg of argumentsOfCall) {
     for (const qualifier of referencedQualifiers(arg)) {
       if (from.removed.has(qualifier)) return 'its arguments use another ML function in FROM';
@@ -181,6 +201,7 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQ
   const call = site.call;
   const columns = [`${call.targetSql} AS target`, `${call.keySql} AS key`];
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) columns.push(`(${call.batchSql})::int AS batch`);
+  if (rowQualifier) columns.push(`${rowQualifier}.ctid AS aws_ml_row_tid`, `${rowQualifier}.xmin AS aws_ml_row_xmin`);
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
   const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
@@ -278,8 +299,8 @@ const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
  * it can cover, and the statement rewritten to read stored results through
  * joins. Anything it cannot prove it covers stays a per-row call.
  */
-export function planBatch(statement: AstNode, catalog: MlCatalog, options: { stored?: boolean } = {}): BatchPlan {
-  const analysis = analyze(statement, catalog, options);
+export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
+  const analysis = analyze(statement, catalog, { stored: options.stored });
   const index = siteIndex(analysis);
   const perRow: BatchPlan['perRow'] = [];
   const groups: CallGroup[] = [];
@@ -346,8 +367,67 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: { sto
     group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
   }
 
+  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
   rewriteAsJoins(analysis, groupOfSite, catalog);
-  return { groups: planned, statement, perRow, blockers: analysis.blockers };
+  return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
+}
+
+/**
+ * Stores per table row the results of groups read only through joins, at
+ * levels whose argument query reads one plain table: the final statement then
+ * joins on (ctid, xmin), a few bytes, instead of computing every input again
+ * (for twelve model features that costs more than scoring them). The table's
+ * rows cannot change between the argument query and the statement without
+ * changing ctid or xmin, so a stale pairing is impossible; a row the argument
+ * query did not see finds no result and is called per row. Returns the
+ * tables such groups could use; groups use them once `rowTables` confirms them.
+ */
+function chooseRowIdentity(
+  groups: CallGroup[],
+  index: Map<AstNode, CallSite>,
+  statement: AstNode,
+  rowTables: ReadonlySet<string> | undefined,
+): string[] {
+  const candidates = new Set<string>();
+  const readByLookups = new Set(groups.flatMap((g) => g.dependsOn));
+  const ctes = new Set<string>();
+  walk(statement, (n) => {
+    const cte = inner(n, 'CommonTableExpr');
+    if (cte) ctes.add(cte.ctename);
+    return undefined;
+  });
+  for (const group of groups) {
+    if (readByLookups.has(group.id)) continue;
+    const tables = group.sites.map((site) => singleTable(site, index, ctes));
+    const first = tables[0];
+    if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) continue;
+    candidates.add(first.name);
+    if (!rowTables?.has(first.name)) continue;
+    const query = argumentQuery(group.sites[0], index, first.qualifier);
+    if (typeof query === 'string') continue;
+    group.argumentSql = query.sql;
+    group.rowIdentity = { qualifier: first.qualifier };
+  }
+  return [...candidates];
+}
+
+const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** The one table a joinable call site's argument query reads, if it reads exactly one. */
+function singleTable(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+  ctes: Set<string>,
+): { name: string; qualifier: string } | undefined {
+  if (!joinable(site)) return undefined;
+  const from = argumentFrom(site.level, index);
+  if (from?.items.length !== 1) return undefined;
+  const table = inner(from.items[0], 'RangeVar');
+  if (!table || table.catalogname || (!table.schemaname && ctes.has(table.relname))) return undefined;
+  return {
+    name: table.schemaname ? `${quoteName(table.schemaname)}.${quoteName(table.relname)}` : quoteName(table.relname),
+    qualifier: quoteIdent(table.alias?.aliasname ?? table.relname),
+  };
 }
 
 /** Replaces joinable call sites by reads of a LEFT JOIN against the stored results. */
@@ -362,13 +442,19 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
     return depth;
   };
   const sites = analysis.sites.filter((s) => groupOfSite.has(s) && joinable(s)).sort((a, b) => depthOf(a) - depthOf(b));
-  const joinsByLevel = new Map<Level, { alias: string; on: string; site: CallSite }[]>();
+  const joinsByLevel = new Map<Level, ResultsJoin[]>();
   for (const site of sites) {
     const group = groupOfSite.get(site)!;
     const current = recognizeMlCall(site.call.node, catalog);
     if (!current) continue;
     const alias = `aws_ml_r${site.id}`;
-    const on = `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
+    const rows = group.rowIdentity;
+    const on = rows
+      ? `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
+      : `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
+    const results = rows
+      ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`
+      : `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`;
     const original = clone({ FuncCall: site.call.node });
     if (site.fromFunction) {
       const names = site.fromFunction.columnNames ?? ['sentiment', 'confidence'];
@@ -377,7 +463,7 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
         `LATERAL (SELECT CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END AS ${quoteIdent(names[0])}, ` +
           `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction.alias)}`,
       );
-      site.holder[site.key] = { __awsmlFromFunction: { lateral, alias, on } };
+      site.holder[site.key] = { __awsmlFromFunction: { lateral, results, on } };
     } else if (site.call.wrapper) {
       const field = site.call.kind === 'sentiment' ? sentimentFieldInWrapper(site) : undefined;
       const value = parseExpression(valueColumn(alias, site.call.kind, field));
@@ -408,7 +494,7 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
       );
     }
     const list = joinsByLevel.get(site.level) ?? [];
-    list.push({ alias, on, site });
+    list.push({ results, on, site });
     joinsByLevel.set(site.level, list);
     group.joined = true;
     group.aliases.push(alias);
@@ -468,27 +554,27 @@ function nameTarget(site: CallSite): void {
   }
 }
 
+/** A join to add to a level: the results subquery (as SQL), its condition, the call site it answers. */
+interface ResultsJoin {
+  results: string;
+  on: string;
+  site: CallSite;
+}
+
 /** Chains the level's FROM items with the result joins: `(a CROSS JOIN b) LEFT JOIN results ON …`. */
-function rebuildFrom(level: Level, joins: { alias: string; on: string; site: CallSite }[]): void {
+function rebuildFrom(level: Level, joins: ResultsJoin[]): void {
   const items: AstNode[] = level.stmt.fromClause;
   let acc: AstNode | undefined;
   const join = (jointype: string, larg: AstNode, rarg: AstNode, quals?: AstNode) => ({
     JoinExpr: { jointype, larg, rarg, ...(quals ? { quals } : {}) },
   });
   // Prefixed column names: the join must not make a user's unqualified column ambiguous.
-  const resultsJoin = (left: AstNode, alias: string, on: string) =>
-    join(
-      'JOIN_LEFT',
-      left,
-      parseFromItem(
-        `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`,
-      ),
-      parseExpression(on),
-    );
+  const resultsJoin = (left: AstNode, results: string, on: string) =>
+    join('JOIN_LEFT', left, parseFromItem(results), parseExpression(on));
   for (const item of items) {
     const marker = item.__awsmlFromFunction;
     if (marker) {
-      acc = resultsJoin(acc ?? parseFromItem('(SELECT) AS aws_ml_one'), marker.alias, marker.on);
+      acc = resultsJoin(acc ?? parseFromItem('(SELECT) AS aws_ml_one'), marker.results, marker.on);
       acc = join('JOIN_INNER', acc, marker.lateral);
       continue;
     }
@@ -496,7 +582,7 @@ function rebuildFrom(level: Level, joins: { alias: string; on: string; site: Cal
   }
   for (const j of joins) {
     if (j.site.fromFunction) continue;
-    acc = resultsJoin(acc!, j.alias, j.on);
+    acc = resultsJoin(acc!, j.results, j.on);
   }
   level.stmt.fromClause = [acc];
 }

@@ -252,7 +252,7 @@ export class MlInterceptor implements SessionInterceptor {
     return false;
   }
 
-  private parseForBatch(sql: string, catalog: MlCatalog): Parsed {
+  private parseForBatch(sql: string, catalog: MlCatalog, rowTables?: ReadonlySet<string>): Parsed {
     let statements: { stmt: AstNode }[];
     try {
       statements = parse(sql);
@@ -266,7 +266,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (isCatalogDdl(stmt)) return { forward: 'ddl' };
     const target = batchTarget(stmt, catalog);
     if (!target) return { forward: 'not batchable' };
-    const plan = planBatch(target.query, catalog, { stored: target.stored });
+    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables });
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
     return { target, plan, catalog };
   }
@@ -283,11 +283,11 @@ export class MlInterceptor implements SessionInterceptor {
 
   private async runBatchStatement(
     control: SessionControl,
-    parsed: { target: BatchTarget; plan: BatchPlan },
+    parsed: { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog },
     original: string,
     standalone: boolean,
   ): Promise<boolean> {
-    const { target, plan } = parsed;
+    let { target, plan } = parsed;
     const asIs = async () => {
       const outcome = await control.relay(queryMessage(original));
       if (standalone) control.toClient(readyForQuery(control.backend.status));
@@ -298,9 +298,15 @@ export class MlInterceptor implements SessionInterceptor {
       control,
       tablesOf(target.query),
       plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call))),
+      plan.rowIdentityTables,
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.enabled || !settings.extensionReady || !settings.allowed) return asIs();
+    if (settings.rowTables.size > 0) {
+      // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
+      const replanned = this.parseForBatch(original, parsed.catalog, settings.rowTables);
+      if (!('forward' in replanned)) ({ target, plan } = replanned);
+    }
     const number = ++this.statementNumber;
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
@@ -311,7 +317,12 @@ export class MlInterceptor implements SessionInterceptor {
       async (inTransaction) => {
         if (planOnly) {
           // EXPLAIN without ANALYZE calls nothing, but the rewritten statement must parse.
-          await beginBatch(control, number, inTransaction);
+          await beginBatch(
+            control,
+            number,
+            inTransaction,
+            plan.groups.some((g) => g.rowIdentity),
+          );
           return;
         }
         figures = await computeBatchResults(

@@ -130,6 +130,75 @@ describe('batch mode answers exactly what the per-row path answers', () => {
   });
 });
 
+describe('results joined by tuple identity', () => {
+  async function explainText(sql: string): Promise<string> {
+    const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
+    return result.rows.map((r) => r[0]).join('\n');
+  }
+  /** Runs the statement in batch mode and expects every row answered from the stored results (no per-row call). */
+  async function expectAllFromBatch(sql: string): Promise<void> {
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .perRowCalls ?? 0;
+    const before = perRowCalls();
+    await db.query(sql);
+    expect(perRowCalls(), sql).toBe(before);
+  }
+
+  it('joins a plain table’s results on (ctid, xmin), with the answers of the per-row path', async () => {
+    const sql = `SELECT id, ${EP} FROM t WHERE grp <> 3`;
+    expect(await explainText(sql)).toMatch(/on aws_ml_row_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
+    await expectAllFromBatch(sql);
+    await expectSameBothWays(db, sql);
+  });
+
+  it('keeps joining on the inputs where a ctid does not name one row: views, inheritance, several tables', async () => {
+    await db.query('CREATE TABLE IF NOT EXISTS parent (LIKE t)');
+    await db.query('CREATE TABLE IF NOT EXISTS child () INHERITS (parent)');
+    await db.query('TRUNCATE parent, child');
+    // Same ctids in parent and child: a ctid join would mix their rows.
+    await db.query('INSERT INTO parent SELECT * FROM t WHERE id <= 40');
+    await db.query('INSERT INTO child SELECT * FROM t WHERE id > 40 AND id <= 80');
+    await db.query('CREATE OR REPLACE VIEW tv AS SELECT * FROM t WHERE id % 2 = 0');
+    for (const sql of [
+      `SELECT id, ${EP} FROM parent`,
+      `SELECT id, ${EP} FROM tv`,
+      `SELECT t.id, ${EP.replace(/\bf(\d+)\b/g, 't.f$1')} FROM t, u WHERE u.id = t.id`,
+    ]) {
+      const plan = await explainText(sql);
+      expect(plan, sql).toContain('aws_ml_results');
+      expect(plan, sql).not.toContain('aws_ml_row_results');
+      await expectSameBothWays(db, sql);
+    }
+  });
+
+  it('sees rows the transaction inserted or updated before the statement', async () => {
+    await db.query('BEGIN');
+    try {
+      await db.query(`INSERT INTO t SELECT id + 20000, grp, txt, ${f.join(', ')} FROM t WHERE id <= 10`);
+      await db.query('UPDATE t SET f1 = -f1 WHERE id BETWEEN 20 AND 30');
+      const sql = `SELECT id, ${EP} FROM t`;
+      expect(await explainText(sql)).toContain('aws_ml_row_results');
+      await expectAllFromBatch(sql);
+      const batched = await expectSameBothWays(db, sql);
+      expect(batched.rows?.length).toBeGreaterThan(fixture.rows.length);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  });
+
+  it('answers the FROM-list form and self-contained subqueries by row too', async () => {
+    for (const sql of [
+      `SELECT s.id, s.p FROM (SELECT id, ${EP} AS p FROM t) s WHERE s.id < 60`,
+      `SELECT count(*), round(sum(${EP})::numeric, 5) FROM t WHERE f2 IS NOT NULL`,
+    ]) {
+      expect(await explainText(sql), sql).toContain('aws_ml_row_results');
+      await expectAllFromBatch(sql);
+      await expectSameBothWays(db, sql);
+    }
+  });
+});
+
 describe('batch mode in other statements', () => {
   it('INSERT … SELECT, CREATE TABLE AS, UPDATE and a view give the per-row results', async () => {
     await db.query(`CREATE TABLE scored_batch AS SELECT id, ${EP} AS p FROM t`);

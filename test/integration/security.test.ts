@@ -430,13 +430,21 @@ describe('several tenants in one database', () => {
     expect(mine.rows).toEqual([{ sentiment: standInSentiment(secret).sentiment }]);
     const schema = (await analystDb.query('SELECT n.nspname FROM pg_namespace n WHERE n.oid = pg_my_temp_schema()'))
       .rows[0].nspname as string;
-    const stored = await analystDb.query('SELECT key FROM pg_temp.aws_ml_results');
-    expect(stored.rows.map((r) => r.key)).toContain(secret);
+    // A one-table query stores its answers per row of reviews (ctid, xmin); a query over two keeps the inputs.
+    const stored = await analystDb.query('SELECT out_text FROM pg_temp.aws_ml_row_results');
+    expect(stored.rows).toEqual([{ out_text: standInSentiment(secret).sentiment }]);
+    await analystDb.query(
+      `SELECT s.sentiment FROM reviews r, (SELECT 10 AS id) k, aws_comprehend.detect_sentiment(r.body, 'en') s WHERE r.id = k.id`,
+    );
+    const keyed = await analystDb.query('SELECT key FROM pg_temp.aws_ml_results');
+    expect(keyed.rows.map((r) => r.key)).toContain(secret);
 
-    // Another user, another session: the results table of the analyst's session is out of reach.
+    // Another user, another session: the results tables of the analyst's session are out of reach.
     const other = await as(outsider);
-    const direct = await rejection(other.query(`SELECT * FROM ${schema}.aws_ml_results`));
-    expect(['42501', '0A000']).toContain(direct.code);
+    for (const table of ['aws_ml_results', 'aws_ml_row_results']) {
+      const direct = await rejection(other.query(`SELECT * FROM ${schema}.${table}`));
+      expect(['42501', '0A000']).toContain(direct.code);
+    }
     // Its own session's table holds nothing of the analyst's, even with the settings forged.
     await other.query('SELECT aws_ml.begin_batch(1, true)');
     expect((await other.query('SELECT count(*)::int AS n FROM pg_temp.aws_ml_results')).rows[0].n).toBe(0);
