@@ -246,7 +246,8 @@ async function streamArguments(
     const [target, key] = values;
     scorer.add(group.kind, target, key, size, figures, group.label);
     // A row with a NULL input gets no stored result: its call answers NULL itself.
-    if (requests && target !== null && key !== null) requests.add(target, key, `${values[rowAt]}\t${values[rowAt + 1]}`);
+    if (requests && target !== null && key !== null)
+      requests.add(target, key, `${values[rowAt]}\t${values[rowAt + 1]}`);
   };
   const backend = options.control.backend;
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
@@ -295,7 +296,8 @@ async function loadResults(
         for (const { kind, target, key, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
           const outText = copyField(result.outText);
           const outReal = copyField(result.outReal);
-          if (load.keyRows) keyChunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${outText}\t${outReal}\n`;
+          if (load.keyRows)
+            keyChunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${outText}\t${outReal}\n`;
           for (const requests of load.rows) rowChunk += requests.lines(n, kind, target, key, outText, outReal);
         }
         emit(keyChunk, rowChunk);

@@ -1,6 +1,6 @@
-import { ROW_RESULTS } from './planner.js';
-import type { CallGroup } from './planner.js';
 import type { MlKind } from './ml-calls.js';
+import type { CallGroup } from './planner.js';
+import { ROW_RESULTS } from './planner.js';
 
 /**
  * The session's table of results stored per table row (groups planned with
