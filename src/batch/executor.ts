@@ -2,6 +2,7 @@ import { BackendError } from '../gateway/backend.js';
 import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
+import { csvFieldConverters } from '../ml/model-input.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { copyField, parseCopyRow } from './copy-text.js';
 import type { CallGroup } from './planner.js';
@@ -235,27 +236,39 @@ async function streamArguments(
   requests: RowRequests | undefined,
 ): Promise<void> {
   const { group } = item;
+  const backend = options.control.backend;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
-  const rowAt = group.batchColumn ? 3 : 2;
+  let separate: ((value: string | null) => string)[] | undefined;
+  // Columns after the target: the key, or one column per model input.
+  let batchAt = 2;
+  let rowAt = 3;
   const add = (values: (string | null)[]) => {
-    const perRow = group.batchColumn && values[2] !== null ? Number(values[2]) : undefined;
+    const perRow = group.batchColumn && values[batchAt] !== null ? Number(values[batchAt]) : undefined;
     const size = perRow ?? group.batchSize ?? auto;
     if (size < 1) {
       throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
     }
-    const [target, key] = values;
-    scorer.add(group.kind, target, key, size, figures, group.label);
+    const target = values[0];
+    let key = values[1];
+    if (separate) {
+      key = separate[0](values[1]);
+      for (let i = 1; i < separate.length; i++) key += `,${separate[i](values[1 + i])}`;
+    }
+    scorer.add(group.kind, target, key, size, figures, group.label, separate ? 'csv' : 'json');
     // A row with a NULL input gets no stored result: its call answers NULL itself.
     if (requests && target !== null && key !== null)
       requests.add(target, key, `${values[rowAt]}\t${values[rowAt + 1]}`);
   };
-  const backend = options.control.backend;
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {
+    separate = item.params ? undefined : await separateInputs(group, backend);
+    const sql = separate ? group.separateInputs!.sql : group.argumentSql;
+    batchAt = 1 + (separate?.length ?? 1);
+    rowAt = batchAt + (group.batchColumn ? 1 : 0);
     if (item.params) {
-      await backend.streamRows(group.argumentSql, item.params.types, item.params.values, item.params.formats, add);
+      await backend.streamRows(sql, item.params.types, item.params.values, item.params.formats, add);
     } else {
-      await backend.copyOut(`COPY (${group.argumentSql}) TO STDOUT`, (payload) => add(parseCopyRow(payload)));
+      await backend.copyOut(`COPY (${sql}) TO STDOUT`, (payload) => add(parseCopyRow(payload)));
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
   } catch (error) {
@@ -276,6 +289,19 @@ async function streamArguments(
 }
 
 /**
+ * Converters from the separate input columns to CSV fields, when the group
+ * has such a query and PostgreSQL says its inputs' types allow it.
+ */
+async function separateInputs(
+  group: CallGroup,
+  backend: BatchRunOptions['control']['backend'],
+): Promise<((value: string | null) => string)[] | undefined> {
+  if (!group.separateInputs) return undefined;
+  const types = await backend.columnTypes(group.separateInputs.sql);
+  return csvFieldConverters(types.slice(1, 1 + group.separateInputs.count));
+}
+
+/**
  * COPYs answers into the results tables while the remaining batches finish:
  * per distinct input for groups joined on their inputs (`keyRows`), per table
  * row for groups joined by tuple identity (loaded after, when both are needed).
@@ -293,10 +319,10 @@ async function loadResults(
       for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
         let keyChunk = '';
         let rowChunk = '';
-        for (const { kind, target, key, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
+        for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
           const outText = copyField(result.outText);
           const outReal = copyField(result.outReal);
-          if (load.keyRows)
+          if (load.keyRows && format === 'json')
             keyChunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${outText}\t${outReal}\n`;
           for (const requests of load.rows) rowChunk += requests.lines(n, kind, target, key, outText, outReal);
         }

@@ -41,6 +41,13 @@ export interface CallGroup {
    * distinct input and joined on it.
    */
   rowIdentity?: { qualifier: string };
+  /**
+   * For a model call joined by row: the argument query with each model input
+   * as its own column (`target, input1 … inputN[, batch], ctid, xmin`), used
+   * when they all have types whose text is their CSV field; cheaper for
+   * PostgreSQL than building the JSON array.
+   */
+  separateInputs?: { sql: string; count: number };
 }
 
 export interface BatchPlan {
@@ -155,7 +162,12 @@ interface ArgumentQuery {
 }
 
 /** Builds the argument query for one call site, or explains why the site stays per-row. */
-function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>, rowQualifier?: string): ArgumentQuery | string {
+function argumentQuery(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+  rowQualifier?: string,
+  separateInputs?: AstNode[],
+): ArgumentQuery | string {
   const level = site.level;
   const stmt = level.stmt;
   if (site.clause === 'join-on') return 'the call is in a JOIN condition';
@@ -199,7 +211,12 @@ function argumentQuery(site: CallSite, index: Map<AstNode, CallSite>, rowQualifi
   }
 
   const call = site.call;
-  const columns = [`${call.targetSql} AS target`, `${call.keySql} AS key`];
+  const columns = [
+    `${call.targetSql} AS target`,
+    ...(separateInputs
+      ? separateInputs.map((input, i) => `(${deparse(input)}) AS aws_ml_input${i + 1}`)
+      : [`${call.keySql} AS key`]),
+  ];
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) columns.push(`(${call.batchSql})::int AS batch`);
   if (rowQualifier) columns.push(`${rowQualifier}.ctid AS aws_ml_row_tid`, `${rowQualifier}.xmin AS aws_ml_row_xmin`);
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
@@ -407,8 +424,20 @@ function chooseRowIdentity(
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
     group.rowIdentity = { qualifier: first.qualifier };
+    const inputs = modelInputs(group.sites[0].call);
+    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, first.qualifier, inputs);
+    if (separate && typeof separate !== 'string') group.separateInputs = { sql: separate.sql, count: inputs.length };
   }
   return [...candidates];
+}
+
+/** The model inputs of an invoke_endpoint call: the arguments packed into `json_build_array(…)`. */
+function modelInputs(call: CallSite['call']): AstNode[] | undefined {
+  if (call.kind !== 'endpoint') return undefined;
+  const builtin = call.wrapper ? call.wrapper.inlinedCall : call.node;
+  const packed = inner(builtin.args?.[2], 'FuncCall');
+  if (!packed || lastName(packed) !== 'json_build_array' || packed.func_variadic) return undefined;
+  return packed.args ?? [];
 }
 
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;

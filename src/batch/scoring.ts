@@ -42,6 +42,15 @@ export class BatchFigures {
   }
 }
 
+/** One answer, ready to be stored. */
+export interface Completed {
+  kind: MlKind;
+  target: string;
+  key: string;
+  format: KeyFormat;
+  result: CallResult;
+}
+
 export const AUTO_SENTIMENT_BATCH = COMPREHEND_BATCH_LIMIT;
 export const AUTO_ENDPOINT_BATCH = 10_000;
 
@@ -55,9 +64,13 @@ export interface ScoringOptions {
   onProgress?: (scored: number) => void;
 }
 
+/** How a key holds model inputs: the JSON array PostgreSQL built, or the CSV line the gateway wrote. */
+export type KeyFormat = 'json' | 'csv';
+
 interface Batch {
   kind: MlKind;
   target: string;
+  format: KeyFormat;
   keys: string[];
   figures: BatchFigures;
   label: string;
@@ -78,9 +91,9 @@ function isBlank(text: string): boolean {
 export class BatchScorer {
   /** Inputs seen, per kind and target (nested so that no key string is built per row). */
   private readonly seen = new Map<string, Set<string>>();
-  private lastSeen: { kind: MlKind; target: string; keys: Set<string> } | undefined;
+  private lastSeen: { kind: MlKind; target: string; format: KeyFormat; keys: Set<string> } | undefined;
   private lastBuffer: { bufferKey: string; batchSize: number; label: string } | undefined;
-  private readonly completed: { kind: MlKind; target: string; key: string; result: CallResult }[] = [];
+  private readonly completed: Completed[] = [];
   private readonly buffers = new Map<string, Batch>();
   private readonly waiting: (() => void)[] = [];
   private readonly running = new Set<Promise<void>>();
@@ -99,6 +112,7 @@ export class BatchScorer {
     batchSize: number,
     figures: BatchFigures,
     label: string,
+    format: KeyFormat = 'json',
   ): void {
     if (this.failure) return;
     if (target === null) {
@@ -109,22 +123,22 @@ export class BatchScorer {
       return;
     }
     if (key === null) return; // NULL input: the function answers NULL itself
-    const keys = this.seenKeys(kind, target);
+    const keys = this.seenKeys(kind, target, format);
     if (keys.has(key)) return;
     keys.add(key);
     if (kind === 'sentiment' && isBlank(key)) {
-      this.complete(kind, target, key, { outText: null, outReal: null });
+      this.completed.push({ kind, target, key, format, result: { outText: null, outReal: null } });
       return;
     }
     const last = this.lastBuffer;
     const bufferKey =
       last && last.batchSize === batchSize && last.label === label && this.lastSeen?.keys === keys
         ? last.bufferKey
-        : `${kind}\u0000${target}\u0000${batchSize}\u0000${label}`;
+        : `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}`;
     this.lastBuffer = { bufferKey, batchSize, label };
     let buffer = this.buffers.get(bufferKey);
     if (!buffer) {
-      buffer = { kind, target, keys: [], figures, label, number: 0 };
+      buffer = { kind, target, format, keys: [], figures, label, number: 0 };
       this.buffers.set(bufferKey, buffer);
     }
     buffer.keys.push(key);
@@ -134,16 +148,16 @@ export class BatchScorer {
     }
   }
 
-  private seenKeys(kind: MlKind, target: string): Set<string> {
+  private seenKeys(kind: MlKind, target: string, format: KeyFormat): Set<string> {
     const last = this.lastSeen;
-    if (last && last.kind === kind && last.target === target) return last.keys;
-    const id = `${kind}\u0000${target}`;
+    if (last && last.kind === kind && last.target === target && last.format === format) return last.keys;
+    const id = `${kind}\u0000${target}\u0000${format}`;
     let keys = this.seen.get(id);
     if (!keys) {
       keys = new Set();
       this.seen.set(id, keys);
     }
-    this.lastSeen = { kind, target, keys };
+    this.lastSeen = { kind, target, format, keys };
     return keys;
   }
 
@@ -154,7 +168,7 @@ export class BatchScorer {
   }
 
   /** Results completed since the last call (for streaming them into COPY). */
-  takeCompleted(): { kind: MlKind; target: string; key: string; result: CallResult }[] {
+  takeCompleted(): Completed[] {
     return this.completed.splice(0, this.completed.length);
   }
 
@@ -183,10 +197,6 @@ export class BatchScorer {
     return this.failure;
   }
 
-  private complete(kind: MlKind, target: string, key: string, result: CallResult): void {
-    this.completed.push({ kind, target, key, result });
-  }
-
   private dispatch(batch: Batch): void {
     this.batchNumber += 1;
     batch.number = this.batchNumber;
@@ -197,7 +207,9 @@ export class BatchScorer {
         const started = performance.now();
         const results = await this.call(batch);
         batch.figures.record(batch.keys.length, performance.now() - started);
-        for (let i = 0; i < batch.keys.length; i++) this.complete(batch.kind, batch.target, batch.keys[i], results[i]);
+        const { kind, target, format, keys } = batch;
+        for (let i = 0; i < keys.length; i++)
+          this.completed.push({ kind, target, key: keys[i], format, result: results[i] });
         this.scored += batch.keys.length;
         this.options.onProgress?.(this.scored);
       } catch (error) {
@@ -276,7 +288,7 @@ export class BatchScorer {
   }
 
   private async endpoint(batch: Batch): Promise<CallResult[]> {
-    const lines = batch.keys.map((key) => modelInputToCsv(key));
+    const lines = batch.format === 'csv' ? batch.keys : batch.keys.map((key) => modelInputToCsv(key));
     const requests: { first: number; body: string }[] = [];
     let start = 0;
     let bytes = 0;

@@ -182,6 +182,24 @@ export class BackendChannel {
     return types;
   }
 
+  /** The type OIDs of a statement's result columns (Parse + Describe of a private statement, nothing runs). */
+  async columnTypes(sql: string): Promise<number[]> {
+    let types: number[] = [];
+    const outcome = await this.run(
+      [
+        parseMessage('aws_ml_describe', sql, []),
+        describeMessage('S', 'aws_ml_describe'),
+        closeMessage('S', 'aws_ml_describe'),
+        syncMessage(),
+      ],
+      (message) => {
+        if (message.type === 0x54 /* T */) types = readRowDescription(message.bytes).map((c) => c.typeOid);
+      },
+    );
+    if (outcome.error) throw outcome.error;
+    return types;
+  }
+
   /** One statement with parameters (extended protocol, text format), e.g. to keep values out of SQL text. */
   async queryParams(sql: string, params: (string | null)[], paramTypes: number[] = []): Promise<QueryResult> {
     const result: QueryResult = { columns: [], rows: [], tags: [] };

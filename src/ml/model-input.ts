@@ -11,6 +11,8 @@ import { SqlError, SqlState } from '../util/errors.js';
  * NUMERIC values keep every digit.
  */
 export function modelInputToCsv(json: string): string {
+  const flat = flatScalars(json);
+  if (flat !== undefined) return flat;
   const scanner = new JsonScanner(json);
   const fields: string[] = [];
   scanner.skipSpace();
@@ -30,6 +32,42 @@ export function modelInputToCsv(json: string): string {
   return fields.join(',');
 }
 
+const SPACE = 0x20;
+const isJsonSpace = (c: number) => c === SPACE || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/**
+ * The common case, a row of numbers, NULLs and booleans (`[1.5, null, 2]`):
+ * its CSV line is its fields as written. Undefined when the array holds text,
+ * arrays or objects, which take the general scanner.
+ */
+function flatScalars(json: string): string | undefined {
+  const end = json.length - 1;
+  if (json.charCodeAt(0) !== 0x5b /* [ */ || json.charCodeAt(end) !== 0x5d /* ] */) return undefined;
+  let out = '';
+  let start = 1;
+  for (let i = 1; i <= end; i++) {
+    const c = json.charCodeAt(i);
+    if (c === 0x22 /* " */ || c === 0x5b || c === 0x7b /* { */) return undefined;
+    if (c !== 0x2c /* , */ && i !== end) continue;
+    let from = start;
+    let to = i;
+    while (from < to && isJsonSpace(json.charCodeAt(from))) from += 1;
+    while (to > from && isJsonSpace(json.charCodeAt(to - 1))) to -= 1;
+    if (from === to) {
+      if (i === end && start === 1) return ''; // []
+      return undefined;
+    }
+    const first = json.charCodeAt(from);
+    const token = json.slice(from, to);
+    if (token === 'null') out += start === 1 ? '' : ',';
+    else if (first === 0x2d /* - */ || (first >= 0x30 && first <= 0x39) || token === 'true' || token === 'false') {
+      out += start === 1 ? token : `,${token}`;
+    } else return undefined;
+    start = i + 1;
+  }
+  return out;
+}
+
 export const csvField = (text: string): string => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
 
 class JsonScanner {
@@ -41,7 +79,7 @@ class JsonScanner {
   }
 
   skipSpace(): void {
-    while (this.pos < this.text.length && /\s/.test(this.text[this.pos])) this.pos += 1;
+    while (this.pos < this.text.length && isJsonSpace(this.text.charCodeAt(this.pos))) this.pos += 1;
   }
 
   peek(): string {
@@ -89,7 +127,11 @@ class JsonScanner {
       );
     } else {
       const start = this.pos;
-      while (this.pos < this.text.length && !/[\s,\]]/.test(this.text[this.pos])) this.pos += 1;
+      while (this.pos < this.text.length) {
+        const code = this.text.charCodeAt(this.pos);
+        if (isJsonSpace(code) || code === 0x2c || code === 0x5d) break;
+        this.pos += 1;
+      }
       const token = this.text.slice(start, this.pos);
       if (token === 'null') fields.push('');
       else if (token === 'true' || token === 'false' || /^-?\d/.test(token)) fields.push(token);
@@ -142,4 +184,26 @@ class JsonScanner {
       this.pos += 1;
     }
   }
+}
+
+const NUMBER_TYPES = new Set([20 /* int8 */, 21 /* int2 */, 23 /* int4 */, 700 /* float4 */, 701 /* float8 */, 1700]);
+const TEXT_TYPES = new Set([19 /* name */, 25 /* text */, 1042 /* bpchar */, 1043 /* varchar */]);
+const BOOL = 16;
+
+/**
+ * For model inputs read as separate columns (PostgreSQL's text output, NULL as
+ * null): one converter per column to its CSV field, the same field the JSON
+ * array would have given; undefined when a column's type has a JSON form that
+ * differs from its text output (dates, arrays, composites…).
+ */
+export function csvFieldConverters(typeOids: number[]): ((value: string | null) => string)[] | undefined {
+  const converters: ((value: string | null) => string)[] = [];
+  for (const oid of typeOids) {
+    // NaN and ±Infinity: JSON quotes them, and CSV writes the same word unquoted.
+    if (NUMBER_TYPES.has(oid)) converters.push((value) => value ?? '');
+    else if (TEXT_TYPES.has(oid)) converters.push((value) => (value === null ? '' : csvField(value)));
+    else if (oid === BOOL) converters.push((value) => (value === null ? '' : value === 't' ? 'true' : 'false'));
+    else return undefined;
+  }
+  return converters;
 }

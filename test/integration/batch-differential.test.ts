@@ -82,6 +82,14 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     ['distinct', `SELECT DISTINCT round(${EP}::numeric, 3) FROM t`],
     ['window over result', `SELECT id, rank() OVER (ORDER BY ${EP}, id) FROM t`],
     ['explicit batch size', `SELECT id, aws_sagemaker.invoke_endpoint('xgb', 7, ${f.join(', ')})::float8 FROM t`],
+    [
+      'model inputs of several types',
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, id::numeric / 7, grp::int2, (f1 * 1000)::int8, f2::float4, CASE WHEN id % 11 = 0 THEN 'NaN'::float8 ELSE f3 END, ${f.slice(5).join(', ')})::float8 FROM t`,
+    ],
+    [
+      'boolean and text model inputs',
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, grp > 2, txt)::float8 FROM t`,
+    ],
     ['unqualified star', `SELECT * FROM (SELECT id, ${EP} AS p FROM t WHERE id < 20) s`],
     ['unknown endpoint', `SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, id)::float8 FROM t`],
   ];

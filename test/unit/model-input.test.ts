@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { modelInputToCsv } from '../../src/ml/model-input.js';
+import { csvFieldConverters, modelInputToCsv } from '../../src/ml/model-input.js';
 import { SqlError } from '../../src/util/errors.js';
 
 describe('modelInputToCsv', () => {
@@ -35,5 +35,33 @@ describe('modelInputToCsv', () => {
 
   it('refuses composite values', () => {
     expect(() => modelInputToCsv('[{"a": 1}]')).toThrowError(SqlError);
+  });
+});
+
+describe('modelInputToCsv on rows of plain values', () => {
+  it('gives the same line as the general scanner for numbers, NULLs and booleans', () => {
+    expect(modelInputToCsv('[1.5, null, -2e-07, true, false, 0]')).toBe('1.5,,-2e-07,true,false,0');
+    expect(modelInputToCsv('[null]')).toBe('');
+    expect(modelInputToCsv('[null, null]')).toBe(',');
+    expect(modelInputToCsv('[]')).toBe('');
+    expect(modelInputToCsv('[ 7 ,8 ]')).toBe('7,8');
+  });
+
+  it('still refuses what is not JSON', () => {
+    expect(() => modelInputToCsv('[1, nope]')).toThrowError(SqlError);
+    expect(() => modelInputToCsv('[1,, 2]')).toThrowError(SqlError);
+  });
+});
+
+describe('csvFieldConverters', () => {
+  it('writes each column as the JSON array would have: numbers as is, booleans as words, text quoted when needed', () => {
+    const converters = csvFieldConverters([23, 701, 1700, 16, 25, 1043])!;
+    const line = ['1', 'NaN', '123456789.000000000001', 't', 'a,"b"', null].map((v, i) => converters[i](v)).join(',');
+    expect(line).toBe(modelInputToCsv('[1, "NaN", 123456789.000000000001, true, "a,\\"b\\"", null]'));
+  });
+
+  it('declines types whose JSON form is not their text output', () => {
+    expect(csvFieldConverters([23, 1082 /* date */])).toBeUndefined();
+    expect(csvFieldConverters([1007 /* int4[] */])).toBeUndefined();
   });
 });
