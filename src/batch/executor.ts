@@ -6,7 +6,7 @@ import { csvFieldConverters } from '../ml/model-input.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { copyField, parseCopyRow } from './copy-text.js';
 import type { CallGroup } from './planner.js';
-import { ROW_RESULTS_COPY, RowRequests, rowResultsTableSql } from './row-results.js';
+import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer } from './scoring.js';
 
 export interface BatchSettings {
@@ -168,7 +168,10 @@ export async function computeBatchResults(
       : undefined;
   const started = performance.now();
   let lastNotice = started;
+  // Answers stored per input are listed as they come; those stored per row are read by slot.
+  const keyRows = work.some((w) => !w.group.rowIdentity);
   const scorer = new BatchScorer({
+    listCompleted: keyRows,
     services: options.services,
     concurrency: settings.concurrency,
     signal: abort.signal,
@@ -188,21 +191,20 @@ export async function computeBatchResults(
     },
   });
   try {
-    const requests = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowRequests(w.group)]));
-    const keyRows = work.some((w) => !w.group.rowIdentity);
-    await beginBatch(control, options.statementNumber, options.inTransaction, requests.size > 0);
+    const rowLogs = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowLog(w.group)]));
+    await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0);
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {
       const started = performance.now();
       for (const item of round) {
-        await streamArguments(item, scorer, figures.get(item.group)!, options, requests.get(item.group));
+        await streamArguments(item, scorer, figures.get(item.group)!, options, rowLogs.get(item.group));
       }
       scorer.flush();
       const argumentsDone = performance.now();
       let scoringDone = argumentsDone;
-      const roundRequests = round.flatMap((w) => requests.get(w.group) ?? []);
-      await loadResults(scorer, options, { keyRows, rows: roundRequests }, () => {
+      const roundLogs = round.flatMap((w) => rowLogs.get(w.group) ?? []);
+      await loadResults(scorer, options, { keyRows, rows: roundLogs }, () => {
         scoringDone = performance.now();
       });
       // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
@@ -233,7 +235,7 @@ async function streamArguments(
   scorer: BatchScorer,
   figures: BatchFigures,
   options: BatchRunOptions,
-  requests: RowRequests | undefined,
+  rows: RowLog | undefined,
 ): Promise<void> {
   const { group } = item;
   const backend = options.control.backend;
@@ -254,10 +256,9 @@ async function streamArguments(
       key = separate[0](values[1]);
       for (let i = 1; i < separate.length; i++) key += `,${separate[i](values[1 + i])}`;
     }
-    scorer.add(group.kind, target, key, size, figures, group.label, separate ? 'csv' : 'json');
+    const slot = scorer.add(group.kind, target, key, size, figures, group.label, separate ? 'csv' : 'json');
     // A row with a NULL input gets no stored result: its call answers NULL itself.
-    if (requests && target !== null && key !== null)
-      requests.add(target, key, `${values[rowAt]}\t${values[rowAt + 1]}`);
+    rows?.add(slot, `${values[rowAt]}\t${values[rowAt + 1]}`);
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {
@@ -309,25 +310,16 @@ async function separateInputs(
 async function loadResults(
   scorer: BatchScorer,
   options: BatchRunOptions,
-  load: { keyRows: boolean; rows: RowRequests[] },
+  load: { keyRows: boolean; rows: RowLog[] },
   onScored: () => void,
 ): Promise<void> {
   const n = options.statementNumber;
-  const drain = async (emit: (keyChunk: string, rowChunk: string) => void) => {
+  const backend = options.control.backend;
+  const answerOf = (slot: number) => scorer.answerOf(slot);
+  /** Writes what is ready, waits for the next batch, until every answer is written. */
+  const drain = async (emit: () => boolean) => {
     for (;;) {
-      const done = scorer.takeCompleted();
-      for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
-        let keyChunk = '';
-        let rowChunk = '';
-        for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
-          const outText = copyField(result.outText);
-          const outReal = copyField(result.outReal);
-          if (load.keyRows && format === 'json')
-            keyChunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${outText}\t${outReal}\n`;
-          for (const requests of load.rows) rowChunk += requests.lines(n, kind, target, key, outText, outReal);
-        }
-        emit(keyChunk, rowChunk);
-      }
+      while (emit()) {}
       if (scorer.error) throw scorer.error;
       if (!scorer.busy && !scorer.hasCompleted) break;
       await scorer.nextCompletion();
@@ -335,27 +327,40 @@ async function loadResults(
     await scorer.finish();
     onScored();
   };
-  const backend = options.control.backend;
-  if (!load.keyRows) {
-    await backend.copyInStreaming(ROW_RESULTS_COPY, (write) =>
-      drain((_, rowChunk) => {
-        if (rowChunk) write(Buffer.from(rowChunk));
-      }),
+  const emitRows = (write: (data: Buffer) => void) => () => {
+    let wrote = false;
+    for (const log of load.rows) {
+      const lines = log.take(n, answerOf, ROWS_PER_COPY_CHUNK);
+      if (lines) {
+        write(Buffer.from(lines));
+        wrote = true;
+      }
+    }
+    return wrote;
+  };
+  if (load.keyRows) {
+    await backend.copyInStreaming(
+      'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
+      (write) =>
+        drain(() => {
+          const done = scorer.takeCompleted();
+          for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
+            let chunk = '';
+            for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
+              if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
+              chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
+            }
+            if (chunk) write(Buffer.from(chunk));
+          }
+          return false;
+        }),
     );
+    if (load.rows.length === 0) return;
+    // Every answer is in: the rows go in one pass.
+    await backend.copyInStreaming(ROW_RESULTS_COPY, async (write) => {
+      while (emitRows(write)()) {}
+    });
     return;
   }
-  const rowChunks: Buffer[] = [];
-  await backend.copyInStreaming(
-    'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
-    (write) =>
-      drain((keyChunk, rowChunk) => {
-        if (keyChunk) write(Buffer.from(keyChunk));
-        if (rowChunk) rowChunks.push(Buffer.from(rowChunk));
-      }),
-  );
-  if (rowChunks.length) {
-    await backend.copyInStreaming(ROW_RESULTS_COPY, async (write) => {
-      for (const chunk of rowChunks) write(chunk);
-    });
-  }
+  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows(write)));
 }

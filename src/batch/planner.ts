@@ -74,7 +74,8 @@ export interface PlanOptions {
 
 const RESULTS = 'pg_temp.aws_ml_results';
 export const ROW_RESULTS = 'pg_temp.aws_ml_row_results';
-const STATEMENT_NUMBER = "current_setting('aws_ml.batch_statement')::int";
+// A scalar subquery: evaluated once per statement, not once per stored row.
+const STATEMENT_NUMBER = "(SELECT current_setting('aws_ml.batch_statement')::int)";
 
 function conjuncts(where: AstNode | undefined): AstNode[] {
   if (!where) return [];

@@ -1,6 +1,6 @@
-import type { MlKind } from './ml-calls.js';
-import type { CallGroup } from './planner.js';
-import { ROW_RESULTS } from './planner.js';
+import { copyField } from './copy-text.js';
+import { type CallGroup, ROW_RESULTS } from './planner.js';
+import type { CallResult } from './scoring.js';
 
 /**
  * The session's table of results stored per table row (groups planned with
@@ -22,45 +22,40 @@ export function rowResultsTableSql(fresh: boolean): string {
 export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_tid, row_xmin, out_text, out_real) FROM STDIN`;
 
 /**
- * Which rows of its table asked a group for which input: the scorer calls
- * each distinct input once, and every row that asked for it gets the answer.
- * A row is kept as its COPY text `ctid<TAB>xmin`.
+ * The rows of a group's table in the order its argument query gave them,
+ * each with the scorer slot of its input (repeated inputs share a slot, so
+ * each distinct input is called once). A row is kept as its COPY text
+ * `ctid<TAB>xmin`. Rows are written out in that order as their answers come.
  */
-export class RowRequests {
-  private readonly byTarget = new Map<string, Map<string, string | string[]>>();
-  private last: { target: string; rows: Map<string, string | string[]> } | undefined;
+export class RowLog {
+  private readonly rows: string[] = [];
+  private readonly slots: number[] = [];
+  private next = 0;
 
   constructor(readonly group: CallGroup) {}
 
-  add(target: string, key: string, row: string): void {
-    const rows = this.rowsOfTarget(target);
-    const earlier = rows.get(key);
-    if (earlier === undefined) rows.set(key, row);
-    else if (typeof earlier === 'string') rows.set(key, [earlier, row]);
-    else earlier.push(row);
+  /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
+  add(slot: number, row: string): void {
+    if (slot < 0) return;
+    this.rows.push(row);
+    this.slots.push(slot);
   }
 
-  /** COPY lines for the rows that asked for this answer (empty when none did). */
-  lines(statement: number, kind: MlKind, target: string, key: string, outText: string, outReal: string): string {
-    if (kind !== this.group.kind) return '';
-    const rows = this.byTarget.get(target)?.get(key);
-    if (rows === undefined) return '';
-    const tail = `\t${outText}\t${outReal}\n`;
+  get done(): boolean {
+    return this.next === this.rows.length;
+  }
+
+  /** COPY lines for the next rows whose answers are in (up to the first still missing, at most `limit`). */
+  take(statement: number, answerOf: (slot: number) => CallResult | undefined, limit: number): string {
     const head = `${statement}\t${this.group.id}\t`;
-    if (typeof rows === 'string') return head + rows + tail;
     let out = '';
-    for (const row of rows) out += head + row + tail;
-    return out;
-  }
-
-  private rowsOfTarget(target: string): Map<string, string | string[]> {
-    if (this.last?.target === target) return this.last.rows;
-    let rows = this.byTarget.get(target);
-    if (!rows) {
-      rows = new Map();
-      this.byTarget.set(target, rows);
+    const end = Math.min(this.rows.length, this.next + limit);
+    while (this.next < end) {
+      const answer = answerOf(this.slots[this.next]);
+      if (!answer) break;
+      out += `${head}${this.rows[this.next]}\t${copyField(answer.outText)}\t${copyField(answer.outReal)}\n`;
+      this.next += 1;
     }
-    this.last = { target, rows };
-    return rows;
+    return out;
   }
 }

@@ -62,6 +62,8 @@ export interface ScoringOptions {
   /** Throttled calls are retried until then (epoch ms). */
   deadline: number;
   onProgress?: (scored: number) => void;
+  /** Keep a list of answers as they come (takeCompleted), for loading them per input. Default true. */
+  listCompleted?: boolean;
 }
 
 /** How a key holds model inputs: the JSON array PostgreSQL built, or the CSV line the gateway wrote. */
@@ -72,9 +74,12 @@ interface Batch {
   target: string;
   format: KeyFormat;
   keys: string[];
+  /** Where each key's answer goes (see BatchScorer.answerOf). */
+  slots: number[];
   figures: BatchFigures;
   label: string;
   number: number;
+  bufferKey: string;
 }
 
 /** The SQL function answers NULL for text that `btrim` empties (spaces only), without calling the service. */
@@ -89,10 +94,13 @@ function isBlank(text: string): boolean {
  * every answer for loading into the results table.
  */
 export class BatchScorer {
-  /** Inputs seen, per kind and target (nested so that no key string is built per row). */
-  private readonly seen = new Map<string, Set<string>>();
-  private lastSeen: { kind: MlKind; target: string; format: KeyFormat; keys: Set<string> } | undefined;
-  private lastBuffer: { bufferKey: string; batchSize: number; label: string } | undefined;
+  /** The slot of each input seen, per kind and target (nested so that no key string is built per row). */
+  private readonly seen = new Map<string, Map<string, number>>();
+  private lastSeen: { kind: MlKind; target: string; format: KeyFormat; slots: Map<string, number> } | undefined;
+  /** Answers by slot; undefined until scored. */
+  private readonly answers: (CallResult | undefined)[] = [];
+  /** The buffer the previous input went to, found again without building its key. */
+  private lastBuffer: { buffer: Batch; batchSize: number; label: string; slots: Map<string, number> } | undefined;
   private readonly completed: Completed[] = [];
   private readonly buffers = new Map<string, Batch>();
   private readonly waiting: (() => void)[] = [];
@@ -104,7 +112,11 @@ export class BatchScorer {
 
   constructor(private readonly options: ScoringOptions) {}
 
-  /** Adds one input; a full buffer becomes a batch. */
+  /**
+   * Adds one input; a full buffer becomes a batch. Returns the slot its answer
+   * will have (the same for a repeated input), or -1 when none will come (a
+   * NULL input answers NULL itself, or the statement already failed).
+   */
   add(
     kind: MlKind,
     target: string | null,
@@ -113,58 +125,76 @@ export class BatchScorer {
     figures: BatchFigures,
     label: string,
     format: KeyFormat = 'json',
-  ): void {
-    if (this.failure) return;
+  ): number {
+    if (this.failure) return -1;
     if (target === null) {
       this.failure = new SqlError(
         SqlState.nullValueNotAllowed,
         kind === 'sentiment' ? 'language_code must not be NULL' : 'endpoint_name must not be NULL',
       );
-      return;
+      return -1;
     }
-    if (key === null) return; // NULL input: the function answers NULL itself
-    const keys = this.seenKeys(kind, target, format);
-    if (keys.has(key)) return;
-    keys.add(key);
+    if (key === null) return -1; // NULL input: the function answers NULL itself
+    const slots = this.seenSlots(kind, target, format);
+    const known = slots.get(key);
+    if (known !== undefined) return known;
+    const slot = this.answers.length;
+    this.answers.push(undefined);
+    slots.set(key, slot);
     if (kind === 'sentiment' && isBlank(key)) {
-      this.completed.push({ kind, target, key, format, result: { outText: null, outReal: null } });
-      return;
+      this.answer(kind, target, format, key, slot, { outText: null, outReal: null });
+      return slot;
     }
     const last = this.lastBuffer;
-    const bufferKey =
-      last && last.batchSize === batchSize && last.label === label && this.lastSeen?.keys === keys
-        ? last.bufferKey
-        : `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}`;
-    this.lastBuffer = { bufferKey, batchSize, label };
-    let buffer = this.buffers.get(bufferKey);
-    if (!buffer) {
-      buffer = { kind, target, format, keys: [], figures, label, number: 0 };
-      this.buffers.set(bufferKey, buffer);
+    let buffer: Batch | undefined;
+    if (last && last.batchSize === batchSize && last.label === label && last.slots === slots) buffer = last.buffer;
+    else {
+      const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}`;
+      buffer = this.buffers.get(bufferKey);
+      if (!buffer) {
+        buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey };
+        this.buffers.set(bufferKey, buffer);
+      }
+      this.lastBuffer = { buffer, batchSize, label, slots };
     }
     buffer.keys.push(key);
+    buffer.slots.push(slot);
     if (buffer.keys.length >= batchSize) {
-      this.buffers.delete(bufferKey);
+      this.buffers.delete(buffer.bufferKey);
+      if (this.lastBuffer?.buffer === buffer) this.lastBuffer = undefined;
       this.dispatch(buffer);
     }
+    return slot;
   }
 
-  private seenKeys(kind: MlKind, target: string, format: KeyFormat): Set<string> {
+  /** The answer for a slot `add` returned, once scored. */
+  answerOf(slot: number): CallResult | undefined {
+    return this.answers[slot];
+  }
+
+  private answer(kind: MlKind, target: string, format: KeyFormat, key: string, slot: number, result: CallResult) {
+    this.answers[slot] = result;
+    if (this.options.listCompleted !== false) this.completed.push({ kind, target, key, format, result });
+  }
+
+  private seenSlots(kind: MlKind, target: string, format: KeyFormat): Map<string, number> {
     const last = this.lastSeen;
-    if (last && last.kind === kind && last.target === target && last.format === format) return last.keys;
+    if (last && last.kind === kind && last.target === target && last.format === format) return last.slots;
     const id = `${kind}\u0000${target}\u0000${format}`;
-    let keys = this.seen.get(id);
-    if (!keys) {
-      keys = new Set();
-      this.seen.set(id, keys);
+    let slots = this.seen.get(id);
+    if (!slots) {
+      slots = new Map();
+      this.seen.set(id, slots);
     }
-    this.lastSeen = { kind, target, format, keys };
-    return keys;
+    this.lastSeen = { kind, target, format, slots };
+    return slots;
   }
 
   /** Sends the partial batches left once an argument query is exhausted. */
   flush(): void {
     for (const buffer of this.buffers.values()) if (buffer.keys.length) this.dispatch(buffer);
     this.buffers.clear();
+    this.lastBuffer = undefined;
   }
 
   /** Results completed since the last call (for streaming them into COPY). */
@@ -207,9 +237,8 @@ export class BatchScorer {
         const started = performance.now();
         const results = await this.call(batch);
         batch.figures.record(batch.keys.length, performance.now() - started);
-        const { kind, target, format, keys } = batch;
-        for (let i = 0; i < keys.length; i++)
-          this.completed.push({ kind, target, key: keys[i], format, result: results[i] });
+        const { kind, target, format, keys, slots } = batch;
+        for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
         this.scored += batch.keys.length;
         this.options.onProgress?.(this.scored);
       } catch (error) {
