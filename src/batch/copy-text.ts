@@ -5,10 +5,14 @@
 
 const ESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', v: '\v', '\\': '\\' };
 
+/** The value of a (non-NULL) field's text: backslash escapes resolved. */
+export function unescapeCopyText(field: string): string {
+  return field.replace(/\\(.)/g, (_, c: string) => ESCAPES[c] ?? c);
+}
+
 function unescapeField(field: string): string | null {
   if (field === '\\N') return null;
-  if (!field.includes('\\')) return field;
-  return field.replace(/\\(.)/g, (_, c: string) => ESCAPES[c] ?? c);
+  return field.includes('\\') ? unescapeCopyText(field) : field;
 }
 
 /**

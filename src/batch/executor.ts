@@ -2,12 +2,13 @@ import { BackendError } from '../gateway/backend.js';
 import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
-import { csvFieldConverters } from '../ml/model-input.js';
+import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
 import { SqlError, SqlState } from '../util/errors.js';
-import { copyField, parseCopyRow } from './copy-text.js';
+import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
+import { copyField } from './copy-text.js';
 import type { CallGroup } from './planner.js';
 import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
-import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer } from './scoring.js';
+import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 
 export interface BatchSettings {
   enabled: boolean;
@@ -240,36 +241,31 @@ async function streamArguments(
   const { group } = item;
   const backend = options.control.backend;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
-  let separate: ((value: string | null) => string)[] | undefined;
-  // Columns after the target: the key, or one column per model input.
-  let batchAt = 2;
-  let rowAt = 3;
-  const add = (values: (string | null)[]) => {
-    const perRow = group.batchColumn && values[batchAt] !== null ? Number(values[batchAt]) : undefined;
-    const size = perRow ?? group.batchSize ?? auto;
+  const add = (row: ArgumentRow, format: KeyFormat) => {
+    const size = row.batch ?? group.batchSize ?? auto;
     if (size < 1) {
       throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
     }
-    const target = values[0];
-    let key = values[1];
-    if (separate) {
-      key = separate[0](values[1]);
-      for (let i = 1; i < separate.length; i++) key += `,${separate[i](values[1 + i])}`;
-    }
-    const slot = scorer.add(group.kind, target, key, size, figures, group.label, separate ? 'csv' : 'json');
+    const slot = scorer.add(group.kind, row.target, row.key, size, figures, group.label, format);
     // A row with a NULL input gets no stored result: its call answers NULL itself.
-    rows?.add(slot, `${values[rowAt]}\t${values[rowAt + 1]}`);
+    if (rows) rows.add(slot, row.block, row.offset, row.xmin);
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {
-    separate = item.params ? undefined : await separateInputs(group, backend);
+    const separate = item.params ? undefined : await separateInputs(group, backend);
     const sql = separate ? group.separateInputs!.sql : group.argumentSql;
-    batchAt = 1 + (separate?.length ?? 1);
-    rowAt = batchAt + (group.batchColumn ? 1 : 0);
+    const format: KeyFormat = separate ? 'csv' : 'json';
+    const reader = new ArgumentRowReader({
+      inputs: separate?.converters,
+      numericInputs: separate?.numeric,
+      batchColumn: group.batchColumn,
+      rowIdentity: Boolean(group.rowIdentity),
+    });
     if (item.params) {
-      await backend.streamRows(sql, item.params.types, item.params.values, item.params.formats, add);
+      const { types, values, formats } = item.params;
+      await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
     } else {
-      await backend.copyOut(`COPY (${sql}) TO STDOUT`, (payload) => add(parseCopyRow(payload)));
+      await backend.copyOut(`COPY (${sql}) TO STDOUT`, (payload) => add(reader.fromCopy(payload), format));
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
   } catch (error) {
@@ -296,10 +292,11 @@ async function streamArguments(
 async function separateInputs(
   group: CallGroup,
   backend: BatchRunOptions['control']['backend'],
-): Promise<((value: string | null) => string)[] | undefined> {
+): Promise<{ converters: ((value: string | null) => string)[]; numeric: boolean } | undefined> {
   if (!group.separateInputs) return undefined;
-  const types = await backend.columnTypes(group.separateInputs.sql);
-  return csvFieldConverters(types.slice(1, 1 + group.separateInputs.count));
+  const types = (await backend.columnTypes(group.separateInputs.sql)).slice(1, 1 + group.separateInputs.count);
+  const converters = csvFieldConverters(types);
+  return converters && { converters, numeric: types.every(isNumberType) };
 }
 
 /**
@@ -315,7 +312,6 @@ async function loadResults(
 ): Promise<void> {
   const n = options.statementNumber;
   const backend = options.control.backend;
-  const answerOf = (slot: number) => scorer.answerOf(slot);
   /** Writes what is ready, waits for the next batch, until every answer is written. */
   const drain = async (emit: () => boolean) => {
     for (;;) {
@@ -330,7 +326,7 @@ async function loadResults(
   const emitRows = (write: (data: Buffer) => void) => () => {
     let wrote = false;
     for (const log of load.rows) {
-      const lines = log.take(n, answerOf, ROWS_PER_COPY_CHUNK);
+      const lines = log.take(n, scorer, ROWS_PER_COPY_CHUNK);
       if (lines) {
         write(Buffer.from(lines));
         wrote = true;

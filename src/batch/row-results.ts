@@ -1,6 +1,5 @@
 import { copyField } from './copy-text.js';
 import { type CallGroup, ROW_RESULTS } from './planner.js';
-import type { CallResult } from './scoring.js';
 
 /**
  * The session's table of results stored per table row (groups planned with
@@ -21,39 +20,52 @@ export function rowResultsTableSql(fresh: boolean): string {
 
 export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_tid, row_xmin, out_text, out_real) FROM STDIN`;
 
+/** The answers of a statement's distinct inputs, by the slot the scorer gave each. */
+export interface Answers {
+  isAnswered(slot: number): boolean;
+  textOf(slot: number): string | null;
+  realOf(slot: number): number | null;
+}
+
 /**
  * The rows of a group's table in the order its argument query gave them,
  * each with the scorer slot of its input (repeated inputs share a slot, so
- * each distinct input is called once). A row is kept as its COPY text
- * `ctid<TAB>xmin`. Rows are written out in that order as their answers come.
+ * each distinct input is called once). A row is kept as numbers (ctid block
+ * and offset, xmin), not text: a million-row statement keeps them all.
+ * Rows are written out in that order as their answers come.
  */
 export class RowLog {
-  private readonly rows: string[] = [];
+  private readonly blocks: number[] = [];
+  private readonly offsets: number[] = [];
+  private readonly xmins: number[] = [];
   private readonly slots: number[] = [];
   private next = 0;
 
   constructor(readonly group: CallGroup) {}
 
   /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
-  add(slot: number, row: string): void {
+  add(slot: number, block: number, offset: number, xmin: number): void {
     if (slot < 0) return;
-    this.rows.push(row);
+    this.blocks.push(block);
+    this.offsets.push(offset);
+    this.xmins.push(xmin);
     this.slots.push(slot);
   }
 
   get done(): boolean {
-    return this.next === this.rows.length;
+    return this.next === this.slots.length;
   }
 
   /** COPY lines for the next rows whose answers are in (up to the first still missing, at most `limit`). */
-  take(statement: number, answerOf: (slot: number) => CallResult | undefined, limit: number): string {
-    const head = `${statement}\t${this.group.id}\t`;
+  take(statement: number, answers: Answers, limit: number): string {
+    const head = `${statement}\t${this.group.id}\t(`;
     let out = '';
-    const end = Math.min(this.rows.length, this.next + limit);
+    const end = Math.min(this.slots.length, this.next + limit);
     while (this.next < end) {
-      const answer = answerOf(this.slots[this.next]);
-      if (!answer) break;
-      out += `${head}${this.rows[this.next]}\t${copyField(answer.outText)}\t${copyField(answer.outReal)}\n`;
+      const slot = this.slots[this.next];
+      if (!answers.isAnswered(slot)) break;
+      const i = this.next;
+      out += `${head}${this.blocks[i]},${this.offsets[i]})\t${this.xmins[i]}\t${copyField(answers.textOf(slot))}\t${copyField(answers.realOf(slot))}\n`;
       this.next += 1;
     }
     return out;

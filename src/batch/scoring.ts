@@ -97,8 +97,9 @@ export class BatchScorer {
   /** The slot of each input seen, per kind and target (nested so that no key string is built per row). */
   private readonly seen = new Map<string, Map<string, number>>();
   private lastSeen: { kind: MlKind; target: string; format: KeyFormat; slots: Map<string, number> } | undefined;
-  /** Answers by slot; undefined until scored. */
-  private readonly answers: (CallResult | undefined)[] = [];
+  /** Answers by slot, kept as two columns (not an object per answer: a million-row statement keeps them all). */
+  private readonly texts: (string | null | undefined)[] = [];
+  private readonly reals: (number | null)[] = [];
   /** The buffer the previous input went to, found again without building its key. */
   private lastBuffer: { buffer: Batch; batchSize: number; label: string; slots: Map<string, number> } | undefined;
   private readonly completed: Completed[] = [];
@@ -138,8 +139,9 @@ export class BatchScorer {
     const slots = this.seenSlots(kind, target, format);
     const known = slots.get(key);
     if (known !== undefined) return known;
-    const slot = this.answers.length;
-    this.answers.push(undefined);
+    const slot = this.texts.length;
+    this.texts.push(undefined);
+    this.reals.push(null);
     slots.set(key, slot);
     if (kind === 'sentiment' && isBlank(key)) {
       this.answer(kind, target, format, key, slot, { outText: null, outReal: null });
@@ -167,13 +169,22 @@ export class BatchScorer {
     return slot;
   }
 
-  /** The answer for a slot `add` returned, once scored. */
-  answerOf(slot: number): CallResult | undefined {
-    return this.answers[slot];
+  /** Whether the slot `add` returned has its answer. */
+  isAnswered(slot: number): boolean {
+    return this.texts[slot] !== undefined;
+  }
+
+  textOf(slot: number): string | null {
+    return this.texts[slot] ?? null;
+  }
+
+  realOf(slot: number): number | null {
+    return this.reals[slot];
   }
 
   private answer(kind: MlKind, target: string, format: KeyFormat, key: string, slot: number, result: CallResult) {
-    this.answers[slot] = result;
+    this.texts[slot] = result.outText;
+    this.reals[slot] = result.outReal;
     if (this.options.listCompleted !== false) this.completed.push({ kind, target, key, format, result });
   }
 

@@ -190,6 +190,9 @@ const NUMBER_TYPES = new Set([20 /* int8 */, 21 /* int2 */, 23 /* int4 */, 700 /
 const TEXT_TYPES = new Set([19 /* name */, 25 /* text */, 1042 /* bpchar */, 1043 /* varchar */]);
 const BOOL = 16;
 
+/** Number types: their text output is their JSON (and CSV) form. */
+export const isNumberType = (oid: number) => NUMBER_TYPES.has(oid);
+
 /**
  * For model inputs read as separate columns (PostgreSQL's text output, NULL as
  * null): one converter per column to its CSV field, the same field the JSON

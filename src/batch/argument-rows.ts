@@ -1,0 +1,160 @@
+import { unescapeCopyText } from './copy-text.js';
+
+/** What one row of an argument query asks for. */
+export interface ArgumentRow {
+  target: string | null;
+  /** The input: text, the JSON array of model inputs, or their CSV line. NULL: the call answers NULL itself. */
+  key: string | null;
+  /** max_rows_per_batch given per row (NULL or no such column: undefined). */
+  batch: number | undefined;
+  /** The table row (ctid block and offset, xmin), for groups stored per row. */
+  block: number;
+  offset: number;
+  xmin: number;
+}
+
+export interface ArgumentLayout {
+  /** One converter per model input column to its CSV field; undefined when the key is one column. */
+  inputs?: ((value: string | null) => string)[];
+  /** Every input column is a number: its COPY text is already its CSV field (`\N` aside). */
+  numericInputs?: boolean;
+  batchColumn: boolean;
+  rowIdentity: boolean;
+}
+
+const TAB = 0x09;
+const BACKSLASH = 0x5c;
+
+/**
+ * `1.5<TAB>\N<TAB>-2` → `1.5,,-2`, rewriting the bytes in place (the payload
+ * is read once): NULL is the only escape the text of a number can carry.
+ */
+function numbersAsCsv(payload: Buffer, start: number, end: number): string {
+  let write = start;
+  for (let read = start; read < end; read++) {
+    const c = payload[read];
+    if (c === TAB) payload[write++] = 0x2c;
+    else if (c === BACKSLASH)
+      read += 1; // \N
+    else payload[write++] = c;
+  }
+  return payload.toString('latin1', start, write);
+}
+
+/**
+ * Reads argument query rows: `target, key | input1 … inputN [, batch] [, ctid, xmin]`.
+ * COPY rows are read straight from their bytes: a row of a million-row
+ * statement should cost a few short strings, not an array of fields.
+ */
+export class ArgumentRowReader {
+  private readonly row: ArgumentRow = { target: null, key: null, batch: undefined, block: 0, offset: 0, xmin: 0 };
+  private readonly keyColumns: number;
+  private readonly starts: number[];
+  private readonly ends: number[];
+  private lastTarget: { bytes: Buffer; text: string | null } | undefined;
+
+  constructor(private readonly layout: ArgumentLayout) {
+    this.keyColumns = layout.inputs?.length ?? 1;
+    const fields = 1 + this.keyColumns + (layout.batchColumn ? 1 : 0) + (layout.rowIdentity ? 2 : 0);
+    this.starts = new Array(fields).fill(0);
+    this.ends = new Array(fields).fill(0);
+  }
+
+  /** One COPY text row (a CopyData payload). The returned object is reused by the next call. */
+  fromCopy(payload: Buffer): ArgumentRow {
+    const { starts, ends } = this;
+    let end = payload.length;
+    if (end > 0 && payload[end - 1] === 0x0a) end -= 1;
+    let start = 0;
+    for (let i = 0; i < starts.length; i++) {
+      const tab = i === starts.length - 1 ? -1 : payload.indexOf(TAB, start);
+      starts[i] = start;
+      ends[i] = tab === -1 || tab > end ? end : tab;
+      start = ends[i] + 1;
+    }
+    const row = this.row;
+    row.target = this.target(payload);
+    const { inputs, numericInputs } = this.layout;
+    if (numericInputs) {
+      row.key = numbersAsCsv(payload, starts[1], ends[this.keyColumns]);
+    } else if (inputs) {
+      let line = inputs[0](this.field(payload, 1));
+      for (let i = 1; i < inputs.length; i++) line += `,${inputs[i](this.field(payload, 1 + i))}`;
+      row.key = line;
+    } else {
+      row.key = this.field(payload, 1);
+    }
+    let next = 1 + this.keyColumns;
+    if (this.layout.batchColumn) {
+      const batch = this.field(payload, next);
+      row.batch = batch === null ? undefined : Number(batch);
+      next += 1;
+    }
+    if (this.layout.rowIdentity) {
+      // ctid `(block,offset)`, then xmin: digits only.
+      let i = starts[next] + 1;
+      let block = 0;
+      for (let c = payload[i]; c !== 0x2c; c = payload[++i]) block = block * 10 + (c - 0x30);
+      let offset = 0;
+      for (let c = payload[++i]; c !== 0x29; c = payload[++i]) offset = offset * 10 + (c - 0x30);
+      let xmin = 0;
+      for (i = starts[next + 1]; i < ends[next + 1]; i++) xmin = xmin * 10 + (payload[i] - 0x30);
+      row.block = block;
+      row.offset = offset;
+      row.xmin = xmin;
+    }
+    return row;
+  }
+
+  /** One row as text values (extended protocol). The returned object is reused by the next call. */
+  fromValues(values: (string | null)[]): ArgumentRow {
+    const row = this.row;
+    row.target = values[0];
+    const inputs = this.layout.inputs;
+    if (inputs) {
+      let line = inputs[0](values[1]);
+      for (let i = 1; i < inputs.length; i++) line += `,${inputs[i](values[1 + i])}`;
+      row.key = line;
+    } else {
+      row.key = values[1];
+    }
+    let next = 1 + this.keyColumns;
+    if (this.layout.batchColumn) {
+      row.batch = values[next] === null ? undefined : Number(values[next]);
+      next += 1;
+    }
+    if (this.layout.rowIdentity) {
+      const [block, offset] = (values[next] ?? '(0,0)').slice(1, -1).split(',');
+      row.block = Number(block);
+      row.offset = Number(offset);
+      row.xmin = Number(values[next + 1]);
+    }
+    return row;
+  }
+
+  private field(payload: Buffer, i: number): string | null {
+    const start = this.starts[i];
+    const end = this.ends[i];
+    if (end - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e /* N */) return null;
+    const text = payload.toString('utf8', start, end);
+    const escape = payload.indexOf(BACKSLASH, start);
+    return escape !== -1 && escape < end ? unescapeCopyText(text) : text;
+  }
+
+  /** The target is the same on most rows: compare bytes rather than decode each time. */
+  private target(payload: Buffer): string | null {
+    const start = this.starts[0];
+    const end = this.ends[0];
+    const last = this.lastTarget;
+    if (
+      last &&
+      last.bytes.length === end - start &&
+      payload.compare(last.bytes, 0, last.bytes.length, start, end) === 0
+    ) {
+      return last.text;
+    }
+    const text = this.field(payload, 0);
+    this.lastTarget = { bytes: Buffer.from(payload.subarray(start, end)), text };
+    return text;
+  }
+}
