@@ -137,8 +137,8 @@ export class ArgumentRowReader {
     const end = this.ends[i];
     if (end - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e /* N */) return null;
     const text = payload.toString('utf8', start, end);
-    const escape = payload.indexOf(BACKSLASH, start);
-    return escape !== -1 && escape < end ? unescapeCopyText(text) : text;
+    const backslash = payload.indexOf(BACKSLASH, start);
+    return backslash !== -1 && backslash < end ? unescapeCopyText(text) : text;
   }
 
   /** The target is the same on most rows: compare bytes rather than decode each time. */
