@@ -17,6 +17,17 @@ import type { Logger } from '../util/log.js';
 import { findPostgresBinaries } from './binaries.js';
 import type { PostgresTarget } from './target.js';
 
+
+/**
+ * Written into a new cluster's postgresql.conf (so ALTER SYSTEM and SET still
+ * change them). Batch mode keeps a statement's answers in a temp table and
+ * hash-joins them; with PostgreSQL's defaults (temp_buffers 8MB, work_mem 4MB)
+ * a million-row statement writes both to disk and reads them back (measured
+ * here: the join runs about a third faster in memory). Both are ceilings per
+ * session or operation, taken only when used.
+ */
+const CLUSTER_DEFAULTS: Record<string, string> = { temp_buffers: '256MB', work_mem: '32MB' };
+
 export interface EmbeddedPostgresOptions {
   /** pgsage's data directory; the cluster lives in <dataDir>/pg. */
   dataDir: string;
@@ -208,6 +219,7 @@ export class EmbeddedPostgres implements PostgresTarget {
           '--encoding=UTF8',
           '--no-locale',
           '--no-instructions',
+          ...Object.entries(CLUSTER_DEFAULTS).map(([name, value]) => `--set=${name}=${value}`),
         ],
         { ...(owner ?? {}), encoding: 'utf8', env: { ...process.env, LC_MESSAGES: 'C' } },
       );
