@@ -104,8 +104,10 @@ export class BatchScorer {
   private lastBuffer: { buffer: Batch; batchSize: number; label: string; slots: Map<string, number> } | undefined;
   private readonly completed: Completed[] = [];
   private readonly buffers = new Map<string, Batch>();
-  private readonly waiting: (() => void)[] = [];
-  private readonly running = new Set<Promise<void>>();
+  /** Batches waiting for one of the K slots, oldest first (from `queueHead`). */
+  private queue: (Batch | undefined)[] = [];
+  private queueHead = 0;
+  private inFlight = 0;
   private failure: unknown;
   private scored = 0;
   private batchNumber = 0;
@@ -215,7 +217,7 @@ export class BatchScorer {
 
   /** Resolves when a batch completes (or at once if none is running). */
   nextCompletion(): Promise<void> {
-    if (this.running.size === 0) return Promise.resolve();
+    if (!this.busy) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -224,13 +226,13 @@ export class BatchScorer {
   }
 
   get busy(): boolean {
-    return this.running.size > 0;
+    return this.inFlight > 0 || this.queueHead < this.queue.length;
   }
 
   /** Waits for every batch; rethrows the first failure. */
   async finish(): Promise<void> {
     this.flush();
-    while (this.running.size > 0) await Promise.race(this.running);
+    while (this.busy) await this.nextCompletion();
     if (this.failure) throw this.failure;
   }
 
@@ -241,30 +243,50 @@ export class BatchScorer {
   private dispatch(batch: Batch): void {
     this.batchNumber += 1;
     batch.number = this.batchNumber;
-    const task = (async () => {
-      await this.slot();
-      try {
-        if (this.failure || this.options.signal.aborted) return;
-        const started = performance.now();
-        const results = await this.call(batch);
-        batch.figures.record(batch.keys.length, performance.now() - started);
-        const { kind, target, format, keys, slots } = batch;
-        for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
-        this.scored += batch.keys.length;
-        this.options.onProgress?.(this.scored);
-      } catch (error) {
-        this.failure ??= this.describeFailure(batch, error);
-      } finally {
-        this.release();
-      }
-    })();
-    this.running.add(task);
-    task.finally(() => {
-      this.running.delete(task);
+    this.queue.push(batch);
+    this.startQueued();
+  }
+
+  /** Starts queued batches while slots are free (a queue, not a promise per waiting batch: there may be 40,000). */
+  private startQueued(): void {
+    if (this.failure || this.options.signal.aborted) {
+      // Nothing more will be called; dropping the queue also keeps a long queue from unwinding recursively.
+      this.queue = [];
+      this.queueHead = 0;
+      return;
+    }
+    while (this.inFlight < this.options.concurrency && this.queueHead < this.queue.length) {
+      const batch = this.queue[this.queueHead]!;
+      this.queue[this.queueHead] = undefined;
+      this.queueHead += 1;
+      this.inFlight += 1;
+      void this.run(batch);
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  private async run(batch: Batch): Promise<void> {
+    try {
+      if (this.failure || this.options.signal.aborted) return;
+      const started = performance.now();
+      const results = await this.call(batch);
+      batch.figures.record(batch.keys.length, performance.now() - started);
+      const { kind, target, format, keys, slots } = batch;
+      for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
+      this.scored += batch.keys.length;
+      this.options.onProgress?.(this.scored);
+    } catch (error) {
+      this.failure ??= this.describeFailure(batch, error);
+    } finally {
+      this.inFlight -= 1;
+      this.startQueued();
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const wake of waiters) wake();
-    });
+    }
   }
 
   private describeFailure(batch: Batch, error: unknown): unknown {
@@ -285,26 +307,6 @@ export class BatchScorer {
       );
     }
     return error;
-  }
-
-  private inFlight = 0;
-
-  private slot(): Promise<void> {
-    if (this.inFlight < this.options.concurrency) {
-      this.inFlight += 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) =>
-      this.waiting.push(() => {
-        this.inFlight += 1;
-        resolve();
-      }),
-    );
-  }
-
-  private release(): void {
-    this.inFlight -= 1;
-    this.waiting.shift()?.();
   }
 
   private call(batch: Batch): Promise<CallResult[]> {
