@@ -394,10 +394,12 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
  * Stores per table row the results of groups read only through joins, at
  * levels whose argument query reads one plain table: the final statement then
  * joins on (ctid, xmin), a few bytes, instead of computing every input again
- * (for twelve model features that costs more than scoring them). The table's
- * rows cannot change between the argument query and the statement without
- * changing ctid or xmin, so a stale pairing is impossible; a row the argument
- * query did not see finds no result and is called per row. Returns the
+ * (for twelve model features that costs more than scoring them). A row
+ * changed between the argument query and the statement has a new ctid, and
+ * a new row placed where a deleted one was (possible once nothing holds a
+ * snapshot that sees the old one) has a new xmin, so a stale pairing is
+ * impossible; a row the argument query did not see finds no result and is
+ * called per row. Returns the
  * tables such groups could use; groups use them once `rowTables` confirms them.
  */
 function chooseRowIdentity(

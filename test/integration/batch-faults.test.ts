@@ -52,6 +52,32 @@ describe('batch mode under faults', () => {
     expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1); // the session goes on
   });
 
+  it('answers rows changed, deleted or added while it scored as the statement sees them', async () => {
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst });
+    const other = await stack.connect();
+    const sql = `SELECT id, ${call(500)} AS p FROM rows_in ORDER BY id, p`;
+    const running = db.query(sql);
+    // The argument query has read every row; its first batch waits at the endpoint.
+    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
+    await other.query('UPDATE rows_in SET f1 = f1 + 1 WHERE id BETWEEN 11 AND 20');
+    await other.query('DELETE FROM rows_in WHERE id <= 10');
+    await other.query('VACUUM rows_in');
+    await other.query(
+      `INSERT INTO rows_in SELECT g, ${features.map((_, i) => `cos(g * ${i + 2}.7)`).join(', ')} FROM generate_series(1, 10) g`,
+    );
+    release();
+    const batched = (await running).rows;
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = (await db.query(sql)).rows;
+    expect(batched).toHaveLength(2000);
+    expect(batched).toEqual(perRow);
+    await other.end();
+  });
+
   it('retries throttled batches with backoff and succeeds', async () => {
     const db = await startWith({ throttleFirst: 3 });
     const { rows } = await db.query(`SELECT count(${call(500)})::int AS n FROM rows_in`);

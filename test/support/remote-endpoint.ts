@@ -12,6 +12,8 @@ export interface RemoteBehaviour {
   throttleFirst?: number;
   /** Answer requests from this one on (1-based) with 424 ModelError. */
   failFrom?: number;
+  /** Hold the answer to the first request until this settles (a test does something meanwhile). */
+  holdFirst?: Promise<void>;
 }
 
 /**
@@ -27,6 +29,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
   let requests = 0;
   let inFlight = 0;
   let aborted = 0;
+  let held = false;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -55,6 +58,10 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       }
       const lines = (await model.predict(parseCsvFeatures(Buffer.concat(chunks)))).csvLines();
       inFlight += 1;
+      if (number === 1 && behaviour.holdFirst) {
+        held = true;
+        await behaviour.holdFirst;
+      }
       const timer = setTimeout(() => {
         inFlight -= 1;
         res.writeHead(200, { 'content-type': 'text/csv' });
@@ -77,6 +84,10 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
     },
     get inFlight() {
       return inFlight;
+    },
+    /** The first request is being held (see holdFirst). */
+    get holding() {
+      return held;
     },
     get aborted() {
       return aborted;
