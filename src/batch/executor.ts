@@ -21,6 +21,8 @@ export interface BatchSettings {
   progress: boolean;
   /** Of the candidate tables asked about, those whose rows may key stored results (see BatchPlan.rowIdentityTables). */
   rowTables: Set<string>;
+  /** A read-only transaction cannot create or empty the results tables: its statements take the per-row path. */
+  readOnly: boolean;
 }
 
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
@@ -46,7 +48,7 @@ export async function readSettings(
     ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(literal).join(', ')}]::text[]) n
          JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
-          AND has_database_privilege(current_database(), 'TEMP') AND NOT current_setting('transaction_read_only')::bool)::text`
+          AND has_database_privilege(current_database(), 'TEMP'))::text`
     : "'[]'";
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
@@ -58,10 +60,21 @@ export async function readSettings(
       ${parallelWorkers},
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       ${rowTables},
+      current_setting('transaction_read_only'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
-  const [enabled, workersPerGather, timeout, progress, maxConcurrent, ready, tableWorkers, allowed, plainTables] =
-    rows[0];
+  const [
+    enabled,
+    workersPerGather,
+    timeout,
+    progress,
+    maxConcurrent,
+    ready,
+    tableWorkers,
+    allowed,
+    plainTables,
+    readOnly,
+  ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
@@ -73,6 +86,7 @@ export async function readSettings(
     timeoutMs: Number(timeout) || 0,
     progress: !off(progress),
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
+    readOnly: readOnly === 'on',
   };
 }
 

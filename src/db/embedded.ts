@@ -17,7 +17,6 @@ import type { Logger } from '../util/log.js';
 import { findPostgresBinaries } from './binaries.js';
 import type { PostgresTarget } from './target.js';
 
-
 /**
  * Written into a new cluster's postgresql.conf (so ALTER SYSTEM and SET still
  * change them). Batch mode keeps a statement's answers in a temp table and

@@ -301,7 +301,7 @@ export class MlInterceptor implements SessionInterceptor {
       plan.rowIdentityTables,
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
-    if (!settings.enabled || !settings.extensionReady || !settings.allowed) return asIs();
+    if (!settings.enabled || !settings.extensionReady || !settings.allowed || settings.readOnly) return asIs();
     if (settings.rowTables.size > 0) {
       // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
       const replanned = this.parseForBatch(original, parsed.catalog, settings.rowTables);
@@ -427,6 +427,8 @@ export class MlInterceptor implements SessionInterceptor {
     const binds: { entry: PreparedMl; params: BindParameters }[] = [];
     let syncs = 0;
     let needsResultsTable = false;
+    // Statements prepared in this group to read batch results, and their plain form (see read-only below).
+    const batchParses: { index: number; plain: Buffer; name: string; entry: PreparedMl }[] = [];
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
       if (message.type === 0x50 /* P */) {
@@ -437,11 +439,13 @@ export class MlInterceptor implements SessionInterceptor {
           : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
           const serverSql = parsed.target.finalSql(parsed.plan);
-          this.prepared.set(parse.name, {
-            target: parsed.target,
-            plan: parsed.plan,
-            serverSql,
-            declaredTypes: parse.paramTypes,
+          const entry = { target: parsed.target, plan: parsed.plan, serverSql, declaredTypes: parse.paramTypes };
+          this.prepared.set(parse.name, entry);
+          batchParses.push({
+            index: out.length,
+            plain: rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes),
+            name: parse.name,
+            entry,
           });
           out.push(parseMessage(parse.name, serverSql, parse.paramTypes));
           needsResultsTable = true;
@@ -478,10 +482,24 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(out, syncs);
       return;
     }
+    if (settings.readOnly && batchParses.length > 0) {
+      // A read-only transaction may not be able to create the results table: statements
+      // prepared here are prepared as written instead and take the per-row path.
+      for (const parse of batchParses) {
+        out[parse.index] = parse.plain;
+        if (this.prepared.get(parse.name) === parse.entry) this.prepared.delete(parse.name);
+      }
+      const swapped = new Set(batchParses.map((p) => p.entry));
+      binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+      if (binds.length === 0) {
+        control.forward(out, syncs);
+        return;
+      }
+    }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const failure = await this.guarded(control, labels, async (inTransaction) => {
-      if (!settings.enabled || !settings.allowed || binds.length === 0) {
+      if (!settings.enabled || !settings.allowed || binds.length === 0 || settings.readOnly) {
         // The rewritten statement still parses and falls back to per-row calls.
         await beginBatch(control, number, inTransaction);
         return;

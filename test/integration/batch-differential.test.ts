@@ -278,6 +278,24 @@ describe('batch mode in other statements', () => {
   });
 });
 
+describe('read-only transactions', () => {
+  it('answer through the per-row path, simple and extended protocol alike', async () => {
+    const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
+    const expected = (await db.query(sql)).rows;
+    const fresh = await stack.connect();
+    try {
+      await fresh.query('SET default_transaction_read_only = on');
+      expect((await fresh.query(sql)).rows).toEqual(expected);
+      await fresh.query('BEGIN READ ONLY');
+      expect((await fresh.query(sql)).rows).toEqual(expected);
+      expect((await fresh.query({ text: sql.replace('<= 30', '<= $1'), values: [30] })).rows).toEqual(expected);
+      await fresh.query('COMMIT');
+    } finally {
+      await fresh.end();
+    }
+  });
+});
+
 describe('several statements in one Query', () => {
   it('batches each statement and keeps the implicit transaction', async () => {
     const before = rowsScored();

@@ -126,7 +126,8 @@ BEGIN
     );
     GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
     existing := to_regclass('pg_temp.aws_ml_results');
-  ELSIF fresh THEN
+  ELSIF fresh AND NOT current_setting('transaction_read_only')::boolean THEN
+    -- (A read-only transaction may not TRUNCATE; the old rows are simply not this statement's.)
     TRUNCATE pg_temp.aws_ml_results;
     -- Loading is several times faster without an index to maintain; index_batch adds it back when needed.
     DROP INDEX IF EXISTS pg_temp.aws_ml_results_key;
