@@ -386,7 +386,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   }
 
   const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
-  rewriteAsJoins(analysis, groupOfSite, catalog);
+  rewriteAsJoins(statement, analysis, groupOfSite, catalog);
   return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
 }
 
@@ -463,7 +463,12 @@ function singleTable(
 }
 
 /** Replaces joinable call sites by reads of a LEFT JOIN against the stored results. */
-function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup>, catalog: MlCatalog): void {
+function rewriteAsJoins(
+  statement: AstNode,
+  analysis: Analysis,
+  groupOfSite: Map<CallSite, CallGroup>,
+  catalog: MlCatalog,
+): void {
   // Innermost calls first, so that outer keys are computed from already rewritten arguments.
   const depthOf = (site: CallSite) => {
     let depth = 0;
@@ -491,6 +496,19 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
     if (site.fromFunction) {
       const names = site.fromFunction.columnNames ?? ['sentiment', 'confidence'];
       const call = deparse(original);
+      const columns = [
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END`,
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END`,
+      ];
+      if (replaceFunctionColumns(statement, site, [names[0], names[1] ?? 'confidence'], columns)) {
+        site.holder[site.key] = { __awsmlFromFunction: { results, on } };
+        const list = joinsByLevel.get(site.level) ?? [];
+        list.push({ results, on, site });
+        joinsByLevel.set(site.level, list);
+        group.joined = true;
+        group.aliases.push(alias);
+        continue;
+      }
       const lateral = parseFromItem(
         `LATERAL (SELECT CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END AS ${quoteIdent(names[0])}, ` +
           `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction.alias)}`,
@@ -532,6 +550,52 @@ function rewriteAsJoins(analysis: Analysis, groupOfSite: Map<CallSite, CallGroup
     group.aliases.push(alias);
   }
   for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins);
+}
+
+/**
+ * `FROM t, detect_sentiment(t.doc, 'en') s`: when every use of s is `s.sentiment`
+ * or `s.confidence` in s's own query level (no `s.*`, no whole-row `s`, no
+ * unqualified column that could be one of them, none in a subquery), those
+ * uses become the expressions themselves and s leaves the FROM list. Else a
+ * LATERAL subquery provides the columns, which PostgreSQL runs once per row
+ * (the per-row fallback call in it is volatile, so it cannot be flattened).
+ */
+function replaceFunctionColumns(statement: AstNode, site: CallSite, names: string[], columns: string[]): boolean {
+  const alias = site.fromFunction!.alias;
+  const uses: { holder: AstNode; key: string | number; column: number }[] = [];
+  let safe = true;
+  walk({ root: statement }, (node, parent, key) => {
+    const ref = inner(node, 'ColumnRef');
+    if (!ref || parent === undefined || key === undefined) return undefined;
+    const fields: (string | undefined)[] = ref.fields.map((f: AstNode) => f.String?.sval);
+    if (fields.length === 1 && (fields[0] === alias || names.includes(fields[0]!))) safe = false;
+    else if (fields.includes(alias)) {
+      const column = fields.length === 2 && fields[0] === alias ? names.indexOf(fields[1]!) : -1;
+      if (column < 0) safe = false;
+      else uses.push({ holder: parent as AstNode, key, column });
+    }
+    return false;
+  });
+  if (!safe) return false;
+  // Only uses in the level's own clauses (FROM items and subqueries excluded).
+  const local = new Set<AstNode>();
+  const stmt = site.level.stmt;
+  for (const clause of ['targetList', 'whereClause', 'groupClause', 'havingClause', 'sortClause', 'distinctClause']) {
+    walk({ root: stmt[clause] }, (node, parent, key) => {
+      if (inner(node, 'SubLink')) return false;
+      if (inner(node, 'ColumnRef') && parent !== undefined && key !== undefined)
+        local.add((parent as AstNode)[key as string]);
+      return undefined;
+    });
+  }
+  if (!uses.every((use) => local.has(use.holder[use.key as string]))) return false;
+  for (const target of stmt.targetList ?? []) {
+    const res = target.ResTarget;
+    const use = uses.find((u) => u.holder[u.key as string] === res.val);
+    if (use && !res.name) res.name = names[use.column];
+  }
+  for (const use of uses) use.holder[use.key as string] = parseExpression(columns[use.column]);
+  return true;
 }
 
 function quoteIdent(name: string): string {
@@ -607,7 +671,7 @@ function rebuildFrom(level: Level, joins: ResultsJoin[]): void {
     const marker = item.__awsmlFromFunction;
     if (marker) {
       acc = resultsJoin(acc ?? parseFromItem('(SELECT) AS aws_ml_one'), marker.results, marker.on);
-      acc = join('JOIN_INNER', acc, marker.lateral);
+      if (marker.lateral) acc = join('JOIN_INNER', acc, marker.lateral);
       continue;
     }
     acc = acc ? join('JOIN_INNER', acc, item) : item;

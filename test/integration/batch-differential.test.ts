@@ -278,6 +278,40 @@ describe('batch mode in other statements', () => {
   });
 });
 
+describe('sentiment in the FROM list', () => {
+  const S = `aws_comprehend.detect_sentiment(t.txt, 'en')`;
+  it('reads the columns as expressions where s is used only as s.sentiment / s.confidence in its level', async () => {
+    for (const sql of [
+      `SELECT t.id, s.sentiment, s.confidence FROM t, ${S} s`,
+      `SELECT s.sentiment, count(*) FROM t, ${S} s GROUP BY s.sentiment ORDER BY 1`,
+      `SELECT t.id FROM t, ${S} s WHERE s.confidence > 0.6 AND t.id % 2 = 0`,
+      `SELECT t.id, s.x, s.y FROM t, ${S} s(x, y) ORDER BY s.y DESC, t.id`,
+    ]) {
+      const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
+      expect(plan, sql).not.toContain('Subquery Scan');
+      await expectSameBothWays(db, sql);
+      const batched = await db.query(sql);
+      await db.query('SET apg_enable_function_migration = false');
+      const perRow = await db.query(sql);
+      await db.query('RESET apg_enable_function_migration');
+      expect(batched.fields.map((f) => f.name)).toEqual(perRow.fields.map((f) => f.name));
+    }
+  });
+
+  it('keeps a LATERAL column mapping where s is used otherwise', async () => {
+    for (const sql of [
+      `SELECT s.* FROM t, ${S} s`,
+      `SELECT t.id, sentiment FROM t, ${S} s`,
+      `SELECT t.id, (SELECT s.sentiment) FROM t, ${S} s`,
+      `SELECT t.id, s FROM t, ${S} s`,
+    ]) {
+      const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
+      expect(plan, sql).toContain('aws_ml_r');
+      await expectSameBothWays(db, sql);
+    }
+  });
+});
+
 describe('read-only transactions', () => {
   it('answer through the per-row path, simple and extended protocol alike', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
