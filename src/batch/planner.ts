@@ -399,8 +399,8 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
  * a new row placed where a deleted one was (possible once nothing holds a
  * snapshot that sees the old one) has a new xmin, so a stale pairing is
  * impossible; a row the argument query did not see finds no result and is
- * called per row. Returns the
- * tables such groups could use; groups use them once `rowTables` confirms them.
+ * called per row. Returns the tables such groups could use; groups use them
+ * once `rowTables` confirms them.
  */
 function chooseRowIdentity(
   groups: CallGroup[],

@@ -52,10 +52,6 @@ export class RowLog {
     this.slots.push(slot);
   }
 
-  get done(): boolean {
-    return this.next === this.slots.length;
-  }
-
   /** COPY lines for the next rows whose answers are in (up to the first still missing, at most `limit`). */
   take(statement: number, answers: Answers, limit: number): string {
     const head = `${statement}\t${this.group.id}\t(`;
