@@ -5,7 +5,6 @@ import {
   type BindParameters,
   beginBatch,
   computeBatchResults,
-  preparePlainTables,
   readSettings,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
@@ -435,18 +434,9 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);
-        let parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
+        const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
           ? this.parseForBatch(rewritten, catalog)
           : undefined;
-        if (
-          parsed &&
-          !('forward' in parsed) &&
-          parsed.plan.rowIdentityTables.length > 0 &&
-          control.backend.status !== 'E'
-        ) {
-          const rowTables = await preparePlainTables(control, parsed.plan.rowIdentityTables);
-          if (rowTables.size > 0) parsed = this.parseForBatch(rewritten, catalog, rowTables);
-        }
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
           const serverSql = parsed.target.finalSql(parsed.plan);
           const entry = { target: parsed.target, plan: parsed.plan, serverSql, declaredTypes: parse.paramTypes };
@@ -511,8 +501,7 @@ export class MlInterceptor implements SessionInterceptor {
     const failure = await this.guarded(control, labels, async (inTransaction) => {
       if (!settings.enabled || !settings.allowed || binds.length === 0 || settings.readOnly) {
         // The rewritten statement still parses and falls back to per-row calls.
-        const rowResults = binds.some((b) => b.entry.plan.groups.some((g) => g.rowIdentity));
-        await beginBatch(control, number, inTransaction, rowResults && !settings.readOnly);
+        await beginBatch(control, number, inTransaction);
         return;
       }
       const work: ArgumentWork[] = [];

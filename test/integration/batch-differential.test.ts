@@ -180,24 +180,6 @@ describe('results joined by tuple identity', () => {
     }
   });
 
-  it('joins by row for statements prepared with parameters too', async () => {
-    const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
-    for (const params of [
-      [1, 40],
-      [100, 160],
-    ]) {
-      const before = stack.pgsage.statistics.snapshot().find((x) => x.function === 'aws_sagemaker.invoke_endpoint')
-        ?.figures.perRowCalls;
-      const { rows } = await db.query({ text: sql, values: params });
-      const stored = await db.query('SELECT count(*)::int AS n FROM pg_temp.aws_ml_row_results');
-      expect(stored.rows[0].n).toBe(rows.length);
-      const after = stack.pgsage.statistics.snapshot().find((x) => x.function === 'aws_sagemaker.invoke_endpoint')
-        ?.figures.perRowCalls;
-      expect(after).toBe(before);
-      await expectSameBothWays(db, sql, { params });
-    }
-  });
-
   it('sees rows the transaction inserted or updated before the statement', async () => {
     await db.query('BEGIN');
     try {
