@@ -7,7 +7,8 @@ export interface ArgumentRow {
   key: string | null;
   /** max_rows_per_batch given per row (NULL or no such column: undefined). */
   batch: number | undefined;
-  /** The table row (ctid block and offset, xmin), for groups stored per row. */
+  /** The table row (its file, ctid block and offset, xmin), for groups stored per row. */
+  file: number;
   block: number;
   offset: number;
   xmin: number;
@@ -24,6 +25,12 @@ export interface ArgumentLayout {
 
 const TAB = 0x09;
 const BACKSLASH = 0x5c;
+
+function digits(payload: Buffer, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 10 + (payload[i] - 0x30);
+  return value;
+}
 
 /**
  * `1.5<TAB>\N<TAB>-2` → `1.5,,-2`, rewriting the bytes in place (the payload
@@ -47,7 +54,15 @@ function numbersAsCsv(payload: Buffer, start: number, end: number): string {
  * statement should cost a few short strings, not an array of fields.
  */
 export class ArgumentRowReader {
-  private readonly row: ArgumentRow = { target: null, key: null, batch: undefined, block: 0, offset: 0, xmin: 0 };
+  private readonly row: ArgumentRow = {
+    target: null,
+    key: null,
+    batch: undefined,
+    file: 0,
+    block: 0,
+    offset: 0,
+    xmin: 0,
+  };
   private readonly keyColumns: number;
   private readonly starts: number[];
   private readonly ends: number[];
@@ -55,7 +70,7 @@ export class ArgumentRowReader {
 
   constructor(private readonly layout: ArgumentLayout) {
     this.keyColumns = layout.inputs?.length ?? 1;
-    const fields = 1 + this.keyColumns + (layout.batchColumn ? 1 : 0) + (layout.rowIdentity ? 2 : 0);
+    const fields = 1 + this.keyColumns + (layout.batchColumn ? 1 : 0) + (layout.rowIdentity ? 3 : 0);
     this.starts = new Array(fields).fill(0);
     this.ends = new Array(fields).fill(0);
   }
@@ -91,17 +106,17 @@ export class ArgumentRowReader {
       next += 1;
     }
     if (this.layout.rowIdentity) {
-      // ctid `(block,offset)`, then xmin: digits only.
+      // ctid `(block,offset)`, then xmin and the table's file: digits only.
+      const tidEnd = ends[next];
       let i = starts[next] + 1;
       let block = 0;
-      for (let c = payload[i]; c !== 0x2c; c = payload[++i]) block = block * 10 + (c - 0x30);
+      for (; i < tidEnd && payload[i] !== 0x2c; i++) block = block * 10 + (payload[i] - 0x30);
       let offset = 0;
-      for (let c = payload[++i]; c !== 0x29; c = payload[++i]) offset = offset * 10 + (c - 0x30);
-      let xmin = 0;
-      for (i = starts[next + 1]; i < ends[next + 1]; i++) xmin = xmin * 10 + (payload[i] - 0x30);
+      for (i += 1; i < tidEnd && payload[i] !== 0x29; i++) offset = offset * 10 + (payload[i] - 0x30);
       row.block = block;
       row.offset = offset;
-      row.xmin = xmin;
+      row.xmin = digits(payload, starts[next + 1], ends[next + 1]);
+      row.file = digits(payload, starts[next + 2], ends[next + 2]);
     }
     return row;
   }
@@ -128,6 +143,7 @@ export class ArgumentRowReader {
       row.block = Number(block);
       row.offset = Number(offset);
       row.xmin = Number(values[next + 1]);
+      row.file = Number(values[next + 2]);
     }
     return row;
   }

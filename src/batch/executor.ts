@@ -262,7 +262,7 @@ async function streamArguments(
     }
     const slot = scorer.add(group.kind, row.target, row.key, size, figures, group.label, format);
     // A row with a NULL input gets no stored result: its call answers NULL itself.
-    if (rows) rows.add(slot, row.block, row.offset, row.xmin);
+    if (rows) rows.add(slot, row.file, row.block, row.offset, row.xmin);
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {

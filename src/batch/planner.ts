@@ -3,6 +3,7 @@ import {
   clone,
   deparse,
   figureColumnName,
+  functionName,
   inner,
   nodeType,
   parseExpression,
@@ -40,7 +41,7 @@ export interface CallGroup {
    * statement does not compute the inputs again. Else they are stored per
    * distinct input and joined on it.
    */
-  rowIdentity?: { qualifier: string };
+  rowIdentity?: { qualifier: string; table: string };
   /**
    * For a model call joined by row: the argument query with each model input
    * as its own column (`target, input1 … inputN[, batch], ctid, xmin`), used
@@ -70,12 +71,18 @@ export interface PlanOptions {
   stored?: boolean;
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
   rowTables?: ReadonlySet<string>;
+  /**
+   * The statement's number in the session's results tables, when known at
+   * planning: written into the statement, so that a cursor opened now and
+   * first fetched after other statements still reads its own results.
+   */
+  statementNumber?: number;
 }
 
 const RESULTS = 'pg_temp.aws_ml_results';
 export const ROW_RESULTS = 'pg_temp.aws_ml_row_results';
 // A scalar subquery: evaluated once per statement, not once per stored row.
-const STATEMENT_NUMBER = "(SELECT current_setting('aws_ml.batch_statement')::int)";
+const CURRENT_STATEMENT_NUMBER = "(SELECT current_setting('aws_ml.batch_statement')::int)";
 
 function conjuncts(where: AstNode | undefined): AstNode[] {
   if (!where) return [];
@@ -166,7 +173,7 @@ interface ArgumentQuery {
 function argumentQuery(
   site: CallSite,
   index: Map<AstNode, CallSite>,
-  rowQualifier?: string,
+  rows?: { qualifier: string; table: string },
   separateInputs?: AstNode[],
 ): ArgumentQuery | string {
   const level = site.level;
@@ -219,7 +226,13 @@ function argumentQuery(
       : [`${call.keySql} AS key`]),
   ];
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) columns.push(`(${call.batchSql})::int AS batch`);
-  if (rowQualifier) columns.push(`${rowQualifier}.ctid AS aws_ml_row_tid`, `${rowQualifier}.xmin AS aws_ml_row_xmin`);
+  if (rows) {
+    columns.push(
+      `${rows.qualifier}.ctid AS aws_ml_row_tid`,
+      `${rows.qualifier}.xmin AS aws_ml_row_xmin`,
+      `${relationFile(rows.table)} AS aws_ml_row_file`,
+    );
+  }
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
   const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
@@ -386,7 +399,9 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   }
 
   const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
-  rewriteAsJoins(statement, analysis, groupOfSite, catalog);
+  const statementNumber =
+    options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
+  rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber);
   return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
 }
 
@@ -395,12 +410,15 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
  * levels whose argument query reads one plain table: the final statement then
  * joins on (ctid, xmin), a few bytes, instead of computing every input again
  * (for twelve model features that costs more than scoring them). A row
- * changed between the argument query and the statement has a new ctid, and
- * a new row placed where a deleted one was (possible once nothing holds a
- * snapshot that sees the old one) has a new xmin, so a stale pairing is
- * impossible; a row the argument query did not see finds no result and is
- * called per row. Returns the tables such groups could use; groups use them
- * once `rowTables` confirms them.
+ * changed between the argument query and the statement has a new ctid; a new
+ * row placed where a deleted one was (possible once nothing holds a snapshot
+ * that sees the old one) has a new xmin; a table rewritten meanwhile (VACUUM
+ * FULL, CLUSTER, TRUNCATE: rows move but keep xmin) has a new file, and its
+ * stored answers are not read. So a stale pairing is impossible; a row the
+ * argument query did not see finds no result and is called per row. Only
+ * arguments that the final statement would evaluate to the same values
+ * qualify (see `stableArguments`). Returns the tables such groups could use;
+ * groups use them once `rowTables` confirms them.
  */
 function chooseRowIdentity(
   groups: CallGroup[],
@@ -418,17 +436,19 @@ function chooseRowIdentity(
   });
   for (const group of groups) {
     if (readByLookups.has(group.id)) continue;
+    if (!group.sites.every((site) => stableArguments(site.call))) continue;
     const tables = group.sites.map((site) => singleTable(site, index, ctes));
     const first = tables[0];
     if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) continue;
     candidates.add(first.name);
     if (!rowTables?.has(first.name)) continue;
-    const query = argumentQuery(group.sites[0], index, first.qualifier);
+    const rows = { qualifier: first.qualifier, table: first.name };
+    const query = argumentQuery(group.sites[0], index, rows);
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
-    group.rowIdentity = { qualifier: first.qualifier };
+    group.rowIdentity = rows;
     const inputs = modelInputs(group.sites[0].call);
-    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, first.qualifier, inputs);
+    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, rows, inputs);
     if (separate && typeof separate !== 'string') group.separateInputs = { sql: separate.sql, count: inputs.length };
   }
   return [...candidates];
@@ -445,6 +465,96 @@ function modelInputs(call: CallSite['call']): AstNode[] | undefined {
 
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
+/** The file a table's rows live in now: it changes when the table is rewritten. Evaluated once per statement. */
+const relationFile = (table: string) =>
+  `(SELECT pg_catalog.pg_relation_filenode('${table.replace(/'/g, "''")}'::regclass))`;
+
+/** Expression nodes whose value depends only on the row, constants and parameters. */
+const ROW_ONLY_NODES = new Set([
+  'ColumnRef',
+  'A_Const',
+  'TypeCast',
+  'ParamRef',
+  'BoolExpr',
+  'NullTest',
+  'BooleanTest',
+  'CoalesceExpr',
+  'CaseExpr',
+  'CaseWhen',
+  'A_ArrayExpr',
+  'MinMaxExpr',
+  'TypeName',
+  'String',
+  'Integer',
+  'Float',
+  'Boolean',
+  'List',
+]);
+/** Functions that give the same value for the same arguments (operators on plain values are such too). */
+const ROW_ONLY_FUNCTIONS = new Set([
+  'json_build_array',
+  'lower',
+  'upper',
+  'abs',
+  'round',
+  'trunc',
+  'floor',
+  'ceil',
+  'ln',
+  'log',
+  'exp',
+  'sqrt',
+  'power',
+  'length',
+  'char_length',
+  'substr',
+  'substring',
+  'btrim',
+  'ltrim',
+  'rtrim',
+  'replace',
+  'left',
+  'right',
+]);
+
+/**
+ * Whether the call's arguments (its target, inputs and batch size, through a
+ * wrapper's body too) are the same in the argument query and in the final
+ * statement: columns of the row, constants, parameters, operators and a few
+ * immutable functions. Anything else (now(), current_setting(), subqueries…)
+ * keeps results keyed by input, where a difference falls back per row.
+ */
+function stableArguments(call: CallSite['call']): boolean {
+  const builtin = call.wrapper ? call.wrapper.inlinedCall : call.node;
+  const nodes: AstNode[] = [...(call.node.args ?? []), ...(builtin.args ?? [])];
+  let stable = true;
+  for (const arg of nodes) {
+    walk({ root: arg }, (node) => {
+      if (!stable) return false;
+      const type = nodeType(node);
+      // Inner objects and their fields ({ sval: … }) were judged with their node.
+      if (type === undefined || !/^[A-Z]/.test(type)) return undefined;
+      if (type === 'A_Const' || type === 'ColumnRef' || type === 'ParamRef' || type === 'TypeName') return false;
+      if (type === 'FuncCall') {
+        const fn = inner(node, 'FuncCall');
+        const name = functionName(fn);
+        const schema = name.length === 2 ? name[0] : 'pg_catalog';
+        if (schema !== 'pg_catalog' || !ROW_ONLY_FUNCTIONS.has(name[name.length - 1]) || fn.over || fn.agg_star) {
+          stable = false;
+        }
+        return undefined;
+      }
+      if (type === 'A_Expr') {
+        if (inner(node, 'A_Expr').kind !== 'AEXPR_OP') stable = false;
+        return undefined;
+      }
+      if (!ROW_ONLY_NODES.has(type)) stable = false;
+      return undefined;
+    });
+  }
+  return stable;
+}
+
 /** The one table a joinable call site's argument query reads, if it reads exactly one. */
 function singleTable(
   site: CallSite,
@@ -456,9 +566,12 @@ function singleTable(
   if (from?.items.length !== 1) return undefined;
   const table = inner(from.items[0], 'RangeVar');
   if (!table || table.catalogname || (!table.schemaname && ctes.has(table.relname))) return undefined;
+  // `FROM f(…) s, t`: the join standing for s comes before t, so it could not refer to t's rows.
+  if (site.fromFunction && site.level.stmt.fromClause.indexOf(from.items[0]) > (site.key as number)) return undefined;
   return {
     name: table.schemaname ? `${quoteName(table.schemaname)}.${quoteName(table.relname)}` : quoteName(table.relname),
-    qualifier: quoteIdent(table.alias?.aliasname ?? table.relname),
+    // Always quoted: a table called "user" or an alias "order" must not read as a keyword.
+    qualifier: quoteName(table.alias?.aliasname ?? table.relname),
   };
 }
 
@@ -468,6 +581,7 @@ function rewriteAsJoins(
   analysis: Analysis,
   groupOfSite: Map<CallSite, CallGroup>,
   catalog: MlCatalog,
+  statementNumber: string,
 ): void {
   // Innermost calls first, so that outer keys are computed from already rewritten arguments.
   const depthOf = (site: CallSite) => {
@@ -487,10 +601,10 @@ function rewriteAsJoins(
     const alias = `aws_ml_r${site.id}`;
     const rows = group.rowIdentity;
     const on = rows
-      ? `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
-      : `${alias}.aws_ml_stmt = ${STATEMENT_NUMBER} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
+      ? `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_file = ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
+      : `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
     const results = rows
-      ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`
+      ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_file AS aws_ml_row_file, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`
       : `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`;
     const original = clone({ FuncCall: site.call.node });
     if (site.fromFunction) {
@@ -589,10 +703,14 @@ function replaceFunctionColumns(statement: AstNode, site: CallSite, names: strin
     });
   }
   if (!uses.every((use) => local.has(use.holder[use.key as string]))) return false;
+  // The output names PostgreSQL gives the original expressions (`s.sentiment::text` is "sentiment").
   for (const target of stmt.targetList ?? []) {
     const res = target.ResTarget;
-    const use = uses.find((u) => u.holder[u.key as string] === res.val);
-    if (use && !res.name) res.name = names[use.column];
+    const containsUse = uses.some((u) => {
+      const use = u.holder[u.key as string];
+      return res.val === use || some(res.val, (n) => n === use);
+    });
+    if (containsUse && !res.name) res.name = figureColumnName(res.val);
   }
   for (const use of uses) use.holder[use.key as string] = parseExpression(columns[use.column]);
   return true;

@@ -10,15 +10,17 @@ import { type CallGroup, ROW_RESULTS } from './planner.js';
 export function rowResultsTableSql(fresh: boolean): string {
   return `DO $aws_ml$BEGIN
     IF to_regclass('${ROW_RESULTS}') IS NULL THEN
-      CREATE TEMP TABLE aws_ml_row_results (
-        stmt int NOT NULL, grp int NOT NULL, row_tid tid NOT NULL, row_xmin xid NOT NULL, out_text text, out_real real);
+      CREATE TEMP TABLE aws_ml_row_results (stmt int NOT NULL, grp int NOT NULL,
+        row_file oid NOT NULL, row_tid tid NOT NULL, row_xmin xid NOT NULL, out_text text, out_real real);
+      -- Whatever role the session has later (SET ROLE) reads and loads it; other sessions never see it.
+      GRANT SELECT, INSERT, TRUNCATE ON ${ROW_RESULTS} TO PUBLIC;
     ELSIF ${fresh} THEN
       TRUNCATE ${ROW_RESULTS};
     END IF;
   END$aws_ml$`;
 }
 
-export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_tid, row_xmin, out_text, out_real) FROM STDIN`;
+export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_file, row_tid, row_xmin, out_text, out_real) FROM STDIN`;
 
 /** The answers of a statement's distinct inputs, by the slot the scorer gave each. */
 export interface Answers {
@@ -40,12 +42,15 @@ export class RowLog {
   private readonly xmins: number[] = [];
   private readonly slots: number[] = [];
   private next = 0;
+  /** The table's file when the argument query read it (the same for every row). */
+  private file = 0;
 
   constructor(readonly group: CallGroup) {}
 
   /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
-  add(slot: number, block: number, offset: number, xmin: number): void {
+  add(slot: number, file: number, block: number, offset: number, xmin: number): void {
     if (slot < 0) return;
+    this.file = file;
     this.blocks.push(block);
     this.offsets.push(offset);
     this.xmins.push(xmin);
@@ -54,7 +59,7 @@ export class RowLog {
 
   /** COPY lines for the next rows whose answers are in (up to the first still missing, at most `limit`). */
   take(statement: number, answers: Answers, limit: number): string {
-    const head = `${statement}\t${this.group.id}\t(`;
+    const head = `${statement}\t${this.group.id}\t${this.file}\t(`;
     let out = '';
     const end = Math.min(this.slots.length, this.next + limit);
     while (this.next < end) {

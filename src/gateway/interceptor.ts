@@ -252,7 +252,12 @@ export class MlInterceptor implements SessionInterceptor {
     return false;
   }
 
-  private parseForBatch(sql: string, catalog: MlCatalog, rowTables?: ReadonlySet<string>): Parsed {
+  private parseForBatch(
+    sql: string,
+    catalog: MlCatalog,
+    rowTables?: ReadonlySet<string>,
+    statementNumber?: number,
+  ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
       statements = parse(sql);
@@ -266,7 +271,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (isCatalogDdl(stmt)) return { forward: 'ddl' };
     const target = batchTarget(stmt, catalog);
     if (!target) return { forward: 'not batchable' };
-    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables });
+    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber });
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
     return { target, plan, catalog };
   }
@@ -302,12 +307,16 @@ export class MlInterceptor implements SessionInterceptor {
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.enabled || !settings.extensionReady || !settings.allowed || settings.readOnly) return asIs();
+    const number = ++this.statementNumber;
     if (settings.rowTables.size > 0) {
       // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
-      const replanned = this.parseForBatch(original, parsed.catalog, settings.rowTables);
-      if (!('forward' in replanned)) ({ target, plan } = replanned);
+      try {
+        const replanned = this.parseForBatch(original, parsed.catalog, settings.rowTables, number);
+        if (!('forward' in replanned)) ({ target, plan } = replanned);
+      } catch (error) {
+        control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
+      }
     }
-    const number = ++this.statementNumber;
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0 };

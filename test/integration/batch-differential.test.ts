@@ -180,6 +180,55 @@ describe('results joined by tuple identity', () => {
     }
   });
 
+  it('quotes tables and aliases that are keywords, and works after SET ROLE', async () => {
+    await db.query('CREATE TABLE IF NOT EXISTS "user" AS SELECT * FROM t WHERE id <= 40');
+    for (const sql of [`SELECT id, ${EP} FROM "user"`, `SELECT "order".id, ${EP} FROM t AS "order" WHERE id < 50`]) {
+      expect(await explainText(sql), sql).toContain('aws_ml_row_results');
+      await expectAllFromBatch(sql);
+      await expectSameBothWays(db, sql);
+    }
+    await db.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'row_reader') THEN CREATE ROLE row_reader; END IF;
+      END $$`);
+    await db.query('GRANT aws_ml TO row_reader; GRANT SELECT ON t TO row_reader');
+    await db.query('SET ROLE row_reader');
+    try {
+      const sql = `SELECT id, ${EP} FROM t WHERE id <= 30`;
+      expect(await explainText(sql)).toContain('aws_ml_row_results');
+      await expectSameBothWays(db, sql);
+    } finally {
+      await db.query('RESET ROLE');
+    }
+  });
+
+  it('keeps a cursor on its own results while other statements run before its first FETCH', async () => {
+    const reversed = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${[...f].reverse().join(', ')})::float8`;
+    const read = async () => {
+      await db.query('BEGIN');
+      try {
+        await db.query(`DECLARE c CURSOR FOR SELECT id, ${EP} AS p FROM t ORDER BY id`);
+        await db.query(`SELECT id, ${reversed} FROM t`);
+        return (await db.query('FETCH ALL FROM c')).rows;
+      } finally {
+        await db.query('COMMIT');
+      }
+    };
+    const batched = await read();
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = await read();
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched.length).toBeGreaterThan(100);
+    expect(batched).toEqual(perRow);
+  });
+
+  it('keeps results keyed by input where an argument could change between the two statements', async () => {
+    const sql = `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, f1 + extract(second from now())::int * 0, ${f.slice(1).join(', ')})::float8 FROM t`;
+    const plan = await explainText(sql);
+    expect(plan).toContain('aws_ml_results');
+    expect(plan).not.toContain('aws_ml_row_results');
+    await expectSameBothWays(db, sql);
+  });
+
   it('sees rows the transaction inserted or updated before the statement', async () => {
     await db.query('BEGIN');
     try {
@@ -286,6 +335,7 @@ describe('sentiment in the FROM list', () => {
       `SELECT s.sentiment, count(*) FROM t, ${S} s GROUP BY s.sentiment ORDER BY 1`,
       `SELECT t.id FROM t, ${S} s WHERE s.confidence > 0.6 AND t.id % 2 = 0`,
       `SELECT t.id, s.x, s.y FROM t, ${S} s(x, y) ORDER BY s.y DESC, t.id`,
+      `SELECT s.sentiment::text, s.confidence::numeric, upper(s.sentiment) FROM t, ${S} s`,
     ]) {
       const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
       expect(plan, sql).not.toContain('Subquery Scan');
@@ -304,6 +354,7 @@ describe('sentiment in the FROM list', () => {
       `SELECT t.id, sentiment FROM t, ${S} s`,
       `SELECT t.id, (SELECT s.sentiment) FROM t, ${S} s`,
       `SELECT t.id, s FROM t, ${S} s`,
+      `SELECT t.id, s.sentiment FROM aws_comprehend.detect_sentiment('what a fine day', 'en') s, t`,
     ]) {
       const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
       expect(plan, sql).toContain('aws_ml_r');

@@ -78,6 +78,30 @@ describe('batch mode under faults', () => {
     await other.end();
   });
 
+  it('reads no stored answer of a table rewritten while it scored (rows moved, xmin kept)', async () => {
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst });
+    await db.query('CREATE INDEX rows_in_f1 ON rows_in (f1)');
+    const other = await stack.connect();
+    const sql = `SELECT id, ${call(500)} AS p FROM rows_in ORDER BY id`;
+    const before = (await db.query('SELECT ctid::text AS c FROM rows_in WHERE id = 1')).rows[0].c;
+    const running = db.query(sql);
+    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
+    // Every row was loaded by one transaction (same xmin); CLUSTER puts them in another order.
+    await other.query('CLUSTER rows_in USING rows_in_f1');
+    expect((await other.query('SELECT ctid::text AS c FROM rows_in WHERE id = 1')).rows[0].c).not.toBe(before);
+    release();
+    const batched = (await running).rows;
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = (await db.query(sql)).rows;
+    expect(batched).toHaveLength(2000);
+    expect(batched).toEqual(perRow);
+    await other.end();
+  });
+
   it('retries throttled batches with backoff and succeeds', async () => {
     const db = await startWith({ throttleFirst: 3 });
     const { rows } = await db.query(`SELECT count(${call(500)})::int AS n FROM rows_in`);
