@@ -201,7 +201,7 @@ describe('results joined by tuple identity', () => {
     }
   });
 
-  it('keeps a cursor on its own results while other statements run before its first FETCH', async () => {
+  it('answers a cursor correctly when other batch statements run before its first FETCH', async () => {
     const reversed = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${[...f].reverse().join(', ')})::float8`;
     const read = async () => {
       await db.query('BEGIN');
