@@ -77,21 +77,35 @@ export class ArgumentRowReader {
 
   /** One COPY text row (a CopyData payload). The returned object is reused by the next call. */
   fromCopy(payload: Buffer): ArgumentRow {
-    const { starts, ends } = this;
+    const { starts, ends, keyColumns } = this;
     let end = payload.length;
     if (end > 0 && payload[end - 1] === 0x0a) end -= 1;
-    let start = 0;
-    for (let i = 0; i < starts.length; i++) {
-      const tab = i === starts.length - 1 ? -1 : payload.indexOf(TAB, start);
-      starts[i] = start;
-      ends[i] = tab === -1 || tab > end ? end : tab;
-      start = ends[i] + 1;
+    // Few searches per row (each is a call into the runtime): the target up to the
+    // first tab, the fields after the inputs from the end, the inputs in between.
+    const first = payload.indexOf(TAB);
+    starts[0] = 0;
+    ends[0] = first;
+    let fieldEnd = end;
+    for (let i = starts.length - 1; i > keyColumns; i--) {
+      const tab = payload.lastIndexOf(TAB, fieldEnd - 1);
+      starts[i] = tab + 1;
+      ends[i] = fieldEnd;
+      fieldEnd = tab;
+    }
+    starts[1] = first + 1;
+    ends[keyColumns] = fieldEnd;
+    if (this.layout.inputs && !this.layout.numericInputs) {
+      for (let i = 1; i < keyColumns; i++) {
+        const tab = payload.indexOf(TAB, starts[i]);
+        ends[i] = tab;
+        starts[i + 1] = tab + 1;
+      }
     }
     const row = this.row;
     row.target = this.target(payload);
     const { inputs, numericInputs } = this.layout;
     if (numericInputs) {
-      row.key = numbersAsCsv(payload, starts[1], ends[this.keyColumns]);
+      row.key = numbersAsCsv(payload, starts[1], ends[keyColumns]);
     } else if (inputs) {
       let line = inputs[0](this.field(payload, 1));
       for (let i = 1; i < inputs.length; i++) line += `,${inputs[i](this.field(payload, 1 + i))}`;
