@@ -28,36 +28,6 @@ export interface BatchSettings {
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /**
- * SQL giving, as a JSON array, the candidates that are plain tables without
- * inheritance children (their ctid names one row) when the session may
- * create its temp table of per-row results.
- */
-function plainTablesSql(candidates: string[]): string {
-  if (candidates.length === 0) return "'[]'";
-  return `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${candidates.map(literal).join(', ')}]::text[]) n
-       JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
-      WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
-        AND has_database_privilege(current_database(), 'TEMP'))::text`;
-}
-
-/**
- * For a statement being prepared (extended protocol): which of its candidate
- * tables may key results by row. The per-row results table is made now, so
- * that later runs can read it even where they could not make it (a read-only
- * transaction). Each run checks the tables again (readSettings).
- */
-export async function preparePlainTables(control: SessionControl, candidates: string[]): Promise<Set<string>> {
-  const { rows } = await control.backend.query(
-    `SELECT ${plainTablesSql(candidates)}, current_setting('transaction_read_only')`,
-  );
-  const [tables, readOnly] = rows[0];
-  if (readOnly === 'on') return new Set();
-  const plain = new Set(JSON.parse(tables ?? '[]') as string[]);
-  if (plain.size > 0) await control.backend.query(rowResultsTableSql(false));
-  return plain;
-}
-
-/**
  * Reads the session's settings that steer batch mode, in one round trip, and
  * stops the in-database functions from reading the previous statement's results.
  */
@@ -72,6 +42,14 @@ export async function readSettings(
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
          WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
     : 'NULL';
+  // Plain tables without inheritance children (their ctid names one row), and a
+  // session that may create its temp table of per-row results.
+  const rowTables = rowCandidates.length
+    ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(literal).join(', ')}]::text[]) n
+         JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
+        WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
+          AND has_database_privilege(current_database(), 'TEMP'))::text`
+    : "'[]'";
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
@@ -81,7 +59,7 @@ export async function readSettings(
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
       ${parallelWorkers},
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
-      ${plainTablesSql(rowCandidates)},
+      ${rowTables},
       current_setting('transaction_read_only'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
@@ -131,8 +109,6 @@ export interface BatchRunOptions {
   statementNumber: number;
   /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
   inTransaction: boolean;
-  /** The statements read the per-row results table even if no group stores rows this time. */
-  readsRowResults?: boolean;
 }
 
 /**
@@ -231,12 +207,7 @@ export async function computeBatchResults(
   });
   try {
     const rowLogs = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowLog(w.group)]));
-    await beginBatch(
-      control,
-      options.statementNumber,
-      options.inTransaction,
-      rowLogs.size > 0 || Boolean(options.readsRowResults),
-    );
+    await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0);
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {

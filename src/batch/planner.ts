@@ -41,7 +41,7 @@ export interface CallGroup {
    * statement does not compute the inputs again. Else they are stored per
    * distinct input and joined on it.
    */
-  rowIdentity?: RowIdentity;
+  rowIdentity?: { qualifier: string; table: string };
   /**
    * For a model call joined by row: the argument query with each model input
    * as its own column (`target, input1 … inputN[, batch], ctid, xmin`), used
@@ -66,16 +66,6 @@ export interface BatchPlan {
   rowIdentityTables: string[];
 }
 
-/** How a group's results are stored per table row. */
-export interface RowIdentity {
-  /** The table's name in the level (quoted), to read its ctid and xmin. */
-  qualifier: string;
-  /** The table as written (`"schema"."name"`), to find its file. */
-  table: string;
-  /** The group's key among the session's stored rows (unique among statements prepared in the session). */
-  key: number;
-}
-
 export interface PlanOptions {
   /** The statement is stored (a view or materialized view body). */
   stored?: boolean;
@@ -87,8 +77,6 @@ export interface PlanOptions {
    * first fetched after other statements still reads its own results.
    */
   statementNumber?: number;
-  /** The first key for groups stored per row (statements prepared in a session need keys apart). */
-  rowKeyBase?: number;
 }
 
 const RESULTS = 'pg_temp.aws_ml_results';
@@ -185,7 +173,7 @@ interface ArgumentQuery {
 function argumentQuery(
   site: CallSite,
   index: Map<AstNode, CallSite>,
-  rows?: Pick<RowIdentity, 'qualifier' | 'table'>,
+  rows?: { qualifier: string; table: string },
   separateInputs?: AstNode[],
 ): ArgumentQuery | string {
   const level = site.level;
@@ -410,7 +398,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
   }
 
-  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables, options.rowKeyBase ?? 0);
+  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber);
@@ -437,7 +425,6 @@ function chooseRowIdentity(
   index: Map<AstNode, CallSite>,
   statement: AstNode,
   rowTables: ReadonlySet<string> | undefined,
-  rowKeyBase: number,
 ): string[] {
   const candidates = new Set<string>();
   const readByLookups = new Set(groups.flatMap((g) => g.dependsOn));
@@ -455,7 +442,7 @@ function chooseRowIdentity(
     if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) continue;
     candidates.add(first.name);
     if (!rowTables?.has(first.name)) continue;
-    const rows = { qualifier: first.qualifier, table: first.name, key: rowKeyBase + group.id };
+    const rows = { qualifier: first.qualifier, table: first.name };
     const query = argumentQuery(group.sites[0], index, rows);
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
@@ -614,7 +601,7 @@ function rewriteAsJoins(
     const alias = `aws_ml_r${site.id}`;
     const rows = group.rowIdentity;
     const on = rows
-      ? `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_group = ${rows.key} AND ${alias}.aws_ml_row_file = ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
+      ? `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_file = ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
       : `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
     const results = rows
       ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_file AS aws_ml_row_file, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`

@@ -59,7 +59,7 @@ export class RowLog {
 
   /** COPY lines for the next rows whose answers are in (up to the first still missing, at most `limit`). */
   take(statement: number, answers: Answers, limit: number): string {
-    const head = `${statement}\t${this.group.rowIdentity!.key}\t${this.file}\t(`;
+    const head = `${statement}\t${this.group.id}\t${this.file}\t(`;
     let out = '';
     const end = Math.min(this.slots.length, this.next + limit);
     while (this.next < end) {

@@ -5,7 +5,6 @@ import {
   type BindParameters,
   beginBatch,
   computeBatchResults,
-  preparePlainTables,
   readSettings,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
@@ -83,8 +82,6 @@ type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { f
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
-  /** Keys for the row-stored groups of statements prepared in this session (see RowIdentity.key). */
-  private nextRowKey = 0;
   private readonly prepared = new Map<string, PreparedMl>();
 
   constructor(
@@ -260,7 +257,6 @@ export class MlInterceptor implements SessionInterceptor {
     catalog: MlCatalog,
     rowTables?: ReadonlySet<string>,
     statementNumber?: number,
-    rowKeyBase?: number,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -275,7 +271,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (isCatalogDdl(stmt)) return { forward: 'ddl' };
     const target = batchTarget(stmt, catalog);
     if (!target) return { forward: 'not batchable' };
-    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, rowKeyBase });
+    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber });
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
     return { target, plan, catalog };
   }
@@ -367,31 +363,6 @@ export class MlInterceptor implements SessionInterceptor {
     return !outcome.failed;
   }
 
-  /**
-   * A statement being prepared: plans it again to store its results by table
-   * row where its tables allow (checked again at each run). Its groups get
-   * keys of their own among the session's prepared statements.
-   */
-  private async byRow(
-    control: SessionControl,
-    parsed: { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog },
-    sql: string,
-  ): Promise<Parsed> {
-    if (parsed.plan.rowIdentityTables.length === 0 || control.backend.status === 'E') return parsed;
-    try {
-      const rowTables = await preparePlainTables(control, parsed.plan.rowIdentityTables);
-      if (rowTables.size === 0) return parsed;
-      const replanned = this.parseForBatch(sql, parsed.catalog, rowTables, undefined, this.nextRowKey);
-      if ('forward' in replanned) return parsed;
-      this.nextRowKey += replanned.plan.groups.length;
-      return replanned;
-    } catch (error) {
-      if (error instanceof BackendError) throw error;
-      control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
-      return parsed;
-    }
-  }
-
   /** Relays an EXPLAIN, adding the batch-mode lines to its text output. */
   private async relayExplain(
     control: SessionControl,
@@ -465,8 +436,6 @@ export class MlInterceptor implements SessionInterceptor {
     const binds: { entry: PreparedMl; params: BindParameters }[] = [];
     let syncs = 0;
     let needsResultsTable = false;
-    // Other statements run in this group (they could change what a table name means, say).
-    let otherStatements = false;
     // Statements prepared in this group to read batch results, and their plain form (see read-only below).
     const batchParses: { index: number; plain: Buffer; name: string; entry: PreparedMl }[] = [];
     for (const message of group) {
@@ -474,11 +443,9 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);
-        let parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
+        const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
           ? this.parseForBatch(rewritten, catalog)
           : undefined;
-        if (parsed && !('forward' in parsed) && !parsed.target.explain)
-          parsed = await this.byRow(control, parsed, rewritten);
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
           const serverSql = parsed.target.finalSql(parsed.plan);
           const entry = { target: parsed.target, plan: parsed.plan, serverSql, declaredTypes: parse.paramTypes };
@@ -505,8 +472,6 @@ export class MlInterceptor implements SessionInterceptor {
         if (entry) {
           binds.push({ entry, params: { types: [], values: bind.params, formats: bind.paramFormats } });
           needsResultsTable = true;
-        } else {
-          otherStatements = true;
         }
       }
       out.push(message.bytes);
@@ -517,12 +482,10 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(out, syncs);
       return;
     }
-    const rowGroups = binds.flatMap((b) => b.entry.plan.groups.filter((g) => g.rowIdentity));
     const settings = await readSettings(
       control,
       binds.flatMap((b) => tablesOf(b.entry.target.query)),
       binds.flatMap((b) => b.entry.plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call)))),
-      [...new Set(rowGroups.map((g) => g.rowIdentity!.table))],
     );
     if (!settings.extensionReady) {
       control.forward(out, syncs);
@@ -547,22 +510,14 @@ export class MlInterceptor implements SessionInterceptor {
     const failure = await this.guarded(control, labels, async (inTransaction) => {
       if (!settings.enabled || !settings.allowed || binds.length === 0 || settings.readOnly) {
         // The rewritten statement still parses and falls back to per-row calls.
-        await beginBatch(control, number, inTransaction, rowGroups.length > 0 && !settings.readOnly);
+        await beginBatch(control, number, inTransaction);
         return;
       }
-      const bound = new Map<PreparedMl, number>();
-      for (const { entry } of binds) bound.set(entry, (bound.get(entry) ?? 0) + 1);
       const work: ArgumentWork[] = [];
       for (const { entry, params } of binds) {
         entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
         params.types = entry.inferredTypes;
-        for (const planned of entry.plan.groups) {
-          // Stored rows are told apart by statement and group only: a statement bound twice
-          // here, a table no longer plain, or other statements in between leave such calls per row.
-          const rows = planned.rowIdentity;
-          if (rows && (otherStatements || bound.get(entry)! > 1 || !settings.rowTables.has(rows.table))) continue;
-          work.push({ group: planned, params });
-        }
+        for (const planned of entry.plan.groups) work.push({ group: planned, params });
       }
       const figures = await computeBatchResults(work, {
         control,
@@ -570,7 +525,6 @@ export class MlInterceptor implements SessionInterceptor {
         settings,
         statementNumber: number,
         inTransaction,
-        readsRowResults: rowGroups.length > 0,
       });
       for (const [planned, groupFigures] of figures)
         this.context.statistics.recordStatement(planned.label, groupFigures);

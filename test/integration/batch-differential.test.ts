@@ -229,45 +229,6 @@ describe('results joined by tuple identity', () => {
     await expectSameBothWays(db, sql);
   });
 
-  it('joins by row for statements prepared with parameters too', async () => {
-    const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
-    for (const params of [
-      [1, 40],
-      [100, 160],
-    ]) {
-      const before =
-        stack.pgsage.statistics.snapshot().find((x) => x.function === 'aws_sagemaker.invoke_endpoint')?.figures
-          .perRowCalls ?? 0;
-      const { rows } = await db.query({ text: sql, values: params });
-      const stored = await db.query('SELECT count(*)::int AS n FROM pg_temp.aws_ml_row_results');
-      expect(stored.rows[0].n).toBe(rows.length);
-      const after =
-        stack.pgsage.statistics.snapshot().find((x) => x.function === 'aws_sagemaker.invoke_endpoint')?.figures
-          .perRowCalls ?? 0;
-      expect(after).toBe(before);
-      await expectSameBothWays(db, sql, { params });
-    }
-  });
-
-  it('checks the tables of a prepared statement again at each run', async () => {
-    await db.query('DROP TABLE IF EXISTS p2 CASCADE');
-    await db.query('CREATE TABLE p2 (LIKE t)');
-    const query = { name: 'by_row_p2', text: `SELECT id, ${EP} FROM p2 WHERE id <= $1 ORDER BY id`, values: [1000] };
-    expect((await db.query(query)).rows).toEqual([]);
-    // A child that shares ctid and xmin with the parent's rows (one transaction wrote both).
-    await db.query('BEGIN');
-    await db.query('CREATE TABLE c2 () INHERITS (p2)');
-    await db.query('INSERT INTO p2 SELECT * FROM t WHERE id <= 20');
-    await db.query('INSERT INTO c2 SELECT * FROM t WHERE id <= 20');
-    await db.query('COMMIT');
-    const batched = (await db.query(query)).rows;
-    await db.query('SET apg_enable_function_migration = false');
-    const perRow = (await db.query(query)).rows;
-    await db.query('RESET apg_enable_function_migration');
-    expect(batched).toHaveLength(40);
-    expect(batched).toEqual(perRow);
-  });
-
   it('sees rows the transaction inserted or updated before the statement', async () => {
     await db.query('BEGIN');
     try {
