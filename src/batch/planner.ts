@@ -490,6 +490,21 @@ const ROW_ONLY_NODES = new Set([
   'Boolean',
   'List',
 ]);
+/** Types whose literals mean the same in any statement (unlike 'now'::timestamptz or 'today'::date). */
+const LITERAL_SAFE_TYPES = new Set([
+  'int2',
+  'int4',
+  'int8',
+  'float4',
+  'float8',
+  'numeric',
+  'text',
+  'varchar',
+  'bpchar',
+  'bool',
+  'json',
+  'jsonb',
+]);
 /** Functions that give the same value for the same arguments (operators on plain values are such too). */
 const ROW_ONLY_FUNCTIONS = new Set([
   'json_build_array',
@@ -534,7 +549,21 @@ function stableArguments(call: CallSite['call']): boolean {
       const type = nodeType(node);
       // Inner objects and their fields ({ sval: … }) were judged with their node.
       if (type === undefined || !/^[A-Z]/.test(type)) return undefined;
-      if (type === 'A_Const' || type === 'ColumnRef' || type === 'ParamRef' || type === 'TypeName') return false;
+      if (type === 'ColumnRef') {
+        // A row's xmax, cmin and cmax change when another transaction locks or updates it.
+        const fields: AstNode[] = inner(node, 'ColumnRef').fields;
+        if (['xmax', 'cmin', 'cmax'].includes(fields[fields.length - 1]?.String?.sval)) stable = false;
+        return false;
+      }
+      if (type === 'TypeCast') {
+        // 'now'::timestamptz, 'today'::date, 't'::regclass: fixed when each statement is parsed.
+        const cast = inner(node, 'TypeCast');
+        const names: AstNode[] = cast.typeName.names;
+        const typeName = names[names.length - 1]?.String?.sval;
+        if (inner(cast.arg, 'A_Const') && !LITERAL_SAFE_TYPES.has(typeName)) stable = false;
+        return undefined;
+      }
+      if (type === 'A_Const' || type === 'ParamRef' || type === 'TypeName') return false;
       if (type === 'FuncCall') {
         const fn = inner(node, 'FuncCall');
         const name = functionName(fn);
