@@ -37,7 +37,8 @@ export async function readSettings(
   privilegeChecks: string[] = [],
   rowCandidates: string[] = [],
 ): Promise<BatchSettings> {
-  const names = tables.map((t) => literal(t.schema ? `"${t.schema}"."${t.name}"` : `"${t.name}"`));
+  const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  const names = tables.map((t) => literal(t.schema ? `${quote(t.schema)}.${quote(t.name)}` : quote(t.name)));
   const parallelWorkers = names.length
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
          WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`

@@ -431,6 +431,22 @@ export class MlInterceptor implements SessionInterceptor {
   // ------------------------------------------------------------ extended protocol
 
   async handleExtended(control: SessionControl, group: Message[]): Promise<void> {
+    const prepared = new Map(this.prepared);
+    try {
+      await this.extended(control, group);
+    } catch (error) {
+      // One of the gateway's own statements failed before the group went on: answer the
+      // group with that error, as PostgreSQL answers a failed Parse, and forget what it prepared.
+      const syncs = group.filter((m) => m.type === 0x53).length;
+      if (!(error instanceof BackendError) || error.raw.length === 0 || syncs !== 1 || control.backend.busy)
+        throw error;
+      this.prepared.clear();
+      for (const [name, entry] of prepared) this.prepared.set(name, entry);
+      control.toClient([error.raw, readyForQuery(control.backend.status)]);
+    }
+  }
+
+  private async extended(control: SessionControl, group: Message[]): Promise<void> {
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const out: Buffer[] = [];
     const binds: { entry: PreparedMl; params: BindParameters }[] = [];

@@ -358,6 +358,14 @@ describe('sentiment in the FROM list', () => {
     }
   });
 
+  it('handles table names with quotes in them, on both protocols', async () => {
+    await db.query('CREATE TABLE IF NOT EXISTS "we""ird" AS SELECT * FROM t WHERE id <= 25');
+    const sql = `SELECT id, s.sentiment FROM "we""ird" w, aws_comprehend.detect_sentiment(w.txt, 'en') s ORDER BY id`;
+    await expectSameBothWays(db, sql);
+    await expectSameBothWays(db, sql.replace('ORDER BY id', 'WHERE id <= $1 ORDER BY id'), { params: [25] });
+    expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+  });
+
   it('keeps a LATERAL column mapping where s is used otherwise', async () => {
     for (const sql of [
       `SELECT s.* FROM t, ${S} s`,
