@@ -10,21 +10,6 @@ export function unescapeCopyText(field: string): string {
   return field.replace(/\\(.)/g, (_, c: string) => ESCAPES[c] ?? c);
 }
 
-function unescapeField(field: string): string | null {
-  if (field === '\\N') return null;
-  return field.includes('\\') ? unescapeCopyText(field) : field;
-}
-
-/**
- * Splits a stream of COPY text rows into fields. COPY OUT sends one row per
- * CopyData message, so lines never span messages.
- */
-export function parseCopyRow(payload: Buffer): (string | null)[] {
-  let end = payload.length;
-  if (end > 0 && payload[end - 1] === 0x0a) end -= 1;
-  return payload.toString('utf8', 0, end).split('\t').map(unescapeField);
-}
-
 /** Escapes one value for a COPY text row. */
 export function copyField(value: string | number | null): string {
   if (value === null) return '\\N';
