@@ -3,6 +3,7 @@ import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
 import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
+import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
 import { copyField } from './copy-text.js';
@@ -25,8 +26,6 @@ export interface BatchSettings {
   readOnly: boolean;
 }
 
-const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
-
 /**
  * Reads the session's settings that steer batch mode, in one round trip, and
  * stops the in-database functions from reading the previous statement's results.
@@ -37,8 +36,9 @@ export async function readSettings(
   privilegeChecks: string[] = [],
   rowCandidates: string[] = [],
 ): Promise<BatchSettings> {
-  const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
-  const names = tables.map((t) => literal(t.schema ? `${quote(t.schema)}.${quote(t.name)}` : quote(t.name)));
+  const names = tables.map((t) =>
+    quoteLiteral(t.schema ? `${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}` : quoteIdentifier(t.name)),
+  );
   const parallelWorkers = names.length
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
          WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
@@ -46,7 +46,7 @@ export async function readSettings(
   // Plain tables without inheritance children (their ctid names one row), and a
   // session that may create its temp table of per-row results.
   const rowTables = rowCandidates.length
-    ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(literal).join(', ')}]::text[]) n
+    ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(quoteLiteral).join(', ')}]::text[]) n
          JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
           AND has_database_privilege(current_database(), 'TEMP'))::text`

@@ -1,4 +1,5 @@
 import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
+import { quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog, WrapperFunction } from './catalog.js';
 
 export type MlKind = 'sentiment' | 'endpoint';
@@ -229,17 +230,17 @@ export function replaceNode(root: AstNode, target: AstNode, replacement: AstNode
 export function privilegeCheck(call: MlCall): string {
   const checks: string[] = [];
   let role = 'current_user';
-  const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
   // OIDs looked up in the catalog (no name resolution, so no permission error);
   // a missing function or schema gives NULL, treated as "no".
-  const schemaOid = (schema: string) => `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${literal(schema)})`;
+  const schemaOid = (schema: string) =>
+    `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${quoteLiteral(schema)})`;
   for (const fn of call.wrapper?.chain ?? []) {
     checks.push(`has_schema_privilege(${role}, ${schemaOid(fn.schema)}, 'USAGE')`);
     checks.push(`has_function_privilege(${role}, ${fn.oid}::oid, 'EXECUTE')`);
-    if (fn.securityDefiner) role = literal(fn.owner);
+    if (fn.securityDefiner) role = quoteLiteral(fn.owner);
   }
   const builtin = call.builtinSignature;
-  const builtinOid = `(SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${schemaOid(builtin.schema)} AND p.proname = ${literal(builtin.name)} AND p.proargtypes = ${literal(builtin.argTypes)}::oidvector)`;
+  const builtinOid = `(SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${schemaOid(builtin.schema)} AND p.proname = ${quoteLiteral(builtin.name)} AND p.proargtypes = ${quoteLiteral(builtin.argTypes)}::oidvector)`;
   checks.push(`has_schema_privilege(${role}, ${schemaOid(builtin.schema)}, 'USAGE')`);
   checks.push(`has_function_privilege(${role}, ${builtinOid}, 'EXECUTE')`);
   return `COALESCE(${checks.join(' AND ')}, false)`;

@@ -11,6 +11,7 @@ import {
   some,
   walk,
 } from '../sql/ast.js';
+import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
 import { type Analysis, analyze, type CallSite, type Level, referencedQualifiers } from './levels.js';
 import { type MlKind, recognizeMlCall } from './ml-calls.js';
@@ -463,11 +464,8 @@ function modelInputs(call: CallSite['call']): AstNode[] | undefined {
   return packed.args ?? [];
 }
 
-const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
-
 /** The file a table's rows live in now: it changes when the table is rewritten. Evaluated once per statement. */
-const relationFile = (table: string) =>
-  `(SELECT pg_catalog.pg_relation_filenode('${table.replace(/'/g, "''")}'::regclass))`;
+const relationFile = (table: string) => `(SELECT pg_catalog.pg_relation_filenode(${quoteLiteral(table)}::regclass))`;
 
 /** Expression nodes whose value depends only on the row, constants and parameters. */
 const ROW_ONLY_NODES = new Set([
@@ -598,9 +596,11 @@ function singleTable(
   // `FROM f(…) s, t`: the join standing for s comes before t, so it could not refer to t's rows.
   if (site.fromFunction && site.level.stmt.fromClause.indexOf(from.items[0]) > (site.key as number)) return undefined;
   return {
-    name: table.schemaname ? `${quoteName(table.schemaname)}.${quoteName(table.relname)}` : quoteName(table.relname),
+    name: table.schemaname
+      ? `${quoteIdentifier(table.schemaname)}.${quoteIdentifier(table.relname)}`
+      : quoteIdentifier(table.relname),
     // Always quoted: a table called "user" or an alias "order" must not read as a keyword.
-    qualifier: quoteName(table.alias?.aliasname ?? table.relname),
+    qualifier: quoteIdentifier(table.alias?.aliasname ?? table.relname),
   };
 }
 

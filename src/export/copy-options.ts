@@ -1,5 +1,6 @@
 import { type AstNode, nodeType } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { quoteIdentifier } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
 
 /**
@@ -35,10 +36,6 @@ function invalid(message: string, detail?: string): SqlError {
 export function quoteLiteral(value: string): string {
   const quoted = `'${value.replace(/'/g, "''")}'`;
   return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
-}
-
-export function quoteIdentifier(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 function parseOptionList(text: string): AstNode[] | undefined {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { BackendChannel } from '../gateway/backend.js';
+import { quoteIdentifier } from '../sql/quote.js';
 import { SqlError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { packagePath } from '../util/paths.js';
@@ -18,7 +19,7 @@ export function scriptAsPlainSql(script: string, schemas: Record<string, string>
   return script.replace(/^\\echo .*$/m, '').replace(/@extschema:([a-z_]+)@/g, (_, ext: string) => {
     const schema = schemas[ext];
     if (!schema) throw new Error(`required extension ${ext} is not installed`);
-    return `"${schema.replace(/"/g, '""')}"`;
+    return quoteIdentifier(schema);
   });
 }
 

@@ -1,0 +1,9 @@
+/**
+ * Quoting for SQL the gateway writes itself. Identifiers are always quoted, so
+ * keywords ("user") and mixed case survive; literals assume
+ * standard_conforming_strings (PostgreSQL's default) — see
+ * src/export/copy-options.ts for text that may carry backslashes elsewhere.
+ */
+export const quoteIdentifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+export const quoteLiteral = (text: string): string => `'${text.replace(/'/g, "''")}'`;
