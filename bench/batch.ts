@@ -101,6 +101,21 @@ function breakdown(stack: BenchStack): string {
 
 const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
 
+/** An end-to-end figure against the model alone, with its breakdown. */
+function reportOverhead(
+  title: string,
+  unit: string,
+  alone: { ms: number },
+  endToEnd: { ms: number },
+  stack: BenchStack,
+) {
+  console.log(title);
+  console.log(`    model alone (in-process): ${rate(rows, alone.ms)} ${unit}/s`);
+  console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} ${unit}/s`);
+  console.log(breakdown(stack));
+  console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
+}
+
 async function latencyComparison(): Promise<void> {
   const endpoint = await slowEndpoint(5);
   const stack = await startBenchStack({
@@ -140,11 +155,7 @@ async function xgboostOverhead(): Promise<void> {
     const endToEnd = await timed(() =>
       db.query(`SELECT avg(aws_sagemaker.invoke_endpoint('xgb', NULL, ${features.join(', ')})::float8) FROM xgb_rows`),
     );
-    console.log(`2. invoke_endpoint, 60-tree XGBoost, ${rows} rows of 12 features`);
-    console.log(`    model alone (in-process): ${rate(rows, alone.ms)} rows/s`);
-    console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} rows/s`);
-    console.log(breakdown(stack));
-    console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
+    reportOverhead(`2. invoke_endpoint, 60-tree XGBoost, ${rows} rows of 12 features`, 'rows', alone, endToEnd, stack);
     await db.end();
   } finally {
     await stack.stop();
@@ -191,11 +202,7 @@ async function sentimentOverhead(): Promise<void> {
         `SELECT avg(s.confidence), count(*) FROM docs, aws_comprehend.detect_sentiment(docs.body, 'en') s WHERE s.confidence >= 0`,
       ),
     );
-    console.log(`3. detect_sentiment over ${rows} short documents`);
-    console.log(`    model alone (in-process): ${rate(rows, alone.ms)} docs/s`);
-    console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} docs/s`);
-    console.log(breakdown(stack));
-    console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
+    reportOverhead(`3. detect_sentiment over ${rows} short documents`, 'docs', alone, endToEnd, stack);
     await db.end();
   } finally {
     await stack.stop();

@@ -28,6 +28,37 @@ async function startWith(behaviour: Parameters<typeof startRemoteEndpoint>[0]): 
   return db;
 }
 
+/**
+ * Runs `sql` in batch mode against an endpoint that holds the first batch; once
+ * the argument query has read every row and that batch waits, `change` runs
+ * from another session. Returns the statement's rows and the per-row path's.
+ */
+async function answersWhileChanged(
+  sql: string,
+  change: (other: pg.Client) => Promise<void>,
+  setup: (db: pg.Client) => Promise<void> = async () => {},
+): Promise<{ batched: unknown[]; perRow: unknown[] }> {
+  let release = () => {};
+  const holdFirst = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const db = await startWith({ holdFirst });
+  await setup(db);
+  const other = await stack.connect();
+  try {
+    const running = db.query(sql);
+    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
+    await change(other);
+    release();
+    const batched = (await running).rows;
+    await db.query('SET apg_enable_function_migration = false');
+    return { batched, perRow: (await db.query(sql)).rows };
+  } finally {
+    release();
+    await other.end();
+  }
+}
+
 afterEach(async () => {
   await stack?.stop();
   await remote?.close();
@@ -53,53 +84,37 @@ describe('batch mode under faults', () => {
   });
 
   it('answers rows changed, deleted or added while it scored as the statement sees them', async () => {
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const db = await startWith({ holdFirst });
-    const other = await stack.connect();
     const sql = `SELECT id, ${call(500)} AS p FROM rows_in ORDER BY id, p`;
-    const running = db.query(sql);
-    // The argument query has read every row; its first batch waits at the endpoint.
-    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
-    await other.query('UPDATE rows_in SET f1 = f1 + 1 WHERE id BETWEEN 11 AND 20');
-    await other.query('DELETE FROM rows_in WHERE id <= 10');
-    await other.query('VACUUM rows_in');
-    await other.query(
-      `INSERT INTO rows_in SELECT g, ${features.map((_, i) => `cos(g * ${i + 2}.7)`).join(', ')} FROM generate_series(1, 10) g`,
-    );
-    release();
-    const batched = (await running).rows;
-    await db.query('SET apg_enable_function_migration = false');
-    const perRow = (await db.query(sql)).rows;
+    const { batched, perRow } = await answersWhileChanged(sql, async (other) => {
+      await other.query('UPDATE rows_in SET f1 = f1 + 1 WHERE id BETWEEN 11 AND 20');
+      await other.query('DELETE FROM rows_in WHERE id <= 10');
+      await other.query('VACUUM rows_in');
+      await other.query(
+        `INSERT INTO rows_in SELECT g, ${features.map((_, i) => `cos(g * ${i + 2}.7)`).join(', ')} FROM generate_series(1, 10) g`,
+      );
+    });
     expect(batched).toHaveLength(2000);
     expect(batched).toEqual(perRow);
-    await other.end();
   });
 
   it('reads no stored answer of a table rewritten while it scored (rows moved, xmin kept)', async () => {
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const db = await startWith({ holdFirst });
-    await db.query('CREATE INDEX rows_in_f1 ON rows_in (f1)');
-    const other = await stack.connect();
     const sql = `SELECT id, ${call(500)} AS p FROM rows_in ORDER BY id`;
-    const before = (await db.query('SELECT ctid::text AS c FROM rows_in WHERE id = 1')).rows[0].c;
-    const running = db.query(sql);
-    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
-    // Every row was loaded by one transaction (same xmin); CLUSTER puts them in another order.
-    await other.query('CLUSTER rows_in USING rows_in_f1');
-    expect((await other.query('SELECT ctid::text AS c FROM rows_in WHERE id = 1')).rows[0].c).not.toBe(before);
-    release();
-    const batched = (await running).rows;
-    await db.query('SET apg_enable_function_migration = false');
-    const perRow = (await db.query(sql)).rows;
+    const ctidOfFirst = 'SELECT ctid::text AS c FROM rows_in WHERE id = 1';
+    let before = '';
+    const { batched, perRow } = await answersWhileChanged(
+      sql,
+      async (other) => {
+        // Every row was loaded by one transaction (same xmin); CLUSTER puts them in another order.
+        await other.query('CLUSTER rows_in USING rows_in_f1');
+        expect((await other.query(ctidOfFirst)).rows[0].c).not.toBe(before);
+      },
+      async (db) => {
+        await db.query('CREATE INDEX rows_in_f1 ON rows_in (f1)');
+        before = (await db.query(ctidOfFirst)).rows[0].c;
+      },
+    );
     expect(batched).toHaveLength(2000);
     expect(batched).toEqual(perRow);
-    await other.end();
   });
 
   it('retries throttled batches with backoff and succeeds', async () => {
