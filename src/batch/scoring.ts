@@ -74,7 +74,7 @@ interface Batch {
   target: string;
   format: KeyFormat;
   keys: string[];
-  /** Where each key's answer goes (see BatchScorer.answerOf). */
+  /** Where each key's answer goes (see BatchScorer.isAnswered / textOf / realOf). */
   slots: number[];
   figures: BatchFigures;
   label: string;
