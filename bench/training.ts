@@ -59,6 +59,22 @@ function gaussian(random: SeededRandom): number {
 }
 
 /** Nonlinear data with interactions, noise and 5% missing values; label first, as SageMaker's CSV. */
+/** A training set of ROWS rows and a test set a quarter that size, written as `<name>-train.csv` / `-test.csv`. */
+function writeSplit(
+  dir: string,
+  name: string,
+  make: (rows: number, seed: number) => string,
+  [trainSeed, testSeed]: [number, number],
+) {
+  const trainCsv = make(ROWS, trainSeed);
+  const testCsv = make(Math.round(ROWS / 4), testSeed);
+  const trainFile = path.join(dir, `${name}-train.csv`);
+  const testFile = path.join(dir, `${name}-test.csv`);
+  writeFileSync(trainFile, trainCsv);
+  writeFileSync(testFile, testCsv);
+  return { trainCsv, testCsv, trainFile, testFile };
+}
+
 function syntheticCsv(rows: number, kind: 'binary' | 'regression', seed: number, missing = 0.05): string {
   const random = new SeededRandom(seed);
   const lines: string[] = [];
@@ -107,12 +123,12 @@ print(json.dumps(out))
 `;
 
 async function benchXGBoost(kind: 'binary' | 'regression', dir: string): Promise<void> {
-  const trainCsv = syntheticCsv(ROWS, kind, 1);
-  const testCsv = syntheticCsv(Math.round(ROWS / 4), kind, 2);
-  const trainFile = path.join(dir, `xgb-${kind}-train.csv`);
-  const testFile = path.join(dir, `xgb-${kind}-test.csv`);
-  writeFileSync(trainFile, trainCsv);
-  writeFileSync(testFile, testCsv);
+  const { trainCsv, testCsv, trainFile, testFile } = writeSplit(
+    dir,
+    `xgb-${kind}`,
+    (rows, seed) => syntheticCsv(rows, kind, seed),
+    [1, 2],
+  );
   const hyperparameters: Record<string, string> = {
     num_round: quick ? '30' : '100',
     max_depth: '6',
@@ -205,12 +221,12 @@ print(json.dumps(out))
 `;
 
 async function benchLinearLearner(kind: 'binary' | 'regression', dir: string): Promise<void> {
-  const trainCsv = linearCsv(ROWS, kind, 3);
-  const testCsv = linearCsv(Math.round(ROWS / 4), kind, 4);
-  const trainFile = path.join(dir, `ll-${kind}-train.csv`);
-  const testFile = path.join(dir, `ll-${kind}-test.csv`);
-  writeFileSync(trainFile, trainCsv);
-  writeFileSync(testFile, testCsv);
+  const { trainCsv, testCsv, trainFile, testFile } = writeSplit(
+    dir,
+    `ll-${kind}`,
+    (rows, seed) => linearCsv(rows, kind, seed),
+    [3, 4],
+  );
   const train = parseLabeledCsv(trainCsv);
   const test = parseLabeledCsv(testCsv);
   // SageMaker's defaults but for the predictor type (epochs 15, mini_batch_size 1000, Adam).
