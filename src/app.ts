@@ -128,7 +128,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
             endpoint: edgeUrl,
             ...access.edgeClient(edgeUrl),
             // The services live in this process: same routing and error shapes, without HTTP.
-            inProcess: (method, path, headers, body) => edge.invokeInProcess(method, path, headers, body),
+            inProcess: (method, path, headers, body, rows) => edge.invokeInProcess(method, path, headers, body, rows),
             inProcessJson: (target, input) => edge.invokeJsonInProcess(target, input),
           });
     // Every ML call from the database, batch or per row, is checked against the service's role first.

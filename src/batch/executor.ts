@@ -6,7 +6,9 @@ import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
+import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
 import { copyField } from './copy-text.js';
+import { DistinctFeatureRows } from './distinct-features.js';
 import type { CallGroup } from './planner.js';
 import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
@@ -157,6 +159,8 @@ export interface BatchPhases {
   scoringTailMs: number;
   /** After the last answer, until the results were loaded. */
   loadTailMs: number;
+  /** Argument rows whose model inputs were read and sent as numbers (binary COPY). */
+  numericRows: number;
 }
 
 /**
@@ -214,7 +218,8 @@ export async function computeBatchResults(
     for (const round of ordered) {
       const started = performance.now();
       for (const item of round) {
-        await streamArguments(item, scorer, figures.get(item.group)!, options, rowLogs.get(item.group));
+        const numeric = await streamArguments(item, scorer, figures.get(item.group)!, options, rowLogs.get(item.group));
+        if (phases) phases.numericRows += numeric;
       }
       scorer.flush();
       const argumentsDone = performance.now();
@@ -245,23 +250,30 @@ export async function computeBatchResults(
   }
 }
 
-/** Streams one argument query into the scorer. A failing query leaves its calls to the per-row path. */
+/**
+ * Streams one argument query into the scorer; returns how many rows were read
+ * as numbers. A failing query leaves its calls to the per-row path.
+ */
 async function streamArguments(
   item: ArgumentWork,
   scorer: BatchScorer,
   figures: BatchFigures,
   options: BatchRunOptions,
   rows: RowLog | undefined,
-): Promise<void> {
+): Promise<number> {
+  let numericRows = 0;
   const { group } = item;
   const backend = options.control.backend;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
-  const add = (row: ArgumentRow, format: KeyFormat) => {
-    const size = row.batch ?? group.batchSize ?? auto;
+  const sizeOf = (batch: number | undefined) => {
+    const size = batch ?? group.batchSize ?? auto;
     if (size < 1) {
       throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
     }
-    const slot = scorer.add(group.kind, row.target, row.key, size, figures, group.label, format);
+    return size;
+  };
+  const add = (row: ArgumentRow, format: KeyFormat) => {
+    const slot = scorer.add(group.kind, row.target, row.key, sizeOf(row.batch), figures, group.label, format);
     // A row with a NULL input gets no stored result: its call answers NULL itself.
     if (rows) rows.add(slot, row.file, row.block, row.offset, row.xmin);
   };
@@ -276,7 +288,9 @@ async function streamArguments(
       batchColumn: group.batchColumn,
       rowIdentity: Boolean(group.rowIdentity),
     });
-    if (item.params) {
+    if (separate && rows && options.services.invokeEndpointRows && binaryReadable(separate.target, separate.types)) {
+      numericRows = await streamFeatureRows(sql, separate.types, { scorer, figures, rows, sizeOf }, item, options);
+    } else if (item.params) {
       const { types, values, formats } = item.params;
       await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
     } else {
@@ -298,6 +312,7 @@ async function streamArguments(
     }
   }
   if (scorer.error) throw scorer.error;
+  return numericRows;
 }
 
 /**
@@ -307,11 +322,76 @@ async function streamArguments(
 async function separateInputs(
   group: CallGroup,
   backend: BatchRunOptions['control']['backend'],
-): Promise<{ converters: ((value: string | null) => string)[]; numeric: boolean } | undefined> {
+): Promise<
+  { converters: ((value: string | null) => string)[]; numeric: boolean; target: number; types: number[] } | undefined
+> {
   if (!group.separateInputs) return undefined;
-  const types = (await backend.columnTypes(group.separateInputs.sql)).slice(1, 1 + group.separateInputs.count);
+  const columns = await backend.columnTypes(group.separateInputs.sql);
+  const types = columns.slice(1, 1 + group.separateInputs.count);
   const converters = csvFieldConverters(types);
-  return converters && { converters, numeric: types.every(isNumberType) };
+  return converters && { converters, numeric: types.every(isNumberType), target: columns[0], types };
+}
+
+/**
+ * The argument query of an endpoint group whose model inputs are all numbers,
+ * read in binary: rows are told apart by their bits and sent to the endpoint
+ * as numbers (MlServices.invokeEndpointRows), with no text per row.
+ */
+async function streamFeatureRows(
+  sql: string,
+  inputTypes: number[],
+  into: {
+    scorer: BatchScorer;
+    figures: BatchFigures;
+    rows: RowLog;
+    sizeOf: (batch: number | undefined) => number;
+  },
+  item: ArgumentWork,
+  options: BatchRunOptions,
+): Promise<number> {
+  const { scorer, figures, rows, sizeOf } = into;
+  let count = 0;
+  const { group } = item;
+  const cols = inputTypes.length;
+  const sets = new Map<string, DistinctFeatureRows>();
+  let current: DistinctFeatureRows | undefined;
+  let last: { target: string; size: number; set: DistinctFeatureRows } | undefined;
+  // Inputs of a row that will not be scored (NULL target) are read into scratch space.
+  const scratch = new Float64Array(cols);
+  const reader = new BinaryArgumentReader(inputTypes, group.batchColumn, {
+    place(target, batch) {
+      const size = sizeOf(batch);
+      current = undefined;
+      if (!scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
+      if (!last || last.target !== target || last.size !== size) {
+        const key = `${size}\u0000${target}`;
+        let set = sets.get(key);
+        if (!set) {
+          set = new DistinctFeatureRows(cols, size, {
+            reserveSlot: () => scorer.reserveSlot(),
+            addFeatureRows: (features, slots) => scorer.addFeatureRows(target, features, slots, figures, group.label),
+          });
+          sets.set(key, set);
+        }
+        last = { target, size, set };
+      }
+      current = last.set;
+      const start = current.rowStart(); // may grow the array: read it after
+      return { values: current.values, start };
+    },
+    row(row) {
+      count += 1;
+      rows.add(current ? current.commit() : -1, row.file, row.block, row.offset, row.xmin);
+    },
+  });
+  try {
+    await options.control.backend.copyOut(`COPY (${sql}) TO STDOUT (FORMAT binary)`, (payload) => reader.feed(payload));
+    reader.finish();
+    return count;
+  } finally {
+    // Every reserved slot must get its answer, even when the query failed part way (rows wait for them in order).
+    for (const set of sets.values()) set.flush();
+  }
 }
 
 /**

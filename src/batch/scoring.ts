@@ -7,6 +7,7 @@ import {
 } from '../ml/client.js';
 import { modelInputToCsv } from '../ml/model-input.js';
 import { singleRowOutput } from '../ml/per-row.js';
+import type { FeatureMatrix } from '../models/types.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { MlKind } from './ml-calls.js';
 
@@ -51,6 +52,9 @@ export interface Completed {
   result: CallResult;
 }
 
+/** The most bytes one number takes as a CSV field, separator included (`-1.2345678901234567e-308,`). */
+const CSV_FIELD_BYTES = 25;
+
 export const AUTO_SENTIMENT_BATCH = COMPREHEND_BATCH_LIMIT;
 export const AUTO_ENDPOINT_BATCH = 10_000;
 
@@ -74,7 +78,9 @@ interface Batch {
   target: string;
   format: KeyFormat;
   keys: string[];
-  /** Where each key's answer goes (see BatchScorer.isAnswered / textOf / realOf). */
+  /** Model inputs as numbers instead of keys (see BatchScorer.addFeatureRows). */
+  features?: FeatureMatrix;
+  /** Where each input's answer goes (see BatchScorer.isAnswered / textOf / realOf). */
   slots: number[];
   figures: BatchFigures;
   label: string;
@@ -129,14 +135,7 @@ export class BatchScorer {
     label: string,
     format: KeyFormat = 'json',
   ): number {
-    if (this.failure) return -1;
-    if (target === null) {
-      this.failure = new SqlError(
-        SqlState.nullValueNotAllowed,
-        kind === 'sentiment' ? 'language_code must not be NULL' : 'endpoint_name must not be NULL',
-      );
-      return -1;
-    }
+    if (!this.acceptsTarget(kind, target)) return -1;
     if (key === null) return -1; // NULL input: the function answers NULL itself
     const slots = this.seenSlots(kind, target, format);
     const known = slots.get(key);
@@ -169,6 +168,47 @@ export class BatchScorer {
       this.dispatch(buffer);
     }
     return slot;
+  }
+
+  /** Whether inputs for `target` can still be scored; a NULL target fails the statement. */
+  acceptsTarget(kind: MlKind, target: string | null): target is string {
+    if (this.failure) return false;
+    if (target === null) {
+      this.failure = new SqlError(
+        SqlState.nullValueNotAllowed,
+        kind === 'sentiment' ? 'language_code must not be NULL' : 'endpoint_name must not be NULL',
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** A slot for an input its caller has found to be new (see addFeatureRows). */
+  reserveSlot(): number {
+    this.texts.push(undefined);
+    this.reals.push(null);
+    return this.texts.length - 1;
+  }
+
+  /**
+   * Scores rows of model inputs held as numbers, distinct and with their slots
+   * reserved by the caller: one batch, answered as the CSV text of those numbers
+   * would be. Needs MlServices.invokeEndpointRows.
+   */
+  addFeatureRows(target: string, features: FeatureMatrix, slots: number[], figures: BatchFigures, label: string) {
+    if (this.failure) return;
+    this.dispatch({
+      kind: 'endpoint',
+      target,
+      format: 'csv',
+      keys: [],
+      features,
+      slots,
+      figures,
+      label,
+      number: 0,
+      bufferKey: '',
+    });
   }
 
   /** Whether the slot `add` returned has its answer. */
@@ -273,10 +313,14 @@ export class BatchScorer {
       if (this.failure || this.options.signal.aborted) return;
       const started = performance.now();
       const results = await this.call(batch);
-      batch.figures.record(batch.keys.length, performance.now() - started);
+      batch.figures.record(batch.slots.length, performance.now() - started);
       const { kind, target, format, keys, slots } = batch;
-      for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
-      this.scored += batch.keys.length;
+      if (batch.features) {
+        for (let i = 0; i < slots.length; i++) this.texts[slots[i]] = results[i].outText;
+      } else {
+        for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
+      }
+      this.scored += batch.slots.length;
       this.options.onProgress?.(this.scored);
     } catch (error) {
       this.failure ??= this.describeFailure(batch, error);
@@ -300,7 +344,7 @@ export class BatchScorer {
       return new SqlError(
         error.sqlstate,
         `${batch.label}: ${error.message}`,
-        [error.detail, `batch ${batch.number} of the statement (${batch.keys.length} rows) failed`]
+        [error.detail, `batch ${batch.number} of the statement (${batch.slots.length} rows) failed`]
           .filter(Boolean)
           .join('; '),
         error.hint,
@@ -310,6 +354,7 @@ export class BatchScorer {
   }
 
   private call(batch: Batch): Promise<CallResult[]> {
+    if (batch.features) return this.endpointRows(batch, batch.features);
     return batch.kind === 'sentiment' ? this.sentiment(batch) : this.endpoint(batch);
   }
 
@@ -357,21 +402,48 @@ export class BatchScorer {
         const answer = await this.withRetries(batch, () =>
           this.options.services.invokeEndpoint(batch.target, body, this.options.signal),
         );
-        const outputs = splitOutputLines(answer, expected === 1);
-        if (outputs.length !== expected) {
-          throw new SqlError(
-            SqlState.externalRoutineException,
-            `endpoint ${batch.target} answered ${outputs.length} lines for ${expected} input rows`,
-            undefined,
-            'A batch-mode endpoint must return one output line per input row (text/csv).',
-          );
-        }
-        outputs.forEach((text, i) => {
-          out[first + i] = { outText: text, outReal: null };
-        });
+        this.placeOutputs(batch, answer, expected, out, first);
       }),
     );
     return out;
+  }
+
+  /**
+   * Rows of numbers, in requests no larger than their CSV text could be
+   * (CSV_FIELD_BYTES per value), so that they split where CSV bodies would.
+   */
+  private async endpointRows(batch: Batch, features: FeatureMatrix): Promise<CallResult[]> {
+    const invoke = this.options.services.invokeEndpointRows;
+    if (!invoke) throw new Error('invokeEndpointRows is not available for these services');
+    const { rows, cols, data } = features;
+    const perRequest = Math.max(1, Math.floor(SAGEMAKER_PAYLOAD_LIMIT_BYTES / (cols * CSV_FIELD_BYTES)));
+    const out: CallResult[] = new Array(rows);
+    const requests: Promise<void>[] = [];
+    for (let first = 0; first < rows; first += perRequest) {
+      const count = Math.min(perRequest, rows - first);
+      const part: FeatureMatrix = { data: data.subarray(first * cols, (first + count) * cols), rows: count, cols };
+      requests.push(
+        this.withRetries(batch, () => invoke(batch.target, part, this.options.signal)).then((answer) =>
+          this.placeOutputs(batch, answer, count, out, first),
+        ),
+      );
+    }
+    await Promise.all(requests);
+    return out;
+  }
+
+  /** An endpoint's answer to `expected` rows, one output line each, into `out` from `first`. */
+  private placeOutputs(batch: Batch, answer: string, expected: number, out: CallResult[], first: number): void {
+    const outputs = splitOutputLines(answer, expected === 1);
+    if (outputs.length !== expected) {
+      throw new SqlError(
+        SqlState.externalRoutineException,
+        `endpoint ${batch.target} answered ${outputs.length} lines for ${expected} input rows`,
+        undefined,
+        'A batch-mode endpoint must return one output line per input row (text/csv).',
+      );
+    }
+    for (let i = 0; i < outputs.length; i++) out[first + i] = { outText: outputs[i], outReal: null };
   }
 
   private async withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {

@@ -16,6 +16,8 @@ export interface StatementPhases {
   loadTailMs: number;
   statementMs: number;
   rows: number;
+  /** Argument rows whose model inputs were read and sent as numbers (binary COPY). */
+  numericRows: number;
 }
 
 export class BatchStatistics {

@@ -319,7 +319,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
-    const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0 };
+    const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     const failure = await this.guarded(
       control,
       plan.groups.map((g) => g.label),

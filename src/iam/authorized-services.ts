@@ -8,10 +8,18 @@ import type { SqlError } from '../util/errors.js';
 import type { ServiceAuthorizer } from './authorizer.js';
 
 export class AuthorizedMlServices implements MlServices {
+  readonly invokeEndpointRows?: MlServices['invokeEndpointRows'];
+
   constructor(
     private readonly inner: MlServices,
     readonly authorizer: ServiceAuthorizer,
-  ) {}
+  ) {
+    const rows = inner.invokeEndpointRows?.bind(inner);
+    if (rows) {
+      this.invokeEndpointRows = (endpointName, features, signal) =>
+        rows(this.authorizeEndpoint(endpointName), features, signal);
+    }
+  }
 
   async detectSentiment(
     texts: string[],
@@ -24,8 +32,13 @@ export class AuthorizedMlServices implements MlServices {
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
+    return this.inner.invokeEndpoint(this.authorizeEndpoint(endpointName), csvBody, signal);
+  }
+
+  /** Checks InvokeEndpoint on the endpoint's ARN; returns its name as the service knows it. */
+  private authorizeEndpoint(endpointName: string): string {
     const endpoint = this.authorizer.resolveEndpoint(endpointName);
     this.authorizer.authorize('sagemaker', 'sagemaker:InvokeEndpoint', endpoint.arn);
-    return this.inner.invokeEndpoint(endpoint.name, csvBody, signal);
+    return endpoint.name;
   }
 }

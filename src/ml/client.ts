@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { FeatureMatrix } from '../models/types.js';
 import { SqlError, SqlState } from '../util/errors.js';
 
 export interface SentimentItem {
@@ -23,6 +24,13 @@ export interface MlServices {
   detectSentiment(texts: string[], languageCode: string, signal?: AbortSignal): Promise<(SentimentItem | SqlError)[]>;
   /** One InvokeEndpoint with a CSV body; resolves with the response body. */
   invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * The same InvokeEndpoint with the CSV rows given as numbers: only where the
+   * services live in this process, so that batch mode need not write CSV text
+   * for the endpoint to parse again. Answers exactly as `invokeEndpoint` would
+   * for the CSV text of those numbers.
+   */
+  invokeEndpointRows?(endpointName: string, rows: FeatureMatrix, signal?: AbortSignal): Promise<string>;
 }
 
 export interface HttpMlServicesOptions {
@@ -38,7 +46,13 @@ export interface HttpMlServicesOptions {
    * Carries requests without HTTP when the services live in this process
    * (ServiceEdge.invokeInProcess): same routing and error shapes, no socket.
    */
-  inProcess?: (method: string, path: string, headers: Record<string, string>, body: Buffer) => Promise<InProcessReply>;
+  inProcess?: (
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+    featureRows?: FeatureMatrix,
+  ) => Promise<InProcessReply>;
   /** In-process JSON 1.1 operations, without encoding the request and answer as JSON text. */
   inProcessJson?: (target: string, input: Record<string, unknown>) => Promise<InProcessJsonReply>;
 }
@@ -66,7 +80,19 @@ export class HttpMlServices implements MlServices {
   private readonly agent: http.Agent;
   private readonly url: URL;
 
+  /** Only when the services live in this process (see MlServices.invokeEndpointRows). */
+  readonly invokeEndpointRows?: MlServices['invokeEndpointRows'];
+
   constructor(private readonly options: HttpMlServicesOptions) {
+    const inProcess = options.inProcess;
+    if (inProcess) {
+      this.invokeEndpointRows = async (endpointName, rows, signal) => {
+        if (signal?.aborted) throw canceled(signal);
+        const reply = await inProcess('POST', invocationsPath(endpointName), CSV_HEADERS, EMPTY, rows);
+        if (reply.status === 200) return reply.body.toString('utf8');
+        throw sagemakerError(endpointName, reply, parseJson(reply.body));
+      };
+    }
     this.url = new URL(options.endpoint);
     this.agent =
       this.url.protocol === 'https:'
@@ -105,12 +131,7 @@ export class HttpMlServices implements MlServices {
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
-    const reply = await this.post(
-      `/endpoints/${encodeURIComponent(endpointName)}/invocations`,
-      { 'content-type': 'text/csv', accept: 'text/csv' },
-      Buffer.from(csvBody),
-      signal,
-    );
+    const reply = await this.post(invocationsPath(endpointName), CSV_HEADERS, Buffer.from(csvBody), signal);
     if (reply.status === 200) return reply.body.toString('utf8');
     throw sagemakerError(endpointName, reply, parseJson(reply.body));
   }
@@ -190,6 +211,10 @@ export class HttpMlServices implements MlServices {
     });
   }
 }
+
+const CSV_HEADERS = { 'content-type': 'text/csv', accept: 'text/csv' };
+const EMPTY = Buffer.alloc(0);
+const invocationsPath = (endpointName: string) => `/endpoints/${encodeURIComponent(endpointName)}/invocations`;
 
 function canceled(signal: AbortSignal): SqlError {
   const reason = signal.reason instanceof Error ? signal.reason.message : 'canceling statement due to user request';

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { FeatureMatrix } from '../models/types.js';
 import { listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
 import { AwsError, internalFailure } from './errors.js';
@@ -20,6 +21,11 @@ export interface EdgeRequest {
   remoteAddress?: string;
   /** Made by pgsage's own gateway in this process (no socket, no signature). */
   inProcess?: boolean;
+  /**
+   * In process only: the rows of a text/csv InvokeEndpoint body, already read
+   * as numbers by the gateway (the body is then empty).
+   */
+  featureRows?: FeatureMatrix;
 }
 
 export interface EdgeResponse {
@@ -183,6 +189,7 @@ export class ServiceEdge {
     path: string,
     headers: Record<string, string>,
     body: Buffer,
+    featureRows?: FeatureMatrix,
   ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
     const target = headers['x-amz-target'];
     try {
@@ -195,6 +202,7 @@ export class ServiceEdge {
         body,
         rawUrl: path,
         inProcess: true,
+        featureRows,
       };
       if (this.authenticator) await this.authenticator(request);
       const response = await this.routeRequest(request, target);

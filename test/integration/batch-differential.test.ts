@@ -266,6 +266,53 @@ describe('results joined by tuple identity', () => {
   });
 });
 
+describe('model inputs read as numbers (binary COPY, sent to the endpoint without CSV text)', () => {
+  const numeric = () => stack.pgsage.statistics.lastStatement?.numericRows ?? 0;
+  beforeAll(async () => {
+    await deployEndpoint(stack.pgsage.edge.url, 'xgb2', fixture.model);
+    await db.query('CREATE TABLE nums (id int, ep text, bs int, a float8, b float8, c int2, d int4, e int8)');
+    await db.query(`INSERT INTO nums VALUES
+      (1, 'xgb', NULL, 'NaN', 0, 1, 2, 3), (2, 'xgb', 1, 'Infinity', '-Infinity', -1, -2, -3),
+      (3, 'xgb', 2, '-0', 0, 0, 0, 0), (4, 'xgb', 2, 0, '-0', 0, 0, 0),
+      (5, 'xgb', 3, 1e-308, 1.7976931348623157e308, 32767, 2147483647, 9007199254740993),
+      (6, 'xgb', 3, 0.1 + 0.2, 1 / 3.0, -32768, -2147483648, -9223372036854775808),
+      (7, 'xgb', NULL, NULL, NULL, NULL, NULL, NULL), (8, 'xgb2', NULL, NULL, NULL, NULL, NULL, NULL)`);
+    // Repeated rows, two endpoints named by a column, batch sizes from a column.
+    await db.query(`INSERT INTO nums SELECT 100 + g, CASE WHEN g % 3 = 0 THEN 'xgb2' ELSE 'xgb' END, 1 + g % 4,
+      round(sin(g)::numeric, 1)::float8, (g % 5)::float8, g % 3, g % 7, (g % 11) * 1000000000000 FROM generate_series(1, 600) g`);
+  });
+
+  it('answers as the per-row path does: NaN, infinities, -0, extremes, int2/int4/int8, NULLs', async () => {
+    const sql = 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a, b, c, d, e) FROM nums';
+    await expectSameBothWays(db, sql);
+    await db.query(sql);
+    expect(numeric()).toBe(608);
+  });
+
+  it('honours max_rows_per_batch given as a literal or per row', async () => {
+    const literal = 'SELECT id, aws_sagemaker.invoke_endpoint(ep, 7, a, b, c, d, e)::float8 FROM nums';
+    await expectSameBothWays(db, literal);
+    const explained = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${literal}`, rowMode: 'array' });
+    const line = explained.rows.map((r) => r[0]).find((l: string) => l.includes('Batch Processing'));
+    expect(line).toMatch(/avg\/min\/max batch size=[\d.]+\/[\d.]+\/7\.000 /);
+    expect(numeric()).toBe(608);
+    await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, bs, a, b, c, d, e) FROM nums');
+    await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, bs - 1, a, c) FROM nums WHERE id < 10');
+  });
+
+  it('fails as the per-row path does for a NULL or unknown endpoint', async () => {
+    await expectSameBothWays(db, "SELECT aws_sagemaker.invoke_endpoint(NULLIF(ep, 'xgb2'), NULL, a, c) FROM nums");
+    await expectSameBothWays(db, "SELECT aws_sagemaker.invoke_endpoint(ep || '-gone', NULL, a, c) FROM nums");
+  });
+
+  it('keeps the CSV text path for float4 and numeric inputs', async () => {
+    await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a::float4, c) FROM nums');
+    expect(numeric()).toBe(0);
+    await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a::numeric, c) FROM nums');
+    expect(numeric()).toBe(0);
+  });
+});
+
 describe('batch mode in other statements', () => {
   it('INSERT … SELECT, CREATE TABLE AS, UPDATE and a view give the per-row results', async () => {
     await db.query(`CREATE TABLE scored_batch AS SELECT id, ${EP} AS p FROM t`);

@@ -10,7 +10,7 @@ import { type ModelErrorContext, modelError, runtimeValidationError, serviceUnav
 import type { SageMakerHosting } from '../hosting.js';
 import type { EndpointRecord } from '../resources.js';
 import type { LiveVariant } from '../variant-loader.js';
-import { ContainerError, estimateRows, inputType, outputType } from './codec.js';
+import { ContainerError, CSV, estimateRows, inputType, outputType } from './codec.js';
 import { type ScoreResult, score } from './scoring.js';
 import { type ScoringPool, WorkerCrashedError } from './worker-pool.js';
 
@@ -57,8 +57,11 @@ export function invocationHandler(options: InvocationOptions): RestHandler {
     try {
       const requestType = inputType(header(request, 'content-type'));
       responseType = outputType(header(request, 'accept'), requestType);
-      const scoreRequest = { body: request.body, inputType: requestType, outputType: responseType };
-      if (estimateRows(request.body, requestType) > options.workerThresholdRows) {
+      // Rows read as numbers by the gateway stand for a text/csv body only.
+      const features = requestType === CSV ? request.featureRows : undefined;
+      const scoreRequest = { body: request.body, inputType: requestType, outputType: responseType, features };
+      const rows = features ? features.rows : estimateRows(request.body, requestType);
+      if (rows > options.workerThresholdRows) {
         where = 'worker';
         result = await pool.run(variant.model, scoreRequest);
       } else {

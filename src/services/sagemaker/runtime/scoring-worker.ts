@@ -27,6 +27,7 @@ async function run(task: ScoreTask): Promise<WorkerReply> {
       body: Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength),
       inputType: task.inputType,
       outputType: task.outputType,
+      features: task.features,
     });
     return { taskId: task.taskId, ok: true, body: result.body, timing: result.timing };
   } catch (error) {

@@ -3,7 +3,7 @@
  * The same function runs on the event loop for small requests and in a worker
  * thread for large ones, so both paths answer byte for byte alike.
  */
-import { ModelFormatError, ModelInputError, type Predictor } from '../../../models/types.js';
+import { type FeatureMatrix, ModelFormatError, ModelInputError, type Predictor } from '../../../models/types.js';
 import { ContainerError, decodeInput, encodeOutput } from './codec.js';
 
 export interface ScoreRequest {
@@ -12,6 +12,12 @@ export interface ScoreRequest {
   inputType: string;
   /** Canonical output type (codec.outputType). */
   outputType: string;
+  /**
+   * The rows of a text/csv body already read as numbers, by pgsage's own
+   * gateway in this process (the body is then empty): exactly what decoding
+   * the CSV text would give, without writing and parsing it.
+   */
+  features?: FeatureMatrix;
 }
 
 /** Timing of the stages, for the request log and the round-trip benchmark. */
@@ -31,7 +37,7 @@ export interface ScoreResult {
 export async function score(predictor: Predictor, request: ScoreRequest): Promise<ScoreResult> {
   try {
     const t0 = performance.now();
-    const features = decodeInput(request.body, request.inputType);
+    const features = request.features ?? decodeInput(request.body, request.inputType);
     if (features.rows === 0) throw new ModelInputError('the request body contains no rows');
     const t1 = performance.now();
     const predictions = await predictor.predict(features);

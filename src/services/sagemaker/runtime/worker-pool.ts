@@ -98,7 +98,7 @@ export class ScoringPool {
   private start(slot: Slot, pending: Pending): void {
     const taskId = this.nextTaskId++;
     const { model, request } = pending;
-    // The body is copied into a buffer of its own so it can be transferred, not cloned.
+    // The body (and rows) are copied into buffers of their own so they can be transferred, not cloned.
     const body = new Uint8Array(request.body);
     const task: ScoreTask = {
       type: 'score',
@@ -108,12 +108,18 @@ export class ScoringPool {
       inputType: request.inputType,
       outputType: request.outputType,
     };
+    const transfer: ArrayBuffer[] = [body.buffer as ArrayBuffer];
+    if (request.features) {
+      const data = new Float64Array(request.features.data);
+      task.features = { data, rows: request.features.rows, cols: request.features.cols };
+      transfer.push(data.buffer as ArrayBuffer);
+    }
     if (!slot.loaded.has(model.id)) {
       task.artifact = { algorithm: model.algorithm, fileName: model.fileName, bytes: new Uint8Array(model.bytes) };
       slot.loaded.add(model.id);
     }
     slot.current = { ...pending, taskId };
-    slot.worker.postMessage(task, [body.buffer as ArrayBuffer]);
+    slot.worker.postMessage(task, transfer);
   }
 
   private spawn(): Slot {

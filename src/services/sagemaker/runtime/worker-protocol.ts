@@ -9,6 +9,8 @@ export interface ScoreTask {
   /** Sent the first time a worker sees a model; it keeps the loaded predictor until released. */
   artifact?: { algorithm: Algorithm; fileName: string; bytes: Uint8Array };
   body: Uint8Array;
+  /** Rows already read as numbers (ScoreRequest.features), transferred rather than cloned. */
+  features?: { data: Float64Array; rows: number; cols: number };
   inputType: string;
   outputType: string;
 }
