@@ -13,11 +13,15 @@
  * 3. detect_sentiment over N short documents, end to end, vs the bundled model
  *    alone. Bar: ≥ 0.70×.
  * Each end-to-end figure comes with its breakdown (argument query, scoring
- * after the last argument, result load, final statement).
+ * after the last argument, result load, final statement). Both sides of a
+ * ratio are measured warm: each first runs on the first WARM_UP_ROWS rows, so
+ * neither pays for compiling its code or starting its workers in the figure.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { parseCsvFeatures } from '../src/models/csv-features.js';
 import { loadPredictor } from '../src/models/registry.js';
@@ -28,6 +32,15 @@ import { type BenchStack, run, startBenchStack } from './support.js';
 const rows = Number(process.argv[2] ?? 1_000_000);
 const MODEL = packagePath('test', 'fixtures', 'models', 'xgboost', 'binary_logistic.json.model.tar.gz');
 const features = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+const WARM_UP_ROWS = Math.min(20_000, rows);
+
+setFlagsFromString('--expose-gc');
+/**
+ * A full collection: the gateway runs in this process, and the model-alone
+ * baseline's inputs (a million rows read through pg) must not be collected
+ * on its time.
+ */
+const collectGarbage = runInNewContext('gc') as () => void;
 
 async function predictor(): Promise<Predictor> {
   return loadPredictor('xgboost', { fileName: 'model.tar.gz', bytes: readFileSync(MODEL) });
@@ -152,9 +165,10 @@ async function xgboostOverhead(): Promise<void> {
     await deploy(stack, 'xgb');
     await featureTable(db, 'xgb_rows', rows);
     const alone = await xgboostAlone(db);
-    const endToEnd = await timed(() =>
-      db.query(`SELECT avg(aws_sagemaker.invoke_endpoint('xgb', NULL, ${features.join(', ')})::float8) FROM xgb_rows`),
-    );
+    const statement = `SELECT avg(aws_sagemaker.invoke_endpoint('xgb', NULL, ${features.join(', ')})::float8) FROM xgb_rows`;
+    await db.query(`${statement} WHERE id <= ${WARM_UP_ROWS}`);
+    collectGarbage();
+    const endToEnd = await timed(() => db.query(statement));
     reportOverhead(`2. invoke_endpoint, 60-tree XGBoost, ${rows} rows of 12 features`, 'rows', alone, endToEnd, stack);
     await db.end();
   } finally {
@@ -197,11 +211,10 @@ async function sentimentOverhead(): Promise<void> {
         || ' (review ' || g || ')' AS body
       FROM generate_series(1, ${rows}) g`);
     const alone = await sentimentAlone(db, sentiment.loadSentimentModel());
-    const endToEnd = await timed(() =>
-      db.query(
-        `SELECT avg(s.confidence), count(*) FROM docs, aws_comprehend.detect_sentiment(docs.body, 'en') s WHERE s.confidence >= 0`,
-      ),
-    );
+    const statement = `SELECT avg(s.confidence), count(*) FROM docs, aws_comprehend.detect_sentiment(docs.body, 'en') s WHERE s.confidence >= 0`;
+    await db.query(`${statement} AND docs.id <= ${WARM_UP_ROWS}`);
+    collectGarbage();
+    const endToEnd = await timed(() => db.query(statement));
     reportOverhead(`3. detect_sentiment over ${rows} short documents`, 'docs', alone, endToEnd, stack);
     await db.end();
   } finally {
@@ -217,6 +230,7 @@ async function xgboostAlone(db: pg.Client): Promise<{ ms: number }> {
     for (let c = 0; c < 12; c++) matrix[r * 12 + c] = row[c] ?? Number.NaN;
   });
   const model = await predictor();
+  (await model.predict({ data: matrix.subarray(0, WARM_UP_ROWS * 12), rows: WARM_UP_ROWS, cols: 12 })).csvLines();
   return timed(async () => (await model.predict({ data: matrix, rows, cols: 12 })).csvLines());
 }
 
@@ -228,9 +242,11 @@ async function sentimentAlone(
   const texts = (await db.query({ text: 'SELECT body FROM docs ORDER BY id', rowMode: 'array' })).rows.map(
     (r: string[]) => r[0],
   );
-  return timed(async () => {
-    for (let i = 0; i < texts.length; i += 25) model.detectBatch(texts.slice(i, i + 25), 'en');
-  });
+  const score = (count: number) => {
+    for (let i = 0; i < count; i += 25) model.detectBatch(texts.slice(i, Math.min(i + 25, count)), 'en');
+  };
+  score(WARM_UP_ROWS);
+  return timed(async () => score(texts.length));
 }
 
 async function main(): Promise<void> {

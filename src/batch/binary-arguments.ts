@@ -9,22 +9,31 @@ import { SqlError, SqlState } from '../util/errors.js';
  * give the model: PostgreSQL prints a float8 in the shortest form that reads
  * back as the same number.
  *
- * Columns: `target, input1 … inputN [, batch], ctid, xmin, file`.
+ * Columns: `target, input1 … inputN, ctid, xmin, file`.
  */
 
 /** Input types read here: int8, int2, int4, float8 (float4 and numeric keep the text path). */
 const INPUT_TYPES = new Set([20, 21, 23, 701]);
 const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */]);
 
-/** Whether an argument query with these column types (target, inputs…) can be read in binary. */
-export function binaryReadable(targetType: number, inputTypes: number[]): boolean {
-  return TEXT_TYPES.has(targetType) && inputTypes.length > 0 && inputTypes.every((t) => INPUT_TYPES.has(t));
+/**
+ * Whether an argument query with these column types (target, inputs…) can be
+ * read in binary, giving the model what the CSV text of the values would:
+ * - float8 only where it prints exactly (extra_float_digits ≥ 1, the default);
+ * - two inputs or more: a single NULL input would be an empty CSV line, which
+ *   the endpoint drops rather than reads as a missing value.
+ */
+export function binaryReadable(targetType: number, inputTypes: number[], exactFloatText: boolean): boolean {
+  return (
+    TEXT_TYPES.has(targetType) &&
+    inputTypes.length >= 2 &&
+    inputTypes.every((t) => INPUT_TYPES.has(t) && (exactFloatText || t !== 701))
+  );
 }
 
 /** One row as the reader hands it on; the model inputs were written to `values` at the given offset. */
 export interface BinaryArgumentRow {
   target: string | null;
-  batch: number | undefined;
   file: number;
   block: number;
   offset: number;
@@ -33,7 +42,7 @@ export interface BinaryArgumentRow {
 
 export interface BinaryRowHandler {
   /** Where the next row's inputs go: an array and the offset of the row's first value. */
-  place(target: string | null, batch: number | undefined): { values: Float64Array; start: number };
+  place(target: string | null): { values: Float64Array; start: number };
   /** The row is read (its inputs are in place). */
   row(row: BinaryArgumentRow): void;
 }
@@ -46,17 +55,16 @@ export class BinaryArgumentReader {
   private headerRead = false;
   private done = false;
   private readonly fields: number;
-  private readonly row: BinaryArgumentRow = { target: null, batch: undefined, file: 0, block: 0, offset: 0, xmin: 0 };
+  private readonly row: BinaryArgumentRow = { target: null, file: 0, block: 0, offset: 0, xmin: 0 };
   private lastTarget: { bytes: Buffer; text: string } | undefined;
   private view: DataView | undefined;
   private viewOf: ArrayBufferLike | undefined;
 
   constructor(
     private readonly inputTypes: number[],
-    private readonly batchColumn: boolean,
     private readonly handler: BinaryRowHandler,
   ) {
-    this.fields = 1 + inputTypes.length + (batchColumn ? 1 : 0) + 3;
+    this.fields = 1 + inputTypes.length + 3;
   }
 
   /** One CopyData payload; rows may straddle payloads. */
@@ -128,17 +136,8 @@ export class BinaryArgumentReader {
     pos += 4;
     const target = targetLength === -1 ? null : this.target(bytes, pos - base, pos - base + targetLength);
     pos += Math.max(0, targetLength);
-    const inputsAt = pos;
     const types = this.inputTypes;
-    for (let i = 0; i < types.length; i++) pos += 4 + Math.max(0, view.getInt32(pos));
-    let batch: number | undefined;
-    if (this.batchColumn) {
-      const length = view.getInt32(pos);
-      batch = length === -1 ? undefined : view.getInt32(pos + 4);
-      pos += 4 + Math.max(0, length);
-    }
-    const { values, start } = this.handler.place(target, batch);
-    pos = inputsAt;
+    const { values, start } = this.handler.place(target);
     for (let i = 0; i < types.length; i++) {
       const length = view.getInt32(pos);
       pos += 4;
@@ -162,10 +161,8 @@ export class BinaryArgumentReader {
       }
       pos += length;
     }
-    if (this.batchColumn) pos += 4 + Math.max(0, view.getInt32(pos));
     const row = this.row;
     row.target = target;
-    row.batch = batch;
     // ctid (block uint32, offset uint16), xmin (xid), the table's file (oid): each after its length.
     row.block = view.getUint32(pos + 4);
     row.offset = view.getUint16(pos + 8);

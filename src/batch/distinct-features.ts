@@ -6,7 +6,8 @@ export interface FeatureBatchSink {
   addFeatureRows(features: FeatureMatrix, slots: number[]): void;
 }
 
-const INITIAL_ROWS = 1024;
+/** Small: a statement may call many endpoints, each with its own set. */
+const INITIAL_ROWS = 64;
 
 /**
  * The distinct rows of model inputs of one call target, held as numbers in one

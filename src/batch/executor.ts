@@ -26,6 +26,8 @@ export interface BatchSettings {
   rowTables: Set<string>;
   /** A read-only transaction cannot create or empty the results tables: its statements take the per-row path. */
   readOnly: boolean;
+  /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
+  floatDigits: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export async function readSettings(
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       ${rowTables},
       current_setting('transaction_read_only'),
+      current_setting('extra_float_digits'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -77,6 +80,7 @@ export async function readSettings(
     allowed,
     plainTables,
     readOnly,
+    floatDigits,
   ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -90,6 +94,7 @@ export async function readSettings(
     progress: !off(progress),
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
     readOnly: readOnly === 'on',
+    floatDigits: Number(floatDigits),
   };
 }
 
@@ -288,7 +293,13 @@ async function streamArguments(
       batchColumn: group.batchColumn,
       rowIdentity: Boolean(group.rowIdentity),
     });
-    if (separate && rows && options.services.invokeEndpointRows && binaryReadable(separate.target, separate.types)) {
+    const binary =
+      separate &&
+      rows &&
+      !group.batchColumn &&
+      options.services.invokeEndpointRows &&
+      binaryReadable(separate.target, separate.types, options.settings.floatDigits >= 1);
+    if (binary) {
       numericRows = await streamFeatureRows(sql, separate.types, { scorer, figures, rows, sizeOf }, item, options);
     } else if (item.params) {
       const { types, values, formats } = item.params;
@@ -301,8 +312,8 @@ async function streamArguments(
     if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
       throw error;
     }
-    if (error.code === 'XX000' && error.raw.length === 0)
-      throw new SqlError(SqlState.invalidParameterValue, error.message);
+    // The gateway's own failure while reading the rows (a bad max_rows_per_batch, say).
+    if (error.raw.length === 0) throw new SqlError(error.code, error.message, error.fields.D, error.fields.H);
     options.control.logger.debug(
       { err: error.message, sql: group.argumentSql },
       'argument query failed; calls stay per-row',
@@ -344,6 +355,7 @@ async function streamFeatureRows(
     scorer: BatchScorer;
     figures: BatchFigures;
     rows: RowLog;
+    /** The group's batch size (a per-row size from a column keeps the text path). */
     sizeOf: (batch: number | undefined) => number;
   },
   item: ArgumentWork,
@@ -354,26 +366,25 @@ async function streamFeatureRows(
   const { group } = item;
   const cols = inputTypes.length;
   const sets = new Map<string, DistinctFeatureRows>();
+  const size = sizeOf(undefined);
   let current: DistinctFeatureRows | undefined;
-  let last: { target: string; size: number; set: DistinctFeatureRows } | undefined;
+  let last: { target: string; set: DistinctFeatureRows } | undefined;
   // Inputs of a row that will not be scored (NULL target) are read into scratch space.
   const scratch = new Float64Array(cols);
-  const reader = new BinaryArgumentReader(inputTypes, group.batchColumn, {
-    place(target, batch) {
-      const size = sizeOf(batch);
+  const reader = new BinaryArgumentReader(inputTypes, {
+    place(target) {
       current = undefined;
       if (!scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
-      if (!last || last.target !== target || last.size !== size) {
-        const key = `${size}\u0000${target}`;
-        let set = sets.get(key);
+      if (!last || last.target !== target) {
+        let set = sets.get(target);
         if (!set) {
           set = new DistinctFeatureRows(cols, size, {
             reserveSlot: () => scorer.reserveSlot(),
             addFeatureRows: (features, slots) => scorer.addFeatureRows(target, features, slots, figures, group.label),
           });
-          sets.set(key, set);
+          sets.set(target, set);
         }
-        last = { target, size, set };
+        last = { target, set };
       }
       current = last.set;
       const start = current.rowStart(); // may grow the array: read it after

@@ -1,3 +1,4 @@
+import { SqlError } from '../util/errors.js';
 import {
   bindMessage,
   type ColumnDescription,
@@ -31,6 +32,17 @@ export class BackendError extends Error {
   get code(): string {
     return this.fields.C ?? 'XX000';
   }
+}
+
+/** The gateway's own failure while handling the answer (no server message: `raw` is empty). */
+function gatewayFailure(failure: unknown): BackendError {
+  if (failure instanceof SqlError) {
+    const fields: Record<string, string> = { C: failure.sqlstate, M: failure.message };
+    if (failure.detail) fields.D = failure.detail;
+    if (failure.hint) fields.H = failure.hint;
+    return new BackendError(fields, Buffer.alloc(0));
+  }
+  return new BackendError({ C: 'XX000', M: (failure as Error).message }, Buffer.alloc(0));
 }
 
 export interface QueryResult {
@@ -97,6 +109,7 @@ export class BackendChannel {
     if (this.sink) return Promise.reject(new Error('backend channel is busy'));
     return new Promise((resolve, reject) => {
       let error: BackendError | undefined;
+      let handlerFailed = false;
       const sink: MessageSink & { abort: (e: Error) => void } = {
         onMessage: (message) => {
           const type = message.type;
@@ -107,10 +120,13 @@ export class BackendChannel {
             resolve({ status: this.status, error });
             return;
           }
+          // Once the gateway's handler failed, the rest of the answer is only drained.
+          if (handlerFailed) return;
           try {
             handle(message);
           } catch (failure) {
-            error ??= new BackendError({ C: 'XX000', M: (failure as Error).message }, Buffer.alloc(0));
+            handlerFailed = true;
+            error ??= gatewayFailure(failure);
           }
         },
         abort: (e) => {

@@ -296,7 +296,9 @@ describe('model inputs read as numbers (binary COPY, sent to the endpoint withou
     const line = explained.rows.map((r) => r[0]).find((l: string) => l.includes('Batch Processing'));
     expect(line).toMatch(/avg\/min\/max batch size=[\d.]+\/[\d.]+\/7\.000 /);
     expect(numeric()).toBe(608);
+    // A batch size per row keeps the CSV text path.
     await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, bs, a, b, c, d, e) FROM nums');
+    expect(numeric()).toBe(0);
     await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, bs - 1, a, c) FROM nums WHERE id < 10');
   });
 
@@ -305,11 +307,20 @@ describe('model inputs read as numbers (binary COPY, sent to the endpoint withou
     await expectSameBothWays(db, "SELECT aws_sagemaker.invoke_endpoint(ep || '-gone', NULL, a, c) FROM nums");
   });
 
-  it('keeps the CSV text path for float4 and numeric inputs', async () => {
+  it('keeps the CSV text path for float4 and numeric inputs, a single input, and rounded float8 text', async () => {
     await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a::float4, c) FROM nums');
     expect(numeric()).toBe(0);
     await expectSameBothWays(db, 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a::numeric, c) FROM nums');
     expect(numeric()).toBe(0);
+    await db.query('SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, d) FROM nums WHERE d IS NOT NULL');
+    expect(numeric()).toBe(0);
+    // extra_float_digits < 1 prints float8 rounded to 15 digits: the model must get those, as per row.
+    const sql = 'SELECT id, aws_sagemaker.invoke_endpoint(ep, NULL, a, b, c) FROM nums';
+    await expectSameBothWays(db, sql, { setup: 'SET extra_float_digits = 0' });
+    expect(numeric()).toBe(0);
+    await db.query('RESET extra_float_digits');
+    await db.query(sql);
+    expect(numeric()).toBe(608);
   });
 });
 

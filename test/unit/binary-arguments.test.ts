@@ -4,7 +4,7 @@ import { DistinctFeatureRows } from '../../src/batch/distinct-features.js';
 import type { FeatureMatrix } from '../../src/models/types.js';
 
 /** A value of binary COPY: its type decides the bytes. */
-type Field = { type: 'text'; value: string } | { type: 20 | 21 | 23 | 701 | 'int4'; value: number | bigint } | null;
+type Field = { type: 'text'; value: string } | { type: 20 | 21 | 23 | 701; value: number | bigint } | null;
 
 /** PostgreSQL's binary COPY format, written by hand: header, tuples, trailer. */
 function binaryCopy(rows: { fields: Field[]; ctid: [number, number]; xmin: number; file: number }[]): Buffer {
@@ -31,7 +31,7 @@ function binaryCopy(rows: { fields: Field[]; ctid: [number, number]; xmin: numbe
 
 function encode(field: Field): Buffer {
   if (field === null) return Buffer.from([0xff, 0xff, 0xff, 0xff]);
-  const sizes = { 701: 8, 20: 8, 21: 2, 23: 4, int4: 4 } as const;
+  const sizes = { 701: 8, 20: 8, 21: 2, 23: 4 } as const;
   const body = field.type === 'text' ? Buffer.from(field.value, 'utf8') : Buffer.alloc(sizes[field.type]);
   if (field.type === 701) body.writeDoubleBE(Number(field.value));
   else if (field.type === 20) body.writeBigInt64BE(BigInt(field.value));
@@ -46,10 +46,10 @@ interface ReadRow extends BinaryArgumentRow {
   inputs: number[];
 }
 
-function readAll(chunks: Buffer[], inputTypes: number[], batchColumn: boolean): ReadRow[] {
+function readAll(chunks: Buffer[], inputTypes: number[]): ReadRow[] {
   const out: ReadRow[] = [];
   const values = new Float64Array(inputTypes.length);
-  const reader = new BinaryArgumentReader(inputTypes, batchColumn, {
+  const reader = new BinaryArgumentReader(inputTypes, {
     place: () => ({ values, start: 0 }),
     row: (row) => out.push({ ...row, inputs: Array.from(values) }),
   });
@@ -68,20 +68,19 @@ describe('BinaryArgumentReader', () => {
         { type: 20, value: 9007199254740993n },
         { type: 21, value: -32768 },
         { type: 23, value: 2147483647 },
-        { type: 'int4', value: 5 },
       ],
       ctid: [4294967295, 65535],
       xmin: 4000000000,
       file: 16384,
     },
     {
-      fields: [{ type: 'text', value: 'naïve' }, null, { type: 20, value: -9223372036854775808n }, null, null, null],
+      fields: [{ type: 'text', value: 'naïve' }, null, { type: 20, value: -9223372036854775808n }, null, null],
       ctid: [0, 1],
       xmin: 3,
       file: 16384,
     },
     {
-      fields: [null, { type: 701, value: Number.POSITIVE_INFINITY }, { type: 20, value: -1n }, null, null, null],
+      fields: [null, { type: 701, value: Number.POSITIVE_INFINITY }, { type: 20, value: -1n }, null, null],
       ctid: [7, 2],
       xmin: 9,
       file: 16384,
@@ -90,50 +89,50 @@ describe('BinaryArgumentReader', () => {
   const expected = [
     {
       target: 'xgb',
-      batch: 5,
       inputs: [-0.1, Number(9007199254740993n), -32768, 2147483647],
       block: 4294967295,
       offset: 65535,
       xmin: 4000000000,
     },
-    { target: 'naïve', batch: undefined, inputs: [Number.NaN, Number(-9223372036854775808n), Number.NaN, Number.NaN] },
-    { target: null, batch: undefined, inputs: [Number.POSITIVE_INFINITY, -1, Number.NaN, Number.NaN], block: 7 },
+    { target: 'naïve', inputs: [Number.NaN, Number(-9223372036854775808n), Number.NaN, Number.NaN] },
+    { target: null, inputs: [Number.POSITIVE_INFINITY, -1, Number.NaN, Number.NaN], block: 7 },
   ];
 
-  it('decodes each type, NULL as NaN, the row identity and the batch size', () => {
-    const rows = readAll([data], types, true);
+  it('decodes each type, NULL as NaN, and the row identity', () => {
+    const rows = readAll([data], types);
     expect(rows).toHaveLength(3);
     for (const [i, row] of rows.entries()) expect(row).toMatchObject(expected[i]);
     expect(rows[0].file).toBe(16384);
   });
 
   it('reads rows that straddle payloads, split at every byte', () => {
-    const whole = readAll([data], types, true);
+    const whole = readAll([data], types);
     for (let split = 1; split < data.length; split++) {
-      expect(readAll([data.subarray(0, split), data.subarray(split)], types, true)).toEqual(whole);
+      expect(readAll([data.subarray(0, split), data.subarray(split)], types)).toEqual(whole);
     }
     expect(
       readAll(
         [...data].map((byte) => Buffer.from([byte])),
         types,
-        true,
       ),
     ).toEqual(whole);
   });
 
   it('fails clearly on data that ends early or has the wrong shape', () => {
-    expect(() => readAll([data.subarray(0, data.length - 2)], types, true)).toThrow(/ended early/);
-    expect(() => readAll([data], types, false)).toThrow(/has 9 columns, expected 8/);
-    expect(() => readAll([Buffer.from('not binary copy data at all')], types, true)).toThrow(/signature/);
+    expect(() => readAll([data.subarray(0, data.length - 2)], types)).toThrow(/ended early/);
+    expect(() => readAll([data], [701, 20, 21])).toThrow(/has 8 columns, expected 7/);
+    expect(() => readAll([Buffer.from('not binary copy data at all')], types)).toThrow(/signature/);
   });
 
-  it('takes text targets and int2/int4/int8/float8 inputs only', () => {
-    expect(binaryReadable(25, [701, 20, 21, 23])).toBe(true);
-    expect(binaryReadable(1043, [701])).toBe(true);
-    expect(binaryReadable(25, [701, 700])).toBe(false); // float4 prints differently from its double
-    expect(binaryReadable(25, [1700])).toBe(false);
-    expect(binaryReadable(19, [701])).toBe(false);
-    expect(binaryReadable(25, [])).toBe(false);
+  it('takes text targets and two or more int2/int4/int8/float8 inputs, float8 only where it prints exactly', () => {
+    expect(binaryReadable(25, [701, 20, 21, 23], true)).toBe(true);
+    expect(binaryReadable(1043, [701, 701], true)).toBe(true);
+    expect(binaryReadable(25, [701, 20], false)).toBe(false); // extra_float_digits < 1 rounds float8's text
+    expect(binaryReadable(25, [23, 20], false)).toBe(true);
+    expect(binaryReadable(25, [701, 700], true)).toBe(false); // float4 prints differently from its double
+    expect(binaryReadable(25, [1700, 23], true)).toBe(false);
+    expect(binaryReadable(19, [701, 701], true)).toBe(false);
+    expect(binaryReadable(25, [701], true)).toBe(false); // a lone NULL input is an empty CSV line
   });
 });
 
