@@ -35,7 +35,21 @@ export interface EdgeResponse {
 }
 
 /** A JSON 1.1 operation (`X-Amz-Target: Prefix.Operation`): JSON in, JSON out. */
-export type JsonOperation = (input: Record<string, unknown>, request: EdgeRequest) => Promise<unknown> | unknown;
+export type JsonOperation = ((input: Record<string, unknown>, request: EdgeRequest) => Promise<unknown> | unknown) & {
+  /**
+   * The same operation for many inputs at once, for pgsage's own gateway in
+   * this process (e.g. scoring them together in worker threads): each answer
+   * is the output the operation would give that input, or its AwsError.
+   */
+  many?: (inputs: Record<string, unknown>[]) => Promise<(Record<string, unknown> | AwsError)[]>;
+};
+
+/** What an in-process JSON 1.1 call answers: the status, headers and output (or error body) as an object. */
+export interface InProcessJsonAnswer {
+  status: number;
+  headers: Record<string, string>;
+  payload: Record<string, unknown>;
+}
 
 /** A REST route; path parameters come from `:name` segments. */
 export type RestHandler = (
@@ -224,34 +238,69 @@ export class ServiceEdge {
   }
 
   /** A JSON 1.1 operation called in process: the input and output stay objects. */
-  async invokeJsonInProcess(
-    target: string,
-    input: Record<string, unknown>,
-  ): Promise<{ status: number; headers: Record<string, string>; payload: Record<string, unknown> }> {
+  async invokeJsonInProcess(target: string, input: Record<string, unknown>): Promise<InProcessJsonAnswer> {
     try {
       const operation = this.operation(target);
-      let body: Buffer | undefined;
-      const request: EdgeRequest = {
-        method: 'POST',
-        path: '/',
-        query: new URLSearchParams(),
-        headers: { 'x-amz-target': target },
-        // Encoded only if someone reads it (an authenticator or a tap), never on the way to the operation.
-        get body() {
-          body ??= Buffer.from(JSON.stringify(input));
-          return body;
-        },
-        rawUrl: '/',
-        inProcess: true,
-      };
-      if (this.authenticator) await this.authenticator(request);
+      const request = await this.authenticateInProcess(target, input);
       const output = (await operation(input, request)) ?? {};
       return { status: 200, headers: {}, payload: output as Record<string, unknown> };
     } catch (error) {
-      const awsError = error instanceof AwsError ? error : internalFailure();
-      if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
-      return { status: awsError.status, headers: { 'x-amzn-errortype': awsError.type }, payload: awsError.body() };
+      return this.inProcessFailure(target, error);
     }
+  }
+
+  /**
+   * One JSON 1.1 operation for many inputs, in process: each input is
+   * authenticated as its own request, and answered as invokeJsonInProcess
+   * would answer it; an operation with `many` takes them all in one go.
+   */
+  async invokeJsonInProcessMany(target: string, inputs: Record<string, unknown>[]): Promise<InProcessJsonAnswer[]> {
+    let operation: JsonOperation;
+    try {
+      operation = this.operation(target);
+    } catch (error) {
+      const failure = this.inProcessFailure(target, error);
+      return inputs.map(() => failure);
+    }
+    const many = operation.many;
+    if (!many) return Promise.all(inputs.map((input) => this.invokeJsonInProcess(target, input)));
+    try {
+      for (const input of inputs) await this.authenticateInProcess(target, input);
+      const outputs = await many(inputs);
+      return outputs.map((output) =>
+        output instanceof AwsError
+          ? this.inProcessFailure(target, output)
+          : { status: 200, headers: {}, payload: output },
+      );
+    } catch (error) {
+      const failure = this.inProcessFailure(target, error);
+      return inputs.map(() => failure);
+    }
+  }
+
+  private async authenticateInProcess(target: string, input: Record<string, unknown>): Promise<EdgeRequest> {
+    let body: Buffer | undefined;
+    const request: EdgeRequest = {
+      method: 'POST',
+      path: '/',
+      query: new URLSearchParams(),
+      headers: { 'x-amz-target': target },
+      // Encoded only if someone reads it (an authenticator or a tap), never on the way to the operation.
+      get body() {
+        body ??= Buffer.from(JSON.stringify(input));
+        return body;
+      },
+      rawUrl: '/',
+      inProcess: true,
+    };
+    if (this.authenticator) await this.authenticator(request);
+    return request;
+  }
+
+  private inProcessFailure(target: string, error: unknown): InProcessJsonAnswer {
+    const awsError = error instanceof AwsError ? error : internalFailure();
+    if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
+    return { status: awsError.status, headers: { 'x-amzn-errortype': awsError.type }, payload: awsError.body() };
   }
 
   private operation(target: string): JsonOperation {

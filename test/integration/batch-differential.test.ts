@@ -416,6 +416,21 @@ describe('sentiment in the FROM list', () => {
     }
   });
 
+  it('scores many small batches in bulk, each counted, and fails on an oversize document as per row', async () => {
+    await db.query(`CREATE TABLE many_docs AS SELECT g AS id,
+      (ARRAY['a delight', 'dull and slow', 'fine', 'naïve but charming ☃'])[1 + g % 4] || ' #' || (g % 400) AS body
+      FROM generate_series(1, 1200) g`);
+    const sql =
+      "SELECT d.id, s.sentiment, s.confidence FROM many_docs d, aws_comprehend.detect_sentiment(d.body, 'en', 7) s";
+    await expectSameBothWays(db, sql);
+    const explained = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${sql}`, rowMode: 'array' });
+    const line = explained.rows.map((r) => r[0]).find((l: string) => l.includes('Batch Processing'));
+    // 400 distinct documents in batches of 7.
+    expect(line).toMatch(/num batches=58 avg\/min\/max batch size=6\.897\/1\.000\/7\.000 /);
+    await db.query(`UPDATE many_docs SET body = repeat('long ', 1001) WHERE id = 900`);
+    await expectSameBothWays(db, sql);
+  });
+
   it('handles table names with quotes in them, on both protocols', async () => {
     await db.query('CREATE TABLE IF NOT EXISTS "we""ird" AS SELECT * FROM t WHERE id <= 25');
     const sql = `SELECT id, s.sentiment FROM "we""ird" w, aws_comprehend.detect_sentiment(w.txt, 'en') s ORDER BY id`;

@@ -11,7 +11,7 @@ import {
   type SentimentResult,
 } from '../../models/sentiment/index.js';
 import type { JsonOperation } from '../edge.js';
-import { AwsError } from '../errors.js';
+import { AwsError, internalFailure } from '../errors.js';
 import {
   BATCH_ERROR_CODES,
   checkDocument,
@@ -23,6 +23,8 @@ import {
   requireText,
   requireTextList,
 } from './input.js';
+import type { ScoredDocuments, SentimentPool } from './sentiment-pool.js';
+import { SENTIMENT_LABELS } from './sentiment-protocol.js';
 
 export const COMPREHEND_TARGET_PREFIX = 'Comprehend_20171127';
 
@@ -32,7 +34,18 @@ interface BatchItemError {
   ErrorMessage: string;
 }
 
-export function comprehendOperations(): Record<string, JsonOperation> {
+/**
+ * The operations; with a pool, BatchDetectSentiment also takes many requests
+ * at once (JsonOperation.many), scored together in the pool's workers.
+ */
+export function comprehendOperations(pool?: SentimentPool): Record<string, JsonOperation> {
+  const batchDetectSentiment: JsonOperation = (input) => {
+    const texts = requireTextList(input);
+    const language = sentimentLanguage(input);
+    const model = sentimentModel();
+    return batchResults(texts, (text) => sentimentOutput(model.detect(text, language)));
+  };
+  if (pool) batchDetectSentiment.many = (inputs) => batchDetectSentimentMany(pool, inputs);
   return {
     DetectSentiment: (input) => {
       const text = requireText(input);
@@ -41,12 +54,7 @@ export function comprehendOperations(): Record<string, JsonOperation> {
       return sentimentOutput(sentimentModel().detect(text, language));
     },
 
-    BatchDetectSentiment: (input) => {
-      const texts = requireTextList(input);
-      const language = sentimentLanguage(input);
-      const model = sentimentModel();
-      return batchResults(texts, (text) => sentimentOutput(model.detect(text, language)));
-    },
+    BatchDetectSentiment: batchDetectSentiment,
 
     DetectDominantLanguage: (input) => {
       const text = requireText(input);
@@ -59,6 +67,72 @@ export function comprehendOperations(): Record<string, JsonOperation> {
       return batchResults(texts, (text) => ({ Languages: languages(text) }));
     },
   };
+}
+
+/**
+ * BatchDetectSentiment for many requests: each is checked as the operation
+ * checks it, and the documents of all of them are scored in the workers, a
+ * few thousand per task. Every answer equals the operation's for its input.
+ */
+async function batchDetectSentimentMany(
+  pool: SentimentPool,
+  inputs: Record<string, unknown>[],
+): Promise<(Record<string, unknown> | AwsError)[]> {
+  sentimentModel(); // a model that cannot load fails them all, as the operation would
+  const answers: (Record<string, unknown> | AwsError)[] = new Array(inputs.length);
+  const byLanguage = new Map<string, { texts: string[]; documents: { input: number; index: number }[] }>();
+  const outputs: { ResultList: Record<string, unknown>[]; ErrorList: BatchItemError[] }[] = [];
+  inputs.forEach((input, i) => {
+    let texts: string[];
+    let language: string;
+    try {
+      texts = requireTextList(input);
+      language = sentimentLanguage(input);
+    } catch (error) {
+      answers[i] = error instanceof AwsError ? error : internalFailure();
+      return;
+    }
+    const output = { ResultList: new Array<Record<string, unknown>>(texts.length), ErrorList: [] as BatchItemError[] };
+    outputs[i] = output;
+    answers[i] = output;
+    const work = byLanguage.get(language) ?? { texts: [], documents: [] };
+    byLanguage.set(language, work);
+    texts.forEach((text, index) => {
+      const problem = documentProblem(text, DOCUMENT_LIMIT_BYTES);
+      if (problem) {
+        output.ErrorList.push({
+          Index: index,
+          ErrorCode: BATCH_ERROR_CODES[problem.type],
+          ErrorMessage: problem.message,
+        });
+      } else {
+        work.texts.push(text);
+        work.documents.push({ input: i, index });
+      }
+    });
+  });
+  await Promise.all(
+    [...byLanguage].map(async ([language, { texts, documents }]) => {
+      if (texts.length === 0) return;
+      let scored: ScoredDocuments;
+      try {
+        scored = await pool.detect(texts, language);
+      } catch (error) {
+        throw new AwsError('InternalServerException', `Sentiment scoring failed: ${(error as Error).message}`, 500);
+      }
+      documents.forEach(({ input, index }, k) => {
+        const s = scored.scores.subarray(k * 4, k * 4 + 4);
+        outputs[input].ResultList[index] = {
+          Index: index,
+          Sentiment: SENTIMENT_LABELS[scored.labels[k]],
+          SentimentScore: { Positive: s[0], Negative: s[1], Neutral: s[2], Mixed: s[3] },
+        };
+      });
+    }),
+  );
+  // Documents with errors leave holes; ResultList lists the others in order, as batchResults does.
+  for (const output of outputs) if (output?.ErrorList.length) output.ResultList = output.ResultList.filter(Boolean);
+  return answers;
 }
 
 /**
