@@ -3,8 +3,15 @@ import { unescapeCopyText } from './copy-text.js';
 /** What one row of an argument query asks for. */
 export interface ArgumentRow {
   target: string | null;
-  /** The input: text, the JSON array of model inputs, or their CSV line. NULL: the call answers NULL itself. */
+  /**
+   * The input: text, the JSON array of model inputs, or their CSV line. NULL:
+   * the call answers NULL itself. With ArgumentLayout.keyBytes it is not
+   * decoded ('' stands for any non-NULL input): see keyStart/keyEnd.
+   */
   key: string | null;
+  /** Where the key's COPY text is in the payload (ArgumentLayout.keyBytes). */
+  keyStart: number;
+  keyEnd: number;
   /** max_rows_per_batch given per row (NULL or no such column: undefined). */
   batch: number | undefined;
   /** The table row (its file, ctid block and offset, xmin), for groups stored per row. */
@@ -21,6 +28,8 @@ export interface ArgumentLayout {
   numericInputs?: boolean;
   batchColumn: boolean;
   rowIdentity: boolean;
+  /** A one-column key is left as bytes (keyStart/keyEnd; decodeKey on demand), for callers that tell inputs apart by their bytes. */
+  keyBytes?: boolean;
 }
 
 const TAB = 0x09;
@@ -57,6 +66,8 @@ export class ArgumentRowReader {
   private readonly row: ArgumentRow = {
     target: null,
     key: null,
+    keyStart: 0,
+    keyEnd: 0,
     batch: undefined,
     file: 0,
     block: 0,
@@ -110,6 +121,10 @@ export class ArgumentRowReader {
       let line = inputs[0](this.field(payload, 1));
       for (let i = 1; i < inputs.length; i++) line += `,${inputs[i](this.field(payload, 1 + i))}`;
       row.key = line;
+    } else if (this.layout.keyBytes) {
+      row.keyStart = starts[1];
+      row.keyEnd = ends[1];
+      row.key = this.isNull(payload, 1) ? null : '';
     } else {
       row.key = this.field(payload, 1);
     }
@@ -162,10 +177,20 @@ export class ArgumentRowReader {
     return row;
   }
 
+  /** The key of the row `fromCopy` just read (ArgumentLayout.keyBytes), decoded. */
+  decodeKey(payload: Buffer): string | null {
+    return this.field(payload, 1);
+  }
+
+  private isNull(payload: Buffer, i: number): boolean {
+    const start = this.starts[i];
+    return this.ends[i] - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e /* N */;
+  }
+
   private field(payload: Buffer, i: number): string | null {
+    if (this.isNull(payload, i)) return null;
     const start = this.starts[i];
     const end = this.ends[i];
-    if (end - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e /* N */) return null;
     const text = payload.toString('utf8', start, end);
     const backslash = payload.indexOf(BACKSLASH, start);
     return backslash !== -1 && backslash < end ? unescapeCopyText(text) : text;

@@ -287,12 +287,30 @@ async function streamArguments(
     const separate = item.params ? undefined : await separateInputs(group, backend);
     const sql = separate ? group.separateInputs!.sql : group.argumentSql;
     const format: KeyFormat = separate ? 'csv' : 'json';
+    // A one-column input whose answers are stored per row is told apart by its bytes, not by a string.
+    const byBytes = rows !== undefined && !item.params && !separate;
     const reader = new ArgumentRowReader({
       inputs: separate?.converters,
       numericInputs: separate?.numeric,
       batchColumn: group.batchColumn,
       rowIdentity: Boolean(group.rowIdentity),
+      keyBytes: byBytes,
     });
+    const addByBytes = (row: ArgumentRow, payload: Buffer) => {
+      const size = sizeOf(row.batch);
+      let slot = -1;
+      if (scorer.acceptsTarget(group.kind, row.target) && row.key !== null) {
+        const table = scorer.keyBytes(group.kind, row.target, format);
+        slot = table.find(payload, row.keyStart, row.keyEnd);
+        if (slot < 0) {
+          slot = scorer.reserveSlot();
+          table.remember(payload, row.keyStart, row.keyEnd, slot);
+          const key = reader.decodeKey(payload)!;
+          scorer.addNew(group.kind, row.target, key, slot, size, figures, group.label, format);
+        }
+      }
+      rows!.add(slot, row.file, row.block, row.offset, row.xmin);
+    };
     const binary =
       separate &&
       rows &&
@@ -305,7 +323,12 @@ async function streamArguments(
       const { types, values, formats } = item.params;
       await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
     } else {
-      await backend.copyOut(`COPY (${sql}) TO STDOUT`, (payload) => add(reader.fromCopy(payload), format));
+      await backend.copyOut(
+        `COPY (${sql}) TO STDOUT`,
+        byBytes
+          ? (payload) => addByBytes(reader.fromCopy(payload), payload)
+          : (payload) => add(reader.fromCopy(payload), format),
+      );
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
   } catch (error) {

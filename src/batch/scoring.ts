@@ -9,6 +9,7 @@ import { modelInputToCsv } from '../ml/model-input.js';
 import { singleRowOutput } from '../ml/per-row.js';
 import type { FeatureMatrix } from '../models/types.js';
 import { SqlError, SqlState } from '../util/errors.js';
+import { DistinctKeyBytes } from './distinct-key-bytes.js';
 import type { MlKind } from './ml-calls.js';
 
 /** What one call returned: sentiment (label, confidence) or model output (text). */
@@ -99,6 +100,30 @@ interface Batch {
   label: string;
   number: number;
   bufferKey: string;
+  /** Answers are listed for the results stored per input (takeCompleted); else read by slot only. */
+  listed: boolean;
+}
+
+/** Which buffer an input goes to. */
+interface BufferSpec {
+  kind: MlKind;
+  target: string;
+  format: KeyFormat;
+  batchSize: number;
+  figures: BatchFigures;
+  label: string;
+  listed: boolean;
+}
+
+function sameBuffer(a: BufferSpec, b: BufferSpec): boolean {
+  return (
+    a.kind === b.kind &&
+    a.target === b.target &&
+    a.format === b.format &&
+    a.batchSize === b.batchSize &&
+    a.label === b.label &&
+    a.listed === b.listed
+  );
 }
 
 /** The SQL function answers NULL for text that `btrim` empties (spaces only), without calling the service. */
@@ -116,11 +141,13 @@ export class BatchScorer {
   /** The slot of each input seen, per kind and target (nested so that no key string is built per row). */
   private readonly seen = new Map<string, Map<string, number>>();
   private lastSeen: { kind: MlKind; target: string; format: KeyFormat; slots: Map<string, number> } | undefined;
+  private readonly keyTables = new Map<string, DistinctKeyBytes>();
+  private lastKeyBytes: { kind: MlKind; target: string; format: KeyFormat; table: DistinctKeyBytes } | undefined;
   /** Answers by slot, kept as two columns (not an object per answer: a million-row statement keeps them all). */
   private readonly texts: (string | null | undefined)[] = [];
   private readonly reals: (number | null)[] = [];
   /** The buffer the previous input went to, found again without building its key. */
-  private lastBuffer: { buffer: Batch; batchSize: number; label: string; slots: Map<string, number> } | undefined;
+  private lastBuffer: { buffer: Batch; spec: BufferSpec } | undefined;
   private readonly completed: Completed[] = [];
   private readonly buffers = new Map<string, Batch>();
   /** Batches waiting for one of the K slots, oldest first (from `queueHead`). */
@@ -153,25 +180,50 @@ export class BatchScorer {
     const slots = this.seenSlots(kind, target, format);
     const known = slots.get(key);
     if (known !== undefined) return known;
-    const slot = this.texts.length;
-    this.texts.push(undefined);
-    this.reals.push(null);
+    const slot = this.reserveSlot();
     slots.set(key, slot);
+    this.enqueue({ kind, target, format, batchSize, figures, label, listed: true }, key, slot);
+    return slot;
+  }
+
+  /**
+   * Adds an input its caller found to be new and reserved a slot for (see
+   * DistinctKeyBytes): its answer is read by slot only, never listed for the
+   * results stored per input.
+   */
+  addNew(
+    kind: MlKind,
+    target: string,
+    key: string,
+    slot: number,
+    batchSize: number,
+    figures: BatchFigures,
+    label: string,
+    format: KeyFormat,
+  ): void {
+    if (this.failure) return;
+    this.enqueue({ kind, target, format, batchSize, figures, label, listed: false }, key, slot);
+  }
+
+  private enqueue(to: BufferSpec, key: string, slot: number): void {
+    const { kind, target, format, batchSize, figures, label, listed } = to;
     if (kind === 'sentiment' && isBlank(key)) {
-      this.answer(kind, target, format, key, slot, { outText: null, outReal: null });
-      return slot;
+      // The SQL function answers NULL for it without calling the service.
+      if (listed) this.answer(kind, target, format, key, slot, { outText: null, outReal: null });
+      else this.texts[slot] = null;
+      return;
     }
     const last = this.lastBuffer;
     let buffer: Batch | undefined;
-    if (last && last.batchSize === batchSize && last.label === label && last.slots === slots) buffer = last.buffer;
+    if (last && sameBuffer(last.spec, to)) buffer = last.buffer;
     else {
-      const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}`;
+      const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}\u0000${listed}`;
       buffer = this.buffers.get(bufferKey);
       if (!buffer) {
-        buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey };
+        buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey, listed };
         this.buffers.set(bufferKey, buffer);
       }
-      this.lastBuffer = { buffer, batchSize, label, slots };
+      this.lastBuffer = { buffer, spec: to };
     }
     buffer.keys.push(key);
     buffer.slots.push(slot);
@@ -180,7 +232,6 @@ export class BatchScorer {
       if (this.lastBuffer?.buffer === buffer) this.lastBuffer = undefined;
       this.dispatch(buffer);
     }
-    return slot;
   }
 
   /** Whether inputs for `target` can still be scored; a NULL target fails the statement. */
@@ -221,6 +272,7 @@ export class BatchScorer {
       label,
       number: 0,
       bufferKey: '',
+      listed: false,
     });
   }
 
@@ -241,6 +293,20 @@ export class BatchScorer {
     this.texts[slot] = result.outText;
     this.reals[slot] = result.outReal;
     if (this.options.listCompleted !== false) this.completed.push({ kind, target, key, format, result });
+  }
+
+  /** The statement's inputs of one function and target told apart by their bytes (for addNew). */
+  keyBytes(kind: MlKind, target: string, format: KeyFormat): DistinctKeyBytes {
+    const last = this.lastKeyBytes;
+    if (last && last.kind === kind && last.target === target && last.format === format) return last.table;
+    const id = `${kind}\u0000${target}\u0000${format}`;
+    let table = this.keyTables.get(id);
+    if (!table) {
+      table = new DistinctKeyBytes();
+      this.keyTables.set(id, table);
+    }
+    this.lastKeyBytes = { kind, target, format, table };
+    return table;
   }
 
   private seenSlots(kind: MlKind, target: string, format: KeyFormat): Map<string, number> {
@@ -365,10 +431,13 @@ export class BatchScorer {
   private answerBatch(batch: Batch, results: CallResult[], ms: number): void {
     batch.figures.record(batch.slots.length, ms);
     const { kind, target, format, keys, slots } = batch;
-    if (batch.features) {
-      for (let i = 0; i < slots.length; i++) this.texts[slots[i]] = results[i].outText;
-    } else {
+    if (batch.listed) {
       for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
+    } else {
+      for (let i = 0; i < slots.length; i++) {
+        this.texts[slots[i]] = results[i].outText;
+        this.reals[slots[i]] = results[i].outReal;
+      }
     }
     this.scored += batch.slots.length;
   }

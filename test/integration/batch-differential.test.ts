@@ -431,6 +431,16 @@ describe('sentiment in the FROM list', () => {
     await expectSameBothWays(db, sql);
   });
 
+  it('answers the same input right in a group stored per row and one stored per input', async () => {
+    await db.query('CREATE OR REPLACE VIEW t_view AS SELECT id, txt FROM t');
+    const sql = `SELECT t.id, s.sentiment FROM t, ${S} s
+      UNION ALL SELECT v.id + 100000, (aws_comprehend.detect_sentiment(v.txt, 'en')).sentiment FROM t_view v`;
+    expect(
+      await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' }).then((r) => r.rows.join('\n')),
+    ).toMatch(/aws_ml_row_results[\s\S]*aws_ml_results/);
+    await expectSameBothWays(db, sql);
+  });
+
   it('handles table names with quotes in them, on both protocols', async () => {
     await db.query('CREATE TABLE IF NOT EXISTS "we""ird" AS SELECT * FROM t WHERE id <= 25');
     const sql = `SELECT id, s.sentiment FROM "we""ird" w, aws_comprehend.detect_sentiment(w.txt, 'en') s ORDER BY id`;

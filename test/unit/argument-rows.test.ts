@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentRowReader } from '../../src/batch/argument-rows.js';
+import { DistinctKeyBytes } from '../../src/batch/distinct-key-bytes.js';
 import { csvFieldConverters } from '../../src/ml/model-input.js';
 
 const copyRow = (fields: (string | null)[]) =>
@@ -16,6 +17,8 @@ describe('ArgumentRowReader', () => {
     expect(row).toEqual({
       target: 'en',
       key: 'naïve café ☃\twith a tab\\and a backslash',
+      keyStart: 0,
+      keyEnd: 0,
       batch: 7,
       block: 4294967295,
       offset: 65535,
@@ -24,6 +27,44 @@ describe('ArgumentRowReader', () => {
     });
     const empty = reader.fromCopy(copyRow(['en', null, null, '(0,1)', '2', '3']));
     expect(empty).toMatchObject({ target: 'en', key: null, batch: undefined, block: 0, offset: 1 });
+  });
+
+  it('leaves a one-column key as bytes when asked, and tells equal inputs by them', () => {
+    const reader = new ArgumentRowReader({ batchColumn: false, rowIdentity: true, keyBytes: true });
+    const table = new DistinctKeyBytes();
+    const texts = ['naïve\tcafé', 'naïve\tcafé', 'back\\slash', '', 'a', 'ab', 'naïve\tcafé', null];
+    let nextSlot = 0;
+    const slots = texts.map((text) => {
+      const payload = copyRow(['en', text, '(1,2)', '3', '4']);
+      const row = reader.fromCopy(payload);
+      if (text === null) {
+        expect(row.key).toBeNull();
+        return -1;
+      }
+      expect(reader.decodeKey(payload)).toBe(text);
+      const known = table.find(payload, row.keyStart, row.keyEnd);
+      if (known >= 0) return known;
+      table.remember(payload, row.keyStart, row.keyEnd, nextSlot);
+      return nextSlot++;
+    });
+    expect(slots).toEqual([0, 0, 1, 2, 3, 4, 0, -1]);
+  });
+
+  it('keeps telling keys apart as its table and buffer grow', () => {
+    const table = new DistinctKeyBytes();
+    const key = (i: number) => Buffer.from(`x${'é'.repeat(i % 7)}${i}`);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 30_000; i++) {
+        const bytes = key(i);
+        const found = table.find(bytes, 0, bytes.length);
+        if (round === 0) {
+          expect(found).toBe(-1);
+          table.remember(bytes, 0, bytes.length, i);
+        } else {
+          expect(found).toBe(i);
+        }
+      }
+    }
   });
 
   it('turns numeric model inputs into the CSV line, NULL as an empty field', () => {
@@ -52,6 +93,8 @@ describe('ArgumentRowReader', () => {
     expect(reader.fromValues(['en', 'text', null, '(12,3)', '45', '67'])).toEqual({
       target: 'en',
       key: 'text',
+      keyStart: 0,
+      keyEnd: 0,
       batch: undefined,
       block: 12,
       offset: 3,
