@@ -413,8 +413,14 @@ export class BatchScorer {
         group[0].kind === 'sentiment' && this.options.services.detectSentimentBulk
           ? await this.sentimentBulk(group, this.options.services.detectSentimentBulk)
           : [await this.call(group[0])];
+      // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.
+      if (this.options.signal.aborted) return;
+      // Batches sent together share the call's time in proportion to their rows.
       const ms = performance.now() - started;
-      for (let b = 0; b < group.length; b++) this.answerBatch(group[b], results[b], ms);
+      const rows = group.reduce((sum, batch) => sum + batch.slots.length, 0);
+      for (let b = 0; b < group.length; b++) {
+        this.answerBatch(group[b], results[b], (ms * group[b].slots.length) / rows);
+      }
       this.options.onProgress?.(this.scored);
     } catch (error) {
       const [batch, cause] = error instanceof BatchFailure ? [error.batch, error.cause] : [group[0], error];

@@ -67,7 +67,11 @@ export interface HttpMlServicesOptions {
   /** In-process JSON 1.1 operations, without encoding the request and answer as JSON text. */
   inProcessJson?: (target: string, input: Record<string, unknown>) => Promise<InProcessJsonReply>;
   /** In-process: one JSON 1.1 operation for many inputs at once (MlServices.detectSentimentBulk). */
-  inProcessJsonMany?: (target: string, inputs: Record<string, unknown>[]) => Promise<InProcessJsonReply[]>;
+  inProcessJsonMany?: (
+    target: string,
+    inputs: Record<string, unknown>[],
+    signal?: AbortSignal,
+  ) => Promise<InProcessJsonReply[]>;
 }
 
 export interface InProcessJsonReply {
@@ -116,7 +120,8 @@ export class HttpMlServices implements MlServices {
         for (let i = 0; i < texts.length; i += COMPREHEND_BATCH_LIMIT) {
           inputs.push({ TextList: texts.slice(i, i + COMPREHEND_BATCH_LIMIT), LanguageCode: languageCode });
         }
-        const replies = await many(BATCH_DETECT_SENTIMENT, inputs);
+        const replies = await many(BATCH_DETECT_SENTIMENT, inputs, signal);
+        if (signal?.aborted) throw canceled(signal);
         return replies.flatMap((answer, i) => {
           const reply = { status: answer.status, headers: answer.headers, body: Buffer.alloc(0) };
           if (reply.status !== 200) throw comprehendError(reply, answer.payload);

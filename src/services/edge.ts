@@ -41,7 +41,7 @@ export type JsonOperation = ((input: Record<string, unknown>, request: EdgeReque
    * this process (e.g. scoring them together in worker threads): each answer
    * is the output the operation would give that input, or its AwsError.
    */
-  many?: (inputs: Record<string, unknown>[]) => Promise<(Record<string, unknown> | AwsError)[]>;
+  many?: (inputs: Record<string, unknown>[], signal?: AbortSignal) => Promise<(Record<string, unknown> | AwsError)[]>;
 };
 
 /** What an in-process JSON 1.1 call answers: the status, headers and output (or error body) as an object. */
@@ -254,7 +254,11 @@ export class ServiceEdge {
    * authenticated as its own request, and answered as invokeJsonInProcess
    * would answer it; an operation with `many` takes them all in one go.
    */
-  async invokeJsonInProcessMany(target: string, inputs: Record<string, unknown>[]): Promise<InProcessJsonAnswer[]> {
+  async invokeJsonInProcessMany(
+    target: string,
+    inputs: Record<string, unknown>[],
+    signal?: AbortSignal,
+  ): Promise<InProcessJsonAnswer[]> {
     let operation: JsonOperation;
     try {
       operation = this.operation(target);
@@ -264,18 +268,37 @@ export class ServiceEdge {
     }
     const many = operation.many;
     if (!many) return Promise.all(inputs.map((input) => this.invokeJsonInProcess(target, input)));
-    try {
-      for (const input of inputs) await this.authenticateInProcess(target, input);
-      const outputs = await many(inputs);
-      return outputs.map((output) =>
-        output instanceof AwsError
-          ? this.inProcessFailure(target, output)
-          : { status: 200, headers: {}, payload: output },
-      );
-    } catch (error) {
-      const failure = this.inProcessFailure(target, error);
-      return inputs.map(() => failure);
+    const answers: InProcessJsonAnswer[] = new Array(inputs.length);
+    const admitted: number[] = [];
+    for (let i = 0; i < inputs.length; i++) {
+      try {
+        await this.authenticateInProcess(target, inputs[i]);
+        admitted.push(i);
+      } catch (error) {
+        answers[i] = this.inProcessFailure(target, error);
+      }
     }
+    try {
+      const outputs = admitted.length
+        ? await many(
+            admitted.map((i) => inputs[i]),
+            signal,
+          )
+        : [];
+      outputs.forEach((output, k) => {
+        answers[admitted[k]] =
+          output instanceof AwsError
+            ? this.inProcessFailure(target, output)
+            : { status: 200, headers: {}, payload: output };
+      });
+    } catch (error) {
+      // A caller that gave up is not a service failure worth logging.
+      const failure = signal?.aborted
+        ? this.inProcessFailure(target, internalFailure())
+        : this.inProcessFailure(target, error);
+      for (const i of admitted) answers[i] = failure;
+    }
+    return answers;
   }
 
   private async authenticateInProcess(target: string, input: Record<string, unknown>): Promise<EdgeRequest> {

@@ -423,10 +423,15 @@ describe('sentiment in the FROM list', () => {
     const sql =
       "SELECT d.id, s.sentiment, s.confidence FROM many_docs d, aws_comprehend.detect_sentiment(d.body, 'en', 7) s";
     await expectSameBothWays(db, sql);
+    const started = performance.now();
     const explained = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${sql}`, rowMode: 'array' });
+    const elapsed = performance.now() - started;
     const line = explained.rows.map((r) => r[0]).find((l: string) => l.includes('Batch Processing'));
     // 400 distinct documents in batches of 7.
     expect(line).toMatch(/num batches=58 avg\/min\/max batch size=6\.897\/1\.000\/7\.000 /);
+    // Batches sent together share their call's time: at most K (3 here) calls run at once.
+    const average = Number(/avg\/min\/max batch call time=([\d.]+)/.exec(line)![1]);
+    expect(average * 58).toBeLessThanOrEqual(3 * elapsed);
     await db.query(`UPDATE many_docs SET body = repeat('long ', 1001) WHERE id = 900`);
     await expectSameBothWays(db, sql);
   });

@@ -45,7 +45,7 @@ export function comprehendOperations(pool?: SentimentPool): Record<string, JsonO
     const model = sentimentModel();
     return batchResults(texts, (text) => sentimentOutput(model.detect(text, language)));
   };
-  if (pool) batchDetectSentiment.many = (inputs) => batchDetectSentimentMany(pool, inputs);
+  if (pool) batchDetectSentiment.many = (inputs, signal) => batchDetectSentimentMany(pool, inputs, signal);
   return {
     DetectSentiment: (input) => {
       const text = requireText(input);
@@ -71,14 +71,15 @@ export function comprehendOperations(pool?: SentimentPool): Record<string, JsonO
 
 /**
  * BatchDetectSentiment for many requests: each is checked as the operation
- * checks it, and the documents of all of them are scored in the workers, a
- * few thousand per task. Every answer equals the operation's for its input.
+ * checks it, and the documents of all of them are scored in the pool's
+ * workers (on the event loop if a worker fails). Every answer equals the
+ * operation's for its input.
  */
 async function batchDetectSentimentMany(
   pool: SentimentPool,
   inputs: Record<string, unknown>[],
+  signal?: AbortSignal,
 ): Promise<(Record<string, unknown> | AwsError)[]> {
-  sentimentModel(); // a model that cannot load fails them all, as the operation would
   const answers: (Record<string, unknown> | AwsError)[] = new Array(inputs.length);
   const byLanguage = new Map<string, { texts: string[]; documents: { input: number; index: number }[] }>();
   const outputs: { ResultList: Record<string, unknown>[]; ErrorList: BatchItemError[] }[] = [];
@@ -111,28 +112,56 @@ async function batchDetectSentimentMany(
       }
     });
   });
-  await Promise.all(
-    [...byLanguage].map(async ([language, { texts, documents }]) => {
-      if (texts.length === 0) return;
-      let scored: ScoredDocuments;
-      try {
-        scored = await pool.detect(texts, language);
-      } catch (error) {
-        throw new AwsError('InternalServerException', `Sentiment scoring failed: ${(error as Error).message}`, 500);
-      }
-      documents.forEach(({ input, index }, k) => {
-        const s = scored.scores.subarray(k * 4, k * 4 + 4);
-        outputs[input].ResultList[index] = {
-          Index: index,
-          Sentiment: SENTIMENT_LABELS[scored.labels[k]],
-          SentimentScore: { Positive: s[0], Negative: s[1], Neutral: s[2], Mixed: s[3] },
-        };
+  if (byLanguage.size > 0) {
+    // As the operation does: a model that cannot load fails the requests that passed their checks.
+    let model: SentimentModel;
+    try {
+      model = sentimentModel();
+    } catch (error) {
+      outputs.forEach((output, i) => {
+        if (output) answers[i] = error as AwsError;
       });
-    }),
-  );
+      return answers;
+    }
+    await Promise.all(
+      [...byLanguage].map(([language, work]) => scoreInPool(pool, model, language, work, outputs, signal)),
+    );
+  }
   // Documents with errors leave holes; ResultList lists the others in order, as batchResults does.
   for (const output of outputs) if (output?.ErrorList.length) output.ResultList = output.ResultList.filter(Boolean);
   return answers;
+}
+
+async function scoreInPool(
+  pool: SentimentPool,
+  model: SentimentModel,
+  language: string,
+  { texts, documents }: { texts: string[]; documents: { input: number; index: number }[] },
+  outputs: { ResultList: Record<string, unknown>[] }[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (texts.length === 0) return;
+  let scored: ScoredDocuments;
+  try {
+    scored = await pool.detect(texts, language, signal);
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    // A worker that failed must not fail the requests: the event loop scores them the same way.
+    const results = model.detectBatch(texts, language);
+    scored = { labels: new Uint8Array(results.length), scores: new Float64Array(results.length * 4) };
+    results.forEach(({ sentiment, scores: s }, k) => {
+      scored.labels[k] = SENTIMENT_LABELS.indexOf(sentiment);
+      scored.scores.set([s.Positive, s.Negative, s.Neutral, s.Mixed], k * 4);
+    });
+  }
+  documents.forEach(({ input, index }, k) => {
+    const s = scored.scores.subarray(k * 4, k * 4 + 4);
+    outputs[input].ResultList[index] = {
+      Index: index,
+      Sentiment: SENTIMENT_LABELS[scored.labels[k]],
+      SentimentScore: { Positive: s[0], Negative: s[1], Neutral: s[2], Mixed: s[3] },
+    };
+  });
 }
 
 /**

@@ -70,6 +70,8 @@ export class ScoringPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const pending of this.queue.splice(0)) pending.reject(new WorkerCrashedError('the scoring pool is shut down'));
+    // Running tasks too: their workers' exit events find no slot once the slots are gone.
+    for (const slot of this.slots) slot.current?.reject(new WorkerCrashedError('the scoring pool is shut down'));
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
 
