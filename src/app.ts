@@ -130,7 +130,6 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
             // The services live in this process: same routing and error shapes, without HTTP.
             inProcess: (method, path, headers, body, rows) => edge.invokeInProcess(method, path, headers, body, rows),
             inProcessJson: (target, input) => edge.invokeJsonInProcess(target, input),
-            inProcessJsonMany: (target, inputs, signal) => edge.invokeJsonInProcessMany(target, inputs, signal),
           });
     // Every ML call from the database, batch or per row, is checked against the service's role first.
     const ml = access.authorize(backendClient);

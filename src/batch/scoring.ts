@@ -53,19 +53,6 @@ export interface Completed {
   result: CallResult;
 }
 
-/** At most this many documents go to the in-process sentiment workers in one call. */
-const BULK_SENTIMENT_DOCUMENTS = 2000;
-
-/** A failure that belongs to one batch of a bulk call. */
-class BatchFailure extends Error {
-  constructor(
-    readonly batch: Batch,
-    override readonly cause: unknown,
-  ) {
-    super('batch failed');
-  }
-}
-
 /** The most bytes one number takes as a CSV field, separator included (`-1.2345678901234567e-308,`). */
 const CSV_FIELD_BYTES = 25;
 
@@ -374,22 +361,12 @@ export class BatchScorer {
       this.queueHead = 0;
       return;
     }
-    const bulk = Boolean(this.options.services.detectSentimentBulk);
     while (this.inFlight < this.options.concurrency && this.queueHead < this.queue.length) {
-      const group = [this.takeQueued()];
-      const first = group[0];
-      if (bulk && first.kind === 'sentiment') {
-        // Sentiment batches waiting together go to the in-process workers in one call.
-        let documents = first.keys.length;
-        for (let next = this.queue[this.queueHead]; next; next = this.queue[this.queueHead]) {
-          if (next.kind !== 'sentiment' || next.target !== first.target) break;
-          if (documents + next.keys.length > BULK_SENTIMENT_DOCUMENTS) break;
-          documents += next.keys.length;
-          group.push(this.takeQueued());
-        }
-      }
+      const batch = this.queue[this.queueHead]!;
+      this.queue[this.queueHead] = undefined;
+      this.queueHead += 1;
       this.inFlight += 1;
-      void this.run(group);
+      void this.run(batch);
     }
     if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
@@ -397,34 +374,27 @@ export class BatchScorer {
     }
   }
 
-  private takeQueued(): Batch {
-    const batch = this.queue[this.queueHead]!;
-    this.queue[this.queueHead] = undefined;
-    this.queueHead += 1;
-    return batch;
-  }
-
-  /** Runs one batch, or several sentiment batches in one bulk call (one of the K slots either way). */
-  private async run(group: Batch[]): Promise<void> {
+  private async run(batch: Batch): Promise<void> {
     try {
       if (this.failure || this.options.signal.aborted) return;
       const started = performance.now();
-      const results =
-        group[0].kind === 'sentiment' && this.options.services.detectSentimentBulk
-          ? await this.sentimentBulk(group, this.options.services.detectSentimentBulk)
-          : [await this.call(group[0])];
+      const results = await this.call(batch);
       // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.
       if (this.options.signal.aborted) return;
-      // Batches sent together share the call's time in proportion to their rows.
-      const ms = performance.now() - started;
-      const rows = group.reduce((sum, batch) => sum + batch.slots.length, 0);
-      for (let b = 0; b < group.length; b++) {
-        this.answerBatch(group[b], results[b], (ms * group[b].slots.length) / rows);
+      batch.figures.record(batch.slots.length, performance.now() - started);
+      const { kind, target, format, keys, slots } = batch;
+      if (batch.listed) {
+        for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
+      } else {
+        for (let i = 0; i < slots.length; i++) {
+          this.texts[slots[i]] = results[i].outText;
+          this.reals[slots[i]] = results[i].outReal;
+        }
       }
+      this.scored += batch.slots.length;
       this.options.onProgress?.(this.scored);
     } catch (error) {
-      const [batch, cause] = error instanceof BatchFailure ? [error.batch, error.cause] : [group[0], error];
-      this.failure ??= this.describeFailure(batch, cause);
+      this.failure ??= this.describeFailure(batch, error);
     } finally {
       this.inFlight -= 1;
       this.startQueued();
@@ -432,39 +402,6 @@ export class BatchScorer {
       this.drainWaiters = [];
       for (const wake of waiters) wake();
     }
-  }
-
-  private answerBatch(batch: Batch, results: CallResult[], ms: number): void {
-    batch.figures.record(batch.slots.length, ms);
-    const { kind, target, format, keys, slots } = batch;
-    if (batch.listed) {
-      for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
-    } else {
-      for (let i = 0; i < slots.length; i++) {
-        this.texts[slots[i]] = results[i].outText;
-        this.reals[slots[i]] = results[i].outReal;
-      }
-    }
-    this.scored += batch.slots.length;
-  }
-
-  /** Several sentiment batches of one language in one call; each keeps its own figures and failure. */
-  private async sentimentBulk(
-    group: Batch[],
-    bulk: NonNullable<MlServices['detectSentimentBulk']>,
-  ): Promise<CallResult[][]> {
-    const texts = group.length === 1 ? group[0].keys : group.flatMap((batch) => batch.keys);
-    const items = await this.withRetries(group[0], () => bulk(texts, group[0].target, this.options.signal));
-    let at = 0;
-    return group.map((batch) => {
-      const results: CallResult[] = new Array(batch.keys.length);
-      for (let i = 0; i < results.length; i++, at++) {
-        const item = items[at];
-        if (item instanceof SqlError) throw new BatchFailure(batch, item);
-        results[i] = { outText: item.sentiment, outReal: item.confidence };
-      }
-      return results;
-    });
   }
 
   private describeFailure(batch: Batch, error: unknown): unknown {

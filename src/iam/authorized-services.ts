@@ -9,19 +9,11 @@ import type { ServiceAuthorizer } from './authorizer.js';
 
 export class AuthorizedMlServices implements MlServices {
   readonly invokeEndpointRows?: MlServices['invokeEndpointRows'];
-  readonly detectSentimentBulk?: MlServices['detectSentimentBulk'];
 
   constructor(
     private readonly inner: MlServices,
     readonly authorizer: ServiceAuthorizer,
   ) {
-    const bulk = inner.detectSentimentBulk?.bind(inner);
-    if (bulk) {
-      this.detectSentimentBulk = (texts, languageCode, signal) => {
-        this.authorizeSentiment();
-        return bulk(texts, languageCode, signal);
-      };
-    }
     const rows = inner.invokeEndpointRows?.bind(inner);
     if (rows) {
       this.invokeEndpointRows = (endpointName, features, signal) =>
@@ -34,13 +26,9 @@ export class AuthorizedMlServices implements MlServices {
     languageCode: string,
     signal?: AbortSignal,
   ): Promise<(SentimentItem | SqlError)[]> {
-    this.authorizeSentiment();
-    return this.inner.detectSentiment(texts, languageCode, signal);
-  }
-
-  private authorizeSentiment(): void {
     // The gateway always sends BatchDetectSentiment, per row too (a batch of one).
     this.authorizer.authorize('comprehend', 'comprehend:BatchDetectSentiment', this.authorizer.comprehendResource());
+    return this.inner.detectSentiment(texts, languageCode, signal);
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {

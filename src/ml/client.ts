@@ -22,17 +22,6 @@ export const SAGEMAKER_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024;
 export interface MlServices {
   /** One BatchDetectSentiment (≤ 25 texts); an entry is a SqlError when that document failed. */
   detectSentiment(texts: string[], languageCode: string, signal?: AbortSignal): Promise<(SentimentItem | SqlError)[]>;
-  /**
-   * Many documents at once, answered exactly as BatchDetectSentiment requests
-   * of up to 25 of them would be: only where the services live in this
-   * process, so that batch mode hands a worker thousands of documents in one
-   * message rather than 25 at a time.
-   */
-  detectSentimentBulk?(
-    texts: string[],
-    languageCode: string,
-    signal?: AbortSignal,
-  ): Promise<(SentimentItem | SqlError)[]>;
   /** One InvokeEndpoint with a CSV body; resolves with the response body. */
   invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string>;
   /**
@@ -66,12 +55,6 @@ export interface HttpMlServicesOptions {
   ) => Promise<InProcessReply>;
   /** In-process JSON 1.1 operations, without encoding the request and answer as JSON text. */
   inProcessJson?: (target: string, input: Record<string, unknown>) => Promise<InProcessJsonReply>;
-  /** In-process: one JSON 1.1 operation for many inputs at once (MlServices.detectSentimentBulk). */
-  inProcessJsonMany?: (
-    target: string,
-    inputs: Record<string, unknown>[],
-    signal?: AbortSignal,
-  ) => Promise<InProcessJsonReply[]>;
 }
 
 export interface InProcessJsonReply {
@@ -99,8 +82,6 @@ export class HttpMlServices implements MlServices {
 
   /** Only when the services live in this process (see MlServices.invokeEndpointRows). */
   readonly invokeEndpointRows?: MlServices['invokeEndpointRows'];
-  /** Only when the services live in this process (see MlServices.detectSentimentBulk). */
-  readonly detectSentimentBulk?: MlServices['detectSentimentBulk'];
 
   constructor(private readonly options: HttpMlServicesOptions) {
     const inProcess = options.inProcess;
@@ -110,23 +91,6 @@ export class HttpMlServices implements MlServices {
         const reply = await inProcess('POST', invocationsPath(endpointName), CSV_HEADERS, EMPTY, rows);
         if (reply.status === 200) return reply.body.toString('utf8');
         throw sagemakerError(endpointName, reply, parseJson(reply.body));
-      };
-    }
-    const many = options.inProcessJsonMany;
-    if (many) {
-      this.detectSentimentBulk = async (texts, languageCode, signal) => {
-        if (signal?.aborted) throw canceled(signal);
-        const inputs: Record<string, unknown>[] = [];
-        for (let i = 0; i < texts.length; i += COMPREHEND_BATCH_LIMIT) {
-          inputs.push({ TextList: texts.slice(i, i + COMPREHEND_BATCH_LIMIT), LanguageCode: languageCode });
-        }
-        const replies = await many(BATCH_DETECT_SENTIMENT, inputs, signal);
-        if (signal?.aborted) throw canceled(signal);
-        return replies.flatMap((answer, i) => {
-          const reply = { status: answer.status, headers: answer.headers, body: Buffer.alloc(0) };
-          if (reply.status !== 200) throw comprehendError(reply, answer.payload);
-          return sentimentItems(answer.payload, (inputs[i].TextList as string[]).length);
-        });
       };
     }
     this.url = new URL(options.endpoint);
@@ -146,12 +110,24 @@ export class HttpMlServices implements MlServices {
     signal?: AbortSignal,
   ): Promise<(SentimentItem | SqlError)[]> {
     const { reply, payload } = await this.json(
-      BATCH_DETECT_SENTIMENT,
+      'Comprehend_20171127.BatchDetectSentiment',
       { TextList: texts, LanguageCode: languageCode },
       signal,
     );
     if (reply.status !== 200) throw comprehendError(reply, payload);
-    return sentimentItems(payload, texts.length);
+    const out: (SentimentItem | SqlError)[] = new Array(texts.length);
+    for (const result of (payload.ResultList ?? []) as {
+      Index: number;
+      Sentiment: string;
+      SentimentScore: Record<string, number>;
+    }[]) {
+      const key = result.Sentiment[0] + result.Sentiment.slice(1).toLowerCase();
+      out[result.Index] = { sentiment: result.Sentiment, confidence: result.SentimentScore[key] };
+    }
+    for (const failure of (payload.ErrorList ?? []) as { Index: number; ErrorCode: string; ErrorMessage: string }[]) {
+      out[failure.Index] = comprehendItemError(failure.ErrorCode, failure.ErrorMessage);
+    }
+    return out;
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
@@ -234,25 +210,6 @@ export class HttpMlServices implements MlServices {
       request.end(body);
     });
   }
-}
-
-const BATCH_DETECT_SENTIMENT = 'Comprehend_20171127.BatchDetectSentiment';
-
-/** A BatchDetectSentiment answer for `count` texts: each document's label and its score, or its error. */
-function sentimentItems(payload: Record<string, unknown>, count: number): (SentimentItem | SqlError)[] {
-  const out: (SentimentItem | SqlError)[] = new Array(count);
-  for (const result of (payload.ResultList ?? []) as {
-    Index: number;
-    Sentiment: string;
-    SentimentScore: Record<string, number>;
-  }[]) {
-    const key = result.Sentiment[0] + result.Sentiment.slice(1).toLowerCase();
-    out[result.Index] = { sentiment: result.Sentiment, confidence: result.SentimentScore[key] };
-  }
-  for (const failure of (payload.ErrorList ?? []) as { Index: number; ErrorCode: string; ErrorMessage: string }[]) {
-    out[failure.Index] = comprehendItemError(failure.ErrorCode, failure.ErrorMessage);
-  }
-  return out;
 }
 
 const CSV_HEADERS = { 'content-type': 'text/csv', accept: 'text/csv' };

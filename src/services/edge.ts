@@ -35,21 +35,7 @@ export interface EdgeResponse {
 }
 
 /** A JSON 1.1 operation (`X-Amz-Target: Prefix.Operation`): JSON in, JSON out. */
-export type JsonOperation = ((input: Record<string, unknown>, request: EdgeRequest) => Promise<unknown> | unknown) & {
-  /**
-   * The same operation for many inputs at once, for pgsage's own gateway in
-   * this process (e.g. scoring them together in worker threads): each answer
-   * is the output the operation would give that input, or its AwsError.
-   */
-  many?: (inputs: Record<string, unknown>[], signal?: AbortSignal) => Promise<(Record<string, unknown> | AwsError)[]>;
-};
-
-/** What an in-process JSON 1.1 call answers: the status, headers and output (or error body) as an object. */
-export interface InProcessJsonAnswer {
-  status: number;
-  headers: Record<string, string>;
-  payload: Record<string, unknown>;
-}
+export type JsonOperation = (input: Record<string, unknown>, request: EdgeRequest) => Promise<unknown> | unknown;
 
 /** A REST route; path parameters come from `:name` segments. */
 export type RestHandler = (
@@ -238,92 +224,34 @@ export class ServiceEdge {
   }
 
   /** A JSON 1.1 operation called in process: the input and output stay objects. */
-  async invokeJsonInProcess(target: string, input: Record<string, unknown>): Promise<InProcessJsonAnswer> {
+  async invokeJsonInProcess(
+    target: string,
+    input: Record<string, unknown>,
+  ): Promise<{ status: number; headers: Record<string, string>; payload: Record<string, unknown> }> {
     try {
       const operation = this.operation(target);
-      const request = await this.authenticateInProcess(target, input);
+      let body: Buffer | undefined;
+      const request: EdgeRequest = {
+        method: 'POST',
+        path: '/',
+        query: new URLSearchParams(),
+        headers: { 'x-amz-target': target },
+        // Encoded only if someone reads it (an authenticator or a tap), never on the way to the operation.
+        get body() {
+          body ??= Buffer.from(JSON.stringify(input));
+          return body;
+        },
+        rawUrl: '/',
+        inProcess: true,
+      };
+      if (this.authenticator) await this.authenticator(request);
       const output = (await operation(input, request)) ?? {};
       return { status: 200, headers: {}, payload: output as Record<string, unknown> };
     } catch (error) {
-      return this.inProcessFailure(target, error);
+      const awsError = error instanceof AwsError ? error : internalFailure();
+      if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
+      return { status: awsError.status, headers: { 'x-amzn-errortype': awsError.type }, payload: awsError.body() };
     }
-  }
-
-  /**
-   * One JSON 1.1 operation for many inputs, in process: each input is
-   * authenticated as its own request, and answered as invokeJsonInProcess
-   * would answer it; an operation with `many` takes them all in one go.
-   */
-  async invokeJsonInProcessMany(
-    target: string,
-    inputs: Record<string, unknown>[],
-    signal?: AbortSignal,
-  ): Promise<InProcessJsonAnswer[]> {
-    let operation: JsonOperation;
-    try {
-      operation = this.operation(target);
-    } catch (error) {
-      const failure = this.inProcessFailure(target, error);
-      return inputs.map(() => failure);
-    }
-    const many = operation.many;
-    if (!many) return Promise.all(inputs.map((input) => this.invokeJsonInProcess(target, input)));
-    const answers: InProcessJsonAnswer[] = new Array(inputs.length);
-    const admitted: number[] = [];
-    for (let i = 0; i < inputs.length; i++) {
-      try {
-        await this.authenticateInProcess(target, inputs[i]);
-        admitted.push(i);
-      } catch (error) {
-        answers[i] = this.inProcessFailure(target, error);
-      }
-    }
-    try {
-      const outputs = admitted.length
-        ? await many(
-            admitted.map((i) => inputs[i]),
-            signal,
-          )
-        : [];
-      outputs.forEach((output, k) => {
-        answers[admitted[k]] =
-          output instanceof AwsError
-            ? this.inProcessFailure(target, output)
-            : { status: 200, headers: {}, payload: output };
-      });
-    } catch (error) {
-      // A caller that gave up is not a service failure worth logging.
-      const failure = signal?.aborted
-        ? this.inProcessFailure(target, internalFailure())
-        : this.inProcessFailure(target, error);
-      for (const i of admitted) answers[i] = failure;
-    }
-    return answers;
-  }
-
-  private async authenticateInProcess(target: string, input: Record<string, unknown>): Promise<EdgeRequest> {
-    let body: Buffer | undefined;
-    const request: EdgeRequest = {
-      method: 'POST',
-      path: '/',
-      query: new URLSearchParams(),
-      headers: { 'x-amz-target': target },
-      // Encoded only if someone reads it (an authenticator or a tap), never on the way to the operation.
-      get body() {
-        body ??= Buffer.from(JSON.stringify(input));
-        return body;
-      },
-      rawUrl: '/',
-      inProcess: true,
-    };
-    if (this.authenticator) await this.authenticator(request);
-    return request;
-  }
-
-  private inProcessFailure(target: string, error: unknown): InProcessJsonAnswer {
-    const awsError = error instanceof AwsError ? error : internalFailure();
-    if (!(error instanceof AwsError)) this.options.logger.error({ err: error, target }, 'service handler failed');
-    return { status: awsError.status, headers: { 'x-amzn-errortype': awsError.type }, payload: awsError.body() };
   }
 
   private operation(target: string): JsonOperation {

@@ -3,7 +3,6 @@ import type { Config } from '../config/index.js';
 import { createObjectStore } from '../storage/index.js';
 import type { Logger } from '../util/log.js';
 import { COMPREHEND_TARGET_PREFIX, comprehendOperations, warmComprehendModels } from './comprehend/operations.js';
-import { SentimentPool } from './comprehend/sentiment-pool.js';
 import type { ServiceEdge } from './edge.js';
 import { registerSageMaker, type SageMakerHosting, sagemakerStateDir } from './sagemaker/index.js';
 import { registerTrainingJobs } from './sagemaker/training-operations.js';
@@ -25,9 +24,7 @@ export interface RunningServices {
 export async function registerServices(edge: ServiceEdge, context: ServiceContext): Promise<RunningServices> {
   const { config, logger } = context;
 
-  // Batch mode's in-process BatchDetectSentiment calls are scored in these workers, many at a time.
-  const sentimentPool = new SentimentPool();
-  edge.jsonService(COMPREHEND_TARGET_PREFIX, comprehendOperations(sentimentPool));
+  edge.jsonService(COMPREHEND_TARGET_PREFIX, comprehendOperations());
   // Load the bundled models once the edge is up rather than during the first request.
   setImmediate(() => {
     const failure = warmComprehendModels();
@@ -54,7 +51,6 @@ export async function registerServices(edge: ServiceEdge, context: ServiceContex
   return {
     sagemaker: sagemaker.hosting,
     close: async () => {
-      await sentimentPool.close();
       await training.close();
       await sagemaker.close();
       objects.close?.();

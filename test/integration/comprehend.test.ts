@@ -154,26 +154,6 @@ describe('BatchDetectSentiment', () => {
     const error = await failure(client.send(new BatchDetectSentimentCommand({ TextList: texts, LanguageCode: 'ko' })));
     expect(error).toBeInstanceOf(UnsupportedLanguageException);
   });
-
-  it('answers many requests at once in process (batch mode) exactly as one by one', async () => {
-    const target = 'Comprehend_20171127.BatchDetectSentiment';
-    const inputs: Record<string, unknown>[] = [
-      { TextList: [texts[0], 'x'.repeat(5001), texts[1], ''], LanguageCode: 'en' },
-      { TextList: ['Das Essen war ausgezeichnet.', 'Der Service war furchtbar langsam.'], LanguageCode: 'de' },
-      { TextList: texts, LanguageCode: 'ko' },
-      { TextList: 'not a list', LanguageCode: 'en' },
-      { TextList: Array.from({ length: 26 }, () => 'too many'), LanguageCode: 'en' },
-      {
-        TextList: Array.from({ length: 25 }, (_, i) => `review ${i}: ${i % 2 ? 'awful' : 'wonderful'}`),
-        LanguageCode: 'en',
-      },
-    ];
-    const many = await edge.edge.invokeJsonInProcessMany(target, inputs);
-    const oneByOne = await Promise.all(inputs.map((input) => edge.edge.invokeJsonInProcess(target, input)));
-    expect(many).toEqual(oneByOne);
-    expect(many.map((reply) => reply.status)).toEqual([200, 200, 400, 400, 400, 200]);
-    expect((many[5].payload.ResultList as unknown[]).length).toBe(25);
-  });
 });
 
 describe('DetectDominantLanguage', () => {
