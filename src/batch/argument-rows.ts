@@ -1,3 +1,4 @@
+import { RepeatedText } from './bytes.js';
 import { unescapeCopyText } from './copy-text.js';
 
 /** What one row of an argument query asks for. */
@@ -77,7 +78,8 @@ export class ArgumentRowReader {
   private readonly keyColumns: number;
   private readonly starts: number[];
   private readonly ends: number[];
-  private lastTarget: { bytes: Buffer; text: string | null } | undefined;
+  /** The target is the same on most rows. */
+  private readonly targets = new RepeatedText<string | null>((payload) => this.field(payload, 0));
 
   constructor(private readonly layout: ArgumentLayout) {
     this.keyColumns = layout.inputs?.length ?? 1;
@@ -196,20 +198,7 @@ export class ArgumentRowReader {
     return backslash !== -1 && backslash < end ? unescapeCopyText(text) : text;
   }
 
-  /** The target is the same on most rows: compare bytes rather than decode each time. */
   private target(payload: Buffer): string | null {
-    const start = this.starts[0];
-    const end = this.ends[0];
-    const last = this.lastTarget;
-    if (
-      last &&
-      last.bytes.length === end - start &&
-      payload.compare(last.bytes, 0, last.bytes.length, start, end) === 0
-    ) {
-      return last.text;
-    }
-    const text = this.field(payload, 0);
-    this.lastTarget = { bytes: Buffer.from(payload.subarray(start, end)), text };
-    return text;
+    return this.targets.of(payload, this.starts[0], this.ends[0]);
   }
 }

@@ -1,4 +1,5 @@
 import { SqlError, SqlState } from '../util/errors.js';
+import { RepeatedText } from './bytes.js';
 
 /**
  * Argument rows of endpoint calls whose model inputs are all numbers, read
@@ -56,7 +57,8 @@ export class BinaryArgumentReader {
   private done = false;
   private readonly fields: number;
   private readonly row: BinaryArgumentRow = { target: null, file: 0, block: 0, offset: 0, xmin: 0 };
-  private lastTarget: { bytes: Buffer; text: string } | undefined;
+  /** The target is the same on most rows. */
+  private readonly targets = new RepeatedText((bytes, start, end) => bytes.toString('utf8', start, end));
   private view: DataView | undefined;
   private viewOf: ArrayBufferLike | undefined;
 
@@ -134,7 +136,7 @@ export class BinaryArgumentReader {
     let pos = base + at + 2;
     const targetLength = view.getInt32(pos);
     pos += 4;
-    const target = targetLength === -1 ? null : this.target(bytes, pos - base, pos - base + targetLength);
+    const target = targetLength === -1 ? null : this.targets.of(bytes, pos - base, pos - base + targetLength);
     pos += Math.max(0, targetLength);
     const types = this.inputTypes;
     const { values, start } = this.handler.place(target);
@@ -170,21 +172,6 @@ export class BinaryArgumentReader {
     row.file = view.getUint32(pos + 22);
     this.handler.row(row);
     return end;
-  }
-
-  /** The target is the same on most rows: compare bytes rather than decode each time. */
-  private target(bytes: Buffer, start: number, end: number): string {
-    const last = this.lastTarget;
-    if (
-      last &&
-      last.bytes.length === end - start &&
-      bytes.compare(last.bytes, 0, last.bytes.length, start, end) === 0
-    ) {
-      return last.text;
-    }
-    const text = bytes.toString('utf8', start, end);
-    this.lastTarget = { bytes: Buffer.from(bytes.subarray(start, end)), text };
-    return text;
   }
 }
 

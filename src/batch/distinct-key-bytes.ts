@@ -1,3 +1,5 @@
+import { copyBytes } from './bytes.js';
+
 /**
  * Inputs told apart by the bytes of their COPY text, with no string per row:
  * a Map keyed on strings costs a million-row statement about a second of the
@@ -54,7 +56,7 @@ export class DistinctKeyBytes {
     }
     if (this.count === this.slots.length) this.growEntries();
     const i = this.count++;
-    bytes.copy(this.arena, this.used, start, end);
+    copyBytes(bytes, start, end, this.arena, this.used);
     this.starts[i] = this.used;
     this.lengths[i] = length;
     this.hashes[i] = this.pendingHash;
