@@ -1,4 +1,5 @@
 import type { FeatureMatrix } from '../models/types.js';
+import { bucketTable } from './open-addressing.js';
 
 /** Where full batches of distinct rows go, and where their answers will be. */
 export interface FeatureBatchSink {
@@ -103,15 +104,8 @@ export class DistinctFeatureRows {
   }
 
   private rehash(): void {
-    const table = new Int32Array(this.table.length * 2);
-    const mask = table.length - 1;
-    for (let row = 0; row < this.next; row++) {
-      let bucket = this.hashes[row] & mask;
-      while (table[bucket] !== 0) bucket = (bucket + 1) & mask;
-      table[bucket] = row + 1;
-    }
-    this.table = table;
-    this.mask = mask;
+    this.table = bucketTable(this.hashes, this.next, this.table.length * 2);
+    this.mask = this.table.length - 1;
   }
 }
 

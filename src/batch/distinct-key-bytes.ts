@@ -1,4 +1,5 @@
 import { copyBytes } from './bytes.js';
+import { bucketTable } from './open-addressing.js';
 
 /**
  * Inputs told apart by the bytes of their COPY text, with no string per row:
@@ -79,15 +80,8 @@ export class DistinctKeyBytes {
   }
 
   private rehash(): void {
-    const table = new Int32Array(this.table.length * 2);
-    const mask = table.length - 1;
-    for (let i = 0; i < this.count; i++) {
-      let bucket = this.hashes[i] & mask;
-      while (table[bucket] !== 0) bucket = (bucket + 1) & mask;
-      table[bucket] = i + 1;
-    }
-    this.table = table;
-    this.mask = mask;
+    this.table = bucketTable(this.hashes, this.count, this.table.length * 2);
+    this.mask = this.table.length - 1;
   }
 }
 

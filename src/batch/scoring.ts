@@ -113,6 +113,25 @@ function sameBuffer(a: BufferSpec, b: BufferSpec): boolean {
   );
 }
 
+/** One value per function, target and key format, found again without building its key on every row. */
+class PerTarget<T> {
+  private readonly values = new Map<string, T>();
+  private last: { kind: MlKind; target: string; format: KeyFormat; value: T } | undefined;
+
+  get(kind: MlKind, target: string, format: KeyFormat, make: () => T): T {
+    const last = this.last;
+    if (last && last.kind === kind && last.target === target && last.format === format) return last.value;
+    const id = `${kind}\u0000${target}\u0000${format}`;
+    let value = this.values.get(id);
+    if (value === undefined) {
+      value = make();
+      this.values.set(id, value);
+    }
+    this.last = { kind, target, format, value };
+    return value;
+  }
+}
+
 /** The SQL function answers NULL for text that `btrim` empties (spaces only), without calling the service. */
 function isBlank(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== 32) return false;
@@ -126,10 +145,8 @@ function isBlank(text: string): boolean {
  */
 export class BatchScorer {
   /** The slot of each input seen, per kind and target (nested so that no key string is built per row). */
-  private readonly seen = new Map<string, Map<string, number>>();
-  private lastSeen: { kind: MlKind; target: string; format: KeyFormat; slots: Map<string, number> } | undefined;
-  private readonly keyTables = new Map<string, DistinctKeyBytes>();
-  private lastKeyBytes: { kind: MlKind; target: string; format: KeyFormat; table: DistinctKeyBytes } | undefined;
+  private readonly seen = new PerTarget<Map<string, number>>();
+  private readonly keyTables = new PerTarget<DistinctKeyBytes>();
   /** Answers by slot, kept as two columns (not an object per answer: a million-row statement keeps them all). */
   private readonly texts: (string | null | undefined)[] = [];
   private readonly reals: (number | null)[] = [];
@@ -284,29 +301,11 @@ export class BatchScorer {
 
   /** The statement's inputs of one function and target told apart by their bytes (for addNew). */
   keyBytes(kind: MlKind, target: string, format: KeyFormat): DistinctKeyBytes {
-    const last = this.lastKeyBytes;
-    if (last && last.kind === kind && last.target === target && last.format === format) return last.table;
-    const id = `${kind}\u0000${target}\u0000${format}`;
-    let table = this.keyTables.get(id);
-    if (!table) {
-      table = new DistinctKeyBytes();
-      this.keyTables.set(id, table);
-    }
-    this.lastKeyBytes = { kind, target, format, table };
-    return table;
+    return this.keyTables.get(kind, target, format, () => new DistinctKeyBytes());
   }
 
   private seenSlots(kind: MlKind, target: string, format: KeyFormat): Map<string, number> {
-    const last = this.lastSeen;
-    if (last && last.kind === kind && last.target === target && last.format === format) return last.slots;
-    const id = `${kind}\u0000${target}\u0000${format}`;
-    let slots = this.seen.get(id);
-    if (!slots) {
-      slots = new Map();
-      this.seen.set(id, slots);
-    }
-    this.lastSeen = { kind, target, format, slots };
-    return slots;
+    return this.seen.get(kind, target, format, () => new Map());
   }
 
   /** Sends the partial batches left once an argument query is exhausted. */
