@@ -35,3 +35,18 @@ export class RepeatedText<T extends string | null> {
     return text;
   }
 }
+
+/**
+ * The SQL function answers NULL for sentiment text that `btrim` empties
+ * (spaces only), without calling the service.
+ */
+export function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== 32) return false;
+  return true;
+}
+
+/** isBlank on the COPY text of a value (a space is written as itself). */
+export function isBlankBytes(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i] !== 0x20) return false;
+  return true;
+}

@@ -7,6 +7,7 @@ import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
 import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
+import { isBlank, isBlankBytes } from './bytes.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { CallGroup } from './planner.js';
@@ -28,6 +29,11 @@ export interface BatchSettings {
   readOnly: boolean;
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
+  /**
+   * The session's client_encoding is UTF8. The gateway reads argument rows and
+   * writes answers as UTF-8; with another encoding its statements take the per-row path.
+   */
+  utf8Client: boolean;
 }
 
 /**
@@ -67,6 +73,7 @@ export async function readSettings(
       ${rowTables},
       current_setting('transaction_read_only'),
       current_setting('extra_float_digits'),
+      current_setting('client_encoding'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -81,6 +88,7 @@ export async function readSettings(
     plainTables,
     readOnly,
     floatDigits,
+    clientEncoding,
   ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -95,6 +103,7 @@ export async function readSettings(
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
     readOnly: readOnly === 'on',
     floatDigits: Number(floatDigits),
+    utf8Client: clientEncoding === 'UTF8',
   };
 }
 
@@ -277,9 +286,15 @@ async function streamArguments(
     }
     return size;
   };
+  // In the SQL functions' order: a NULL (or, for sentiment, blank) input answers NULL
+  // before the target is checked, and a NULL target fails before the batch size does.
+  // Such a row gets no stored result: its call answers NULL itself.
   const add = (row: ArgumentRow, format: KeyFormat) => {
-    const slot = scorer.add(group.kind, row.target, row.key, sizeOf(row.batch), figures, group.label, format);
-    // A row with a NULL input gets no stored result: its call answers NULL itself.
+    const key = row.key;
+    let slot = -1;
+    if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(group.kind, row.target)) {
+      slot = scorer.add(group.kind, row.target, key, sizeOf(row.batch), figures, group.label, format);
+    }
     if (rows) rows.add(slot, row.file, row.block, row.offset, row.xmin);
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
@@ -297,9 +312,10 @@ async function streamArguments(
       keyBytes: byBytes,
     });
     const addByBytes = (row: ArgumentRow, payload: Buffer) => {
-      const size = sizeOf(row.batch);
       let slot = -1;
-      if (scorer.acceptsTarget(group.kind, row.target) && row.key !== null) {
+      const blank = group.kind === 'sentiment' && isBlankBytes(payload, row.keyStart, row.keyEnd);
+      if (row.key !== null && !blank && scorer.acceptsTarget(group.kind, row.target)) {
+        const size = sizeOf(row.batch);
         const table = scorer.keyBytes(group.kind, row.target, format);
         slot = table.find(payload, row.keyStart, row.keyEnd);
         if (slot < 0) {
@@ -389,7 +405,7 @@ async function streamFeatureRows(
   const { group } = item;
   const cols = inputTypes.length;
   const sets = new Map<string, DistinctFeatureRows>();
-  const size = sizeOf(undefined);
+  let size: number | undefined; // checked at the first row, as the SQL function checks it
   let current: DistinctFeatureRows | undefined;
   let last: { target: string; set: DistinctFeatureRows } | undefined;
   // Inputs of a row that will not be scored (NULL target) are read into scratch space.
@@ -398,6 +414,7 @@ async function streamFeatureRows(
     place(target) {
       current = undefined;
       if (!scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
+      size ??= sizeOf(undefined);
       if (!last || last.target !== target) {
         let set = sets.get(target);
         if (!set) {

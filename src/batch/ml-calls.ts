@@ -52,7 +52,6 @@ function constantOrNull(node: AstNode | undefined): string | undefined {
 function looksInteger(node: AstNode): boolean | undefined {
   const constant = inner(node, 'A_Const');
   if (constant) {
-    if (constant.isnull) return true;
     if (constant.ival !== undefined) return true;
     if (constant.sval !== undefined) return false;
     return undefined;
@@ -91,6 +90,10 @@ function builtinCall(call: AstNode): MlCall | undefined {
     if (args.length === 2) [text, language] = args;
     else if (args.length === 4) {
       [, text, language, batch] = args;
+      signature = SENTIMENT_TEXT_FORM_SIGNATURE;
+    } else if (args.length === 3 && isNullConst(args[2])) {
+      // PostgreSQL resolves an untyped NULL to the text form, which reads (doc, 'en', NULL) as Aurora does.
+      [text, language] = args;
       signature = SENTIMENT_TEXT_FORM_SIGNATURE;
     } else if (args.length === 3) {
       const integerLast = looksInteger(args[2]);

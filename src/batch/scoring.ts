@@ -132,12 +132,6 @@ class PerTarget<T> {
   }
 }
 
-/** The SQL function answers NULL for text that `btrim` empties (spaces only), without calling the service. */
-function isBlank(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== 32) return false;
-  return true;
-}
-
 /**
  * Collects the distinct inputs of a statement's ML calls, cuts them into
  * batches of max_rows_per_batch, keeps up to K batches in flight and keeps
@@ -166,21 +160,21 @@ export class BatchScorer {
   constructor(private readonly options: ScoringOptions) {}
 
   /**
-   * Adds one input; a full buffer becomes a batch. Returns the slot its answer
-   * will have (the same for a repeated input), or -1 when none will come (a
-   * NULL input answers NULL itself, or the statement already failed).
+   * Adds one input (one the SQL function would send: not NULL, not blank
+   * sentiment text); a full buffer becomes a batch. Returns the slot its
+   * answer will have (the same for a repeated input), or -1 when none will
+   * come (the statement already failed).
    */
   add(
     kind: MlKind,
     target: string | null,
-    key: string | null,
+    key: string,
     batchSize: number,
     figures: BatchFigures,
     label: string,
     format: KeyFormat = 'json',
   ): number {
     if (!this.acceptsTarget(kind, target)) return -1;
-    if (key === null) return -1; // NULL input: the function answers NULL itself
     const slots = this.seenSlots(kind, target, format);
     const known = slots.get(key);
     if (known !== undefined) return known;
@@ -211,12 +205,6 @@ export class BatchScorer {
 
   private enqueue(to: BufferSpec, key: string, slot: number): void {
     const { kind, target, format, batchSize, figures, label, listed } = to;
-    if (kind === 'sentiment' && isBlank(key)) {
-      // The SQL function answers NULL for it without calling the service.
-      if (listed) this.answer(kind, target, format, key, slot, { outText: null, outReal: null });
-      else this.texts[slot] = null;
-      return;
-    }
     const last = this.lastBuffer;
     let buffer: Batch | undefined;
     if (last && sameBuffer(last.spec, to)) buffer = last.buffer;

@@ -324,6 +324,51 @@ describe('model inputs read as numbers (binary COPY, sent to the endpoint withou
   });
 });
 
+describe('checks in the order the SQL functions make them', () => {
+  beforeAll(async () => {
+    await db.query('CREATE TABLE odd_docs (id int, txt text, a float8, b float8)');
+    await db.query(
+      `INSERT INTO odd_docs VALUES (1, NULL, 1, 2), (2, '', 3, 4), (3, '   ', NULL, 5), (4, 'caf\u00e9 au lait is wonderful', 6, 7)`,
+    );
+  });
+
+  it('answers NULL or blank text before looking at the language or the batch size', async () => {
+    // Stored per row (a table) and per input (a view).
+    await db.query('CREATE OR REPLACE VIEW odd_view AS SELECT * FROM odd_docs');
+    for (const from of ['odd_docs', 'odd_view']) {
+      const call = (language: string, size: string) => `aws_comprehend.detect_sentiment(d.txt, ${language}, ${size})`;
+      await expectSameBothWays(db, `SELECT id, s.sentiment FROM ${from} d, ${call("'en'", '0')} s WHERE id < 4`);
+      await expectSameBothWays(
+        db,
+        `SELECT id, s.sentiment FROM ${from} d, ${call("CASE WHEN btrim(d.txt) <> '' THEN 'en' END", 'NULL')} s`,
+      );
+    }
+  });
+
+  it('reads detect_sentiment(doc, language, NULL) as Aurora does, although PostgreSQL picks the text form', async () => {
+    const sql = "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en', NULL)).sentiment FROM t";
+    const result = await expectSameBothWays(db, sql);
+    expect(result.error).toBeUndefined();
+    expect(result.rows?.filter((r) => r[1] !== null).length).toBeGreaterThan(100);
+  });
+
+  it('fails a NULL endpoint before a bad batch size, and checks the size only when a row comes', async () => {
+    const failed = await expectSameBothWays(db, 'SELECT aws_sagemaker.invoke_endpoint(NULL, 0, a, b) FROM odd_docs');
+    expect(failed.error?.code).toBe('22004');
+    await expectSameBothWays(db, "SELECT aws_sagemaker.invoke_endpoint('xgb', 0, a, b) FROM odd_docs WHERE id < 0");
+  });
+
+  it('leaves batch mode to the per-row path when client_encoding is not UTF8', async () => {
+    const sql = "SELECT id, s.sentiment, s.confidence FROM odd_docs d, aws_comprehend.detect_sentiment(d.txt, 'en') s";
+    const latin1 = await expectSameBothWays(db, sql, { setup: "SET client_encoding = 'LATIN1'" });
+    await db.query('RESET client_encoding');
+    const utf8 = await expectSameBothWays(db, sql);
+    const confidence = (rows: unknown[][] | undefined) => rows?.find((r) => r[0] === 4)?.[2];
+    expect(confidence(latin1.rows)).toBeTypeOf('number');
+    expect(confidence(latin1.rows)).toBe(confidence(utf8.rows));
+  });
+});
+
 describe('batch mode in other statements', () => {
   it('INSERT … SELECT, CREATE TABLE AS, UPDATE and a view give the per-row results', async () => {
     await db.query(`CREATE TABLE scored_batch AS SELECT id, ${EP} AS p FROM t`);

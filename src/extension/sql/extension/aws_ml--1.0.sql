@@ -218,6 +218,8 @@ END
 $$;
 
 -- The three-argument form Aurora's documentation shows: detect_sentiment(null, 'I like it!', 'en').
+-- PostgreSQL also resolves detect_sentiment(doc, 'en', NULL) here (an untyped NULL prefers text):
+-- without a language that is Aurora's (input_text, language_code, NULL).
 CREATE FUNCTION aws_comprehend.detect_sentiment(
   unused varchar,
   input_text varchar,
@@ -229,7 +231,10 @@ LANGUAGE sql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalo
 COST 5000
 AS $$
   SELECT s.sentiment, s.confidence
-    FROM aws_comprehend.detect_sentiment(input_text, language_code, max_rows_per_batch) s
+    FROM aws_comprehend.detect_sentiment(
+      CASE WHEN language_code IS NULL THEN unused ELSE input_text END,
+      CASE WHEN language_code IS NULL THEN input_text ELSE language_code END,
+      max_rows_per_batch) s
 $$;
 
 -- Aurora declares invoke_endpoint(endpoint_name, max_rows_per_batch, VARIADIC model_input "any").
