@@ -79,7 +79,7 @@ export class ArgumentRowReader {
   private readonly starts: number[];
   private readonly ends: number[];
   /** The target is the same on most rows. */
-  private readonly targets = new RepeatedText<string | null>((payload) => this.field(payload, 0));
+  private readonly targets = new RepeatedText<string | null>(fieldText);
 
   constructor(private readonly layout: ArgumentLayout) {
     this.keyColumns = layout.inputs?.length ?? 1;
@@ -185,20 +185,25 @@ export class ArgumentRowReader {
   }
 
   private isNull(payload: Buffer, i: number): boolean {
-    const start = this.starts[i];
-    return this.ends[i] - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e /* N */;
+    return isNullField(payload, this.starts[i], this.ends[i]);
   }
 
   private field(payload: Buffer, i: number): string | null {
-    if (this.isNull(payload, i)) return null;
-    const start = this.starts[i];
-    const end = this.ends[i];
-    const text = payload.toString('utf8', start, end);
-    const backslash = payload.indexOf(BACKSLASH, start);
-    return backslash !== -1 && backslash < end ? unescapeCopyText(text) : text;
+    return fieldText(payload, this.starts[i], this.ends[i]);
   }
 
   private target(payload: Buffer): string | null {
     return this.targets.of(payload, this.starts[0], this.ends[0]);
   }
+}
+
+const isNullField = (payload: Buffer, start: number, end: number) =>
+  end - start === 2 && payload[start] === BACKSLASH && payload[start + 1] === 0x4e; /* \N */
+
+/** One COPY text field's value: NULL, or its text with the escapes resolved. */
+function fieldText(payload: Buffer, start: number, end: number): string | null {
+  if (isNullField(payload, start, end)) return null;
+  const text = payload.toString('utf8', start, end);
+  const backslash = payload.indexOf(BACKSLASH, start);
+  return backslash !== -1 && backslash < end ? unescapeCopyText(text) : text;
 }

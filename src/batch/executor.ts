@@ -15,9 +15,15 @@ import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 
 export interface BatchSettings {
-  enabled: boolean;
-  /** The user may make every call of the statement (batch mode must not call what PostgreSQL would refuse). */
-  allowed: boolean;
+  /**
+   * Batch mode may run the statement's calls. Not when the session turned it
+   * off, when the user may not make every call (batch mode must not call what
+   * PostgreSQL would refuse), in a read-only transaction (the results tables
+   * cannot be created or emptied there), or when client_encoding is not UTF8
+   * (the gateway reads argument rows and writes answers as UTF-8). The calls
+   * then take the per-row path.
+   */
+  batchable: boolean;
   /** The aws_ml extension (its batch functions) exists in this database. */
   extensionReady: boolean;
   concurrency: number;
@@ -25,15 +31,10 @@ export interface BatchSettings {
   progress: boolean;
   /** Of the candidate tables asked about, those whose rows may key stored results (see BatchPlan.rowIdentityTables). */
   rowTables: Set<string>;
-  /** A read-only transaction cannot create or empty the results tables: its statements take the per-row path. */
+  /** A read-only transaction: statements prepared in it are prepared as written (see batchable). */
   readOnly: boolean;
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
-  /**
-   * The session's client_encoding is UTF8. The gateway reads argument rows and
-   * writes answers as UTF-8; with another encoding its statements take the per-row path.
-   */
-  utf8Client: boolean;
 }
 
 /**
@@ -94,8 +95,7 @@ export async function readSettings(
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
   return {
-    enabled: !off(enabled),
-    allowed: allowed === 't',
+    batchable: !off(enabled) && allowed === 't' && readOnly !== 'on' && clientEncoding === 'UTF8',
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: Number(timeout) || 0,
@@ -103,7 +103,6 @@ export async function readSettings(
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
     readOnly: readOnly === 'on',
     floatDigits: Number(floatDigits),
-    utf8Client: clientEncoding === 'UTF8',
   };
 }
 

@@ -306,8 +306,7 @@ export class MlInterceptor implements SessionInterceptor {
       plan.rowIdentityTables,
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
-    if (!settings.enabled || !settings.extensionReady || !settings.allowed || settings.readOnly || !settings.utf8Client)
-      return asIs();
+    if (!settings.batchable || !settings.extensionReady) return asIs();
     const number = ++this.statementNumber;
     if (settings.rowTables.size > 0) {
       // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
@@ -525,7 +524,7 @@ export class MlInterceptor implements SessionInterceptor {
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const failure = await this.guarded(control, labels, async (inTransaction) => {
-      if (!settings.enabled || !settings.allowed || binds.length === 0 || settings.readOnly || !settings.utf8Client) {
+      if (!settings.batchable || binds.length === 0) {
         // The rewritten statement still parses and falls back to per-row calls.
         await beginBatch(control, number, inTransaction);
         return;

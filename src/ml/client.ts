@@ -88,9 +88,10 @@ export class HttpMlServices implements MlServices {
     if (inProcess) {
       this.invokeEndpointRows = async (endpointName, rows, signal) => {
         if (signal?.aborted) throw canceled(signal);
-        const reply = await inProcess('POST', invocationsPath(endpointName), CSV_HEADERS, EMPTY, rows);
-        if (reply.status === 200) return reply.body.toString('utf8');
-        throw sagemakerError(endpointName, reply, parseJson(reply.body));
+        return endpointAnswer(
+          endpointName,
+          await inProcess('POST', invocationsPath(endpointName), CSV_HEADERS, EMPTY, rows),
+        );
       };
     }
     this.url = new URL(options.endpoint);
@@ -131,9 +132,10 @@ export class HttpMlServices implements MlServices {
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
-    const reply = await this.post(invocationsPath(endpointName), CSV_HEADERS, Buffer.from(csvBody), signal);
-    if (reply.status === 200) return reply.body.toString('utf8');
-    throw sagemakerError(endpointName, reply, parseJson(reply.body));
+    return endpointAnswer(
+      endpointName,
+      await this.post(invocationsPath(endpointName), CSV_HEADERS, Buffer.from(csvBody), signal),
+    );
   }
 
   /** A JSON 1.1 operation, in process when the services live here, else over HTTP. */
@@ -215,6 +217,12 @@ export class HttpMlServices implements MlServices {
 const CSV_HEADERS = { 'content-type': 'text/csv', accept: 'text/csv' };
 const EMPTY = Buffer.alloc(0);
 const invocationsPath = (endpointName: string) => `/endpoints/${encodeURIComponent(endpointName)}/invocations`;
+
+/** An InvokeEndpoint reply: the body of a 200, else its error as SQL sees it. */
+function endpointAnswer(endpointName: string, reply: HttpReply): string {
+  if (reply.status === 200) return reply.body.toString('utf8');
+  throw sagemakerError(endpointName, reply, parseJson(reply.body));
+}
 
 function canceled(signal: AbortSignal): SqlError {
   const reason = signal.reason instanceof Error ? signal.reason.message : 'canceling statement due to user request';
