@@ -109,7 +109,7 @@ function breakdown(stack: BenchStack): string {
   const p = stack.pgsage.statistics.lastStatement;
   if (!p) return '';
   const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  return `    breakdown: argument query ${f(p.argumentsMs)} (scoring overlaps it), scoring after it ${f(p.scoringTailMs)}, result load ${f(p.loadTailMs)}, final statement ${f(p.statementMs)}`;
+  return `    breakdown: argument query ${f(p.argumentsMs)} (scoring overlaps it), scoring after it ${f(p.scoringTailMs)}, result load ${f(p.loadTailMs)}, final statement ${p.statementMs === undefined ? 'not measured' : f(p.statementMs)}`;
 }
 
 const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));

@@ -3,6 +3,7 @@ import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
 import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
+import { type BoundValues, inlineParameters } from '../sql/inline-parameters.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
@@ -106,11 +107,13 @@ export async function readSettings(
   };
 }
 
-/** Client parameters of one execution (extended protocol), passed on verbatim to argument queries. */
-export interface BindParameters {
+/**
+ * Client parameters of one execution (extended protocol). Text values are
+ * written into the argument queries as literals (see inlineParameters), so
+ * they run as COPY like a simple query's; binary ones are passed on verbatim.
+ */
+export interface BindParameters extends BoundValues {
   types: number[];
-  values: (Buffer | null)[];
-  formats: number[];
 }
 
 export interface ArgumentWork {
@@ -125,6 +128,8 @@ export interface BatchRunOptions {
   statementNumber: number;
   /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
   inTransaction: boolean;
+  /** The caller already numbered the statement and made its results tables (beginBatch). */
+  begun?: boolean;
 }
 
 /**
@@ -225,7 +230,7 @@ export async function computeBatchResults(
   });
   try {
     const rowLogs = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowLog(w.group)]));
-    await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0);
+    if (!options.begun) await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0);
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {
@@ -298,11 +303,13 @@ async function streamArguments(
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {
-    const separate = item.params ? undefined : await separateInputs(group, backend);
-    const sql = separate ? group.separateInputs!.sql : group.argumentSql;
+    const queries = argumentQueries(group, item.params);
+    const params = queries.params;
+    const separate = params ? undefined : await separateInputs(group, queries.separateSql, backend);
+    const sql = separate ? queries.separateSql! : queries.argumentSql;
     const format: KeyFormat = separate ? 'csv' : 'json';
     // A one-column input whose answers are stored per row is told apart by its bytes, not by a string.
-    const byBytes = rows !== undefined && !item.params && !separate;
+    const byBytes = rows !== undefined && !params && !separate;
     const reader = new ArgumentRowReader({
       inputs: separate?.converters,
       numericInputs: separate?.numeric,
@@ -334,8 +341,8 @@ async function streamArguments(
       binaryReadable(separate.target, separate.types, options.settings.floatDigits >= 1);
     if (binary) {
       numericRows = await streamFeatureRows(sql, separate.types, { scorer, figures, rows, sizeOf }, item, options);
-    } else if (item.params) {
-      const { types, values, formats } = item.params;
+    } else if (params) {
+      const { types, values, formats } = params;
       await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
     } else {
       await backend.copyOut(
@@ -365,17 +372,34 @@ async function streamArguments(
 }
 
 /**
+ * A group's argument queries for one execution: with the client's parameters
+ * written in when they all can be, else as planned, with the parameters to bind.
+ */
+function argumentQueries(
+  group: CallGroup,
+  params: BindParameters | undefined,
+): { argumentSql: string; separateSql?: string; params?: BindParameters } {
+  const planned = { argumentSql: group.argumentSql, separateSql: group.separateInputs?.sql, params };
+  if (!params) return planned;
+  const argumentSql = inlineParameters(group.argumentSql, params);
+  const separateSql = group.separateInputs && inlineParameters(group.separateInputs.sql, params);
+  if (argumentSql === undefined || (group.separateInputs && separateSql === undefined)) return planned;
+  return { argumentSql, separateSql };
+}
+
+/**
  * Converters from the separate input columns to CSV fields, when the group
  * has such a query and PostgreSQL says its inputs' types allow it.
  */
 async function separateInputs(
   group: CallGroup,
+  sql: string | undefined,
   backend: BatchRunOptions['control']['backend'],
 ): Promise<
   { converters: ((value: string | null) => string)[]; numeric: boolean; target: number; types: number[] } | undefined
 > {
-  if (!group.separateInputs) return undefined;
-  const columns = await backend.columnTypes(group.separateInputs.sql);
+  if (!group.separateInputs || sql === undefined) return undefined;
+  const columns = await backend.columnTypes(sql);
   const types = columns.slice(1, 1 + group.separateInputs.count);
   const converters = csvFieldConverters(types);
   return converters && { converters, numeric: types.every(isNumberType), target: columns[0], types };

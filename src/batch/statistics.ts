@@ -14,7 +14,8 @@ export interface StatementPhases {
   argumentsMs: number;
   scoringTailMs: number;
   loadTailMs: number;
-  statementMs: number;
+  /** The rewritten statement itself; unknown for extended-protocol groups, which are forwarded, not awaited. */
+  statementMs?: number;
   rows: number;
   /** Argument rows whose model inputs were read and sent as numbers (binary COPY). */
   numericRows: number;

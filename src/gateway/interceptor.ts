@@ -1,12 +1,6 @@
 import type { MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry } from '../batch/catalog-registry.js';
-import {
-  type ArgumentWork,
-  type BindParameters,
-  beginBatch,
-  computeBatchResults,
-  readSettings,
-} from '../batch/executor.js';
+import { type ArgumentWork, beginBatch, computeBatchResults, readSettings } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
@@ -16,6 +10,7 @@ import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
 import { type AstNode, deparse, nodeType } from '../sql/ast.js';
+import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError } from '../util/errors.js';
@@ -70,6 +65,20 @@ interface PreparedMl {
   serverSql: string;
   declaredTypes: number[];
   inferredTypes?: number[];
+  /** The SQL names of the inferred types, for writing bound values into argument queries. */
+  typeNames?: string[];
+}
+
+/** The tables whose rows key the stored answers of a plan's groups. */
+const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
+
+/** format_type's name of each type, in order. */
+async function typeNames(control: SessionControl, types: number[]): Promise<string[]> {
+  if (types.length === 0) return [];
+  const { rows } = await control.backend.query(
+    `SELECT pg_catalog.format_type(t, NULL) FROM unnest('{${types.join(',')}}'::oid[]) WITH ORDINALITY AS u(t, n) ORDER BY n`,
+  );
+  return rows.map((row) => row[0] ?? 'text');
 }
 
 type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
@@ -449,11 +458,10 @@ export class MlInterceptor implements SessionInterceptor {
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const out: Buffer[] = [];
-    const binds: { entry: PreparedMl; params: BindParameters }[] = [];
+    const binds: { entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
     let syncs = 0;
-    let needsResultsTable = false;
     // Statements prepared in this group to read batch results, and their plain form (see read-only below).
-    const batchParses: { index: number; plain: Buffer; name: string; entry: PreparedMl }[] = [];
+    const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
       if (message.type === 0x50 /* P */) {
@@ -469,11 +477,10 @@ export class MlInterceptor implements SessionInterceptor {
           batchParses.push({
             index: out.length,
             plain: rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes),
-            name: parse.name,
+            parse: { ...parse, sql: rewritten },
             entry,
           });
           out.push(parseMessage(parse.name, serverSql, parse.paramTypes));
-          needsResultsTable = true;
         } else {
           this.prepared.delete(parse.name);
           if (parsed && 'forward' in parsed && parsed.forward === 'ddl')
@@ -485,16 +492,13 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x42 /* B */) {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
-        if (entry) {
-          binds.push({ entry, params: { types: [], values: bind.params, formats: bind.paramFormats } });
-          needsResultsTable = true;
-        }
+        if (entry) binds.push({ entry, params: { values: bind.params, formats: bind.paramFormats } });
       }
       out.push(message.bytes);
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
-    if (!needsResultsTable || !endsWithSync || status === 'E') {
+    if ((batchParses.length === 0 && binds.length === 0) || !endsWithSync || status === 'E') {
       control.forward(out, syncs);
       return;
     }
@@ -502,6 +506,12 @@ export class MlInterceptor implements SessionInterceptor {
       control,
       binds.flatMap((b) => tablesOf(b.entry.target.query)),
       binds.flatMap((b) => b.entry.plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call)))),
+      [
+        ...new Set([
+          ...batchParses.flatMap((p) => p.entry.plan.rowIdentityTables),
+          ...binds.flatMap((b) => rowTablesOf(b.entry.plan)),
+        ]),
+      ],
     );
     if (!settings.extensionReady) {
       control.forward(out, syncs);
@@ -512,44 +522,93 @@ export class MlInterceptor implements SessionInterceptor {
       // prepared here are prepared as written instead and take the per-row path.
       for (const parse of batchParses) {
         out[parse.index] = parse.plain;
-        if (this.prepared.get(parse.name) === parse.entry) this.prepared.delete(parse.name);
+        if (this.prepared.get(parse.parse.name) === parse.entry) this.prepared.delete(parse.parse.name);
       }
       const swapped = new Set(batchParses.map((p) => p.entry));
       binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+      batchParses.length = 0;
       if (binds.length === 0) {
         control.forward(out, syncs);
         return;
       }
     }
+    for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
+    const rowResults = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)].some(
+      (entry) => rowTablesOf(entry.plan).length > 0,
+    );
+    const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
+    let rowsScored = 0;
     const failure = await this.guarded(control, labels, async (inTransaction) => {
-      if (!settings.batchable || binds.length === 0) {
-        // The rewritten statement still parses and falls back to per-row calls.
-        await beginBatch(control, number, inTransaction);
-        return;
-      }
+      // The results tables exist before a statement that reads them is described or parsed.
+      await beginBatch(control, number, inTransaction, rowResults);
+      // Without batch mode the rewritten statement still parses and falls back to per-row calls.
+      if (!settings.batchable || binds.length === 0) return;
       const work: ArgumentWork[] = [];
       for (const { entry, params } of binds) {
         entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
-        params.types = entry.inferredTypes;
-        for (const planned of entry.plan.groups) work.push({ group: planned, params });
+        entry.typeNames ??= await typeNames(control, entry.inferredTypes);
+        const bound = { ...params, types: entry.inferredTypes, typeNames: entry.typeNames };
+        for (const planned of entry.plan.groups) {
+          // Answers stored by row are read only while the table still qualifies, and only for values
+          // that read the same in the statement as in its argument query: 'now' does, but only in
+          // the same transaction block (it is the transaction's start).
+          const sameValues = inTransaction || readsTheSameLater(bound);
+          if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && sameValues)) continue;
+          work.push({ group: planned, params: bound });
+        }
       }
-      const figures = await computeBatchResults(work, {
-        control,
-        services: this.context.services,
-        settings,
-        statementNumber: number,
-        inTransaction,
-      });
-      for (const [planned, groupFigures] of figures)
+      const figures = await computeBatchResults(
+        work,
+        {
+          control,
+          services: this.context.services,
+          settings,
+          statementNumber: number,
+          inTransaction,
+          begun: true,
+        },
+        phases,
+      );
+      for (const [planned, groupFigures] of figures) {
         this.context.statistics.recordStatement(planned.label, groupFigures);
+        rowsScored += groupFigures.rows;
+      }
     });
     if (failure) {
       this.reportFailure(control, failure, true);
       return;
     }
+    this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
     control.forward(out, syncs);
+  }
+
+  /**
+   * A statement prepared in this group whose calls read one plain table is
+   * planned again to store their answers by row, as a simple query's are; the
+   * statement reads the number of the execution from the session (see
+   * CURRENT_STATEMENT_NUMBER), so one plan serves every Bind.
+   */
+  private prepareByRow(
+    control: SessionControl,
+    prepared: { index: number; parse: ReturnType<typeof readParse>; entry: PreparedMl },
+    out: Buffer[],
+    catalog: MlCatalog,
+    rowTables: ReadonlySet<string>,
+  ): void {
+    const { parse, entry } = prepared;
+    if (!entry.plan.rowIdentityTables.some((table) => rowTables.has(table))) return;
+    try {
+      const replanned = this.parseForBatch(parse.sql, catalog, rowTables);
+      if ('forward' in replanned || rowTablesOf(replanned.plan).length === 0) return;
+      entry.target = replanned.target;
+      entry.plan = replanned.plan;
+      entry.serverSql = replanned.target.finalSql(replanned.plan);
+      out[prepared.index] = parseMessage(parse.name, entry.serverSql, parse.paramTypes);
+    } catch (error) {
+      control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
+    }
   }
 
   // ------------------------------------------------------------ upstream mode

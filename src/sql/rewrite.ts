@@ -6,7 +6,7 @@ import { type ScanToken, scan } from './parser.js';
  * everything else (comments, formatting, literals) reaches the server as written.
  */
 
-interface Edit {
+export interface Edit {
   start: number;
   end: number;
   text: string;
@@ -19,7 +19,8 @@ function identName(token: ScanToken): string | undefined {
   return token.text.startsWith('"') ? token.text.slice(1, -1).replace(/""/g, '"') : token.text.toLowerCase();
 }
 
-function applyEdits(bytes: Buffer, edits: Edit[]): string {
+/** The text with each edit's byte range replaced (token offsets are bytes of the UTF-8 text). */
+export function applyEdits(bytes: Buffer, edits: Edit[]): string {
   if (edits.length === 0) return bytes.toString('utf8');
   edits.sort((a, b) => a.start - b.start);
   const parts: Buffer[] = [];
