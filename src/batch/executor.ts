@@ -36,6 +36,8 @@ export interface BatchSettings {
   readOnly: boolean;
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
+  /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
+  trackFunctions: boolean;
 }
 
 /**
@@ -76,6 +78,7 @@ export async function readSettings(
       current_setting('transaction_read_only'),
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
+      current_setting('track_functions'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -91,6 +94,7 @@ export async function readSettings(
     readOnly,
     floatDigits,
     clientEncoding,
+    trackFunctions,
   ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -104,6 +108,7 @@ export async function readSettings(
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
     readOnly: readOnly === 'on',
     floatDigits: Number(floatDigits),
+    trackFunctions: trackFunctions !== 'none',
   };
 }
 
@@ -257,6 +262,7 @@ export async function computeBatchResults(
       }
       if (abort.signal.aborted) throw abort.signal.reason;
     }
+    if (settings.trackFunctions) await countJoinedBatches(control, figures);
     return figures;
   } catch (error) {
     if (abort.signal.aborted && !(error instanceof BackendError)) throw abort.signal.reason;
@@ -266,6 +272,29 @@ export async function computeBatchResults(
     control.signal.removeEventListener('abort', onCancel);
     abort.abort(new SqlError(SqlState.queryCanceled, 'batch finished'));
   }
+}
+
+/** A call of each ML function that answers NULL at once, without a service call. */
+const NO_OP_CALLS: Record<CallGroup['kind'], string> = {
+  sentiment: "aws_comprehend.detect_sentiment(NULL::varchar, 'en')",
+  endpoint: "aws_sagemaker.invoke_endpoint('', NULL, NULL::json)",
+};
+
+/**
+ * Answers joined into the statement never run the in-database function, so
+ * pg_stat_user_functions would not see them: with track_functions on, the
+ * function is called once per batch it stands for, with a NULL input that
+ * returns at once. (Calls read per row count themselves, one per row.)
+ */
+async function countJoinedBatches(control: SessionControl, figures: Map<CallGroup, BatchFigures>): Promise<void> {
+  const batches = new Map<CallGroup['kind'], number>();
+  for (const [group, figure] of figures) {
+    if (group.joined) batches.set(group.kind, (batches.get(group.kind) ?? 0) + figure.sizes.length);
+  }
+  const counts = [...batches]
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `(SELECT count(${NO_OP_CALLS[kind]}) FROM pg_catalog.generate_series(1, ${n}))`);
+  if (counts.length > 0) await control.backend.query(`SELECT ${counts.join(', ')}`);
 }
 
 /**

@@ -594,6 +594,41 @@ describe('sentiment in the FROM list', () => {
   });
 });
 
+describe('monitoring with track_functions', () => {
+  const batchesOf = (name: string) =>
+    stack.pgsage.statistics.snapshot().find((s) => s.function === name)?.figures.batches ?? 0;
+  async function callsOf(funcname: string): Promise<number> {
+    await db.query('SELECT pg_stat_force_next_flush()');
+    await db.query('SELECT 1'); // the backend hands its function statistics over when it goes idle
+    const { rows } = await db.query('SELECT calls FROM pg_stat_user_functions WHERE funcname = $1', [funcname]);
+    return rows.reduce((sum, row) => sum + Number(row.calls), 0);
+  }
+
+  it('counts a call of the function per batch whose answers were joined in, and per row otherwise', async () => {
+    await db.query("SET track_functions = 'all'");
+    try {
+      await db.query('SELECT pg_stat_reset()');
+      const endpoint = 'aws_sagemaker.invoke_endpoint';
+      let before = batchesOf(endpoint);
+      await db.query(`SELECT id, aws_sagemaker.invoke_endpoint('xgb', 7, ${f.join(', ')})::float8 FROM t`);
+      const endpointBatches = batchesOf(endpoint) - before;
+      expect(endpointBatches).toBeGreaterThan(10);
+      expect(await callsOf('invoke_endpoint')).toBe(endpointBatches);
+
+      // NULL text answers NULL through the function itself, one call per such row.
+      const sentiment = 'aws_comprehend.detect_sentiment';
+      before = batchesOf(sentiment);
+      await db.query("SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t");
+      const sentimentBatches = batchesOf(sentiment) - before;
+      const nulls = Number((await db.query('SELECT count(*) AS n FROM t WHERE txt IS NULL')).rows[0].n);
+      expect(sentimentBatches).toBeGreaterThan(1);
+      expect(await callsOf('detect_sentiment')).toBe(sentimentBatches + nulls);
+    } finally {
+      await db.query('RESET track_functions');
+    }
+  });
+});
+
 describe('read-only transactions', () => {
   it('answer through the per-row path, simple and extended protocol alike', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;

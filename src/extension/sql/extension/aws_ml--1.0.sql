@@ -256,6 +256,9 @@ BEGIN
     RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
   END IF;
   PERFORM aws_ml.check_batch_size(max_rows_per_batch);
+  IF model_input IS NULL THEN
+    RETURN; -- no inputs at all (json_build_array always gives an array): nothing to send, as in batch mode
+  END IF;
   IF aws_ml.batch_results_available() THEN
     SELECT r.out_text INTO model_output
       FROM pg_temp.aws_ml_results r
