@@ -211,6 +211,7 @@ export async function computeBatchResults(
       : undefined;
   const started = performance.now();
   let lastNotice = started;
+  const progress: ArgumentProgress = { rowsRead: 0, expectedRows: 0, estimate: settings.progress };
   // Answers stored per input are listed as they come; those stored per row are read by slot.
   const keyRows = work.some((w) => !w.group.rowIdentity);
   const scorer = new BatchScorer({
@@ -223,12 +224,11 @@ export async function computeBatchResults(
       const now = performance.now();
       if (!settings.progress || now - lastNotice < 2000) return;
       lastNotice = now;
-      const rate = Math.round(scored / ((now - started) / 1000));
       control.toClient(
         noticeResponse({
           severity: 'NOTICE',
           code: '00000',
-          message: `aws_ml: ${scored} rows scored in batch mode (${rate} rows/s)`,
+          message: progressLine(progress, scored, (now - started) / 1000),
         }),
       );
     },
@@ -241,7 +241,14 @@ export async function computeBatchResults(
     for (const round of ordered) {
       const started = performance.now();
       for (const item of round) {
-        const numeric = await streamArguments(item, scorer, figures.get(item.group)!, options, rowLogs.get(item.group));
+        const numeric = await streamArguments(
+          item,
+          scorer,
+          figures.get(item.group)!,
+          options,
+          rowLogs.get(item.group),
+          progress,
+        );
         if (phases) phases.numericRows += numeric;
       }
       scorer.flush();
@@ -272,6 +279,29 @@ export async function computeBatchResults(
     control.signal.removeEventListener('abort', onCancel);
     abort.abort(new SqlError(SqlState.queryCanceled, 'batch finished'));
   }
+}
+
+/** How far a statement's argument queries have got, for progress NOTICEs. */
+interface ArgumentProgress {
+  rowsRead: number;
+  /** The planner's estimate of the argument rows of the queries started so far (0: none known). */
+  expectedRows: number;
+  /** Ask the planner for the estimate (progress NOTICEs are on). */
+  estimate: boolean;
+}
+
+/** `aws_ml: 600000 of about 1000000 rows read, 580000 inputs scored (45000 rows/s)`. */
+function progressLine(progress: ArgumentProgress, scored: number, seconds: number): string {
+  const { rowsRead, expectedRows } = progress;
+  const of = expectedRows > 0 ? ` of about ${Math.max(expectedRows, rowsRead)}` : '';
+  return `aws_ml: ${rowsRead}${of} rows read, ${scored} inputs scored (${Math.round(rowsRead / seconds)} rows/s)`;
+}
+
+/** The planner's row estimate for a query (0 when it has none). */
+async function estimatedRows(backend: BatchRunOptions['control']['backend'], sql: string): Promise<number> {
+  const { rows } = await backend.query(`EXPLAIN (FORMAT JSON) ${sql}`);
+  const plan = JSON.parse(rows[0]?.[0] ?? '[]') as { Plan?: { 'Plan Rows'?: number } }[];
+  return Math.round(plan[0]?.Plan?.['Plan Rows'] ?? 0);
 }
 
 /** A call of each ML function that answers NULL at once, without a service call. */
@@ -307,6 +337,7 @@ async function streamArguments(
   figures: BatchFigures,
   options: BatchRunOptions,
   rows: RowLog | undefined,
+  progress: ArgumentProgress,
 ): Promise<number> {
   let numericRows = 0;
   const { group } = item;
@@ -323,6 +354,7 @@ async function streamArguments(
   // before the target is checked, and a NULL target fails before the batch size does.
   // Such a row gets no stored result: its call answers NULL itself.
   const add = (row: ArgumentRow, format: KeyFormat) => {
+    progress.rowsRead += 1;
     const key = row.key;
     let slot = -1;
     if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(group.kind, row.target)) {
@@ -336,6 +368,7 @@ async function streamArguments(
     const params = queries.params;
     const separate = params ? undefined : await separateInputs(group, queries.separateSql, backend);
     const sql = separate ? queries.separateSql! : queries.argumentSql;
+    if (progress.estimate && !params) progress.expectedRows += await estimatedRows(backend, sql);
     const format: KeyFormat = separate ? 'csv' : 'json';
     // A one-column input whose answers are stored per row is told apart by its bytes, not by a string.
     const byBytes = rows !== undefined && !params && !separate;
@@ -347,6 +380,7 @@ async function streamArguments(
       keyBytes: byBytes,
     });
     const addByBytes = (row: ArgumentRow, payload: Buffer) => {
+      progress.rowsRead += 1;
       let slot = -1;
       const blank = group.kind === 'sentiment' && isBlankBytes(payload, row.keyStart, row.keyEnd);
       if (row.key !== null && !blank && scorer.acceptsTarget(group.kind, row.target)) {
@@ -369,7 +403,13 @@ async function streamArguments(
       options.services.invokeEndpointRows &&
       binaryReadable(separate.target, separate.types, options.settings.floatDigits >= 1);
     if (binary) {
-      numericRows = await streamFeatureRows(sql, separate.types, { scorer, figures, rows, sizeOf }, item, options);
+      numericRows = await streamFeatureRows(
+        sql,
+        separate.types,
+        { scorer, figures, rows, sizeOf, progress },
+        item,
+        options,
+      );
     } else if (params) {
       const { types, values, formats } = params;
       await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
@@ -448,11 +488,12 @@ async function streamFeatureRows(
     rows: RowLog;
     /** The group's batch size (a per-row size from a column keeps the text path). */
     sizeOf: (batch: number | undefined) => number;
+    progress: ArgumentProgress;
   },
   item: ArgumentWork,
   options: BatchRunOptions,
 ): Promise<number> {
-  const { scorer, figures, rows, sizeOf } = into;
+  const { scorer, figures, rows, sizeOf, progress } = into;
   let count = 0;
   const { group } = item;
   const cols = inputTypes.length;
@@ -484,6 +525,7 @@ async function streamFeatureRows(
     },
     row(row) {
       count += 1;
+      progress.rowsRead += 1;
       rows.add(current ? current.commit() : -1, row.file, row.block, row.offset, row.xmin);
     },
   });
