@@ -13,7 +13,7 @@ import { type AstNode, deparse, nodeType } from '../sql/ast.js';
 import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
-import { asSqlError, SqlError } from '../util/errors.js';
+import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { BackendError } from './backend.js';
 import {
   bindStatementName,
@@ -67,6 +67,17 @@ interface PreparedMl {
   inferredTypes?: number[];
   /** The SQL names of the inferred types, for writing bound values into argument queries. */
   typeNames?: string[];
+}
+
+/**
+ * Whether the gateway reads a client message's text exactly as PostgreSQL
+ * will: it decodes text as UTF-8, which is right for a UTF8 client and for
+ * ASCII in any client encoding PostgreSQL accepts.
+ */
+function readsExactly(control: SessionControl, bytes: Buffer, start: number): boolean {
+  if (control.clientEncoding === 'UTF8') return true;
+  for (let i = start; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
+  return true;
 }
 
 /** The tables whose rows key the stored answers of a plan's groups. */
@@ -126,6 +137,28 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   private async query(control: SessionControl, sql: string, message: Message): Promise<void> {
+    if (!readsExactly(control, message.bytes, 5)) {
+      // Text the gateway cannot read faithfully is never rewritten: the statement goes as it came.
+      if (rewriteStatementText(sql) === sql && !this.handlerFor(sql) && !CREATE_AWS_ML.test(`${sql} `)) {
+        control.forward(message.bytes, 1);
+        return;
+      }
+      if (control.backend.status === 'T') {
+        // A failed statement leaves the transaction block aborted, as PostgreSQL's own would.
+        await control.backend
+          .query("DO $$ BEGIN RAISE EXCEPTION 'statement refused' USING ERRCODE = '0A000'; END $$")
+          .catch(() => undefined);
+      }
+      control.toClient([
+        errorResponse({
+          code: SqlState.featureNotSupported,
+          message: `pgsage cannot rewrite a statement with non-ASCII text while client_encoding is ${control.clientEncoding}`,
+          hint: "SET client_encoding = 'UTF8' for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.",
+        }),
+        readyForQuery(control.backend.status),
+      ]);
+      return;
+    }
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
       await this.createExtensionUpstream(control, sql);
       return;
@@ -464,6 +497,12 @@ export class MlInterceptor implements SessionInterceptor {
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
+      if (message.type === 0x50 /* P */ && !readsExactly(control, message.bytes, 5)) {
+        // Not read faithfully, so not rewritten or batched: PostgreSQL gets the statement as it came.
+        this.prepared.delete(readParse(message.bytes).name);
+        out.push(message.bytes);
+        continue;
+      }
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);

@@ -36,6 +36,8 @@ export interface SessionControl {
    * number of Query/Sync messages among them.
    */
   forward(bytes: Buffer | Buffer[], syncPoints: number): void;
+  /** The session's client_encoding, as the server last reported it. */
+  readonly clientEncoding: string;
 }
 
 /**
@@ -97,8 +99,9 @@ export class Session implements SessionControl {
   private readonly server: Socket;
   private readonly clientFramer = new MessageFramer();
   private readonly serverFramer = new MessageFramer();
-  /** Fast-path view of the server stream: only ReadyForQuery and BackendKeyData matter there. */
-  private readonly serverScanner = new BoundaryScanner((type) => type === Z || type === K);
+  /** Fast-path view of the server stream: only ReadyForQuery, BackendKeyData and ParameterStatus matter there. */
+  private readonly serverScanner = new BoundaryScanner((type) => type === Z || type === K || type === S);
+  clientEncoding = 'UTF8';
   private readonly interceptor: SessionInterceptor | undefined;
   private cancelController = new AbortController();
   /** Queries and Syncs sent to the server whose ReadyForQuery has not come back. */
@@ -191,6 +194,7 @@ export class Session implements SessionControl {
     for (const message of messages) {
       if (this.backend.deliver(message)) continue;
       if (this.relayHandler) {
+        if (message.type === S) this.noteParameter(message.bytes, 5, message.bytes.length - 5);
         this.relayHandler(message);
         continue;
       }
@@ -204,8 +208,19 @@ export class Session implements SessionControl {
       this.readyForQuery(String.fromCharCode(buffer[offset]) as TransactionStatus);
     } else if (type === K && length >= 4) {
       this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
+    } else if (type === S) {
+      this.noteParameter(buffer, offset, length);
     }
   };
+
+  /** ParameterStatus: the client's encoding decides how the gateway may read its statements' text. */
+  private noteParameter(buffer: Buffer, offset: number, length: number): void {
+    const end = offset + length;
+    const nameEnd = buffer.indexOf(0, offset);
+    if (nameEnd < 0 || nameEnd >= end || buffer.toString('latin1', offset, nameEnd) !== 'client_encoding') return;
+    const valueEnd = buffer.indexOf(0, nameEnd + 1);
+    this.clientEncoding = buffer.toString('latin1', nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
+  }
 
   private readyForQuery(status: TransactionStatus): void {
     this.backend.status = status;

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, run, waitFor } from '../support/processes.js';
@@ -117,6 +120,40 @@ describe('gateway relay', () => {
       socket.on('error', reject);
     });
     expect(String.fromCharCode(reply[0])).toBe('R'); // an authentication request, not an error
+  });
+
+  it('keeps the bytes of a non-UTF8 client: its ML statements are never re-encoded', async () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'pgsage-latin1-'));
+    try {
+      const file = path.join(folder, 'latin1.sql');
+      const latin1 = (text: string) => Buffer.from(text, 'latin1');
+      writeFileSync(
+        file,
+        latin1(
+          [
+            'CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;',
+            // Needs no rewrite: goes to PostgreSQL as it came, é and all (per-row path).
+            "SELECT 'caf\u00e9' = U&'caf\\00E9' AS exact, (aws_comprehend.detect_sentiment('tr\u00e8s bien, I loved it', 'en')).sentiment;",
+            // Would need a rewrite the gateway cannot make faithfully: refused, not corrupted.
+            "SELECT 'caf\u00e9' AS x, aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1);",
+            // ASCII reads the same in any encoding: rewritten as usual (the endpoint is unknown).
+            "SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1);",
+          ].join('\n'),
+        ),
+      );
+      const result = await run('psql', [stack.gatewayUrl(), '-X', '-q', '-At', '-f', file], {
+        env: { PGCLIENTENCODING: 'LATIN1' },
+      });
+      expect(result.stdout.trim()).toBe('t|POSITIVE');
+      expect(result.stderr).toMatch(
+        /pgsage cannot rewrite a statement with non-ASCII text while client_encoding is LATIN1/,
+      );
+      expect(result.stderr).toMatch(/HINT:\s+SET client_encoding = 'UTF8'/);
+      expect(result.stderr).toMatch(/no-such-endpoint/);
+      expect(result.stderr).not.toMatch(/function aws_sagemaker.invoke_endpoint\(unknown/);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {

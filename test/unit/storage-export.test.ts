@@ -119,6 +119,7 @@ function control(server: FakeServer): SessionControl {
     toClient: () => {},
     relay: () => Promise.reject(new Error('not used')),
     forward: () => {},
+    clientEncoding: 'UTF8',
   };
 }
 
