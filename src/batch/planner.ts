@@ -403,6 +403,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber);
+  rewriteAsLookups(analysis, groupOfSite, catalog, statementNumber);
   return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
 }
 
@@ -693,6 +694,45 @@ function rewriteAsJoins(
     group.aliases.push(alias);
   }
   for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins);
+}
+
+/**
+ * Calls in an UPDATE's SET list or an UPDATE's or DELETE's WHERE, where no
+ * join can be added: each reads its stored answer through a subquery that
+ * probes the results table's index on the input (a few µs a row, where the
+ * in-database function's own lookup costs tens), and is the original call
+ * when there is none. A stored NULL answer also takes the original call,
+ * which answers the same. Row changes made meanwhile are seen as they are:
+ * the subquery is evaluated on the row version the statement updates.
+ */
+function rewriteAsLookups(
+  analysis: Analysis,
+  groupOfSite: Map<CallSite, CallGroup>,
+  catalog: MlCatalog,
+  statementNumber: string,
+): void {
+  for (const site of analysis.sites) {
+    const group = groupOfSite.get(site);
+    if (!group || group.rowIdentity || site.fromFunction || site.call.wrapper) continue;
+    if (site.level.kind === 'select' || !['target', 'where'].includes(site.clause)) continue;
+    const current = recognizeMlCall(site.call.node, catalog);
+    if (!current) continue;
+    const field = site.call.kind === 'sentiment' ? site.fieldHolder?.field : undefined;
+    if (site.call.kind === 'sentiment' && field !== 'sentiment' && field !== 'confidence') continue;
+    const alias = `aws_ml_r${site.id}`;
+    const column = field === 'confidence' ? 'out_real' : 'out_text::varchar';
+    const stored =
+      `(SELECT ${alias}.${column} FROM ${RESULTS} AS ${alias} WHERE ${alias}.stmt = ${statementNumber}` +
+      ` AND ${alias}.kind = '${current.kind}' AND ${alias}.target = ${current.targetSql} AND ${alias}.key = ${current.keySql} LIMIT 1)`;
+    const original = deparse({ FuncCall: site.call.node });
+    if (field) {
+      const holder = site.fieldHolder!;
+      holder.holder[holder.key] = parseExpression(`COALESCE(${stored}, (${original}).${field})`);
+    } else {
+      site.holder[site.key] = parseExpression(`COALESCE(${stored}, ${original})`);
+    }
+    group.aliases.push(alias);
+  }
 }
 
 /**

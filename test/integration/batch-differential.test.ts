@@ -482,6 +482,47 @@ describe('batch mode in other statements', () => {
     await expectSameBothWays(db, 'SELECT id, p FROM v_scores WHERE id < 30');
   });
 
+  it('UPDATE and DELETE read their answers through an index probe in the statement, as per row', async () => {
+    const sentiment = (field: string) => `(aws_comprehend.detect_sentiment(txt, 'en')).${field}`;
+    const columns = `id, txt, ${f.join(', ')}, NULL::varchar AS sentiment, NULL::real AS confidence, NULL::float8 AS p`;
+    await db.query(`CREATE TABLE notes_batch AS SELECT ${columns} FROM t`);
+    await db.query(`CREATE TABLE notes_rows AS SELECT ${columns} FROM t`);
+    // The guide's materialization, plus a model score.
+    const update = (table: string) => `UPDATE ${table}
+      SET sentiment = ${sentiment('sentiment')}, confidence = ${sentiment('confidence')}, p = ${EP}
+      WHERE txt IS NOT NULL AND length(trim(txt)) > 0 AND sentiment IS NULL AND id % 4 <> 0`;
+    const remove = (table: string) =>
+      `DELETE FROM ${table} WHERE ${sentiment('sentiment')} = 'NEGATIVE' OR ${EP} < 0.2`;
+
+    await db.query('BEGIN');
+    const plan = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${update('notes_batch')}`, rowMode: 'array' });
+    await db.query('ROLLBACK');
+    const text = plan.rows.map((r) => r[0]).join('\n');
+    // (A probe of the results' index on large tables; on this small one the planner may prefer a scan.)
+    expect(text).toMatch(/on aws_ml_results aws_ml_r\d+ \(actual[^\n]*\n\s+ML Function: aws_comprehend/);
+    expect(text).toMatch(
+      /on aws_ml_results aws_ml_r\d+ \(actual[^\n]*\n\s+ML Function: aws_sagemaker[^\n]*\n\s+Batch Processing: num batches=/,
+    );
+
+    const updated = await db.query(update('notes_batch'));
+    await db.query('SET apg_enable_function_migration = off');
+    const updatedPerRow = await db.query(update('notes_rows'));
+    await db.query('RESET apg_enable_function_migration');
+    expect(updated.rowCount).toBe(updatedPerRow.rowCount);
+    const contents = async (table: string) =>
+      (await db.query({ text: `SELECT id, sentiment, confidence, p FROM ${table} ORDER BY id`, rowMode: 'array' }))
+        .rows;
+    expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
+
+    const deleted = await db.query(remove('notes_batch'));
+    await db.query('SET apg_enable_function_migration = off');
+    const deletedPerRow = await db.query(remove('notes_rows'));
+    await db.query('RESET apg_enable_function_migration');
+    expect(deleted.rowCount).toBeGreaterThan(0);
+    expect(deleted.rowCount).toBe(deletedPerRow.rowCount);
+    expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
+  });
+
   it('materialized views, REFRESH (CONCURRENTLY), cursors and FOR UPDATE SKIP LOCKED', async () => {
     await db.query(`CREATE MATERIALIZED VIEW mv_scores AS SELECT id, ${EP} AS p FROM t`);
     await db.query('CREATE UNIQUE INDEX ON mv_scores (id)');
