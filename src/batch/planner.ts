@@ -697,13 +697,16 @@ function rewriteAsJoins(
 }
 
 /**
- * Calls in an UPDATE's SET list or an UPDATE's or DELETE's WHERE, where no
- * join can be added: each reads its stored answer through a subquery that
- * probes the results table's index on the input (a few µs a row, where the
- * in-database function's own lookup costs tens), and is the original call
- * when there is none. A stored NULL answer also takes the original call,
- * which answers the same. Row changes made meanwhile are seen as they are:
- * the subquery is evaluated on the row version the statement updates.
+ * Calls of the statement that no join answers (an UPDATE's SET list, an
+ * UPDATE's or DELETE's WHERE, levels with FOR UPDATE or `SELECT *`, HAVING
+ * and aggregate arguments of grouped levels): each reads its stored answer
+ * through a subquery that probes the results table's index on the input (a
+ * few µs a row, where the in-database function's own lookup costs tens), and
+ * is the original call when there is none. A stored NULL answer also takes
+ * the original call, which answers the same. Row changes made meanwhile are
+ * seen as they are: the subquery reads the row version the statement reads.
+ * Calls outside aggregates of a grouped level stay as written, since GROUP BY
+ * matches them by their expression.
  */
 function rewriteAsLookups(
   analysis: Analysis,
@@ -714,12 +717,20 @@ function rewriteAsLookups(
   for (const site of analysis.sites) {
     const group = groupOfSite.get(site);
     if (!group || group.rowIdentity || site.fromFunction || site.call.wrapper) continue;
-    if (site.level.kind === 'select' || !['target', 'where'].includes(site.clause)) continue;
+    const alias = `aws_ml_r${site.id}`;
+    if (group.aliases.includes(alias)) continue; // answered through a join
+    const { level } = site;
+    if (level.kind === 'select') {
+      // A stored definition (a view's) is not part of the statement's text.
+      if (!level.joinable || !['target', 'where', 'having', 'order'].includes(site.clause)) continue;
+      if (level.aggregated && !site.insideAggregate && site.clause !== 'where') continue;
+    } else if (!['target', 'where'].includes(site.clause)) {
+      continue;
+    }
     const current = recognizeMlCall(site.call.node, catalog);
     if (!current) continue;
     const field = site.call.kind === 'sentiment' ? site.fieldHolder?.field : undefined;
     if (site.call.kind === 'sentiment' && field !== 'sentiment' && field !== 'confidence') continue;
-    const alias = `aws_ml_r${site.id}`;
     const column = field === 'confidence' ? 'out_real' : 'out_text::varchar';
     const stored =
       `(SELECT ${alias}.${column} FROM ${RESULTS} AS ${alias} WHERE ${alias}.stmt = ${statementNumber}` +

@@ -523,6 +523,19 @@ describe('batch mode in other statements', () => {
     expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
   });
 
+  it('HAVING, aggregate arguments of grouped levels, SELECT * and FOR UPDATE read answers through index probes', async () => {
+    for (const sql of [
+      `SELECT grp, count(*) FROM t GROUP BY grp HAVING avg(${EP}) > 0.3`,
+      `SELECT *, ${EP} AS p FROM t WHERE id < 60`,
+      `SELECT id, ${EP} AS p FROM t WHERE id < 60 ORDER BY id FOR UPDATE SKIP LOCKED`,
+    ]) {
+      const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
+      expect(plan, sql).toMatch(/on aws_ml_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
+      expect(plan, sql).not.toContain('batch results read per row');
+      await expectSameBothWays(db, sql);
+    }
+  });
+
   it('materialized views, REFRESH (CONCURRENTLY), cursors and FOR UPDATE SKIP LOCKED', async () => {
     await db.query(`CREATE MATERIALIZED VIEW mv_scores AS SELECT id, ${EP} AS p FROM t`);
     await db.query('CREATE UNIQUE INDEX ON mv_scores (id)');
