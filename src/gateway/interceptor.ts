@@ -9,9 +9,10 @@ import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import { type AstNode, deparse, nodeType } from '../sql/ast.js';
+import { type AstNode, deparse, inner, nodeType } from '../sql/ast.js';
 import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
+import { quoteLiteral } from '../sql/quote.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { BackendError } from './backend.js';
@@ -80,6 +81,52 @@ function readsExactly(control: SessionControl, bytes: Buffer, start: number): bo
   return true;
 }
 
+/**
+ * CREATE TABLE AS, SELECT INTO, CREATE and REFRESH MATERIALIZED VIEW (and
+ * EXPLAIN of them): statements that write while their query may run in
+ * parallel. PostgreSQL refuses a new command during such a query, and a
+ * VOLATILE PL/pgSQL function (the ML functions) starts one for each statement
+ * or non-immutable expression it runs: a wrapper declared PARALLEL SAFE, as in
+ * Aurora's guide, would get them a parallel plan.
+ */
+function writesWithParallelPlan(sql: string): boolean {
+  if (!/\b(as|into|refresh)\b/i.test(sql)) return false;
+  let statements: { stmt: AstNode }[];
+  try {
+    statements = parse(sql);
+  } catch {
+    return false;
+  }
+  return statements.some(({ stmt }) => {
+    const explained = inner(stmt, 'ExplainStmt')?.query ?? stmt;
+    const type = nodeType(explained);
+    return (
+      type === 'CreateTableAsStmt' ||
+      type === 'RefreshMatViewStmt' ||
+      (type === 'SelectStmt' && inner(explained, 'SelectStmt').intoClause !== undefined)
+    );
+  });
+}
+
+/**
+ * Makes parallel plans too costly to choose until the returned function runs
+ * (after every statement handed over has been answered). The batch size
+ * settings are left alone: they also size batch mode's concurrency.
+ */
+async function withoutParallelPlans(control: SessionControl): Promise<(() => Promise<void>) | undefined> {
+  if (control.backend.status === 'E') return undefined;
+  const { rows } = await control.backend.query(
+    "SELECT current_setting('parallel_setup_cost'), set_config('parallel_setup_cost', '1e300', false)",
+  );
+  const previous = rows[0][0] ?? '1000';
+  return async () => {
+    await control.whenIdle();
+    // In a failed transaction block the setting is undone with the block (it was set inside it).
+    if (control.backend.status === 'E') return;
+    await control.backend.query(`SELECT set_config('parallel_setup_cost', ${quoteLiteral(previous)}, false)`);
+  };
+}
+
 /** The tables whose rows key the stored answers of a plan's groups. */
 const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
 
@@ -127,12 +174,15 @@ export class MlInterceptor implements SessionInterceptor {
   // ------------------------------------------------------------ simple protocol
 
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
+    const restore = writesWithParallelPlan(sql) ? await withoutParallelPlans(control) : undefined;
     try {
       await this.query(control, sql, message);
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
       // One of the gateway's own statements failed: report it like any statement error.
       control.toClient([error.raw, readyForQuery(control.backend.status)]);
+    } finally {
+      await restore?.();
     }
   }
 

@@ -38,6 +38,8 @@ export interface SessionControl {
   forward(bytes: Buffer | Buffer[], syncPoints: number): void;
   /** The session's client_encoding, as the server last reported it. */
   readonly clientEncoding: string;
+  /** Resolves once every statement handed over with `forward` has been answered. */
+  whenIdle(): Promise<void>;
 }
 
 /**
@@ -415,6 +417,10 @@ export class Session implements SessionControl {
   forward(bytes: Buffer | Buffer[], syncPoints: number): void {
     this.pendingSyncs += syncPoints;
     this.writeServer(bytes);
+  }
+
+  whenIdle(): Promise<void> {
+    return this.whenServerIdle();
   }
 
   relay(

@@ -536,6 +536,43 @@ describe('batch mode in other statements', () => {
     }
   });
 
+  it('CREATE TABLE AS, SELECT INTO and materialized views work where PostgreSQL would plan them in parallel', async () => {
+    // Aurora's guide declares its wrappers PARALLEL SAFE, which gets such statements parallel plans.
+    await db.query(`CREATE FUNCTION guide_mood(IN doc text, OUT mood varchar)
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$ LANGUAGE SQL PARALLEL SAFE COST 5000`);
+    const parallel =
+      'SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2';
+    await db.query(parallel);
+    try {
+      const plan = await db.query({ text: 'EXPLAIN SELECT id, guide_mood(txt) FROM t', rowMode: 'array' });
+      expect(plan.rows.map((r) => r[0]).join('\n')).toContain('Gather'); // the query alone would run in parallel
+      const contents = async (table: string) =>
+        (await db.query({ text: `SELECT * FROM ${table} ORDER BY id`, rowMode: 'array' })).rows;
+      for (const mode of ['off', 'on']) {
+        await db.query(`SET apg_enable_function_migration = ${mode}`);
+        await db.query(`CREATE TABLE par_ctas_${mode} AS SELECT id, guide_mood(txt) AS mood, ${EP} AS p FROM t`);
+        await db.query(`SELECT id, guide_mood(txt) AS mood INTO par_into_${mode} FROM t`);
+        await db.query(`CREATE MATERIALIZED VIEW par_mv_${mode} AS SELECT id, guide_mood(txt) AS mood FROM t`);
+        await db.query('BEGIN');
+        await db.query(`REFRESH MATERIALIZED VIEW par_mv_${mode}`);
+        // Planning in parallel is allowed again once the statement is done, inside the block too.
+        expect((await db.query('SHOW parallel_setup_cost')).rows[0].parallel_setup_cost).toBe('0');
+        await db.query('COMMIT');
+      }
+      await db.query('RESET apg_enable_function_migration');
+      for (const table of ['par_ctas', 'par_into', 'par_mv']) {
+        const perRow = await contents(`${table}_off`);
+        expect(perRow.length, table).toBe(fixture.rows.length + 31);
+        expect(await contents(`${table}_on`), table).toEqual(perRow);
+      }
+      expect((await db.query('SHOW parallel_setup_cost')).rows[0].parallel_setup_cost).toBe('0');
+    } finally {
+      await db.query(
+        'RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather',
+      );
+    }
+  });
+
   it('materialized views, REFRESH (CONCURRENTLY), cursors and FOR UPDATE SKIP LOCKED', async () => {
     await db.query(`CREATE MATERIALIZED VIEW mv_scores AS SELECT id, ${EP} AS p FROM t`);
     await db.query('CREATE UNIQUE INDEX ON mv_scores (id)');

@@ -57,10 +57,16 @@ describe('CREATE EXTENSION aws_ml', () => {
     ]);
     const member = await admin.query("SELECT pg_has_role(current_user, 'aws_ml', 'MEMBER') AS member");
     expect(member.rows[0].member).toBe(true);
+    // The ML functions keep out of parallel queries (see aws_ml--1.0.sql); cast_output is safe.
     const parallel = await admin.query(
-      "SELECT DISTINCT proparallel FROM pg_proc WHERE pronamespace IN ('aws_comprehend'::regnamespace, 'aws_sagemaker'::regnamespace)",
+      "SELECT proname, proparallel FROM pg_proc WHERE pronamespace IN ('aws_comprehend'::regnamespace, 'aws_sagemaker'::regnamespace) ORDER BY 1, 2",
     );
-    expect(parallel.rows).toEqual([{ proparallel: 's' }]);
+    expect(parallel.rows).toEqual([
+      { proname: 'cast_output', proparallel: 's' },
+      { proname: 'detect_sentiment', proparallel: 'u' },
+      { proname: 'detect_sentiment', proparallel: 'u' },
+      { proname: 'invoke_endpoint', proparallel: 'u' },
+    ]);
   });
 
   it('resolves both detect_sentiment call forms with literals and columns', async () => {

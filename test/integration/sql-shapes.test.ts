@@ -52,11 +52,12 @@ describe('detect_sentiment in the shapes users write', () => {
     expect(materialized.rows).toEqual(fields.rows);
   });
 
-  it('is PARALLEL SAFE, counted under aws_comprehend, and answers on a direct connection', async () => {
-    const safe = await db.query(
-      "SELECT bool_and(proparallel = 's') AS safe FROM pg_proc WHERE proname IN ('detect_sentiment', 'invoke_endpoint')",
+  it('is PARALLEL UNSAFE, counted under aws_comprehend, and answers on a direct connection', async () => {
+    // PL/pgSQL functions that start commands must keep out of parallel queries (see aws_ml--1.0.sql).
+    const unsafe = await db.query(
+      "SELECT bool_and(proparallel = 'u') AS unsafe FROM pg_proc WHERE proname IN ('detect_sentiment', 'invoke_endpoint')",
     );
-    expect(safe.rows[0].safe).toBe(true);
+    expect(unsafe.rows[0].unsafe).toBe(true);
     const direct = await stack.direct();
     await direct.query("SET track_functions = 'all'");
     const { rows } = await direct.query("SELECT (aws_comprehend.detect_sentiment('I like it!', 'en')).sentiment");

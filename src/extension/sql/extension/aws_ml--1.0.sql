@@ -46,8 +46,15 @@ $$;
 
 -- One request to the gateway's bridge. The request and response are JSON; the
 -- bridge reports failures inside the response so that the SQLSTATE survives.
+--
+-- The ML functions and this one are PARALLEL UNSAFE (Aurora's C functions are
+-- safe): a VOLATILE PL/pgSQL function starts a new command for each statement
+-- and each expression that calls a non-immutable function, which PostgreSQL
+-- forbids during a parallel query that writes (CREATE TABLE AS, CREATE or
+-- REFRESH MATERIALIZED VIEW), and parallel workers could not read the batch
+-- results anyway. Batch mode gives the parallelism instead: several batches in flight.
 CREATE FUNCTION aws_ml.bridge_call(request text) RETURNS json
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   response text;
@@ -187,7 +194,7 @@ CREATE FUNCTION aws_comprehend.detect_sentiment(
   max_rows_per_batch int DEFAULT NULL,
   OUT sentiment varchar,
   OUT confidence real)
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 COST 5000
 AS $$
 DECLARE
@@ -227,7 +234,7 @@ CREATE FUNCTION aws_comprehend.detect_sentiment(
   max_rows_per_batch int DEFAULT NULL,
   OUT sentiment varchar,
   OUT confidence real)
-LANGUAGE sql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 COST 5000
 AS $$
   SELECT s.sentiment, s.confidence
@@ -246,7 +253,7 @@ CREATE FUNCTION aws_sagemaker.invoke_endpoint(
   max_rows_per_batch int,
   model_input json,
   OUT model_output varchar)
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 COST 5000
 AS $$
 DECLARE
