@@ -78,6 +78,11 @@ export interface PlanOptions {
    * first fetched after other statements still reads its own results.
    */
   statementNumber?: number;
+  /**
+   * The first group id to give (ids key the stored rows): statements prepared
+   * in one session may run in one extended-protocol group, under one number.
+   */
+  firstGroupId?: number;
 }
 
 const RESULTS = 'pg_temp.aws_ml_results';
@@ -392,7 +397,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     }
   }
   const planned = groups.filter((g) => valid.has(g));
-  const newId = new Map(planned.map((g, i) => [g, i]));
+  const newId = new Map(planned.map((g, i) => [g, (options.firstGroupId ?? 0) + i]));
   for (const group of planned) {
     const deps = (pendingDependencies.get(group) ?? []).map((d) => newId.get(groupOfSite.get(d)!)!);
     group.id = newId.get(group)!;
@@ -504,6 +509,20 @@ const LITERAL_SAFE_TYPES = new Set([
   'json',
   'jsonb',
 ]);
+/** Types whose input reads 'now', 'today', … relative to the moment it is read. */
+const TIME_TYPES = new Set([
+  'date',
+  'time',
+  'timetz',
+  'timestamp',
+  'timestamptz',
+  'daterange',
+  'tsrange',
+  'tstzrange',
+  'datemultirange',
+  'tsmultirange',
+  'tstzmultirange',
+]);
 /** Functions that give the same value for the same arguments (operators on plain values are such too). */
 const ROW_ONLY_FUNCTIONS = new Set([
   'json_build_array',
@@ -560,6 +579,8 @@ function stableArguments(call: CallSite['call']): boolean {
         const names: AstNode[] = cast.typeName.names;
         const typeName = names[names.length - 1]?.String?.sval;
         if (inner(cast.arg, 'A_Const') && !LITERAL_SAFE_TYPES.has(typeName)) stable = false;
+        // Text read as a date or time may be 'now' (a column's or a parameter's): it reads differently later.
+        if (TIME_TYPES.has(typeName)) stable = false;
         return undefined;
       }
       if (type === 'A_Const' || type === 'ParamRef' || type === 'TypeName') return false;

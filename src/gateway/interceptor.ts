@@ -65,9 +65,11 @@ interface PreparedMl {
   /** What the server was given to parse (the rewritten statement). */
   serverSql: string;
   declaredTypes: number[];
+  /** Its groups' ids start here (see PlanOptions.firstGroupId). */
+  firstGroupId: number;
   inferredTypes?: number[];
-  /** The SQL names of the inferred types, for writing bound values into argument queries. */
-  typeNames?: string[];
+  /** The SQL names of the inferred types (and of the types under domains), for writing bound values into argument queries. */
+  typeNames?: { names: string[]; bases: string[] };
 }
 
 /**
@@ -77,7 +79,8 @@ interface PreparedMl {
  */
 function readsExactly(control: SessionControl, bytes: Buffer, start: number): boolean {
   if (control.clientEncoding === 'UTF8') return true;
-  for (let i = start; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
+  // The text ends at its NUL (a Parse's parameter types follow it).
+  for (let i = start; i < bytes.length && bytes[i] !== 0; i++) if (bytes[i] >= 0x80) return false;
   return true;
 }
 
@@ -127,16 +130,38 @@ async function withoutParallelPlans(control: SessionControl): Promise<(() => Pro
   };
 }
 
+/** Whether two Binds carry the same values in the same formats. */
+function sameValues(
+  a: { values: (Buffer | null)[]; formats: number[] },
+  b: { values: (Buffer | null)[]; formats: number[] },
+): boolean {
+  return (
+    a.values.length === b.values.length &&
+    a.formats.length === b.formats.length &&
+    a.formats.every((f, i) => f === b.formats[i]) &&
+    a.values.every((v, i) => {
+      const w = b.values[i];
+      return v === null || w === null ? v === w : v.equals(w);
+    })
+  );
+}
+
+/** Where a Parse message's query text starts (after the statement name). */
+const parseTextStart = (bytes: Buffer) => bytes.indexOf(0, 5) + 1;
+
 /** The tables whose rows key the stored answers of a plan's groups. */
 const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
 
-/** format_type's name of each type, in order. */
-async function typeNames(control: SessionControl, types: number[]): Promise<string[]> {
-  if (types.length === 0) return [];
+/** format_type's name of each type, and of the type under it when it is a domain, in order. */
+async function typeNames(control: SessionControl, types: number[]): Promise<{ names: string[]; bases: string[] }> {
+  if (types.length === 0) return { names: [], bases: [] };
   const { rows } = await control.backend.query(
-    `SELECT pg_catalog.format_type(t, NULL) FROM unnest('{${types.join(',')}}'::oid[]) WITH ORDINALITY AS u(t, n) ORDER BY n`,
+    // typmod -1, not NULL: format_type(bpchar, NULL) is `character`, which as a cast means char(1).
+    `SELECT pg_catalog.format_type(u.t, -1), pg_catalog.format_type(COALESCE(NULLIF(y.typbasetype, 0), u.t), -1)
+       FROM unnest('{${types.join(',')}}'::oid[]) WITH ORDINALITY AS u(t, n)
+       LEFT JOIN pg_catalog.pg_type y ON y.oid = u.t ORDER BY u.n`,
   );
-  return rows.map((row) => row[0] ?? 'text');
+  return { names: rows.map((row) => row[0] ?? 'text'), bases: rows.map((row) => row[1] ?? 'text') };
 }
 
 type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
@@ -149,6 +174,7 @@ type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { f
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
+  private nextGroupId = 0;
   private readonly prepared = new Map<string, PreparedMl>();
 
   constructor(
@@ -349,6 +375,7 @@ export class MlInterceptor implements SessionInterceptor {
     catalog: MlCatalog,
     rowTables?: ReadonlySet<string>,
     statementNumber?: number,
+    firstGroupId?: number,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -363,7 +390,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (isCatalogDdl(stmt)) return { forward: 'ddl' };
     const target = batchTarget(stmt, catalog);
     if (!target) return { forward: 'not batchable' };
-    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber });
+    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
     return { target, plan, catalog };
   }
@@ -547,7 +574,7 @@ export class MlInterceptor implements SessionInterceptor {
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
-      if (message.type === 0x50 /* P */ && !readsExactly(control, message.bytes, 5)) {
+      if (message.type === 0x50 /* P */ && !readsExactly(control, message.bytes, parseTextStart(message.bytes))) {
         // Not read faithfully, so not rewritten or batched: PostgreSQL gets the statement as it came.
         this.prepared.delete(readParse(message.bytes).name);
         out.push(message.bytes);
@@ -556,12 +583,21 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);
+        const firstGroupId = this.nextGroupId;
         const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
-          ? this.parseForBatch(rewritten, catalog)
+          ? this.parseForBatch(rewritten, catalog, undefined, undefined, firstGroupId)
           : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
+          // Group ids key stored rows: statements bound in one group must not share them.
+          this.nextGroupId += parsed.plan.groups.length;
           const serverSql = parsed.target.finalSql(parsed.plan);
-          const entry = { target: parsed.target, plan: parsed.plan, serverSql, declaredTypes: parse.paramTypes };
+          const entry = {
+            target: parsed.target,
+            plan: parsed.plan,
+            serverSql,
+            declaredTypes: parse.paramTypes,
+            firstGroupId,
+          };
           this.prepared.set(parse.name, entry);
           batchParses.push({
             index: out.length,
@@ -635,16 +671,31 @@ export class MlInterceptor implements SessionInterceptor {
       // Without batch mode the rewritten statement still parses and falls back to per-row calls.
       if (!settings.batchable || binds.length === 0) return;
       const work: ArgumentWork[] = [];
-      for (const { entry, params } of binds) {
+      // The Executes of one group read one statement number: rows stored for a statement bound
+      // twice with different values could not be told apart, so such a statement is answered per row.
+      const ambiguous = new Set(
+        binds
+          .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
+          .map((b) => b.entry),
+      );
+      for (const [i, { entry, params }] of binds.entries()) {
+        // Bound again with the same values: its answers are already there.
+        if (binds.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
         entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
         entry.typeNames ??= await typeNames(control, entry.inferredTypes);
-        const bound = { ...params, types: entry.inferredTypes, typeNames: entry.typeNames };
+        const bound = {
+          ...params,
+          types: entry.inferredTypes,
+          typeNames: entry.typeNames.names,
+          baseTypeNames: entry.typeNames.bases,
+        };
         for (const planned of entry.plan.groups) {
+          if (planned.rowIdentity && ambiguous.has(entry)) continue;
           // Answers stored by row are read only while the table still qualifies, and only for values
           // that read the same in the statement as in its argument query: 'now' does, but only in
           // the same transaction block (it is the transaction's start).
-          const sameValues = inTransaction || readsTheSameLater(bound);
-          if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && sameValues)) continue;
+          const steady = inTransaction || readsTheSameLater(bound);
+          if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && steady)) continue;
           work.push({ group: planned, params: bound });
         }
       }
@@ -671,6 +722,11 @@ export class MlInterceptor implements SessionInterceptor {
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
     control.forward(out, syncs);
+    // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
+    // one's answers, stored by row for these values: no statement number is current after it.
+    await control.whenIdle();
+    if (control.backend.status !== 'E')
+      await control.backend.query("SELECT set_config('aws_ml.batch_statement', '0', false)");
   }
 
   /**
@@ -689,7 +745,7 @@ export class MlInterceptor implements SessionInterceptor {
     const { parse, entry } = prepared;
     if (!entry.plan.rowIdentityTables.some((table) => rowTables.has(table))) return;
     try {
-      const replanned = this.parseForBatch(parse.sql, catalog, rowTables);
+      const replanned = this.parseForBatch(parse.sql, catalog, rowTables, undefined, entry.firstGroupId);
       if ('forward' in replanned || rowTablesOf(replanned.plan).length === 0) return;
       entry.target = replanned.target;
       entry.plan = replanned.plan;

@@ -194,6 +194,12 @@ export class Session implements SessionControl {
       return;
     }
     for (const message of messages) {
+      if (message.type === S && this.backend.busy) {
+        // A setting reported while the gateway runs its own statements (a rollback can undo the
+        // client's SET client_encoding): the client must hear of it as PostgreSQL meant it to.
+        this.noteParameter(message.bytes, 5, message.bytes.length - 5);
+        this.writeClient(message.bytes);
+      }
       if (this.backend.deliver(message)) continue;
       if (this.relayHandler) {
         if (message.type === S) this.noteParameter(message.bytes, 5, message.bytes.length - 5);

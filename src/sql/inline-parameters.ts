@@ -9,6 +9,8 @@ export interface BoundValues {
   formats: number[];
   /** The SQL name of each parameter's type, as `format_type` writes it. */
   typeNames: string[];
+  /** The same, for a domain the type it is over (default: typeNames). */
+  baseTypeNames?: string[];
 }
 
 const formatOf = (formats: number[], index: number) =>
@@ -65,7 +67,7 @@ export function readsTheSameLater(bound: BoundValues): boolean {
     (value, index) =>
       value === null ||
       formatOf(bound.formats, index) !== 0 ||
-      !TIME_TYPE.test(bound.typeNames[index] ?? '') ||
+      !TIME_TYPE.test((bound.baseTypeNames ?? bound.typeNames)[index] ?? '') ||
       !RELATIVE_TIME.test(value.toString('utf8')),
   );
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
@@ -330,8 +331,10 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
 
   it('gives each row the answer its own Bind asked for when a value means another moment later', async () => {
     // 'now' reads differently in the argument query: the answers stored there must not be used.
-    // (Digits of the moment, through functions that keep answers stored by row.)
-    const moment = `(${['-', ' ', ':', '.', '+'].reduce((sql, c) => `replace(${sql}, '${c}', '')`, 'left($1::timestamptz::text, 26)')}::numeric % 1000)::float8 / 100`;
+    // (Digits of the moment, through functions that keep answers stored by row; a cast to
+    // timestamptz itself would keep them keyed by input, a domain over it does not.)
+    await db.query('CREATE DOMAIN moment AS timestamptz');
+    const moment = `(${['-', ' ', ':', '.', '+'].reduce((sql, c) => `replace(${sql}, '${c}', '')`, 'left($1::moment::text, 26)')}::numeric % 1000)::float8 / 100`;
     const shifted = (table: string) =>
       `aws_sagemaker.invoke_endpoint('xgb', NULL, ${table}.f1 + ${moment}, ${f
         .slice(1)
@@ -340,6 +343,60 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     const sql = `SELECT count(*)::int FROM t WHERE ${shifted('t')} IS DISTINCT FROM (SELECT ${shifted('t2')} FROM t t2 WHERE t2.id = t.id)`;
     const result = await db.query({ text: sql, values: ['now'], rowMode: 'array' });
     expect(result.rows).toEqual([[0]]);
+  });
+
+  describe('as a driver may pipeline it', () => {
+    const mood =
+      "SELECT id, (aws_comprehend.detect_sentiment(txt || $1, 'en')).sentiment FROM t WHERE id <= 40 ORDER BY id";
+    const score = `SELECT id, ${EP} FROM t WHERE id <= $1 ORDER BY id`;
+    const expected = async (sql: string, value: string | number) => {
+      const rows = await perRow({ text: sql, values: [value] });
+      return rows.map((row) => row.map((v) => (v === null ? null : String(v))));
+    };
+    let session: RawSession;
+    beforeAll(async () => {
+      session = new RawSession(await stack.connect());
+    });
+
+    it('answers each of several Binds in one Sync group with its own values, of one statement or two', async () => {
+      const values = [' great', ' awful awful terrible', ' great'];
+      const answer = await session.round([
+        raw.parse('mood', mood),
+        raw.parse('score', score),
+        ...values.flatMap((v) => [raw.bind('mood', [v]), raw.execute()]),
+        raw.bind('score', ['30']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results).toHaveLength(4);
+      for (const [i, value] of values.entries()) expect(answer.results[i]).toEqual(await expected(mood, value));
+      const scores = answer.results[3].map(([id, p]) => [Number(id), Number(p)]);
+      expect(scores).toEqual((await perRow({ text: score, values: [30] })).map(([id, p]) => [id, p]));
+    });
+
+    it('answers an execution the gateway did not prepare (after a Flush) with its own values', async () => {
+      await session.round([raw.bind('mood', [' great']), raw.execute(), raw.sync()]);
+      const answer = await session.round([
+        raw.bind('mood', [' awful awful terrible']),
+        raw.execute(),
+        raw.flush(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
+    });
+
+    it('reads a character parameter whole', async () => {
+      const answer = await session.round([
+        raw.parse('', mood, [1042]), // bpchar
+        raw.bind('', [' awful awful terrible']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
+    });
   });
 
   it('passes binary parameters through to the argument query', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, run, waitFor } from '../support/processes.js';
+import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
@@ -154,6 +155,26 @@ describe('gateway relay', () => {
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }
+  });
+
+  it('tells the client of settings its statement changed back, and reads ASCII Parse text in any encoding', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+    await session.query("SET client_encoding = 'LATIN1'");
+    // The batch statement fails, so the gateway rolls the string back, SET included.
+    const failed = await session.query(
+      "SET client_encoding = 'UTF8'; SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)",
+    );
+    expect(failed.errors.map((e) => e.code)).toEqual(['42704']);
+    expect(failed.parameters).toEqual(['client_encoding=UTF8', 'client_encoding=LATIN1']);
+    // Parameter types whose OIDs have bytes above 0x7f (701 is float8) are not text: the call is rewritten.
+    const typed = await session.round([
+      raw.parse('', "SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, $1, $2)", [701, 701]),
+      raw.bind('', ['1.5', '2']),
+      raw.execute(),
+      raw.sync(),
+    ]);
+    expect(typed.errors.map((e) => e.code)).toEqual(['42704']);
   });
 
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {

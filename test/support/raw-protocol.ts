@@ -1,0 +1,87 @@
+import type pg from 'pg';
+import {
+  bindMessage,
+  executeMessage,
+  type Message,
+  MessageFramer,
+  parseFields,
+  parseMessage,
+  queryMessage,
+  readDataRow,
+  syncMessage,
+} from '../../src/gateway/protocol.js';
+
+/** What the server answered to one round of messages, as the client saw it. */
+export interface RawAnswer {
+  /** Data rows, per Execute (or Query) in order, until its CommandComplete. */
+  results: (string | null)[][][];
+  errors: { code: string; message: string }[];
+  /** ParameterStatus messages (name=value). */
+  parameters: string[];
+  statuses: string[];
+}
+
+/**
+ * A node-postgres connection (authenticated) taken over to send protocol
+ * messages as written: several Binds in one Sync group, Flush-ended groups,
+ * statements prepared in one group and bound in a later one.
+ */
+export class RawSession {
+  private readonly framer = new MessageFramer();
+  private pending: Message[] = [];
+  private wake: (() => void) | undefined;
+  private readonly stream: NodeJS.ReadWriteStream;
+
+  constructor(client: pg.Client) {
+    this.stream = (client as unknown as { connection: { stream: NodeJS.ReadWriteStream } }).connection.stream;
+    this.stream.removeAllListeners('data');
+    this.stream.on('data', (chunk: Buffer) => {
+      this.framer.push(chunk, this.pending);
+      this.wake?.();
+    });
+  }
+
+  /** Sends the messages and collects the answers up to the `syncs`-th ReadyForQuery. */
+  async round(messages: Buffer[], syncs = 1): Promise<RawAnswer> {
+    this.stream.write(Buffer.concat(messages));
+    const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [] };
+    let rows: (string | null)[][] = [];
+    while (answer.statuses.length < syncs) {
+      if (this.pending.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+      for (const message of this.pending.splice(0)) {
+        const type = String.fromCharCode(message.type);
+        if (type === 'D') rows.push(readDataRow(message.bytes));
+        else if (type === 'C' || type === 's') {
+          answer.results.push(rows);
+          rows = [];
+        } else if (type === 'E') {
+          const fields = parseFields(message.bytes);
+          answer.errors.push({ code: fields.C, message: fields.M });
+        } else if (type === 'S') {
+          const [name, value] = message.bytes.toString('utf8', 5, message.bytes.length - 1).split('\0');
+          answer.parameters.push(`${name}=${value}`);
+        } else if (type === 'Z') answer.statuses.push(String.fromCharCode(message.bytes[5]));
+      }
+    }
+    return answer;
+  }
+
+  query(sql: string): Promise<RawAnswer> {
+    return this.round([queryMessage(sql)]);
+  }
+}
+
+/** Message builders for RawSession.round, with text parameters. */
+export const raw = {
+  parse: (name: string, sql: string, types: number[] = []) => parseMessage(name, sql, types),
+  bind: (statement: string, values: (string | null)[], portal = '') =>
+    bindMessage(
+      portal,
+      statement,
+      values.map((v) => (v === null ? null : Buffer.from(v))),
+    ),
+  execute: (portal = '', maxRows = 0) => executeMessage(portal, maxRows),
+  flush: () => Buffer.from([0x48, 0, 0, 0, 4]),
+  sync: () => syncMessage(),
+};
