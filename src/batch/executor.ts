@@ -38,6 +38,11 @@ export interface BatchSettings {
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
   trackFunctions: boolean;
+  /**
+   * The installed invoke_endpoint answers a NULL input itself, so it can be counted with a
+   * no-op call (a database that created the extension before that change has the older body).
+   */
+  endpointNoOp: boolean;
 }
 
 /**
@@ -79,6 +84,8 @@ export async function readSettings(
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),
+      (SELECT p.prosrc LIKE '%model_input IS NULL%' FROM pg_catalog.pg_proc p
+        WHERE p.oid = to_regprocedure('aws_sagemaker.invoke_endpoint(character varying, integer, json)')),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -95,6 +102,7 @@ export async function readSettings(
     floatDigits,
     clientEncoding,
     trackFunctions,
+    endpointNoOp,
   ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -109,6 +117,7 @@ export async function readSettings(
     readOnly: readOnly === 'on',
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
+    endpointNoOp: endpointNoOp === 't',
   };
 }
 
@@ -269,7 +278,7 @@ export async function computeBatchResults(
       }
       if (abort.signal.aborted) throw abort.signal.reason;
     }
-    if (settings.trackFunctions) await countJoinedBatches(control, figures);
+    if (settings.trackFunctions) await countJoinedBatches(control, figures, settings.endpointNoOp);
     return figures;
   } catch (error) {
     if (abort.signal.aborted && !(error instanceof BackendError)) throw abort.signal.reason;
@@ -311,15 +320,22 @@ const NO_OP_CALLS: Record<CallGroup['kind'], string> = {
 };
 
 /**
- * Answers joined into the statement never run the in-database function, so
- * pg_stat_user_functions would not see them: with track_functions on, the
- * function is called once per batch it stands for, with a NULL input that
- * returns at once. (Calls read per row count themselves, one per row.)
+ * Answers joined into the statement or read through an index probe never run
+ * the in-database function, so pg_stat_user_functions would not see them:
+ * with track_functions on, the function is called once per batch it stands
+ * for, with a NULL input that returns at once. (Calls read per row count
+ * themselves, one per row.)
  */
-async function countJoinedBatches(control: SessionControl, figures: Map<CallGroup, BatchFigures>): Promise<void> {
+async function countJoinedBatches(
+  control: SessionControl,
+  figures: Map<CallGroup, BatchFigures>,
+  endpointNoOp: boolean,
+): Promise<void> {
   const batches = new Map<CallGroup['kind'], number>();
   for (const [group, figure] of figures) {
-    if (group.joined) batches.set(group.kind, (batches.get(group.kind) ?? 0) + figure.sizes.length);
+    // Answered through joins or index probes (aliases), not through the function's own lookup.
+    if (group.aliases.length === 0 || (group.kind === 'endpoint' && !endpointNoOp)) continue;
+    batches.set(group.kind, (batches.get(group.kind) ?? 0) + figure.sizes.length);
   }
   const counts = [...batches]
     .filter(([, n]) => n > 0)

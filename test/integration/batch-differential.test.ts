@@ -771,6 +771,15 @@ describe('monitoring with track_functions', () => {
       const nulls = Number((await db.query('SELECT count(*) AS n FROM t WHERE txt IS NULL')).rows[0].n);
       expect(sentimentBatches).toBeGreaterThan(1);
       expect(await callsOf('detect_sentiment')).toBe(sentimentBatches + nulls);
+
+      // Answers read through index probes (an UPDATE) are counted per batch too.
+      await db.query(`CREATE TABLE counted AS SELECT id, ${f.join(', ')}, NULL::float8 AS p FROM t`);
+      await db.query('SELECT pg_stat_reset()');
+      before = batchesOf(endpoint);
+      await db.query(`UPDATE counted SET p = aws_sagemaker.invoke_endpoint('xgb', 5, ${f.join(', ')})::float8`);
+      const updateBatches = batchesOf(endpoint) - before;
+      expect(updateBatches).toBeGreaterThan(10);
+      expect(await callsOf('invoke_endpoint')).toBe(updateBatches);
     } finally {
       await db.query('RESET track_functions');
     }
