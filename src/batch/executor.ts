@@ -84,8 +84,10 @@ export async function readSettings(
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),
-      (SELECT p.prosrc LIKE '%model_input IS NULL%' FROM pg_catalog.pg_proc p
-        WHERE p.oid = to_regprocedure('aws_sagemaker.invoke_endpoint(character varying, integer, json)')),
+      -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
+      (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
+         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint'),
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -384,7 +386,9 @@ async function streamArguments(
     const params = queries.params;
     const separate = params ? undefined : await separateInputs(group, queries.separateSql, backend);
     const sql = separate ? queries.separateSql! : queries.argumentSql;
-    if (progress.estimate && !params) progress.expectedRows += await estimatedRows(backend, sql);
+    // (A query without FROM gives one row: no estimate worth a round trip.)
+    if (progress.estimate && !params && /\bfrom\b/i.test(sql))
+      progress.expectedRows += await estimatedRows(backend, sql);
     const format: KeyFormat = separate ? 'csv' : 'json';
     // A one-column input whose answers are stored per row is told apart by its bytes, not by a string.
     const byBytes = rows !== undefined && !params && !separate;

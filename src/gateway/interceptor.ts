@@ -570,6 +570,8 @@ export class MlInterceptor implements SessionInterceptor {
     const out: Buffer[] = [];
     const binds: { entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
     let syncs = 0;
+    /** The unnamed statement, prepared in an earlier group, that a Bind here uses. */
+    let unnamed: PreparedMl | undefined;
     // Statements prepared in this group to read batch results, and their plain form (see read-only below).
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     for (const message of group) {
@@ -618,6 +620,9 @@ export class MlInterceptor implements SessionInterceptor {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
         if (entry) binds.push({ entry, params: { values: bind.params, formats: bind.paramFormats } });
+        if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
+          unnamed = entry;
+        }
       }
       out.push(message.bytes);
     }
@@ -639,7 +644,7 @@ export class MlInterceptor implements SessionInterceptor {
       ],
     );
     if (!settings.extensionReady) {
-      control.forward(out, syncs);
+      await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
     if (settings.readOnly && batchParses.length > 0) {
@@ -653,7 +658,7 @@ export class MlInterceptor implements SessionInterceptor {
       binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
       batchParses.length = 0;
       if (binds.length === 0) {
-        control.forward(out, syncs);
+        await this.forwardAfterOwnWork(control, out, syncs, unnamed);
         return;
       }
     }
@@ -721,12 +726,40 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
-    control.forward(out, syncs);
+    await this.forwardAfterOwnWork(control, out, syncs, unnamed);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it.
     await control.whenIdle();
     if (control.backend.status !== 'E')
       await control.backend.query("SELECT set_config('aws_ml.batch_statement', '0', false)");
+  }
+
+  /**
+   * Hands the group to PostgreSQL after the gateway ran statements of its own.
+   * A simple query drops the unnamed prepared statement, so one the client
+   * prepared in an earlier group is parsed again first, its ParseComplete
+   * kept from the client (for a group with one Sync; others go as they are).
+   */
+  private async forwardAfterOwnWork(
+    control: SessionControl,
+    out: Buffer[],
+    syncs: number,
+    unnamed: PreparedMl | undefined,
+  ): Promise<void> {
+    if (!unnamed || syncs !== 1) {
+      control.forward(out, syncs);
+      return;
+    }
+    let hidden = false;
+    const outcome = await control.relay(
+      [parseMessage('', unnamed.serverSql, unnamed.declaredTypes), ...out],
+      (message) => {
+        if (hidden || message.type !== 0x31 /* ParseComplete */) return message.bytes;
+        hidden = true;
+        return null;
+      },
+    );
+    control.toClient(readyForQuery(outcome.status));
   }
 
   /**

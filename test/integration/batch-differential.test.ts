@@ -387,6 +387,15 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
     });
 
+    it("binds an unnamed statement prepared in an earlier group (the gateway's own statements drop it)", async () => {
+      const prepared = await session.round([raw.parse('', mood), raw.sync()]);
+      expect(prepared.errors).toEqual([]);
+      const answer = await session.round([raw.bind('', [' great']), raw.execute(), raw.sync()]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.types).toMatch(/^2D+CZ$/); // BindComplete, rows, CommandComplete: no ParseComplete of the gateway's
+      expect(answer.results[0]).toEqual(await expected(mood, ' great'));
+    });
+
     it('reads a character parameter whole', async () => {
       const answer = await session.round([
         raw.parse('', mood, [1042]), // bpchar

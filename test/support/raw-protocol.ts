@@ -19,6 +19,8 @@ export interface RawAnswer {
   /** ParameterStatus messages (name=value). */
   parameters: string[];
   statuses: string[];
+  /** Every message's type, in order (e.g. `12DCZ`). */
+  types: string;
 }
 
 /**
@@ -44,13 +46,14 @@ export class RawSession {
   /** Sends the messages and collects the answers up to the `syncs`-th ReadyForQuery. */
   async round(messages: Buffer[], syncs = 1): Promise<RawAnswer> {
     this.stream.write(Buffer.concat(messages));
-    const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [] };
+    const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [], types: '' };
     let rows: (string | null)[][] = [];
     while (answer.statuses.length < syncs) {
       if (this.pending.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
       for (const message of this.pending.splice(0)) {
         const type = String.fromCharCode(message.type);
+        answer.types += type;
         if (type === 'D') rows.push(readDataRow(message.bytes));
         else if (type === 'C' || type === 's') {
           answer.results.push(rows);
