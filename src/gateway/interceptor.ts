@@ -126,9 +126,17 @@ async function withoutParallelPlans(control: SessionControl): Promise<(() => Pro
     await control.whenIdle();
     // In a failed transaction block the setting is undone with the block (it was set inside it).
     if (control.backend.status === 'E') return;
-    await control.backend.query(`SELECT set_config('parallel_setup_cost', ${quoteLiteral(previous)}, false)`);
+    await control.backend
+      .query(`SELECT set_config('parallel_setup_cost', ${quoteLiteral(previous)}, false)`)
+      .catch(unlessClosed(control));
   };
 }
+
+/** A failure of the gateway's own statement that only matters while the session lives. */
+const unlessClosed = (control: SessionControl) => (error: unknown) => {
+  // A closed session's signal is aborted and its backend gone: nothing is left to put back.
+  if (!control.signal.aborted) throw error;
+};
 
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
@@ -730,8 +738,8 @@ export class MlInterceptor implements SessionInterceptor {
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it.
     await control.whenIdle();
-    if (control.backend.status !== 'E')
-      await control.backend.query("SELECT set_config('aws_ml.batch_statement', '0', false)");
+    if (control.backend.status === 'E') return;
+    await control.backend.query("SELECT set_config('aws_ml.batch_statement', '0', false)").catch(unlessClosed(control));
   }
 
   /**

@@ -247,7 +247,7 @@ export class Session implements SessionControl {
   }
 
   private whenServerIdle(): Promise<void> {
-    if (this.pendingSyncs === 0) return Promise.resolve();
+    if (this.pendingSyncs === 0 || this.closed) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -488,6 +488,8 @@ export class Session implements SessionControl {
   private close(who: string, error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    // Nothing more will be answered: whoever waits for the backend to be idle stops waiting.
+    this.wakeIdleWaiters();
     // PostgreSQL only notices a vanished client at its next read or write; a
     // long statement would run on, so cancel it explicitly.
     if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.onAbandoned();
