@@ -10,6 +10,8 @@ export interface BatchTarget {
   /** The query is a stored definition (materialized view): read results per row, never rewrite it. */
   stored: boolean;
   explain?: { analyze: boolean; text: boolean };
+  /** DECLARE … CURSOR: its rows are fetched later, and may still read the stored answers then. */
+  cursor?: boolean;
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -69,7 +71,7 @@ export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | un
     case 'DeclareCursorStmt':
     case 'CopyStmt':
       if (!node.query) return undefined;
-      return { query: node.query, stored: false, finalSql: rewritten(stmt) };
+      return { query: node.query, stored: false, cursor: type === 'DeclareCursorStmt', finalSql: rewritten(stmt) };
     case 'ExplainStmt': {
       const options = optionNames(node.options);
       const inner = batchTarget(node.query, catalog);

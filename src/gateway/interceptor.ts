@@ -132,6 +132,12 @@ async function withoutParallelPlans(control: SessionControl): Promise<(() => Pro
   };
 }
 
+/** The session is in a failed transaction block (read afresh: the status changes as statements run). */
+const failedBlock = (control: SessionControl) => control.backend.status === 'E';
+
+/** After it, no batch statement's answers are current: the functions and rewritten statements read none. */
+const CLEAR_STATEMENT_NUMBER = "SELECT set_config('aws_ml.batch_statement', '0', false)";
+
 /** A failure of the gateway's own statement that only matters while the session lives. */
 const unlessClosed = (control: SessionControl) => (error: unknown) => {
   // A closed session's signal is aborted and its backend gone: nothing is left to put back.
@@ -279,6 +285,11 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     await this.runBatchStatement(control, parsed, rewritten, true);
+    if (isCatalogDdl(statements[0].stmt)) {
+      // A new materialized view: the next statement that names it must be recognized.
+      this.context.catalogs.invalidate(this.database);
+      await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
+    }
   }
 
   /**
@@ -395,8 +406,10 @@ export class MlInterceptor implements SessionInterceptor {
       return { forward: statements.some((s) => isCatalogDdl(s.stmt)) ? 'ddl' : 'several statements' };
     }
     const [{ stmt }] = statements;
-    if (isCatalogDdl(stmt)) return { forward: 'ddl' };
+    // CREATE MATERIALIZED VIEW is DDL too, but its query is batched (the catalog is re-read after it).
+    if (isCatalogDdl(stmt) && nodeType(stmt) !== 'CreateTableAsStmt') return { forward: 'ddl' };
     const target = batchTarget(stmt, catalog);
+    if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
     if (!target) return { forward: 'not batchable' };
     const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
@@ -486,6 +499,8 @@ export class MlInterceptor implements SessionInterceptor {
       statementMs: performance.now() - started,
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
+    // A later statement the gateway leaves alone must call the services, not read these answers.
+    if (!target.cursor && !failedBlock(control)) await control.backend.query(CLEAR_STATEMENT_NUMBER);
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }
@@ -739,7 +754,7 @@ export class MlInterceptor implements SessionInterceptor {
     // one's answers, stored by row for these values: no statement number is current after it.
     await control.whenIdle();
     if (control.backend.status === 'E') return;
-    await control.backend.query("SELECT set_config('aws_ml.batch_statement', '0', false)").catch(unlessClosed(control));
+    await control.backend.query(CLEAR_STATEMENT_NUMBER).catch(unlessClosed(control));
   }
 
   /**

@@ -1,6 +1,8 @@
+import { DeleteEndpointCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
+import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
@@ -637,6 +639,38 @@ describe('batch mode in other statements', () => {
         'RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather',
       );
     }
+  });
+
+  it('leaves no answers behind for later statements it does not batch', async () => {
+    await deployEndpoint(stack.pgsage.edge.url, 'short-lived', fixture.model);
+    await db.query("SELECT aws_sagemaker.invoke_endpoint('short-lived', NULL, 1, 2)::float8");
+    const sagemaker = new SageMakerClient(sdkConfig({ url: stack.pgsage.edge.url }));
+    try {
+      await sagemaker.send(new DeleteEndpointCommand({ EndpointName: 'short-lived' }));
+    } finally {
+      sagemaker.destroy();
+    }
+    // PL/pgSQL is not batched: the same input now reaches the service, which no longer has the endpoint.
+    await expect(
+      db.query(`DO $$ BEGIN
+        PERFORM aws_sagemaker.invoke_endpoint('short-lived', NULL, json_build_array(1, 2));
+      END $$`),
+    ).rejects.toMatchObject({ code: '42704' });
+  });
+
+  it('batches CREATE MATERIALIZED VIEW, and recognizes the new view in the next statement', async () => {
+    const statementsOf = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .statements ?? 0;
+    const before = statementsOf();
+    await db.query(`CREATE MATERIALIZED VIEW mv_new AS SELECT id, ${EP} AS p FROM t`);
+    expect(statementsOf()).toBe(before + 1);
+    await db.query('REFRESH MATERIALIZED VIEW mv_new');
+    expect(statementsOf()).toBe(before + 2);
+    await db.query('SET apg_enable_function_migration = off');
+    const perRow = (await db.query({ text: `SELECT id, ${EP} AS p FROM t ORDER BY id`, rowMode: 'array' })).rows;
+    await db.query('RESET apg_enable_function_migration');
+    expect((await db.query({ text: 'SELECT * FROM mv_new ORDER BY id', rowMode: 'array' })).rows).toEqual(perRow);
   });
 
   it('materialized views, REFRESH (CONCURRENTLY), cursors and FOR UPDATE SKIP LOCKED', async () => {
