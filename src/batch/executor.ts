@@ -270,7 +270,7 @@ export async function computeBatchResults(
         scoringDone = performance.now();
       });
       // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
-      if (round !== lastRound || work.some((w) => !w.group.joined)) {
+      if (round !== lastRound || work.some((w) => !w.group.joined || w.group.probed)) {
         await control.backend.query('SELECT aws_ml.index_batch()');
       }
       if (phases) {

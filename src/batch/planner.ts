@@ -32,6 +32,8 @@ export interface CallGroup {
   batchSize: number | undefined;
   /** Groups whose results must be stored before this argument query runs (it reads them through lookups). */
   dependsOn: number[];
+  /** Some of its calls read their answers through index probes (the index must be built). */
+  probed?: boolean;
   /** Results are read through a join in the rewritten statement (else through per-row lookups). */
   joined: boolean;
   /** Aliases of the joins that read this group's results (for EXPLAIN). */
@@ -741,10 +743,15 @@ function rewriteAsLookups(
     const alias = `aws_ml_r${site.id}`;
     if (group.aliases.includes(alias)) continue; // answered through a join
     const { level } = site;
+    // Only inputs the index can be probed with: a volatile function (another ML call, a user's
+    // PL/pgSQL) in them would make the probe a scan of every stored answer, for every row.
+    if (!stableArguments(site.call)) continue;
     if (level.kind === 'select') {
       // A stored definition (a view's) is not part of the statement's text.
       if (!level.joinable || !['target', 'where', 'having', 'order'].includes(site.clause)) continue;
       if (level.aggregated && !site.insideAggregate && site.clause !== 'where') continue;
+      // DISTINCT matches ORDER BY expressions to the select list: two probes are never equal.
+      if (level.stmt.distinctClause) continue;
     } else if (!['target', 'where'].includes(site.clause)) {
       continue;
     }
@@ -757,6 +764,7 @@ function rewriteAsLookups(
       `(SELECT ${alias}.${column} FROM ${RESULTS} AS ${alias} WHERE ${alias}.stmt = ${statementNumber}` +
       ` AND ${alias}.kind = '${current.kind}' AND ${alias}.target = ${current.targetSql} AND ${alias}.key = ${current.keySql} LIMIT 1)`;
     const original = deparse({ FuncCall: site.call.node });
+    nameTarget(site); // the column keeps the name PostgreSQL gives the call, not `coalesce`
     if (field) {
       const holder = site.fieldHolder!;
       holder.holder[holder.key] = parseExpression(`COALESCE(${stored}, (${original}).${field})`);
@@ -764,6 +772,7 @@ function rewriteAsLookups(
       site.holder[site.key] = parseExpression(`COALESCE(${stored}, ${original})`);
     }
     group.aliases.push(alias);
+    group.probed = true;
   }
 }
 

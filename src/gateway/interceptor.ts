@@ -100,36 +100,42 @@ function writesWithParallelPlan(sql: string): boolean {
   } catch {
     return false;
   }
-  return statements.some(({ stmt }) => {
-    const explained = inner(stmt, 'ExplainStmt')?.query ?? stmt;
-    const type = nodeType(explained);
-    return (
-      type === 'CreateTableAsStmt' ||
-      type === 'RefreshMatViewStmt' ||
-      (type === 'SelectStmt' && inner(explained, 'SelectStmt').intoClause !== undefined)
-    );
-  });
+  // (A string of several statements may set the same setting or end the transaction block: left alone.)
+  return (
+    statements.length === 1 &&
+    statements.some(({ stmt }) => {
+      const explained = inner(stmt, 'ExplainStmt')?.query ?? stmt;
+      const type = nodeType(explained);
+      return (
+        type === 'CreateTableAsStmt' ||
+        type === 'RefreshMatViewStmt' ||
+        (type === 'SelectStmt' && inner(explained, 'SelectStmt').intoClause !== undefined)
+      );
+    })
+  );
 }
 
 /**
- * Makes parallel plans too costly to choose until the returned function runs
- * (after every statement handed over has been answered). The batch size
- * settings are left alone: they also size batch mode's concurrency.
+ * Makes parallel plans too costly to choose for the statement, and puts the
+ * setting back once it has been answered (unless something else changed it
+ * meanwhile). Inside a transaction block the change is LOCAL, so a rollback
+ * undoes it too. The batch size settings are left alone: they also size batch
+ * mode's concurrency.
  */
-async function withoutParallelPlans(control: SessionControl): Promise<(() => Promise<void>) | undefined> {
-  if (control.backend.status === 'E') return undefined;
+async function withoutParallelPlans(control: SessionControl): Promise<void> {
+  const status = control.backend.status;
+  if (status === 'E') return;
+  const local = status === 'T';
   const { rows } = await control.backend.query(
-    "SELECT current_setting('parallel_setup_cost'), set_config('parallel_setup_cost', '1e300', false)",
+    `SELECT current_setting('parallel_setup_cost'), set_config('parallel_setup_cost', '1e300', ${local})`,
   );
-  const previous = rows[0][0] ?? '1000';
-  return async () => {
-    await control.whenIdle();
-    // In a failed transaction block the setting is undone with the block (it was set inside it).
-    if (control.backend.status === 'E') return;
-    await control.backend
-      .query(`SELECT set_config('parallel_setup_cost', ${quoteLiteral(previous)}, false)`)
-      .catch(unlessClosed(control));
-  };
+  const previous = quoteLiteral(rows[0][0] ?? '1000');
+  control.afterIdle(async () => {
+    if (failedBlock(control) || (local && control.backend.status !== 'T')) return;
+    await control.backend.query(`SELECT set_config('parallel_setup_cost',
+      CASE current_setting('parallel_setup_cost') WHEN '1e+300' THEN ${previous} ELSE current_setting('parallel_setup_cost') END,
+      ${local})`);
+  });
 }
 
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
@@ -137,12 +143,6 @@ const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 
 /** After it, no batch statement's answers are current: the functions and rewritten statements read none. */
 const CLEAR_STATEMENT_NUMBER = "SELECT set_config('aws_ml.batch_statement', '0', false)";
-
-/** A failure of the gateway's own statement that only matters while the session lives. */
-const unlessClosed = (control: SessionControl) => (error: unknown) => {
-  // A closed session's signal is aborted and its backend gone: nothing is left to put back.
-  if (!control.signal.aborted) throw error;
-};
 
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
@@ -206,6 +206,10 @@ export class MlInterceptor implements SessionInterceptor {
     return this.prepared.size > 0;
   }
 
+  forget(statement: string): void {
+    this.prepared.delete(statement);
+  }
+
   tracks(message: Message): boolean {
     if (message.type !== 0x42 /* B */ || this.prepared.size === 0) return false;
     return this.prepared.has(bindStatementName(message.bytes));
@@ -214,15 +218,14 @@ export class MlInterceptor implements SessionInterceptor {
   // ------------------------------------------------------------ simple protocol
 
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
-    const restore = writesWithParallelPlan(sql) ? await withoutParallelPlans(control) : undefined;
+    this.prepared.delete(''); // a simple query drops the unnamed statement
+    if (writesWithParallelPlan(sql)) await withoutParallelPlans(control);
     try {
       await this.query(control, sql, message);
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
       // One of the gateway's own statements failed: report it like any statement error.
       control.toClient([error.raw, readyForQuery(control.backend.status)]);
-    } finally {
-      await restore?.();
     }
   }
 
@@ -307,7 +310,9 @@ export class MlInterceptor implements SessionInterceptor {
   ): Promise<void> {
     const backend = control.backend;
     const controlsTransactions = statements.some((s) => nodeType(s.stmt) === 'TransactionStmt');
-    if (controlsTransactions || backend.status === 'E') {
+    // COPY … FROM STDIN needs the client's data while the string runs, which the gateway holds back.
+    const copiesIn = statements.some((s) => inner(s.stmt, 'CopyStmt')?.is_from && !inner(s.stmt, 'CopyStmt')?.filename);
+    if (controlsTransactions || copiesIn || backend.status === 'E') {
       control.forward(queryMessage(sql), 1);
       return;
     }
@@ -394,7 +399,7 @@ export class MlInterceptor implements SessionInterceptor {
     catalog: MlCatalog,
     rowTables?: ReadonlySet<string>,
     statementNumber?: number,
-    firstGroupId?: number,
+    firstGroupId = this.nextGroupId,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -412,6 +417,8 @@ export class MlInterceptor implements SessionInterceptor {
     if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
     if (!target) return { forward: 'not batchable' };
     const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
+    // Group ids key stored rows: no two statements of the session share them.
+    this.nextGroupId = Math.max(this.nextGroupId, firstGroupId + plan.groups.length);
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
     return { target, plan, catalog };
   }
@@ -613,8 +620,6 @@ export class MlInterceptor implements SessionInterceptor {
           ? this.parseForBatch(rewritten, catalog, undefined, undefined, firstGroupId)
           : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
-          // Group ids key stored rows: statements bound in one group must not share them.
-          this.nextGroupId += parsed.plan.groups.length;
           const serverSql = parsed.target.finalSql(parsed.plan);
           const entry = {
             target: parsed.target,
@@ -752,9 +757,9 @@ export class MlInterceptor implements SessionInterceptor {
     await this.forwardAfterOwnWork(control, out, syncs, unnamed);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it.
-    await control.whenIdle();
-    if (control.backend.status === 'E') return;
-    await control.backend.query(CLEAR_STATEMENT_NUMBER).catch(unlessClosed(control));
+    control.afterIdle(async () => {
+      if (!failedBlock(control)) await control.backend.query(CLEAR_STATEMENT_NUMBER);
+    });
   }
 
   /**

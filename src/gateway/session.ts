@@ -38,8 +38,12 @@ export interface SessionControl {
   forward(bytes: Buffer | Buffer[], syncPoints: number): void;
   /** The session's client_encoding, as the server last reported it. */
   readonly clientEncoding: string;
-  /** Resolves once every statement handed over with `forward` has been answered. */
-  whenIdle(): Promise<void>;
+  /**
+   * Runs `task` on the backend once every statement handed over with `forward`
+   * has been answered, before any later statement of the client (COPY data for
+   * those statements still flows). A failing task is logged, not reported.
+   */
+  afterIdle(task: () => Promise<void>): void;
 }
 
 /**
@@ -59,6 +63,11 @@ export interface SessionInterceptor {
   handleExtended(control: SessionControl, group: Message[]): Promise<void>;
   /** The server reported this message while relaying (used to invalidate caches on DDL, track SETs…). */
   close?(): void;
+  /**
+   * A statement of this name was prepared again without the interceptor, or
+   * (for '') dropped by a simple query: what it tracked under the name is gone.
+   */
+  forget?(statement: string): void;
 }
 
 export interface SessionOptions {
@@ -83,6 +92,9 @@ const H = 0x48;
 const X = 0x58;
 const Z = 0x5a;
 const K = 0x4b;
+
+/** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
+const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
 /** Extended-protocol messages that are buffered until their group's Sync or Flush. */
 const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
@@ -116,6 +128,8 @@ export class Session implements SessionControl {
   private idleWaiters: (() => void)[] = [];
   private relayHandler: ((message: Message) => void) | undefined;
   private closed = false;
+  /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
+  private followUps: (() => Promise<void>)[] = [];
 
   constructor(private readonly options: SessionOptions) {
     this.client = options.client;
@@ -233,7 +247,10 @@ export class Session implements SessionControl {
   private readyForQuery(status: TransactionStatus): void {
     this.backend.status = status;
     if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
-    if (this.pendingSyncs === 0) this.wakeIdleWaiters();
+    if (this.pendingSyncs > 0) return;
+    this.wakeIdleWaiters();
+    // Follow-ups run before the statements the client sent meanwhile (held in the queue).
+    if (this.followUps.length > 0 && !this.busy) this.startInterception(() => Promise.resolve(), []);
   }
 
   private observeServerMessage(message: Message): void {
@@ -254,7 +271,14 @@ export class Session implements SessionControl {
   // ------------------------------------------------------------ client → server
 
   private onClientData(chunk: Buffer): void {
-    if (!this.busy && this.clientFramer.buffered === 0 && this.group.length === 0 && this.forwardWhole(chunk)) return;
+    if (
+      !this.busy &&
+      this.followUps.length === 0 &&
+      this.clientFramer.buffered === 0 &&
+      this.group.length === 0 &&
+      this.forwardWhole(chunk)
+    )
+      return;
     const messages: Message[] = [];
     try {
       this.clientFramer.push(chunk, messages);
@@ -287,9 +311,12 @@ export class Session implements SessionControl {
       if (end > length || end < pos + 5) return false;
       if (type === Q) {
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
+        if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         syncs += 1;
       } else if (type === P) {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
+        if (this.interceptor?.tracksAny)
+          this.interceptor.forget?.(chunk.toString('utf8', pos + 5, chunk.indexOf(0, pos + 5)));
         inGroup = true;
       } else if (EXTENDED.has(type)) {
         if (this.interceptor?.tracksAny && this.interceptor.tracks({ type, bytes: chunk.subarray(pos, end) })) {
@@ -321,6 +348,12 @@ export class Session implements SessionControl {
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       const type = message.type;
+      if (this.followUps.length > 0 && !COPY_FROM_CLIENT.has(type)) {
+        // Held until the follow-ups have run (see readyForQuery); COPY data still feeds its statement.
+        this.flushForward(forward);
+        this.queue.push(...messages.slice(i));
+        return;
+      }
       if (type === Q && this.interceptor && this.needsInterception(message)) {
         this.flushForward(forward);
         this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
@@ -339,7 +372,10 @@ export class Session implements SessionControl {
           this.startInterception(() => this.runExtended(group), messages.slice(i + 1));
           return;
         }
-        for (const m of group) forward.push(m.bytes);
+        for (const m of group) {
+          if (m.type === P && this.interceptor?.tracksAny) this.interceptor.forget?.(readParse(m.bytes).name);
+          forward.push(m.bytes);
+        }
         if (type === S) {
           this.pendingSyncs += 1;
           this.openGroup = false;
@@ -348,7 +384,10 @@ export class Session implements SessionControl {
         }
         continue;
       }
-      if (type === Q) this.pendingSyncs += 1;
+      if (type === Q) {
+        this.pendingSyncs += 1;
+        if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
+      }
       forward.push(message.bytes);
       if (type === X) {
         this.flushForward(forward);
@@ -385,6 +424,7 @@ export class Session implements SessionControl {
         if (this.closed) return;
         if (this.cancelController.signal.aborted) this.cancelController = new AbortController();
         await work();
+        await this.runFollowUps();
       } catch (error) {
         this.logger.error({ err: error }, 'statement interception failed');
         this.fatal(`pgsage gateway: ${(error as Error).message}`);
@@ -425,8 +465,17 @@ export class Session implements SessionControl {
     this.writeServer(bytes);
   }
 
-  whenIdle(): Promise<void> {
-    return this.whenServerIdle();
+  afterIdle(task: () => Promise<void>): void {
+    this.followUps.push(task);
+  }
+
+  /** Runs the pending follow-up tasks if the backend is idle. */
+  private async runFollowUps(): Promise<void> {
+    while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
+      for (const task of this.followUps.splice(0)) {
+        await task().catch((error: unknown) => this.logger.warn({ err: error }, 'follow-up after a statement failed'));
+      }
+    }
   }
 
   relay(

@@ -398,6 +398,29 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(answer.results[0]).toEqual(await expected(mood, ' great'));
     });
 
+    it('answers a Flush-ended execution after a simple batch statement over the same table with its own values', async () => {
+      await session.round([raw.parse('mood2', mood), raw.sync()]);
+      await session.query(
+        "SELECT id, (aws_comprehend.detect_sentiment(txt || ' great', 'en')).sentiment FROM t WHERE id <= 40",
+      );
+      const answer = await session.round([
+        raw.bind('mood2', [' awful awful terrible']),
+        raw.execute(),
+        raw.flush(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
+    });
+
+    it('forgets an unnamed statement the client replaced without an ML call', async () => {
+      await session.round([raw.parse('', mood), raw.bind('', [' great']), raw.execute(), raw.sync()]);
+      await session.round([raw.parse('', 'SELECT $1::text AS v'), raw.sync()]);
+      const answer = await session.round([raw.bind('', ['hello']), raw.execute(), raw.sync()]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual([['hello']]);
+    });
+
     it('reads a character parameter whole', async () => {
       const answer = await session.round([
         raw.parse('', mood, [1042]), // bpchar
@@ -591,6 +614,30 @@ describe('batch mode in other statements', () => {
     expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
   });
 
+  it('keeps column names, DISTINCT with ORDER BY, and nested calls working where answers are probed', async () => {
+    const S = "aws_comprehend.detect_sentiment(txt, 'en')";
+    const names = async (sql: string) => (await db.query(sql)).fields.map((f) => f.name);
+    const star = `SELECT *, (${S}).sentiment FROM t WHERE id < 5`;
+    const batched = await names(star);
+    await db.query('SET apg_enable_function_migration = off');
+    const perRowNames = await names(star);
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched).toEqual(perRowNames);
+    expect(batched).toContain('sentiment');
+    await expectSameBothWays(db, `SELECT DISTINCT *, (${S}).sentiment FROM t WHERE id < 30 ORDER BY (${S}).sentiment`);
+    await db.query('CREATE TABLE nested_notes AS SELECT id, txt, NULL::varchar AS s FROM t WHERE id <= 30');
+    await db.query(`CREATE TABLE nested_rows AS SELECT * FROM nested_notes`);
+    const nested = (table: string) =>
+      `UPDATE ${table} SET s = (aws_comprehend.detect_sentiment((aws_comprehend.detect_sentiment(txt, 'en')).sentiment, 'en')).sentiment`;
+    await db.query(nested('nested_notes'));
+    await db.query('SET apg_enable_function_migration = off');
+    await db.query(nested('nested_rows'));
+    await db.query('RESET apg_enable_function_migration');
+    const contents = async (table: string) =>
+      (await db.query({ text: `SELECT id, s FROM ${table} ORDER BY id`, rowMode: 'array' })).rows;
+    expect(await contents('nested_notes')).toEqual(await contents('nested_rows'));
+  });
+
   it('HAVING, aggregate arguments of grouped levels, SELECT * and FOR UPDATE read answers through index probes', async () => {
     for (const sql of [
       `SELECT grp, count(*) FROM t GROUP BY grp HAVING avg(${EP}) > 0.3`,
@@ -633,6 +680,18 @@ describe('batch mode in other statements', () => {
         expect(perRow.length, table).toBe(fixture.rows.length + 31);
         expect(await contents(`${table}_on`), table).toEqual(perRow);
       }
+      expect((await db.query('SHOW parallel_setup_cost')).rows[0].parallel_setup_cost).toBe('0');
+      // Rolled back, or failed under a savepoint: the client's own setting is what remains.
+      await db.query('BEGIN');
+      await db.query('CREATE TABLE par_rolled_back AS SELECT id, guide_mood(txt) FROM t');
+      await db.query('ROLLBACK');
+      await db.query('BEGIN; SAVEPOINT b');
+      await expect(
+        db.query(
+          "CREATE TABLE par_failed AS SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, id) FROM t",
+        ),
+      ).rejects.toMatchObject({ code: '42704' });
+      await db.query('ROLLBACK TO b; COMMIT');
       expect((await db.query('SHOW parallel_setup_cost')).rows[0].parallel_setup_cost).toBe('0');
     } finally {
       await db.query(

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryMessage } from '../../src/gateway/protocol.js';
 import { psql, run, waitFor } from '../support/processes.js';
 import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
@@ -175,6 +176,31 @@ describe('gateway relay', () => {
       raw.sync(),
     ]);
     expect(typed.errors.map((e) => e.code)).toEqual(['42704']);
+  });
+
+  it('feeds COPY FROM STDIN sent after an ML statement, in the same string or pipelined behind it', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+    await session.query(
+      "CREATE TABLE copy_docs AS SELECT g AS id, 'doc ' || g AS txt FROM generate_series(1, 10) g; CREATE TABLE copy_sink (v int)",
+    );
+    const copyData = Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('1\n')]);
+    const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
+    const mood = "SELECT (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM copy_docs";
+    const oneString = await session.round([
+      queryMessage(`CREATE TABLE copy_a AS ${mood}; COPY copy_sink FROM STDIN`),
+      copyData,
+      copyDone,
+    ]);
+    expect(oneString.errors).toEqual([]);
+    // A CREATE TABLE AS leaves work for after it (putting parallel planning back): COPY data still flows.
+    const pipelined = await session.round(
+      [queryMessage(`CREATE TABLE copy_b AS ${mood}`), queryMessage('COPY copy_sink FROM STDIN'), copyData, copyDone],
+      2,
+    );
+    expect(pipelined.errors).toEqual([]);
+    const rows = await session.query('SELECT count(*) FROM copy_sink');
+    expect(rows.results[0]).toEqual([['2']]);
   });
 
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {
