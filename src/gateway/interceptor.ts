@@ -691,6 +691,9 @@ export class MlInterceptor implements SessionInterceptor {
       }
     }
     for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
+    // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
+    const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
+    if (entries.some((entry) => writesWithParallelPlan(entry.serverSql))) await withoutParallelPlans(control);
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const rowResults = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)].some(

@@ -668,6 +668,8 @@ describe('batch mode in other statements', () => {
         await db.query(`CREATE TABLE par_ctas_${mode} AS SELECT id, guide_mood(txt) AS mood, ${EP} AS p FROM t`);
         await db.query(`SELECT id, guide_mood(txt) AS mood INTO par_into_${mode} FROM t`);
         await db.query(`CREATE MATERIALIZED VIEW par_mv_${mode} AS SELECT id, guide_mood(txt) AS mood FROM t`);
+        // The extended protocol too (a named statement).
+        await db.query({ name: `refresh_${mode}`, text: `REFRESH MATERIALIZED VIEW par_mv_${mode}` });
         await db.query('BEGIN');
         await db.query(`REFRESH MATERIALIZED VIEW par_mv_${mode}`);
         // Planning in parallel is allowed again once the statement is done, inside the block too.
