@@ -692,8 +692,12 @@ export class MlInterceptor implements SessionInterceptor {
     }
     for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
+    // Only for a group that runs that one statement: another (a BEGIN, say) may change the transaction.
     const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
-    if (entries.some((entry) => writesWithParallelPlan(entry.serverSql))) await withoutParallelPlans(control);
+    const executes = group.filter((m) => m.type === 0x45 /* Execute */).length;
+    if (executes === 1 && entries.some((entry) => writesWithParallelPlan(entry.serverSql))) {
+      await withoutParallelPlans(control);
+    }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const rowResults = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)].some(

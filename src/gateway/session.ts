@@ -348,10 +348,12 @@ export class Session implements SessionControl {
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       const type = message.type;
-      if (this.followUps.length > 0 && !COPY_FROM_CLIENT.has(type)) {
-        // Held until the follow-ups have run (see readyForQuery); COPY data still feeds its statement.
+      if (this.followUps.length > 0 && (this.queue.length > 0 || !COPY_FROM_CLIENT.has(type))) {
+        // Held until the follow-ups have run (see readyForQuery); COPY data still feeds its statement,
+        // unless messages before it are held too (it must not overtake its COPY).
         this.flushForward(forward);
         this.queue.push(...messages.slice(i));
+        this.client.pause(); // resumed once the follow-ups have run
         return;
       }
       if (type === Q && this.interceptor && this.needsInterception(message)) {
@@ -473,7 +475,9 @@ export class Session implements SessionControl {
   private async runFollowUps(): Promise<void> {
     while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
       for (const task of this.followUps.splice(0)) {
-        await task().catch((error: unknown) => this.logger.warn({ err: error }, 'follow-up after a statement failed'));
+        await task().catch((error: unknown) => {
+          if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
+        });
       }
     }
   }

@@ -421,6 +421,22 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(answer.results[0]).toEqual([['hello']]);
     });
 
+    it('leaves parallel_setup_cost as it was after a group that opens a block and creates a table', async () => {
+      const fresh = new RawSession(await stack.connect());
+      const answer = await fresh.round([
+        raw.parse('', 'BEGIN'),
+        raw.bind('', []),
+        raw.execute(),
+        raw.parse('', `CREATE TABLE grouped_ctas AS SELECT id, ${EP} AS p FROM t`),
+        raw.bind('', []),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      await fresh.query('ROLLBACK');
+      expect((await fresh.query('SHOW parallel_setup_cost')).results[0]).toEqual([['1000']]);
+    });
+
     it('reads a character parameter whole', async () => {
       const answer = await session.round([
         raw.parse('', mood, [1042]), // bpchar
