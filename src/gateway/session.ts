@@ -93,6 +93,9 @@ const X = 0x58;
 const Z = 0x5a;
 const K = 0x4b;
 
+/** CopyInResponse: the server waits for the client's COPY data. */
+const COPY_IN_RESPONSE = 0x47;
+
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
 const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
@@ -114,7 +117,15 @@ export class Session implements SessionControl {
   private readonly clientFramer = new MessageFramer();
   private readonly serverFramer = new MessageFramer();
   /** Fast-path view of the server stream: only ReadyForQuery, BackendKeyData and ParameterStatus matter there. */
-  private readonly serverScanner = new BoundaryScanner((type) => type === Z || type === K || type === S);
+  private readonly serverScanner = new BoundaryScanner(
+    (type) => type === Z || type === K || type === S || type === COPY_IN_RESPONSE,
+  );
+  /**
+   * The last Sync point forwarded was an extended-protocol Sync (not a Query):
+   * if a COPY FROM STDIN starts now, PostgreSQL ignores that Sync (it arrives
+   * in copy-in mode) and answers only the Sync the client sends after CopyDone.
+   */
+  private lastSyncExtended = false;
   clientEncoding = 'UTF8';
   private readonly interceptor: SessionInterceptor | undefined;
   private cancelController = new AbortController();
@@ -232,6 +243,9 @@ export class Session implements SessionControl {
       this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
     } else if (type === S) {
       this.noteParameter(buffer, offset, length);
+    } else if (type === COPY_IN_RESPONSE) {
+      if (this.lastSyncExtended && this.pendingSyncs > 0) this.pendingSyncs -= 1;
+      this.lastSyncExtended = false;
     }
   };
 
@@ -303,6 +317,7 @@ export class Session implements SessionControl {
     let syncs = 0;
     let inGroup = false;
     let groupEnd: 'sync' | 'flush' | undefined;
+    let lastExtended = this.lastSyncExtended;
     const length = chunk.length;
     while (pos < length) {
       if (length - pos < 5) return false;
@@ -313,6 +328,7 @@ export class Session implements SessionControl {
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         syncs += 1;
+        lastExtended = false;
       } else if (type === P) {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
         if (this.interceptor?.tracksAny)
@@ -325,6 +341,7 @@ export class Session implements SessionControl {
         inGroup = true;
       } else if (type === S) {
         syncs += 1;
+        lastExtended = true;
         inGroup = false;
         groupEnd = 'sync';
       } else if (type === H) {
@@ -337,6 +354,7 @@ export class Session implements SessionControl {
     }
     if (inGroup) return false;
     this.pendingSyncs += syncs;
+    this.lastSyncExtended = lastExtended;
     if (groupEnd) this.openGroup = groupEnd === 'flush';
     this.writeServer(chunk);
     return true;
@@ -380,6 +398,7 @@ export class Session implements SessionControl {
         }
         if (type === S) {
           this.pendingSyncs += 1;
+          this.lastSyncExtended = true;
           this.openGroup = false;
         } else {
           this.openGroup = true;
@@ -388,6 +407,7 @@ export class Session implements SessionControl {
       }
       if (type === Q) {
         this.pendingSyncs += 1;
+        this.lastSyncExtended = false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
       }
       forward.push(message.bytes);

@@ -203,6 +203,26 @@ describe('gateway relay', () => {
     expect(rows.results[0]).toEqual([['2']]);
   });
 
+  it('keeps count of ReadyForQuery through a COPY FROM STDIN sent with the extended protocol', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+    await session.query('CREATE TABLE IF NOT EXISTS copy_sink (v int)');
+    // As libpq sends it: the group's Sync arrives during the copy (PostgreSQL ignores it), another follows CopyDone.
+    const copied = await session.round([
+      raw.parse('', 'COPY copy_sink FROM STDIN'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.sync(),
+      Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('7\n')]),
+      Buffer.from([0x63, 0, 0, 0, 4]),
+      raw.sync(),
+    ]);
+    expect(copied.errors).toEqual([]);
+    // The gateway waits for the backend to be idle before an ML statement: it must know it is.
+    const scored = await session.query("SELECT (aws_comprehend.detect_sentiment('I loved it', 'en')).sentiment");
+    expect(scored.results[0]).toEqual([['POSITIVE']]);
+  });
+
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {
     const prefer = await psql(`${stack.gatewayUrl()}?sslmode=prefer`, 'SELECT 1;');
     expect(prefer.stdout.trim()).toBe('1');
