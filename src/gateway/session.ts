@@ -126,6 +126,8 @@ export class Session implements SessionControl {
    * in copy-in mode) and answers only the Sync the client sends after CopyDone.
    */
   private lastSyncExtended = false;
+  /** The client's last message was CopyDone or CopyFail. */
+  private copyJustEnded = false;
   clientEncoding = 'UTF8';
   private readonly interceptor: SessionInterceptor | undefined;
   private cancelController = new AbortController();
@@ -366,7 +368,10 @@ export class Session implements SessionControl {
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       const type = message.type;
-      if (this.followUps.length > 0 && (this.queue.length > 0 || !COPY_FROM_CLIENT.has(type))) {
+      // The Sync after CopyDone/CopyFail ends the copy's group: its ReadyForQuery is what the follow-ups wait for.
+      const endsCopy = type === S && this.copyJustEnded;
+      this.copyJustEnded = type === 0x63 /* CopyDone */ || type === 0x66; /* CopyFail */
+      if (this.followUps.length > 0 && (this.queue.length > 0 || !(COPY_FROM_CLIENT.has(type) || endsCopy))) {
         // Held until the follow-ups have run (see readyForQuery); COPY data still feeds its statement,
         // unless messages before it are held too (it must not overtake its COPY).
         this.flushForward(forward);

@@ -221,6 +221,22 @@ describe('gateway relay', () => {
     // The gateway waits for the backend to be idle before an ML statement: it must know it is.
     const scored = await session.query("SELECT (aws_comprehend.detect_sentiment('I loved it', 'en')).sentiment");
     expect(scored.results[0]).toEqual([['POSITIVE']]);
+    // The same copy in a group with an ML statement, whose work after the group waits for that ReadyForQuery.
+    const mixed = await session.round([
+      raw.parse('', "SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment"),
+      raw.bind('', ['I loved it']),
+      raw.execute(),
+      raw.parse('', 'COPY copy_sink FROM STDIN'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.sync(),
+      Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('8\n')]),
+      Buffer.from([0x63, 0, 0, 0, 4]),
+      raw.sync(),
+    ]);
+    expect(mixed.errors).toEqual([]);
+    expect(mixed.results[0]).toEqual([['POSITIVE']]);
+    expect((await session.query('SELECT count(*) FROM copy_sink WHERE v IN (7, 8)')).results[0]).toEqual([['2']]);
   });
 
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {
