@@ -138,6 +138,16 @@ async function withoutParallelPlans(control: SessionControl): Promise<void> {
   });
 }
 
+/**
+ * Leaves the client's transaction block aborted, as a failed statement of its
+ * own would (the client is told the real error separately).
+ */
+async function abortBlock(control: SessionControl, message: string, code: string): Promise<void> {
+  await control.backend
+    .query(`DO $$ BEGIN RAISE EXCEPTION ${quoteLiteral(message)} USING ERRCODE = ${quoteLiteral(code)}; END $$`)
+    .catch(() => undefined);
+}
+
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
 const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 
@@ -236,12 +246,7 @@ export class MlInterceptor implements SessionInterceptor {
         control.forward(message.bytes, 1);
         return;
       }
-      if (control.backend.status === 'T') {
-        // A failed statement leaves the transaction block aborted, as PostgreSQL's own would.
-        await control.backend
-          .query("DO $$ BEGIN RAISE EXCEPTION 'statement refused' USING ERRCODE = '0A000'; END $$")
-          .catch(() => undefined);
-      }
+      if (control.backend.status === 'T') await abortBlock(control, 'statement refused', SqlState.featureNotSupported);
       control.toClient([
         errorResponse({
           code: SqlState.featureNotSupported,
@@ -563,9 +568,7 @@ export class MlInterceptor implements SessionInterceptor {
     const backend = control.backend;
     if (inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch').catch(() => undefined);
-      await backend
-        .query("DO $$ BEGIN RAISE EXCEPTION 'aws_ml batch call failed' USING ERRCODE = '38000'; END $$")
-        .catch(() => undefined);
+      await abortBlock(control, 'aws_ml batch call failed', '38000');
     }
     const payload =
       error instanceof BackendError && error.raw.length > 0
@@ -700,9 +703,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
-    const rowResults = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)].some(
-      (entry) => rowTablesOf(entry.plan).length > 0,
-    );
+    const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     let rowsScored = 0;
     const failure = await this.guarded(control, labels, async (inTransaction) => {
@@ -729,12 +730,11 @@ export class MlInterceptor implements SessionInterceptor {
           typeNames: entry.typeNames.names,
           baseTypeNames: entry.typeNames.bases,
         };
+        // Answers stored by row are read only while the table still qualifies, and only for values
+        // that read the same in the statement as in its argument query: 'now' does, but only in
+        // the same transaction block (it is the transaction's start).
+        const steady = !ambiguous.has(entry) && (inTransaction || readsTheSameLater(bound));
         for (const planned of entry.plan.groups) {
-          if (planned.rowIdentity && ambiguous.has(entry)) continue;
-          // Answers stored by row are read only while the table still qualifies, and only for values
-          // that read the same in the statement as in its argument query: 'now' does, but only in
-          // the same transaction block (it is the transaction's start).
-          const steady = inTransaction || readsTheSameLater(bound);
           if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && steady)) continue;
           work.push({ group: planned, params: bound });
         }

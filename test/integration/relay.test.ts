@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryMessage } from '../../src/gateway/protocol.js';
 import { psql, run, waitFor } from '../support/processes.js';
 import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
@@ -184,18 +183,18 @@ describe('gateway relay', () => {
     await session.query(
       "CREATE TABLE copy_docs AS SELECT g AS id, 'doc ' || g AS txt FROM generate_series(1, 10) g; CREATE TABLE copy_sink (v int)",
     );
-    const copyData = Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('1\n')]);
-    const copyDone = Buffer.from([0x63, 0, 0, 0, 4]);
+    const copyData = raw.copyData('1\n');
+    const copyDone = raw.copyDone();
     const mood = "SELECT (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM copy_docs";
     const oneString = await session.round([
-      queryMessage(`CREATE TABLE copy_a AS ${mood}; COPY copy_sink FROM STDIN`),
+      raw.query(`CREATE TABLE copy_a AS ${mood}; COPY copy_sink FROM STDIN`),
       copyData,
       copyDone,
     ]);
     expect(oneString.errors).toEqual([]);
     // A CREATE TABLE AS leaves work for after it (putting parallel planning back): COPY data still flows.
     const pipelined = await session.round(
-      [queryMessage(`CREATE TABLE copy_b AS ${mood}`), queryMessage('COPY copy_sink FROM STDIN'), copyData, copyDone],
+      [raw.query(`CREATE TABLE copy_b AS ${mood}`), raw.query('COPY copy_sink FROM STDIN'), copyData, copyDone],
       2,
     );
     expect(pipelined.errors).toEqual([]);
@@ -213,8 +212,8 @@ describe('gateway relay', () => {
       raw.bind('', []),
       raw.execute(),
       raw.sync(),
-      Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('7\n')]),
-      Buffer.from([0x63, 0, 0, 0, 4]),
+      raw.copyData('7\n'),
+      raw.copyDone(),
       raw.sync(),
     ]);
     expect(copied.errors).toEqual([]);
@@ -230,8 +229,8 @@ describe('gateway relay', () => {
       raw.bind('', []),
       raw.execute(),
       raw.sync(),
-      Buffer.concat([Buffer.from([0x64, 0, 0, 0, 6]), Buffer.from('8\n')]),
-      Buffer.from([0x63, 0, 0, 0, 4]),
+      raw.copyData('8\n'),
+      raw.copyDone(),
       raw.sync(),
     ]);
     expect(mixed.errors).toEqual([]);

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import {
   bindMessage,
+  copyDataMessage,
+  copyDoneMessage,
   executeMessage,
   type Message,
   MessageFramer,
@@ -87,4 +89,7 @@ export const raw = {
   execute: (portal = '', maxRows = 0) => executeMessage(portal, maxRows),
   flush: () => Buffer.from([0x48, 0, 0, 0, 4]),
   sync: () => syncMessage(),
+  query: (sql: string) => queryMessage(sql),
+  copyData: (text: string) => copyDataMessage(Buffer.from(text)),
+  copyDone: () => copyDoneMessage(),
 };
