@@ -11,7 +11,7 @@ import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
 import { isBlank, isBlankBytes } from './bytes.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
-import type { CallGroup } from './planner.js';
+import { type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 
@@ -34,6 +34,12 @@ export interface BatchSettings {
   rowTables: Set<string>;
   /** A read-only transaction: statements prepared in it are prepared as written (see batchable). */
   readOnly: boolean;
+  /**
+   * The session's results tables exist (per input, per row). Made inside a
+   * transaction block, they go when it rolls back, and a read-only transaction
+   * cannot make them again.
+   */
+  resultsTables: { byInput: boolean; byRow: boolean };
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -81,6 +87,8 @@ export async function readSettings(
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       ${rowTables},
       current_setting('transaction_read_only'),
+      to_regclass('${RESULTS}') IS NOT NULL,
+      to_regclass('${ROW_RESULTS}') IS NOT NULL,
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),
@@ -101,6 +109,8 @@ export async function readSettings(
     allowed,
     plainTables,
     readOnly,
+    byInput,
+    byRow,
     floatDigits,
     clientEncoding,
     trackFunctions,
@@ -117,6 +127,7 @@ export async function readSettings(
     progress: !off(progress),
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
     readOnly: readOnly === 'on',
+    resultsTables: { byInput: byInput === 't', byRow: byRow === 't' },
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
     endpointNoOp: endpointNoOp === 't',

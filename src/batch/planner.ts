@@ -87,7 +87,7 @@ export interface PlanOptions {
   firstGroupId?: number;
 }
 
-const RESULTS = 'pg_temp.aws_ml_results';
+export const RESULTS = 'pg_temp.aws_ml_results';
 export const ROW_RESULTS = 'pg_temp.aws_ml_row_results';
 // A scalar subquery: evaluated once per statement, not once per stored row.
 const CURRENT_STATEMENT_NUMBER = "(SELECT current_setting('aws_ml.batch_statement')::int)";

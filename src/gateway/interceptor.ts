@@ -18,6 +18,7 @@ import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { BackendError } from './backend.js';
 import {
   bindStatementName,
+  closeMessage,
   commandComplete,
   dataRow,
   errorResponse,
@@ -29,6 +30,7 @@ import {
   readDataRow,
   readParse,
   readyForQuery,
+  syncMessage,
 } from './protocol.js';
 import type { SessionControl, SessionInterceptor } from './session.js';
 
@@ -65,6 +67,8 @@ interface PreparedMl {
   /** What the server was given to parse (the rewritten statement). */
   serverSql: string;
   declaredTypes: number[];
+  /** The statement as the client wrote it (rewritten only in what PostgreSQL reads alike), for the per-row path. */
+  plainSql: string;
   /** Its groups' ids start here (see PlanOptions.firstGroupId). */
   firstGroupId: number;
   inferredTypes?: number[];
@@ -601,7 +605,7 @@ export class MlInterceptor implements SessionInterceptor {
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const out: Buffer[] = [];
-    const binds: { entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
+    const binds: { name: string; entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
     let syncs = 0;
     /** The unnamed statement, prepared in an earlier group, that a Bind here uses. */
     let unnamed: PreparedMl | undefined;
@@ -629,6 +633,7 @@ export class MlInterceptor implements SessionInterceptor {
             plan: parsed.plan,
             serverSql,
             declaredTypes: parse.paramTypes,
+            plainSql: rewritten,
             firstGroupId,
           };
           this.prepared.set(parse.name, entry);
@@ -650,7 +655,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x42 /* B */) {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
-        if (entry) binds.push({ entry, params: { values: bind.params, formats: bind.paramFormats } });
+        if (entry) binds.push({ name: bind.statement, entry, params: { values: bind.params, formats: bind.paramFormats } });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed = entry;
         }
@@ -688,10 +693,27 @@ export class MlInterceptor implements SessionInterceptor {
       const swapped = new Set(batchParses.map((p) => p.entry));
       binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
       batchParses.length = 0;
-      if (binds.length === 0) {
-        await this.forwardAfterOwnWork(control, out, syncs, unnamed);
-        return;
+    }
+    if (settings.readOnly && binds.length > 0) {
+      // Statements prepared earlier read results tables that a rolled-back block took with it, and
+      // this transaction cannot make them again: they are prepared again as written (per-row path).
+      const { byInput, byRow } = settings.resultsTables;
+      const stale = binds.filter((b) => !byInput || (!byRow && rowTablesOf(b.entry.plan).length > 0));
+      if (stale.length > 0) {
+        const refusal = await this.prepareAsWritten(control, stale);
+        // (With several Syncs the group goes on: its Binds then fail on the missing statement.)
+        if (refusal && syncs === 1) {
+          control.toClient([refusal, readyForQuery(control.backend.status)]);
+          return;
+        }
+        if (stale.some((b) => b.entry === unnamed)) unnamed = undefined;
+        const swapped = new Set(stale.map((b) => b.entry));
+        binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
       }
+    }
+    if (settings.readOnly && binds.length === 0) {
+      await this.forwardAfterOwnWork(control, out, syncs, unnamed);
+      return;
     }
     for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
@@ -795,6 +817,34 @@ export class MlInterceptor implements SessionInterceptor {
       },
     );
     control.toClient(readyForQuery(outcome.status));
+  }
+
+  /**
+   * Prepares statements again under their names in the form the client wrote,
+   * in a round trip of the gateway's own, and stops tracking them. Returns the
+   * server's error if it refused.
+   */
+  private async prepareAsWritten(
+    control: SessionControl,
+    statements: { name: string; entry: PreparedMl }[],
+  ): Promise<Buffer | undefined> {
+    const byName = new Map(statements.map((s) => [s.name, s.entry]));
+    let error: Buffer | undefined;
+    await control.relay(
+      [
+        ...[...byName].flatMap(([name, entry]) => [
+          closeMessage('S', name),
+          parseMessage(name, entry.plainSql, entry.declaredTypes),
+        ]),
+        syncMessage(),
+      ],
+      (message) => {
+        if (message.type === 0x45 /* ErrorResponse */) error ??= message.bytes;
+        return null;
+      },
+    );
+    for (const [name, entry] of byName) if (this.prepared.get(name) === entry) this.prepared.delete(name);
+    return error;
   }
 
   /**

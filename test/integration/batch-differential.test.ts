@@ -922,6 +922,28 @@ describe('read-only transactions', () => {
       await fresh.end();
     }
   });
+
+  it('answer a statement prepared in a block that rolled back (its results tables went with it)', async () => {
+    const sql = `SELECT id, ${EP} FROM t WHERE id <= $1 ORDER BY id`;
+    const expected = (await db.query(sql, [30])).rows;
+    const fresh = await stack.connect();
+    try {
+      // The block creates the session's results tables; its rollback drops them.
+      await fresh.query('BEGIN');
+      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
+      await fresh.query('ROLLBACK');
+      await fresh.query('BEGIN READ ONLY');
+      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
+      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [10] })).rows).toEqual(
+        expected.slice(0, 10),
+      );
+      await fresh.query('COMMIT');
+      // Read-write again: the statement is batched again.
+      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
+    } finally {
+      await fresh.end();
+    }
+  });
 });
 
 describe('several statements in one Query', () => {
