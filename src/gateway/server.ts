@@ -146,11 +146,24 @@ export class GatewayServer {
     if (packet.length < 16) return;
     const pid = packet.readInt32BE(8);
     const key = packet.subarray(12);
-    this.sessions.get(keyOf(pid, key))?.cancel();
-    const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
-      upstream.end(packet);
+    const session = this.sessions.get(keyOf(pid, key));
+    const toServer = () => this.sendCancel(Buffer.from(packet));
+    if (session) session.cancel(toServer);
+    else void toServer();
+  }
+
+  /** Hands a CancelRequest to PostgreSQL; settles once the server has acted on it (it closes the connection then). */
+  private sendCancel(packet: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
+        upstream.end(packet);
+      });
+      upstream.on('error', (error) => {
+        this.options.logger.warn({ err: error.message }, 'cancel forwarding failed');
+        resolve();
+      });
+      upstream.on('close', () => resolve());
     });
-    upstream.on('error', (error) => this.options.logger.warn({ err: error.message }, 'cancel forwarding failed'));
   }
 
   private connectUpstream(client: Socket, startupPacket: Buffer, rest: Buffer): void {

@@ -143,6 +143,11 @@ export class Session implements SessionControl {
   private closed = false;
   /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
   private followUps: (() => Promise<void>)[] = [];
+  private runningFollowUps = false;
+  /** A cancel that came while follow-ups ran (see cancel). */
+  private cancelAfterFollowUps: (() => Promise<void>) | undefined;
+  /** Cancels handed to PostgreSQL whose delivery is not confirmed yet. */
+  private readonly cancelsOnTheirWay = new Set<Promise<void>>();
 
   constructor(private readonly options: SessionOptions) {
     this.client = options.client;
@@ -172,9 +177,24 @@ export class Session implements SessionControl {
     return this.cancelController.signal;
   }
 
-  /** A CancelRequest arrived for this session: stop the gateway's own work too. */
-  cancel(): void {
+  /**
+   * A CancelRequest arrived for this session: stops the gateway's own work
+   * and hands the request to PostgreSQL with `toServer`. While only the
+   * gateway's follow-ups run, the client's statements are answered (or held):
+   * PostgreSQL would ignore the cancel of an idle session, and must not cancel
+   * a follow-up, which inside a transaction block would abort it unseen. Such
+   * a cancel goes on after the follow-ups if the client sent statements
+   * meanwhile; follow-ups wait for cancels already on their way.
+   */
+  cancel(toServer: () => Promise<void>): void {
+    if (this.runningFollowUps) {
+      this.cancelAfterFollowUps = toServer;
+      return;
+    }
     this.cancelController.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to user request'));
+    const sent = toServer();
+    this.cancelsOnTheirWay.add(sent);
+    void sent.finally(() => this.cancelsOnTheirWay.delete(sent));
   }
 
   // ------------------------------------------------------------ server → client
@@ -498,13 +518,24 @@ export class Session implements SessionControl {
 
   /** Runs the pending follow-up tasks if the backend is idle. */
   private async runFollowUps(): Promise<void> {
-    while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
-      for (const task of this.followUps.splice(0)) {
-        await task().catch((error: unknown) => {
-          if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
-        });
+    if (this.followUps.length === 0) return;
+    this.runningFollowUps = true;
+    try {
+      // A cancel PostgreSQL has not received yet would land on a follow-up; once received, the idle backend drops it.
+      await Promise.all(this.cancelsOnTheirWay);
+      while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
+        for (const task of this.followUps.splice(0)) {
+          await task().catch((error: unknown) => {
+            if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
+          });
+        }
       }
+    } finally {
+      this.runningFollowUps = false;
     }
+    const deferred = this.cancelAfterFollowUps;
+    this.cancelAfterFollowUps = undefined;
+    if (deferred && this.queue.length > 0 && !this.closed) this.cancel(deferred);
   }
 
   relay(
