@@ -76,6 +76,11 @@ export class BackendChannel {
    * waits, instead of the gateway buffering the output without bound.
    */
   flowControl: { pause(): void; resume(): void } | undefined;
+  /**
+   * How many of the gateway's own operations the session has run. Each one
+   * drops or replaces the client's unnamed prepared statement.
+   */
+  operations = 0;
 
   constructor(private readonly write: Writer) {}
 
@@ -135,6 +140,7 @@ export class BackendChannel {
         },
       };
       this.sink = sink;
+      this.operations += 1;
       this.write(bytes);
     });
   }

@@ -61,6 +61,16 @@ export interface InterceptorContext {
 }
 
 /** A statement the client prepared (extended protocol) that batch mode handles at each Bind. */
+/** What an extended-protocol group does with the unnamed prepared statement (see forwardAfterOwnWork). */
+interface UnnamedUse {
+  /** A Bind uses the unnamed statement with ML calls prepared in an earlier group. */
+  ml?: PreparedMl;
+  /** A Bind uses the unnamed statement without ML calls prepared in an earlier group (unnamedPlain). */
+  plainBound: boolean;
+  /** The group parses the unnamed statement: its Parse as the server gets it, or null for one with ML calls. */
+  parsed?: Buffer | null;
+}
+
 interface PreparedMl {
   target: BatchTarget;
   plan: BatchPlan;
@@ -204,6 +214,13 @@ export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
   private nextGroupId = 0;
   private readonly prepared = new Map<string, PreparedMl>();
+  /**
+   * The client's unnamed statement when it has no ML calls: its Parse as the
+   * server got it, and the backend's count of the gateway's own operations
+   * then. Any later one drops it from the server, so a Bind of it after that
+   * is preceded by this Parse again (see forwardAfterOwnWork).
+   */
+  private unnamedPlain: { bytes: Buffer; ownOperations: number } | undefined;
 
   constructor(
     private readonly context: InterceptorContext,
@@ -217,22 +234,28 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   get tracksAny(): boolean {
-    return this.prepared.size > 0;
+    return this.prepared.size > 0 || this.unnamedPlain !== undefined;
   }
 
-  forget(statement: string): void {
+  forget(statement: string, parse?: { bytes: Buffer; ownOperations: number }): void {
     this.prepared.delete(statement);
+    if (statement === '') this.unnamedPlain = parse && { ...parse, bytes: Buffer.from(parse.bytes) };
   }
 
-  tracks(message: Message): boolean {
-    if (message.type !== 0x42 /* B */ || this.prepared.size === 0) return false;
-    return this.prepared.has(bindStatementName(message.bytes));
+  tracks(message: Message, ownOperations: number): boolean {
+    if (message.type !== 0x42 /* B */) return false;
+    const name = bindStatementName(message.bytes);
+    return (name === '' && this.unnamedPlainGone(ownOperations)) || this.prepared.has(name);
+  }
+
+  private unnamedPlainGone(ownOperations: number): boolean {
+    return this.unnamedPlain !== undefined && ownOperations > this.unnamedPlain.ownOperations;
   }
 
   // ------------------------------------------------------------ simple protocol
 
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
-    this.prepared.delete(''); // a simple query drops the unnamed statement
+    this.forget(''); // a simple query drops the unnamed statement
     if (writesWithParallelPlan(sql)) await withoutParallelPlans(control);
     try {
       await this.query(control, sql, message);
@@ -607,8 +630,8 @@ export class MlInterceptor implements SessionInterceptor {
     const out: Buffer[] = [];
     const binds: { name: string; entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
     let syncs = 0;
-    /** The unnamed statement, prepared in an earlier group, that a Bind here uses. */
-    let unnamed: PreparedMl | undefined;
+    /** The unnamed statement, prepared in an earlier group, that a Bind here uses (see UnnamedUse). */
+    const unnamed: UnnamedUse = { plainBound: false };
     // Statements prepared in this group to read batch results, and their plain form (see read-only below).
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     for (const message of group) {
@@ -616,6 +639,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x50 /* P */ && !readsExactly(control, message.bytes, parseTextStart(message.bytes))) {
         // Not read faithfully, so not rewritten or batched: PostgreSQL gets the statement as it came.
         this.prepared.delete(readParse(message.bytes).name);
+        if (message.bytes[5] === 0) unnamed.parsed = message.bytes;
         out.push(message.bytes);
         continue;
       }
@@ -637,6 +661,7 @@ export class MlInterceptor implements SessionInterceptor {
             firstGroupId,
           };
           this.prepared.set(parse.name, entry);
+          if (parse.name === '') unnamed.parsed = null;
           batchParses.push({
             index: out.length,
             plain: rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes),
@@ -649,6 +674,7 @@ export class MlInterceptor implements SessionInterceptor {
           if (parsed && 'forward' in parsed && parsed.forward === 'ddl')
             this.context.catalogs.invalidate(this.database);
           out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
+          if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }
         continue;
       }
@@ -657,15 +683,17 @@ export class MlInterceptor implements SessionInterceptor {
         const entry = this.prepared.get(bind.statement);
         if (entry) binds.push({ name: bind.statement, entry, params: { values: bind.params, formats: bind.paramFormats } });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
-          unnamed = entry;
+          unnamed.ml = entry;
         }
+        if (!entry && bind.statement === '' && unnamed.parsed === undefined) unnamed.plainBound = true;
       }
       out.push(message.bytes);
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
     if ((batchParses.length === 0 && binds.length === 0) || !endsWithSync || status === 'E') {
-      control.forward(out, syncs);
+      // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
+      await this.forwardAfterOwnWork(control, out, endsWithSync ? syncs : -syncs, { ...unnamed, ml: undefined });
       return;
     }
     const settings = await readSettings(
@@ -706,7 +734,7 @@ export class MlInterceptor implements SessionInterceptor {
           control.toClient([refusal, readyForQuery(control.backend.status)]);
           return;
         }
-        if (stale.some((b) => b.entry === unnamed)) unnamed = undefined;
+        if (stale.some((b) => b.entry === unnamed.ml)) unnamed.ml = undefined;
         const swapped = new Set(stale.map((b) => b.entry));
         binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
       }
@@ -793,30 +821,39 @@ export class MlInterceptor implements SessionInterceptor {
 
   /**
    * Hands the group to PostgreSQL after the gateway ran statements of its own.
-   * A simple query drops the unnamed prepared statement, so one the client
-   * prepared in an earlier group is parsed again first, its ParseComplete
-   * kept from the client (for a group with one Sync; others go as they are).
+   * Those drop the unnamed prepared statement, so one the client prepared in
+   * an earlier group and binds here is parsed again first, its ParseComplete
+   * kept from the client (for a group ending in its one Sync, outside a failed
+   * block; others go as they are). `syncs` is negative for a group that does
+   * not end in Sync.
    */
   private async forwardAfterOwnWork(
     control: SessionControl,
     out: Buffer[],
     syncs: number,
-    unnamed: PreparedMl | undefined,
+    unnamed: UnnamedUse = { plainBound: false },
   ): Promise<void> {
-    if (!unnamed || syncs !== 1) {
-      control.forward(out, syncs);
-      return;
-    }
-    let hidden = false;
-    const outcome = await control.relay(
-      [parseMessage('', unnamed.serverSql, unnamed.declaredTypes), ...out],
-      (message) => {
+    const ownOperations = control.backend.operations;
+    const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
+    const reparse = unnamed.ml
+      ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes)
+      : plain && Buffer.from(plain.bytes);
+    if (!reparse || syncs !== 1 || control.backend.status === 'E') {
+      control.forward(out, Math.abs(syncs));
+    } else {
+      let hidden = false;
+      const outcome = await control.relay([reparse, ...out], (message) => {
         if (hidden || message.type !== 0x31 /* ParseComplete */) return message.bytes;
         hidden = true;
         return null;
-      },
-    );
-    control.toClient(readyForQuery(outcome.status));
+      });
+      control.toClient(readyForQuery(outcome.status));
+      if (plain) plain.ownOperations = ownOperations;
+    }
+    // What the server holds as the unnamed statement from here on.
+    if (unnamed.parsed !== undefined) {
+      this.unnamedPlain = unnamed.parsed ? { bytes: Buffer.from(unnamed.parsed), ownOperations } : undefined;
+    }
   }
 
   /**
@@ -844,6 +881,11 @@ export class MlInterceptor implements SessionInterceptor {
       },
     );
     for (const [name, entry] of byName) if (this.prepared.get(name) === entry) this.prepared.delete(name);
+    const unnamed = byName.get('');
+    if (unnamed && !error) {
+      const bytes = parseMessage('', unnamed.plainSql, unnamed.declaredTypes);
+      this.unnamedPlain = { bytes, ownOperations: control.backend.operations };
+    }
     return error;
   }
 

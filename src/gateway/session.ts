@@ -55,8 +55,12 @@ export interface SessionControl {
 export interface SessionInterceptor {
   /** Cheap test on a statement's text (a substring check, no parsing). */
   mentionsMl(sql: string): boolean;
-  /** Whether an extended-protocol message refers to a statement or portal the interceptor is tracking. */
-  tracks(message: Message): boolean;
+  /**
+   * Whether an extended-protocol message refers to a statement or portal the
+   * interceptor is tracking (`ownOperations`: the backend's count so far, see
+   * BackendChannel.operations).
+   */
+  tracks(message: Message, ownOperations: number): boolean;
   /** False while no prepared statement is tracked, so Binds need no look. */
   readonly tracksAny: boolean;
   handleQuery(control: SessionControl, sql: string, message: Message): Promise<void>;
@@ -66,8 +70,10 @@ export interface SessionInterceptor {
   /**
    * A statement of this name was prepared again without the interceptor, or
    * (for '') dropped by a simple query: what it tracked under the name is gone.
+   * For the unnamed statement prepared again, its Parse and the backend's
+   * count of the gateway's own operations when the server got it.
    */
-  forget?(statement: string): void;
+  forget?(statement: string, parse?: { bytes: Buffer; ownOperations: number }): void;
 }
 
 export interface SessionOptions {
@@ -353,11 +359,17 @@ export class Session implements SessionControl {
         lastExtended = false;
       } else if (type === P) {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
-        if (this.interceptor?.tracksAny)
+        if (chunk[pos + 5] === 0) {
+          this.interceptor?.forget?.('', { bytes: chunk.subarray(pos, end), ownOperations: this.backend.operations });
+        } else if (this.interceptor?.tracksAny) {
           this.interceptor.forget?.(chunk.toString('utf8', pos + 5, chunk.indexOf(0, pos + 5)));
+        }
         inGroup = true;
       } else if (EXTENDED.has(type)) {
-        if (this.interceptor?.tracksAny && this.interceptor.tracks({ type, bytes: chunk.subarray(pos, end) })) {
+        if (
+          this.interceptor?.tracksAny &&
+          this.interceptor.tracks({ type, bytes: chunk.subarray(pos, end) }, this.backend.operations)
+        ) {
           return false;
         }
         inGroup = true;
@@ -418,7 +430,11 @@ export class Session implements SessionControl {
           return;
         }
         for (const m of group) {
-          if (m.type === P && this.interceptor?.tracksAny) this.interceptor.forget?.(readParse(m.bytes).name);
+          if (m.type === P && m.bytes[5] === 0) {
+            this.interceptor?.forget?.('', { bytes: m.bytes, ownOperations: this.backend.operations });
+          } else if (m.type === P && this.interceptor?.tracksAny) {
+            this.interceptor.forget?.(readParse(m.bytes).name);
+          }
           forward.push(m.bytes);
         }
         if (type === S) {
@@ -452,7 +468,7 @@ export class Session implements SessionControl {
 
   private groupMessageNeedsInterception(message: Message): boolean {
     if (message.type === P) return this.interceptor!.mentionsMl(readParse(message.bytes).sql);
-    return this.interceptor!.tracks(message);
+    return this.interceptor!.tracks(message, this.backend.operations);
   }
 
   private flushForward(forward: Buffer[]): void {

@@ -421,6 +421,48 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(answer.results[0]).toEqual([['hello']]);
     });
 
+    it('binds an unnamed statement without ML calls, prepared earlier, in a group the gateway batches', async () => {
+      await session.round([raw.parse('mood3', mood), raw.sync()]);
+      const prepared = await session.round([raw.parse('', 'SELECT $1::int + 1 AS v'), raw.sync()]);
+      expect(prepared.errors).toEqual([]);
+      const answer = await session.round([
+        raw.bind('mood3', [' great']),
+        raw.execute(),
+        raw.bind('', ['41']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.types).toMatch(/^2D+C2DCZ$/); // no ParseComplete of the gateway's
+      expect(answer.results[0]).toEqual(await expected(mood, ' great'));
+      expect(answer.results[1]).toEqual([['42']]);
+      // Parsed in a batched group, bound in the next one: the gateway's statement after the group dropped it.
+      const parsedThere = await session.round([
+        raw.bind('mood3', [' awful']),
+        raw.execute(),
+        raw.parse('', 'SELECT $1::int * 2 AS v'),
+        raw.bind('', ['4']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(parsedThere.errors).toEqual([]);
+      expect(parsedThere.results[1]).toEqual([['8']]);
+      const boundLater = await session.round([raw.bind('', ['21']), raw.execute(), raw.sync()]);
+      expect(boundLater.errors).toEqual([]);
+      expect(boundLater.types).toBe('2DCZ');
+      expect(boundLater.results[0]).toEqual([['42']]);
+      // A simple query drops it for the client too: PostgreSQL's answer stays PostgreSQL's.
+      await session.query('SELECT 1');
+      const dropped = await session.round([
+        raw.bind('mood3', [' great']),
+        raw.execute(),
+        raw.bind('', ['1']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(dropped.errors.map((e) => e.code)).toEqual(['26000']);
+    });
+
     it('leaves parallel_setup_cost as it was after a group that opens a block and creates a table', async () => {
       const fresh = new RawSession(await stack.connect());
       const answer = await fresh.round([
@@ -445,6 +487,28 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
         raw.sync(),
       ]);
       expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
+    });
+
+    it('reads a parameter of a type outside pg_catalog as that type after search_path changes', async () => {
+      const fresh = new RawSession(await stack.connect());
+      await fresh.query(`CREATE SCHEMA IF NOT EXISTS words_a; CREATE SCHEMA IF NOT EXISTS words_b;
+        CREATE DOMAIN words_a.suffix AS text CHECK (VALUE LIKE ' %');
+        CREATE DOMAIN words_b.suffix AS int;
+        SET search_path = words_a, public`);
+      const suffix = Number((await fresh.query("SELECT 'words_a.suffix'::regtype::oid")).results[0][0][0]);
+      // Declared by OID: the parameter stays words_a.suffix whatever search_path says later.
+      const first = await fresh.round([
+        raw.parse('suffixed', mood, [suffix]),
+        raw.bind('suffixed', [' great']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      await fresh.query('SET search_path = words_b, public');
+      const answer = await fresh.round([raw.bind('suffixed', [' awful awful terrible']), raw.execute(), raw.sync()]);
+      await fresh.query('RESET search_path; DROP SCHEMA words_a CASCADE; DROP SCHEMA words_b CASCADE');
+      expect([...first.errors, ...answer.errors]).toEqual([]);
+      expect(first.results[0]).toEqual(await expected(mood, ' great'));
       expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
     });
   });
@@ -934,9 +998,7 @@ describe('read-only transactions', () => {
       await fresh.query('ROLLBACK');
       await fresh.query('BEGIN READ ONLY');
       expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
-      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [10] })).rows).toEqual(
-        expected.slice(0, 10),
-      );
+      expect((await fresh.query({ name: 'rolled_back', text: sql, values: [10] })).rows).toEqual(expected.slice(0, 10));
       await fresh.query('COMMIT');
       // Read-write again: the statement is batched again.
       expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
