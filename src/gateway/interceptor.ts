@@ -195,9 +195,15 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
   if (types.length === 0) return { names: [], bases: [] };
   const { rows } = await control.backend.query(
     // typmod -1, not NULL: format_type(bpchar, NULL) is `character`, which as a cast means char(1).
-    `SELECT pg_catalog.format_type(u.t, -1), pg_catalog.format_type(COALESCE(NULLIF(y.typbasetype, 0), u.t), -1)
+    // A type outside pg_catalog is named with its schema: the names are kept for later executions,
+    // when search_path may find another type under the bare name (PostgreSQL keeps the OID).
+    `SELECT CASE WHEN y.typnamespace <> 'pg_catalog'::regnamespace
+                 THEN pg_catalog.quote_ident(s.nspname) || '.' || pg_catalog.quote_ident(y.typname)
+                 ELSE pg_catalog.format_type(u.t, -1) END,
+            pg_catalog.format_type(COALESCE(NULLIF(y.typbasetype, 0), u.t), -1)
        FROM unnest('{${types.join(',')}}'::oid[]) WITH ORDINALITY AS u(t, n)
-       LEFT JOIN pg_catalog.pg_type y ON y.oid = u.t ORDER BY u.n`,
+       LEFT JOIN pg_catalog.pg_type y ON y.oid = u.t
+       LEFT JOIN pg_catalog.pg_namespace s ON s.oid = y.typnamespace ORDER BY u.n`,
   );
   return { names: rows.map((row) => row[0] ?? 'text'), bases: rows.map((row) => row[1] ?? 'text') };
 }
@@ -681,7 +687,8 @@ export class MlInterceptor implements SessionInterceptor {
       if (message.type === 0x42 /* B */) {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
-        if (entry) binds.push({ name: bind.statement, entry, params: { values: bind.params, formats: bind.paramFormats } });
+        if (entry)
+          binds.push({ name: bind.statement, entry, params: { values: bind.params, formats: bind.paramFormats } });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed.ml = entry;
         }

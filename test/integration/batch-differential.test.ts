@@ -14,13 +14,14 @@ const f = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
 /** One model call per row of t. */
 const E = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${f.join(', ')})`;
 const EP = `${E}::float8`;
+const SENTIMENT = 'aws_comprehend.detect_sentiment';
 
-function rowsScoredSince(before: number): number {
-  const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint');
+function rowsScoredSince(before: number, fn = 'aws_sagemaker.invoke_endpoint'): number {
+  const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === fn);
   return (entry?.figures.rows ?? 0) - before;
 }
-function rowsScored(): number {
-  return rowsScoredSince(0);
+function rowsScored(fn?: string): number {
+  return rowsScoredSince(0, fn);
 }
 
 beforeAll(async () => {
@@ -505,11 +506,14 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
         raw.sync(),
       ]);
       await fresh.query('SET search_path = words_b, public');
+      const before = rowsScored(SENTIMENT);
       const answer = await fresh.round([raw.bind('suffixed', [' awful awful terrible']), raw.execute(), raw.sync()]);
       await fresh.query('RESET search_path; DROP SCHEMA words_a CASCADE; DROP SCHEMA words_b CASCADE');
       expect([...first.errors, ...answer.errors]).toEqual([]);
       expect(first.results[0]).toEqual(await expected(mood, ' great'));
       expect(answer.results[0]).toEqual(await expected(mood, ' awful awful terrible'));
+      // Batched: an argument query that fails leaves the calls to the per-row path, which hid this.
+      expect(rowsScoredSince(before, SENTIMENT)).toBe(34);
     });
   });
 
