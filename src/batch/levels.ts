@@ -250,7 +250,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     } else if (type === 'RangeVar') {
       const name = rangeVarName(item);
       const view = name && findView(catalog.views, name.schema, name.name);
-      if (view && !viewsSeen.has(`${view.schema}.${view.name}`)) {
+      // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
+      if (view && view.kind === 'view' && !viewsSeen.has(`${view.schema}.${view.name}`)) {
         viewsSeen.add(`${view.schema}.${view.name}`);
         try {
           const [definition] = parse(view.definition);
