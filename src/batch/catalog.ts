@@ -26,6 +26,8 @@ export interface MlView {
   name: string;
   kind: 'view' | 'matview';
   definition: string;
+  /** A security_barrier view: PostgreSQL keeps conditions of the query reading it out of it. */
+  securityBarrier: boolean;
 }
 
 export interface MlCatalog {
@@ -113,7 +115,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
   const views = await backend.query(`
-    SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid)
+    SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid),
+           EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+                    WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text
       FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('v', 'm')
@@ -122,11 +126,12 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
                      JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
                      JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
                     WHERE r.ev_class = c.oid AND p.proname = ANY (${quoteLiteralArray(names)}))`);
-  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, definition]) => ({
+  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, definition, barrier]) => ({
     schema,
     name,
     kind: kind === 'm' ? 'matview' : 'view',
     definition,
+    securityBarrier: barrier === 'true',
   }));
   return {
     wrappers: [...wrappers.values()],

@@ -18,6 +18,12 @@ export interface Level {
   aggregated: boolean;
   /** The statement's top level (its LIMIT bounds what must be scored). */
   top: boolean;
+  /**
+   * The parent level reads this one as an item of its FROM list (a subquery
+   * or a view, neither LATERAL nor under a join): PostgreSQL applies the
+   * parent's conditions on its columns inside it (see planner's argumentQuery).
+   */
+  readAs?: { item: AstNode; alias: string; columnNames: string[] | undefined };
 }
 
 export type Clause = 'target' | 'where' | 'having' | 'order' | 'group' | 'from-function' | 'join-on' | 'other';
@@ -138,11 +144,12 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     withClause: AstNode | undefined,
     joinable: boolean,
     top: boolean,
+    readAs?: Level['readAs'],
   ): Level => {
     const aggregated =
       kind === 'select' &&
       Boolean(stmt.groupClause || stmt.havingClause || (stmt.targetList ?? []).some((t: AstNode) => hasAggregate(t)));
-    const level: Level = { id: levels.length, kind, stmt, parent, withClause, joinable, aggregated, top };
+    const level: Level = { id: levels.length, kind, stmt, parent, withClause, joinable, aggregated, top, readAs };
     levels.push(level);
     return level;
   };
@@ -216,8 +223,15 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
 
   const scanFromItem = (item: AstNode, holder: AstNode, key: string | number, level: Level) => {
     const type = nodeType(item);
+    // Read straight from the parent's FROM list: not inside a join, and the parent is a SELECT.
+    const direct = level.kind === 'select' && holder === level.stmt.fromClause;
     if (type === 'RangeSubselect') {
-      statementLevels(item.RangeSubselect.subquery, level, level.withClause, level.joinable, false);
+      const sub = item.RangeSubselect;
+      const readAs =
+        direct && !sub.lateral
+          ? { item, alias: sub.alias?.aliasname, columnNames: sub.alias?.colnames?.map((c: AstNode) => c.String.sval) }
+          : undefined;
+      statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs);
     } else if (type === 'JoinExpr') {
       const join = item.JoinExpr;
       scanFromItem(join.larg, join, 'larg', level);
@@ -255,7 +269,16 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         viewsSeen.add(`${view.schema}.${view.name}`);
         try {
           const [definition] = parse(view.definition);
-          statementLevels(definition.stmt, level, undefined, false, false);
+          const rv = item.RangeVar;
+          const readAs =
+            direct && !view.securityBarrier
+              ? {
+                  item,
+                  alias: rv.alias?.aliasname ?? rv.relname,
+                  columnNames: rv.alias?.colnames?.map((c: AstNode) => c.String.sval),
+                }
+              : undefined;
+          statementLevels(definition.stmt, level, undefined, false, false, readAs);
         } catch {
           blockers.push(`view ${view.name} could not be analyzed`);
         }
@@ -269,6 +292,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     withClause: AstNode | undefined,
     joinable: boolean,
     top: boolean,
+    readAs?: Level['readAs'],
   ) => {
     const scope = select.withClause ?? withClause;
     if (select.withClause) {
@@ -290,7 +314,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       scanExpression(select.valuesLists, 'valuesLists', select, level, 'other');
       return;
     }
-    const level = newLevel('select', select, parent, scope, joinable, top);
+    const level = newLevel('select', select, parent, scope, joinable, top, readAs);
     for (let i = 0; i < (select.fromClause ?? []).length; i++)
       scanFromItem(select.fromClause[i], select.fromClause, i, level);
     if (select.targetList) scanExpression(select.targetList, 'targetList', select, level, 'target');
@@ -309,12 +333,13 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     withClause: AstNode | undefined,
     joinable: boolean,
     top: boolean,
+    readAs?: Level['readAs'],
   ) => {
     const type = nodeType(node);
     const stmt = type ? node[type] : undefined;
     switch (type) {
       case 'SelectStmt':
-        selectLevels(stmt, parent, withClause, joinable, top);
+        selectLevels(stmt, parent, withClause, joinable, top, readAs);
         break;
       case 'InsertStmt':
         if (stmt.withClause) blockers.push('WITH on INSERT');

@@ -227,27 +227,31 @@ function argumentQuery(
   }
 
   const call = site.call;
-  const columns = [
-    `${call.targetSql} AS target`,
+  /** [expression, output name] */
+  const columns: [string, string][] = [
+    [call.targetSql, 'target'],
     ...(separateInputs
-      ? separateInputs.map((input, i) => `(${deparse(input)}) AS aws_ml_input${i + 1}`)
-      : [`${call.keySql} AS key`]),
+      ? separateInputs.map((input, i): [string, string] => [`(${deparse(input)})`, `aws_ml_input${i + 1}`])
+      : [[call.keySql, 'key'] as [string, string]]),
   ];
-  if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) columns.push(`(${call.batchSql})::int AS batch`);
+  if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql))
+    columns.push([`(${call.batchSql})::int`, 'batch']);
   if (rows) {
     columns.push(
-      `${rows.qualifier}.ctid AS aws_ml_row_tid`,
-      `${rows.qualifier}.xmin AS aws_ml_row_xmin`,
-      `${relationFile(rows.table)} AS aws_ml_row_file`,
+      [`${rows.qualifier}.ctid`, 'aws_ml_row_tid'],
+      [`${rows.qualifier}.xmin`, 'aws_ml_row_xmin'],
+      [relationFile(rows.table), 'aws_ml_row_file'],
     );
   }
+  const columnsSql = columns.map(([expression, name]) => `${expression} AS ${name}`).join(', ');
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
   const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
-    ? `SELECT * FROM (SELECT ${columns.join(', ')}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
-    : // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
-      `SELECT ${columns.join(', ')}${fromSql}${whereSql}`;
+    ? `SELECT * FROM (SELECT ${columnsSql}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
+    : (throughParent(level, index, columns, `${fromSql}${whereSql}`) ??
+      // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
+      `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const dependsOn = [
     ...argumentsOfCall.flatMap((a) => sitesWithin(a, index)),
     ...from.items.flatMap((i) => sitesWithin(i, index)),
@@ -255,6 +259,112 @@ function argumentQuery(
     ...(level.withClause ? sitesWithin(level.withClause, index) : []),
   ].filter((s) => s !== site);
   return { sql: withSql + body, dependsOn };
+}
+
+/**
+ * Functions a condition may use and still be moved by PostgreSQL into the
+ * subquery it filters (immutable, never set-returning); an unknown function
+ * might be volatile, which PostgreSQL leaves outside.
+ */
+const PUSHABLE_FUNCTIONS = new Set([
+  'lower',
+  'upper',
+  'length',
+  'char_length',
+  'octet_length',
+  'abs',
+  'round',
+  'trunc',
+  'floor',
+  'ceil',
+  'mod',
+  'trim',
+  'btrim',
+  'ltrim',
+  'rtrim',
+  'substr',
+  'substring',
+  'left',
+  'right',
+]);
+
+/** Set-returning functions: a subquery that lists one is evaluated whole, whatever reads it. */
+const SET_RETURNING =
+  /^(unnest|generate_series|generate_subscripts|regexp_matches|regexp_split_to_table|string_to_table|jsonb?_array_elements(_text)?|jsonb?_each(_text)?|jsonb?_object_keys|jsonb?_populate_recordset|jsonb?_to_recordset|json_table)$/;
+
+/**
+ * The argument query of a call in a subquery or view that its parent reads
+ * straight from its FROM list, restricted by the parent's conditions on the
+ * subquery's plain columns: PostgreSQL moves such conditions into the
+ * subquery (its ML calls are volatile, so it is not flattened, and its calls
+ * run only for the rows that pass). Without this, `SELECT … FROM view WHERE
+ * id < 3` scored every row of the view's table. Only conditions that
+ * PostgreSQL certainly moves are applied (plain columns of this level, no
+ * subqueries, known immutable functions), so the rows scored are never
+ * fewer than the calls the statement makes. Undefined when none applies.
+ */
+function throughParent(
+  level: Level,
+  index: Map<AstNode, CallSite>,
+  columns: [string, string][],
+  fromAndWhere: string,
+): string | undefined {
+  const readAs = level.readAs;
+  const parent = level.parent;
+  const stmt = level.stmt;
+  if (!readAs || !parent || parent.kind !== 'select' || parent.stmt.fromClause?.length !== 1) return undefined;
+  if (parent.stmt.fromClause[0] !== readAs.item || !parent.stmt.whereClause) return undefined;
+  // A level PostgreSQL evaluates whole before the parent's conditions apply.
+  if (stmt.distinctClause || stmt.groupClause || stmt.havingClause || level.aggregated) return undefined;
+  if (stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause) return undefined;
+  const targets: AstNode[] = stmt.targetList ?? [];
+  if (targets.some((t) => some(t, (n) => nodeType(n) === 'FuncCall' && SET_RETURNING.test(lastName(n.FuncCall))))) {
+    return undefined;
+  }
+  if (targets.some((t) => some(t, (n) => nodeType(n) === 'WindowDef'))) return undefined;
+  const star = targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
+  const levelSites = [...index.values()].filter((s) => s.level === level);
+  if (star && (readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
+
+  // The level's output columns, and which of them carry ML calls.
+  const names = targets.map((t, i) => readAs.columnNames?.[i] ?? t.ResTarget.name ?? figureColumnName(t.ResTarget.val));
+  const fromMl = new Set(
+    names.filter((_, i) => some(targets[i], (n) => index.has(inner(n, 'FuncCall')) || nodeType(n) === 'SubLink')),
+  );
+  const known = new Set(names);
+  const alias = readAs.alias ?? 'aws_ml_level';
+  // Unqualified names are this level's columns when nothing else could be meant.
+  const unqualifiedOk = (name: string) => known.has(name) || (star && parent.top);
+  const pushable = (conjunct: AstNode) =>
+    !some(conjunct, (n) => {
+      const type = nodeType(n);
+      if (type === 'SubLink' || type === 'A_Star') return true;
+      if (type === 'FuncCall') return !PUSHABLE_FUNCTIONS.has(lastName(n.FuncCall)) || index.has(n.FuncCall);
+      if (type !== 'ColumnRef') return false;
+      const fields: AstNode[] = n.ColumnRef.fields;
+      const name = fields[fields.length - 1].String?.sval;
+      if (name === undefined || fromMl.has(name)) return true;
+      if (fields.length === 1) return !unqualifiedOk(name);
+      return fields.length !== 2 || fields[0].String?.sval !== alias;
+    });
+  const conditions = conjuncts(parent.stmt.whereClause).filter(pushable);
+  if (conditions.length === 0) return undefined;
+
+  // The level's columns as the parent's conditions read them; those with ML calls (or subqueries) are not computed.
+  const outputs = targets
+    .map((t, i) => {
+      if (fromMl.has(names[i])) return `NULL AS ${quoteIdentifier(names[i])}`;
+      const value = deparse(t.ResTarget.val);
+      return star && !t.ResTarget.name ? value : `${value} AS ${quoteIdentifier(names[i])}`;
+    })
+    .join(', ');
+  const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');
+  const renamed = readAs.columnNames ? `(${readAs.columnNames.map((c) => quoteIdentifier(c)).join(', ')})` : '';
+  const picked = columns.map(([, name], i) => `${quoteIdentifier(alias)}.aws_ml_column${i + 1} AS ${name}`).join(', ');
+  return (
+    `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
+    `${quoteIdentifier(alias)}${renamed} WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}`
+  );
 }
 
 /** Functions whose value differs at each call: the argument query could not predict the statement's inputs. */

@@ -655,6 +655,33 @@ describe('batch mode in other statements', () => {
 
     await db.query(`CREATE VIEW v_scores AS SELECT id, ${EP} AS p FROM t`);
     await expectSameBothWays(db, 'SELECT id, p FROM v_scores WHERE id < 30');
+    // PostgreSQL moves the conditions of a query that reads a view or subquery into it, and calls
+    // only for the rows that pass: batch mode scores those rows too, not the whole table.
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .perRowCalls ?? 0;
+    const withText = (await db.query("SELECT count(*)::int AS n FROM t WHERE id < 5 AND lower(txt) <> ''")).rows[0].n;
+    const cases: [string, number][] = [
+      ['SELECT count(*)::int AS n FROM v_scores WHERE id < 30', 29],
+      ['SELECT id FROM v_scores WHERE id < 3 ORDER BY id', 2],
+      ['SELECT id, p FROM v_scores WHERE id < 3 ORDER BY id', 2],
+      ['SELECT v.id, v.p FROM v_scores v WHERE v.id BETWEEN 10 AND 12 AND v.p IS NOT NULL ORDER BY 1', 3],
+      ['SELECT a, b FROM v_scores AS v(a, b) WHERE a < 3 ORDER BY a', 2],
+      [`SELECT id, p FROM (SELECT id, ${EP} AS p FROM t WHERE grp IS NOT NULL) s WHERE id < 3 ORDER BY id`, 2],
+      [`SELECT * FROM (SELECT *, ${EP} AS p FROM t) s WHERE s.id < 5 AND lower(txt) <> '' ORDER BY id`, withText],
+      // A condition on the ML column itself, or one PostgreSQL keeps outside: every row is scored.
+      ['SELECT count(*)::int FROM v_scores WHERE p > 0.5', 151],
+      ['SELECT count(*)::int FROM v_scores WHERE id < 3 OR random() < 2', 151],
+    ];
+    for (const [sql, scored] of cases) {
+      await expectSameBothWays(db, sql);
+      const before = rowsScored();
+      const calls = perRowCalls();
+      const batched = await db.query(sql);
+      expect(rowsScoredSince(before), sql).toBe(scored);
+      expect(perRowCalls() - calls, sql).toBe(0);
+      expect(batched.rows.length, sql).toBeGreaterThan(0);
+    }
   });
 
   it('UPDATE and DELETE read their answers through an index probe in the statement, as per row', async () => {
