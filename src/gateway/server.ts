@@ -12,6 +12,9 @@ import {
 } from './protocol.js';
 import { Session, type SessionInterceptor } from './session.js';
 
+/** How long a session's follow-up statements wait, at most, for a cancel to reach PostgreSQL. */
+const CANCEL_SETTLE_MS = 2000;
+
 export interface GatewayOptions {
   host: string;
   port: number;
@@ -152,17 +155,26 @@ export class GatewayServer {
     else void toServer();
   }
 
-  /** Hands a CancelRequest to PostgreSQL; settles once the server has acted on it (it closes the connection then). */
+  /**
+   * Hands a CancelRequest to PostgreSQL; settles once the server has acted on
+   * it (it closes the connection then), or after CANCEL_SETTLE_MS at most, so
+   * that a server slow to answer cannot hold the session's follow-ups.
+   */
   private sendCancel(packet: Buffer): Promise<void> {
     return new Promise((resolve) => {
+      const settle = setTimeout(resolve, CANCEL_SETTLE_MS).unref();
+      const done = () => {
+        clearTimeout(settle);
+        resolve();
+      };
       const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
         upstream.end(packet);
       });
       upstream.on('error', (error) => {
         this.options.logger.warn({ err: error.message }, 'cancel forwarding failed');
-        resolve();
+        done();
       });
-      upstream.on('close', () => resolve());
+      upstream.on('close', done);
     });
   }
 
