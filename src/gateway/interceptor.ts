@@ -17,11 +17,13 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { BackendError } from './backend.js';
 import {
+  bindMessage,
   bindStatementName,
   closeMessage,
   commandComplete,
   dataRow,
   errorResponse,
+  executeMessage,
   type Message,
   noticeResponse,
   parseMessage,
@@ -61,6 +63,92 @@ export interface InterceptorContext {
 }
 
 /** A statement the client prepared (extended protocol) that batch mode handles at each Bind. */
+/** Messages the gateway slips into a client's group before the message at `at`; their replies are kept from the client. */
+interface Injection {
+  at: number;
+  messages: Buffer[];
+  /** Replies (see countsAsReply) the group's messages before `at` give. */
+  repliesBefore: number;
+  /** Replies the slipped messages give. */
+  replies: number;
+  /** The first value of the slipped statement's row, once its reply passed. */
+  value?: string | null;
+}
+
+const NO_PARALLEL_PLANS = 'aws_ml_no_parallel_plans';
+
+/**
+ * For a group that opens a transaction block (BEGIN, START TRANSACTION: the
+ * only statements it runs before) and then runs a statement that must not get a
+ * parallel plan: parallel_setup_cost raised LOCAL to the block, right before
+ * the statement's Bind, and put back once the group is answered (see
+ * restoreParallelPlans; a rollback undoes both).
+ */
+function noParallelPlansAfterBegin(group: Message[], at: number): Injection | undefined {
+  const begins = new Set<string>();
+  let repliesBefore = 0;
+  for (const message of group.slice(0, at)) {
+    if (message.type === 0x50 /* Parse */) {
+      // (Parsing runs nothing: the statement itself may be parsed before.)
+      const parse = readParse(message.bytes);
+      if (/^\s*(begin|start\s+transaction)\b/i.test(parse.sql)) begins.add(parse.name);
+      else begins.delete(parse.name);
+      repliesBefore += 1;
+    } else if (message.type === 0x42 /* Bind */) {
+      if (!begins.has(readBind(message.bytes).statement)) return undefined;
+      repliesBefore += 1;
+    } else if (message.type === 0x45 /* Execute */) {
+      repliesBefore += 1;
+    } else if (message.type === 0x44 /* Describe */) {
+      repliesBefore += message.bytes[5] === 0x53 /* S */ ? 2 : 1;
+    } else {
+      return undefined;
+    }
+  }
+  return {
+    at,
+    messages: [
+      parseMessage(
+        NO_PARALLEL_PLANS,
+        "SELECT current_setting('parallel_setup_cost'), pg_catalog.set_config('parallel_setup_cost', '1e300', true)",
+      ),
+      bindMessage(NO_PARALLEL_PLANS, NO_PARALLEL_PLANS, []),
+      executeMessage(NO_PARALLEL_PLANS),
+      closeMessage('P', NO_PARALLEL_PLANS),
+      closeMessage('S', NO_PARALLEL_PLANS),
+    ],
+    repliesBefore,
+    replies: 5, // ParseComplete, BindComplete, (DataRow) CommandComplete, CloseComplete twice
+  };
+}
+
+/** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
+const countsAsReply = (type: number) => '123CIstTn'.includes(String.fromCharCode(type));
+
+/** A relay filter that keeps an injection's replies (and its DataRow) from the client. */
+function hideInjectedReplies(injection: Injection): (message: Message) => Buffer | null {
+  let seen = 0;
+  let hidden = 0;
+  let failed = false;
+  return (message) => {
+    // After an error PostgreSQL skips to the Sync: the slipped messages get no replies.
+    if (failed || message.type === 0x45 /* ErrorResponse */) {
+      failed = true;
+      return message.bytes;
+    }
+    if (seen < injection.repliesBefore) {
+      if (countsAsReply(message.type)) seen += 1;
+      return message.bytes;
+    }
+    if (hidden < injection.replies && (countsAsReply(message.type) || message.type === 0x44) /* DataRow */) {
+      if (countsAsReply(message.type)) hidden += 1;
+      else injection.value = readDataRow(message.bytes)[0];
+      return null;
+    }
+    return message.bytes;
+  };
+}
+
 /** What an extended-protocol group does with the unnamed prepared statement (see forwardAfterOwnWork). */
 interface UnnamedUse {
   /** A Bind uses the unnamed statement with ML calls prepared in an earlier group. */
@@ -143,13 +231,17 @@ async function withoutParallelPlans(control: SessionControl): Promise<void> {
   const { rows } = await control.backend.query(
     `SELECT current_setting('parallel_setup_cost'), set_config('parallel_setup_cost', '1e300', ${local})`,
   );
-  const previous = quoteLiteral(rows[0][0] ?? '1000');
   control.afterIdle(async () => {
     if (failedBlock(control) || (local && control.backend.status !== 'T')) return;
-    await control.backend.query(`SELECT set_config('parallel_setup_cost',
-      CASE current_setting('parallel_setup_cost') WHEN '1e+300' THEN ${previous} ELSE current_setting('parallel_setup_cost') END,
-      ${local})`);
+    await restoreParallelPlans(control, rows[0][0] ?? '1000', local);
   });
+}
+
+/** Puts parallel_setup_cost back to `previous`, unless something other than the gateway changed it meanwhile. */
+async function restoreParallelPlans(control: SessionControl, previous: string, local: boolean): Promise<void> {
+  await control.backend.query(`SELECT set_config('parallel_setup_cost',
+    CASE current_setting('parallel_setup_cost') WHEN '1e+300' THEN ${quoteLiteral(previous)}
+    ELSE current_setting('parallel_setup_cost') END, ${local})`);
 }
 
 /**
@@ -634,7 +726,13 @@ export class MlInterceptor implements SessionInterceptor {
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const out: Buffer[] = [];
-    const binds: { name: string; entry: PreparedMl; params: { values: (Buffer | null)[]; formats: number[] } }[] = [];
+    const binds: {
+      name: string;
+      entry: PreparedMl;
+      params: { values: (Buffer | null)[]; formats: number[] };
+      /** Where the Bind is in the group. */
+      index: number;
+    }[] = [];
     let syncs = 0;
     /** The unnamed statement, prepared in an earlier group, that a Bind here uses (see UnnamedUse). */
     const unnamed: UnnamedUse = { plainBound: false };
@@ -688,7 +786,12 @@ export class MlInterceptor implements SessionInterceptor {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
         if (entry)
-          binds.push({ name: bind.statement, entry, params: { values: bind.params, formats: bind.paramFormats } });
+          binds.push({
+            name: bind.statement,
+            entry,
+            params: { values: bind.params, formats: bind.paramFormats },
+            index: out.length,
+          });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed.ml = entry;
         }
@@ -752,11 +855,16 @@ export class MlInterceptor implements SessionInterceptor {
     }
     for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
-    // Only for a group that runs that one statement: another (a BEGIN, say) may change the transaction.
+    // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
+    // with autocommit off) the setting is made LOCAL inside the group, right before the statement.
     const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
     const executes = group.filter((m) => m.type === 0x45 /* Execute */).length;
+    let injection: Injection | undefined;
     if (executes === 1 && entries.some((entry) => writesWithParallelPlan(entry.serverSql))) {
       await withoutParallelPlans(control);
+    } else if (executes > 1) {
+      const writing = binds.find((b) => writesWithParallelPlan(b.entry.serverSql));
+      if (writing) injection = noParallelPlansAfterBegin(group, writing.index);
     }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
@@ -818,7 +926,7 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
-    await this.forwardAfterOwnWork(control, out, syncs, unnamed);
+    await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it.
     control.afterIdle(async () => {
@@ -839,23 +947,33 @@ export class MlInterceptor implements SessionInterceptor {
     out: Buffer[],
     syncs: number,
     unnamed: UnnamedUse = { plainBound: false },
+    injection?: Injection,
   ): Promise<void> {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
     const reparse = unnamed.ml
       ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes)
       : plain && Buffer.from(plain.bytes);
-    if (!reparse || syncs !== 1 || control.backend.status === 'E') {
+    if ((!reparse && !injection) || syncs !== 1 || control.backend.status === 'E') {
       control.forward(out, Math.abs(syncs));
     } else {
-      let hidden = false;
-      const outcome = await control.relay([reparse, ...out], (message) => {
-        if (hidden || message.type !== 0x31 /* ParseComplete */) return message.bytes;
-        hidden = true;
+      let parseHidden = !reparse;
+      const keep = injection ? hideInjectedReplies(injection) : (message: Message) => message.bytes;
+      const messages = injection
+        ? [...out.slice(0, injection.at), ...injection.messages, ...out.slice(injection.at)]
+        : out;
+      const outcome = await control.relay(reparse ? [reparse, ...messages] : messages, (message) => {
+        if (parseHidden || message.type !== 0x31 /* ParseComplete */) return keep(message);
+        parseHidden = true;
         return null;
       });
-      control.toClient(readyForQuery(outcome.status));
-      if (plain) plain.ownOperations = ownOperations;
+      if (injection?.value != null && outcome.status === 'T') {
+        await restoreParallelPlans(control, injection.value, true).catch((error: unknown) => {
+          control.logger.warn({ err: error }, 'putting parallel_setup_cost back failed');
+        });
+      }
+      control.toClient(readyForQuery(control.backend.status));
+      if (plain && reparse) plain.ownOperations = ownOperations;
     }
     // What the server holds as the unnamed statement from here on.
     if (unnamed.parsed !== undefined) {

@@ -806,6 +806,28 @@ describe('batch mode in other statements', () => {
       ).rejects.toMatchObject({ code: '42704' });
       await db.query('ROLLBACK TO b; COMMIT');
       expect((await db.query('SHOW parallel_setup_cost')).rows[0].parallel_setup_cost).toBe('0');
+
+      // pgjdbc with autocommit off sends BEGIN in the same group as the statement.
+      const grouped = new RawSession(await stack.connect());
+      await grouped.query(parallel);
+      for (const mode of ['off', 'on']) {
+        await grouped.query(`SET apg_enable_function_migration = ${mode}`);
+        const answer = await grouped.round([
+          raw.parse('', 'BEGIN'),
+          raw.bind('', []),
+          raw.execute(),
+          raw.parse('', `CREATE TABLE par_grouped_${mode} AS SELECT id, guide_mood(txt) AS mood FROM t`),
+          raw.bind('', []),
+          raw.execute(),
+          raw.sync(),
+        ]);
+        expect(answer.errors).toEqual([]);
+        expect(answer.types).toBe('12C12CZ');
+        expect(answer.statuses).toEqual(['T']);
+        expect((await grouped.query('SHOW parallel_setup_cost')).results[0]).toEqual([['0']]);
+        await grouped.query('COMMIT');
+      }
+      expect(await contents('par_grouped_on')).toEqual(await contents('par_grouped_off'));
     } finally {
       await db.query(
         'RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather',
