@@ -135,7 +135,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
   const levels: Level[] = [];
   const sites: CallSite[] = [];
   const blockers: string[] = [];
-  const viewsSeen = new Set<string>();
+  /** Views being expanded (a view read twice is analysed for each read, with that read's conditions). */
+  const expanding = new Set<string>();
 
   const newLevel = (
     kind: Level['kind'],
@@ -265,8 +266,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       const name = rangeVarName(item);
       const view = name && findView(catalog.views, name.schema, name.name);
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
-      if (view && view.kind === 'view' && !viewsSeen.has(`${view.schema}.${view.name}`)) {
-        viewsSeen.add(`${view.schema}.${view.name}`);
+      const key = view && `${view.schema}.${view.name}`;
+      if (view && key && view.kind === 'view' && !expanding.has(key)) {
+        expanding.add(key);
         try {
           const [definition] = parse(view.definition);
           const rv = item.RangeVar;
@@ -281,6 +283,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
           statementLevels(definition.stmt, level, undefined, false, false, readAs);
         } catch {
           blockers.push(`view ${view.name} could not be analyzed`);
+        } finally {
+          expanding.delete(key);
         }
       }
     }

@@ -249,7 +249,7 @@ function argumentQuery(
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
     ? `SELECT * FROM (SELECT ${columnsSql}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
-    : (throughParent(level, index, columns, `${fromSql}${whereSql}`) ??
+    : (throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed) ??
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const dependsOn = [
@@ -262,9 +262,10 @@ function argumentQuery(
 }
 
 /**
- * Functions a condition may use and still be moved by PostgreSQL into the
- * subquery it filters (immutable, never set-returning); an unknown function
- * might be volatile, which PostgreSQL leaves outside.
+ * Functions that are immutable and never set-returning: a condition using
+ * them is moved by PostgreSQL into the subquery it filters, and a subquery
+ * column computed with them stays a plain one. Any other function might be
+ * volatile, set-returning or a window function, which PostgreSQL keeps out.
  */
 const PUSHABLE_FUNCTIONS = new Set([
   'lower',
@@ -286,28 +287,46 @@ const PUSHABLE_FUNCTIONS = new Set([
   'substring',
   'left',
   'right',
+  'concat',
+  'concat_ws',
+  'replace',
+  'split_part',
 ]);
 
-/** Set-returning functions: a subquery that lists one is evaluated whole, whatever reads it. */
-const SET_RETURNING =
-  /^(unnest|generate_series|generate_subscripts|regexp_matches|regexp_split_to_table|string_to_table|jsonb?_array_elements(_text)?|jsonb?_each(_text)?|jsonb?_object_keys|jsonb?_populate_recordset|jsonb?_to_recordset|json_table)$/;
+/** A function call made only of pushable parts: a known immutable function (unqualified or in pg_catalog), no OVER. */
+function pushableCall(call: AstNode): boolean {
+  const name = functionName(call);
+  const schemaOk = name.length === 1 || (name.length === 2 && name[0] === 'pg_catalog');
+  return schemaOk && !call.over && !call.agg_star && PUSHABLE_FUNCTIONS.has(name[name.length - 1]);
+}
+
+/** An expression of columns, constants, operators and pushable functions only (no subquery, no ML call). */
+function plainExpression(node: AstNode, index: Map<AstNode, CallSite>): boolean {
+  return !some(node, (n) => {
+    const type = nodeType(n);
+    if (type === 'SubLink' || type === 'A_Star') return true;
+    return type === 'FuncCall' && (index.has(n.FuncCall) || !pushableCall(n.FuncCall));
+  });
+}
 
 /**
  * The argument query of a call in a subquery or view that its parent reads
  * straight from its FROM list, restricted by the parent's conditions on the
  * subquery's plain columns: PostgreSQL moves such conditions into the
- * subquery (its ML calls are volatile, so it is not flattened, and its calls
- * run only for the rows that pass). Without this, `SELECT … FROM view WHERE
+ * subquery (its ML calls are volatile, so it is not flattened), and its calls
+ * run only for the rows that pass. Without this, `SELECT … FROM view WHERE
  * id < 3` scored every row of the view's table. Only conditions that
- * PostgreSQL certainly moves are applied (plain columns of this level, no
- * subqueries, known immutable functions), so the rows scored are never
- * fewer than the calls the statement makes. Undefined when none applies.
+ * PostgreSQL certainly moves are applied (on plain columns of this level, of
+ * known immutable functions, no subqueries), and only in a level PostgreSQL
+ * does not evaluate whole first, so the rows scored are never fewer than the
+ * calls the statement makes. Undefined when none applies.
  */
 function throughParent(
   level: Level,
   index: Map<AstNode, CallSite>,
   columns: [string, string][],
   fromAndWhere: string,
+  removed: Set<string>,
 ): string | undefined {
   const readAs = level.readAs;
   const parent = level.parent;
@@ -318,44 +337,66 @@ function throughParent(
   if (stmt.distinctClause || stmt.groupClause || stmt.havingClause || level.aggregated) return undefined;
   if (stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause) return undefined;
   const targets: AstNode[] = stmt.targetList ?? [];
-  if (targets.some((t) => some(t, (n) => nodeType(n) === 'FuncCall' && SET_RETURNING.test(lastName(n.FuncCall))))) {
-    return undefined;
-  }
-  if (targets.some((t) => some(t, (n) => nodeType(n) === 'WindowDef'))) return undefined;
+  // Set-returning and window functions in the level keep the parent's conditions out: only known functions
+  // pass (besides the ML calls, whose own arguments the argument query reads anyway).
+  const unknownCall = (t: AstNode) => {
+    let found = false;
+    walk(t, (n) => {
+      if (found || (nodeType(n) === 'FuncCall' && index.has(n.FuncCall))) return false;
+      found = nodeType(n) === 'FuncCall' && !pushableCall(n.FuncCall);
+      return undefined;
+    });
+    return found;
+  };
+  if (targets.some(unknownCall)) return undefined;
   const star = targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
   const levelSites = [...index.values()].filter((s) => s.level === level);
   if (star && (readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
 
-  // The level's output columns, and which of them carry ML calls.
+  // The level's output columns; the plain ones (no ML call, subquery, or ML function of its FROM list) may be filtered on.
   const names = targets.map((t, i) => readAs.columnNames?.[i] ?? t.ResTarget.name ?? figureColumnName(t.ResTarget.val));
-  const fromMl = new Set(
-    names.filter((_, i) => some(targets[i], (n) => index.has(inner(n, 'FuncCall')) || nodeType(n) === 'SubLink')),
-  );
-  const known = new Set(names);
+  const plain = new Set<string>();
+  const notPlain = new Set<string>();
+  targets.forEach((t, i) => {
+    const val = t.ResTarget.val;
+    const usesRemoved = [...referencedQualifiers(val)].some((q) => removed.has(q));
+    if (!usesRemoved && plainExpression(val, index)) plain.add(names[i]);
+    else notPlain.add(names[i]);
+  });
   const alias = readAs.alias ?? 'aws_ml_level';
-  // Unqualified names are this level's columns when nothing else could be meant.
-  const unqualifiedOk = (name: string) => known.has(name) || (star && parent.top);
+  const referenced = new Set<string>();
   const pushable = (conjunct: AstNode) =>
+    plainExpression(conjunct, index) &&
     !some(conjunct, (n) => {
-      const type = nodeType(n);
-      if (type === 'SubLink' || type === 'A_Star') return true;
-      if (type === 'FuncCall') return !PUSHABLE_FUNCTIONS.has(lastName(n.FuncCall)) || index.has(n.FuncCall);
-      if (type !== 'ColumnRef') return false;
+      if (nodeType(n) !== 'ColumnRef') return false;
       const fields: AstNode[] = n.ColumnRef.fields;
       const name = fields[fields.length - 1].String?.sval;
-      if (name === undefined || fromMl.has(name)) return true;
-      if (fields.length === 1) return !unqualifiedOk(name);
-      return fields.length !== 2 || fields[0].String?.sval !== alias;
+      if (name === undefined || notPlain.has(name)) return true;
+      if (fields.length === 2 && fields[0].String?.sval !== alias) return true;
+      if (fields.length > 2) return true;
+      // Unqualified: this level's column when it has one of that name (the alias alone is the whole row);
+      // with `*`, any name at the statement's top, where nothing else could be meant.
+      if (fields.length === 1 && (name === alias || !(plain.has(name) || (star && parent.top)))) return true;
+      return false;
     });
   const conditions = conjuncts(parent.stmt.whereClause).filter(pushable);
   if (conditions.length === 0) return undefined;
+  for (const condition of conditions) {
+    walk(condition, (n) => {
+      const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
+      if (fields) referenced.add(fields[fields.length - 1].String?.sval);
+      return undefined;
+    });
+  }
 
-  // The level's columns as the parent's conditions read them; those with ML calls (or subqueries) are not computed.
+  // Only the columns the conditions read are computed; the others are NULL (their work, and any side effect, is left out).
   const outputs = targets
     .map((t, i) => {
-      if (fromMl.has(names[i])) return `NULL AS ${quoteIdentifier(names[i])}`;
-      const value = deparse(t.ResTarget.val);
-      return star && !t.ResTarget.name ? value : `${value} AS ${quoteIdentifier(names[i])}`;
+      if (star && !t.ResTarget.name && some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star')) {
+        return deparse(t.ResTarget.val);
+      }
+      const value = plain.has(names[i]) && referenced.has(names[i]) ? deparse(t.ResTarget.val) : 'NULL';
+      return `${value} AS ${quoteIdentifier(names[i])}`;
     })
     .join(', ');
   const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');

@@ -464,6 +464,44 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(dropped.errors.map((e) => e.code)).toEqual(['26000']);
     });
 
+    it('keeps the unnamed statement through read-only transactions that answer it per row', async () => {
+      const byInput = `WITH x AS (SELECT * FROM t) ${mood.replace('FROM t', 'FROM x')}`;
+      const fresh = new RawSession(await stack.connect());
+      const run = async (messages: Buffer[]) => {
+        const answer = await fresh.round(messages);
+        expect(answer.errors).toEqual([]);
+        return answer.results;
+      };
+      // (Transaction control as named statements: a simple query would drop the unnamed statement.)
+      const control = (name: string, sql: string) =>
+        run([raw.parse(name, sql), raw.bind(name, []), raw.execute(), raw.sync()]);
+      // Results stored by input exist outside any block; those stored by row go with a rolled-back block.
+      await run([raw.parse('n', byInput), raw.bind('n', [' great']), raw.execute(), raw.sync()]);
+      await control('b', 'BEGIN');
+      await run([raw.parse('', mood), raw.bind('', [' great']), raw.execute(), raw.sync()]);
+      await control('r', 'ROLLBACK');
+      await control('ro', 'BEGIN READ ONLY');
+      const both = await run([
+        raw.bind('', [' awful']),
+        raw.execute(),
+        raw.bind('n', [' awful']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(both).toEqual([await expected(mood, ' awful'), await expected(mood, ' awful')]);
+      // Parsed in a read-only transaction (as written), bound in a later group with a batched statement.
+      await run([raw.parse('', mood), raw.sync()]);
+      const later = await run([
+        raw.bind('n', [' great']),
+        raw.execute(),
+        raw.bind('', [' great']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(later).toEqual([await expected(mood, ' great'), await expected(mood, ' great')]);
+      await control('c', 'COMMIT');
+    });
+
     it('leaves parallel_setup_cost as it was after a group that opens a block and creates a table', async () => {
       const fresh = new RawSession(await stack.connect());
       const answer = await fresh.round([
@@ -669,9 +707,19 @@ describe('batch mode in other statements', () => {
       ['SELECT a, b FROM v_scores AS v(a, b) WHERE a < 3 ORDER BY a', 2],
       [`SELECT id, p FROM (SELECT id, ${EP} AS p FROM t WHERE grp IS NOT NULL) s WHERE id < 3 ORDER BY id`, 2],
       [`SELECT * FROM (SELECT *, ${EP} AS p FROM t) s WHERE s.id < 5 AND lower(txt) <> '' ORDER BY id`, withText],
+      // The view read twice, each read with its own condition.
+      ['SELECT id, p FROM v_scores WHERE id < 3 UNION ALL SELECT id, p FROM v_scores WHERE id BETWEEN 40 AND 42', 5],
       // A condition on the ML column itself, or one PostgreSQL keeps outside: every row is scored.
       ['SELECT count(*)::int FROM v_scores WHERE p > 0.5', 151],
       ['SELECT count(*)::int FROM v_scores WHERE id < 3 OR random() < 2', 151],
+      [`SELECT * FROM (SELECT *, ${EP} AS p FROM t) q WHERE q IS NOT NULL OR id < 3`, 151],
+      // A level PostgreSQL evaluates whole first (window, volatile or set-returning columns): every row too.
+      [
+        `SELECT id, p FROM (SELECT id, row_number() OVER (ORDER BY id DESC) rn, ${EP} AS p FROM t) s WHERE rn = 50`,
+        151,
+      ],
+      [`SELECT id, p FROM (SELECT id, random() AS r, ${EP} AS p FROM t) s WHERE r < 2 AND id < 3`, 151],
+      [`SELECT id, p FROM (SELECT id, generate_series(1, 2) AS g, ${EP} AS p FROM t) s WHERE id < 3`, 151],
     ];
     for (const [sql, scored] of cases) {
       await expectSameBothWays(db, sql);
@@ -682,6 +730,17 @@ describe('batch mode in other statements', () => {
       expect(perRowCalls() - calls, sql).toBe(0);
       expect(batched.rows.length, sql).toBeGreaterThan(0);
     }
+    // An ML function in the subquery's FROM list: batched, only the rows the condition lets through.
+    const fromList = `SELECT * FROM (SELECT t.id, d.sentiment FROM t, aws_comprehend.detect_sentiment(t.txt, 'en') d) q
+      WHERE id < 5 ORDER BY id`;
+    await expectSameBothWays(db, fromList);
+    const sentimentCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const [scoredBefore, callsBefore] = [rowsScored(SENTIMENT), sentimentCalls()];
+    await db.query(fromList);
+    expect(rowsScoredSince(scoredBefore, SENTIMENT)).toBeGreaterThan(0);
+    expect(rowsScoredSince(scoredBefore, SENTIMENT)).toBeLessThanOrEqual(4);
+    expect(sentimentCalls() - callsBefore).toBe(0);
   });
 
   it('UPDATE and DELETE read their answers through an index probe in the statement, as per row', async () => {
