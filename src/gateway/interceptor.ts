@@ -830,6 +830,9 @@ export class MlInterceptor implements SessionInterceptor {
       }
       const swapped = new Set(batchParses.map((p) => p.entry));
       binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+      // The server now gets the group's last unnamed statement as written: one to parse again later.
+      const lastUnnamed = batchParses.filter((p) => p.parse.name === '').at(-1);
+      if (unnamed.parsed === null && lastUnnamed) unnamed.parsed = lastUnnamed.plain;
       batchParses.length = 0;
     }
     if (settings.readOnly && binds.length > 0) {
@@ -844,7 +847,11 @@ export class MlInterceptor implements SessionInterceptor {
           control.toClient([refusal, readyForQuery(control.backend.status)]);
           return;
         }
-        if (stale.some((b) => b.entry === unnamed.ml)) unnamed.ml = undefined;
+        if (stale.some((b) => b.name === '')) {
+          // Now a statement without ML calls to the server, which the argument queries below drop again.
+          unnamed.ml = undefined;
+          unnamed.plainBound = true;
+        }
         const swapped = new Set(stale.map((b) => b.entry));
         binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
       }

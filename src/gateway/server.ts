@@ -162,14 +162,17 @@ export class GatewayServer {
    */
   private sendCancel(packet: Buffer): Promise<void> {
     return new Promise((resolve) => {
-      const settle = setTimeout(resolve, CANCEL_SETTLE_MS).unref();
+      const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
+        upstream.end(packet);
+      });
+      const settle = setTimeout(() => {
+        upstream.destroy();
+        resolve();
+      }, CANCEL_SETTLE_MS).unref();
       const done = () => {
         clearTimeout(settle);
         resolve();
       };
-      const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
-        upstream.end(packet);
-      });
       upstream.on('error', (error) => {
         this.options.logger.warn({ err: error.message }, 'cancel forwarding failed');
         done();

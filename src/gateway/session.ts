@@ -534,24 +534,27 @@ export class Session implements SessionControl {
 
   /** Runs the pending follow-up tasks if the backend is idle. */
   private async runFollowUps(): Promise<void> {
-    if (this.followUps.length === 0) return;
-    this.runningFollowUps = true;
-    try {
-      // A cancel PostgreSQL has not received yet would land on a follow-up; once received, the idle backend drops it.
-      await Promise.all(this.cancelsOnTheirWay);
-      while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
+    while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
+      // From here the client has no statement running (cancels wait, see cancel).
+      this.runningFollowUps = true;
+      try {
+        // A cancel PostgreSQL has not received yet would land on a follow-up; once received, the idle backend drops it.
+        while (this.cancelsOnTheirWay.size > 0) await Promise.all(this.cancelsOnTheirWay);
         for (const task of this.followUps.splice(0)) {
           await task().catch((error: unknown) => {
             if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
           });
         }
+      } finally {
+        this.runningFollowUps = false;
       }
-    } finally {
-      this.runningFollowUps = false;
     }
     const deferred = this.cancelAfterFollowUps;
     this.cancelAfterFollowUps = undefined;
-    if (deferred && this.queue.length > 0 && !this.closed) this.cancel(deferred);
+    // The client sent statements meanwhile (held, or still unread while it was paused): the cancel is theirs.
+    const sentMeanwhile = this.queue.length > 0 || this.client.readableLength > 0;
+    // (PostgreSQL's side only: the statement's interception, still to start, resets the gateway's signal.)
+    if (deferred && sentMeanwhile && !this.closed) this.cancel(deferred);
   }
 
   relay(
