@@ -174,8 +174,8 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       port: config.port,
       upstream: { host: target.host, port: target.port },
       tls: access.gatewayTls,
-      interceptorFor: (startup) =>
-        new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? ''),
+      interceptorFor: (startup, sessionLogger) =>
+        new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? '', sessionLogger),
       logger: logger.child({ component: 'gateway' }),
     });
     await gateway.listen();

@@ -9,12 +9,13 @@ import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import { type AstNode, deparse, inner, nodeType } from '../sql/ast.js';
+import { type AstNode, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
 import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
 import { BackendError } from './backend.js';
 import {
   bindMessage,
@@ -62,7 +63,6 @@ export interface InterceptorContext {
   bridgeConninfoForUpstream?: () => string;
 }
 
-/** A statement the client prepared (extended protocol) that batch mode handles at each Bind. */
 /** Messages the gateway slips into a client's group before the message at `at`; their replies are kept from the client. */
 interface Injection {
   at: number;
@@ -159,6 +159,7 @@ interface UnnamedUse {
   parsed?: Buffer | null;
 }
 
+/** A statement the client prepared (extended protocol) that batch mode handles at each Bind. */
 interface PreparedMl {
   target: BatchTarget;
   plan: BatchPlan;
@@ -323,6 +324,7 @@ export class MlInterceptor implements SessionInterceptor {
   constructor(
     private readonly context: InterceptorContext,
     private readonly database: string,
+    private readonly logger?: Logger,
   ) {}
 
   mentionsMl(sql: string): boolean {
@@ -543,10 +545,19 @@ export class MlInterceptor implements SessionInterceptor {
     const [{ stmt }] = statements;
     // CREATE MATERIALIZED VIEW is DDL too, but its query is batched (the catalog is re-read after it).
     if (isCatalogDdl(stmt) && nodeType(stmt) !== 'CreateTableAsStmt') return { forward: 'ddl' };
-    const target = batchTarget(stmt, catalog);
-    if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
-    if (!target) return { forward: 'not batchable' };
-    const plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
+    if (!deparsesFaithfully(stmt)) return { forward: 'syntax the gateway cannot rewrite faithfully' };
+    let target: BatchTarget | undefined;
+    let plan: BatchPlan;
+    try {
+      target = batchTarget(stmt, catalog);
+      if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
+      if (!target) return { forward: 'not batchable' };
+      plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
+      target.finalSql(plan); // (written again later; a statement it cannot write goes as it came)
+    } catch (error) {
+      this.logger?.warn({ err: error }, 'batch planning failed; the statement goes to PostgreSQL as written');
+      return { forward: 'planning failed' };
+    }
     // Group ids key stored rows: no two statements of the session share them.
     this.nextGroupId = Math.max(this.nextGroupId, firstGroupId + plan.groups.length);
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };

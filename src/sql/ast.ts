@@ -26,6 +26,24 @@ export function deparse(node: AstNode): string {
   return deparseSync(node);
 }
 
+/**
+ * Whether the deparser writes `statement` back as SQL that parses to the same
+ * tree (source positions aside). Batch mode rewrites statements through the
+ * deparser; some syntax it loses or garbles (e.g. FETCH … WITH TIES, GROUP BY
+ * DISTINCT, newer SQL/JSON forms), and such a statement must go to PostgreSQL
+ * as written.
+ */
+export function deparsesFaithfully(statement: AstNode): boolean {
+  const withoutPositions = (node: AstNode) =>
+    JSON.stringify(node, (key, value) => (key === 'location' ? undefined : value));
+  try {
+    const again = parse(deparse(statement));
+    return again.length === 1 && withoutPositions(again[0].stmt) === withoutPositions(statement);
+  } catch {
+    return false;
+  }
+}
+
 /** Parses one expression written as SQL. */
 export function parseExpression(sql: string): AstNode {
   const [statement] = parse(`SELECT ${sql}`);

@@ -1122,6 +1122,24 @@ describe('read-only transactions', () => {
   });
 });
 
+describe('syntax the deparser cannot write back', () => {
+  it('goes to PostgreSQL as written, with the per-row answers, and the session stays usable', async () => {
+    const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
+    for (const sql of [
+      `SELECT id, ${S} FROM t WHERE id < 20 ORDER BY grp FETCH FIRST 3 ROWS WITH TIES`,
+      `SELECT grp, count(${S}) FROM t GROUP BY DISTINCT ROLLUP(grp), ROLLUP(grp)`,
+      `SELECT id, (ARRAY[${S}, 'x'])[1] FROM t WHERE id < 5`,
+      `SELECT id, ${S}, JSON_VALUE('{"a":1}', '$.a' RETURNING int) FROM t WHERE id < 5`,
+      `SELECT j.x, ${S} FROM t, JSON_TABLE('[1,2]', '$[*]' COLUMNS (x int PATH '$')) j WHERE id < 5`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      expect(outcome.rows?.length, sql).toBeGreaterThan(0);
+    }
+    expect((await db.query('SELECT 1 AS still')).rows).toEqual([{ still: 1 }]);
+  });
+});
+
 describe('several statements in one Query', () => {
   it('batches each statement and keeps the implicit transaction', async () => {
     const before = rowsScored();
