@@ -25,6 +25,8 @@ export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_file, row_t
 /** The answers of a statement's distinct inputs, by the slot the scorer gave each. */
 export interface Answers {
   isAnswered(slot: number): boolean;
+  /** Answered with no answer: the row is left to the statement's per-row fallback. */
+  isDeclined(slot: number): boolean;
   textOf(slot: number): string | null;
   realOf(slot: number): number | null;
 }
@@ -66,8 +68,9 @@ export class RowLog {
       const slot = this.slots[this.next];
       if (!answers.isAnswered(slot)) break;
       const i = this.next;
-      out += `${head}${this.blocks[i]},${this.offsets[i]})\t${this.xmins[i]}\t${copyField(answers.textOf(slot))}\t${copyField(answers.realOf(slot))}\n`;
       this.next += 1;
+      if (answers.isDeclined(slot)) continue;
+      out += `${head}${this.blocks[i]},${this.offsets[i]})\t${this.xmins[i]}\t${copyField(answers.textOf(slot))}\t${copyField(answers.realOf(slot))}\n`;
     }
     return out;
   }

@@ -16,7 +16,26 @@ import type { MlKind } from './ml-calls.js';
 export interface CallResult {
   outText: string | null;
   outReal: number | null;
+  /** The service refused this input (see BatchScorer.declined): no answer is stored for it. */
+  declined?: boolean;
 }
+
+const DECLINED: CallResult = { outText: null, outReal: null, declined: true };
+
+/**
+ * Errors about the inputs themselves (a document too long, a language or
+ * endpoint that does not exist, a NULL one): the per-row path raises them only
+ * for the rows PostgreSQL really calls for, which a CASE or a condition may
+ * spare. Batch mode stores no answer for such inputs instead of failing, and
+ * the statement's per-row fallback raises the error if the call is made.
+ */
+const INPUT_ERRORS = new Set<string>([
+  SqlState.stringDataRightTruncation,
+  SqlState.invalidParameterValue,
+  SqlState.nullValueNotAllowed,
+  SqlState.undefinedObject,
+]);
+const refusesInput = (error: unknown) => error instanceof SqlError && INPUT_ERRORS.has(error.sqlstate);
 
 /** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
 export class BatchFigures {
@@ -153,6 +172,10 @@ export class BatchScorer {
   private queueHead = 0;
   private inFlight = 0;
   private failure: unknown;
+  /** Slots whose input the service refused (few; most statements have none). */
+  private readonly declined = new Set<number>();
+  /** Function and target pairs the service refused whole (an unknown endpoint…): not called again. */
+  private readonly refusedTargets = new Set<string>();
   private scored = 0;
   private batchNumber = 0;
   private drainWaiters: (() => void)[] = [];
@@ -226,17 +249,13 @@ export class BatchScorer {
     }
   }
 
-  /** Whether inputs for `target` can still be scored; a NULL target fails the statement. */
-  acceptsTarget(kind: MlKind, target: string | null): target is string {
-    if (this.failure) return false;
-    if (target === null) {
-      this.failure = new SqlError(
-        SqlState.nullValueNotAllowed,
-        kind === 'sentiment' ? 'language_code must not be NULL' : 'endpoint_name must not be NULL',
-      );
-      return false;
-    }
-    return true;
+  /**
+   * Whether inputs for `target` can still be scored. Those of a NULL target
+   * are not: their rows get no answer, and the per-row fallback raises the
+   * error for the ones PostgreSQL calls for.
+   */
+  acceptsTarget(_kind: MlKind, target: string | null): target is string {
+    return !this.failure && target !== null;
   }
 
   /** A slot for an input its caller has found to be new (see addFeatureRows). */
@@ -268,9 +287,14 @@ export class BatchScorer {
     });
   }
 
-  /** Whether the slot `add` returned has its answer. */
+  /** Whether the slot `add` returned has its answer, or will have none (isDeclined). */
   isAnswered(slot: number): boolean {
-    return this.texts[slot] !== undefined;
+    return this.texts[slot] !== undefined || this.declined.has(slot);
+  }
+
+  /** The service refused the slot's input (see INPUT_ERRORS): its rows get no stored answer. */
+  isDeclined(slot: number): boolean {
+    return this.declined.has(slot);
   }
 
   textOf(slot: number): string | null {
@@ -365,15 +389,25 @@ export class BatchScorer {
     try {
       if (this.failure || this.options.signal.aborted) return;
       const started = performance.now();
-      const results = await this.call(batch);
+      let results: CallResult[];
+      const targetKey = `${batch.kind}\u0000${batch.target}`;
+      try {
+        if (this.refusedTargets.has(targetKey)) throw new SqlError(SqlState.undefinedObject, 'refused before');
+        results = await this.call(batch);
+      } catch (error) {
+        // An error about every input of the batch (its endpoint or language): none gets an answer.
+        if (!refusesInput(error) || this.options.signal.aborted) throw error;
+        this.refusedTargets.add(targetKey);
+        results = batch.slots.map(() => DECLINED);
+      }
       // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.
       if (this.options.signal.aborted) return;
       batch.figures.record(batch.slots.length, performance.now() - started);
       const { kind, target, format, keys, slots } = batch;
-      if (batch.listed) {
-        for (let i = 0; i < keys.length; i++) this.answer(kind, target, format, keys[i], slots[i], results[i]);
-      } else {
-        for (let i = 0; i < slots.length; i++) {
+      for (let i = 0; i < slots.length; i++) {
+        if (results[i].declined) this.declined.add(slots[i]);
+        else if (batch.listed) this.answer(kind, target, format, keys[i], slots[i], results[i]);
+        else {
           this.texts[slots[i]] = results[i].outText;
           this.reals[slots[i]] = results[i].outReal;
         }
@@ -427,13 +461,22 @@ export class BatchScorer {
       ),
     );
     return answers.flat().map((item: SentimentItem | SqlError) => {
-      if (item instanceof SqlError) throw item;
+      if (item instanceof SqlError) {
+        if (refusesInput(item)) return DECLINED;
+        throw item;
+      }
       return { outText: item.sentiment, outReal: item.confidence };
     });
   }
 
   private async endpoint(batch: Batch): Promise<CallResult[]> {
-    const lines = batch.format === 'csv' ? batch.keys : batch.keys.map((key) => modelInputToCsv(key));
+    const all = batch.format === 'csv' ? batch.keys : batch.keys.map((key) => modelInputToCsv(key));
+    // A single NULL model input is an empty line: alone, the per-row call sends an empty body, which the
+    // endpoint refuses. Such inputs are not sent; their rows are left to the per-row fallback.
+    const sent: number[] = [];
+    for (let i = 0; i < all.length; i++) if (all[i] !== '') sent.push(i);
+    const lines = sent.length === all.length ? all : sent.map((i) => all[i]);
+    if (lines.length === 0) return all.map(() => DECLINED);
     const requests: { first: number; body: string }[] = [];
     let start = 0;
     let bytes = 0;
@@ -463,7 +506,12 @@ export class BatchScorer {
         this.placeOutputs(batch, answer, expected, out, first);
       }),
     );
-    return out;
+    if (lines === all) return out;
+    const results = all.map(() => DECLINED);
+    sent.forEach((i, j) => {
+      results[i] = out[j];
+    });
+    return results;
   }
 
   /**

@@ -1122,6 +1122,44 @@ describe('read-only transactions', () => {
   });
 });
 
+describe('inputs the service refuses', () => {
+  it('fail the statement only where PostgreSQL makes the call, as per row', async () => {
+    await db.query(`CREATE TABLE guarded (id int, txt text, lang text, f1 float8)`);
+    await db.query(
+      `INSERT INTO guarded SELECT g, 'a fine review number ' || g, 'en', g / 10.0 FROM generate_series(1, 40) g`,
+    );
+    await db.query(`INSERT INTO guarded VALUES (41, repeat('long ', 1200), 'en', 1), (42, 'quelque chose', 'xx', 2),
+      (43, 'no language', NULL, 3), (44, 'no input', 'en', NULL)`);
+    const sentiment = (lang: string) => `(aws_comprehend.detect_sentiment(txt, ${lang})).sentiment`;
+    const guardedOk = [
+      `SELECT id, CASE WHEN length(txt) < 5000 THEN ${sentiment("'en'")} END FROM guarded`,
+      `SELECT id FROM guarded WHERE CASE WHEN length(txt) < 5000 THEN ${sentiment("'en'")} = 'POSITIVE' END`,
+      `SELECT id, CASE WHEN lang = 'en' AND id <> 41 THEN ${sentiment('lang')} END FROM guarded`,
+      `SELECT id, CASE WHEN lang IS NOT NULL AND lang <> 'xx' AND id <> 41 THEN ${sentiment('lang')} END FROM guarded`,
+      `SELECT id, CASE WHEN id < 0 THEN aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, f1) END FROM guarded`,
+      `SELECT id, CASE WHEN id < 0 THEN aws_sagemaker.invoke_endpoint(NULL, NULL, f1) END FROM guarded`,
+      `SELECT id, CASE WHEN f1 IS NOT NULL THEN aws_sagemaker.invoke_endpoint('xgb', NULL, f1) END FROM guarded`,
+    ];
+    for (const sql of guardedOk) {
+      const before = rowsScored() + rowsScored(SENTIMENT);
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      if (!sql.includes('id < 0')) expect(rowsScored() + rowsScored(SENTIMENT) - before, sql).toBeGreaterThan(0);
+    }
+    // Unguarded, the same inputs fail the statement with the per-row path's error.
+    for (const [sql, code] of [
+      [`SELECT id, ${sentiment("'en'")} FROM guarded`, '22001'],
+      [`SELECT id, ${sentiment('lang')} FROM guarded WHERE id <> 41`, '22023'],
+      [`SELECT id, ${sentiment('lang')} FROM guarded WHERE id NOT IN (41, 42)`, '22004'],
+      [`SELECT id, aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, f1) FROM guarded`, '42704'],
+      [`SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, f1) FROM guarded`, '38000'],
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error?.code, sql).toBe(code);
+    }
+  });
+});
+
 describe('syntax the deparser cannot write back', () => {
   it('goes to PostgreSQL as written, with the per-row answers, and the session stays usable', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
