@@ -105,52 +105,71 @@ export function some(root: AstNode, test: (node: AstNode) => boolean): boolean {
 
 /** The column name PostgreSQL gives an output expression without an alias (FigureColname). */
 export function figureColumnName(expression: AstNode): string {
+  return figure(expression)[0];
+}
+
+/**
+ * FigureColnameInternal: a name and its strength (2: from the expression
+ * itself, 1: a fallback such as a cast's type or `case`, 0: none), which
+ * decides whether a cast or CASE passes its operand's name on.
+ */
+function figure(expression: AstNode): [string, number] {
   const type = nodeType(expression);
   const node = type ? expression[type] : undefined;
   switch (type) {
     case 'ColumnRef': {
       const fields = node.fields as AstNode[];
-      const last = fields[fields.length - 1];
-      return last.String?.sval ?? '?column?';
+      const name = fields[fields.length - 1].String?.sval;
+      return name ? [name, 2] : NO_NAME;
     }
     case 'A_Indirection': {
       for (let i = node.indirection.length - 1; i >= 0; i--) {
         const name = node.indirection[i].String?.sval;
-        if (name) return name;
+        if (name) return [name, 2];
       }
-      return figureColumnName(node.arg);
+      return figure(node.arg);
     }
     case 'FuncCall': {
       const name = functionName(node);
-      return name[name.length - 1];
+      return [name[name.length - 1], 2];
     }
+    case 'A_Expr':
+      return node.kind === 'AEXPR_NULLIF' ? ['nullif', 2] : NO_NAME;
     case 'TypeCast': {
-      const fromArg = figureColumnName(node.arg);
-      if (fromArg !== '?column?') return fromArg;
+      const fromArg = figure(node.arg);
+      if (fromArg[1] > 1) return fromArg;
       const names = node.typeName.names as AstNode[];
-      return names[names.length - 1].String.sval;
+      return [names[names.length - 1].String.sval, 1];
     }
-    case 'CaseExpr':
-      return 'case';
+    case 'CollateClause':
+      return figure(node.arg);
+    case 'GroupingFunc':
+      return ['grouping', 2];
+    case 'CaseExpr': {
+      const fromDefault = node.defresult ? figure(node.defresult) : NO_NAME;
+      return fromDefault[1] > 1 ? fromDefault : ['case', 1];
+    }
     case 'CoalesceExpr':
-      return 'coalesce';
+      return ['coalesce', 2];
     case 'A_ArrayExpr':
-      return 'array';
+      return ['array', 2];
     case 'RowExpr':
-      return 'row';
+      return ['row', 2];
     case 'MinMaxExpr':
-      return node.op === 'IS_GREATEST' ? 'greatest' : 'least';
-    case 'NullIfExpr':
-      return 'nullif';
+      return [node.op === 'IS_GREATEST' ? 'greatest' : 'least', 2];
+    case 'SQLValueFunction':
+      return [String(node.op).replace(/^SVFOP_/, '').replace(/_N$/, '').toLowerCase(), 2];
     case 'SubLink':
-      if (node.subLinkType === 'EXISTS_SUBLINK') return 'exists';
-      if (node.subLinkType === 'ARRAY_SUBLINK') return 'array';
+      if (node.subLinkType === 'EXISTS_SUBLINK') return ['exists', 2];
+      if (node.subLinkType === 'ARRAY_SUBLINK') return ['array', 2];
       if (node.subLinkType === 'EXPR_SUBLINK') {
         const targets = node.subselect?.SelectStmt?.targetList;
-        if (targets?.length === 1) return targets[0].ResTarget.name ?? figureColumnName(targets[0].ResTarget.val);
+        if (targets?.length === 1) return [targets[0].ResTarget.name ?? figureColumnName(targets[0].ResTarget.val), 2];
       }
-      return '?column?';
+      return NO_NAME;
     default:
-      return '?column?';
+      return NO_NAME;
   }
 }
+
+const NO_NAME: [string, number] = ['?column?', 0];

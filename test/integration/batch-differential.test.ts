@@ -1160,6 +1160,24 @@ describe('inputs the service refuses', () => {
   });
 });
 
+describe('output column names', () => {
+  it('are the ones PostgreSQL gives the expressions per row', async () => {
+    const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
+    const sql = `SELECT CASE WHEN id > 3 THEN 'x' ELSE ${S} END, CASE WHEN id > 3 THEN ${S} END,
+        NULLIF(${S}, 'NEUTRAL'), ${S} COLLATE "C", (CASE WHEN id > 3 THEN ${S} END)::text,
+        ${S}::text, coalesce(${S}, 'none'), ${S} || '!'
+      FROM t WHERE id < 10 ORDER BY id`;
+    await expectSameBothWays(db, sql);
+    const before = rowsScored(SENTIMENT);
+    const batched = await db.query(sql);
+    expect(rowsScoredSince(before, SENTIMENT)).toBeGreaterThan(0);
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = await db.query(sql);
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched.fields.map((f) => f.name)).toEqual(perRow.fields.map((f) => f.name));
+  });
+});
+
 describe('syntax the deparser cannot write back', () => {
   it('goes to PostgreSQL as written, with the per-row answers, and the session stays usable', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
