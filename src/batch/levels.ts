@@ -327,7 +327,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     if (select.sortClause) scanExpression(select.sortClause, 'sortClause', select, level, 'order');
     if (select.groupClause) scanExpression(select.groupClause, 'groupClause', select, level, 'group');
     for (const field of ['distinctClause', 'windowClause', 'limitCount', 'limitOffset']) {
+      const before = sites.length;
       if (select[field]) scanExpression(select[field], field, select, level, 'other');
+      // DISTINCT ON must match ORDER BY as written, which a rewrite of both copies of the call would break.
+      if (field === 'distinctClause' && sites.length > before) blockers.push('an ML call in DISTINCT ON');
     }
   };
 

@@ -219,9 +219,13 @@ function argumentQuery(
       if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
       if (!droppedMl && plainOrder(stmt)) {
         const order = stmt.sortClause ? ` ORDER BY ${stmt.sortClause.map((s: AstNode) => deparse(s)).join(', ')}` : '';
-        const count = stmt.limitCount ? ` LIMIT ${deparse(stmt.limitCount)}` : '';
-        const offset = stmt.limitOffset ? ` OFFSET ${deparse(stmt.limitOffset)}` : '';
-        limit = `${order}${count}${offset}`;
+        // PostgreSQL computes the rows OFFSET skips too: they are scored as well.
+        const count = !stmt.limitCount
+          ? ''
+          : stmt.limitOffset
+            ? ` LIMIT (${deparse(stmt.limitCount)}) + (${deparse(stmt.limitOffset)})`
+            : ` LIMIT ${deparse(stmt.limitCount)}`;
+        limit = `${order}${count}`;
       }
     }
   }

@@ -968,6 +968,25 @@ describe('batch mode in other statements', () => {
     );
     expect(rows).toHaveLength(5);
     expect(rowsScoredSince(before)).toBeLessThanOrEqual(5 + 10);
+
+    // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .perRowCalls ?? 0;
+    for (const sql of [
+      `SELECT id, ${EP} FROM t ORDER BY id LIMIT 3 OFFSET 7`,
+      `SELECT id, ${EP} FROM t ORDER BY id OFFSET 140`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      const [scored, calls] = [rowsScored(), perRowCalls()];
+      await db.query(sql);
+      expect(perRowCalls() - calls, sql).toBe(0);
+      expect(rowsScoredSince(scored), sql).toBeGreaterThan(0);
+    }
+    // DISTINCT ON an ML expression is left to the per-row path (it must match ORDER BY as written).
+    const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
+    const distinctOn = await expectSameBothWays(db, `SELECT DISTINCT ON (${S}) ${S}, id FROM t ORDER BY ${S}, id`);
+    expect(distinctOn.error).toBeUndefined();
   });
 });
 
