@@ -121,6 +121,9 @@ function hasAggregate(node: AstNode): boolean {
   });
 }
 
+/** Whether a statement has a RETURNING list (PostgreSQL 18's parse tree keeps it in returningClause.exprs). */
+const returning = (stmt: AstNode): boolean => (stmt.returningClause?.exprs?.length ?? 0) > 0;
+
 function rangeVarName(node: AstNode): { schema?: string; name: string } | undefined {
   const rv = inner(node, 'RangeVar');
   return rv ? { schema: rv.schemaname, name: rv.relname } : undefined;
@@ -351,9 +354,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       case 'InsertStmt':
         if (stmt.withClause) blockers.push('WITH on INSERT');
         if (stmt.selectStmt) statementLevels(stmt.selectStmt, parent, withClause, joinable, false);
-        if (stmt.returningList || stmt.onConflictClause) {
+        if (returning(stmt) || stmt.onConflictClause) {
           const level = newLevel('select', {}, parent, withClause, false, false);
-          if (stmt.returningList) scanExpression(stmt.returningList, 'returningList', stmt, level, 'other');
+          if (returning(stmt))
+            scanExpression(stmt.returningClause.exprs, 'exprs', stmt.returningClause, level, 'other');
           if (stmt.onConflictClause) scanExpression(stmt.onConflictClause, 'onConflictClause', stmt, level, 'other');
         }
         break;
@@ -369,7 +373,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         }
         if (stmt.targetList) scanExpression(stmt.targetList, 'targetList', stmt, level, 'target');
         if (stmt.whereClause) scanExpression(stmt.whereClause, 'whereClause', stmt, level, 'where');
-        if (stmt.returningList) scanExpression(stmt.returningList, 'returningList', stmt, level, 'other');
+        if (returning(stmt)) scanExpression(stmt.returningClause.exprs, 'exprs', stmt.returningClause, level, 'other');
         break;
       }
       default:

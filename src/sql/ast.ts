@@ -158,7 +158,13 @@ function figure(expression: AstNode): [string, number] {
     case 'MinMaxExpr':
       return [node.op === 'IS_GREATEST' ? 'greatest' : 'least', 2];
     case 'SQLValueFunction':
-      return [String(node.op).replace(/^SVFOP_/, '').replace(/_N$/, '').toLowerCase(), 2];
+      return [
+        String(node.op)
+          .replace(/^SVFOP_/, '')
+          .replace(/_N$/, '')
+          .toLowerCase(),
+        2,
+      ];
     case 'SubLink':
       if (node.subLinkType === 'EXISTS_SUBLINK') return ['exists', 2];
       if (node.subLinkType === 'ARRAY_SUBLINK') return ['array', 2];

@@ -1179,6 +1179,37 @@ describe('inputs the service refuses', () => {
   });
 });
 
+describe('RETURNING', () => {
+  it('answers calls in RETURNING as per row, batched where the statement reads a table', async () => {
+    const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const sorted = (rows: { id: number }[]) => [...rows].sort((a, b) => a.id - b.id);
+    const run = async (mode: string) => {
+      await db.query(`CREATE TABLE ret_${mode} AS SELECT id, txt, NULL::text AS mood FROM t WHERE id < 40`);
+      await db.query(`SET apg_enable_function_migration = ${mode}`);
+      const calls = perRowCalls();
+      const updated = await db.query(`UPDATE ret_${mode} SET mood = 'x' WHERE id % 2 = 0 RETURNING id, ${S} AS s`);
+      const deleted = await db.query(`DELETE FROM ret_${mode} WHERE id % 3 = 0 RETURNING id, ${S} AS s`);
+      const inserted = await db.query(
+        `INSERT INTO ret_${mode} (id, txt) SELECT id + 1000, txt FROM t WHERE id < 10 RETURNING id, ${S} AS s`,
+      );
+      await db.query('RESET apg_enable_function_migration');
+      return {
+        rows: [sorted(updated.rows), sorted(deleted.rows), sorted(inserted.rows)],
+        perRowCalls: perRowCalls() - calls,
+        inserted: inserted.rows.length,
+      };
+    };
+    const perRow = await run('off');
+    const batched = await run('on');
+    expect(batched.rows).toEqual(perRow.rows);
+    // UPDATE and DELETE read a table: their RETURNING calls are batched (INSERT's rows exist only then).
+    expect(batched.perRowCalls).toBeLessThanOrEqual(batched.inserted);
+    expect(perRow.perRowCalls).toBeGreaterThan(batched.inserted);
+  });
+});
+
 describe('output column names', () => {
   it('are the ones PostgreSQL gives the expressions per row', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
