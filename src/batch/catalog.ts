@@ -114,18 +114,30 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     if (!added) break;
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
+  // Views (and materialized views) that call ML functions, and those reading them, transitively.
   const views = await backend.query(`
+    WITH RECURSIVE ml_views(oid) AS (
+      SELECT c.oid
+        FROM pg_catalog.pg_class c
+       WHERE c.relkind IN ('v', 'm')
+         AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                       JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                       JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
+                      WHERE r.ev_class = c.oid AND p.proname = ANY (${quoteLiteralArray(names)}))
+      UNION
+      SELECT r.ev_class
+        FROM ml_views m
+        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = m.oid
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+       WHERE r.ev_class <> m.oid
+    )
     SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid),
            EXISTS (SELECT 1 FROM unnest(c.reloptions) o
                     WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text
-      FROM pg_catalog.pg_class c
+      FROM ml_views v
+      JOIN pg_catalog.pg_class c ON c.oid = v.oid
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('v', 'm')
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-                     JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-                    WHERE r.ev_class = c.oid AND p.proname = ANY (${quoteLiteralArray(names)}))`);
+     WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`);
   const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, definition, barrier]) => ({
     schema,
     name,

@@ -730,6 +730,16 @@ describe('batch mode in other statements', () => {
       expect(perRowCalls() - calls, sql).toBe(0);
       expect(batched.rows.length, sql).toBeGreaterThan(0);
     }
+    // Views over the view are batched too (a condition two views up is not applied: every row is scored).
+    await db.query('CREATE VIEW v_over AS SELECT id, p FROM v_scores WHERE id > 0');
+    await db.query('CREATE VIEW v_star AS SELECT * FROM v_over');
+    for (const sql of ['SELECT id, p FROM v_over WHERE id < 3', 'SELECT count(*), sum(p) FROM v_star']) {
+      await expectSameBothWays(db, sql);
+      const [before, calls] = [rowsScored(), perRowCalls()];
+      await db.query(sql);
+      expect(rowsScoredSince(before), sql).toBeGreaterThan(0);
+      expect(perRowCalls() - calls, sql).toBe(0);
+    }
     // An ML function in the subquery's FROM list: batched, only the rows the condition lets through.
     const fromList = `SELECT * FROM (SELECT t.id, d.sentiment FROM t, aws_comprehend.detect_sentiment(t.txt, 'en') d) q
       WHERE id < 5 ORDER BY id`;
