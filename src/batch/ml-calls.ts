@@ -63,7 +63,8 @@ function looksInteger(node: AstNode): boolean | undefined {
     if (['int4', 'int2', 'int8', 'integer', 'int', 'bigint', 'smallint'].includes(type)) return true;
     if (['text', 'varchar', 'bpchar', 'name'].includes(type)) return false;
   }
-  if (inner(node, 'ParamRef')) return true;
+  // (A parameter's type is the driver's to declare: untyped, PostgreSQL takes the all-text form.
+  // Left to the per-row path; `$3::int` is recognized.)
   return undefined;
 }
 

@@ -389,20 +389,22 @@ export class BatchScorer {
     try {
       if (this.failure || this.options.signal.aborted) return;
       const started = performance.now();
-      let results: CallResult[];
+      let results: CallResult[] = [];
       const targetKey = `${batch.kind}\u0000${batch.target}`;
+      let refused = this.refusedTargets.has(targetKey);
       try {
-        if (this.refusedTargets.has(targetKey)) throw new SqlError(SqlState.undefinedObject, 'refused before');
-        results = await this.call(batch);
+        results = refused ? [] : await this.call(batch);
       } catch (error) {
         // An error about every input of the batch (its endpoint or language): none gets an answer.
         if (!refusesInput(error) || this.options.signal.aborted) throw error;
         this.refusedTargets.add(targetKey);
-        results = batch.slots.map(() => DECLINED);
+        refused = true;
       }
+      if (refused) results = batch.slots.map(() => DECLINED);
       // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.
       if (this.options.signal.aborted) return;
-      batch.figures.record(batch.slots.length, performance.now() - started);
+      // (A refused batch scored nothing; its rows are the per-row fallback's.)
+      if (!refused) batch.figures.record(batch.slots.length, performance.now() - started);
       const { kind, target, format, keys, slots } = batch;
       for (let i = 0; i < slots.length; i++) {
         if (results[i].declined) this.declined.add(slots[i]);
@@ -412,7 +414,7 @@ export class BatchScorer {
           this.reals[slots[i]] = results[i].outReal;
         }
       }
-      this.scored += batch.slots.length;
+      if (!refused) this.scored += batch.slots.length;
       this.options.onProgress?.(this.scored);
     } catch (error) {
       this.failure ??= this.describeFailure(batch, error);

@@ -555,6 +555,14 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     });
   });
 
+  it('leaves an untyped parameter as detect_sentiment’s third argument to PostgreSQL’s choice of form', async () => {
+    // Untyped, PostgreSQL picks the all-text form; cast to int, the batch size form.
+    const sql = `SELECT id, (aws_comprehend.detect_sentiment(txt, 'en', $1)).sentiment FROM t WHERE id < 10`;
+    await expectSameBothWays(db, sql, { params: [5] });
+    const typed = await expectSameBothWays(db, sql.replace('$1', '$1::int'), { params: [5] });
+    expect(typed.error).toBeUndefined();
+  });
+
   it('passes binary parameters through to the argument query', async () => {
     const scale = Buffer.alloc(8);
     scale.writeDoubleBE(1.5);
