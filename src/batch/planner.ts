@@ -159,17 +159,30 @@ function hasLimit(select: AstNode): boolean {
   return Boolean(select.limitCount) && select.limitOption !== 'LIMIT_OPTION_WITH_TIES';
 }
 
-function plainOrder(select: AstNode): boolean {
-  return (select.sortClause ?? []).every((sort: AstNode) => {
+/**
+ * The level's ORDER BY as an argument query (which has its own output list)
+ * can write it: `ORDER BY 1` and output names become the output expressions
+ * they name. Undefined when one of those holds an ML call or is `*`.
+ */
+function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>): string | undefined {
+  const targets: AstNode[] = select.targetList ?? [];
+  const sorts: string[] = [];
+  for (const sort of select.sortClause ?? []) {
     const expr = sort.SortBy.node;
-    if (inner(expr, 'A_Const')) return false; // ORDER BY 1 refers to the output list
-    const column = inner(expr, 'ColumnRef');
-    if (column?.fields.length === 1) {
-      const name = column.fields[0].String?.sval;
-      return !(select.targetList ?? []).some((t: AstNode) => t.ResTarget.name === name);
+    let output: AstNode | undefined;
+    const position = inner(expr, 'A_Const')?.ival;
+    if (position !== undefined) {
+      output = targets[(position.ival ?? 0) - 1]?.ResTarget.val; // ORDER BY 1 refers to the output list
+      if (!output) return undefined;
+    } else {
+      const column = inner(expr, 'ColumnRef');
+      const name = column?.fields.length === 1 ? column.fields[0].String?.sval : undefined;
+      output = name === undefined ? undefined : targets.find((t) => t.ResTarget.name === name)?.ResTarget.val;
     }
-    return true;
-  });
+    if (output && some(output, (n) => nodeType(n) === 'A_Star' || index.has(inner(n, 'FuncCall')))) return undefined;
+    sorts.push(deparse({ SortBy: { ...sort.SortBy, node: output ?? expr } }));
+  }
+  return sorts.length ? ` ORDER BY ${sorts.join(', ')}` : '';
 }
 
 interface ArgumentQuery {
@@ -201,7 +214,7 @@ function argumentQuery(
   let droppedMl = false;
   for (const conjunct of conjuncts(stmt.whereClause)) {
     const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
-    const usesRemoved = [...referencedQualifiers(conjunct)].some((q) => from.removed.has(q));
+    const usesRemoved = mentionsAlias(conjunct, from.removed);
     if (mlInside || usesRemoved) droppedMl = true;
     else kept.push(conjunct);
   }
@@ -217,8 +230,8 @@ function argumentQuery(
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
       if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
-      if (!droppedMl && plainOrder(stmt)) {
-        const order = stmt.sortClause ? ` ORDER BY ${stmt.sortClause.map((s: AstNode) => deparse(s)).join(', ')}` : '';
+      const order = droppedMl ? undefined : argumentOrder(stmt, index);
+      if (order !== undefined) {
         // PostgreSQL computes the rows OFFSET skips too: they are scored as well.
         const count = !stmt.limitCount
           ? ''
@@ -249,7 +262,11 @@ function argumentQuery(
   }
   const columnsSql = columns.map(([expression, name]) => `${expression} AS ${name}`).join(', ');
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
-  const whereSql = kept.length ? ` WHERE ${kept.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
+  // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
+  // counts the rows before the branch is chosen).
+  const guards = limit ? [] : (caseGuard(site, index) ?? []);
+  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards];
+  const whereSql = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
     ? `SELECT * FROM (SELECT ${columnsSql}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
@@ -410,6 +427,67 @@ function throughParent(
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
     `${quoteIdentifier(alias)}${renamed} WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}`
   );
+}
+
+/** Whether an expression refers to one of the aliases (`s.x`, or the whole row `s`). */
+function mentionsAlias(node: AstNode, aliases: Set<string>): boolean {
+  if (aliases.size === 0) return false;
+  return some(node, (n) => aliases.has(inner(n, 'ColumnRef')?.fields[0]?.String?.sval));
+}
+
+/**
+ * The conditions under which PostgreSQL evaluates a call inside CASE
+ * branches of its level's SELECT list or WHERE clause (`CASE WHEN length(doc)
+ * < 5000 THEN detect_sentiment(doc, 'en') END` calls for the short documents
+ * only), as SQL for the argument query. Undefined when a condition it would
+ * need is not a plain one (an ML call, a subquery, an aggregate, a function
+ * that might be volatile): every row is scored then.
+ */
+function caseGuard(site: CallSite, index: Map<AstNode, CallSite>): string[] | undefined {
+  if (site.clause !== 'target' && site.clause !== 'where') return undefined;
+  const root = site.clause === 'target' ? site.level.stmt.targetList : site.level.stmt.whereClause;
+  const guards: string[] = [];
+  let usable = true;
+  const condition = (node: AstNode) => {
+    if (!plainExpression(node, index) || someAggregate(node)) usable = false;
+    return `(${deparse(node)})`;
+  };
+  const visit = (node: AstNode): boolean => {
+    if (node === null || typeof node !== 'object') return false;
+    if (node === site.call.node) return true;
+    if (Array.isArray(node)) return node.some(visit);
+    const type = nodeType(node);
+    // (Other query levels, and the call's own arguments, are not this call's.)
+    if (type === 'SubLink' || (type === 'FuncCall' && index.has(node.FuncCall) && node.FuncCall !== site.call.node)) {
+      return false;
+    }
+    if (type === 'CaseExpr') {
+      const expr = node.CaseExpr;
+      if (visit(expr.arg)) return true;
+      const whens: AstNode[] = (expr.args ?? []).map((w: AstNode) => w.CaseWhen);
+      const test = (when: AstNode) =>
+        expr.arg ? `(${condition(expr.arg)} = ${condition(when.expr)})` : condition(when.expr);
+      const earlier = (i: number) => whens.slice(0, i).map((w) => `${test(w)} IS NOT TRUE`);
+      for (const [i, when] of whens.entries()) {
+        if (visit(when.expr)) {
+          guards.push(...earlier(i));
+          return true;
+        }
+        if (visit(when.result)) {
+          guards.push(...earlier(i), `${test(when)} IS TRUE`);
+          return true;
+        }
+      }
+      if (visit(expr.defresult)) {
+        guards.push(...earlier(whens.length));
+        return true;
+      }
+      return false;
+    }
+    return Object.values(node).some((child) => child !== null && typeof child === 'object' && visit(child));
+  };
+  if (!visit(root)) return undefined;
+  return usable ? guards : undefined;
 }
 
 /** Functions whose value differs at each call: the argument query could not predict the statement's inputs. */

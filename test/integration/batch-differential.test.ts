@@ -987,6 +987,19 @@ describe('batch mode in other statements', () => {
     expect(rows).toHaveLength(5);
     expect(rowsScoredSince(before)).toBeLessThanOrEqual(5 + 10);
 
+    // ORDER BY an output column's position or name.
+    const E10 = `aws_sagemaker.invoke_endpoint('xgb', 10, ${f.join(', ')})::float8`;
+    for (const sql of [
+      `SELECT id, ${E10} FROM t ORDER BY 1 DESC LIMIT 4`,
+      `SELECT id AS k, ${E10} AS p FROM t ORDER BY k NULLS FIRST LIMIT 4`,
+      `SELECT grp, id, ${E10} FROM t ORDER BY 1, 2 LIMIT 4`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      const scored = rowsScored();
+      await db.query(sql);
+      expect(rowsScoredSince(scored), sql).toBeLessThanOrEqual(4 + 10);
+    }
+
     // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
     const perRowCalls = () =>
       stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
@@ -1183,6 +1196,30 @@ describe('inputs the service refuses', () => {
       expect(outcome.error, sql).toBeUndefined();
       if (!sql.includes('id < 0')) expect(rowsScored() + rowsScored(SENTIMENT) - before, sql).toBeGreaterThan(0);
     }
+    // A CASE branch is scored for the rows that reach it only.
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    for (const [sql, reaching] of [
+      [`SELECT id, CASE WHEN id % 4 = 0 THEN ${sentiment("'en'")} END FROM guarded`, 'id % 4 = 0'],
+      [
+        `SELECT id, CASE WHEN id % 4 = 0 THEN 'skip' ELSE ${sentiment("'en'")} END FROM guarded WHERE id < 41`,
+        'id % 4 <> 0 AND id < 41',
+      ],
+      [`SELECT id, CASE id % 5 WHEN 1 THEN 'one' WHEN 2 THEN ${sentiment("'en'")} END FROM guarded`, 'id % 5 = 2'],
+      [
+        `SELECT id FROM guarded WHERE CASE WHEN id < 10 THEN ${sentiment("'en'")} = 'POSITIVE' ELSE false END`,
+        'id < 10',
+      ],
+    ] as const) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      const [scored, calls] = [rowsScored(SENTIMENT), perRowCalls()];
+      await db.query(sql);
+      const { n } = (await db.query(`SELECT count(DISTINCT txt)::int AS n FROM guarded WHERE ${reaching}`)).rows[0];
+      expect(rowsScoredSince(scored, SENTIMENT), sql).toBe(n);
+      expect(perRowCalls() - calls, sql).toBe(0);
+    }
+
     // Unguarded, the same inputs fail the statement with the per-row path's error.
     for (const [sql, code] of [
       [`SELECT id, ${sentiment("'en'")} FROM guarded`, '22001'],
