@@ -161,6 +161,10 @@ describe('generated tables and statements answer as the per-row path does', () =
         `SELECT x.id, x.p FROM (SELECT id, b, ${endpoint()} AS p FROM ${table} WHERE ${predicate}) x WHERE x.b ${
           extended ? `> ${param(int(-5, 5))}` : '% 3 = 0'
         } AND x.id IS NOT NULL`,
+      () =>
+        `SELECT id, CASE WHEN b % 3 = 0 THEN 'skip' WHEN a IS NULL THEN (${sentiment('d')}).sentiment ELSE 'n' END FROM ${table} WHERE ${predicate}`,
+      () =>
+        `SELECT id, CASE b % 4 WHEN 1 THEN ${endpoint()} ELSE -1 END, ${endpoint()} FROM ${table} WHERE ${predicate} ORDER BY 1 LIMIT ${int(1, 20)}`,
       () => `SELECT id, gscore(${extended ? `a * ${param(pick([0.5, 3]))}` : 'a'}, b) FROM ${table} WHERE ${predicate}`,
     ])();
     statements.push({ sql, params });
