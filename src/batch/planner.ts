@@ -212,10 +212,13 @@ function argumentQuery(
   }
   const kept: AstNode[] = [];
   let droppedMl = false;
+  const names = fromNames(from.items);
   for (const conjunct of conjuncts(stmt.whereClause)) {
     const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
     const usesRemoved = mentionsAlias(conjunct, from.removed);
-    if (mlInside || usesRemoved) droppedMl = true;
+    // A condition on an outer query's columns (a correlated subquery) cannot run alone: it is left out.
+    const correlated = refersOutside(conjunct, names);
+    if (mlInside || usesRemoved || correlated) droppedMl = true;
     else kept.push(conjunct);
   }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
@@ -427,6 +430,48 @@ function throughParent(
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
     `${quoteIdentifier(alias)}${renamed} WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}`
   );
+}
+
+/** The names a level's FROM items give their columns (aliases, or table names). */
+function fromNames(items: AstNode[]): Set<string> {
+  const names = new Set<string>();
+  const add = (item: AstNode) => {
+    const type = nodeType(item);
+    const node = type ? item[type] : undefined;
+    if (!node) return;
+    if (node.alias?.aliasname) names.add(node.alias.aliasname);
+    if (type === 'RangeVar' && !node.alias) names.add(node.relname);
+    if (type === 'JoinExpr') {
+      add(node.larg);
+      add(node.rarg);
+    }
+  };
+  for (const item of items) add(item);
+  return names;
+}
+
+/**
+ * Whether an expression qualifies a column with a name its level does not
+ * define (an outer query's), looking into its subqueries with their own names too.
+ */
+function refersOutside(node: AstNode, names: Set<string>): boolean {
+  let outside = false;
+  walk(node, (n) => {
+    if (outside) return false;
+    const select = inner(inner(n, 'SubLink')?.subselect, 'SelectStmt');
+    if (select) {
+      const own = new Set([...names, ...fromNames(select.fromClause ?? [])]);
+      const { fromClause: _from, ...rest } = select;
+      outside =
+        refersOutside({ SelectStmt: rest }, own) ||
+        (select.fromClause ?? []).some((i: AstNode) => refersOutside(i, own));
+      return false;
+    }
+    const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
+    if (fields && fields.length > 1 && !names.has(fields[0].String?.sval)) outside = true;
+    return undefined;
+  });
+  return outside;
 }
 
 /** Whether an expression refers to one of the aliases (`s.x`, or the whole row `s`). */

@@ -1234,6 +1234,26 @@ describe('inputs the service refuses', () => {
   });
 });
 
+describe('correlated subqueries', () => {
+  it('are batched without the outer condition, the per-row fallback unused', async () => {
+    const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    for (const sql of [
+      `SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.grp = t.grp AND t2.id <> t.id AND ${S('t2')} = 'NEGATIVE')`,
+      `SELECT id, (SELECT ${S('t2')} FROM t t2 WHERE t2.id = t.id + 1) FROM t WHERE id < 20`,
+      `SELECT id FROM t WHERE grp IN (SELECT u.grp FROM t u WHERE u.id > t.id AND EXISTS (SELECT 1 FROM t v WHERE v.id = u.id AND ${S('v')} IS NOT NULL))`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      const [scored, calls] = [rowsScored(SENTIMENT), perRowCalls()];
+      await db.query(sql);
+      expect(rowsScoredSince(scored, SENTIMENT), sql).toBeGreaterThan(0);
+      expect(perRowCalls() - calls, sql).toBe(0);
+    }
+  });
+});
+
 describe('RETURNING', () => {
   it('answers calls in RETURNING as per row, batched where the statement reads a table', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
