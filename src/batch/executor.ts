@@ -372,12 +372,10 @@ async function streamArguments(
   const { group } = item;
   const backend = options.control.backend;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
-  const sizeOf = (batch: number | undefined) => {
+  // An invalid batch size leaves the row to the per-row fallback, which raises the error where the call is made.
+  const sizeOf = (batch: number | undefined): number | undefined => {
     const size = batch ?? group.batchSize ?? auto;
-    if (size < 1) {
-      throw new SqlError(SqlState.invalidParameterValue, `max_rows_per_batch must be NULL or at least 1, not ${size}`);
-    }
-    return size;
+    return size < 1 ? undefined : size;
   };
   // In the SQL functions' order: a NULL (or, for sentiment, blank) input answers NULL
   // before the target is checked, and a NULL target fails before the batch size does.
@@ -387,7 +385,8 @@ async function streamArguments(
     const key = row.key;
     let slot = -1;
     if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(group.kind, row.target)) {
-      slot = scorer.add(group.kind, row.target, key, sizeOf(row.batch), figures, group.label, format);
+      const size = sizeOf(row.batch);
+      if (size !== undefined) slot = scorer.add(group.kind, row.target, key, size, figures, group.label, format);
     }
     if (rows) rows.add(slot, row.file, row.block, row.offset, row.xmin);
   };
@@ -414,8 +413,8 @@ async function streamArguments(
       progress.rowsRead += 1;
       let slot = -1;
       const blank = group.kind === 'sentiment' && isBlankBytes(payload, row.keyStart, row.keyEnd);
-      if (row.key !== null && !blank && scorer.acceptsTarget(group.kind, row.target)) {
-        const size = sizeOf(row.batch);
+      const size = row.key !== null && !blank ? sizeOf(row.batch) : undefined;
+      if (size !== undefined && scorer.acceptsTarget(group.kind, row.target)) {
         const table = scorer.keyBytes(group.kind, row.target, format);
         slot = table.find(payload, row.keyStart, row.keyEnd);
         if (slot < 0) {
@@ -518,7 +517,7 @@ async function streamFeatureRows(
     figures: BatchFigures;
     rows: RowLog;
     /** The group's batch size (a per-row size from a column keeps the text path). */
-    sizeOf: (batch: number | undefined) => number;
+    sizeOf: (batch: number | undefined) => number | undefined;
     progress: ArgumentProgress;
   },
   item: ArgumentWork,
@@ -537,8 +536,8 @@ async function streamFeatureRows(
   const reader = new BinaryArgumentReader(inputTypes, {
     place(target) {
       current = undefined;
-      if (!scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
       size ??= sizeOf(undefined);
+      if (size === undefined || !scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
       if (!last || last.target !== target) {
         let set = sets.get(target);
         if (!set) {

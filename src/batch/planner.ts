@@ -164,7 +164,7 @@ function hasLimit(select: AstNode): boolean {
  * can write it: `ORDER BY 1` and output names become the output expressions
  * they name. Undefined when one of those holds an ML call or is `*`.
  */
-function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>): string | undefined {
+function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>, removed: Set<string>): string | undefined {
   const targets: AstNode[] = select.targetList ?? [];
   const sorts: string[] = [];
   for (const sort of select.sortClause ?? []) {
@@ -175,12 +175,19 @@ function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>): string |
       output = targets[(position.ival ?? 0) - 1]?.ResTarget.val; // ORDER BY 1 refers to the output list
       if (!output) return undefined;
     } else {
+      // A bare name is an output column's first (the name PostgreSQL gave it, too), else an input column.
       const column = inner(expr, 'ColumnRef');
       const name = column?.fields.length === 1 ? column.fields[0].String?.sval : undefined;
-      output = name === undefined ? undefined : targets.find((t) => t.ResTarget.name === name)?.ResTarget.val;
+      const named = targets.filter(
+        (t) => name !== undefined && (t.ResTarget.name ?? figureColumnName(t.ResTarget.val)) === name,
+      );
+      if (named.length > 1) return undefined;
+      output = named[0]?.ResTarget.val;
     }
-    if (output && some(output, (n) => nodeType(n) === 'A_Star' || index.has(inner(n, 'FuncCall')))) return undefined;
-    sorts.push(deparse({ SortBy: { ...sort.SortBy, node: output ?? expr } }));
+    // The argument query must order its rows as the statement does: plain expressions only.
+    const key = output ?? expr;
+    if (!plainExpression(key, index) || mentionsAlias(key, removed)) return undefined;
+    sorts.push(deparse({ SortBy: { ...sort.SortBy, node: key } }));
   }
   return sorts.length ? ` ORDER BY ${sorts.join(', ')}` : '';
 }
@@ -233,13 +240,13 @@ function argumentQuery(
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
       if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
-      const order = droppedMl ? undefined : argumentOrder(stmt, index);
+      const order = droppedMl ? undefined : argumentOrder(stmt, index, from.removed);
       if (order !== undefined) {
         // PostgreSQL computes the rows OFFSET skips too: they are scored as well.
         const count = !stmt.limitCount
           ? ''
           : stmt.limitOffset
-            ? ` LIMIT (${deparse(stmt.limitCount)}) + (${deparse(stmt.limitOffset)})`
+            ? ` LIMIT LEAST((${deparse(stmt.limitCount)})::numeric + (${deparse(stmt.limitOffset)}), 9223372036854775807)::bigint`
             : ` LIMIT ${deparse(stmt.limitCount)}`;
         limit = `${order}${count}`;
       }
@@ -267,7 +274,7 @@ function argumentQuery(
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen).
-  const guards = limit ? [] : (caseGuard(site, index) ?? []);
+  const guards = limit ? [] : (caseGuard(site, index, names, from.removed) ?? []);
   const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards];
   const whereSql = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
@@ -488,13 +495,23 @@ function mentionsAlias(node: AstNode, aliases: Set<string>): boolean {
  * need is not a plain one (an ML call, a subquery, an aggregate, a function
  * that might be volatile): every row is scored then.
  */
-function caseGuard(site: CallSite, index: Map<AstNode, CallSite>): string[] | undefined {
+function caseGuard(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+  names: Set<string>,
+  removed: Set<string>,
+): string[] | undefined {
   if (site.clause !== 'target' && site.clause !== 'where') return undefined;
+  // Grouping sets change what a grouped column reads per group.
+  if (some(site.level.stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) return undefined;
   const root = site.clause === 'target' ? site.level.stmt.targetList : site.level.stmt.whereClause;
   const guards: string[] = [];
   let usable = true;
+  /** The call is inside an aggregate or window function (or one that might be): computed for every row. */
+  let everyRow = false;
   const condition = (node: AstNode) => {
-    if (!plainExpression(node, index) || someAggregate(node)) usable = false;
+    const plain = plainExpression(node, index) && !someAggregate(node);
+    if (!plain || refersOutside(node, names) || mentionsAlias(node, removed)) usable = false;
     return `(${deparse(node)})`;
   };
   const visit = (node: AstNode): boolean => {
@@ -506,6 +523,12 @@ function caseGuard(site: CallSite, index: Map<AstNode, CallSite>): string[] | un
     if (type === 'SubLink' || (type === 'FuncCall' && index.has(node.FuncCall) && node.FuncCall !== site.call.node)) {
       return false;
     }
+    if (type === 'FuncCall' && node.FuncCall !== site.call.node) {
+      const found = Object.values(node.FuncCall).some((c) => c !== null && typeof c === 'object' && visit(c));
+      // PostgreSQL computes an aggregate's or window function's arguments for every row: CASEs outside give no guard.
+      if (found && !pushableCall(node.FuncCall)) everyRow = true;
+      return found;
+    }
     if (type === 'CaseExpr') {
       const expr = node.CaseExpr;
       if (visit(expr.arg)) return true;
@@ -513,20 +536,16 @@ function caseGuard(site: CallSite, index: Map<AstNode, CallSite>): string[] | un
       const test = (when: AstNode) =>
         expr.arg ? `(${condition(expr.arg)} = ${condition(when.expr)})` : condition(when.expr);
       const earlier = (i: number) => whens.slice(0, i).map((w) => `${test(w)} IS NOT TRUE`);
-      for (const [i, when] of whens.entries()) {
-        if (visit(when.expr)) {
-          guards.push(...earlier(i));
-          return true;
-        }
-        if (visit(when.result)) {
-          guards.push(...earlier(i), `${test(when)} IS TRUE`);
-          return true;
-        }
-      }
-      if (visit(expr.defresult)) {
-        guards.push(...earlier(whens.length));
+      // (Guards go in once the call is found below, unless an aggregate between them computes it for every row.)
+      const guard = (...conditions: string[]) => {
+        if (!everyRow) guards.push(...conditions);
         return true;
+      };
+      for (const [i, when] of whens.entries()) {
+        if (visit(when.expr)) return guard(...earlier(i));
+        if (visit(when.result)) return guard(...earlier(i), `${test(when)} IS TRUE`);
       }
+      if (visit(expr.defresult)) return guard(...earlier(whens.length));
       return false;
     }
     return Object.values(node).some((child) => child !== null && typeof child === 'object' && visit(child));

@@ -403,8 +403,9 @@ export class BatchScorer {
       if (refused) results = batch.slots.map(() => DECLINED);
       // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.
       if (this.options.signal.aborted) return;
-      // (A refused batch scored nothing; its rows are the per-row fallback's.)
-      if (!refused) batch.figures.record(batch.slots.length, performance.now() - started);
+      // (Refused inputs were not scored; their rows are the per-row fallback's.)
+      const answered = results.reduce((n, r) => (r.declined ? n : n + 1), 0);
+      if (answered > 0) batch.figures.record(answered, performance.now() - started);
       const { kind, target, format, keys, slots } = batch;
       for (let i = 0; i < slots.length; i++) {
         if (results[i].declined) this.declined.add(slots[i]);
@@ -414,7 +415,7 @@ export class BatchScorer {
           this.reals[slots[i]] = results[i].outReal;
         }
       }
-      if (!refused) this.scored += batch.slots.length;
+      this.scored += answered;
       this.options.onProgress?.(this.scored);
     } catch (error) {
       this.failure ??= this.describeFailure(batch, error);
@@ -474,9 +475,12 @@ export class BatchScorer {
   private async endpoint(batch: Batch): Promise<CallResult[]> {
     const all = batch.format === 'csv' ? batch.keys : batch.keys.map((key) => modelInputToCsv(key));
     // A single NULL model input is an empty line: alone, the per-row call sends an empty body, which the
-    // endpoint refuses. Such inputs are not sent; their rows are left to the per-row fallback.
+    // endpoint refuses; a line over the request limit is refused too. Such inputs are not sent; their
+    // rows are left to the per-row fallback, which raises the error where the call is made.
     const sent: number[] = [];
-    for (let i = 0; i < all.length; i++) if (all[i] !== '') sent.push(i);
+    for (let i = 0; i < all.length; i++) {
+      if (all[i] !== '' && Buffer.byteLength(all[i]) + 1 <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
+    }
     const lines = sent.length === all.length ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
     const requests: { first: number; body: string }[] = [];
@@ -484,12 +488,6 @@ export class BatchScorer {
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const size = Buffer.byteLength(lines[i]) + 1;
-      if (size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
-        throw new SqlError(
-          SqlState.programLimitExceeded,
-          `a row of model input is ${size} bytes, more than SageMaker's 6 MB request limit`,
-        );
-      }
       if (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
         requests.push({ first: start, body: `${lines.slice(start, i).join('\n')}\n` });
         start = i;

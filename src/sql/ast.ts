@@ -26,6 +26,9 @@ export function deparse(node: AstNode): string {
   return deparseSync(node);
 }
 
+/** Parse-tree fields that only record where something was in the source text. */
+const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end']);
+
 /**
  * Whether the deparser writes `statement` back as SQL that parses to the same
  * tree (source positions aside). Batch mode rewrites statements through the
@@ -35,7 +38,7 @@ export function deparse(node: AstNode): string {
  */
 export function deparsesFaithfully(statement: AstNode): boolean {
   const withoutPositions = (node: AstNode) =>
-    JSON.stringify(node, (key, value) => (key === 'location' ? undefined : value));
+    JSON.stringify(node, (key, value) => (SOURCE_POSITIONS.has(key) ? undefined : value));
   try {
     const again = parse(deparse(statement));
     return again.length === 1 && withoutPositions(again[0].stmt) === withoutPositions(statement);

@@ -1199,6 +1199,9 @@ describe('inputs the service refuses', () => {
     // A CASE branch is scored for the rows that reach it only.
     const perRowCalls = () =>
       stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const endpointPerRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .perRowCalls;
     for (const [sql, reaching] of [
       [`SELECT id, CASE WHEN id % 4 = 0 THEN ${sentiment("'en'")} END FROM guarded`, 'id % 4 = 0'],
       [
@@ -1219,6 +1222,31 @@ describe('inputs the service refuses', () => {
       expect(rowsScoredSince(scored, SENTIMENT), sql).toBe(n);
       expect(perRowCalls() - calls, sql).toBe(0);
     }
+
+    // Aggregates and window functions compute their arguments for every row: a CASE around them guards nothing.
+    // A guard on an outer query's columns cannot run in the subquery's argument query.
+    const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
+    const E10 = `aws_sagemaker.invoke_endpoint('xgb', 10, ${f.join(', ')})::float8`;
+    for (const sql of [
+      `SELECT grp, CASE WHEN grp = 1 THEN max(${S('t')}) END FROM t GROUP BY grp`,
+      `SELECT id, CASE WHEN id > 30 THEN count(${S('t')}) OVER () END FROM t`,
+      `SELECT id, (SELECT CASE WHEN t.id > 30 THEN ${S('t2')} END FROM t t2 WHERE t2.id = t.id) FROM t`,
+      `SELECT id, CASE WHEN id < 0 THEN (aws_comprehend.detect_sentiment(txt, 'en', 0)).sentiment END FROM t`,
+      `SELECT id, CASE WHEN id > 0 THEN -id ELSE grp END, ${E10} FROM t ORDER BY grp LIMIT 4`,
+      `SELECT id, ${E10} FROM t WHERE id IN (1, 2, 3) AND grp = ANY (ARRAY[0, 1, 2, 3])`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      const calls = perRowCalls() + (endpointPerRowCalls() ?? 0);
+      await db.query(sql);
+      expect(perRowCalls() + (endpointPerRowCalls() ?? 0) - calls, sql).toBe(0);
+    }
+
+    // Ordered by a volatile expression, the LIMIT cannot bound what is scored (the rows differ each time).
+    const volatileOrder = `SELECT id, ${E10} FROM t ORDER BY random() LIMIT 3`;
+    const callsBefore = endpointPerRowCalls() ?? 0;
+    expect((await db.query(volatileOrder)).rows).toHaveLength(3);
+    expect((endpointPerRowCalls() ?? 0) - callsBefore).toBe(0);
 
     // Unguarded, the same inputs fail the statement with the per-row path's error.
     for (const [sql, code] of [
