@@ -160,6 +160,27 @@ function figure(expression: AstNode): [string, number] {
       return ['row', 2];
     case 'MinMaxExpr':
       return [node.op === 'IS_GREATEST' ? 'greatest' : 'least', 2];
+    case 'XmlExpr':
+      return node.op === 'IS_DOCUMENT' ? NO_NAME : [String(node.op).replace(/^IS_/, '').toLowerCase(), 2];
+    case 'XmlSerialize':
+      return ['xmlserialize', 2];
+    case 'JsonObjectConstructor':
+      return ['json_object', 2];
+    case 'JsonArrayConstructor':
+    case 'JsonArrayQueryConstructor':
+      return ['json_array', 2];
+    case 'JsonObjectAgg':
+      return ['json_objectagg', 2];
+    case 'JsonArrayAgg':
+      return ['json_arrayagg', 2];
+    case 'JsonParseExpr':
+      return ['json', 2];
+    case 'JsonScalarExpr':
+      return ['json_scalar', 2];
+    case 'JsonSerializeExpr':
+      return ['json_serialize', 2];
+    case 'JsonFuncExpr':
+      return [String(node.op).replace(/_OP$/, '').toLowerCase(), 2];
     case 'SQLValueFunction':
       return [
         String(node.op)

@@ -1318,7 +1318,8 @@ describe('output column names', () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
     const sql = `SELECT CASE WHEN id > 3 THEN 'x' ELSE ${S} END, CASE WHEN id > 3 THEN ${S} END,
         NULLIF(${S}, 'NEUTRAL'), ${S} COLLATE "C", (CASE WHEN id > 3 THEN ${S} END)::text,
-        ${S}::text, coalesce(${S}, 'none'), ${S} || '!'
+        ${S}::text, coalesce(${S}, 'none'), ${S} || '!', xmlelement(name a, ${S}), xmlforest(${S} AS b),
+        json_object('a': ${S}), json_array(${S})
       FROM t WHERE id < 10 ORDER BY id`;
     await expectSameBothWays(db, sql);
     const before = rowsScored(SENTIMENT);
