@@ -24,6 +24,8 @@ export interface Level {
    * parent's conditions on its columns inside it (see planner's argumentQuery).
    */
   readAs?: { item: AstNode; alias: string; columnNames: string[] | undefined };
+  /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
+  withQuery?: boolean;
 }
 
 export type Clause = 'target' | 'where' | 'having' | 'order' | 'group' | 'from-function' | 'join-on' | 'other';
@@ -309,6 +311,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
           blockers.push('a data-modifying WITH query');
         }
         statementLevels(query, parent, scope, joinable, false);
+        // (NOT MATERIALIZED lets PostgreSQL inline it, into a correlated subquery too.)
+        const own = levels.find((l) => l.stmt === inner(query, 'SelectStmt'));
+        if (own && cte.CommonTableExpr.ctematerialized !== 'CTEMaterializeNever') own.withQuery = true;
       }
     }
     if (select.op && select.op !== 'SETOP_NONE') {

@@ -235,9 +235,9 @@ function argumentQuery(
   }
 
   let limit = '';
-  // The statement's own level, or a subquery or view its parent reads from its FROM list: each is evaluated
-  // once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row instead).
-  if ((level.top || level.readAs) && level.kind === 'select' && hasLimit(stmt)) {
+  // The statement's own level, a WITH query, or a subquery or view its parent reads from its FROM list: each
+  // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
+  if ((level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => some(s, (n) => index.has(inner(n, 'FuncCall'))));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {

@@ -993,8 +993,9 @@ describe('batch mode in other statements', () => {
       `SELECT id, ${E10} FROM t ORDER BY 1 DESC LIMIT 4`,
       `SELECT id AS k, ${E10} AS p FROM t ORDER BY k NULLS FIRST LIMIT 4`,
       `SELECT grp, id, ${E10} FROM t ORDER BY 1, 2 LIMIT 4`,
-      // A subquery read from FROM is computed once: its own LIMIT bounds it too.
+      // A subquery read from FROM, or a WITH query, is computed once: its own LIMIT bounds it too.
       `SELECT * FROM (SELECT id, ${E10} AS p FROM t ORDER BY id DESC LIMIT 4) s WHERE p IS NOT NULL`,
+      `WITH s AS (SELECT id, ${E10} AS p FROM t ORDER BY id LIMIT 4) SELECT count(*), sum(p) FROM s`,
     ]) {
       await expectSameBothWays(db, sql);
       const scored = rowsScored();
