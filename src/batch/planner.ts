@@ -392,8 +392,7 @@ function throughParent(
   const notPlain = new Set<string>();
   targets.forEach((t, i) => {
     const val = t.ResTarget.val;
-    const usesRemoved = [...referencedQualifiers(val)].some((q) => removed.has(q));
-    if (!usesRemoved && plainExpression(val, index)) plain.add(names[i]);
+    if (!mentionsAlias(val, removed) && plainExpression(val, index)) plain.add(names[i]);
     else notPlain.add(names[i]);
   });
   const alias = readAs.alias ?? 'aws_ml_level';
