@@ -23,6 +23,10 @@ function rowsScoredSince(before: number, fn = 'aws_sagemaker.invoke_endpoint'): 
 function rowsScored(fn?: string): number {
   return rowsScoredSince(0, fn);
 }
+/** Calls the in-database functions made one row at a time through the bridge (the per-row path). */
+function perRowCallsOf(fn = 'aws_sagemaker.invoke_endpoint'): number {
+  return stack.pgsage.statistics.snapshot().find((s) => s.function === fn)?.figures.perRowCalls ?? 0;
+}
 
 beforeAll(async () => {
   stack = await startStack();
@@ -149,9 +153,7 @@ describe('results joined by tuple identity', () => {
   }
   /** Runs the statement in batch mode and expects every row answered from the stored results (no per-row call). */
   async function expectAllFromBatch(sql: string): Promise<void> {
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
-        .perRowCalls ?? 0;
+    const perRowCalls = () => perRowCallsOf();
     const before = perRowCalls();
     await db.query(sql);
     expect(perRowCalls(), sql).toBe(before);
@@ -271,9 +273,7 @@ describe('results joined by tuple identity', () => {
 });
 
 describe("extended protocol (drivers' parameterized and prepared statements)", () => {
-  const perRowCalls = () =>
-    stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
-      .perRowCalls ?? 0;
+  const perRowCalls = () => perRowCallsOf();
   const perRow = async (query: pg.QueryConfig) => {
     await db.query('SET apg_enable_function_migration = off');
     try {
@@ -703,9 +703,7 @@ describe('batch mode in other statements', () => {
     await expectSameBothWays(db, 'SELECT id, p FROM v_scores WHERE id < 30');
     // PostgreSQL moves the conditions of a query that reads a view or subquery into it, and calls
     // only for the rows that pass: batch mode scores those rows too, not the whole table.
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
-        .perRowCalls ?? 0;
+    const perRowCalls = () => perRowCallsOf();
     const withText = (await db.query("SELECT count(*)::int AS n FROM t WHERE id < 5 AND lower(txt) <> ''")).rows[0].n;
     const cases: [string, number][] = [
       ['SELECT count(*)::int AS n FROM v_scores WHERE id < 30', 29],
@@ -752,8 +750,7 @@ describe('batch mode in other statements', () => {
     const fromList = `SELECT * FROM (SELECT t.id, d.sentiment FROM t, aws_comprehend.detect_sentiment(t.txt, 'en') d) q
       WHERE id < 5 ORDER BY id`;
     await expectSameBothWays(db, fromList);
-    const sentimentCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const sentimentCalls = () => perRowCallsOf(SENTIMENT);
     const [scoredBefore, callsBefore] = [rowsScored(SENTIMENT), sentimentCalls()];
     await db.query(fromList);
     expect(rowsScoredSince(scoredBefore, SENTIMENT)).toBeGreaterThan(0);
@@ -1004,9 +1001,7 @@ describe('batch mode in other statements', () => {
     }
 
     // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
-        .perRowCalls ?? 0;
+    const perRowCalls = () => perRowCallsOf();
     for (const sql of [
       `SELECT id, ${EP} FROM t ORDER BY id LIMIT 3 OFFSET 7`,
       `SELECT id, ${EP} FROM t ORDER BY id OFFSET 140`,
@@ -1200,11 +1195,8 @@ describe('inputs the service refuses', () => {
       if (!sql.includes('id < 0')) expect(rowsScored() + rowsScored(SENTIMENT) - before, sql).toBeGreaterThan(0);
     }
     // A CASE branch is scored for the rows that reach it only.
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
-    const endpointPerRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
-        .perRowCalls;
+    const perRowCalls = () => perRowCallsOf(SENTIMENT);
+    const endpointPerRowCalls = () => perRowCallsOf();
     for (const [sql, reaching] of [
       [`SELECT id, CASE WHEN id % 4 = 0 THEN ${sentiment("'en'")} END FROM guarded`, 'id % 4 = 0'],
       [
@@ -1240,16 +1232,16 @@ describe('inputs the service refuses', () => {
     ]) {
       const outcome = await expectSameBothWays(db, sql);
       expect(outcome.error, sql).toBeUndefined();
-      const calls = perRowCalls() + (endpointPerRowCalls() ?? 0);
+      const calls = perRowCalls() + endpointPerRowCalls();
       await db.query(sql);
-      expect(perRowCalls() + (endpointPerRowCalls() ?? 0) - calls, sql).toBe(0);
+      expect(perRowCalls() + endpointPerRowCalls() - calls, sql).toBe(0);
     }
 
     // Ordered by a volatile expression, the LIMIT cannot bound what is scored (the rows differ each time).
     const volatileOrder = `SELECT id, ${E10} FROM t ORDER BY random() LIMIT 3`;
     const callsBefore = endpointPerRowCalls() ?? 0;
     expect((await db.query(volatileOrder)).rows).toHaveLength(3);
-    expect((endpointPerRowCalls() ?? 0) - callsBefore).toBe(0);
+    expect(endpointPerRowCalls() - callsBefore).toBe(0);
 
     // Unguarded, the same inputs fail the statement with the per-row path's error.
     for (const [sql, code] of [
@@ -1268,8 +1260,7 @@ describe('inputs the service refuses', () => {
 describe('correlated subqueries', () => {
   it('are batched without the outer condition, the per-row fallback unused', async () => {
     const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const perRowCalls = () => perRowCallsOf(SENTIMENT);
     for (const sql of [
       `SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.grp = t.grp AND t2.id <> t.id AND ${S('t2')} = 'NEGATIVE')`,
       `SELECT id, (SELECT ${S('t2')} FROM t t2 WHERE t2.id = t.id + 1) FROM t WHERE id < 20`,
@@ -1288,8 +1279,7 @@ describe('correlated subqueries', () => {
 describe('RETURNING', () => {
   it('answers calls in RETURNING as per row, batched where the statement reads a table', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
-    const perRowCalls = () =>
-      stack.pgsage.statistics.snapshot().find((s) => s.function === SENTIMENT)?.figures.perRowCalls ?? 0;
+    const perRowCalls = () => perRowCallsOf(SENTIMENT);
     const sorted = (rows: { id: number }[]) => [...rows].sort((a, b) => a.id - b.id);
     const run = async (mode: string) => {
       await db.query(`CREATE TABLE ret_${mode} AS SELECT id, txt, NULL::text AS mood FROM t WHERE id < 40`);
