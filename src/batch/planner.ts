@@ -228,6 +228,14 @@ function argumentQuery(
     if (mlInside || usesRemoved || correlated) droppedMl = true;
     else kept.push(conjunct);
   }
+  // PostgreSQL moves HAVING conditions without aggregates into WHERE (not under grouping sets): the
+  // argument query applies them too.
+  if (level.kind === 'select' && !some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) {
+    for (const conjunct of conjuncts(stmt.havingClause)) {
+      const plain = plainExpression(conjunct, index) && !someAggregate(conjunct);
+      if (plain && !refersOutside(conjunct, names) && !mentionsAlias(conjunct, from.removed)) kept.push(conjunct);
+    }
+  }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
   if (argumentsOfCall.some((a) => some(a, (n) => VOLATILE.has(lastName(inner(n, 'FuncCall')))))) {

@@ -1222,6 +1222,15 @@ describe('inputs the service refuses', () => {
     // A guard on an outer query's columns cannot run in the subquery's argument query.
     const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
     const E10 = `aws_sagemaker.invoke_endpoint('xgb', 10, ${f.join(', ')})::float8`;
+    // A HAVING condition without aggregates filters rows, as PostgreSQL moves it into WHERE.
+    const having = `SELECT grp, avg(${E10}) FROM t GROUP BY grp HAVING grp > 1 AND count(*) > 0`;
+    await expectSameBothWays(db, having);
+    const [scoredBefore, havingCalls] = [rowsScored(), endpointPerRowCalls()];
+    await db.query(having);
+    const { n } = (await db.query('SELECT count(*)::int AS n FROM t WHERE grp > 1')).rows[0];
+    expect(rowsScoredSince(scoredBefore)).toBeLessThanOrEqual(n);
+    expect(endpointPerRowCalls() - havingCalls).toBe(0);
+
     for (const sql of [
       `SELECT grp, CASE WHEN grp = 1 THEN max(${S('t')}) END FROM t GROUP BY grp`,
       `SELECT id, CASE WHEN id > 30 THEN count(${S('t')}) OVER () END FROM t`,
