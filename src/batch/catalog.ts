@@ -33,6 +33,12 @@ export interface MlView {
 export interface MlCatalog {
   wrappers: WrapperFunction[];
   views: MlView[];
+  /**
+   * The parameter types a prepared statement's Parse declared (OIDs, 0 for
+   * none), while that statement is planned: they decide which form a call
+   * with a parameter argument has, as PostgreSQL's overload choice does.
+   */
+  paramTypes?: readonly number[];
   /** Every name whose mention makes a statement worth inspecting. */
   names: string[];
 }

@@ -49,7 +49,7 @@ function constantOrNull(node: AstNode | undefined): string | undefined {
 }
 
 /** The value type a 3-argument detect_sentiment's last argument shows syntactically. */
-function looksInteger(node: AstNode): boolean | undefined {
+function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolean | undefined {
   const constant = inner(node, 'A_Const');
   if (constant) {
     if (constant.ival !== undefined) return true;
@@ -63,8 +63,13 @@ function looksInteger(node: AstNode): boolean | undefined {
     if (['int4', 'int2', 'int8', 'integer', 'int', 'bigint', 'smallint'].includes(type)) return true;
     if (['text', 'varchar', 'bpchar', 'name'].includes(type)) return false;
   }
-  // (A parameter's type is the driver's to declare: untyped, PostgreSQL takes the all-text form.
-  // Left to the per-row path; `$3::int` is recognized.)
+  // A parameter's type is the driver's to declare (an untyped one is left to the per-row path).
+  const param = inner(node, 'ParamRef');
+  if (param) {
+    const type = paramTypes[(param.number ?? 0) - 1];
+    if (type === 20 || type === 21 || type === 23) return true; // int8, int2, int4
+    if (type === 25 || type === 1043) return false; // text, varchar
+  }
   return undefined;
 }
 
@@ -76,7 +81,7 @@ function positional(call: AstNode): AstNode[] | undefined {
   return args;
 }
 
-function builtinCall(call: AstNode): MlCall | undefined {
+function builtinCall(call: AstNode, paramTypes?: readonly number[]): MlCall | undefined {
   const name = functionName(call);
   const last = name[name.length - 1];
   const schema = name.length === 2 ? name[0] : undefined;
@@ -97,7 +102,7 @@ function builtinCall(call: AstNode): MlCall | undefined {
       [text, language] = args;
       signature = SENTIMENT_TEXT_FORM_SIGNATURE;
     } else if (args.length === 3) {
-      const integerLast = looksInteger(args[2]);
+      const integerLast = looksInteger(args[2], paramTypes);
       if (integerLast === undefined) return undefined;
       if (integerLast) [text, language, batch] = args;
       else {
@@ -181,7 +186,7 @@ function inlineWrapper(fn: WrapperFunction, args: AstNode[]): AstNode | undefine
  * single expression around exactly one of them (nested wrappers inlined too).
  */
 export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): MlCall | undefined {
-  const builtin = builtinCall(call);
+  const builtin = builtinCall(call, catalog.paramTypes);
   if (builtin) return builtin;
   if (depth > 4) return undefined;
   const fn = findWrapper(call, catalog);

@@ -763,7 +763,13 @@ export class MlInterceptor implements SessionInterceptor {
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
         const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
-          ? this.parseForBatch(rewritten, catalog, undefined, undefined, firstGroupId)
+          ? this.parseForBatch(
+              rewritten,
+              { ...catalog, paramTypes: parse.paramTypes },
+              undefined,
+              undefined,
+              firstGroupId,
+            )
           : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
           const serverSql = parsed.target.finalSql(parsed.plan);
@@ -1048,7 +1054,13 @@ export class MlInterceptor implements SessionInterceptor {
     const { parse, entry } = prepared;
     if (!entry.plan.rowIdentityTables.some((table) => rowTables.has(table))) return;
     try {
-      const replanned = this.parseForBatch(parse.sql, catalog, rowTables, undefined, entry.firstGroupId);
+      const replanned = this.parseForBatch(
+        parse.sql,
+        { ...catalog, paramTypes: parse.paramTypes },
+        rowTables,
+        undefined,
+        entry.firstGroupId,
+      );
       if ('forward' in replanned || rowTablesOf(replanned.plan).length === 0) return;
       entry.target = replanned.target;
       entry.plan = replanned.plan;

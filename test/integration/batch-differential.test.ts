@@ -464,6 +464,21 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(dropped.errors.map((e) => e.code)).toEqual(['26000']);
     });
 
+    it("takes detect_sentiment's third argument as a batch size when the driver declares the parameter int", async () => {
+      const sql = `SELECT id, (aws_comprehend.detect_sentiment(txt, 'en', $1)).sentiment FROM t WHERE id < 12 ORDER BY id`;
+      const fresh = new RawSession(await stack.connect());
+      const run = async () => {
+        const answer = await fresh.round([raw.parse('', sql, [23]), raw.bind('', ['5']), raw.execute(), raw.sync()]);
+        expect(answer.errors).toEqual([]);
+        return answer.results[0];
+      };
+      const before = rowsScored(SENTIMENT);
+      const batched = await run();
+      expect(rowsScoredSince(before, SENTIMENT)).toBeGreaterThan(0);
+      await fresh.query('SET apg_enable_function_migration = off');
+      expect(batched).toEqual(await run());
+    });
+
     it('keeps the unnamed statement through read-only transactions that answer it per row', async () => {
       const byInput = `WITH x AS (SELECT * FROM t) ${mood.replace('FROM t', 'FROM x')}`;
       const fresh = new RawSession(await stack.connect());
