@@ -377,14 +377,14 @@ async function streamArguments(
     const size = batch ?? group.batchSize ?? auto;
     return size < 1 ? undefined : size;
   };
-  // In the SQL functions' order: a NULL (or, for sentiment, blank) input answers NULL
-  // before the target is checked, and a NULL target fails before the batch size does.
-  // Such a row gets no stored result: its call answers NULL itself.
+  // A NULL (or, for sentiment, blank) input answers NULL itself; a NULL target or an invalid
+  // batch size is the per-row fallback's to report where the call is made. Such a row gets no
+  // stored result.
   const add = (row: ArgumentRow, format: KeyFormat) => {
     progress.rowsRead += 1;
     const key = row.key;
     let slot = -1;
-    if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(group.kind, row.target)) {
+    if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(row.target)) {
       const size = sizeOf(row.batch);
       if (size !== undefined) slot = scorer.add(group.kind, row.target, key, size, figures, group.label, format);
     }
@@ -414,7 +414,7 @@ async function streamArguments(
       let slot = -1;
       const blank = group.kind === 'sentiment' && isBlankBytes(payload, row.keyStart, row.keyEnd);
       const size = row.key !== null && !blank ? sizeOf(row.batch) : undefined;
-      if (size !== undefined && scorer.acceptsTarget(group.kind, row.target)) {
+      if (size !== undefined && scorer.acceptsTarget(row.target)) {
         const table = scorer.keyBytes(group.kind, row.target, format);
         slot = table.find(payload, row.keyStart, row.keyEnd);
         if (slot < 0) {
@@ -537,7 +537,7 @@ async function streamFeatureRows(
     place(target) {
       current = undefined;
       size ??= sizeOf(undefined);
-      if (size === undefined || !scorer.acceptsTarget(group.kind, target)) return { values: scratch, start: 0 };
+      if (size === undefined || !scorer.acceptsTarget(target)) return { values: scratch, start: 0 };
       if (!last || last.target !== target) {
         let set = sets.get(target);
         if (!set) {

@@ -23,7 +23,7 @@ export interface Level {
    * or a view, neither LATERAL nor under a join): PostgreSQL applies the
    * parent's conditions on its columns inside it (see planner's argumentQuery).
    */
-  readAs?: { item: AstNode; alias: string; columnNames: string[] | undefined };
+  readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined };
   /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
   withQuery?: boolean;
 }
@@ -121,6 +121,11 @@ function hasAggregate(node: AstNode): boolean {
     const call = inner(n, 'FuncCall');
     return call !== undefined && isAggregateCall(call);
   });
+}
+
+/** How a parent reads a FROM item: its alias (or the name it is read by) and column names. */
+function readThrough(item: AstNode, alias: AstNode | undefined, name?: string): Level['readAs'] {
+  return { item, alias: alias?.aliasname ?? name, columnNames: alias?.colnames?.map((c: AstNode) => c.String.sval) };
 }
 
 /** Whether a statement has a RETURNING list (PostgreSQL 18's parse tree keeps it in returningClause.exprs). */
@@ -233,10 +238,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     const direct = level.kind === 'select' && holder === level.stmt.fromClause;
     if (type === 'RangeSubselect') {
       const sub = item.RangeSubselect;
-      const readAs =
-        direct && !sub.lateral
-          ? { item, alias: sub.alias?.aliasname, columnNames: sub.alias?.colnames?.map((c: AstNode) => c.String.sval) }
-          : undefined;
+      const readAs = direct && !sub.lateral ? readThrough(item, sub.alias) : undefined;
       statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs);
     } else if (type === 'JoinExpr') {
       const join = item.JoinExpr;
@@ -276,15 +278,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         expanding.add(key);
         try {
           const [definition] = parse(view.definition);
-          const rv = item.RangeVar;
           const readAs =
-            direct && !view.securityBarrier
-              ? {
-                  item,
-                  alias: rv.alias?.aliasname ?? rv.relname,
-                  columnNames: rv.alias?.colnames?.map((c: AstNode) => c.String.sval),
-                }
-              : undefined;
+            direct && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, name.name) : undefined;
           statementLevels(definition.stmt, level, undefined, false, false, readAs);
         } catch {
           blockers.push(`view ${view.name} could not be analyzed`);

@@ -197,7 +197,7 @@ export class BatchScorer {
     label: string,
     format: KeyFormat = 'json',
   ): number {
-    if (!this.acceptsTarget(kind, target)) return -1;
+    if (!this.acceptsTarget(target)) return -1;
     const slots = this.seenSlots(kind, target, format);
     const known = slots.get(key);
     if (known !== undefined) return known;
@@ -254,7 +254,7 @@ export class BatchScorer {
    * are not: their rows get no answer, and the per-row fallback raises the
    * error for the ones PostgreSQL calls for.
    */
-  acceptsTarget(_kind: MlKind, target: string | null): target is string {
+  acceptsTarget(target: string | null): target is string {
     return !this.failure && target !== null;
   }
 
@@ -478,8 +478,13 @@ export class BatchScorer {
     // endpoint refuses; a line over the request limit is refused too. Such inputs are not sent; their
     // rows are left to the per-row fallback, which raises the error where the call is made.
     const sent: number[] = [];
+    const sizes: number[] = []; // bytes of each line sent, with its newline
     for (let i = 0; i < all.length; i++) {
-      if (all[i] !== '' && Buffer.byteLength(all[i]) + 1 <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
+      const size = Buffer.byteLength(all[i]) + 1;
+      if (all[i] !== '' && size <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
+        sent.push(i);
+        sizes.push(size);
+      }
     }
     const lines = sent.length === all.length ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
@@ -487,7 +492,7 @@ export class BatchScorer {
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
-      const size = Buffer.byteLength(lines[i]) + 1;
+      const size = sizes[i];
       if (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
         requests.push({ first: start, body: `${lines.slice(start, i).join('\n')}\n` });
         start = i;

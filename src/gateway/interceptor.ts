@@ -170,6 +170,8 @@ interface PreparedMl {
   plainSql: string;
   /** Its groups' ids start here (see PlanOptions.firstGroupId). */
   firstGroupId: number;
+  /** It must run without a parallel plan (see writesWithParallelPlan). */
+  writes: boolean;
   inferredTypes?: number[];
   /** The SQL names of the inferred types (and of the types under domains), for writing bound values into argument queries. */
   typeNames?: { names: string[]; bases: string[] };
@@ -780,6 +782,7 @@ export class MlInterceptor implements SessionInterceptor {
             declaredTypes: parse.paramTypes,
             plainSql: rewritten,
             firstGroupId,
+            writes: writesWithParallelPlan(rewritten),
           };
           this.prepared.set(parse.name, entry);
           if (parse.name === '') unnamed.parsed = null;
@@ -820,7 +823,7 @@ export class MlInterceptor implements SessionInterceptor {
     const status = control.backend.status;
     if ((batchParses.length === 0 && binds.length === 0) || !endsWithSync || status === 'E') {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
-      await this.forwardAfterOwnWork(control, out, endsWithSync ? syncs : -syncs, { ...unnamed, ml: undefined });
+      await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
     }
     const settings = await readSettings(
@@ -884,10 +887,10 @@ export class MlInterceptor implements SessionInterceptor {
     const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
     const executes = group.filter((m) => m.type === 0x45 /* Execute */).length;
     let injection: Injection | undefined;
-    if (executes === 1 && entries.some((entry) => writesWithParallelPlan(entry.serverSql))) {
+    if (executes === 1 && entries.some((entry) => entry.writes)) {
       await withoutParallelPlans(control);
     } else if (executes > 1) {
-      const writing = binds.find((b) => writesWithParallelPlan(b.entry.serverSql));
+      const writing = binds.find((b) => b.entry.writes);
       if (writing) injection = noParallelPlansAfterBegin(group, writing.index);
     }
     const number = ++this.statementNumber;
@@ -963,8 +966,7 @@ export class MlInterceptor implements SessionInterceptor {
    * Those drop the unnamed prepared statement, so one the client prepared in
    * an earlier group and binds here is parsed again first, its ParseComplete
    * kept from the client (for a group ending in its one Sync, outside a failed
-   * block; others go as they are). `syncs` is negative for a group that does
-   * not end in Sync.
+   * block; others go as they are).
    */
   private async forwardAfterOwnWork(
     control: SessionControl,
@@ -975,11 +977,10 @@ export class MlInterceptor implements SessionInterceptor {
   ): Promise<void> {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
-    const reparse = unnamed.ml
-      ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes)
-      : plain && Buffer.from(plain.bytes);
-    if ((!reparse && !injection) || syncs !== 1 || control.backend.status === 'E') {
-      control.forward(out, Math.abs(syncs));
+    const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
+    const endsWithSync = out[out.length - 1]?.[0] === 0x53; /* Sync */
+    if ((!reparse && !injection) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
+      control.forward(out, syncs);
     } else {
       let parseHidden = !reparse;
       const keep = injection ? hideInjectedReplies(injection) : (message: Message) => message.bytes;

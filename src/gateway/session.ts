@@ -359,11 +359,7 @@ export class Session implements SessionControl {
         lastExtended = false;
       } else if (type === P) {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
-        if (chunk[pos + 5] === 0) {
-          this.interceptor?.forget?.('', { bytes: chunk.subarray(pos, end), ownOperations: this.backend.operations });
-        } else if (this.interceptor?.tracksAny) {
-          this.interceptor.forget?.(chunk.toString('utf8', pos + 5, chunk.indexOf(0, pos + 5)));
-        }
+        this.parsePassing(chunk.subarray(pos, end));
         inGroup = true;
       } else if (EXTENDED.has(type)) {
         if (
@@ -430,11 +426,7 @@ export class Session implements SessionControl {
           return;
         }
         for (const m of group) {
-          if (m.type === P && m.bytes[5] === 0) {
-            this.interceptor?.forget?.('', { bytes: m.bytes, ownOperations: this.backend.operations });
-          } else if (m.type === P && this.interceptor?.tracksAny) {
-            this.interceptor.forget?.(readParse(m.bytes).name);
-          }
+          if (m.type === P) this.parsePassing(m.bytes);
           forward.push(m.bytes);
         }
         if (type === S) {
@@ -464,6 +456,15 @@ export class Session implements SessionControl {
   private needsInterception(message: Message): boolean {
     // latin1 keeps the check allocation-light; ML names are ASCII.
     return this.interceptor!.mentionsMl(message.bytes.toString('latin1', 5, message.bytes.length - 1));
+  }
+
+  /** A Parse goes to the server past the interceptor: what it tracked under that name is replaced. */
+  private parsePassing(parse: Buffer): void {
+    if (parse[5] === 0) {
+      this.interceptor?.forget?.('', { bytes: parse, ownOperations: this.backend.operations });
+    } else if (this.interceptor?.tracksAny) {
+      this.interceptor.forget?.(parse.toString('utf8', 5, parse.indexOf(0, 5)));
+    }
   }
 
   private groupMessageNeedsInterception(message: Message): boolean {
