@@ -15,8 +15,9 @@ const f = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
 const E = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${f.join(', ')})`;
 const EP = `${E}::float8`;
 const SENTIMENT = 'aws_comprehend.detect_sentiment';
+const ENDPOINT = 'aws_sagemaker.invoke_endpoint';
 
-function rowsScoredSince(before: number, fn = 'aws_sagemaker.invoke_endpoint'): number {
+function rowsScoredSince(before: number, fn = ENDPOINT): number {
   const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === fn);
   return (entry?.figures.rows ?? 0) - before;
 }
@@ -24,8 +25,20 @@ function rowsScored(fn?: string): number {
   return rowsScoredSince(0, fn);
 }
 /** Calls the in-database functions made one row at a time through the bridge (the per-row path). */
-function perRowCallsOf(fn = 'aws_sagemaker.invoke_endpoint'): number {
+function perRowCallsOf(fn = ENDPOINT): number {
   return stack.pgsage.statistics.snapshot().find((s) => s.function === fn)?.figures.perRowCalls ?? 0;
+}
+/**
+ * Runs a statement in batch mode and expects it to make no per-row call of these functions (default: the
+ * endpoint); gives its rows and the inputs it scored of the first one.
+ */
+async function runBatched(sql: string, ...fns: string[]): Promise<{ rows: unknown[]; scored: number }> {
+  const functions = fns.length > 0 ? fns : [ENDPOINT];
+  const calls = () => functions.reduce((n, fn) => n + perRowCallsOf(fn), 0);
+  const [scoredBefore, callsBefore] = [rowsScored(functions[0]), calls()];
+  const { rows } = await db.query(sql);
+  expect(calls() - callsBefore, sql).toBe(0);
+  return { rows, scored: rowsScoredSince(scoredBefore, functions[0]) };
 }
 
 beforeAll(async () => {
@@ -151,18 +164,11 @@ describe('results joined by tuple identity', () => {
     const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
     return result.rows.map((r) => r[0]).join('\n');
   }
-  /** Runs the statement in batch mode and expects every row answered from the stored results (no per-row call). */
-  async function expectAllFromBatch(sql: string): Promise<void> {
-    const perRowCalls = () => perRowCallsOf();
-    const before = perRowCalls();
-    await db.query(sql);
-    expect(perRowCalls(), sql).toBe(before);
-  }
 
   it('joins a plain table’s results on (ctid, xmin), with the answers of the per-row path', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE grp <> 3`;
     expect(await explainText(sql)).toMatch(/on aws_ml_row_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
-    await expectAllFromBatch(sql);
+    await runBatched(sql);
     await expectSameBothWays(db, sql);
   });
 
@@ -190,7 +196,7 @@ describe('results joined by tuple identity', () => {
     await db.query('CREATE TABLE IF NOT EXISTS "user" AS SELECT * FROM t WHERE id <= 40');
     for (const sql of [`SELECT id, ${EP} FROM "user"`, `SELECT "order".id, ${EP} FROM t AS "order" WHERE id < 50`]) {
       expect(await explainText(sql), sql).toContain('aws_ml_row_results');
-      await expectAllFromBatch(sql);
+      await runBatched(sql);
       await expectSameBothWays(db, sql);
     }
     await db.query(`DO $$ BEGIN
@@ -252,7 +258,7 @@ describe('results joined by tuple identity', () => {
       await db.query('UPDATE t SET f1 = -f1 WHERE id BETWEEN 20 AND 30');
       const sql = `SELECT id, ${EP} FROM t`;
       expect(await explainText(sql)).toContain('aws_ml_row_results');
-      await expectAllFromBatch(sql);
+      await runBatched(sql);
       const batched = await expectSameBothWays(db, sql);
       expect(batched.rows?.length).toBeGreaterThan(fixture.rows.length);
     } finally {
@@ -266,14 +272,13 @@ describe('results joined by tuple identity', () => {
       `SELECT count(*), round(sum(${EP})::numeric, 5) FROM t WHERE f2 IS NOT NULL`,
     ]) {
       expect(await explainText(sql), sql).toContain('aws_ml_row_results');
-      await expectAllFromBatch(sql);
+      await runBatched(sql);
       await expectSameBothWays(db, sql);
     }
   });
 });
 
 describe("extended protocol (drivers' parameterized and prepared statements)", () => {
-  const perRowCalls = () => perRowCallsOf();
   const perRow = async (query: pg.QueryConfig) => {
     await db.query('SET apg_enable_function_migration = off');
     try {
@@ -286,11 +291,11 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
   it('stores answers by row and reads text parameters into the argument query, as for a simple query', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 AND txt IS DISTINCT FROM $3`;
     const params = [3, 140, 'row 9 naïve café ☃'];
-    const before = perRowCalls();
+    const before = perRowCallsOf();
     const batched = await db.query({ text: sql, values: params });
     // Every row's features went to the endpoint as numbers, and nothing was called per row.
     expect(stack.pgsage.statistics.lastStatement?.numericRows).toBe(batched.rows.length);
-    expect(perRowCalls()).toBe(before);
+    expect(perRowCallsOf()).toBe(before);
     await expectSameBothWays(db, sql, { params });
   });
 
@@ -319,9 +324,9 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       rowMode: 'array' as const,
     });
     for (const low of [1, 30]) {
-      const before = perRowCalls();
+      const before = perRowCallsOf();
       const batched = (await db.query(query(low))).rows;
-      expect(perRowCalls()).toBe(before);
+      expect(perRowCallsOf()).toBe(before);
       expect(batched).toEqual(await perRow({ text: query(low).text, values: [low] }));
     }
     // Child rows written in the parent's transaction share ctids and xmin with its rows: a join on them would mix rows.
@@ -718,7 +723,6 @@ describe('batch mode in other statements', () => {
     await expectSameBothWays(db, 'SELECT id, p FROM v_scores WHERE id < 30');
     // PostgreSQL moves the conditions of a query that reads a view or subquery into it, and calls
     // only for the rows that pass: batch mode scores those rows too, not the whole table.
-    const perRowCalls = () => perRowCallsOf();
     const withText = (await db.query("SELECT count(*)::int AS n FROM t WHERE id < 5 AND lower(txt) <> ''")).rows[0].n;
     const cases: [string, number][] = [
       ['SELECT count(*)::int AS n FROM v_scores WHERE id < 30', 29],
@@ -744,11 +748,8 @@ describe('batch mode in other statements', () => {
     ];
     for (const [sql, scored] of cases) {
       await expectSameBothWays(db, sql);
-      const before = rowsScored();
-      const calls = perRowCalls();
-      const batched = await db.query(sql);
-      expect(rowsScoredSince(before), sql).toBe(scored);
-      expect(perRowCalls() - calls, sql).toBe(0);
+      const batched = await runBatched(sql);
+      expect(batched.scored, sql).toBe(scored);
       expect(batched.rows.length, sql).toBeGreaterThan(0);
     }
     // Views over the view are batched too (a condition two views up is not applied: every row is scored).
@@ -756,21 +757,15 @@ describe('batch mode in other statements', () => {
     await db.query('CREATE VIEW v_star AS SELECT * FROM v_over');
     for (const sql of ['SELECT id, p FROM v_over WHERE id < 3', 'SELECT count(*), sum(p) FROM v_star']) {
       await expectSameBothWays(db, sql);
-      const [before, calls] = [rowsScored(), perRowCalls()];
-      await db.query(sql);
-      expect(rowsScoredSince(before), sql).toBeGreaterThan(0);
-      expect(perRowCalls() - calls, sql).toBe(0);
+      expect((await runBatched(sql)).scored, sql).toBeGreaterThan(0);
     }
     // An ML function in the subquery's FROM list: batched, only the rows the condition lets through.
     const fromList = `SELECT * FROM (SELECT t.id, d.sentiment FROM t, aws_comprehend.detect_sentiment(t.txt, 'en') d) q
       WHERE id < 5 ORDER BY id`;
     await expectSameBothWays(db, fromList);
-    const sentimentCalls = () => perRowCallsOf(SENTIMENT);
-    const [scoredBefore, callsBefore] = [rowsScored(SENTIMENT), sentimentCalls()];
-    await db.query(fromList);
-    expect(rowsScoredSince(scoredBefore, SENTIMENT)).toBeGreaterThan(0);
-    expect(rowsScoredSince(scoredBefore, SENTIMENT)).toBeLessThanOrEqual(4);
-    expect(sentimentCalls() - callsBefore).toBe(0);
+    const { scored: fromListScored } = await runBatched(fromList, SENTIMENT);
+    expect(fromListScored).toBeGreaterThan(0);
+    expect(fromListScored).toBeLessThanOrEqual(4);
   });
 
   it('UPDATE and DELETE read their answers through an index probe in the statement, as per row', async () => {
@@ -1016,16 +1011,12 @@ describe('batch mode in other statements', () => {
     }
 
     // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
-    const perRowCalls = () => perRowCallsOf();
     for (const sql of [
       `SELECT id, ${EP} FROM t ORDER BY id LIMIT 3 OFFSET 7`,
       `SELECT id, ${EP} FROM t ORDER BY id OFFSET 140`,
     ]) {
       await expectSameBothWays(db, sql);
-      const [scored, calls] = [rowsScored(), perRowCalls()];
-      await db.query(sql);
-      expect(perRowCalls() - calls, sql).toBe(0);
-      expect(rowsScoredSince(scored), sql).toBeGreaterThan(0);
+      expect((await runBatched(sql)).scored, sql).toBeGreaterThan(0);
     }
     // DISTINCT ON an ML expression is left to the per-row path (it must match ORDER BY as written).
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
@@ -1210,8 +1201,6 @@ describe('inputs the service refuses', () => {
       if (!sql.includes('id < 0')) expect(rowsScored() + rowsScored(SENTIMENT) - before, sql).toBeGreaterThan(0);
     }
     // A CASE branch is scored for the rows that reach it only.
-    const perRowCalls = () => perRowCallsOf(SENTIMENT);
-    const endpointPerRowCalls = () => perRowCallsOf();
     for (const [sql, reaching] of [
       [`SELECT id, CASE WHEN id % 4 = 0 THEN ${sentiment("'en'")} END FROM guarded`, 'id % 4 = 0'],
       [
@@ -1226,11 +1215,9 @@ describe('inputs the service refuses', () => {
     ] as const) {
       const outcome = await expectSameBothWays(db, sql);
       expect(outcome.error, sql).toBeUndefined();
-      const [scored, calls] = [rowsScored(SENTIMENT), perRowCalls()];
-      await db.query(sql);
+      const { scored } = await runBatched(sql, SENTIMENT);
       const { n } = (await db.query(`SELECT count(DISTINCT txt)::int AS n FROM guarded WHERE ${reaching}`)).rows[0];
-      expect(rowsScoredSince(scored, SENTIMENT), sql).toBe(n);
-      expect(perRowCalls() - calls, sql).toBe(0);
+      expect(scored, sql).toBe(n);
     }
 
     // Aggregates and window functions compute their arguments for every row: a CASE around them guards nothing.
@@ -1240,11 +1227,9 @@ describe('inputs the service refuses', () => {
     // A HAVING condition without aggregates filters rows, as PostgreSQL moves it into WHERE.
     const having = `SELECT grp, avg(${E10}) FROM t GROUP BY grp HAVING grp > 1 AND count(*) > 0`;
     await expectSameBothWays(db, having);
-    const [scoredBefore, havingCalls] = [rowsScored(), endpointPerRowCalls()];
-    await db.query(having);
+    const { scored: havingScored } = await runBatched(having);
     const { n } = (await db.query('SELECT count(*)::int AS n FROM t WHERE grp > 1')).rows[0];
-    expect(rowsScoredSince(scoredBefore)).toBeLessThanOrEqual(n);
-    expect(endpointPerRowCalls() - havingCalls).toBe(0);
+    expect(havingScored).toBeLessThanOrEqual(n);
 
     for (const sql of [
       `SELECT grp, CASE WHEN grp = 1 THEN max(${S('t')}) END FROM t GROUP BY grp`,
@@ -1256,16 +1241,12 @@ describe('inputs the service refuses', () => {
     ]) {
       const outcome = await expectSameBothWays(db, sql);
       expect(outcome.error, sql).toBeUndefined();
-      const calls = perRowCalls() + endpointPerRowCalls();
-      await db.query(sql);
-      expect(perRowCalls() + endpointPerRowCalls() - calls, sql).toBe(0);
+      await runBatched(sql, SENTIMENT, ENDPOINT);
     }
 
     // Ordered by a volatile expression, the LIMIT cannot bound what is scored (the rows differ each time).
     const volatileOrder = `SELECT id, ${E10} FROM t ORDER BY random() LIMIT 3`;
-    const callsBefore = endpointPerRowCalls() ?? 0;
-    expect((await db.query(volatileOrder)).rows).toHaveLength(3);
-    expect(endpointPerRowCalls() - callsBefore).toBe(0);
+    expect((await runBatched(volatileOrder)).rows).toHaveLength(3);
 
     // Unguarded, the same inputs fail the statement with the per-row path's error.
     for (const [sql, code] of [
@@ -1284,7 +1265,6 @@ describe('inputs the service refuses', () => {
 describe('correlated subqueries', () => {
   it('are batched without the outer condition, the per-row fallback unused', async () => {
     const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
-    const perRowCalls = () => perRowCallsOf(SENTIMENT);
     for (const sql of [
       `SELECT id FROM t WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.grp = t.grp AND t2.id <> t.id AND ${S('t2')} = 'NEGATIVE')`,
       `SELECT id, (SELECT ${S('t2')} FROM t t2 WHERE t2.id = t.id + 1) FROM t WHERE id < 20`,
@@ -1292,10 +1272,7 @@ describe('correlated subqueries', () => {
     ]) {
       const outcome = await expectSameBothWays(db, sql);
       expect(outcome.error, sql).toBeUndefined();
-      const [scored, calls] = [rowsScored(SENTIMENT), perRowCalls()];
-      await db.query(sql);
-      expect(rowsScoredSince(scored, SENTIMENT), sql).toBeGreaterThan(0);
-      expect(perRowCalls() - calls, sql).toBe(0);
+      expect((await runBatched(sql, SENTIMENT)).scored, sql).toBeGreaterThan(0);
     }
   });
 });
