@@ -56,7 +56,6 @@ export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | un
   const node = type ? stmt[type] : undefined;
   switch (type) {
     case 'SelectStmt':
-      if (node.intoClause) return { query: stmt, stored: false, finalSql: rewritten(stmt) };
       return { query: stmt, stored: false, finalSql: rewritten(stmt) };
     case 'InsertStmt':
     case 'UpdateStmt':

@@ -1,4 +1,4 @@
-import { deparseSync } from 'pgsql-deparser';
+import { Deparser } from 'pgsql-deparser';
 import { type AstNode, parse } from './parser.js';
 
 /**
@@ -21,9 +21,31 @@ export function inner(node: AstNode, type: string): AstNode | undefined {
 
 export const clone = <T>(node: T): T => structuredClone(node);
 
+/** The word SELECT INTO and CREATE TABLE AS need for a new table's persistence. */
+const PERSISTENCE: Record<string, string> = { t: 'TEMPORARY', u: 'UNLOGGED' };
+
+/**
+ * pgsql-deparser 18.3.8 drops UNLOGGED from CREATE TABLE AS and both
+ * TEMPORARY and UNLOGGED from SELECT INTO, so such a statement would create
+ * a permanent table: these two write the word.
+ */
+class PersistenceKeepingDeparser extends Deparser {
+  override IntoClause(node: AstNode, context: Parameters<Deparser['IntoClause']>[1]): string {
+    const written = super.IntoClause(node, context);
+    const word = PERSISTENCE[node.rel?.relpersistence];
+    return word ? `${word} ${written}` : written;
+  }
+
+  override CreateTableAsStmt(node: AstNode, context: Parameters<Deparser['CreateTableAsStmt']>[1]): string {
+    const written = super.CreateTableAsStmt(node, context);
+    const unlogged = node.objtype !== 'OBJECT_MATVIEW' && node.into?.rel?.relpersistence === 'u';
+    return unlogged ? written.replace(/^CREATE TABLE/, 'CREATE UNLOGGED TABLE') : written;
+  }
+}
+
 /** SQL text of a node (statement or expression). */
 export function deparse(node: AstNode): string {
-  return deparseSync(node);
+  return new PersistenceKeepingDeparser(node).deparseQuery();
 }
 
 /** Parse-tree fields that only record where something was in the source text. */

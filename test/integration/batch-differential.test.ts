@@ -696,6 +696,27 @@ describe('checks in the order the SQL functions make them', () => {
 });
 
 describe('batch mode in other statements', () => {
+  it('SELECT … INTO TEMP / UNLOGGED and CREATE UNLOGGED TABLE AS are batched and keep the new table temporary or unlogged', async () => {
+    const cases: [string, string, string][] = [
+      ['into_temp', `SELECT id, ${EP} AS p INTO TEMP into_temp FROM t`, 't'],
+      ['into_unlogged', `SELECT id, ${EP} AS p INTO UNLOGGED TABLE into_unlogged FROM t`, 'u'],
+      ['ctas_unlogged', `CREATE UNLOGGED TABLE ctas_unlogged AS SELECT id, ${EP} AS p FROM t`, 'u'],
+    ];
+    for (const [table, sql, persistence] of cases) {
+      const { scored } = await runBatched(sql);
+      expect(scored, sql).toBeGreaterThan(0);
+      const made = await db.query(`SELECT relpersistence FROM pg_class WHERE oid = '${table}'::regclass`);
+      expect(made.rows[0].relpersistence, sql).toBe(persistence);
+      await db.query('SET apg_enable_function_migration = off');
+      const diff = await db.query(
+        `SELECT count(*)::int AS n FROM ${table} x FULL JOIN t USING (id) WHERE x.p IS DISTINCT FROM ${EP.replace(/\bf(\d+)\b/g, 't.f$1')}`,
+      );
+      await db.query('RESET apg_enable_function_migration');
+      expect(diff.rows[0].n, sql).toBe(0);
+      await db.query(`DROP TABLE ${table}`);
+    }
+  });
+
   it('INSERT … SELECT, CREATE TABLE AS, UPDATE and a view give the per-row results', async () => {
     await db.query(`CREATE TABLE scored_batch AS SELECT id, ${EP} AS p FROM t`);
     await db.query('SET apg_enable_function_migration = off');
