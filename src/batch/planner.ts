@@ -137,22 +137,75 @@ function argumentFrom(
       continue;
     }
     if (nodeType(item) === 'JoinExpr' && some(item, (n) => index.has(inner(n, 'FuncCall')))) {
-      // ML calls inside explicit joins: their argument tuples are not derived here.
-      if (sitesWithin(item, index).some((s) => s.fromFunction)) return undefined;
-      const copy = clone(item);
-      walk(copy, (n) => {
-        const join = inner(n, 'JoinExpr');
-        if (join?.quals && some(join.quals, (q) => index.has(inner(q, 'FuncCall')))) {
-          join.quals = parseExpression('true');
-        }
-        return undefined;
-      });
-      items.push(copy);
+      const join = argumentJoin(item, index, removed);
+      if (!join) return undefined;
+      items.push(join);
       continue;
     }
     items.push(item);
   }
   return { items, removed };
+}
+
+/**
+ * A join tree as an argument query reads it: `L JOIN LATERAL detect_sentiment(…) s`
+ * becomes L (the function is called once for each of L's rows, whatever the
+ * join condition), and a join condition holding an ML call or reading such
+ * a function's columns becomes true, which only adds rows. Undefined when an
+ * ML function in FROM is placed otherwise. Builds new nodes: the statement's
+ * own tree is rewritten later.
+ */
+function argumentJoin(node: AstNode, index: Map<AstNode, CallSite>, removed: Set<string>): AstNode | undefined {
+  const join = inner(node, 'JoinExpr');
+  if (!join) {
+    const rf = inner(node, 'RangeFunction');
+    const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+    return fn && index.get(fn)?.fromFunction ? undefined : node;
+  }
+  const site = functionJoinSite(join, index);
+  if (site) {
+    removed.add(site.fromFunction!.alias);
+    return argumentJoin(join.larg, index, removed);
+  }
+  const larg = argumentJoin(join.larg, index, removed);
+  const rarg = larg && argumentJoin(join.rarg, index, removed);
+  if (!larg || !rarg) return undefined;
+  const widened =
+    join.quals && (some(join.quals, (q) => index.has(inner(q, 'FuncCall'))) || mentionsAlias(join.quals, removed));
+  return { JoinExpr: { ...join, larg, rarg, ...(widened ? { quals: parseExpression('true') } : {}) } };
+}
+
+/**
+ * The ML function call site that is the right side of this join
+ * (`L CROSS JOIN LATERAL detect_sentiment(L.doc, 'en') s`, or a LEFT JOIN
+ * LATERAL): an inner or left join without USING, NATURAL or its own alias,
+ * whose columns would otherwise have to include the stored answers'.
+ */
+function functionJoinSite(join: AstNode, index: Map<AstNode, CallSite>): CallSite | undefined {
+  if (!rewritableFunctionJoin(join)) return undefined;
+  const rf = inner(join.rarg, 'RangeFunction');
+  const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+  const site = fn && index.get(fn);
+  return site?.fromFunction ? site : undefined;
+}
+
+const rewritableFunctionJoin = (join: AstNode): boolean =>
+  ['JOIN_INNER', 'JOIN_LEFT'].includes(join.jointype) && !join.isNatural && !join.usingClause && !join.alias;
+
+/** Whether no join above `join` in the FROM list has an alias (whose columns would then list the stored answers'). */
+function noAliasedJoinAbove(fromClause: AstNode[], join: AstNode): boolean {
+  const find = (node: AstNode): AstNode[] | undefined => {
+    const current = inner(node, 'JoinExpr');
+    if (!current) return undefined;
+    if (current === join) return [];
+    const below = find(current.larg) ?? find(current.rarg);
+    return below && [current, ...below];
+  };
+  for (const item of fromClause) {
+    const path = find(item);
+    if (path) return path.every((j) => !j.alias);
+  }
+  return false;
 }
 
 function hasLimit(select: AstNode): boolean {
@@ -603,12 +656,16 @@ function joinable(site: CallSite): boolean {
   if (level.stmt.lockingClause) return false;
   // An unqualified * would also list the joined results.
   if ((level.stmt.targetList ?? []).some((t: AstNode) => isUnqualifiedStar(t.ResTarget.val))) return false;
-  if (site.fromFunction)
-    return (
-      level.stmt.fromClause[site.key as number] !== undefined &&
-      Array.isArray(site.holder) &&
-      site.holder === level.stmt.fromClause
-    );
+  if (site.fromFunction) {
+    if (!Array.isArray(site.holder)) {
+      return (
+        site.key === 'rarg' &&
+        rewritableFunctionJoin(site.holder) &&
+        noAliasedJoinAbove(level.stmt.fromClause, site.holder)
+      );
+    }
+    return level.stmt.fromClause[site.key as number] !== undefined && site.holder === level.stmt.fromClause;
+  }
   if (!['target', 'where', 'order'].includes(site.clause)) return false;
   if (level.aggregated && !site.insideAggregate && site.clause !== 'where') return false;
   if (site.call.kind === 'sentiment' && !site.call.wrapper) {
@@ -924,7 +981,9 @@ function singleTable(
   const table = inner(from.items[0], 'RangeVar');
   if (!table || table.catalogname || (!table.schemaname && ctes.has(table.relname))) return undefined;
   // `FROM f(…) s, t`: the join standing for s comes before t, so it could not refer to t's rows.
-  if (site.fromFunction && site.level.stmt.fromClause.indexOf(from.items[0]) > (site.key as number)) return undefined;
+  // (In `t CROSS JOIN LATERAL f(…) s` the function follows its table.)
+  if (site.fromFunction && typeof site.key === 'number' && site.level.stmt.fromClause.indexOf(from.items[0]) > site.key)
+    return undefined;
   return {
     name: table.schemaname
       ? `${quoteIdentifier(table.schemaname)}.${quoteIdentifier(table.relname)}`
@@ -973,20 +1032,44 @@ function rewriteAsJoins(
         `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END`,
         `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END`,
       ];
-      if (replaceFunctionColumns(statement, site, [names[0], names[1] ?? 'confidence'], columns)) {
-        site.holder[site.key] = { __awsmlFromFunction: { results, on } };
-        const list = joinsByLevel.get(site.level) ?? [];
-        list.push({ results, on, site });
-        joinsByLevel.set(site.level, list);
-        group.joined = true;
-        group.aliases.push(alias);
+      const lateral = () =>
+        parseFromItem(
+          `LATERAL (SELECT ${columns[0]} AS ${quoteIdent(names[0])}, ${columns[1]} AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction!.alias)}`,
+        );
+      group.joined = true;
+      group.aliases.push(alias);
+      if (!Array.isArray(site.holder)) {
+        // `L [CROSS | LEFT] JOIN LATERAL f(…) s`: L gets the stored answers, s reads them. A LEFT JOIN's
+        // condition can leave s NULL, so only a cross join's columns become plain expressions.
+        const join = site.holder;
+        join.larg = {
+          JoinExpr: {
+            jointype: 'JOIN_LEFT',
+            larg: join.larg,
+            rarg: parseFromItem(results),
+            quals: parseExpression(on),
+          },
+        };
+        const cross = join.jointype === 'JOIN_INNER' && !join.quals;
+        join.rarg =
+          cross && replaceFunctionColumns(statement, site, [names[0], names[1] ?? 'confidence'], columns)
+            ? parseFromItem(`(SELECT) AS aws_ml_one${site.id}`)
+            : lateral();
         continue;
       }
-      const lateral = parseFromItem(
-        `LATERAL (SELECT CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END AS ${quoteIdent(names[0])}, ` +
-          `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction.alias)}`,
-      );
-      site.holder[site.key] = { __awsmlFromFunction: { lateral, results, on } };
+      const fromList: AstNode[] = site.holder;
+      fromList[site.key as number] = replaceFunctionColumns(
+        statement,
+        site,
+        [names[0], names[1] ?? 'confidence'],
+        columns,
+      )
+        ? { __awsmlFromFunction: { results, on } }
+        : { __awsmlFromFunction: { lateral: lateral(), results, on } };
+      const list = joinsByLevel.get(site.level) ?? [];
+      list.push({ results, on, site });
+      joinsByLevel.set(site.level, list);
+      continue;
     } else if (site.call.wrapper) {
       const field = site.call.kind === 'sentiment' ? sentimentFieldInWrapper(site) : undefined;
       const value = parseExpression(valueColumn(alias, site.call.kind, field));

@@ -1100,6 +1100,22 @@ describe('sentiment in the FROM list', () => {
     expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
   });
 
+  it('batches the function written as an explicit CROSS or LEFT JOIN LATERAL, with or without a join condition', async () => {
+    const sentiment = "aws_comprehend.detect_sentiment(t.txt, 'en')";
+    for (const sql of [
+      `SELECT t.id, s.sentiment, s.confidence FROM t CROSS JOIN LATERAL ${sentiment} s`,
+      `SELECT t.id, s.sentiment FROM t LEFT JOIN LATERAL ${sentiment} s ON s.confidence > 0.8`,
+      `SELECT t.id FROM t LEFT JOIN LATERAL ${sentiment} s ON s.sentiment = 'NEGATIVE' WHERE s.sentiment IS NULL`,
+      `SELECT t.id, s.confidence FROM t JOIN LATERAL ${sentiment} s ON s.sentiment = 'POSITIVE' WHERE t.id < 150`,
+      `SELECT t.id, u.label, s.sentiment FROM t JOIN u ON u.id = t.id CROSS JOIN LATERAL ${sentiment} s`,
+      `SELECT s.sentiment, count(*) FROM t CROSS JOIN LATERAL ${sentiment} s JOIN u ON u.id = length(s.sentiment) GROUP BY 1`,
+    ]) {
+      const { scored } = await runBatched(sql, SENTIMENT);
+      expect(scored, sql).toBeGreaterThan(0);
+      await expectSameBothWays(db, sql);
+    }
+  });
+
   it('keeps a LATERAL column mapping where s is used otherwise', async () => {
     for (const sql of [
       `SELECT s.* FROM t, ${S} s`,
