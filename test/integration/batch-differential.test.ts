@@ -1116,6 +1116,24 @@ describe('sentiment in the FROM list', () => {
     }
   });
 
+  it('makes no more per-row calls than the per-row path when a JOIN condition holds an ML call', async () => {
+    const condition = `${E.replace(/\bf(\d+)\b/g, 't.f$1')}::float8 > 0.5`;
+    const sql = `SELECT u.id, (aws_comprehend.detect_sentiment(u.label, 'en')).sentiment FROM u JOIN t ON t.id = u.id AND ${condition}`;
+    const perRowPath = async () => {
+      await db.query('SET apg_enable_function_migration = false');
+      const before = perRowCallsOf();
+      await db.query(sql);
+      await db.query('RESET apg_enable_function_migration');
+      return perRowCallsOf() - before;
+    };
+    const expected = await perRowPath();
+    const before = perRowCallsOf();
+    await db.query(sql);
+    // (The call in the condition stays per row; the argument query of the other call must not make it again.)
+    expect(perRowCallsOf() - before).toBe(expected);
+    await expectSameBothWays(db, sql);
+  });
+
   it('keeps a LATERAL column mapping where s is used otherwise', async () => {
     for (const sql of [
       `SELECT s.* FROM t, ${S} s`,
