@@ -41,6 +41,8 @@ export interface CallSite {
   /** For calls under a field selection `(call).field`: the A_Indirection's holder. */
   fieldHolder?: { holder: AstNode; key: string | number; field: string | '*' };
   insideAggregate: boolean;
+  /** For a call in a JOIN's ON condition: that JoinExpr (its inner object). */
+  join?: AstNode;
   /** FROM-clause function (`FROM t, detect_sentiment(t.doc, 'en') s`): the RangeFunction and its alias. */
   fromFunction?: { rangeFunction: AstNode; alias: string; columnNames: string[] | undefined };
 }
@@ -166,7 +168,14 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
   };
 
   /** Registers ML calls in an expression; sub-selects become levels of their own. */
-  const scanExpression = (root: AstNode, key: string | number, holder: AstNode, level: Level, clause: Clause) => {
+  const scanExpression = (
+    root: AstNode,
+    key: string | number,
+    holder: AstNode,
+    level: Level,
+    clause: Clause,
+    join?: AstNode,
+  ) => {
     const visit = (
       node: AstNode,
       parent: AstNode,
@@ -217,6 +226,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
                 ? { holder: grand.holder, key: grand.key, field: first?.String?.sval ?? '*' }
                 : undefined,
             insideAggregate: aggregate,
+            join,
           });
         }
         const nowAggregate = aggregate || isAggregateCall(call);
@@ -244,7 +254,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       const join = item.JoinExpr;
       scanFromItem(join.larg, join, 'larg', level);
       scanFromItem(join.rarg, join, 'rarg', level);
-      if (join.quals) scanExpression(join.quals, 'quals', join, level, 'join-on');
+      if (join.quals) scanExpression(join.quals, 'quals', join, level, 'join-on', join);
     } else if (type === 'RangeFunction') {
       const rf = item.RangeFunction;
       const functions: AstNode[] = rf.functions ?? [];

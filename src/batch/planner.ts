@@ -148,6 +148,76 @@ function argumentFrom(
 }
 
 /**
+ * The inputs of a call in a JOIN's ON condition. When the conjunct holding
+ * the call reads one side only, and that side's rows are not all kept
+ * regardless (either side of an inner join, the nullable side of an outer
+ * one), PostgreSQL filters that side's rows with it before joining: it calls
+ * for every row of that side, so the argument query reads the side alone,
+ * with the side's own conditions. Otherwise the condition is evaluated for
+ * pairs of rows, and the argument query reads the join, as an inner join on
+ * the condition's other conjuncts. The level's WHERE conjuncts narrow it too
+ * when every join down to this one is an inner join (PostgreSQL applies them
+ * below it then; above an outer join it may not).
+ */
+function joinArgumentFrom(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+): { items: AstNode[]; removed: Set<string>; where(names: Set<string>): AstNode[] } | undefined {
+  const stmt = site.level.stmt;
+  const roots: AstNode[] = site.level.kind === 'delete' ? (stmt.usingClause ?? []) : (stmt.fromClause ?? []);
+  const pathTo = (node: AstNode): AstNode[] | undefined => {
+    const join = inner(node, 'JoinExpr');
+    if (!join) return undefined;
+    if (join === site.join) return [join];
+    const below = pathTo(join.larg) ?? pathTo(join.rarg);
+    return below && [join, ...below];
+  };
+  const root = roots.find((item) => pathTo(item));
+  if (!root) return undefined;
+  const path = pathTo(root)!;
+  const join = site.join;
+  const innerAllTheWay = path.every((j) => j.jointype === 'JOIN_INNER');
+  const removed = new Set<string>();
+  const hasMl = (c: AstNode) => some(c, (n) => index.has(inner(n, 'FuncCall')));
+  const unqualified = (c: AstNode) => some(c, (n) => inner(n, 'ColumnRef')?.fields.length === 1);
+  const readsOnly = (c: AstNode, names: Set<string>) => !unqualified(c) && !refersOutside(c, names);
+  const own = conjuncts(join.quals);
+  const holding = own.find((c) => some(c, (n) => inner(n, 'FuncCall') === site.call.node));
+  const sides: [AstNode, boolean][] = [
+    [join.larg, ['JOIN_INNER', 'JOIN_RIGHT'].includes(join.jointype)],
+    [join.rarg, ['JOIN_INNER', 'JOIN_LEFT'].includes(join.jointype)],
+  ];
+  const side = sides.find(([item, filtered]) => filtered && holding && readsOnly(holding, fromNames([item])))?.[0];
+  if (side) {
+    const item = argumentJoin(side, index, removed);
+    if (!item) return undefined;
+    const where = (names: Set<string>) =>
+      [...own, ...(innerAllTheWay ? conjuncts(stmt.whereClause) : [])].filter((c) => !hasMl(c) && readsOnly(c, names));
+    return { items: [item], removed, where };
+  }
+  const larg = argumentJoin(join.larg, index, removed);
+  const rarg = larg && argumentJoin(join.rarg, index, removed);
+  if (!larg || !rarg) return undefined;
+  const plain = own.filter((c) => !hasMl(c) && !mentionsAlias(c, removed));
+  const quals =
+    plain.length === 0
+      ? parseExpression('true')
+      : plain.length === 1
+        ? plain[0]
+        : { BoolExpr: { boolop: 'AND_EXPR', args: plain } };
+  // (Without the join's alias, which would hide the names its condition uses.)
+  const { alias: _alias, join_using_alias: _usingAlias, ...rest } = join;
+  const item = { JoinExpr: { ...rest, jointype: 'JOIN_INNER', larg, rarg, quals } };
+  // Unqualified columns might name another FROM item's: only when the join is the whole FROM list.
+  const whole = roots.length === 1 && path.length === 1 && site.level.kind === 'select';
+  const where = (names: Set<string>) =>
+    innerAllTheWay
+      ? conjuncts(stmt.whereClause).filter((c) => !refersOutside(c, names) && (whole || !unqualified(c)))
+      : [];
+  return { items: [item], removed, where };
+}
+
+/**
  * A join tree as an argument query reads it: `L JOIN LATERAL detect_sentiment(…) s`
  * becomes L (the function is called once for each of L's rows, whatever the
  * join condition), and a join condition holding an ML call or reading such
@@ -259,10 +329,11 @@ function argumentQuery(
 ): ArgumentQuery | string {
   const level = site.level;
   const stmt = level.stmt;
-  if (site.clause === 'join-on') return 'the call is in a JOIN condition';
   if (level.kind === 'select' && stmt.valuesLists) return 'the call is in a VALUES list';
   if (level.kind === 'select' && !stmt.targetList && !stmt.fromClause) return 'the call is outside any query level';
-  const from = argumentFrom(level, index);
+  const joinFrom = site.join ? joinArgumentFrom(site, index) : undefined;
+  if (site.join && !joinFrom) return 'the call is in a JOIN condition whose inputs cannot be read alone';
+  const from = joinFrom ?? argumentFrom(level, index);
   if (!from) return 'the call is inside an explicit JOIN';
   const argumentsOfCall: AstNode[] = site.call.node.args ?? [];
   for (const arg of argumentsOfCall) {
@@ -273,7 +344,7 @@ function argumentQuery(
   const kept: AstNode[] = [];
   let droppedMl = false;
   const names = fromNames(from.items);
-  for (const conjunct of conjuncts(stmt.whereClause)) {
+  for (const conjunct of joinFrom ? joinFrom.where(names) : conjuncts(stmt.whereClause)) {
     const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
     const usesRemoved = mentionsAlias(conjunct, from.removed);
     // A condition on an outer query's columns (a correlated subquery) cannot run alone: it is left out.
@@ -283,7 +354,7 @@ function argumentQuery(
   }
   // PostgreSQL moves HAVING conditions without aggregates into WHERE (not under grouping sets): the
   // argument query applies them too.
-  if (level.kind === 'select' && !some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) {
+  if (!joinFrom && level.kind === 'select' && !some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) {
     for (const conjunct of conjuncts(stmt.havingClause)) {
       const plain = plainExpression(conjunct, index) && !someAggregate(conjunct);
       if (plain && !refersOutside(conjunct, names) && !mentionsAlias(conjunct, from.removed)) kept.push(conjunct);
@@ -298,7 +369,8 @@ function argumentQuery(
   let limit = '';
   // The statement's own level, a WITH query, or a subquery or view its parent reads from its FROM list: each
   // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
-  if ((level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
+  // (A join condition is evaluated before the LIMIT counts rows.)
+  if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => some(s, (n) => index.has(inner(n, 'FuncCall'))));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
@@ -343,7 +415,7 @@ function argumentQuery(
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
     ? `SELECT * FROM (SELECT ${columnsSql}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
-    : (throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed) ??
+    : ((joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const dependsOn = [
@@ -1137,11 +1209,12 @@ function rewriteAsLookups(
     if (!stableArguments(site.call)) continue;
     if (level.kind === 'select') {
       // A stored definition (a view's) is not part of the statement's text.
-      if (!level.joinable || !['target', 'where', 'having', 'order'].includes(site.clause)) continue;
-      if (level.aggregated && !site.insideAggregate && site.clause !== 'where') continue;
+      if (!level.joinable || !['target', 'where', 'having', 'order', 'join-on'].includes(site.clause)) continue;
+      // (WHERE and JOIN conditions are evaluated before grouping.)
+      if (level.aggregated && !site.insideAggregate && !['where', 'join-on'].includes(site.clause)) continue;
       // DISTINCT matches ORDER BY expressions to the select list: two probes are never equal.
       if (level.stmt.distinctClause) continue;
-    } else if (!['target', 'where'].includes(site.clause)) {
+    } else if (!['target', 'where', 'join-on'].includes(site.clause)) {
       continue;
     }
     const current = recognizeMlCall(site.call.node, catalog);
