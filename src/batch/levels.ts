@@ -26,6 +26,13 @@ export interface Level {
   readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined };
   /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
   withQuery?: boolean;
+  /**
+   * A level evaluated for each of the parent's rows, which it may read (a
+   * correlated subquery): a subquery giving a value in one of the parent's
+   * expressions, or a LATERAL subquery in the parent's FROM list (its holder
+   * and key there: the list and index, or a JoinExpr and 'rarg').
+   */
+  enclosedBy?: 'expression' | { holder: AstNode; key: string | number };
 }
 
 export type Clause = 'target' | 'where' | 'having' | 'order' | 'group' | 'from-function' | 'join-on' | 'other';
@@ -158,11 +165,23 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     joinable: boolean,
     top: boolean,
     readAs?: Level['readAs'],
+    enclosedBy?: Level['enclosedBy'],
   ): Level => {
     const aggregated =
       kind === 'select' &&
       Boolean(stmt.groupClause || stmt.havingClause || (stmt.targetList ?? []).some((t: AstNode) => hasAggregate(t)));
-    const level: Level = { id: levels.length, kind, stmt, parent, withClause, joinable, aggregated, top, readAs };
+    const level: Level = {
+      id: levels.length,
+      kind,
+      stmt,
+      parent,
+      withClause,
+      joinable,
+      aggregated,
+      top,
+      readAs,
+      enclosedBy,
+    };
     levels.push(level);
     return level;
   };
@@ -193,7 +212,11 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       const type = nodeType(node);
       if (type === 'SubLink') {
         if (node.SubLink.testexpr) visit(node.SubLink.testexpr, node.SubLink, 'testexpr', aggregate);
-        statementLevels(node.SubLink.subselect, level, level.withClause, level.joinable, false);
+        // PostgreSQL may turn EXISTS and IN subqueries into joins, filtering all their rows first: only
+        // subqueries that give a value are surely evaluated per row of the enclosing query.
+        const perRow = ['EXPR_SUBLINK', 'ARRAY_SUBLINK', 'MULTIEXPR_SUBLINK'].includes(node.SubLink.subLinkType);
+        const enclosedBy = perRow ? 'expression' : undefined;
+        statementLevels(node.SubLink.subselect, level, level.withClause, level.joinable, false, undefined, enclosedBy);
         return;
       }
       if (type === 'A_Indirection') {
@@ -249,7 +272,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     if (type === 'RangeSubselect') {
       const sub = item.RangeSubselect;
       const readAs = direct && !sub.lateral ? readThrough(item, sub.alias) : undefined;
-      statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs);
+      const enclosedBy = sub.lateral ? { holder, key } : undefined;
+      statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs, enclosedBy);
     } else if (type === 'JoinExpr') {
       const join = item.JoinExpr;
       scanFromItem(join.larg, join, 'larg', level);
@@ -307,6 +331,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     joinable: boolean,
     top: boolean,
     readAs?: Level['readAs'],
+    enclosedBy?: Level['enclosedBy'],
   ) => {
     const scope = select.withClause ?? withClause;
     if (select.withClause) {
@@ -322,8 +347,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       }
     }
     if (select.op && select.op !== 'SETOP_NONE') {
-      selectLevels(select.larg, parent, scope, joinable, false);
-      selectLevels(select.rarg, parent, scope, joinable, false);
+      selectLevels(select.larg, parent, scope, joinable, false, undefined, enclosedBy);
+      selectLevels(select.rarg, parent, scope, joinable, false, undefined, enclosedBy);
       return;
     }
     if (select.valuesLists) {
@@ -331,7 +356,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       scanExpression(select.valuesLists, 'valuesLists', select, level, 'other');
       return;
     }
-    const level = newLevel('select', select, parent, scope, joinable, top, readAs);
+    const level = newLevel('select', select, parent, scope, joinable, top, readAs, enclosedBy);
     for (let i = 0; i < (select.fromClause ?? []).length; i++)
       scanFromItem(select.fromClause[i], select.fromClause, i, level);
     if (select.targetList) scanExpression(select.targetList, 'targetList', select, level, 'target');
@@ -354,12 +379,13 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     joinable: boolean,
     top: boolean,
     readAs?: Level['readAs'],
+    enclosedBy?: Level['enclosedBy'],
   ) => {
     const type = nodeType(node);
     const stmt = type ? node[type] : undefined;
     switch (type) {
       case 'SelectStmt':
-        selectLevels(stmt, parent, withClause, joinable, top, readAs);
+        selectLevels(stmt, parent, withClause, joinable, top, readAs, enclosedBy);
         break;
       case 'InsertStmt':
         if (stmt.withClause) blockers.push('WITH on INSERT');

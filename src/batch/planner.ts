@@ -179,8 +179,7 @@ function joinArgumentFrom(
   const innerAllTheWay = path.every((j) => j.jointype === 'JOIN_INNER');
   const removed = new Set<string>();
   const hasMl = (c: AstNode) => some(c, (n) => index.has(inner(n, 'FuncCall')));
-  const unqualified = (c: AstNode) => some(c, (n) => inner(n, 'ColumnRef')?.fields.length === 1);
-  const readsOnly = (c: AstNode, names: Set<string>) => !unqualified(c) && !refersOutside(c, names);
+  const readsOnly = (c: AstNode, names: Set<string>) => !unqualifiedColumn(c) && !refersOutside(c, names);
   const own = conjuncts(join.quals);
   const holding = own.find((c) => some(c, (n) => inner(n, 'FuncCall') === site.call.node));
   const sides: [AstNode, boolean][] = [
@@ -212,9 +211,72 @@ function joinArgumentFrom(
   const whole = roots.length === 1 && path.length === 1 && site.level.kind === 'select';
   const where = (names: Set<string>) =>
     innerAllTheWay
-      ? conjuncts(stmt.whereClause).filter((c) => !refersOutside(c, names) && (whole || !unqualified(c)))
+      ? conjuncts(stmt.whereClause).filter((c) => !refersOutside(c, names) && (whole || !unqualifiedColumn(c)))
       : [];
   return { items: [item], removed, where };
+}
+
+/** The SubLink below `root` whose subquery is `select` (or has it as a set operation's arm). */
+function findSubLink(root: AstNode, select: AstNode): AstNode | undefined {
+  let found: AstNode | undefined;
+  walk(root, (n) => {
+    const sublink = inner(n, 'SubLink');
+    if (found || !sublink) return undefined;
+    if (some(sublink.subselect, (m) => inner(m, 'SelectStmt') === select)) found = sublink;
+    return undefined;
+  });
+  return found;
+}
+
+const unqualifiedColumn = (node: AstNode): boolean => some(node, (n) => inner(n, 'ColumnRef')?.fields.length === 1);
+
+/**
+ * The rows a correlated subquery can see of the query around it: that
+ * query's FROM items (for a LATERAL subquery, those before it) and its WHERE
+ * conjuncts on them. A subquery is evaluated for each such row, so its
+ * argument query reads them too, joined to its own FROM items.
+ */
+function enclosingRows(
+  level: Level,
+  index: Map<AstNode, CallSite>,
+): { items: AstNode[]; removed: Set<string>; names: Set<string>; conditions: AstNode[] } | undefined {
+  const parent = level.parent;
+  const via = level.enclosedBy;
+  if (!parent || !via) return undefined;
+  let from: { items: AstNode[]; removed: Set<string> } | undefined;
+  if (via === 'expression') from = argumentFrom(parent, index);
+  else if (Array.isArray(via.holder)) {
+    if (parent.kind !== 'select' || via.holder !== parent.stmt.fromClause) return undefined;
+    const before = via.holder.slice(0, via.key as number);
+    from = argumentFrom({ ...parent, stmt: { ...parent.stmt, fromClause: before } }, index);
+  } else if (via.key === 'rarg' && ['JOIN_INNER', 'JOIN_LEFT'].includes(via.holder.jointype)) {
+    // (A LATERAL subquery on a join's right is evaluated for every row on its left, whatever the condition.)
+    const removed = new Set<string>();
+    const item = argumentJoin(via.holder.larg, index, removed);
+    from = item ? { items: [item], removed } : undefined;
+  }
+  if (!from?.items.length) return undefined;
+  const names = fromNames(from.items);
+  // A subquery in a CASE branch is evaluated for the rows that reach the branch.
+  const guards: AstNode[] = [];
+  if (via === 'expression' && parent.kind === 'select') {
+    for (const clause of ['target', 'where'] as const) {
+      const root = clause === 'target' ? parent.stmt.targetList : parent.stmt.whereClause;
+      const sublink = findSubLink(root, level.stmt);
+      if (!sublink) continue;
+      const found = branchGuard(parent, clause, sublink, index, names, from.removed) ?? [];
+      guards.push(...found.map((sql) => parseExpression(sql)));
+    }
+  }
+  const conditions = [...conjuncts(parent.stmt.whereClause), ...guards].filter(
+    (c) =>
+      !some(c, (n) => index.has(inner(n, 'FuncCall'))) &&
+      !mentionsAlias(c, from.removed) &&
+      !refersOutside(c, names) &&
+      // (Beside a LATERAL subquery an unqualified column might be one of its outputs.)
+      (via === 'expression' || !unqualifiedColumn(c)),
+  );
+  return { ...from, names, conditions };
 }
 
 /**
@@ -333,7 +395,7 @@ function argumentQuery(
   if (level.kind === 'select' && !stmt.targetList && !stmt.fromClause) return 'the call is outside any query level';
   const joinFrom = site.join ? joinArgumentFrom(site, index) : undefined;
   if (site.join && !joinFrom) return 'the call is in a JOIN condition whose inputs cannot be read alone';
-  const from = joinFrom ?? argumentFrom(level, index);
+  let from = joinFrom ?? argumentFrom(level, index);
   if (!from) return 'the call is inside an explicit JOIN';
   const argumentsOfCall: AstNode[] = site.call.node.args ?? [];
   for (const arg of argumentsOfCall) {
@@ -342,16 +404,54 @@ function argumentQuery(
     }
   }
   const kept: AstNode[] = [];
+  const correlated: AstNode[] = [];
   let droppedMl = false;
-  const names = fromNames(from.items);
+  let names = fromNames(from.items);
   for (const conjunct of joinFrom ? joinFrom.where(names) : conjuncts(stmt.whereClause)) {
     const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
     const usesRemoved = mentionsAlias(conjunct, from.removed);
-    // A condition on an outer query's columns (a correlated subquery) cannot run alone: it is left out.
-    const correlated = refersOutside(conjunct, names);
-    if (mlInside || usesRemoved || correlated) droppedMl = true;
+    // A condition on an outer query's columns (a correlated subquery) cannot run alone.
+    const outside = refersOutside(conjunct, names);
+    if (mlInside || usesRemoved || outside) droppedMl = true;
     else kept.push(conjunct);
+    if (outside && !mlInside && !usesRemoved) correlated.push(conjunct);
   }
+  const enclosingDependencies: CallSite[] = [];
+  const argumentsOutside =
+    argumentsOfCall.some((a) => refersOutside(a, names)) ||
+    (from.items.length === 0 && argumentsOfCall.some((a) => some(a, (n) => inner(n, 'ColumnRef'))));
+  if (!joinFrom && level.enclosedBy && (argumentsOutside || correlated.length > 0)) {
+    const outer = enclosingRows(level, index);
+    const apart = outer && ![...outer.names].some((n) => names.has(n));
+    // Unqualified columns could name the other side's: only where there is one side to name.
+    const alone = from.items.length === 0;
+    if (outer && apart) {
+      const all = new Set([...names, ...outer.names]);
+      const moved = correlated.filter(
+        (c) => !refersOutside(c, all) && !mentionsAlias(c, outer.removed) && (alone || !unqualifiedColumn(c)),
+      );
+      const conditions = outer.conditions.filter((c) => alone || !unqualifiedColumn(c));
+      enclosingDependencies.push(...outer.items.flatMap((i) => sitesWithin(i, index)));
+      if (argumentsOutside) {
+        // The inputs are the enclosing rows' own (`LATERAL (SELECT f(t.doc))`): read them with the subquery's.
+        if (argumentsOfCall.some((a) => refersOutside(a, all))) return 'its arguments use a query further out';
+        if (!alone && [...argumentsOfCall, ...kept].some(unqualifiedColumn)) {
+          return 'its arguments use the enclosing query with unqualified columns';
+        }
+        from = { items: [...outer.items, ...from.items], removed: new Set([...from.removed, ...outer.removed]) };
+        names = all;
+        kept.push(...moved, ...conditions);
+      } else if (moved.length > 0) {
+        // Only the subquery's rows that some enclosing row can see (each once: stored answers may be per row).
+        // (Inside EXISTS the enclosing query's unqualified columns find its own FROM items first, as they do there.)
+        const inside = [...moved, ...outer.conditions].map((c) => `(${deparse(c)})`).join(' AND ');
+        kept.push(
+          parseExpression(`EXISTS (SELECT FROM ${outer.items.map((i) => deparse(i)).join(', ')} WHERE ${inside})`),
+        );
+      }
+    }
+  }
+  if (argumentsOutside && rows) return "its arguments read the enclosing query's rows";
   // PostgreSQL moves HAVING conditions without aggregates into WHERE (not under grouping sets): the
   // argument query applies them too.
   if (!joinFrom && level.kind === 'select' && !some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) {
@@ -419,6 +519,7 @@ function argumentQuery(
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const dependsOn = [
+    ...enclosingDependencies,
     ...argumentsOfCall.flatMap((a) => sitesWithin(a, index)),
     ...from.items.flatMap((i) => sitesWithin(i, index)),
     ...kept.flatMap((c) => sitesWithin(c, index)),
@@ -636,9 +737,25 @@ function caseGuard(
   removed: Set<string>,
 ): string[] | undefined {
   if (site.clause !== 'target' && site.clause !== 'where') return undefined;
+  return branchGuard(site.level, site.clause, site.call.node, index, names, removed);
+}
+
+/**
+ * The conditions under which PostgreSQL evaluates `target` (a call's
+ * FuncCall, or a subquery's SubLink) in its level's SELECT list or WHERE
+ * clause (see caseGuard).
+ */
+function branchGuard(
+  level: Level,
+  clause: 'target' | 'where',
+  target: AstNode,
+  index: Map<AstNode, CallSite>,
+  names: Set<string>,
+  removed: Set<string>,
+): string[] | undefined {
   // Grouping sets change what a grouped column reads per group.
-  if (some(site.level.stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) return undefined;
-  const root = site.clause === 'target' ? site.level.stmt.targetList : site.level.stmt.whereClause;
+  if (some(level.stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) return undefined;
+  const root = clause === 'target' ? level.stmt.targetList : level.stmt.whereClause;
   const guards: string[] = [];
   let usable = true;
   /** The call is inside an aggregate or window function (or one that might be): computed for every row. */
@@ -650,14 +767,15 @@ function caseGuard(
   };
   const visit = (node: AstNode): boolean => {
     if (node === null || typeof node !== 'object') return false;
-    if (node === site.call.node) return true;
+    if (node === target) return true;
     if (Array.isArray(node)) return node.some(visit);
     const type = nodeType(node);
+    if (type === 'SubLink' && node.SubLink === target) return true;
     // (Other query levels, and the call's own arguments, are not this call's.)
-    if (type === 'SubLink' || (type === 'FuncCall' && index.has(node.FuncCall) && node.FuncCall !== site.call.node)) {
+    if (type === 'SubLink' || (type === 'FuncCall' && index.has(node.FuncCall) && node.FuncCall !== target)) {
       return false;
     }
-    if (type === 'FuncCall' && node.FuncCall !== site.call.node) {
+    if (type === 'FuncCall' && node.FuncCall !== target) {
       const found = Object.values(node.FuncCall).some((c) => c !== null && typeof c === 'object' && visit(c));
       // PostgreSQL computes an aggregate's or window function's arguments for every row: CASEs outside give no guard.
       if (found && !pushableCall(node.FuncCall)) everyRow = true;

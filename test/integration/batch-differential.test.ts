@@ -1363,6 +1363,55 @@ describe('correlated subqueries', () => {
   });
 });
 
+describe('subqueries evaluated per row of the query around them', () => {
+  const S = (alias: string) => `(aws_comprehend.detect_sentiment(${alias}.txt, 'en')).sentiment`;
+  const distinctTexts = async (where: string) =>
+    (await db.query(`SELECT count(DISTINCT txt)::int AS n FROM t WHERE ${where}`)).rows[0].n as number;
+
+  it('batch calls whose arguments are the enclosing rows (LATERAL, scalar subqueries, UPDATE … SET)', async () => {
+    for (const [sql, fn] of [
+      [`SELECT t.id, l.s FROM t, LATERAL (SELECT ${S('t')} AS s) l WHERE t.id < 30`, SENTIMENT],
+      [
+        `SELECT t.id, l.s FROM t LEFT JOIN LATERAL (SELECT ${S('t')} AS s) l ON l.s = 'NEGATIVE' WHERE t.id > 100`,
+        SENTIMENT,
+      ],
+      [`SELECT id, (SELECT ${S('t')}) FROM t WHERE id < 30`, SENTIMENT],
+      [`SELECT id, CASE WHEN id < 10 THEN (SELECT ${S('t')}) END FROM t WHERE id < 30`, SENTIMENT],
+      [`SELECT t.id, l.p FROM t CROSS JOIN LATERAL (SELECT ${EP.replace(/\bf(\d+)\b/g, 't.f$1')} AS p) l`, ENDPOINT],
+    ]) {
+      const { scored } = await runBatched(sql, fn);
+      expect(scored, sql).toBeGreaterThan(0);
+      await expectSameBothWays(db, sql);
+    }
+    // A subquery in a CASE branch is scored for the rows that reach the branch only.
+    const before = rowsScored(SENTIMENT);
+    await db.query(`SELECT id, CASE WHEN id < 10 THEN (SELECT ${S('t')}) END FROM t WHERE id < 30`);
+    expect(rowsScoredSince(before, SENTIMENT)).toBe(await distinctTexts('id < 10 AND txt IS NOT NULL'));
+
+    await db.query('CREATE TEMP TABLE moods AS SELECT id, txt, NULL::text AS mood, NULL::text AS next FROM t');
+    const update = `UPDATE moods SET mood = (SELECT ${S('moods')}), next = (SELECT ${S('t2')} FROM t t2 WHERE t2.id = moods.id + 1)`;
+    await runBatched(update, SENTIMENT);
+    const batched = (await db.query('SELECT id, mood, next FROM moods ORDER BY id')).rows;
+    await db.query('UPDATE moods SET mood = NULL, next = NULL');
+    await db.query('SET apg_enable_function_migration = false');
+    await db.query(update);
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched.some((r) => r.mood !== null && r.next !== null)).toBe(true);
+    expect((await db.query('SELECT id, mood, next FROM moods ORDER BY id')).rows).toEqual(batched);
+  });
+
+  it('score only the rows some enclosing row can see, not the whole table', async () => {
+    const sql = `SELECT id, (SELECT ${S('t2')} FROM t t2 WHERE t2.id = t.id + 1) FROM t WHERE t.id < 20`;
+    const { scored } = await runBatched(sql, SENTIMENT);
+    expect(scored).toBe(await distinctTexts('id > 1 AND id <= 20 AND txt IS NOT NULL'));
+    expect(scored).toBeLessThan(await distinctTexts('txt IS NOT NULL'));
+    await expectSameBothWays(db, sql);
+    const lateral = `SELECT t.id, l.s FROM t, LATERAL (SELECT ${S('t2')} AS s FROM t t2 WHERE t2.id = t.id + 1) l WHERE t.id < 20`;
+    expect((await runBatched(lateral, SENTIMENT)).scored).toBe(scored);
+    await expectSameBothWays(db, lateral);
+  });
+});
+
 describe('RETURNING', () => {
   it('answers calls in RETURNING as per row, batched where the statement reads a table', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
