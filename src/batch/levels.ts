@@ -35,7 +35,16 @@ export interface Level {
   enclosedBy?: 'expression' | { holder: AstNode; key: string | number };
 }
 
-export type Clause = 'target' | 'where' | 'having' | 'order' | 'group' | 'from-function' | 'join-on' | 'other';
+export type Clause =
+  | 'target'
+  | 'where'
+  | 'having'
+  | 'order'
+  | 'group'
+  | 'from-function'
+  | 'join-on'
+  | 'values'
+  | 'other';
 
 export interface CallSite {
   id: number;
@@ -352,8 +361,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       return;
     }
     if (select.valuesLists) {
-      const level = newLevel('select', select, parent, scope, false, top);
-      scanExpression(select.valuesLists, 'valuesLists', select, level, 'other');
+      const level = newLevel('select', select, parent, scope, joinable, top, undefined, enclosedBy);
+      scanExpression(select.valuesLists, 'valuesLists', select, level, 'values');
       return;
     }
     const level = newLevel('select', select, parent, scope, joinable, top, readAs, enclosedBy);

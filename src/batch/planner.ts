@@ -391,7 +391,7 @@ function argumentQuery(
 ): ArgumentQuery | string {
   const level = site.level;
   const stmt = level.stmt;
-  if (level.kind === 'select' && stmt.valuesLists) return 'the call is in a VALUES list';
+  if (level.kind === 'select' && stmt.valuesLists) return valuesArgumentQuery(site, index);
   if (level.kind === 'select' && !stmt.targetList && !stmt.fromClause) return 'the call is outside any query level';
   const joinFrom = site.join ? joinArgumentFrom(site, index) : undefined;
   if (site.join && !joinFrom) return 'the call is in a JOIN condition whose inputs cannot be read alone';
@@ -526,6 +526,37 @@ function argumentQuery(
     ...(level.withClause ? sitesWithin(level.withClause, index) : []),
   ].filter((s) => s !== site);
   return { sql: withSql + body, dependsOn };
+}
+
+/**
+ * The calls of a VALUES list (`INSERT INTO t VALUES (1, f('…')), (2, f('…'))`):
+ * one argument query lists the inputs of every call there of the same
+ * function and batch size, so they make one group. Inputs must be constants
+ * or parameters.
+ */
+function valuesArgumentQuery(site: CallSite, index: Map<AstNode, CallSite>): ArgumentQuery | string {
+  const call = site.call;
+  const plain = (s: CallSite) =>
+    !s.call.wrapper &&
+    !some({ FuncCall: s.call.node }, (n) => inner(n, 'ColumnRef') || inner(n, 'SubLink')) &&
+    (s.call.node.args ?? []).every((a: AstNode) => !some(a, (n) => index.has(inner(n, 'FuncCall'))));
+  if (!plain(site)) return 'the call is in a VALUES list, with inputs that are not constants';
+  if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) {
+    return 'the call is in a VALUES list, with a batch size that is not a constant';
+  }
+  const together = [...index.values()].filter(
+    (s) =>
+      s.level === site.level &&
+      s.call.label === call.label &&
+      s.call.batchSql === call.batchSql &&
+      s.call.builtinSignature === call.builtinSignature &&
+      plain(s),
+  );
+  const rows = together.map((s) => `(${s.call.targetSql}, ${s.call.keySql})`).join(', ');
+  return {
+    sql: `SELECT target, key FROM (VALUES ${rows}) AS aws_ml_values (target, key)`,
+    dependsOn: [],
+  };
 }
 
 /**
@@ -1327,7 +1358,9 @@ function rewriteAsLookups(
     if (!stableArguments(site.call)) continue;
     if (level.kind === 'select') {
       // A stored definition (a view's) is not part of the statement's text.
-      if (!level.joinable || !['target', 'where', 'having', 'order', 'join-on'].includes(site.clause)) continue;
+      if (!level.joinable || !['target', 'where', 'having', 'order', 'join-on', 'values'].includes(site.clause)) {
+        continue;
+      }
       // (WHERE and JOIN conditions are evaluated before grouping.)
       if (level.aggregated && !site.insideAggregate && !['where', 'join-on'].includes(site.clause)) continue;
       // DISTINCT matches ORDER BY expressions to the select list: two probes are never equal.

@@ -1412,6 +1412,31 @@ describe('subqueries evaluated per row of the query around them', () => {
   });
 });
 
+describe('VALUES lists', () => {
+  it('batch the calls of a multi-row VALUES list in one group, INSERT … VALUES too', async () => {
+    const texts = ['a delight', 'dull and slow', 'a delight', 'naïve but charming ☃', "it's fine"];
+    const rows = texts.map(
+      (text, i) =>
+        `(${i}, (aws_comprehend.detect_sentiment('${text.replace(/'/g, "''")}', 'en')).sentiment, (aws_comprehend.detect_sentiment('${text.replace(/'/g, "''")}', 'en')).confidence)`,
+    );
+    const select = `SELECT * FROM (VALUES ${rows.join(', ')}) v(id, s, c) ORDER BY id`;
+    const { scored } = await runBatched(select, SENTIMENT);
+    expect(scored).toBe(new Set(texts).size);
+    await expectSameBothWays(db, select);
+
+    await db.query('CREATE TABLE valued (id int, s text, c real)');
+    const insert = `INSERT INTO valued VALUES ${rows.join(', ')}`;
+    await runBatched(insert, SENTIMENT);
+    const batched = (await db.query('SELECT * FROM valued ORDER BY id')).rows;
+    await db.query('TRUNCATE valued');
+    await db.query('SET apg_enable_function_migration = false');
+    await db.query(insert);
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched).toHaveLength(texts.length);
+    expect((await db.query('SELECT * FROM valued ORDER BY id')).rows).toEqual(batched);
+  });
+});
+
 describe('RETURNING', () => {
   it('answers calls in RETURNING as per row, batched where the statement reads a table', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
