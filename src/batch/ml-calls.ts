@@ -73,7 +73,7 @@ function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolea
   return undefined;
 }
 
-/** Positional arguments, or undefined when named notation is used (left to the per-row path). */
+/** Positional arguments, or undefined when named notation is used (see `byName`). */
 function positional(call: AstNode): AstNode[] | undefined {
   const args: AstNode[] = call.args ?? [];
   if (args.some((a) => nodeType(a) === 'NamedArgExpr')) return undefined;
@@ -81,19 +81,62 @@ function positional(call: AstNode): AstNode[] | undefined {
   return args;
 }
 
+/**
+ * The arguments in parameter order for a call that may use named notation
+ * (`f(doc => body)`; positional ones come first, as PostgreSQL requires):
+ * undefined where a parameter is not given, or when a name is not one of
+ * `names` or is given twice.
+ */
+function byName(call: AstNode, names: readonly string[]): (AstNode | undefined)[] | undefined {
+  const args: AstNode[] = call.args ?? [];
+  if (call.agg_star || call.agg_distinct || call.over || call.agg_filter || call.agg_order) return undefined;
+  const slots: (AstNode | undefined)[] = names.map(() => undefined);
+  for (const [i, arg] of args.entries()) {
+    const named = inner(arg, 'NamedArgExpr');
+    const slot = named ? names.indexOf(named.name) : i;
+    if (slot < 0 || slot >= slots.length || slots[slot] !== undefined) return undefined;
+    slots[slot] = named ? named.arg : arg;
+  }
+  return slots;
+}
+
+const SENTIMENT_PARAMETERS = ['input_text', 'language_code', 'max_rows_per_batch'];
+const SENTIMENT_TEXT_FORM_PARAMETERS = ['unused', 'input_text', 'language_code', 'max_rows_per_batch'];
+
+/** detect_sentiment called with named arguments: its inputs, and the form PostgreSQL picks. */
+function namedSentimentArguments(
+  call: AstNode,
+): { text: AstNode; language: AstNode; batch: AstNode | undefined; textForm: boolean } | undefined {
+  const names: string[] = (call.args ?? []).flatMap((a: AstNode) => inner(a, 'NamedArgExpr')?.name ?? []);
+  // Only the form with the `unused` first parameter has it (and requires it).
+  const textForm = names.includes('unused');
+  const slots = byName(call, textForm ? SENTIMENT_TEXT_FORM_PARAMETERS : SENTIMENT_PARAMETERS);
+  if (!slots) return undefined;
+  const [text, language, batch] = textForm ? slots.slice(1) : slots;
+  if (!text || !language || (textForm && !slots[0])) return undefined;
+  return { text, language, batch, textForm };
+}
+
 function builtinCall(call: AstNode, paramTypes?: readonly number[]): MlCall | undefined {
   const name = functionName(call);
   const last = name[name.length - 1];
   const schema = name.length === 2 ? name[0] : undefined;
   if (name.length > 2) return undefined;
-  const args = positional(call);
+  const sentiment = last === 'detect_sentiment' && (schema ?? 'aws_comprehend') === 'aws_comprehend';
+  const named = sentiment && (call.args ?? []).some((a: AstNode) => nodeType(a) === 'NamedArgExpr');
+  const args = named ? [] : positional(call);
   if (!args) return undefined;
-  if (last === 'detect_sentiment' && (schema ?? 'aws_comprehend') === 'aws_comprehend') {
+  if (sentiment) {
     let text: AstNode;
     let language: AstNode;
     let batch: AstNode | undefined;
     let signature = SENTIMENT_SIGNATURE;
-    if (args.length === 2) [text, language] = args;
+    if (named) {
+      const given = namedSentimentArguments(call);
+      if (!given) return undefined;
+      ({ text, language, batch } = given);
+      if (given.textForm) signature = SENTIMENT_TEXT_FORM_SIGNATURE;
+    } else if (args.length === 2) [text, language] = args;
     else if (args.length === 4) {
       [, text, language, batch] = args;
       signature = SENTIMENT_TEXT_FORM_SIGNATURE;
@@ -148,12 +191,17 @@ function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undef
   return candidates.length === 1 ? candidates[0] : undefined;
 }
 
-/** The wrapper's body with its parameters replaced by the call's arguments (cast to the declared types). */
-function inlineWrapper(fn: WrapperFunction, args: AstNode[]): AstNode | undefined {
+/**
+ * The wrapper's body with its parameters replaced by the call's arguments
+ * (cast to the declared types), or their defaults where not given.
+ */
+function inlineWrapper(fn: WrapperFunction, args: (AstNode | undefined)[]): AstNode | undefined {
   if (!fn.bodyExpression) return undefined;
   const firstDefault = fn.argTypes.length - fn.defaults.length;
+  if (args.some((a, i) => a === undefined && i < firstDefault)) return undefined;
   const values: AstNode[] = fn.argTypes.map((type, i) => {
-    const source = i < args.length ? `(${deparse(args[i])})` : `(${fn.defaults[i - firstDefault]})`;
+    const given = args[i];
+    const source = given ? `(${deparse(given)})` : `(${fn.defaults[i - firstDefault]})`;
     return parseExpression(`${source}::${type}`);
   });
   const body = clone(fn.bodyExpression);
@@ -190,7 +238,8 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   if (builtin) return builtin;
   if (depth > 4) return undefined;
   const fn = findWrapper(call, catalog);
-  const args = fn && positional(call);
+  const args =
+    fn && (positional(call) ?? (fn.argNames.length === fn.argTypes.length ? byName(call, fn.argNames) : undefined));
   if (!fn || !args) return undefined;
   const inlined = inlineWrapper(fn, args);
   if (!inlined) return undefined;

@@ -1412,6 +1412,32 @@ describe('subqueries evaluated per row of the query around them', () => {
   });
 });
 
+describe('named notation', () => {
+  it('batches detect_sentiment and wrappers called with named arguments', async () => {
+    await db.query(`CREATE FUNCTION named_mood(doc text, lang text DEFAULT 'en', strict_mode boolean DEFAULT false)
+      RETURNS varchar AS $$ SELECT (aws_comprehend.detect_sentiment(doc, lang)).sentiment $$ LANGUAGE SQL`);
+    for (const [sql, fn] of [
+      [
+        `SELECT id, (aws_comprehend.detect_sentiment(input_text => txt, language_code => 'en')).sentiment FROM t`,
+        SENTIMENT,
+      ],
+      [
+        `SELECT id, (aws_comprehend.detect_sentiment(language_code => 'en', max_rows_per_batch => 7, input_text => txt)).confidence FROM t`,
+        SENTIMENT,
+      ],
+      [
+        `SELECT id, (aws_comprehend.detect_sentiment(unused => NULL, input_text => txt, language_code => 'en')).sentiment FROM t`,
+        SENTIMENT,
+      ],
+      [`SELECT id, named_mood(strict_mode => true, doc => txt) FROM t`, 'public.named_mood'],
+    ]) {
+      const { scored } = await runBatched(sql, fn, SENTIMENT);
+      expect(scored, sql).toBeGreaterThan(0);
+      await expectSameBothWays(db, sql);
+    }
+  });
+});
+
 describe('VALUES lists', () => {
   it('batch the calls of a multi-row VALUES list in one group, INSERT … VALUES too', async () => {
     const texts = ['a delight', 'dull and slow', 'a delight', 'naïve but charming ☃', "it's fine"];
