@@ -1,4 +1,4 @@
-import { type AstNode, deparse, inner, nodeType, walk } from '../sql/ast.js';
+import { type AstNode, clone, deparse, inner, nodeType, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import type { MlCatalog } from './catalog.js';
 import type { BatchPlan } from './planner.js';
@@ -50,8 +50,52 @@ function optionNames(options: AstNode[] | undefined): Map<string, string> {
 
 const rewritten = (stmt: AstNode) => () => deparse(stmt);
 
-/** Finds the query batch mode can work on, or undefined for statements it leaves alone. */
-export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | undefined {
+/** A statement prepared with SQL's PREPARE in the session: its query and declared parameter types. */
+export interface SqlPrepared {
+  query: AstNode;
+  types: AstNode[];
+}
+
+/**
+ * The query `EXECUTE name(args)` runs, with the arguments in place of its
+ * parameters (cast to the declared types), or undefined for an unknown name.
+ */
+function executedQuery(execute: AstNode, prepared: ReadonlyMap<string, SqlPrepared>): AstNode | undefined {
+  const statement = prepared.get(execute.name);
+  if (!statement) return undefined;
+  const args: AstNode[] = execute.params ?? [];
+  let highest = 0;
+  walk(statement.query, (node) => {
+    highest = Math.max(highest, inner(node, 'ParamRef')?.number ?? 0);
+    return undefined;
+  });
+  // (A wrong number of arguments is PostgreSQL's error to report, with nothing scored first.)
+  if (args.length !== Math.max(highest, statement.types.length)) return undefined;
+  const query = { root: clone(statement.query) };
+  walk(query, (node, parent, key) => {
+    const param = inner(node, 'ParamRef');
+    if (!param || parent === undefined || key === undefined) return undefined;
+    const arg = args[(param.number ?? 0) - 1];
+    const type = statement.types[(param.number ?? 0) - 1];
+    if (arg)
+      (parent as AstNode)[key] = type ? { TypeCast: { arg: clone(arg), typeName: clone(type.TypeName) } } : clone(arg);
+    return false;
+  });
+  return query.root;
+}
+
+/**
+ * Finds the query batch mode can work on, or undefined for statements it
+ * leaves alone. `prepared` lists the statements the session prepared with
+ * SQL's PREPARE: EXECUTE runs as written, reading the answers its query's
+ * calls were given beforehand (keyed by input, so a stale entry only scores
+ * inputs in vain).
+ */
+export function batchTarget(
+  stmt: AstNode,
+  catalog: MlCatalog,
+  prepared: ReadonlyMap<string, SqlPrepared> = new Map(),
+): BatchTarget | undefined {
   const type = nodeType(stmt);
   const node = type ? stmt[type] : undefined;
   switch (type) {
@@ -65,6 +109,12 @@ export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | un
       if (node.into?.skipData) return undefined;
       const matview = node.objtype === 'OBJECT_MATVIEW';
       const original = deparse(stmt);
+      const execute = inner(node.query, 'ExecuteStmt');
+      if (execute) {
+        // CREATE TABLE … AS EXECUTE name(args): as EXECUTE alone.
+        const query = executedQuery(execute, prepared);
+        return query && { query, stored: true, finalSql: () => original };
+      }
       return { query: node.query, stored: matview, finalSql: matview ? () => original : rewritten(stmt) };
     }
     case 'DeclareCursorStmt':
@@ -82,6 +132,12 @@ export function batchTarget(stmt: AstNode, catalog: MlCatalog): BatchTarget | un
         explain: { analyze: options.has('analyze') && options.get('analyze') !== 'false', text: format === 'text' },
         finalSql: rewritten(stmt),
       };
+    }
+    case 'ExecuteStmt': {
+      const query = executedQuery(node, prepared);
+      if (!query) return undefined;
+      const original = deparse(stmt);
+      return { query, stored: true, finalSql: () => original };
     }
     case 'RefreshMatViewStmt': {
       if (node.skipData) return undefined;

@@ -6,7 +6,7 @@ import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
-import { type BatchTarget, batchTarget, isCatalogDdl, tablesOf } from '../batch/targets.js';
+import { type BatchTarget, batchTarget, isCatalogDdl, type SqlPrepared, tablesOf } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
 import { type AstNode, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
@@ -303,6 +303,9 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
   return { names: rows.map((row) => row[0] ?? 'text'), bases: rows.map((row) => row[1] ?? 'text') };
 }
 
+/** Statements that run or forget a statement prepared with SQL's PREPARE. */
+const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
+
 type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
 
 /**
@@ -315,6 +318,8 @@ export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
   private nextGroupId = 0;
   private readonly prepared = new Map<string, PreparedMl>();
+  /** Statements with ML calls the session prepared with SQL's PREPARE (see batchTarget). */
+  private readonly sqlPrepared = new Map<string, SqlPrepared>();
   /**
    * The client's unnamed statement when it has no ML calls: its Parse as the
    * server got it, and the backend's count of the gateway's own operations
@@ -332,6 +337,7 @@ export class MlInterceptor implements SessionInterceptor {
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
     const pattern = this.context.catalogs.pattern(this.database);
+    if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
 
@@ -392,6 +398,9 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
     const rewritten = rewriteStatementText(sql);
+    if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(rewritten)) {
+      if (await this.usePrepared(control, rewritten, catalog)) return;
+    }
     if (!this.context.catalogs.pattern(this.database)?.test(sql)) {
       control.forward(message.bytes, 1);
       return;
@@ -412,6 +421,13 @@ export class MlInterceptor implements SessionInterceptor {
       await this.runHandler(control, handled.handler, handled.stmt);
       return;
     }
+    const prepare = inner(statements[0].stmt, 'PrepareStmt');
+    if (prepare) {
+      const outcome = await control.relay(queryMessage(rewritten));
+      if (!outcome.failed) this.sqlPrepared.set(prepare.name, { query: prepare.query, types: prepare.argtypes ?? [] });
+      control.toClient(readyForQuery(control.backend.status));
+      return;
+    }
     const parsed = this.parseForBatch(rewritten, catalog);
     if ('forward' in parsed) {
       if (parsed.forward === 'ddl') {
@@ -427,6 +443,31 @@ export class MlInterceptor implements SessionInterceptor {
       this.context.catalogs.invalidate(this.database);
       await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
     }
+  }
+
+  /**
+   * EXECUTE of a statement prepared with ML calls is batched (see
+   * batchTarget); DEALLOCATE and DISCARD forget statements. Returns false
+   * for anything else, which goes on as usual.
+   */
+  private async usePrepared(control: SessionControl, sql: string, catalog: MlCatalog): Promise<boolean> {
+    let statements: { stmt: AstNode }[];
+    try {
+      statements = parse(sql);
+    } catch {
+      return false;
+    }
+    if (statements.length !== 1) return false;
+    const [{ stmt }] = statements;
+    const deallocate = inner(stmt, 'DeallocateStmt');
+    const discard = inner(stmt, 'DiscardStmt');
+    if (deallocate?.isall || discard?.target === 'DISCARD_ALL') this.sqlPrepared.clear();
+    else if (deallocate) this.sqlPrepared.delete(deallocate.name);
+    if (!inner(stmt, 'ExecuteStmt') && !inner(inner(stmt, 'CreateTableAsStmt')?.query, 'ExecuteStmt')) return false;
+    const parsed = this.parseForBatch(sql, catalog);
+    if ('forward' in parsed) return false;
+    await this.runBatchStatement(control, parsed, sql, true);
+    return true;
   }
 
   /**
@@ -551,7 +592,7 @@ export class MlInterceptor implements SessionInterceptor {
     let target: BatchTarget | undefined;
     let plan: BatchPlan;
     try {
-      target = batchTarget(stmt, catalog);
+      target = batchTarget(stmt, catalog, this.sqlPrepared);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
       plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });

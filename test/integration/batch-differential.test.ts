@@ -1438,6 +1438,37 @@ describe('named notation', () => {
   });
 });
 
+describe('PREPARE and EXECUTE in SQL', () => {
+  it('batch each EXECUTE of a statement prepared with ML calls, and forget it on DEALLOCATE', async () => {
+    const sql = (prefix: string) => `${prefix}SELECT id, ${EP} AS p FROM t WHERE id < $1`;
+    const results = async () => {
+      const rows: unknown[][] = [];
+      await db.query(sql('PREPARE scored(int) AS '));
+      for (const limit of [20, 60]) rows.push((await db.query(`EXECUTE scored(${limit})`)).rows);
+      await db.query('BEGIN');
+      await db.query('CREATE TEMP TABLE executed ON COMMIT DROP AS EXECUTE scored(10)');
+      rows.push((await db.query('SELECT * FROM executed ORDER BY id')).rows);
+      await db.query('COMMIT');
+      await db.query('DEALLOCATE scored');
+      return rows;
+    };
+    const before = perRowCallsOf();
+    const scoredBefore = rowsScored();
+    const batched = await results();
+    expect(perRowCallsOf() - before).toBe(0);
+    expect(rowsScoredSince(scoredBefore)).toBeGreaterThan(0);
+    await db.query('SET apg_enable_function_migration = false');
+    expect(await results()).toEqual(batched);
+    await db.query('RESET apg_enable_function_migration');
+    // Prepared again under the same name without ML calls: nothing is scored for it.
+    await db.query('PREPARE scored(int) AS SELECT count(*) FROM t WHERE id < $1');
+    const again = rowsScored();
+    expect((await db.query('EXECUTE scored(5)')).rows).toEqual([{ count: '4' }]);
+    expect(rowsScoredSince(again)).toBe(0);
+    await db.query('DEALLOCATE ALL');
+  });
+});
+
 describe('VALUES lists', () => {
   it('batch the calls of a multi-row VALUES list in one group, INSERT … VALUES too', async () => {
     const texts = ['a delight', 'dull and slow', 'a delight', 'naïve but charming ☃', "it's fine"];
