@@ -30,9 +30,10 @@ export interface Level {
    * A level evaluated for each of the parent's rows, which it may read (a
    * correlated subquery): a subquery giving a value in one of the parent's
    * expressions, or a LATERAL subquery in the parent's FROM list (its holder
-   * and key there: the list and index, or a JoinExpr and 'rarg').
+   * and key there: the list and index, or a JoinExpr and 'rarg'). 'filter'
+   * for an EXISTS, IN, ANY or ALL subquery, which PostgreSQL may run as a join.
    */
-  enclosedBy?: 'expression' | { holder: AstNode; key: string | number };
+  enclosedBy?: 'expression' | 'filter' | { holder: AstNode; key: string | number };
 }
 
 export type Clause =
@@ -224,7 +225,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         // PostgreSQL may turn EXISTS and IN subqueries into joins, filtering all their rows first: only
         // subqueries that give a value are surely evaluated per row of the enclosing query.
         const perRow = ['EXPR_SUBLINK', 'ARRAY_SUBLINK', 'MULTIEXPR_SUBLINK'].includes(node.SubLink.subLinkType);
-        const enclosedBy = perRow ? 'expression' : undefined;
+        const enclosedBy = perRow ? 'expression' : 'filter';
         statementLevels(node.SubLink.subselect, level, level.withClause, level.joinable, false, undefined, enclosedBy);
         return;
       }

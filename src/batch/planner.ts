@@ -242,7 +242,7 @@ function enclosingRows(
 ): { items: AstNode[]; removed: Set<string>; names: Set<string>; conditions: AstNode[] } | undefined {
   const parent = level.parent;
   const via = level.enclosedBy;
-  if (!parent || !via) return undefined;
+  if (!parent || !via || via === 'filter') return undefined;
   let from: { items: AstNode[]; removed: Set<string> } | undefined;
   if (via === 'expression') from = argumentFrom(parent, index);
   else if (Array.isArray(via.holder)) {
@@ -324,8 +324,12 @@ function functionJoinSite(join: AstNode, index: Map<AstNode, CallSite>): CallSit
 const rewritableFunctionJoin = (join: AstNode): boolean =>
   ['JOIN_INNER', 'JOIN_LEFT'].includes(join.jointype) && !join.isNatural && !join.usingClause && !join.alias;
 
-/** Whether no join above `join` in the FROM list has an alias (whose columns would then list the stored answers'). */
-function noAliasedJoinAbove(fromClause: AstNode[], join: AstNode): boolean {
+/**
+ * The joins above `join` in a FROM list, outermost first, and whether `join`
+ * is on the left edge of the list's only item (then every FROM item its
+ * right side could read is on its left side). Undefined when it is not there.
+ */
+function joinsAbove(fromClause: AstNode[], join: AstNode): { path: AstNode[]; leftEdge: boolean } | undefined {
   const find = (node: AstNode): AstNode[] | undefined => {
     const current = inner(node, 'JoinExpr');
     if (!current) return undefined;
@@ -335,9 +339,28 @@ function noAliasedJoinAbove(fromClause: AstNode[], join: AstNode): boolean {
   };
   for (const item of fromClause) {
     const path = find(item);
-    if (path) return path.every((j) => !j.alias);
+    if (!path) continue;
+    const chain = [...path, join];
+    const leftEdge = fromClause.length === 1 && path.every((j, i) => inner(j.larg, 'JoinExpr') === chain[i + 1]);
+    return { path, leftEdge };
   }
-  return false;
+  return undefined;
+}
+
+/**
+ * Whether a `L CROSS JOIN LATERAL f(…) s` in a level's FROM list can read
+ * its stored answers through a join added to L: no join above has an alias
+ * (whose columns would list the answers' too), and the call reads only L's
+ * columns (the join's condition could not see other FROM items).
+ */
+function functionJoinReadable(level: Level, site: CallSite): boolean {
+  const join = site.holder;
+  if (site.key !== 'rarg' || !rewritableFunctionJoin(join)) return false;
+  const above = joinsAbove(level.stmt.fromClause, join);
+  if (!above || above.path.some((j) => j.alias)) return false;
+  const args: AstNode[] = site.call.node.args ?? [];
+  if (args.some((a) => refersOutside(a, fromNames([join.larg])))) return false;
+  return above.leftEdge || !args.some(unqualifiedColumn);
 }
 
 function hasLimit(select: AstNode): boolean {
@@ -873,17 +896,14 @@ const isIntegerLiteral = (sql: string) => /^\d+$/.test(sql.trim());
 function joinable(site: CallSite): boolean {
   const level = site.level;
   if (!level.joinable || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
+  if (insideMatchedExpression(level)) return false;
   // FOR UPDATE would have to lock the joined results too (and cannot: it is the nullable side).
   if (level.stmt.lockingClause) return false;
   // An unqualified * would also list the joined results.
   if ((level.stmt.targetList ?? []).some((t: AstNode) => isUnqualifiedStar(t.ResTarget.val))) return false;
   if (site.fromFunction) {
     if (!Array.isArray(site.holder)) {
-      return (
-        site.key === 'rarg' &&
-        rewritableFunctionJoin(site.holder) &&
-        noAliasedJoinAbove(level.stmt.fromClause, site.holder)
-      );
+      return functionJoinReadable(level, site);
     }
     return level.stmt.fromClause[site.key as number] !== undefined && site.holder === level.stmt.fromClause;
   }
@@ -894,6 +914,20 @@ function joinable(site: CallSite): boolean {
   }
   if (site.call.wrapper && site.call.kind === 'sentiment') return sentimentFieldInWrapper(site) !== undefined;
   return true;
+}
+
+/**
+ * Whether the level is inside a subquery expression that PostgreSQL matches
+ * against another copy of it (GROUP BY, or DISTINCT and its ORDER BY): each
+ * copy rewritten would read its own answers, and the copies would no longer
+ * be equal. Such calls stay as written.
+ */
+function insideMatchedExpression(level: Level): boolean {
+  for (let l: Level | undefined = level; l?.parent; l = l.parent) {
+    const viaSubLink = l.enclosedBy === 'expression' || l.enclosedBy === 'filter';
+    if (viaSubLink && (l.parent.stmt.groupClause || l.parent.stmt.distinctClause)) return true;
+  }
+  return false;
 }
 
 function isUnqualifiedStar(node: AstNode): boolean {
@@ -1263,6 +1297,10 @@ function rewriteAsJoins(
         // `L [CROSS | LEFT] JOIN LATERAL f(…) s`: L gets the stored answers, s reads them. A LEFT JOIN's
         // condition can leave s NULL, so only a cross join's columns become plain expressions.
         const join = site.holder;
+        // Plain expressions only where s is never NULL-extended and no USING or NATURAL join names its columns.
+        const plainAbove = joinsAbove(site.level.stmt.fromClause, join)!.path.every(
+          (j) => j.jointype === 'JOIN_INNER' && !j.usingClause && !j.isNatural,
+        );
         join.larg = {
           JoinExpr: {
             jointype: 'JOIN_LEFT',
@@ -1271,7 +1309,7 @@ function rewriteAsJoins(
             quals: parseExpression(on),
           },
         };
-        const cross = join.jointype === 'JOIN_INNER' && !join.quals;
+        const cross = join.jointype === 'JOIN_INNER' && !join.quals && plainAbove;
         join.rarg =
           cross && replaceFunctionColumns(statement, site, [names[0], names[1] ?? 'confidence'], columns)
             ? parseFromItem(`(SELECT) AS aws_ml_one${site.id}`)
@@ -1356,6 +1394,7 @@ function rewriteAsLookups(
     // Only inputs the index can be probed with: a volatile function (another ML call, a user's
     // PL/pgSQL) in them would make the probe a scan of every stored answer, for every row.
     if (!stableArguments(site.call)) continue;
+    if (insideMatchedExpression(level)) continue;
     if (level.kind === 'select') {
       // A stored definition (a view's) is not part of the statement's text.
       if (!level.joinable || !['target', 'where', 'having', 'order', 'join-on', 'values'].includes(site.clause)) {

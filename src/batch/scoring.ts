@@ -22,6 +22,9 @@ export interface CallResult {
 
 const DECLINED: CallResult = { outText: null, outReal: null, declined: true };
 
+/** Extra requests a batch may spend finding the rows a model refuses (see BatchScorer.isolating). */
+const ISOLATION_REQUESTS = 64;
+
 /**
  * Errors about the inputs themselves (a document too long, a language or
  * endpoint that does not exist, a NULL one): the per-row path raises them only
@@ -488,29 +491,29 @@ export class BatchScorer {
     }
     const lines = sent.length === all.length ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
-    const requests: { first: number; body: string }[] = [];
+    const requests: { first: number; count: number }[] = [];
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const size = sizes[i];
       if (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
-        requests.push({ first: start, body: `${lines.slice(start, i).join('\n')}\n` });
+        requests.push({ first: start, count: i - start });
         start = i;
         bytes = 0;
       }
       bytes += size;
     }
-    requests.push({ first: start, body: `${lines.slice(start).join('\n')}\n` });
-    const out: CallResult[] = new Array(lines.length);
-    await Promise.all(
-      requests.map(async ({ first, body }) => {
-        const expected = body.split('\n').length - 1;
-        const answer = await this.withRetries(batch, () =>
-          this.options.services.invokeEndpoint(batch.target, body, this.options.signal),
-        );
-        this.placeOutputs(batch, answer, expected, out, first);
-      }),
-    );
+    requests.push({ first: start, count: lines.length - start });
+    const send = async (first: number, count: number): Promise<CallResult[]> => {
+      const body = `${lines.slice(first, first + count).join('\n')}\n`;
+      const answer = await this.withRetries(batch, () =>
+        this.options.services.invokeEndpoint(batch.target, body, this.options.signal),
+      );
+      return this.outputsOf(batch, answer, count);
+    };
+    const budget = { left: ISOLATION_REQUESTS };
+    const parts = await Promise.all(requests.map(({ first, count }) => this.isolating(first, count, send, budget)));
+    const out = parts.flat();
     if (lines === all) return out;
     const results = all.map(() => DECLINED);
     sent.forEach((i, j) => {
@@ -528,23 +531,53 @@ export class BatchScorer {
     if (!invoke) throw new Error('invokeEndpointRows is not available for these services');
     const { rows, cols, data } = features;
     const perRequest = Math.max(1, Math.floor(SAGEMAKER_PAYLOAD_LIMIT_BYTES / (cols * CSV_FIELD_BYTES)));
-    const out: CallResult[] = new Array(rows);
-    const requests: Promise<void>[] = [];
-    for (let first = 0; first < rows; first += perRequest) {
-      const count = Math.min(perRequest, rows - first);
+    const send = async (first: number, count: number): Promise<CallResult[]> => {
       const part: FeatureMatrix = { data: data.subarray(first * cols, (first + count) * cols), rows: count, cols };
-      requests.push(
-        this.withRetries(batch, () => invoke(batch.target, part, this.options.signal)).then((answer) =>
-          this.placeOutputs(batch, answer, count, out, first),
-        ),
-      );
+      const answer = await this.withRetries(batch, () => invoke(batch.target, part, this.options.signal));
+      return this.outputsOf(batch, answer, count);
+    };
+    const budget = { left: ISOLATION_REQUESTS };
+    const requests: Promise<CallResult[]>[] = [];
+    for (let first = 0; first < rows; first += perRequest) {
+      requests.push(this.isolating(first, Math.min(perRequest, rows - first), send, budget));
     }
-    await Promise.all(requests);
-    return out;
+    return (await Promise.all(requests)).flat();
   }
 
-  /** An endpoint's answer to `expected` rows, one output line each, into `out` from `first`. */
-  private placeOutputs(batch: Batch, answer: string, expected: number, out: CallResult[], first: number): void {
+  /**
+   * Sends rows [first, first + count) with `send`. A model error about one
+   * row fails its whole request, and the row may be one PostgreSQL never
+   * calls for (batch mode scores every row a statement might need): the
+   * request is halved until the rows the model refuses are found. They get
+   * no answer, so the per-row fallback raises the model's error only where
+   * the call is really made. Once `budget` extra requests are spent (most
+   * rows refused: a wrong model or input), the error fails the statement.
+   */
+  private async isolating(
+    first: number,
+    count: number,
+    send: (first: number, count: number) => Promise<CallResult[]>,
+    budget: { left: number },
+  ): Promise<CallResult[]> {
+    try {
+      return await send(first, count);
+    } catch (error) {
+      const modelError = error instanceof SqlError && error.sqlstate === SqlState.externalRoutineException;
+      if (!modelError || this.options.signal.aborted) throw error;
+      if (count === 1) return [DECLINED];
+      if (budget.left < 2) throw error;
+      budget.left -= 2;
+      const half = Math.ceil(count / 2);
+      const [left, right] = await Promise.all([
+        this.isolating(first, half, send, budget),
+        this.isolating(first + half, count - half, send, budget),
+      ]);
+      return [...left, ...right];
+    }
+  }
+
+  /** An endpoint's answer to `expected` rows, one output line each. */
+  private outputsOf(batch: Batch, answer: string, expected: number): CallResult[] {
     const outputs = splitOutputLines(answer, expected === 1);
     if (outputs.length !== expected) {
       throw new SqlError(
@@ -554,7 +587,7 @@ export class BatchScorer {
         'A batch-mode endpoint must return one output line per input row (text/csv).',
       );
     }
-    for (let i = 0; i < outputs.length; i++) out[first + i] = { outText: outputs[i], outReal: null };
+    return outputs.map((outText) => ({ outText, outReal: null }));
   }
 
   private async withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {

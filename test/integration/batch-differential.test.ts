@@ -1165,6 +1165,36 @@ describe('sentiment in the FROM list', () => {
     await expectSameBothWays(db, sql);
   });
 
+  it('gives JOIN LATERAL functions under outer, USING and NATURAL joins, or reading other FROM items, the per-row answers', async () => {
+    const f = (arg: string) => `aws_comprehend.detect_sentiment(${arg}, 'en')`;
+    for (const sql of [
+      // NULL-extended by the outer join: s must read NULL, not the answer for a NULL input.
+      `SELECT a.id, s.sentiment, s.confidence FROM t a LEFT JOIN (t d CROSS JOIN LATERAL ${f("coalesce(d.txt, 'fine')")} s) ON d.id = a.id + 100 WHERE a.id < 120`,
+      `SELECT count(*) FROM t a LEFT JOIN (t d CROSS JOIN LATERAL ${f("coalesce(d.txt, 'x')")} s) ON d.id = a.id + 100 WHERE s.sentiment IS NULL`,
+      `SELECT t.id, s.sentiment FROM t CROSS JOIN LATERAL ${f('t.txt')} s JOIN (VALUES ('POSITIVE'::varchar), ('NEGATIVE')) v(sentiment) USING (sentiment)`,
+      `SELECT t.id, s.sentiment FROM t CROSS JOIN LATERAL ${f('t.txt')} s NATURAL JOIN (VALUES ('POSITIVE'::varchar)) v(sentiment)`,
+      // The function reads a FROM item outside its join's left side.
+      `SELECT t.id, u.id, s.sentiment FROM t, u CROSS JOIN LATERAL ${f('t.txt')} s WHERE t.id = u.id`,
+      `SELECT a.id, s.sentiment FROM t a JOIN (u CROSS JOIN LATERAL ${f('a.txt')} s) ON a.id = u.id`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+    }
+  });
+
+  it('leaves subqueries in GROUP BY and under DISTINCT … ORDER BY matching their copies', async () => {
+    const sub = `(SELECT (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment)`;
+    for (const sql of [
+      `SELECT ${sub}, count(*) FROM t GROUP BY ${sub}`,
+      `SELECT DISTINCT ${sub} FROM t ORDER BY ${sub}`,
+      `SELECT (SELECT (aws_comprehend.detect_sentiment(u.label, 'en')).sentiment FROM u WHERE u.id = t.id), count(*) FROM t
+         GROUP BY (SELECT (aws_comprehend.detect_sentiment(u.label, 'en')).sentiment FROM u WHERE u.id = t.id)`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+    }
+  });
+
   it('keeps a LATERAL column mapping where s is used otherwise', async () => {
     for (const sql of [
       `SELECT s.* FROM t, ${S} s`,
@@ -1466,6 +1496,21 @@ describe('PREPARE and EXECUTE in SQL', () => {
     expect((await db.query('EXECUTE scored(5)')).rows).toEqual([{ count: '4' }]);
     expect(rowsScoredSince(again)).toBe(0);
     await db.query('DEALLOCATE ALL');
+  });
+});
+
+describe('inputs the model refuses', () => {
+  it('fail the statement only where PostgreSQL makes the call, even when batch mode scores them', async () => {
+    const input = `CASE WHEN t.id < 5 THEN t.f1::text ELSE 'not a number' END`;
+    const call = (alias = 't') => `aws_sagemaker.invoke_endpoint('xgb', NULL, ${input.replaceAll('t.', `${alias}.`)})`;
+    // A correlated subquery under a LIMIT is scored for every row.
+    const limited = await expectSameBothWays(db, `SELECT t.id, (SELECT ${call()}) FROM t ORDER BY t.id LIMIT 3`);
+    expect(limited.error).toBeUndefined();
+    // A JOIN condition on one side is scored for all of the side's rows (PostgreSQL may call for fewer).
+    await expectSameBothWays(db, `SELECT u.id FROM u JOIN t ON t.id = u.id AND ${call()}::float8 > 0.5 WHERE u.id < 5`);
+    // Made for a refused input, the call fails the statement as per row.
+    const failing = await expectSameBothWays(db, `SELECT t.id, ${call()} FROM t WHERE t.id < 9`);
+    expect(failing.error?.code).toBe('38000');
   });
 });
 
