@@ -436,12 +436,12 @@ function findView(views: MlView[], schema: string | undefined, name: string): Ml
   return matches.length === 1 ? matches[0] : undefined;
 }
 
-/** Every ColumnRef's first field (a table alias, or the column itself when unqualified). */
+/** Every qualified ColumnRef's table (an alias or a table name; `schema.table.column` names it second to last). */
 export function referencedQualifiers(node: AstNode): Set<string> {
   const out = new Set<string>();
   walk(node, (n) => {
     const column = inner(n, 'ColumnRef');
-    if (column && column.fields.length > 1) out.add(column.fields[0].String?.sval);
+    if (column && column.fields.length > 1) out.add(column.fields[column.fields.length - 2].String?.sval);
     return undefined;
   });
   return out;

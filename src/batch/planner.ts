@@ -764,7 +764,8 @@ function refersOutside(node: AstNode, names: Set<string>): boolean {
       return false;
     }
     const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
-    if (fields && fields.length > 1 && !names.has(fields[0].String?.sval)) outside = true;
+    // (`schema.table.column` names its table second to last.)
+    if (fields && fields.length > 1 && !names.has(fields[fields.length - 2].String?.sval)) outside = true;
     return undefined;
   });
   return outside;

@@ -1165,6 +1165,14 @@ describe('sentiment in the FROM list', () => {
     await expectSameBothWays(db, sql);
   });
 
+  it('applies conditions on schema-qualified columns to the argument query', async () => {
+    const sql = `SELECT public.t.id, s.sentiment FROM public.t CROSS JOIN LATERAL aws_comprehend.detect_sentiment(public.t.txt, 'en') s WHERE public.t.id < 10`;
+    const { scored } = await runBatched(sql, SENTIMENT);
+    const distinct = await db.query('SELECT count(DISTINCT txt)::int AS n FROM t WHERE id < 10 AND txt IS NOT NULL');
+    expect(scored).toBe(distinct.rows[0].n);
+    await expectSameBothWays(db, sql);
+  });
+
   it('gives JOIN LATERAL functions under outer, USING and NATURAL joins, or reading other FROM items, the per-row answers', async () => {
     const f = (arg: string) => `aws_comprehend.detect_sentiment(${arg}, 'en')`;
     for (const sql of [
