@@ -909,12 +909,45 @@ function joinable(site: CallSite): boolean {
     return level.stmt.fromClause[site.key as number] !== undefined && site.holder === level.stmt.fromClause;
   }
   if (!['target', 'where', 'order'].includes(site.clause)) return false;
-  if (level.aggregated && !site.insideAggregate && site.clause !== 'where') return false;
+  if (level.aggregated && !site.insideAggregate && site.clause !== 'where' && !groupedAsWritten(site)) return false;
   if (site.call.kind === 'sentiment' && !site.call.wrapper) {
     return site.fieldHolder !== undefined && ['sentiment', 'confidence'].includes(site.fieldHolder.field);
   }
   if (site.call.wrapper && site.call.kind === 'sentiment') return sentimentFieldInWrapper(site) !== undefined;
   return true;
+}
+
+/**
+ * A call in the SELECT list of a grouped level, outside aggregates, whose
+ * output column is a GROUP BY item by position or output name (`SELECT
+ * (f(doc)).sentiment AS s, count(*) … GROUP BY s`): PostgreSQL groups by the
+ * whole expression, which may then read a joined answer per row. Not when
+ * another clause of the level writes the call outside an aggregate too
+ * (HAVING, ORDER BY): that copy would no longer match the rewritten one.
+ */
+function groupedAsWritten(site: CallSite): boolean {
+  const stmt = site.level.stmt;
+  if (site.clause !== 'target' || site.fromFunction) return false;
+  const targets: AstNode[] = stmt.targetList ?? [];
+  const groupedTarget = (position: number) => {
+    const name = targets[position].ResTarget.name;
+    return (stmt.groupClause ?? []).some((item: AstNode) => {
+      if (inner(item, 'A_Const')?.ival?.ival === position + 1) return true;
+      const column = inner(item, 'ColumnRef');
+      return name !== undefined && column?.fields.length === 1 && column.fields[0].String?.sval === name;
+    });
+  };
+  const written = deparse({ FuncCall: site.call.node });
+  const sameCall = (n: AstNode) => {
+    const call = inner(n, 'FuncCall');
+    return call !== undefined && (call === site.call.node || deparse({ FuncCall: call }) === written);
+  };
+  // Every copy of the call at this level is in a grouped output column (which is then rewritten too).
+  const outside = ['havingClause', 'sortClause', 'distinctClause', 'windowClause', 'groupClause'].some((clause) =>
+    some(stmt[clause] ?? [], sameCall),
+  );
+  const positions = targets.flatMap((t, i) => (some(t.ResTarget.val, sameCall) ? [i] : []));
+  return !outside && positions.length > 0 && positions.every(groupedTarget);
 }
 
 /**

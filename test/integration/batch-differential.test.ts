@@ -1463,6 +1463,33 @@ describe('subqueries evaluated per row of the query around them', () => {
   });
 });
 
+describe('grouped by an ML output column', () => {
+  it('joins the answers of a call whose output column is grouped by position or name', async () => {
+    const S = "(aws_comprehend.detect_sentiment(txt, 'en')).sentiment";
+    for (const sql of [
+      `SELECT ${S}, count(*) FROM t GROUP BY 1`,
+      `SELECT ${S} AS mood, count(*) FROM t GROUP BY mood ORDER BY mood`,
+    ]) {
+      const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
+      expect(plan, sql).toContain('aws_ml_row_results');
+      expect(plan, sql).not.toContain('batch results read per row');
+      await runBatched(sql, SENTIMENT);
+      await expectSameBothWays(db, sql);
+    }
+    // Other copies of the call in the level must keep matching it.
+    for (const sql of [
+      `SELECT ${S}, count(*) FROM t GROUP BY 1 ORDER BY ${S}`,
+      `SELECT ${S}, count(*) FROM t GROUP BY 1 HAVING ${S} <> 'NEUTRAL'`,
+      `SELECT ${S}, count(*), sum(count(*)) OVER (PARTITION BY ${S}) FROM t GROUP BY 1`,
+      `SELECT ${S}, count(*) FROM t GROUP BY ${S}`,
+      `SELECT grp % 2, (aws_comprehend.detect_sentiment((grp % 2)::text, 'en')).sentiment FROM t GROUP BY 1`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+    }
+  });
+});
+
 describe('named notation', () => {
   it('batches detect_sentiment and wrappers called with named arguments', async () => {
     await db.query(`CREATE FUNCTION named_mood(doc text, lang text DEFAULT 'en', strict_mode boolean DEFAULT false)
