@@ -919,9 +919,9 @@ function joinable(site: CallSite): boolean {
 
 /**
  * A call in the SELECT list of a grouped level, outside aggregates, whose
- * output column is a GROUP BY item by position or output name (`SELECT
- * (f(doc)).sentiment AS s, count(*) … GROUP BY s`): PostgreSQL groups by the
- * whole expression, which may then read a joined answer per row. Not when
+ * output column is a GROUP BY item by position (`SELECT (f(doc)).sentiment,
+ * count(*) … GROUP BY 1`): PostgreSQL groups by the whole expression, which
+ * may then read a joined answer per row. Not when
  * another clause of the level writes the call outside an aggregate too
  * (HAVING, ORDER BY): that copy would no longer match the rewritten one.
  */
@@ -929,14 +929,9 @@ function groupedAsWritten(site: CallSite): boolean {
   const stmt = site.level.stmt;
   if (site.clause !== 'target' || site.fromFunction) return false;
   const targets: AstNode[] = stmt.targetList ?? [];
-  const groupedTarget = (position: number) => {
-    const name = targets[position].ResTarget.name;
-    return (stmt.groupClause ?? []).some((item: AstNode) => {
-      if (inner(item, 'A_Const')?.ival?.ival === position + 1) return true;
-      const column = inner(item, 'ColumnRef');
-      return name !== undefined && column?.fields.length === 1 && column.fields[0].String?.sval === name;
-    });
-  };
+  // (By position only: a GROUP BY name is an input column's first, when there is one of that name.)
+  const groupedTarget = (position: number) =>
+    (stmt.groupClause ?? []).some((item: AstNode) => inner(item, 'A_Const')?.ival?.ival === position + 1);
   const written = deparse({ FuncCall: site.call.node });
   const sameCall = (n: AstNode) => {
     const call = inner(n, 'FuncCall');
