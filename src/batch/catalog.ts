@@ -73,7 +73,10 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     const pattern = names.map((n) => n.replace(/[^a-z0-9_]/gi, '')).join('|');
     const result = await backend.query(`
       SELECT n.nspname, p.proname, p.prosrc,
-             COALESCE(array_to_string(p.proargnames[1:p.pronargs], ','), ''),
+             -- (Input arguments only: proargnames also names OUT arguments, in declaration order.)
+             COALESCE((SELECT string_agg(a.name, ',' ORDER BY a.i)
+                         FROM unnest(p.proargnames, p.proargmodes) WITH ORDINALITY AS a(name, mode, i)
+                        WHERE a.mode IS NULL OR a.mode IN ('i', 'b', 'v')), ''),
              COALESCE((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
                          FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), ''),
              COALESCE(pg_get_expr(p.proargdefaults, 0), ''),

@@ -1497,6 +1497,8 @@ describe('named notation', () => {
   it('batches detect_sentiment and wrappers called with named arguments', async () => {
     await db.query(`CREATE FUNCTION named_mood(doc text, lang text DEFAULT 'en', strict_mode boolean DEFAULT false)
       RETURNS varchar AS $$ SELECT (aws_comprehend.detect_sentiment(doc, lang)).sentiment $$ LANGUAGE SQL`);
+    await db.query(`CREATE FUNCTION out_first_mood(OUT mood varchar, doc text)
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$ LANGUAGE SQL`);
     for (const [sql, fn] of [
       [
         `SELECT id, (aws_comprehend.detect_sentiment(input_text => txt, language_code => 'en')).sentiment FROM t`,
@@ -1511,6 +1513,9 @@ describe('named notation', () => {
         SENTIMENT,
       ],
       [`SELECT id, named_mood(strict_mode => true, doc => txt) FROM t`, 'public.named_mood'],
+      // An OUT parameter named before the input: the input keeps its name and position.
+      [`SELECT id, out_first_mood(txt) FROM t`, 'public.out_first_mood'],
+      [`SELECT id, out_first_mood('what a delight') FROM t WHERE id < 20`, 'public.out_first_mood'],
     ]) {
       const { scored } = await runBatched(sql, fn, SENTIMENT);
       expect(scored, sql).toBeGreaterThan(0);
