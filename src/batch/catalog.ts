@@ -1,5 +1,5 @@
 import type { BackendChannel } from '../gateway/backend.js';
-import { type AstNode, nodeType } from '../sql/ast.js';
+import { type AstNode, inner, nodeType, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
@@ -41,6 +41,12 @@ export interface MlCatalog {
   paramTypes?: readonly number[];
   /** Every name whose mention makes a statement worth inspecting. */
   names: string[];
+  /**
+   * Names of the database's own VOLATILE functions that may change data (any
+   * but a LANGUAGE SQL body of one expression calling none of these): batch
+   * mode's argument queries would run them a second time.
+   */
+  sideEffects?: ReadonlySet<string>;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
@@ -158,7 +164,48 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
+    sideEffects: await functionsWithSideEffects(backend),
   };
+}
+
+/** See MlCatalog.sideEffects. */
+async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<string>> {
+  const { rows } = await backend.query(`
+    SELECT p.proname, (l.lanname = 'sql')::text, p.prosrc
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+     WHERE p.provolatile = 'v' AND p.prokind = 'f'
+       AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'aws_commons', 'aws_s3', 'pg_catalog', 'information_schema')
+       AND n.nspname NOT LIKE 'pg\_%'`);
+  const writing = new Set<string>();
+  const expressions = new Map<string, AstNode[]>();
+  for (const [name, sql, prosrc] of rows as string[][]) {
+    const body = sql === 'true' ? bodyExpression(prosrc) : undefined;
+    if (body) expressions.set(name, [...(expressions.get(name) ?? []), body]);
+    else writing.add(name);
+  }
+  // A one-expression SQL function writes only through a function it calls.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [name, bodies] of expressions) {
+      if (writing.has(name) || !bodies.some((b) => calls(b, writing))) continue;
+      writing.add(name);
+      changed = true;
+    }
+  }
+  return writing;
+}
+
+function calls(expression: AstNode, names: ReadonlySet<string>): boolean {
+  let found = false;
+  walk({ root: expression }, (node) => {
+    const call = inner(node, 'FuncCall');
+    const parts: AstNode[] = call?.funcname ?? [];
+    if (call && names.has(parts[parts.length - 1]?.String?.sval)) found = true;
+    return found ? false : undefined;
+  });
+  return found;
 }
 
 /** pg_get_expr of proargdefaults is a comma-separated list; split at top-level commas. */

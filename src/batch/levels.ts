@@ -241,9 +241,11 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       if (type === 'FuncCall') {
         const call = node.FuncCall;
         const names: AstNode[] = call.funcname ?? [];
-        if (SIDE_EFFECT_FUNCTIONS.has(names[names.length - 1]?.String?.sval))
-          blockers.push('a function with side effects');
+        const name = names[names.length - 1]?.String?.sval;
         const ml = recognizeMlCall(call, catalog);
+        if (SIDE_EFFECT_FUNCTIONS.has(name) || (!ml && catalog.sideEffects?.has(name))) {
+          blockers.push('a function with side effects');
+        }
         if (ml) {
           const fieldNode = grand ? inner(grand.holder[grand.key], 'A_Indirection') : undefined;
           const first = fieldNode?.indirection?.[0];

@@ -1493,6 +1493,36 @@ describe('grouped by an ML output column', () => {
   });
 });
 
+describe("the database's own functions", () => {
+  it('run as often as per row when they may write, and do not stop batching when they are one SQL expression', async () => {
+    await db.query('CREATE TABLE call_log (v text)');
+    await db.query(`CREATE FUNCTION logged(v text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$`);
+    await db.query(`CREATE FUNCTION tidy(v text) RETURNS text LANGUAGE sql AS $$ SELECT lower(btrim(v)) $$`);
+    await db.query(`CREATE FUNCTION tidy_logged(v text) RETURNS text LANGUAGE sql AS $$ SELECT logged(lower(v)) $$`);
+    const logged = async (sql: string, migration: string) => {
+      await db.query('TRUNCATE call_log');
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      await db.query(sql);
+      await db.query('RESET apg_enable_function_migration');
+      return (await db.query('SELECT count(*)::int AS n FROM call_log')).rows[0].n;
+    };
+    for (const sql of [
+      "SELECT id, (aws_comprehend.detect_sentiment(logged(txt), 'en')).sentiment FROM t WHERE id < 4",
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE logged(txt) IS NOT NULL AND id < 4",
+      "SELECT (aws_comprehend.detect_sentiment(logged('a'), 'en')).sentiment UNION ALL SELECT (aws_comprehend.detect_sentiment(logged('b'), 'en')).sentiment",
+      "SELECT * FROM (VALUES ((aws_comprehend.detect_sentiment(tidy_logged('A'), 'en')).sentiment), ((aws_comprehend.detect_sentiment('b', 'en')).sentiment)) v(s)",
+    ]) {
+      expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
+    }
+    const { scored } = await runBatched(
+      "SELECT id, (aws_comprehend.detect_sentiment(tidy(txt), 'en')).sentiment FROM t",
+      SENTIMENT,
+    );
+    expect(scored).toBeGreaterThan(0);
+  });
+});
+
 describe('named notation', () => {
   it('batches detect_sentiment and wrappers called with named arguments', async () => {
     await db.query(`CREATE FUNCTION named_mood(doc text, lang text DEFAULT 'en', strict_mode boolean DEFAULT false)
