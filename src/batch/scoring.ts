@@ -480,23 +480,28 @@ export class BatchScorer {
     // A single NULL model input is an empty line: alone, the per-row call sends an empty body, which the
     // endpoint refuses; a line over the request limit is refused too. Such inputs are not sent; their
     // rows are left to the per-row fallback, which raises the error where the call is made.
-    const sent: number[] = [];
-    const sizes: number[] = []; // bytes of each line sent, with its newline
+    let sent: number[] = [];
+    const sizes = new Float64Array(all.length); // bytes of each line, with its newline
     for (let i = 0; i < all.length; i++) {
-      const size = Buffer.byteLength(all[i]) + 1;
-      if (all[i] !== '' && size <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
-        sent.push(i);
-        sizes.push(size);
-      }
+      sizes[i] = Buffer.byteLength(all[i]) + 1;
+      if (all[i] !== '' && sizes[i] <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
     }
-    const lines = sent.length === all.length ? all : sent.map((i) => all[i]);
+    // Rows with different numbers of values (arrays of different lengths) go in requests of their own: a
+    // model refuses a request whose rows differ, though it takes each of them alone, as per row.
+    const widths = sent.map((i) => csvFieldCount(all[i]));
+    if (widths.some((w) => w !== widths[0])) {
+      const order = sent.map((_, j) => j).sort((a, b) => widths[a] - widths[b] || a - b);
+      sent = order.map((j) => sent[j]);
+      widths.splice(0, widths.length, ...order.map((j) => widths[j]));
+    }
+    const lines = sent.length === all.length && sent.every((i, j) => i === j) ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
     const requests: { first: number; count: number }[] = [];
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
-      const size = sizes[i];
-      if (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
+      const size = sizes[sent[i]];
+      if (i > start && (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES || widths[i] !== widths[start])) {
         requests.push({ first: start, count: i - start });
         start = i;
         bytes = 0;
@@ -550,8 +555,8 @@ export class BatchScorer {
    * calls for (batch mode scores every row a statement might need): the
    * request is halved until the rows the model refuses are found. They get
    * no answer, so the per-row fallback raises the model's error only where
-   * the call is really made. Once `budget` extra requests are spent (most
-   * rows refused: a wrong model or input), the error fails the statement.
+   * the call is really made. Once `budget` extra requests are spent, the rows
+   * still undecided get no answer either.
    */
   private async isolating(
     first: number,
@@ -565,7 +570,9 @@ export class BatchScorer {
       const modelError = error instanceof SqlError && error.sqlstate === SqlState.externalRoutineException;
       if (!modelError || this.options.signal.aborted) throw error;
       if (count === 1) return [DECLINED];
-      if (budget.left < 2) throw error;
+      // The rows still undecided are left to the per-row fallback, which raises the model's error where
+      // such an input is really called for (at once for a model that refuses everything).
+      if (budget.left < 2) return new Array<CallResult>(count).fill(DECLINED);
       budget.left -= 2;
       const half = Math.ceil(count / 2);
       const [left, right] = await Promise.all([
@@ -609,6 +616,18 @@ export class BatchScorer {
       }
     }
   }
+}
+
+/** The number of values on a CSV line (commas outside double quotes, plus one). */
+function csvFieldCount(line: string): number {
+  let count = 1;
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 34 /* " */) quoted = !quoted;
+    else if (c === 44 /* , */ && !quoted) count += 1;
+  }
+  return count;
 }
 
 /** One output line per row; a single-row answer may hold several values on its line. */

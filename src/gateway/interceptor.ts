@@ -318,8 +318,13 @@ export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
   private nextGroupId = 0;
   private readonly prepared = new Map<string, PreparedMl>();
-  /** Statements with ML calls the session prepared with SQL's PREPARE (see batchTarget). */
-  private readonly sqlPrepared = new Map<string, SqlPrepared>();
+  /**
+   * Names the session prepared with SQL's PREPARE in statements that mention
+   * ML calls: an EXECUTE of one looks the statement up on the server first.
+   */
+  private readonly sqlPrepared = new Set<string>();
+  /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
+  private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
    * The client's unnamed statement when it has no ML calls: its Parse as the
    * server got it, and the backend's count of the gateway's own operations
@@ -422,12 +427,7 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     const prepare = inner(statements[0].stmt, 'PrepareStmt');
-    if (prepare) {
-      const outcome = await control.relay(queryMessage(rewritten));
-      if (!outcome.failed) this.sqlPrepared.set(prepare.name, { query: prepare.query, types: prepare.argtypes ?? [] });
-      control.toClient(readyForQuery(control.backend.status));
-      return;
-    }
+    if (prepare) this.sqlPrepared.add(prepare.name);
     const parsed = this.parseForBatch(rewritten, catalog);
     if ('forward' in parsed) {
       if (parsed.forward === 'ddl') {
@@ -463,11 +463,34 @@ export class MlInterceptor implements SessionInterceptor {
     const discard = inner(stmt, 'DiscardStmt');
     if (deallocate?.isall || discard?.target === 'DISCARD_ALL') this.sqlPrepared.clear();
     else if (deallocate) this.sqlPrepared.delete(deallocate.name);
-    if (!inner(stmt, 'ExecuteStmt') && !inner(inner(stmt, 'CreateTableAsStmt')?.query, 'ExecuteStmt')) return false;
-    const parsed = this.parseForBatch(sql, catalog);
-    if ('forward' in parsed) return false;
-    await this.runBatchStatement(control, parsed, sql, true);
-    return true;
+    const execute = inner(stmt, 'ExecuteStmt') ?? inner(inner(stmt, 'CreateTableAsStmt')?.query, 'ExecuteStmt');
+    if (!execute || !this.sqlPrepared.has(execute.name) || control.backend.status === 'E') return false;
+    // What the name stands for now (it may have been prepared again since, where the gateway did not look).
+    const { rows } = await control.backend.query(
+      `SELECT statement FROM pg_catalog.pg_prepared_statements WHERE name = ${quoteLiteral(execute.name)} AND from_sql`,
+    );
+    let prepared: SqlPrepared | undefined;
+    try {
+      const prepares = rows.length ? parse(String(rows[0][0])).map((s) => inner(s.stmt, 'PrepareStmt')) : [];
+      // (Of a string that prepared the name twice, the later one stands.)
+      const found = prepares.filter((p) => p?.name === execute.name).at(-1);
+      if (found) prepared = { query: found.query, types: found.argtypes ?? [] };
+    } catch {
+      prepared = undefined;
+    }
+    if (!prepared) {
+      this.sqlPrepared.delete(execute.name);
+      return false;
+    }
+    this.executing = new Map([[execute.name, prepared]]);
+    try {
+      const parsed = this.parseForBatch(sql, catalog);
+      if ('forward' in parsed) return false;
+      await this.runBatchStatement(control, parsed, sql, true);
+      return true;
+    } finally {
+      this.executing = new Map();
+    }
   }
 
   /**
@@ -522,6 +545,8 @@ export class MlInterceptor implements SessionInterceptor {
   ): Promise<boolean> {
     const handler = (this.context.handlers ?? []).find((h) => h.accepts(stmt));
     if (handler) return this.runHandler(control, handler, stmt, false);
+    const prepare = inner(stmt, 'PrepareStmt');
+    if (prepare) this.sqlPrepared.add(prepare.name);
     const parsed = this.parseForBatch(text, catalog);
     if (!('forward' in parsed)) return this.runBatchStatement(control, parsed, text, false);
     const outcome = await control.relay(queryMessage(text));
@@ -592,7 +617,7 @@ export class MlInterceptor implements SessionInterceptor {
     let target: BatchTarget | undefined;
     let plan: BatchPlan;
     try {
-      target = batchTarget(stmt, catalog, this.sqlPrepared);
+      target = batchTarget(stmt, catalog, this.executing);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
       plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });

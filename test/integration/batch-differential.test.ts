@@ -1583,6 +1583,18 @@ describe('PREPARE and EXECUTE in SQL', () => {
     expect(rowsScoredSince(again)).toBe(0);
     await db.query('DEALLOCATE ALL');
   });
+
+  it("executes what the name stands for on the server, even when prepared again out of the gateway's sight", async () => {
+    await db.query(
+      `PREPARE renamed(int) AS SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, 'not a number ' || g) FROM generate_series(1, $1) g`,
+    );
+    // One string: the gateway does not read it for PREPARE.
+    await db.query('DEALLOCATE renamed; PREPARE renamed(int) AS SELECT $1 AS v');
+    const before = rowsScored();
+    expect((await db.query('EXECUTE renamed(200)')).rows).toEqual([{ v: 200 }]);
+    expect(rowsScoredSince(before)).toBe(0);
+    await db.query('DEALLOCATE renamed');
+  });
 });
 
 describe('inputs the model refuses', () => {
@@ -1597,6 +1609,24 @@ describe('inputs the model refuses', () => {
     // Made for a refused input, the call fails the statement as per row.
     const failing = await expectSameBothWays(db, `SELECT t.id, ${call()} FROM t WHERE t.id < 9`);
     expect(failing.error?.code).toBe('38000');
+  });
+
+  it('answer every row the model takes, however many it refuses beside them', async () => {
+    // Half of 600 inputs refused; a guard PostgreSQL evaluates per row (not a plain one) spares them.
+    const sql = `SELECT count(*), count(p) FROM (SELECT CASE WHEN pg_input_is_valid(x, 'float8')
+        THEN aws_sagemaker.invoke_endpoint('xgb', NULL, x) END AS p
+        FROM (SELECT CASE WHEN g % 2 = 0 THEN 'bad ' || g ELSE (g % 70)::text END AS x FROM generate_series(1, 600) g) s) q`;
+    const outcome = await expectSameBothWays(db, sql);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.rows).toEqual([['600', '300']]);
+  });
+
+  it('send rows with different numbers of values in requests of their own', async () => {
+    const sql = `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL,
+        CASE WHEN id % 2 = 0 THEN ARRAY[f1] ELSE ARRAY[f1, f2] END)::float8 FROM t WHERE f1 IS NOT NULL AND f2 IS NOT NULL`;
+    const { scored } = await runBatched(sql);
+    expect(scored).toBeGreaterThan(0);
+    await expectSameBothWays(db, sql);
   });
 });
 

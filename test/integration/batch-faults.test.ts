@@ -66,21 +66,31 @@ afterEach(async () => {
 
 describe('batch mode under faults', () => {
   it('fails the statement with the service error, the function and the batch, and writes nothing', async () => {
-    const db = await startWith({ failFrom: 3 });
+    const db = await startWith({ breakFrom: 3 });
     await db.query('CREATE TABLE scored (id int, p float8)');
     await db.query('BEGIN');
     await db.query('INSERT INTO scored VALUES (0, 0)');
     const error = await db.query(`INSERT INTO scored SELECT id, ${call(100)} FROM rows_in`).catch((e) => e);
-    expect(error).toMatchObject({ code: '38000' });
-    expect(error.message).toMatch(
-      /^aws_sagemaker\.invoke_endpoint: model error from endpoint remote: row 3: could not convert string to float/,
-    );
+    expect(error.code).toMatch(/^58/);
+    expect(error.message).toMatch(/^aws_sagemaker\.invoke_endpoint: .*remote/);
     expect(error.detail).toMatch(/batch \d+ of the statement \(100 rows\) failed/);
     await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' }); // the transaction is aborted
     await db.query('ROLLBACK');
     const { rows } = await db.query('SELECT count(*)::int AS n FROM scored');
     expect(rows[0].n).toBe(0);
     expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1); // the session goes on
+  });
+
+  it('fails the statement with the model error where a refused row is called for, as per row', async () => {
+    const db = await startWith({ failFrom: 3 });
+    await db.query('CREATE TABLE scored (id int, p float8)');
+    const error = await db.query(`INSERT INTO scored SELECT id, ${call(100)} FROM rows_in`).catch((e) => e);
+    expect(error).toMatchObject({ code: '38000' });
+    expect(error.message).toMatch(/model error from endpoint remote: row 3: could not convert string to float/);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM scored');
+    expect(rows[0].n).toBe(0);
+    // The model's refusals were looked for in a bounded number of requests.
+    expect(remote.requests).toBeLessThan(2000 / 100 + 20 * 64);
   });
 
   it('answers rows changed, deleted or added while it scored as the statement sees them', async () => {

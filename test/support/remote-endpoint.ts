@@ -12,6 +12,8 @@ export interface RemoteBehaviour {
   throttleFirst?: number;
   /** Answer requests from this one on (1-based) with 424 ModelError. */
   failFrom?: number;
+  /** Answer requests from this one on (1-based) with 500 InternalFailure: the service itself fails. */
+  breakFrom?: number;
   /** Hold the answer to the first request until this settles (a test does something meanwhile). */
   holdFirst?: Promise<void>;
 }
@@ -43,6 +45,11 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
           'retry-after': '0',
         });
         res.end(JSON.stringify({ message: 'Rate exceeded' }));
+        return;
+      }
+      if (behaviour.breakFrom && number >= behaviour.breakFrom) {
+        res.writeHead(500, { 'content-type': 'application/json', 'x-amzn-errortype': 'InternalFailure' });
+        res.end(JSON.stringify({ message: 'An internal error occurred' }));
         return;
       }
       if (behaviour.failFrom && number >= behaviour.failFrom) {
