@@ -177,7 +177,7 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
      WHERE p.provolatile = 'v' AND p.prokind = 'f'
        AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'aws_commons', 'aws_s3', 'pg_catalog', 'information_schema')
-       AND n.nspname NOT LIKE 'pg\_%'`);
+       AND n.nspname !~ '^pg_'`);
   const writing = new Set<string>();
   const expressions = new Map<string, AstNode[]>();
   for (const [name, sql, prosrc] of rows as string[][]) {

@@ -285,7 +285,8 @@ describe('hostile values sent to a SageMaker endpoint', () => {
         mode,
       ).toBe(true);
       const values = received.map((fields) => fields[0]);
-      if (mode === 'batch') expect(sorted(values)).toEqual(sorted(HOSTILE));
+      // (Batch mode sends refused rows again in smaller requests, to find the ones the model refuses.)
+      if (mode === 'batch') expect(sorted([...new Set(values)])).toEqual(sorted([...new Set(HOSTILE)]));
       else expect(HOSTILE).toContain(values[0]);
     });
     for (const value of HOSTILE) {
@@ -293,7 +294,9 @@ describe('hostile values sent to a SageMaker endpoint', () => {
       await rejection(
         db.query(`SELECT aws_sagemaker.invoke_endpoint('churn-xgb', NULL, $1::text, 1.5, NULL)`, [value]),
       );
-      expect(tap.invocations('churn-xgb').map(parseCsv)).toEqual([[[value, '1.5', '']]]);
+      const invocations = tap.invocations('churn-xgb').map(parseCsv);
+      expect(invocations.length).toBeGreaterThan(0);
+      for (const body of invocations) expect(body).toEqual([[value, '1.5', '']]);
     }
     await sentinelIntact();
   });
@@ -309,7 +312,10 @@ describe('hostile values sent to a SageMaker endpoint', () => {
         ),
       );
       expect(error.message, mode).toMatch(/could not convert|has 12 features but the input has 100 columns/);
-      expect(tap.invocations('churn-xgb').map(parseCsv), mode).toEqual([[expected]]);
+      // (Refused in batch mode, the row is called again per row, where the statement fails.)
+      const invocations = tap.invocations('churn-xgb').map(parseCsv);
+      expect(invocations.length, mode).toBeGreaterThan(0);
+      for (const body of invocations) expect(body, mode).toEqual([expected]);
     });
   });
 
