@@ -1,5 +1,6 @@
 import { Deparser } from 'pgsql-deparser';
 import { type AstNode, parse } from './parser.js';
+import { quoteIdentifier } from './quote.js';
 
 /**
  * Small helpers over libpg-query's JSON AST: every node is `{ NodeType: {...} }`,
@@ -25,11 +26,11 @@ export const clone = <T>(node: T): T => structuredClone(node);
 const PERSISTENCE: Record<string, string> = { t: 'TEMPORARY', u: 'UNLOGGED' };
 
 /**
- * pgsql-deparser 18.3.8 drops UNLOGGED from CREATE TABLE AS and both
- * TEMPORARY and UNLOGGED from SELECT INTO, so such a statement would create
- * a permanent table: these two write the word.
+ * Fixes for pgsql-deparser 18.3.8, which drops UNLOGGED from CREATE TABLE AS
+ * and both TEMPORARY and UNLOGGED from SELECT INTO (such a statement would
+ * create a permanent table), and writes EXECUTE's statement name unquoted.
  */
-class PersistenceKeepingDeparser extends Deparser {
+class FaithfulDeparser extends Deparser {
   override IntoClause(node: AstNode, context: Parameters<Deparser['IntoClause']>[1]): string {
     const written = super.IntoClause(node, context);
     const word = PERSISTENCE[node.rel?.relpersistence];
@@ -41,11 +42,16 @@ class PersistenceKeepingDeparser extends Deparser {
     const unlogged = node.objtype !== 'OBJECT_MATVIEW' && node.into?.rel?.relpersistence === 'u';
     return unlogged ? written.replace(/^CREATE TABLE/, 'CREATE UNLOGGED TABLE') : written;
   }
+
+  override ExecuteStmt(node: AstNode, context: Parameters<Deparser['ExecuteStmt']>[1]): string {
+    const withoutName = super.ExecuteStmt({ ...node, name: undefined }, context);
+    return withoutName.replace(/^EXECUTE/, `EXECUTE ${quoteIdentifier(node.name)}`);
+  }
 }
 
 /** SQL text of a node (statement or expression). */
 export function deparse(node: AstNode): string {
-  return new PersistenceKeepingDeparser(node).deparseQuery();
+  return new FaithfulDeparser(node).deparseQuery();
 }
 
 /** Parse-tree fields that only record where something was in the source text. */

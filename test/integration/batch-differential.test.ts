@@ -1584,6 +1584,17 @@ describe('PREPARE and EXECUTE in SQL', () => {
     await db.query('DEALLOCATE ALL');
   });
 
+  it('batches an EXECUTE of a quoted statement name', async () => {
+    await db.query(`PREPARE "Scored Rows"(int) AS SELECT id, ${EP} AS p FROM t WHERE id < $1`);
+    const before = perRowCallsOf();
+    const scored = rowsScored();
+    const { rows } = await db.query('EXECUTE "Scored Rows"(30)');
+    expect(rows.length).toBe(29);
+    expect(perRowCallsOf() - before).toBe(0);
+    expect(rowsScoredSince(scored)).toBeGreaterThan(0);
+    await db.query('DEALLOCATE "Scored Rows"');
+  });
+
   it("executes what the name stands for on the server, even when prepared again out of the gateway's sight", async () => {
     await db.query(
       `PREPARE renamed(int) AS SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, 'not a number ' || g) FROM generate_series(1, $1) g`,
