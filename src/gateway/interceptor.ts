@@ -907,12 +907,9 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
-    // (A statement prepared as written below still runs without parallel plans: see writesWithParallelPlan.)
-    const writingBind = binds.find((b) => b.entry.writes);
-    if ((settings.readOnly || !settings.batchable) && batchParses.length > 0) {
-      // A read-only transaction may not be able to create the results table, and with batch mode
-      // off (apg_enable_function_migration) nothing is rewritten: statements prepared here are
-      // prepared as written instead and take the per-row path.
+    if (settings.readOnly && batchParses.length > 0) {
+      // A read-only transaction may not be able to create the results table: statements
+      // prepared here are prepared as written instead and take the per-row path.
       for (const parse of batchParses) {
         out[parse.index] = parse.plain;
         if (this.prepared.get(parse.parse.name) === parse.entry) this.prepared.delete(parse.parse.name);
@@ -956,10 +953,11 @@ export class MlInterceptor implements SessionInterceptor {
     const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
     const executes = group.filter((m) => m.type === 0x45 /* Execute */).length;
     let injection: Injection | undefined;
-    if (executes === 1 && (writingBind || entries.some((entry) => entry.writes))) {
+    if (executes === 1 && entries.some((entry) => entry.writes)) {
       await withoutParallelPlans(control);
-    } else if (executes > 1 && writingBind) {
-      injection = noParallelPlansAfterBegin(group, writingBind.index);
+    } else if (executes > 1) {
+      const writing = binds.find((b) => b.entry.writes);
+      if (writing) injection = noParallelPlansAfterBegin(group, writing.index);
     }
     const number = ++this.statementNumber;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));

@@ -299,19 +299,6 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     await expectSameBothWays(db, sql, { params });
   });
 
-  it('prepares statements as written while batch mode is off', async () => {
-    const serverText = async (migration: string) => {
-      const name = `prepared_${migration}`;
-      await db.query(`SET apg_enable_function_migration = ${migration}`);
-      await db.query({ name, text: `SELECT id, ${EP} FROM t WHERE id < $1`, values: [5] });
-      await db.query('RESET apg_enable_function_migration');
-      const { rows } = await db.query('SELECT statement FROM pg_prepared_statements WHERE name = $1', [name]);
-      return rows[0].statement as string;
-    };
-    expect(await serverText('on')).toContain('aws_ml_r');
-    expect(await serverText('off')).not.toContain('aws_ml_r');
-  });
-
   it('works as the first statement of a session (the results tables are made before it is described)', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id <= $1 ORDER BY id`;
     const expected = await perRow({ text: sql, values: [20] });
