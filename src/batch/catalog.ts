@@ -42,9 +42,10 @@ export interface MlCatalog {
   /** Every name whose mention makes a statement worth inspecting. */
   names: string[];
   /**
-   * Names of the database's own VOLATILE functions that may change data (any
-   * but a LANGUAGE SQL body of one expression calling none of these): batch
-   * mode's argument queries would run them a second time.
+   * Names of functions that may change data: built-in ones with side effects,
+   * and the database's own VOLATILE functions but LANGUAGE SQL ones made only
+   * of queries calling none of these. Batch mode's argument queries would run
+   * them a second time.
    */
   sideEffects?: ReadonlySet<string>;
 }
@@ -168,6 +169,22 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   };
 }
 
+/**
+ * Built-in functions with side effects that batch mode must not run a second
+ * time (in argument queries): statements that call them go per row.
+ */
+export const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
+  'nextval',
+  'setval',
+  'pg_advisory_lock',
+  'pg_advisory_xact_lock',
+  'lo_import',
+  'lo_export',
+  'dblink_exec',
+  'pg_notify',
+  'set_config',
+]);
+
 /** See MlCatalog.sideEffects. */
 async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<string>> {
   const { rows } = await backend.query(`
@@ -177,24 +194,42 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
      WHERE p.provolatile = 'v' AND p.prokind = 'f'
        AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'aws_commons', 'aws_s3', 'pg_catalog', 'information_schema')
-       AND n.nspname !~ '^pg_'`);
-  const writing = new Set<string>();
-  const expressions = new Map<string, AstNode[]>();
+       AND (n.nspname !~ '^pg_' OR n.nspname ~ '^pg_temp_')`);
+  const writing = new Set<string>(SIDE_EFFECT_FUNCTIONS);
+  const readers = new Map<string, AstNode[]>();
   for (const [name, sql, prosrc] of rows as string[][]) {
-    const body = sql === 'true' ? bodyExpression(prosrc) : undefined;
-    if (body) expressions.set(name, [...(expressions.get(name) ?? []), body]);
+    const body = sql === 'true' ? readingBody(prosrc) : undefined;
+    if (body) readers.set(name, [...(readers.get(name) ?? []), body]);
     else writing.add(name);
   }
-  // A one-expression SQL function writes only through a function it calls.
+  // A SQL function of queries writes only through a function it calls.
   for (let changed = true; changed; ) {
     changed = false;
-    for (const [name, bodies] of expressions) {
+    for (const [name, bodies] of readers) {
       if (writing.has(name) || !bodies.some((b) => calls(b, writing))) continue;
       writing.add(name);
       changed = true;
     }
   }
   return writing;
+}
+
+/** A SQL function body made only of queries (no INSERT, UPDATE, DELETE or MERGE, in WITH either), else undefined. */
+function readingBody(prosrc: string): AstNode | undefined {
+  try {
+    const statements = parse(prosrc).map((s) => s.stmt);
+    if (statements.length === 0 || statements.some((stmt) => nodeType(stmt) !== 'SelectStmt')) return undefined;
+    const writes = (node: AstNode) =>
+      ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(node) ?? '');
+    let writing = false;
+    walk(statements, (node) => {
+      if (writes(node)) writing = true;
+      return writing ? false : undefined;
+    });
+    return writing ? undefined : statements;
+  } catch {
+    return undefined;
+  }
 }
 
 function calls(expression: AstNode, names: ReadonlySet<string>): boolean {

@@ -1,6 +1,6 @@
 import { type AstNode, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
-import type { MlCatalog, MlView } from './catalog.js';
+import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS } from './catalog.js';
 import { type MlCall, recognizeMlCall } from './ml-calls.js';
 
 /** One query level (a SELECT, the scan of an UPDATE or DELETE, or a stored view definition). */
@@ -26,6 +26,8 @@ export interface Level {
   readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined };
   /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
   withQuery?: boolean;
+  /** The call sites of this level. */
+  sites: CallSite[];
   /**
    * A level evaluated for each of the parent's rows, which it may read (a
    * correlated subquery): a subquery giving a value in one of the parent's
@@ -115,18 +117,6 @@ const AGGREGATES = new Set([
   'any_value',
 ]);
 
-const SIDE_EFFECT_FUNCTIONS = new Set([
-  'nextval',
-  'setval',
-  'pg_advisory_lock',
-  'pg_advisory_xact_lock',
-  'lo_import',
-  'lo_export',
-  'dblink_exec',
-  'pg_notify',
-  'set_config',
-]);
-
 function isAggregateCall(call: AstNode): boolean {
   const names: AstNode[] = call.funcname ?? [];
   const name = names[names.length - 1]?.String?.sval;
@@ -164,6 +154,11 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
   const levels: Level[] = [];
   const sites: CallSite[] = [];
   const blockers: string[] = [];
+  const addSite = (site: Omit<CallSite, 'id'>) => {
+    const added = { ...site, id: sites.length } as CallSite;
+    sites.push(added);
+    site.level.sites.push(added);
+  };
   /** Views being expanded (a view read twice is analysed for each read, with that read's conditions). */
   const expanding = new Set<string>();
 
@@ -191,6 +186,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       top,
       readAs,
       enclosedBy,
+      sites: [],
     };
     levels.push(level);
     return level;
@@ -243,14 +239,15 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         const names: AstNode[] = call.funcname ?? [];
         const name = names[names.length - 1]?.String?.sval;
         const ml = recognizeMlCall(call, catalog);
-        if (SIDE_EFFECT_FUNCTIONS.has(name) || (!ml && catalog.sideEffects?.has(name))) {
+        // (A wrapper's inlined body is part of the statement too.)
+        const writes = (fn: string) => SIDE_EFFECT_FUNCTIONS.has(fn) || Boolean(catalog.sideEffects?.has(fn));
+        if ((!ml && writes(name)) || (ml?.wrapper && callsAny(ml.wrapper.inlined, writes))) {
           blockers.push('a function with side effects');
         }
         if (ml) {
           const fieldNode = grand ? inner(grand.holder[grand.key], 'A_Indirection') : undefined;
           const first = fieldNode?.indirection?.[0];
-          sites.push({
-            id: sites.length,
+          addSite({
             level,
             call: ml,
             clause,
@@ -297,8 +294,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
       const call = functions.length === 1 ? inner(functions[0].List?.items?.[0], 'FuncCall') : undefined;
       const ml = call ? recognizeMlCall(call, catalog) : undefined;
       if (ml && ml.kind === 'sentiment' && !ml.wrapper && !rf.ordinality && !rf.is_rowsfrom && rf.alias) {
-        sites.push({
-          id: sites.length,
+        addSite({
           level,
           call: ml,
           clause: 'from-function',
@@ -436,6 +432,14 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
 function findView(views: MlView[], schema: string | undefined, name: string): MlView | undefined {
   const matches = views.filter((v) => v.name === name && (schema === undefined || v.schema === schema));
   return matches.length === 1 ? matches[0] : undefined;
+}
+
+/** Whether an expression calls a function whose name `test` accepts. */
+function callsAny(node: AstNode, test: (name: string) => boolean): boolean {
+  return some({ root: node }, (n) => {
+    const parts: AstNode[] = inner(n, 'FuncCall')?.funcname ?? [];
+    return parts.length > 0 && test(parts[parts.length - 1].String?.sval);
+  });
 }
 
 /** Every qualified ColumnRef's table (an alias or a table name; `schema.table.column` names it second to last). */

@@ -921,28 +921,31 @@ function joinable(site: CallSite): boolean {
  * A call in the SELECT list of a grouped level, outside aggregates, whose
  * output column is a GROUP BY item by position (`SELECT (f(doc)).sentiment,
  * count(*) … GROUP BY 1`): PostgreSQL groups by the whole expression, which
- * may then read a joined answer per row. Not when
- * another clause of the level writes the call outside an aggregate too
- * (HAVING, ORDER BY): that copy would no longer match the rewritten one.
+ * may then read a joined answer per row. Only when every call of the level
+ * outside aggregates and pre-grouping clauses is such a call: another copy
+ * (in HAVING, ORDER BY, a window, another output column) would no longer
+ * match the rewritten one.
  */
 function groupedAsWritten(site: CallSite): boolean {
-  const stmt = site.level.stmt;
+  const level = site.level;
   if (site.clause !== 'target' || site.fromFunction) return false;
-  const targets: AstNode[] = stmt.targetList ?? [];
+  const targets: AstNode[] = level.stmt.targetList ?? [];
   // (By position only: a GROUP BY name is an input column's first, when there is one of that name.)
-  const groupedTarget = (position: number) =>
-    (stmt.groupClause ?? []).some((item: AstNode) => inner(item, 'A_Const')?.ival?.ival === position + 1);
-  const written = deparse({ FuncCall: site.call.node });
-  const sameCall = (n: AstNode) => {
-    const call = inner(n, 'FuncCall');
-    return call !== undefined && (call === site.call.node || deparse({ FuncCall: call }) === written);
+  const grouped = (call: AstNode) => {
+    const position = targets.findIndex((t) => some(t.ResTarget.val, (n) => inner(n, 'FuncCall') === call));
+    return (
+      position >= 0 &&
+      (level.stmt.groupClause ?? []).some((item: AstNode) => inner(item, 'A_Const')?.ival?.ival === position + 1)
+    );
   };
-  // Every copy of the call at this level is in a grouped output column (which is then rewritten too).
-  const outside = ['havingClause', 'sortClause', 'distinctClause', 'windowClause', 'groupClause'].some((clause) =>
-    some(stmt[clause] ?? [], sameCall),
+  // PostgreSQL matches expressions after resolving them (`doc` and `t.doc` are one): every call of the
+  // level computed after grouping must be in a grouped output column, and so rewritten alike.
+  return level.sites.every(
+    (other) =>
+      other.insideAggregate ||
+      ['where', 'join-on', 'from-function'].includes(other.clause) ||
+      (other.clause === 'target' && grouped(other.call.node)),
   );
-  const positions = targets.flatMap((t, i) => (some(t.ResTarget.val, sameCall) ? [i] : []));
-  return !outside && positions.length > 0 && positions.every(groupedTarget);
 }
 
 /**

@@ -304,6 +304,9 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
 }
 
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
+/** Statements that end a transaction block, or roll part of one back. */
+const TRANSACTION_END = /^\s*(commit|end|rollback|abort)\b/i;
+
 const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
 
 type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
@@ -323,6 +326,11 @@ export class MlInterceptor implements SessionInterceptor {
    * ML calls: an EXECUTE of one looks the statement up on the server first.
    */
   private readonly sqlPrepared = new Set<string>();
+  /**
+   * DDL read into the shared catalog inside a transaction block that has not
+   * ended: its end (a rollback may undo the DDL) makes the catalog be read again.
+   */
+  private catalogChangedInBlock = false;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
   private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
@@ -343,6 +351,7 @@ export class MlInterceptor implements SessionInterceptor {
     // Until this database's catalog has been read, look at everything once.
     const pattern = this.context.catalogs.pattern(this.database);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
+    if (this.catalogChangedInBlock && TRANSACTION_END.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
 
@@ -399,6 +408,14 @@ export class MlInterceptor implements SessionInterceptor {
     }
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
       await this.createExtensionUpstream(control, sql);
+      return;
+    }
+    if (this.catalogChangedInBlock && TRANSACTION_END.test(sql)) {
+      // (The DDL it read may be undone: read the catalog again once the block is over.)
+      const outcome = await control.relay(message.bytes);
+      if (outcome.status !== 'T') this.catalogChangedInBlock = false;
+      this.context.catalogs.invalidate(this.database);
+      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
@@ -521,8 +538,15 @@ export class MlInterceptor implements SessionInterceptor {
     const wrap = backend.status === 'I';
     if (wrap) await backend.query('BEGIN');
     let ok = true;
+    let current = catalog;
     for (let i = 0; i < statements.length && ok; i++) {
-      ok = await this.runStatement(control, statements[i].stmt, texts[i], catalog);
+      ok = await this.runStatement(control, statements[i].stmt, texts[i], current);
+      if (ok && isCatalogDdl(statements[i].stmt)) {
+        // The next statements may use what it created (a wrapper, a function that writes).
+        this.context.catalogs.invalidate(this.database);
+        current = await this.context.catalogs.catalog(this.database, backend);
+        if (!wrap) this.catalogChangedInBlock = true;
+      }
     }
     if (wrap) {
       if (ok && backend.status === 'T') {
@@ -636,6 +660,7 @@ export class MlInterceptor implements SessionInterceptor {
   private async relayDdl(control: SessionControl, sql: string): Promise<void> {
     const outcome = await control.relay(queryMessage(sql));
     this.context.catalogs.invalidate(this.database);
+    if (outcome.status !== 'I') this.catalogChangedInBlock = true;
     if (!outcome.failed && outcome.status !== 'E') {
       await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
     }

@@ -1469,6 +1469,10 @@ describe('grouped by an ML output column', () => {
       `SELECT ${S}, count(*) FROM t GROUP BY 1 HAVING ${S} <> 'NEUTRAL'`,
       `SELECT ${S}, count(*), sum(count(*)) OVER (PARTITION BY ${S}) FROM t GROUP BY 1`,
       `SELECT ${S}, count(*) FROM t GROUP BY ${S}`,
+      // The same call spelled otherwise (PostgreSQL matches the resolved expressions).
+      `SELECT ${S}, count(*) FROM t GROUP BY 1 ORDER BY (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment`,
+      `SELECT ${S}, (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment || '!', count(*) FROM t GROUP BY 1`,
+      `SELECT DISTINCT ${S}, count(*) FROM t GROUP BY 1 ORDER BY (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment`,
       // A GROUP BY name is an input column's first: here txt, not the output column.
       `SELECT (aws_comprehend.detect_sentiment(txt, 'en')).sentiment AS txt, count(*) FROM t GROUP BY txt`,
       `SELECT ${S} AS mood, count(*) FROM t GROUP BY mood`,
@@ -1494,14 +1498,43 @@ describe("the database's own functions", () => {
       await db.query('RESET apg_enable_function_migration');
       return (await db.query('SELECT count(*)::int AS n FROM call_log')).rows[0].n;
     };
+    await db.query(`CREATE FUNCTION pg_temp.temp_logged(v text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$`);
+    await db.query('CREATE SEQUENCE call_numbers');
+    await db.query(
+      `CREATE FUNCTION numbered(v text) RETURNS text LANGUAGE sql AS $$ SELECT v || nextval('call_numbers') $$`,
+    );
+    await db.query(`CREATE FUNCTION logged_mood(v text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(logged(v), 'en')).sentiment $$`);
     for (const sql of [
       "SELECT id, (aws_comprehend.detect_sentiment(logged(txt), 'en')).sentiment FROM t WHERE id < 4",
       "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE logged(txt) IS NOT NULL AND id < 4",
       "SELECT (aws_comprehend.detect_sentiment(logged('a'), 'en')).sentiment UNION ALL SELECT (aws_comprehend.detect_sentiment(logged('b'), 'en')).sentiment",
       "SELECT * FROM (VALUES ((aws_comprehend.detect_sentiment(tidy_logged('A'), 'en')).sentiment), ((aws_comprehend.detect_sentiment('b', 'en')).sentiment)) v(s)",
+      "SELECT id, (aws_comprehend.detect_sentiment(pg_temp.temp_logged(txt), 'en')).sentiment FROM t WHERE id < 4",
+      'SELECT id, logged_mood(txt) FROM t WHERE id < 4',
+      // Created and used in one string.
+      `CREATE FUNCTION logged_late(v text) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$;
+       SELECT id, (aws_comprehend.detect_sentiment(logged_late(txt), 'en')).sentiment FROM t WHERE id < 4;
+       DROP FUNCTION logged_late(text)`,
     ]) {
       expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
     }
+    const numbers = async (migration: string) => {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      const before = (await db.query("SELECT nextval('call_numbers') AS n")).rows[0].n;
+      await db.query("SELECT id, (aws_comprehend.detect_sentiment(numbered(txt), 'en')).sentiment FROM t WHERE id < 4");
+      await db.query('RESET apg_enable_function_migration');
+      return (await db.query("SELECT nextval('call_numbers') AS n")).rows[0].n - before;
+    };
+    expect(await numbers('on')).toBe(await numbers('off'));
+    // A function dropped in a block that rolls back writes again afterwards.
+    await db.query('BEGIN');
+    await db.query('DROP FUNCTION logged(text) CASCADE');
+    await db.query('ROLLBACK');
+    const again = "SELECT id, (aws_comprehend.detect_sentiment(logged(txt), 'en')).sentiment FROM t WHERE id < 4";
+    expect(await logged(again, 'on')).toBe(await logged(again, 'off'));
     const { scored } = await runBatched(
       "SELECT id, (aws_comprehend.detect_sentiment(tidy(txt), 'en')).sentiment FROM t",
       SENTIMENT,
