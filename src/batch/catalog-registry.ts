@@ -7,9 +7,11 @@ const BUILTIN_NAMES = [
   'apg_enable_function_migration',
   'aws_ml',
   'query_export_to_s3',
-  // Function DDL re-reads the catalog (wrappers, and functions with side effects: see MlCatalog.sideEffects).
+  // Function and view DDL re-reads the catalog (wrappers, ML views, and functions and views with side
+  // effects: see MlCatalog.sideEffects).
   'function',
   'procedure',
+  'view',
 ];
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
 const MAX_AGE_MS = 30_000;

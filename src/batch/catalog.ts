@@ -48,6 +48,8 @@ export interface MlCatalog {
    * them a second time.
    */
   sideEffects?: ReadonlySet<string>;
+  /** Names of views that call such functions (reading one runs them). */
+  viewsWithSideEffects?: ReadonlySet<string>;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
@@ -161,11 +163,13 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     definition,
     securityBarrier: barrier === 'true',
   }));
+  const sideEffects = await functionsWithSideEffects(backend);
   return {
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
-    sideEffects: await functionsWithSideEffects(backend),
+    sideEffects,
+    viewsWithSideEffects: await viewsCalling(backend, sideEffects),
   };
 }
 
@@ -212,6 +216,26 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
     }
   }
   return writing;
+}
+
+/** Views whose columns or conditions call one of these functions, or read such a view. */
+async function viewsCalling(backend: BackendChannel, functions: ReadonlySet<string>): Promise<Set<string>> {
+  const { rows } = await backend.query(`
+    WITH RECURSIVE calling(oid) AS (
+      SELECT r.ev_class
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+        JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
+       WHERE p.proname = ANY (${quoteLiteralArray([...functions])})
+      UNION
+      SELECT r.ev_class
+        FROM calling c
+        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+       WHERE r.ev_class <> c.oid
+    )
+    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'`);
+  return new Set((rows as string[][]).map(([name]) => name));
 }
 
 /** A SQL function body made only of queries (no INSERT, UPDATE, DELETE or MERGE, in WITH either), else undefined. */

@@ -1513,6 +1513,10 @@ describe("the database's own functions", () => {
       "SELECT * FROM (VALUES ((aws_comprehend.detect_sentiment(tidy_logged('A'), 'en')).sentiment), ((aws_comprehend.detect_sentiment('b', 'en')).sentiment)) v(s)",
       "SELECT id, (aws_comprehend.detect_sentiment(pg_temp.temp_logged(txt), 'en')).sentiment FROM t WHERE id < 4",
       'SELECT id, logged_mood(txt) FROM t WHERE id < 4',
+      // A view whose column writes: reading it runs the function for each row read.
+      `CREATE VIEW logged_rows AS SELECT id, txt, logged(txt) AS copy FROM t;
+       SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM logged_rows WHERE id < 4;
+       DROP VIEW logged_rows`,
       // Created and used in one string.
       `CREATE FUNCTION logged_late(v text) RETURNS text LANGUAGE plpgsql AS $$
          BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$;
