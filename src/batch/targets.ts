@@ -86,10 +86,9 @@ function executedQuery(execute: AstNode, prepared: ReadonlyMap<string, SqlPrepar
 
 /**
  * Finds the query batch mode can work on, or undefined for statements it
- * leaves alone. `prepared` lists the statements the session prepared with
- * SQL's PREPARE: EXECUTE runs as written, reading the answers its query's
- * calls were given beforehand (keyed by input, so a stale entry only scores
- * inputs in vain).
+ * leaves alone. `prepared` holds what an EXECUTE's statement name stands
+ * for, as the server has it: the EXECUTE runs as written, its calls reading
+ * the answers they were given beforehand by input.
  */
 export function batchTarget(
   stmt: AstNode,
