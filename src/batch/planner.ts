@@ -130,10 +130,9 @@ function argumentFrom(
   const removed = new Set<string>();
   const items: AstNode[] = [];
   for (const item of raw) {
-    const rf = inner(item, 'RangeFunction');
-    const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+    const fn = soleFunction(item);
     if (fn && index.has(fn)) {
-      removed.add(rf.alias?.aliasname);
+      removed.add(inner(item, 'RangeFunction').alias?.aliasname);
       continue;
     }
     if (nodeType(item) === 'JoinExpr' && some(item, (n) => index.has(inner(n, 'FuncCall')))) {
@@ -165,17 +164,10 @@ function joinArgumentFrom(
 ): { items: AstNode[]; removed: Set<string>; where(names: Set<string>): AstNode[] } | undefined {
   const stmt = site.level.stmt;
   const roots: AstNode[] = site.level.kind === 'delete' ? (stmt.usingClause ?? []) : (stmt.fromClause ?? []);
-  const pathTo = (node: AstNode): AstNode[] | undefined => {
-    const join = inner(node, 'JoinExpr');
-    if (!join) return undefined;
-    if (join === site.join) return [join];
-    const below = pathTo(join.larg) ?? pathTo(join.rarg);
-    return below && [join, ...below];
-  };
-  const root = roots.find((item) => pathTo(item));
-  if (!root) return undefined;
-  const path = pathTo(root)!;
   const join = site.join;
+  const above = joinsAbove(roots, join);
+  if (!above) return undefined;
+  const path = [...above.path, join];
   const innerAllTheWay = path.every((j) => j.jointype === 'JOIN_INNER');
   const removed = new Set<string>();
   const hasMl = (c: AstNode) => some(c, (n) => index.has(inner(n, 'FuncCall')));
@@ -208,7 +200,7 @@ function joinArgumentFrom(
   const { alias: _alias, join_using_alias: _usingAlias, ...rest } = join;
   const item = { JoinExpr: { ...rest, jointype: 'JOIN_INNER', larg, rarg, quals } };
   // Unqualified columns might name another FROM item's: only when the join is the whole FROM list.
-  const whole = roots.length === 1 && path.length === 1 && site.level.kind === 'select';
+  const whole = roots.length === 1 && above.path.length === 0 && site.level.kind === 'select';
   const where = (names: Set<string>) =>
     innerAllTheWay
       ? conjuncts(stmt.whereClause).filter((c) => !refersOutside(c, names) && (whole || !unqualifiedColumn(c)))
@@ -290,8 +282,7 @@ function enclosingRows(
 function argumentJoin(node: AstNode, index: Map<AstNode, CallSite>, removed: Set<string>): AstNode | undefined {
   const join = inner(node, 'JoinExpr');
   if (!join) {
-    const rf = inner(node, 'RangeFunction');
-    const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+    const fn = soleFunction(node);
     return fn && index.get(fn)?.fromFunction ? undefined : node;
   }
   const site = functionJoinSite(join, index);
@@ -315,10 +306,15 @@ function argumentJoin(node: AstNode, index: Map<AstNode, CallSite>, removed: Set
  */
 function functionJoinSite(join: AstNode, index: Map<AstNode, CallSite>): CallSite | undefined {
   if (!rewritableFunctionJoin(join)) return undefined;
-  const rf = inner(join.rarg, 'RangeFunction');
-  const fn = rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
+  const fn = soleFunction(join.rarg);
   const site = fn && index.get(fn);
   return site?.fromFunction ? site : undefined;
+}
+
+/** The FuncCall of a FROM-list function item with one function (`f(…) AS s`, not ROWS FROM of several). */
+function soleFunction(item: AstNode): AstNode | undefined {
+  const rf = inner(item, 'RangeFunction');
+  return rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
 }
 
 const rewritableFunctionJoin = (join: AstNode): boolean =>
