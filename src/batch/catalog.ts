@@ -134,21 +134,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   }
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
   const views = await backend.query(`
-    WITH RECURSIVE ml_views(oid) AS (
-      SELECT c.oid
-        FROM pg_catalog.pg_class c
-       WHERE c.relkind IN ('v', 'm')
-         AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                       JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-                       JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-                      WHERE r.ev_class = c.oid AND p.proname = ANY (${quoteLiteralArray(names)}))
-      UNION
-      SELECT r.ev_class
-        FROM ml_views m
-        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = m.oid
-        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-       WHERE r.ev_class <> m.oid
-    )
+    ${viewsCallingSql('ml_views', names)}
     SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid),
            EXISTS (SELECT 1 FROM unnest(c.reloptions) o
                     WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text
@@ -221,21 +207,29 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
 /** Views whose columns or conditions call one of these functions, or read such a view. */
 async function viewsCalling(backend: BackendChannel, functions: ReadonlySet<string>): Promise<Set<string>> {
   const { rows } = await backend.query(`
-    WITH RECURSIVE calling(oid) AS (
+    ${viewsCallingSql('calling', [...functions])}
+    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'`);
+  return new Set((rows as string[][]).map(([name]) => name));
+}
+
+/**
+ * A WITH RECURSIVE clause naming `name` the views and materialized views
+ * whose definition calls a function of one of these names, or reads such a view.
+ */
+function viewsCallingSql(name: string, functions: string[]): string {
+  return `WITH RECURSIVE ${name}(oid) AS (
       SELECT r.ev_class
         FROM pg_catalog.pg_depend d
         JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
         JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-       WHERE p.proname = ANY (${quoteLiteralArray([...functions])})
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)})
       UNION
       SELECT r.ev_class
-        FROM calling c
-        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid
+        FROM ${name} v
+        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = v.oid
         JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-       WHERE r.ev_class <> c.oid
-    )
-    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'`);
-  return new Set((rows as string[][]).map(([name]) => name));
+       WHERE r.ev_class <> v.oid
+    )`;
 }
 
 /** A SQL function body made only of queries (no INSERT, UPDATE, DELETE or MERGE, in WITH either), else undefined. */
