@@ -7,11 +7,6 @@ const BUILTIN_NAMES = [
   'apg_enable_function_migration',
   'aws_ml',
   'query_export_to_s3',
-  // Function and view DDL re-reads the catalog (wrappers, ML views, and functions and views with side
-  // effects: see MlCatalog.sideEffects).
-  'function',
-  'procedure',
-  'view',
 ];
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
 const MAX_AGE_MS = 30_000;

@@ -34,6 +34,7 @@ import {
   readParse,
   readyForQuery,
   syncMessage,
+  type TransactionStatus,
 } from './protocol.js';
 import type { SessionControl, SessionInterceptor } from './session.js';
 
@@ -304,9 +305,6 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
 }
 
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
-/** Statements that end a transaction block, or roll part of one back. */
-const TRANSACTION_END = /^\s*(commit|end|rollback|abort)\b/i;
-
 const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
 
 type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
@@ -327,10 +325,10 @@ export class MlInterceptor implements SessionInterceptor {
    */
   private readonly sqlPrepared = new Set<string>();
   /**
-   * DDL read into the shared catalog inside a transaction block that has not
+   * Function, view or schema DDL ran in a transaction block that has not
    * ended: its end (a rollback may undo the DDL) makes the catalog be read again.
    */
-  private catalogChangedInBlock = false;
+  private ddlInBlock = false;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
   private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
@@ -351,8 +349,23 @@ export class MlInterceptor implements SessionInterceptor {
     // Until this database's catalog has been read, look at everything once.
     const pattern = this.context.catalogs.pattern(this.database);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
-    if (this.catalogChangedInBlock && TRANSACTION_END.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
+  }
+
+  /**
+   * The server completed function, view or schema DDL (relayed or seen
+   * passing): the catalog is read again before the next ML statement, and
+   * once more when the block it ran in ends.
+   */
+  noteDdl(): void {
+    this.context.catalogs.invalidate(this.database);
+    this.ddlInBlock = true;
+  }
+
+  noteStatus(status: TransactionStatus): void {
+    if (!this.ddlInBlock || status !== 'I') return;
+    this.ddlInBlock = false;
+    this.context.catalogs.invalidate(this.database);
   }
 
   get tracksAny(): boolean {
@@ -408,14 +421,6 @@ export class MlInterceptor implements SessionInterceptor {
     }
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
       await this.createExtensionUpstream(control, sql);
-      return;
-    }
-    if (this.catalogChangedInBlock && TRANSACTION_END.test(sql)) {
-      // (The DDL it read may be undone: read the catalog again once the block is over.)
-      const outcome = await control.relay(message.bytes);
-      if (outcome.status !== 'T') this.catalogChangedInBlock = false;
-      this.context.catalogs.invalidate(this.database);
-      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     const catalog = await this.context.catalogs.catalog(this.database, control.backend);
@@ -545,7 +550,7 @@ export class MlInterceptor implements SessionInterceptor {
         // The next statements may use what it created (a wrapper, a function that writes).
         this.context.catalogs.invalidate(this.database);
         current = await this.context.catalogs.catalog(this.database, backend);
-        if (!wrap) this.catalogChangedInBlock = true;
+        this.ddlInBlock = true;
       }
     }
     if (wrap) {
@@ -659,8 +664,7 @@ export class MlInterceptor implements SessionInterceptor {
   /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
   private async relayDdl(control: SessionControl, sql: string): Promise<void> {
     const outcome = await control.relay(queryMessage(sql));
-    this.context.catalogs.invalidate(this.database);
-    if (outcome.status !== 'I') this.catalogChangedInBlock = true;
+    this.noteDdl();
     if (!outcome.failed && outcome.status !== 'E') {
       await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
     }

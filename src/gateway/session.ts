@@ -67,6 +67,10 @@ export interface SessionInterceptor {
   handleExtended(control: SessionControl, group: Message[]): Promise<void>;
   /** The server reported this message while relaying (used to invalidate caches on DDL, track SETs…). */
   close?(): void;
+  /** The server completed function, view or schema DDL (CommandComplete) that the interceptor did not run. */
+  noteDdl?(): void;
+  /** The server is ready for the next statement, in this transaction status. */
+  noteStatus?(status: TransactionStatus): void;
   /**
    * A statement of this name was prepared again without the interceptor, or
    * (for '') dropped by a simple query: what it tracked under the name is gone.
@@ -101,6 +105,12 @@ const K = 0x4b;
 
 /** CopyInResponse: the server waits for the client's COPY data. */
 const COPY_IN_RESPONSE = 0x47;
+const COMMAND_COMPLETE = 0x43;
+/** First letters of CREATE, DROP and ALTER command tags. */
+const DDL_TAG_START = new Set([0x43, 0x44, 0x41]);
+/** Command tags of DDL after which the ML catalog (wrappers, views, functions that write) is read again. */
+const CATALOG_DDL_TAG =
+  /^(CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN)\b/;
 
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
 const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
@@ -122,9 +132,12 @@ export class Session implements SessionControl {
   private readonly server: Socket;
   private readonly clientFramer = new MessageFramer();
   private readonly serverFramer = new MessageFramer();
-  /** Fast-path view of the server stream: only ReadyForQuery, BackendKeyData and ParameterStatus matter there. */
+  /**
+   * Fast-path view of the server stream: only ReadyForQuery, BackendKeyData,
+   * ParameterStatus, CopyInResponse and CommandComplete (DDL) matter there.
+   */
   private readonly serverScanner = new BoundaryScanner(
-    (type) => type === Z || type === K || type === S || type === COPY_IN_RESPONSE,
+    (type) => type === Z || type === K || type === S || type === COPY_IN_RESPONSE || type === COMMAND_COMPLETE,
   );
   /**
    * The last Sync point forwarded was an extended-protocol Sync (not a Query):
@@ -274,6 +287,9 @@ export class Session implements SessionControl {
     } else if (type === COPY_IN_RESPONSE) {
       if (this.lastSyncExtended && this.pendingSyncs > 0) this.pendingSyncs -= 1;
       this.lastSyncExtended = false;
+    } else if (type === COMMAND_COMPLETE && length > 5 && DDL_TAG_START.has(buffer[offset])) {
+      const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
+      if (CATALOG_DDL_TAG.test(tag)) this.interceptor?.noteDdl?.();
     }
   };
 
@@ -288,6 +304,7 @@ export class Session implements SessionControl {
 
   private readyForQuery(status: TransactionStatus): void {
     this.backend.status = status;
+    this.interceptor?.noteStatus?.(status);
     if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
     if (this.pendingSyncs > 0) return;
     this.wakeIdleWaiters();

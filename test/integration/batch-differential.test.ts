@@ -1539,6 +1539,21 @@ describe("the database's own functions", () => {
     await db.query('ROLLBACK');
     const again = "SELECT id, (aws_comprehend.detect_sentiment(logged(txt), 'en')).sentiment FROM t WHERE id < 4";
     expect(await logged(again, 'on')).toBe(await logged(again, 'off'));
+    // A function created right before its use, the catalog having been read just before.
+    await db.query("SELECT (aws_comprehend.detect_sentiment('warm the catalog', 'en')).sentiment");
+    await db.query(`CREATE FUNCTION logged_fresh(v text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$`);
+    const fresh = "SELECT id, (aws_comprehend.detect_sentiment(logged_fresh(txt), 'en')).sentiment FROM t WHERE id < 4";
+    expect(await logged(fresh, 'on')).toBe(await logged(fresh, 'off'));
+    // The same through the extended protocol (as JDBC sends DDL), with an ML statement read inside the block.
+    await db.query({ name: 'begin_block', text: 'BEGIN' });
+    await db.query({
+      name: 'replace_logged',
+      text: "CREATE OR REPLACE FUNCTION logged(v text) RETURNS text LANGUAGE sql AS 'SELECT v'",
+    });
+    await db.query("SELECT (aws_comprehend.detect_sentiment('inside', 'en')).sentiment");
+    await db.query({ name: 'rollback_block', text: 'ROLLBACK' });
+    expect(await logged(again, 'on')).toBe(await logged(again, 'off'));
     const { scored } = await runBatched(
       "SELECT id, (aws_comprehend.detect_sentiment(tidy(txt), 'en')).sentiment FROM t",
       SENTIMENT,
