@@ -926,6 +926,8 @@ function groupedAsWritten(site: CallSite): boolean {
   const level = site.level;
   if (site.clause !== 'target' || site.fromFunction) return false;
   const targets: AstNode[] = level.stmt.targetList ?? [];
+  // (Positions count output columns: a `*` makes them unknown here.)
+  if (targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'))) return false;
   // (By position only: a GROUP BY name is an input column's first, when there is one of that name.)
   const grouped = (call: AstNode) => {
     const position = targets.findIndex((t) => some(t.ResTarget.val, (n) => inner(n, 'FuncCall') === call));

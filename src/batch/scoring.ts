@@ -30,6 +30,16 @@ const DECLINED: CallResult = { outText: null, outReal: null, declined: true };
  */
 const isolationRequests = (rows: number) => Math.max(64, Math.ceil(rows / 4));
 
+/** Requests the search sends before giving up when none of them was answered. */
+const ISOLATION_PROBES = 24;
+
+interface IsolationBudget {
+  left: number;
+  spent: number;
+  /** A request of the batch was answered: the model takes some of its rows. */
+  answered: boolean;
+}
+
 /**
  * Errors about the inputs themselves (a document too long, a language or
  * endpoint that does not exist, a NULL one): the per-row path raises them only
@@ -521,7 +531,7 @@ export class BatchScorer {
       );
       return this.outputsOf(batch, answer, count);
     };
-    const budget = { left: isolationRequests(lines.length) };
+    const budget: IsolationBudget = { left: isolationRequests(lines.length), spent: 0, answered: false };
     const parts = await Promise.all(requests.map(({ first, count }) => this.isolating(first, count, send, budget)));
     const out = parts.flat();
     if (lines === all) return out;
@@ -546,7 +556,7 @@ export class BatchScorer {
       const answer = await this.withRetries(batch, () => invoke(batch.target, part, this.options.signal));
       return this.outputsOf(batch, answer, count);
     };
-    const budget = { left: isolationRequests(rows) };
+    const budget: IsolationBudget = { left: isolationRequests(rows), spent: 0, answered: false };
     const requests: Promise<CallResult[]>[] = [];
     for (let first = 0; first < rows; first += perRequest) {
       requests.push(this.isolating(first, Math.min(perRequest, rows - first), send, budget));
@@ -567,18 +577,23 @@ export class BatchScorer {
     first: number,
     count: number,
     send: (first: number, count: number) => Promise<CallResult[]>,
-    budget: { left: number },
+    budget: IsolationBudget,
   ): Promise<CallResult[]> {
     try {
-      return await send(first, count);
+      const results = await send(first, count);
+      budget.answered = true;
+      return results;
     } catch (error) {
       const modelError = error instanceof SqlError && error.sqlstate === SqlState.externalRoutineException;
       if (!modelError || this.options.signal.aborted) throw error;
       if (count === 1) return [DECLINED];
       // The rows still undecided are left to the per-row fallback, which raises the model's error where
-      // such an input is really called for (at once for a model that refuses everything).
-      if (budget.left < 2) return new Array<CallResult>(count).fill(DECLINED);
+      // such an input is really called for: when the budget is spent, or when nothing the search sent
+      // was answered (a model that refuses everything: the first such call fails the statement at once).
+      const hopeless = !budget.answered && budget.spent >= ISOLATION_PROBES;
+      if (budget.left < 2 || hopeless) return new Array<CallResult>(count).fill(DECLINED);
       budget.left -= 2;
+      budget.spent += 2;
       // One half after the other: a batch never has more than one such request at the endpoint.
       const half = Math.ceil(count / 2);
       const left = await this.isolating(first, half, send, budget);

@@ -1473,6 +1473,8 @@ describe('grouped by an ML output column', () => {
       `SELECT ${S}, count(*) FROM t GROUP BY 1 ORDER BY (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment`,
       `SELECT ${S}, (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment || '!', count(*) FROM t GROUP BY 1`,
       `SELECT DISTINCT ${S}, count(*) FROM t GROUP BY 1 ORDER BY (aws_comprehend.detect_sentiment(t.txt, 'en')).sentiment`,
+      // `*` expands to several output columns: position 2 is t.grp here, grouped through the primary key.
+      `SELECT t.*, ${S}, count(*) FROM t GROUP BY t.id, 2`,
       // A GROUP BY name is an input column's first: here txt, not the output column.
       `SELECT (aws_comprehend.detect_sentiment(txt, 'en')).sentiment AS txt, count(*) FROM t GROUP BY txt`,
       `SELECT ${S} AS mood, count(*) FROM t GROUP BY mood`,
@@ -1525,6 +1527,17 @@ describe("the database's own functions", () => {
     ]) {
       expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
     }
+    const largeObjects = async (migration: string) => {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      const count = 'SELECT count(*)::int AS n FROM pg_largeobject_metadata';
+      const before = (await db.query(count)).rows[0].n;
+      await db.query(
+        "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE id < 4 AND lo_create(0) > 0",
+      );
+      await db.query('RESET apg_enable_function_migration');
+      return (await db.query(count)).rows[0].n - before;
+    };
+    expect(await largeObjects('on')).toBe(await largeObjects('off'));
     const numbers = async (migration: string) => {
       await db.query(`SET apg_enable_function_migration = ${migration}`);
       const before = (await db.query("SELECT nextval('call_numbers') AS n")).rows[0].n;
