@@ -1,5 +1,5 @@
 import type { BackendChannel } from '../gateway/backend.js';
-import { type AstNode, inner, nodeType, walk } from '../sql/ast.js';
+import { type AstNode, callsFunction, nodeType, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
@@ -227,7 +227,7 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
   for (let changed = true; changed; ) {
     changed = false;
     for (const [name, bodies] of readers) {
-      if (writing.has(name) || !bodies.some((b) => calls(b, writing))) continue;
+      if (writing.has(name) || !bodies.some((b) => callsFunction(b, (name) => writing.has(name)))) continue;
       writing.add(name);
       changed = true;
     }
@@ -279,17 +279,6 @@ function readingBody(prosrc: string): AstNode | undefined {
   } catch {
     return undefined;
   }
-}
-
-function calls(expression: AstNode, names: ReadonlySet<string>): boolean {
-  let found = false;
-  walk({ root: expression }, (node) => {
-    const call = inner(node, 'FuncCall');
-    const parts: AstNode[] = call?.funcname ?? [];
-    if (call && names.has(parts[parts.length - 1]?.String?.sval)) found = true;
-    return found ? false : undefined;
-  });
-  return found;
 }
 
 /** pg_get_expr of proargdefaults is a comma-separated list; split at top-level commas. */

@@ -1,4 +1,4 @@
-import { type AstNode, inner, nodeType, some, walk } from '../sql/ast.js';
+import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS } from './catalog.js';
 import { type MlCall, recognizeMlCall } from './ml-calls.js';
@@ -241,7 +241,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         const ml = recognizeMlCall(call, catalog);
         // (A wrapper's inlined body is part of the statement too.)
         const writes = (fn: string) => SIDE_EFFECT_FUNCTIONS.has(fn) || Boolean(catalog.sideEffects?.has(fn));
-        if ((!ml && writes(name)) || (ml?.wrapper && callsAny(ml.wrapper.inlined, writes))) {
+        if ((!ml && writes(name)) || (ml?.wrapper && callsFunction(ml.wrapper.inlined, writes))) {
           blockers.push('a function with side effects');
         }
         if (ml) {
@@ -291,7 +291,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
     } else if (type === 'RangeFunction') {
       const rf = item.RangeFunction;
       const functions: AstNode[] = rf.functions ?? [];
-      const call = functions.length === 1 ? inner(functions[0].List?.items?.[0], 'FuncCall') : undefined;
+      const call = soleFunction(item);
       const ml = call ? recognizeMlCall(call, catalog) : undefined;
       if (ml && ml.kind === 'sentiment' && !ml.wrapper && !rf.ordinality && !rf.is_rowsfrom && rf.alias) {
         addSite({
@@ -436,12 +436,10 @@ function findView(views: MlView[], schema: string | undefined, name: string): Ml
   return matches.length === 1 ? matches[0] : undefined;
 }
 
-/** Whether an expression calls a function whose name `test` accepts. */
-function callsAny(node: AstNode, test: (name: string) => boolean): boolean {
-  return some({ root: node }, (n) => {
-    const parts: AstNode[] = inner(n, 'FuncCall')?.funcname ?? [];
-    return parts.length > 0 && test(parts[parts.length - 1].String?.sval);
-  });
+/** The FuncCall of a FROM-list function item with one function (`f(…) AS s`, not ROWS FROM of several). */
+export function soleFunction(item: AstNode): AstNode | undefined {
+  const rf = inner(item, 'RangeFunction');
+  return rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
 }
 
 /** Every qualified ColumnRef's table (an alias or a table name; `schema.table.column` names it second to last). */

@@ -73,11 +73,14 @@ function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolea
   return undefined;
 }
 
+/** A call written as a plain function call (not `f(*)`, DISTINCT, OVER, FILTER or ORDER BY inside). */
+const plainCallSyntax = (call: AstNode): boolean =>
+  !(call.agg_star || call.agg_distinct || call.over || call.agg_filter || call.agg_order);
+
 /** Positional arguments, or undefined when named notation is used (see `byName`). */
 function positional(call: AstNode): AstNode[] | undefined {
   const args: AstNode[] = call.args ?? [];
-  if (args.some((a) => nodeType(a) === 'NamedArgExpr')) return undefined;
-  if (call.agg_star || call.agg_distinct || call.over || call.agg_filter || call.agg_order) return undefined;
+  if (args.some((a) => nodeType(a) === 'NamedArgExpr') || !plainCallSyntax(call)) return undefined;
   return args;
 }
 
@@ -89,7 +92,7 @@ function positional(call: AstNode): AstNode[] | undefined {
  */
 function byName(call: AstNode, names: readonly string[]): (AstNode | undefined)[] | undefined {
   const args: AstNode[] = call.args ?? [];
-  if (call.agg_star || call.agg_distinct || call.over || call.agg_filter || call.agg_order) return undefined;
+  if (!plainCallSyntax(call)) return undefined;
   const slots: (AstNode | undefined)[] = names.map(() => undefined);
   for (const [i, arg] of args.entries()) {
     const named = inner(arg, 'NamedArgExpr');

@@ -13,7 +13,7 @@ import {
 } from '../sql/ast.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
-import { type Analysis, analyze, type CallSite, type Level, referencedQualifiers } from './levels.js';
+import { type Analysis, analyze, type CallSite, type Level, referencedQualifiers, soleFunction } from './levels.js';
 import { type MlKind, recognizeMlCall } from './ml-calls.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
@@ -103,6 +103,11 @@ function siteIndex(analysis: Analysis): Map<AstNode, CallSite> {
   return new Map(analysis.sites.map((site) => [site.call.node, site]));
 }
 
+/** Whether an expression (with its subqueries) holds one of the statement's ML calls. */
+function containsMlCall(node: AstNode, index: Map<AstNode, CallSite>): boolean {
+  return some(node, (n) => index.has(inner(n, 'FuncCall')));
+}
+
 function sitesWithin(node: AstNode, index: Map<AstNode, CallSite>): CallSite[] {
   const found: CallSite[] = [];
   walk(node, (n) => {
@@ -135,7 +140,7 @@ function argumentFrom(
       removed.add(inner(item, 'RangeFunction').alias?.aliasname);
       continue;
     }
-    if (nodeType(item) === 'JoinExpr' && some(item, (n) => index.has(inner(n, 'FuncCall')))) {
+    if (nodeType(item) === 'JoinExpr' && containsMlCall(item, index)) {
       const join = argumentJoin(item, index, removed);
       if (!join) return undefined;
       items.push(join);
@@ -170,7 +175,6 @@ function joinArgumentFrom(
   const path = [...above.path, join];
   const innerAllTheWay = path.every((j) => j.jointype === 'JOIN_INNER');
   const removed = new Set<string>();
-  const hasMl = (c: AstNode) => some(c, (n) => index.has(inner(n, 'FuncCall')));
   const readsOnly = (c: AstNode, names: Set<string>) => !unqualifiedColumn(c) && !refersOutside(c, names);
   const own = conjuncts(join.quals);
   const holding = own.find((c) => some(c, (n) => inner(n, 'FuncCall') === site.call.node));
@@ -183,13 +187,15 @@ function joinArgumentFrom(
     const item = argumentJoin(side, index, removed);
     if (!item) return undefined;
     const where = (names: Set<string>) =>
-      [...own, ...(innerAllTheWay ? conjuncts(stmt.whereClause) : [])].filter((c) => !hasMl(c) && readsOnly(c, names));
+      [...own, ...(innerAllTheWay ? conjuncts(stmt.whereClause) : [])].filter(
+        (c) => !containsMlCall(c, index) && readsOnly(c, names),
+      );
     return { items: [item], removed, where };
   }
   const larg = argumentJoin(join.larg, index, removed);
   const rarg = larg && argumentJoin(join.rarg, index, removed);
   if (!larg || !rarg) return undefined;
-  const plain = own.filter((c) => !hasMl(c) && !mentionsAlias(c, removed));
+  const plain = own.filter((c) => !containsMlCall(c, index) && !mentionsAlias(c, removed));
   const quals =
     plain.length === 0
       ? parseExpression('true')
@@ -262,7 +268,7 @@ function enclosingRows(
   }
   const conditions = [...conjuncts(parent.stmt.whereClause), ...guards].filter(
     (c) =>
-      !some(c, (n) => index.has(inner(n, 'FuncCall'))) &&
+      !containsMlCall(c, index) &&
       !mentionsAlias(c, from.removed) &&
       !refersOutside(c, names) &&
       // (Beside a LATERAL subquery an unqualified column might be one of its outputs.)
@@ -293,8 +299,7 @@ function argumentJoin(node: AstNode, index: Map<AstNode, CallSite>, removed: Set
   const larg = argumentJoin(join.larg, index, removed);
   const rarg = larg && argumentJoin(join.rarg, index, removed);
   if (!larg || !rarg) return undefined;
-  const widened =
-    join.quals && (some(join.quals, (q) => index.has(inner(q, 'FuncCall'))) || mentionsAlias(join.quals, removed));
+  const widened = join.quals && (containsMlCall(join.quals, index) || mentionsAlias(join.quals, removed));
   return { JoinExpr: { ...join, larg, rarg, ...(widened ? { quals: parseExpression('true') } : {}) } };
 }
 
@@ -309,12 +314,6 @@ function functionJoinSite(join: AstNode, index: Map<AstNode, CallSite>): CallSit
   const fn = soleFunction(join.rarg);
   const site = fn && index.get(fn);
   return site?.fromFunction ? site : undefined;
-}
-
-/** The FuncCall of a FROM-list function item with one function (`f(…) AS s`, not ROWS FROM of several). */
-function soleFunction(item: AstNode): AstNode | undefined {
-  const rf = inner(item, 'RangeFunction');
-  return rf?.functions?.length === 1 ? inner(rf.functions[0].List?.items?.[0], 'FuncCall') : undefined;
 }
 
 const rewritableFunctionJoin = (join: AstNode): boolean =>
@@ -427,7 +426,7 @@ function argumentQuery(
   let droppedMl = false;
   let names = fromNames(from.items);
   for (const conjunct of joinFrom ? joinFrom.where(names) : conjuncts(stmt.whereClause)) {
-    const mlInside = some(conjunct, (n) => index.has(inner(n, 'FuncCall')));
+    const mlInside = containsMlCall(conjunct, index);
     const usesRemoved = mentionsAlias(conjunct, from.removed);
     // A condition on an outer query's columns (a correlated subquery) cannot run alone.
     const outside = refersOutside(conjunct, names);
@@ -490,7 +489,7 @@ function argumentQuery(
   // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
   // (A join condition is evaluated before the LIMIT counts rows.)
   if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
-    const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => some(s, (n) => index.has(inner(n, 'FuncCall'))));
+    const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
       if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
@@ -558,14 +557,13 @@ function valuesArgumentQuery(site: CallSite, index: Map<AstNode, CallSite>): Arg
   const plain = (s: CallSite) =>
     !s.call.wrapper &&
     !some({ FuncCall: s.call.node }, (n) => inner(n, 'ColumnRef') || inner(n, 'SubLink')) &&
-    (s.call.node.args ?? []).every((a: AstNode) => !some(a, (n) => index.has(inner(n, 'FuncCall'))));
+    (s.call.node.args ?? []).every((a: AstNode) => !containsMlCall(a, index));
   if (!plain(site)) return 'the call is in a VALUES list, with inputs that are not constants';
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) {
     return 'the call is in a VALUES list, with a batch size that is not a constant';
   }
-  const together = [...index.values()].filter(
+  const together = site.level.sites.filter(
     (s) =>
-      s.level === site.level &&
       s.call.label === call.label &&
       s.call.batchSql === call.batchSql &&
       s.call.builtinSignature === call.builtinSignature &&
@@ -667,7 +665,7 @@ function throughParent(
   };
   if (targets.some(unknownCall)) return undefined;
   const star = targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
-  const levelSites = [...index.values()].filter((s) => s.level === level);
+  const levelSites = level.sites;
   if (star && (readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
 
   // The level's output columns; the plain ones (no ML call, subquery, or ML function of its FROM list) may be filtered on.

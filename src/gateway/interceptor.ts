@@ -548,9 +548,8 @@ export class MlInterceptor implements SessionInterceptor {
       ok = await this.runStatement(control, statements[i].stmt, texts[i], current);
       if (ok && isCatalogDdl(statements[i].stmt)) {
         // The next statements may use what it created (a wrapper, a function that writes).
-        this.context.catalogs.invalidate(this.database);
+        this.noteDdl();
         current = await this.context.catalogs.catalog(this.database, backend);
-        this.ddlInBlock = true;
       }
     }
     if (wrap) {

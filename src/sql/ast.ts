@@ -87,6 +87,14 @@ export function parseFromItem(sql: string): AstNode {
   return statement.stmt.SelectStmt.fromClause[0];
 }
 
+/** Whether an expression calls a function whose last name part `test` accepts. */
+export function callsFunction(node: AstNode, test: (name: string) => boolean): boolean {
+  return some({ root: node }, (n) => {
+    const parts = functionName(inner(n, 'FuncCall') ?? {});
+    return parts.length > 0 && test(parts[parts.length - 1]);
+  });
+}
+
 /** The name parts of a FuncCall (e.g. ['aws_comprehend', 'detect_sentiment']), lower-cased as the parser leaves them. */
 export function functionName(call: AstNode): string[] {
   return (call.funcname ?? []).map((part: AstNode) => part.String?.sval ?? '');
