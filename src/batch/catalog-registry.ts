@@ -16,9 +16,13 @@ function namePattern(names: Iterable<string>): RegExp {
   return new RegExp(escaped.join('|'), 'i');
 }
 
-interface Entry {
+/** A catalog and the name pattern that decides whether a statement is worth parsing. */
+export interface CatalogView {
   catalog: MlCatalog;
   pattern: RegExp;
+}
+
+interface Entry extends CatalogView {
   loadedAt: number;
 }
 
@@ -46,8 +50,19 @@ export class CatalogRegistry {
     const entry = this.entries.get(database);
     if (entry && Date.now() - entry.loadedAt < MAX_AGE_MS) return entry.catalog;
     if (backend.status === 'E') return entry?.catalog ?? EMPTY_CATALOG;
+    const view = await this.readOn(backend);
+    this.entries.set(database, { ...view, loadedAt: Date.now() });
+    return view.catalog;
+  }
+
+  /**
+   * The catalog as one session sees it, not shared: a session whose block
+   * ran function or view DDL sees its own uncommitted definitions, which
+   * other sessions must not use (they would batch a body that does not exist
+   * for them, or that a rollback undoes).
+   */
+  async readOn(backend: BackendChannel): Promise<CatalogView> {
     const catalog = await loadMlCatalog(backend);
-    this.entries.set(database, { catalog, pattern: namePattern(catalog.names), loadedAt: Date.now() });
-    return catalog;
+    return { catalog, pattern: namePattern(catalog.names) };
   }
 }

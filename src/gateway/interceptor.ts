@@ -1,5 +1,5 @@
-import type { MlCatalog } from '../batch/catalog.js';
-import type { CatalogRegistry } from '../batch/catalog-registry.js';
+import { EMPTY_CATALOG, type MlCatalog } from '../batch/catalog.js';
+import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js';
 import { type ArgumentWork, beginBatch, computeBatchResults, readSettings } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
@@ -16,7 +16,7 @@ import { quoteLiteral } from '../sql/quote.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { BackendError } from './backend.js';
+import { type BackendChannel, BackendError } from './backend.js';
 import {
   bindMessage,
   bindStatementName,
@@ -329,6 +329,8 @@ export class MlInterceptor implements SessionInterceptor {
    * ended: its end (a rollback may undo the DDL) makes the catalog be read again.
    */
   private ddlInBlock = false;
+  /** While `ddlInBlock`: the catalog as this session sees it (see CatalogRegistry.readOn), once read. */
+  private ownCatalog: CatalogView | undefined;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
   private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
@@ -347,7 +349,7 @@ export class MlInterceptor implements SessionInterceptor {
 
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
-    const pattern = this.context.catalogs.pattern(this.database);
+    const pattern = this.namePattern();
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
@@ -358,14 +360,35 @@ export class MlInterceptor implements SessionInterceptor {
    * once more when the block it ran in ends.
    */
   noteDdl(): void {
-    this.context.catalogs.invalidate(this.database);
+    this.catalogChanged();
     this.ddlInBlock = true;
   }
 
   noteStatus(status: TransactionStatus): void {
     if (!this.ddlInBlock || status !== 'I') return;
     this.ddlInBlock = false;
+    this.catalogChanged();
+  }
+
+  private catalogChanged(): void {
+    this.ownCatalog = undefined;
     this.context.catalogs.invalidate(this.database);
+  }
+
+  /**
+   * The ML catalog for this session's next statement: the database's shared
+   * one, or, after DDL in a block that has not ended, one read on this
+   * session and kept to it.
+   */
+  private async catalog(backend: BackendChannel): Promise<MlCatalog> {
+    if (!this.ddlInBlock) return this.context.catalogs.catalog(this.database, backend);
+    if (!this.ownCatalog && backend.status !== 'E') this.ownCatalog = await this.context.catalogs.readOn(backend);
+    return this.ownCatalog?.catalog ?? EMPTY_CATALOG;
+  }
+
+  /** The name pattern that goes with `catalog`; undefined until it has been read. */
+  private namePattern(): RegExp | undefined {
+    return this.ddlInBlock ? this.ownCatalog?.pattern : this.context.catalogs.pattern(this.database);
   }
 
   get tracksAny(): boolean {
@@ -423,12 +446,12 @@ export class MlInterceptor implements SessionInterceptor {
       await this.createExtensionUpstream(control, sql);
       return;
     }
-    const catalog = await this.context.catalogs.catalog(this.database, control.backend);
+    const catalog = await this.catalog(control.backend);
     const rewritten = rewriteStatementText(sql);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(rewritten)) {
       if (await this.usePrepared(control, rewritten, catalog)) return;
     }
-    if (!this.context.catalogs.pattern(this.database)?.test(sql)) {
+    if (!this.namePattern()?.test(sql)) {
       control.forward(message.bytes, 1);
       return;
     }
@@ -462,8 +485,8 @@ export class MlInterceptor implements SessionInterceptor {
     await this.runBatchStatement(control, parsed, rewritten, true);
     if (isCatalogDdl(statements[0].stmt)) {
       // A new materialized view: the next statement that names it must be recognized.
-      this.context.catalogs.invalidate(this.database);
-      await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
+      this.catalogChanged();
+      await this.catalog(control.backend).catch(() => undefined);
     }
   }
 
@@ -549,7 +572,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (ok && isCatalogDdl(statements[i].stmt)) {
         // The next statements may use what it created (a wrapper, a function that writes).
         this.noteDdl();
-        current = await this.context.catalogs.catalog(this.database, backend);
+        current = await this.catalog(backend);
       }
     }
     if (wrap) {
@@ -560,7 +583,7 @@ export class MlInterceptor implements SessionInterceptor {
         await backend.query('ROLLBACK');
       }
     }
-    if (statements.some((s) => isCatalogDdl(s.stmt))) this.context.catalogs.invalidate(this.database);
+    if (statements.some((s) => isCatalogDdl(s.stmt))) this.catalogChanged();
     control.toClient(readyForQuery(backend.status));
   }
 
@@ -665,7 +688,7 @@ export class MlInterceptor implements SessionInterceptor {
     const outcome = await control.relay(queryMessage(sql));
     this.noteDdl();
     if (!outcome.failed && outcome.status !== 'E') {
-      await this.context.catalogs.catalog(this.database, control.backend).catch(() => undefined);
+      await this.catalog(control.backend).catch(() => undefined);
     }
     control.toClient(readyForQuery(control.backend.status));
   }
@@ -831,7 +854,7 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
-    const catalog = await this.context.catalogs.catalog(this.database, control.backend);
+    const catalog = await this.catalog(control.backend);
     const out: Buffer[] = [];
     const binds: {
       name: string;
@@ -858,7 +881,7 @@ export class MlInterceptor implements SessionInterceptor {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
-        const parsed = this.context.catalogs.pattern(this.database)?.test(parse.sql)
+        const parsed = this.namePattern()?.test(parse.sql)
           ? this.parseForBatch(
               rewritten,
               { ...catalog, paramTypes: parse.paramTypes },
@@ -890,7 +913,7 @@ export class MlInterceptor implements SessionInterceptor {
         } else {
           this.prepared.delete(parse.name);
           if (parsed && 'forward' in parsed && parsed.forward === 'ddl')
-            this.context.catalogs.invalidate(this.database);
+            this.catalogChanged();
           out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
           if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }
@@ -1201,7 +1224,7 @@ export class MlInterceptor implements SessionInterceptor {
         commandComplete('CREATE EXTENSION'),
       ]);
     }
-    this.context.catalogs.invalidate(this.database);
+    this.catalogChanged();
     control.toClient(readyForQuery(backend.status));
   }
 }

@@ -1575,6 +1575,29 @@ describe("the database's own functions", () => {
   });
 });
 
+describe('function DDL in a block that has not ended', () => {
+  it('is seen by its own session only', async () => {
+    await db.query("CREATE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'unscored'::varchar $$");
+    const other = await stack.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query(`CREATE OR REPLACE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+      // This session reads the catalog inside its block: mood_of is a wrapper here.
+      const own = await runBatched("SELECT id, mood_of(txt) AS mood FROM t WHERE id < 6 ORDER BY id", 'public.mood_of');
+      expect(own.rows.map((r) => (r as { mood: string | null }).mood)).not.toContain('unscored');
+      // For the other session mood_of still answers 'unscored': it must not batch the uncommitted body.
+      const seen = await other.query('SELECT DISTINCT mood_of(txt) AS mood FROM t');
+      expect(seen.rows).toEqual([{ mood: 'unscored' }]);
+      await db.query('ROLLBACK');
+      expect((await db.query('SELECT DISTINCT mood_of(txt) AS mood FROM t')).rows).toEqual([{ mood: 'unscored' }]);
+    } finally {
+      await other.end();
+      await db.query('ROLLBACK').catch(() => undefined);
+    }
+  });
+});
+
 describe('named notation', () => {
   it('batches detect_sentiment and wrappers called with named arguments', async () => {
     await db.query(`CREATE FUNCTION named_mood(doc text, lang text DEFAULT 'en', strict_mode boolean DEFAULT false)
