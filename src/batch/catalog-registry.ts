@@ -8,6 +8,11 @@ const BUILTIN_NAMES = [
   'aws_ml',
   'query_export_to_s3',
 ];
+async function seesLatestCommits(backend: BackendChannel): Promise<boolean> {
+  const result = await backend.query("SELECT current_setting('transaction_isolation')");
+  return result.rows[0]?.[0] === 'read committed';
+}
+
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
 const MAX_AGE_MS = 30_000;
 
@@ -26,6 +31,8 @@ interface Entry extends CatalogView {
   loadedAt: number;
 }
 
+const fresh = (entry: Entry) => Date.now() - entry.loadedAt < MAX_AGE_MS;
+
 /**
  * Per database: which user functions and views wrap ML calls, and the name
  * pattern that decides whether a statement is worth parsing. Shared by all
@@ -33,11 +40,14 @@ interface Entry extends CatalogView {
  */
 export class CatalogRegistry {
   private readonly entries = new Map<string, Entry>();
-  readonly basePattern = namePattern([]);
-
-  /** The pattern for a database, or undefined when its catalog has not been read yet. */
+  /**
+   * The pattern for a database, or undefined when its catalog has not been
+   * read since it may have changed (then every statement is looked at, and
+   * the first ML-looking one reads the catalog again).
+   */
   pattern(database: string): RegExp | undefined {
-    return this.entries.get(database)?.pattern;
+    const entry = this.entries.get(database);
+    return entry && fresh(entry) ? entry.pattern : undefined;
   }
 
   invalidate(database: string): void {
@@ -46,13 +56,17 @@ export class CatalogRegistry {
   }
 
   /** The catalog for a database, read on the given session when missing or stale. */
-  async catalog(database: string, backend: BackendChannel): Promise<MlCatalog> {
+  async catalog(database: string, backend: BackendChannel): Promise<CatalogView> {
     const entry = this.entries.get(database);
-    if (entry && Date.now() - entry.loadedAt < MAX_AGE_MS) return entry.catalog;
-    if (backend.status === 'E') return entry?.catalog ?? EMPTY_CATALOG;
+    if (entry && fresh(entry)) return entry;
+    if (backend.status === 'E') return entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }; // (statements fail until ROLLBACK)
+    if (backend.status === 'T' && !(await seesLatestCommits(backend))) {
+      // A REPEATABLE READ or SERIALIZABLE block reads the catalog as of its snapshot: right for its statement, too old to share.
+      return this.readOn(backend);
+    }
     const view = await this.readOn(backend);
     this.entries.set(database, { ...view, loadedAt: Date.now() });
-    return view.catalog;
+    return view;
   }
 
   /**

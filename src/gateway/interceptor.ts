@@ -349,7 +349,7 @@ export class MlInterceptor implements SessionInterceptor {
 
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
-    const pattern = this.namePattern();
+    const pattern = this.ddlInBlock ? this.ownCatalog?.pattern : this.context.catalogs.pattern(this.database);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
@@ -370,6 +370,12 @@ export class MlInterceptor implements SessionInterceptor {
     this.catalogChanged();
   }
 
+  /** DDL the gateway ran or relayed itself has completed (after its ReadyForQuery). */
+  private ownDdlDone(status: TransactionStatus): void {
+    this.noteDdl();
+    this.noteStatus(status);
+  }
+
   private catalogChanged(): void {
     this.ownCatalog = undefined;
     this.context.catalogs.invalidate(this.database);
@@ -380,15 +386,10 @@ export class MlInterceptor implements SessionInterceptor {
    * one, or, after DDL in a block that has not ended, one read on this
    * session and kept to it.
    */
-  private async catalog(backend: BackendChannel): Promise<MlCatalog> {
+  private async catalog(backend: BackendChannel): Promise<CatalogView> {
     if (!this.ddlInBlock) return this.context.catalogs.catalog(this.database, backend);
     if (!this.ownCatalog && backend.status !== 'E') this.ownCatalog = await this.context.catalogs.readOn(backend);
-    return this.ownCatalog?.catalog ?? EMPTY_CATALOG;
-  }
-
-  /** The name pattern that goes with `catalog`; undefined until it has been read. */
-  private namePattern(): RegExp | undefined {
-    return this.ddlInBlock ? this.ownCatalog?.pattern : this.context.catalogs.pattern(this.database);
+    return this.ownCatalog ?? { catalog: EMPTY_CATALOG, pattern: /(?!)/ };
   }
 
   get tracksAny(): boolean {
@@ -446,12 +447,12 @@ export class MlInterceptor implements SessionInterceptor {
       await this.createExtensionUpstream(control, sql);
       return;
     }
-    const catalog = await this.catalog(control.backend);
+    const { catalog, pattern } = await this.catalog(control.backend);
     const rewritten = rewriteStatementText(sql);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(rewritten)) {
       if (await this.usePrepared(control, rewritten, catalog)) return;
     }
-    if (!this.namePattern()?.test(sql)) {
+    if (!pattern.test(sql)) {
       control.forward(message.bytes, 1);
       return;
     }
@@ -485,7 +486,7 @@ export class MlInterceptor implements SessionInterceptor {
     await this.runBatchStatement(control, parsed, rewritten, true);
     if (isCatalogDdl(statements[0].stmt)) {
       // A new materialized view: the next statement that names it must be recognized.
-      this.catalogChanged();
+      this.ownDdlDone(control.backend.status);
       await this.catalog(control.backend).catch(() => undefined);
     }
   }
@@ -572,7 +573,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (ok && isCatalogDdl(statements[i].stmt)) {
         // The next statements may use what it created (a wrapper, a function that writes).
         this.noteDdl();
-        current = await this.catalog(backend);
+        current = (await this.catalog(backend)).catalog;
       }
     }
     if (wrap) {
@@ -583,7 +584,7 @@ export class MlInterceptor implements SessionInterceptor {
         await backend.query('ROLLBACK');
       }
     }
-    if (statements.some((s) => isCatalogDdl(s.stmt))) this.catalogChanged();
+    if (statements.some((s) => isCatalogDdl(s.stmt))) this.ownDdlDone(backend.status);
     control.toClient(readyForQuery(backend.status));
   }
 
@@ -686,7 +687,7 @@ export class MlInterceptor implements SessionInterceptor {
   /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
   private async relayDdl(control: SessionControl, sql: string): Promise<void> {
     const outcome = await control.relay(queryMessage(sql));
-    this.noteDdl();
+    this.ownDdlDone(control.backend.status);
     if (!outcome.failed && outcome.status !== 'E') {
       await this.catalog(control.backend).catch(() => undefined);
     }
@@ -854,7 +855,7 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
-    const catalog = await this.catalog(control.backend);
+    const { catalog, pattern } = await this.catalog(control.backend);
     const out: Buffer[] = [];
     const binds: {
       name: string;
@@ -881,7 +882,7 @@ export class MlInterceptor implements SessionInterceptor {
         const parse = readParse(message.bytes);
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
-        const parsed = this.namePattern()?.test(parse.sql)
+        const parsed = pattern.test(parse.sql)
           ? this.parseForBatch(
               rewritten,
               { ...catalog, paramTypes: parse.paramTypes },
@@ -1224,7 +1225,7 @@ export class MlInterceptor implements SessionInterceptor {
         commandComplete('CREATE EXTENSION'),
       ]);
     }
-    this.catalogChanged();
+    this.ownDdlDone(backend.status);
     control.toClient(readyForQuery(backend.status));
   }
 }

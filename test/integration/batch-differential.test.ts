@@ -1596,6 +1596,44 @@ describe('function DDL in a block that has not ended', () => {
       await db.query('ROLLBACK').catch(() => undefined);
     }
   });
+
+  it('is batched on other sessions once committed', async () => {
+    const other = await stack.connect();
+    try {
+      await other.query('SELECT 1'); // the other session has read the catalog before the DDL
+      await db.query(`CREATE FUNCTION mood_now(doc text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+      const perRowBefore = perRowCallsOf(SENTIMENT);
+      const scoredBefore = rowsScored('public.mood_now');
+      await other.query('SELECT id, mood_now(txt) FROM t');
+      expect(perRowCallsOf(SENTIMENT) - perRowBefore).toBe(0);
+      expect(rowsScoredSince(scoredBefore, 'public.mood_now')).toBeGreaterThan(0);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('is not taken from a REPEATABLE READ snapshot for other sessions', async () => {
+    await db.query(`CREATE FUNCTION mood_then(doc text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    const other = await stack.connect();
+    try {
+      await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await db.query('SELECT 1'); // the snapshot is taken
+      // Replaced elsewhere; a multi-statement string leaves the catalog to be read by the next ML statement.
+      await other.query(
+        "CREATE OR REPLACE FUNCTION mood_then(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'unscored'::varchar $$; SELECT 1",
+      );
+      // Read in the old snapshot, where mood_then still wraps detect_sentiment.
+      await db.query("SELECT (aws_comprehend.detect_sentiment('read the catalog', 'en')).sentiment");
+      const moods = (await other.query('SELECT mood_then(txt) AS mood FROM t')).rows.map((r) => r.mood);
+      expect(new Set(moods)).toEqual(new Set(['unscored']));
+      await db.query('COMMIT');
+    } finally {
+      await other.end();
+      await db.query('ROLLBACK').catch(() => undefined);
+    }
+  });
 });
 
 describe('named notation', () => {
