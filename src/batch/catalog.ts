@@ -17,6 +17,8 @@ export interface WrapperFunction {
   /** The function's OID, for privilege checks. */
   oid: string;
   securityDefiner: boolean;
+  /** STRICT (RETURNS NULL ON NULL INPUT): a NULL argument makes it NULL without running its body. */
+  strict: boolean;
   owner: string;
 }
 
@@ -92,7 +94,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              format_type(p.prorettype, NULL),
              p.oid::text,
              p.prosecdef::text,
-             pg_catalog.pg_get_userbyid(p.proowner)
+             pg_catalog.pg_get_userbyid(p.proowner),
+             p.proisstrict::text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
@@ -111,6 +114,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       oid,
       definer,
       owner,
+      strict,
     ] of result.rows as string[][]) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -125,6 +129,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         bodyExpression: bodyExpression(prosrc),
         oid,
         securityDefiner: definer === 'true',
+        strict: strict === 'true',
         owner,
       });
       added = true;

@@ -1,4 +1,14 @@
-import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
+import {
+  type AstNode,
+  clone,
+  deparse,
+  functionName,
+  inner,
+  nodeType,
+  parseExpression,
+  some,
+  walk,
+} from '../sql/ast.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog, WrapperFunction } from './catalog.js';
 
@@ -21,7 +31,17 @@ export interface MlCall {
   /** SQL of max_rows_per_batch, or undefined for NULL. */
   batchSql: string | undefined;
   /** For a wrapper: its body inlined with the call's arguments; the inner ML call is `inlinedCall`. */
-  wrapper?: { fn: WrapperFunction; inlined: AstNode; inlinedCall: AstNode; chain: WrapperFunction[] };
+  wrapper?: {
+    fn: WrapperFunction;
+    inlined: AstNode;
+    inlinedCall: AstNode;
+    chain: WrapperFunction[];
+    /**
+     * SQL true when a STRICT wrapper on the way gets a NULL argument: the
+     * call is then NULL, its body never runs, and nothing is scored for it.
+     */
+    nullWhen?: string;
+  };
   /** The builtin function finally called, for privilege checks. */
   builtinSignature: BuiltinSignature;
 }
@@ -198,7 +218,10 @@ function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undef
  * The wrapper's body with its parameters replaced by the call's arguments
  * (cast to the declared types), or their defaults where not given.
  */
-function inlineWrapper(fn: WrapperFunction, args: (AstNode | undefined)[]): AstNode | undefined {
+function inlineWrapper(
+  fn: WrapperFunction,
+  args: (AstNode | undefined)[],
+): { body: AstNode; values: AstNode[] } | undefined {
   if (!fn.bodyExpression) return undefined;
   const firstDefault = fn.argTypes.length - fn.defaults.length;
   if (args.some((a, i) => a === undefined && i < firstDefault)) return undefined;
@@ -229,7 +252,7 @@ function inlineWrapper(fn: WrapperFunction, args: (AstNode | undefined)[]): AstN
     }
     return undefined;
   });
-  return holder.root;
+  return { body: holder.root, values };
 }
 
 /**
@@ -244,8 +267,9 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   const args =
     fn && (positional(call) ?? (fn.argNames.length === fn.argTypes.length ? byName(call, fn.argNames) : undefined));
   if (!fn || !args) return undefined;
-  const inlined = inlineWrapper(fn, args);
-  if (!inlined) return undefined;
+  const inlining = inlineWrapper(fn, args);
+  if (!inlining) return undefined;
+  const inlined = inlining.body;
   const innerCalls: { call: MlCall; node: AstNode }[] = [];
   walk({ root: inlined }, (node) => {
     const fnCall = inner(node, 'FuncCall');
@@ -259,6 +283,22 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   });
   if (innerCalls.length !== 1) return undefined;
   const [{ call: mlCall }] = innerCalls;
+  let nullWhen = mlCall.wrapper?.nullWhen;
+  if (fn.strict) {
+    // (Its NULL test would make the nested call once more per row.)
+    if (
+      inlining.values.some((v) =>
+        some(
+          v,
+          (n) => nodeType(n) === 'FuncCall' && recognizeMlCall(inner(n, 'FuncCall'), catalog, depth + 1) !== undefined,
+        ),
+      )
+    ) {
+      return undefined;
+    }
+    const tests = inlining.values.map((v) => `(${deparse(v)}) IS NULL`);
+    nullWhen = [...tests, ...(nullWhen ? [nullWhen] : [])].join(' OR ');
+  }
   // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression.
   const innermost = mlCall.wrapper ? mlCall.wrapper.inlinedCall : mlCall.node;
   const expression = mlCall.wrapper ? replaceNode(inlined, innerCalls[0].node, mlCall.wrapper.inlined) : inlined;
@@ -266,7 +306,13 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     ...mlCall,
     node: call,
     label: `${fn.schema}.${fn.name}`,
-    wrapper: { fn, inlined: expression, inlinedCall: innermost, chain: [fn, ...(mlCall.wrapper?.chain ?? [])] },
+    wrapper: {
+      fn,
+      inlined: expression,
+      inlinedCall: innermost,
+      chain: [fn, ...(mlCall.wrapper?.chain ?? [])],
+      nullWhen: nullWhen || undefined,
+    },
   };
 }
 

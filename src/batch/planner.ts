@@ -528,7 +528,8 @@ function argumentQuery(
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen).
   const guards = limit ? [] : (caseGuard(site, index, names, from.removed) ?? []);
-  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards];
+  const nullWhen = call.wrapper?.nullWhen;
+  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards, ...(nullWhen ? [`NOT (${nullWhen})`] : [])];
   const whereSql = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
@@ -1368,8 +1369,10 @@ function rewriteAsJoins(
       if (!substituted) continue;
       // The outer cast keeps `(wrapper(...)).field` parenthesized when deparsed.
       const returnType = site.call.wrapper.fn.returnType;
+      // A STRICT wrapper given a NULL is NULL, whatever another row with the same inputs was answered.
+      const nullWhen = site.call.wrapper.nullWhen;
       const replacement = parseExpression(
-        `(CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${returnType} END)::${returnType}`,
+        `(CASE${nullWhen ? ` WHEN ${nullWhen} THEN NULL` : ''} WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${returnType} END)::${returnType}`,
       );
       nameTarget(site);
       site.holder[site.key] = replacement;

@@ -1575,6 +1575,36 @@ describe("the database's own functions", () => {
   });
 });
 
+describe('STRICT wrappers', () => {
+  it('are NULL for a NULL argument, as PostgreSQL makes them, and score nothing for it', async () => {
+    await db.query(`CREATE FUNCTION strict_mood(doc text, unused text) RETURNS varchar LANGUAGE sql STRICT
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    await db.query(`CREATE FUNCTION strict_mood_or(doc text) RETURNS varchar LANGUAGE sql RETURNS NULL ON NULL INPUT
+      AS $$ SELECT (aws_comprehend.detect_sentiment(coalesce(doc, 'nothing'), 'en')).sentiment $$`);
+    await db.query(`CREATE FUNCTION strict_score(a float8, b float8) RETURNS float8 LANGUAGE sql STRICT
+      AS $$ SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, a, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::float8 $$`);
+    // A strict wrapper around one that is not.
+    await db.query(`CREATE FUNCTION outer_strict(doc text, unused text) RETURNS varchar LANGUAGE sql STRICT
+      AS $$ SELECT strict_mood_or(doc) $$`);
+    for (const sql of [
+      'SELECT id, strict_mood(txt, NULL) FROM t',
+      "SELECT id, strict_mood(txt, CASE WHEN id % 2 = 0 THEN 'x' END) FROM t",
+      'SELECT id, strict_mood_or(txt) FROM t',
+      'SELECT id, strict_score(f1, f2) FROM t',
+      'SELECT id, outer_strict(txt, CASE WHEN id % 3 = 0 THEN NULL ELSE txt END) FROM t',
+      "SELECT count(*) FROM t WHERE strict_mood_or(txt) = 'POSITIVE'",
+    ]) {
+      await expectSameBothWays(db, sql);
+    }
+    // Rows whose wrapper gets a NULL are not scored.
+    const { scored } = await runBatched('SELECT id, strict_mood(txt, NULL) FROM t', 'public.strict_mood');
+    expect(scored).toBe(0);
+    const nullTexts = Number((await db.query('SELECT count(*) AS n FROM t WHERE txt IS NULL')).rows[0].n);
+    const some = await runBatched('SELECT id, strict_mood_or(txt) FROM t', 'public.strict_mood_or');
+    expect(some.rows.length - some.scored).toBeGreaterThanOrEqual(nullTexts);
+  });
+});
+
 describe('function DDL in a block that has not ended', () => {
   it('is seen by its own session only', async () => {
     await db.query("CREATE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'unscored'::varchar $$");
