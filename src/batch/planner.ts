@@ -1056,8 +1056,9 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
-  rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber);
-  rewriteAsLookups(analysis, groupOfSite, catalog, statementNumber);
+  const aliasNumbers = firstFreeAliasNumber(statement);
+  const joined = rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber, aliasNumbers);
+  rewriteAsLookups(analysis, groupOfSite, joined, catalog, statementNumber, aliasNumbers);
   return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
 }
 
@@ -1284,7 +1285,9 @@ function rewriteAsJoins(
   groupOfSite: Map<CallSite, CallGroup>,
   catalog: MlCatalog,
   statementNumber: string,
-): void {
+  aliasNumbers: number,
+): Set<CallSite> {
+  const joined = new Set<CallSite>();
   // Innermost calls first, so that outer keys are computed from already rewritten arguments.
   const depthOf = (site: CallSite) => {
     let depth = 0;
@@ -1296,11 +1299,18 @@ function rewriteAsJoins(
   };
   const sites = analysis.sites.filter((s) => groupOfSite.has(s) && joinable(s)).sort((a, b) => depthOf(a) - depthOf(b));
   const joinsByLevel = new Map<Level, ResultsJoin[]>();
+  // Calls written alike at one level read one join: the copies stay equal, as PostgreSQL needs them to be
+  // (an aggregate's DISTINCT argument and its ORDER BY), and the statement makes one join, not two.
+  const aliasOfCall = new Map<Level, Map<string, string>>();
   for (const site of sites) {
     const group = groupOfSite.get(site)!;
     const current = recognizeMlCall(site.call.node, catalog);
     if (!current) continue;
-    const alias = `aws_ml_r${site.id}`;
+    const written = `${group.id} ${deparse({ FuncCall: site.call.node })}`;
+    const calls = aliasOfCall.get(site.level) ?? new Map<string, string>();
+    aliasOfCall.set(site.level, calls);
+    const sharedAlias = site.fromFunction ? undefined : calls.get(written);
+    const alias = sharedAlias ?? `aws_ml_r${aliasNumbers + site.id}`;
     const rows = group.rowIdentity;
     const on = rows
       ? `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_file = ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
@@ -1322,6 +1332,7 @@ function rewriteAsJoins(
         );
       group.joined = true;
       group.aliases.push(alias);
+      joined.add(site);
       if (!Array.isArray(site.holder)) {
         // `L [CROSS | LEFT] JOIN LATERAL f(…) s`: L gets the stored answers, s reads them. A LEFT JOIN's
         // condition can leave s NULL, so only a cross join's columns become plain expressions.
@@ -1341,7 +1352,7 @@ function rewriteAsJoins(
         const cross = join.jointype === 'JOIN_INNER' && !join.quals && plainAbove;
         join.rarg =
           cross && replaceFunctionColumns(statement, site, [names[0], names[1] ?? 'confidence'], columns)
-            ? parseFromItem(`(SELECT) AS aws_ml_one${site.id}`)
+            ? parseFromItem(`(SELECT) AS aws_ml_one${aliasNumbers + site.id}`)
             : lateral();
         continue;
       }
@@ -1389,13 +1400,17 @@ function rewriteAsJoins(
         `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE ${alias}.aws_ml_text::varchar END`,
       );
     }
+    group.joined = true;
+    joined.add(site);
+    calls.set(written, alias);
+    if (sharedAlias) continue;
     const list = joinsByLevel.get(site.level) ?? [];
     list.push({ results, on, site });
     joinsByLevel.set(site.level, list);
-    group.joined = true;
     group.aliases.push(alias);
   }
-  for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins);
+  for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins, `aws_ml_one${aliasNumbers}_list`);
+  return joined;
 }
 
 /**
@@ -1413,14 +1428,16 @@ function rewriteAsJoins(
 function rewriteAsLookups(
   analysis: Analysis,
   groupOfSite: Map<CallSite, CallGroup>,
+  joined: ReadonlySet<CallSite>,
   catalog: MlCatalog,
   statementNumber: string,
+  aliasNumbers: number,
 ): void {
   for (const site of analysis.sites) {
     const group = groupOfSite.get(site);
     if (!group || group.rowIdentity || site.fromFunction || site.call.wrapper) continue;
-    const alias = `aws_ml_r${site.id}`;
-    if (group.aliases.includes(alias)) continue; // answered through a join
+    if (joined.has(site)) continue;
+    const alias = `aws_ml_r${aliasNumbers + site.id}`;
     const { level } = site;
     // Only inputs the index can be probed with: a volatile function (another ML call, a user's
     // PL/pgSQL) in them would make the probe a scan of every stored answer, for every row.
@@ -1569,8 +1586,9 @@ interface ResultsJoin {
 }
 
 /** Chains the level's FROM items with the result joins: `(a CROSS JOIN b) LEFT JOIN results ON …`. */
-function rebuildFrom(level: Level, joins: ResultsJoin[]): void {
+function rebuildFrom(level: Level, joins: ResultsJoin[], emptyRowAlias: string): void {
   const items: AstNode[] = level.stmt.fromClause;
+  qualifySystemColumns(level.stmt, items);
   let acc: AstNode | undefined;
   const join = (jointype: string, larg: AstNode, rarg: AstNode, quals?: AstNode) => ({
     JoinExpr: { jointype, larg, rarg, ...(quals ? { quals } : {}) },
@@ -1581,7 +1599,7 @@ function rebuildFrom(level: Level, joins: ResultsJoin[]): void {
   for (const item of items) {
     const marker = item.__awsmlFromFunction;
     if (marker) {
-      acc = resultsJoin(acc ?? parseFromItem('(SELECT) AS aws_ml_one'), marker.results, marker.on);
+      acc = resultsJoin(acc ?? parseFromItem(`(SELECT) AS ${emptyRowAlias}`), marker.results, marker.on);
       if (marker.lateral) acc = join('JOIN_INNER', acc, marker.lateral);
       continue;
     }
@@ -1592,4 +1610,42 @@ function rebuildFrom(level: Level, joins: ResultsJoin[]): void {
     acc = resultsJoin(acc!, j.results, j.on);
   }
   level.stmt.fromClause = [acc];
+}
+
+/**
+ * The numbers the statement's own names leave free: the gateway's aliases
+ * (`aws_ml_r<n>`, `aws_ml_one<n>…`) start above any such name a user wrote,
+ * which would otherwise be "specified more than once" (42712).
+ */
+function firstFreeAliasNumber(statement: AstNode): number {
+  let highest = -1;
+  for (const match of JSON.stringify(statement).matchAll(/"aws_ml_(?:r|one)(\d*)[^"]*"/g)) {
+    highest = Math.max(highest, match[1] === '' ? 0 : Math.min(Number(match[1]), 1e9));
+  }
+  return highest + 1;
+}
+
+const SYSTEM_COLUMNS = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid']);
+
+/**
+ * An unqualified system column (`ctid`, `xmin`, `tableoid`…) names the one
+ * table of a plain FROM list; under a join PostgreSQL no longer finds it
+ * (42703). Before the results join is added, such columns of this level (and
+ * of subqueries that resolve them here) get the table's name.
+ */
+function qualifySystemColumns(stmt: AstNode, items: AstNode[]): void {
+  const tables = items.filter((item) => inner(item, 'RangeVar'));
+  if (tables.length !== 1) return; // none, or several: PostgreSQL would not have found it either
+  const table = inner(tables[0], 'RangeVar');
+  const qualifier = table.alias?.aliasname ?? table.relname;
+  const ownsSystemColumns = (select: AstNode) =>
+    (select.fromClause ?? []).some((item: AstNode) => inner(item, 'RangeVar'));
+  walk({ SelectStmt: stmt }, (node) => {
+    const select = inner(node, 'SelectStmt');
+    if (select && select !== stmt && ownsSystemColumns(select)) return false;
+    const column = inner(node, 'ColumnRef');
+    const name = column?.fields.length === 1 ? column.fields[0].String?.sval : undefined;
+    if (name && SYSTEM_COLUMNS.has(name)) column.fields = [{ String: { sval: qualifier } }, column.fields[0]];
+    return undefined;
+  });
 }

@@ -913,8 +913,7 @@ export class MlInterceptor implements SessionInterceptor {
           out.push(parseMessage(parse.name, serverSql, parse.paramTypes));
         } else {
           this.prepared.delete(parse.name);
-          if (parsed && 'forward' in parsed && parsed.forward === 'ddl')
-            this.catalogChanged();
+          if (parsed && 'forward' in parsed && parsed.forward === 'ddl') this.catalogChanged();
           out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
           if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }

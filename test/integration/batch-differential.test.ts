@@ -113,12 +113,51 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     ],
     ['unqualified star', `SELECT * FROM (SELECT id, ${EP} AS p FROM t WHERE id < 20) s`],
     ['unknown endpoint', `SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, id)::float8 FROM t`],
+    // Unqualified system columns name the table only in a plain FROM list, which the results join is not.
+    [
+      'system columns',
+      `SELECT ctid, tableoid::regclass, xmin IS NOT NULL, ${EP} FROM t WHERE ctid > '(0,3)' ORDER BY ctid`,
+    ],
+    ['system column, call in WHERE', `SELECT ctid FROM t WHERE ${EP} > 0.5`],
+    [
+      'system column read by a subquery',
+      `SELECT (SELECT ctid), ${SENTIMENT}(txt, 'en') FROM t WHERE id IN (SELECT id FROM u WHERE u.ctid > '(0,2)')`,
+    ],
+    // Names like the gateway's own aliases.
+    ['alias aws_ml_r0', `SELECT aws_ml_r0.id, ${EP} FROM t aws_ml_r0`],
+    ['CTE aws_ml_r1', `WITH aws_ml_r1 AS (SELECT * FROM t) SELECT id, ${EP} FROM aws_ml_r1`],
+    // Copies of a call PostgreSQL matches: an aggregate's DISTINCT argument and its ORDER BY.
+    [
+      'distinct aggregate ordered by its argument',
+      `SELECT array_agg(DISTINCT (${SENTIMENT}(txt, 'en')).sentiment ORDER BY (${SENTIMENT}(txt, 'en')).sentiment) FROM t`,
+    ],
+    [
+      'grouped distinct aggregate ordered by its argument',
+      `SELECT grp, string_agg(DISTINCT round(${EP}::numeric, 2)::text, ',' ORDER BY round(${EP}::numeric, 2)::text) FROM t GROUP BY grp`,
+    ],
   ];
   for (const [name, sql] of shapes) {
     it(name, async () => {
       await expectSameBothWays(db, sql);
     });
   }
+
+  it('reads one join for copies of a call at one level', async () => {
+    const plan = await db.query(`EXPLAIN (COSTS false) SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
+    const scans = plan.rows.filter((r) => /aws_ml_(row_)?results/.test(r['QUERY PLAN']));
+    expect(scans).toHaveLength(1);
+    await expectSameBothWays(db, `SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
+  });
+
+  it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
+    for (const sql of [
+      `SELECT ctid, ${EP} FROM t WHERE id < $1 ORDER BY id`,
+      `SELECT aws_ml_r0.id, ${EP} FROM t aws_ml_r0 WHERE id < $1 ORDER BY id`,
+    ]) {
+      const answer = await expectSameBothWays(db, sql, { params: [30] });
+      expect(answer.error).toBeUndefined();
+    }
+  });
 
   it('extended protocol with parameters, re-executed with new values', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
@@ -1607,14 +1646,16 @@ describe('STRICT wrappers', () => {
 
 describe('function DDL in a block that has not ended', () => {
   it('is seen by its own session only', async () => {
-    await db.query("CREATE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'unscored'::varchar $$");
+    await db.query(
+      "CREATE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'unscored'::varchar $$",
+    );
     const other = await stack.connect();
     try {
       await db.query('BEGIN');
       await db.query(`CREATE OR REPLACE FUNCTION mood_of(doc text) RETURNS varchar LANGUAGE sql
         AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
       // This session reads the catalog inside its block: mood_of is a wrapper here.
-      const own = await runBatched("SELECT id, mood_of(txt) AS mood FROM t WHERE id < 6 ORDER BY id", 'public.mood_of');
+      const own = await runBatched('SELECT id, mood_of(txt) AS mood FROM t WHERE id < 6 ORDER BY id', 'public.mood_of');
       expect(own.rows.map((r) => (r as { mood: string | null }).mood)).not.toContain('unscored');
       // For the other session mood_of still answers 'unscored': it must not batch the uncommitted body.
       const seen = await other.query('SELECT DISTINCT mood_of(txt) AS mood FROM t');
