@@ -1433,6 +1433,7 @@ function rewriteAsLookups(
   statementNumber: string,
   aliasNumbers: number,
 ): void {
+  const aliasOfCall = new Map<Level, Map<string, string>>();
   for (const site of analysis.sites) {
     const group = groupOfSite.get(site);
     if (!group || group.rowIdentity || site.fromFunction || site.call.wrapper) continue;
@@ -1460,10 +1461,17 @@ function rewriteAsLookups(
     const field = site.call.kind === 'sentiment' ? site.fieldHolder?.field : undefined;
     if (site.call.kind === 'sentiment' && field !== 'sentiment' && field !== 'confidence') continue;
     const column = field === 'confidence' ? 'out_real' : 'out_text::varchar';
-    const stored =
-      `(SELECT ${alias}.${column} FROM ${RESULTS} AS ${alias} WHERE ${alias}.stmt = ${statementNumber}` +
-      ` AND ${alias}.kind = '${current.kind}' AND ${alias}.target = ${current.targetSql} AND ${alias}.key = ${current.keySql} LIMIT 1)`;
     const original = deparse({ FuncCall: site.call.node });
+    // Copies of a call at one level are written alike (`SET (a, b) = ROW(f(x), …)` holds one per column,
+    // which must stay equal to be one assignment).
+    const calls = aliasOfCall.get(level) ?? new Map<string, string>();
+    aliasOfCall.set(level, calls);
+    const written = `${group.id} ${original}`;
+    const probe = calls.get(written) ?? alias;
+    calls.set(written, probe);
+    const stored =
+      `(SELECT ${probe}.${column} FROM ${RESULTS} AS ${probe} WHERE ${probe}.stmt = ${statementNumber}` +
+      ` AND ${probe}.kind = '${current.kind}' AND ${probe}.target = ${current.targetSql} AND ${probe}.key = ${current.keySql} LIMIT 1)`;
     nameTarget(site); // the column keeps the name PostgreSQL gives the call, not `coalesce`
     if (field) {
       const holder = site.fieldHolder!;
@@ -1471,7 +1479,7 @@ function rewriteAsLookups(
     } else {
       site.holder[site.key] = parseExpression(`COALESCE(${stored}, ${original})`);
     }
-    group.aliases.push(alias);
+    if (probe === alias) group.aliases.push(alias);
     group.probed = true;
   }
 }

@@ -869,6 +869,30 @@ describe('batch mode in other statements', () => {
     expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
   });
 
+  it('UPDATE with a row assignment of calls, as per row', async () => {
+    const S = "aws_comprehend.detect_sentiment(txt, 'en')";
+    const updates = [
+      `UPDATE assigned SET (mood, score) = ROW((${S}).sentiment, (${S}).confidence) WHERE id < 40`,
+      `UPDATE assigned SET (mood, id) = ((${S}).sentiment, id + 1000), p = ${EP} WHERE id % 3 = 0`,
+    ];
+    for (const update of updates) {
+      const after = async (migration: string) => {
+        await db.query(`SET apg_enable_function_migration = ${migration}`);
+        await db.query('DROP TABLE IF EXISTS assigned');
+        await db.query(
+          `CREATE TABLE assigned AS SELECT t.*, NULL::varchar AS mood, NULL::real AS score, NULL::float8 AS p FROM t`,
+        );
+        const { rowCount } = await db.query(update);
+        await db.query('RESET apg_enable_function_migration');
+        const rows = await db.query({ text: 'SELECT id, mood, score, p FROM assigned ORDER BY id', rowMode: 'array' });
+        return { rowCount, rows: rows.rows };
+      };
+      const batched = await after('on');
+      expect(batched.rowCount).toBeGreaterThan(0);
+      expect(batched).toEqual(await after('off'));
+    }
+  });
+
   it('keeps column names, DISTINCT with ORDER BY, and nested calls working where answers are probed', async () => {
     const S = "aws_comprehend.detect_sentiment(txt, 'en')";
     const names = async (sql: string) => (await db.query(sql)).fields.map((f) => f.name);
