@@ -14,6 +14,11 @@ export interface Level {
   withClause: AstNode | undefined;
   /** Calls here may be rewritten into joins (false for stored definitions: views, matviews). */
   joinable: boolean;
+  /**
+   * Calls here read their answers through index probes only, never a join:
+   * a cursor's plan must stay a scan of its one table for `WHERE CURRENT OF`.
+   */
+  probesOnly?: boolean;
   /** The level groups or aggregates: calls outside aggregate arguments run after grouping. */
   aggregated: boolean;
   /** The statement's top level (its LIMIT bounds what must be scored). */

@@ -72,6 +72,8 @@ export interface BatchPlan {
 export interface PlanOptions {
   /** The statement is stored (a view or materialized view body). */
   stored?: boolean;
+  /** The statement is a cursor's query (DECLARE … CURSOR FOR). */
+  cursor?: boolean;
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
   rowTables?: ReadonlySet<string>;
   /**
@@ -888,10 +890,27 @@ function someAggregate(node: AstNode): boolean {
 
 const isIntegerLiteral = (sql: string) => /^\d+$/.test(sql.trim());
 
+/**
+ * A query whose cursor PostgreSQL lets `UPDATE … WHERE CURRENT OF` name: a
+ * scan of one table, not grouped or deduplicated (arms of a UNION are not
+ * the top level).
+ */
+function simplyUpdatable(level: Level): boolean {
+  const stmt = level.stmt;
+  const [item, ...others] = stmt.fromClause ?? [];
+  return (
+    level.kind === 'select' &&
+    inner(item, 'RangeVar') !== undefined &&
+    others.length === 0 &&
+    !level.aggregated &&
+    !stmt.distinctClause
+  );
+}
+
 /** Whether a call site can read its results through a join added to its level. */
 function joinable(site: CallSite): boolean {
   const level = site.level;
-  if (!level.joinable || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
+  if (!level.joinable || level.probesOnly || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
   if (insideMatchedExpression(level)) return false;
   // FOR UPDATE would have to lock the joined results too (and cannot: it is the nullable side).
   if (level.stmt.lockingClause) return false;
@@ -987,6 +1006,9 @@ const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
  */
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
   const analysis = analyze(statement, catalog, { stored: options.stored });
+  if (options.cursor) {
+    for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;
+  }
   const index = siteIndex(analysis);
   const perRow: BatchPlan['perRow'] = [];
   const groups: CallGroup[] = [];

@@ -672,7 +672,13 @@ export class MlInterceptor implements SessionInterceptor {
       target = batchTarget(stmt, catalog, this.executing);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
-      plan = planBatch(target.query, catalog, { stored: target.stored, rowTables, statementNumber, firstGroupId });
+      plan = planBatch(target.query, catalog, {
+        stored: target.stored,
+        cursor: target.cursor,
+        rowTables,
+        statementNumber,
+        firstGroupId,
+      });
       target.finalSql(plan); // (written again later; a statement it cannot write goes as it came)
     } catch (error) {
       this.logger?.warn({ err: error }, 'batch planning failed; the statement goes to PostgreSQL as written');

@@ -1058,6 +1058,32 @@ describe('batch mode in other statements', () => {
     expect(locked.rows).toEqual(reference.rows.slice(0, 10));
   });
 
+  it('a cursor over one table stays one that UPDATE and DELETE … WHERE CURRENT OF can name', async () => {
+    const S = "(aws_comprehend.detect_sentiment(txt, 'en')).sentiment";
+    const run = async (migration: string) => {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      await db.query('DROP TABLE IF EXISTS current_notes');
+      await db.query('CREATE TABLE current_notes AS SELECT id, txt FROM t WHERE id <= 40');
+      const callsBefore = perRowCallsOf(SENTIMENT);
+      await db.query('BEGIN');
+      await db.query(`DECLARE cur CURSOR FOR SELECT id, ${S} AS mood FROM current_notes WHERE ${S} IS NOT NULL`);
+      const fetched = (await db.query('FETCH 3 FROM cur')).rows;
+      await db.query("UPDATE current_notes SET txt = 'changed' WHERE CURRENT OF cur");
+      await db.query('FETCH 1 FROM cur');
+      await db.query('DELETE FROM current_notes WHERE CURRENT OF cur');
+      await db.query('COMMIT');
+      await db.query('RESET apg_enable_function_migration');
+      const calls = perRowCallsOf(SENTIMENT) - callsBefore;
+      const rows = (await db.query({ text: 'SELECT id, txt FROM current_notes ORDER BY id', rowMode: 'array' })).rows;
+      return { fetched, rows, calls };
+    };
+    const batched = await run('on');
+    const perRow = await run('off');
+    expect(batched.fetched).toEqual(perRow.fetched);
+    expect(batched.rows).toEqual(perRow.rows);
+    expect(batched.calls).toBe(0);
+  });
+
   it('sees the transaction’s own uncommitted rows and temp tables', async () => {
     await db.query('BEGIN');
     await db.query(`CREATE TEMP TABLE tt AS SELECT * FROM t WHERE id < 5`);
