@@ -12,6 +12,8 @@ export interface BatchTarget {
   explain?: { analyze: boolean; text: boolean };
   /** DECLARE … CURSOR: its rows are fetched later, and may still read the stored answers then. */
   cursor?: boolean;
+  /** The statement is a query PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE). */
+  analyzedOnParse?: boolean;
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -99,11 +101,10 @@ export function batchTarget(
   const node = type ? stmt[type] : undefined;
   switch (type) {
     case 'SelectStmt':
-      return { query: stmt, stored: false, finalSql: rewritten(stmt) };
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
-      return { query: stmt, stored: false, finalSql: rewritten(stmt) };
+      return { query: stmt, stored: false, analyzedOnParse: true, finalSql: rewritten(stmt) };
     case 'CreateTableAsStmt': {
       if (node.into?.skipData) return undefined;
       const matview = node.objtype === 'OBJECT_MATVIEW';

@@ -204,6 +204,19 @@ export class BackendChannel {
     return types;
   }
 
+  /**
+   * Has PostgreSQL analyze a statement without running it (Parse of a
+   * private statement, then Close): names, types and operators are checked.
+   * Throws its error as a BackendError.
+   */
+  async analyze(sql: string): Promise<void> {
+    const outcome = await this.run(
+      [parseMessage('aws_ml_analyze', sql, []), closeMessage('S', 'aws_ml_analyze'), syncMessage()],
+      () => undefined,
+    );
+    if (outcome.error) throw outcome.error;
+  }
+
   /** The type OIDs of a statement's result columns (Parse + Describe of a private statement, nothing runs). */
   async columnTypes(sql: string): Promise<number[]> {
     let types: number[] = [];

@@ -721,6 +721,7 @@ export class MlInterceptor implements SessionInterceptor {
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady) return asIs();
+    if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
     if (settings.rowTables.size > 0) {
       // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
@@ -777,6 +778,24 @@ export class MlInterceptor implements SessionInterceptor {
     if (!target.cursor && !failedBlock(control)) await control.backend.query(CLEAR_STATEMENT_NUMBER);
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
+  }
+
+  /**
+   * Whether PostgreSQL accepts the statement as written (unknown columns,
+   * functions, operators, a DISTINCT whose ORDER BY is not in its list…).
+   * If not, its error is the client's, and nothing is scored for a
+   * statement that could never run.
+   */
+  private async analyzes(control: SessionControl, sql: string, standalone: boolean): Promise<boolean> {
+    try {
+      await control.backend.analyze(sql);
+      return true;
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
+      control.toClient(error.raw);
+      if (standalone) control.toClient(readyForQuery(control.backend.status));
+      return false;
+    }
   }
 
   /** Relays an EXPLAIN, adding the batch-mode lines to its text output. */

@@ -159,6 +159,26 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('scores nothing for a statement PostgreSQL rejects as written', async () => {
+    for (const sql of [
+      `SELECT DISTINCT id FROM t ORDER BY (${SENTIMENT}(txt, 'en')).sentiment`,
+      `SELECT (${SENTIMENT}(txt, 'en')).sentiment + 1 FROM t`,
+      `SELECT id, ${EP} FROM t WHERE no_such_column > 0`,
+    ]) {
+      const before = rowsScored(SENTIMENT) + rowsScored();
+      const answer = await expectSameBothWays(db, sql);
+      expect(answer.error, sql).toBeDefined();
+      expect(rowsScored(SENTIMENT) + rowsScored() - before, sql).toBe(0);
+    }
+    // In a block, the error ends it as it would have.
+    await db.query('BEGIN');
+    await expect(db.query(`SELECT (${SENTIMENT}(txt, 'en')).sentiment + 1 FROM t`)).rejects.toMatchObject({
+      code: '42883',
+    });
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await db.query('ROLLBACK');
+  });
+
   it('extended protocol with parameters, re-executed with new values', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
     for (const params of [
