@@ -412,6 +412,22 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
           if (stmt.onConflictClause) scanExpression(stmt.onConflictClause, 'onConflictClause', stmt, level, 'other');
         }
         break;
+      case 'MergeStmt': {
+        if (stmt.withClause) blockers.push('WITH on MERGE');
+        // The source is read once and joined to the target: calls there are batched like a subquery's.
+        // Calls in the join condition and the WHEN clauses act on pairs of rows; they stay per row.
+        const merge = newLevel('select', {}, parent, withClause, false, false);
+        const source = stmt.sourceRelation;
+        if (nodeType(source) === 'RangeSubselect' && !source.RangeSubselect.lateral) {
+          statementLevels(source.RangeSubselect.subquery, merge, withClause, joinable, false);
+        } else {
+          scanFromItem(source, stmt, 'sourceRelation', merge);
+        }
+        scanExpression(stmt.joinCondition, 'joinCondition', stmt, merge, 'other');
+        scanExpression(stmt.mergeWhenClauses, 'mergeWhenClauses', stmt, merge, 'other');
+        if (returning(stmt)) scanExpression(stmt.returningClause.exprs, 'exprs', stmt.returningClause, merge, 'other');
+        break;
+      }
       case 'UpdateStmt':
       case 'DeleteStmt': {
         if (stmt.withClause) blockers.push('WITH on UPDATE/DELETE');

@@ -12,7 +12,7 @@ export interface BatchTarget {
   explain?: { analyze: boolean; text: boolean };
   /** DECLARE … CURSOR: its rows are fetched later, and may still read the stored answers then. */
   cursor?: boolean;
-  /** The statement is a query PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE). */
+  /** The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE). */
   analyzedOnParse?: boolean;
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
@@ -104,6 +104,7 @@ export function batchTarget(
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
+    case 'MergeStmt':
       return { query: stmt, stored: false, analyzedOnParse: true, finalSql: rewritten(stmt) };
     case 'CreateTableAsStmt': {
       if (node.into?.skipData) return undefined;

@@ -889,6 +889,48 @@ describe('batch mode in other statements', () => {
     expect(await contents('notes_batch')).toEqual(await contents('notes_rows'));
   });
 
+  it('MERGE: calls in its source are batched, calls in WHEN clauses run per row, as per row', async () => {
+    const S = "(aws_comprehend.detect_sentiment(txt, 'en')).sentiment";
+    await db.query(`CREATE VIEW merge_moods AS SELECT id, ${S} AS mood FROM t`);
+    const merges = [
+      `MERGE INTO merged m USING (SELECT id, ${S} AS mood, ${EP} AS p FROM t WHERE id > 5) d ON m.id = d.id
+         WHEN MATCHED AND d.mood = 'NEGATIVE' THEN DELETE
+         WHEN MATCHED THEN UPDATE SET mood = d.mood, p = d.p
+         WHEN NOT MATCHED THEN INSERT (id, mood, p) VALUES (d.id, d.mood, d.p) RETURNING merge_action(), m.*`,
+      `MERGE INTO merged m USING merge_moods d ON m.id = d.id
+         WHEN MATCHED THEN UPDATE SET mood = d.mood WHEN NOT MATCHED THEN INSERT (id, mood) VALUES (d.id, d.mood)`,
+      `MERGE INTO merged m USING t d ON m.id = d.id
+         WHEN MATCHED THEN UPDATE SET mood = (aws_comprehend.detect_sentiment(d.txt, 'en')).sentiment
+         WHEN NOT MATCHED BY SOURCE THEN DELETE`,
+    ];
+    for (const merge of merges) {
+      const after = async (migration: string) => {
+        await db.query(`SET apg_enable_function_migration = ${migration}`);
+        await db.query('DROP TABLE IF EXISTS merged');
+        await db.query(
+          "CREATE TABLE merged AS SELECT id, 'old'::varchar AS mood, NULL::float8 AS p FROM t WHERE id % 3 = 0 OR id > 900",
+        );
+        const scored = rowsScored(SENTIMENT);
+        const calls = perRowCallsOf(SENTIMENT);
+        const { rowCount, rows: returned } = await db.query({ text: merge, rowMode: 'array' });
+        await db.query('RESET apg_enable_function_migration');
+        const rows = await db.query({ text: 'SELECT * FROM merged ORDER BY id', rowMode: 'array' });
+        return {
+          result: { rowCount, returned: returned.sort(), rows: rows.rows },
+          scored: rowsScored(SENTIMENT) - scored,
+          calls: perRowCallsOf(SENTIMENT) - calls,
+        };
+      };
+      const batched = await after('on');
+      const perRow = await after('off');
+      expect(batched.result).toEqual(perRow.result);
+      if (!merge.includes('WHEN MATCHED THEN UPDATE SET mood = (aws')) {
+        expect(batched.scored).toBeGreaterThan(0);
+        expect(batched.calls).toBe(0);
+      }
+    }
+  });
+
   it('UPDATE with a row assignment of calls, as per row', async () => {
     const S = "aws_comprehend.detect_sentiment(txt, 'en')";
     const updates = [
