@@ -1,6 +1,7 @@
 import type { BackendChannel } from '../gateway/backend.js';
 import { type AstNode, callsFunction, nodeType, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { quoteLiteral } from '../sql/quote.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
 export interface WrapperFunction {
@@ -19,6 +20,12 @@ export interface WrapperFunction {
   securityDefiner: boolean;
   /** STRICT (RETURNS NULL ON NULL INPUT): a NULL argument makes it NULL without running its body. */
   strict: boolean;
+  /**
+   * Other functions share its name: in its schema (an overload PostgreSQL
+   * may pick by argument types), or only in other schemas (which
+   * search_path may pick for an unqualified call).
+   */
+  namesakes?: 'same-schema' | 'other-schemas';
   owner: string;
 }
 
@@ -70,6 +77,32 @@ function bodyExpression(prosrc: string): AstNode | undefined {
     return nodeType(value) ? value : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Marks wrappers whose name other functions have too: which one a call means
+ * is PostgreSQL's choice (by argument types, by search_path), so batch mode
+ * does not inline them.
+ */
+async function noteNamesakes(backend: BackendChannel, wrappers: WrapperFunction[]): Promise<void> {
+  if (wrappers.length === 0) return;
+  const names = [...new Set(wrappers.map((w) => quoteLiteral(w.name)))].join(', ');
+  const counts = await backend.query(`
+    SELECT n.nspname, p.proname, count(*)
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.proname = ANY (ARRAY[${names}]::name[])
+     GROUP BY 1, 2`);
+  const inSchema = new Map<string, number>();
+  const total = new Map<string, number>();
+  for (const [schema, name, count] of counts.rows as string[][]) {
+    inSchema.set(`${schema}.${name}`, Number(count));
+    total.set(name, (total.get(name) ?? 0) + Number(count));
+  }
+  for (const wrapper of wrappers) {
+    const here = inSchema.get(`${wrapper.schema}.${wrapper.name}`) ?? 1;
+    if (here > 1) wrapper.namesakes = 'same-schema';
+    else if ((total.get(wrapper.name) ?? 1) > here) wrapper.namesakes = 'other-schemas';
   }
 }
 
@@ -137,6 +170,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     if (!added) break;
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
+  await noteNamesakes(backend, [...wrappers.values()]);
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
   const views = await backend.query(`
     ${viewsCallingSql('ml_views', names)}

@@ -36,11 +36,13 @@ export interface MlCall {
     inlined: AstNode;
     inlinedCall: AstNode;
     chain: WrapperFunction[];
-    /**
-     * SQL true when a STRICT wrapper on the way gets a NULL argument: the
-     * call is then NULL, its body never runs, and nothing is scored for it.
-     */
+    /** SQL true when this wrapper is STRICT and gets a NULL argument: it is NULL, its body never runs. */
     nullWhen?: string;
+    /**
+     * SQL true when no ML call is made for the row: a STRICT wrapper on the
+     * way (this one or one inlined in it) gets a NULL. Nothing is scored then.
+     */
+    skipWhen?: string;
   };
   /** The builtin function finally called, for privilege checks. */
   builtinSignature: BuiltinSignature;
@@ -211,7 +213,11 @@ function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undef
       args <= w.argTypes.length &&
       args >= w.argTypes.length - w.defaults.length,
   );
-  return candidates.length === 1 ? candidates[0] : undefined;
+  const [fn] = candidates;
+  if (candidates.length !== 1 || fn.namesakes === 'same-schema') return undefined;
+  // Unqualified, the name may mean a function of another schema on the search_path.
+  if (name.length === 1 && fn.namesakes === 'other-schemas') return undefined;
+  return fn;
 }
 
 /**
@@ -283,25 +289,24 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   });
   if (innerCalls.length !== 1) return undefined;
   const [{ call: mlCall }] = innerCalls;
-  let nullWhen = mlCall.wrapper?.nullWhen;
+  let nullWhen: string | undefined;
   if (fn.strict) {
     // (Its NULL test would make the nested call once more per row.)
-    if (
-      inlining.values.some((v) =>
-        some(
-          v,
-          (n) => nodeType(n) === 'FuncCall' && recognizeMlCall(inner(n, 'FuncCall'), catalog, depth + 1) !== undefined,
-        ),
-      )
-    ) {
-      return undefined;
-    }
-    const tests = inlining.values.map((v) => `(${deparse(v)}) IS NULL`);
-    nullWhen = [...tests, ...(nullWhen ? [nullWhen] : [])].join(' OR ');
+    const nested = (v: AstNode) =>
+      some(
+        v,
+        (n) => nodeType(n) === 'FuncCall' && recognizeMlCall(inner(n, 'FuncCall'), catalog, depth + 1) !== undefined,
+      );
+    if (inlining.values.some(nested)) return undefined;
+    nullWhen = inlining.values.map((v) => `(${deparse(v)}) IS NULL`).join(' OR ') || undefined;
   }
-  // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression.
+  const skipWhen = [nullWhen, mlCall.wrapper?.skipWhen].filter((w) => w !== undefined).join(' OR ') || undefined;
+  // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression, in which a
+  // STRICT inner wrapper given a NULL is NULL where it stands.
   const innermost = mlCall.wrapper ? mlCall.wrapper.inlinedCall : mlCall.node;
-  const expression = mlCall.wrapper ? replaceNode(inlined, innerCalls[0].node, mlCall.wrapper.inlined) : inlined;
+  const expression = mlCall.wrapper
+    ? replaceNode(inlined, innerCalls[0].node, nullAt(mlCall.wrapper.nullWhen, mlCall.wrapper.inlined))
+    : inlined;
   return {
     ...mlCall,
     node: call,
@@ -311,7 +316,19 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
       inlined: expression,
       inlinedCall: innermost,
       chain: [fn, ...(mlCall.wrapper?.chain ?? [])],
-      nullWhen: nullWhen || undefined,
+      nullWhen,
+      skipWhen,
+    },
+  };
+}
+
+/** `CASE WHEN <test> THEN NULL ELSE <expression> END`, keeping the expression's nodes (found by identity later). */
+function nullAt(test: string | undefined, expression: AstNode): AstNode {
+  if (!test) return expression;
+  return {
+    CaseExpr: {
+      args: [{ CaseWhen: { expr: parseExpression(test), result: { A_Const: { isnull: true } } } }],
+      defresult: expression,
     },
   };
 }

@@ -530,8 +530,8 @@ function argumentQuery(
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen).
   const guards = limit ? [] : (caseGuard(site, index, names, from.removed) ?? []);
-  const nullWhen = call.wrapper?.nullWhen;
-  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards, ...(nullWhen ? [`NOT (${nullWhen})`] : [])];
+  const skipWhen = call.wrapper?.skipWhen;
+  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards, ...(skipWhen ? [`NOT (${skipWhen})`] : [])];
   const whereSql = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit

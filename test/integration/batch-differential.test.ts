@@ -1747,12 +1747,51 @@ describe('STRICT wrappers', () => {
     ]) {
       await expectSameBothWays(db, sql);
     }
+    // A STRICT wrapper inside one that is not: its NULL stays where it stands in the outer body.
+    await db.query(`CREATE FUNCTION strict_in(doc text, lang text) RETURNS varchar LANGUAGE sql STRICT
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, lang)).sentiment $$`);
+    await db.query(`CREATE FUNCTION lenient_out(doc text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT coalesce(strict_in(doc, NULL), 'none') $$`);
+    await db.query(`CREATE FUNCTION lenient_null(doc text) RETURNS boolean LANGUAGE sql
+      AS $$ SELECT strict_in(doc, 'en') IS NULL $$`);
+    for (const sql of ['SELECT id, lenient_out(txt) FROM t', 'SELECT id, lenient_null(txt) FROM t']) {
+      await expectSameBothWays(db, sql);
+    }
     // Rows whose wrapper gets a NULL are not scored.
     const { scored } = await runBatched('SELECT id, strict_mood(txt, NULL) FROM t', 'public.strict_mood');
     expect(scored).toBe(0);
     const nullTexts = Number((await db.query('SELECT count(*) AS n FROM t WHERE txt IS NULL')).rows[0].n);
     const some = await runBatched('SELECT id, strict_mood_or(txt) FROM t', 'public.strict_mood_or');
     expect(some.rows.length - some.scored).toBeGreaterThanOrEqual(nullTexts);
+  });
+});
+
+describe('wrappers that share their name with other functions', () => {
+  it('are left to PostgreSQL to choose, as per row', async () => {
+    const body = (tag: string) =>
+      `AS $$ SELECT '${tag}:' || (aws_comprehend.detect_sentiment(doc::text, 'en')).sentiment $$`;
+    await db.query(`CREATE FUNCTION ov_mood(doc varchar) RETURNS text LANGUAGE sql ${body('varchar')}`);
+    await db.query(`CREATE FUNCTION ov_mood(doc text) RETURNS text LANGUAGE sql ${body('text')}`);
+    await db.query(`CREATE FUNCTION ov_int(doc text) RETURNS text LANGUAGE sql ${body('text')}`);
+    await db.query(`CREATE FUNCTION ov_int(doc int) RETURNS text LANGUAGE sql AS $$ SELECT 'int' $$`);
+    await db.query('CREATE SCHEMA elsewhere');
+    await db.query(`CREATE FUNCTION elsewhere.ov_schema(doc text) RETURNS text LANGUAGE sql AS $$ SELECT 'plain' $$`);
+    await db.query(`CREATE FUNCTION ov_schema(doc text) RETURNS text LANGUAGE sql ${body('public')}`);
+    for (const sql of [
+      'SELECT id, ov_mood(txt) FROM t',
+      'SELECT id, ov_mood(txt::varchar) FROM t',
+      'SELECT id, ov_int(id) FROM t',
+      'SELECT id, ov_int(txt) FROM t',
+      'SELECT id, ov_schema(txt) FROM t',
+      'SELECT id, elsewhere.ov_schema(txt) FROM t',
+    ]) {
+      await expectSameBothWays(db, sql);
+      await expectSameBothWays(db, sql, { setup: 'SET search_path = elsewhere, public' });
+      await db.query('RESET search_path');
+    }
+    // Only a schema-qualified call of a name no other function of its schema has is inlined.
+    const { scored } = await runBatched('SELECT id, public.ov_schema(txt) FROM t', 'public.ov_schema');
+    expect(scored).toBeGreaterThan(0);
   });
 });
 
