@@ -174,6 +174,8 @@ interface PreparedMl {
   /** It must run without a parallel plan (see writesWithParallelPlan). */
   writes: boolean;
   inferredTypes?: number[];
+  /** The ML catalog it was planned with: after a change (a wrapper replaced, made STRICT…) it is planned again. */
+  catalog: MlCatalog;
   /** The SQL names of the inferred types (and of the types under domains), for writing bound values into argument queries. */
   typeNames?: { names: string[]; bases: string[] };
 }
@@ -926,6 +928,7 @@ export class MlInterceptor implements SessionInterceptor {
             plainSql: rewritten,
             firstGroupId,
             writes: writesWithParallelPlan(rewritten),
+            catalog,
           };
           this.prepared.set(parse.name, entry);
           if (parse.name === '') unnamed.parsed = null;
@@ -966,6 +969,11 @@ export class MlInterceptor implements SessionInterceptor {
     if ((batchParses.length === 0 && binds.length === 0) || !endsWithSync || status === 'E') {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
+      return;
+    }
+    const refusal = await this.refreshStale(control, binds, unnamed, catalog);
+    if (refusal) {
+      control.toClient([refusal, readyForQuery(control.backend.status)]);
       return;
     }
     const settings = await readSettings(
@@ -1179,6 +1187,100 @@ export class MlInterceptor implements SessionInterceptor {
       this.unnamedPlain = { bytes, ownOperations: control.backend.operations };
     }
     return error;
+  }
+
+  /**
+   * Statements prepared before the ML catalog last changed are planned again
+   * before they are bound: the server's copy has the wrapper bodies of then
+   * inlined (a body replaced, a wrapper made STRICT or dropped would give
+   * answers PostgreSQL's own call no longer gives). A plan that changed is
+   * prepared again under the statement's name, in a round trip of the
+   * gateway's own; one that is no longer batched, as written. Returns the
+   * server's error if that failed (a wrapper the statement names is gone).
+   */
+  private async refreshStale(
+    control: SessionControl,
+    binds: { name: string; entry: PreparedMl }[],
+    unnamed: UnnamedUse,
+    catalog: MlCatalog,
+  ): Promise<Buffer | undefined> {
+    const stale = new Map(binds.filter((b) => b.entry.catalog !== catalog).map((b) => [b.name, b.entry]));
+    if (stale.size === 0 || control.backend.status === 'E') return undefined;
+    const replaced = new Map<PreparedMl, PreparedMl | undefined>();
+    const messages: Buffer[] = [];
+    for (const [name, entry] of stale) {
+      const fresh = this.planAgain(entry, catalog);
+      if (fresh?.serverSql === entry.serverSql) {
+        entry.catalog = catalog;
+        continue;
+      }
+      replaced.set(entry, fresh);
+      messages.push(
+        closeMessage('S', name),
+        parseMessage(name, fresh?.serverSql ?? entry.plainSql, entry.declaredTypes),
+      );
+    }
+    if (messages.length === 0) return undefined;
+    let error: Buffer | undefined;
+    await control.relay([...messages, syncMessage()], (message) => {
+      if (message.type === 0x45 /* ErrorResponse */) error ??= message.bytes;
+      return null;
+    });
+    for (const [name, entry] of stale) {
+      if (!replaced.has(entry)) continue;
+      const fresh = replaced.get(entry);
+      if (fresh && !error) this.prepared.set(name, fresh);
+      else this.prepared.delete(name);
+    }
+    for (const bind of binds) {
+      if (!replaced.has(bind.entry)) continue;
+      const fresh = replaced.get(bind.entry);
+      if (bind.name === '') {
+        unnamed.ml = fresh;
+        if (!fresh) unnamed.plainBound = true;
+      }
+      if (fresh) bind.entry = fresh;
+    }
+    const plain = new Set([...replaced].filter(([, fresh]) => !fresh).map(([entry]) => entry));
+    binds.splice(0, binds.length, ...binds.filter((b) => !plain.has(b.entry)));
+    return error;
+  }
+
+  /** A prepared statement planned anew against this catalog, or undefined when it is no longer batched. */
+  private planAgain(entry: PreparedMl, catalog: MlCatalog): PreparedMl | undefined {
+    const rowTables = new Set(rowTablesOf(entry.plan));
+    const plan = (firstGroupId: number) => {
+      const parsed = this.parseForBatch(
+        entry.plainSql,
+        { ...catalog, paramTypes: entry.declaredTypes },
+        rowTables.size > 0 ? rowTables : undefined,
+        undefined,
+        firstGroupId,
+      );
+      if ('forward' in parsed || parsed.target.explain) return undefined;
+      return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
+    };
+    try {
+      // Unchanged under its own group ids, it stays as the server has it.
+      if (plan(entry.firstGroupId)?.serverSql === entry.serverSql) return entry;
+      // Changed: new ids, since it may have more groups than the ids it was given.
+      const firstGroupId = this.nextGroupId;
+      const fresh = plan(firstGroupId);
+      if (!fresh) return undefined;
+      const { target, plan: batchPlan } = fresh.parsed;
+      return {
+        ...entry,
+        target,
+        plan: batchPlan,
+        serverSql: fresh.serverSql,
+        firstGroupId,
+        catalog,
+        inferredTypes: undefined,
+        typeNames: undefined,
+      };
+    } catch {
+      return undefined;
+    }
   }
 
   /**

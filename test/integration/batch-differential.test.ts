@@ -1795,6 +1795,38 @@ describe('wrappers that share their name with other functions', () => {
   });
 });
 
+describe('prepared statements and wrapper DDL', () => {
+  it('a named statement bound again after its wrapper changed answers as the new wrapper does', async () => {
+    const define = (body: string, extra = '') =>
+      db.query(`CREATE OR REPLACE FUNCTION stale_mood(doc text) RETURNS varchar LANGUAGE sql ${extra}
+        AS $$ SELECT ${body} $$`);
+    await define("(aws_comprehend.detect_sentiment(doc, 'en')).sentiment");
+    const statement = {
+      name: 'stale_mood_by_id',
+      text: 'SELECT id, stale_mood(txt) AS mood FROM t WHERE id < $1 ORDER BY id',
+    };
+    const run = async () => (await db.query({ ...statement, values: [40], rowMode: 'array' })).rows;
+    const perRow = async () => {
+      await db.query('SET apg_enable_function_migration = off');
+      const rows = (await db.query({ text: statement.text, values: [40], rowMode: 'array' })).rows;
+      await db.query('RESET apg_enable_function_migration');
+      return rows;
+    };
+    expect(await run()).toEqual(await perRow());
+    await define("'new: ' || (aws_comprehend.detect_sentiment(doc, 'en')).sentiment");
+    const replaced = await run();
+    expect(replaced).toEqual(await perRow());
+    expect(replaced.some((r) => String(r[1]).startsWith('new: '))).toBe(true);
+    await db.query('ALTER FUNCTION stale_mood(text) STRICT');
+    expect(await run()).toEqual(await perRow());
+    // No longer a wrapper: prepared again as written, answered per row by PostgreSQL.
+    await define("'plain'::varchar");
+    expect(await run()).toEqual(await perRow());
+    await define("(aws_comprehend.detect_sentiment(doc, 'en')).sentiment");
+    expect(await run()).toEqual(await perRow());
+  });
+});
+
 describe('function DDL in a block that has not ended', () => {
   it('is seen by its own session only', async () => {
     await db.query(
