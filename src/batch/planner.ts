@@ -1324,7 +1324,16 @@ function rewriteAsJoins(
   // Calls written alike at one level read one join: the copies stay equal, as PostgreSQL needs them to be
   // (an aggregate's DISTINCT argument and its ORDER BY), and the statement makes one join, not two.
   const aliasOfCall = new Map<Level, Map<string, string>>();
+  const emptyRowAlias = `aws_ml_one${aliasNumbers}_list`;
   for (const site of sites) {
+    // Subqueries in the arguments (`f((SELECT g(t2.doc) … WHERE t2.id = t.id))`) get their joins now: the
+    // arguments are copied into this call's join condition and fallback below.
+    for (const [level, joins] of joinsByLevel) {
+      if (level !== site.level && some({ FuncCall: site.call.node }, (n) => inner(n, 'SelectStmt') === level.stmt)) {
+        rebuildFrom(level, joins, emptyRowAlias);
+        joinsByLevel.delete(level);
+      }
+    }
     const group = groupOfSite.get(site)!;
     const current = recognizeMlCall(site.call.node, catalog);
     if (!current) continue;
@@ -1431,7 +1440,7 @@ function rewriteAsJoins(
     joinsByLevel.set(site.level, list);
     group.aliases.push(alias);
   }
-  for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins, `aws_ml_one${aliasNumbers}_list`);
+  for (const [level, joins] of joinsByLevel) rebuildFrom(level, joins, emptyRowAlias);
   return joined;
 }
 

@@ -123,6 +123,10 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       'system column read by a subquery',
       `SELECT (SELECT ctid), ${SENTIMENT}(txt, 'en') FROM t WHERE id IN (SELECT id FROM u WHERE u.ctid > '(0,2)')`,
     ],
+    [
+      'nested call over a correlated scalar subquery with a call',
+      `SELECT id, (${SENTIMENT}((SELECT (${SENTIMENT}(t2.txt, 'en')).sentiment FROM t t2 WHERE t2.id = t.id) || ' ' || txt, 'en')).sentiment FROM t`,
+    ],
     // Names like the gateway's own aliases.
     ['alias aws_ml_r0', `SELECT aws_ml_r0.id, ${EP} FROM t aws_ml_r0`],
     ['CTE aws_ml_r1', `WITH aws_ml_r1 AS (SELECT * FROM t) SELECT id, ${EP} FROM aws_ml_r1`],
