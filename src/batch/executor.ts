@@ -68,12 +68,13 @@ export async function readSettings(
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
          WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
     : 'NULL';
-  // Plain tables without inheritance children (their ctid names one row), and a
-  // session that may create its temp table of per-row results.
+  // Plain tables without inheritance children (their ctid names one row) that the user may read whole (SELECT
+  // granted on some columns only does not cover ctid and xmin), and a session that may create its temp table
+  // of per-row results.
   const rowTables = rowCandidates.length
     ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(quoteLiteral).join(', ')}]::text[]) n
          JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
-        WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass
+        WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass AND has_table_privilege(c.oid, 'SELECT')
           AND has_database_privilege(current_database(), 'TEMP'))::text`
     : "'[]'";
   const { rows } = await control.backend.query(`SELECT

@@ -276,6 +276,26 @@ describe('results joined by tuple identity', () => {
     }
   });
 
+  it('works for a role granted SELECT on some columns only, on either protocol', async () => {
+    await db.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'column_reader') THEN CREATE ROLE column_reader; END IF;
+      END $$`);
+    await db.query(`GRANT aws_ml TO column_reader; GRANT SELECT (id, txt, ${f.join(', ')}) ON t TO column_reader`);
+    await db.query('SET ROLE column_reader');
+    try {
+      for (const sql of [
+        `SELECT id, ${EP} FROM t WHERE id <= 30`,
+        `SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= 30`,
+      ]) {
+        expect((await expectSameBothWays(db, sql)).error).toBeUndefined();
+        const extended = `${sql} AND id < $1`;
+        expect((await expectSameBothWays(db, extended, { params: [20] })).error).toBeUndefined();
+      }
+    } finally {
+      await db.query('RESET ROLE');
+    }
+  });
+
   it('answers a cursor correctly when other batch statements run before its first FETCH', async () => {
     const reversed = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${[...f].reverse().join(', ')})::float8`;
     const read = async () => {
