@@ -287,7 +287,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     }
     return undefined;
   });
-  if (innerCalls.length !== 1) return undefined;
+  if (innerCalls.length !== 1 || mlCallsIn(fn.bodyExpression, catalog, depth) !== 1) return undefined;
   const [{ call: mlCall }] = innerCalls;
   let nullWhen: string | undefined;
   if (fn.strict) {
@@ -320,6 +320,22 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
       skipWhen,
     },
   };
+}
+
+/**
+ * The ML calls written in a wrapper's body, nested ones included: a body
+ * whose call's input is another call (`f((f(doc)).sentiment || doc)`) is not
+ * inlined, since the inner call would stay in the join condition and run
+ * once per pair of row and stored answer.
+ */
+function mlCallsIn(body: AstNode, catalog: MlCatalog, depth: number): number {
+  let count = 0;
+  walk({ root: body }, (node) => {
+    const call = inner(node, 'FuncCall');
+    if (call && recognizeMlCall(call, catalog, depth + 1)) count += 1;
+    return undefined;
+  });
+  return count;
 }
 
 /** `CASE WHEN <test> THEN NULL ELSE <expression> END`, keeping the expression's nodes (found by identity later). */

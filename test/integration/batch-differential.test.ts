@@ -1790,6 +1790,23 @@ describe('STRICT wrappers', () => {
   });
 });
 
+describe('a wrapper whose body nests one call in another', () => {
+  it('makes no more calls than the per-row path, with its answers', async () => {
+    await db.query(`CREATE FUNCTION mood_of_mood(doc text) RETURNS varchar LANGUAGE sql AS $$
+      SELECT (aws_comprehend.detect_sentiment((aws_comprehend.detect_sentiment(doc, 'en')).sentiment || ' ' || doc, 'en')).sentiment $$`);
+    const sql = 'SELECT id, mood_of_mood(txt) FROM t WHERE id <= 40';
+    const calls = async (migration: string) => {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      const before = perRowCallsOf(SENTIMENT) + rowsScored(SENTIMENT);
+      await db.query(sql);
+      await db.query('RESET apg_enable_function_migration');
+      return perRowCallsOf(SENTIMENT) + rowsScored(SENTIMENT) - before;
+    };
+    expect(await calls('on')).toBeLessThanOrEqual(await calls('off'));
+    await expectSameBothWays(db, sql);
+  });
+});
+
 describe('wrappers that share their name with other functions', () => {
   it('are left to PostgreSQL to choose, as per row', async () => {
     const body = (tag: string) =>
