@@ -164,28 +164,21 @@ $$;
 -- take the per-row path), and the table is the one begin_batch created. Its
 -- owner is checked because a user can set the setting and plant a look-alike
 -- view, which these SECURITY DEFINER callers must never read.
+-- No SET clause (each call would save and restore search_path; it runs once per row of a view read):
+-- every name is schema-qualified, and its callers run with search_path = pg_catalog, pg_temp.
 CREATE FUNCTION aws_ml.batch_results_available() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   SELECT COALESCE((
-    SELECT current_setting('aws_ml.batch_results', true) = pg_backend_pid()::text || ':' || c.oid::text
-      FROM pg_class c
-     WHERE c.oid = to_regclass('pg_temp.aws_ml_results')
-       AND c.relkind = 'r'
-       AND c.relowner = current_user::regrole
+    SELECT pg_catalog.current_setting('aws_ml.batch_results', true)
+           OPERATOR(pg_catalog.=) (pg_catalog.pg_backend_pid()::pg_catalog.text OPERATOR(pg_catalog.||) ':'
+                                   OPERATOR(pg_catalog.||) c.oid::pg_catalog.text)
+      FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('pg_temp.aws_ml_results')
+       AND c.relkind OPERATOR(pg_catalog.=) 'r'
+       AND c.relowner OPERATOR(pg_catalog.=) current_user::pg_catalog.regrole
   ), false)
-  WHERE COALESCE(current_setting('aws_ml.batch_results', true), '') <> ''
-$$;
-
--- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
-CREATE FUNCTION aws_ml.check_batch_size(max_rows_per_batch int) RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
-    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
-  END IF;
-END
+  WHERE COALESCE(pg_catalog.current_setting('aws_ml.batch_results', true), '') OPERATOR(pg_catalog.<>) ''
 $$;
 
 CREATE FUNCTION aws_comprehend.detect_sentiment(
@@ -206,7 +199,11 @@ BEGIN
   IF language_code IS NULL THEN
     RAISE EXCEPTION 'language_code must not be NULL' USING ERRCODE = '22004';
   END IF;
-  PERFORM aws_ml.check_batch_size(max_rows_per_batch);
+  -- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
+  -- (Checked here, not by a helper: PERFORM would run a query per row.)
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
   IF aws_ml.batch_results_available() THEN
     SELECT r.out_text, r.out_real INTO sentiment, confidence
       FROM pg_temp.aws_ml_results r
@@ -262,7 +259,11 @@ BEGIN
   IF endpoint_name IS NULL THEN
     RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
   END IF;
-  PERFORM aws_ml.check_batch_size(max_rows_per_batch);
+  -- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
+  -- (Checked here, not by a helper: PERFORM would run a query per row.)
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
   IF model_input IS NULL THEN
     RETURN; -- no inputs at all (json_build_array always gives an array): nothing to send, as in batch mode
   END IF;
