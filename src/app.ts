@@ -154,7 +154,9 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
 
     await parser;
     const interceptorContext = {
-      catalogs: new CatalogRegistry(),
+      catalogs: new CatalogRegistry(() => {
+        statistics.catalogReads += 1;
+      }),
       services: ml,
       statistics,
       handlers: [

@@ -40,6 +40,8 @@ const fresh = (entry: Entry) => Date.now() - entry.loadedAt < MAX_AGE_MS;
  */
 export class CatalogRegistry {
   private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly onRead: () => void = () => undefined) {}
   /**
    * The pattern for a database, or undefined when its catalog has not been
    * read since it may have changed (then every statement is looked at, and
@@ -55,18 +57,24 @@ export class CatalogRegistry {
     if (entry) entry.loadedAt = 0;
   }
 
-  /** The catalog for a database, read on the given session when missing or stale. */
-  async catalog(database: string, backend: BackendChannel): Promise<CatalogView> {
+  /**
+   * The catalog for a database, read on the given session when missing or
+   * stale; `shared` is false for one read in a REPEATABLE READ or
+   * SERIALIZABLE block's snapshot, too old to share.
+   */
+  async catalog(database: string, backend: BackendChannel): Promise<{ view: CatalogView; shared: boolean }> {
     const entry = this.entries.get(database);
-    if (entry && fresh(entry)) return entry;
-    if (backend.status === 'E') return entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }; // (statements fail until ROLLBACK)
+    if (entry && fresh(entry)) return { view: entry, shared: true };
+    if (backend.status === 'E') {
+      // (Statements fail until the block ends.)
+      return { view: entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }, shared: true };
+    }
     if (backend.status === 'T' && !(await seesLatestCommits(backend))) {
-      // A REPEATABLE READ or SERIALIZABLE block reads the catalog as of its snapshot: right for its statement, too old to share.
-      return this.readOn(backend);
+      return { view: await this.readOn(backend), shared: false };
     }
     const view = await this.readOn(backend);
     this.entries.set(database, { ...view, loadedAt: Date.now() });
-    return view;
+    return { view, shared: true };
   }
 
   /**
@@ -76,6 +84,7 @@ export class CatalogRegistry {
    * for them, or that a rollback undoes).
    */
   async readOn(backend: BackendChannel): Promise<CatalogView> {
+    this.onRead();
     const catalog = await loadMlCatalog(backend);
     return { catalog, pattern: namePattern(catalog.names) };
   }

@@ -298,7 +298,10 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
         (n) => nodeType(n) === 'FuncCall' && recognizeMlCall(inner(n, 'FuncCall'), catalog, depth + 1) !== undefined,
       );
     if (inlining.values.some(nested)) return undefined;
-    nullWhen = inlining.values.map((v) => `(${deparse(v)}) IS NULL`).join(' OR ') || undefined;
+    // (num_nulls, not IS NULL: a row whose fields are all NULL is not a NULL argument.)
+    if (inlining.values.length > 0) {
+      nullWhen = `pg_catalog.num_nulls(${inlining.values.map((v) => deparse(v)).join(', ')}) > 0`;
+    }
   }
   const skipWhen = [nullWhen, mlCall.wrapper?.skipWhen].filter((w) => w !== undefined).join(' OR ') || undefined;
   // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression, in which a

@@ -25,6 +25,8 @@ export class BatchStatistics {
   private readonly byFunction = new Map<string, FunctionFigures>();
   /** The most recent batch-mode statement's phases (benchmarks read it). */
   lastStatement: StatementPhases | undefined;
+  /** Reads of the ML catalog (wrappers, views) from the database: after DDL, when old, per snapshot. */
+  catalogReads = 0;
 
   private entry(label: string): FunctionFigures {
     let entry = this.byFunction.get(label);
@@ -76,6 +78,11 @@ export class BatchStatistics {
         lines.push(`${name}{function="${fn}"} ${Math.round(figures[field] * 1000) / 1000}`);
       }
     }
+    lines.push(
+      '# HELP pgsage_ml_catalog_reads_total Reads of the ML wrapper and view catalog from the database',
+      '# TYPE pgsage_ml_catalog_reads_total counter',
+      `pgsage_ml_catalog_reads_total ${this.catalogReads}`,
+    );
     return `${lines.join('\n')}\n`;
   }
 }

@@ -209,9 +209,9 @@ export class BackendChannel {
    * private statement, then Close): names, types and operators are checked.
    * Throws its error as a BackendError.
    */
-  async analyze(sql: string): Promise<void> {
+  async analyze(sql: string, paramTypes: number[] = []): Promise<void> {
     const outcome = await this.run(
-      [parseMessage('aws_ml_analyze', sql, []), closeMessage('S', 'aws_ml_analyze'), syncMessage()],
+      [parseMessage('aws_ml_analyze', sql, paramTypes), closeMessage('S', 'aws_ml_analyze'), syncMessage()],
       () => undefined,
     );
     if (outcome.error) throw outcome.error;

@@ -333,6 +333,8 @@ export class MlInterceptor implements SessionInterceptor {
   private ddlInBlock = false;
   /** While `ddlInBlock`: the catalog as this session sees it (see CatalogRegistry.readOn), once read. */
   private ownCatalog: CatalogView | undefined;
+  /** The catalog read in this REPEATABLE READ or SERIALIZABLE block's snapshot, until the block ends. */
+  private snapshotCatalog: CatalogView | undefined;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
   private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
@@ -351,7 +353,9 @@ export class MlInterceptor implements SessionInterceptor {
 
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
-    const pattern = this.ddlInBlock ? this.ownCatalog?.pattern : this.context.catalogs.pattern(this.database);
+    const pattern = this.ddlInBlock
+      ? this.ownCatalog?.pattern
+      : (this.snapshotCatalog?.pattern ?? this.context.catalogs.pattern(this.database));
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
@@ -366,7 +370,13 @@ export class MlInterceptor implements SessionInterceptor {
     this.ddlInBlock = true;
   }
 
+  noteRollback(): void {
+    // (A rollback to a savepoint may undo DDL this session's own catalog has.)
+    if (this.ddlInBlock) this.ownCatalog = undefined;
+  }
+
   noteStatus(status: TransactionStatus): void {
+    if (status === 'I') this.snapshotCatalog = undefined;
     if (!this.ddlInBlock || status !== 'I') return;
     this.ddlInBlock = false;
     this.catalogChanged();
@@ -380,6 +390,7 @@ export class MlInterceptor implements SessionInterceptor {
 
   private catalogChanged(): void {
     this.ownCatalog = undefined;
+    this.snapshotCatalog = undefined;
     this.context.catalogs.invalidate(this.database);
   }
 
@@ -389,9 +400,15 @@ export class MlInterceptor implements SessionInterceptor {
    * session and kept to it.
    */
   private async catalog(backend: BackendChannel): Promise<CatalogView> {
-    if (!this.ddlInBlock) return this.context.catalogs.catalog(this.database, backend);
-    if (!this.ownCatalog && backend.status !== 'E') this.ownCatalog = await this.context.catalogs.readOn(backend);
-    return this.ownCatalog ?? { catalog: EMPTY_CATALOG, pattern: /(?!)/ };
+    if (this.ddlInBlock) {
+      if (!this.ownCatalog && backend.status !== 'E') this.ownCatalog = await this.context.catalogs.readOn(backend);
+      return this.ownCatalog ?? { catalog: EMPTY_CATALOG, pattern: /(?!)/ };
+    }
+    if (this.snapshotCatalog) return this.snapshotCatalog;
+    const { view, shared } = await this.context.catalogs.catalog(this.database, backend);
+    // Read in a REPEATABLE READ or SERIALIZABLE block's snapshot: kept for the block, not read again per statement.
+    if (!shared && backend.status === 'T') this.snapshotCatalog = view;
+    return view;
   }
 
   get tracksAny(): boolean {
@@ -971,11 +988,7 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
     }
-    const refusal = await this.refreshStale(control, binds, unnamed, catalog);
-    if (refusal) {
-      control.toClient([refusal, readyForQuery(control.backend.status)]);
-      return;
-    }
+    await this.refreshStale(control, binds, unnamed, catalog);
     const settings = await readSettings(
       control,
       binds.flatMap((b) => tablesOf(b.entry.target.query)),
@@ -1194,56 +1207,82 @@ export class MlInterceptor implements SessionInterceptor {
    * before they are bound: the server's copy has the wrapper bodies of then
    * inlined (a body replaced, a wrapper made STRICT or dropped would give
    * answers PostgreSQL's own call no longer gives). A plan that changed is
-   * prepared again under the statement's name, in a round trip of the
-   * gateway's own; one that is no longer batched, as written. Returns the
-   * server's error if that failed (a wrapper the statement names is gone).
+   * prepared again under the statement's name, in round trips of the
+   * gateway's own; one that is no longer batched, as written. Only a text
+   * PostgreSQL accepts now replaces the server's statement: if it accepts
+   * neither (a wrapper the statement names is gone), the statement stays as
+   * it is and fails when bound, as PostgreSQL's own would, and is tried
+   * again at its next Bind.
    */
   private async refreshStale(
     control: SessionControl,
     binds: { name: string; entry: PreparedMl }[],
     unnamed: UnnamedUse,
     catalog: MlCatalog,
-  ): Promise<Buffer | undefined> {
+  ): Promise<void> {
     const stale = new Map(binds.filter((b) => b.entry.catalog !== catalog).map((b) => [b.name, b.entry]));
-    if (stale.size === 0 || control.backend.status === 'E') return undefined;
+    if (stale.size === 0 || control.backend.status === 'E') return;
     const replaced = new Map<PreparedMl, PreparedMl | undefined>();
-    const messages: Buffer[] = [];
+    const refused = new Set<PreparedMl>();
     for (const [name, entry] of stale) {
       const fresh = this.planAgain(entry, catalog);
-      if (fresh?.serverSql === entry.serverSql) {
+      if (fresh === entry) {
         entry.catalog = catalog;
         continue;
       }
-      replaced.set(entry, fresh);
-      messages.push(
-        closeMessage('S', name),
-        parseMessage(name, fresh?.serverSql ?? entry.plainSql, entry.declaredTypes),
-      );
+      refused.add(entry);
+      for (const [sql, next] of [
+        ...(fresh ? [[fresh.serverSql, fresh] as const] : []),
+        [entry.plainSql, undefined] as const,
+      ]) {
+        if (!(await this.accepts(control, sql, entry.declaredTypes))) continue;
+        await control.relay(
+          [closeMessage('S', name), parseMessage(name, sql, entry.declaredTypes), syncMessage()],
+          () => null,
+        );
+        replaced.set(entry, next);
+        refused.delete(entry);
+        break;
+      }
     }
-    if (messages.length === 0) return undefined;
-    let error: Buffer | undefined;
-    await control.relay([...messages, syncMessage()], (message) => {
-      if (message.type === 0x45 /* ErrorResponse */) error ??= message.bytes;
-      return null;
-    });
     for (const [name, entry] of stale) {
       if (!replaced.has(entry)) continue;
-      const fresh = replaced.get(entry);
-      if (fresh && !error) this.prepared.set(name, fresh);
+      const next = replaced.get(entry);
+      if (next) this.prepared.set(name, next);
       else this.prepared.delete(name);
     }
     for (const bind of binds) {
       if (!replaced.has(bind.entry)) continue;
-      const fresh = replaced.get(bind.entry);
+      const next = replaced.get(bind.entry);
       if (bind.name === '') {
-        unnamed.ml = fresh;
-        if (!fresh) unnamed.plainBound = true;
+        unnamed.ml = next;
+        if (!next) unnamed.plainBound = true;
       }
-      if (fresh) bind.entry = fresh;
+      if (next) bind.entry = next;
     }
-    const plain = new Set([...replaced].filter(([, fresh]) => !fresh).map(([entry]) => entry));
-    binds.splice(0, binds.length, ...binds.filter((b) => !plain.has(b.entry)));
-    return error;
+    // Statements now plain, and those left for PostgreSQL to refuse at their Bind, are not batched.
+    const plain = new Set([...replaced].filter(([, next]) => !next).map(([entry]) => entry));
+    for (const bind of binds) if (bind.name === '' && refused.has(bind.entry)) unnamed.ml = undefined;
+    binds.splice(0, binds.length, ...binds.filter((b) => !plain.has(b.entry) && !refused.has(b.entry)));
+  }
+
+  /**
+   * Whether PostgreSQL parses a statement now, found without side effects:
+   * in a block, a failed Parse is rolled back to a savepoint of the gateway's.
+   */
+  private async accepts(control: SessionControl, sql: string, types: number[]): Promise<boolean> {
+    const backend = control.backend;
+    const inBlock = backend.status === 'T';
+    if (inBlock) await backend.query('SAVEPOINT aws_ml_check');
+    try {
+      await backend.analyze(sql, types);
+      if (inBlock) await backend.query('RELEASE SAVEPOINT aws_ml_check');
+      return true;
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
+      if (inBlock) await backend.query('ROLLBACK TO SAVEPOINT aws_ml_check; RELEASE SAVEPOINT aws_ml_check');
+      return false;
+    }
   }
 
   /** A prepared statement planned anew against this catalog, or undefined when it is no longer batched. */

@@ -69,6 +69,8 @@ export interface SessionInterceptor {
   close?(): void;
   /** The server completed function, view or schema DDL (CommandComplete) that the interceptor did not run. */
   noteDdl?(): void;
+  /** The server rolled back (a block, or to a savepoint): DDL run in the block may be undone. */
+  noteRollback?(): void;
   /** The server is ready for the next statement, in this transaction status. */
   noteStatus?(status: TransactionStatus): void;
   /**
@@ -107,10 +109,13 @@ const K = 0x4b;
 const COPY_IN_RESPONSE = 0x47;
 const COMMAND_COMPLETE = 0x43;
 /** First letters of CREATE, DROP and ALTER command tags. */
-const DDL_TAG_START = new Set([0x43, 0x44, 0x41]);
-/** Command tags of DDL after which the ML catalog (wrappers, views, functions that write) is read again. */
+const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
+/**
+ * Command tags of DDL after which the ML catalog (wrappers, views, functions
+ * that write) is read again; DO may have run some through EXECUTE.
+ */
 const CATALOG_DDL_TAG =
-  /^(CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN)\b/;
+  /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN)\b|DO\0)/;
 
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
 const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
@@ -290,6 +295,7 @@ export class Session implements SessionControl {
     } else if (type === COMMAND_COMPLETE && length > 5 && DDL_TAG_START.has(buffer[offset])) {
       const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
       if (CATALOG_DDL_TAG.test(tag)) this.interceptor?.noteDdl?.();
+      else if (tag.startsWith('ROLLBACK')) this.interceptor?.noteRollback?.();
     }
   };
 

@@ -1771,6 +1771,12 @@ describe('STRICT wrappers', () => {
     ]) {
       await expectSameBothWays(db, sql);
     }
+    // A row argument whose fields are all NULL is not a NULL argument.
+    await db.query('CREATE TABLE strict_rows (doc text)');
+    await db.query("INSERT INTO strict_rows VALUES ('what a delight'), (NULL)");
+    await db.query(`CREATE FUNCTION strict_row_mood(r strict_rows) RETURNS varchar LANGUAGE sql STRICT
+      AS $$ SELECT (aws_comprehend.detect_sentiment(coalesce(r.doc, 'terrible'), 'en')).sentiment $$`);
+    await expectSameBothWays(db, 'SELECT doc, strict_row_mood(strict_rows) FROM strict_rows');
     // A STRICT wrapper inside one that is not: its NULL stays where it stands in the outer body.
     await db.query(`CREATE FUNCTION strict_in(doc text, lang text) RETURNS varchar LANGUAGE sql STRICT
       AS $$ SELECT (aws_comprehend.detect_sentiment(doc, lang)).sentiment $$`);
@@ -1866,6 +1872,28 @@ describe('prepared statements and wrapper DDL', () => {
     await define("(aws_comprehend.detect_sentiment(doc, 'en')).sentiment");
     expect(await run()).toEqual(await perRow());
   });
+
+  it('a named statement whose wrapper was dropped fails as PostgreSQL makes it, and works once it is back', async () => {
+    const define = () =>
+      db.query(`CREATE OR REPLACE FUNCTION gone_mood(doc text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    await define();
+    const statement = { name: 'gone_mood_by_id', text: 'SELECT id, gone_mood(txt) FROM t WHERE id < $1 ORDER BY id' };
+    const run = () => db.query({ ...statement, values: [30], rowMode: 'array' });
+    const first = (await run()).rows;
+    const other = await stack.connect();
+    try {
+      await other.query('DROP FUNCTION gone_mood(text)');
+      await expect(run()).rejects.toMatchObject({ code: '42883' });
+      await db.query('BEGIN');
+      await expect(run()).rejects.toMatchObject({ code: '42883' });
+      await db.query('ROLLBACK');
+      await define();
+      expect((await run()).rows).toEqual(first);
+    } finally {
+      await other.end();
+    }
+  });
 });
 
 describe('function DDL in a block that has not ended', () => {
@@ -1905,6 +1933,44 @@ describe('function DDL in a block that has not ended', () => {
       expect(rowsScoredSince(scoredBefore, 'public.mood_now')).toBeGreaterThan(0);
     } finally {
       await other.end();
+    }
+  });
+
+  it('is undone for its session by ROLLBACK TO SAVEPOINT', async () => {
+    await db.query(`CREATE FUNCTION mood_saved(doc text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    const sql = 'SELECT id, mood_saved(txt) FROM t WHERE id < 20';
+    const expected = await expectSameBothWays(db, sql);
+    await db.query('BEGIN');
+    try {
+      await db.query('SAVEPOINT before_replace');
+      await db.query(`CREATE OR REPLACE FUNCTION mood_saved(doc text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT lower((aws_comprehend.detect_sentiment(doc, 'en')).sentiment) $$`);
+      await db.query(sql);
+      await db.query('ROLLBACK TO SAVEPOINT before_replace');
+      const after = await db.query({ text: sql, rowMode: 'array' });
+      expect(after.rows.sort()).toEqual(expected.rows!.sort());
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  });
+
+  it('is read once per REPEATABLE READ block, not per statement', async () => {
+    const other = await stack.connect();
+    try {
+      await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await db.query('SELECT 1');
+      await other.query('CREATE OR REPLACE FUNCTION unrelated_helper() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
+      const before = stack.pgsage.statistics.catalogReads;
+      for (let i = 0; i < 10; i++) {
+        await db.query('SELECT 1');
+        await db.query(`SELECT count(*) FROM t WHERE (${SENTIMENT}(txt, 'en')).sentiment = 'POSITIVE'`);
+      }
+      expect(stack.pgsage.statistics.catalogReads - before).toBe(1);
+      await db.query('COMMIT');
+    } finally {
+      await other.end();
+      await db.query('ROLLBACK').catch(() => undefined);
     }
   });
 
