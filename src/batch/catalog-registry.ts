@@ -40,6 +40,8 @@ const fresh = (entry: Entry) => Date.now() - entry.loadedAt < MAX_AGE_MS;
  */
 export class CatalogRegistry {
   private readonly entries = new Map<string, Entry>();
+  /** Per database, how often it was invalidated: a read overtaken by an invalidation is not fresh. */
+  private readonly invalidations = new Map<string, number>();
 
   constructor(private readonly onRead: () => void = () => undefined) {}
   /**
@@ -55,6 +57,7 @@ export class CatalogRegistry {
   invalidate(database: string): void {
     const entry = this.entries.get(database);
     if (entry) entry.loadedAt = 0;
+    this.invalidations.set(database, (this.invalidations.get(database) ?? 0) + 1);
   }
 
   /**
@@ -72,8 +75,11 @@ export class CatalogRegistry {
     if (backend.status === 'T' && !(await seesLatestCommits(backend))) {
       return { view: await this.readOn(backend), shared: false };
     }
+    const invalidations = this.invalidations.get(database) ?? 0;
     const view = await this.readOn(backend);
-    this.entries.set(database, { ...view, loadedAt: Date.now() });
+    // DDL seen while it was read may be missing from it: kept, but read again by the next statement.
+    const current = (this.invalidations.get(database) ?? 0) === invalidations;
+    this.entries.set(database, { ...view, loadedAt: current ? Date.now() : 0 });
     return { view, shared: true };
   }
 
