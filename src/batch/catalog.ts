@@ -37,6 +37,13 @@ export interface MlView {
   definition: string;
   /** A security_barrier view: PostgreSQL keeps conditions of the query reading it out of it. */
   securityBarrier: boolean;
+  oid: string;
+  /**
+   * The definition names everything outside pg_catalog with its schema (read
+   * through aws_ml.view_definition), so a statement may read it in place of
+   * the view (see PlanOptions.inlineViews). Never for temp views.
+   */
+  qualified: boolean;
 }
 
 export interface MlCatalog {
@@ -172,21 +179,29 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   }
   await noteNamesakes(backend, [...wrappers.values()]);
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
+  const qualifying = await backend.query("SELECT to_regprocedure('aws_ml.view_definition(oid)') IS NOT NULL");
+  const qualifies = qualifying.rows[0]?.[0] === 't';
+  const definition = qualifies
+    ? "CASE WHEN c.relpersistence = 't' THEN pg_catalog.pg_get_viewdef(c.oid) ELSE aws_ml.view_definition(c.oid) END"
+    : 'pg_catalog.pg_get_viewdef(c.oid)';
   const views = await backend.query(`
     ${viewsCallingSql('ml_views', names)}
-    SELECT n.nspname, c.relname, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid),
+    SELECT n.nspname, c.relname, c.relkind::text, ${definition},
            EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                    WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text
+                    WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text,
+           c.oid::text, (${qualifies} AND c.relpersistence <> 't')::text
       FROM ml_views v
       JOIN pg_catalog.pg_class c ON c.oid = v.oid
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`);
-  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, definition, barrier]) => ({
+  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, text, barrier, oid, qualified]) => ({
     schema,
     name,
     kind: kind === 'm' ? 'matview' : 'view',
-    definition,
+    definition: text,
     securityBarrier: barrier === 'true',
+    oid,
+    qualified: qualified === 'true',
   }));
   const sideEffects = await functionsWithSideEffects(backend);
   return {

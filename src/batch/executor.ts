@@ -11,6 +11,7 @@ import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
 import { isBlank, isBlankBytes } from './bytes.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
+import type { ViewRead } from './levels.js';
 import { type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
@@ -32,6 +33,8 @@ export interface BatchSettings {
   progress: boolean;
   /** Of the candidate tables asked about, those whose rows may key stored results (see BatchPlan.rowIdentityTables). */
   rowTables: Set<string>;
+  /** Of the views asked about (as written), those the statement may read in place (see PlanOptions.inlineViews). */
+  inlineViews: Set<string>;
   /** A read-only transaction: statements prepared in it are prepared as written (see batchable). */
   readOnly: boolean;
   /**
@@ -60,6 +63,7 @@ export async function readSettings(
   tables: { schema?: string; name: string }[],
   privilegeChecks: string[] = [],
   rowCandidates: string[] = [],
+  viewCandidates: ViewRead[] = [],
 ): Promise<BatchSettings> {
   const names = tables.map((t) =>
     quoteLiteral(t.schema ? `${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}` : quoteIdentifier(t.name)),
@@ -76,6 +80,19 @@ export async function readSettings(
          JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass AND has_table_privilege(c.oid, 'SELECT')
           AND has_database_privilege(current_database(), 'TEMP'))::text`
+    : "'[]'";
+  // Views a statement may read in place: the name as written resolves to the view in this session, the user
+  // may read the view, and the view reads its tables with the user's rights (owned by the user, or
+  // security_invoker). Anything else (another owner's rights, a revoked privilege) keeps the view.
+  const views = viewCandidates.length
+    ? `(SELECT COALESCE(json_agg(v.written), '[]') FROM (VALUES ${viewCandidates
+        .map((v) => `(${quoteLiteral(v.written)}, ${quoteLiteral(v.oid)}::oid)`)
+        .join(', ')}) v(written, oid)
+         JOIN pg_catalog.pg_class c ON c.oid = v.oid
+        WHERE to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
+          AND (c.relowner = current_user::regrole
+               OR EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+                           WHERE o ~* '^security_invoker' AND o !~* '=(false|off|no|0)$')))::text`
     : "'[]'";
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
@@ -97,6 +114,7 @@ export async function readSettings(
       (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint'),
+      ${views},
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -116,6 +134,7 @@ export async function readSettings(
     clientEncoding,
     trackFunctions,
     endpointNoOp,
+    inlineViews,
   ] = rows[0];
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -127,6 +146,7 @@ export async function readSettings(
     timeoutMs: Number(timeout) || 0,
     progress: !off(progress),
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
+    inlineViews: new Set(JSON.parse(inlineViews ?? '[]') as string[]),
     readOnly: readOnly === 'on',
     resultsTables: { byInput: byInput === 't', byRow: byRow === 't' },
     floatDigits: Number(floatDigits),

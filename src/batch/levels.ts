@@ -1,5 +1,6 @@
 import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { quoteIdentifier } from '../sql/quote.js';
 import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS } from './catalog.js';
 import { type MlCall, recognizeMlCall } from './ml-calls.js';
 
@@ -76,6 +77,28 @@ export interface Analysis {
   sites: CallSite[];
   /** Statement features that rule batch mode out entirely (the per-row path handles them). */
   blockers: string[];
+  /** Views over ML calls the statement reads that could be read in place (see AnalyzeOptions.inlineViews). */
+  viewReads: ViewRead[];
+  /** Those it reads in place. */
+  inlinedViews: ViewRead[];
+}
+
+/** A view as the statement names it (the text to_regclass resolves as PostgreSQL will) and the view it should be. */
+export interface ViewRead {
+  written: string;
+  oid: string;
+}
+
+export interface AnalyzeOptions {
+  /** The statement is a stored definition. */
+  stored?: boolean;
+  /**
+   * Views (by their name as written) to read in place, as subqueries of
+   * their definitions: the session checked that each name resolves to the
+   * view, that it may read it, and that the view reads its tables with the
+   * same rights (it owns the view, or the view is security_invoker).
+   */
+  inlineViews?: ReadonlySet<string>;
 }
 
 /** Builtin aggregates: calls inside their arguments run before grouping. */
@@ -155,10 +178,13 @@ function rangeVarName(node: AstNode): { schema?: string; name: string } | undefi
  * Subqueries, CTEs, set operations, views (their stored definitions) and the
  * scans of UPDATE/DELETE are levels of their own.
  */
-export function analyze(statement: AstNode, catalog: MlCatalog, options: { stored?: boolean } = {}): Analysis {
+export function analyze(statement: AstNode, catalog: MlCatalog, options: AnalyzeOptions = {}): Analysis {
   const levels: Level[] = [];
   const sites: CallSite[] = [];
   const blockers: string[] = [];
+  const viewReads: ViewRead[] = [];
+  const inlinedViews: ViewRead[] = [];
+  const inlining = options.stored ? () => false : inliningAllowed(statement);
   const addSite = (site: Omit<CallSite, 'id'>) => {
     const added = { ...site, id: sites.length } as CallSite;
     sites.push(added);
@@ -322,9 +348,33 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         blockers.push('a view that calls a function with side effects');
       const view = name && findView(catalog.views, name.schema, name.name);
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
-      const key = view && `${view.schema}.${view.name}`;
-      if (view && key && view.kind === 'view' && !expanding.has(key)) {
-        expanding.add(key);
+      const viewKey = view && `${view.schema}.${view.name}`;
+      const alias = item.RangeVar.alias?.aliasname ?? name?.name;
+      if (view && name && view.kind === 'view' && view.qualified && !view.securityBarrier && inlining(alias)) {
+        const read = { written: writtenName(name), oid: view.oid };
+        viewReads.push(read);
+        if (options.inlineViews?.has(read.written) && !expanding.has(viewKey!)) {
+          try {
+            const [definition] = parse(view.definition);
+            const subquery = {
+              RangeSubselect: { subquery: definition.stmt, alias: { ...item.RangeVar.alias, aliasname: alias } },
+            };
+            holder[key] = subquery;
+            inlinedViews.push(read);
+            expanding.add(viewKey!);
+            try {
+              scanFromItem(subquery, holder, key, level);
+            } finally {
+              expanding.delete(viewKey!);
+            }
+            return;
+          } catch {
+            // Read as a view below.
+          }
+        }
+      }
+      if (view && viewKey && view.kind === 'view' && !expanding.has(viewKey)) {
+        expanding.add(viewKey);
         try {
           const [definition] = parse(view.definition);
           const readAs =
@@ -333,7 +383,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
         } catch {
           blockers.push(`view ${view.name} could not be analyzed`);
         } finally {
-          expanding.delete(key);
+          expanding.delete(viewKey);
         }
       }
     }
@@ -449,7 +499,36 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: { store
   };
 
   statementLevels(statement, undefined, undefined, !options.stored, true);
-  return { levels, sites, blockers };
+  return { levels, sites, blockers, viewReads, inlinedViews };
+}
+
+/** A RangeVar's name as to_regclass reads it, resolved by the session's search_path when unqualified. */
+function writtenName(name: { schema?: string; name: string }): string {
+  return name.schema ? `${quoteIdentifier(name.schema)}.${quoteIdentifier(name.name)}` : quoteIdentifier(name.name);
+}
+
+/**
+ * Whether a view read under this alias may be read in place (a subquery named
+ * alike): not in a statement that locks rows (FOR UPDATE reaches into views
+ * and subqueries differently), names a column with its schema (`s.v.col`
+ * has no subquery to name), or uses the alias as a whole row (the view's row
+ * type would become an anonymous record).
+ */
+function inliningAllowed(statement: AstNode): (alias: string | undefined) => boolean {
+  let locks = false;
+  let schemaQualified = false;
+  const wholeRows = new Set<string>();
+  walk(statement, (node) => {
+    if (nodeType(node) === 'SelectStmt' && node.SelectStmt.lockingClause) locks = true;
+    const column = inner(node, 'ColumnRef');
+    if (column) {
+      const fields: AstNode[] = column.fields;
+      if (fields.length >= 3) schemaQualified = true;
+      if (fields.length === 1 && fields[0].String) wholeRows.add(fields[0].String.sval);
+    }
+    return undefined;
+  });
+  return (alias) => !locks && !schemaQualified && alias !== undefined && !wholeRows.has(alias);
 }
 
 function findView(views: MlView[], schema: string | undefined, name: string): MlView | undefined {

@@ -13,7 +13,15 @@ import {
 } from '../sql/ast.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
-import { type Analysis, analyze, type CallSite, type Level, referencedQualifiers, soleFunction } from './levels.js';
+import {
+  type Analysis,
+  analyze,
+  type CallSite,
+  type Level,
+  referencedQualifiers,
+  soleFunction,
+  type ViewRead,
+} from './levels.js';
 import { type MlKind, recognizeMlCall } from './ml-calls.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
@@ -67,6 +75,10 @@ export interface BatchPlan {
    * planning again with them in `rowTables` joins those groups by tuple identity.
    */
   rowIdentityTables: string[];
+  /** Views over ML calls it reads that could be read in place (see PlanOptions.inlineViews). */
+  viewReads: ViewRead[];
+  /** Those it reads in place: each execution checks again that it may. */
+  inlinedViews: ViewRead[];
 }
 
 export interface PlanOptions {
@@ -74,6 +86,12 @@ export interface PlanOptions {
   stored?: boolean;
   /** The statement is a cursor's query (DECLARE … CURSOR FOR). */
   cursor?: boolean;
+  /**
+   * Views (as written) read in place, as subqueries of their definitions, so
+   * their calls read answers through joins rather than per-row lookups; the
+   * session confirmed them (see AnalyzeOptions.inlineViews).
+   */
+  inlineViews?: ReadonlySet<string>;
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
   rowTables?: ReadonlySet<string>;
   /**
@@ -1005,7 +1023,7 @@ const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
  * joins. Anything it cannot prove it covers stays a per-row call.
  */
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
-  const analysis = analyze(statement, catalog, { stored: options.stored });
+  const analysis = analyze(statement, catalog, { stored: options.stored, inlineViews: options.inlineViews });
   if (options.cursor) {
     for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;
   }
@@ -1081,7 +1099,15 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const aliasNumbers = firstFreeAliasNumber(statement);
   const joined = rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber, aliasNumbers);
   rewriteAsLookups(analysis, groupOfSite, joined, catalog, statementNumber, aliasNumbers);
-  return { groups: planned, statement, perRow, blockers: analysis.blockers, rowIdentityTables };
+  return {
+    groups: planned,
+    statement,
+    perRow,
+    blockers: analysis.blockers,
+    rowIdentityTables,
+    viewReads: analysis.viewReads,
+    inlinedViews: analysis.inlinedViews,
+  };
 }
 
 /**

@@ -671,6 +671,7 @@ export class MlInterceptor implements SessionInterceptor {
     rowTables?: ReadonlySet<string>,
     statementNumber?: number,
     firstGroupId = this.nextGroupId,
+    inlineViews?: ReadonlySet<string>,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -695,6 +696,7 @@ export class MlInterceptor implements SessionInterceptor {
         stored: target.stored,
         cursor: target.cursor,
         rowTables,
+        inlineViews,
         statementNumber,
         firstGroupId,
       });
@@ -737,15 +739,24 @@ export class MlInterceptor implements SessionInterceptor {
       tablesOf(target.query),
       plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call))),
       plan.rowIdentityTables,
+      plan.viewReads,
     );
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
-    if (settings.rowTables.size > 0) {
-      // Now that the tables are known to be plain ones, plan again to join their rows' results by identity.
+    if (settings.rowTables.size > 0 || settings.inlineViews.size > 0) {
+      // Now that the tables are known to be plain ones, plan again to join their rows' results by identity,
+      // and with the views it may read in place read as subqueries.
       try {
-        const replanned = this.parseForBatch(original, parsed.catalog, settings.rowTables, number);
+        const replanned = this.parseForBatch(
+          original,
+          parsed.catalog,
+          settings.rowTables,
+          number,
+          undefined,
+          settings.inlineViews,
+        );
         if (!('forward' in replanned)) ({ target, plan } = replanned);
       } catch (error) {
         control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
@@ -999,7 +1010,24 @@ export class MlInterceptor implements SessionInterceptor {
           ...binds.flatMap((b) => rowTablesOf(b.entry.plan)),
         ]),
       ],
+      [...batchParses.flatMap((p) => p.entry.plan.viewReads), ...binds.flatMap((b) => b.entry.plan.inlinedViews)],
     );
+    // A statement that reads a view in place no longer may (a privilege revoked, the name now meaning
+    // another relation): prepared again as written, PostgreSQL checks it as the view.
+    const lostViews = binds.filter((b) => b.entry.plan.inlinedViews.some((v) => !settings.inlineViews.has(v.written)));
+    if (lostViews.length > 0 && control.backend.status !== 'E') {
+      const refusal = await this.prepareAsWritten(control, lostViews);
+      if (refusal && syncs === 1) {
+        control.toClient([refusal, readyForQuery(control.backend.status)]);
+        return;
+      }
+      if (lostViews.some((b) => b.name === '')) {
+        unnamed.ml = undefined;
+        unnamed.plainBound = true;
+      }
+      const swapped = new Set(lostViews.map((b) => b.entry));
+      binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+    }
     if (!settings.extensionReady) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
@@ -1043,7 +1071,9 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
-    for (const prepared of batchParses) this.prepareByRow(control, prepared, out, catalog, settings.rowTables);
+    for (const prepared of batchParses) {
+      this.prepareByRow(control, prepared, out, catalog, settings.rowTables, settings.inlineViews);
+    }
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
     // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
     // with autocommit off) the setting is made LOCAL inside the group, right before the statement.
@@ -1288,6 +1318,7 @@ export class MlInterceptor implements SessionInterceptor {
   /** A prepared statement planned anew against this catalog, or undefined when it is no longer batched. */
   private planAgain(entry: PreparedMl, catalog: MlCatalog): PreparedMl | undefined {
     const rowTables = new Set(rowTablesOf(entry.plan));
+    const inlineViews = new Set(entry.plan.inlinedViews.map((view) => view.written));
     const plan = (firstGroupId: number) => {
       const parsed = this.parseForBatch(
         entry.plainSql,
@@ -1295,6 +1326,7 @@ export class MlInterceptor implements SessionInterceptor {
         rowTables.size > 0 ? rowTables : undefined,
         undefined,
         firstGroupId,
+        inlineViews,
       );
       if ('forward' in parsed || parsed.target.explain) return undefined;
       return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
@@ -1334,9 +1366,12 @@ export class MlInterceptor implements SessionInterceptor {
     out: Buffer[],
     catalog: MlCatalog,
     rowTables: ReadonlySet<string>,
+    inlineViews: ReadonlySet<string>,
   ): void {
     const { parse, entry } = prepared;
-    if (!entry.plan.rowIdentityTables.some((table) => rowTables.has(table))) return;
+    const byRow = entry.plan.rowIdentityTables.some((table) => rowTables.has(table));
+    const inPlace = entry.plan.viewReads.some((view) => inlineViews.has(view.written));
+    if (!byRow && !inPlace) return;
     try {
       const replanned = this.parseForBatch(
         parse.sql,
@@ -1344,8 +1379,10 @@ export class MlInterceptor implements SessionInterceptor {
         rowTables,
         undefined,
         entry.firstGroupId,
+        inlineViews,
       );
-      if ('forward' in replanned || rowTablesOf(replanned.plan).length === 0) return;
+      if ('forward' in replanned) return;
+      if (rowTablesOf(replanned.plan).length === 0 && replanned.plan.inlinedViews.length === 0) return;
       entry.target = replanned.target;
       entry.plan = replanned.plan;
       entry.serverSql = replanned.target.finalSql(replanned.plan);

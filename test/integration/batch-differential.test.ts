@@ -1896,6 +1896,80 @@ describe('prepared statements and wrapper DDL', () => {
   });
 });
 
+describe('views read in place', () => {
+  const S = `(${SENTIMENT}(txt, 'en')).sentiment`;
+  const plan = async (sql: string) =>
+    (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.map((r) => r[0]).join('\n');
+
+  it('a view the user owns is read as a subquery: answers through a join, as per row', async () => {
+    await db.query('CREATE SCHEMA view_home');
+    await db.query(`CREATE VIEW view_home.moods (id, grp, mood) AS SELECT id, grp, ${S} FROM t WHERE id < 150`);
+    await db.query('CREATE VIEW view_home.negatives AS SELECT id, mood FROM view_home.moods WHERE grp <> 2');
+    for (const sql of [
+      "SELECT id, mood FROM view_home.moods WHERE mood = 'POSITIVE'",
+      'SELECT m.mood, count(*) FROM view_home.moods AS m JOIN u ON u.id = m.id GROUP BY 1',
+      'SELECT x.b, count(*) FROM view_home.moods AS x(a, g, b) GROUP BY 1',
+      'SELECT count(*) FROM view_home.negatives',
+      'SELECT row_to_json(m) FROM view_home.moods m WHERE id < 10',
+    ]) {
+      await expectSameBothWays(db, sql);
+      await runBatched(sql, SENTIMENT);
+    }
+    // Read in place, through the results join, also where search_path does not name the view's schema.
+    expect(await plan('SELECT count(*) FROM view_home.negatives')).toMatch(/aws_ml_(row_)?results/);
+    await db.query('SET search_path = view_home, public');
+    await expectSameBothWays(db, "SELECT id FROM moods WHERE mood = 'NEGATIVE'");
+    await db.query('RESET search_path');
+    // The whole row keeps the view's row type: read as the view.
+    await expectSameBothWays(db, 'SELECT m FROM view_home.moods m WHERE id < 10');
+  });
+
+  it('keeps the view where PostgreSQL would check it with other rights, or the name means another relation', async () => {
+    await db.query(`CREATE VIEW owners_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 60`);
+    await db.query(
+      `CREATE VIEW invokers_moods WITH (security_invoker) AS SELECT id, ${S} AS mood FROM t WHERE id < 60`,
+    );
+    await db.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'view_reader') THEN CREATE ROLE view_reader; END IF;
+      END $$`);
+    await db.query('GRANT aws_ml TO view_reader; GRANT SELECT ON owners_moods, invokers_moods TO view_reader');
+    await db.query('SET ROLE view_reader');
+    try {
+      // The owner's view reads t with the owner's rights: it works for the reader, who may not read t.
+      const owned = await expectSameBothWays(db, 'SELECT id, mood FROM owners_moods');
+      expect(owned.error).toBeUndefined();
+      expect(await plan('SELECT id, mood FROM owners_moods')).not.toMatch(/aws_ml_(row_)?results/);
+      // A security_invoker view reads t with the reader's rights: refused either way.
+      expect((await expectSameBothWays(db, 'SELECT id, mood FROM invokers_moods')).error?.code).toBe('42501');
+    } finally {
+      await db.query('RESET ROLE');
+    }
+    // A prepared statement that read a view in place, after SELECT on the view is revoked.
+    await db.query(`CREATE VIEW revoked_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 30`);
+    await db.query('GRANT SELECT ON revoked_moods TO view_reader; GRANT SELECT ON t TO view_reader');
+    await db.query('ALTER VIEW revoked_moods OWNER TO view_reader');
+    await db.query('SET ROLE view_reader');
+    try {
+      const statement = {
+        name: 'revoked_moods_read',
+        text: 'SELECT id, mood FROM revoked_moods WHERE id < $1',
+        values: [20],
+      };
+      expect((await db.query(statement)).rows.length).toBeGreaterThan(0);
+      await db.query('REVOKE SELECT ON revoked_moods FROM view_reader');
+      await expect(db.query(statement)).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await db.query('RESET ROLE');
+    }
+    // A table of the same name earlier on the search_path is what the name means.
+    await db.query('CREATE SCHEMA view_shadow');
+    await db.query("CREATE TABLE view_shadow.owners_moods AS SELECT 1 AS id, 'shadow'::varchar AS mood");
+    await db.query('SET search_path = view_shadow, public');
+    expect((await expectSameBothWays(db, 'SELECT id, mood FROM owners_moods')).rows).toEqual([[1, 'shadow']]);
+    await db.query('RESET search_path');
+  });
+});
+
 describe('function DDL in a block that has not ended', () => {
   it('is seen by its own session only', async () => {
     await db.query(
