@@ -35,6 +35,8 @@ export interface BatchSettings {
   rowTables: Set<string>;
   /** Of the views asked about (as written), those the statement may read in place (see PlanOptions.inlineViews). */
   inlineViews: Set<string>;
+  /** A view asked about has another definition than the catalog's (DDL the gateway did not see): plan again. */
+  staleViews: boolean;
   /** A read-only transaction: statements prepared in it are prepared as written (see batchable). */
   readOnly: boolean;
   /**
@@ -81,19 +83,32 @@ export async function readSettings(
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass AND has_table_privilege(c.oid, 'SELECT')
           AND has_database_privilege(current_database(), 'TEMP'))::text`
     : "'[]'";
-  // Views a statement may read in place: the name as written resolves to the view in this session, the user
-  // may read the view, and the view reads its tables with the user's rights (owned by the user, or
-  // security_invoker). Anything else (another owner's rights, a revoked privilege) keeps the view.
+  // Views the statement reads. Those whose definition is no longer the catalog's make it stale (its argument
+  // queries were made of the old one). One may be read in place if the name as written resolves to the view
+  // in this session, the user may read it, it is no security barrier, and it reads its tables with the user's
+  // rights (owned by the user, or security_invoker). Anything else keeps the view.
+  const checkable = viewCandidates.some((v) => v.qualified);
   const views = viewCandidates.length
-    ? `(SELECT COALESCE(json_agg(v.written), '[]') FROM (VALUES ${viewCandidates
-        .map((v) => `(${quoteLiteral(v.written)}, ${quoteLiteral(v.oid)}::oid)`)
-        .join(', ')}) v(written, oid)
-         JOIN pg_catalog.pg_class c ON c.oid = v.oid
-        WHERE to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
-          AND (c.relowner = current_user::regrole
-               OR EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                           WHERE o ~* '^security_invoker' AND o !~* '=(false|off|no|0)$')))::text`
-    : "'[]'";
+    ? `(SELECT json_build_object(
+          'inline', COALESCE(json_agg(v.written) FILTER (WHERE v.inlinable AND d.same
+            AND to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
+            AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+                             WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')
+            AND (c.relowner = current_user::regrole
+                 OR EXISTS (SELECT 1 FROM unnest(c.reloptions) o
+                             WHERE o ~* '^security_invoker' AND o !~* '=(false|off|no|0)$'))), '[]'),
+          'stale', COALESCE(bool_or(NOT d.same), false))
+        FROM (VALUES ${viewCandidates
+          .map(
+            (v) =>
+              `(${quoteLiteral(v.written)}, ${quoteLiteral(v.oid)}::oid, ${quoteLiteral(v.definition)}, ${v.inlinable}, ${v.qualified})`,
+          )
+          .join(', ')}) v(written, oid, definition, inlinable, qualified)
+        LEFT JOIN pg_catalog.pg_class c ON c.oid = v.oid
+        CROSS JOIN LATERAL (SELECT ${
+          checkable ? 'NOT v.qualified OR (c.oid IS NOT NULL AND aws_ml.view_definition(v.oid) = v.definition)' : 'true'
+        } AS same) d)::text`
+    : "'{}'";
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
@@ -134,8 +149,9 @@ export async function readSettings(
     clientEncoding,
     trackFunctions,
     endpointNoOp,
-    inlineViews,
+    viewJson,
   ] = rows[0];
+  const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
@@ -146,7 +162,8 @@ export async function readSettings(
     timeoutMs: Number(timeout) || 0,
     progress: !off(progress),
     rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
-    inlineViews: new Set(JSON.parse(inlineViews ?? '[]') as string[]),
+    inlineViews: new Set(viewState.inline ?? []),
+    staleViews: viewState.stale === true,
     readOnly: readOnly === 'on',
     resultsTables: { byInput: byInput === 't', byRow: byRow === 't' },
     floatDigits: Number(floatDigits),

@@ -77,21 +77,33 @@ export interface Analysis {
   sites: CallSite[];
   /** Statement features that rule batch mode out entirely (the per-row path handles them). */
   blockers: string[];
-  /** Views over ML calls the statement reads that could be read in place (see AnalyzeOptions.inlineViews). */
+  /** Views over ML calls the statement reads (in its text or through other views' definitions). */
   viewReads: ViewRead[];
   /** Those it reads in place. */
   inlinedViews: ViewRead[];
 }
 
-/** A view as the statement names it (the text to_regclass resolves as PostgreSQL will) and the view it should be. */
+/**
+ * A view over ML calls the statement reads: as the statement names it (the
+ * text to_regclass resolves as PostgreSQL will), the view it should be, and
+ * its definition as the catalog has it (each execution checks it is still
+ * the view's: argument queries, and a view read in place, are made of it).
+ */
 export interface ViewRead {
   written: string;
   oid: string;
+  definition: string;
+  /** The definition was printed schema-qualified (see MlView.qualified): it can be checked. */
+  qualified: boolean;
+  /** It may be read in place, if the session confirms it (see AnalyzeOptions.inlineViews). */
+  inlinable: boolean;
 }
 
 export interface AnalyzeOptions {
   /** The statement is a stored definition. */
   stored?: boolean;
+  /** The statement is a cursor's query. */
+  cursor?: boolean;
   /**
    * Views (by their name as written) to read in place, as subqueries of
    * their definitions: the session checked that each name resolves to the
@@ -184,7 +196,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   const blockers: string[] = [];
   const viewReads: ViewRead[] = [];
   const inlinedViews: ViewRead[] = [];
-  const inlining = options.stored ? () => false : inliningAllowed(statement);
+  // (Not for a cursor: UPDATE … WHERE CURRENT OF needs it to stay a scan of the view's table.)
+  const inlining = options.stored || options.cursor ? () => false : inliningAllowed(statement);
   const addSite = (site: Omit<CallSite, 'id'>) => {
     const added = { ...site, id: sites.length } as CallSite;
     sites.push(added);
@@ -350,12 +363,23 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
       const viewKey = view && `${view.schema}.${view.name}`;
       const alias = item.RangeVar.alias?.aliasname ?? name?.name;
-      if (view && name && view.kind === 'view' && view.qualified && !view.securityBarrier && inlining(alias)) {
-        const read = { written: writtenName(name), oid: view.oid };
+      if (view && name && view.kind === 'view') {
+        const read = {
+          written: writtenName(name),
+          oid: view.oid,
+          definition: view.definition,
+          qualified: view.qualified,
+          inlinable:
+            view.qualified &&
+            !view.securityBarrier &&
+            inlining(alias, item.RangeVar.alias !== undefined) &&
+            !expanding.has(viewKey!),
+        };
         viewReads.push(read);
-        if (options.inlineViews?.has(read.written) && !expanding.has(viewKey!)) {
+        if (read.inlinable && options.inlineViews?.has(read.written)) {
           try {
             const [definition] = parse(view.definition);
+            if (readsWholeRows(definition.stmt)) throw new Error('a whole row of its FROM items');
             const subquery = {
               RangeSubselect: { subquery: definition.stmt, alias: { ...item.RangeVar.alias, aliasname: alias } },
             };
@@ -512,23 +536,64 @@ function writtenName(name: { schema?: string; name: string }): string {
  * alike): not in a statement that locks rows (FOR UPDATE reaches into views
  * and subqueries differently), names a column with its schema (`s.v.col`
  * has no subquery to name), or uses the alias as a whole row (the view's row
- * type would become an anonymous record).
+ * type would become an anonymous record); and, unaliased, only where no other
+ * relation of the statement has its name (`public.v, s2.v` is allowed for
+ * relations, not for subqueries).
  */
-function inliningAllowed(statement: AstNode): (alias: string | undefined) => boolean {
+function inliningAllowed(statement: AstNode): (alias: string | undefined, aliased: boolean) => boolean {
   let locks = false;
   let schemaQualified = false;
-  const wholeRows = new Set<string>();
+  const wholeRows = wholeRowNames(statement);
+  const relationNames = new Map<string, number>();
   walk(statement, (node) => {
     if (nodeType(node) === 'SelectStmt' && node.SelectStmt.lockingClause) locks = true;
-    const column = inner(node, 'ColumnRef');
-    if (column) {
-      const fields: AstNode[] = column.fields;
-      if (fields.length >= 3) schemaQualified = true;
-      if (fields.length === 1 && fields[0].String) wholeRows.add(fields[0].String.sval);
-    }
+    if ((inner(node, 'ColumnRef')?.fields.length ?? 0) >= 3) schemaQualified = true;
+    const relation = inner(node, 'RangeVar')?.relname ?? inner(node, 'CommonTableExpr')?.ctename;
+    if (relation) relationNames.set(relation, (relationNames.get(relation) ?? 0) + 1);
     return undefined;
   });
-  return (alias) => !locks && !schemaQualified && alias !== undefined && !wholeRows.has(alias);
+  return (alias, aliased) =>
+    !locks &&
+    !schemaQualified &&
+    alias !== undefined &&
+    !wholeRows.has(alias) &&
+    (aliased || (relationNames.get(alias) ?? 0) <= 1);
+}
+
+/**
+ * Names used as whole rows: a bare name (`v`, `row_to_json(v)`), or `v.*`
+ * anywhere but as an output column of its own (where it lists the columns).
+ */
+function wholeRowNames(root: AstNode): Set<string> {
+  const listed = new Set<AstNode>();
+  walk(root, (node) => {
+    const target = inner(node, 'ResTarget');
+    if (target && inner(target.val, 'ColumnRef')) listed.add(inner(target.val, 'ColumnRef'));
+    return undefined;
+  });
+  const names = new Set<string>();
+  walk(root, (node) => {
+    const column = inner(node, 'ColumnRef');
+    if (!column) return undefined;
+    const fields: AstNode[] = column.fields;
+    if (fields.length === 1 && fields[0].String) names.add(fields[0].String.sval);
+    const star = fields.length === 2 && nodeType(fields[1]) === 'A_Star' && fields[0].String;
+    if (star && !listed.has(column)) names.add(fields[0].String.sval);
+    return undefined;
+  });
+  return names;
+}
+
+/** A definition that reads one of its own FROM items as a whole row: read as a view, it keeps that item's row type. */
+function readsWholeRows(definition: AstNode): boolean {
+  const names = wholeRowNames(definition);
+  let found = false;
+  walk(definition, (node) => {
+    const rv = inner(node, 'RangeVar');
+    if (rv && names.has(rv.alias?.aliasname ?? rv.relname)) found = true;
+    return undefined;
+  });
+  return found;
 }
 
 function findView(views: MlView[], schema: string | undefined, name: string): MlView | undefined {

@@ -75,7 +75,7 @@ export interface BatchPlan {
    * planning again with them in `rowTables` joins those groups by tuple identity.
    */
   rowIdentityTables: string[];
-  /** Views over ML calls it reads that could be read in place (see PlanOptions.inlineViews). */
+  /** Views over ML calls it reads (each execution checks their definitions are still the catalog's). */
   viewReads: ViewRead[];
   /** Those it reads in place: each execution checks again that it may. */
   inlinedViews: ViewRead[];
@@ -1023,7 +1023,11 @@ const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
  * joins. Anything it cannot prove it covers stays a per-row call.
  */
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
-  const analysis = analyze(statement, catalog, { stored: options.stored, inlineViews: options.inlineViews });
+  const analysis = analyze(statement, catalog, {
+    stored: options.stored,
+    cursor: options.cursor,
+    inlineViews: options.inlineViews,
+  });
   if (options.cursor) {
     for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;
   }

@@ -726,6 +726,7 @@ export class MlInterceptor implements SessionInterceptor {
     parsed: { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog },
     original: string,
     standalone: boolean,
+    viewsChecked = false,
   ): Promise<boolean> {
     let { target, plan } = parsed;
     const asIs = async () => {
@@ -741,8 +742,16 @@ export class MlInterceptor implements SessionInterceptor {
       plan.rowIdentityTables,
       plan.viewReads,
     );
+    if (settings.staleViews && !viewsChecked) {
+      // A view it reads was changed where the gateway did not see it: plan again from the catalog as it is now.
+      this.catalogChanged();
+      const { catalog } = await this.catalog(control.backend);
+      const again = this.parseForBatch(original, catalog);
+      if ('forward' in again) return asIs();
+      return this.runBatchStatement(control, again, original, standalone, true);
+    }
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
-    if (!settings.batchable || !settings.extensionReady) return asIs();
+    if (!settings.batchable || !settings.extensionReady || settings.staleViews) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
     if (settings.rowTables.size > 0 || settings.inlineViews.size > 0) {
@@ -1027,6 +1036,13 @@ export class MlInterceptor implements SessionInterceptor {
       }
       const swapped = new Set(lostViews.map((b) => b.entry));
       binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+    }
+    if (settings.staleViews) {
+      // A view was changed where the gateway did not see it: nothing is batched in this group (the statements
+      // answer per row), and the next one is planned from the catalog as it is then.
+      this.catalogChanged();
+      await this.forwardAfterOwnWork(control, out, syncs, unnamed);
+      return;
     }
     if (!settings.extensionReady) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);

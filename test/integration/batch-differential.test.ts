@@ -1924,6 +1924,72 @@ describe('views read in place', () => {
     await expectSameBothWays(db, 'SELECT m FROM view_home.moods m WHERE id < 10');
   });
 
+  it('notices a view changed where the gateway did not see it, on either protocol', async () => {
+    await db.query('CREATE TABLE moved_docs AS SELECT id, txt FROM t WHERE id < 4');
+    await db.query(`CREATE VIEW moved_moods AS SELECT id, ${S} AS mood FROM moved_docs`);
+    const count = 'SELECT count(*)::int AS n FROM moved_moods';
+    expect((await db.query(count)).rows[0].n).toBe(3);
+    const statement = {
+      name: 'moved_moods_read',
+      text: 'SELECT id, mood FROM moved_moods WHERE id < $1 ORDER BY id',
+      values: [100],
+    };
+    expect((await db.query(statement)).rows).toHaveLength(3);
+    // The view keeps reading the renamed table, whatever now has the old name.
+    await db.query('ALTER TABLE moved_docs RENAME TO moved_docs_old');
+    await db.query('CREATE TABLE moved_docs AS SELECT id, txt FROM t');
+    expect((await db.query(count)).rows[0].n).toBe(3);
+    expect((await db.query(statement)).rows).toHaveLength(3);
+    // Replaced on a direct connection: the next statements read the new definition.
+    const direct = await stack.direct();
+    try {
+      await direct.query(
+        `CREATE OR REPLACE VIEW moved_moods AS SELECT id, 'changed'::varchar AS mood FROM moved_docs_old`,
+      );
+    } finally {
+      await direct.end();
+    }
+    expect((await db.query('SELECT DISTINCT mood FROM moved_moods')).rows).toEqual([{ mood: 'changed' }]);
+    expect((await db.query(statement)).rows.map((r) => r.mood)).toEqual(['changed', 'changed', 'changed']);
+    // A column renamed: PostgreSQL's own error.
+    await db.query('ALTER VIEW moved_moods RENAME COLUMN mood TO feeling');
+    await expect(db.query(statement)).rejects.toMatchObject({ code: '42703' });
+  });
+
+  it('reads in place only where the rewrite cannot change what PostgreSQL does', async () => {
+    await db.query('CREATE SCHEMA view_twin');
+    await db.query(`CREATE VIEW twin_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 5`);
+    await db.query(`CREATE VIEW view_twin.twin_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 3`);
+    await expectSameBothWays(db, 'SELECT count(*) FROM public.twin_moods, view_twin.twin_moods');
+    // A whole row of a view read inside another view keeps its row type.
+    await db.query('CREATE VIEW twin_rows AS SELECT i.id, pg_typeof(i.*)::text AS kind FROM twin_moods i');
+    await expectSameBothWays(db, 'SELECT * FROM twin_rows');
+    // A view made a security barrier after the catalog was read.
+    await db.query(`CREATE VIEW barrier_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 5`);
+    await db.query('SELECT count(*) FROM barrier_moods');
+    const direct = await stack.direct();
+    try {
+      await direct.query('ALTER VIEW barrier_moods SET (security_barrier = true)');
+    } finally {
+      await direct.end();
+    }
+    await db.query(`CREATE FUNCTION picky(id int) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS $$
+      BEGIN IF id = 7 THEN RAISE EXCEPTION 'row 7 reached'; END IF; RETURN true; END $$`);
+    expect((await expectSameBothWays(db, 'SELECT id FROM barrier_moods WHERE picky(id)')).error).toBeUndefined();
+    // A cursor over a view stays one that WHERE CURRENT OF can name.
+    await db.query('CREATE TABLE cursor_docs AS SELECT id, txt, 0 AS n FROM t WHERE id < 10');
+    await db.query(`CREATE VIEW cursor_moods AS SELECT id, n, ${S} AS mood FROM cursor_docs`);
+    for (const migration of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      await db.query('BEGIN');
+      await db.query('DECLARE view_cursor CURSOR FOR SELECT id, mood FROM cursor_moods WHERE id < 5');
+      await db.query('FETCH 1 FROM view_cursor');
+      await db.query('UPDATE cursor_docs SET n = n + 1 WHERE CURRENT OF view_cursor');
+      await db.query('ROLLBACK');
+      await db.query('RESET apg_enable_function_migration');
+    }
+  });
+
   it('keeps the view where PostgreSQL would check it with other rights, or the name means another relation', async () => {
     await db.query(`CREATE VIEW owners_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 60`);
     await db.query(
