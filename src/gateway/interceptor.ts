@@ -1025,17 +1025,7 @@ export class MlInterceptor implements SessionInterceptor {
     // another relation): prepared again as written, PostgreSQL checks it as the view.
     const lostViews = binds.filter((b) => b.entry.plan.inlinedViews.some((v) => !settings.inlineViews.has(v.written)));
     if (lostViews.length > 0 && control.backend.status !== 'E') {
-      const refusal = await this.prepareAsWritten(control, lostViews);
-      if (refusal && syncs === 1) {
-        control.toClient([refusal, readyForQuery(control.backend.status)]);
-        return;
-      }
-      if (lostViews.some((b) => b.name === '')) {
-        unnamed.ml = undefined;
-        unnamed.plainBound = true;
-      }
-      const swapped = new Set(lostViews.map((b) => b.entry));
-      binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+      if (!(await this.asWrittenFromNowOn(control, lostViews, binds, unnamed, syncs))) return;
     }
     if (settings.staleViews) {
       // A view was changed where the gateway did not see it: nothing is batched in this group (the statements
@@ -1067,21 +1057,7 @@ export class MlInterceptor implements SessionInterceptor {
       // this transaction cannot make them again: they are prepared again as written (per-row path).
       const { byInput, byRow } = settings.resultsTables;
       const stale = binds.filter((b) => !byInput || (!byRow && rowTablesOf(b.entry.plan).length > 0));
-      if (stale.length > 0) {
-        const refusal = await this.prepareAsWritten(control, stale);
-        // (With several Syncs the group goes on: its Binds then fail on the missing statement.)
-        if (refusal && syncs === 1) {
-          control.toClient([refusal, readyForQuery(control.backend.status)]);
-          return;
-        }
-        if (stale.some((b) => b.name === '')) {
-          // Now a statement without ML calls to the server, which the argument queries below drop again.
-          unnamed.ml = undefined;
-          unnamed.plainBound = true;
-        }
-        const swapped = new Set(stale.map((b) => b.entry));
-        binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
-      }
+      if (stale.length > 0 && !(await this.asWrittenFromNowOn(control, stale, binds, unnamed, syncs))) return;
     }
     if (settings.readOnly && binds.length === 0) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
@@ -1246,6 +1222,34 @@ export class MlInterceptor implements SessionInterceptor {
       this.unnamedPlain = { bytes, ownOperations: control.backend.operations };
     }
     return error;
+  }
+
+  /**
+   * Prepares statements bound in this group again as written (see
+   * prepareAsWritten) and takes them out of the group's batch work. Returns
+   * false when the server refused and the client has its error (one Sync).
+   */
+  private async asWrittenFromNowOn(
+    control: SessionControl,
+    statements: { name: string; entry: PreparedMl }[],
+    binds: { name: string; entry: PreparedMl }[],
+    unnamed: UnnamedUse,
+    syncs: number,
+  ): Promise<boolean> {
+    const refusal = await this.prepareAsWritten(control, statements);
+    // (With several Syncs the group goes on: its Binds then fail on the missing statement.)
+    if (refusal && syncs === 1) {
+      control.toClient([refusal, readyForQuery(control.backend.status)]);
+      return false;
+    }
+    if (statements.some((b) => b.name === '')) {
+      // Now a statement without ML calls to the server, which the argument queries below drop again.
+      unnamed.ml = undefined;
+      unnamed.plainBound = true;
+    }
+    const swapped = new Set(statements.map((b) => b.entry));
+    binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+    return true;
   }
 
   /**
