@@ -1064,7 +1064,10 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     for (const prepared of batchParses) {
-      this.prepareByRow(control, prepared, out, catalog, settings.rowTables, settings.inlineViews);
+      // Views are read in place only by an unnamed statement, bound in the group that parses it, with batch
+      // mode on: a named one would outlive the view's changes, which PostgreSQL no longer ties to it.
+      const inPlace = prepared.parse.name === '' && settings.batchable ? settings.inlineViews : new Set<string>();
+      this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace);
     }
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
     // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
@@ -1309,6 +1312,12 @@ export class MlInterceptor implements SessionInterceptor {
         if (!next) unnamed.plainBound = true;
       }
       if (next) bind.entry = next;
+    }
+    // One that read a view in place would still run the view's old definition: the server's copy goes.
+    const outlived = [...stale].filter(([, entry]) => refused.has(entry) && entry.plan.inlinedViews.length > 0);
+    if (outlived.length > 0) {
+      await control.relay([...outlived.map(([name]) => closeMessage('S', name)), syncMessage()], () => null);
+      for (const [name] of outlived) this.prepared.delete(name);
     }
     // Statements now plain, and those left for PostgreSQL to refuse at their Bind, are not batched.
     const plain = new Set([...replaced].filter(([, next]) => !next).map(([entry]) => entry));

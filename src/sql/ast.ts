@@ -43,6 +43,20 @@ class FaithfulDeparser extends Deparser {
     return unlogged ? written.replace(/^CREATE TABLE/, 'CREATE UNLOGGED TABLE') : written;
   }
 
+  /**
+   * A SELECT inside an UPDATE's SET list or an INSERT's column list (a
+   * subquery in its FROM) writes its own output columns as `expr AS name`:
+   * the deparser would carry `col = expr` into it.
+   */
+  override SelectStmt(node: AstNode, context: Parameters<Deparser['SelectStmt']>[1]): string {
+    if (!context.update && !context.insertColumns) return super.SelectStmt(node, context);
+    const own = Object.assign(Object.create(Object.getPrototypeOf(context)), context, {
+      update: false,
+      insertColumns: false,
+    });
+    return super.SelectStmt(node, own);
+  }
+
   override ExecuteStmt(node: AstNode, context: Parameters<Deparser['ExecuteStmt']>[1]): string {
     const withoutName = super.ExecuteStmt({ ...node, name: undefined }, context);
     return withoutName.replace(/^EXECUTE/, `EXECUTE ${quoteIdentifier(node.name)}`);

@@ -1990,6 +1990,36 @@ describe('views read in place', () => {
     }
   });
 
+  it('inside an UPDATE … SET subquery, and under named statements after the view is renamed, as PostgreSQL', async () => {
+    await db.query(`CREATE VIEW set_moods AS SELECT id, ${S} AS s FROM t`);
+    const update = `UPDATE set_target SET mood = (SELECT x FROM set_moods AS vv(i, x) WHERE vv.i = set_target.id)`;
+    const after = async (migration: string) => {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      await db.query('DROP TABLE IF EXISTS set_target');
+      await db.query("CREATE TABLE set_target AS SELECT id, 'old'::text AS mood, 'x'::text AS s FROM t WHERE id < 30");
+      await db.query(update);
+      await db.query('RESET apg_enable_function_migration');
+      return (await db.query({ text: 'SELECT id, mood FROM set_target ORDER BY id', rowMode: 'array' })).rows;
+    };
+    const batched = await after('on');
+    expect(batched.some((r) => r[1] === 'POSITIVE' || r[1] === 'NEGATIVE')).toBe(true);
+    expect(batched).toEqual(await after('off'));
+    for (const migration of ['on', 'off']) {
+      await db.query(`CREATE VIEW renamed_moods AS SELECT id, ${S} AS mood FROM t`);
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      const statement = {
+        name: `renamed_moods_${migration}`,
+        text: 'SELECT id, mood FROM renamed_moods WHERE id < $1',
+        values: [10],
+      };
+      expect((await db.query(statement)).rows.length).toBeGreaterThan(0);
+      await db.query('ALTER VIEW renamed_moods RENAME TO renamed_moods_old');
+      await expect(db.query(statement)).rejects.toMatchObject({ code: '42P01' });
+      await db.query('RESET apg_enable_function_migration');
+      await db.query('DROP VIEW renamed_moods_old');
+    }
+  });
+
   it('keeps the view where PostgreSQL would check it with other rights, or the name means another relation', async () => {
     await db.query(`CREATE VIEW owners_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 60`);
     await db.query(
