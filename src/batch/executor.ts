@@ -234,6 +234,30 @@ function rounds(work: ArgumentWork[]): ArgumentWork[][] {
 
 const ROWS_PER_COPY_CHUNK = 2000;
 
+/** Loads from this many rows up get statistics (a sample costs tens of milliseconds at a million rows). */
+const ANALYZE_FROM_ROWS = 1000;
+
+/**
+ * Gives PostgreSQL statistics of the answers just loaded. Without them it
+ * estimates the statement's rows of a results table as one (its conditions on
+ * statement and group numbers look selective), and may pick a nested loop
+ * that compares every row with every answer: minutes where a hash join takes
+ * a second. The per-row table is the session user's (ANALYZEd when the
+ * current role owns it); the per-input one the extension owner's.
+ */
+async function analyzeResults(control: SessionControl, byInput: boolean, byRow: boolean): Promise<void> {
+  if (!byInput && !byRow) return;
+  await control.backend.query(`DO $aws_ml$BEGIN
+    IF ${byInput} AND to_regprocedure('aws_ml.analyze_batch()') IS NOT NULL THEN
+      PERFORM aws_ml.analyze_batch();
+    END IF;
+    IF ${byRow} AND (SELECT c.relowner = current_user::regrole FROM pg_catalog.pg_class c
+                      WHERE c.oid = to_regclass('${ROW_RESULTS}')) THEN
+      ANALYZE ${ROW_RESULTS};
+    END IF;
+  END$aws_ml$`);
+}
+
 /** Where a statement's batch work spent its time (milliseconds), for benchmarks and logs. */
 export interface BatchPhases {
   /** Running the argument queries (batches are already being scored meanwhile). */
@@ -329,6 +353,9 @@ export async function computeBatchResults(
       }
       if (abort.signal.aborted) throw abort.signal.reason;
     }
+    const keyed = work.filter((w) => !w.group.rowIdentity).reduce((n, w) => n + figures.get(w.group)!.rows, 0);
+    const byRow = [...rowLogs.values()].reduce((n, log) => n + log.size, 0);
+    await analyzeResults(control, keyed >= ANALYZE_FROM_ROWS, byRow >= ANALYZE_FROM_ROWS);
     if (settings.trackFunctions) await countJoinedBatches(control, figures, settings.endpointNoOp);
     return figures;
   } catch (error) {

@@ -49,6 +49,11 @@ export class RowLog {
 
   constructor(readonly group: CallGroup) {}
 
+  /** Rows logged (each gets a stored answer once answered). */
+  get size(): number {
+    return this.slots.length;
+  }
+
   /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
   add(slot: number, file: number, block: number, offset: number, xmin: number): void {
     if (slot < 0) return;

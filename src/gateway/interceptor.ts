@@ -660,6 +660,19 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
+  /**
+   * After a statement whose scoring failed or was cancelled outside a block
+   * (or in one still usable), no answers stay current: a PL/pgSQL function
+   * or trigger calling an ML function later must call the service. (In a
+   * failed block the setting goes back with the rollback.)
+   */
+  private async clearStatementNumber(control: SessionControl): Promise<void> {
+    if (failedBlock(control)) return;
+    await control.backend.query(CLEAR_STATEMENT_NUMBER).catch((error: unknown) => {
+      control.logger.warn({ err: error }, 'clearing the batch statement number failed');
+    });
+  }
+
   private reportFailure(control: SessionControl, payload: Buffer, standalone: boolean): false {
     control.toClient(standalone ? [payload, readyForQuery(control.backend.status)] : payload);
     return false;
@@ -802,7 +815,10 @@ export class MlInterceptor implements SessionInterceptor {
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
     );
-    if (failure) return this.reportFailure(control, failure, standalone);
+    if (failure) {
+      await this.clearStatementNumber(control);
+      return this.reportFailure(control, failure, standalone);
+    }
     const finalSql = target.finalSql(plan);
     const started = performance.now();
     const outcome = target.explain?.text
@@ -1137,6 +1153,7 @@ export class MlInterceptor implements SessionInterceptor {
       }
     });
     if (failure) {
+      await this.clearStatementNumber(control);
       this.reportFailure(control, failure, true);
       return;
     }

@@ -2066,6 +2066,26 @@ describe('views read in place', () => {
   });
 });
 
+describe('the statement over its answers', () => {
+  it('is planned with the answers counted: no nested loop comparing every row with every answer', async () => {
+    await db.query(
+      "CREATE TABLE ordered_docs AS SELECT g AS id, 'document ' || g AS doc FROM generate_series(1, 3000) g",
+    );
+    await db.query('ALTER TABLE ordered_docs ADD PRIMARY KEY (id)');
+    await db.query('ANALYZE ordered_docs');
+    for (const sql of [
+      `SELECT id, (${SENTIMENT}(doc, 'en')).sentiment FROM ordered_docs ORDER BY id`,
+      `SELECT a.id, (${SENTIMENT}(a.doc, 'en')).sentiment FROM ordered_docs a JOIN ordered_docs b USING (id) WHERE b.id % 2 = 0`,
+    ]) {
+      const plan = (await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${sql}`, rowMode: 'array' })).rows
+        .map((r) => r[0])
+        .join('\n');
+      const removed = [...plan.matchAll(/Rows Removed by Join Filter: (\d+)/g)].map((m) => Number(m[1]));
+      expect(Math.max(0, ...removed), plan).toBeLessThan(100_000);
+    }
+  });
+});
+
 describe('function DDL in a block that has not ended', () => {
   it('is seen by its own session only', async () => {
     await db.query(

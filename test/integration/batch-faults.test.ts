@@ -167,6 +167,9 @@ describe('batch mode under faults', () => {
     expect(Date.now() - started).toBeLessThan(1500);
     await db.query('RESET statement_timeout');
     expect((await db.query('SELECT 2 AS ok')).rows[0].ok).toBe(2);
+    // No answers stay current for functions called later (PL/pgSQL, triggers).
+    const current = await db.query("SELECT current_setting('aws_ml.batch_statement', true) AS n");
+    expect([null, '', '0']).toContain(current.rows[0].n);
   });
 
   it('sends progress notices for long statements unless turned off', async () => {

@@ -159,6 +159,18 @@ EXCEPTION WHEN object_in_use THEN
 END
 $$;
 
+-- Statistics for the results just loaded: without them PostgreSQL takes the statement's few matching rows
+-- for one and may join a million rows against them in a nested loop. Only the extension owner may.
+CREATE FUNCTION aws_ml.analyze_batch() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF aws_ml.batch_results_available() THEN
+    ANALYZE pg_temp.aws_ml_results;
+  END IF;
+END
+$$;
+
 -- Whether the running statement has batch results to read: the gateway set
 -- them up in this very backend (parallel workers cannot read temp tables and
 -- take the per-row path), and the table is the one begin_batch created. Its
@@ -364,4 +376,5 @@ GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBL
 GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC;
