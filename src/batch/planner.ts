@@ -583,6 +583,13 @@ function valuesArgumentQuery(site: CallSite, index: Map<AstNode, CallSite>): Arg
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql)) {
     return 'the call is in a VALUES list, with a batch size that is not a constant';
   }
+  // One query serves every call of the list alike: made once per list (a 2,000-row INSERT would otherwise
+  // look at every call once per call).
+  const shared = valuesQueries.get(site.level) ?? new Map<string, ArgumentQuery>();
+  valuesQueries.set(site.level, shared);
+  const key = `${call.label}\u0000${call.batchSql}\u0000${call.builtinSignature.argTypes}`;
+  const known = shared.get(key);
+  if (known) return known;
   const together = site.level.sites.filter(
     (s) =>
       s.call.label === call.label &&
@@ -591,11 +598,16 @@ function valuesArgumentQuery(site: CallSite, index: Map<AstNode, CallSite>): Arg
       plain(s),
   );
   const rows = together.map((s) => `(${s.call.targetSql}, ${s.call.keySql})`).join(', ');
-  return {
+  const query = {
     sql: `SELECT target, key FROM (VALUES ${rows}) AS aws_ml_values (target, key)`,
     dependsOn: [],
   };
+  shared.set(key, query);
+  return query;
 }
+
+/** Argument queries of VALUES lists, per level and kind of call (see valuesArgumentQuery). */
+const valuesQueries = new WeakMap<Level, Map<string, ArgumentQuery>>();
 
 /**
  * Functions that are immutable and never set-returning: a condition using
