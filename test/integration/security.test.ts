@@ -471,6 +471,7 @@ describe('several tenants in one database', () => {
          AND has_function_privilege(p.oid, 'EXECUTE') ORDER BY 1`);
     // With the owner's rights: only what the gateway needs on the user's own session (its results table).
     expect(functions.rows.filter((r) => r.definer).map((r) => r.f)).toEqual([
+      'aws_ml.analyze_batch',
       'aws_ml.begin_batch',
       'aws_ml.index_batch',
     ]);
