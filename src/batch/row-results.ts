@@ -14,6 +14,9 @@ export function rowResultsTableSql(fresh: boolean): string {
         row_file oid NOT NULL, row_tid tid NOT NULL, row_xmin xid NOT NULL, out_text text, out_real real);
       -- Whatever role the session has later (SET ROLE) reads and loads it; other sessions never see it.
       GRANT SELECT, INSERT, TRUNCATE ON ${ROW_RESULTS} TO PUBLIC;
+      -- Statistics need only how a statement's rows are spread (see analyzeResults): a small sample.
+      ALTER TABLE ${ROW_RESULTS} ALTER COLUMN stmt SET STATISTICS 10, ALTER COLUMN grp SET STATISTICS 10,
+        ALTER COLUMN row_file SET STATISTICS 10;
     ELSIF ${fresh} THEN
       TRUNCATE ${ROW_RESULTS};
     END IF;

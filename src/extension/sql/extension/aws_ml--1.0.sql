@@ -132,6 +132,9 @@ BEGIN
       out_real real
     );
     GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
+    -- analyze_batch needs only how the statement's rows are spread: a small sample is enough.
+    ALTER TABLE pg_temp.aws_ml_results ALTER COLUMN stmt SET STATISTICS 10, ALTER COLUMN kind SET STATISTICS 10,
+      ALTER COLUMN target SET STATISTICS 10;
     existing := to_regclass('pg_temp.aws_ml_results');
   ELSIF fresh AND NOT current_setting('transaction_read_only')::boolean THEN
     -- (A read-only transaction may not TRUNCATE; the old rows are simply not this statement's.)
@@ -166,7 +169,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   IF aws_ml.batch_results_available() THEN
-    ANALYZE pg_temp.aws_ml_results;
+    ANALYZE pg_temp.aws_ml_results (stmt, kind, target);
   END IF;
 END
 $$;
