@@ -376,25 +376,20 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
             !expanding.has(viewKey!),
         };
         viewReads.push(read);
-        if (read.inlinable && options.inlineViews?.has(read.written)) {
+        const definition = read.inlinable && options.inlineViews?.has(read.written) ? parsedView(view) : undefined;
+        if (definition && !readsWholeRows(definition)) {
+          const subquery = {
+            RangeSubselect: { subquery: definition, alias: { ...item.RangeVar.alias, aliasname: alias } },
+          };
+          holder[key] = subquery;
+          inlinedViews.push(read);
+          expanding.add(viewKey!);
           try {
-            const [definition] = parse(view.definition);
-            if (readsWholeRows(definition.stmt)) throw new Error('a whole row of its FROM items');
-            const subquery = {
-              RangeSubselect: { subquery: definition.stmt, alias: { ...item.RangeVar.alias, aliasname: alias } },
-            };
-            holder[key] = subquery;
-            inlinedViews.push(read);
-            expanding.add(viewKey!);
-            try {
-              scanFromItem(subquery, holder, key, level);
-            } finally {
-              expanding.delete(viewKey!);
-            }
-            return;
-          } catch {
-            // Read as a view below.
+            scanFromItem(subquery, holder, key, level);
+          } finally {
+            expanding.delete(viewKey!);
           }
+          return;
         }
       }
       if (view && viewKey && view.kind === 'view' && !expanding.has(viewKey)) {
@@ -524,6 +519,16 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
 
   statementLevels(statement, undefined, undefined, !options.stored, true);
   return { levels, sites, blockers, viewReads, inlinedViews };
+}
+
+/** A view's definition as a statement, or undefined when it does not parse as one. */
+function parsedView(view: MlView): AstNode | undefined {
+  try {
+    const statements = parse(view.definition);
+    return statements.length === 1 ? statements[0].stmt : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A RangeVar's name as to_regclass reads it, resolved by the session's search_path when unqualified. */
