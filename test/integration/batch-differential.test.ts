@@ -928,7 +928,7 @@ describe('batch mode in other statements', () => {
          WHEN NOT MATCHED BY SOURCE THEN DELETE`,
     ];
     for (const merge of merges) {
-      const after = async (migration: string) => {
+      const stateAfter = async (migration: string) => {
         await db.query(`SET apg_enable_function_migration = ${migration}`);
         await db.query('DROP TABLE IF EXISTS merged');
         await db.query(
@@ -945,8 +945,8 @@ describe('batch mode in other statements', () => {
           calls: perRowCallsOf(SENTIMENT) - calls,
         };
       };
-      const batched = await after('on');
-      const perRow = await after('off');
+      const batched = await stateAfter('on');
+      const perRow = await stateAfter('off');
       expect(batched.result).toEqual(perRow.result);
       if (!merge.includes('WHEN MATCHED THEN UPDATE SET mood = (aws')) {
         expect(batched.scored).toBeGreaterThan(0);
@@ -962,7 +962,7 @@ describe('batch mode in other statements', () => {
       `UPDATE assigned SET (mood, id) = ((${S}).sentiment, id + 1000), p = ${EP} WHERE id % 3 = 0`,
     ];
     for (const update of updates) {
-      const after = async (migration: string) => {
+      const stateAfter = async (migration: string) => {
         await db.query(`SET apg_enable_function_migration = ${migration}`);
         await db.query('DROP TABLE IF EXISTS assigned');
         await db.query(
@@ -973,9 +973,9 @@ describe('batch mode in other statements', () => {
         const rows = await db.query({ text: 'SELECT id, mood, score, p FROM assigned ORDER BY id', rowMode: 'array' });
         return { rowCount, rows: rows.rows };
       };
-      const batched = await after('on');
+      const batched = await stateAfter('on');
       expect(batched.rowCount).toBeGreaterThan(0);
-      expect(batched).toEqual(await after('off'));
+      expect(batched).toEqual(await stateAfter('off'));
     }
   });
 
@@ -1993,7 +1993,7 @@ describe('views read in place', () => {
   it('inside an UPDATE … SET subquery, and under named statements after the view is renamed, as PostgreSQL', async () => {
     await db.query(`CREATE VIEW set_moods AS SELECT id, ${S} AS s FROM t`);
     const update = `UPDATE set_target SET mood = (SELECT x FROM set_moods AS vv(i, x) WHERE vv.i = set_target.id)`;
-    const after = async (migration: string) => {
+    const stateAfter = async (migration: string) => {
       await db.query(`SET apg_enable_function_migration = ${migration}`);
       await db.query('DROP TABLE IF EXISTS set_target');
       await db.query("CREATE TABLE set_target AS SELECT id, 'old'::text AS mood, 'x'::text AS s FROM t WHERE id < 30");
@@ -2001,9 +2001,9 @@ describe('views read in place', () => {
       await db.query('RESET apg_enable_function_migration');
       return (await db.query({ text: 'SELECT id, mood FROM set_target ORDER BY id', rowMode: 'array' })).rows;
     };
-    const batched = await after('on');
+    const batched = await stateAfter('on');
     expect(batched.some((r) => r[1] === 'POSITIVE' || r[1] === 'NEGATIVE')).toBe(true);
-    expect(batched).toEqual(await after('off'));
+    expect(batched).toEqual(await stateAfter('off'));
     for (const migration of ['on', 'off']) {
       await db.query(`CREATE VIEW renamed_moods AS SELECT id, ${S} AS mood FROM t`);
       await db.query(`SET apg_enable_function_migration = ${migration}`);
