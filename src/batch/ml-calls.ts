@@ -1,14 +1,4 @@
-import {
-  type AstNode,
-  clone,
-  deparse,
-  functionName,
-  inner,
-  nodeType,
-  parseExpression,
-  some,
-  walk,
-} from '../sql/ast.js';
+import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { MlCatalog, WrapperFunction } from './catalog.js';
 
@@ -292,12 +282,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   let nullWhen: string | undefined;
   if (fn.strict) {
     // (Its NULL test would make the nested call once more per row.)
-    const nested = (v: AstNode) =>
-      some(
-        v,
-        (n) => nodeType(n) === 'FuncCall' && recognizeMlCall(inner(n, 'FuncCall'), catalog, depth + 1) !== undefined,
-      );
-    if (inlining.values.some(nested)) return undefined;
+    if (inlining.values.some((v) => mlCallsIn(v, catalog, depth) > 0)) return undefined;
     // (num_nulls, not IS NULL: a row whose fields are all NULL is not a NULL argument.)
     if (inlining.values.length > 0) {
       nullWhen = `pg_catalog.num_nulls(${inlining.values.map((v) => deparse(v)).join(', ')}) > 0`;
@@ -326,14 +311,14 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
 }
 
 /**
- * The ML calls written in a wrapper's body, nested ones included: a body
- * whose call's input is another call (`f((f(doc)).sentiment || doc)`) is not
+ * The ML calls in an expression, nested ones included. A wrapper body whose
+ * call's input is another call (`f((f(doc)).sentiment || doc)`) is not
  * inlined, since the inner call would stay in the join condition and run
  * once per pair of row and stored answer.
  */
-function mlCallsIn(body: AstNode, catalog: MlCatalog, depth: number): number {
+function mlCallsIn(expression: AstNode, catalog: MlCatalog, depth: number): number {
   let count = 0;
-  walk({ root: body }, (node) => {
+  walk({ root: expression }, (node) => {
     const call = inner(node, 'FuncCall');
     if (call && recognizeMlCall(call, catalog, depth + 1)) count += 1;
     return undefined;
