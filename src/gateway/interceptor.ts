@@ -659,7 +659,6 @@ export class MlInterceptor implements SessionInterceptor {
     return !outcome.failed;
   }
 
-  /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
   /**
    * After a statement whose scoring failed or was cancelled outside a block
    * (or in one still usable), no answers stay current: a PL/pgSQL function
@@ -673,6 +672,7 @@ export class MlInterceptor implements SessionInterceptor {
     });
   }
 
+  /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
   private reportFailure(control: SessionControl, payload: Buffer, standalone: boolean): false {
     control.toClient(standalone ? [payload, readyForQuery(control.backend.status)] : payload);
     return false;
@@ -847,9 +847,7 @@ export class MlInterceptor implements SessionInterceptor {
       return true;
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
-      control.toClient(error.raw);
-      if (standalone) control.toClient(readyForQuery(control.backend.status));
-      return false;
+      return this.reportFailure(control, error.raw, standalone);
     }
   }
 
@@ -1306,20 +1304,20 @@ export class MlInterceptor implements SessionInterceptor {
         [entry.plainSql, undefined] as const,
       ]) {
         if (!(await this.accepts(control, sql, entry.declaredTypes))) continue;
-        await control.relay(
-          [closeMessage('S', name), parseMessage(name, sql, entry.declaredTypes), syncMessage()],
-          () => null,
-        );
+        if (next) {
+          await control.relay(
+            [closeMessage('S', name), parseMessage(name, sql, entry.declaredTypes), syncMessage()],
+            () => null,
+          );
+          this.prepared.set(name, next);
+        } else {
+          // No longer batched: as any such statement (untracked; the unnamed one parsed again when dropped).
+          await this.prepareAsWritten(control, [{ name, entry }]);
+        }
         replaced.set(entry, next);
         refused.delete(entry);
         break;
       }
-    }
-    for (const [name, entry] of stale) {
-      if (!replaced.has(entry)) continue;
-      const next = replaced.get(entry);
-      if (next) this.prepared.set(name, next);
-      else this.prepared.delete(name);
     }
     for (const bind of binds) {
       if (!replaced.has(bind.entry)) continue;
