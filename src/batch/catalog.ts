@@ -70,7 +70,14 @@ export interface MlCatalog {
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
 
-const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map((n) => `'${n.replace(/'/g, "''")}'`).join(',')}]`;
+const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).join(',')}]`;
+
+/**
+ * SQL true when the relation `c` (a pg_class row) has a boolean reloption
+ * turned on (`security_barrier`, `security_invoker`: `WITH (name)` or `= true`).
+ */
+export const reloptionOn = (option: string): string =>
+  `EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^${option}' AND o !~* '=(false|off|no|0)$')`;
 
 function bodyExpression(prosrc: string): AstNode | undefined {
   try {
@@ -94,11 +101,11 @@ function bodyExpression(prosrc: string): AstNode | undefined {
  */
 async function noteNamesakes(backend: BackendChannel, wrappers: WrapperFunction[]): Promise<void> {
   if (wrappers.length === 0) return;
-  const names = [...new Set(wrappers.map((w) => quoteLiteral(w.name)))].join(', ');
+  const names = [...new Set(wrappers.map((w) => w.name))];
   const counts = await backend.query(`
     SELECT n.nspname, p.proname, count(*)
       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.proname = ANY (ARRAY[${names}]::name[])
+     WHERE p.proname = ANY (${quoteLiteralArray(names)})
      GROUP BY 1, 2`);
   const inSchema = new Map<string, number>();
   const total = new Map<string, number>();
@@ -187,8 +194,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   const views = await backend.query(`
     ${viewsCallingSql('ml_views', names)}
     SELECT n.nspname, c.relname, c.relkind::text, ${definition},
-           EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                    WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')::text,
+           ${reloptionOn('security_barrier')}::text,
            c.oid::text, (${qualifies} AND c.relpersistence <> 't')::text
       FROM ml_views v
       JOIN pg_catalog.pg_class c ON c.oid = v.oid

@@ -9,6 +9,7 @@ import { SqlError, SqlState } from '../util/errors.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
 import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
 import { isBlank, isBlankBytes } from './bytes.js';
+import { reloptionOn } from './catalog.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
@@ -92,11 +93,8 @@ export async function readSettings(
     ? `(SELECT json_build_object(
           'inline', COALESCE(json_agg(v.written) FILTER (WHERE v.inlinable AND d.same
             AND to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
-            AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                             WHERE o ~* '^security_barrier' AND o !~* '=(false|off|no|0)$')
-            AND (c.relowner = current_user::regrole
-                 OR EXISTS (SELECT 1 FROM unnest(c.reloptions) o
-                             WHERE o ~* '^security_invoker' AND o !~* '=(false|off|no|0)$'))), '[]'),
+            AND NOT ${reloptionOn('security_barrier')}
+            AND (c.relowner = current_user::regrole OR ${reloptionOn('security_invoker')})), '[]'),
           'stale', COALESCE(bool_or(NOT d.same), false))
         FROM (VALUES ${viewCandidates
           .map(
