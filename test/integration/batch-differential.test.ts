@@ -41,6 +41,11 @@ async function runBatched(sql: string, ...fns: string[]): Promise<{ rows: unknow
   return { rows, scored: rowsScoredSince(scoredBefore, functions[0]) };
 }
 
+async function explainText(sql: string): Promise<string> {
+  const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
+  return result.rows.map((r) => r[0]).join('\n');
+}
+
 beforeAll(async () => {
   stack = await startStack();
   await deployEndpoint(stack.pgsage.edge.url, 'xgb', fixture.model);
@@ -223,11 +228,6 @@ describe('batch mode answers exactly what the per-row path answers', () => {
 });
 
 describe('results joined by tuple identity', () => {
-  async function explainText(sql: string): Promise<string> {
-    const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
-    return result.rows.map((r) => r[0]).join('\n');
-  }
-
   it('joins a plain table’s results on (ctid, xmin), with the answers of the per-row path', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE grp <> 3`;
     expect(await explainText(sql)).toMatch(/on aws_ml_row_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
@@ -1898,8 +1898,6 @@ describe('prepared statements and wrapper DDL', () => {
 
 describe('views read in place', () => {
   const S = `(${SENTIMENT}(txt, 'en')).sentiment`;
-  const plan = async (sql: string) =>
-    (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.map((r) => r[0]).join('\n');
 
   it('a view the user owns is read as a subquery: answers through a join, as per row', async () => {
     await db.query('CREATE SCHEMA view_home');
@@ -1916,7 +1914,7 @@ describe('views read in place', () => {
       await runBatched(sql, SENTIMENT);
     }
     // Read in place, through the results join, also where search_path does not name the view's schema.
-    expect(await plan('SELECT count(*) FROM view_home.negatives')).toMatch(/aws_ml_(row_)?results/);
+    expect(await explainText('SELECT count(*) FROM view_home.negatives')).toMatch(/aws_ml_(row_)?results/);
     await db.query('SET search_path = view_home, public');
     await expectSameBothWays(db, "SELECT id FROM moods WHERE mood = 'NEGATIVE'");
     await db.query('RESET search_path');
@@ -2034,7 +2032,7 @@ describe('views read in place', () => {
       // The owner's view reads t with the owner's rights: it works for the reader, who may not read t.
       const owned = await expectSameBothWays(db, 'SELECT id, mood FROM owners_moods');
       expect(owned.error).toBeUndefined();
-      expect(await plan('SELECT id, mood FROM owners_moods')).not.toMatch(/aws_ml_(row_)?results/);
+      expect(await explainText('SELECT id, mood FROM owners_moods')).not.toMatch(/aws_ml_(row_)?results/);
       // A security_invoker view reads t with the reader's rights: refused either way.
       expect((await expectSameBothWays(db, 'SELECT id, mood FROM invokers_moods')).error?.code).toBe('42501');
     } finally {
