@@ -21,10 +21,10 @@ export interface BatchSettings {
   /**
    * Batch mode may run the statement's calls. Not when the session turned it
    * off, when the user may not make every call (batch mode must not call what
-   * PostgreSQL would refuse), in a read-only transaction (the results tables
-   * cannot be created or emptied there), or when client_encoding is not UTF8
-   * (the gateway reads argument rows and writes answers as UTF-8). The calls
-   * then take the per-row path.
+   * PostgreSQL would refuse), in a read-only transaction block that has no
+   * results table yet (see tablesMade), on a hot standby (no temp tables), or
+   * when client_encoding is not UTF8 (the gateway reads argument rows and
+   * writes answers as UTF-8). The calls then take the per-row path.
    */
   batchable: boolean;
   /** The aws_ml extension (its batch functions) exists in this database. */
@@ -38,8 +38,20 @@ export interface BatchSettings {
   inlineViews: Set<string>;
   /** A view asked about has another definition than the catalog's (DDL the gateway did not see): plan again. */
   staleViews: boolean;
-  /** A read-only transaction: statements prepared in it are prepared as written (see batchable). */
+  /** A read-only transaction: statements that write are left to the per-row path (see BatchTarget.writes). */
   readOnly: boolean;
+  /**
+   * The gateway may make, empty and index its results tables here. Outside a
+   * read-only transaction it does that in the client's transaction; in a
+   * read-only session outside a block, in a read-write transaction of its own
+   * (ownReadWrite), so that the client's statements stay read-only. A
+   * read-only block may still write the temp tables that exist (PostgreSQL
+   * allows that), but not make, empty or index them.
+   */
+  tablesMade: boolean;
+  ownReadWrite: boolean;
+  /** The per-input results table has its lookup index (a read-only block can use it, not build it). */
+  lookupIndex: boolean;
   /**
    * The session's results tables exist (per input, per row). Made inside a
    * transaction block, they go when it rolls back, and a read-only transaction
@@ -114,11 +126,15 @@ export async function readSettings(
       COALESCE(current_setting('aws_ml.progress', true), 'on'),
       COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
+      pg_catalog.pg_is_in_recovery(),
+      to_regclass('pg_temp.aws_ml_results_key') IS NOT NULL,
       ${parallelWorkers},
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       ${rowTables},
       current_setting('transaction_read_only'),
-      to_regclass('${RESULTS}') IS NOT NULL,
+      -- (Made by begin_batch, so owned by the extension's owner: a table the user made under that name is not it.)
+      (SELECT c.relowner = p.proowner FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
+        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')),
       to_regclass('${ROW_RESULTS}') IS NOT NULL,
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
@@ -137,6 +153,8 @@ export async function readSettings(
     progress,
     maxConcurrent,
     ready,
+    inRecovery,
+    indexExists,
     tableWorkers,
     allowed,
     plainTables,
@@ -153,17 +171,25 @@ export async function readSettings(
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
+  const writable = readOnly !== 'on';
+  const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't';
+  const tablesMade = writable || ownReadWrite;
+  const resultsTables = { byInput: byInput === 't', byRow: byRow === 't' };
   return {
-    batchable: !off(enabled) && allowed === 't' && readOnly !== 'on' && clientEncoding === 'UTF8',
+    batchable: !off(enabled) && allowed === 't' && (tablesMade || resultsTables.byInput) && clientEncoding === 'UTF8',
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: Number(timeout) || 0,
     progress: !off(progress),
-    rowTables: new Set(JSON.parse(plainTables ?? '[]') as string[]),
+    // (A read-only block without the per-row results table keys all answers by input.)
+    rowTables: new Set(tablesMade || resultsTables.byRow ? (JSON.parse(plainTables ?? '[]') as string[]) : []),
     inlineViews: new Set(viewState.inline ?? []),
     staleViews: viewState.stale === true,
-    readOnly: readOnly === 'on',
-    resultsTables: { byInput: byInput === 't', byRow: byRow === 't' },
+    readOnly: !writable,
+    tablesMade,
+    ownReadWrite,
+    lookupIndex: indexExists === 't',
+    resultsTables,
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
     endpointNoOp: endpointNoOp === 't',
@@ -204,10 +230,37 @@ export async function beginBatch(
   control: SessionControl,
   statementNumber: number,
   inTransaction: boolean,
-  rowResults = false,
+  rowResults: boolean,
+  settings: Pick<BatchSettings, 'ownReadWrite'>,
 ) {
   const rowTable = rowResults ? `; ${rowResultsTableSql(!inTransaction)}` : '';
-  await control.backend.query(`SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})${rowTable}`);
+  await tablesWork(control, settings, `SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})${rowTable}`);
+}
+
+/**
+ * The gateway's own work on its results tables (make, empty, index). In a
+ * read-only session outside a block it runs in a read-write transaction of
+ * its own; the client's statements and the argument queries stay read-only.
+ */
+async function tablesWork(control: SessionControl, settings: Pick<BatchSettings, 'ownReadWrite'>, sql: string) {
+  if (!settings.ownReadWrite) {
+    await control.backend.query(sql);
+    return;
+  }
+  try {
+    await control.backend.query(`BEGIN READ WRITE; ${sql}; COMMIT`);
+  } catch (error) {
+    await control.backend.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Whether some answers are read through per-row lookups (by the statement,
+ * or by a later round's argument query), which need the results table's index.
+ */
+export function needsLookupIndex(groups: CallGroup[]): boolean {
+  return groups.some((g) => !g.joined || g.probed || g.dependsOn.length > 0);
 }
 
 function rounds(work: ArgumentWork[]): ArgumentWork[][] {
@@ -317,7 +370,9 @@ export async function computeBatchResults(
   });
   try {
     const rowLogs = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowLog(w.group)]));
-    if (!options.begun) await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0);
+    if (!options.begun) {
+      await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0, settings);
+    }
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
     for (const round of ordered) {
@@ -341,8 +396,8 @@ export async function computeBatchResults(
         scoringDone = performance.now();
       });
       // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
-      if (round !== lastRound || work.some((w) => !w.group.joined || w.group.probed)) {
-        await control.backend.query('SELECT aws_ml.index_batch()');
+      if ((round !== lastRound || work.some((w) => !w.group.joined || w.group.probed)) && settings.tablesMade) {
+        await tablesWork(control, settings, 'SELECT aws_ml.index_batch()');
       }
       if (phases) {
         phases.argumentsMs += argumentsDone - started;

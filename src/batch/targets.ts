@@ -1,4 +1,4 @@
-import { type AstNode, clone, deparse, inner, nodeType, walk } from '../sql/ast.js';
+import { type AstNode, clone, deparse, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import type { MlCatalog } from './catalog.js';
 import type { BatchPlan } from './planner.js';
@@ -14,6 +14,12 @@ export interface BatchTarget {
   cursor?: boolean;
   /** The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE). */
   analyzedOnParse?: boolean;
+  /**
+   * Running it writes or locks rows, or makes a table: a read-only
+   * transaction refuses it (but for temp tables), so batch mode leaves it to
+   * the per-row path there rather than score inputs for a statement that fails.
+   */
+  writes: boolean;
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -86,6 +92,18 @@ function executedQuery(execute: AstNode, prepared: ReadonlyMap<string, SqlPrepar
   return query.root;
 }
 
+const WRITING_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'CreateTableAsStmt']);
+
+/** Whether running the statement writes (also in a CTE or through SELECT INTO) or locks rows. */
+function writes(stmt: AstNode): boolean {
+  return some(stmt, (node) => {
+    const select = inner(node, 'SelectStmt');
+    if (select && (select.intoClause || select.lockingClause)) return true;
+    const type = nodeType(node);
+    return type !== undefined && WRITING_NODES.has(type);
+  });
+}
+
 /**
  * Finds the query batch mode can work on, or undefined for statements it
  * leaves alone. `prepared` holds what an EXECUTE's statement name stands
@@ -105,7 +123,7 @@ export function batchTarget(
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'MergeStmt':
-      return { query: stmt, stored: false, analyzedOnParse: true, finalSql: rewritten(stmt) };
+      return { query: stmt, stored: false, analyzedOnParse: true, writes: writes(stmt), finalSql: rewritten(stmt) };
     case 'CreateTableAsStmt': {
       if (node.into?.skipData) return undefined;
       const matview = node.objtype === 'OBJECT_MATVIEW';
@@ -114,23 +132,36 @@ export function batchTarget(
       if (execute) {
         // CREATE TABLE … AS EXECUTE name(args): as EXECUTE alone.
         const query = executedQuery(execute, prepared);
-        return query && { query, stored: true, finalSql: () => original };
+        return query && { query, stored: true, writes: true, finalSql: () => original };
       }
-      return { query: node.query, stored: matview, finalSql: matview ? () => original : rewritten(stmt) };
+      return {
+        query: node.query,
+        stored: matview,
+        writes: true,
+        finalSql: matview ? () => original : rewritten(stmt),
+      };
     }
     case 'DeclareCursorStmt':
     case 'CopyStmt':
       if (!node.query) return undefined;
-      return { query: node.query, stored: false, cursor: type === 'DeclareCursorStmt', finalSql: rewritten(stmt) };
+      return {
+        query: node.query,
+        stored: false,
+        cursor: type === 'DeclareCursorStmt',
+        writes: writes(node.query),
+        finalSql: rewritten(stmt),
+      };
     case 'ExplainStmt': {
       const options = optionNames(node.options);
       const inner = batchTarget(node.query, catalog);
       if (!inner || inner.stored) return undefined;
       const format = options.get('format') ?? 'text';
+      const analyze = options.has('analyze') && options.get('analyze') !== 'false';
       return {
         query: inner.query,
         stored: false,
-        explain: { analyze: options.has('analyze') && options.get('analyze') !== 'false', text: format === 'text' },
+        explain: { analyze, text: format === 'text' },
+        writes: analyze && inner.writes,
         finalSql: rewritten(stmt),
       };
     }
@@ -138,7 +169,7 @@ export function batchTarget(
       const query = executedQuery(node, prepared);
       if (!query) return undefined;
       const original = deparse(stmt);
-      return { query, stored: true, finalSql: () => original };
+      return { query, stored: true, writes: writes(query), finalSql: () => original };
     }
     case 'RefreshMatViewStmt': {
       if (node.skipData) return undefined;
@@ -152,7 +183,7 @@ export function batchTarget(
       if (!view) return undefined;
       const [definition] = parse(view.definition);
       const original = deparse(stmt);
-      return { query: definition.stmt, stored: true, finalSql: () => original };
+      return { query: definition.stmt, stored: true, writes: true, finalSql: () => original };
     }
     default:
       return undefined;

@@ -1,6 +1,12 @@
 import { EMPTY_CATALOG, type MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js';
-import { type ArgumentWork, beginBatch, computeBatchResults, readSettings } from '../batch/executor.js';
+import {
+  type ArgumentWork,
+  beginBatch,
+  computeBatchResults,
+  needsLookupIndex,
+  readSettings,
+} from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
@@ -765,6 +771,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady || settings.staleViews) return asIs();
+    if (settings.readOnly && target.writes) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
     if (settings.rowTables.size > 0 || settings.inlineViews.size > 0) {
@@ -784,6 +791,8 @@ export class MlInterceptor implements SessionInterceptor {
         control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
       }
     }
+    // A read-only block cannot build the lookup index: statements that read answers through it go per row.
+    if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(plan.groups)) return asIs();
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
@@ -798,6 +807,7 @@ export class MlInterceptor implements SessionInterceptor {
             number,
             inTransaction,
             plan.groups.some((g) => g.rowIdentity),
+            settings,
           );
           return;
         }
@@ -1052,9 +1062,10 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
-    if (settings.readOnly && batchParses.length > 0) {
-      // A read-only transaction may not be able to create the results table: statements
-      // prepared here are prepared as written instead and take the per-row path.
+    const { byInput, byRow } = settings.resultsTables;
+    if (!settings.tablesMade && !byInput && batchParses.length > 0) {
+      // A read-only block cannot make the results table: statements prepared
+      // here are prepared as written instead and take the per-row path.
       for (const parse of batchParses) {
         out[parse.index] = parse.plain;
         if (this.prepared.get(parse.parse.name) === parse.entry) this.prepared.delete(parse.parse.name);
@@ -1066,14 +1077,13 @@ export class MlInterceptor implements SessionInterceptor {
       if (unnamed.parsed === null && lastUnnamed) unnamed.parsed = lastUnnamed.plain;
       batchParses.length = 0;
     }
-    if (settings.readOnly && binds.length > 0) {
+    if (!settings.tablesMade && binds.length > 0) {
       // Statements prepared earlier read results tables that a rolled-back block took with it, and
-      // this transaction cannot make them again: they are prepared again as written (per-row path).
-      const { byInput, byRow } = settings.resultsTables;
+      // this read-only block cannot make them again: they are prepared again as written (per-row path).
       const stale = binds.filter((b) => !byInput || (!byRow && rowTablesOf(b.entry.plan).length > 0));
       if (stale.length > 0 && !(await this.asWrittenFromNowOn(control, stale, binds, unnamed, syncs))) return;
     }
-    if (settings.readOnly && binds.length === 0) {
+    if (!settings.tablesMade && binds.length === 0) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
@@ -1102,7 +1112,7 @@ export class MlInterceptor implements SessionInterceptor {
     let rowsScored = 0;
     const failure = await this.guarded(control, labels, async (inTransaction) => {
       // The results tables exist before a statement that reads them is described or parsed.
-      await beginBatch(control, number, inTransaction, rowResults);
+      await beginBatch(control, number, inTransaction, rowResults, settings);
       // Without batch mode the rewritten statement still parses and falls back to per-row calls.
       if (!settings.batchable || binds.length === 0) return;
       const work: ArgumentWork[] = [];
@@ -1116,6 +1126,8 @@ export class MlInterceptor implements SessionInterceptor {
       for (const [i, { entry, params }] of binds.entries()) {
         // Bound again with the same values: its answers are already there.
         if (binds.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
+        // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
+        if (settings.readOnly && entry.target.writes) continue;
         entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
         entry.typeNames ??= await typeNames(control, entry.inferredTypes);
         const bound = {
@@ -1133,6 +1145,8 @@ export class MlInterceptor implements SessionInterceptor {
           work.push({ group: planned, params: bound });
         }
       }
+      // A read-only block cannot build the lookup index: answers read through it are left to the per-row path.
+      if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(work.map((w) => w.group))) return;
       const figures = await computeBatchResults(
         work,
         {

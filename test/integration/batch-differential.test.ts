@@ -567,7 +567,7 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(batched).toEqual(await run());
     });
 
-    it('keeps the unnamed statement through read-only transactions that answer it per row', async () => {
+    it('keeps the unnamed statement through read-only transactions (a rolled-back block took its results tables)', async () => {
       const byInput = `WITH x AS (SELECT * FROM t) ${mood.replace('FROM t', 'FROM x')}`;
       const fresh = new RawSession(await stack.connect());
       const run = async (messages: Buffer[]) => {
@@ -1438,16 +1438,75 @@ describe('monitoring with track_functions', () => {
 });
 
 describe('read-only transactions', () => {
-  it('answer through the per-row path, simple and extended protocol alike', async () => {
-    const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
-    const expected = (await db.query(sql)).rows;
+  const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
+  /** Read through index probes of the per-input results. */
+  const probed = `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
+    WHERE a.id <= 30 ORDER BY 1`;
+  /** Rows scored in batches and calls made per row, of both functions, while `work` runs. */
+  async function callsDuring(work: () => Promise<void>): Promise<{ scored: number; perRow: number }> {
+    const scored = () => rowsScored() + rowsScored(SENTIMENT);
+    const perRow = () => perRowCallsOf() + perRowCallsOf(SENTIMENT);
+    const before = { scored: scored(), perRow: perRow() };
+    await work();
+    return { scored: scored() - before.scored, perRow: perRow() - before.perRow };
+  }
+
+  it('are batched in a read-only session: the gateway makes its tables in a transaction of its own', async () => {
+    const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
     const fresh = await stack.connect();
     try {
       await fresh.query('SET default_transaction_read_only = on');
-      expect((await fresh.query(sql)).rows).toEqual(expected);
+      const read = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+        expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+        expect((await fresh.query({ text: sql.replace('<= 30', '<= $1'), values: [30] })).rows).toEqual(expected[0]);
+      });
+      expect(read.perRow).toBe(0);
+      expect(read.scored).toBeGreaterThan(0);
+      // The client's statements stay read-only, and nothing is scored for those PostgreSQL refuses there.
+      const refused = await callsDuring(async () => {
+        for (const write of [
+          `UPDATE t SET grp = grp WHERE ${EP} > 0.5`,
+          `CREATE TABLE read_only_copy AS SELECT id, ${EP} AS p FROM t`,
+          `SELECT id, ${EP} FROM t WHERE id <= 3 FOR UPDATE`,
+          `WITH moved AS (UPDATE t SET grp = grp RETURNING id) SELECT id, ${EP} FROM t WHERE id IN (SELECT id FROM moved)`,
+        ]) {
+          await expect(fresh.query(write), write).rejects.toMatchObject({ code: '25006' });
+          await expect(fresh.query({ text: write, values: [] }), write).rejects.toMatchObject({ code: '25006' });
+        }
+      });
+      expect(refused).toEqual({ scored: 0, perRow: 0 });
+      expect((await fresh.query('SHOW transaction_read_only')).rows).toEqual([{ transaction_read_only: 'on' }]);
+    } finally {
+      await fresh.end();
+    }
+  });
+
+  it('are batched in a read-only block once the session has its results tables', async () => {
+    const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
+    const fresh = await stack.connect();
+    try {
+      // A block that cannot make the tables answers per row.
       await fresh.query('BEGIN READ ONLY');
-      expect((await fresh.query(sql)).rows).toEqual(expected);
-      expect((await fresh.query({ text: sql.replace('<= 30', '<= $1'), values: [30] })).rows).toEqual(expected);
+      const before = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+      });
+      expect(before.perRow).toBeGreaterThan(0);
+      await fresh.query('COMMIT');
+      expect((await fresh.query(sql)).rows).toEqual(expected[0]); // makes them
+      await fresh.query('BEGIN READ ONLY');
+      const inBlock = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+        expect((await fresh.query({ text: sql.replace('<= 30', '<= $1'), values: [30] })).rows).toEqual(expected[0]);
+      });
+      expect(inBlock).toMatchObject({ perRow: 0 });
+      expect(inBlock.scored).toBeGreaterThan(0);
+      // Index probes need the lookup index, which the block cannot build: per row, the same answers.
+      const probes = await callsDuring(async () => {
+        expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+        expect((await fresh.query({ text: probed, values: [] })).rows).toEqual(expected[1]);
+      });
+      expect(probes.perRow).toBeGreaterThan(0);
       await fresh.query('COMMIT');
     } finally {
       await fresh.end();
