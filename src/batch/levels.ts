@@ -53,6 +53,7 @@ export type Clause =
   | 'from-function'
   | 'join-on'
   | 'values'
+  | 'distinct'
   | 'other';
 
 export interface CallSite {
@@ -448,11 +449,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
     if (select.havingClause) scanExpression(select.havingClause, 'havingClause', select, level, 'having');
     if (select.sortClause) scanExpression(select.sortClause, 'sortClause', select, level, 'order');
     if (select.groupClause) scanExpression(select.groupClause, 'groupClause', select, level, 'group');
-    for (const field of ['distinctClause', 'windowClause', 'limitCount', 'limitOffset']) {
-      const before = sites.length;
+    if (select.distinctClause) scanExpression(select.distinctClause, 'distinctClause', select, level, 'distinct');
+    for (const field of ['windowClause', 'limitCount', 'limitOffset']) {
       if (select[field]) scanExpression(select[field], field, select, level, 'other');
-      // DISTINCT ON must match ORDER BY as written, which a rewrite of both copies of the call would break.
-      if (field === 'distinctClause' && sites.length > before) blockers.push('an ML call in DISTINCT ON');
     }
   };
 

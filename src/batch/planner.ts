@@ -952,7 +952,7 @@ function joinable(site: CallSite): boolean {
     }
     return level.stmt.fromClause[site.key as number] !== undefined && site.holder === level.stmt.fromClause;
   }
-  if (!['target', 'where', 'order'].includes(site.clause)) return false;
+  if (!['target', 'where', 'order', 'distinct'].includes(site.clause)) return false;
   if (level.aggregated && !site.insideAggregate && site.clause !== 'where' && !groupedAsWritten(site)) return false;
   if (site.call.kind === 'sentiment' && !site.call.wrapper) {
     return site.fieldHolder !== undefined && ['sentiment', 'confidence'].includes(site.fieldHolder.field);

@@ -1214,10 +1214,42 @@ describe('batch mode in other statements', () => {
       await expectSameBothWays(db, sql);
       expect((await runBatched(sql)).scored, sql).toBeGreaterThan(0);
     }
-    // DISTINCT ON an ML expression is left to the per-row path (it must match ORDER BY as written).
+    // DISTINCT ON an ML expression: its copies in ORDER BY read the same answer, so they still match.
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
-    const distinctOn = await expectSameBothWays(db, `SELECT DISTINCT ON (${S}) ${S}, id FROM t ORDER BY ${S}, id`);
-    expect(distinctOn.error).toBeUndefined();
+    const C = `(aws_comprehend.detect_sentiment(txt, 'en')).confidence`;
+    for (const sql of [
+      `SELECT DISTINCT ON (${S}) ${S}, id FROM t ORDER BY ${S}, id`,
+      `SELECT DISTINCT ON (${S}) id, ${C} FROM t ORDER BY ${S}, ${C} DESC, id`,
+      `SELECT DISTINCT ON (grp, ${EP} > 0.5) grp, id FROM t ORDER BY grp, ${EP} > 0.5, id`,
+      `SELECT DISTINCT ON (1) ${S} AS s, id FROM t ORDER BY 1, id`,
+      `SELECT DISTINCT ON (s) ${S} AS s, id FROM t ORDER BY s, id DESC`,
+      `SELECT DISTINCT ON (${S}) id FROM t WHERE ${EP} > 0.2 ORDER BY ${S}, id`,
+      `SELECT * FROM (SELECT DISTINCT ON (${S}) ${S} AS s, id FROM t ORDER BY ${S}, id) d ORDER BY id`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      const functions = sql.includes('detect_sentiment') ? [SENTIMENT, ENDPOINT] : [ENDPOINT, SENTIMENT];
+      expect((await runBatched(sql, ...functions)).scored, sql).toBeGreaterThan(0);
+    }
+    // Copies that cannot all read one join (a whole result, a grouped level): per row, the same answers.
+    const W = `aws_comprehend.detect_sentiment(txt, 'en')`;
+    for (const sql of [
+      `SELECT DISTINCT ON (${W}) id FROM t ORDER BY ${W}, id`,
+      `SELECT DISTINCT ON (${S}) ${S}, count(*) FROM t GROUP BY txt ORDER BY ${S}, count(*)`,
+      `SELECT DISTINCT ON (rank() OVER (ORDER BY ${S})) id FROM t ORDER BY rank() OVER (ORDER BY ${S}), id`,
+      `SELECT DISTINCT ON (${S}) id, ${W} FROM t ORDER BY ${S}, id`,
+      `SELECT DISTINCT ON (upper(${S})) id FROM t ORDER BY upper(${S}), id`,
+      `SELECT DISTINCT ON (${S}) id FROM t WHERE ${S} IS NOT NULL ORDER BY ${S}, id`,
+      `SELECT DISTINCT ON (${S}, max(id)) grp FROM t GROUP BY grp, txt ORDER BY ${S}, max(id)`,
+      `SELECT DISTINCT ON (${S}) id FROM t ORDER BY ${S} USING <, id`,
+      `SELECT DISTINCT ON (${S}) id FROM t, LATERAL (SELECT ${S} AS inner_s) l ORDER BY ${S}, id`,
+      `SELECT DISTINCT ON (CASE WHEN id > 10 THEN ${S} END) id FROM t ORDER BY CASE WHEN id > 10 THEN ${S} END, id`,
+    ]) {
+      expect((await expectSameBothWays(db, sql)).error, sql).toBeUndefined();
+    }
+    // One PostgreSQL refuses (its ORDER BY does not start with the DISTINCT ON expression): the same error.
+    const refused = await expectSameBothWays(db, `SELECT DISTINCT ON (${S}) id FROM t ORDER BY id, ${S}`);
+    expect(refused.error).toMatchObject({ code: '42P10' });
   });
 });
 
