@@ -53,11 +53,11 @@ export interface BatchSettings {
   /** The per-input results table has its lookup index (a read-only block can use it, not build it). */
   lookupIndex: boolean;
   /**
-   * The session's results tables exist (per input, per row). Made inside a
-   * transaction block, they go when it rolls back, and a read-only transaction
-   * cannot make them again.
+   * The session's results tables exist (per input, per row), and their sizes.
+   * Made inside a transaction block, they go when it rolls back, and a
+   * read-only transaction cannot make them again.
    */
-  resultsTables: { byInput: boolean; byRow: boolean };
+  resultsTables: { byInput: boolean; byRow: boolean; byInputBytes: number; byRowBytes: number };
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -67,6 +67,17 @@ export interface BatchSettings {
    * no-op call (a database that created the extension before that change has the older body).
    */
   endpointNoOp: boolean;
+}
+
+const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A time setting in milliseconds as SHOW prints it (`0`, `1500ms`, `5s`,
+ * `2min`). (Read so rather than from pg_settings, which costs a millisecond.)
+ */
+function milliseconds(shown: string | null): number {
+  const match = /^(\d+)\s*(ms|s|min|h|d)?$/.exec((shown ?? '').trim());
+  return match ? Number(match[1]) * MS_PER_UNIT[match[2] ?? 'ms'] : 0;
 }
 
 /**
@@ -122,7 +133,7 @@ export async function readSettings(
   const { rows } = await control.backend.query(`SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
-      (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'),
+      current_setting('statement_timeout'),
       COALESCE(current_setting('aws_ml.progress', true), 'on'),
       COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
@@ -133,9 +144,10 @@ export async function readSettings(
       ${rowTables},
       current_setting('transaction_read_only'),
       -- (Made by begin_batch, so owned by the extension's owner: a table the user made under that name is not it.)
-      (SELECT c.relowner = p.proowner FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
-        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')),
-      to_regclass('${ROW_RESULTS}') IS NOT NULL,
+      (SELECT pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
+        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')
+          AND c.relowner = p.proowner),
+      pg_catalog.pg_relation_size(to_regclass('${ROW_RESULTS}')),
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),
@@ -174,12 +186,17 @@ export async function readSettings(
   const writable = readOnly !== 'on';
   const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't';
   const tablesMade = writable || ownReadWrite;
-  const resultsTables = { byInput: byInput === 't', byRow: byRow === 't' };
+  const resultsTables = {
+    byInput: byInput !== null,
+    byRow: byRow !== null,
+    byInputBytes: Number(byInput ?? 0),
+    byRowBytes: Number(byRow ?? 0),
+  };
   return {
     batchable: !off(enabled) && allowed === 't' && (tablesMade || resultsTables.byInput) && clientEncoding === 'UTF8',
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
-    timeoutMs: Number(timeout) || 0,
+    timeoutMs: milliseconds(timeout),
     progress: !off(progress),
     // (A read-only block without the per-row results table keys all answers by input.)
     rowTables: new Set(tablesMade || resultsTables.byRow ? (JSON.parse(plainTables ?? '[]') as string[]) : []),
@@ -231,11 +248,24 @@ export async function beginBatch(
   statementNumber: number,
   inTransaction: boolean,
   rowResults: boolean,
-  settings: Pick<BatchSettings, 'ownReadWrite'>,
+  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables'>,
 ) {
-  const rowTable = rowResults ? `; ${rowResultsTableSql(!inTransaction)}` : '';
-  await tablesWork(control, settings, `SELECT aws_ml.begin_batch(${statementNumber}, ${!inTransaction})${rowTable}`);
+  const { byInput, byRow, byInputBytes, byRowBytes } = settings.resultsTables;
+  // Emptying a table (and dropping the lookup index with it) is DDL that costs milliseconds: a small
+  // table keeps earlier statements' rows, which only their own statement numbers read.
+  const emptyByInput = !inTransaction && byInputBytes >= EMPTY_FROM_BYTES;
+  const emptyByRow = !inTransaction && byRowBytes >= EMPTY_FROM_BYTES;
+  const begin = `SELECT aws_ml.begin_batch(${statementNumber}, ${emptyByInput})`;
+  if (byInput && !emptyByInput && (!rowResults || (byRow && !emptyByRow))) {
+    await control.backend.query(begin);
+    return;
+  }
+  const rowTable = rowResults ? `; ${rowResultsTableSql(emptyByRow)}` : '';
+  await tablesWork(control, settings, `${begin}${rowTable}`);
 }
+
+/** A results table from this size up is emptied before a statement outside a transaction block. */
+const EMPTY_FROM_BYTES = 1 << 20;
 
 /**
  * The gateway's own work on its results tables (make, empty, index). In a

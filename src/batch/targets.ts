@@ -56,7 +56,14 @@ function optionNames(options: AstNode[] | undefined): Map<string, string> {
   return out;
 }
 
-const rewritten = (stmt: AstNode) => () => deparse(stmt);
+/** The statement as planning left it, written once (planning is done when it is first asked for). */
+const rewritten = (stmt: AstNode) => {
+  let sql: string | undefined;
+  return () => {
+    sql ??= deparse(stmt);
+    return sql;
+  };
+};
 
 /** A statement prepared with SQL's PREPARE in the session: its query and declared parameter types. */
 export interface SqlPrepared {
