@@ -14,7 +14,7 @@ import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
 import { type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
-import { ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
+import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 
 export interface BatchSettings {
@@ -57,7 +57,7 @@ export interface BatchSettings {
    * Made inside a transaction block, they go when it rolls back, and a
    * read-only transaction cannot make them again.
    */
-  resultsTables: { byInput: boolean; byRow: boolean; byInputBytes: number; byRowBytes: number };
+  resultsTables: { byInput: boolean; byRow: boolean; byInputBytes: number; byRowBytes: number; byRowForeign: boolean };
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -147,7 +147,11 @@ export async function readSettings(
       (SELECT pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
         WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')
           AND c.relowner = p.proowner),
-      pg_catalog.pg_relation_size(to_regclass('${ROW_RESULTS}')),
+      -- (-1: a table of that name the session made with other columns, which batch mode leaves alone.)
+      (SELECT CASE WHEN array_agg(a.attname::text ORDER BY a.attnum) = ${ROW_RESULTS_COLUMNS}
+                   THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+        WHERE c.oid = to_regclass('${ROW_RESULTS}') AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.oid),
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),
@@ -188,9 +192,10 @@ export async function readSettings(
   const tablesMade = writable || ownReadWrite;
   const resultsTables = {
     byInput: byInput !== null,
-    byRow: byRow !== null,
+    byRow: byRow !== null && byRow !== '-1',
     byInputBytes: Number(byInput ?? 0),
-    byRowBytes: Number(byRow ?? 0),
+    byRowBytes: Math.max(0, Number(byRow ?? 0)),
+    byRowForeign: byRow === '-1',
   };
   return {
     batchable: !off(enabled) && allowed === 't' && (tablesMade || resultsTables.byInput) && clientEncoding === 'UTF8',
@@ -199,7 +204,11 @@ export async function readSettings(
     timeoutMs: milliseconds(timeout),
     progress: !off(progress),
     // (A read-only block without the per-row results table keys all answers by input.)
-    rowTables: new Set(tablesMade || resultsTables.byRow ? (JSON.parse(plainTables ?? '[]') as string[]) : []),
+    rowTables: new Set(
+      (tablesMade || resultsTables.byRow) && !resultsTables.byRowForeign
+        ? (JSON.parse(plainTables ?? '[]') as string[])
+        : [],
+    ),
     inlineViews: new Set(viewState.inline ?? []),
     staleViews: viewState.stale === true,
     readOnly: !writable,
@@ -282,6 +291,51 @@ async function tablesWork(control: SessionControl, settings: Pick<BatchSettings,
   } catch (error) {
     await control.backend.query('ROLLBACK').catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * Makes the session's results tables before a statement that may need them,
+ * if they are missing. That is DDL, which a read-only block cannot run and an
+ * event trigger may refuse, and a relation of the same name the session made
+ * itself is the user's: batch mode then leaves the statement to the per-row
+ * path (settings updated to say so), the session as it was (inside a block,
+ * under a savepoint). Returns whether the per-input table is there.
+ */
+export async function ensureResultsTables(
+  control: SessionControl,
+  settings: BatchSettings,
+  byRowWanted: boolean,
+): Promise<boolean> {
+  const tables = settings.resultsTables;
+  const makeRowTable = byRowWanted && !tables.byRow && !tables.byRowForeign;
+  if (tables.byInput && !makeRowTable) return true;
+  if (!settings.tablesMade) return tables.byInput;
+  const inBlock = control.backend.status === 'T';
+  try {
+    if (inBlock) await control.backend.query('SAVEPOINT aws_ml_tables');
+    await tablesWork(
+      control,
+      settings,
+      `SELECT aws_ml.begin_batch(0, false)${makeRowTable ? `; ${rowResultsTableSql(false)}` : ''}`,
+    );
+    if (inBlock) await control.backend.query('RELEASE SAVEPOINT aws_ml_tables');
+    tables.byInput = true;
+    tables.byRow ||= makeRowTable;
+    return true;
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+      throw error;
+    }
+    if (inBlock) await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_tables; RELEASE SAVEPOINT aws_ml_tables');
+    control.logger.warn(
+      { err: error.message },
+      'batch mode could not make its results tables; the statement answers per row',
+    );
+    settings.tablesMade = false;
+    settings.batchable &&= tables.byInput;
+    if (!tables.byRow) settings.rowTables.clear();
+    return tables.byInput;
   }
 }
 

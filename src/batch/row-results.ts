@@ -25,6 +25,9 @@ export function rowResultsTableSql(fresh: boolean): string {
 
 export const ROW_RESULTS_COPY = `COPY ${ROW_RESULTS} (stmt, grp, row_file, row_tid, row_xmin, out_text, out_real) FROM STDIN`;
 
+/** Its columns, as an SQL array: a temp table of that name with others is the user's own. */
+export const ROW_RESULTS_COLUMNS = "ARRAY['stmt', 'grp', 'row_file', 'row_tid', 'row_xmin', 'out_text', 'out_real']";
+
 /** The answers of a statement's distinct inputs, by the slot the scorer gave each. */
 export interface Answers {
   isAnswered(slot: number): boolean;

@@ -4,6 +4,7 @@ import {
   type ArgumentWork,
   beginBatch,
   computeBatchResults,
+  ensureResultsTables,
   needsLookupIndex,
   readSettings,
 } from '../batch/executor.js';
@@ -772,6 +773,7 @@ export class MlInterceptor implements SessionInterceptor {
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady || settings.staleViews) return asIs();
     if (settings.readOnly && target.writes) return asIs();
+    if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
     if (settings.rowTables.size > 0 || settings.inlineViews.size > 0) {
@@ -1062,6 +1064,7 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
+    await ensureResultsTables(control, settings, settings.rowTables.size > 0);
     const { byInput, byRow } = settings.resultsTables;
     if (!settings.tablesMade && !byInput && batchParses.length > 0) {
       // A read-only block cannot make the results table: statements prepared

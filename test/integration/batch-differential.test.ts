@@ -41,6 +41,15 @@ async function runBatched(sql: string, ...fns: string[]): Promise<{ rows: unknow
   return { rows, scored: rowsScoredSince(scoredBefore, functions[0]) };
 }
 
+/** Rows scored in batches and calls made per row, of both functions, while `work` runs. */
+async function callsDuring(work: () => Promise<void>): Promise<{ scored: number; perRow: number }> {
+  const scored = () => rowsScored() + rowsScored(SENTIMENT);
+  const perRow = () => perRowCallsOf() + perRowCallsOf(SENTIMENT);
+  const before = { scored: scored(), perRow: perRow() };
+  await work();
+  return { scored: scored() - before.scored, perRow: perRow() - before.perRow };
+}
+
 async function explainText(sql: string): Promise<string> {
   const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
   return result.rows.map((r) => r[0]).join('\n');
@@ -1474,14 +1483,6 @@ describe('read-only transactions', () => {
   /** Read through index probes of the per-input results. */
   const probed = `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
     WHERE a.id <= 30 ORDER BY 1`;
-  /** Rows scored in batches and calls made per row, of both functions, while `work` runs. */
-  async function callsDuring(work: () => Promise<void>): Promise<{ scored: number; perRow: number }> {
-    const scored = () => rowsScored() + rowsScored(SENTIMENT);
-    const perRow = () => perRowCallsOf() + perRowCallsOf(SENTIMENT);
-    const before = { scored: scored(), perRow: perRow() };
-    await work();
-    return { scored: scored() - before.scored, perRow: perRow() - before.perRow };
-  }
 
   it('are batched in a read-only session: the gateway makes its tables in a transaction of its own', async () => {
     const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
@@ -1562,6 +1563,98 @@ describe('read-only transactions', () => {
       expect((await fresh.query({ name: 'rolled_back', text: sql, values: [30] })).rows).toEqual(expected);
     } finally {
       await fresh.end();
+    }
+  });
+});
+
+describe("the gateway's results tables", () => {
+  const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
+  const probed = `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
+    WHERE a.id <= 30 ORDER BY 1`;
+
+  it('are made once per session: later statements run no DDL an event trigger would see', async () => {
+    const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
+    await db.query(`CREATE TABLE ddl_seen (tag text);
+      CREATE FUNCTION note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('test.note_ddl', true) = 'on' THEN INSERT INTO public.ddl_seen VALUES (tg_tag); END IF;
+      END $$;
+      CREATE EVENT TRIGGER note_ddl ON ddl_command_start EXECUTE FUNCTION note_ddl()`);
+    const fresh = await stack.connect();
+    try {
+      await fresh.query('SET test.note_ddl = on');
+      expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+      expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+      const made = (await db.query('SELECT count(*)::int AS n FROM ddl_seen')).rows[0].n;
+      expect(made).toBeGreaterThan(0);
+      const later = await callsDuring(async () => {
+        for (let i = 0; i < 3; i++) {
+          expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+          expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+          expect((await fresh.query({ text: sql, values: [] })).rows).toEqual(expected[0]);
+        }
+      });
+      expect(later).toMatchObject({ perRow: 0 });
+      expect((await db.query('SELECT count(*)::int AS n FROM ddl_seen')).rows[0].n).toBe(made);
+    } finally {
+      await fresh.end();
+      await db.query('DROP EVENT TRIGGER note_ddl; DROP FUNCTION note_ddl(); DROP TABLE ddl_seen');
+    }
+  });
+
+  it('that an event trigger refuses to make leave the statements to the per-row path', async () => {
+    const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
+    await db.query(`CREATE FUNCTION refuse_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('test.refuse_ddl', true) = 'on' THEN RAISE EXCEPTION 'no DDL here (%)', tg_tag; END IF;
+      END $$;
+      CREATE EVENT TRIGGER refuse_ddl ON ddl_command_start EXECUTE FUNCTION refuse_ddl()`);
+    const fresh = await stack.connect();
+    try {
+      await fresh.query('SET test.refuse_ddl = on');
+      const refused = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+        expect((await fresh.query({ text: sql, values: [] })).rows).toEqual(expected[0]);
+        await fresh.query('BEGIN');
+        expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+        expect((await fresh.query({ text: probed, values: [] })).rows).toEqual(expected[1]);
+        expect((await fresh.query('SELECT 1 AS still')).rows).toEqual([{ still: 1 }]);
+        await fresh.query('COMMIT');
+      });
+      expect(refused).toMatchObject({ scored: 0 });
+      expect(refused.perRow).toBeGreaterThan(0);
+      // Allowed again: batched.
+      await fresh.query('SET test.refuse_ddl = off');
+      const allowed = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+      });
+      expect(allowed).toMatchObject({ perRow: 0 });
+    } finally {
+      await fresh.end();
+      await db.query('DROP EVENT TRIGGER refuse_ddl; DROP FUNCTION refuse_ddl()');
+    }
+  });
+
+  it("leave the session's own temp tables of those names alone", async () => {
+    const expected = (await db.query(sql)).rows;
+    for (const name of ['aws_ml_results', 'aws_ml_row_results']) {
+      const fresh = await stack.connect();
+      try {
+        await fresh.query(`CREATE TEMP TABLE ${name} (x int); INSERT INTO ${name} VALUES (1), (2), (3)`);
+        for (const block of [false, true]) {
+          if (block) await fresh.query('BEGIN');
+          expect((await fresh.query(sql)).rows, name).toEqual(expected);
+          expect((await fresh.query({ text: sql, values: [] })).rows, name).toEqual(expected);
+          if (block) await fresh.query('COMMIT');
+        }
+        expect((await fresh.query(`SELECT x FROM pg_temp.${name} ORDER BY x`)).rows, name).toEqual([
+          { x: 1 },
+          { x: 2 },
+          { x: 3 },
+        ]);
+      } finally {
+        await fresh.end();
+      }
     }
   });
 });

@@ -110,17 +110,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   existing oid := to_regclass('pg_temp.aws_ml_results');
-  squatter "char";
 BEGIN
-  IF existing IS NOT NULL THEN
-    SELECT c.relkind INTO squatter FROM pg_class c WHERE c.oid = existing AND c.relowner <> current_user::regrole;
-    IF squatter = 'v' THEN
-      DROP VIEW pg_temp.aws_ml_results CASCADE;
-      existing := NULL;
-    ELSIF squatter IS NOT NULL THEN
-      DROP TABLE pg_temp.aws_ml_results CASCADE;
-      existing := NULL;
-    END IF;
+  -- A relation of that name the session made itself is the user's: it is neither read nor dropped,
+  -- and the gateway answers the session's statements per row.
+  IF existing IS NOT NULL
+     AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = existing AND c.relowner = current_user::regrole
+                        AND c.relkind = 'r') THEN
+    RAISE EXCEPTION 'pg_temp.aws_ml_results is not the results table of aws_ml' USING ERRCODE = '42P07';
   END IF;
   IF existing IS NULL THEN
     CREATE TEMP TABLE aws_ml_results (
@@ -140,7 +136,14 @@ BEGIN
     -- (A read-only transaction may not TRUNCATE; the old rows are simply not this statement's.)
     TRUNCATE pg_temp.aws_ml_results;
     -- Loading is several times faster without an index to maintain; index_batch adds it back when needed.
-    DROP INDEX IF EXISTS pg_temp.aws_ml_results_key;
+    -- (Only when there is one: DROP INDEX is DDL that event triggers see. One that refuses it keeps the index.)
+    IF to_regclass('pg_temp.aws_ml_results_key') IS NOT NULL THEN
+      BEGIN
+        DROP INDEX pg_temp.aws_ml_results_key;
+      EXCEPTION WHEN OTHERS THEN
+        NULL;
+      END;
+    END IF;
   END IF;
   PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
   PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
@@ -153,11 +156,12 @@ CREATE FUNCTION aws_ml.index_batch() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF aws_ml.batch_results_available() THEN
-    CREATE INDEX IF NOT EXISTS aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
+  IF aws_ml.batch_results_available() AND to_regclass('pg_temp.aws_ml_results_key') IS NULL THEN
+    CREATE INDEX aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
   END IF;
-EXCEPTION WHEN object_in_use THEN
-  -- An open cursor of this transaction still reads the table: lookups go without the index.
+EXCEPTION WHEN OTHERS THEN
+  -- An open cursor of this transaction still reads the table, or an event trigger refuses DDL:
+  -- lookups go without the index.
   NULL;
 END
 $$;
