@@ -64,13 +64,16 @@ export interface MlCatalog {
    * them a second time.
    */
   sideEffects?: ReadonlySet<string>;
+  /** Names of operators whose function is one of those, and of types a cast to which runs one. */
+  writingOperators?: ReadonlySet<string>;
+  writingTypes?: ReadonlySet<string>;
   /** Names of views that call such functions (reading one runs them). */
   viewsWithSideEffects?: ReadonlySet<string>;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
 
-const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).join(',')}]`;
+const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).join(',')}]::text[]`;
 
 /**
  * SQL true when the relation `c` (a pg_class row) has a boolean reloption
@@ -210,13 +213,44 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     qualified: qualified === 'true',
   }));
   const sideEffects = await functionsWithSideEffects(backend);
+  const indirect = await writingOperatorsAndTypes(backend, sideEffects);
   return {
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
     sideEffects,
-    viewsWithSideEffects: await viewsCalling(backend, sideEffects),
+    ...indirect,
+    viewsWithSideEffects: await viewsCalling(backend, sideEffects, indirect.writingTypes),
   };
+}
+
+/**
+ * Operators whose function may write, and types a cast to which runs such a
+ * function (a cast function, or a domain's CHECK): a statement that uses one
+ * would run it again in its argument queries, as one that calls the function.
+ */
+async function writingOperatorsAndTypes(
+  backend: BackendChannel,
+  functions: ReadonlySet<string>,
+): Promise<{ writingOperators: Set<string>; writingTypes: Set<string> }> {
+  const names = quoteLiteralArray([...functions]);
+  const { rows } = await backend.query(`
+    SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o
+      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE p.proname = ANY (${names})
+    UNION
+    SELECT 'type', t.typname::text FROM pg_catalog.pg_cast c
+      JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+      JOIN pg_catalog.pg_type t ON t.oid = c.casttarget WHERE p.proname = ANY (${names})
+    UNION
+    SELECT 'type', t.typname::text FROM pg_catalog.pg_constraint c
+      JOIN pg_catalog.pg_type t ON t.oid = c.contypid
+      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
+       AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+      JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid WHERE p.proname = ANY (${names})`);
+  const writingOperators = new Set<string>();
+  const writingTypes = new Set<string>();
+  for (const [kind, name] of rows as string[][]) (kind === 'operator' ? writingOperators : writingTypes).add(name);
+  return { writingOperators, writingTypes };
 }
 
 /**
@@ -296,24 +330,46 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
 }
 
 /** Views whose columns or conditions call one of these functions, or read such a view. */
-async function viewsCalling(backend: BackendChannel, functions: ReadonlySet<string>): Promise<Set<string>> {
+async function viewsCalling(
+  backend: BackendChannel,
+  functions: ReadonlySet<string>,
+  types: ReadonlySet<string>,
+): Promise<Set<string>> {
   const { rows } = await backend.query(`
-    ${viewsCallingSql('calling', [...functions])}
+    ${viewsCallingSql('calling', [...functions], [...types])}
     SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'`);
   return new Set((rows as string[][]).map(([name]) => name));
 }
 
 /**
  * A WITH RECURSIVE clause naming `name` the views and materialized views
- * whose definition calls a function of one of these names, or reads such a view.
+ * whose definition calls a function of one of these names, or reads such a
+ * view. With `types`: also through an operator of such a function, or a
+ * cast to one of these types (a domain with a CHECK that calls one).
  */
-function viewsCallingSql(name: string, functions: string[]): string {
+function viewsCallingSql(name: string, functions: string[], types?: string[]): string {
+  const indirect = types
+    ? `
+      UNION
+      SELECT r.ev_class
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+        JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid = o.oid
+        JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)})
+      UNION
+      SELECT r.ev_class
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+        JOIN pg_catalog.pg_type t ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = t.oid
+       WHERE t.typname = ANY (${quoteLiteralArray(types)})`
+    : '';
   return `WITH RECURSIVE ${name}(oid) AS (
       SELECT r.ev_class
         FROM pg_catalog.pg_depend d
         JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
         JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-       WHERE p.proname = ANY (${quoteLiteralArray(functions)})
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)})${indirect}
       UNION
       SELECT r.ev_class
         FROM ${name} v

@@ -237,6 +237,14 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
     return level;
   };
 
+  /** An operator whose function may write, or a cast that runs such a function (see MlCatalog.writingOperators). */
+  const usesWriter = (node: AstNode): boolean => {
+    const operator: AstNode[] | undefined = inner(node, 'A_Expr')?.name;
+    if (operator && catalog.writingOperators?.has(operator[operator.length - 1]?.String?.sval)) return true;
+    const cast: AstNode[] | undefined = inner(node, 'TypeCast')?.typeName?.names;
+    return Boolean(cast && catalog.writingTypes?.has(cast[cast.length - 1]?.String?.sval));
+  };
+
   /** Registers ML calls in an expression; sub-selects become levels of their own. */
   const scanExpression = (
     root: AstNode,
@@ -261,6 +269,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         return;
       }
       const type = nodeType(node);
+      if (usesWriter(node)) blockers.push('an operator or cast that runs a function with side effects');
       if (type === 'SubLink') {
         if (node.SubLink.testexpr) visit(node.SubLink.testexpr, node.SubLink, 'testexpr', aggregate);
         // PostgreSQL may turn EXISTS and IN subqueries into joins, filtering all their rows first: only
@@ -286,7 +295,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         const ml = recognizeMlCall(call, catalog);
         // (A wrapper's inlined body is part of the statement too.)
         const writes = (fn: string) => SIDE_EFFECT_FUNCTIONS.has(fn) || Boolean(catalog.sideEffects?.has(fn));
-        if ((!ml && writes(name)) || (ml?.wrapper && callsFunction(ml.wrapper.inlined, writes))) {
+        if (
+          (!ml && writes(name)) ||
+          (ml?.wrapper && (callsFunction(ml.wrapper.inlined, writes) || some(ml.wrapper.inlined, usesWriter)))
+        ) {
           blockers.push('a function with side effects');
         }
         if (ml) {

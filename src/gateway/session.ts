@@ -112,10 +112,11 @@ const COMMAND_COMPLETE = 0x43;
 const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
 /**
  * Command tags of DDL after which the ML catalog (wrappers, views, functions
- * that write) is read again; DO may have run some through EXECUTE.
+ * that write, operators and casts that run them) is read again; DO may have
+ * run some through EXECUTE.
  */
 const CATALOG_DDL_TAG =
-  /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN)\b|DO\0)/;
+  /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN|CAST)\b|DO\0)/;
 
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
 const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);

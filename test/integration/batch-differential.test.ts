@@ -1867,6 +1867,17 @@ describe("the database's own functions", () => {
     );
     await db.query(`CREATE FUNCTION logged_mood(v text) RETURNS varchar LANGUAGE sql
       AS $$ SELECT (aws_comprehend.detect_sentiment(logged(v), 'en')).sentiment $$`);
+    await db.query(`CREATE FUNCTION logged_less(a int, b int) RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (a::text); RETURN a < b; END $$;
+      CREATE OPERATOR <<< (FUNCTION = logged_less, LEFTARG = int, RIGHTARG = int);
+      CREATE VIEW logged_less_rows AS SELECT id, txt FROM t WHERE id <<< 4;
+      CREATE FUNCTION less_mood(v text, id int) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT CASE WHEN id <<< 4 THEN (aws_comprehend.detect_sentiment(v, 'en')).sentiment END $$;
+      CREATE TYPE logged_box AS (v int);
+      CREATE FUNCTION logged_box(v int) RETURNS logged_box LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (v::text); RETURN ROW(v)::logged_box; END $$;
+      CREATE CAST (int AS logged_box) WITH FUNCTION logged_box(int);
+      CREATE DOMAIN logged_text AS text CHECK (logged(coalesce(VALUE, '')) IS NOT NULL)`);
     for (const sql of [
       "SELECT id, (aws_comprehend.detect_sentiment(logged(txt), 'en')).sentiment FROM t WHERE id < 4",
       "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE logged(txt) IS NOT NULL AND id < 4",
@@ -1878,6 +1889,13 @@ describe("the database's own functions", () => {
       `CREATE VIEW logged_rows AS SELECT id, txt, logged(txt) AS copy FROM t;
        SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM logged_rows WHERE id < 4;
        DROP VIEW logged_rows`,
+      // Through an operator, a cast or a domain's CHECK (also inside a view or a wrapper).
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE id <<< 4",
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE id OPERATOR(public.<<<) 4",
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM logged_less_rows",
+      'SELECT id, less_mood(txt, id) FROM t WHERE id < 6',
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE (id::logged_box).v < 4",
+      "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t WHERE id < 4 AND txt::logged_text <> ''",
       // Created and used in one string.
       `CREATE FUNCTION logged_late(v text) RETURNS text LANGUAGE plpgsql AS $$
          BEGIN INSERT INTO call_log VALUES (v); RETURN v; END $$;

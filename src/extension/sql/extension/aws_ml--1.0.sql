@@ -359,7 +359,7 @@ REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC;
 GRANT SELECT ON aws_ml.batch_statistics TO aws_ml;
 
 -- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
--- so they re-read which user functions wrap ML calls.
+-- so they re-read which user functions wrap ML calls (and which functions, operators and casts may write).
 CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -371,7 +371,9 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
   WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'DROP FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE',
                'DROP PROCEDURE', 'CREATE VIEW', 'ALTER VIEW', 'DROP VIEW', 'CREATE MATERIALIZED VIEW',
                'ALTER MATERIALIZED VIEW', 'DROP MATERIALIZED VIEW', 'CREATE RULE', 'DROP RULE',
-               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION')
+               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION',
+               'CREATE OPERATOR', 'ALTER OPERATOR', 'DROP OPERATOR', 'CREATE CAST', 'DROP CAST',
+               'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN')
   EXECUTE FUNCTION aws_ml.notify_ddl();
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
