@@ -12,6 +12,10 @@
  *    in-process. Bar: ≥ 0.70×.
  * 3. detect_sentiment over N short documents, end to end, vs the bundled model
  *    alone. Bar: ≥ 0.70×.
+ * 4. Short statements (one row by primary key, simple and extended protocol,
+ *    and a literal): milliseconds per statement in batch mode against the
+ *    per-row path, which makes one service call per row without batch mode's
+ *    own round trips. No bar: the price batch mode asks of small statements.
  * Each end-to-end figure comes with its breakdown (argument query, scoring
  * after the last argument, result load, final statement). Both sides of a
  * ratio are measured warm: each first runs on the first WARM_UP_ROWS rows, so
@@ -249,10 +253,51 @@ async function sentimentAlone(
   return timed(async () => score(texts.length));
 }
 
+/** Milliseconds per statement of each short statement, batch mode against per row (alternating, warm). */
+async function shortStatements(): Promise<void> {
+  const stack = await startBenchStack();
+  try {
+    const db = await connect(stack);
+    await db.query('DROP TABLE IF EXISTS short_docs');
+    await db.query(`CREATE TABLE short_docs (id int PRIMARY KEY, body text)`);
+    await db.query(`INSERT INTO short_docs SELECT g, 'a short review, number ' || g FROM generate_series(1, 10000) g`);
+    const mood = (input: string) => `(aws_comprehend.detect_sentiment(${input}, 'en')).sentiment`;
+    const statements: [string, (i: number) => Promise<unknown>][] = [
+      ['one row by key', (i) => db.query(`SELECT ${mood('body')} FROM short_docs WHERE id = ${i}`)],
+      ['one row, parameter', (i) => db.query(`SELECT ${mood('body')} FROM short_docs WHERE id = $1`, [i])],
+      ['a literal', (i) => db.query(`SELECT ${mood(`'a literal review ${i}'`)}`)],
+      ['ten rows', (i) => db.query(`SELECT ${mood('body')} FROM short_docs WHERE id BETWEEN ${i} AND ${i + 9}`)],
+    ];
+    const count = 200;
+    console.log('4. short statements, milliseconds per statement (sentiment, distinct inputs each time)');
+    let next = 1;
+    for (const [name, statement] of statements) {
+      const perMode = new Map<string, number>();
+      for (const mode of ['on', 'off', 'on', 'off']) {
+        await db.query(`SET apg_enable_function_migration = ${mode}`);
+        for (let i = 0; i < 20; i++) await statement(next++ % 9990);
+        const { ms } = await timed(async () => {
+          for (let i = 0; i < count; i++) await statement(next++ % 9990);
+        });
+        perMode.set(mode, Math.min(perMode.get(mode) ?? Number.POSITIVE_INFINITY, ms / count));
+      }
+      const [batched, perRow] = [perMode.get('on')!, perMode.get('off')!];
+      console.log(
+        `    ${name.padEnd(20)} batch mode ${batched.toFixed(2)} ms, per row ${perRow.toFixed(2)} ms: ${(batched / perRow).toFixed(1)}× the per-row time`,
+      );
+    }
+    console.log('');
+    await db.end();
+  } finally {
+    await stack.stop();
+  }
+}
+
 async function main(): Promise<void> {
   await latencyComparison();
   await xgboostOverhead();
   await sentimentOverhead();
+  await shortStatements();
 }
 
 main().catch((error) => {

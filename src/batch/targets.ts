@@ -1,5 +1,6 @@
 import { type AstNode, clone, deparse, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { quoteIdentifier } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
 import type { BatchPlan } from './planner.js';
 
@@ -20,6 +21,12 @@ export interface BatchTarget {
    * the per-row path there rather than score inputs for a statement that fails.
    */
   writes: boolean;
+  /**
+   * CREATE TABLE / MATERIALIZED VIEW IF NOT EXISTS: the relation it makes
+   * (a quoted name). If one of that name exists, PostgreSQL skips the
+   * statement, and batch mode scores nothing for it.
+   */
+  madeIfMissing?: string;
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -141,10 +148,18 @@ export function batchTarget(
         const query = executedQuery(execute, prepared);
         return query && { query, stored: true, writes: true, finalSql: () => original };
       }
+      const made = node.into?.rel;
       return {
         query: node.query,
         stored: matview,
         writes: true,
+        madeIfMissing:
+          node.if_not_exists && made
+            ? [made.schemaname, made.relname]
+                .filter(Boolean)
+                .map((part: string) => quoteIdentifier(part))
+                .join('.')
+            : undefined,
         finalSql: matview ? () => original : rewritten(stmt),
       };
     }

@@ -755,6 +755,10 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
+    if (target.madeIfMissing) {
+      const { rows } = await control.backend.query(`SELECT to_regclass(${quoteLiteral(target.madeIfMissing)}) IS NULL`);
+      if (rows[0][0] !== 't') return asIs();
+    }
     const settings = await readSettings(
       control,
       tablesOf(target.query),

@@ -818,6 +818,22 @@ describe('batch mode in other statements', () => {
       'SELECT count(*)::int AS n FROM scored_batch b FULL JOIN scored_rows r USING (id) WHERE b.p IS DISTINCT FROM r.p',
     );
     expect(diff.rows[0].n).toBe(0);
+    // IF NOT EXISTS over an existing table: PostgreSQL skips it, and nothing is scored or called for it.
+    for (const create of [
+      'CREATE TABLE IF NOT EXISTS scored_batch',
+      'CREATE TABLE IF NOT EXISTS public.scored_batch',
+      'CREATE MATERIALIZED VIEW IF NOT EXISTS scored_batch',
+    ]) {
+      const skipped = await callsDuring(async () => {
+        await db.query(`${create} AS SELECT id, ${EP} AS p FROM t`);
+      });
+      expect(skipped, create).toEqual({ scored: 0, perRow: 0 });
+    }
+    const created = await callsDuring(async () => {
+      await db.query(`CREATE TABLE IF NOT EXISTS scored_again AS SELECT id, ${EP} AS p FROM t`);
+    });
+    expect(created).toMatchObject({ perRow: 0 });
+    expect(created.scored).toBeGreaterThan(0);
 
     await db.query('CREATE TABLE inserted (id int, p float8)');
     await db.query(`INSERT INTO inserted SELECT id, ${EP} FROM t WHERE id < 50`);
