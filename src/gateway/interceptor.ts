@@ -316,7 +316,15 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
 const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
 
-type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog } | { forward: string };
+/**
+ * A statement planned for batch mode. `plannedAs`: the statement number it
+ * was planned with, every candidate table taken for a plain one (see
+ * planForRun); it runs as planned if the session's settings agree.
+ */
+type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog; plannedAs?: number } | { forward: string };
+
+/** Taken for plain tables, whose rows key their answers, until the session's settings say (see planForRun). */
+const EVERY_TABLE: ReadonlySet<string> = { has: () => true } as unknown as ReadonlySet<string>;
 
 /**
  * The gateway's handling of statements that mention ML functions: Aurora's
@@ -500,7 +508,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const prepare = inner(statements[0].stmt, 'PrepareStmt');
     if (prepare) this.sqlPrepared.add(prepare.name);
-    const parsed = this.parseForBatch(rewritten, catalog);
+    const parsed = this.planForRun(rewritten, catalog);
     if ('forward' in parsed) {
       if (parsed.forward === 'ddl') {
         await this.relayDdl(control, rewritten);
@@ -556,7 +564,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     this.executing = new Map([[execute.name, prepared]]);
     try {
-      const parsed = this.parseForBatch(sql, catalog);
+      const parsed = this.planForRun(sql, catalog);
       if ('forward' in parsed) return false;
       await this.runBatchStatement(control, parsed, sql, true);
       return true;
@@ -625,7 +633,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (handler) return this.runHandler(control, handler, stmt, false);
     const prepare = inner(stmt, 'PrepareStmt');
     if (prepare) this.sqlPrepared.add(prepare.name);
-    const parsed = this.parseForBatch(text, catalog);
+    const parsed = this.planForRun(text, catalog);
     if (!('forward' in parsed)) return this.runBatchStatement(control, parsed, text, false);
     const outcome = await control.relay(queryMessage(text));
     return !outcome.failed;
@@ -683,6 +691,18 @@ export class MlInterceptor implements SessionInterceptor {
   private reportFailure(control: SessionControl, payload: Buffer, standalone: boolean): false {
     control.toClient(standalone ? [payload, readyForQuery(control.backend.status)] : payload);
     return false;
+  }
+
+  /**
+   * Plans a statement about to run: as if each table that could key its
+   * answers by row were a plain one (as it mostly is), and for the next
+   * statement number, so that it need not be planned again once the
+   * session's settings confirm that (runBatchStatement).
+   */
+  private planForRun(sql: string, catalog: MlCatalog): Parsed {
+    const plannedAs = this.statementNumber + 1;
+    const parsed = this.parseForBatch(sql, catalog, EVERY_TABLE, plannedAs);
+    return 'forward' in parsed ? parsed : { ...parsed, plannedAs };
   }
 
   private parseForBatch(
@@ -743,7 +763,7 @@ export class MlInterceptor implements SessionInterceptor {
 
   private async runBatchStatement(
     control: SessionControl,
-    parsed: { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog },
+    parsed: Exclude<Parsed, { forward: string }>,
     original: string,
     standalone: boolean,
     viewsChecked = false,
@@ -770,7 +790,7 @@ export class MlInterceptor implements SessionInterceptor {
       // A view it reads was changed where the gateway did not see it: plan again from the catalog as it is now.
       this.catalogChanged();
       const { catalog } = await this.catalog(control.backend);
-      const again = this.parseForBatch(original, catalog);
+      const again = this.planForRun(original, catalog);
       if ('forward' in again) return asIs();
       return this.runBatchStatement(control, again, original, standalone, true);
     }
@@ -780,9 +800,12 @@ export class MlInterceptor implements SessionInterceptor {
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
-    if (settings.rowTables.size > 0 || settings.inlineViews.size > 0) {
-      // Now that the tables are known to be plain ones, plan again to join their rows' results by identity,
-      // and with the views it may read in place read as subqueries.
+    const byRow = plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
+    const asPlanned =
+      parsed.plannedAs === number && settings.inlineViews.size === 0 && byRow.every((t) => settings.rowTables.has(t));
+    if (!asPlanned) {
+      // Plan again with the tables whose rows may key their answers as they are, and the views it may
+      // read in place read as subqueries.
       try {
         const replanned = this.parseForBatch(
           original,
