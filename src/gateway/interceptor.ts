@@ -296,8 +296,21 @@ const parseTextStart = (bytes: Buffer) => bytes.indexOf(0, 5) + 1;
 const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
 
 /** format_type's name of each type, and of the type under it when it is a domain, in order. */
+/**
+ * SQL names of built-in types (OIDs below 16384, which PostgreSQL assigns at
+ * initdb and never reuses), as typeNames gives them: the same in every
+ * database and session, so read once per process.
+ */
+const builtinTypeNames = new Map<number, { name: string; base: string }>();
+const FIRST_NORMAL_OID = 16384;
+
 async function typeNames(control: SessionControl, types: number[]): Promise<{ names: string[]; bases: string[] }> {
-  if (types.length === 0) return { names: [], bases: [] };
+  if (types.every((t) => builtinTypeNames.has(t))) {
+    return {
+      names: types.map((t) => builtinTypeNames.get(t)!.name),
+      bases: types.map((t) => builtinTypeNames.get(t)!.base),
+    };
+  }
   const { rows } = await control.backend.query(
     // typmod -1, not NULL: format_type(bpchar, NULL) is `character`, which as a cast means char(1).
     // A type outside pg_catalog is named with its schema: the names are kept for later executions,
@@ -310,7 +323,12 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
        LEFT JOIN pg_catalog.pg_type y ON y.oid = u.t
        LEFT JOIN pg_catalog.pg_namespace s ON s.oid = y.typnamespace ORDER BY u.n`,
   );
-  return { names: rows.map((row) => row[0] ?? 'text'), bases: rows.map((row) => row[1] ?? 'text') };
+  const names = rows.map((row) => row[0] ?? 'text');
+  const bases = rows.map((row) => row[1] ?? 'text');
+  types.forEach((t, i) => {
+    if (t > 0 && t < FIRST_NORMAL_OID && rows[i][0] !== null) builtinTypeNames.set(t, { name: names[i], base: bases[i] });
+  });
+  return { names, bases };
 }
 
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
