@@ -1562,6 +1562,30 @@ describe('read-only transactions', () => {
     }
   });
 
+  it('are batched from the first block when BEGIN READ ONLY comes in the statement’s group (pgjdbc read-only)', async () => {
+    const expected = (await db.query(sql)).rows.map((row) => Object.values(row).map((v) => (v === null ? null : String(v))));
+    const fresh = new RawSession(await stack.connect());
+    const calls = await callsDuring(async () => {
+      for (let i = 0; i < 2; i++) {
+        const answer = await fresh.round([
+          raw.parse('', 'BEGIN READ ONLY'),
+          raw.bind('', []),
+          raw.execute(),
+          raw.parse('', sql),
+          raw.bind('', []),
+          raw.execute(),
+          raw.sync(),
+        ]);
+        expect(answer.errors).toEqual([]);
+        expect(answer.results[1]).toEqual(expected);
+        expect((await fresh.query('SHOW transaction_read_only')).results[0]).toEqual([['on']]);
+        await fresh.query('COMMIT');
+      }
+    });
+    expect(calls).toMatchObject({ perRow: 0 });
+    expect(calls.scored).toBeGreaterThan(0);
+  });
+
   it('answer a statement prepared in a block that rolled back (its results tables went with it)', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id <= $1 ORDER BY id`;
     const expected = (await db.query(sql, [30])).rows;
