@@ -1563,7 +1563,9 @@ describe('read-only transactions', () => {
   });
 
   it('are batched from the first block when BEGIN READ ONLY comes in the statement’s group (pgjdbc read-only)', async () => {
-    const expected = (await db.query(sql)).rows.map((row) => Object.values(row).map((v) => (v === null ? null : String(v))));
+    const expected = (await db.query(sql)).rows.map((row) =>
+      Object.values(row).map((v) => (v === null ? null : String(v))),
+    );
     const fresh = new RawSession(await stack.connect());
     const calls = await callsDuring(async () => {
       for (let i = 0; i < 2; i++) {
