@@ -326,7 +326,8 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
   const names = rows.map((row) => row[0] ?? 'text');
   const bases = rows.map((row) => row[1] ?? 'text');
   types.forEach((t, i) => {
-    if (t > 0 && t < FIRST_NORMAL_OID && rows[i][0] !== null) builtinTypeNames.set(t, { name: names[i], base: bases[i] });
+    if (t > 0 && t < FIRST_NORMAL_OID && rows[i][0] !== null)
+      builtinTypeNames.set(t, { name: names[i], base: bases[i] });
   });
   return { names, bases };
 }
