@@ -13,6 +13,8 @@ export interface BenchStack {
 
 /** A whole pgsage on the embedded PostgreSQL in a throwaway data directory. */
 export async function startBenchStack(overrides: ConfigInput = {}): Promise<BenchStack> {
+  // (As bin/pgsage.js: the pinned SDK's notice about Node versions of its future releases is noise here.)
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { pgsage, stop } = await startEphemeralPgsage('pgsage-bench-', {
     ...overrides,
     postgres: { port: await freePort() },
