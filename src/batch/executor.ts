@@ -148,10 +148,11 @@ export async function readSettings(
         WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')
           AND c.relowner = p.proowner),
       -- (-1: a table of that name the session made with other columns, which batch mode leaves alone.)
-      (SELECT CASE WHEN array_agg(a.attname::text ORDER BY a.attnum) = ${ROW_RESULTS_COLUMNS}
+      (SELECT CASE WHEN c.relkind = 'r' AND ${ROW_RESULTS_COLUMNS} = ARRAY(SELECT a.attname::text
+                          FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                         ORDER BY a.attnum)
                    THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-        WHERE c.oid = to_regclass('${ROW_RESULTS}') AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.oid),
+         FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('${ROW_RESULTS}')),
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('track_functions'),

@@ -1682,7 +1682,12 @@ describe("the gateway's results tables", () => {
     for (const name of ['aws_ml_results', 'aws_ml_row_results']) {
       const fresh = await stack.connect();
       try {
-        await fresh.query(`CREATE TEMP TABLE ${name} (x int); INSERT INTO ${name} VALUES (1), (2), (3)`);
+        // (One without columns, then one with another column: neither is taken for batch mode's.)
+        await fresh.query(`CREATE TEMP TABLE ${name} ()`);
+        expect((await fresh.query(sql)).rows, name).toEqual(expected);
+        await fresh.query(
+          `DROP TABLE ${name}; CREATE TEMP TABLE ${name} (x int); INSERT INTO ${name} VALUES (1), (2), (3)`,
+        );
         for (const block of [false, true]) {
           if (block) await fresh.query('BEGIN');
           expect((await fresh.query(sql)).rows, name).toEqual(expected);
