@@ -295,7 +295,6 @@ const parseTextStart = (bytes: Buffer) => bytes.indexOf(0, 5) + 1;
 /** The tables whose rows key the stored answers of a plan's groups. */
 const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
 
-/** format_type's name of each type, and of the type under it when it is a domain, in order. */
 /**
  * SQL names of built-in types (OIDs below 16384, which PostgreSQL assigns at
  * initdb and never reuses), as typeNames gives them: the same in every
@@ -304,6 +303,7 @@ const rowTablesOf = (plan: BatchPlan) => plan.groups.flatMap((g) => (g.rowIdenti
 const builtinTypeNames = new Map<number, { name: string; base: string }>();
 const FIRST_NORMAL_OID = 16384;
 
+/** format_type's name of each type, and of the type under it when it is a domain, in order. */
 async function typeNames(control: SessionControl, types: number[]): Promise<{ names: string[]; bases: string[] }> {
   if (types.every((t) => builtinTypeNames.has(t))) {
     return {
