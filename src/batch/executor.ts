@@ -69,6 +69,13 @@ export interface BatchSettings {
   endpointNoOp: boolean;
 }
 
+/** The columns of a relation, in order, as SQL (a text array). */
+const columnsOf = (relation: string) => `ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)`;
+
+/** The per-input results table's columns (see aws_ml.begin_batch). */
+const RESULTS_COLUMNS = "ARRAY['stmt', 'kind', 'target', 'key', 'out_text', 'out_real']";
+
 const MS_PER_UNIT: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
@@ -143,14 +150,13 @@ export async function readSettings(
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
       ${rowTables},
       current_setting('transaction_read_only'),
-      -- (Made by begin_batch, so owned by the extension's owner: a table the user made under that name is not it.)
+      -- (Made by begin_batch, so owned by the extension's owner, with its columns: a relation the user
+      -- made under that name is not it.)
       (SELECT pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
         WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')
-          AND c.relowner = p.proowner),
+          AND c.relowner = p.proowner AND c.relkind = 'r' AND ${columnsOf('c.oid')} = ${RESULTS_COLUMNS}),
       -- (-1: a table of that name the session made with other columns, which batch mode leaves alone.)
-      (SELECT CASE WHEN c.relkind = 'r' AND ${ROW_RESULTS_COLUMNS} = ARRAY(SELECT a.attname::text
-                          FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                         ORDER BY a.attnum)
+      (SELECT CASE WHEN c.relkind = 'r' AND ${columnsOf('c.oid')} = ${ROW_RESULTS_COLUMNS}
                    THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
          FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('${ROW_RESULTS}')),
       current_setting('extra_float_digits'),

@@ -57,7 +57,7 @@ describe('CREATE EXTENSION aws_ml', () => {
     ]);
     const member = await admin.query("SELECT pg_has_role(current_user, 'aws_ml', 'MEMBER') AS member");
     expect(member.rows[0].member).toBe(true);
-    // The ML functions keep out of parallel queries (see aws_ml--1.0.sql); cast_output is safe.
+    // The ML functions keep out of parallel queries (see aws_ml--1.1.sql); cast_output is safe.
     const parallel = await admin.query(
       "SELECT proname, proparallel FROM pg_proc WHERE pronamespace IN ('aws_comprehend'::regnamespace, 'aws_sagemaker'::regnamespace) ORDER BY 1, 2",
     );
@@ -156,3 +156,52 @@ describe('CREATE EXTENSION aws_ml', () => {
     expect(outcome).not.toBe('PLANTED');
   });
 });
+
+describe('ALTER EXTENSION aws_ml UPDATE', () => {
+  /** A client of another database, through the gateway. */
+  async function clientOf(database: string): Promise<pg.Client> {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: stack.pgsage.gateway.port,
+      user: 'postgres',
+      password: 'postgres',
+      database,
+    });
+    await client.connect();
+    return client;
+  }
+  /** The extension's functions as PostgreSQL would write them again, with their privileges, and its event trigger. */
+  async function extensionShape(client: pg.Client) {
+    const functions = await client.query(`SELECT p.oid::regprocedure::text AS name, pg_get_functiondef(p.oid) AS definition,
+        p.proacl::text AS acl
+      FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+      JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'aws_ml' ORDER BY 1`);
+    const triggers = await client.query('SELECT evtname, evtevent, evttags FROM pg_event_trigger ORDER BY 1');
+    const version = await client.query("SELECT extversion FROM pg_extension WHERE extname = 'aws_ml'");
+    return { functions: functions.rows, triggers: triggers.rows, version: version.rows };
+  }
+
+  it('brings a database made with 1.0 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
+    await admin.query('CREATE DATABASE ext_from_old');
+    await admin.query('CREATE DATABASE ext_from_new');
+    const [old, fresh] = [await clientOf('ext_from_old'), await clientOf('ext_from_new')];
+    try {
+      await old.query("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE");
+      await old.query(`CREATE FUNCTION mood(t text) RETURNS varchar LANGUAGE sql
+          AS $$ SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment $$;
+        CREATE VIEW moods AS SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment AS m`);
+      expect(await extensionShape(old)).not.toEqual(await extensionShape(fresh));
+      await old.query('ALTER EXTENSION aws_ml UPDATE');
+      await fresh.query('CREATE EXTENSION aws_ml CASCADE');
+      const [updated, made] = [await extensionShape(old), await extensionShape(fresh)];
+      expect(updated.version).toEqual([{ extversion: '1.1' }]);
+      expect(updated).toEqual(made);
+      expect((await old.query('SELECT m FROM moods')).rows).toEqual([{ m: 'POSITIVE' }]);
+      expect((await old.query("SELECT mood('I hate it') AS m")).rows).toEqual([{ m: 'NEGATIVE' }]);
+    } finally {
+      await old.end();
+      await fresh.end();
+    }
+  });
+});
+

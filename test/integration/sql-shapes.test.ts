@@ -53,7 +53,7 @@ describe('detect_sentiment in the shapes users write', () => {
   });
 
   it('is PARALLEL UNSAFE, counted under aws_comprehend, and answers on a direct connection', async () => {
-    // PL/pgSQL functions that start commands must keep out of parallel queries (see aws_ml--1.0.sql).
+    // PL/pgSQL functions that start commands must keep out of parallel queries (see aws_ml--1.1.sql).
     const unsafe = await db.query(
       "SELECT bool_and(proparallel = 'u') AS unsafe FROM pg_proc WHERE proname IN ('detect_sentiment', 'invoke_endpoint')",
     );

@@ -110,13 +110,17 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   existing oid := to_regclass('pg_temp.aws_ml_results');
+  squatter "char";
 BEGIN
-  -- A relation of that name the session made itself is the user's: it is neither read nor dropped,
-  -- and the gateway answers the session's statements per row.
-  IF existing IS NOT NULL
-     AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = existing AND c.relowner = current_user::regrole
-                        AND c.relkind = 'r') THEN
-    RAISE EXCEPTION 'pg_temp.aws_ml_results is not the results table of aws_ml' USING ERRCODE = '42P07';
+  IF existing IS NOT NULL THEN
+    SELECT c.relkind INTO squatter FROM pg_class c WHERE c.oid = existing AND c.relowner <> current_user::regrole;
+    IF squatter = 'v' THEN
+      DROP VIEW pg_temp.aws_ml_results CASCADE;
+      existing := NULL;
+    ELSIF squatter IS NOT NULL THEN
+      DROP TABLE pg_temp.aws_ml_results CASCADE;
+      existing := NULL;
+    END IF;
   END IF;
   IF existing IS NULL THEN
     CREATE TEMP TABLE aws_ml_results (
@@ -136,14 +140,7 @@ BEGIN
     -- (A read-only transaction may not TRUNCATE; the old rows are simply not this statement's.)
     TRUNCATE pg_temp.aws_ml_results;
     -- Loading is several times faster without an index to maintain; index_batch adds it back when needed.
-    -- (Only when there is one: DROP INDEX is DDL that event triggers see. One that refuses it keeps the index.)
-    IF to_regclass('pg_temp.aws_ml_results_key') IS NOT NULL THEN
-      BEGIN
-        DROP INDEX pg_temp.aws_ml_results_key;
-      EXCEPTION WHEN OTHERS THEN
-        NULL;
-      END;
-    END IF;
+    DROP INDEX IF EXISTS pg_temp.aws_ml_results_key;
   END IF;
   PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
   PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
@@ -156,12 +153,11 @@ CREATE FUNCTION aws_ml.index_batch() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF aws_ml.batch_results_available() AND to_regclass('pg_temp.aws_ml_results_key') IS NULL THEN
-    CREATE INDEX aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
+  IF aws_ml.batch_results_available() THEN
+    CREATE INDEX IF NOT EXISTS aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
   END IF;
-EXCEPTION WHEN OTHERS THEN
-  -- An open cursor of this transaction still reads the table, or an event trigger refuses DDL:
-  -- lookups go without the index.
+EXCEPTION WHEN object_in_use THEN
+  -- An open cursor of this transaction still reads the table: lookups go without the index.
   NULL;
 END
 $$;
@@ -359,7 +355,7 @@ REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC;
 GRANT SELECT ON aws_ml.batch_statistics TO aws_ml;
 
 -- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
--- so they re-read which user functions wrap ML calls (and which functions, operators and casts may write).
+-- so they re-read which user functions wrap ML calls.
 CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -371,9 +367,7 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
   WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'DROP FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE',
                'DROP PROCEDURE', 'CREATE VIEW', 'ALTER VIEW', 'DROP VIEW', 'CREATE MATERIALIZED VIEW',
                'ALTER MATERIALIZED VIEW', 'DROP MATERIALIZED VIEW', 'CREATE RULE', 'DROP RULE',
-               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION',
-               'CREATE OPERATOR', 'ALTER OPERATOR', 'DROP OPERATOR', 'CREATE CAST', 'DROP CAST',
-               'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN')
+               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION')
   EXECUTE FUNCTION aws_ml.notify_ddl();
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
