@@ -172,7 +172,8 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
   }
   /** The extension's functions as PostgreSQL would write them again, with their privileges, and its event trigger. */
   async function extensionShape(client: pg.Client) {
-    const functions = await client.query(`SELECT p.oid::regprocedure::text AS name, pg_get_functiondef(p.oid) AS definition,
+    const functions =
+      await client.query(`SELECT p.oid::regprocedure::text AS name, pg_get_functiondef(p.oid) AS definition,
         p.proacl::text AS acl
       FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
       JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'aws_ml' ORDER BY 1`);
@@ -204,4 +205,3 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     }
   });
 });
-
