@@ -67,6 +67,12 @@ export interface MlCatalog {
   /** Names of operators whose function is one of those, and of types a cast to which runs one. */
   writingOperators?: ReadonlySet<string>;
   writingTypes?: ReadonlySet<string>;
+  /**
+   * Such a function runs where nothing names it: an implicit cast, or a
+   * comparison operator (BETWEEN, sorting and joining use those unwritten).
+   * Every statement then goes per row.
+   */
+  writersEverywhere?: boolean;
   /** Names of views that call such functions (reading one runs them). */
   viewsWithSideEffects?: ReadonlySet<string>;
 }
@@ -214,15 +220,21 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   }));
   const sideEffects = await functionsWithSideEffects(backend);
   const indirect = await writingOperatorsAndTypes(backend, sideEffects);
+  for (const name of indirect.writingFunctions) sideEffects.add(name);
   return {
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
     sideEffects,
-    ...indirect,
+    writingOperators: indirect.writingOperators,
+    writingTypes: indirect.writingTypes,
+    writersEverywhere: indirect.writersEverywhere,
     viewsWithSideEffects: await viewsCalling(backend, sideEffects, indirect.writingTypes),
   };
 }
+
+/** Operators PostgreSQL also applies where none is written: BETWEEN, simple CASE, sorting, grouping, joins. */
+const IMPLICIT_OPERATORS = new Set(['=', '<>', '<', '<=', '>', '>=']);
 
 /**
  * Operators whose function may write, and types a cast to which runs such a
@@ -232,25 +244,50 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
 async function writingOperatorsAndTypes(
   backend: BackendChannel,
   functions: ReadonlySet<string>,
-): Promise<{ writingOperators: Set<string>; writingTypes: Set<string> }> {
+): Promise<{
+  writingOperators: Set<string>;
+  writingTypes: Set<string>;
+  writingFunctions: Set<string>;
+  writersEverywhere: boolean;
+}> {
   const names = quoteLiteralArray([...functions]);
+  // Domains whose CHECK calls such a function, and domains over those.
   const { rows } = await backend.query(`
+    WITH RECURSIVE writing_domain(oid) AS (
+      SELECT c.contypid FROM pg_catalog.pg_constraint c
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
+         AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+        JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+       WHERE c.contypid <> 0 AND p.proname = ANY (${names})
+      UNION
+      SELECT t.oid FROM pg_catalog.pg_type t JOIN writing_domain w ON t.typbasetype = w.oid
+    )
     SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o
       JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE p.proname = ANY (${names})
     UNION
-    SELECT 'type', t.typname::text FROM pg_catalog.pg_cast c
+    SELECT CASE WHEN c.castcontext = 'i' THEN 'implicit cast' ELSE 'type' END, t.typname::text
+      FROM pg_catalog.pg_cast c
       JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
       JOIN pg_catalog.pg_type t ON t.oid = c.casttarget WHERE p.proname = ANY (${names})
     UNION
-    SELECT 'type', t.typname::text FROM pg_catalog.pg_constraint c
-      JOIN pg_catalog.pg_type t ON t.oid = c.contypid
-      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
-       AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-      JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid WHERE p.proname = ANY (${names})`);
-  const writingOperators = new Set<string>();
-  const writingTypes = new Set<string>();
-  for (const [kind, name] of rows as string[][]) (kind === 'operator' ? writingOperators : writingTypes).add(name);
-  return { writingOperators, writingTypes };
+    SELECT 'type', t.typname::text FROM writing_domain w JOIN pg_catalog.pg_type t ON t.oid = w.oid
+    UNION
+    -- (A function given or giving such a domain checks it.)
+    SELECT 'function', p.proname::text FROM pg_catalog.pg_proc p
+     WHERE EXISTS (SELECT FROM writing_domain w WHERE w.oid = ANY (p.proargtypes::oid[]) OR w.oid = p.prorettype)`);
+  const found = { operator: new Set<string>(), type: new Set<string>(), function: new Set<string>() };
+  let implicitCast = false;
+  for (const [kind, name] of rows as string[][]) {
+    if (kind === 'implicit cast') implicitCast = true;
+    else found[kind as keyof typeof found].add(name);
+  }
+  return {
+    writingOperators: found.operator,
+    writingTypes: found.type,
+    writingFunctions: found.function,
+    // PostgreSQL applies these where no operator or cast is written: every statement is suspect.
+    writersEverywhere: implicitCast || [...found.operator].some((name) => IMPLICIT_OPERATORS.has(name)),
+  };
 }
 
 /**

@@ -194,7 +194,9 @@ function rangeVarName(node: AstNode): { schema?: string; name: string } | undefi
 export function analyze(statement: AstNode, catalog: MlCatalog, options: AnalyzeOptions = {}): Analysis {
   const levels: Level[] = [];
   const sites: CallSite[] = [];
-  const blockers: string[] = [];
+  const blockers: string[] = catalog.writersEverywhere
+    ? ['an implicit cast or comparison operator of the database runs a function with side effects']
+    : [];
   const viewReads: ViewRead[] = [];
   const inlinedViews: ViewRead[] = [];
   // (Not for a cursor: UPDATE … WHERE CURRENT OF needs it to stay a scan of the view's table.)

@@ -1996,6 +1996,40 @@ describe("the database's own functions", () => {
       SENTIMENT,
     );
     expect(scored).toBeGreaterThan(0);
+
+    // Where no cast or operator is written: a domain over a writing one, a function given such a domain,
+    // an implicit cast, comparison operators BETWEEN applies (found through search_path).
+    const mood = "SELECT id, (aws_comprehend.detect_sentiment(txt, 'en')).sentiment FROM t";
+    await db.query(`CREATE DOMAIN logged_text_too AS logged_text;
+      CREATE FUNCTION takes_logged(d logged_text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT d::text $$`);
+    for (const sql of [
+      `${mood} WHERE id < 4 AND txt::logged_text_too <> ''`,
+      `${mood} WHERE id < 4 AND takes_logged(txt) IS NOT NULL`,
+    ]) {
+      expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
+    }
+    await db.query(`CREATE TYPE implicit_box AS (v int);
+      CREATE FUNCTION implicit_box(v int) RETURNS implicit_box LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (v::text); RETURN ROW(v)::implicit_box; END $$;
+      CREATE FUNCTION box_value(b implicit_box) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT b.v $$;
+      CREATE CAST (int AS implicit_box) WITH FUNCTION implicit_box(int) AS IMPLICIT`);
+    const implicit = `${mood} WHERE box_value(id) < 4`;
+    expect(await logged(implicit, 'on')).toBe(await logged(implicit, 'off'));
+    await db.query('DROP CAST (int AS implicit_box)');
+    await db.query(`CREATE SCHEMA logged_ops;
+      CREATE FUNCTION logged_ops.le(a int, b int) RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (a::text); RETURN a OPERATOR(pg_catalog.<=) b; END $$;
+      CREATE FUNCTION logged_ops.ge(a int, b int) RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (a::text); RETURN a OPERATOR(pg_catalog.>=) b; END $$;
+      CREATE OPERATOR logged_ops.<= (FUNCTION = logged_ops.le, LEFTARG = int, RIGHTARG = int);
+      CREATE OPERATOR logged_ops.>= (FUNCTION = logged_ops.ge, LEFTARG = int, RIGHTARG = int)`);
+    const between = `${mood} WHERE id BETWEEN 1 AND 4`;
+    expect(await logged(`SET search_path = logged_ops, public, pg_catalog; ${between}`, 'on')).toBe(
+      await logged(`SET search_path = logged_ops, public, pg_catalog; ${between}`, 'off'),
+    );
+    await db.query('RESET search_path; DROP SCHEMA logged_ops CASCADE');
+    // Gone again: batched.
+    expect((await runBatched(`${mood} WHERE id BETWEEN 1 AND 4`, SENTIMENT)).scored).toBeGreaterThan(0);
   });
 });
 
