@@ -1,6 +1,5 @@
 import { type AstNode, clone, deparse, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
-import { quoteIdentifier } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
 import type { BatchPlan } from './planner.js';
 
@@ -26,7 +25,7 @@ export interface BatchTarget {
    * (a quoted name). If one of that name exists, PostgreSQL skips the
    * statement, and batch mode scores nothing for it.
    */
-  madeIfMissing?: string;
+  madeIfMissing?: { schema?: string; name: string };
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -142,24 +141,19 @@ export function batchTarget(
       if (node.into?.skipData) return undefined;
       const matview = node.objtype === 'OBJECT_MATVIEW';
       const original = deparse(stmt);
+      const made = node.into?.rel;
+      const madeIfMissing = node.if_not_exists && made ? { schema: made.schemaname, name: made.relname } : undefined;
       const execute = inner(node.query, 'ExecuteStmt');
       if (execute) {
         // CREATE TABLE … AS EXECUTE name(args): as EXECUTE alone.
         const query = executedQuery(execute, prepared);
-        return query && { query, stored: true, writes: true, finalSql: () => original };
+        return query && { query, stored: true, writes: true, madeIfMissing, finalSql: () => original };
       }
-      const made = node.into?.rel;
       return {
         query: node.query,
         stored: matview,
         writes: true,
-        madeIfMissing:
-          node.if_not_exists && made
-            ? [made.schemaname, made.relname]
-                .filter(Boolean)
-                .map((part: string) => quoteIdentifier(part))
-                .join('.')
-            : undefined,
+        madeIfMissing,
         finalSql: matview ? () => original : rewritten(stmt),
       };
     }
@@ -184,6 +178,7 @@ export function batchTarget(
         stored: false,
         explain: { analyze, text: format === 'text' },
         writes: analyze && inner.writes,
+        madeIfMissing: inner.madeIfMissing,
         finalSql: rewritten(stmt),
       };
     }

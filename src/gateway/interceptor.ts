@@ -332,6 +332,25 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
   return { names, bases };
 }
 
+/**
+ * Whether a relation of that name exists where the name leads (a schema, or
+ * the search path). Read from the catalog: unlike to_regclass it cannot fail
+ * (a schema without USAGE), which inside a block would abort it.
+ */
+async function relationExists(control: SessionControl, relation: { schema?: string; name: string }): Promise<boolean> {
+  const { rows } = await control.backend.query(`SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relname = ${quoteLiteral(relation.name)} AND ${schemaCondition(relation.schema)})`);
+  return rows[0][0] === 't';
+}
+
+/** SQL true for the schemas `n` a relation name with this schema (or none) may be in. */
+function schemaCondition(schema: string | undefined): string {
+  if (schema === undefined) return 'n.nspname = ANY (pg_catalog.current_schemas(true))';
+  if (schema === 'pg_temp') return 'n.oid = pg_catalog.pg_my_temp_schema()';
+  return `n.nspname = ${quoteLiteral(schema)}`;
+}
+
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
 const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
 
@@ -621,13 +640,19 @@ export class MlInterceptor implements SessionInterceptor {
     if (wrap) await backend.query('BEGIN');
     let ok = true;
     let current = catalog;
-    for (let i = 0; i < statements.length && ok; i++) {
-      ok = await this.runStatement(control, statements[i].stmt, texts[i], current);
-      if (ok && isCatalogDdl(statements[i].stmt)) {
-        // The next statements may use what it created (a wrapper, a function that writes).
-        this.noteDdl();
-        current = (await this.catalog(backend)).catalog;
+    try {
+      for (let i = 0; i < statements.length && ok; i++) {
+        ok = await this.runStatement(control, statements[i].stmt, texts[i], current);
+        if (ok && isCatalogDdl(statements[i].stmt)) {
+          // The next statements may use what it created (a wrapper, a function that writes).
+          this.noteDdl();
+          current = (await this.catalog(backend)).catalog;
+        }
       }
+    } catch (error) {
+      // One of the gateway's own statements failed: the block it opened goes, as PostgreSQL's implicit one would.
+      if (wrap && !backend.busy) await backend.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
     if (wrap) {
       if (ok && backend.status === 'T') {
@@ -794,10 +819,7 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
-    if (target.madeIfMissing) {
-      const { rows } = await control.backend.query(`SELECT to_regclass(${quoteLiteral(target.madeIfMissing)}) IS NULL`);
-      if (rows[0][0] !== 't') return asIs();
-    }
+    if (target.madeIfMissing && (await relationExists(control, target.madeIfMissing))) return asIs();
     const settings = await readSettings(
       control,
       tablesOf(target.query),

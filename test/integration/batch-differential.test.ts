@@ -819,15 +819,36 @@ describe('batch mode in other statements', () => {
     );
     expect(diff.rows[0].n).toBe(0);
     // IF NOT EXISTS over an existing table: PostgreSQL skips it, and nothing is scored or called for it.
+    await db.query(`PREPARE scored_again_query AS SELECT id, ${EP} AS p FROM t`);
     for (const create of [
-      'CREATE TABLE IF NOT EXISTS scored_batch',
-      'CREATE TABLE IF NOT EXISTS public.scored_batch',
-      'CREATE MATERIALIZED VIEW IF NOT EXISTS scored_batch',
+      `CREATE TABLE IF NOT EXISTS scored_batch AS SELECT id, ${EP} AS p FROM t`,
+      `CREATE TABLE IF NOT EXISTS public.scored_batch AS SELECT id, ${EP} AS p FROM t`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS scored_batch AS SELECT id, ${EP} AS p FROM t`,
+      'CREATE TABLE IF NOT EXISTS scored_batch AS EXECUTE scored_again_query',
+      `EXPLAIN (ANALYZE, COSTS false, TIMING false, SUMMARY false)
+         CREATE TABLE IF NOT EXISTS scored_batch AS SELECT id, ${EP} AS p FROM t`,
     ]) {
       const skipped = await callsDuring(async () => {
-        await db.query(`${create} AS SELECT id, ${EP} AS p FROM t`);
+        await db.query(create);
       });
       expect(skipped, create).toEqual({ scored: 0, perRow: 0 });
+    }
+    await db.query('DEALLOCATE scored_again_query');
+    // Where the user may not look (no USAGE on the schema), PostgreSQL's error, and the session goes on.
+    await db.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ctas_writer') THEN CREATE ROLE ctas_writer; END IF;
+      END $$;
+      GRANT aws_ml TO ctas_writer; GRANT SELECT ON t TO ctas_writer;
+      CREATE SCHEMA IF NOT EXISTS ctas_hidden; REVOKE ALL ON SCHEMA ctas_hidden FROM PUBLIC`);
+    const limited = await stack.connect();
+    try {
+      await limited.query('SET ROLE ctas_writer');
+      await expect(
+        limited.query(`SELECT 1; CREATE TABLE IF NOT EXISTS ctas_hidden.made AS SELECT id, ${EP} AS p FROM t`),
+      ).rejects.toMatchObject({ code: '42501' });
+      expect((await limited.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await limited.end();
     }
     const created = await callsDuring(async () => {
       await db.query(`CREATE TABLE IF NOT EXISTS scored_again AS SELECT id, ${EP} AS p FROM t`);
