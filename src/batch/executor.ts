@@ -145,6 +145,7 @@ export async function readSettings(
       COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
       pg_catalog.pg_is_in_recovery(),
+      EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtenabled <> 'D' AND evtname <> 'aws_ml_ddl_watch'),
       to_regclass('pg_temp.aws_ml_results_key') IS NOT NULL,
       ${parallelWorkers},
       ${privilegeChecks.length ? [...new Set(privilegeChecks)].join(' AND ') : 'true'},
@@ -177,6 +178,7 @@ export async function readSettings(
     maxConcurrent,
     ready,
     inRecovery,
+    eventTriggers,
     indexExists,
     tableWorkers,
     allowed,
@@ -195,7 +197,8 @@ export async function readSettings(
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
   const writable = readOnly !== 'on';
-  const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't';
+  // (Not where an event trigger of the database would run, and may write, in that read-write transaction.)
+  const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't' && eventTriggers !== 't';
   const tablesMade = writable || ownReadWrite;
   const resultsTables = {
     byInput: byInput !== null,

@@ -1552,6 +1552,29 @@ describe('read-only transactions', () => {
     }
   });
 
+  it('answer per row in a read-only session where an event trigger would see the tables made', async () => {
+    const expected = (await db.query(sql)).rows;
+    await db.query(`CREATE TABLE ddl_written (tag text);
+      CREATE FUNCTION write_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('test.write_ddl', true) = 'on' THEN INSERT INTO public.ddl_written VALUES (tg_tag); END IF;
+      END $$;
+      CREATE EVENT TRIGGER write_ddl ON ddl_command_end EXECUTE FUNCTION write_ddl()`);
+    const fresh = await stack.connect();
+    try {
+      await fresh.query('SET test.write_ddl = on');
+      await fresh.query('SET default_transaction_read_only = on');
+      const calls = await callsDuring(async () => {
+        expect((await fresh.query(sql)).rows).toEqual(expected);
+      });
+      expect(calls.perRow).toBeGreaterThan(0);
+      expect((await db.query('SELECT count(*)::int AS n FROM ddl_written')).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await fresh.end();
+      await db.query('DROP EVENT TRIGGER write_ddl; DROP FUNCTION write_ddl(); DROP TABLE ddl_written');
+    }
+  });
+
   it('are batched in a read-only block once the session has its results tables', async () => {
     const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
     const fresh = await stack.connect();
