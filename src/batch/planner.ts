@@ -93,7 +93,7 @@ export interface PlanOptions {
    */
   inlineViews?: ReadonlySet<string>;
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
-  rowTables?: ReadonlySet<string>;
+  rowTables?: Pick<ReadonlySet<string>, 'has'>;
   /**
    * The statement's number in the session's results tables, when known at
    * planning: written into the statement, so that a cursor opened now and
@@ -1145,7 +1145,7 @@ function chooseRowIdentity(
   groups: CallGroup[],
   index: Map<AstNode, CallSite>,
   statement: AstNode,
-  rowTables: ReadonlySet<string> | undefined,
+  rowTables: Pick<ReadonlySet<string>, 'has'> | undefined,
 ): string[] {
   const candidates = new Set<string>();
   const readByLookups = new Set(groups.flatMap((g) => g.dependsOn));
