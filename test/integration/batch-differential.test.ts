@@ -50,6 +50,34 @@ async function callsDuring(work: () => Promise<void>): Promise<{ scored: number;
   return { scored: scored() - before.scored, perRow: perRow() - before.perRow };
 }
 
+/**
+ * Runs `work` while an event trigger records in `ddl_log` the tags of the DDL run by sessions that
+ * `SET test.log_ddl = on`; `logged()` counts them.
+ */
+async function withDdlLog(
+  event: 'ddl_command_start' | 'ddl_command_end',
+  work: (logged: () => Promise<number>) => Promise<void>,
+): Promise<void> {
+  await db.query(`CREATE TABLE ddl_log (tag text);
+    CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_setting('test.log_ddl', true) = 'on' THEN INSERT INTO public.ddl_log VALUES (tg_tag); END IF;
+    END $$;
+    CREATE EVENT TRIGGER log_ddl ON ${event} EXECUTE FUNCTION log_ddl()`);
+  try {
+    await work(async () => (await db.query('SELECT count(*)::int AS n FROM ddl_log')).rows[0].n);
+  } finally {
+    await db.query('DROP EVENT TRIGGER log_ddl; DROP FUNCTION log_ddl(); DROP TABLE ddl_log');
+  }
+}
+
+/** A statement joined to its answers, and one that reads them through index probes. */
+const RESULTS_TABLE_STATEMENTS = {
+  sql: `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`,
+  probed: `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
+    WHERE a.id <= 30 ORDER BY 1`,
+};
+
 async function explainText(sql: string): Promise<string> {
   const result = await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' });
   return result.rows.map((r) => r[0]).join('\n');
@@ -1516,10 +1544,7 @@ describe('monitoring with track_functions', () => {
 });
 
 describe('read-only transactions', () => {
-  const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
-  /** Read through index probes of the per-input results. */
-  const probed = `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
-    WHERE a.id <= 30 ORDER BY 1`;
+  const { sql, probed } = RESULTS_TABLE_STATEMENTS;
 
   it('are batched in a read-only session: the gateway makes its tables in a transaction of its own', async () => {
     const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
@@ -1554,25 +1579,20 @@ describe('read-only transactions', () => {
 
   it('answer per row in a read-only session where an event trigger would see the tables made', async () => {
     const expected = (await db.query(sql)).rows;
-    await db.query(`CREATE TABLE ddl_written (tag text);
-      CREATE FUNCTION write_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_setting('test.write_ddl', true) = 'on' THEN INSERT INTO public.ddl_written VALUES (tg_tag); END IF;
-      END $$;
-      CREATE EVENT TRIGGER write_ddl ON ddl_command_end EXECUTE FUNCTION write_ddl()`);
-    const fresh = await stack.connect();
-    try {
-      await fresh.query('SET test.write_ddl = on');
-      await fresh.query('SET default_transaction_read_only = on');
-      const calls = await callsDuring(async () => {
-        expect((await fresh.query(sql)).rows).toEqual(expected);
-      });
-      expect(calls.perRow).toBeGreaterThan(0);
-      expect((await db.query('SELECT count(*)::int AS n FROM ddl_written')).rows).toEqual([{ n: 0 }]);
-    } finally {
-      await fresh.end();
-      await db.query('DROP EVENT TRIGGER write_ddl; DROP FUNCTION write_ddl(); DROP TABLE ddl_written');
-    }
+    await withDdlLog('ddl_command_end', async (logged) => {
+      const fresh = await stack.connect();
+      try {
+        await fresh.query('SET test.log_ddl = on');
+        await fresh.query('SET default_transaction_read_only = on');
+        const calls = await callsDuring(async () => {
+          expect((await fresh.query(sql)).rows).toEqual(expected);
+        });
+        expect(calls.perRow).toBeGreaterThan(0);
+        expect(await logged()).toBe(0);
+      } finally {
+        await fresh.end();
+      }
+    });
   });
 
   it('are batched in a read-only block once the session has its results tables', async () => {
@@ -1654,38 +1674,31 @@ describe('read-only transactions', () => {
 });
 
 describe("the gateway's results tables", () => {
-  const sql = `SELECT id, ${EP} FROM t WHERE id <= 30 ORDER BY id`;
-  const probed = `SELECT a.id FROM t a JOIN t b ON b.id = a.id AND (${SENTIMENT}(b.txt, 'en')).sentiment = 'POSITIVE'
-    WHERE a.id <= 30 ORDER BY 1`;
+  const { sql, probed } = RESULTS_TABLE_STATEMENTS;
 
   it('are made once per session: later statements run no DDL an event trigger would see', async () => {
     const expected = [(await db.query(sql)).rows, (await db.query(probed)).rows];
-    await db.query(`CREATE TABLE ddl_seen (tag text);
-      CREATE FUNCTION note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_setting('test.note_ddl', true) = 'on' THEN INSERT INTO public.ddl_seen VALUES (tg_tag); END IF;
-      END $$;
-      CREATE EVENT TRIGGER note_ddl ON ddl_command_start EXECUTE FUNCTION note_ddl()`);
-    const fresh = await stack.connect();
-    try {
-      await fresh.query('SET test.note_ddl = on');
-      expect((await fresh.query(sql)).rows).toEqual(expected[0]);
-      expect((await fresh.query(probed)).rows).toEqual(expected[1]);
-      const made = (await db.query('SELECT count(*)::int AS n FROM ddl_seen')).rows[0].n;
-      expect(made).toBeGreaterThan(0);
-      const later = await callsDuring(async () => {
-        for (let i = 0; i < 3; i++) {
-          expect((await fresh.query(sql)).rows).toEqual(expected[0]);
-          expect((await fresh.query(probed)).rows).toEqual(expected[1]);
-          expect((await fresh.query({ text: sql, values: [] })).rows).toEqual(expected[0]);
-        }
-      });
-      expect(later).toMatchObject({ perRow: 0 });
-      expect((await db.query('SELECT count(*)::int AS n FROM ddl_seen')).rows[0].n).toBe(made);
-    } finally {
-      await fresh.end();
-      await db.query('DROP EVENT TRIGGER note_ddl; DROP FUNCTION note_ddl(); DROP TABLE ddl_seen');
-    }
+    await withDdlLog('ddl_command_start', async (logged) => {
+      const fresh = await stack.connect();
+      try {
+        await fresh.query('SET test.log_ddl = on');
+        expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+        expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+        const made = await logged();
+        expect(made).toBeGreaterThan(0);
+        const later = await callsDuring(async () => {
+          for (let i = 0; i < 3; i++) {
+            expect((await fresh.query(sql)).rows).toEqual(expected[0]);
+            expect((await fresh.query(probed)).rows).toEqual(expected[1]);
+            expect((await fresh.query({ text: sql, values: [] })).rows).toEqual(expected[0]);
+          }
+        });
+        expect(later).toMatchObject({ perRow: 0 });
+        expect(await logged()).toBe(made);
+      } finally {
+        await fresh.end();
+      }
+    });
   });
 
   it('that an event trigger refuses to make leave the statements to the per-row path', async () => {
