@@ -57,7 +57,15 @@ export interface BatchSettings {
    * Made inside a transaction block, they go when it rolls back, and a
    * read-only transaction cannot make them again.
    */
-  resultsTables: { byInput: boolean; byRow: boolean; byInputBytes: number; byRowBytes: number; byRowForeign: boolean };
+  resultsTables: {
+    byInput: boolean;
+    byRow: boolean;
+    byInputBytes: number;
+    byRowBytes: number;
+    /** A relation of that name the session made itself: batch mode leaves it (and the statement) alone. */
+    byInputForeign: boolean;
+    byRowForeign: boolean;
+  };
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -153,9 +161,11 @@ export async function readSettings(
       current_setting('transaction_read_only'),
       -- (Made by begin_batch, so owned by the extension's owner, with its columns: a relation the user
       -- made under that name is not it.)
-      (SELECT pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
-        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')
-          AND c.relowner = p.proowner AND c.relkind = 'r' AND ${columnsOf('c.oid')} = ${RESULTS_COLUMNS}),
+      -- (-1: one the session made itself, which an aws_ml 1.0 begin_batch would drop: not called then.)
+      (SELECT CASE WHEN c.relowner = p.proowner AND c.relkind = 'r' AND ${columnsOf('c.oid')} = ${RESULTS_COLUMNS}
+                   THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
+         FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
+        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')),
       -- (-1: a table of that name the session made with other columns, which batch mode leaves alone.)
       (SELECT CASE WHEN c.relkind = 'r' AND ${columnsOf('c.oid')} = ${ROW_RESULTS_COLUMNS}
                    THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
@@ -201,10 +211,11 @@ export async function readSettings(
   const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't' && eventTriggers !== 't';
   const tablesMade = writable || ownReadWrite;
   const resultsTables = {
-    byInput: byInput !== null,
+    byInput: byInput !== null && byInput !== '-1',
     byRow: byRow !== null && byRow !== '-1',
-    byInputBytes: Number(byInput ?? 0),
+    byInputBytes: Math.max(0, Number(byInput ?? 0)),
     byRowBytes: Math.max(0, Number(byRow ?? 0)),
+    byInputForeign: byInput === '-1',
     byRowForeign: byRow === '-1',
   };
   return {
@@ -320,6 +331,12 @@ export async function ensureResultsTables(
   const tables = settings.resultsTables;
   const makeRowTable = byRowWanted && !tables.byRow && !tables.byRowForeign;
   if (tables.byInput && !makeRowTable) return true;
+  if (tables.byInputForeign) {
+    // As if the tables could not be made: statements prepared now are prepared as written.
+    settings.tablesMade = false;
+    settings.batchable = false;
+    return false;
+  }
   if (!settings.tablesMade) return tables.byInput;
   const inBlock = control.backend.status === 'T';
   try {

@@ -182,6 +182,27 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     return { functions: functions.rows, triggers: triggers.rows, version: version.rows };
   }
 
+  it("keeps a session's own table named like batch mode's in a database still at 1.0", async () => {
+    await admin.query('CREATE DATABASE ext_still_old');
+    const old = await clientOf('ext_still_old');
+    try {
+      await old.query("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE");
+      await old.query(`CREATE TABLE reviews (id int, body text);
+        INSERT INTO reviews VALUES (1, 'I love it'), (2, 'I hate it'), (3, 'fine')`);
+      const sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM reviews ORDER BY id";
+      await old.query('SET apg_enable_function_migration = off');
+      const expected = (await old.query(sql)).rows;
+      await old.query('RESET apg_enable_function_migration');
+      // (1.0's begin_batch would drop it: the gateway does not call it then, and answers per row.)
+      await old.query('CREATE TEMP TABLE aws_ml_results (a int); INSERT INTO aws_ml_results VALUES (7)');
+      expect((await old.query(sql)).rows).toEqual(expected);
+      expect((await old.query({ text: sql, values: [] })).rows).toEqual(expected);
+      expect((await old.query('SELECT a FROM pg_temp.aws_ml_results')).rows).toEqual([{ a: 7 }]);
+    } finally {
+      await old.end();
+    }
+  });
+
   it('brings a database made with 1.0 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
     await admin.query('CREATE DATABASE ext_from_old');
     await admin.query('CREATE DATABASE ext_from_new');
