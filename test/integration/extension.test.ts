@@ -193,8 +193,10 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
       await old.query('SET apg_enable_function_migration = off');
       const expected = (await old.query(sql)).rows;
       await old.query('RESET apg_enable_function_migration');
-      // (1.0's begin_batch would drop it: the gateway does not call it then, and answers per row.)
-      await old.query('CREATE TEMP TABLE aws_ml_results (a int); INSERT INTO aws_ml_results VALUES (7)');
+      // A role other than the extension's owner: 1.0's begin_batch would drop its table. The gateway does not
+      // call it then, and answers per row.
+      await old.query(`GRANT aws_ml TO ext_tenant; GRANT SELECT ON reviews TO ext_tenant; SET ROLE ext_tenant;
+        CREATE TEMP TABLE aws_ml_results (a int); INSERT INTO aws_ml_results VALUES (7)`);
       expect((await old.query(sql)).rows).toEqual(expected);
       expect((await old.query({ text: sql, values: [] })).rows).toEqual(expected);
       expect((await old.query('SELECT a FROM pg_temp.aws_ml_results')).rows).toEqual([{ a: 7 }]);
