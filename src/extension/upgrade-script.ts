@@ -2,23 +2,38 @@
  * The aws_ml upgrade script from 1.0 to the current version, made from the
  * current install script: every function and the statistics view as it
  * defines them, with CREATE OR REPLACE (views and wrapper functions over them
- * stay), its DDL event trigger made again, and its grants. 1.0 changed between
- * pgsage builds before 1.1 was cut, so the script must apply to any of them:
- * it drops what earlier builds had and 1.1 does without, and makes what some
- * lacked. `npm run extension:upgrade` writes it; a unit test checks the
- * shipped file is what this makes.
+ * stay), its DDL event trigger made again, and its privileges on what the
+ * update made (an administrator's grants and revokes on the rest stay). 1.0
+ * changed between pgsage builds before 1.1 was cut, so the script must apply
+ * to any of them: it drops what earlier builds had and 1.1 does without, and
+ * makes what some lacked. `npm run extension:upgrade` writes it; a unit test
+ * checks the shipped file is what this makes.
  */
 export function upgradeScript(installScript: string): string {
   const start = installScript.indexOf('CREATE FUNCTION aws_ml.bridge_conninfo()');
   if (start < 0) throw new Error('the install script no longer starts its functions with bridge_conninfo');
-  const objects = installScript
-    .slice(start)
+  const objects: string[] = [];
+  const privileges: string[] = [];
+  let comments: string[] = [];
+  for (const line of installScript.slice(start).split('\n')) {
+    if (line.startsWith('--')) {
+      comments.push(line);
+      continue;
+    }
+    // (A privilege moves to the end, and the comment about it goes.)
+    if (/^(GRANT|REVOKE) /.test(line)) privileges.push(line);
+    else objects.push(...comments, line);
+    comments = [];
+  }
+  const made = objects
+    .join('\n')
     .replaceAll('CREATE FUNCTION ', 'CREATE OR REPLACE FUNCTION ')
     .replace('CREATE VIEW aws_ml.batch_statistics', 'CREATE OR REPLACE VIEW aws_ml.batch_statistics')
     .replace(
       'CREATE EVENT TRIGGER aws_ml_ddl_watch',
       'DROP EVENT TRIGGER IF EXISTS aws_ml_ddl_watch;\nCREATE EVENT TRIGGER aws_ml_ddl_watch',
-    );
+    )
+    .replace(/\n{3,}/g, '\n\n');
   return `-- aws_ml 1.0 -> 1.1 (pgsage), for ALTER EXTENSION aws_ml UPDATE. Made from aws_ml--1.1.sql by
 -- src/extension/upgrade-script.ts (npm run extension:upgrade): edit that script, not this one.
 
@@ -32,5 +47,51 @@ DROP FUNCTION IF EXISTS aws_ml.begin_batch();
 CREATE TABLE IF NOT EXISTS aws_ml.bridge_settings (conninfo text NOT NULL);
 REVOKE ALL ON aws_ml.bridge_settings FROM PUBLIC;
 
-${objects}`;
+${made.trimEnd()}
+
+${privilegesOnWhatWasMade(privileges)}
+`;
+}
+
+/** Every function of these schemas: its privileges follow the ALL FUNCTIONS lines of the install script. */
+const ALL_FUNCTIONS = [
+  'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;',
+  'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;',
+];
+
+/**
+ * The install script's privileges, applied to the functions (and the view)
+ * the update created: they have no privileges of their own yet (NULL ACL),
+ * where those of 1.0 have the ones 1.0 and the administrator gave them.
+ */
+function privilegesOnWhatWasMade(lines: string[]): string {
+  for (const line of ALL_FUNCTIONS) {
+    if (!lines.includes(line)) throw new Error(`the install script no longer says: ${line}`);
+  }
+  const statements = lines.flatMap((line) => {
+    if (ALL_FUNCTIONS.includes(line) || / ON SCHEMA /.test(line)) return [];
+    const fn = / ON FUNCTION (.+\)) (TO|FROM) /.exec(line);
+    if (fn) return [`  IF to_regprocedure('${fn[1]}')::oid = ANY (made) THEN ${line} END IF;`];
+    if (/ ON aws_ml\.batch_statistics /.test(line)) return [`  IF view_made THEN ${line} END IF;`];
+    throw new Error(`the upgrade script does not know how to apply: ${line}`);
+  });
+  return `-- Privileges as 1.1 gives them, on what this update made; an administrator's on the rest stay.
+DO $upgrade$
+DECLARE
+  made oid[] := ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                       WHERE n.nspname IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker') AND p.proacl IS NULL);
+  view_made boolean := (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c
+                         WHERE c.oid = 'aws_ml.batch_statistics'::regclass);
+  f oid;
+BEGIN
+  FOREACH f IN ARRAY made LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f::regprocedure);
+    IF (SELECT p.pronamespace::regnamespace::text FROM pg_catalog.pg_proc p WHERE p.oid = f)
+       IN ('aws_comprehend', 'aws_sagemaker') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO aws_ml', f::regprocedure);
+    END IF;
+  END LOOP;
+${statements.join('\n')}
+END
+$upgrade$;`;
 }

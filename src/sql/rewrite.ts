@@ -45,17 +45,7 @@ const isComment = (t: ScanToken) => t.tokenName === 'SQL_COMMENT' || t.tokenName
  */
 function codeStringTokens(tokens: ScanToken[]): Set<number> {
   const code = new Set<number>();
-  let start = 0;
-  while (start < tokens.length) {
-    let end = start;
-    let depth = 0;
-    while (end < tokens.length && !(tokens[end].text === ';' && depth === 0)) {
-      if (tokens[end].text === '(') depth += 1;
-      else if (tokens[end].text === ')') depth -= 1;
-      end += 1;
-    }
-    const words = tokens.slice(start, end).filter((t) => !isComment(t));
-    const upper = words.map((t) => t.text.toUpperCase());
+  for (const { words, upper } of statementsOf(tokens)) {
     const isRoutine =
       upper[0] === 'CREATE' &&
       (upper[1] === 'FUNCTION' ||
@@ -77,9 +67,49 @@ function codeStringTokens(tokens: ScanToken[]): Set<number> {
         if (upper[0] === 'DO' && body) break;
       }
     }
-    start = end + 1;
   }
   return code;
+}
+
+/** The statements of a token list (split at top-level semicolons), without comments, and their words in upper case. */
+function* statementsOf(
+  tokens: ScanToken[],
+): Generator<{ start: number; end: number; words: ScanToken[]; upper: string[] }> {
+  let start = 0;
+  while (start < tokens.length) {
+    let end = start;
+    let depth = 0;
+    while (end < tokens.length && !(tokens[end].text === ';' && depth === 0)) {
+      if (tokens[end].text === '(') depth += 1;
+      else if (tokens[end].text === ')') depth -= 1;
+      end += 1;
+    }
+    const words = tokens.slice(start, end).filter((t) => !isComment(t));
+    yield { start, end, words, upper: words.map((t) => t.text.toUpperCase()) };
+    start = end + 1;
+  }
+}
+
+const ROUTINE_WORDS = new Set(['FUNCTION', 'FUNCTIONS', 'PROCEDURE', 'ROUTINE', 'AGGREGATE']);
+
+/**
+ * Tokens of statements that name routines by their signatures, not call
+ * them: GRANT / REVOKE … ON FUNCTION, DROP / ALTER FUNCTION, COMMENT ON
+ * FUNCTION, ALTER EXTENSION … ADD FUNCTION, SECURITY LABEL … ON FUNCTION.
+ * `invoke_endpoint(varchar, int, json)` there is the function's own signature.
+ */
+function signatureTokens(tokens: ScanToken[]): Set<number> {
+  const out = new Set<number>();
+  for (const { start, end, upper } of statementsOf(tokens)) {
+    const [first, second, third] = upper;
+    const names =
+      ((first === 'GRANT' || first === 'REVOKE' || first === 'SECURITY') && upper.some((w) => ROUTINE_WORDS.has(w))) ||
+      ((first === 'DROP' || first === 'ALTER') && ROUTINE_WORDS.has(second)) ||
+      (first === 'ALTER' && second === 'EXTENSION' && upper.some((w) => ROUTINE_WORDS.has(w))) ||
+      (first === 'COMMENT' && ROUTINE_WORDS.has(third));
+    if (names) for (let i = start; i < end; i++) out.add(i);
+  }
+  return out;
 }
 
 /**
@@ -96,10 +126,11 @@ export function rewriteStatementText(sql: string): string {
   const bytes = Buffer.from(sql);
   const edits: Edit[] = [];
   const codeStrings = codeStringTokens(tokens);
+  const signatures = signatureTokens(tokens);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     const name = identName(token);
-    if (name === 'invoke_endpoint' && tokens[i + 1]?.text === '(') {
+    if (name === 'invoke_endpoint' && tokens[i + 1]?.text === '(' && !signatures.has(i)) {
       const qualifier = tokens[i - 1]?.text === '.' ? identName(tokens[i - 2]) : 'aws_sagemaker';
       if (qualifier === 'aws_sagemaker') {
         const edit = packInvokeArguments(tokens, i + 1);

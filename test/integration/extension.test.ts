@@ -205,6 +205,25 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     }
   });
 
+  it("keeps an administrator's grants and revokes on the extension's functions", async () => {
+    await admin.query('CREATE DATABASE ext_granted');
+    const old = await clientOf('ext_granted');
+    try {
+      await old.query("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE");
+      await old.query(`GRANT EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) TO PUBLIC;
+        REVOKE EXECUTE ON FUNCTION aws_ml.view_definition(oid) FROM PUBLIC`);
+      const publicMay = async (fn: string) =>
+        (await old.query(`SELECT has_function_privilege('public', $1, 'EXECUTE') AS may`, [fn])).rows[0].may;
+      await old.query('ALTER EXTENSION aws_ml UPDATE');
+      expect(await publicMay('aws_sagemaker.invoke_endpoint(varchar, int, json)')).toBe(true);
+      expect(await publicMay('aws_ml.view_definition(oid)')).toBe(false);
+      expect(await publicMay('aws_ml.begin_batch(int, boolean)')).toBe(true);
+      expect(await publicMay('aws_comprehend.detect_sentiment(varchar, varchar, int)')).toBe(false);
+    } finally {
+      await old.end();
+    }
+  });
+
   it('brings a database made with 1.0 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
     await admin.query('CREATE DATABASE ext_from_old');
     await admin.query('CREATE DATABASE ext_from_new');

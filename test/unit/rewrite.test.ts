@@ -4,6 +4,9 @@ import { rewriteStatementText } from '../../src/sql/rewrite.js';
 
 beforeAll(loadParser);
 
+const call = "aws_sagemaker.invoke_endpoint('ep', NULL, a, b)";
+const packed = "aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))";
+
 describe('rewriteStatementText', () => {
   it('packs model inputs into json_build_array', () => {
     expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL, a, b)::INT FROM t")).toBe(
@@ -112,5 +115,26 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
   it('does not touch functions of other schemas with the same name', () => {
     const sql = "SELECT myschema.invoke_endpoint('ep', NULL, a, b)";
     expect(rewriteStatementText(sql)).toBe(sql);
+  });
+
+  it('leaves the function named by its signature alone: GRANT, REVOKE, ALTER, DROP, COMMENT', () => {
+    const signature = 'aws_sagemaker.invoke_endpoint(varchar, int, json)';
+    for (const sql of [
+      `GRANT EXECUTE ON FUNCTION ${signature} TO analyst`,
+      `REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC`,
+      `ALTER FUNCTION ${signature} SET work_mem = '64MB'`,
+      `DROP FUNCTION IF EXISTS other(int), ${signature}`,
+      `COMMENT ON FUNCTION ${signature} IS 'scores'`,
+      `ALTER EXTENSION aws_ml DROP FUNCTION ${signature}`,
+    ]) {
+      expect(rewriteStatementText(sql), sql).toBe(sql);
+    }
+    // A call in the same string is still packed; so are calls in ALTER TABLE (a default, a CHECK).
+    expect(rewriteStatementText(`REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC; SELECT ${call}`)).toBe(
+      `REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC; SELECT ${packed}`,
+    );
+    expect(rewriteStatementText(`ALTER TABLE t ADD COLUMN s text DEFAULT ${call}`)).toBe(
+      `ALTER TABLE t ADD COLUMN s text DEFAULT ${packed}`,
+    );
   });
 });

@@ -80,8 +80,6 @@ BEGIN
   RETURN reply;
 END
 $$;
-REVOKE ALL ON FUNCTION aws_ml.bridge_call(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION aws_ml.bridge_conninfo() FROM PUBLIC;
 
 -- Batch results live in a temp table of the session that the functions below
 -- read. It is created by this SECURITY DEFINER function so that its owner is
@@ -344,8 +342,6 @@ BEGIN
 END
 $$;
 CREATE OR REPLACE VIEW aws_ml.batch_statistics AS SELECT * FROM aws_ml.gateway_statistics();
-REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC;
-GRANT SELECT ON aws_ml.batch_statistics TO aws_ml;
 
 -- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
 -- so they re-read which user functions wrap ML calls (and which functions, operators and casts may write).
@@ -366,14 +362,31 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
                'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN')
   EXECUTE FUNCTION aws_ml.notify_ddl();
 
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
-GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml;
--- Only a type conversion: whoever may call invoke_endpoint may cast its answer.
-GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC;
--- The gateway prepares batch results as the client's own role.
-GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC;
+-- Privileges as 1.1 gives them, on what this update made; an administrator's on the rest stay.
+DO $upgrade$
+DECLARE
+  made oid[] := ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                       WHERE n.nspname IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker') AND p.proacl IS NULL);
+  view_made boolean := (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c
+                         WHERE c.oid = 'aws_ml.batch_statistics'::regclass);
+  f oid;
+BEGIN
+  FOREACH f IN ARRAY made LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f::regprocedure);
+    IF (SELECT p.pronamespace::regnamespace::text FROM pg_catalog.pg_proc p WHERE p.oid = f)
+       IN ('aws_comprehend', 'aws_sagemaker') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO aws_ml', f::regprocedure);
+    END IF;
+  END LOOP;
+  IF to_regprocedure('aws_ml.bridge_call(text)')::oid = ANY (made) THEN REVOKE ALL ON FUNCTION aws_ml.bridge_call(text) FROM PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.bridge_conninfo()')::oid = ANY (made) THEN REVOKE ALL ON FUNCTION aws_ml.bridge_conninfo() FROM PUBLIC; END IF;
+  IF view_made THEN REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC; END IF;
+  IF view_made THEN GRANT SELECT ON aws_ml.batch_statistics TO aws_ml; END IF;
+  IF to_regprocedure('aws_ml.gateway_statistics()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml; END IF;
+  IF to_regprocedure('aws_sagemaker.cast_output(varchar, anyelement)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.begin_batch(int, boolean)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.index_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.analyze_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.view_definition(oid)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC; END IF;
+END
+$upgrade$;
