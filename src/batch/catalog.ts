@@ -73,8 +73,11 @@ export interface MlCatalog {
    * Every statement then goes per row.
    */
   writersEverywhere?: boolean;
-  /** Names of views that call such functions (reading one runs them). */
-  viewsWithSideEffects?: ReadonlySet<string>;
+  /**
+   * Names of relations whose reading runs such a function: views that call
+   * one, tables with a row-level security policy that does.
+   */
+  relationsWithSideEffects?: ReadonlySet<string>;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
@@ -229,7 +232,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     writingOperators: indirect.writingOperators,
     writingTypes: indirect.writingTypes,
     writersEverywhere: indirect.writersEverywhere,
-    viewsWithSideEffects: await viewsCalling(backend, sideEffects, indirect.writingTypes),
+    relationsWithSideEffects: await relationsCalling(backend, sideEffects, indirect.writingTypes),
   };
 }
 
@@ -250,35 +253,54 @@ async function writingOperatorsAndTypes(
   writingFunctions: Set<string>;
   writersEverywhere: boolean;
 }> {
-  const names = quoteLiteralArray([...functions]);
-  // Domains whose CHECK calls such a function, and domains over those.
+  // (Only VOLATILE functions of those names: a built-in of the same name is not one of them.)
+  const writer = (p: string) => `${p}.proname = ANY (${quoteLiteralArray([...functions])}) AND ${p}.provolatile = 'v'`;
+  // Types whose values a cast or coercion checks with such a function: domains whose CHECK calls one, and
+  // domains over them, arrays of them, composite types (and tables' row types) with a column of one.
   const { rows } = await backend.query(`
-    WITH RECURSIVE writing_domain(oid) AS (
+    WITH RECURSIVE writing_type(oid) AS (
       SELECT c.contypid FROM pg_catalog.pg_constraint c
         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
          AND d.refclassid = 'pg_catalog.pg_proc'::regclass
         JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
-       WHERE c.contypid <> 0 AND p.proname = ANY (${names})
+       WHERE c.contypid <> 0 AND ${writer('p')}
       UNION
-      SELECT t.oid FROM pg_catalog.pg_type t JOIN writing_domain w ON t.typbasetype = w.oid
+      SELECT t.oid FROM writing_type w
+        LEFT JOIN pg_catalog.pg_attribute a ON a.atttypid = w.oid AND a.attnum > 0 AND NOT a.attisdropped
+        JOIN pg_catalog.pg_type t
+          ON t.typbasetype = w.oid OR (t.typelem = w.oid AND t.typcategory = 'A') OR t.typrelid = a.attrelid
     )
     SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o
-      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE p.proname = ANY (${names})
+      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE ${writer('p')}
     UNION
-    SELECT CASE WHEN c.castcontext = 'i' THEN 'implicit cast' ELSE 'type' END, t.typname::text
+    SELECT CASE WHEN c.castcontext = 'i' THEN 'everywhere' ELSE 'type' END, t.typname::text
       FROM pg_catalog.pg_cast c
       JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
-      JOIN pg_catalog.pg_type t ON t.oid = c.casttarget WHERE p.proname = ANY (${names})
+      JOIN pg_catalog.pg_type t ON t.oid = c.casttarget WHERE ${writer('p')}
     UNION
-    SELECT 'type', t.typname::text FROM writing_domain w JOIN pg_catalog.pg_type t ON t.oid = w.oid
+    SELECT 'type', t.typname::text FROM writing_type w JOIN pg_catalog.pg_type t ON t.oid = w.oid
     UNION
-    -- (A function given or giving such a domain checks it.)
+    -- (A function given or giving such a type checks it.)
     SELECT 'function', p.proname::text FROM pg_catalog.pg_proc p
-     WHERE EXISTS (SELECT FROM writing_domain w WHERE w.oid = ANY (p.proargtypes::oid[]) OR w.oid = p.prorettype)`);
+     WHERE EXISTS (SELECT FROM writing_type w WHERE w.oid = ANY (p.proargtypes::oid[]) OR w.oid = p.prorettype)
+    UNION
+    -- Aggregates whose transition, final or combine functions write.
+    SELECT 'function', g.proname::text FROM pg_catalog.pg_aggregate a
+      JOIN pg_catalog.pg_proc g ON g.oid = a.aggfnoid
+      JOIN pg_catalog.pg_proc p ON p.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
+                                              a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
+     WHERE ${writer('p')}
+    UNION
+    -- Operator classes: PostgreSQL sorts, groups, hashes and merges with their operators and support functions.
+    SELECT 'everywhere', '' FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid = ap.amproc
+     WHERE ${writer('p')}
+    UNION
+    SELECT 'everywhere', '' FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr
+      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE ${writer('p')}`);
   const found = { operator: new Set<string>(), type: new Set<string>(), function: new Set<string>() };
-  let implicitCast = false;
+  let everywhere = false;
   for (const [kind, name] of rows as string[][]) {
-    if (kind === 'implicit cast') implicitCast = true;
+    if (kind === 'everywhere') everywhere = true;
     else found[kind as keyof typeof found].add(name);
   }
   return {
@@ -286,7 +308,7 @@ async function writingOperatorsAndTypes(
     writingTypes: found.type,
     writingFunctions: found.function,
     // PostgreSQL applies these where no operator or cast is written: every statement is suspect.
-    writersEverywhere: implicitCast || [...found.operator].some((name) => IMPLICIT_OPERATORS.has(name)),
+    writersEverywhere: everywhere || [...found.operator].some((name) => IMPLICIT_OPERATORS.has(name)),
   };
 }
 
@@ -366,15 +388,19 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
   return writing;
 }
 
-/** Views whose columns or conditions call one of these functions, or read such a view. */
-async function viewsCalling(
+/**
+ * Views whose columns or conditions call one of these functions, or read such
+ * a view, and tables with a row-level security policy that calls one.
+ */
+async function relationsCalling(
   backend: BackendChannel,
   functions: ReadonlySet<string>,
   types: ReadonlySet<string>,
 ): Promise<Set<string>> {
   const { rows } = await backend.query(`
     ${viewsCallingSql('calling', [...functions], [...types])}
-    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'`);
+    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid
+     WHERE c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity)`);
   return new Set((rows as string[][]).map(([name]) => name));
 }
 
@@ -382,7 +408,8 @@ async function viewsCalling(
  * A WITH RECURSIVE clause naming `name` the views and materialized views
  * whose definition calls a function of one of these names, or reads such a
  * view. With `types`: also through an operator of such a function, or a
- * cast to one of these types (a domain with a CHECK that calls one).
+ * cast to one of these types (a domain with a CHECK that calls one), and
+ * tables whose row-level security policies call one (and views over them).
  */
 function viewsCallingSql(name: string, functions: string[], types?: string[]): string {
   const indirect = types
@@ -399,7 +426,13 @@ function viewsCallingSql(name: string, functions: string[], types?: string[]): s
         FROM pg_catalog.pg_depend d
         JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
         JOIN pg_catalog.pg_type t ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = t.oid
-       WHERE t.typname = ANY (${quoteLiteralArray(types)})`
+       WHERE t.typname = ANY (${quoteLiteralArray(types)})
+      UNION
+      SELECT y.polrelid
+        FROM pg_catalog.pg_policy y
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = y.oid
+        JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)})`
     : '';
   return `WITH RECURSIVE ${name}(oid) AS (
       SELECT r.ev_class

@@ -372,8 +372,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       }
     } else if (type === 'RangeVar') {
       const name = rangeVarName(item);
-      if (name && catalog.viewsWithSideEffects?.has(name.name))
-        blockers.push('a view that calls a function with side effects');
+      if (name && catalog.relationsWithSideEffects?.has(name.name))
+        blockers.push('a view or row-level security policy that calls a function with side effects');
       const view = name && findView(catalog.views, name.schema, name.name);
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
       const viewKey = view && `${view.schema}.${view.name}`;

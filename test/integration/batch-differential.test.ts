@@ -2087,6 +2087,40 @@ describe("the database's own functions", () => {
     await db.query('RESET search_path; DROP SCHEMA logged_ops CASCADE');
     // Gone again: batched.
     expect((await runBatched(`${mood} WHERE id BETWEEN 1 AND 4`, SENTIMENT)).scored).toBeGreaterThan(0);
+
+    // An aggregate whose transition function writes, a composite type and an array type over a writing domain,
+    // a row-level security policy that calls a writer (as a role the policy applies to).
+    await db.query(`CREATE FUNCTION logged_add(s int, v int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES (v::text); RETURN coalesce(s, 0) + v; END $$;
+      CREATE AGGREGATE logged_sum(int) (SFUNC = logged_add, STYPE = int);
+      CREATE TYPE logged_pair AS (d logged_text);
+      CREATE FUNCTION logged_visible(v int) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $$
+        BEGIN INSERT INTO public.call_log VALUES (v::text); RETURN true; END $$;
+      CREATE TABLE guarded_rows AS SELECT * FROM t;
+      ALTER TABLE guarded_rows ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY guarded_read ON guarded_rows FOR SELECT USING (logged_visible(id));
+      DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'policy_reader') THEN CREATE ROLE policy_reader; END IF;
+      END $$;
+      GRANT aws_ml TO policy_reader; GRANT SELECT ON guarded_rows TO policy_reader`);
+    for (const sql of [
+      `${mood} WHERE id <= (SELECT logged_sum(1) FROM t WHERE id < 5)`,
+      `${mood} WHERE id < 4 AND (ROW(txt)::logged_pair).d IS NOT NULL`,
+      `${mood} WHERE id < 4 AND cardinality(ARRAY[txt]::_logged_text) = 1`,
+      `SET ROLE policy_reader; ${mood.replace('FROM t', 'FROM guarded_rows')} WHERE id < 10; RESET ROLE`,
+    ]) {
+      expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
+    }
+    // A writing support function of an operator class: PostgreSQL may sort or compare with it anywhere.
+    await db.query(`CREATE FUNCTION logged_cmp(a int, b int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO call_log VALUES ('cmp'); RETURN btint4cmp(a, b); END $$;
+      CREATE OPERATOR CLASS logged_int_ops FOR TYPE int USING btree AS
+        OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 logged_cmp(int, int)`);
+    const perRowBefore = perRowCallsOf(SENTIMENT);
+    await db.query(`${mood} WHERE id < 4`);
+    expect(perRowCallsOf(SENTIMENT) - perRowBefore).toBeGreaterThan(0);
+    await db.query('DROP OPERATOR CLASS logged_int_ops USING btree');
+    expect((await runBatched(`${mood} WHERE id < 4`, SENTIMENT)).scored).toBeGreaterThan(0);
   });
 });
 
