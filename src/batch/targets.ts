@@ -21,11 +21,11 @@ export interface BatchTarget {
    */
   writes: boolean;
   /**
-   * CREATE TABLE / MATERIALIZED VIEW IF NOT EXISTS: the relation it makes
-   * (a quoted name). If one of that name exists, PostgreSQL skips the
-   * statement, and batch mode scores nothing for it.
+   * CREATE TABLE / MATERIALIZED VIEW … AS: the relation it makes. If one of
+   * that name exists, or the user may not create it there, PostgreSQL skips
+   * or refuses the statement, and batch mode scores nothing for it.
    */
-  madeIfMissing?: { schema?: string; name: string };
+  makes?: { schema?: string; name: string; temp: boolean };
   /** The statement to run once results are stored. */
   finalSql(plan: BatchPlan): string;
 }
@@ -142,18 +142,18 @@ export function batchTarget(
       const matview = node.objtype === 'OBJECT_MATVIEW';
       const original = deparse(stmt);
       const made = node.into?.rel;
-      const madeIfMissing = node.if_not_exists && made ? { schema: made.schemaname, name: made.relname } : undefined;
+      const makes = made && { schema: made.schemaname, name: made.relname, temp: made.relpersistence === 't' };
       const execute = inner(node.query, 'ExecuteStmt');
       if (execute) {
         // CREATE TABLE … AS EXECUTE name(args): as EXECUTE alone.
         const query = executedQuery(execute, prepared);
-        return query && { query, stored: true, writes: true, madeIfMissing, finalSql: () => original };
+        return query && { query, stored: true, writes: true, makes, finalSql: () => original };
       }
       return {
         query: node.query,
         stored: matview,
         writes: true,
-        madeIfMissing,
+        makes,
         finalSql: matview ? () => original : rewritten(stmt),
       };
     }
@@ -178,7 +178,7 @@ export function batchTarget(
         stored: false,
         explain: { analyze, text: format === 'text' },
         writes: analyze && inner.writes,
-        madeIfMissing: inner.madeIfMissing,
+        makes: inner.makes,
         finalSql: rewritten(stmt),
       };
     }

@@ -333,14 +333,25 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
 }
 
 /**
- * Whether a relation of that name exists where the name leads (a schema, or
- * the search path). Read from the catalog: unlike to_regclass it cannot fail
- * (a schema without USAGE), which inside a block would abort it.
+ * Whether a CREATE TABLE … AS can make its relation: none of that name where
+ * the name leads (a schema, or the search path), and the user may create
+ * there. Read from the catalog: unlike to_regclass or has_schema_privilege it
+ * cannot fail (a schema without USAGE, or missing), which inside a block
+ * would abort it.
  */
-async function relationExists(control: SessionControl, relation: { schema?: string; name: string }): Promise<boolean> {
-  const { rows } = await control.backend.query(`SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+async function mayMake(
+  control: SessionControl,
+  relation: { schema?: string; name: string; temp: boolean },
+): Promise<boolean> {
+  const temp = relation.temp || relation.schema === 'pg_temp';
+  const creatable = temp
+    ? "pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')"
+    : `EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = ${
+        relation.schema === undefined ? 'pg_catalog.current_schema()' : quoteLiteral(relation.schema)
+      } AND pg_catalog.has_schema_privilege(n.oid, 'CREATE'))`;
+  const { rows } = await control.backend.query(`SELECT ${creatable} AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relname = ${quoteLiteral(relation.name)} AND ${schemaCondition(relation.schema)})`);
+     WHERE c.relname = ${quoteLiteral(relation.name)} AND ${schemaCondition(temp ? 'pg_temp' : relation.schema)})`);
   return rows[0][0] === 't';
 }
 
@@ -819,7 +830,7 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
-    if (target.madeIfMissing && (await relationExists(control, target.madeIfMissing))) return asIs();
+    if (target.makes && !(await mayMake(control, target.makes))) return asIs();
     const settings = await readSettings(
       control,
       tablesOf(target.query),
