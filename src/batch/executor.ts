@@ -327,17 +327,25 @@ export async function ensureResultsTables(
   control: SessionControl,
   settings: BatchSettings,
   byRowWanted: boolean,
+  refusals: TableRefusals,
 ): Promise<boolean> {
   const tables = settings.resultsTables;
   const makeRowTable = byRowWanted && !tables.byRow && !tables.byRowForeign;
   if (tables.byInput && !makeRowTable) return true;
-  if (tables.byInputForeign) {
+  const refused = () => {
     // As if the tables could not be made: statements prepared now are prepared as written.
     settings.tablesMade = false;
+    settings.batchable &&= tables.byInput;
+    if (!tables.byRow) settings.rowTables.clear();
+    return tables.byInput;
+  };
+  if (tables.byInputForeign) {
     settings.batchable = false;
-    return false;
+    return refused();
   }
   if (!settings.tablesMade) return tables.byInput;
+  // Refused a moment ago (an event trigger that always refuses): not tried on every statement.
+  if (Date.now() < refusals.until) return refused();
   const inBlock = control.backend.status === 'T';
   try {
     if (inBlock) await control.backend.query('SAVEPOINT aws_ml_tables');
@@ -357,14 +365,19 @@ export async function ensureResultsTables(
     if (inBlock) await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_tables; RELEASE SAVEPOINT aws_ml_tables');
     control.logger.warn(
       { err: error.message },
-      'batch mode could not make its results tables; the statement answers per row',
+      'batch mode could not make its results tables; statements answer per row, trying again in 30 s',
     );
-    settings.tablesMade = false;
-    settings.batchable &&= tables.byInput;
-    if (!tables.byRow) settings.rowTables.clear();
-    return tables.byInput;
+    refusals.until = Date.now() + TABLES_RETRY_MS;
+    return refused();
   }
 }
+
+/** A session's last refusal to make its results tables: none tried again before `until`. */
+export interface TableRefusals {
+  until: number;
+}
+
+const TABLES_RETRY_MS = 30_000;
 
 /**
  * Whether some answers are read through per-row lookups (by the statement,

@@ -7,6 +7,7 @@ import {
   ensureResultsTables,
   needsLookupIndex,
   readSettings,
+  type TableRefusals,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
@@ -384,6 +385,8 @@ const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
   private nextGroupId = 0;
+  /** When the session last could not make its results tables (see ensureResultsTables). */
+  private readonly tableRefusals: TableRefusals = { until: 0 };
   private readonly prepared = new Map<string, PreparedMl>();
   /**
    * Names the session prepared with SQL's PREPARE in statements that mention
@@ -456,6 +459,8 @@ export class MlInterceptor implements SessionInterceptor {
     this.ownCatalog = undefined;
     this.snapshotCatalog = undefined;
     this.context.catalogs.invalidate(this.database);
+    // (An event trigger that refused the results tables may have changed too.)
+    this.tableRefusals.until = 0;
   }
 
   /**
@@ -849,7 +854,7 @@ export class MlInterceptor implements SessionInterceptor {
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady || settings.staleViews) return asIs();
     if (settings.readOnly && target.writes) return asIs();
-    if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0))) return asIs();
+    if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
     const byRow = plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
@@ -1143,7 +1148,7 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
-    await ensureResultsTables(control, settings, settings.rowTables.size > 0);
+    await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals);
     const { byInput, byRow } = settings.resultsTables;
     if (!settings.tablesMade && !byInput && batchParses.length > 0) {
       // A read-only block cannot make the results table: statements prepared
