@@ -72,9 +72,7 @@ function codeStringTokens(tokens: ScanToken[]): Set<number> {
 }
 
 /** The statements of a token list (split at top-level semicolons), without comments, and their words in upper case. */
-function* statementsOf(
-  tokens: ScanToken[],
-): Generator<{ start: number; end: number; words: ScanToken[]; upper: string[] }> {
+function* statementsOf(tokens: ScanToken[]): Generator<{ words: ScanToken[]; upper: string[] }> {
   let start = 0;
   while (start < tokens.length) {
     let end = start;
@@ -85,7 +83,7 @@ function* statementsOf(
       end += 1;
     }
     const words = tokens.slice(start, end).filter((t) => !isComment(t));
-    yield { start, end, words, upper: words.map((t) => t.text.toUpperCase()) };
+    yield { words, upper: words.map((t) => t.text.toUpperCase()) };
     start = end + 1;
   }
 }
@@ -93,23 +91,30 @@ function* statementsOf(
 const ROUTINE_WORDS = new Set(['FUNCTION', 'FUNCTIONS', 'PROCEDURE', 'ROUTINE', 'AGGREGATE']);
 
 /**
- * Tokens of statements that name routines by their signatures, not call
- * them: GRANT / REVOKE … ON FUNCTION, DROP / ALTER FUNCTION, COMMENT ON
- * FUNCTION, ALTER EXTENSION … ADD FUNCTION, SECURITY LABEL … ON FUNCTION.
- * `invoke_endpoint(varchar, int, json)` there is the function's own signature.
+ * Whether the (possibly schema-qualified) name starting at tokens[start] is a
+ * routine named by its signature, not called: it follows FUNCTION, ROUTINE,
+ * PROCEDURE… directly or through a comma-separated list of other signatures
+ * (GRANT … ON FUNCTION a(int), b(…); DROP FUNCTION IF EXISTS …; ALTER, COMMENT
+ * ON, CREATE CAST … WITH FUNCTION), also inside a function or DO body.
  */
-function signatureTokens(tokens: ScanToken[]): Set<number> {
-  const out = new Set<number>();
-  for (const { start, end, upper } of statementsOf(tokens)) {
-    const [first, second, third] = upper;
-    const names =
-      ((first === 'GRANT' || first === 'REVOKE' || first === 'SECURITY') && upper.some((w) => ROUTINE_WORDS.has(w))) ||
-      ((first === 'DROP' || first === 'ALTER') && ROUTINE_WORDS.has(second)) ||
-      (first === 'ALTER' && second === 'EXTENSION' && upper.some((w) => ROUTINE_WORDS.has(w))) ||
-      (first === 'COMMENT' && ROUTINE_WORDS.has(third));
-    if (names) for (let i = start; i < end; i++) out.add(i);
+function namedBySignature(tokens: ScanToken[], start: number): boolean {
+  let depth = 0;
+  for (let j = start - 1; j >= 0; j--) {
+    const token = tokens[j];
+    if (isComment(token)) continue;
+    if (token.text === ')') depth += 1;
+    else if (token.text === '(') {
+      if (depth === 0) return false;
+      depth -= 1;
+    } else if (depth === 0) {
+      const word = token.text.toUpperCase();
+      if (ROUTINE_WORDS.has(word)) return true;
+      if (!(token.text === ',' || token.text === '.' || word === 'IF' || word === 'EXISTS' || identName(token))) {
+        return false;
+      }
+    }
   }
-  return out;
+  return false;
 }
 
 /**
@@ -126,13 +131,12 @@ export function rewriteStatementText(sql: string): string {
   const bytes = Buffer.from(sql);
   const edits: Edit[] = [];
   const codeStrings = codeStringTokens(tokens);
-  const signatures = signatureTokens(tokens);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     const name = identName(token);
-    if (name === 'invoke_endpoint' && tokens[i + 1]?.text === '(' && !signatures.has(i)) {
+    if (name === 'invoke_endpoint' && tokens[i + 1]?.text === '(') {
       const qualifier = tokens[i - 1]?.text === '.' ? identName(tokens[i - 2]) : 'aws_sagemaker';
-      if (qualifier === 'aws_sagemaker') {
+      if (qualifier === 'aws_sagemaker' && !namedBySignature(tokens, tokens[i - 1]?.text === '.' ? i - 2 : i)) {
         const edit = packInvokeArguments(tokens, i + 1);
         if (edit) edits.push(...edit);
         const start = tokens[i - 1]?.text === '.' ? i - 2 : i;

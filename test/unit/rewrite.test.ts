@@ -126,6 +126,8 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
       `DROP FUNCTION IF EXISTS other(int), ${signature}`,
       `COMMENT ON FUNCTION ${signature} IS 'scores'`,
       `ALTER EXTENSION aws_ml DROP FUNCTION ${signature}`,
+      `DO $$ BEGIN REVOKE EXECUTE ON FUNCTION ${signature} FROM PUBLIC; END $$`,
+      `CREATE CAST (json AS text) WITH FUNCTION ${signature}`,
     ]) {
       expect(rewriteStatementText(sql), sql).toBe(sql);
     }
@@ -136,5 +138,12 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     expect(rewriteStatementText(`ALTER TABLE t ADD COLUMN s text DEFAULT ${call}`)).toBe(
       `ALTER TABLE t ADD COLUMN s text DEFAULT ${packed}`,
     );
+    for (const [sql, expected] of [
+      [`SELECT f(x), ${call}`, `SELECT f(x), ${packed}`],
+      [`CREATE POLICY p ON t USING (${call} > '0')`, `CREATE POLICY p ON t USING (${packed} > '0')`],
+      [`SELECT g(${call})`, `SELECT g(${packed})`],
+    ]) {
+      expect(rewriteStatementText(sql), sql).toBe(expected);
+    }
   });
 });
