@@ -39,6 +39,11 @@ export function upgradeScript(installScript: string): string {
 
 \\echo Use "ALTER EXTENSION aws_ml UPDATE" to load this file. \\quit
 
+-- What the extension has before the update: 1.1's privileges go only to what it makes.
+SELECT pg_catalog.set_config('aws_ml.members_before', COALESCE((SELECT pg_catalog.string_agg(d.objid::text, ',')
+  FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+ WHERE e.extname = 'aws_ml' AND d.deptype = 'e'), ''), true);
+
 -- Functions of earlier 1.0 builds that 1.1 does without.
 DROP FUNCTION IF EXISTS aws_ml.check_batch_size(int);
 DROP FUNCTION IF EXISTS aws_ml.begin_batch();
@@ -61,8 +66,9 @@ const ALL_FUNCTIONS = [
 
 /**
  * The install script's privileges, applied to the functions (and the view)
- * the update created: they have no privileges of their own yet (NULL ACL),
- * where those of 1.0 have the ones 1.0 and the administrator gave them.
+ * the update made: extension members now that were not before it. Those of
+ * 1.0 keep the ones 1.0 and the administrator gave them (whatever default
+ * privileges gave the new ones, these are 1.1's).
  */
 function privilegesOnWhatWasMade(lines: string[]): string {
   for (const line of ALL_FUNCTIONS) {
@@ -78,13 +84,15 @@ function privilegesOnWhatWasMade(lines: string[]): string {
   return `-- Privileges as 1.1 gives them, on what this update made; an administrator's on the rest stay.
 DO $upgrade$
 DECLARE
-  made oid[] := ARRAY(SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                       WHERE n.nspname IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker') AND p.proacl IS NULL);
-  view_made boolean := (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c
-                         WHERE c.oid = 'aws_ml.batch_statistics'::regclass);
+  before oid[] := pg_catalog.string_to_array(pg_catalog.current_setting('aws_ml.members_before'), ',')::oid[];
+  made oid[] := ARRAY(SELECT d.objid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+                       WHERE e.extname = 'aws_ml' AND d.deptype = 'e' AND d.classid = 'pg_catalog.pg_proc'::regclass
+                         AND d.objid <> ALL (before));
+  view_made boolean := 'aws_ml.batch_statistics'::regclass::oid <> ALL (before);
   f oid;
 BEGIN
   FOREACH f IN ARRAY made LOOP
+    -- (As a fresh install leaves them, whatever default privileges gave them.)
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f::regprocedure);
     IF (SELECT p.pronamespace::regnamespace::text FROM pg_catalog.pg_proc p WHERE p.oid = f)
        IN ('aws_comprehend', 'aws_sagemaker') THEN

@@ -211,7 +211,12 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     try {
       await old.query("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE");
       await old.query(`GRANT EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) TO PUBLIC;
-        REVOKE EXECUTE ON FUNCTION aws_ml.view_definition(oid) FROM PUBLIC`);
+        REVOKE EXECUTE ON FUNCTION aws_ml.view_definition(oid) FROM PUBLIC;
+        CREATE FUNCTION aws_sagemaker.my_helper() RETURNS int LANGUAGE sql AS 'SELECT 1';
+        ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+        -- (A function 1.1 has and this 1.0 lacks: the update makes it, under those default privileges.)
+        ALTER EXTENSION aws_ml DROP FUNCTION aws_ml.analyze_batch();
+        DROP FUNCTION aws_ml.analyze_batch()`);
       const publicMay = async (fn: string) =>
         (await old.query(`SELECT has_function_privilege('public', $1, 'EXECUTE') AS may`, [fn])).rows[0].may;
       await old.query('ALTER EXTENSION aws_ml UPDATE');
@@ -219,6 +224,8 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
       expect(await publicMay('aws_ml.view_definition(oid)')).toBe(false);
       expect(await publicMay('aws_ml.begin_batch(int, boolean)')).toBe(true);
       expect(await publicMay('aws_comprehend.detect_sentiment(varchar, varchar, int)')).toBe(false);
+      expect(await publicMay('aws_ml.analyze_batch()')).toBe(true);
+      expect(await publicMay('aws_sagemaker.my_helper()')).toBe(true);
     } finally {
       await old.end();
     }
