@@ -1,5 +1,5 @@
 import type { BackendChannel } from '../gateway/backend.js';
-import { type AstNode, callsFunction, nodeType, walk } from '../sql/ast.js';
+import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
 
@@ -221,19 +221,69 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     oid,
     qualified: qualified === 'true',
   }));
-  const sideEffects = await functionsWithSideEffects(backend);
-  const indirect = await writingOperatorsAndTypes(backend, sideEffects);
-  for (const name of indirect.writingFunctions) sideEffects.add(name);
   return {
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
-    sideEffects,
-    writingOperators: indirect.writingOperators,
-    writingTypes: indirect.writingTypes,
-    writersEverywhere: indirect.writersEverywhere,
-    relationsWithSideEffects: await relationsCalling(backend, sideEffects, indirect.writingTypes),
+    ...(await writers(backend)),
   };
+}
+
+/**
+ * Everything through which a statement may run a function that writes (see
+ * MlCatalog.sideEffects and what follows it). A SQL function made only of
+ * queries writes if it reaches a writer: a call, an operator, a cast, a
+ * relation whose reading runs one; and what such a function reaches in turn
+ * (an aggregate, an operator, a policy) writes too: read until nothing changes.
+ */
+async function writers(
+  backend: BackendChannel,
+): Promise<
+  Pick<
+    MlCatalog,
+    'sideEffects' | 'writingOperators' | 'writingTypes' | 'writersEverywhere' | 'relationsWithSideEffects'
+  >
+> {
+  const { writing, readers } = await volatileFunctions(backend);
+  for (let round = 0; ; round++) {
+    const indirect = await writingOperatorsAndTypes(backend, writing);
+    for (const name of indirect.writingFunctions) writing.add(name);
+    const relations = await relationsCalling(backend, writing, indirect.writingTypes);
+    const before = writing.size;
+    const reaches = (body: AstNode) =>
+      callsFunction(body, (name) => writing.has(name)) ||
+      some(body, (node) => {
+        if (usesWriter(node, indirect)) return true;
+        const relation = inner(node, 'RangeVar')?.relname;
+        return relation !== undefined && relations.has(relation);
+      });
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [name, bodies] of readers) {
+        if (writing.has(name) || !bodies.some(reaches)) continue;
+        writing.add(name);
+        changed = true;
+      }
+    }
+    // (Bounded: each round adds writers, and there are finitely many functions.)
+    if (writing.size === before || round >= 20) {
+      return {
+        sideEffects: writing,
+        writingOperators: indirect.writingOperators,
+        writingTypes: indirect.writingTypes,
+        writersEverywhere: indirect.writersEverywhere,
+        relationsWithSideEffects: relations,
+      };
+    }
+  }
+}
+
+/** An operator whose function may write, or a cast to a type that runs such a function (see MlCatalog.writingOperators). */
+export function usesWriter(node: AstNode, writers: Pick<MlCatalog, 'writingOperators' | 'writingTypes'>): boolean {
+  const operator: AstNode[] | undefined = inner(node, 'A_Expr')?.name;
+  if (operator && writers.writingOperators?.has(operator[operator.length - 1]?.String?.sval)) return true;
+  const cast: AstNode[] | undefined = inner(node, 'TypeCast')?.typeName?.names;
+  return Boolean(cast && writers.writingTypes?.has(cast[cast.length - 1]?.String?.sval));
 }
 
 /** Operators PostgreSQL also applies where none is written: BETWEEN, simple CASE, sorting, grouping, joins. */
@@ -359,8 +409,14 @@ export const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
   'dblink_send_query',
 ]);
 
-/** See MlCatalog.sideEffects. */
-async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<string>> {
+/**
+ * The database's own VOLATILE functions: those that may write (and the
+ * built-in writers), and the SQL ones made only of queries, with their
+ * bodies, which write only through what they reach (see writers).
+ */
+async function volatileFunctions(
+  backend: BackendChannel,
+): Promise<{ writing: Set<string>; readers: Map<string, AstNode[]> }> {
   const { rows } = await backend.query(`
     SELECT p.proname, (l.lanname = 'sql')::text, p.prosrc
       FROM pg_catalog.pg_proc p
@@ -376,29 +432,45 @@ async function functionsWithSideEffects(backend: BackendChannel): Promise<Set<st
     if (body) readers.set(name, [...(readers.get(name) ?? []), body]);
     else writing.add(name);
   }
-  // A SQL function of queries writes only through a function it calls.
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const [name, bodies] of readers) {
-      if (writing.has(name) || !bodies.some((b) => callsFunction(b, (name) => writing.has(name)))) continue;
-      writing.add(name);
-      changed = true;
-    }
-  }
-  return writing;
+  return { writing, readers };
 }
 
 /**
- * Views whose columns or conditions call one of these functions, or read such
- * a view, and tables with a row-level security policy that calls one.
+ * Relations whose reading runs one of these functions: views (their rules)
+ * and tables with row-level security (their policies) that call one, apply
+ * an operator of one, cast to one of these types, or read such a relation.
  */
 async function relationsCalling(
   backend: BackendChannel,
   functions: ReadonlySet<string>,
   types: ReadonlySet<string>,
 ): Promise<Set<string>> {
+  const writer = `p.proname = ANY (${quoteLiteralArray([...functions])})`;
   const { rows } = await backend.query(`
-    ${viewsCallingSql('calling', [...functions], [...types])}
+    WITH RECURSIVE dependent AS (
+      SELECT d.refclassid, d.refobjid, COALESCE(r.ev_class, y.polrelid) AS relation
+        FROM pg_catalog.pg_depend d
+        LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+        LEFT JOIN pg_catalog.pg_policy y ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = y.oid
+       WHERE d.classid IN ('pg_catalog.pg_rewrite'::regclass, 'pg_catalog.pg_policy'::regclass)
+    ), calling(oid) AS (
+      SELECT x.relation FROM dependent x
+        JOIN pg_catalog.pg_proc p ON x.refclassid = 'pg_catalog.pg_proc'::regclass AND x.refobjid = p.oid
+       WHERE ${writer}
+      UNION
+      SELECT x.relation FROM dependent x
+        JOIN pg_catalog.pg_operator o ON x.refclassid = 'pg_catalog.pg_operator'::regclass AND x.refobjid = o.oid
+        JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+       WHERE ${writer}
+      UNION
+      SELECT x.relation FROM dependent x
+        JOIN pg_catalog.pg_type t ON x.refclassid = 'pg_catalog.pg_type'::regclass AND x.refobjid = t.oid
+       WHERE t.typname = ANY (${quoteLiteralArray([...types])})
+      UNION
+      SELECT x.relation FROM calling v
+        JOIN dependent x ON x.refclassid = 'pg_catalog.pg_class'::regclass AND x.refobjid = v.oid
+       WHERE x.relation <> v.oid
+    )
     SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid
      WHERE c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity)`);
   return new Set((rows as string[][]).map(([name]) => name));
@@ -406,40 +478,15 @@ async function relationsCalling(
 
 /**
  * A WITH RECURSIVE clause naming `name` the views and materialized views
- * whose definition calls a function of one of these names, or reads such a
- * view. With `types`: also through an operator of such a function, or a
- * cast to one of these types (a domain with a CHECK that calls one), and
- * tables whose row-level security policies call one (and views over them).
+ * whose definition calls a function of one of these names, or reads such a view.
  */
-function viewsCallingSql(name: string, functions: string[], types?: string[]): string {
-  const indirect = types
-    ? `
-      UNION
-      SELECT r.ev_class
-        FROM pg_catalog.pg_depend d
-        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-        JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid = o.oid
-        JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-       WHERE p.proname = ANY (${quoteLiteralArray(functions)})
-      UNION
-      SELECT r.ev_class
-        FROM pg_catalog.pg_depend d
-        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-        JOIN pg_catalog.pg_type t ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = t.oid
-       WHERE t.typname = ANY (${quoteLiteralArray(types)})
-      UNION
-      SELECT y.polrelid
-        FROM pg_catalog.pg_policy y
-        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = y.oid
-        JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-       WHERE p.proname = ANY (${quoteLiteralArray(functions)})`
-    : '';
+function viewsCallingSql(name: string, functions: string[]): string {
   return `WITH RECURSIVE ${name}(oid) AS (
       SELECT r.ev_class
         FROM pg_catalog.pg_depend d
         JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
         JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = p.oid
-       WHERE p.proname = ANY (${quoteLiteralArray(functions)})${indirect}
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)})
       UNION
       SELECT r.ev_class
         FROM ${name} v

@@ -1,7 +1,7 @@
 import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteIdentifier } from '../sql/quote.js';
-import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS } from './catalog.js';
+import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS, usesWriter } from './catalog.js';
 import { type MlCall, recognizeMlCall } from './ml-calls.js';
 
 /** One query level (a SELECT, the scan of an UPDATE or DELETE, or a stored view definition). */
@@ -240,12 +240,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   };
 
   /** An operator whose function may write, or a cast that runs such a function (see MlCatalog.writingOperators). */
-  const usesWriter = (node: AstNode): boolean => {
-    const operator: AstNode[] | undefined = inner(node, 'A_Expr')?.name;
-    if (operator && catalog.writingOperators?.has(operator[operator.length - 1]?.String?.sval)) return true;
-    const cast: AstNode[] | undefined = inner(node, 'TypeCast')?.typeName?.names;
-    return Boolean(cast && catalog.writingTypes?.has(cast[cast.length - 1]?.String?.sval));
-  };
+  const writesThrough = (node: AstNode) => usesWriter(node, catalog);
 
   /** Registers ML calls in an expression; sub-selects become levels of their own. */
   const scanExpression = (
@@ -271,7 +266,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         return;
       }
       const type = nodeType(node);
-      if (usesWriter(node)) blockers.push('an operator or cast that runs a function with side effects');
+      if (writesThrough(node)) blockers.push('an operator or cast that runs a function with side effects');
       if (type === 'SubLink') {
         if (node.SubLink.testexpr) visit(node.SubLink.testexpr, node.SubLink, 'testexpr', aggregate);
         // PostgreSQL may turn EXISTS and IN subqueries into joins, filtering all their rows first: only
@@ -299,7 +294,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         const writes = (fn: string) => SIDE_EFFECT_FUNCTIONS.has(fn) || Boolean(catalog.sideEffects?.has(fn));
         if (
           (!ml && writes(name)) ||
-          (ml?.wrapper && (callsFunction(ml.wrapper.inlined, writes) || some(ml.wrapper.inlined, usesWriter)))
+          (ml?.wrapper && (callsFunction(ml.wrapper.inlined, writes) || some(ml.wrapper.inlined, writesThrough)))
         ) {
           blockers.push('a function with side effects');
         }

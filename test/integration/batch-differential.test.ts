@@ -2113,11 +2113,26 @@ describe("the database's own functions", () => {
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'policy_reader') THEN CREATE ROLE policy_reader; END IF;
       END $$;
       GRANT aws_ml TO policy_reader; GRANT SELECT ON guarded_rows TO policy_reader`);
+    // … and all of these through a SQL function of queries, or through a policy.
+    await db.query(`CREATE FUNCTION summed() RETURNS int LANGUAGE sql AS 'SELECT logged_sum(1) FROM t WHERE id < 5';
+      CREATE FUNCTION guarded_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM guarded_rows';
+      CREATE FUNCTION as_logged(v text) RETURNS text LANGUAGE sql AS 'SELECT v::logged_text::text';
+      CREATE TABLE guarded_more AS SELECT * FROM t;
+      ALTER TABLE guarded_more ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY through_operator ON guarded_more FOR SELECT USING (id <<< 1000);
+      CREATE POLICY through_view ON guarded_more FOR SELECT USING (EXISTS (SELECT FROM logged_less_rows));
+      CREATE POLICY through_cast ON guarded_more FOR SELECT USING (coalesce(txt, '')::logged_text IS NOT NULL);
+      CREATE POLICY through_function ON guarded_more FOR SELECT USING (summed() > 0);
+      GRANT SELECT ON guarded_more, t, logged_less_rows TO policy_reader; GRANT INSERT ON call_log TO policy_reader`);
     for (const sql of [
       `${mood} WHERE id <= (SELECT logged_sum(1) FROM t WHERE id < 5)`,
       `${mood} WHERE id < 4 AND (ROW(txt)::logged_pair).d IS NOT NULL`,
       `${mood} WHERE id < 4 AND cardinality(ARRAY[txt]::_logged_text) = 1`,
       `SET ROLE policy_reader; ${mood.replace('FROM t', 'FROM guarded_rows')} WHERE id < 10; RESET ROLE`,
+      `${mood} WHERE id <= summed()`,
+      `${mood} WHERE id < 4 AND as_logged(txt) IS NOT NULL`,
+      `SET ROLE policy_reader; ${mood} WHERE id <= guarded_count() / 10; RESET ROLE`,
+      `SET ROLE policy_reader; ${mood.replace('FROM t', 'FROM guarded_more')} WHERE id < 6; RESET ROLE`,
     ]) {
       expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
     }
