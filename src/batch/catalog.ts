@@ -304,49 +304,50 @@ async function writingOperatorsAndTypes(
   writersEverywhere: boolean;
 }> {
   // (Only VOLATILE functions of those names: a built-in of the same name is not one of them.)
-  const writer = (p: string) => `${p}.proname = ANY (${quoteLiteralArray([...functions])}) AND ${p}.provolatile = 'v'`;
+  const writers = `writer AS (SELECT p.oid FROM pg_catalog.pg_proc p
+      WHERE p.proname = ANY (${quoteLiteralArray([...functions])}) AND p.provolatile = 'v')`;
   // Types whose values a cast or coercion checks with such a function: domains whose CHECK calls one, and
   // domains over them, arrays of them, composite types (and tables' row types) with a column of one.
   const { rows } = await backend.query(`
-    WITH RECURSIVE writing_type(oid) AS (
+    WITH RECURSIVE ${writers}, writing_type(oid) AS (
       SELECT c.contypid FROM pg_catalog.pg_constraint c
         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
          AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-        JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
-       WHERE c.contypid <> 0 AND ${writer('p')}
-      UNION
+        JOIN writer p ON p.oid = d.refobjid
+       WHERE c.contypid <> 0
+      -- (ALL: types cannot contain themselves, so this ends; repeats are dropped below.)
+      UNION ALL
       SELECT t.oid FROM writing_type w
         LEFT JOIN pg_catalog.pg_attribute a ON a.atttypid = w.oid AND a.attnum > 0 AND NOT a.attisdropped
         JOIN pg_catalog.pg_type t
           ON t.typbasetype = w.oid OR (t.typelem = w.oid AND t.typcategory = 'A') OR t.typrelid = a.attrelid
     )
-    SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o
-      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE ${writer('p')}
-    UNION
+    SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o JOIN writer p ON p.oid = o.oprcode
+    UNION ALL
     SELECT CASE WHEN c.castcontext = 'i' THEN 'everywhere' ELSE 'type' END, t.typname::text
       FROM pg_catalog.pg_cast c
-      JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
-      JOIN pg_catalog.pg_type t ON t.oid = c.casttarget WHERE ${writer('p')}
-    UNION
+      JOIN writer p ON p.oid = c.castfunc
+      JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+    UNION ALL
     SELECT 'type', t.typname::text FROM writing_type w JOIN pg_catalog.pg_type t ON t.oid = w.oid
-    UNION
+    UNION ALL
     -- (A function given or giving such a type checks it.)
-    SELECT 'function', p.proname::text FROM pg_catalog.pg_proc p
-     WHERE EXISTS (SELECT FROM writing_type w WHERE w.oid = ANY (p.proargtypes::oid[]) OR w.oid = p.prorettype)
-    UNION
+    SELECT 'function', p.proname::text FROM writing_type w
+      JOIN pg_catalog.pg_proc p ON w.oid = ANY (p.proargtypes::oid[]) OR w.oid = p.prorettype
+    UNION ALL
     -- Aggregates whose transition, final or combine functions write.
-    SELECT 'function', g.proname::text FROM pg_catalog.pg_aggregate a
+    SELECT 'function', g.proname::text
+      FROM (SELECT a.aggfnoid, unnest(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
+                   a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]) AS part
+              FROM pg_catalog.pg_aggregate a) a
       JOIN pg_catalog.pg_proc g ON g.oid = a.aggfnoid
-      JOIN pg_catalog.pg_proc p ON p.oid IN (a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
-                                              a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn)
-     WHERE ${writer('p')}
-    UNION
+      JOIN writer p ON p.oid = a.part
+    UNION ALL
     -- Operator classes: PostgreSQL sorts, groups, hashes and merges with their operators and support functions.
-    SELECT 'everywhere', '' FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_proc p ON p.oid = ap.amproc
-     WHERE ${writer('p')}
-    UNION
+    SELECT 'everywhere', '' FROM pg_catalog.pg_amproc ap JOIN writer p ON p.oid = ap.amproc
+    UNION ALL
     SELECT 'everywhere', '' FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr
-      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode WHERE ${writer('p')}`);
+      JOIN writer p ON p.oid = o.oprcode`);
   const found = { operator: new Set<string>(), type: new Set<string>(), function: new Set<string>() };
   let everywhere = false;
   for (const [kind, name] of rows as string[][]) {
@@ -445,9 +446,10 @@ async function relationsCalling(
   functions: ReadonlySet<string>,
   types: ReadonlySet<string>,
 ): Promise<Set<string>> {
-  const writer = `p.proname = ANY (${quoteLiteralArray([...functions])})`;
   const { rows } = await backend.query(`
-    WITH RECURSIVE dependent AS (
+    WITH RECURSIVE writer AS (
+      SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.proname = ANY (${quoteLiteralArray([...functions])})
+    ), dependent AS (
       SELECT d.refclassid, d.refobjid, COALESCE(r.ev_class, y.polrelid) AS relation
         FROM pg_catalog.pg_depend d
         LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
@@ -455,13 +457,11 @@ async function relationsCalling(
        WHERE d.classid IN ('pg_catalog.pg_rewrite'::regclass, 'pg_catalog.pg_policy'::regclass)
     ), calling(oid) AS (
       SELECT x.relation FROM dependent x
-        JOIN pg_catalog.pg_proc p ON x.refclassid = 'pg_catalog.pg_proc'::regclass AND x.refobjid = p.oid
-       WHERE ${writer}
+        JOIN writer p ON x.refclassid = 'pg_catalog.pg_proc'::regclass AND x.refobjid = p.oid
       UNION
       SELECT x.relation FROM dependent x
         JOIN pg_catalog.pg_operator o ON x.refclassid = 'pg_catalog.pg_operator'::regclass AND x.refobjid = o.oid
-        JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-       WHERE ${writer}
+        JOIN writer p ON p.oid = o.oprcode
       UNION
       SELECT x.relation FROM dependent x
         JOIN pg_catalog.pg_type t ON x.refclassid = 'pg_catalog.pg_type'::regclass AND x.refobjid = t.oid
