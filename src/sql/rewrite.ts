@@ -89,6 +89,14 @@ function* statementsOf(tokens: ScanToken[]): Generator<{ words: ScanToken[]; upp
 }
 
 const ROUTINE_WORDS = new Set(['FUNCTION', 'FUNCTIONS', 'PROCEDURE', 'ROUTINE', 'AGGREGATE']);
+/** Words before FUNCTION… where it names routines: ON FUNCTION, DROP/ALTER/ADD/CREATE [OR REPLACE] FUNCTION, WITH FUNCTION. */
+const ROUTINE_NAMERS = new Set(['ON', 'DROP', 'ALTER', 'ADD', 'CREATE', 'REPLACE', 'WITH']);
+
+/** The upper-case word before tokens[index], comments skipped. */
+function previousWord(tokens: ScanToken[], index: number): string {
+  for (let j = index - 1; j >= 0; j--) if (!isComment(tokens[j])) return tokens[j].text.toUpperCase();
+  return '';
+}
 
 /**
  * Whether the (possibly schema-qualified) name starting at tokens[start] is a
@@ -108,7 +116,8 @@ function namedBySignature(tokens: ScanToken[], start: number): boolean {
       depth -= 1;
     } else if (depth === 0) {
       const word = token.text.toUpperCase();
-      if (ROUTINE_WORDS.has(word)) return true;
+      // (A column or alias named so is no routine word: one names a routine after these.)
+      if (ROUTINE_WORDS.has(word)) return ROUTINE_NAMERS.has(previousWord(tokens, j));
       if (!(token.text === ',' || token.text === '.' || word === 'IF' || word === 'EXISTS' || identName(token))) {
         return false;
       }

@@ -142,6 +142,8 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
       [`SELECT f(x), ${call}`, `SELECT f(x), ${packed}`],
       [`CREATE POLICY p ON t USING (${call} > '0')`, `CREATE POLICY p ON t USING (${packed} > '0')`],
       [`SELECT g(${call})`, `SELECT g(${packed})`],
+      [`SELECT id AS function, ${call}`, `SELECT id AS function, ${packed}`],
+      [`SELECT t.function, x procedure, ${call}`, `SELECT t.function, x procedure, ${packed}`],
     ]) {
       expect(rewriteStatementText(sql), sql).toBe(expected);
     }
