@@ -246,10 +246,10 @@ async function writers(
 > {
   const { writing, readers } = await volatileFunctions(backend);
   for (let round = 0; ; round++) {
+    const before = writing.size;
     const indirect = await writingOperatorsAndTypes(backend, writing);
     for (const name of indirect.writingFunctions) writing.add(name);
     const relations = await relationsCalling(backend, writing, indirect.writingTypes);
-    const before = writing.size;
     const reaches = (body: AstNode) =>
       callsFunction(body, (name) => writing.has(name)) ||
       some(body, (node) => {
@@ -265,18 +265,22 @@ async function writers(
         changed = true;
       }
     }
-    // (Bounded: each round adds writers, and there are finitely many functions.)
-    if (writing.size === before || round >= 20) {
+    // Each round adds writers until none is left to add; a chain longer than this many rounds is
+    // taken for one that reaches everything.
+    const settled = writing.size === before;
+    if (settled || round >= MAX_WRITER_ROUNDS) {
       return {
         sideEffects: writing,
         writingOperators: indirect.writingOperators,
         writingTypes: indirect.writingTypes,
-        writersEverywhere: indirect.writersEverywhere,
+        writersEverywhere: indirect.writersEverywhere || !settled,
         relationsWithSideEffects: relations,
       };
     }
   }
 }
+
+const MAX_WRITER_ROUNDS = 20;
 
 /** An operator whose function may write, or a cast to a type that runs such a function (see MlCatalog.writingOperators). */
 export function usesWriter(node: AstNode, writers: Pick<MlCatalog, 'writingOperators' | 'writingTypes'>): boolean {
@@ -323,6 +327,10 @@ async function writingOperatorsAndTypes(
           ON t.typbasetype = w.oid OR (t.typelem = w.oid AND t.typcategory = 'A') OR t.typrelid = a.attrelid
     )
     SELECT 'operator', o.oprname::text FROM pg_catalog.pg_operator o JOIN writer p ON p.oid = o.oprcode
+    UNION ALL
+    -- (An operand of such a type is checked when it is coerced to it.)
+    SELECT 'operator', o.oprname::text FROM writing_type w
+      JOIN pg_catalog.pg_operator o ON o.oprleft = w.oid OR o.oprright = w.oid
     UNION ALL
     SELECT CASE WHEN c.castcontext = 'i' THEN 'everywhere' ELSE 'type' END, t.typname::text
       FROM pg_catalog.pg_cast c
@@ -501,6 +509,9 @@ function readingBody(prosrc: string): AstNode | undefined {
   try {
     const statements = parse(prosrc).map((s) => s.stmt);
     if (statements.length === 0 || statements.some((stmt) => nodeType(stmt) !== 'SelectStmt')) return undefined;
+    // (SELECT … INTO makes a table.)
+    if (statements.some((stmt) => some(stmt, (node) => Boolean(inner(node, 'SelectStmt')?.intoClause))))
+      return undefined;
     const writes = (node: AstNode) =>
       ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(node) ?? '');
     let writing = false;

@@ -2123,7 +2123,11 @@ describe("the database's own functions", () => {
       CREATE POLICY through_view ON guarded_more FOR SELECT USING (EXISTS (SELECT FROM logged_less_rows));
       CREATE POLICY through_cast ON guarded_more FOR SELECT USING (coalesce(txt, '')::logged_text IS NOT NULL);
       CREATE POLICY through_function ON guarded_more FOR SELECT USING (summed() > 0);
-      GRANT SELECT ON guarded_more, t, logged_less_rows TO policy_reader; GRANT INSERT ON call_log TO policy_reader`);
+      GRANT SELECT ON guarded_more, t, logged_less_rows TO policy_reader; GRANT INSERT ON call_log TO policy_reader;
+      CREATE FUNCTION logged_eq(a logged_text, b logged_text) RETURNS boolean LANGUAGE sql IMMUTABLE
+        AS 'SELECT a::text = b::text';
+      CREATE OPERATOR =~= (FUNCTION = logged_eq, LEFTARG = logged_text, RIGHTARG = logged_text);
+      CREATE FUNCTION makes_table() RETURNS int LANGUAGE sql AS 'SELECT 1 AS x INTO TEMP made_by_function; SELECT 3'`);
     for (const sql of [
       `${mood} WHERE id <= (SELECT logged_sum(1) FROM t WHERE id < 5)`,
       `${mood} WHERE id < 4 AND (ROW(txt)::logged_pair).d IS NOT NULL`,
@@ -2133,6 +2137,8 @@ describe("the database's own functions", () => {
       `${mood} WHERE id < 4 AND as_logged(txt) IS NOT NULL`,
       `SET ROLE policy_reader; ${mood} WHERE id <= guarded_count() / 10; RESET ROLE`,
       `SET ROLE policy_reader; ${mood.replace('FROM t', 'FROM guarded_more')} WHERE id < 6; RESET ROLE`,
+      `${mood} WHERE id < 4 AND coalesce(txt, '') =~= coalesce(txt, '')`,
+      `DROP TABLE IF EXISTS made_by_function; ${mood} WHERE id <= (SELECT makes_table())`,
     ]) {
       expect(await logged(sql, 'on'), sql).toBe(await logged(sql, 'off'));
     }
