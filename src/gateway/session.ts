@@ -513,6 +513,8 @@ export class Session implements SessionControl {
         if (this.cancelController.signal.aborted) this.cancelController = new AbortController();
         await work();
         await this.runFollowUps();
+        // A cancel of this statement PostgreSQL has not received yet would land on the client's next one.
+        await this.cancelsDelivered();
       } catch (error) {
         this.logger.error({ err: error }, 'statement interception failed');
         this.fatal(`pgsage gateway: ${(error as Error).message}`);
@@ -557,6 +559,11 @@ export class Session implements SessionControl {
     this.followUps.push(task);
   }
 
+  /** Waits until PostgreSQL has received the cancels handed to it (see cancel). */
+  private async cancelsDelivered(): Promise<void> {
+    while (this.cancelsOnTheirWay.size > 0) await Promise.all(this.cancelsOnTheirWay);
+  }
+
   /** Runs the pending follow-up tasks if the backend is idle. */
   private async runFollowUps(): Promise<void> {
     while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
@@ -564,7 +571,7 @@ export class Session implements SessionControl {
       this.runningFollowUps = true;
       try {
         // A cancel PostgreSQL has not received yet would land on a follow-up; once received, the idle backend drops it.
-        while (this.cancelsOnTheirWay.size > 0) await Promise.all(this.cancelsOnTheirWay);
+        await this.cancelsDelivered();
         for (const task of this.followUps.splice(0)) {
           await task().catch((error: unknown) => {
             if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
