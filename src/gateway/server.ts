@@ -118,8 +118,9 @@ export class GatewayServer {
         client.off('data', onData);
         clearTimeout(timer);
         if (code === CANCEL_REQUEST_CODE) {
-          this.forwardCancel(packet);
-          client.destroy();
+          // Closed once PostgreSQL has the request, as PostgreSQL closes it: a client (libpq) that waits
+          // for that before its next statement must not have this cancel land on it.
+          void this.forwardCancel(packet).finally(() => client.destroy());
           return;
         }
         if (code >> 16 !== 3) {
@@ -145,14 +146,13 @@ export class GatewayServer {
     client.end(errorResponse({ severity: 'FATAL', code, message }));
   }
 
-  private forwardCancel(packet: Buffer): void {
-    if (packet.length < 16) return;
+  private forwardCancel(packet: Buffer): Promise<void> {
+    if (packet.length < 16) return Promise.resolve();
     const pid = packet.readInt32BE(8);
     const key = packet.subarray(12);
     const session = this.sessions.get(keyOf(pid, key));
     const toServer = () => this.sendCancel(Buffer.from(packet));
-    if (session) session.cancel(toServer);
-    else void toServer();
+    return session ? session.cancel(toServer) : toServer();
   }
 
   /**

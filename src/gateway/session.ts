@@ -209,17 +209,19 @@ export class Session implements SessionControl {
    * PostgreSQL would ignore the cancel of an idle session, and must not cancel
    * a follow-up, which inside a transaction block would abort it unseen. Such
    * a cancel goes on after the follow-ups if the client sent statements
-   * meanwhile; follow-ups wait for cancels already on their way.
+   * meanwhile; follow-ups wait for cancels already on their way. Settles once
+   * PostgreSQL has the request (at once for a held one).
    */
-  cancel(toServer: () => Promise<void>): void {
+  cancel(toServer: () => Promise<void>): Promise<void> {
     if (this.runningFollowUps) {
       this.cancelAfterFollowUps = toServer;
-      return;
+      return Promise.resolve();
     }
     this.cancelController.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to user request'));
     const sent = toServer();
     this.cancelsOnTheirWay.add(sent);
     void sent.finally(() => this.cancelsOnTheirWay.delete(sent));
+    return sent;
   }
 
   // ------------------------------------------------------------ server → client
@@ -586,7 +588,7 @@ export class Session implements SessionControl {
     // The client sent statements meanwhile (held, or still unread while it was paused): the cancel is theirs.
     const sentMeanwhile = this.queue.length > 0 || this.client.readableLength > 0;
     // (PostgreSQL's side only: the statement's interception, still to start, resets the gateway's signal.)
-    if (deferred && sentMeanwhile && !this.closed) this.cancel(deferred);
+    if (deferred && sentMeanwhile && !this.closed) void this.cancel(deferred);
   }
 
   relay(
