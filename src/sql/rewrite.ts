@@ -92,10 +92,17 @@ const ROUTINE_WORDS = new Set(['FUNCTION', 'FUNCTIONS', 'PROCEDURE', 'ROUTINE', 
 /** Words before FUNCTION… where it names routines: ON FUNCTION, DROP/ALTER/ADD/CREATE [OR REPLACE] FUNCTION, WITH FUNCTION. */
 const ROUTINE_NAMERS = new Set(['ON', 'DROP', 'ALTER', 'ADD', 'CREATE', 'REPLACE', 'WITH']);
 
-/** The upper-case word before tokens[index], comments skipped. */
-function previousWord(tokens: ScanToken[], index: number): string {
-  for (let j = index - 1; j >= 0; j--) if (!isComment(tokens[j])) return tokens[j].text.toUpperCase();
-  return '';
+/** The upper-case word before tokens[index] (the tokens are without comments). */
+const previousWord = (tokens: ScanToken[], index: number) => tokens[index - 1]?.text.toUpperCase() ?? '';
+
+/**
+ * Whether the routine word at tokens[index] names routines: it follows one of
+ * ROUTINE_NAMERS, itself not a column or alias (`t.drop function`, `SELECT
+ * add function` name a column `function`).
+ */
+function namesRoutines(tokens: ScanToken[], index: number): boolean {
+  if (!ROUTINE_NAMERS.has(previousWord(tokens, index))) return false;
+  return !['.', ',', '(', 'SELECT', 'DISTINCT', 'AS'].includes(previousWord(tokens, index - 1));
 }
 
 /**
@@ -109,7 +116,6 @@ function namedBySignature(tokens: ScanToken[], start: number): boolean {
   let depth = 0;
   for (let j = start - 1; j >= 0; j--) {
     const token = tokens[j];
-    if (isComment(token)) continue;
     if (token.text === ')') depth += 1;
     else if (token.text === '(') {
       if (depth === 0) return false;
@@ -117,7 +123,7 @@ function namedBySignature(tokens: ScanToken[], start: number): boolean {
     } else if (depth === 0) {
       const word = token.text.toUpperCase();
       // (A column or alias named so is no routine word: one names a routine after these.)
-      if (ROUTINE_WORDS.has(word)) return ROUTINE_NAMERS.has(previousWord(tokens, j));
+      if (ROUTINE_WORDS.has(word)) return namesRoutines(tokens, j);
       if (!(token.text === ',' || token.text === '.' || word === 'IF' || word === 'EXISTS' || identName(token))) {
         return false;
       }
@@ -135,7 +141,8 @@ function namedBySignature(tokens: ScanToken[], start: number): boolean {
  */
 export function rewriteStatementText(sql: string): string {
   if (!/invoke_endpoint|apg_enable_function_migration/i.test(sql)) return sql;
-  const tokens = scan(sql);
+  // (Comments go: `aws_sagemaker /* … */ .invoke_endpoint (…)` is the same call. Edits use byte offsets.)
+  const tokens = scan(sql)?.filter((t) => !isComment(t));
   if (!tokens) return sql;
   const bytes = Buffer.from(sql);
   const edits: Edit[] = [];

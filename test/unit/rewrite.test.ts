@@ -144,6 +144,16 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
       [`SELECT g(${call})`, `SELECT g(${packed})`],
       [`SELECT id AS function, ${call}`, `SELECT id AS function, ${packed}`],
       [`SELECT t.function, x procedure, ${call}`, `SELECT t.function, x procedure, ${packed}`],
+      [`SELECT t.drop function, ${call}`, `SELECT t.drop function, ${packed}`],
+      [`SELECT replace function, ${call}`, `SELECT replace function, ${packed}`],
+      [
+        "SELECT aws_sagemaker /* c */ .invoke_endpoint /* d */ ('ep', NULL, a, b)",
+        "SELECT aws_sagemaker /* c */ .invoke_endpoint /* d */ ('ep', NULL, json_build_array(a, b))",
+      ],
+      [
+        "SELECT myschema./* c */invoke_endpoint('ep', NULL, a)",
+        "SELECT myschema./* c */invoke_endpoint('ep', NULL, a)",
+      ],
     ]) {
       expect(rewriteStatementText(sql), sql).toBe(expected);
     }
