@@ -77,6 +77,15 @@ export interface BatchSettings {
   endpointNoOp: boolean;
 }
 
+/**
+ * SQL true when pg_catalog comes first on the session's search path (as it
+ * does unless the path names it later): a view definition read in place
+ * leaves built-in names unqualified, which another schema before pg_catalog
+ * would capture.
+ */
+const CATALOG_FIRST = `(SELECT s FROM unnest(pg_catalog.current_schemas(true)) s
+  WHERE s NOT LIKE 'pg\\_temp\\_%' LIMIT 1) = 'pg_catalog'`;
+
 /** The columns of a relation, in order, as SQL (a text array). */
 const columnsOf = (relation: string) => `ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
   WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)`;
@@ -129,7 +138,7 @@ export async function readSettings(
   const checkable = viewCandidates.some((v) => v.qualified);
   const views = viewCandidates.length
     ? `(SELECT json_build_object(
-          'inline', COALESCE(json_agg(v.written) FILTER (WHERE v.inlinable AND d.same
+          'inline', COALESCE(json_agg(v.written) FILTER (WHERE v.inlinable AND d.same AND ${CATALOG_FIRST}
             AND to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
             AND NOT ${reloptionOn('security_barrier')}
             AND (c.relowner = current_user::regrole OR ${reloptionOn('security_invoker')})), '[]'),

@@ -2327,6 +2327,23 @@ describe('views read in place', () => {
     await expectSameBothWays(db, 'SELECT m FROM view_home.moods m WHERE id < 10');
   });
 
+  it('keeps the view where a schema before pg_catalog would capture its built-in names', async () => {
+    await db.query(`CREATE SCHEMA capture;
+      CREATE FUNCTION capture.upper(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'CAPTURED' $$;
+      CREATE VIEW shouted AS SELECT id, upper(txt) AS loud, ${S} AS mood FROM t WHERE id < 6`);
+    try {
+      await db.query('SET search_path = capture, pg_catalog, public');
+      const sql = 'SELECT id, loud, mood FROM shouted ORDER BY id';
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.rows?.map((row) => row[1])).not.toContain('CAPTURED');
+      // With pg_catalog first again (the default), read in place.
+      await db.query('RESET search_path');
+      expect(await explainText(sql)).toMatch(/aws_ml_(row_)?results/);
+    } finally {
+      await db.query('RESET search_path');
+    }
+  });
+
   it('notices a view changed where the gateway did not see it, on either protocol', async () => {
     await db.query('CREATE TABLE moved_docs AS SELECT id, txt FROM t WHERE id < 4');
     await db.query(`CREATE VIEW moved_moods AS SELECT id, ${S} AS mood FROM moved_docs`);
