@@ -17,6 +17,12 @@ export interface WrapperFunction {
   bodyExpression: AstNode | undefined;
   /** The function's OID, for privilege checks. */
   oid: string;
+  /**
+   * The version of its pg_proc row (xmin) when the catalog was read: a
+   * statement that inlined it checks it still is (the body may have been
+   * replaced on a connection the gateway does not see).
+   */
+  version: string;
   securityDefiner: boolean;
   /** STRICT (RETURNS NULL ON NULL INPUT): a NULL argument makes it NULL without running its body. */
   strict: boolean;
@@ -154,7 +160,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              p.oid::text,
              p.prosecdef::text,
              pg_catalog.pg_get_userbyid(p.proowner),
-             p.proisstrict::text
+             p.proisstrict::text,
+             p.xmin::text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
@@ -174,6 +181,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       definer,
       owner,
       strict,
+      version,
     ] of result.rows as string[][]) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -187,6 +195,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         returnType,
         bodyExpression: bodyExpression(prosrc),
         oid,
+        version,
         securityDefiner: definer === 'true',
         strict: strict === 'true',
         owner,

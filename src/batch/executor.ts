@@ -13,7 +13,7 @@ import { reloptionOn } from './catalog.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
-import { type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
+import { type BatchPlan, type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 
@@ -36,7 +36,11 @@ export interface BatchSettings {
   rowTables: Set<string>;
   /** Of the views asked about (as written), those the statement may read in place (see PlanOptions.inlineViews). */
   inlineViews: Set<string>;
-  /** A view asked about has another definition than the catalog's (DDL the gateway did not see): plan again. */
+  /**
+   * A view asked about has another definition than the catalog's, or a
+   * wrapper the statement inlined was replaced or dropped (DDL the gateway
+   * did not see): plan again.
+   */
   staleViews: boolean;
   /** A read-only transaction: statements that write are left to the per-row path (see BatchTarget.writes). */
   readOnly: boolean;
@@ -114,6 +118,7 @@ export async function readSettings(
   privilegeChecks: string[] = [],
   rowCandidates: string[] = [],
   viewCandidates: ViewRead[] = [],
+  wrappers: BatchPlan['wrappers'] = [],
 ): Promise<BatchSettings> {
   const names = tables.map((t) =>
     quoteLiteral(t.schema ? `${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}` : quoteIdentifier(t.name)),
@@ -187,6 +192,14 @@ export async function readSettings(
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint'),
       ${views},
+      -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection).
+      ${
+        wrappers.length
+          ? `COALESCE((SELECT bool_or(p.oid IS NULL OR p.xmin::text <> w.version)
+               FROM (VALUES ${wrappers.map((w) => `(${quoteLiteral(w.oid)}::oid, ${quoteLiteral(w.version)})`).join(', ')})
+                    w(oid, version) LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.oid), false)`
+          : 'false'
+      },
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -210,6 +223,7 @@ export async function readSettings(
     trackFunctions,
     endpointNoOp,
     viewJson,
+    staleWrappers,
   ] = rows[0];
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
@@ -240,7 +254,7 @@ export async function readSettings(
         : [],
     ),
     inlineViews: new Set(viewState.inline ?? []),
-    staleViews: viewState.stale === true,
+    staleViews: viewState.stale === true || staleWrappers === 't',
     readOnly: !writable,
     tablesMade,
     ownReadWrite,

@@ -79,6 +79,8 @@ export interface BatchPlan {
   viewReads: ViewRead[];
   /** Those it reads in place: each execution checks again that it may. */
   inlinedViews: ViewRead[];
+  /** The wrappers it inlined, as the catalog had them (each execution checks they are unchanged). */
+  wrappers: { oid: string; version: string }[];
 }
 
 export interface PlanOptions {
@@ -1122,8 +1124,16 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     blockers: analysis.blockers,
     rowIdentityTables,
     viewReads: analysis.viewReads,
+    wrappers: wrappersInlined(analysis.sites),
     inlinedViews: analysis.inlinedViews,
   };
+}
+
+/** The wrappers the call sites inlined (with the wrappers inside them), once each. */
+function wrappersInlined(sites: CallSite[]): BatchPlan['wrappers'] {
+  const byOid = new Map<string, string>();
+  for (const site of sites) for (const fn of site.call.wrapper?.chain ?? []) byOid.set(fn.oid, fn.version);
+  return [...byOid].map(([oid, version]) => ({ oid, version }));
 }
 
 /**

@@ -842,9 +842,11 @@ export class MlInterceptor implements SessionInterceptor {
       plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call))),
       plan.rowIdentityTables,
       plan.viewReads,
+      plan.wrappers,
     );
     if (settings.staleViews && !viewsChecked) {
-      // A view it reads was changed where the gateway did not see it: plan again from the catalog as it is now.
+      // A view it reads or a wrapper it inlined was changed where the gateway did not see it: plan again from the
+      // catalog as it is now.
       this.catalogChanged();
       const { catalog } = await this.catalog(control.backend);
       const again = this.planForRun(original, catalog);
@@ -1130,6 +1132,7 @@ export class MlInterceptor implements SessionInterceptor {
         ]),
       ],
       [...batchParses.flatMap((p) => p.entry.plan.viewReads), ...binds.flatMap((b) => b.entry.plan.inlinedViews)],
+      [...batchParses, ...binds].flatMap((p) => p.entry.plan.wrappers),
     );
     // A statement that reads a view in place no longer may (a privilege revoked, the name now meaning
     // another relation): prepared again as written, PostgreSQL checks it as the view.
@@ -1138,9 +1141,19 @@ export class MlInterceptor implements SessionInterceptor {
       if (!(await this.asWrittenFromNowOn(control, lostViews, binds, unnamed, syncs))) return;
     }
     if (settings.staleViews) {
-      // A view was changed where the gateway did not see it: nothing is batched in this group (the statements
-      // answer per row), and the next one is planned from the catalog as it is then.
+      // A view or wrapper was changed where the gateway did not see it: nothing is batched in this group, and the
+      // next one is planned from the catalog as it is then. Statements that inlined a wrapper have its old body:
+      // they are prepared as written (a view is read by name, as PostgreSQL has it now).
       this.catalogChanged();
+      const inlined = (entry: PreparedMl) => entry.plan.wrappers.length > 0;
+      this.parsesAsWritten(
+        batchParses.filter((p) => inlined(p.entry)),
+        binds,
+        out,
+        unnamed,
+      );
+      const old = binds.filter((b) => inlined(b.entry));
+      if (old.length > 0 && !(await this.asWrittenFromNowOn(control, old, binds, unnamed, syncs))) return;
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
@@ -1153,15 +1166,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (!settings.tablesMade && !byInput && batchParses.length > 0) {
       // A read-only block cannot make the results table: statements prepared
       // here are prepared as written instead and take the per-row path.
-      for (const parse of batchParses) {
-        out[parse.index] = parse.plain;
-        if (this.prepared.get(parse.parse.name) === parse.entry) this.prepared.delete(parse.parse.name);
-      }
-      const swapped = new Set(batchParses.map((p) => p.entry));
-      binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
-      // The server now gets the group's last unnamed statement as written: one to parse again later.
-      const lastUnnamed = batchParses.filter((p) => p.parse.name === '').at(-1);
-      if (unnamed.parsed === null && lastUnnamed) unnamed.parsed = lastUnnamed.plain;
+      this.parsesAsWritten(batchParses, binds, out, unnamed);
       batchParses.length = 0;
     }
     if (!settings.tablesMade && binds.length > 0) {
@@ -1341,6 +1346,27 @@ export class MlInterceptor implements SessionInterceptor {
       this.unnamedPlain = { bytes, ownOperations: control.backend.operations };
     }
     return error;
+  }
+
+  /**
+   * Statements this group parses go to the server as written instead (and
+   * take the per-row path); their Binds leave the group's batch work.
+   */
+  private parsesAsWritten(
+    parses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[],
+    binds: { entry: PreparedMl }[],
+    out: Buffer[],
+    unnamed: UnnamedUse,
+  ): void {
+    for (const parse of parses) {
+      out[parse.index] = parse.plain;
+      if (this.prepared.get(parse.parse.name) === parse.entry) this.prepared.delete(parse.parse.name);
+    }
+    const swapped = new Set(parses.map((p) => p.entry));
+    binds.splice(0, binds.length, ...binds.filter((b) => !swapped.has(b.entry)));
+    // The server now gets the group's last unnamed statement as written: one to parse again later.
+    const lastUnnamed = parses.filter((p) => p.parse.name === '').at(-1);
+    if (unnamed.parsed === null && lastUnnamed) unnamed.parsed = lastUnnamed.plain;
   }
 
   /**

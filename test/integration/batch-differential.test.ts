@@ -2155,6 +2155,30 @@ describe("the database's own functions", () => {
   });
 });
 
+describe('wrappers replaced where the gateway does not see it', () => {
+  it('are planned again from their new body, on either protocol', async () => {
+    await db.query(`CREATE FUNCTION shifting(v text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(v, 'en')).sentiment $$`);
+    const sql = 'SELECT id, shifting(txt) AS s FROM t WHERE id < 6 ORDER BY id';
+    const prepared = { name: 'shifting_read', text: sql.replace('< 6', '< $1'), values: [6] };
+    const before = (await db.query(sql)).rows;
+    expect((await db.query(prepared)).rows).toEqual(before);
+    expect(before.some((row) => row.s !== null)).toBe(true);
+    const direct = await stack.direct();
+    try {
+      await direct.query(`CREATE OR REPLACE FUNCTION shifting(v text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT lower((aws_comprehend.detect_sentiment(v, 'en')).sentiment) $$`);
+    } finally {
+      await direct.end();
+    }
+    const expected = before.map((row) => ({ ...row, s: row.s === null ? null : String(row.s).toLowerCase() }));
+    expect((await db.query(sql)).rows).toEqual(expected);
+    expect((await db.query(prepared)).rows).toEqual(expected);
+    expect((await db.query(prepared)).rows).toEqual(expected);
+    expect((await db.query({ text: sql.replace('< 6', '< $1'), values: [6] })).rows).toEqual(expected);
+  });
+});
+
 describe('STRICT wrappers', () => {
   it('are NULL for a NULL argument, as PostgreSQL makes them, and score nothing for it', async () => {
     await db.query(`CREATE FUNCTION strict_mood(doc text, unused text) RETURNS varchar LANGUAGE sql STRICT
