@@ -1141,19 +1141,18 @@ export class MlInterceptor implements SessionInterceptor {
       if (!(await this.asWrittenFromNowOn(control, lostViews, binds, unnamed, syncs))) return;
     }
     if (settings.staleViews) {
-      // A view or wrapper was changed where the gateway did not see it: nothing is batched in this group, and the
-      // next one is planned from the catalog as it is then. Statements that inlined a wrapper have its old body:
-      // they are prepared as written (a view is read by name, as PostgreSQL has it now).
+      // A view or wrapper was changed where the gateway did not see it: nothing is batched in this group.
+      // Statements that inlined a wrapper have its old body: those this group parses go as written, those
+      // prepared earlier are planned again from the catalog as it is now (as after DDL the gateway sees;
+      // one PostgreSQL refuses now keeps its name, for PostgreSQL to refuse at the Bind).
       this.catalogChanged();
-      const inlined = (entry: PreparedMl) => entry.plan.wrappers.length > 0;
       this.parsesAsWritten(
-        batchParses.filter((p) => inlined(p.entry)),
+        batchParses.filter((p) => p.entry.plan.wrappers.length > 0),
         binds,
         out,
         unnamed,
       );
-      const old = binds.filter((b) => inlined(b.entry));
-      if (old.length > 0 && !(await this.asWrittenFromNowOn(control, old, binds, unnamed, syncs))) return;
+      await this.refreshStale(control, binds, unnamed, (await this.catalog(control.backend)).catalog);
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
@@ -1503,8 +1502,13 @@ export class MlInterceptor implements SessionInterceptor {
       return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
     };
     try {
-      // Unchanged under its own group ids, it stays as the server has it.
-      if (plan(entry.firstGroupId)?.serverSql === entry.serverSql) return entry;
+      // Unchanged under its own group ids, it stays as the server has it (with the versions of the wrappers
+      // it inlined as they are now: a GRANT changes those alone).
+      const same = plan(entry.firstGroupId);
+      if (same?.serverSql === entry.serverSql) {
+        entry.plan.wrappers = same.parsed.plan.wrappers;
+        return entry;
+      }
       // Changed: new ids, since it may have more groups than the ids it was given.
       const firstGroupId = this.nextGroupId;
       const fresh = plan(firstGroupId);

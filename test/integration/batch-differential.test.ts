@@ -2176,6 +2176,25 @@ describe('wrappers replaced where the gateway does not see it', () => {
     expect((await db.query(prepared)).rows).toEqual(expected);
     expect((await db.query(prepared)).rows).toEqual(expected);
     expect((await db.query({ text: sql.replace('< 6', '< $1'), values: [6] })).rows).toEqual(expected);
+
+    // A GRANT changes its row too: planned again, and batched again from the next execution on.
+    const other = await stack.direct();
+    try {
+      await other.query('GRANT EXECUTE ON FUNCTION shifting(text) TO PUBLIC');
+      expect((await db.query(prepared)).rows).toEqual(expected);
+      const again = await callsDuring(async () => {
+        expect((await db.query(prepared)).rows).toEqual(expected);
+      });
+      expect(again).toMatchObject({ perRow: 0 });
+      // Dropped there: PostgreSQL's error at the Bind, and the statement works again once the wrapper is back.
+      await other.query('DROP FUNCTION shifting(text)');
+      await expect(db.query(prepared)).rejects.toMatchObject({ code: '42883' });
+      await other.query(`CREATE FUNCTION shifting(v text) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT lower((aws_comprehend.detect_sentiment(v, 'en')).sentiment) $$`);
+      expect((await db.query(prepared)).rows).toEqual(expected);
+    } finally {
+      await other.end();
+    }
   });
 });
 
