@@ -192,12 +192,19 @@ export async function readSettings(
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint'),
       ${views},
-      -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection).
+      -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection), or no longer the
+      -- only function of its name where it was (another that search_path or argument types may pick instead).
       ${
         wrappers.length
-          ? `COALESCE((SELECT bool_or(p.oid IS NULL OR p.xmin::text <> w.version)
-               FROM (VALUES ${wrappers.map((w) => `(${quoteLiteral(w.oid)}::oid, ${quoteLiteral(w.version)})`).join(', ')})
-                    w(oid, version) LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.oid), false)`
+          ? `COALESCE((SELECT bool_or(p.oid IS NULL OR p.xmin::text <> w.version OR (w.was_unique AND EXISTS (
+                 SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.oid <> w.oid)))
+               FROM (VALUES ${wrappers
+                 .map(
+                   (w) =>
+                     `(${quoteLiteral(w.oid)}::oid, ${quoteLiteral(w.version)}, ${quoteLiteral(w.name)}, ${w.unique})`,
+                 )
+                 .join(', ')}) w(oid, version, name, was_unique)
+               LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.oid), false)`
           : 'false'
       },
       -- Results of earlier statements stop being read from here on (until begin_batch).

@@ -79,8 +79,11 @@ export interface BatchPlan {
   viewReads: ViewRead[];
   /** Those it reads in place: each execution checks again that it may. */
   inlinedViews: ViewRead[];
-  /** The wrappers it inlined, as the catalog had them (each execution checks they are unchanged). */
-  wrappers: { oid: string; version: string }[];
+  /**
+   * The wrappers it inlined, as the catalog had them: each execution checks
+   * they are unchanged and still the only functions of their names.
+   */
+  wrappers: { oid: string; version: string; name: string; unique: boolean }[];
 }
 
 export interface PlanOptions {
@@ -1131,9 +1134,13 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
 
 /** The wrappers the call sites inlined (with the wrappers inside them), once each. */
 function wrappersInlined(sites: CallSite[]): BatchPlan['wrappers'] {
-  const byOid = new Map<string, string>();
-  for (const site of sites) for (const fn of site.call.wrapper?.chain ?? []) byOid.set(fn.oid, fn.version);
-  return [...byOid].map(([oid, version]) => ({ oid, version }));
+  const byOid = new Map<string, BatchPlan['wrappers'][number]>();
+  for (const site of sites) {
+    for (const fn of site.call.wrapper?.chain ?? []) {
+      byOid.set(fn.oid, { oid: fn.oid, version: fn.version, name: fn.name, unique: fn.namesakes === undefined });
+    }
+  }
+  return [...byOid.values()];
 }
 
 /**

@@ -2192,7 +2192,18 @@ describe('wrappers replaced where the gateway does not see it', () => {
       await other.query(`CREATE FUNCTION shifting(v text) RETURNS varchar LANGUAGE sql
         AS $$ SELECT lower((aws_comprehend.detect_sentiment(v, 'en')).sentiment) $$`);
       expect((await db.query(prepared)).rows).toEqual(expected);
+      // A function of the same name made there, earlier on the session's search_path: PostgreSQL calls that one.
+      await db.query('CREATE SCHEMA IF NOT EXISTS shadowing');
+      await db.query('SET search_path = shadowing, public');
+      expect((await db.query(sql)).rows).toEqual(expected);
+      await other.query(
+        `CREATE FUNCTION shadowing.shifting(v text) RETURNS varchar LANGUAGE sql AS $$ SELECT 'shadow' $$`,
+      );
+      const shadowed = expected.map((row) => ({ ...row, s: 'shadow' }));
+      expect((await db.query(sql)).rows).toEqual(shadowed);
+      expect((await db.query({ text: sql.replace('< 6', '< $1'), values: [6] })).rows).toEqual(shadowed);
     } finally {
+      await db.query('RESET search_path');
       await other.end();
     }
   });
