@@ -519,10 +519,9 @@ function readingBody(prosrc: string): AstNode | undefined {
     const statements = parse(prosrc).map((s) => s.stmt);
     if (statements.length === 0 || statements.some((stmt) => nodeType(stmt) !== 'SelectStmt')) return undefined;
     // (SELECT … INTO makes a table.)
-    if (statements.some((stmt) => some(stmt, (node) => Boolean(inner(node, 'SelectStmt')?.intoClause))))
-      return undefined;
     const writes = (node: AstNode) =>
-      ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(node) ?? '');
+      ['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(node) ?? '') ||
+      Boolean(inner(node, 'SelectStmt')?.intoClause);
     let writing = false;
     walk(statements, (node) => {
       if (writes(node)) writing = true;

@@ -369,10 +369,7 @@ export async function ensureResultsTables(
     if (!tables.byRow) settings.rowTables.clear();
     return tables.byInput;
   };
-  if (tables.byInputForeign) {
-    settings.batchable = false;
-    return refused();
-  }
+  if (tables.byInputForeign) return refused();
   if (!settings.tablesMade) return tables.byInput;
   // Refused a moment ago (an event trigger that always refuses): not tried on every statement.
   if (Date.now() < refusals.until) return refused();
@@ -409,12 +406,15 @@ export interface TableRefusals {
 
 const TABLES_RETRY_MS = 30_000;
 
+/** Whether the statement reads some answers through per-row lookups or index probes, not joins. */
+const readsThroughLookups = (groups: CallGroup[]) => groups.some((g) => !g.joined || g.probed);
+
 /**
  * Whether some answers are read through per-row lookups (by the statement,
  * or by a later round's argument query), which need the results table's index.
  */
 export function needsLookupIndex(groups: CallGroup[]): boolean {
-  return groups.some((g) => !g.joined || g.probed || g.dependsOn.length > 0);
+  return readsThroughLookups(groups) || groups.some((g) => g.dependsOn.length > 0);
 }
 
 function rounds(work: ArgumentWork[]): ArgumentWork[][] {
@@ -550,7 +550,7 @@ export async function computeBatchResults(
         scoringDone = performance.now();
       });
       // Per-row lookups (the next round's argument queries, calls not read through a join) need the index.
-      if ((round !== lastRound || work.some((w) => !w.group.joined || w.group.probed)) && settings.tablesMade) {
+      if ((round !== lastRound || readsThroughLookups(work.map((w) => w.group))) && settings.tablesMade) {
         await tablesWork(control, settings, 'SELECT aws_ml.index_batch()');
       }
       if (phases) {

@@ -859,9 +859,10 @@ export class MlInterceptor implements SessionInterceptor {
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
-    const byRow = plan.groups.flatMap((g) => (g.rowIdentity ? [g.rowIdentity.table] : []));
     const asPlanned =
-      parsed.plannedAs === number && settings.inlineViews.size === 0 && byRow.every((t) => settings.rowTables.has(t));
+      parsed.plannedAs === number &&
+      settings.inlineViews.size === 0 &&
+      rowTablesOf(plan).every((t) => settings.rowTables.has(t));
     if (!asPlanned) {
       // Plan again with the tables whose rows may key their answers as they are, and the views it may
       // read in place read as subqueries.

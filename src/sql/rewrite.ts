@@ -41,11 +41,21 @@ const isComment = (t: ScanToken) => t.tokenName === 'SQL_COMMENT' || t.tokenName
  * Which string constants are code rather than data: the body of CREATE
  * FUNCTION / PROCEDURE (the string after a top-level AS) and of a DO block.
  * Decided statement by statement, so `SELECT $$…$$` stays data even next to a
- * CREATE FUNCTION in the same query string.
+ * CREATE FUNCTION in the same query string. (The tokens come without comments.)
  */
 function codeStringTokens(tokens: ScanToken[]): Set<number> {
   const code = new Set<number>();
-  for (const { words, upper } of statementsOf(tokens)) {
+  let start = 0;
+  while (start < tokens.length) {
+    let end = start;
+    let depth = 0;
+    while (end < tokens.length && !(tokens[end].text === ';' && depth === 0)) {
+      if (tokens[end].text === '(') depth += 1;
+      else if (tokens[end].text === ')') depth -= 1;
+      end += 1;
+    }
+    const words = tokens.slice(start, end);
+    const upper = words.map((t) => t.text.toUpperCase());
     const isRoutine =
       upper[0] === 'CREATE' &&
       (upper[1] === 'FUNCTION' ||
@@ -63,29 +73,13 @@ function codeStringTokens(tokens: ScanToken[]): Set<number> {
           upper[0] === 'DO'
             ? previous === 'DO' || upper[i - 2] === 'LANGUAGE' || previous !== 'LANGUAGE'
             : previous === 'AS';
-        if (body) code.add(tokens.indexOf(word));
+        if (body) code.add(start + i);
         if (upper[0] === 'DO' && body) break;
       }
     }
-  }
-  return code;
-}
-
-/** The statements of a token list (split at top-level semicolons), without comments, and their words in upper case. */
-function* statementsOf(tokens: ScanToken[]): Generator<{ words: ScanToken[]; upper: string[] }> {
-  let start = 0;
-  while (start < tokens.length) {
-    let end = start;
-    let depth = 0;
-    while (end < tokens.length && !(tokens[end].text === ';' && depth === 0)) {
-      if (tokens[end].text === '(') depth += 1;
-      else if (tokens[end].text === ')') depth -= 1;
-      end += 1;
-    }
-    const words = tokens.slice(start, end).filter((t) => !isComment(t));
-    yield { words, upper: words.map((t) => t.text.toUpperCase()) };
     start = end + 1;
   }
+  return code;
 }
 
 const ROUTINE_WORDS = new Set(['FUNCTION', 'FUNCTIONS', 'PROCEDURE', 'ROUTINE', 'AGGREGATE']);
