@@ -170,17 +170,17 @@ BEGIN
 END
 $$;
 
--- Whether the running statement has batch results to read: the gateway set
--- them up in this very backend (parallel workers cannot read temp tables and
--- take the per-row path), and the table is the one begin_batch created. Its
--- owner is checked because a user can set the setting and plant a look-alike
--- view, which these SECURITY DEFINER callers must never read.
 -- A view's definition with every name outside pg_catalog schema-qualified (printed with no other schema on
 -- the search_path): the gateway may inline it into a statement of any session, whatever its search_path.
 CREATE OR REPLACE FUNCTION aws_ml.view_definition(view_oid oid) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog
 AS $$ SELECT pg_catalog.pg_get_viewdef(view_oid) $$;
 
+-- Whether the running statement has batch results to read: the gateway set
+-- them up in this very backend (parallel workers cannot read temp tables and
+-- take the per-row path), and the table is the one begin_batch created. Its
+-- owner is checked because a user can set the setting and plant a look-alike
+-- view, which these SECURITY DEFINER callers must never read.
 -- No SET clause (each call would save and restore search_path; it runs once per row of a view read):
 -- every name is schema-qualified, and its callers run with search_path = pg_catalog, pg_temp.
 CREATE OR REPLACE FUNCTION aws_ml.batch_results_available() RETURNS boolean
