@@ -41,7 +41,7 @@ export interface BatchSettings {
    * wrapper the statement inlined was replaced or dropped (DDL the gateway
    * did not see): plan again.
    */
-  staleViews: boolean;
+  staleDefinitions: boolean;
   /** A read-only transaction: statements that write are left to the per-row path (see BatchTarget.writes). */
   readOnly: boolean;
   /**
@@ -261,7 +261,7 @@ export async function readSettings(
         : [],
     ),
     inlineViews: new Set(viewState.inline ?? []),
-    staleViews: viewState.stale === true || staleWrappers === 't',
+    staleDefinitions: viewState.stale === true || staleWrappers === 't',
     readOnly: !writable,
     tablesMade,
     ownReadWrite,

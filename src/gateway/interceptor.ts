@@ -826,7 +826,7 @@ export class MlInterceptor implements SessionInterceptor {
     parsed: Exclude<Parsed, { forward: string }>,
     original: string,
     standalone: boolean,
-    viewsChecked = false,
+    definitionsChecked = false,
   ): Promise<boolean> {
     let { target, plan } = parsed;
     const asIs = async () => {
@@ -844,7 +844,7 @@ export class MlInterceptor implements SessionInterceptor {
       plan.viewReads,
       plan.wrappers,
     );
-    if (settings.staleViews && !viewsChecked) {
+    if (settings.staleDefinitions && !definitionsChecked) {
       // A view it reads or a wrapper it inlined was changed where the gateway did not see it: plan again from the
       // catalog as it is now.
       this.catalogChanged();
@@ -854,7 +854,7 @@ export class MlInterceptor implements SessionInterceptor {
       return this.runBatchStatement(control, again, original, standalone, true);
     }
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
-    if (!settings.batchable || !settings.extensionReady || settings.staleViews) return asIs();
+    if (!settings.batchable || !settings.extensionReady || settings.staleDefinitions) return asIs();
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
@@ -1141,7 +1141,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (lostViews.length > 0 && control.backend.status !== 'E') {
       if (!(await this.asWrittenFromNowOn(control, lostViews, binds, unnamed, syncs))) return;
     }
-    if (settings.staleViews) {
+    if (settings.staleDefinitions) {
       // A view or wrapper was changed where the gateway did not see it: nothing is batched in this group.
       // Statements that inlined a wrapper have its old body: those this group parses go as written, those
       // prepared earlier are planned again from the catalog as it is now (as after DDL the gateway sees;
