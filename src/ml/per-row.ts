@@ -1,7 +1,7 @@
 import type { BatchStatistics } from '../batch/statistics.js';
 import type { BridgeHandler } from '../gateway/bridge.js';
 import { SqlError, SqlState } from '../util/errors.js';
-import type { MlServices } from './client.js';
+import { type MlServices, SAGEMAKER_PAYLOAD_LIMIT_BYTES } from './client.js';
 import { modelInputToCsv } from './model-input.js';
 
 function requireString(request: Record<string, unknown>, field: string): string {
@@ -15,6 +15,19 @@ function requireString(request: Record<string, unknown>, field: string): string 
 /** Strips the line ending SageMaker containers put after a single-row answer. */
 export function singleRowOutput(body: string): string {
   return body.replace(/\r?\n$/, '');
+}
+
+/**
+ * SageMaker refuses a request over 6 MB; said here as a limit of the call
+ * (54000), before anything is sent, rather than as the service's refusal.
+ */
+function refuseOversizePayload(endpoint: string, payload: string): void {
+  const bytes = Buffer.byteLength(payload);
+  if (bytes <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) return;
+  throw new SqlError(
+    SqlState.programLimitExceeded,
+    `the model input for endpoint ${endpoint} is ${bytes} bytes as CSV; SageMaker accepts at most ${SAGEMAKER_PAYLOAD_LIMIT_BYTES} bytes (6 MB) per request`,
+  );
 }
 
 /**
@@ -46,8 +59,10 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
       }
       case 'sagemaker.invoke_endpoint': {
         statistics?.recordPerRowCall('aws_sagemaker.invoke_endpoint');
-        const csv = modelInputToCsv(requireString(request, 'input'));
-        const body = await services.invokeEndpoint(requireString(request, 'endpoint'), `${csv}\n`, signal);
+        const endpoint = requireString(request, 'endpoint');
+        const payload = `${modelInputToCsv(requireString(request, 'input'))}\n`;
+        refuseOversizePayload(endpoint, payload);
+        const body = await services.invokeEndpoint(endpoint, payload, signal);
         return { output: singleRowOutput(body) };
       }
       default:

@@ -86,6 +86,23 @@ describe('batch mode with a SageMaker endpoint', () => {
     );
   });
 
+  it('refuses a model input over the 6 MB request limit with 54000, in batch mode and per row', async () => {
+    // The CSV line of 6 MiB of text plus its line ending is one byte over SageMaker's limit.
+    const sql = `SELECT id, aws_sagemaker.invoke_endpoint('churn-xgb', NULL, f1, repeat('x', 6 * 1024 * 1024)) AS p
+                   FROM events WHERE id <= 3 ORDER BY id`;
+    for (const setting of ['true', 'false']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      const error = await db.query(sql).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(error?.code, setting).toBe('54000');
+      expect(error?.message).toMatch(/endpoint churn-xgb is 6291\d{3} bytes as CSV; SageMaker accepts at most 6291456/);
+      expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    }
+    await db.query('RESET apg_enable_function_migration');
+  });
+
   it('batches calls inside Aurora-style wrapper functions', async () => {
     await db.query(`CREATE FUNCTION churn_probability (${features.map((f) => `${f} float8`).join(', ')}, max_rows_per_batch INT DEFAULT NULL, OUT p float8)
       AS $$ SELECT aws_sagemaker.invoke_endpoint('churn-xgb', max_rows_per_batch, ${features.join(', ')})::float8 $$
