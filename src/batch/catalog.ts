@@ -153,10 +153,12 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              COALESCE((SELECT string_agg(a.name, ',' ORDER BY a.i)
                          FROM unnest(p.proargnames, p.proargmodes) WITH ORDINALITY AS a(name, mode, i)
                         WHERE a.mode IS NULL OR a.mode IN ('i', 'b', 'v')), ''),
-             COALESCE((SELECT string_agg(format_type(t, NULL), ',' ORDER BY i)
+             -- (Typmod -1, not NULL: a parameter declared char(3) is bpchar, which format_type(t, NULL) writes
+             -- as "character", i.e. char(1) in a cast; likewise bit. Arguments and results are cast to these.)
+             COALESCE((SELECT string_agg(format_type(t, -1), ',' ORDER BY i)
                          FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), ''),
              COALESCE(pg_get_expr(p.proargdefaults, 0), ''),
-             format_type(p.prorettype, NULL),
+             format_type(p.prorettype, -1),
              p.oid::text,
              p.prosecdef::text,
              pg_catalog.pg_get_userbyid(p.proowner),
@@ -167,6 +169,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
          AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'pg_catalog', 'information_schema')
          AND NOT p.proretset
+         -- A function with SET clauses (search_path, timezone…) runs its body under them; PostgreSQL never
+         -- inlines one, and neither may batch mode: such a function is called as it is, per row.
+         AND p.proconfig IS NULL
          AND p.prosrc ~* '(${pattern})'`);
     let added = false;
     for (const [
@@ -193,7 +198,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         argTypes: types,
         defaults: splitDefaults(defaults),
         returnType,
-        bodyExpression: bodyExpression(prosrc),
+        // (Not inlined with a "bit" argument or result: the deparser writes the type back as `bit`, which a
+        // cast reads as bit(1).)
+        bodyExpression: [...types, returnType].some((t) => t.startsWith('"bit"')) ? undefined : bodyExpression(prosrc),
         oid,
         version,
         securityDefiner: definer === 'true',

@@ -172,8 +172,8 @@ function builtinCall(call: AstNode, paramTypes?: readonly number[]): MlCall | un
       kind: 'sentiment',
       node: call,
       label: 'aws_comprehend.detect_sentiment',
-      targetSql: `(${deparse(language)})::text`,
-      keySql: `(${deparse(text)})::text`,
+      targetSql: storedText(language),
+      keySql: storedText(text),
       batchSql: constantOrNull(batch),
       builtinSignature: signature,
     };
@@ -184,13 +184,23 @@ function builtinCall(call: AstNode, paramTypes?: readonly number[]): MlCall | un
       kind: 'endpoint',
       node: call,
       label: 'aws_sagemaker.invoke_endpoint',
-      targetSql: `(${deparse(args[0])})::text`,
-      keySql: `(${deparse(args[2])})::text`,
+      targetSql: storedText(args[0]),
+      keySql: storedText(args[2]),
       batchSql: constantOrNull(args[1]),
       builtinSignature: ENDPOINT_SIGNATURE,
     };
   }
   return undefined;
+}
+
+/**
+ * An input as text compared with the stored ones: in the database's default
+ * collation, which is deterministic (equal means the same bytes, as for the
+ * service), whatever collation the input's column has; a nondeterministic one
+ * (case- or accent-insensitive) would match another input's answer.
+ */
+function storedText(input: AstNode): string {
+  return `((${deparse(input)})::text COLLATE "default")`;
 }
 
 function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undefined {

@@ -455,9 +455,12 @@ function argumentQuery(
     const usesRemoved = mentionsAlias(conjunct, from.removed);
     // A condition on an outer query's columns (a correlated subquery) cannot run alone.
     const outside = refersOutside(conjunct, names);
-    if (mlInside || usesRemoved || outside) droppedMl = true;
+    // A volatile condition (`random() < 0.5`) evaluated here too would pick other rows than the statement's,
+    // and use up the session's random sequence twice: the argument query reads a superset instead.
+    const volatile = callsVolatile(conjunct);
+    if (mlInside || usesRemoved || outside || volatile) droppedMl = true;
     else kept.push(conjunct);
-    if (outside && !mlInside && !usesRemoved) correlated.push(conjunct);
+    if (outside && !mlInside && !usesRemoved && !volatile) correlated.push(conjunct);
   }
   const enclosingDependencies: CallSite[] = [];
   const argumentsOutside =
@@ -473,7 +476,7 @@ function argumentQuery(
       const moved = correlated.filter(
         (c) => !refersOutside(c, all) && !mentionsAlias(c, outer.removed) && (alone || !unqualifiedColumn(c)),
       );
-      const conditions = outer.conditions.filter((c) => alone || !unqualifiedColumn(c));
+      const conditions = outer.conditions.filter((c) => (alone || !unqualifiedColumn(c)) && !callsVolatile(c));
       enclosingDependencies.push(...outer.items.flatMap((i) => sitesWithin(i, index)));
       if (argumentsOutside) {
         // The inputs are the enclosing rows' own (`LATERAL (SELECT f(t.doc))`): read them with the subquery's.
@@ -505,8 +508,11 @@ function argumentQuery(
   }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
-  if (argumentsOfCall.some((a) => some(a, (n) => VOLATILE.has(lastName(inner(n, 'FuncCall')))))) {
+  if (argumentsOfCall.some(callsVolatile)) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
+  }
+  if (from.items.some(callsVolatile) || (level.withClause && callsVolatile(level.withClause))) {
+    return 'the rows it is called for come from a volatile function';
   }
 
   let limit = '';
@@ -907,6 +913,8 @@ const VOLATILE = new Set([
   'pg_backend_pid',
   'statement_timestamp',
 ]);
+
+const callsVolatile = (node: AstNode): boolean => some(node, (n) => VOLATILE.has(lastName(inner(n, 'FuncCall'))));
 
 function lastName(call: AstNode | undefined): string {
   if (!call) return '';
@@ -1416,9 +1424,15 @@ function rewriteAsJoins(
         `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END`,
         `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END`,
       ];
+      // A row without a stored answer makes the call once, as the function in FROM would (not once per
+      // column): the branch that calls it has only a condition on the enclosing row, which PostgreSQL
+      // checks before it runs the branch at all.
+      const fallback = `aws_ml_f${aliasNumbers + site.id}`;
+      const [first, second] = [quoteIdent(names[0]), quoteIdent(names[1] ?? 'confidence')];
       const lateral = () =>
         parseFromItem(
-          `LATERAL (SELECT ${columns[0]} AS ${quoteIdent(names[0])}, ${columns[1]} AS ${quoteIdent(names[1] ?? 'confidence')}) AS ${quoteIdent(site.fromFunction!.alias)}`,
+          `LATERAL (SELECT ${fallback}.sentiment AS ${first}, ${fallback}.confidence AS ${second} FROM ${call} AS ${fallback} WHERE ${alias}.aws_ml_key IS NULL ` +
+            `UNION ALL SELECT ${alias}.aws_ml_text::varchar, ${alias}.aws_ml_real WHERE ${alias}.aws_ml_key IS NOT NULL) AS ${quoteIdent(site.fromFunction!.alias)}`,
         );
       group.joined = true;
       group.aliases.push(alias);

@@ -1,15 +1,21 @@
+/** The shipped upgrade scripts: each made from the install script of the version it updates to. */
+export const UPGRADES = [
+  { from: '1.0', to: '1.1' },
+  { from: '1.1', to: '1.2' },
+] as const;
+
 /**
- * The aws_ml upgrade script from 1.0 to the current version, made from the
- * current install script: every function and the statistics view as it
- * defines them, with CREATE OR REPLACE (views and wrapper functions over them
- * stay), its DDL event trigger made again, and its privileges on what the
- * update made (an administrator's grants and revokes on the rest stay). 1.0
- * changed between pgsage builds before 1.1 was cut, so the script must apply
+ * An aws_ml upgrade script, made from the install script of the version it
+ * updates to: every function and the statistics view as it defines them,
+ * with CREATE OR REPLACE (views and wrapper functions over them stay), its
+ * DDL event trigger made again, and its privileges on what the update made
+ * (an administrator's grants and revokes on the rest stay). 1.0 changed
+ * between pgsage builds before 1.1 was cut, so the update from 1.0 must apply
  * to any of them: it drops what earlier builds had and 1.1 does without, and
- * makes what some lacked. `npm run extension:upgrade` writes it; a unit test
- * checks the shipped file is what this makes.
+ * makes what some lacked. `npm run extension:upgrade` writes them; a unit
+ * test checks the shipped files are what this makes.
  */
-export function upgradeScript(installScript: string): string {
+export function upgradeScript(installScript: string, from: string, to: string): string {
   const start = installScript.indexOf('CREATE FUNCTION aws_ml.bridge_conninfo()');
   if (start < 0) throw new Error('the install script no longer starts its functions with bridge_conninfo');
   const objects: string[] = [];
@@ -34,17 +40,9 @@ export function upgradeScript(installScript: string): string {
       'DROP EVENT TRIGGER IF EXISTS aws_ml_ddl_watch;\nCREATE EVENT TRIGGER aws_ml_ddl_watch',
     )
     .replace(/\n{3,}/g, '\n\n');
-  return `-- aws_ml 1.0 -> 1.1 (pgsage), for ALTER EXTENSION aws_ml UPDATE. Made from aws_ml--1.1.sql by
--- src/extension/upgrade-script.ts (npm run extension:upgrade): edit that script, not this one.
-
-\\echo Use "ALTER EXTENSION aws_ml UPDATE" to load this file. \\quit
-
--- What the extension has before the update: 1.1's privileges go only to what it makes.
-SELECT pg_catalog.set_config('aws_ml.members_before', COALESCE((SELECT pg_catalog.string_agg(d.objid::text, ',')
-  FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
- WHERE e.extname = 'aws_ml' AND d.deptype = 'e'), ''), true);
-
--- Functions of earlier 1.0 builds that 1.1 does without.
+  const fromOldBuilds =
+    from === '1.0'
+      ? `-- Functions of earlier 1.0 builds that 1.1 does without.
 DROP FUNCTION IF EXISTS aws_ml.check_batch_size(int);
 DROP FUNCTION IF EXISTS aws_ml.begin_batch();
 
@@ -52,9 +50,21 @@ DROP FUNCTION IF EXISTS aws_ml.begin_batch();
 CREATE TABLE IF NOT EXISTS aws_ml.bridge_settings (conninfo text NOT NULL);
 REVOKE ALL ON aws_ml.bridge_settings FROM PUBLIC;
 
-${made.trimEnd()}
+`
+      : '';
+  return `-- aws_ml ${from} -> ${to} (pgsage), for ALTER EXTENSION aws_ml UPDATE. Made from aws_ml--${to}.sql by
+-- src/extension/upgrade-script.ts (npm run extension:upgrade): edit that script, not this one.
 
-${privilegesOnWhatWasMade(privileges)}
+\\echo Use "ALTER EXTENSION aws_ml UPDATE" to load this file. \\quit
+
+-- What the extension has before the update: ${to}'s privileges go only to what it makes.
+SELECT pg_catalog.set_config('aws_ml.members_before', COALESCE((SELECT pg_catalog.string_agg(d.objid::text, ',')
+  FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+ WHERE e.extname = 'aws_ml' AND d.deptype = 'e'), ''), true);
+
+${fromOldBuilds}${made.trimEnd()}
+
+${privilegesOnWhatWasMade(privileges, to)}
 `;
 }
 
@@ -66,11 +76,11 @@ const ALL_FUNCTIONS = [
 
 /**
  * The install script's privileges, applied to the functions (and the view)
- * the update made: extension members now that were not before it. Those of
- * 1.0 keep the ones 1.0 and the administrator gave them (whatever default
- * privileges gave the new ones, these are 1.1's).
+ * the update made: extension members now that were not before it. Those
+ * there before keep the ones they had, the administrator's included
+ * (whatever default privileges gave the new ones, these are the new version's).
  */
-function privilegesOnWhatWasMade(lines: string[]): string {
+function privilegesOnWhatWasMade(lines: string[], to: string): string {
   for (const line of ALL_FUNCTIONS) {
     if (!lines.includes(line)) throw new Error(`the install script no longer says: ${line}`);
   }
@@ -81,7 +91,7 @@ function privilegesOnWhatWasMade(lines: string[]): string {
     if (/ ON aws_ml\.batch_statistics /.test(line)) return [`  IF view_made THEN ${line} END IF;`];
     throw new Error(`the upgrade script does not know how to apply: ${line}`);
   });
-  return `-- Privileges as 1.1 gives them, on what this update made; an administrator's on the rest stay.
+  return `-- Privileges as ${to} gives them, on what this update made; an administrator's on the rest stay.
 DO $upgrade$
 DECLARE
   before oid[] := pg_catalog.string_to_array(pg_catalog.current_setting('aws_ml.members_before'), ',')::oid[];

@@ -231,25 +231,32 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     }
   });
 
-  it('brings a database made with 1.0 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
-    await admin.query('CREATE DATABASE ext_from_old');
+  it('brings a database made with 1.0 or 1.1 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
     await admin.query('CREATE DATABASE ext_from_new');
-    const [old, fresh] = [await clientOf('ext_from_old'), await clientOf('ext_from_new')];
+    const fresh = await clientOf('ext_from_new');
     try {
-      await old.query("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE");
-      await old.query(`CREATE FUNCTION mood(t text) RETURNS varchar LANGUAGE sql
-          AS $$ SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment $$;
-        CREATE VIEW moods AS SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment AS m`);
-      expect(await extensionShape(old)).not.toEqual(await extensionShape(fresh));
-      await old.query('ALTER EXTENSION aws_ml UPDATE');
       await fresh.query('CREATE EXTENSION aws_ml CASCADE');
-      const [updated, made] = [await extensionShape(old), await extensionShape(fresh)];
-      expect(updated.version).toEqual([{ extversion: '1.1' }]);
-      expect(updated).toEqual(made);
-      expect((await old.query('SELECT m FROM moods')).rows).toEqual([{ m: 'POSITIVE' }]);
-      expect((await old.query("SELECT mood('I hate it') AS m")).rows).toEqual([{ m: 'NEGATIVE' }]);
+      const made = await extensionShape(fresh);
+      expect(made.version).toEqual([{ extversion: '1.2' }]);
+      for (const version of ['1.0', '1.1']) {
+        const database = `ext_from_${version.replace('.', '_')}`;
+        await admin.query(`CREATE DATABASE ${database}`);
+        const old = await clientOf(database);
+        try {
+          await old.query(`CREATE EXTENSION aws_ml VERSION '${version}' CASCADE`);
+          await old.query(`CREATE FUNCTION mood(t text) RETURNS varchar LANGUAGE sql
+              AS $$ SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment $$;
+            CREATE VIEW moods AS SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment AS m`);
+          expect(await extensionShape(old), version).not.toEqual(made);
+          await old.query('ALTER EXTENSION aws_ml UPDATE');
+          expect(await extensionShape(old), version).toEqual(made);
+          expect((await old.query('SELECT m FROM moods')).rows).toEqual([{ m: 'POSITIVE' }]);
+          expect((await old.query("SELECT mood('I hate it') AS m")).rows).toEqual([{ m: 'NEGATIVE' }]);
+        } finally {
+          await old.end();
+        }
+      }
     } finally {
-      await old.end();
       await fresh.end();
     }
   });
