@@ -97,6 +97,46 @@ const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).
 export const reloptionOn = (option: string): string =>
   `EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^${option}' AND o !~* '=(false|off|no|0)$')`;
 
+/**
+ * Functions whose value depends on the role a SECURITY DEFINER body runs as
+ * (the owner, not the caller who would run an inlined copy).
+ */
+const ROLE_DEPENDENT = new Set([
+  'current_user',
+  'current_role',
+  'user',
+  'current_setting',
+  'pg_has_role',
+  'row_security_active',
+  'has_any_column_privilege',
+  'has_column_privilege',
+  'has_database_privilege',
+  'has_foreign_data_wrapper_privilege',
+  'has_function_privilege',
+  'has_language_privilege',
+  'has_largeobject_privilege',
+  'has_parameter_privilege',
+  'has_schema_privilege',
+  'has_sequence_privilege',
+  'has_server_privilege',
+  'has_table_privilege',
+  'has_tablespace_privilege',
+  'has_type_privilege',
+]);
+
+/**
+ * Whether a wrapper's body may be inlined into a statement at all. Not with a
+ * "bit" argument or result: the deparser writes the type back as `bit`, which
+ * a cast reads as bit(1). Not a SECURITY DEFINER body that asks who runs it.
+ */
+function inlinable(types: string[], returnType: string, definer: boolean, body: AstNode): boolean {
+  if ([...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
+  if (!definer) return true;
+  const asksRole = (node: AstNode) =>
+    ['SVFOP_CURRENT_USER', 'SVFOP_CURRENT_ROLE', 'SVFOP_USER'].includes(inner(node, 'SQLValueFunction')?.op);
+  return !some(body, asksRole) && !callsFunction(body, (name) => ROLE_DEPENDENT.has(name));
+}
+
 function bodyExpression(prosrc: string): AstNode | undefined {
   try {
     const statements = parse(prosrc);
@@ -191,6 +231,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
       const types = argTypes ? argTypes.split(',') : [];
+      const body = bodyExpression(prosrc);
       wrappers.set(key, {
         schema,
         name,
@@ -198,9 +239,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         argTypes: types,
         defaults: splitDefaults(defaults),
         returnType,
-        // (Not inlined with a "bit" argument or result: the deparser writes the type back as `bit`, which a
-        // cast reads as bit(1).)
-        bodyExpression: [...types, returnType].some((t) => t.startsWith('"bit"')) ? undefined : bodyExpression(prosrc),
+        bodyExpression: body && inlinable(types, returnType, definer === 'true', body) ? body : undefined,
         oid,
         version,
         securityDefiner: definer === 'true',

@@ -2940,6 +2940,22 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     expect(rows).toEqual(shadowed.rows);
   });
 
+  it('calls a SECURITY DEFINER wrapper that asks which role runs it as a function, run as its owner', async () => {
+    await db.query(`CREATE FUNCTION mood_signed(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d || ' by ' || current_user, 'en')).sentiment || ' ' || current_user $$;
+      DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'definer_caller') THEN CREATE ROLE definer_caller; END IF;
+      END $$;
+      GRANT SELECT ON t TO definer_caller`);
+    await db.query('SET ROLE definer_caller');
+    try {
+      const { rows } = await expectSameBothWays(db, `SELECT id, mood_signed(txt) FROM t WHERE id <= 20 ORDER BY id`);
+      expect(rows?.[1][1]).toMatch(/ postgres$/);
+    } finally {
+      await db.query('RESET ROLE');
+    }
+  });
+
   it('casts to a wrapper’s char(n), bpchar and bit parameters and results as PostgreSQL does, not to length 1', async () => {
     await db.query(`CREATE FUNCTION mood_of_chars(d char(3)) RETURNS varchar LANGUAGE sql
         AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || length(d) $$;
