@@ -448,7 +448,8 @@ function argumentQuery(
   }
   const kept: AstNode[] = [];
   const correlated: AstNode[] = [];
-  let droppedMl = false;
+  /** A condition the argument query leaves out, so that it reads more rows than the statement keeps. */
+  let dropped: 'ml' | 'volatile' | undefined;
   let names = fromNames(from.items);
   for (const conjunct of joinFrom ? joinFrom.where(names) : conjuncts(stmt.whereClause)) {
     const mlInside = containsMlCall(conjunct, index);
@@ -458,8 +459,9 @@ function argumentQuery(
     // A volatile condition (`random() < 0.5`) evaluated here too would pick other rows than the statement's,
     // and use up the session's random sequence twice: the argument query reads a superset instead.
     const volatile = callsVolatile(conjunct);
-    if (mlInside || usesRemoved || outside || volatile) droppedMl = true;
-    else kept.push(conjunct);
+    if (mlInside || usesRemoved || outside) dropped = 'ml';
+    else if (volatile) dropped ??= 'volatile';
+    if (!(mlInside || usesRemoved || outside || volatile)) kept.push(conjunct);
     if (outside && !mlInside && !usesRemoved && !volatile) correlated.push(conjunct);
   }
   const enclosingDependencies: CallSite[] = [];
@@ -523,8 +525,12 @@ function argumentQuery(
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
-      if (droppedMl && !stmt.sortClause) return 'a LIMIT applies after an ML condition (scoring only the rows needed)';
-      const order = droppedMl ? undefined : argumentOrder(stmt, index, from.removed);
+      if (dropped && !stmt.sortClause) {
+        return dropped === 'ml'
+          ? 'a LIMIT applies after an ML condition (scoring only the rows needed)'
+          : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
+      }
+      const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
       if (order !== undefined) {
         // PostgreSQL computes the rows OFFSET skips too: they are scored as well.
         const count = !stmt.limitCount
