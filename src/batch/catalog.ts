@@ -84,6 +84,12 @@ export interface MlCatalog {
    * one, tables with a row-level security policy that does.
    */
   relationsWithSideEffects?: ReadonlySet<string>;
+  /**
+   * A function of the database's own is named json_build_array: an
+   * unqualified `json_build_array(…)` may then be PostgreSQL's choice of it
+   * (an exact match of argument types beats the built-in VARIADIC "any").
+   */
+  packerShadowed?: boolean;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
@@ -252,6 +258,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
   await noteNamesakes(backend, [...wrappers.values()]);
+  const shadowed = await backend.query(`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname = 'json_build_array'
+                      AND p.pronamespace <> 'pg_catalog'::regnamespace)`);
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
   const qualifying = await backend.query("SELECT to_regprocedure('aws_ml.view_definition(oid)') IS NOT NULL");
   const qualifies = qualifying.rows[0]?.[0] === 't';
@@ -280,6 +289,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
+    packerShadowed: shadowed.rows[0]?.[0] === 't',
     ...(await writers(backend)),
   };
 }

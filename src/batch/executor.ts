@@ -186,6 +186,7 @@ export async function readSettings(
          FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('${ROW_RESULTS}')),
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
+      current_setting('standard_conforming_strings'),
       current_setting('track_functions'),
       -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
       (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
@@ -227,6 +228,7 @@ export async function readSettings(
     byRow,
     floatDigits,
     clientEncoding,
+    conformingStrings,
     trackFunctions,
     endpointNoOp,
     viewJson,
@@ -249,7 +251,13 @@ export async function readSettings(
     byRowForeign: byRow === '-1',
   };
   return {
-    batchable: !off(enabled) && allowed === 't' && (tablesMade || resultsTables.byInput) && clientEncoding === 'UTF8',
+    // (Text the gateway parses and writes back assumes UTF8 and standard_conforming_strings, as libpg_query does.)
+    batchable:
+      !off(enabled) &&
+      allowed === 't' &&
+      (tablesMade || resultsTables.byInput) &&
+      clientEncoding === 'UTF8' &&
+      conformingStrings === 'on',
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: milliseconds(timeout),

@@ -1128,7 +1128,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
   }
 
-  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables);
+  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables, Boolean(catalog.packerShadowed));
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   const aliasNumbers = firstFreeAliasNumber(statement);
@@ -1177,6 +1177,7 @@ function chooseRowIdentity(
   index: Map<AstNode, CallSite>,
   statement: AstNode,
   rowTables: Pick<ReadonlySet<string>, 'has'> | undefined,
+  packerShadowed: boolean,
 ): string[] {
   const candidates = new Set<string>();
   const readByLookups = new Set(groups.flatMap((g) => g.dependsOn));
@@ -1199,21 +1200,33 @@ function chooseRowIdentity(
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
     group.rowIdentity = rows;
-    const inputs = modelInputs(group.sites[0].call);
+    const inputs = modelInputs(group.sites[0].call, packerShadowed);
     const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, rows, inputs);
     if (separate && typeof separate !== 'string') group.separateInputs = { sql: separate.sql, count: inputs.length };
   }
   return [...candidates];
 }
 
-/** The model inputs of an invoke_endpoint call: the arguments packed into `json_build_array(…)`. */
-function modelInputs(call: CallSite['call']): AstNode[] | undefined {
+/**
+ * The model inputs of an invoke_endpoint call: the arguments packed into
+ * `pg_catalog.json_build_array(…)` (or unqualified, where no function of the
+ * database's own could be PostgreSQL's choice instead).
+ */
+function modelInputs(call: CallSite['call'], packerShadowed: boolean): AstNode[] | undefined {
   if (call.kind !== 'endpoint') return undefined;
   const builtin = call.wrapper ? call.wrapper.inlinedCall : call.node;
   const packed = inner(builtin.args?.[2], 'FuncCall');
   if (!packed || lastName(packed) !== 'json_build_array' || packed.func_variadic) return undefined;
+  const schema = functionName(packed).length === 2 ? functionName(packed)[0] : undefined;
+  if (schema ? schema !== 'pg_catalog' : packerShadowed) return undefined;
   return packed.args ?? [];
 }
+
+/**
+ * Equality as the gateway's own joins to stored answers mean it: the built-in
+ * operator, not one a schema before pg_catalog in the search_path defines.
+ */
+const EQ = 'OPERATOR(pg_catalog.=)';
 
 /** The file a table's rows live in now: it changes when the table is rewritten. Evaluated once per statement. */
 const relationFile = (table: string) => `(SELECT pg_catalog.pg_relation_filenode(${quoteLiteral(table)}::regclass))`;
@@ -1417,8 +1430,8 @@ function rewriteAsJoins(
     const alias = sharedAlias ?? `aws_ml_r${aliasNumbers + site.id}`;
     const rows = group.rowIdentity;
     const on = rows
-      ? `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_group = ${group.id} AND ${alias}.aws_ml_row_file = ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid = ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin = ${rows.qualifier}.xmin`
-      : `${alias}.aws_ml_stmt = ${statementNumber} AND ${alias}.aws_ml_kind = '${current.kind}' AND ${alias}.aws_ml_target = ${current.targetSql} AND ${alias}.aws_ml_key = ${current.keySql}`;
+      ? `${alias}.aws_ml_stmt ${EQ} ${statementNumber} AND ${alias}.aws_ml_group ${EQ} ${group.id} AND ${alias}.aws_ml_row_file ${EQ} ${relationFile(rows.table)} AND ${alias}.aws_ml_row_tid ${EQ} ${rows.qualifier}.ctid AND ${alias}.aws_ml_row_xmin ${EQ} ${rows.qualifier}.xmin`
+      : `${alias}.aws_ml_stmt ${EQ} ${statementNumber} AND ${alias}.aws_ml_kind ${EQ} '${current.kind}' AND ${alias}.aws_ml_target ${EQ} ${current.targetSql} AND ${alias}.aws_ml_key ${EQ} ${current.keySql}`;
     const results = rows
       ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_file AS aws_ml_row_file, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`
       : `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`;
@@ -1580,8 +1593,8 @@ function rewriteAsLookups(
     const probe = calls.get(written) ?? alias;
     calls.set(written, probe);
     const stored =
-      `(SELECT ${probe}.${column} FROM ${RESULTS} AS ${probe} WHERE ${probe}.stmt = ${statementNumber}` +
-      ` AND ${probe}.kind = '${current.kind}' AND ${probe}.target = ${current.targetSql} AND ${probe}.key = ${current.keySql} LIMIT 1)`;
+      `(SELECT ${probe}.${column} FROM ${RESULTS} AS ${probe} WHERE ${probe}.stmt ${EQ} ${statementNumber}` +
+      ` AND ${probe}.kind ${EQ} '${current.kind}' AND ${probe}.target ${EQ} ${current.targetSql} AND ${probe}.key ${EQ} ${current.keySql} LIMIT 1)`;
     nameTarget(site); // the column keeps the name PostgreSQL gives the call, not `coalesce`
     if (field) {
       const holder = site.fieldHolder!;

@@ -191,13 +191,25 @@ interface PreparedMl {
 /**
  * Whether the gateway reads a client message's text exactly as PostgreSQL
  * will: it decodes text as UTF-8, which is right for a UTF8 client and for
- * ASCII in any client encoding PostgreSQL accepts.
+ * ASCII in any client encoding PostgreSQL accepts; and it lexes strings with
+ * standard_conforming_strings on, which is right for text without backslashes
+ * whatever the setting.
  */
 function readsExactly(control: SessionControl, bytes: Buffer, start: number): boolean {
-  if (control.clientEncoding === 'UTF8') return true;
+  return misreadBecause(control, bytes, start) === undefined;
+}
+
+/** What keeps the gateway from reading a message's text as PostgreSQL will (see readsExactly). */
+function misreadBecause(control: SessionControl, bytes: Buffer, start: number): 'encoding' | 'escapes' | undefined {
+  const utf8 = control.clientEncoding === 'UTF8';
+  const conforming = control.standardConformingStrings !== 'off';
+  if (utf8 && conforming) return undefined;
   // The text ends at its NUL (a Parse's parameter types follow it).
-  for (let i = start; i < bytes.length && bytes[i] !== 0; i++) if (bytes[i] >= 0x80) return false;
-  return true;
+  for (let i = start; i < bytes.length && bytes[i] !== 0; i++) {
+    if (!utf8 && bytes[i] >= 0x80) return 'encoding';
+    if (!conforming && bytes[i] === 0x5c /* backslash */) return 'escapes';
+  }
+  return undefined;
 }
 
 /**
@@ -514,7 +526,8 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   private async query(control: SessionControl, sql: string, message: Message): Promise<void> {
-    if (!readsExactly(control, message.bytes, 5)) {
+    const misread = misreadBecause(control, message.bytes, 5);
+    if (misread) {
       // Text the gateway cannot read faithfully is never rewritten: the statement goes as it came.
       if (rewriteStatementText(sql) === sql && !this.handlerFor(sql) && !CREATE_AWS_ML.test(`${sql} `)) {
         control.forward(message.bytes, 1);
@@ -524,8 +537,15 @@ export class MlInterceptor implements SessionInterceptor {
       control.toClient([
         errorResponse({
           code: SqlState.featureNotSupported,
-          message: `pgsage cannot rewrite a statement with non-ASCII text while client_encoding is ${control.clientEncoding}`,
-          hint: "SET client_encoding = 'UTF8' for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.",
+          ...(misread === 'encoding'
+            ? {
+                message: `pgsage cannot rewrite a statement with non-ASCII text while client_encoding is ${control.clientEncoding}`,
+                hint: "SET client_encoding = 'UTF8' for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.",
+              }
+            : {
+                message: 'pgsage cannot rewrite a statement with backslashes while standard_conforming_strings is off',
+                hint: 'SET standard_conforming_strings = on for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.',
+              }),
         }),
         readyForQuery(control.backend.status),
       ]);

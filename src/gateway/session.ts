@@ -38,6 +38,8 @@ export interface SessionControl {
   forward(bytes: Buffer | Buffer[], syncPoints: number): void;
   /** The session's client_encoding, as the server last reported it. */
   readonly clientEncoding: string;
+  /** The session's standard_conforming_strings ('on' or 'off'), as the server last reported it. */
+  readonly standardConformingStrings: string;
   /**
    * Runs `task` on the backend once every statement handed over with `forward`
    * has been answered, before any later statement of the client (COPY data for
@@ -154,6 +156,7 @@ export class Session implements SessionControl {
   /** The client's last message was CopyDone or CopyFail. */
   private copyJustEnded = false;
   clientEncoding = 'UTF8';
+  standardConformingStrings = 'on';
   private readonly interceptor: SessionInterceptor | undefined;
   private cancelController = new AbortController();
   /** Queries and Syncs sent to the server whose ReadyForQuery has not come back. */
@@ -302,13 +305,20 @@ export class Session implements SessionControl {
     }
   };
 
-  /** ParameterStatus: the client's encoding decides how the gateway may read its statements' text. */
+  /**
+   * ParameterStatus: the client's encoding and whether backslashes escape in
+   * strings decide how the gateway may read its statements' text.
+   */
   private noteParameter(buffer: Buffer, offset: number, length: number): void {
     const end = offset + length;
     const nameEnd = buffer.indexOf(0, offset);
-    if (nameEnd < 0 || nameEnd >= end || buffer.toString('latin1', offset, nameEnd) !== 'client_encoding') return;
+    if (nameEnd < 0 || nameEnd >= end) return;
+    const name = buffer.toString('latin1', offset, nameEnd);
+    if (name !== 'client_encoding' && name !== 'standard_conforming_strings') return;
     const valueEnd = buffer.indexOf(0, nameEnd + 1);
-    this.clientEncoding = buffer.toString('latin1', nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
+    const value = buffer.toString('latin1', nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
+    if (name === 'client_encoding') this.clientEncoding = value;
+    else this.standardConformingStrings = value;
   }
 
   private readyForQuery(status: TransactionStatus): void {

@@ -205,19 +205,28 @@ function packInvokeArguments(tokens: ScanToken[], open: number): Edit[] | undefi
   const closeToken = tokens[close];
   if (argumentStarts.length === 2) {
     // No model inputs at all: send an empty row.
-    return [{ start: closeToken.start, end: closeToken.start, text: ', json_build_array()' }];
+    return [{ start: closeToken.start, end: closeToken.start, text: `, ${PACKER}()` }];
   }
   const third = tokens[argumentStarts[2]];
-  const alreadyPacked =
-    argumentStarts.length === 3 &&
-    identName(third) === 'json_build_array' &&
-    tokens[argumentStarts[2] + 1]?.text === '(' &&
-    matchingParen(tokens, argumentStarts[2] + 1) === close - 1;
+  const packer = packerParen(tokens, argumentStarts[2]);
+  const alreadyPacked = argumentStarts.length === 3 && packer !== undefined && matchingParen(tokens, packer) === close - 1;
   if (alreadyPacked) return undefined;
   return [
-    { start: third.start, end: third.start, text: 'json_build_array(' },
+    // (Qualified: a user's json_build_array of exact argument types would be PostgreSQL's better match.)
+    { start: third.start, end: third.start, text: `${PACKER}(` },
     { start: closeToken.start, end: closeToken.start, text: ')' },
   ];
+}
+
+/** The function that packs invoke_endpoint's model inputs into one json argument. */
+export const PACKER = 'pg_catalog.json_build_array';
+
+/** The index of the "(" of a `json_build_array(` or `pg_catalog.json_build_array(` starting at tokens[at]. */
+function packerParen(tokens: ScanToken[], at: number): number | undefined {
+  const qualified = identName(tokens[at]) === 'pg_catalog' && tokens[at + 1]?.text === '.';
+  const name = qualified ? at + 2 : at;
+  if (!tokens[name] || identName(tokens[name]) !== 'json_build_array' || tokens[name + 1]?.text !== '(') return undefined;
+  return name + 1;
 }
 
 /** Type names an endpoint's text answer casts to directly; anything else may be a composite type. */

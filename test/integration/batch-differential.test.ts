@@ -3015,3 +3015,69 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     await expectSameBothWays(db, sql);
   });
 });
+
+describe('how the session reads text', () => {
+  it('leaves statements to PostgreSQL as written while standard_conforming_strings is off', async () => {
+    await db.query(`CREATE TABLE escaped_docs (id int, doc text);
+      INSERT INTO escaped_docs VALUES (1, 'Good'), (2, 'a\\b'), (3, 'Bad, awful')`);
+    const setup = 'SET standard_conforming_strings = off';
+    try {
+      for (const sql of [
+        // A plain string is read with backslash escapes: 'a\\b' is a\b.
+        `SELECT id, (${SENTIMENT}(doc, 'en')).sentiment FROM escaped_docs WHERE doc <> 'a\\\\b' ORDER BY id`,
+        `SELECT id, 'x\\\\y' AS lit, (${SENTIMENT}(doc || '\\\\', 'en')).confidence FROM escaped_docs ORDER BY id`,
+        `SELECT id, (${SENTIMENT}(doc, '\\en')).sentiment FROM escaped_docs ORDER BY id`,
+        // Without a backslash the text reads alike, but batch mode stays off in such a session.
+        `SELECT id, (${SENTIMENT}(doc, 'en')).sentiment FROM escaped_docs ORDER BY id`,
+      ]) {
+        const scored = rowsScored(SENTIMENT);
+        const { rows, error } = await expectSameBothWays(db, sql, { setup });
+        expect(error, sql).toBeUndefined();
+        expect(rows?.length, sql).toBeGreaterThan(1);
+        expect(rowsScored(SENTIMENT), sql).toBe(scored);
+      }
+      // A call the gateway must pack, in text it cannot lex as PostgreSQL will: refused, not misread.
+      await db.query(setup);
+      await expect(db.query(`SELECT aws_sagemaker.invoke_endpoint('x\\gb', NULL, 1, 2)`)).rejects.toMatchObject({
+        code: '0A000',
+        message: expect.stringContaining('standard_conforming_strings is off'),
+      });
+    } finally {
+      await db.query('RESET standard_conforming_strings');
+    }
+  });
+
+  it('joins answers with the built-in =, not one a schema before pg_catalog defines for text', async () => {
+    await db.query(`CREATE SCHEMA loose_ops;
+      CREATE FUNCTION loose_ops.same_text(a text, b text) RETURNS boolean LANGUAGE sql IMMUTABLE
+        AS $$ SELECT lower(a) OPERATOR(pg_catalog.=) lower(b) $$;
+      CREATE OPERATOR loose_ops.= (LEFTARG = text, RIGHTARG = text, FUNCTION = loose_ops.same_text);
+      CREATE TABLE cased_docs (id int, doc text);
+      INSERT INTO cased_docs VALUES (1, 'Good'), (2, 'GOOD'), (3, 'good'), (4, 'Bad')`);
+    const setup = 'SET search_path = loose_ops, pg_catalog, public';
+    try {
+      for (const sql of [
+        `SELECT d.id, (${SENTIMENT}(d.doc, 'en')).confidence FROM cased_docs d JOIN t ON t.id = d.id ORDER BY 1, 2`,
+        `SELECT d.id, (SELECT (${SENTIMENT}(d.doc, 'en')).confidence) FROM cased_docs d, t WHERE t.id = d.id ORDER BY 1, 2`,
+      ]) {
+        const { rows } = await expectSameBothWays(db, sql, { setup });
+        expect(rows?.length, sql).toBe(4);
+      }
+    } finally {
+      await db.query('RESET search_path');
+    }
+  });
+
+  it('packs model inputs with the built-in json_build_array, whatever functions of that name the database has', async () => {
+    const sql = `SELECT id, ${EP} AS p FROM t WHERE id <= 20 ORDER BY id`;
+    const expected = (await db.query(sql)).rows;
+    await db.query(`CREATE FUNCTION public.json_build_array(${f.map(() => 'float8').join(', ')}) RETURNS json
+      LANGUAGE sql IMMUTABLE AS $$ SELECT '[0,0,0,0,0,0,0,0,0,0,0,0]'::json $$`);
+    try {
+      const { rows } = await expectSameBothWays(db, sql);
+      expect(rows).toEqual(expected.map((r) => [r.id, r.p]));
+    } finally {
+      await db.query(`DROP FUNCTION public.json_build_array(${f.map(() => 'float8').join(', ')})`);
+    }
+  });
+});

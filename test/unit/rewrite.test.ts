@@ -5,12 +5,12 @@ import { rewriteStatementText } from '../../src/sql/rewrite.js';
 beforeAll(loadParser);
 
 const call = "aws_sagemaker.invoke_endpoint('ep', NULL, a, b)";
-const packed = "aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))";
+const packed = "aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog.json_build_array(a, b))";
 
 describe('rewriteStatementText', () => {
   it('packs model inputs into json_build_array', () => {
     expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL, a, b)::INT FROM t")).toBe(
-      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))::INT FROM t",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog.json_build_array(a, b))::INT FROM t",
     );
   });
 
@@ -20,7 +20,7 @@ describe('rewriteStatementText', () => {
         "SELECT aws_sagemaker.invoke_endpoint('ep', 10, COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y)))",
       ),
     ).toBe(
-      "SELECT aws_sagemaker.invoke_endpoint('ep', 10, json_build_array(COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y))))",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', 10, pg_catalog.json_build_array(COALESCE(x, 0.0), ARRAY[1,2][1:2], f(g(y))))",
     );
   });
 
@@ -34,7 +34,7 @@ AS $$
 $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     const out = rewriteStatementText(sql);
     expect(out).toBe(
-      sql.replace('arg1, arg2  ', 'json_build_array(arg1, arg2  ').replace('        )::INT', '        ))::INT'),
+      sql.replace('arg1, arg2  ', 'pg_catalog.json_build_array(arg1, arg2  ').replace('        )::INT', '        ))::INT'),
     );
   });
 
@@ -44,7 +44,7 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
         "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, a)' LANGUAGE sql",
       ),
     ).toBe(
-      "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, json_build_array(a))' LANGUAGE sql",
+      "CREATE FUNCTION f(a int) RETURNS varchar AS 'SELECT aws_sagemaker.invoke_endpoint(''e'', NULL, pg_catalog.json_build_array(a))' LANGUAGE sql",
     );
   });
 
@@ -54,11 +54,11 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     const ctas = "CREATE TABLE docs AS SELECT 'aws_sagemaker.invoke_endpoint(''x'', NULL, a)'::text AS v";
     expect(rewriteStatementText(ctas)).toBe(ctas);
     const mixed = `${data}; CREATE FUNCTION f(a int) RETURNS varchar LANGUAGE sql AS $$ SELECT aws_sagemaker.invoke_endpoint('e', NULL, a) $$`;
-    expect(rewriteStatementText(mixed)).toBe(mixed.replace('NULL, a) $$', () => 'NULL, json_build_array(a)) $$'));
+    expect(rewriteStatementText(mixed)).toBe(mixed.replace('NULL, a) $$', () => 'NULL, pg_catalog.json_build_array(a)) $$'));
     const block = "DO $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
-    expect(rewriteStatementText(block)).toBe(block.replace('NULL, 1)', 'NULL, json_build_array(1))'));
+    expect(rewriteStatementText(block)).toBe(block.replace('NULL, 1)', 'NULL, pg_catalog.json_build_array(1))'));
     const language = "DO LANGUAGE plpgsql $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
-    expect(rewriteStatementText(language)).toBe(language.replace('NULL, 1)', 'NULL, json_build_array(1))'));
+    expect(rewriteStatementText(language)).toBe(language.replace('NULL, 1)', 'NULL, pg_catalog.json_build_array(1))'));
     const defaults =
       "CREATE FUNCTION g(a text DEFAULT 'aws_sagemaker.invoke_endpoint(1,2,3)') RETURNS int LANGUAGE sql AS 'SELECT 1'";
     expect(rewriteStatementText(defaults)).toBe(defaults);
@@ -69,23 +69,28 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     expect(rewriteStatementText(sql)).toBe(sql);
   });
 
-  it('is idempotent for already packed calls', () => {
-    const sql = "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))";
-    expect(rewriteStatementText(sql)).toBe(sql);
+  it('is idempotent for already packed calls, qualified or not', () => {
+    for (const sql of [
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog.json_build_array(a, b))",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(a, b))",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog . json_build_array ())",
+    ]) {
+      expect(rewriteStatementText(sql)).toBe(sql);
+    }
   });
 
   it('supports VARIADIC arrays and calls with no model input', () => {
     expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL, VARIADIC arr)")).toBe(
-      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array(VARIADIC arr))",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog.json_build_array(VARIADIC arr))",
     );
     expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('ep', NULL)")).toBe(
-      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, json_build_array())",
+      "SELECT aws_sagemaker.invoke_endpoint('ep', NULL, pg_catalog.json_build_array())",
     );
   });
 
   it('keeps byte offsets right after non-ASCII text', () => {
     expect(rewriteStatementText("SELECT 'ünïcödé ☃', aws_sagemaker.invoke_endpoint('ép', NULL, 'naïve', 2)")).toBe(
-      "SELECT 'ünïcödé ☃', aws_sagemaker.invoke_endpoint('ép', NULL, json_build_array('naïve', 2))",
+      "SELECT 'ünïcödé ☃', aws_sagemaker.invoke_endpoint('ép', NULL, pg_catalog.json_build_array('naïve', 2))",
     );
   });
 
@@ -98,17 +103,17 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
 
   it('routes casts to non-builtin types through cast_output, leaves scalar casts alone', () => {
     expect(rewriteStatementText("SELECT (aws_sagemaker.invoke_endpoint('e', NULL, a, b))::company_forecasts")).toBe(
-      "SELECT aws_sagemaker.cast_output((aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a, b))), NULL::company_forecasts)",
+      "SELECT aws_sagemaker.cast_output((aws_sagemaker.invoke_endpoint('e', NULL, pg_catalog.json_build_array(a, b))), NULL::company_forecasts)",
     );
     expect(rewriteStatementText("SELECT aws_sagemaker.invoke_endpoint('e', NULL, a)::public.pair FROM t")).toBe(
-      "SELECT aws_sagemaker.cast_output(aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a)), NULL::public.pair) FROM t",
+      "SELECT aws_sagemaker.cast_output(aws_sagemaker.invoke_endpoint('e', NULL, pg_catalog.json_build_array(a)), NULL::public.pair) FROM t",
     );
     expect(
       rewriteStatementText(
         "SELECT aws_sagemaker.invoke_endpoint('e', NULL, a)::INT, aws_sagemaker.invoke_endpoint('e', NULL, a)::float8",
       ),
     ).toBe(
-      "SELECT aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a))::INT, aws_sagemaker.invoke_endpoint('e', NULL, json_build_array(a))::float8",
+      "SELECT aws_sagemaker.invoke_endpoint('e', NULL, pg_catalog.json_build_array(a))::INT, aws_sagemaker.invoke_endpoint('e', NULL, pg_catalog.json_build_array(a))::float8",
     );
   });
 
@@ -148,7 +153,7 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
       [`SELECT replace function, ${call}`, `SELECT replace function, ${packed}`],
       [
         "SELECT aws_sagemaker /* c */ .invoke_endpoint /* d */ ('ep', NULL, a, b)",
-        "SELECT aws_sagemaker /* c */ .invoke_endpoint /* d */ ('ep', NULL, json_build_array(a, b))",
+        "SELECT aws_sagemaker /* c */ .invoke_endpoint /* d */ ('ep', NULL, pg_catalog.json_build_array(a, b))",
       ],
       [
         "SELECT myschema./* c */invoke_endpoint('ep', NULL, a)",

@@ -120,6 +120,7 @@ function control(server: FakeServer): SessionControl {
     relay: () => Promise.reject(new Error('not used')),
     forward: () => {},
     clientEncoding: 'UTF8',
+    standardConformingStrings: 'on',
     afterIdle: () => {},
   };
 }
