@@ -1128,7 +1128,13 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
   }
 
-  const rowIdentityTables = chooseRowIdentity(planned, index, statement, options.rowTables, Boolean(catalog.packerShadowed));
+  const rowIdentityTables = chooseRowIdentity(
+    planned,
+    index,
+    statement,
+    options.rowTables,
+    Boolean(catalog.packerShadowed),
+  );
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   const aliasNumbers = firstFreeAliasNumber(statement);

@@ -209,7 +209,8 @@ function packInvokeArguments(tokens: ScanToken[], open: number): Edit[] | undefi
   }
   const third = tokens[argumentStarts[2]];
   const packer = packerParen(tokens, argumentStarts[2]);
-  const alreadyPacked = argumentStarts.length === 3 && packer !== undefined && matchingParen(tokens, packer) === close - 1;
+  const alreadyPacked =
+    argumentStarts.length === 3 && packer !== undefined && matchingParen(tokens, packer) === close - 1;
   if (alreadyPacked) return undefined;
   return [
     // (Qualified: a user's json_build_array of exact argument types would be PostgreSQL's better match.)
@@ -225,7 +226,8 @@ export const PACKER = 'pg_catalog.json_build_array';
 function packerParen(tokens: ScanToken[], at: number): number | undefined {
   const qualified = identName(tokens[at]) === 'pg_catalog' && tokens[at + 1]?.text === '.';
   const name = qualified ? at + 2 : at;
-  if (!tokens[name] || identName(tokens[name]) !== 'json_build_array' || tokens[name + 1]?.text !== '(') return undefined;
+  if (!tokens[name] || identName(tokens[name]) !== 'json_build_array' || tokens[name + 1]?.text !== '(')
+    return undefined;
   return name + 1;
 }
 

@@ -34,7 +34,9 @@ AS $$
 $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     const out = rewriteStatementText(sql);
     expect(out).toBe(
-      sql.replace('arg1, arg2  ', 'pg_catalog.json_build_array(arg1, arg2  ').replace('        )::INT', '        ))::INT'),
+      sql
+        .replace('arg1, arg2  ', 'pg_catalog.json_build_array(arg1, arg2  ')
+        .replace('        )::INT', '        ))::INT'),
     );
   });
 
@@ -54,7 +56,9 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     const ctas = "CREATE TABLE docs AS SELECT 'aws_sagemaker.invoke_endpoint(''x'', NULL, a)'::text AS v";
     expect(rewriteStatementText(ctas)).toBe(ctas);
     const mixed = `${data}; CREATE FUNCTION f(a int) RETURNS varchar LANGUAGE sql AS $$ SELECT aws_sagemaker.invoke_endpoint('e', NULL, a) $$`;
-    expect(rewriteStatementText(mixed)).toBe(mixed.replace('NULL, a) $$', () => 'NULL, pg_catalog.json_build_array(a)) $$'));
+    expect(rewriteStatementText(mixed)).toBe(
+      mixed.replace('NULL, a) $$', () => 'NULL, pg_catalog.json_build_array(a)) $$'),
+    );
     const block = "DO $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
     expect(rewriteStatementText(block)).toBe(block.replace('NULL, 1)', 'NULL, pg_catalog.json_build_array(1))'));
     const language = "DO LANGUAGE plpgsql $$ BEGIN PERFORM aws_sagemaker.invoke_endpoint('e', NULL, 1); END $$";
