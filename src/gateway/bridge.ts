@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net, { type Server, type Socket } from 'node:net';
-import { asSqlError } from '../util/errors.js';
+import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { closeServer, listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
 import {
@@ -173,7 +173,13 @@ export class BridgeServer {
           return;
         }
         const text = message.bytes.toString('utf8', 5, message.bytes.length - 1);
-        chain = chain.then(() => this.answer(socket, text, controller.signal));
+        // (Whatever goes wrong with one answer, the bridge serves on: the connection ends, not the process.)
+        chain = chain
+          .then(() => this.answer(socket, text, controller.signal))
+          .catch((error) => {
+            logger.error({ err: error }, 'bridge answer failed');
+            socket.destroy();
+          });
       } catch (error) {
         if (error instanceof ScramError) {
           logger.warn({ remote: socket.remoteAddress }, 'bridge authentication failed');
@@ -223,6 +229,7 @@ export class BridgeServer {
       const request = JSON.parse(text) as Record<string, unknown>;
       this.calls += 1;
       reply = await this.options.handle(request, signal);
+      if (reply === undefined) throw new SqlError(SqlState.internalError, 'the ML service gave no answer');
     } catch (error) {
       const sqlError = asSqlError(error);
       if (sqlError.sqlstate === 'XX000') this.options.logger.error({ err: error }, 'bridge request failed');

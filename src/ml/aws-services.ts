@@ -1,7 +1,13 @@
 import { BatchDetectSentimentCommand, ComprehendClient, type LanguageCode } from '@aws-sdk/client-comprehend';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SqlError, SqlState } from '../util/errors.js';
-import { comprehendItemError, type MlServices, type SentimentItem, ThrottledError } from './client.js';
+import {
+  comprehendItemError,
+  everyDocumentAnswered,
+  type MlServices,
+  type SentimentItem,
+  ThrottledError,
+} from './client.js';
 
 export interface AwsMlServicesOptions {
   region: string;
@@ -62,7 +68,7 @@ export class AwsMlServices implements MlServices {
       for (const failure of reply.ErrorList ?? []) {
         out[failure.Index ?? 0] = comprehendItemError(failure.ErrorCode ?? 'Error', failure.ErrorMessage ?? '');
       }
-      return out;
+      return everyDocumentAnswered(out, texts.length);
     } catch (error) {
       throw mapError('Comprehend', error, signal);
     }

@@ -128,7 +128,7 @@ export class HttpMlServices implements MlServices {
     for (const failure of (payload.ErrorList ?? []) as { Index: number; ErrorCode: string; ErrorMessage: string }[]) {
       out[failure.Index] = comprehendItemError(failure.ErrorCode, failure.ErrorMessage);
     }
-    return out;
+    return everyDocumentAnswered(out, texts.length);
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
@@ -254,6 +254,25 @@ function errorType(reply: HttpReply, payload: Record<string, unknown>): string {
 
 function messageOf(payload: Record<string, unknown>): string {
   return String(payload.message ?? payload.Message ?? 'no message');
+}
+
+/**
+ * A BatchDetectSentiment reply with a result or an error for each document
+ * sent, at its index; otherwise the service is broken, and the call fails.
+ */
+export function everyDocumentAnswered(
+  out: (SentimentItem | SqlError | undefined)[],
+  sent: number,
+): (SentimentItem | SqlError)[] {
+  let answered = 0;
+  for (let i = 0; i < sent; i++) if (out[i] !== undefined) answered += 1;
+  if (answered !== sent || out.length !== sent) {
+    throw new SqlError(
+      SqlState.ioError,
+      `Comprehend BatchDetectSentiment answered ${answered} of ${sent} documents${out.length > sent ? ', and documents it was not sent' : ''}`,
+    );
+  }
+  return out as (SentimentItem | SqlError)[];
 }
 
 /** Maps a Comprehend error to the SQLSTATE a SQL user sees. */

@@ -138,6 +138,19 @@ describe('batch mode under faults', () => {
     expect(Number(stats.rows[0].retries)).toBe(3);
   });
 
+  it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
+    const db = await startWith({ throttleFirst: 1_000_000 });
+    await db.query("SET statement_timeout = '2s'");
+    const error = await db.query(`SELECT count(${call(2000)})::int AS n FROM rows_in`).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(error?.code).toBe('58030');
+    expect(error?.message).toMatch(/throttled/);
+    // 100, 200, 400, 800 ms… (with jitter): a handful of requests, not a retry loop.
+    expect(remote.requests).toBeLessThanOrEqual(10);
+  });
+
   it('stops in-flight calls within a second on cancel and keeps the session usable', async () => {
     await startWith({ latencyMs: 60_000 });
     const sql = postgres(stack.gatewayUrl(), { max: 1 });
@@ -193,6 +206,25 @@ describe('batch mode under faults', () => {
     await db.query('SET aws_ml.progress = off');
     await db.query(`SELECT count(${call(500)}) FROM rows_in WHERE id <= 1000`);
     expect(notices).toEqual([]);
+  });
+
+  it('fails a statement whose Comprehend answer leaves a document out, and serves on', async () => {
+    const db = await startWith({ comprehendDropsLast: true });
+    await db.query(`CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 60) g`);
+    const sql = `SELECT count(s.sentiment) FROM notes, aws_comprehend.detect_sentiment(notes.body, 'en') s`;
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      const error = await db.query(sql).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(error?.code, setting).toBe('58030');
+      expect(error?.message).toMatch(/Comprehend BatchDetectSentiment answered \d+ of \d+ documents/);
+      expect((await db.query('SELECT 1 AS alive')).rows).toEqual([{ alive: 1 }]);
+    }
+    const other = await stack.connect();
+    expect((await other.query('SELECT 2 AS alive')).rows).toEqual([{ alive: 2 }]);
+    await other.end();
   });
 
   it('fails cleanly when the service is down', async () => {

@@ -16,6 +16,11 @@ export interface RemoteBehaviour {
   breakFrom?: number;
   /** Hold the answer to the first request until this settles (a test does something meanwhile). */
   holdFirst?: Promise<void>;
+  /**
+   * Answer Comprehend's BatchDetectSentiment as a broken service might: every
+   * document POSITIVE, but the last one left out of both ResultList and ErrorList.
+   */
+  comprehendDropsLast?: boolean;
 }
 
 /**
@@ -38,6 +43,18 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
     req.on('end', async () => {
       requests += 1;
       const number = requests;
+      if (String(req.headers['x-amz-target']).startsWith('Comprehend_20171127.')) {
+        const { TextList } = JSON.parse(Buffer.concat(chunks).toString()) as { TextList: string[] };
+        const kept = behaviour.comprehendDropsLast ? TextList.slice(0, -1) : TextList;
+        const ResultList = kept.map((_, Index) => ({
+          Index,
+          Sentiment: 'POSITIVE',
+          SentimentScore: { Positive: 0.9, Negative: 0.05, Neutral: 0.04, Mixed: 0.01 },
+        }));
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify({ ResultList, ErrorList: [] }));
+        return;
+      }
       if (behaviour.throttleFirst && number <= behaviour.throttleFirst) {
         res.writeHead(429, {
           'content-type': 'application/json',
