@@ -613,7 +613,9 @@ export class BatchScorer {
         'A batch-mode endpoint must return one output line per input row (text/csv).',
       );
     }
-    return outputs.map((outText) => ({ outText, outReal: null }));
+    // PostgreSQL's text cannot hold a NUL: such an answer is left to the per-row call, which fails on it
+    // as PostgreSQL does (where the call is really made), instead of failing the load of the answers.
+    return outputs.map((outText) => (outText.includes('\u0000') ? DECLINED : { outText, outReal: null }));
   }
 
   private async withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {

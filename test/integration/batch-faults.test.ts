@@ -227,6 +227,22 @@ describe('batch mode under faults', () => {
     await other.end();
   });
 
+  it('fails on an answer holding a NUL character with the per-row path's error', async () => {
+    const db = await startWith({ nulInAnswers: true });
+    const codes: (string | undefined)[] = [];
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      codes.push(
+        await db.query(`SELECT ${call()} FROM rows_in WHERE id <= 20`).then(
+          () => undefined,
+          (e: Error & { code?: string }) => e.code,
+        ),
+      );
+    }
+    expect(codes[0]).toBe(codes[1]);
+    expect(codes[0]).toBeDefined();
+  });
+
   it('fails cleanly when the service is down', async () => {
     const db = await startWith({});
     await remote.close();

@@ -21,6 +21,8 @@ export interface RemoteBehaviour {
    * document POSITIVE, but the last one left out of both ResultList and ErrorList.
    */
   comprehendDropsLast?: boolean;
+  /** Put a NUL character into every answer line (which PostgreSQL's text cannot hold). */
+  nulInAnswers?: boolean;
 }
 
 /**
@@ -80,7 +82,8 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
         );
         return;
       }
-      const lines = (await model.predict(parseCsvFeatures(Buffer.concat(chunks)))).csvLines();
+      const predicted = (await model.predict(parseCsvFeatures(Buffer.concat(chunks)))).csvLines();
+      const lines = behaviour.nulInAnswers ? predicted.map((line) => `${line}\u0000`) : predicted;
       inFlight += 1;
       if (number === 1 && behaviour.holdFirst) {
         held = true;
