@@ -37,6 +37,8 @@ export interface BridgeOptions {
   logger: Logger;
 }
 
+const keyOf = (pid: number, secret: Buffer) => `${pid}:${secret.toString('hex')}`;
+
 const authRequest = (code: number, payload?: Buffer) => {
   const w = new MessageWriter().begin('R').int32(code);
   if (payload) w.bytes(payload);
@@ -53,6 +55,12 @@ export class BridgeServer {
   private server: Server | undefined;
   private readonly verifier: ScramVerifier;
   private readonly sockets = new Set<Socket>();
+  /**
+   * Per connection, by the cancel key it was given (BackendKeyData): stops its
+   * call in flight. dblink sends a CancelRequest when the statement that made
+   * the call is cancelled or times out, and then waits for the call's answer.
+   */
+  private readonly cancels = new Map<string, () => void>();
   /** Calls answered since start, for monitoring. */
   calls = 0;
 
@@ -92,8 +100,12 @@ export class BridgeServer {
     socket.setNoDelay(true);
     socket.on('error', () => {});
     const controller = new AbortController();
+    /** The call being answered, stopped by a CancelRequest with this connection's key. */
+    let call: AbortController | undefined;
+    let cancelKey: string | undefined;
     socket.on('close', () => {
       this.sockets.delete(socket);
+      if (cancelKey) this.cancels.delete(cancelKey);
       controller.abort(new Error('bridge client disconnected'));
     });
     const logger = this.options.logger;
@@ -114,6 +126,8 @@ export class BridgeServer {
         return;
       }
       if (code === CANCEL_REQUEST_CODE) {
+        // (pid, then the secret key: the rest of the packet.)
+        this.cancels.get(keyOf(packet.readInt32BE(8), packet.subarray(12)))?.();
         socket.destroy();
         return;
       }
@@ -141,6 +155,12 @@ export class BridgeServer {
             phase = 'sasl-final';
           } else {
             const final = exchange!.finish(reader.rest().toString('utf8'));
+            const pid = randomBytes(4).readInt32BE(0) & 0x7fffffff;
+            const secret = randomBytes(4);
+            cancelKey = keyOf(pid, secret);
+            this.cancels.set(cancelKey, () =>
+              call?.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to user request')),
+            );
             socket.write(
               Buffer.concat([
                 authRequest(12, Buffer.from(final)),
@@ -151,7 +171,7 @@ export class BridgeServer {
                 parameterStatus('standard_conforming_strings', 'on'),
                 parameterStatus('DateStyle', 'ISO, MDY'),
                 parameterStatus('integer_datetimes', 'on'),
-                backendKeyData(randomBytes(4).readInt32BE(0) & 0x7fffffff, randomBytes(4)),
+                backendKeyData(pid, secret),
                 readyForQuery('I'),
               ]),
             );
@@ -175,7 +195,10 @@ export class BridgeServer {
         const text = message.bytes.toString('utf8', 5, message.bytes.length - 1);
         // (Whatever goes wrong with one answer, the bridge serves on: the connection ends, not the process.)
         chain = chain
-          .then(() => this.answer(socket, text, controller.signal))
+          .then(() => {
+            call = new AbortController();
+            return this.answer(socket, text, AbortSignal.any([controller.signal, call.signal]));
+          })
           .catch((error) => {
             logger.error({ err: error }, 'bridge answer failed');
             socket.destroy();

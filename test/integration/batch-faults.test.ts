@@ -185,6 +185,28 @@ describe('batch mode under faults', () => {
     expect([null, '', '0']).toContain(current.rows[0].n);
   });
 
+  it('per row too, stops a call waiting on the service at a cancel or statement_timeout', async () => {
+    const db = await startWith({ latencyMs: 600_000 });
+    await db.query('SET apg_enable_function_migration = off');
+    await db.query("SET statement_timeout = '500ms'");
+    await expect(db.query(`SELECT ${call()} FROM rows_in WHERE id = 1`)).rejects.toMatchObject({ code: '57014' });
+    await waitFor('the remote to see the request abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+    await db.query('RESET statement_timeout');
+    const sql = postgres(stack.gatewayUrl(), { max: 1 });
+    try {
+      await sql`SET apg_enable_function_migration = off`;
+      const running = sql.unsafe(`SELECT ${call()} FROM rows_in WHERE id = 2`).execute();
+      await waitFor('the call in flight', async () => (remote.inFlight > 0 ? true : undefined));
+      running.cancel();
+      await expect(running).rejects.toMatchObject({ code: '57014' });
+      await waitFor('the remote to see the request abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+      const [row] = await sql`SELECT 'usable' AS state`;
+      expect(row.state).toBe('usable');
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('sends progress notices for long statements unless turned off', async () => {
     const db = await startWith({ latencyMs: 1200 });
     const notices: string[] = [];
@@ -227,7 +249,7 @@ describe('batch mode under faults', () => {
     await other.end();
   });
 
-  it('fails on an answer holding a NUL character with the per-row path's error', async () => {
+  it('fails on an answer holding a NUL character with the per-row path’s error', async () => {
     const db = await startWith({ nulInAnswers: true });
     const codes: (string | undefined)[] = [];
     for (const setting of ['on', 'off']) {
