@@ -82,6 +82,8 @@ interface Injection {
   replies: number;
   /** The first value of the slipped statement's row, once its reply passed. */
   value?: string | null;
+  /** What the client gets in place of the slipped statement's error (see failureBefore). */
+  error?: Buffer;
 }
 
 const NO_PARALLEL_PLANS = 'aws_ml_no_parallel_plans';
@@ -131,6 +133,46 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
   };
 }
 
+const BATCH_FAILURE = 'aws_ml_batch_failure';
+
+/**
+ * For a group whose batch failed: a statement that fails, slipped in before
+ * the group's first Execute of a statement with ML calls. PostgreSQL then runs
+ * what comes before as it would (a statement parsed there stays prepared, a
+ * statement executed there answers), fails there with the batch's error in
+ * place of its own, aborts the transaction as that failure would, and skips
+ * the rest to the Sync. Undefined when a message before it is not one of the
+ * group's plain steps.
+ */
+function failureBefore(out: Buffer[], at: number, error: Buffer): Injection | undefined {
+  let repliesBefore = 0;
+  for (const message of out.slice(0, at)) {
+    if ([0x50 /* Parse */, 0x42 /* Bind */, 0x45 /* Execute */, 0x43 /* Close */].includes(message[0])) {
+      repliesBefore += 1;
+    } else if (message[0] === 0x44 /* Describe */) {
+      repliesBefore += message[5] === 0x53 /* S */ ? 2 : 1;
+    } else if (message[0] !== 0x48 /* Flush */) {
+      return undefined;
+    }
+  }
+  return {
+    at,
+    messages: [
+      // (Left prepared by the failure, which skips what would close it: closed first the next time.)
+      closeMessage('S', BATCH_FAILURE),
+      parseMessage(
+        BATCH_FAILURE,
+        "DO $$ BEGIN RAISE EXCEPTION 'aws_ml batch call failed' USING ERRCODE = '38000'; END $$",
+      ),
+      bindMessage(BATCH_FAILURE, BATCH_FAILURE, []),
+      executeMessage(BATCH_FAILURE),
+    ],
+    repliesBefore,
+    replies: 3, // CloseComplete, ParseComplete, BindComplete; the Execute fails
+    error,
+  };
+}
+
 /** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
 const countsAsReply = (type: number) => '123CIstTn'.includes(String.fromCharCode(type));
 
@@ -141,9 +183,11 @@ function hideInjectedReplies(injection: Injection): (message: Message) => Buffer
   let failed = false;
   return (message) => {
     // After an error PostgreSQL skips to the Sync: the slipped messages get no replies.
-    if (failed || message.type === 0x45 /* ErrorResponse */) {
+    if (failed) return message.bytes;
+    if (message.type === 0x45 /* ErrorResponse */) {
       failed = true;
-      return message.bytes;
+      // (The slipped statement's failure stands for the batch's; the client's own statements fail as they do.)
+      return injection.error && seen >= injection.repliesBefore ? injection.error : message.bytes;
     }
     if (seen < injection.repliesBefore) {
       if (countsAsReply(message.type)) seen += 1;
@@ -999,6 +1043,7 @@ export class MlInterceptor implements SessionInterceptor {
     control: SessionControl,
     labels: string[],
     work: (inTransaction: boolean) => Promise<void>,
+    { keepBlock = false } = {},
   ): Promise<Buffer | undefined> {
     const inTransaction = control.backend.status === 'T';
     try {
@@ -1008,20 +1053,27 @@ export class MlInterceptor implements SessionInterceptor {
       return undefined;
     } catch (error) {
       for (const label of labels) this.context.statistics.recordError(label);
-      return this.fail(control, error, inTransaction);
+      return this.fail(control, error, inTransaction, keepBlock);
     }
   }
 
   /**
    * A batch failed: the statement fails as PostgreSQL's own would. Inside a
    * transaction block the gateway's work is rolled back to its savepoint and
-   * the transaction is left aborted, exactly as a failed statement leaves it.
+   * the transaction is left aborted, exactly as a failed statement leaves it
+   * (unless `keepBlock`: a statement slipped into the client's group fails
+   * there instead, see failureBefore).
    */
-  private async fail(control: SessionControl, error: unknown, inTransaction: boolean): Promise<Buffer> {
+  private async fail(
+    control: SessionControl,
+    error: unknown,
+    inTransaction: boolean,
+    keepBlock = false,
+  ): Promise<Buffer> {
     const backend = control.backend;
     if (inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch').catch(() => undefined);
-      await abortBlock(control, 'aws_ml batch call failed', '38000');
+      if (!keepBlock) await abortBlock(control, 'aws_ml batch call failed', '38000');
     }
     const payload =
       error instanceof BackendError && error.raw.length > 0
@@ -1222,63 +1274,81 @@ export class MlInterceptor implements SessionInterceptor {
     const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     let rowsScored = 0;
-    const failure = await this.guarded(control, labels, async (inTransaction) => {
-      // The results tables exist before a statement that reads them is described or parsed.
-      await beginBatch(control, number, inTransaction, rowResults, settings);
-      // Without batch mode the rewritten statement still parses and falls back to per-row calls.
-      if (!settings.batchable || binds.length === 0) return;
-      const work: ArgumentWork[] = [];
-      // The Executes of one group read one statement number: rows stored for a statement bound
-      // twice with different values could not be told apart, so such a statement is answered per row.
-      const ambiguous = new Set(
-        binds
-          .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
-          .map((b) => b.entry),
-      );
-      for (const [i, { entry, params }] of binds.entries()) {
-        // Bound again with the same values: its answers are already there.
-        if (binds.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
-        // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
-        if (settings.readOnly && entry.target.writes) continue;
-        entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
-        entry.typeNames ??= await typeNames(control, entry.inferredTypes);
-        const bound = {
-          ...params,
-          types: entry.inferredTypes,
-          typeNames: entry.typeNames.names,
-          baseTypeNames: entry.typeNames.bases,
-        };
-        // Answers stored by row are read only while the table still qualifies, and only for values
-        // that read the same in the statement as in its argument query: 'now' does, but only in
-        // the same transaction block (it is the transaction's start).
-        const steady = !ambiguous.has(entry) && (inTransaction || readsTheSameLater(bound));
-        for (const planned of entry.plan.groups) {
-          if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && steady)) continue;
-          work.push({ group: planned, params: bound });
+    // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
+    // first Execute of a statement with ML calls.
+    const failingExecute = binds.length > 0 ? out.findIndex((m, i) => i > binds[0].index && m[0] === 0x45) : -1;
+    const failsInPlace =
+      syncs === 1 &&
+      endsWithSync &&
+      failingExecute > 0 &&
+      failureBefore(out, failingExecute, Buffer.alloc(0)) !== undefined;
+    const failure = await this.guarded(
+      control,
+      labels,
+      async (inTransaction) => {
+        // The results tables exist before a statement that reads them is described or parsed.
+        await beginBatch(control, number, inTransaction, rowResults, settings);
+        // Without batch mode the rewritten statement still parses and falls back to per-row calls.
+        if (!settings.batchable || binds.length === 0) return;
+        const work: ArgumentWork[] = [];
+        // The Executes of one group read one statement number: rows stored for a statement bound
+        // twice with different values could not be told apart, so such a statement is answered per row.
+        const ambiguous = new Set(
+          binds
+            .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
+            .map((b) => b.entry),
+        );
+        for (const [i, { entry, params }] of binds.entries()) {
+          // Bound again with the same values: its answers are already there.
+          if (binds.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
+          // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
+          if (settings.readOnly && entry.target.writes) continue;
+          entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
+          entry.typeNames ??= await typeNames(control, entry.inferredTypes);
+          const bound = {
+            ...params,
+            types: entry.inferredTypes,
+            typeNames: entry.typeNames.names,
+            baseTypeNames: entry.typeNames.bases,
+          };
+          // Answers stored by row are read only while the table still qualifies, and only for values
+          // that read the same in the statement as in its argument query: 'now' does, but only in
+          // the same transaction block (it is the transaction's start).
+          const steady = !ambiguous.has(entry) && (inTransaction || readsTheSameLater(bound));
+          for (const planned of entry.plan.groups) {
+            if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && steady)) continue;
+            work.push({ group: planned, params: bound });
+          }
         }
-      }
-      // A read-only block cannot build the lookup index: answers read through it are left to the per-row path.
-      if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(work.map((w) => w.group))) return;
-      const figures = await computeBatchResults(
-        work,
-        {
-          control,
-          services: this.context.services,
-          settings,
-          statementNumber: number,
-          inTransaction,
-          begun: true,
-        },
-        phases,
-      );
-      for (const [planned, groupFigures] of figures) {
-        this.context.statistics.recordStatement(planned.label, groupFigures);
-        rowsScored += groupFigures.rows;
-      }
-    });
+        // A read-only block cannot build the lookup index: answers read through it are left to the per-row path.
+        if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(work.map((w) => w.group))) return;
+        const figures = await computeBatchResults(
+          work,
+          {
+            control,
+            services: this.context.services,
+            settings,
+            statementNumber: number,
+            inTransaction,
+            begun: true,
+          },
+          phases,
+        );
+        for (const [planned, groupFigures] of figures) {
+          this.context.statistics.recordStatement(planned.label, groupFigures);
+          rowsScored += groupFigures.rows;
+        }
+      },
+      { keepBlock: failsInPlace },
+    );
     if (failure) {
       await this.clearStatementNumber(control);
-      this.reportFailure(control, failure, true);
+      if (failsInPlace && control.backend.status !== 'E') {
+        await this.forwardAfterOwnWork(control, out, syncs, unnamed, failureBefore(out, failingExecute, failure));
+      } else {
+        if (control.backend.status === 'T') await abortBlock(control, 'aws_ml batch call failed', '38000');
+        this.reportFailure(control, failure, true);
+      }
       return;
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };

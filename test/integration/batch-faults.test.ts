@@ -2,6 +2,7 @@ import type pg from 'pg';
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/processes.js';
+import { RawSession, raw } from '../support/raw-protocol.js';
 import { startRemoteEndpoint } from '../support/remote-endpoint.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -263,6 +264,39 @@ describe('batch mode under faults', () => {
     }
     expect(codes[0]).toBe(codes[1]);
     expect(codes[0]).toBeDefined();
+  });
+
+  it('fails a pipelined group where PostgreSQL would: what came before answers, and stays prepared', async () => {
+    const db = await startWith({ breakFrom: 1 });
+    await db.query('CREATE TABLE journal (note text)');
+    const session = new RawSession(await stack.connect());
+    const steps = [
+      raw.parse('note', 'INSERT INTO journal VALUES ($1)'),
+      raw.bind('note', ['before']),
+      raw.execute(),
+      raw.parse('scored', `SELECT ${call()} FROM rows_in WHERE id <= $1`),
+      raw.bind('scored', ['50']),
+      raw.execute(),
+      raw.bind('note', ['after']),
+      raw.execute(),
+      raw.sync(),
+    ];
+    for (const inBlock of [false, true]) {
+      if (inBlock) await session.query('BEGIN');
+      const answer = await session.round(steps);
+      // ParseComplete, BindComplete, CommandComplete of the INSERT; ParseComplete, BindComplete of the scored
+      // statement, and its Execute's error; nothing of what follows.
+      expect(answer.types, `in a block: ${inBlock}`).toBe('12C12EZ');
+      expect(answer.errors).toEqual([expect.objectContaining({ code: '58030' })]);
+      expect(answer.statuses).toEqual([inBlock ? 'E' : 'I']);
+      if (inBlock) await session.query('ROLLBACK');
+      // The failure rolled the INSERT back with the rest, and both statements stay prepared.
+      expect((await db.query('SELECT count(*)::int AS n FROM journal')).rows[0].n).toBe(0);
+      const again = await session.round([raw.bind('note', ['later']), raw.execute(), raw.sync()]);
+      expect(again.errors).toEqual([]);
+      await session.round([raw.parse('', 'DEALLOCATE ALL'), raw.bind('', []), raw.execute(), raw.sync()]);
+      await db.query('TRUNCATE journal');
+    }
   });
 
   it('fails cleanly when the service is down', async () => {
