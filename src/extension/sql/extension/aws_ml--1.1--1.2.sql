@@ -50,26 +50,30 @@ BEGIN
   IF NOT ('aws_ml_bridge' = ANY (COALESCE(@extschema:dblink@.dblink_get_connections(), '{}'::text[]))) THEN
     PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
   END IF;
-  IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', request) <> 1 THEN
-    -- A kept connection breaks when the gateway restarts: reconnect once.
-    PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
-    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
-    IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', request) <> 1 THEN
+  FOR attempt IN 1..2 LOOP
+    IF attempt = 2 THEN
+      -- A kept connection breaks when the gateway restarts: reconnect once.
+      PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
+      PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+    END IF;
+    IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', request) = 1 THEN
+      -- Sent, then awaited, so that a cancel or statement_timeout stops the call at the bridge too: dblink
+      -- alone would wait for the service's answer before letting the statement fail.
+      BEGIN
+        SELECT r INTO response FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', attempt = 2) AS t(r text);
+      EXCEPTION WHEN query_canceled THEN
+        PERFORM @extschema:dblink@.dblink_cancel_query('aws_ml_bridge');
+        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+        RAISE;
+      END;
+      -- (An asynchronous query is over once its results are read to the end.)
+      PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+      EXIT WHEN response IS NOT NULL;
+    ELSIF attempt = 2 THEN
       RAISE EXCEPTION 'could not reach the pgsage bridge' USING ERRCODE = '08006';
     END IF;
-  END IF;
-  -- Sent, then awaited, so that a cancel or statement_timeout stops the call at the bridge too: dblink
-  -- alone would wait for the service's answer before letting the statement fail.
-  BEGIN
-    SELECT r INTO response FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', true) AS t(r text);
-  EXCEPTION WHEN query_canceled THEN
-    PERFORM @extschema:dblink@.dblink_cancel_query('aws_ml_bridge');
-    PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
-    PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
-    RAISE;
-  END;
-  -- (An asynchronous query is over once its results are read to the end.)
-  PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+  END LOOP;
   reply := response::json;
   IF reply->'error' IS NOT NULL THEN
     code := COALESCE(reply->'error'->>'code', 'XX000');
