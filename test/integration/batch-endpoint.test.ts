@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xgboostFixture } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { rejection } from '../support/rejection.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
@@ -92,12 +93,9 @@ describe('batch mode with a SageMaker endpoint', () => {
                    FROM events WHERE id <= 3 ORDER BY id`;
     for (const setting of ['true', 'false']) {
       await db.query(`SET apg_enable_function_migration = ${setting}`);
-      const error = await db.query(sql).then(
-        () => undefined,
-        (e: Error & { code?: string }) => e,
-      );
-      expect(error?.code, setting).toBe('54000');
-      expect(error?.message).toMatch(/endpoint churn-xgb is 6291\d{3} bytes as CSV; SageMaker accepts at most 6291456/);
+      const error = await rejection(db.query(sql));
+      expect(error.code, setting).toBe('54000');
+      expect(error.message).toMatch(/endpoint churn-xgb is 6291\d{3} bytes as CSV; SageMaker accepts at most 6291456/);
       expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
     }
     await db.query('RESET apg_enable_function_migration');

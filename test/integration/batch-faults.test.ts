@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/processes.js';
 import { RawSession, raw } from '../support/raw-protocol.js';
+import { rejection } from '../support/rejection.js';
 import { startRemoteEndpoint } from '../support/remote-endpoint.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -142,12 +143,9 @@ describe('batch mode under faults', () => {
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
     const db = await startWith({ throttleFirst: 1_000_000 });
     await db.query("SET statement_timeout = '2s'");
-    const error = await db.query(`SELECT count(${call(2000)})::int AS n FROM rows_in`).then(
-      () => undefined,
-      (e: Error & { code?: string }) => e,
-    );
-    expect(error?.code).toBe('58030');
-    expect(error?.message).toMatch(/throttled/);
+    const error = await rejection(db.query(`SELECT count(${call(2000)})::int AS n FROM rows_in`));
+    expect(error.code).toBe('58030');
+    expect(error.message).toMatch(/throttled/);
     // 100, 200, 400, 800 ms… (with jitter): a handful of requests, not a retry loop.
     expect(remote.requests).toBeLessThanOrEqual(10);
   });
@@ -237,12 +235,9 @@ describe('batch mode under faults', () => {
     const sql = `SELECT count(s.sentiment) FROM notes, aws_comprehend.detect_sentiment(notes.body, 'en') s`;
     for (const setting of ['on', 'off']) {
       await db.query(`SET apg_enable_function_migration = ${setting}`);
-      const error = await db.query(sql).then(
-        () => undefined,
-        (e: Error & { code?: string }) => e,
-      );
-      expect(error?.code, setting).toBe('58030');
-      expect(error?.message).toMatch(/Comprehend BatchDetectSentiment answered \d+ of \d+ documents/);
+      const error = await rejection(db.query(sql));
+      expect(error.code, setting).toBe('58030');
+      expect(error.message).toMatch(/Comprehend BatchDetectSentiment answered \d+ of \d+ documents/);
       expect((await db.query('SELECT 1 AS alive')).rows).toEqual([{ alive: 1 }]);
     }
     const other = await stack.connect();
@@ -255,12 +250,7 @@ describe('batch mode under faults', () => {
     const codes: (string | undefined)[] = [];
     for (const setting of ['on', 'off']) {
       await db.query(`SET apg_enable_function_migration = ${setting}`);
-      codes.push(
-        await db.query(`SELECT ${call()} FROM rows_in WHERE id <= 20`).then(
-          () => undefined,
-          (e: Error & { code?: string }) => e.code,
-        ),
-      );
+      codes.push((await rejection(db.query(`SELECT ${call()} FROM rows_in WHERE id <= 20`))).code);
     }
     expect(codes[0]).toBe(codes[1]);
     expect(codes[0]).toBeDefined();

@@ -116,14 +116,4 @@ export async function dropLoginRoles(admin: pg.Client, roles: LoginRole[]): Prom
   for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${role.name}`).catch(() => {});
 }
 
-/** The error a promise rejects with (fails when it resolves). */
-export async function rejection(
-  promise: Promise<unknown>,
-): Promise<Error & { code?: string; hint?: string; detail?: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected an error, the call succeeded');
-}
+export { rejection } from './rejection.js';
