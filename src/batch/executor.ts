@@ -862,13 +862,18 @@ async function loadResults(
 ): Promise<void> {
   const n = options.statementNumber;
   const backend = options.control.backend;
-  /** Writes what is ready, waits for the next batch, until every answer is written. */
-  const drain = async (emit: () => boolean) => {
+  /**
+   * Writes what is ready, waits for the next batch, until every answer is
+   * written. While batches are out, a row no statement reads goes in now and
+   * then: PostgreSQL looks at a pending cancel (`pg_cancel_backend` from
+   * another session) only as COPY rows come.
+   */
+  const drain = async (emit: () => boolean, write: (data: Buffer) => void, heartbeat: Buffer) => {
     for (;;) {
       while (emit()) {}
       if (scorer.error) throw scorer.error;
       if (!scorer.busy && !scorer.hasCompleted) break;
-      await scorer.nextCompletion();
+      if (!(await completionWithin(scorer, HEARTBEAT_MS))) write(heartbeat);
     }
     await scorer.finish();
     onScored();
@@ -888,18 +893,22 @@ async function loadResults(
     await backend.copyInStreaming(
       'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
       (write) =>
-        drain(() => {
-          const done = scorer.takeCompleted();
-          for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
-            let chunk = '';
-            for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
-              if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
-              chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
+        drain(
+          () => {
+            const done = scorer.takeCompleted();
+            for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
+              let chunk = '';
+              for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
+                if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
+                chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
+              }
+              if (chunk) write(Buffer.from(chunk));
             }
-            if (chunk) write(Buffer.from(chunk));
-          }
-          return false;
-        }),
+            return false;
+          },
+          write,
+          RESULTS_HEARTBEAT,
+        ),
     );
     if (load.rows.length === 0) return;
     // Every answer is in: the rows go in one pass.
@@ -908,5 +917,24 @@ async function loadResults(
     });
     return;
   }
-  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows(write)));
+  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows(write), write, ROW_RESULTS_HEARTBEAT));
+}
+
+/** How long the results COPY may go without a row while batches are out (see loadResults). */
+const HEARTBEAT_MS = 250;
+/** Rows of statement 0, which is never current (statements count from 1), of no kind any call reads. */
+const RESULTS_HEARTBEAT = Buffer.from('0\theartbeat\t\t\t\\N\t\\N\n');
+const ROW_RESULTS_HEARTBEAT = Buffer.from('0\t0\t0\t(0,0)\t0\t\\N\t\\N\n');
+
+/** Whether the scorer completes a batch within `ms`. */
+async function completionWithin(scorer: BatchScorer, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([scorer.nextCompletion().then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -168,6 +168,23 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('stops scoring at a pg_cancel_backend from another session', async () => {
+    const db = await startWith({ latencyMs: 60_000 });
+    const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
+    await db.query('CREATE TABLE one_row AS SELECT 1 AS u');
+    // Answers stored per table row, and per input (a join of two tables).
+    for (const sql of [`SELECT count(${call(100)}) FROM rows_in`, `SELECT count(${call(100)}) FROM rows_in, one_row`]) {
+      const running = db.query(sql);
+      await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
+      const admin = await stack.direct();
+      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await admin.end();
+      await expect(running).rejects.toMatchObject({ code: '57014' });
+      await waitFor('the remote to see the requests abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+      expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    }
+  });
+
   it('honours statement_timeout during scoring', async () => {
     const db = await startWith({ latencyMs: 60_000 });
     await db.query("SET statement_timeout = '300ms'");
