@@ -2,6 +2,7 @@ import type { BackendChannel } from '../gateway/backend.js';
 import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
+import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
 export interface WrapperFunction {
@@ -104,43 +105,20 @@ export const reloptionOn = (option: string): string =>
   `EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^${option}' AND o !~* '=(false|off|no|0)$')`;
 
 /**
- * Functions whose value depends on the role a SECURITY DEFINER body runs as
- * (the owner, not the caller who would run an inlined copy).
- */
-const ROLE_DEPENDENT = new Set([
-  'current_user',
-  'current_role',
-  'user',
-  'current_setting',
-  'pg_has_role',
-  'row_security_active',
-  'has_any_column_privilege',
-  'has_column_privilege',
-  'has_database_privilege',
-  'has_foreign_data_wrapper_privilege',
-  'has_function_privilege',
-  'has_language_privilege',
-  'has_largeobject_privilege',
-  'has_parameter_privilege',
-  'has_schema_privilege',
-  'has_sequence_privilege',
-  'has_server_privilege',
-  'has_table_privilege',
-  'has_tablespace_privilege',
-  'has_type_privilege',
-]);
-
-/**
  * Whether a wrapper's body may be inlined into a statement at all. Not with a
  * "bit" argument or result: the deparser writes the type back as `bit`, which
- * a cast reads as bit(1). Not a SECURITY DEFINER body that asks who runs it.
+ * a cast reads as bit(1). A SECURITY DEFINER body runs as its owner, and
+ * inlined it would run as the caller: only one that cannot tell the two
+ * apart is inlined, made of its ML call, built-in functions of their
+ * arguments alone, operators and casts (no subquery, no other function,
+ * which might ask who runs it or read what only the owner may).
  */
 function inlinable(types: string[], returnType: string, definer: boolean, body: AstNode): boolean {
   if ([...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
   if (!definer) return true;
-  const asksRole = (node: AstNode) =>
-    ['SVFOP_CURRENT_USER', 'SVFOP_CURRENT_ROLE', 'SVFOP_USER'].includes(inner(node, 'SQLValueFunction')?.op);
-  return !some(body, asksRole) && !callsFunction(body, (name) => ROLE_DEPENDENT.has(name));
+  const roleFree = (name: string) => ML_NAMES.includes(name) || name === 'cast_output' || ROW_ONLY_FUNCTIONS.has(name);
+  const subqueryOrSessionValue = (node: AstNode) => ['SubLink', 'SQLValueFunction'].includes(nodeType(node) ?? '');
+  return !some(body, subqueryOrSessionValue) && !callsFunction(body, (name) => !roleFree(name));
 }
 
 function bodyExpression(prosrc: string): AstNode | undefined {

@@ -23,6 +23,7 @@ import {
   type ViewRead,
 } from './levels.js';
 import { type MlKind, recognizeMlCall } from './ml-calls.js';
+import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
 export interface CallGroup {
@@ -1286,32 +1287,6 @@ const TIME_TYPES = new Set([
   'datemultirange',
   'tsmultirange',
   'tstzmultirange',
-]);
-/** Functions that give the same value for the same arguments (operators on plain values are such too). */
-const ROW_ONLY_FUNCTIONS = new Set([
-  'json_build_array',
-  'lower',
-  'upper',
-  'abs',
-  'round',
-  'trunc',
-  'floor',
-  'ceil',
-  'ln',
-  'log',
-  'exp',
-  'sqrt',
-  'power',
-  'length',
-  'char_length',
-  'substr',
-  'substring',
-  'btrim',
-  'ltrim',
-  'rtrim',
-  'replace',
-  'left',
-  'right',
 ]);
 
 /**

@@ -133,6 +133,11 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
   };
 }
 
+/** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
+const READING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding', 'names']);
+/** Text that may change one of them. */
+const CHANGES_READING = /standard_conforming_strings|client_encoding|\bset\s+(session\s+|local\s+)?names\b/i;
+
 const BATCH_FAILURE = 'aws_ml_batch_failure';
 
 /**
@@ -171,6 +176,21 @@ function failureBefore(out: Buffer[], at: number, error: Buffer): Injection | un
     replies: 3, // CloseComplete, ParseComplete, BindComplete; the Execute fails
     error,
   };
+}
+
+/**
+ * Where in the group the portal bound at out[index] is executed (before it
+ * is bound again or closed), or -1.
+ */
+function executedLater(out: Buffer[], index: number, portal: string): number {
+  const name = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at));
+  for (let i = index + 1; i < out.length; i++) {
+    const m = out[i];
+    if (m[0] === 0x45 /* Execute */ && name(m, 5) === portal) return i;
+    if (m[0] === 0x42 /* Bind */ && name(m, 5) === portal) return -1;
+    if (m[0] === 0x43 /* Close */ && m[5] === 0x50 /* P */ && name(m, 6) === portal) return -1;
+  }
+  return -1;
 }
 
 /** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
@@ -708,7 +728,10 @@ export class MlInterceptor implements SessionInterceptor {
     const controlsTransactions = statements.some((s) => nodeType(s.stmt) === 'TransactionStmt');
     // COPY … FROM STDIN needs the client's data while the string runs, which the gateway holds back.
     const copiesIn = statements.some((s) => inner(s.stmt, 'CopyStmt')?.is_from && !inner(s.stmt, 'CopyStmt')?.filename);
-    if (controlsTransactions || copiesIn || backend.status === 'E') {
+    // PostgreSQL reads the whole string as the session stood before it: sent one by one, the statements after
+    // such a SET would be read under the new setting.
+    const changesReading = statements.some((s) => READING_SETTINGS.has(inner(s.stmt, 'VariableSetStmt')?.name));
+    if (controlsTransactions || copiesIn || changesReading || backend.status === 'E') {
       control.forward(queryMessage(sql), 1);
       return;
     }
@@ -1112,15 +1135,21 @@ export class MlInterceptor implements SessionInterceptor {
       params: { values: (Buffer | null)[]; formats: number[] };
       /** Where the Bind is in the group. */
       index: number;
+      portal: string;
     }[] = [];
     let syncs = 0;
     /** The unnamed statement, prepared in an earlier group, that a Bind here uses (see UnnamedUse). */
     const unnamed: UnnamedUse = { plainBound: false };
     // Statements prepared in this group to read batch results, and their plain form (see read-only below).
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
+    /** A statement of the group may change how PostgreSQL reads the text of those parsed after it. */
+    let readingChanged = false;
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
-      if (message.type === 0x50 /* P */ && !readsExactly(control, message.bytes, parseTextStart(message.bytes))) {
+      if (
+        message.type === 0x50 /* P */ &&
+        (readingChanged || !readsExactly(control, message.bytes, parseTextStart(message.bytes)))
+      ) {
         // Not read faithfully, so not rewritten or batched: PostgreSQL gets the statement as it came.
         this.prepared.delete(readParse(message.bytes).name);
         if (message.bytes[5] === 0) unnamed.parsed = message.bytes;
@@ -1129,6 +1158,7 @@ export class MlInterceptor implements SessionInterceptor {
       }
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
+        if (CHANGES_READING.test(parse.sql)) readingChanged = true;
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
         const parsed = pattern.test(parse.sql)
@@ -1178,6 +1208,7 @@ export class MlInterceptor implements SessionInterceptor {
             entry,
             params: { values: bind.params, formats: bind.paramFormats },
             index: out.length,
+            portal: bind.portal,
           });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed.ml = entry;
@@ -1274,9 +1305,11 @@ export class MlInterceptor implements SessionInterceptor {
     const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     let rowsScored = 0;
+    // Only what the group executes is scored: a portal bound and not executed here runs no call in it.
+    const executed = binds.filter((b) => executedLater(out, b.index, b.portal) >= 0);
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
     // first Execute of a statement with ML calls.
-    const failingExecute = binds.length > 0 ? out.findIndex((m, i) => i > binds[0].index && m[0] === 0x45) : -1;
+    const failingExecute = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
     const failsInPlace =
       syncs === 1 &&
       endsWithSync &&
@@ -1289,7 +1322,7 @@ export class MlInterceptor implements SessionInterceptor {
         // The results tables exist before a statement that reads them is described or parsed.
         await beginBatch(control, number, inTransaction, rowResults, settings);
         // Without batch mode the rewritten statement still parses and falls back to per-row calls.
-        if (!settings.batchable || binds.length === 0) return;
+        if (!settings.batchable || executed.length === 0) return;
         const work: ArgumentWork[] = [];
         // The Executes of one group read one statement number: rows stored for a statement bound
         // twice with different values could not be told apart, so such a statement is answered per row.
@@ -1298,9 +1331,9 @@ export class MlInterceptor implements SessionInterceptor {
             .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
             .map((b) => b.entry),
         );
-        for (const [i, { entry, params }] of binds.entries()) {
+        for (const [i, { entry, params }] of executed.entries()) {
           // Bound again with the same values: its answers are already there.
-          if (binds.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
+          if (executed.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
           // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
           if (settings.readOnly && entry.target.writes) continue;
           entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);

@@ -2943,14 +2943,21 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
   it('calls a SECURITY DEFINER wrapper that asks which role runs it as a function, run as its owner', async () => {
     await db.query(`CREATE FUNCTION mood_signed(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
         AS $$ SELECT (${SENTIMENT}(d || ' by ' || current_user, 'en')).sentiment || ' ' || current_user $$;
+      CREATE FUNCTION who_runs() RETURNS text LANGUAGE sql STABLE AS $$ SELECT current_user::text $$;
+      CREATE FUNCTION mood_signed_through(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || who_runs() $$;
+      CREATE FUNCTION mood_signed_old_style(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || getpgusername() $$;
       DO $$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'definer_caller') THEN CREATE ROLE definer_caller; END IF;
       END $$;
       GRANT SELECT ON t TO definer_caller`);
     await db.query('SET ROLE definer_caller');
     try {
-      const { rows } = await expectSameBothWays(db, `SELECT id, mood_signed(txt) FROM t WHERE id <= 20 ORDER BY id`);
-      expect(rows?.[1][1]).toMatch(/ postgres$/);
+      for (const wrapper of ['mood_signed', 'mood_signed_through', 'mood_signed_old_style']) {
+        const { rows } = await expectSameBothWays(db, `SELECT id, ${wrapper}(txt) FROM t WHERE id <= 20 ORDER BY id`);
+        expect(rows?.[1][1], wrapper).toMatch(/ postgres$/);
+      }
     } finally {
       await db.query('RESET ROLE');
     }
@@ -3044,6 +3051,34 @@ describe('how the session reads text', () => {
       });
     } finally {
       await db.query('RESET standard_conforming_strings');
+    }
+  });
+
+  it('reads a string or group that turns standard_conforming_strings off as PostgreSQL does', async () => {
+    const select = `SELECT length('a\\\\b') AS n, (${SENTIMENT}('a\\\\b', 'en')).sentiment AS s`;
+    const both = async (client: pg.Client) => {
+      const results = (await client.query(`SET standard_conforming_strings = off; ${select}`)) as unknown as pg.QueryResult[];
+      await client.query('RESET standard_conforming_strings');
+      const session = new RawSession(client);
+      const group = await session.round([
+        raw.parse('', 'SET standard_conforming_strings = off'),
+        raw.bind('', []),
+        raw.execute(),
+        raw.parse('', select),
+        raw.bind('', []),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      await session.query('RESET standard_conforming_strings');
+      return { simple: results[1].rows, group: group.results[1], errors: group.errors };
+    };
+    const direct = await stack.direct();
+    const through = await stack.connect();
+    try {
+      expect(await both(through)).toEqual(await both(direct));
+    } finally {
+      await direct.end().catch(() => {});
+      await through.end().catch(() => {});
     }
   });
 

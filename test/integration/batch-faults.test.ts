@@ -304,6 +304,17 @@ describe('batch mode under faults', () => {
       await session.round([raw.parse('', 'DEALLOCATE ALL'), raw.bind('', []), raw.execute(), raw.sync()]);
       await db.query('TRUNCATE journal');
     }
+    // A portal bound and not executed in its group makes no call: it is answered as PostgreSQL answers it.
+    const requests = remote.requests;
+    const unexecuted = await session.round([
+      raw.parse('later', `SELECT ${call()} FROM rows_in WHERE id <= $1`),
+      raw.bind('later', ['50']),
+      Buffer.from([0x44, 0, 0, 0, 6, 0x50, 0]), // Describe the unnamed portal
+      raw.sync(),
+    ]);
+    expect(unexecuted.errors).toEqual([]);
+    expect(unexecuted.types).toBe('12TZ');
+    expect(remote.requests).toBe(requests);
   });
 
   it('fails cleanly when the service is down', async () => {

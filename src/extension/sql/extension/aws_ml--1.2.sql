@@ -53,8 +53,11 @@ $$;
 -- forbids during a parallel query that writes (CREATE TABLE AS, CREATE or
 -- REFRESH MATERIALIZED VIEW), and parallel workers could not read the batch
 -- results anyway. Batch mode gives the parallelism instead: several batches in flight.
+-- (dblink reports a kept connection the gateway's restart broke as a NOTICE, before the call
+-- reconnects: client_min_messages keeps it from the client.)
 CREATE FUNCTION aws_ml.bridge_call(request text) RETURNS json
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
 AS $$
 DECLARE
   response text;
