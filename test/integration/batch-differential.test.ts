@@ -3057,7 +3057,9 @@ describe('how the session reads text', () => {
   it('reads a string or group that turns standard_conforming_strings off as PostgreSQL does', async () => {
     const select = `SELECT length('a\\\\b') AS n, (${SENTIMENT}('a\\\\b', 'en')).sentiment AS s`;
     const both = async (client: pg.Client) => {
-      const results = (await client.query(`SET standard_conforming_strings = off; ${select}`)) as unknown as pg.QueryResult[];
+      const results = (await client.query(
+        `SET standard_conforming_strings = off; ${select}`,
+      )) as unknown as pg.QueryResult[];
       await client.query('RESET standard_conforming_strings');
       const session = new RawSession(client);
       const group = await session.round([

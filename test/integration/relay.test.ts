@@ -190,10 +190,17 @@ describe('gateway relay', () => {
     await session.query("SET client_encoding = 'LATIN1'");
     // The batch statement fails, so the gateway rolls the string back, SET included.
     const failed = await session.query(
-      "SET client_encoding = 'UTF8'; SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)",
+      "SET DateStyle = 'German'; SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)",
     );
     expect(failed.errors.map((e) => e.code)).toEqual(['42704']);
-    expect(failed.parameters).toEqual(['client_encoding=UTF8', 'client_encoding=LATIN1']);
+    expect(failed.parameters).toEqual(['DateStyle=German, DMY', 'DateStyle=ISO, MDY']);
+    // A string that changes client_encoding goes to PostgreSQL whole (it reads the string under the encoding
+    // it had before), which reports nothing of a SET the failure rolled back.
+    const whole = await session.query(
+      "SET client_encoding = 'UTF8'; SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)",
+    );
+    expect(whole.errors.map((e) => e.code)).toEqual(['42704']);
+    expect(whole.parameters).toEqual([]);
     // Parameter types whose OIDs have bytes above 0x7f (701 is float8) are not text: the call is rewritten.
     const typed = await session.round([
       raw.parse('', "SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, $1, $2)", [701, 701]),
