@@ -868,12 +868,24 @@ async function loadResults(
    * then: PostgreSQL looks at a pending cancel (`pg_cancel_backend` from
    * another session) only as COPY rows come.
    */
-  const drain = async (emit: () => boolean, write: (data: Buffer) => void, heartbeat: Buffer) => {
+  const drain = async (
+    emitter: (write: (data: Buffer) => void) => () => boolean,
+    write: (data: Buffer) => void,
+    heartbeat: Buffer,
+  ) => {
+    let lastWrite = performance.now();
+    const writeNoted = (data: Buffer) => {
+      lastWrite = performance.now();
+      write(data);
+    };
+    const emit = emitter(writeNoted);
     for (;;) {
       while (emit()) {}
       if (scorer.error) throw scorer.error;
       if (!scorer.busy && !scorer.hasCompleted) break;
-      if (!(await completionWithin(scorer, HEARTBEAT_MS))) write(heartbeat);
+      // (Batches may complete while nothing can be written: rows go in table order, after a slow batch's.)
+      if (performance.now() - lastWrite >= HEARTBEAT_MS) writeNoted(heartbeat);
+      await completionWithin(scorer, HEARTBEAT_MS);
     }
     await scorer.finish();
     onScored();
@@ -894,7 +906,7 @@ async function loadResults(
       'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
       (write) =>
         drain(
-          () => {
+          (writeRows) => () => {
             const done = scorer.takeCompleted();
             for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
               let chunk = '';
@@ -902,7 +914,7 @@ async function loadResults(
                 if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
                 chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
               }
-              if (chunk) write(Buffer.from(chunk));
+              if (chunk) writeRows(Buffer.from(chunk));
             }
             return false;
           },
@@ -917,7 +929,7 @@ async function loadResults(
     });
     return;
   }
-  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows(write), write, ROW_RESULTS_HEARTBEAT));
+  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows, write, ROW_RESULTS_HEARTBEAT));
 }
 
 /** How long the results COPY may go without a row while batches are out (see loadResults). */
@@ -926,14 +938,14 @@ const HEARTBEAT_MS = 250;
 const RESULTS_HEARTBEAT = Buffer.from('0\theartbeat\t\t\t\\N\t\\N\n');
 const ROW_RESULTS_HEARTBEAT = Buffer.from('0\t0\t0\t(0,0)\t0\t\\N\t\\N\n');
 
-/** Whether the scorer completes a batch within `ms`. */
-async function completionWithin(scorer: BatchScorer, ms: number): Promise<boolean> {
+/** Waits for the scorer's next completed batch, or `ms` at the most. */
+async function completionWithin(scorer: BatchScorer, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
   });
   try {
-    return await Promise.race([scorer.nextCompletion().then(() => true), timeout]);
+    await Promise.race([scorer.nextCompletion(), timeout]);
   } finally {
     clearTimeout(timer);
   }

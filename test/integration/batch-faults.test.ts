@@ -185,6 +185,28 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('stops scoring at a pg_cancel_backend while later batches answer behind a slow first one', async () => {
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst, latencyMs: 50 });
+    try {
+      await db.query('SET aws_ml.max_concurrent_batches = 2');
+      const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
+      // Answers stored per table row go in table order: none can be written while the first batch is out,
+      // and the other slot answers a one-row batch every 50 ms for the next 100 s.
+      const running = db.query(`SELECT count(${call(1)}) FROM rows_in`);
+      await waitFor('later batches answered', async () => (remote.holding && remote.requests >= 10 ? true : undefined));
+      const admin = await stack.direct();
+      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await admin.end();
+      await expect(running).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      release();
+    }
+  });
+
   it('honours statement_timeout during scoring', async () => {
     const db = await startWith({ latencyMs: 60_000 });
     await db.query("SET statement_timeout = '300ms'");

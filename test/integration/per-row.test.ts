@@ -77,7 +77,7 @@ describe('the per-row path', () => {
     await stack.pgsage.bridge.listen();
     expect(stack.pgsage.bridge.port).toBe(port);
     const notices: string[] = [];
-    direct.on('notice', (notice) => notices.push(notice.message));
+    direct.on('notice', (notice) => notices.push(notice.message ?? ''));
     const { rows } = await direct.query(call);
     expect(rows[0].p).toBeCloseTo(fixture.predictions[0], 5);
     // The broken connection is the extension's business, not the client's.
