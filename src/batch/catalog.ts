@@ -1,5 +1,5 @@
 import type { BackendChannel } from '../gateway/backend.js';
-import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
+import { type AstNode, callsFunction, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
@@ -94,6 +94,7 @@ export interface MlCatalog {
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
+const ML_SCHEMAS = ['aws_sagemaker', 'aws_comprehend'];
 
 const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).join(',')}]::text[]`;
 
@@ -104,21 +105,70 @@ const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).
 export const reloptionOn = (option: string): string =>
   `EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^${option}' AND o !~* '=(false|off|no|0)$')`;
 
+/** Operators of PostgreSQL's own whose meaning a schema of the database cannot take over in pg_catalog's stead. */
+const BUILTIN_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '+', '-', '*', '/', '%', '^', '||']);
+/** Type names a cast in a body may use: built-in ones, as the parser leaves them unqualified. */
+const BUILTIN_TYPES = new Set(['text', 'float8', 'float4', 'int2', 'int4', 'int8', 'numeric', 'bool', 'json', 'jsonb']);
+
 /**
- * Whether a wrapper's body may be inlined into a statement at all. Not with a
- * "bit" argument or result: the deparser writes the type back as `bit`, which
- * a cast reads as bit(1). A SECURITY DEFINER body runs as its owner, and
- * inlined it would run as the caller: only one that cannot tell the two
- * apart is inlined, made of its ML call, built-in functions of their
- * arguments alone, operators and casts (no subquery, no other function,
- * which might ask who runs it or read what only the owner may).
+ * Whether an expression computes the same whoever runs it and whatever the
+ * search_path: its ML calls (schema-qualified, where `qualifiedMl`), built-in
+ * functions of their arguments alone, built-in operators and casts to
+ * built-in types; no subquery, no session value such as `current_user`, and
+ * no other function (which might ask who runs it, or read what only some
+ * role may).
  */
-function inlinable(types: string[], returnType: string, definer: boolean, body: AstNode): boolean {
+function selfContained(body: AstNode, qualifiedMl: boolean): boolean {
+  return !some(body, (node) => {
+    const type = nodeType(node);
+    if (type === 'SubLink' || type === 'SQLValueFunction') return true;
+    if (type === 'FuncCall') {
+      const name = functionName(node.FuncCall);
+      const [schema, last] = name.length === 2 ? name : [undefined, name[0]];
+      if (ML_NAMES.includes(last)) return qualifiedMl ? !ML_SCHEMAS.includes(schema ?? '') : false;
+      if (last === 'cast_output') return schema !== 'aws_sagemaker';
+      return !(ROW_ONLY_FUNCTIONS.has(last) && (schema === undefined || schema === 'pg_catalog'));
+    }
+    if (type === 'A_Expr') {
+      const name: string[] = (node.A_Expr.name ?? []).map((n: AstNode) => n.String?.sval);
+      const [schema, symbol] = name.length === 2 ? name : [undefined, name[0]];
+      return !BUILTIN_OPERATORS.has(symbol) || (schema !== undefined && schema !== 'pg_catalog');
+    }
+    if (type === 'TypeCast') {
+      const names: string[] = node.TypeCast.typeName.names.map((n: AstNode) => n.String?.sval);
+      return !(names[0] === 'pg_catalog' || (names.length === 1 && BUILTIN_TYPES.has(names[0])));
+    }
+    return false;
+  });
+}
+
+/**
+ * Whether a wrapper's body may be inlined into a statement at all.
+ * - Not with a "bit" argument or result: the deparser writes the type back
+ *   as `bit`, which a cast reads as bit(1).
+ * - With SET clauses PostgreSQL never inlines a function: its body runs under
+ *   them. Only a search_path that leaves pg_catalog first (as the usual
+ *   `SET search_path = pg_catalog, pg_temp` does) is allowed, for a body
+ *   that reads the same under any path (selfContained, its ML calls
+ *   schema-qualified).
+ * - A SECURITY DEFINER body runs as its owner, and inlined it would run as
+ *   the caller: only a self-contained one is inlined.
+ */
+function inlinable(types: string[], returnType: string, definer: boolean, settings: string[], body: AstNode): boolean {
   if ([...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
-  if (!definer) return true;
-  const roleFree = (name: string) => ML_NAMES.includes(name) || name === 'cast_output' || ROW_ONLY_FUNCTIONS.has(name);
-  const subqueryOrSessionValue = (node: AstNode) => ['SubLink', 'SQLValueFunction'].includes(nodeType(node) ?? '');
-  return !some(body, subqueryOrSessionValue) && !callsFunction(body, (name) => !roleFree(name));
+  if (settings.length > 0) {
+    const paths = settings.map((setting) => /^search_path=(.*)$/s.exec(setting)?.[1]);
+    if (paths.some((path) => path === undefined || !catalogFirst(path))) return false;
+    return selfContained(body, true);
+  }
+  return !definer || selfContained(body, false);
+}
+
+/** Whether a search_path searches pg_catalog before any schema a user can create in. */
+function catalogFirst(path: string): boolean {
+  const schemas = path.split(',').map((s) => s.trim().replace(/^"(.*)"$/, '$1'));
+  const at = schemas.indexOf('pg_catalog');
+  return at < 0 || schemas.slice(0, at).every((schema) => schema === 'pg_temp');
 }
 
 function bodyExpression(prosrc: string): AstNode | undefined {
@@ -187,15 +237,13 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              p.prosecdef::text,
              pg_catalog.pg_get_userbyid(p.proowner),
              p.proisstrict::text,
-             p.xmin::text
+             p.xmin::text,
+             COALESCE(array_to_string(p.proconfig, E'\\n'), '')
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
          AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'pg_catalog', 'information_schema')
          AND NOT p.proretset
-         -- A function with SET clauses (search_path, timezone…) runs its body under them; PostgreSQL never
-         -- inlines one, and neither may batch mode: such a function is called as it is, per row.
-         AND p.proconfig IS NULL
          AND p.prosrc ~* '(${pattern})'`);
     let added = false;
     for (const [
@@ -211,6 +259,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       owner,
       strict,
       version,
+      config,
     ] of result.rows as string[][]) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -223,7 +272,10 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         argTypes: types,
         defaults: splitDefaults(defaults),
         returnType,
-        bodyExpression: body && inlinable(types, returnType, definer === 'true', body) ? body : undefined,
+        bodyExpression:
+          body && inlinable(types, returnType, definer === 'true', config ? config.split('\n') : [], body)
+            ? body
+            : undefined,
         oid,
         version,
         securityDefiner: definer === 'true',

@@ -17,7 +17,7 @@ import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, type SqlPrepared, tablesOf } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import { type AstNode, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
+import { type AstNode, callsFunction, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
 import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
@@ -134,9 +134,30 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
 }
 
 /** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
-const READING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding', 'names']);
-/** Text that may change one of them. */
-const CHANGES_READING = /standard_conforming_strings|client_encoding|\bset\s+(session\s+|local\s+)?names\b/i;
+const READING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
+
+/**
+ * Whether a statement may change one of them: SET or RESET of one, RESET
+ * ALL, or a set_config call (of any setting: its name may be computed).
+ */
+function changesReading(stmt: AstNode): boolean {
+  const set = inner(stmt, 'VariableSetStmt');
+  if (set) return set.kind === 'VAR_RESET_ALL' || READING_SETTINGS.has(set.name);
+  return callsFunction(stmt, (name) => name === 'set_config');
+}
+
+/** Text that may hold such a statement (a cheap look before parsing it). */
+const MAY_CHANGE_READING = /standard_conforming_strings|client_encoding|\bnames\b|set_config|\breset\s+all\b/i;
+
+/** Whether a Parse's text changes how PostgreSQL reads the statements parsed after it. */
+function parseChangesReading(sql: string): boolean {
+  if (!MAY_CHANGE_READING.test(sql)) return false;
+  try {
+    return parse(sql).some((s) => changesReading(s.stmt));
+  } catch {
+    return false;
+  }
+}
 
 const BATCH_FAILURE = 'aws_ml_batch_failure';
 
@@ -730,8 +751,8 @@ export class MlInterceptor implements SessionInterceptor {
     const copiesIn = statements.some((s) => inner(s.stmt, 'CopyStmt')?.is_from && !inner(s.stmt, 'CopyStmt')?.filename);
     // PostgreSQL reads the whole string as the session stood before it: sent one by one, the statements after
     // such a SET would be read under the new setting.
-    const changesReading = statements.some((s) => READING_SETTINGS.has(inner(s.stmt, 'VariableSetStmt')?.name));
-    if (controlsTransactions || copiesIn || changesReading || backend.status === 'E') {
+    const readingChanges = statements.some((s) => changesReading(s.stmt));
+    if (controlsTransactions || copiesIn || readingChanges || backend.status === 'E') {
       control.forward(queryMessage(sql), 1);
       return;
     }
@@ -1158,7 +1179,7 @@ export class MlInterceptor implements SessionInterceptor {
       }
       if (message.type === 0x50 /* P */) {
         const parse = readParse(message.bytes);
-        if (CHANGES_READING.test(parse.sql)) readingChanged = true;
+        if (parseChangesReading(parse.sql)) readingChanged = true;
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
         const parsed = pattern.test(parse.sql)

@@ -2919,7 +2919,7 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     );
   });
 
-  it('calls a wrapper with SET clauses as a function, as PostgreSQL does (it never inlines one)', async () => {
+  it('calls a wrapper with SET clauses as a function, as PostgreSQL does, unless its body reads the same without them', async () => {
     await db.query(`CREATE SCHEMA set_clause_schema;
       CREATE FUNCTION set_clause_schema.helper(d text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'I hate it, awful' $$;
       CREATE FUNCTION public.helper(d text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT d $$;
@@ -2934,6 +2934,16 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       const { rows } = await expectSameBothWays(db, sql);
       expect(rows?.length).toBe(20);
     }
+    // The usual SECURITY DEFINER hardening, a search_path with pg_catalog first, over a body that reads the same
+    // under any path: still inlined and batched.
+    await db.query(`CREATE FUNCTION churn_hardened(${f.map((c) => `${c} float8`).join(', ')}) RETURNS float8
+      LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+      AS $$ SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, ${f.join(', ')})::float8 $$`);
+    const hardened = `SELECT id, churn_hardened(${f.join(', ')}) FROM t WHERE id <= 20 ORDER BY id`;
+    const batched = await runBatched(hardened, 'public.churn_hardened');
+    expect(batched.scored).toBeGreaterThan(0);
+    expect(batched.rows).toHaveLength(20);
+    await expectSameBothWays(db, hardened);
     // Every row's input is the helper of the wrapper's search_path: one answer, that text's.
     const { rows } = await db.query(`SELECT DISTINCT mood_in_shadow(txt) AS m FROM t WHERE id <= 20`);
     const shadowed = await db.query(`SELECT ${mood("'I hate it, awful'")} AS m`);
@@ -2948,13 +2958,29 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
         AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || who_runs() $$;
       CREATE FUNCTION mood_signed_old_style(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
         AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || getpgusername() $$;
+      CREATE SCHEMA IF NOT EXISTS definer_tools;
+      CREATE FUNCTION definer_tools.upper(d text) RETURNS text LANGUAGE sql STABLE
+        AS $$ SELECT d || ' ' || current_user $$;
+      CREATE FUNCTION mood_signed_namesake(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || definer_tools.upper('by') $$;
+      CREATE FUNCTION definer_tools.signed(a text, b text) RETURNS text LANGUAGE sql STABLE
+        AS $$ SELECT a || ' ' || current_user $$;
+      CREATE OPERATOR definer_tools.### (LEFTARG = text, RIGHTARG = text, FUNCTION = definer_tools.signed);
+      CREATE FUNCTION mood_signed_by_operator(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment OPERATOR(definer_tools.###) 'x' $$;
       DO $$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'definer_caller') THEN CREATE ROLE definer_caller; END IF;
       END $$;
-      GRANT SELECT ON t TO definer_caller`);
+      GRANT SELECT ON t TO definer_caller; GRANT USAGE ON SCHEMA definer_tools TO definer_caller`);
     await db.query('SET ROLE definer_caller');
     try {
-      for (const wrapper of ['mood_signed', 'mood_signed_through', 'mood_signed_old_style']) {
+      for (const wrapper of [
+        'mood_signed',
+        'mood_signed_through',
+        'mood_signed_old_style',
+        'mood_signed_namesake',
+        'mood_signed_by_operator',
+      ]) {
         const { rows } = await expectSameBothWays(db, `SELECT id, ${wrapper}(txt) FROM t WHERE id <= 20 ORDER BY id`);
         expect(rows?.[1][1], wrapper).toMatch(/ postgres$/);
       }
@@ -3061,6 +3087,10 @@ describe('how the session reads text', () => {
         `SET standard_conforming_strings = off; ${select}`,
       )) as unknown as pg.QueryResult[];
       await client.query('RESET standard_conforming_strings');
+      const configured = (await client.query(
+        `SELECT set_config('standard_conforming_strings', 'off', false); ${select}`,
+      )) as unknown as pg.QueryResult[];
+      await client.query('RESET standard_conforming_strings');
       const session = new RawSession(client);
       const group = await session.round([
         raw.parse('', 'SET standard_conforming_strings = off'),
@@ -3072,12 +3102,27 @@ describe('how the session reads text', () => {
         raw.sync(),
       ]);
       await session.query('RESET standard_conforming_strings');
-      return { simple: results[1].rows, group: group.results[1], errors: group.errors };
+      return { simple: results[1].rows, configured: configured[1].rows, group: group.results[1], errors: group.errors };
     };
     const direct = await stack.direct();
     const through = await stack.connect();
     try {
       expect(await both(through)).toEqual(await both(direct));
+      // A statement that only mentions such a name changes nothing: what follows it is still rewritten.
+      // (The connection speaks raw protocol from here on.)
+      const session = new RawSession(through);
+      await session.query('CREATE TABLE named_things (id int, names text)');
+      const group = await session.round([
+        raw.parse('', 'UPDATE named_things SET names = names WHERE id = 0'),
+        raw.bind('', []),
+        raw.execute(),
+        raw.parse('', `SELECT ${EP} AS p FROM t WHERE id = 1`),
+        raw.bind('', []),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(group.errors).toEqual([]);
+      expect(group.results[1]).toHaveLength(1);
     } finally {
       await direct.end().catch(() => {});
       await through.end().catch(() => {});
