@@ -108,7 +108,24 @@ export const reloptionOn = (option: string): string =>
 /** Operators of PostgreSQL's own whose meaning a schema of the database cannot take over in pg_catalog's stead. */
 const BUILTIN_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '+', '-', '*', '/', '%', '^', '||']);
 /** Type names a cast in a body may use: built-in ones, as the parser leaves them unqualified. */
-const BUILTIN_TYPES = new Set(['text', 'float8', 'float4', 'int2', 'int4', 'int8', 'numeric', 'bool', 'json', 'jsonb']);
+const BUILTIN_TYPES = new Set([
+  'text',
+  'float8',
+  'float4',
+  'int2',
+  'int4',
+  'int8',
+  'numeric',
+  'bool',
+  'json',
+  'jsonb',
+  'date',
+  'timestamp',
+  'timestamptz',
+  'interval',
+  'uuid',
+  'bytea',
+]);
 
 /**
  * Whether an expression computes the same whoever runs it and whatever the
