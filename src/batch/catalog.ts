@@ -105,8 +105,6 @@ const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).
 export const reloptionOn = (option: string): string =>
   `EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^${option}' AND o !~* '=(false|off|no|0)$')`;
 
-/** Operators of PostgreSQL's own whose meaning a schema of the database cannot take over in pg_catalog's stead. */
-const BUILTIN_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '+', '-', '*', '/', '%', '^', '||']);
 /** Type names a cast in a body may use: built-in ones, as the parser leaves them unqualified. */
 const BUILTIN_TYPES = new Set([
   'text',
@@ -129,27 +127,25 @@ const BUILTIN_TYPES = new Set([
 
 /**
  * Whether an expression computes the same whoever runs it and whatever the
- * search_path: its ML calls (schema-qualified, where `qualifiedMl`), built-in
- * functions of their arguments alone, built-in operators and casts to
- * built-in types; no subquery, no session value such as `current_user`, and
- * no other function (which might ask who runs it, or read what only some
- * role may).
+ * search_path: its ML calls (schema-qualified, where `qualifiedMl`),
+ * functions of pg_catalog named so whose value depends on their arguments
+ * alone, and casts to built-in types. No subquery, no session value such as
+ * `current_user`, no other function, and no operator or simple CASE: an
+ * unqualified name, even of a built-in, may be a function or operator of the
+ * database's own (one of exact argument types beats pg_catalog's that needs a
+ * cast), which might ask who runs it or read what only some role may.
  */
 function selfContained(body: AstNode, qualifiedMl: boolean): boolean {
   return !some(body, (node) => {
     const type = nodeType(node);
-    if (type === 'SubLink' || type === 'SQLValueFunction') return true;
+    if (type === 'SubLink' || type === 'SQLValueFunction' || type === 'A_Expr') return true;
+    if (type === 'CaseExpr') return Boolean(node.CaseExpr.arg);
     if (type === 'FuncCall') {
       const name = functionName(node.FuncCall);
       const [schema, last] = name.length === 2 ? name : [undefined, name[0]];
       if (ML_NAMES.includes(last)) return qualifiedMl ? !ML_SCHEMAS.includes(schema ?? '') : false;
       if (last === 'cast_output') return schema !== 'aws_sagemaker';
-      return !(ROW_ONLY_FUNCTIONS.has(last) && (schema === undefined || schema === 'pg_catalog'));
-    }
-    if (type === 'A_Expr') {
-      const name: string[] = (node.A_Expr.name ?? []).map((n: AstNode) => n.String?.sval);
-      const [schema, symbol] = name.length === 2 ? name : [undefined, name[0]];
-      return !BUILTIN_OPERATORS.has(symbol) || (schema !== undefined && schema !== 'pg_catalog');
+      return !(ROW_ONLY_FUNCTIONS.has(last) && schema === 'pg_catalog');
     }
     if (type === 'TypeCast') {
       const names: string[] = node.TypeCast.typeName.names.map((n: AstNode) => n.String?.sval);
@@ -163,29 +159,35 @@ function selfContained(body: AstNode, qualifiedMl: boolean): boolean {
  * Whether a wrapper's body may be inlined into a statement at all.
  * - Not with a "bit" argument or result: the deparser writes the type back
  *   as `bit`, which a cast reads as bit(1).
+ * - Not a VARIADIC one: a call lists the values, which the inlined body
+ *   would get as its array parameter.
  * - With SET clauses PostgreSQL never inlines a function: its body runs under
- *   them. Only a search_path that leaves pg_catalog first (as the usual
- *   `SET search_path = pg_catalog, pg_temp` does) is allowed, for a body
- *   that reads the same under any path (selfContained, its ML calls
+ *   them. Only a search_path of pg_catalog and pg_temp alone (the usual
+ *   hardening, `SET search_path = pg_catalog, pg_temp`) is allowed, for a
+ *   body that reads the same under any path (selfContained, its ML calls
  *   schema-qualified).
  * - A SECURITY DEFINER body runs as its owner, and inlined it would run as
  *   the caller: only a self-contained one is inlined.
  */
-function inlinable(types: string[], returnType: string, definer: boolean, settings: string[], body: AstNode): boolean {
-  if ([...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
+function inlinable(
+  types: string[],
+  returnType: string,
+  { definer, variadic, settings }: { definer: boolean; variadic: boolean; settings: string[] },
+  body: AstNode,
+): boolean {
+  if (variadic || [...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
   if (settings.length > 0) {
     const paths = settings.map((setting) => /^search_path=(.*)$/s.exec(setting)?.[1]);
-    if (paths.some((path) => path === undefined || !catalogFirst(path))) return false;
+    if (paths.some((path) => path === undefined || !catalogOnly(path))) return false;
     return selfContained(body, true);
   }
   return !definer || selfContained(body, false);
 }
 
-/** Whether a search_path searches pg_catalog before any schema a user can create in. */
-function catalogFirst(path: string): boolean {
+/** Whether a search_path holds nothing but pg_catalog and pg_temp (the usual hardening). */
+function catalogOnly(path: string): boolean {
   const schemas = path.split(',').map((s) => s.trim().replace(/^"(.*)"$/, '$1'));
-  const at = schemas.indexOf('pg_catalog');
-  return at < 0 || schemas.slice(0, at).every((schema) => schema === 'pg_temp');
+  return schemas.every((schema) => schema === 'pg_catalog' || schema === 'pg_temp');
 }
 
 function bodyExpression(prosrc: string): AstNode | undefined {
@@ -255,7 +257,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              pg_catalog.pg_get_userbyid(p.proowner),
              p.proisstrict::text,
              p.xmin::text,
-             COALESCE(array_to_string(p.proconfig, E'\\n'), '')
+             COALESCE(array_to_string(p.proconfig, E'\\n'), ''),
+             (p.provariadic <> 0)::text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
@@ -277,6 +280,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       strict,
       version,
       config,
+      variadic,
     ] of result.rows as string[][]) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -290,7 +294,13 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         defaults: splitDefaults(defaults),
         returnType,
         bodyExpression:
-          body && inlinable(types, returnType, definer === 'true', config ? config.split('\n') : [], body)
+          body &&
+          inlinable(
+            types,
+            returnType,
+            { definer: definer === 'true', variadic: variadic === 'true', settings: config ? config.split('\n') : [] },
+            body,
+          )
             ? body
             : undefined,
         oid,

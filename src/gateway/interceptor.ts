@@ -136,24 +136,26 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
 /** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
 const READING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
 
+/** Text that may change one of them (a cheap look before parsing it). */
+const MAY_CHANGE_READING = /standard_conforming_strings|client_encoding|\bnames\b|set_config|\breset\s+all\b/i;
+
 /**
  * Whether a statement may change one of them: SET or RESET of one, RESET
- * ALL, or a set_config call (of any setting: its name may be computed).
+ * ALL, a set_config call (of any setting: its name may be computed), or a DO
+ * block or CALL whose text mentions them (their code is not parsed here).
  */
-function changesReading(stmt: AstNode): boolean {
+function changesReading(stmt: AstNode, text: string): boolean {
   const set = inner(stmt, 'VariableSetStmt');
   if (set) return set.kind === 'VAR_RESET_ALL' || READING_SETTINGS.has(set.name);
+  if (inner(stmt, 'DoStmt') || inner(stmt, 'CallStmt')) return MAY_CHANGE_READING.test(text);
   return callsFunction(stmt, (name) => name === 'set_config');
 }
-
-/** Text that may hold such a statement (a cheap look before parsing it). */
-const MAY_CHANGE_READING = /standard_conforming_strings|client_encoding|\bnames\b|set_config|\breset\s+all\b/i;
 
 /** Whether a Parse's text changes how PostgreSQL reads the statements parsed after it. */
 function parseChangesReading(sql: string): boolean {
   if (!MAY_CHANGE_READING.test(sql)) return false;
   try {
-    return parse(sql).some((s) => changesReading(s.stmt));
+    return parse(sql).some((s) => changesReading(s.stmt, sql));
   } catch {
     return false;
   }
@@ -751,7 +753,7 @@ export class MlInterceptor implements SessionInterceptor {
     const copiesIn = statements.some((s) => inner(s.stmt, 'CopyStmt')?.is_from && !inner(s.stmt, 'CopyStmt')?.filename);
     // PostgreSQL reads the whole string as the session stood before it: sent one by one, the statements after
     // such a SET would be read under the new setting.
-    const readingChanges = statements.some((s) => changesReading(s.stmt));
+    const readingChanges = statements.some((s) => changesReading(s.stmt, sql));
     if (controlsTransactions || copiesIn || readingChanges || backend.status === 'E') {
       control.forward(queryMessage(sql), 1);
       return;

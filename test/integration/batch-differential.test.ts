@@ -2968,24 +2968,39 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       CREATE OPERATOR definer_tools.### (LEFTARG = text, RIGHTARG = text, FUNCTION = definer_tools.signed);
       CREATE FUNCTION mood_signed_by_operator(d text) RETURNS varchar LANGUAGE sql SECURITY DEFINER
         AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment OPERATOR(definer_tools.###) 'x' $$;
+      -- An unqualified built-in name the caller's search_path gives to a function of exact argument types.
+      CREATE SCHEMA IF NOT EXISTS definer_over;
+      CREATE FUNCTION definer_over.round(x int) RETURNS int LANGUAGE sql IMMUTABLE
+        AS $$ SELECT x * 1000 + length(current_user) $$;
+      CREATE FUNCTION mood_signed_rounded(d text, x int) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || round(x)::text || ' postgres' $$;
+      CREATE FUNCTION mood_hardened_rounded(d text, x int) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $$ SELECT (${SENTIMENT}(d, 'en')).sentiment || ' ' || round(x)::text || ' postgres' $$;
+      CREATE FUNCTION mood_variadic(VARIADIC ds text[]) RETURNS varchar LANGUAGE sql SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS $$ SELECT (aws_comprehend.detect_sentiment(ds[1], 'en')).sentiment || ' postgres' $$;
       DO $$ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'definer_caller') THEN CREATE ROLE definer_caller; END IF;
       END $$;
-      GRANT SELECT ON t TO definer_caller; GRANT USAGE ON SCHEMA definer_tools TO definer_caller`);
-    await db.query('SET ROLE definer_caller');
+      GRANT SELECT ON t TO definer_caller; GRANT USAGE ON SCHEMA definer_tools, definer_over TO definer_caller`);
+    await db.query('SET ROLE definer_caller; SET search_path = "$user", public, definer_over');
     try {
-      for (const wrapper of [
-        'mood_signed',
-        'mood_signed_through',
-        'mood_signed_old_style',
-        'mood_signed_namesake',
-        'mood_signed_by_operator',
+      for (const call of [
+        'mood_signed(txt)',
+        'mood_signed_through(txt)',
+        'mood_signed_old_style(txt)',
+        'mood_signed_namesake(txt)',
+        'mood_signed_by_operator(txt)',
+        'mood_signed_rounded(txt, id)',
+        'mood_hardened_rounded(txt, id)',
+        'mood_variadic(txt)',
       ]) {
-        const { rows } = await expectSameBothWays(db, `SELECT id, ${wrapper}(txt) FROM t WHERE id <= 20 ORDER BY id`);
-        expect(rows?.[1][1], wrapper).toMatch(/ postgres$/);
+        const { rows } = await expectSameBothWays(db, `SELECT id, ${call} FROM t WHERE id <= 20 ORDER BY id`);
+        expect(rows?.[1][1], call).toMatch(/ postgres$/);
       }
     } finally {
-      await db.query('RESET ROLE');
+      await db.query('RESET ROLE; RESET search_path');
     }
   });
 
@@ -3091,6 +3106,10 @@ describe('how the session reads text', () => {
         `SELECT set_config('standard_conforming_strings', 'off', false); ${select}`,
       )) as unknown as pg.QueryResult[];
       await client.query('RESET standard_conforming_strings');
+      const block = (await client.query(
+        `DO $$BEGIN SET standard_conforming_strings = off; END$$; ${select}`,
+      )) as unknown as pg.QueryResult[];
+      await client.query('RESET standard_conforming_strings');
       const session = new RawSession(client);
       const group = await session.round([
         raw.parse('', 'SET standard_conforming_strings = off'),
@@ -3102,7 +3121,13 @@ describe('how the session reads text', () => {
         raw.sync(),
       ]);
       await session.query('RESET standard_conforming_strings');
-      return { simple: results[1].rows, configured: configured[1].rows, group: group.results[1], errors: group.errors };
+      return {
+        simple: results[1].rows,
+        configured: configured[1].rows,
+        block: block[1].rows,
+        group: group.results[1],
+        errors: group.errors,
+      };
     };
     const direct = await stack.direct();
     const through = await stack.connect();
