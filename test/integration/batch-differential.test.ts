@@ -3098,18 +3098,15 @@ describe('how the session reads text', () => {
   it('reads a string or group that turns standard_conforming_strings off as PostgreSQL does', async () => {
     const select = `SELECT length('a\\\\b') AS n, (${SENTIMENT}('a\\\\b', 'en')).sentiment AS s`;
     const both = async (client: pg.Client) => {
-      const results = (await client.query(
-        `SET standard_conforming_strings = off; ${select}`,
-      )) as unknown as pg.QueryResult[];
-      await client.query('RESET standard_conforming_strings');
-      const configured = (await client.query(
-        `SELECT set_config('standard_conforming_strings', 'off', false); ${select}`,
-      )) as unknown as pg.QueryResult[];
-      await client.query('RESET standard_conforming_strings');
-      const block = (await client.query(
-        `DO $$BEGIN SET standard_conforming_strings = off; END$$; ${select}`,
-      )) as unknown as pg.QueryResult[];
-      await client.query('RESET standard_conforming_strings');
+      /** The select's rows when a statement before it in the same string turns the setting off. */
+      const after = async (first: string) => {
+        const results = (await client.query(`${first}; ${select}`)) as unknown as pg.QueryResult[];
+        await client.query('RESET standard_conforming_strings');
+        return results[1].rows;
+      };
+      const simple = await after('SET standard_conforming_strings = off');
+      const configured = await after("SELECT set_config('standard_conforming_strings', 'off', false)");
+      const block = await after('DO $$BEGIN SET standard_conforming_strings = off; END$$');
       const session = new RawSession(client);
       const group = await session.round([
         raw.parse('', 'SET standard_conforming_strings = off'),
@@ -3121,13 +3118,7 @@ describe('how the session reads text', () => {
         raw.sync(),
       ]);
       await session.query('RESET standard_conforming_strings');
-      return {
-        simple: results[1].rows,
-        configured: configured[1].rows,
-        block: block[1].rows,
-        group: group.results[1],
-        errors: group.errors,
-      };
+      return { simple, configured, block, group: group.results[1], errors: group.errors };
     };
     const direct = await stack.direct();
     const through = await stack.connect();
