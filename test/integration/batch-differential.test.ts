@@ -3099,14 +3099,14 @@ describe('how the session reads text', () => {
     const select = `SELECT length('a\\\\b') AS n, (${SENTIMENT}('a\\\\b', 'en')).sentiment AS s`;
     const both = async (client: pg.Client) => {
       /** The select's rows when a statement before it in the same string turns the setting off. */
-      const after = async (first: string) => {
+      const rowsAfter = async (first: string) => {
         const results = (await client.query(`${first}; ${select}`)) as unknown as pg.QueryResult[];
         await client.query('RESET standard_conforming_strings');
         return results[1].rows;
       };
-      const simple = await after('SET standard_conforming_strings = off');
-      const configured = await after("SELECT set_config('standard_conforming_strings', 'off', false)");
-      const block = await after('DO $$BEGIN SET standard_conforming_strings = off; END$$');
+      const simple = await rowsAfter('SET standard_conforming_strings = off');
+      const configured = await rowsAfter("SELECT set_config('standard_conforming_strings', 'off', false)");
+      const block = await rowsAfter('DO $$BEGIN SET standard_conforming_strings = off; END$$');
       const session = new RawSession(client);
       const group = await session.round([
         raw.parse('', 'SET standard_conforming_strings = off'),
