@@ -186,7 +186,7 @@ function failureBefore(out: Buffer[], at: number, error: Buffer): Injection | un
   return {
     at,
     messages: [
-      // (Left prepared by the failure, which skips what would close it: closed first the next time.)
+      // (In case a failure left it prepared.)
       closeMessage('S', BATCH_FAILURE),
       parseMessage(
         BATCH_FAILURE,
@@ -1401,6 +1401,8 @@ export class MlInterceptor implements SessionInterceptor {
       await this.clearStatementNumber(control);
       if (failsInPlace && control.backend.status !== 'E') {
         await this.forwardAfterOwnWork(control, out, syncs, unnamed, failureBefore(out, failingExecute, failure));
+        // The failure skipped what would close the slipped statement: closed now, its replies unseen.
+        await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
       } else {
         if (control.backend.status === 'T') await abortBlock(control, 'aws_ml batch call failed', '38000');
         this.reportFailure(control, failure, true);

@@ -319,6 +319,9 @@ describe('batch mode under faults', () => {
       expect(answer.errors).toEqual([expect.objectContaining({ code: '58030' })]);
       expect(answer.statuses).toEqual([inBlock ? 'E' : 'I']);
       if (inBlock) await session.query('ROLLBACK');
+      // Nothing of the gateway's own stays prepared.
+      const own = await session.query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'aws_ml%'");
+      expect(own.results[0]).toEqual([['0']]);
       // The failure rolled the INSERT back with the rest, and both statements stay prepared.
       expect((await db.query('SELECT count(*)::int AS n FROM journal')).rows[0].n).toBe(0);
       const again = await session.round([raw.bind('note', ['later']), raw.execute(), raw.sync()]);
