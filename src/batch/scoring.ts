@@ -3,10 +3,10 @@ import {
   type MlServices,
   SAGEMAKER_PAYLOAD_LIMIT_BYTES,
   type SentimentItem,
-  ThrottledError,
 } from '../ml/client.js';
 import { modelInputToCsv } from '../ml/model-input.js';
 import { singleRowOutput } from '../ml/per-row.js';
+import { retryingThrottled } from '../ml/throttling.js';
 import type { FeatureMatrix } from '../models/types.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { DistinctKeyBytes } from './distinct-key-bytes.js';
@@ -618,34 +618,17 @@ export class BatchScorer {
     return outputs.map((outText) => (outText.includes('\u0000') ? DECLINED : { outText, outReal: null }));
   }
 
-  private async withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {
+  private withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {
     const { signal, deadline } = this.options;
-    for (let tries = 0; ; tries++) {
-      try {
-        return await attempt();
-      } catch (error) {
-        if (!(error instanceof ThrottledError)) throw error;
-        // Retry-After is the least the service asks to wait: a 0 does not make the retries immediate.
-        const exponential = Math.min(5000, 100 * 2 ** tries) * (0.5 + Math.random() / 2);
-        const backoff = Math.max(error.retryAfterMs ?? 0, exponential);
-        if (tries >= MAX_THROTTLED_RETRIES || Date.now() + backoff > deadline || signal.aborted) throw error;
+    return retryingThrottled(attempt, {
+      signal,
+      deadline,
+      onRetry: () => {
         batch.figures.retries += 1;
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            resolve();
-          };
-          const timer = setTimeout(done, backoff);
-          signal.addEventListener('abort', done, { once: true });
-        });
-      }
-    }
+      },
+    });
   }
 }
-
-/** Throttled calls of one request retried at most this often (up to about a minute of waiting in all). */
-const MAX_THROTTLED_RETRIES = 20;
 
 /** The number of values on a CSV line (commas outside double quotes, plus one). */
 function csvFieldCount(line: string): number {

@@ -3,6 +3,7 @@ import type { BridgeHandler } from '../gateway/bridge.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type MlServices, SAGEMAKER_PAYLOAD_LIMIT_BYTES } from './client.js';
 import { modelInputToCsv } from './model-input.js';
+import { retryingThrottled } from './throttling.js';
 
 function requireString(request: Record<string, unknown>, field: string): string {
   const value = request[field];
@@ -49,10 +50,9 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
         };
       case 'comprehend.detect_sentiment': {
         statistics?.recordPerRowCall('aws_comprehend.detect_sentiment');
-        const [item] = await services.detectSentiment(
-          [requireString(request, 'text')],
-          requireString(request, 'language'),
-          signal,
+        const [item] = await retryingThrottled(
+          () => services.detectSentiment([requireString(request, 'text')], requireString(request, 'language'), signal),
+          { signal },
         );
         if (item instanceof SqlError) throw item;
         return item;
@@ -62,7 +62,7 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
         const endpoint = requireString(request, 'endpoint');
         const payload = `${modelInputToCsv(requireString(request, 'input'))}\n`;
         refuseOversizePayload(endpoint, payload);
-        const body = await services.invokeEndpoint(endpoint, payload, signal);
+        const body = await retryingThrottled(() => services.invokeEndpoint(endpoint, payload, signal), { signal });
         return { output: singleRowOutput(body) };
       }
       default:

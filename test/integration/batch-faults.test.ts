@@ -140,6 +140,14 @@ describe('batch mode under faults', () => {
     expect(Number(stats.rows[0].retries)).toBe(3);
   });
 
+  it('per row too, retries throttled calls with backoff and succeeds', async () => {
+    const db = await startWith({ throttleFirst: 3 });
+    await db.query('SET apg_enable_function_migration = off');
+    const { rows } = await db.query(`SELECT id, ${call()} AS p FROM rows_in WHERE id <= 2 ORDER BY id`);
+    expect(rows.map((r) => typeof r.p)).toEqual(['number', 'number']);
+    expect(remote.requests).toBe(3 + 2);
+  });
+
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
     const db = await startWith({ throttleFirst: 1_000_000 });
     await db.query("SET statement_timeout = '2s'");
