@@ -104,17 +104,12 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
       const parse = readParse(message.bytes);
       if (/^\s*(begin|start\s+transaction)\b/i.test(parse.sql)) begins.add(parse.name);
       else begins.delete(parse.name);
-      repliesBefore += 1;
     } else if (message.type === 0x42 /* Bind */) {
       if (!begins.has(readBind(message.bytes).statement)) return undefined;
-      repliesBefore += 1;
-    } else if (message.type === 0x45 /* Execute */) {
-      repliesBefore += 1;
-    } else if (message.type === 0x44 /* Describe */) {
-      repliesBefore += message.bytes[5] === 0x53 /* S */ ? 2 : 1;
-    } else {
+    } else if (message.type !== 0x45 /* Execute */ && message.type !== 0x44 /* Describe */) {
       return undefined;
     }
+    repliesBefore += repliesTo(message.bytes) ?? 0;
   }
   return {
     at,
@@ -164,25 +159,36 @@ function parseChangesReading(sql: string): boolean {
 const BATCH_FAILURE = 'aws_ml_batch_failure';
 
 /**
- * For a group whose batch failed: a statement that fails, slipped in before
- * the group's first Execute of a statement with ML calls. PostgreSQL then runs
- * what comes before as it would (a statement parsed there stays prepared, a
- * statement executed there answers), fails there with the batch's error in
- * place of its own, aborts the transaction as that failure would, and skips
- * the rest to the Sync. Undefined when a message before it is not one of the
- * group's plain steps.
+ * How many replies (see countsAsReply) PostgreSQL gives one message of a
+ * group's plain steps, or undefined for another message (a Sync, a Query…).
  */
-function failureBefore(out: Buffer[], at: number, error: Buffer): Injection | undefined {
-  let repliesBefore = 0;
+function repliesTo(message: Buffer): number | undefined {
+  if ([0x50 /* Parse */, 0x42 /* Bind */, 0x45 /* Execute */, 0x43 /* Close */].includes(message[0])) return 1;
+  if (message[0] === 0x44 /* Describe */) return message[5] === 0x53 /* S */ ? 2 : 1; // statement: parameters too
+  return message[0] === 0x48 /* Flush */ ? 0 : undefined;
+}
+
+/** The replies PostgreSQL gives the group's messages before `at`, or undefined if one is not a plain step. */
+function repliesBefore(out: Buffer[], at: number): number | undefined {
+  let replies = 0;
   for (const message of out.slice(0, at)) {
-    if ([0x50 /* Parse */, 0x42 /* Bind */, 0x45 /* Execute */, 0x43 /* Close */].includes(message[0])) {
-      repliesBefore += 1;
-    } else if (message[0] === 0x44 /* Describe */) {
-      repliesBefore += message[5] === 0x53 /* S */ ? 2 : 1;
-    } else if (message[0] !== 0x48 /* Flush */) {
-      return undefined;
-    }
+    const count = repliesTo(message);
+    if (count === undefined) return undefined;
+    replies += count;
   }
+  return replies;
+}
+
+/**
+ * For a group whose batch failed: a statement that fails, slipped in at `at`,
+ * before the group's first Execute of a statement with ML calls, after
+ * messages PostgreSQL answers with `replies` replies (see repliesBefore).
+ * PostgreSQL then runs what comes before as it would (a statement parsed
+ * there stays prepared, a statement executed there answers), fails there with
+ * the batch's error in place of its own, aborts the transaction as that
+ * failure would, and skips the rest to the Sync.
+ */
+function failureBefore(at: number, replies: number, error: Buffer): Injection {
   return {
     at,
     messages: [
@@ -195,7 +201,7 @@ function failureBefore(out: Buffer[], at: number, error: Buffer): Injection | un
       bindMessage(BATCH_FAILURE, BATCH_FAILURE, []),
       executeMessage(BATCH_FAILURE),
     ],
-    repliesBefore,
+    repliesBefore: replies,
     replies: 3, // CloseComplete, ParseComplete, BindComplete; the Execute fails
     error,
   };
@@ -1333,11 +1339,8 @@ export class MlInterceptor implements SessionInterceptor {
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
     // first Execute of a statement with ML calls.
     const failingExecute = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
-    const failsInPlace =
-      syncs === 1 &&
-      endsWithSync &&
-      failingExecute > 0 &&
-      failureBefore(out, failingExecute, Buffer.alloc(0)) !== undefined;
+    const repliesBeforeFailure = failingExecute > 0 ? repliesBefore(out, failingExecute) : undefined;
+    const failsInPlace = syncs === 1 && endsWithSync && repliesBeforeFailure !== undefined;
     const failure = await this.guarded(
       control,
       labels,
@@ -1400,11 +1403,12 @@ export class MlInterceptor implements SessionInterceptor {
     if (failure) {
       await this.clearStatementNumber(control);
       if (failsInPlace && control.backend.status !== 'E') {
-        await this.forwardAfterOwnWork(control, out, syncs, unnamed, failureBefore(out, failingExecute, failure));
+        const injection = failureBefore(failingExecute, repliesBeforeFailure!, failure);
+        await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
         // The failure skipped what would close the slipped statement: closed now, its replies unseen.
         await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
       } else {
-        if (control.backend.status === 'T') await abortBlock(control, 'aws_ml batch call failed', '38000');
+        // (Unless it fails in place, guarded left the block aborted already.)
         this.reportFailure(control, failure, true);
       }
       return;

@@ -220,7 +220,7 @@ function packInvokeArguments(tokens: ScanToken[], open: number): Edit[] | undefi
 }
 
 /** The function that packs invoke_endpoint's model inputs into one json argument. */
-export const PACKER = 'pg_catalog.json_build_array';
+const PACKER = 'pg_catalog.json_build_array';
 
 /** The index of the "(" of a `json_build_array(` or `pg_catalog.json_build_array(` starting at tokens[at]. */
 function packerParen(tokens: ScanToken[], at: number): number | undefined {
