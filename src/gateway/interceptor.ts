@@ -44,7 +44,7 @@ import {
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
-import type { SessionControl, SessionInterceptor } from './session.js';
+import { READING_SETTINGS, type SessionControl, type SessionInterceptor } from './session.js';
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
@@ -128,14 +128,11 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
   };
 }
 
-/** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
-const READING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
-
-/** Text that may change one of them (a cheap look before parsing it). */
+/** Text that may change one of the settings that decide how text is read (a cheap look before parsing it). */
 const MAY_CHANGE_READING = /standard_conforming_strings|client_encoding|\bnames\b|set_config|\breset\s+all\b/i;
 
 /**
- * Whether a statement may change one of them: SET or RESET of one, RESET
+ * Whether a statement may change one of READING_SETTINGS: SET or RESET of one, RESET
  * ALL, a set_config call (of any setting: its name may be computed), or a DO
  * block or CALL whose text mentions them (their code is not parsed here).
  */

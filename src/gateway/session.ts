@@ -120,6 +120,9 @@ const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
 const CATALOG_DDL_TAG =
   /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN|CAST)\b|DO\0)/;
 
+/** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
+export const READING_SETTINGS: ReadonlySet<string> = new Set(['client_encoding', 'standard_conforming_strings']);
+
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
 const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
@@ -314,7 +317,7 @@ export class Session implements SessionControl {
     const nameEnd = buffer.indexOf(0, offset);
     if (nameEnd < 0 || nameEnd >= end) return;
     const name = buffer.toString('latin1', offset, nameEnd);
-    if (name !== 'client_encoding' && name !== 'standard_conforming_strings') return;
+    if (!READING_SETTINGS.has(name)) return;
     const valueEnd = buffer.indexOf(0, nameEnd + 1);
     const value = buffer.toString('latin1', nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
     if (name === 'client_encoding') this.clientEncoding = value;
