@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CatalogRegistry } from './batch/catalog-registry.js';
+import { DdlListener } from './batch/ddl-listener.js';
 import { BatchStatistics } from './batch/statistics.js';
 import type { Config } from './config/index.js';
 import { EmbeddedPostgres } from './db/embedded.js';
@@ -153,10 +154,19 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     }
 
     await parser;
+    const catalogs = new CatalogRegistry(() => {
+      statistics.catalogReads += 1;
+    });
+    const ddl = new DdlListener({
+      connection: (database) => target.adminConnection(database),
+      onChange: (database) => catalogs.invalidate(database),
+      figures: statistics,
+      logger: logger.child({ component: 'ddl-listener' }),
+    });
+    stack.push(() => ddl.close());
     const interceptorContext = {
-      catalogs: new CatalogRegistry(() => {
-        statistics.catalogReads += 1;
-      }),
+      catalogs,
+      ddl,
       services: ml,
       statistics,
       handlers: [

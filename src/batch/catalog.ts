@@ -2,7 +2,7 @@ import type { BackendChannel } from '../gateway/backend.js';
 import { type AstNode, callsFunction, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
-import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
+import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
 export interface WrapperFunction {
@@ -85,6 +85,15 @@ export interface MlCatalog {
    * one, tables with a row-level security policy that does.
    */
   relationsWithSideEffects?: ReadonlySet<string>;
+  /**
+   * Names of the database's own SQL functions whose value changes from one
+   * call to the next (they reach `random()` and the like, see
+   * CHANGING_FUNCTIONS), and of relations whose reading calls one or a
+   * built-in such function: views, tables with such a row-level security
+   * policy. An argument query must not compute them again.
+   */
+  changingFunctions?: ReadonlySet<string>;
+  changingRelations?: ReadonlySet<string>;
   /**
    * A function of the database's own is named json_build_array: an
    * unqualified `json_build_array(…)` may then be PostgreSQL's choice of it
@@ -347,8 +356,83 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
     packerShadowed: shadowed.rows[0]?.[0] === 't',
-    ...(await writers(backend)),
+    ...(await writersAndChangers(backend)),
   };
+}
+
+/** What of the database's own may write, and what changes from call to call (see MlCatalog). */
+async function writersAndChangers(backend: BackendChannel) {
+  const volatile = await volatileFunctions(backend);
+  const written = await writers(backend, volatile);
+  return { ...written, ...(await changers(backend, volatile.readers, volatile.writing)) };
+}
+
+/**
+ * The database's own SQL functions made only of queries whose value changes
+ * from call to call, and the relations whose reading calls one or a built-in
+ * such function (see MlCatalog.changingFunctions). Functions that may write
+ * are not among them: statements calling those answer per row anyway.
+ */
+async function changers(
+  backend: BackendChannel,
+  readers: ReadonlyMap<string, AstNode[]>,
+  writing: ReadonlySet<string>,
+): Promise<Pick<MlCatalog, 'changingFunctions' | 'changingRelations'>> {
+  const changingFunctions = new Set<string>();
+  let changingRelations = new Set<string>();
+  const reaches = (body: AstNode) =>
+    callsFunction(body, (name) => CHANGING_FUNCTIONS.has(name) || changingFunctions.has(name)) ||
+    some(body, (node) => {
+      const relation = inner(node, 'RangeVar')?.relname;
+      return relation !== undefined && changingRelations.has(relation);
+    });
+  for (let round = 0; round < MAX_WRITER_ROUNDS; round++) {
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [name, bodies] of readers) {
+        if (writing.has(name) || changingFunctions.has(name) || !bodies.some(reaches)) continue;
+        changingFunctions.add(name);
+        grew = true;
+      }
+    }
+    const relations = await relationsReadingChangers(backend, [...CHANGING_FUNCTIONS, ...changingFunctions]);
+    // (Relations only grow with the functions: the same count is the same set.)
+    if (relations.size === changingRelations.size) break;
+    changingRelations = relations;
+  }
+  return { changingFunctions, changingRelations };
+}
+
+/**
+ * Views and tables with row-level security whose definition or policy calls
+ * a VOLATILE function of one of these names, and views reading those.
+ * (Dependencies on built-in functions are not recorded in pg_depend: the
+ * stored query trees are searched for the functions' OIDs instead.)
+ */
+async function relationsReadingChangers(backend: BackendChannel, functions: string[]): Promise<Set<string>> {
+  const { rows } = await backend.query(`
+    WITH RECURSIVE pattern AS (
+      SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || pg_catalog.string_agg(p.oid::text, '|') || E')\\\\M' AS re
+        FROM pg_catalog.pg_proc p
+       WHERE p.proname = ANY (${quoteLiteralArray(functions)}) AND p.provolatile = 'v'
+    ), reading(oid) AS (
+      SELECT r.ev_class FROM pg_catalog.pg_rewrite r, pattern
+       WHERE r.ev_action::pg_catalog.text OPERATOR(pg_catalog.~) pattern.re
+      UNION
+      SELECT y.polrelid FROM pg_catalog.pg_policy y, pattern
+       WHERE pg_catalog.concat(y.polqual::pg_catalog.text, y.polwithcheck::pg_catalog.text) OPERATOR(pg_catalog.~) pattern.re
+      UNION
+      SELECT r.ev_class FROM reading v
+        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = v.oid
+        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+       WHERE r.ev_class <> v.oid
+    )
+    SELECT DISTINCT c.relname FROM reading v
+      JOIN pg_catalog.pg_class c ON c.oid = v.oid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE (c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity))
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema')`);
+  return new Set((rows as string[][]).map(([name]) => name));
 }
 
 /**
@@ -360,13 +444,13 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
  */
 async function writers(
   backend: BackendChannel,
+  { writing, readers }: VolatileFunctions,
 ): Promise<
   Pick<
     MlCatalog,
     'sideEffects' | 'writingOperators' | 'writingTypes' | 'writersEverywhere' | 'relationsWithSideEffects'
   >
 > {
-  const { writing, readers } = await volatileFunctions(backend);
   for (let round = 0; ; round++) {
     const before = writing.size;
     const indirect = await writingOperatorsAndTypes(backend, writing);
@@ -545,9 +629,12 @@ export const SIDE_EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
  * built-in writers), and the SQL ones made only of queries, with their
  * bodies, which write only through what they reach (see writers).
  */
-async function volatileFunctions(
-  backend: BackendChannel,
-): Promise<{ writing: Set<string>; readers: Map<string, AstNode[]> }> {
+interface VolatileFunctions {
+  writing: Set<string>;
+  readers: Map<string, AstNode[]>;
+}
+
+async function volatileFunctions(backend: BackendChannel): Promise<VolatileFunctions> {
   const { rows } = await backend.query(`
     SELECT p.proname, (l.lanname = 'sql')::text, p.prosrc
       FROM pg_catalog.pg_proc p

@@ -23,7 +23,7 @@ import {
   type ViewRead,
 } from './levels.js';
 import { type MlKind, recognizeMlCall } from './ml-calls.js';
-import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
+import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
 export interface CallGroup {
@@ -430,6 +430,7 @@ interface ArgumentQuery {
 function argumentQuery(
   site: CallSite,
   index: Map<AstNode, CallSite>,
+  callsVolatile: VolatilityTest,
   rows?: { qualifier: string; table: string },
   separateInputs?: AstNode[],
 ): ArgumentQuery | string {
@@ -471,6 +472,8 @@ function argumentQuery(
     (from.items.length === 0 && argumentsOfCall.some((a) => some(a, (n) => inner(n, 'ColumnRef'))));
   if (!joinFrom && level.enclosedBy && (argumentsOutside || correlated.length > 0)) {
     const outer = enclosingRows(level, index);
+    // (Rows of a volatile FROM item differ each time they are computed.)
+    if (outer?.items.some(callsVolatile)) return 'the rows it is called for come from a volatile function';
     const apart = outer && ![...outer.names].some((n) => names.has(n));
     // Unqualified columns could name the other side's: only where there is one side to name.
     const alone = from.items.length === 0;
@@ -906,22 +909,24 @@ function branchGuard(
   return usable ? guards : undefined;
 }
 
-/** Functions whose value differs at each call: the argument query could not predict the statement's inputs. */
-const VOLATILE = new Set([
-  'random',
-  'random_normal',
-  'clock_timestamp',
-  'timeofday',
-  'gen_random_uuid',
-  'uuid_generate_v4',
-  'nextval',
-  'setseed',
-  'txid_current',
-  'pg_backend_pid',
-  'statement_timestamp',
-]);
+/**
+ * Whether an expression computes something whose value differs at each
+ * evaluation: the argument query could not predict the statement's inputs
+ * or rows (see CHANGING_FUNCTIONS and MlCatalog.changingFunctions).
+ */
+type VolatilityTest = (node: AstNode) => boolean;
 
-const callsVolatile = (node: AstNode): boolean => some(node, (n) => VOLATILE.has(lastName(inner(n, 'FuncCall'))));
+function volatilityTest(catalog: Pick<MlCatalog, 'changingFunctions' | 'changingRelations'>): VolatilityTest {
+  const functions = catalog.changingFunctions;
+  const relations = catalog.changingRelations;
+  return (node) =>
+    some(node, (n) => {
+      const name = lastName(inner(n, 'FuncCall'));
+      if (name) return CHANGING_FUNCTIONS.has(name) || Boolean(functions?.has(name));
+      const relation = inner(n, 'RangeVar')?.relname;
+      return relation !== undefined && Boolean(relations?.has(relation));
+    });
+}
 
 function lastName(call: AstNode | undefined): string {
   if (!call) return '';
@@ -1064,6 +1069,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;
   }
   const index = siteIndex(analysis);
+  const callsVolatile = volatilityTest(catalog);
   const perRow: BatchPlan['perRow'] = [];
   const groups: CallGroup[] = [];
   const groupOfSite = new Map<CallSite, CallGroup>();
@@ -1072,7 +1078,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
 
   if (analysis.blockers.length === 0) {
     for (const site of analysis.sites) {
-      const query = argumentQuery(site, index);
+      const query = argumentQuery(site, index, callsVolatile);
       if (typeof query === 'string') {
         perRow.push({ label: site.call.label, reason: query });
         continue;
@@ -1135,6 +1141,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     statement,
     options.rowTables,
     Boolean(catalog.packerShadowed),
+    callsVolatile,
   );
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
@@ -1185,6 +1192,7 @@ function chooseRowIdentity(
   statement: AstNode,
   rowTables: Pick<ReadonlySet<string>, 'has'> | undefined,
   packerShadowed: boolean,
+  callsVolatile: VolatilityTest,
 ): string[] {
   const candidates = new Set<string>();
   const readByLookups = new Set(groups.flatMap((g) => g.dependsOn));
@@ -1203,12 +1211,12 @@ function chooseRowIdentity(
     candidates.add(first.name);
     if (!rowTables?.has(first.name)) continue;
     const rows = { qualifier: first.qualifier, table: first.name };
-    const query = argumentQuery(group.sites[0], index, rows);
+    const query = argumentQuery(group.sites[0], index, callsVolatile, rows);
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
     group.rowIdentity = rows;
     const inputs = modelInputs(group.sites[0].call, packerShadowed);
-    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, rows, inputs);
+    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, callsVolatile, rows, inputs);
     if (separate && typeof separate !== 'string') group.separateInputs = { sql: separate.sql, count: inputs.length };
   }
   return [...candidates];

@@ -27,6 +27,10 @@ export class BatchStatistics {
   lastStatement: StatementPhases | undefined;
   /** Reads of the ML catalog (wrappers, views) from the database: after DDL, when old, per snapshot. */
   catalogReads = 0;
+  /** Notifications of DDL made elsewhere (a direct connection, another gateway) that made the catalog stale. */
+  ddlHeard = 0;
+  /** Databases whose DDL the gateway listens for now (one connection each, while sessions use them). */
+  ddlListening = 0;
 
   private entry(label: string): FunctionFigures {
     let entry = this.byFunction.get(label);
@@ -82,6 +86,12 @@ export class BatchStatistics {
       '# HELP pgsage_ml_catalog_reads_total Reads of the ML wrapper and view catalog from the database',
       '# TYPE pgsage_ml_catalog_reads_total counter',
       `pgsage_ml_catalog_reads_total ${this.catalogReads}`,
+      '# HELP pgsage_ddl_notifications_total Notifications of function or view DDL that did not pass through the gateway',
+      '# TYPE pgsage_ddl_notifications_total counter',
+      `pgsage_ddl_notifications_total ${this.ddlHeard}`,
+      '# HELP pgsage_ddl_listeners Databases whose DDL the gateway listens for',
+      '# TYPE pgsage_ddl_listeners gauge',
+      `pgsage_ddl_listeners ${this.ddlListening}`,
     );
     return `${lines.join('\n')}\n`;
   }

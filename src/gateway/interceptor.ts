@@ -1,5 +1,6 @@
 import { EMPTY_CATALOG, type MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js';
+import type { DdlListener } from '../batch/ddl-listener.js';
 import {
   type ArgumentWork,
   beginBatch,
@@ -62,6 +63,8 @@ export interface StatementHandler {
 
 export interface InterceptorContext {
   catalogs: CatalogRegistry;
+  /** Hears DDL that does not pass through this gateway, for the sessions of a database that use its catalog. */
+  ddl?: Pick<DdlListener, 'join'>;
   handlers?: StatementHandler[];
   services: MlServices;
   statistics: BatchStatistics;
@@ -504,6 +507,8 @@ export class MlInterceptor implements SessionInterceptor {
   private ownCatalog: CatalogView | undefined;
   /** The catalog read in this REPEATABLE READ or SERIALIZABLE block's snapshot, until the block ends. */
   private snapshotCatalog: CatalogView | undefined;
+  /** Ends this session's share in hearing its database's DDL (see DdlListener.join). */
+  private leaveDdlWatch: (() => void) | undefined;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
   private executing: ReadonlyMap<string, SqlPrepared> = new Map();
   /**
@@ -519,6 +524,10 @@ export class MlInterceptor implements SessionInterceptor {
     private readonly database: string,
     private readonly logger?: Logger,
   ) {}
+
+  close(): void {
+    this.leaveDdlWatch?.();
+  }
 
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
@@ -576,6 +585,7 @@ export class MlInterceptor implements SessionInterceptor {
       return this.ownCatalog ?? { catalog: EMPTY_CATALOG, pattern: /(?!)/ };
     }
     if (this.snapshotCatalog) return this.snapshotCatalog;
+    this.leaveDdlWatch ??= this.context.ddl?.join(this.database);
     const { view, shared } = await this.context.catalogs.catalog(this.database, backend);
     // Read in a REPEATABLE READ or SERIALIZABLE block's snapshot: kept for the block, not read again per statement.
     if (!shared && backend.status === 'T') this.snapshotCatalog = view;

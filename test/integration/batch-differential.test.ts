@@ -1,6 +1,6 @@
 import { DeleteEndpointCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
 import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
@@ -3046,6 +3046,67 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       await db.query('RESET apg_enable_function_migration');
       expect(next[0], sql).toBe(next[1]);
     }
+  });
+
+  it('evaluates random() reached through a SQL function or a view once per row, as per row', async () => {
+    await db.query(`CREATE FUNCTION coin() RETURNS boolean LANGUAGE sql AS 'SELECT random() < 0.5';
+      CREATE FUNCTION two_coins() RETURNS boolean LANGUAGE sql AS 'SELECT coin() AND coin()';
+      CREATE VIEW lucky_t AS SELECT * FROM t WHERE random() < 0.5;
+      CREATE VIEW luckier_t AS SELECT * FROM lucky_t WHERE id > 3`);
+    for (const sql of [
+      `SELECT count(*) FROM (SELECT id, ${mood('txt')} FROM t WHERE coin()) s`,
+      `SELECT count(*) FROM (SELECT id, ${mood('txt')} FROM t WHERE two_coins()) s`,
+      `SELECT count(*) FROM (SELECT id, ${mood('txt')} FROM lucky_t) s`,
+      `SELECT count(*) FROM (SELECT id, ${mood('txt')} FROM luckier_t) s`,
+      `SELECT count(*) FROM (SELECT id, ${mood('txt')} FROM t WHERE id IN (SELECT id FROM lucky_t)) s`,
+    ]) {
+      const answers: unknown[] = [];
+      for (const setting of ['on', 'off']) {
+        await db.query(`SET apg_enable_function_migration = ${setting}; SELECT setseed(0.42)`);
+        const { rows } = await db.query(sql);
+        answers.push([rows[0].count, (await db.query('SELECT random() AS r')).rows[0].r]);
+      }
+      await db.query('RESET apg_enable_function_migration');
+      expect(answers[0], sql).toEqual(answers[1]);
+    }
+  });
+
+  it('hears function DDL made on a direct connection at once: a writing function made there runs once per row', async () => {
+    const { statistics } = stack.pgsage;
+    // (The catalog is read, and this session's database listened to, from the first ML statement on.)
+    await db.query(`SELECT count(*) FROM (SELECT ${mood('txt')} FROM t WHERE id < 3) s`);
+    await vi.waitFor(() => expect(statistics.ddlListening).toBeGreaterThan(0));
+    const heard = statistics.ddlHeard;
+    const direct = await stack.direct();
+    try {
+      await direct.query(`CREATE TABLE heard_log (id int);
+        CREATE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE plpgsql
+          AS $$ BEGIN INSERT INTO heard_log VALUES (i); RETURN true; END $$`);
+    } finally {
+      await direct.end();
+    }
+    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(heard));
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n FROM (SELECT id, ${mood('txt')} FROM t WHERE heard_logged(id)) s`,
+    );
+    expect((await db.query('SELECT count(*)::int AS n FROM heard_log')).rows[0].n).toBe(rows[0].n);
+    // Its connection lost, it listens again.
+    const listening = statistics.ddlListening;
+    const ended = await db.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND query = 'LISTEN aws_ml_ddl'`);
+    expect(ended.rows[0].n).toBe(1);
+    await vi.waitFor(() => expect(statistics.ddlListening).toBeLessThan(listening));
+    await vi.waitFor(() => expect(statistics.ddlListening).toBe(listening), { timeout: 10_000 });
+    const direct2 = await stack.direct();
+    const again = statistics.ddlHeard;
+    try {
+      await direct2.query(
+        'CREATE OR REPLACE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$',
+      );
+    } finally {
+      await direct2.end();
+    }
+    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(again));
   });
 
   it('makes the call of a FROM-list function once for a row without a stored answer, as per row', async () => {
