@@ -23,7 +23,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     user: 'postgres',
     password: 'postgres',
     extensionSource: packagePath('src', 'extension', 'sql'),
-    settings: { 'aws_ml.enable_function_migration': 'on', max_connections: '200' },
+    settings: { 'aws_ml.enable_function_migration': 'on', max_connections: '200', max_prepared_transactions: '4' },
     logger: silentLogger,
   });
   await server.start();

@@ -1,7 +1,7 @@
 import type { BackendChannel } from '../gateway/backend.js';
 import { type AstNode, callsFunction, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
-import { quoteLiteral } from '../sql/quote.js';
+import { quoteLiteralAnyStrings } from '../sql/quote.js';
 import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** A user-defined LANGUAGE SQL function whose body calls an ML function (an Aurora "wrapper"). */
@@ -88,24 +88,30 @@ export interface MlCatalog {
   /**
    * Names of the database's own SQL functions whose value changes from one
    * call to the next (they reach `random()` and the like, see
-   * CHANGING_FUNCTIONS), and of relations whose reading calls one or a
-   * built-in such function: views, tables with such a row-level security
-   * policy. An argument query must not compute them again.
+   * CHANGING_FUNCTIONS), and of operators whose function is one. An argument
+   * query must not compute them again. (Views that call such functions are
+   * not known: see docs/batch-mode.md, known limits.)
    */
   changingFunctions?: ReadonlySet<string>;
-  changingRelations?: ReadonlySet<string>;
+  changingOperators?: ReadonlySet<string>;
   /**
    * A function of the database's own is named json_build_array: an
    * unqualified `json_build_array(…)` may then be PostgreSQL's choice of it
    * (an exact match of argument types beats the built-in VARIADIC "any").
    */
   packerShadowed?: boolean;
+  /**
+   * The installed invoke_endpoint answers a NULL input itself, so it can be
+   * counted with a no-op call (a database that created the extension before
+   * that change has the older body).
+   */
+  endpointNoOp?: boolean;
 }
 
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
 const ML_SCHEMAS = ['aws_sagemaker', 'aws_comprehend'];
 
-const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteral).join(',')}]::text[]`;
+const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteralAnyStrings).join(',')}]::text[]`;
 
 /**
  * SQL true when the relation `c` (a pg_class row) has a boolean reloption
@@ -326,7 +332,11 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   await noteNamesakes(backend, [...wrappers.values()]);
   const shadowed = await backend.query(`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname = 'json_build_array'
-                      AND p.pronamespace <> 'pg_catalog'::regnamespace)`);
+                      AND p.pronamespace <> 'pg_catalog'::regnamespace),
+           -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
+           (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
+              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint')`);
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
   const qualifying = await backend.query("SELECT to_regprocedure('aws_ml.view_definition(oid)') IS NOT NULL");
   const qualifies = qualifying.rows[0]?.[0] === 't';
@@ -356,6 +366,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
     packerShadowed: shadowed.rows[0]?.[0] === 't',
+    endpointNoOp: shadowed.rows[0]?.[1] === 't',
     ...(await writersAndChangers(backend)),
   };
 }
@@ -369,70 +380,32 @@ async function writersAndChangers(backend: BackendChannel) {
 
 /**
  * The database's own SQL functions made only of queries whose value changes
- * from call to call, and the relations whose reading calls one or a built-in
- * such function (see MlCatalog.changingFunctions). Functions that may write
- * are not among them: statements calling those answer per row anyway.
+ * from call to call, and operators whose function is one (see
+ * MlCatalog.changingFunctions). Functions that may write are not among them:
+ * statements calling those answer per row anyway.
  */
 async function changers(
   backend: BackendChannel,
   readers: ReadonlyMap<string, AstNode[]>,
   writing: ReadonlySet<string>,
-): Promise<Pick<MlCatalog, 'changingFunctions' | 'changingRelations'>> {
+): Promise<Pick<MlCatalog, 'changingFunctions' | 'changingOperators'>> {
   const changingFunctions = new Set<string>();
-  let changingRelations = new Set<string>();
   const reaches = (body: AstNode) =>
-    callsFunction(body, (name) => CHANGING_FUNCTIONS.has(name) || changingFunctions.has(name)) ||
-    some(body, (node) => {
-      const relation = inner(node, 'RangeVar')?.relname;
-      return relation !== undefined && changingRelations.has(relation);
-    });
-  for (let round = 0; round < MAX_WRITER_ROUNDS; round++) {
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const [name, bodies] of readers) {
-        if (writing.has(name) || changingFunctions.has(name) || !bodies.some(reaches)) continue;
-        changingFunctions.add(name);
-        grew = true;
-      }
+    callsFunction(body, (name) => CHANGING_FUNCTIONS.has(name) || changingFunctions.has(name));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [name, bodies] of readers) {
+      if (writing.has(name) || changingFunctions.has(name) || !bodies.some(reaches)) continue;
+      changingFunctions.add(name);
+      grew = true;
     }
-    const relations = await relationsReadingChangers(backend, [...CHANGING_FUNCTIONS, ...changingFunctions]);
-    // (Relations only grow with the functions: the same count is the same set.)
-    if (relations.size === changingRelations.size) break;
-    changingRelations = relations;
   }
-  return { changingFunctions, changingRelations };
-}
-
-/**
- * Views and tables with row-level security whose definition or policy calls
- * a VOLATILE function of one of these names, and views reading those.
- * (Dependencies on built-in functions are not recorded in pg_depend: the
- * stored query trees are searched for the functions' OIDs instead.)
- */
-async function relationsReadingChangers(backend: BackendChannel, functions: string[]): Promise<Set<string>> {
+  if (changingFunctions.size === 0) return { changingFunctions };
   const { rows } = await backend.query(`
-    WITH RECURSIVE pattern AS (
-      SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || pg_catalog.string_agg(p.oid::text, '|') || E')\\\\M' AS re
-        FROM pg_catalog.pg_proc p
-       WHERE p.proname = ANY (${quoteLiteralArray(functions)}) AND p.provolatile = 'v'
-    ), reading(oid) AS (
-      SELECT r.ev_class FROM pg_catalog.pg_rewrite r, pattern
-       WHERE r.ev_action::pg_catalog.text OPERATOR(pg_catalog.~) pattern.re
-      UNION
-      SELECT y.polrelid FROM pg_catalog.pg_policy y, pattern
-       WHERE pg_catalog.concat(y.polqual::pg_catalog.text, y.polwithcheck::pg_catalog.text) OPERATOR(pg_catalog.~) pattern.re
-      UNION
-      SELECT r.ev_class FROM reading v
-        JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = v.oid
-        JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-       WHERE r.ev_class <> v.oid
-    )
-    SELECT DISTINCT c.relname FROM reading v
-      JOIN pg_catalog.pg_class c ON c.oid = v.oid
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE (c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity))
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema')`);
-  return new Set((rows as string[][]).map(([name]) => name));
+    SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o
+      JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+     WHERE p.proname = ANY (${quoteLiteralArray([...changingFunctions])}) AND p.provolatile = 'v'`);
+  return { changingFunctions, changingOperators: new Set((rows as string[][]).map(([name]) => name)) };
 }
 
 /**

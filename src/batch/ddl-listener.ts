@@ -6,6 +6,12 @@ export const DDL_CHANNEL = 'aws_ml_ddl';
 
 const FIRST_RETRY_MS = 1000;
 const LAST_RETRY_MS = 30_000;
+/**
+ * How long the connection stays after the last session left. Shorter than
+ * the 5 s DROP DATABASE waits for other sessions to end, so it never fails
+ * one that would succeed without pgsage.
+ */
+const LINGER_MS = 2000;
 
 interface Watch {
   sessions: number;
@@ -14,6 +20,10 @@ interface Watch {
   retryMs: number;
   /** Its LISTEN took effect (and the connection has not been lost since). */
   listening?: boolean;
+  /** Its connection was lost: notifications may have been missed until it listens again. */
+  lost?: boolean;
+  /** The last session left: the connection closes when this fires, unless another joins first. */
+  linger?: NodeJS.Timeout;
 }
 
 export interface DdlListenerOptions {
@@ -29,9 +39,8 @@ export interface DdlListenerOptions {
 /**
  * Hears DDL that did not pass through this gateway (a direct connection,
  * another gateway): LISTENs on the extension's channel in each database that
- * gateway sessions use, while they use it. The connection goes with the last
- * session, so it never keeps a DROP DATABASE waiting that those sessions
- * would not keep waiting themselves.
+ * gateway sessions use, while they use it. The connection goes soon after the
+ * last session (see LINGER_MS).
  */
 export class DdlListener {
   private readonly watches = new Map<string, Watch>();
@@ -42,6 +51,10 @@ export class DdlListener {
   /** A session uses the database's catalog; call the returned function when it ends. */
   join(database: string): () => void {
     let watch = this.watches.get(database);
+    if (watch?.linger) {
+      clearTimeout(watch.linger);
+      watch.linger = undefined;
+    }
     if (!watch) {
       watch = { sessions: 0, retryMs: FIRST_RETRY_MS };
       this.watches.set(database, watch);
@@ -53,7 +66,12 @@ export class DdlListener {
       if (left) return;
       left = true;
       watch.sessions -= 1;
-      if (watch.sessions === 0) this.stop(database, watch);
+      if (watch.sessions > 0) return;
+      // (Sessions that connect for one statement each would otherwise open a connection each.)
+      watch.linger = setTimeout(() => {
+        watch.linger = undefined;
+        if (watch.sessions === 0) void this.stop(database, watch);
+      }, LINGER_MS);
     };
   }
 
@@ -63,11 +81,18 @@ export class DdlListener {
   }
 
   private async listen(database: string, watch: Watch): Promise<void> {
-    const client = new pg.Client(this.options.connection(database));
+    const client = new pg.Client({
+      ...this.options.connection(database),
+      // It only ever waits: settings of the database or role that end idle or slow sessions must not end it.
+      options: '-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c statement_timeout=0',
+      keepAlive: true,
+    });
+    const reconnect = watch.lost === true;
     watch.client = client;
     const lost = (error?: Error) => {
       if (watch.client !== client) return;
       this.stopListening(watch);
+      watch.lost = true;
       client.end().catch(() => undefined);
       if (this.closed || this.watches.get(database) !== watch) return;
       this.options.logger.warn(
@@ -94,9 +119,11 @@ export class DdlListener {
       if (watch.client !== client) return;
       watch.retryMs = FIRST_RETRY_MS;
       watch.listening = true;
+      watch.lost = false;
       if (this.options.figures) this.options.figures.ddlListening += 1;
-      // DDL committed before the LISTEN took effect was not heard: what was read before may be stale.
-      this.options.onChange(database);
+      // DDL committed while nobody listened was not heard: what was read before may be stale. (Before the
+      // first LISTEN, the catalog's age bounds that, as it does without a listener: read it again only then.)
+      if (reconnect) this.options.onChange(database);
     } catch (error) {
       lost(error as Error);
     }
@@ -111,10 +138,10 @@ export class DdlListener {
   private async stop(database: string, watch: Watch): Promise<void> {
     if (this.watches.get(database) === watch) this.watches.delete(database);
     clearTimeout(watch.retry);
+    clearTimeout(watch.linger);
     const client = watch.client;
     this.stopListening(watch);
-    // (Without it, a later session's catalog could be one read while nobody listened.)
-    this.options.onChange(database);
+    // (The catalog stays as fresh as its age says, as without a listener.)
     await client?.end().catch(() => undefined);
   }
 }

@@ -70,6 +70,8 @@ export interface BatchSettings {
     byInputForeign: boolean;
     byRowForeign: boolean;
   };
+  /** The session's count of bytes loaded into each results table (see SessionTables), kept up to date. */
+  loaded: SessionTables['loaded'];
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -109,11 +111,78 @@ function milliseconds(shown: string | null): number {
 }
 
 /**
+ * What a session knows of its results tables between statements: the OID of
+ * each once found to be the gateway's own (made by begin_batch, with its
+ * columns), so that later statements ask only whether it is still there; and
+ * about how many bytes were loaded into it since it was made or emptied.
+ * (Their sizes are not asked of PostgreSQL: pg_relation_size opens a temp
+ * table, after which the transaction cannot PREPARE TRANSACTION.)
+ */
+export interface SessionTables {
+  byInput?: string;
+  byRow?: string;
+  loaded: { byInput: number; byRow: number };
+}
+
+export const newSessionTables = (): SessionTables => ({ loaded: { byInput: 0, byRow: 0 } });
+
+/**
+ * The per-input results table as `oid ok`, `oid -1` when it is not the one
+ * begin_batch makes (made by the extension's owner, with its columns), NULL
+ * when there is none. Once the OID is known to be that table's, only whether
+ * it is still there (a rollback or DISCARD TEMP drops it).
+ */
+const inputTableStateSql = (known: string | undefined) =>
+  known
+    ? `to_regclass('${RESULTS}')::oid::text`
+    : `(SELECT c.oid::text || CASE WHEN c.relowner = p.proowner AND c.relkind = 'r'
+                 AND ${columnsOf('c.oid')} = ${RESULTS_COLUMNS} THEN ' ok' ELSE ' -1' END
+         FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
+        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)'))`;
+
+/** The same for the per-row results table (any owner: the session makes it). */
+const rowTableStateSql = (known: string | undefined) =>
+  known
+    ? `to_regclass('${ROW_RESULTS}')::oid::text`
+    : `(SELECT c.oid::text || CASE WHEN c.relkind = 'r' AND ${columnsOf('c.oid')} = ${ROW_RESULTS_COLUMNS}
+                 THEN ' ok' ELSE ' -1' END
+         FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('${ROW_RESULTS}'))`;
+
+/**
+ * A results table as readSettings found it: 'ok' (the gateway's), '-1' (a
+ * relation of the session's own under that name) or null (none); `tables` is
+ * updated. Undefined when a table known before is gone or replaced: the
+ * question must be asked whole.
+ */
+function resultsTableState(
+  found: string | null,
+  tables: SessionTables,
+  which: 'byInput' | 'byRow',
+): 'ok' | '-1' | null | undefined {
+  const known = tables[which];
+  if (known !== undefined) {
+    if (found === known) return 'ok';
+    // (Gone: one made from now on starts empty.)
+    tables[which] = undefined;
+    tables.loaded[which] = 0;
+    return undefined;
+  }
+  if (found === null) return null;
+  const [oid, state] = found.split(' ');
+  if (state !== 'ok') return '-1';
+  tables[which] = oid;
+  return 'ok';
+}
+
+/**
  * Reads the session's settings that steer batch mode, in one round trip, and
  * stops the in-database functions from reading the previous statement's results.
+ * `session.tables` is the session's (see SessionTables); `endpointNoOp` the
+ * catalog's (MlCatalog.endpointNoOp).
  */
 export async function readSettings(
   control: SessionControl,
+  session: { tables: SessionTables; endpointNoOp: boolean },
   tables: { schema?: string; name: string }[],
   privilegeChecks: string[] = [],
   rowCandidates: string[] = [],
@@ -174,24 +243,15 @@ export async function readSettings(
       ${rowTables},
       current_setting('transaction_read_only'),
       -- (Made by begin_batch, so owned by the extension's owner, with its columns: a relation the user
-      -- made under that name is not it.)
-      -- (-1: one the session made itself, which an aws_ml 1.0 begin_batch would drop: not called then.)
-      (SELECT CASE WHEN c.relowner = p.proowner AND c.relkind = 'r' AND ${columnsOf('c.oid')} = ${RESULTS_COLUMNS}
-                   THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
-         FROM pg_catalog.pg_class c, pg_catalog.pg_proc p
-        WHERE c.oid = to_regclass('${RESULTS}') AND p.oid = to_regprocedure('aws_ml.begin_batch(integer, boolean)')),
-      -- (-1: a table of that name the session made with other columns, which batch mode leaves alone.)
-      (SELECT CASE WHEN c.relkind = 'r' AND ${columnsOf('c.oid')} = ${ROW_RESULTS_COLUMNS}
-                   THEN pg_catalog.pg_relation_size(c.oid) ELSE -1 END
-         FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('${ROW_RESULTS}')),
+      -- made under that name is not it. -1: one the session made itself, which an aws_ml 1.0 begin_batch
+      -- would drop: not called then. The per-row one: a table of that name the session made with other
+      -- columns, which batch mode leaves alone.)
+      ${inputTableStateSql(session.tables.byInput)},
+      ${rowTableStateSql(session.tables.byRow)},
       current_setting('extra_float_digits'),
       current_setting('client_encoding'),
       current_setting('standard_conforming_strings'),
       current_setting('track_functions'),
-      -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
-      (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
-         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint'),
       ${views},
       -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection), or no longer the
       -- only function of its name where it was (another that search_path or argument types may pick instead).
@@ -224,16 +284,21 @@ export async function readSettings(
     allowed,
     plainTables,
     readOnly,
-    byInput,
-    byRow,
+    inputTable,
+    rowTable,
     floatDigits,
     clientEncoding,
     conformingStrings,
     trackFunctions,
-    endpointNoOp,
     viewJson,
     staleWrappers,
   ] = rows[0];
+  const byInput = resultsTableState(inputTable, session.tables, 'byInput');
+  const byRow = resultsTableState(rowTable, session.tables, 'byRow');
+  if (byInput === undefined || byRow === undefined) {
+    // (The set_config above ran: asking again changes nothing else.)
+    return readSettings(control, session, tables, privilegeChecks, rowCandidates, viewCandidates, wrappers);
+  }
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
   const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
   const explicit = Number(maxConcurrent);
@@ -243,10 +308,10 @@ export async function readSettings(
   const ownReadWrite = !writable && control.backend.status === 'I' && inRecovery !== 't' && eventTriggers !== 't';
   const tablesMade = writable || ownReadWrite;
   const resultsTables = {
-    byInput: byInput !== null && byInput !== '-1',
-    byRow: byRow !== null && byRow !== '-1',
-    byInputBytes: Math.max(0, Number(byInput ?? 0)),
-    byRowBytes: Math.max(0, Number(byRow ?? 0)),
+    byInput: byInput === 'ok',
+    byRow: byRow === 'ok',
+    byInputBytes: byInput === 'ok' ? session.tables.loaded.byInput : 0,
+    byRowBytes: byRow === 'ok' ? session.tables.loaded.byRow : 0,
     byInputForeign: byInput === '-1',
     byRowForeign: byRow === '-1',
   };
@@ -275,9 +340,10 @@ export async function readSettings(
     ownReadWrite,
     lookupIndex: indexExists === 't',
     resultsTables,
+    loaded: session.tables.loaded,
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
-    endpointNoOp: endpointNoOp === 't',
+    endpointNoOp: session.endpointNoOp,
   };
 }
 
@@ -316,7 +382,7 @@ export async function beginBatch(
   statementNumber: number,
   inTransaction: boolean,
   rowResults: boolean,
-  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables'>,
+  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded'>,
 ) {
   const { byInput, byRow, byInputBytes, byRowBytes } = settings.resultsTables;
   // Emptying a table (and dropping the lookup index with it) is DDL that costs milliseconds: a small
@@ -330,6 +396,8 @@ export async function beginBatch(
   }
   const rowTable = rowResults ? `; ${rowResultsTableSql(emptyByRow)}` : '';
   await tablesWork(control, settings, `${begin}${rowTable}`);
+  if (emptyByInput) settings.loaded.byInput = 0;
+  if (emptyByRow) settings.loaded.byRow = 0;
 }
 
 /** A results table from this size up is emptied before a statement outside a transaction block. */
@@ -895,6 +963,7 @@ async function loadResults(
     for (const log of load.rows) {
       const lines = log.take(n, scorer, ROWS_PER_COPY_CHUNK);
       if (lines) {
+        options.settings.loaded.byRow += lines.length;
         write(Buffer.from(lines));
         wrote = true;
       }
@@ -914,7 +983,9 @@ async function loadResults(
                 if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
                 chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
               }
-              if (chunk) writeRows(Buffer.from(chunk));
+              if (!chunk) continue;
+              options.settings.loaded.byInput += chunk.length;
+              writeRows(Buffer.from(chunk));
             }
             return false;
           },

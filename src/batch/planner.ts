@@ -916,15 +916,15 @@ function branchGuard(
  */
 type VolatilityTest = (node: AstNode) => boolean;
 
-function volatilityTest(catalog: Pick<MlCatalog, 'changingFunctions' | 'changingRelations'>): VolatilityTest {
+function volatilityTest(catalog: Pick<MlCatalog, 'changingFunctions' | 'changingOperators'>): VolatilityTest {
   const functions = catalog.changingFunctions;
-  const relations = catalog.changingRelations;
+  const operators = catalog.changingOperators;
   return (node) =>
     some(node, (n) => {
       const name = lastName(inner(n, 'FuncCall'));
       if (name) return CHANGING_FUNCTIONS.has(name) || Boolean(functions?.has(name));
-      const relation = inner(n, 'RangeVar')?.relname;
-      return relation !== undefined && Boolean(relations?.has(relation));
+      const operator: AstNode[] | undefined = operators && inner(n, 'A_Expr')?.name;
+      return Boolean(operator && operators?.has(operator[operator.length - 1]?.String?.sval));
     });
 }
 

@@ -7,7 +7,9 @@ import {
   computeBatchResults,
   ensureResultsTables,
   needsLookupIndex,
+  newSessionTables,
   readSettings,
+  type SessionTables,
   type TableRefusals,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
@@ -376,8 +378,13 @@ async function abortBlock(control: SessionControl, message: string, code: string
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
 const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 
-/** After it, no batch statement's answers are current: the functions and rewritten statements read none. */
-const CLEAR_STATEMENT_NUMBER = "SELECT set_config('aws_ml.batch_statement', '0', false)";
+/**
+ * After it, no batch statement's answers are current: the functions and
+ * rewritten statements read none, and the functions do not even look at the
+ * results table (a transaction that touched a temp table cannot PREPARE).
+ */
+const CLEAR_STATEMENT_NUMBER =
+  "SELECT set_config('aws_ml.batch_statement', '0', false), set_config('aws_ml.batch_results', '', false)";
 
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
@@ -507,6 +514,8 @@ export class MlInterceptor implements SessionInterceptor {
   private ownCatalog: CatalogView | undefined;
   /** The catalog read in this REPEATABLE READ or SERIALIZABLE block's snapshot, until the block ends. */
   private snapshotCatalog: CatalogView | undefined;
+  /** The session's results tables as last found (see SessionTables). */
+  private readonly resultsTables: SessionTables = newSessionTables();
   /** Ends this session's share in hearing its database's DDL (see DdlListener.join). */
   private leaveDdlWatch: (() => void) | undefined;
   /** While an EXECUTE is planned and run: the statement it executes, as the server has it (see batchTarget). */
@@ -961,6 +970,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (target.makes && !(await mayMake(control, target.makes))) return asIs();
     const settings = await readSettings(
       control,
+      { tables: this.resultsTables, endpointNoOp: Boolean(parsed.catalog.endpointNoOp) },
       tablesOf(target.query),
       plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call))),
       plan.rowIdentityTables,
@@ -1263,6 +1273,7 @@ export class MlInterceptor implements SessionInterceptor {
     await this.refreshStale(control, binds, unnamed, catalog);
     const settings = await readSettings(
       control,
+      { tables: this.resultsTables, endpointNoOp: Boolean(catalog.endpointNoOp) },
       binds.flatMap((b) => tablesOf(b.entry.target.query)),
       binds.flatMap((b) => b.entry.plan.groups.flatMap((g) => g.sites.map((site) => privilegeCheck(site.call)))),
       [

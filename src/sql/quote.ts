@@ -7,3 +7,11 @@
 export const quoteIdentifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 export const quoteLiteral = (text: string): string => `'${text.replace(/'/g, "''")}'`;
+
+/**
+ * A literal read alike whatever standard_conforming_strings says (an
+ * E'' string when the text has backslashes): for SQL the gateway runs on a
+ * client's session, where the client may have turned that setting off.
+ */
+export const quoteLiteralAnyStrings = (text: string): string =>
+  text.includes('\\') ? `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'` : quoteLiteral(text);
