@@ -85,9 +85,6 @@ function assertReachable(dir: string, user: OsUser): void {
   }
 }
 
-/** Longest Unix-domain socket path (sun_path holds 108 bytes with the NUL; PostgreSQL adds a `.lock` file beside it). */
-const MAX_SOCKET_PATH = 100;
-
 function makeOwnedDir(dir: string, owner: OsUser | undefined, mode = 0o700): void {
   mkdirSync(dir, { recursive: true, mode });
   if (owner) chownSync(dir, owner.uid, owner.gid);
@@ -136,18 +133,6 @@ export class EmbeddedPostgres implements PostgresTarget {
     return path.join(this.options.dataDir, 'pg');
   }
 
-  /**
-   * The server's Unix-domain socket, in the cluster directory (only its OS
-   * user and root may enter it; the server asks for a password there too):
-   * the gateway's own connections go through it, cheaper than TCP per round
-   * trip. None when the path is too long for a socket address or would need
-   * quoting in unix_socket_directories.
-   */
-  get socketPath(): string | undefined {
-    const socket = path.join(path.resolve(this.clusterDir), `.s.PGSQL.${this.port}`);
-    return Buffer.byteLength(socket) <= MAX_SOCKET_PATH && /^[\w./-]+$/.test(socket) ? socket : undefined;
-  }
-
   adminConnection(database = 'postgres'): pg.ClientConfig {
     return {
       host: this.host,
@@ -185,7 +170,7 @@ export class EmbeddedPostgres implements PostgresTarget {
     const settings: Record<string, string> = {
       port: String(this.port),
       listen_addresses: this.host,
-      unix_socket_directories: this.socketPath ? path.dirname(this.socketPath) : '',
+      unix_socket_directories: '',
       ...(this.options.extensionSource ? { extension_control_path: `$system:${shareDir}` } : {}),
       ...this.options.settings,
     };

@@ -19,8 +19,7 @@ export interface GatewayOptions {
   host: string;
   port: number;
   /** The PostgreSQL server every session is relayed to. */
-  /** PostgreSQL: `path`, a Unix-domain socket, is used when set (the embedded server's). */
-  upstream: { host: string; port: number; path?: string };
+  upstream: { host: string; port: number };
   /** Creates the ML interceptor for a new session; omitted → pure relay. */
   interceptorFor?: (startup: Map<string, string>, logger: Logger) => SessionInterceptor | undefined;
   logger: Logger;
@@ -163,7 +162,7 @@ export class GatewayServer {
    */
   private sendCancel(packet: Buffer): Promise<void> {
     return new Promise((resolve) => {
-      const upstream = net.connect(this.upstreamAddress(), () => {
+      const upstream = net.connect(this.options.upstream.port, this.options.upstream.host, () => {
         upstream.end(packet);
       });
       const settle = setTimeout(() => {
@@ -182,11 +181,6 @@ export class GatewayServer {
     });
   }
 
-  private upstreamAddress(): { path: string } | { port: number; host: string } {
-    const { path, port, host } = this.options.upstream;
-    return path ? { path } : { port, host };
-  }
-
   private connectUpstream(client: Socket, startupPacket: Buffer, rest: Buffer): void {
     const { logger } = this.options;
     let parameters: Map<string, string>;
@@ -202,7 +196,8 @@ export class GatewayServer {
     let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let session: Session | undefined;
     const server = net.connect({
-      ...this.upstreamAddress(),
+      port: this.options.upstream.port,
+      host: this.options.upstream.host,
       onread: {
         buffer: () => readBuffer,
         callback: (bytes: number, buffer: Uint8Array) => {
