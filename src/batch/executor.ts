@@ -70,13 +70,6 @@ export interface BatchSettings {
     byInputForeign: boolean;
     byRowForeign: boolean;
   };
-  /**
-   * The session's idle_in_transaction_session_timeout and idle_session_timeout
-   * as SHOW prints them: while the gateway scores, the backend waits between
-   * the gateway's own queries, which PostgreSQL would take for the client
-   * being idle (see suspendIdleTimeouts).
-   */
-  idleTimeouts: { inTransaction: string; session: string };
   /** The session's count of bytes loaded into each results table (see SessionTables), kept up to date. */
   loaded: SessionTables['loaded'];
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
@@ -259,8 +252,6 @@ export async function readSettings(
       current_setting('client_encoding'),
       current_setting('standard_conforming_strings'),
       current_setting('track_functions'),
-      current_setting('idle_in_transaction_session_timeout'),
-      current_setting('idle_session_timeout'),
       ${views},
       -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection), or no longer the
       -- only function of its name where it was (another that search_path or argument types may pick instead).
@@ -299,8 +290,6 @@ export async function readSettings(
     clientEncoding,
     conformingStrings,
     trackFunctions,
-    idleInTransaction,
-    idleSession,
     viewJson,
     staleWrappers,
   ] = rows[0];
@@ -352,7 +341,6 @@ export async function readSettings(
     lookupIndex: indexExists === 't',
     resultsTables,
     loaded: session.tables.loaded,
-    idleTimeouts: { inTransaction: idleInTransaction ?? '0', session: idleSession ?? '0' },
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
     endpointNoOp: session.endpointNoOp,
@@ -410,29 +398,6 @@ export async function beginBatch(
   await tablesWork(control, settings, `${begin}${rowTable}`);
   if (emptyByInput) settings.loaded.byInput = 0;
   if (emptyByRow) settings.loaded.byRow = 0;
-}
-
-/**
- * Turns the session's idle timeouts off while the gateway works on the
- * backend (they would end the session while it scores), and returns the SQL
- * that turns them back on, or undefined when none is set. Inside a block the
- * change is LOCAL: a rollback to the gateway's savepoint undoes it too, and
- * a timeout the client set with SET LOCAL still ends with the block.
- */
-export async function suspendIdleTimeouts(
-  control: SessionControl,
-  settings: Pick<BatchSettings, 'idleTimeouts'>,
-  inTransaction: boolean,
-): Promise<string | undefined> {
-  const set = Object.entries({
-    idle_in_transaction_session_timeout: settings.idleTimeouts.inTransaction,
-    idle_session_timeout: settings.idleTimeouts.session,
-  }).filter(([, value]) => milliseconds(value) > 0);
-  if (set.length === 0) return undefined;
-  const setting = (value: (original: string) => string) =>
-    `SELECT ${set.map(([name, original]) => `set_config('${name}', ${quoteLiteral(value(original))}, ${inTransaction})`).join(', ')}`;
-  await control.backend.query(setting(() => '0'));
-  return setting((original) => original);
 }
 
 /** A results table from this size up is emptied before a statement outside a transaction block. */

@@ -3,7 +3,6 @@ import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js'
 import type { DdlListener } from '../batch/ddl-listener.js';
 import {
   type ArgumentWork,
-  type BatchSettings,
   beginBatch,
   computeBatchResults,
   ensureResultsTables,
@@ -11,7 +10,6 @@ import {
   newSessionTables,
   readSettings,
   type SessionTables,
-  suspendIdleTimeouts,
   type TableRefusals,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
@@ -1048,7 +1046,6 @@ export class MlInterceptor implements SessionInterceptor {
         );
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
-      { settings },
     );
     if (failure) {
       await this.clearStatementNumber(control);
@@ -1115,23 +1112,16 @@ export class MlInterceptor implements SessionInterceptor {
     control: SessionControl,
     labels: string[],
     work: (inTransaction: boolean) => Promise<void>,
-    { keepBlock = false, settings }: { keepBlock?: boolean; settings?: Pick<BatchSettings, 'idleTimeouts'> } = {},
+    { keepBlock = false } = {},
   ): Promise<Buffer | undefined> {
     const inTransaction = control.backend.status === 'T';
-    let restoreIdle: string | undefined;
     try {
       if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
-      if (settings) restoreIdle = await suspendIdleTimeouts(control, settings, inTransaction);
       await work(inTransaction);
-      if (restoreIdle) await control.backend.query(restoreIdle);
       if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
       return undefined;
     } catch (error) {
       for (const label of labels) this.context.statistics.recordError(label);
-      // (Inside a block the rollback to the savepoint turns them back on.)
-      if (restoreIdle && !inTransaction && control.backend.status === 'I') {
-        await control.backend.query(restoreIdle).catch(() => undefined);
-      }
       return this.fail(control, error, inTransaction, keepBlock);
     }
   }
@@ -1426,7 +1416,7 @@ export class MlInterceptor implements SessionInterceptor {
           rowsScored += groupFigures.rows;
         }
       },
-      { keepBlock: failsInPlace, settings },
+      { keepBlock: failsInPlace },
     );
     if (failure) {
       await this.clearStatementNumber(control);

@@ -1804,34 +1804,6 @@ describe("the gateway's results tables", () => {
     }
   });
 
-  it('keep sessions with idle timeouts alive while the gateway scores, and those timeouts as they were', async () => {
-    // (Scoring 200,000 documents in process keeps the backend waiting between the gateway's queries for far
-    // longer than these timeouts.)
-    await db.query(
-      `CREATE TABLE idle_docs AS SELECT g AS id, 'review number ' || g AS doc FROM generate_series(1, 200000) g`,
-    );
-    const count = `SELECT count(*)::int AS n FROM (SELECT id, (${SENTIMENT}(doc, 'en')).sentiment FROM idle_docs) s`;
-    const shown = async (client: pg.Client) =>
-      (
-        await client.query(`SELECT current_setting('idle_in_transaction_session_timeout') AS block,
-          current_setting('idle_session_timeout') AS session`)
-      ).rows[0];
-    const fresh = await stack.connect();
-    try {
-      await fresh.query("BEGIN; SET LOCAL idle_in_transaction_session_timeout = '150ms'");
-      expect((await fresh.query(count)).rows[0].n).toBe(200000);
-      expect(await shown(fresh)).toEqual({ block: '150ms', session: '0' });
-      await fresh.query('COMMIT');
-      expect(await shown(fresh)).toEqual({ block: '0', session: '0' });
-      await fresh.query("SET idle_session_timeout = '150ms'");
-      expect((await fresh.query(count)).rows[0].n).toBe(200000);
-      expect(await shown(fresh)).toEqual({ block: '0', session: '150ms' });
-      await fresh.query('RESET idle_session_timeout');
-    } finally {
-      await fresh.end();
-    }
-  });
-
   it('leave one the session makes after batch mode’s were dropped (DISCARD TEMP, a rollback) alone', async () => {
     const expected = (await db.query(sql)).rows;
     for (const name of ['aws_ml_results', 'aws_ml_row_results']) {
