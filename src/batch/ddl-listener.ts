@@ -141,7 +141,9 @@ export class DdlListener {
     clearTimeout(watch.linger);
     const client = watch.client;
     this.stopListening(watch);
-    // (The catalog stays as fresh as its age says, as without a listener.)
+    // DDL made while nobody listens would go unseen while the catalog is younger than its 30 s: the next
+    // session reads it again (the linger keeps sessions of one statement each from doing so every time).
+    this.options.onChange(database);
     await client?.end().catch(() => undefined);
   }
 }

@@ -397,7 +397,8 @@ export async function beginBatch(
   const rowTable = rowResults ? `; ${rowResultsTableSql(emptyByRow)}` : '';
   await tablesWork(control, settings, `${begin}${rowTable}`);
   if (emptyByInput) settings.loaded.byInput = 0;
-  if (emptyByRow) settings.loaded.byRow = 0;
+  // (The per-row table is emptied only by a statement that stores answers in it.)
+  if (emptyByRow && rowResults) settings.loaded.byRow = 0;
 }
 
 /** A results table from this size up is emptied before a statement outside a transaction block. */
@@ -452,10 +453,12 @@ export async function ensureResultsTables(
   const inBlock = control.backend.status === 'T';
   try {
     if (inBlock) await control.backend.query('SAVEPOINT aws_ml_tables');
+    // (begin_batch points the in-database functions at the table: the statement may yet go per row, and a
+    // function that looks at a temp table keeps its transaction from PREPARE TRANSACTION.)
     await tablesWork(
       control,
       settings,
-      `SELECT aws_ml.begin_batch(0, false)${makeRowTable ? `; ${rowResultsTableSql(false)}` : ''}`,
+      `SELECT aws_ml.begin_batch(0, false)${makeRowTable ? `; ${rowResultsTableSql(false)}` : ''}; ${CLEAR_RESULTS}`,
     );
     if (inBlock) await control.backend.query('RELEASE SAVEPOINT aws_ml_tables');
     tables.byInput = true;
@@ -474,6 +477,9 @@ export async function ensureResultsTables(
     return refused();
   }
 }
+
+/** After it, the in-database functions read no stored answers (and do not look at the results table). */
+export const CLEAR_RESULTS = "SELECT set_config('aws_ml.batch_results', '', false)";
 
 /** A session's last refusal to make its results tables: none tried again before `until`. */
 export interface TableRefusals {

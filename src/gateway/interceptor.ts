@@ -386,6 +386,18 @@ const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 const CLEAR_STATEMENT_NUMBER =
   "SELECT set_config('aws_ml.batch_statement', '0', false), set_config('aws_ml.batch_results', '', false)";
 
+/**
+ * The statement number and results kept for the rest of the block only
+ * (LOCAL): after it, as after CLEAR_STATEMENT_NUMBER. (The subquery, which
+ * calls volatile functions, runs first: it reads the values, then clears the
+ * session's own.)
+ */
+const STATEMENT_NUMBER_FOR_BLOCK = `SELECT set_config('aws_ml.batch_statement', v.statement, true),
+    set_config('aws_ml.batch_results', v.results, true)
+  FROM (SELECT current_setting('aws_ml.batch_statement') AS statement,
+               current_setting('aws_ml.batch_results') AS results,
+               set_config('aws_ml.batch_statement', '0', false), set_config('aws_ml.batch_results', '', false)) v`;
+
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
   a: { values: (Buffer | null)[]; formats: number[] },
@@ -1062,7 +1074,11 @@ export class MlInterceptor implements SessionInterceptor {
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
     // A later statement the gateway leaves alone must call the services, not read these answers.
-    if (!target.cursor && !failedBlock(control)) await control.backend.query(CLEAR_STATEMENT_NUMBER);
+    if (!failedBlock(control)) {
+      // A cursor's later FETCHes read its answers until the block ends, and no longer.
+      const cursorInBlock = target.cursor && control.backend.status === 'T';
+      await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
+    }
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }

@@ -1773,7 +1773,8 @@ describe("the gateway's results tables", () => {
   });
 
   it('are not touched by transactions that run no batched statement: those can PREPARE TRANSACTION', async () => {
-    const fresh = await stack.connect();
+    let fresh = await stack.connect();
+    const perRowCall = `DO $$ BEGIN PERFORM aws_comprehend.detect_sentiment('fine', 'en'); END $$`;
     const prepared = async (statements: string[]) => {
       await fresh.query('BEGIN');
       for (const statement of statements) await fresh.query(statement);
@@ -1789,19 +1790,51 @@ describe("the gateway's results tables", () => {
     try {
       // (The session's results tables are made, and their answers read, by a batched statement first.)
       expect((await fresh.query(sql)).rows.length).toBeGreaterThan(0);
-      for (const statements of [
-        ['SELECT 1'],
-        ['SET LOCAL apg_enable_function_migration = off', sql],
-        [`DO $$ BEGIN PERFORM aws_comprehend.detect_sentiment('fine', 'en'); END $$`],
-      ]) {
+      for (const statements of [['SELECT 1'], ['SET LOCAL apg_enable_function_migration = off', sql], [perRowCall]]) {
         expect(await prepared(statements), statements.join('; ')).toBe('prepared');
         expect((await fresh.query(sql)).rows.length).toBeGreaterThan(0);
       }
       // (A batched statement itself writes the temp tables: documented.)
       expect(await prepared([sql])).toBe('0A000');
+      // Nor after a block that read a batched cursor.
+      await fresh.query('BEGIN');
+      await fresh.query(`DECLARE moods CURSOR FOR ${sql}`);
+      expect((await fresh.query('FETCH 2 FROM moods')).rows).toHaveLength(2);
+      expect((await fresh.query('FETCH 2 FROM moods')).rows).toHaveLength(2);
+      await fresh.query('COMMIT');
+      expect(await prepared([perRowCall])).toBe('prepared');
+      // Nor after a session's first batched statement that PostgreSQL refused (its tables were made for it).
+      await fresh.end();
+      fresh = await stack.connect();
+      await expect(fresh.query(sql.replace('WHERE id', 'WHERE no_such_column AND id'))).rejects.toMatchObject({
+        code: '42703',
+      });
+      expect(await prepared([perRowCall])).toBe('prepared');
     } finally {
       await fresh.end();
     }
+  });
+
+  it('are emptied once they hold a megabyte, whichever statements stored answers in them meanwhile', async () => {
+    await db.query(
+      `CREATE TABLE grow_docs AS SELECT g AS id, 'a review, number ' || g AS doc FROM generate_series(1, 30000) g`,
+    );
+    // Answers stored per table row, and answers stored per input (a CTE's rows have no identity).
+    const byRow = `SELECT count(*) FROM (SELECT id, (${SENTIMENT}(doc, 'en')).sentiment FROM grow_docs) s`;
+    const byInput = `WITH d AS MATERIALIZED (SELECT doc FROM grow_docs)
+      SELECT count(*) FROM (SELECT (${SENTIMENT}(doc, 'en')).sentiment FROM d) s`;
+    const size = async (table: string) =>
+      Number((await db.query(`SELECT pg_relation_size('pg_temp.${table}') AS n`)).rows[0].n);
+    const sizes: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      await db.query(byRow);
+      sizes.push(await size('aws_ml_row_results'));
+      await db.query(byInput);
+      await db.query(byInput);
+    }
+    expect(sizes[0]).toBeGreaterThan(1 << 20);
+    expect(Math.max(...sizes)).toBeLessThan(sizes[0] * 1.5);
+    expect(await size('aws_ml_results')).toBeLessThan(sizes[0] * 1.5);
   });
 
   it('leave one the session makes after batch mode’s were dropped (DISCARD TEMP, a rollback) alone', async () => {
@@ -3163,6 +3196,38 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       await direct2.end();
     }
     await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(again));
+  });
+
+  it('reads the catalog again after DDL made while no session of the database was there to hear it', async () => {
+    const { statistics } = stack.pgsage;
+    const admin = await stack.direct();
+    const database = `${stack.database}_quiet`;
+    await admin.query(`CREATE DATABASE ${database}`);
+    try {
+      const listening = statistics.ddlListening;
+      const first = await stack.connect(database);
+      await first.query(`CREATE EXTENSION aws_ml CASCADE;
+        CREATE TABLE docs AS SELECT g AS id, 'fine, number ' || g AS doc FROM generate_series(1, 20) g;
+        CREATE TABLE calls (id int)`);
+      const moods = `SELECT count(*)::int AS n FROM (SELECT id, ${mood('doc')} FROM docs WHERE logged(id)) s`;
+      await first.query(`CREATE FUNCTION logged(i int) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+      expect((await first.query(moods)).rows[0].n).toBe(20);
+      await vi.waitFor(() => expect(statistics.ddlListening).toBe(listening + 1));
+      await first.end();
+      // (The listener goes a moment after the database's last session.)
+      await vi.waitFor(() => expect(statistics.ddlListening).toBe(listening), { timeout: 10_000 });
+      const direct = await stack.direct(database);
+      await direct.query(`CREATE OR REPLACE FUNCTION logged(i int) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO calls VALUES (i); RETURN true; END $$`);
+      const next = await stack.connect(database);
+      expect((await next.query(moods)).rows[0].n).toBe(20);
+      expect((await direct.query('SELECT count(*)::int AS n FROM calls')).rows[0].n).toBe(20);
+      await next.end();
+      await direct.end();
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await admin.end();
+    }
   });
 
   it('makes the call of a FROM-list function once for a row without a stored answer, as per row', async () => {
