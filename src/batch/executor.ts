@@ -374,34 +374,63 @@ export interface BatchRunOptions {
 
 /**
  * Gives the statement its number in the session's results table (made on first
- * use); outside a transaction the table is emptied first, since no earlier
- * statement's rows can be read again.
+ * use), emptying the tables first once they hold EMPTY_FROM_BYTES: only their
+ * own statements read earlier statements' rows. Inside a block a cursor or
+ * portal may still be reading them: PostgreSQL then refuses the TRUNCATE (the
+ * table is in use), and the tables stay as they are.
  */
 export async function beginBatch(
   control: SessionControl,
   statementNumber: number,
   inTransaction: boolean,
   rowResults: boolean,
-  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded'>,
+  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded' | 'tablesMade'>,
 ) {
-  const { byInput, byRow, byInputBytes, byRowBytes } = settings.resultsTables;
+  const { byInputBytes, byRowBytes } = settings.resultsTables;
   // Emptying a table (and dropping the lookup index with it) is DDL that costs milliseconds: a small
   // table keeps earlier statements' rows, which only their own statement numbers read.
-  const emptyByInput = !inTransaction && byInputBytes >= EMPTY_FROM_BYTES;
-  const emptyByRow = !inTransaction && byRowBytes >= EMPTY_FROM_BYTES;
-  const begin = `SELECT aws_ml.begin_batch(${statementNumber}, ${emptyByInput})`;
-  if (byInput && !emptyByInput && (!rowResults || (byRow && !emptyByRow))) {
+  const fullByInput = byInputBytes >= EMPTY_FROM_BYTES;
+  const fullByRow = rowResults && byRowBytes >= EMPTY_FROM_BYTES;
+  if (!inTransaction || !(fullByInput || fullByRow) || !settings.tablesMade) {
+    await numberStatement(control, statementNumber, rowResults, settings, {
+      byInput: !inTransaction && fullByInput,
+      byRow: !inTransaction && fullByRow,
+    });
+    return;
+  }
+  try {
+    await control.backend.query('SAVEPOINT aws_ml_empty');
+    await numberStatement(control, statementNumber, rowResults, settings, { byInput: fullByInput, byRow: fullByRow });
+    await control.backend.query('RELEASE SAVEPOINT aws_ml_empty');
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+      throw error;
+    }
+    await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_empty; RELEASE SAVEPOINT aws_ml_empty');
+    await numberStatement(control, statementNumber, rowResults, settings, { byInput: false, byRow: false });
+  }
+}
+
+async function numberStatement(
+  control: SessionControl,
+  statementNumber: number,
+  rowResults: boolean,
+  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded'>,
+  empty: { byInput: boolean; byRow: boolean },
+): Promise<void> {
+  const { byInput, byRow } = settings.resultsTables;
+  const begin = `SELECT aws_ml.begin_batch(${statementNumber}, ${empty.byInput})`;
+  if (byInput && !empty.byInput && (!rowResults || (byRow && !empty.byRow))) {
     await control.backend.query(begin);
     return;
   }
-  const rowTable = rowResults ? `; ${rowResultsTableSql(emptyByRow)}` : '';
+  const rowTable = rowResults ? `; ${rowResultsTableSql(empty.byRow)}` : '';
   await tablesWork(control, settings, `${begin}${rowTable}`);
-  if (emptyByInput) settings.loaded.byInput = 0;
-  // (The per-row table is emptied only by a statement that stores answers in it.)
-  if (emptyByRow && rowResults) settings.loaded.byRow = 0;
+  if (empty.byInput) settings.loaded.byInput = 0;
+  if (empty.byRow) settings.loaded.byRow = 0;
 }
 
-/** A results table from this size up is emptied before a statement outside a transaction block. */
+/** A results table from this size up is emptied before a statement that stores answers. */
 const EMPTY_FROM_BYTES = 1 << 20;
 
 /**

@@ -1835,6 +1835,30 @@ describe("the gateway's results tables", () => {
     expect(sizes[0]).toBeGreaterThan(1 << 20);
     expect(Math.max(...sizes)).toBeLessThan(sizes[0] * 1.5);
     expect(await size('aws_ml_results')).toBeLessThan(sizes[0] * 1.5);
+    // Also when every statement runs in a block (a driver with autocommit off).
+    const inBlocks: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      await db.query('BEGIN');
+      await db.query(byRow);
+      await db.query(byInput);
+      await db.query('COMMIT');
+      inBlocks.push(await size('aws_ml_row_results'));
+    }
+    expect(Math.max(...inBlocks)).toBeLessThan(sizes[0] * 1.5);
+    expect(await size('aws_ml_results')).toBeLessThan(sizes[0] * 1.5);
+    // Not under a cursor still reading them: it goes on reading its answers.
+    const cursorSql = `SELECT id, (${SENTIMENT}(doc, 'en')).sentiment AS s FROM grow_docs ORDER BY id`;
+    await db.query('SET apg_enable_function_migration = off');
+    const expected = (await db.query(`${cursorSql} LIMIT 6`)).rows;
+    await db.query('RESET apg_enable_function_migration');
+    await db.query('BEGIN');
+    await db.query(`DECLARE grow_cursor CURSOR FOR ${cursorSql}`);
+    const fetched = (await db.query('FETCH 3 FROM grow_cursor')).rows;
+    await db.query(byRow);
+    await db.query(byInput);
+    fetched.push(...(await db.query('FETCH 3 FROM grow_cursor')).rows);
+    await db.query('COMMIT');
+    expect(fetched).toEqual(expected);
   });
 
   it('leave one the session makes after batch mode’s were dropped (DISCARD TEMP, a rollback) alone', async () => {
