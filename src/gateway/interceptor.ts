@@ -1450,9 +1450,13 @@ export class MlInterceptor implements SessionInterceptor {
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
     await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
-    // one's answers, stored by row for these values: no statement number is current after it.
+    // one's answers, stored by row for these values: no statement number is current after it. (A cursor
+    // declared here reads them at its FETCHes, until its block ends.)
+    const cursor = executed.some((b) => b.entry.target.cursor);
     control.afterIdle(async () => {
-      if (!failedBlock(control)) await control.backend.query(CLEAR_STATEMENT_NUMBER);
+      if (failedBlock(control)) return;
+      const cursorInBlock = cursor && control.backend.status === 'T';
+      await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
     });
   }
 

@@ -1861,6 +1861,30 @@ describe("the gateway's results tables", () => {
     expect(fetched).toEqual(expected);
   });
 
+  it('are read by a cursor declared with parameters (extended protocol) at its FETCHes, with no call made again', async () => {
+    const declare = {
+      text: `DECLARE bound_moods CURSOR FOR SELECT id, (${SENTIMENT}(txt, 'en')).sentiment AS s FROM t WHERE id > $1 ORDER BY id`,
+      values: [5],
+    };
+    const fetchAll = async () => {
+      await db.query('BEGIN');
+      await db.query(declare);
+      const rows = [...(await db.query('FETCH 4 FROM bound_moods')).rows];
+      rows.push(...(await db.query('FETCH 4 FROM bound_moods')).rows);
+      await db.query('COMMIT');
+      return rows;
+    };
+    await db.query('SET apg_enable_function_migration = off');
+    const expected = await fetchAll();
+    await db.query('RESET apg_enable_function_migration');
+    const perRow = perRowCallsOf(SENTIMENT);
+    const scored = rowsScored(SENTIMENT);
+    expect(await fetchAll()).toEqual(expected);
+    expect(rowsScored(SENTIMENT)).toBeGreaterThan(scored);
+    expect(perRowCallsOf(SENTIMENT)).toBe(perRow);
+    expect((await db.query("SELECT current_setting('aws_ml.batch_results') AS r")).rows[0].r).toBe('');
+  });
+
   it('leave one the session makes after batch mode’s were dropped (DISCARD TEMP, a rollback) alone', async () => {
     const expected = (await db.query(sql)).rows;
     for (const name of ['aws_ml_results', 'aws_ml_row_results']) {
