@@ -2,6 +2,7 @@
 export const UPGRADES = [
   { from: '1.0', to: '1.1' },
   { from: '1.1', to: '1.2' },
+  { from: '1.2', to: '1.3' },
 ] as const;
 
 /**

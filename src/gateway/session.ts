@@ -118,7 +118,7 @@ const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
  * run some through EXECUTE.
  */
 const CATALOG_DDL_TAG =
-  /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN|CAST)\b|DO\0)/;
+  /^((CREATE|DROP|ALTER) (FUNCTION|PROCEDURE|ROUTINE|VIEW|MATERIALIZED VIEW|SCHEMA|EXTENSION|RULE|OPERATOR|DOMAIN|CAST|POLICY)\b|DO\0)/;
 
 /** Settings that change how PostgreSQL reads a statement's text (SET NAMES sets client_encoding). */
 export const READING_SETTINGS: ReadonlySet<string> = new Set(['client_encoding', 'standard_conforming_strings']);

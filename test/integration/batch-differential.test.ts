@@ -3244,6 +3244,17 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       await direct2.end();
     }
     await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(again));
+    // Row-level security policies too (aws_ml 1.3).
+    const direct3 = await stack.direct();
+    const policies = statistics.ddlHeard;
+    try {
+      await direct3.query(
+        'ALTER TABLE heard_log ENABLE ROW LEVEL SECURITY; CREATE POLICY heard ON heard_log USING (true)',
+      );
+    } finally {
+      await direct3.end();
+    }
+    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(policies));
   });
 
   it('reads the catalog again after DDL made while no session of the database was there to hear it', async () => {
