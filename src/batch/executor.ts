@@ -72,6 +72,8 @@ export interface BatchSettings {
   };
   /** The session's count of bytes loaded into each results table (see SessionTables), kept up to date. */
   loaded: SessionTables['loaded'];
+  /** The tables PostgreSQL refused to empty in the current block (see SessionTables). */
+  refusedInBlock: SessionTables['refusedInBlock'];
   /** The session's extra_float_digits: below 1, float8 prints rounded, and model inputs must be read as printed. */
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
@@ -122,9 +124,17 @@ export interface SessionTables {
   byInput?: string;
   byRow?: string;
   loaded: { byInput: number; byRow: number };
+  /**
+   * Tables PostgreSQL refused to empty in the current transaction block (a
+   * cursor or portal reads them): not tried again before the block ends.
+   */
+  refusedInBlock: { byInput: boolean; byRow: boolean };
 }
 
-export const newSessionTables = (): SessionTables => ({ loaded: { byInput: 0, byRow: 0 } });
+export const newSessionTables = (): SessionTables => ({
+  loaded: { byInput: 0, byRow: 0 },
+  refusedInBlock: { byInput: false, byRow: false },
+});
 
 /**
  * The per-input results table as `oid ok`, `oid -1` when it is not the one
@@ -341,6 +351,7 @@ export async function readSettings(
     lookupIndex: indexExists === 't',
     resultsTables,
     loaded: session.tables.loaded,
+    refusedInBlock: session.tables.refusedInBlock,
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
     endpointNoOp: session.endpointNoOp,
@@ -374,43 +385,59 @@ export interface BatchRunOptions {
 
 /**
  * Gives the statement its number in the session's results table (made on first
- * use), emptying the tables first once they hold EMPTY_FROM_BYTES: only their
- * own statements read earlier statements' rows. Inside a block a cursor or
- * portal may still be reading them: PostgreSQL then refuses the TRUNCATE (the
- * table is in use), and the tables stay as they are.
+ * use), emptying a table first once it holds EMPTY_FROM_BYTES: only their own
+ * statements read earlier statements' rows. Inside a block a cursor or portal
+ * may still be reading one: PostgreSQL then refuses its TRUNCATE (the table is
+ * in use), under a savepoint of its own, and the table stays as it is until
+ * the block ends.
  */
 export async function beginBatch(
   control: SessionControl,
   statementNumber: number,
   inTransaction: boolean,
   rowResults: boolean,
-  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded' | 'tablesMade'>,
+  settings: Pick<BatchSettings, 'ownReadWrite' | 'resultsTables' | 'loaded' | 'refusedInBlock' | 'tablesMade'>,
 ) {
-  const { byInputBytes, byRowBytes } = settings.resultsTables;
+  const { byInput, byRow, byInputBytes, byRowBytes } = settings.resultsTables;
   // Emptying a table (and dropping the lookup index with it) is DDL that costs milliseconds: a small
   // table keeps earlier statements' rows, which only their own statement numbers read.
-  const fullByInput = byInputBytes >= EMPTY_FROM_BYTES;
-  const fullByRow = rowResults && byRowBytes >= EMPTY_FROM_BYTES;
-  if (!inTransaction || !(fullByInput || fullByRow) || !settings.tablesMade) {
-    await numberStatement(control, statementNumber, rowResults, settings, {
-      byInput: !inTransaction && fullByInput,
-      byRow: !inTransaction && fullByRow,
-    });
+  const full = { byInput: byInput && byInputBytes >= EMPTY_FROM_BYTES, byRow: byRow && byRowBytes >= EMPTY_FROM_BYTES };
+  if (!inTransaction) {
+    await numberStatement(control, statementNumber, rowResults, settings, full);
     return;
   }
+  const refused = settings.refusedInBlock;
+  const emptied = { byInput: false, byRow: false };
+  if (settings.tablesMade) {
+    if (full.byInput && !refused.byInput) {
+      emptied.byInput = await emptyUnlessInUse(control, `SELECT aws_ml.begin_batch(${statementNumber}, true)`);
+      refused.byInput = !emptied.byInput;
+    }
+    if (full.byRow && !refused.byRow) {
+      emptied.byRow = await emptyUnlessInUse(control, rowResultsTableSql(true));
+      refused.byRow = !emptied.byRow;
+    }
+  }
+  if (emptied.byInput) settings.loaded.byInput = 0;
+  if (emptied.byRow) settings.loaded.byRow = 0;
+  await numberStatement(control, statementNumber, rowResults, settings, { byInput: false, byRow: false });
+}
+
+/** Runs SQL that empties a results table under a savepoint; false when PostgreSQL refused it. */
+async function emptyUnlessInUse(control: SessionControl, sql: string): Promise<boolean> {
   try {
-    await control.backend.query('SAVEPOINT aws_ml_empty');
-    await numberStatement(control, statementNumber, rowResults, settings, { byInput: fullByInput, byRow: fullByRow });
-    await control.backend.query('RELEASE SAVEPOINT aws_ml_empty');
+    await control.backend.query(`SAVEPOINT aws_ml_empty; ${sql}; RELEASE SAVEPOINT aws_ml_empty`);
+    return true;
   } catch (error) {
     if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
       throw error;
     }
     await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_empty; RELEASE SAVEPOINT aws_ml_empty');
-    await numberStatement(control, statementNumber, rowResults, settings, { byInput: false, byRow: false });
+    return false;
   }
 }
 
+/** begin_batch, and the per-row table made or emptied where asked (a full one even if this statement stores nothing in it). */
 async function numberStatement(
   control: SessionControl,
   statementNumber: number,
@@ -420,12 +447,12 @@ async function numberStatement(
 ): Promise<void> {
   const { byInput, byRow } = settings.resultsTables;
   const begin = `SELECT aws_ml.begin_batch(${statementNumber}, ${empty.byInput})`;
-  if (byInput && !empty.byInput && (!rowResults || (byRow && !empty.byRow))) {
+  const rowTable = (rowResults && !byRow) || empty.byRow;
+  if (byInput && !empty.byInput && !rowTable) {
     await control.backend.query(begin);
     return;
   }
-  const rowTable = rowResults ? `; ${rowResultsTableSql(empty.byRow)}` : '';
-  await tablesWork(control, settings, `${begin}${rowTable}`);
+  await tablesWork(control, settings, `${begin}${rowTable ? `; ${rowResultsTableSql(empty.byRow)}` : ''}`);
   if (empty.byInput) settings.loaded.byInput = 0;
   if (empty.byRow) settings.loaded.byRow = 0;
 }

@@ -575,7 +575,10 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   noteStatus(status: TransactionStatus): void {
-    if (status === 'I') this.snapshotCatalog = undefined;
+    if (status === 'I') {
+      this.snapshotCatalog = undefined;
+      this.resultsTables.refusedInBlock = { byInput: false, byRow: false };
+    }
     if (!this.ddlInBlock || status !== 'I') return;
     this.ddlInBlock = false;
     this.catalogChanged();

@@ -1859,6 +1859,18 @@ describe("the gateway's results tables", () => {
     fetched.push(...(await db.query('FETCH 3 FROM grow_cursor')).rows);
     await db.query('COMMIT');
     expect(fetched).toEqual(expected);
+    // A cursor reading one table keeps only that one from being emptied.
+    const underCursor: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      await db.query('BEGIN');
+      await db.query(`DECLARE input_cursor CURSOR FOR ${byInput}`);
+      await db.query(byRow);
+      await db.query(byRow);
+      expect((await db.query('FETCH 1 FROM input_cursor')).rows).toEqual([{ count: '30000' }]);
+      await db.query('COMMIT');
+      underCursor.push(await size('aws_ml_row_results'));
+    }
+    expect(Math.max(...underCursor)).toBeLessThan(sizes[0] * 1.5);
   });
 
   it('are read by a cursor declared with parameters (extended protocol) at its FETCHes, with no call made again', async () => {
