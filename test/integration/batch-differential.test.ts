@@ -3222,19 +3222,23 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
 
   it('hears function DDL made on a direct connection at once: a writing function made there runs once per row', async () => {
     const { statistics } = stack.pgsage;
+    /** Runs DDL on a direct connection and waits until the gateway has heard of it. */
+    const heardOf = async (sql: string) => {
+      const before = statistics.ddlHeard;
+      const direct = await stack.direct();
+      try {
+        await direct.query(sql);
+      } finally {
+        await direct.end();
+      }
+      await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(before));
+    };
     // (The catalog is read, and this session's database listened to, from the first ML statement on.)
     await db.query(`SELECT count(*) FROM (SELECT ${mood('txt')} FROM t WHERE id < 3) s`);
     await vi.waitFor(() => expect(statistics.ddlListening).toBeGreaterThan(0));
-    const heard = statistics.ddlHeard;
-    const direct = await stack.direct();
-    try {
-      await direct.query(`CREATE TABLE heard_log (id int);
-        CREATE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE plpgsql
-          AS $$ BEGIN INSERT INTO heard_log VALUES (i); RETURN true; END $$`);
-    } finally {
-      await direct.end();
-    }
-    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(heard));
+    await heardOf(`CREATE TABLE heard_log (id int);
+      CREATE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO heard_log VALUES (i); RETURN true; END $$`);
     const { rows } = await db.query(
       `SELECT count(*)::int AS n FROM (SELECT id, ${mood('txt')} FROM t WHERE heard_logged(id)) s`,
     );
@@ -3246,27 +3250,9 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     expect(ended.rows[0].n).toBe(1);
     await vi.waitFor(() => expect(statistics.ddlListening).toBeLessThan(listening));
     await vi.waitFor(() => expect(statistics.ddlListening).toBe(listening), { timeout: 10_000 });
-    const direct2 = await stack.direct();
-    const again = statistics.ddlHeard;
-    try {
-      await direct2.query(
-        'CREATE OR REPLACE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$',
-      );
-    } finally {
-      await direct2.end();
-    }
-    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(again));
+    await heardOf('CREATE OR REPLACE FUNCTION heard_logged(i int) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$');
     // Row-level security policies too (aws_ml 1.3).
-    const direct3 = await stack.direct();
-    const policies = statistics.ddlHeard;
-    try {
-      await direct3.query(
-        'ALTER TABLE heard_log ENABLE ROW LEVEL SECURITY; CREATE POLICY heard ON heard_log USING (true)',
-      );
-    } finally {
-      await direct3.end();
-    }
-    await vi.waitFor(() => expect(statistics.ddlHeard).toBeGreaterThan(policies));
+    await heardOf('ALTER TABLE heard_log ENABLE ROW LEVEL SECURITY; CREATE POLICY heard ON heard_log USING (true)');
   });
 
   it('reads the catalog again after DDL made while no session of the database was there to hear it', async () => {
