@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 
-/** The channel aws_ml's event trigger notifies after function, view, operator, cast or domain DDL. */
+/** The channel aws_ml's event trigger notifies after function, view, operator, cast, domain or policy DDL. */
 export const DDL_CHANNEL = 'aws_ml_ddl';
 
 const FIRST_RETRY_MS = 1000;

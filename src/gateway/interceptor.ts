@@ -577,7 +577,8 @@ export class MlInterceptor implements SessionInterceptor {
   noteStatus(status: TransactionStatus): void {
     if (status === 'I') {
       this.snapshotCatalog = undefined;
-      this.resultsTables.refusedInBlock = { byInput: false, byRow: false };
+      const refused = this.resultsTables.refusedInBlock;
+      refused.byInput = refused.byRow = false;
     }
     if (!this.ddlInBlock || status !== 'I') return;
     this.ddlInBlock = false;
