@@ -1,5 +1,5 @@
 import type { BackendChannel } from '../gateway/backend.js';
-import { type AstNode, callsFunction, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
+import { type AstNode, callsFunction, functionName, inner, nodeType, operatorName, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteralAnyStrings } from '../sql/quote.js';
 import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
@@ -330,7 +330,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
   await noteNamesakes(backend, [...wrappers.values()]);
-  const shadowed = await backend.query(`
+  const builtins = await backend.query(`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname = 'json_build_array'
                       AND p.pronamespace <> 'pg_catalog'::regnamespace),
            -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
@@ -365,8 +365,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
-    packerShadowed: shadowed.rows[0]?.[0] === 't',
-    endpointNoOp: shadowed.rows[0]?.[1] === 't',
+    packerShadowed: builtins.rows[0]?.[0] === 't',
+    endpointNoOp: builtins.rows[0]?.[1] === 't',
     ...(await writersAndChangers(backend)),
   };
 }
@@ -463,8 +463,8 @@ const MAX_WRITER_ROUNDS = 20;
 
 /** An operator whose function may write, or a cast to a type that runs such a function (see MlCatalog.writingOperators). */
 export function usesWriter(node: AstNode, writers: Pick<MlCatalog, 'writingOperators' | 'writingTypes'>): boolean {
-  const operator: AstNode[] | undefined = inner(node, 'A_Expr')?.name;
-  if (operator && writers.writingOperators?.has(operator[operator.length - 1]?.String?.sval)) return true;
+  const operator = operatorName(node);
+  if (operator && writers.writingOperators?.has(operator)) return true;
   const cast: AstNode[] | undefined = inner(node, 'TypeCast')?.typeName?.names;
   return Boolean(cast && writers.writingTypes?.has(cast[cast.length - 1]?.String?.sval));
 }

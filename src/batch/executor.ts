@@ -429,7 +429,7 @@ async function emptyUnlessInUse(control: SessionControl, sql: string): Promise<b
     await control.backend.query(`SAVEPOINT aws_ml_empty; ${sql}; RELEASE SAVEPOINT aws_ml_empty`);
     return true;
   } catch (error) {
-    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+    if (!refusedByPostgres(error)) {
       throw error;
     }
     await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_empty; RELEASE SAVEPOINT aws_ml_empty');
@@ -455,6 +455,14 @@ async function numberStatement(
   await tablesWork(control, settings, `${begin}${rowTable ? `; ${rowResultsTableSql(empty.byRow)}` : ''}`);
   if (empty.byInput) settings.loaded.byInput = 0;
   if (empty.byRow) settings.loaded.byRow = 0;
+}
+
+/**
+ * PostgreSQL refused one of the gateway's statements (not a cancel, not a
+ * lost connection): the gateway can step back from it and go on.
+ */
+function refusedByPostgres(error: unknown): error is BackendError {
+  return error instanceof BackendError && error.code !== SqlState.queryCanceled && !error.code.startsWith('08');
 }
 
 /** A results table from this size up is emptied before a statement that stores answers. */
@@ -521,7 +529,7 @@ export async function ensureResultsTables(
     tables.byRow ||= makeRowTable;
     return true;
   } catch (error) {
-    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+    if (!refusedByPostgres(error)) {
       throw error;
     }
     if (inBlock) await control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_tables; RELEASE SAVEPOINT aws_ml_tables');
@@ -863,7 +871,7 @@ async function streamArguments(
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
   } catch (error) {
-    if (!(error instanceof BackendError) || error.code === SqlState.queryCanceled || error.code.startsWith('08')) {
+    if (!refusedByPostgres(error)) {
       throw error;
     }
     // The gateway's own failure while reading the rows (a bad max_rows_per_batch, say).

@@ -6,6 +6,7 @@ import {
   functionName,
   inner,
   nodeType,
+  operatorName,
   parseExpression,
   parseFromItem,
   some,
@@ -923,8 +924,8 @@ function volatilityTest(catalog: Pick<MlCatalog, 'changingFunctions' | 'changing
     some(node, (n) => {
       const name = lastName(inner(n, 'FuncCall'));
       if (name) return CHANGING_FUNCTIONS.has(name) || Boolean(functions?.has(name));
-      const operator: AstNode[] | undefined = operators && inner(n, 'A_Expr')?.name;
-      return Boolean(operator && operators?.has(operator[operator.length - 1]?.String?.sval));
+      const operator = operators && operatorName(n);
+      return Boolean(operator && operators?.has(operator));
     });
 }
 

@@ -4,6 +4,7 @@ import type { DdlListener } from '../batch/ddl-listener.js';
 import {
   type ArgumentWork,
   beginBatch,
+  CLEAR_RESULTS,
   computeBatchResults,
   ensureResultsTables,
   needsLookupIndex,
@@ -383,8 +384,7 @@ const failedBlock = (control: SessionControl) => control.backend.status === 'E';
  * rewritten statements read none, and the functions do not even look at the
  * results table (a transaction that touched a temp table cannot PREPARE).
  */
-const CLEAR_STATEMENT_NUMBER =
-  "SELECT set_config('aws_ml.batch_statement', '0', false), set_config('aws_ml.batch_results', '', false)";
+const CLEAR_STATEMENT_NUMBER = `${CLEAR_RESULTS}, set_config('aws_ml.batch_statement', '0', false)`;
 
 /**
  * The statement number and results kept for the rest of the block only
@@ -397,6 +397,16 @@ const STATEMENT_NUMBER_FOR_BLOCK = `SELECT set_config('aws_ml.batch_statement', 
   FROM (SELECT current_setting('aws_ml.batch_statement') AS statement,
                current_setting('aws_ml.batch_results') AS results,
                set_config('aws_ml.batch_statement', '0', false), set_config('aws_ml.batch_results', '', false)) v`;
+
+/**
+ * After a batched statement: no answers are current from now on, except a
+ * cursor's inside its block, which its later FETCHes read until the block ends.
+ */
+async function endStatementNumber(control: SessionControl, cursor: boolean): Promise<void> {
+  if (failedBlock(control)) return;
+  const cursorInBlock = cursor && control.backend.status === 'T';
+  await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
+}
 
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
@@ -1078,11 +1088,7 @@ export class MlInterceptor implements SessionInterceptor {
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
     // A later statement the gateway leaves alone must call the services, not read these answers.
-    if (!failedBlock(control)) {
-      // A cursor's later FETCHes read its answers until the block ends, and no longer.
-      const cursorInBlock = target.cursor && control.backend.status === 'T';
-      await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
-    }
+    await endStatementNumber(control, Boolean(target.cursor));
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }
@@ -1457,11 +1463,7 @@ export class MlInterceptor implements SessionInterceptor {
     // one's answers, stored by row for these values: no statement number is current after it. (A cursor
     // declared here reads them at its FETCHes, until its block ends.)
     const cursor = executed.some((b) => b.entry.target.cursor);
-    control.afterIdle(async () => {
-      if (failedBlock(control)) return;
-      const cursorInBlock = cursor && control.backend.status === 'T';
-      await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
-    });
+    control.afterIdle(() => endStatementNumber(control, cursor));
   }
 
   /**

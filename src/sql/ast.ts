@@ -109,6 +109,12 @@ export function callsFunction(node: AstNode, test: (name: string) => boolean): b
   });
 }
 
+/** The name of the operator an A_Expr node applies (`=`, `<~`), without its schema; undefined for other nodes. */
+export function operatorName(node: AstNode): string | undefined {
+  const name: AstNode[] | undefined = inner(node, 'A_Expr')?.name;
+  return name?.[name.length - 1]?.String?.sval;
+}
+
 /** The name parts of a FuncCall (e.g. ['aws_comprehend', 'detect_sentiment']), lower-cased as the parser leaves them. */
 export function functionName(call: AstNode): string[] {
   return (call.funcname ?? []).map((part: AstNode) => part.String?.sval ?? '');
