@@ -49,6 +49,7 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import { READING_SETTINGS, type SessionControl, type SessionInterceptor } from './session.js';
+import { timeLeft, underTimeLeft } from './time-left.js';
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
@@ -90,9 +91,31 @@ interface Injection {
   value?: string | null;
   /** What the client gets in place of the slipped statement's error (see failureBefore). */
   error?: Buffer;
+  /** Runs once the group is answered (a Sync in its place), with the status the group left. */
+  after?: (control: SessionControl, status: TransactionStatus) => Promise<void>;
+}
+
+/**
+ * A statement that sets a value LOCAL to the transaction, slipped in before
+ * the group's message at `at`, its replies kept from the client.
+ */
+function settingInjection(name: string, sql: string, at: number, repliesBefore: number): Injection {
+  return {
+    at,
+    messages: [
+      parseMessage(name, sql),
+      bindMessage(name, name, []),
+      executeMessage(name),
+      closeMessage('P', name),
+      closeMessage('S', name),
+    ],
+    repliesBefore,
+    replies: 5, // ParseComplete, BindComplete, (DataRow) CommandComplete, CloseComplete twice
+  };
 }
 
 const NO_PARALLEL_PLANS = 'aws_ml_no_parallel_plans';
+const TIME_LEFT = 'aws_ml_time_left';
 
 /**
  * For a group that opens a transaction block (BEGIN, START TRANSACTION: the
@@ -117,21 +140,51 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
     }
     repliesBefore += repliesTo(message.bytes) ?? 0;
   }
-  return {
+  const injection = settingInjection(
+    NO_PARALLEL_PLANS,
+    "SELECT current_setting('parallel_setup_cost'), pg_catalog.set_config('parallel_setup_cost', '1e300', true)",
     at,
-    messages: [
-      parseMessage(
-        NO_PARALLEL_PLANS,
-        "SELECT current_setting('parallel_setup_cost'), pg_catalog.set_config('parallel_setup_cost', '1e300', true)",
-      ),
-      bindMessage(NO_PARALLEL_PLANS, NO_PARALLEL_PLANS, []),
-      executeMessage(NO_PARALLEL_PLANS),
-      closeMessage('P', NO_PARALLEL_PLANS),
-      closeMessage('S', NO_PARALLEL_PLANS),
-    ],
     repliesBefore,
-    replies: 5, // ParseComplete, BindComplete, (DataRow) CommandComplete, CloseComplete twice
+  );
+  injection.after = async (control, status) => {
+    if (injection.value == null || status !== 'T') return;
+    await restoreParallelPlans(control, injection.value, true);
   };
+  return injection;
+}
+
+/**
+ * For a group outside a block whose every statement has ML calls: what is
+ * left of statement_timeout, LOCAL to the group's implicit transaction (it
+ * ends at the Sync), before everything the group runs. (Not in a group with
+ * other statements: one may open a block the setting would last into, or be
+ * one that PostgreSQL refuses to run after another in a pipeline.)
+ */
+function timeLeftForGroup(left: number): Injection {
+  return settingInjection(
+    TIME_LEFT,
+    `SELECT pg_catalog.set_config('statement_timeout', '${left}', true)`,
+    0,
+    0,
+  );
+}
+
+/**
+ * Inside a block: what is left of statement_timeout for the group's
+ * statements, put back once the group is answered unless they changed it (a
+ * failed block's rollback puts it back itself).
+ */
+async function timeLeftInBlock(control: SessionControl, left: number): Promise<void> {
+  const { rows } = await control.backend.query(
+    `SELECT current_setting('statement_timeout'), pg_catalog.set_config('statement_timeout', '${left}', true)`,
+  );
+  const [previous, ours] = rows[0];
+  control.afterIdle(async () => {
+    if (control.backend.status !== 'T') return;
+    await control.backend.query(`SELECT pg_catalog.set_config('statement_timeout',
+      CASE current_setting('statement_timeout') WHEN ${quoteLiteral(ours ?? '')} THEN ${quoteLiteral(previous ?? '0')}
+      ELSE current_setting('statement_timeout') END, true)`);
+  });
 }
 
 /** Text that may change one of the settings that decide how text is read (a cheap look before parsing it). */
@@ -374,6 +427,24 @@ async function abortBlock(control: SessionControl, message: string, code: string
   await control.backend
     .query(`DO $$ BEGIN RAISE EXCEPTION ${quoteLiteral(message)} USING ERRCODE = ${quoteLiteral(code)}; END $$`)
     .catch(() => undefined);
+}
+
+/** Replaces the rows of EXPLAIN's text output with the same plan annotated with batch mode's work. */
+function explainRewrite(
+  plan: BatchPlan,
+  figures: Map<CallGroup, BatchFigures> | undefined,
+): (message: Message) => Buffer | null {
+  const lines: string[] = [];
+  return (message) => {
+    if (message.type === 0x44 /* D */) {
+      lines.push(readDataRow(message.bytes)[0] ?? '');
+      return null;
+    }
+    if (message.type === 0x43 /* C */) {
+      return Buffer.concat([...annotateExplain(lines, plan, figures).map((line) => dataRow([line])), message.bytes]);
+    }
+    return message.bytes;
+  };
 }
 
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
@@ -987,6 +1058,7 @@ export class MlInterceptor implements SessionInterceptor {
     definitionsChecked = false,
   ): Promise<boolean> {
     let { target, plan } = parsed;
+    const began = performance.now();
     const asIs = async () => {
       const outcome = await control.relay(queryMessage(original));
       if (standalone) control.toClient(readyForQuery(control.backend.status));
@@ -1079,9 +1151,18 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const finalSql = target.finalSql(plan);
     const started = performance.now();
-    const outcome = target.explain?.text
-      ? await this.relayExplain(control, finalSql, plan, figures)
-      : await control.relay(queryMessage(finalSql));
+    const left = timeLeft(settings.timeoutMs, began, started);
+    const inBlock = control.backend.status === 'T';
+    // (A cursor declared outside a block fails as it would alone; one Query string would be a block to it.)
+    const timed =
+      left === undefined || (target.cursor && !inBlock)
+        ? undefined
+        : underTimeLeft(finalSql, left, settings.timeoutMs, inBlock);
+    const explained = target.explain?.text ? explainRewrite(plan, figures) : undefined;
+    const outcome = await control.relay(queryMessage(timed?.sql ?? finalSql), (message) => {
+      const shown = timed ? timed.hide(message) : message.bytes;
+      return shown && explained ? explained(message) : shown;
+    });
     this.context.statistics.lastStatement = {
       ...phases,
       statementMs: performance.now() - started,
@@ -1110,25 +1191,6 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /** Relays an EXPLAIN, adding the batch-mode lines to its text output. */
-  private async relayExplain(
-    control: SessionControl,
-    sql: string,
-    plan: BatchPlan,
-    figures: Map<CallGroup, BatchFigures> | undefined,
-  ) {
-    const lines: string[] = [];
-    return control.relay(queryMessage(sql), (message) => {
-      if (message.type === 0x44 /* D */) {
-        lines.push(readDataRow(message.bytes)[0] ?? '');
-        return null;
-      }
-      if (message.type === 0x43 /* C */) {
-        return Buffer.concat([...annotateExplain(lines, plan, figures).map((line) => dataRow([line])), message.bytes]);
-      }
-      return message.bytes;
-    });
-  }
-
   /**
    * Runs the gateway's own work on the session before the client's statement,
    * under a savepoint inside a transaction block. On failure returns the
@@ -1199,6 +1261,7 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
+    const began = performance.now();
     const { catalog, pattern } = await this.catalog(control.backend);
     const out: Buffer[] = [];
     const binds: {
@@ -1458,6 +1521,12 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
+    const left = executed.length > 0 ? timeLeft(settings.timeoutMs, began) : undefined;
+    if (left !== undefined && control.backend.status === 'T') {
+      await timeLeftInBlock(control, left);
+    } else if (left !== undefined && !injection && group.filter((m) => m.type === 0x42).length === binds.length) {
+      injection = timeLeftForGroup(left);
+    }
     await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it. (A cursor
@@ -1497,11 +1566,9 @@ export class MlInterceptor implements SessionInterceptor {
         parseHidden = true;
         return null;
       });
-      if (injection?.value != null && outcome.status === 'T') {
-        await restoreParallelPlans(control, injection.value, true).catch((error: unknown) => {
-          control.logger.warn({ err: error }, 'putting parallel_setup_cost back failed');
-        });
-      }
+      await injection?.after?.(control, outcome.status).catch((error: unknown) => {
+        control.logger.warn({ err: error }, 'putting a setting back after the group failed');
+      });
       control.toClient(readyForQuery(control.backend.status));
       if (plain && reparse) plain.ownOperations = ownOperations;
     }

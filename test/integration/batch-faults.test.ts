@@ -231,6 +231,61 @@ describe('batch mode under faults', () => {
     expect([null, '', '0']).toContain(current.rows[0].n);
   });
 
+  it('gives the final statement only what is left of statement_timeout, and puts the setting back', async () => {
+    const db = await startWith({ latencyMs: 600 });
+    await db.query("SET statement_timeout = '1s'");
+    // Scoring takes 600 ms, the statement itself 600 more: together past the 1 s, though each part is not.
+    const slow = `SELECT count(${call(100)})::int AS n, pg_sleep(0.6)::text FROM rows_in WHERE id <= 50`;
+    const timedOut = { code: '57014', message: 'canceling statement due to statement timeout' };
+    await expect(db.query(slow)).rejects.toMatchObject(timedOut);
+    expect((await db.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('1s');
+    await db.query('BEGIN');
+    await expect(db.query(slow)).rejects.toMatchObject(timedOut);
+    await db.query('ROLLBACK');
+    expect((await db.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('1s');
+    // What the final statement sees is what was left; the block and the session keep the setting as it was.
+    const left = `SELECT current_setting('statement_timeout') AS t, count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`;
+    await db.query("SET statement_timeout = '30s'");
+    await db.query('BEGIN');
+    const [inBlock] = (await db.query(left)).rows;
+    expect(inBlock.n).toBe(50);
+    expect(inBlock.t).toMatch(/^\d+ms$/);
+    expect(Number.parseInt(inBlock.t, 10)).toBeLessThanOrEqual(30_000 - 600);
+    expect((await db.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s');
+    await db.query('COMMIT');
+    expect((await db.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s');
+    // The same with the extended protocol (a driver's $1), in a block and outside one.
+    const limit = (sql: string) => ({ text: sql.replace('id <= 50', 'id <= $1'), values: [50] });
+    await db.query("SET statement_timeout = '1s'");
+    await expect(db.query(limit(slow))).rejects.toMatchObject(timedOut);
+    await db.query('BEGIN');
+    await expect(db.query(limit(slow))).rejects.toMatchObject(timedOut);
+    await db.query('ROLLBACK');
+    await db.query("SET statement_timeout = '30s'");
+    for (const block of [true, false]) {
+      if (block) await db.query('BEGIN');
+      const [extended] = (await db.query(limit(left))).rows;
+      expect(extended.n).toBe(50);
+      expect(Number.parseInt(extended.t, 10)).toBeLessThanOrEqual(30_000 - 600);
+      expect((await db.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('30s');
+      if (block) await db.query('COMMIT');
+    }
+    // Set when the session started (not by SET): still so after a batched statement outside a block.
+    const pg = (await import('pg')).default;
+    const started = new pg.Client({ connectionString: stack.gatewayUrl(), options: '-c statement_timeout=30s' });
+    await started.connect();
+    try {
+      const [outside] = (await started.query(left)).rows;
+      expect(Number.parseInt(outside.t, 10)).toBeLessThanOrEqual(30_000 - 600);
+      const setting = await started.query(
+        "SELECT setting, source FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'",
+      );
+      expect(setting.rows[0]).toEqual({ setting: '30000', source: 'client' });
+    } finally {
+      await started.end();
+    }
+  });
+
   it('per row too, stops a call waiting on the service at a cancel or statement_timeout', async () => {
     const db = await startWith({ latencyMs: 600_000 });
     await db.query('SET apg_enable_function_migration = off');
