@@ -161,12 +161,7 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
  * one that PostgreSQL refuses to run after another in a pipeline.)
  */
 function timeLeftForGroup(left: number): Injection {
-  return settingInjection(
-    TIME_LEFT,
-    `SELECT pg_catalog.set_config('statement_timeout', '${left}', true)`,
-    0,
-    0,
-  );
+  return settingInjection(TIME_LEFT, `SELECT pg_catalog.set_config('statement_timeout', '${left}', true)`, 0, 0);
 }
 
 /**
