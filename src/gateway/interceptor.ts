@@ -16,6 +16,7 @@ import {
 import { annotateExplain } from '../batch/explain.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
+import { readsTransactionStart } from '../batch/pure-functions.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
 import { type BatchTarget, batchTarget, isCatalogDdl, type SqlPrepared, tablesOf } from '../batch/targets.js';
@@ -442,6 +443,16 @@ function explainRewrite(
   };
 }
 
+/** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
+function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
+  return (
+    readsTransactionStart(stmt) ||
+    plan.groups.some((g) =>
+      g.sites.some((site) => site.call.wrapper && readsTransactionStart(site.call.wrapper.inlined)),
+    )
+  );
+}
+
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
 const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 
@@ -792,6 +803,12 @@ export class MlInterceptor implements SessionInterceptor {
       control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
       return;
     }
+    if (control.backend.status === 'I' && !parsed.target.cursor && readsStartTime(statements[0].stmt, parsed.plan)) {
+      // Its argument queries and itself must read one start time: they run in one transaction, as a
+      // string of several statements does.
+      await this.runSequence(control, statements, rewritten, catalog);
+      return;
+    }
     await this.runBatchStatement(control, parsed, rewritten, true);
     if (isCatalogDdl(statements[0].stmt)) {
       // A new materialized view: the next statement that names it must be recognized.
@@ -853,7 +870,8 @@ export class MlInterceptor implements SessionInterceptor {
    * transaction and stops at the first error. The gateway keeps that: it opens
    * the transaction itself when none is open, runs each statement (batched
    * where it can), and sends one ReadyForQuery at the end. Strings with their
-   * own transaction control go to PostgreSQL unchanged.
+   * own transaction control go to PostgreSQL unchanged. (Also a statement
+   * whose argument queries must share its transaction.)
    */
   private async runSequence(
     control: SessionControl,

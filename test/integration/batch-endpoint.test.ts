@@ -68,6 +68,30 @@ describe('batch mode with a SageMaker endpoint', () => {
     }
   });
 
+  it('batches inputs read from the transaction start outside a block too, scoring each row once', async () => {
+    const figures = () => {
+      const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint');
+      return { rows: entry?.figures.rows ?? 0, perRowCalls: entry?.figures.perRowCalls ?? 0 };
+    };
+    const rest = features.slice(1).join(', ');
+    // Inputs that differ from one transaction to the next (as an age computed from now() does).
+    for (const first of [
+      'f1 + extract(microseconds from now()) * 1e-9',
+      'f1 + extract(microseconds from current_timestamp) * 1e-9',
+      "f1 + extract(microseconds from 'now'::timestamptz) * 1e-9",
+    ]) {
+      const sql = `SELECT count(aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${first}, ${rest})::float8)::int AS n,
+        now() AS started FROM events`;
+      const before = figures();
+      const { rows } = await db.query(sql);
+      expect(rows[0].n, first).toBe(150);
+      expect(figures().perRowCalls - before.perRowCalls, first).toBe(0);
+      expect(figures().rows - before.rows, first).toBe(150);
+      // Outside a block, as it came: a statement of its own, its transaction ended.
+      expect((await db.query('SELECT now() > $1::timestamptz AS later', [rows[0].started])).rows[0].later).toBe(true);
+    }
+  });
+
   it('exposes per-function figures as SQL and as Prometheus metrics', async () => {
     const { rows } = await db.query(
       "SELECT function_name, batches, rows_scored, per_row_calls FROM aws_ml.batch_statistics WHERE function_name = 'aws_sagemaker.invoke_endpoint'",
