@@ -443,6 +443,19 @@ function explainRewrite(
   };
 }
 
+/**
+ * Ends a transaction block the gateway opened for a client's statements, as
+ * PostgreSQL ends an implicit one: committed, or rolled back after an error.
+ */
+async function endOwnBlock(control: SessionControl): Promise<void> {
+  if (control.backend.status === 'T') {
+    // A deferred constraint can still fail at COMMIT: relay that, not the COMMIT tag.
+    await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 /* C */ ? null : m.bytes));
+  } else if (control.backend.status === 'E') {
+    await control.backend.query('ROLLBACK');
+  }
+}
+
 /** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
 function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
   return (
@@ -912,14 +925,8 @@ export class MlInterceptor implements SessionInterceptor {
       if (wrap && !backend.busy) await backend.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
-    if (wrap) {
-      if (ok && backend.status === 'T') {
-        // A deferred constraint can still fail at COMMIT: relay that, not the COMMIT tag.
-        await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 ? null : m.bytes));
-      } else {
-        await backend.query('ROLLBACK');
-      }
-    }
+    if (wrap && ok) await endOwnBlock(control);
+    else if (wrap) await backend.query('ROLLBACK');
     if (statements.some((s) => isCatalogDdl(s.stmt))) this.ownDdlDone(backend.status);
     control.toClient(readyForQuery(backend.status));
   }
@@ -1461,6 +1468,20 @@ export class MlInterceptor implements SessionInterceptor {
     const failingExecute = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
     const repliesBeforeFailure = failingExecute > 0 ? repliesBefore(out, failingExecute) : undefined;
     const failsInPlace = syncs === 1 && endsWithSync && repliesBeforeFailure !== undefined;
+    const onlyMl = group.filter((m) => m.type === 0x42 /* Bind */).length === binds.length;
+    // Inputs read from the transaction's start (now()…) are the same in the argument queries and in the group's
+    // statements only in one transaction: outside a block the gateway opens one, and ends it after the group.
+    // (Only for a group of statements with ML calls: another could be one that a block changes, or end it.)
+    const ownBlock =
+      control.backend.status === 'I' &&
+      onlyMl &&
+      syncs === 1 &&
+      endsWithSync &&
+      !injection &&
+      executed.length > 0 &&
+      !executed.some((b) => b.entry.target.cursor) &&
+      executed.some((b) => readsStartTime(b.entry.target.query, b.entry.plan));
+    if (ownBlock) await control.backend.query('BEGIN');
     const failure = await this.guarded(
       control,
       labels,
@@ -1521,6 +1542,8 @@ export class MlInterceptor implements SessionInterceptor {
       { keepBlock: failsInPlace },
     );
     if (failure) {
+      // (The group then fails as it would have outside a block.)
+      if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
       if (failsInPlace && control.backend.status !== 'E') {
         const injection = failureBefore(failingExecute, repliesBeforeFailure!, failure);
@@ -1537,10 +1560,10 @@ export class MlInterceptor implements SessionInterceptor {
     const left = executed.length > 0 ? timeLeft(settings.timeoutMs, began) : undefined;
     if (left !== undefined && control.backend.status === 'T') {
       await timeLeftInBlock(control, left);
-    } else if (left !== undefined && !injection && group.filter((m) => m.type === 0x42).length === binds.length) {
+    } else if (left !== undefined && !injection && onlyMl) {
       injection = timeLeftForGroup(left);
     }
-    await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
+    await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection, ownBlock);
     // An execution the gateway does not prepare (after a Flush, SQL EXECUTE) must not read this
     // one's answers, stored by row for these values: no statement number is current after it. (A cursor
     // declared here reads them at its FETCHes, until its block ends.)
@@ -1561,12 +1584,13 @@ export class MlInterceptor implements SessionInterceptor {
     syncs: number,
     unnamed: UnnamedUse = { plainBound: false },
     injection?: Injection,
+    ownBlock = false,
   ): Promise<void> {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
     const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
     const endsWithSync = out[out.length - 1]?.[0] === 0x53; /* Sync */
-    if ((!reparse && !injection) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
+    if ((!reparse && !injection && !ownBlock) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
       control.forward(out, syncs);
     } else {
       let parseHidden = !reparse;
@@ -1582,6 +1606,7 @@ export class MlInterceptor implements SessionInterceptor {
       await injection?.after?.(control, outcome.status).catch((error: unknown) => {
         control.logger.warn({ err: error }, 'putting a setting back after the group failed');
       });
+      if (ownBlock) await endOwnBlock(control);
       control.toClient(readyForQuery(control.backend.status));
       if (plain && reparse) plain.ownOperations = ownOperations;
     }

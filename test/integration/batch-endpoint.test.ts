@@ -81,15 +81,26 @@ describe('batch mode with a SageMaker endpoint', () => {
       "f1 + extract(microseconds from 'now'::timestamptz) * 1e-9",
     ]) {
       const sql = `SELECT count(aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${first}, ${rest})::float8)::int AS n,
-        now() AS started FROM events`;
-      const before = figures();
-      const { rows } = await db.query(sql);
-      expect(rows[0].n, first).toBe(150);
-      expect(figures().perRowCalls - before.perRowCalls, first).toBe(0);
-      expect(figures().rows - before.rows, first).toBe(150);
-      // Outside a block, as it came: a statement of its own, its transaction ended.
-      expect((await db.query('SELECT now() > $1::timestamptz AS later', [rows[0].started])).rows[0].later).toBe(true);
+        now() AS started FROM events WHERE id <= 150`;
+      // Sent as it is, and with the extended protocol (a driver's $1).
+      for (const query of [sql, { text: sql.replace('150', '$1'), values: [150] }]) {
+        const before = figures();
+        const { rows } = await db.query(query);
+        expect(rows[0].n, first).toBe(150);
+        expect(figures().perRowCalls - before.perRowCalls, first).toBe(0);
+        expect(figures().rows - before.rows, first).toBe(150);
+        // Outside a block, as it came: a statement of its own, its transaction ended.
+        const after = await db.query('SELECT now() > $1::timestamptz AS later', [rows[0].started]);
+        expect(after.rows[0].later).toBe(true);
+      }
     }
+    // A statement that fails in that transaction fails as it would alone, and leaves no block open.
+    const failing = `SELECT aws_sagemaker.invoke_endpoint('churn-xgb', NULL, f1 + extract(microseconds from now()) * 1e-9,
+      ${rest})::float8 / 0::int FROM events WHERE id <= $1`;
+    await expect(db.query({ text: failing, values: [3] })).rejects.toMatchObject({ code: '22012' });
+    await expect(db.query(failing.replace('$1', '3'))).rejects.toMatchObject({ code: '22012' });
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await expect(db.query('SAVEPOINT s')).rejects.toMatchObject({ code: '25P01' }); // no block is open
   });
 
   it('exposes per-function figures as SQL and as Prometheus metrics', async () => {

@@ -148,6 +148,19 @@ describe('batch mode under faults', () => {
     expect(remote.requests).toBe(3 + 2);
   });
 
+  it('fails a statement read from the transaction start as it would alone, leaving no block open', async () => {
+    const db = await startWith({ breakFrom: 1 });
+    const inputs = ['f1 + extract(microseconds from now()) * 1e-9', ...features.slice(1)].join(', ');
+    const sql = `SELECT count(aws_sagemaker.invoke_endpoint('remote', 100, ${inputs})::float8) FROM rows_in WHERE id <= $1`;
+    for (const query of [sql.replace('$1', '500'), { text: sql, values: [500] }]) {
+      const error = await rejection(db.query(query));
+      expect(error.code).toMatch(/^58/);
+      expect(error.message).toMatch(/^aws_sagemaker\.invoke_endpoint: .*remote/);
+      await expect(db.query('SAVEPOINT s')).rejects.toMatchObject({ code: '25P01' }); // no block is open
+      expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    }
+  });
+
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
     const db = await startWith({ throttleFirst: 1_000_000 });
     await db.query("SET statement_timeout = '2s'");
