@@ -135,6 +135,7 @@ async function main(): Promise<void> {
     const store = new LocalObjectStore(localStoreRoot(local.pgsage.config), false);
     await store.createBucket('bench');
     const client = new pg.Client({ connectionString: local.pgsage.connectionString() });
+    client.on('error', () => {}); // (reported by the statement that meets it)
     await client.connect();
     stops.unshift(() => client.end());
     await client.query('CREATE EXTENSION aws_s3 CASCADE');
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
       });
       stops.unshift(() => remote.stop());
       const client3 = new pg.Client({ connectionString: remote.pgsage.connectionString() });
+      client3.on('error', () => {}); // (reported by the statement that meets it)
       await client3.connect();
       stops.unshift(() => client3.end());
       const run = await withRss(() => timed(() => exportThrough(client3, 'bench', 'export.txt')));

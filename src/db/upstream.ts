@@ -35,6 +35,7 @@ export class UpstreamPostgres implements PostgresTarget {
   /** Checks the server is reachable and new enough. */
   async verify(): Promise<number> {
     const client = new pg.Client(this.adminConnection());
+    client.on('error', () => {}); // (reported by the statement that meets it)
     await client.connect();
     try {
       const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");

@@ -37,6 +37,7 @@ export async function storeBridgeConninfo(backend: BackendChannel, conninfo: str
  */
 export async function syncBridgeConninfo(admin: pg.ClientConfig, conninfo: string, logger: Logger): Promise<boolean> {
   const client = new pg.Client(admin);
+  client.on('error', () => {}); // (reported by the statement that meets it)
   try {
     await client.connect();
     const present = await client.query("SELECT to_regclass('aws_ml.bridge_settings') IS NOT NULL AS present");
