@@ -50,7 +50,7 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import { READING_SETTINGS, type SessionControl, type SessionInterceptor } from './session.js';
-import { timeLeft, underTimeLeft } from './time-left.js';
+import { putBackTimeout, timeLeft, underTimeLeft } from './time-left.js';
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
@@ -177,9 +177,7 @@ async function timeLeftInBlock(control: SessionControl, left: number): Promise<v
   const [previous, ours] = rows[0];
   control.afterIdle(async () => {
     if (control.backend.status !== 'T') return;
-    await control.backend.query(`SELECT pg_catalog.set_config('statement_timeout',
-      CASE current_setting('statement_timeout') WHEN ${quoteLiteral(ours ?? '')} THEN ${quoteLiteral(previous ?? '0')}
-      ELSE current_setting('statement_timeout') END, true)`);
+    await control.backend.query(putBackTimeout(ours ?? '', previous ?? '0'));
   });
 }
 
@@ -1474,6 +1472,7 @@ export class MlInterceptor implements SessionInterceptor {
     // (Only for a group of statements with ML calls: another could be one that a block changes, or end it.)
     const ownBlock =
       control.backend.status === 'I' &&
+      settings.batchable &&
       onlyMl &&
       syncs === 1 &&
       endsWithSync &&
@@ -1557,10 +1556,13 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     this.context.statistics.lastStatement = { ...phases, rows: rowsScored };
-    const left = executed.length > 0 ? timeLeft(settings.timeoutMs, began) : undefined;
+    // What is left of statement_timeout, for the group's statements only when they all had their calls batched.
+    const left = settings.batchable && executed.length > 0 && onlyMl ? timeLeft(settings.timeoutMs, began) : undefined;
     if (left !== undefined && control.backend.status === 'T') {
       await timeLeftInBlock(control, left);
-    } else if (left !== undefined && !injection && onlyMl) {
+    } else if (left !== undefined && !injection && !executed.some((b) => b.entry.target.cursor)) {
+      // (Not before a cursor's DECLARE: a group of two statements is a pipeline, where PostgreSQL lets
+      // DECLARE run outside a block.)
       injection = timeLeftForGroup(left);
     }
     await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection, ownBlock);

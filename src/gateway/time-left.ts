@@ -1,3 +1,4 @@
+import { quoteLiteral } from '../sql/quote.js';
 import type { Message } from './protocol.js';
 
 /**
@@ -15,10 +16,32 @@ export function timeLeft(timeoutMs: number, began: number, now = performance.now
   return Math.max(1, Math.ceil(timeoutMs - (now - began)));
 }
 
-/** The statement text to send and which of its replies the client must not see. */
+/** A time setting of `ms` milliseconds as SHOW and current_setting() print it (`1234ms`, `2s`, `5min`). */
+export function shownMilliseconds(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['min', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms !== 0 && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return ms === 0 ? '0' : `${ms}ms`;
+}
+
+/**
+ * SQL that puts statement_timeout back to `previous` (LOCAL) unless it is no
+ * longer `ours`: something the statement ran changed it meanwhile.
+ */
+export function putBackTimeout(ours: string, previous: string): string {
+  return `SELECT pg_catalog.set_config('statement_timeout', CASE pg_catalog.current_setting('statement_timeout')
+      WHEN ${quoteLiteral(ours)} THEN ${quoteLiteral(previous)} ELSE pg_catalog.current_setting('statement_timeout') END, true)`;
+}
+
+/** The statement text to send and what of its replies the client may see. */
 export interface TimedStatement {
   sql: string;
-  /** Drops the CommandComplete of the gateway's own SETs (returns the message otherwise). */
+  /** Drops the replies of the gateway's own statements (returns the message, possibly changed, otherwise). */
   hide: (message: Message) => Buffer | null;
 }
 
@@ -31,15 +54,53 @@ export interface TimedStatement {
  * (since version 13), so the statement gets exactly `left`.
  */
 export function underTimeLeft(sql: string, left: number, timeoutMs: number, inBlock: boolean): TimedStatement {
+  const prefix = `SET LOCAL statement_timeout = ${left};\n`;
   // (Line breaks: the statement may end in a comment.)
-  const text = `SET LOCAL statement_timeout = ${left};\n${sql}\n;${inBlock ? `SET LOCAL statement_timeout = ${timeoutMs}` : ''}`;
+  const suffix = inBlock ? `\n;${putBackTimeout(shownMilliseconds(left), String(timeoutMs))}` : '';
   let completes = 0;
   return {
-    sql: text,
+    sql: `${prefix}${sql}${suffix}`,
     hide: (message) => {
-      if (message.type !== 0x43 /* CommandComplete */) return message.bytes;
-      completes += 1;
-      return completes === 2 ? message.bytes : null;
+      switch (message.type) {
+        case 0x45 /* ErrorResponse */:
+          return shiftPosition(message.bytes, prefix.length);
+        case 0x43 /* CommandComplete: the SET's, the statement's, the put-back's */:
+          completes += 1;
+          return completes === 2 ? message.bytes : null;
+        case 0x54 /* RowDescription */:
+        case 0x44 /* DataRow */:
+          return completes >= 2 ? null : message.bytes;
+        default:
+          return message.bytes;
+      }
     },
   };
+}
+
+/** An ErrorResponse with its position (P) moved `by` characters back: the statement's text began that far in. */
+function shiftPosition(error: Buffer, by: number): Buffer {
+  const fields: Buffer[] = [];
+  let changed = false;
+  let pos = 5;
+  while (pos < error.length && error[pos] !== 0) {
+    const end = error.indexOf(0, pos + 1);
+    if (end < 0) return error;
+    if (error[pos] === 0x50 /* P */) {
+      const position = Number(error.toString('latin1', pos + 1, end));
+      if (position > by) {
+        fields.push(Buffer.from(`P${position - by}\0`, 'latin1'));
+        changed = true;
+        pos = end + 1;
+        continue;
+      }
+    }
+    fields.push(error.subarray(pos, end + 1));
+    pos = end + 1;
+  }
+  if (!changed) return error;
+  const body = Buffer.concat([...fields, Buffer.from([0])]);
+  const header = Buffer.alloc(5);
+  header[0] = 0x45;
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
 }

@@ -299,6 +299,61 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('leaves statement_timeout alone for what is not a batched statement', async () => {
+    const db = await startWith({ latencyMs: 600 });
+    await db.query("SET statement_timeout = '1s'");
+    const scored = `SELECT count(${call(100)})::int FROM rows_in WHERE id <= $1`;
+    const pbe = (sql: string, values: string[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()];
+    const session = new RawSession(db);
+    // Another statement of the same group gets the whole setting: 600 ms of scoring, then 600 ms of sleep.
+    await session.query('BEGIN');
+    let answer = await session.round([...pbe(scored, ['20']), ...pbe('SELECT pg_sleep(0.6)'), raw.sync()]);
+    expect(answer.errors).toEqual([]);
+    // A savepoint of the group, rolled back to: the block goes on under the setting as it was.
+    answer = await session.round([...pbe('SAVEPOINT s'), ...pbe(scored, ['20']), raw.sync()]);
+    expect(answer.errors).toEqual([]);
+    await session.query('ROLLBACK TO SAVEPOINT s');
+    answer = await session.round([...pbe("SELECT current_setting('statement_timeout')"), raw.sync()]);
+    expect(answer.results[0]).toEqual([['1s']]);
+    // A statement that changes the setting itself (here through a trigger) keeps its change.
+    await session.query(`CREATE TABLE sink (p float8);
+      CREATE FUNCTION five_seconds() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM set_config('statement_timeout', '5s', false); RETURN NEW; END $$;
+      CREATE TRIGGER five_seconds BEFORE INSERT ON sink FOR EACH ROW EXECUTE FUNCTION five_seconds();
+      SET LOCAL statement_timeout = '30s'`);
+    answer = await session.query(`INSERT INTO sink SELECT ${call(100)} FROM rows_in WHERE id <= 20`);
+    expect(answer.errors).toEqual([]);
+    answer = await session.query("SELECT current_setting('statement_timeout')");
+    expect(answer.results[0]).toEqual([['5s']]);
+    await session.query('ROLLBACK');
+    // A cursor declared outside a block fails as it does alone.
+    answer = await session.round([...pbe(`DECLARE c CURSOR FOR ${scored}`, ['20']), raw.sync()]);
+    expect(answer.errors.map((e) => e.code)).toEqual(['25P01']);
+    // Per row, the statement reads the setting as it is.
+    await session.query('SET apg_enable_function_migration = false');
+    answer = await session.round([
+      ...pbe(`SELECT current_setting('statement_timeout'), ${call()} FROM rows_in WHERE id <= $1`, ['1']),
+      raw.sync(),
+    ]);
+    expect(answer.results[0][0][0]).toBe('1s');
+    await session.query('RESET apg_enable_function_migration');
+    // An error's position counts from the statement's start, as it does without a timeout.
+    const misspelt = `CREATE TABLE misspelt AS SELECT id, ${call(100)}, nosuch FROM rows_in WHERE id <= 20`;
+    const positions: string[] = [];
+    for (const timeout of ['0', '30s']) {
+      const other = await stack.connect();
+      try {
+        await other.query(`SET statement_timeout = '${timeout}'`);
+        const error = await rejection(other.query(misspelt));
+        expect(error.code).toBe('42703');
+        positions.push(String(error.position));
+      } finally {
+        await other.end();
+      }
+    }
+    expect(positions[1]).toBe(positions[0]);
+  });
+
   it('per row too, stops a call waiting on the service at a cancel or statement_timeout', async () => {
     const db = await startWith({ latencyMs: 600_000 });
     await db.query('SET apg_enable_function_migration = off');

@@ -1,7 +1,7 @@
 /** The error a promise rejects with (fails when it resolves). */
 export async function rejection(
   promise: Promise<unknown>,
-): Promise<Error & { code?: string; hint?: string; detail?: string }> {
+): Promise<Error & { code?: string; hint?: string; detail?: string; position?: string }> {
   try {
     await promise;
   } catch (error) {
