@@ -1372,7 +1372,11 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
-    if ((batchParses.length === 0 && binds.length === 0) || !endsWithSync || status === 'E') {
+    // A group ending in Flush is answered as it goes: nothing is scored for it. It may parse a statement with ML
+    // calls to learn its parameter types before binding it (postgres.js does): the results tables it reads are made
+    // first, as below.
+    const describedFirst = !endsWithSync && batchParses.length > 0;
+    if ((batchParses.length === 0 && binds.length === 0) || (!endsWithSync && !describedFirst) || status === 'E') {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
@@ -1432,7 +1436,7 @@ export class MlInterceptor implements SessionInterceptor {
       const stale = binds.filter((b) => !byInput || (!byRow && rowTablesOf(b.entry.plan).length > 0));
       if (stale.length > 0 && !(await this.asWrittenFromNowOn(control, stale, binds, unnamed, syncs))) return;
     }
-    if (!settings.tablesMade && binds.length === 0) {
+    if ((!settings.tablesMade && binds.length === 0) || describedFirst) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }

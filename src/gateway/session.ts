@@ -9,6 +9,8 @@ import {
   MessageFramer,
   parseTextLatin1,
   readParse,
+  readyForQuery,
+  syncMessage,
   type TransactionStatus,
 } from './protocol.js';
 
@@ -128,6 +130,8 @@ const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
 /** Extended-protocol messages that are buffered until their group's Sync or Flush. */
 const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
+/** Extended-protocol messages that run nothing: Parse, Describe, Close, Flush. */
+const DESCRIBING = new Set([P, 0x44 /* D */, 0x43 /* C */, H]);
 
 /**
  * One client connection relayed to one backend connection (session mode).
@@ -166,6 +170,11 @@ export class Session implements SessionControl {
   private pendingSyncs = 0;
   /** A forwarded extended group ended in Flush: the server is mid-transaction-group. */
   private openGroup = false;
+  /**
+   * The open group only parsed, described and closed statements (see DESCRIBING): ending it early
+   * changes nothing but the timing of its replies.
+   */
+  private openGroupDescribesOnly = false;
   private group: Message[] = [];
   private queue: Message[] = [];
   private busy = false;
@@ -385,12 +394,15 @@ export class Session implements SessionControl {
     let inGroup = false;
     let groupEnd: 'sync' | 'flush' | undefined;
     let lastExtended = this.lastSyncExtended;
+    let describesOnly = !this.openGroup || this.openGroupDescribesOnly;
     const length = chunk.length;
     while (pos < length) {
       if (length - pos < 5) return false;
       const type = chunk[pos];
       const end = pos + 1 + chunk.readInt32BE(pos + 1);
       if (end > length || end < pos + 5) return false;
+      if (type === S) describesOnly = true;
+      else if (!DESCRIBING.has(type)) describesOnly = false;
       if (type === Q) {
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
@@ -425,6 +437,7 @@ export class Session implements SessionControl {
     this.pendingSyncs += syncs;
     this.lastSyncExtended = lastExtended;
     if (groupEnd) this.openGroup = groupEnd === 'flush';
+    this.openGroupDescribesOnly = describesOnly;
     this.writeServer(chunk);
     return true;
   }
@@ -459,15 +472,22 @@ export class Session implements SessionControl {
         this.group.push(message);
         const group = this.group;
         this.group = [];
-        if (this.interceptor && !this.openGroup && group.some((m) => this.groupMessageNeedsInterception(m))) {
+        const intercepted =
+          this.interceptor &&
+          (!this.openGroup || (this.openGroupDescribesOnly && type === S)) &&
+          group.some((m) => this.groupMessageNeedsInterception(m));
+        if (intercepted) {
           this.flushForward(forward);
-          this.startInterception(() => this.runExtended(group), messages.slice(i + 1));
+          const run = this.openGroup ? () => this.runAfterDescribing(group) : () => this.runExtended(group);
+          this.startInterception(run, messages.slice(i + 1));
           return;
         }
         for (const m of group) {
           if (m.type === P) this.parsePassing(m.bytes);
           forward.push(m.bytes);
         }
+        this.openGroupDescribesOnly =
+          (!this.openGroup || this.openGroupDescribesOnly) && group.every((m) => DESCRIBING.has(m.type));
         if (type === S) {
           this.pendingSyncs += 1;
           this.lastSyncExtended = true;
@@ -551,6 +571,25 @@ export class Session implements SessionControl {
   private async runExtended(group: Message[]): Promise<void> {
     await this.interceptor!.handleExtended(this, group);
     this.openGroup = group[group.length - 1].type === H;
+    this.openGroupDescribesOnly = group.every((m) => DESCRIBING.has(m.type));
+  }
+
+  /**
+   * A group closed by Sync after groups closed by Flush that only parsed and
+   * described statements (postgres.js describes a statement with parameters
+   * before it binds it): the gateway ends those with a Sync of its own, so
+   * that its own work can run first, and then handles the group as any. If
+   * they failed, PostgreSQL would have skipped this group up to its Sync: so
+   * does the gateway, and answers that Sync.
+   */
+  private async runAfterDescribing(group: Message[]): Promise<void> {
+    const ended = await this.relay([syncMessage()]);
+    this.openGroup = false;
+    if (ended.failed) {
+      this.toClient(readyForQuery(ended.status));
+      return;
+    }
+    await this.runExtended(group);
   }
 
   // ------------------------------------------------------------ SessionControl

@@ -1,5 +1,6 @@
 import { DeleteEndpointCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
 import { sdkConfig } from '../support/edge.js';
@@ -1504,6 +1505,61 @@ describe('sentiment in the FROM list', () => {
       expect(plan, sql).toContain('aws_ml_r');
       await expectSameBothWays(db, sql);
     }
+  });
+});
+
+describe('postgres.js', () => {
+  it('batches a query with parameters from its first run on a new connection (described before it is bound)', async () => {
+    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
+    const expected = await (async () => {
+      await db.query('SET apg_enable_function_migration = false');
+      try {
+        return (await db.query(query, [40])).rows.map((r) => ({ ...r }));
+      } finally {
+        await db.query('RESET apg_enable_function_migration');
+      }
+    })();
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const before = perRowCallsOf();
+      // postgres.js sends Parse, Describe and Flush for a statement it has not prepared, then Bind, Execute, Sync.
+      const first = await sql.unsafe(query, [40], { prepare: true });
+      expect(first.map((r) => ({ ...r }))).toEqual(expected);
+      expect(perRowCallsOf() - before).toBe(0);
+      // Several at once (pipelined), and again, prepared by then.
+      const [a, b] = await Promise.all([
+        sql.unsafe(query, [10], { prepare: true }),
+        sql.unsafe(query.replace('<= $1', '>= $1'), [995], { prepare: true }),
+      ]);
+      expect(a).toHaveLength(10);
+      expect(b.length).toBeGreaterThan(0);
+      // A statement PostgreSQL refuses when it is described fails as it does alone; the connection serves on.
+      await expect(
+        sql.unsafe(`SELECT ${EP}, nosuch FROM t WHERE id <= $1`, [1], { prepare: true }),
+      ).rejects.toMatchObject({
+        code: '42703',
+      });
+      const [again] = await sql.unsafe(query, [1], { prepare: true });
+      expect(again).toEqual(expected[0]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('skips a group sent at once after a described statement PostgreSQL refused, up to its Sync, as PostgreSQL does', async () => {
+    const session = new RawSession(await stack.connect());
+    const describe = Buffer.from([0x44, 0, 0, 0, 8, 0x53, 0x71, 0x31, 0]); // Describe statement "q1"
+    const answer = await session.round([
+      raw.parse('q1', `SELECT ${EP}, nosuch FROM t WHERE id <= $1`),
+      describe,
+      raw.flush(),
+      raw.bind('q1', ['1']),
+      raw.execute(),
+      raw.sync(),
+    ]);
+    expect(answer.errors.map((e) => e.code)).toEqual(['42703']);
+    expect(answer.types).toBe('EZ');
+    expect((await session.query('SELECT 1')).results).toEqual([[['1']]]);
   });
 });
 
