@@ -1372,11 +1372,17 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
-    // A group ending in Flush is answered as it goes: nothing is scored for it. It may parse a statement with ML
-    // calls to learn its parameter types before binding it (postgres.js does): the results tables it reads are made
-    // first, as below.
-    const describedFirst = !endsWithSync && batchParses.length > 0;
-    if ((batchParses.length === 0 && binds.length === 0) || (!endsWithSync && !describedFirst) || status === 'E') {
+    // A group ending in Flush is answered as it goes, the Sync that ends it coming later. One that executes statements
+    // with ML calls (a portal read in pieces, as pg-cursor reads it) is scored before it goes; one that only parses
+    // them learns their parameter types before binding them (postgres.js does): the results tables they read are
+    // made first.
+    const flushExecutes = !endsWithSync && binds.some((b) => executedLater(out, b.index, b.portal) >= 0);
+    const describedFirst = !endsWithSync && !flushExecutes && batchParses.length > 0;
+    if (
+      (batchParses.length === 0 && binds.length === 0) ||
+      (!endsWithSync && !describedFirst && !flushExecutes) ||
+      status === 'E'
+    ) {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
@@ -1548,6 +1554,10 @@ export class MlInterceptor implements SessionInterceptor {
       // (The group then fails as it would have outside a block.)
       if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
+      if (!endsWithSync) {
+        control.failUntilSync(failure);
+        return;
+      }
       if (failsInPlace && control.backend.status !== 'E') {
         const injection = failureBefore(failingExecute, repliesBeforeFailure!, failure);
         await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);

@@ -46,8 +46,16 @@ export interface SessionControl {
    * Runs `task` on the backend once every statement handed over with `forward`
    * has been answered, before any later statement of the client (COPY data for
    * those statements still flows). A failing task is logged, not reported.
+   * After a group ended by Flush, that is once a Sync has closed it: the
+   * client's messages until then (fetching a portal's rows) go on as usual.
    */
   afterIdle(task: () => Promise<void>): void;
+  /**
+   * Fails the extended-protocol group being handled, which ended in Flush:
+   * the client gets `error`, and, as PostgreSQL does after an error, its
+   * messages up to the next Sync are skipped and that Sync is answered.
+   */
+  failUntilSync(error: Buffer): void;
 }
 
 /**
@@ -162,6 +170,8 @@ export class Session implements SessionControl {
   private lastSyncExtended = false;
   /** The client's last message was CopyDone or CopyFail. */
   private copyJustEnded = false;
+  /** The client's messages are skipped up to its next Sync (see failUntilSync). */
+  private skippingUntilSync = false;
   clientEncoding = 'UTF8';
   standardConformingStrings = 'on';
   private readonly interceptor: SessionInterceptor | undefined;
@@ -363,6 +373,7 @@ export class Session implements SessionControl {
   private onClientData(chunk: Buffer): void {
     if (
       !this.busy &&
+      !this.skippingUntilSync &&
       this.followUps.length === 0 &&
       this.clientFramer.buffered === 0 &&
       this.group.length === 0 &&
@@ -451,7 +462,22 @@ export class Session implements SessionControl {
       // The Sync after CopyDone/CopyFail ends the copy's group: its ReadyForQuery is what the follow-ups wait for.
       const endsCopy = type === S && this.copyJustEnded;
       this.copyJustEnded = type === 0x63 /* CopyDone */ || type === 0x66; /* CopyFail */
-      if (this.followUps.length > 0 && (this.queue.length > 0 || !(COPY_FROM_CLIENT.has(type) || endsCopy))) {
+      if (this.skippingUntilSync) {
+        if (type !== S) continue;
+        this.skippingUntilSync = false;
+        this.flushForward(forward);
+        this.toClient(readyForQuery(this.backend.status));
+        if (this.followUps.length > 0) {
+          this.startInterception(() => Promise.resolve(), messages.slice(i + 1));
+          return;
+        }
+        continue;
+      }
+      if (
+        this.followUps.length > 0 &&
+        !this.openGroup &&
+        (this.queue.length > 0 || !(COPY_FROM_CLIENT.has(type) || endsCopy))
+      ) {
         // Held until the follow-ups have run (see readyForQuery); COPY data still feeds its statement,
         // unless messages before it are held too (it must not overtake its COPY).
         this.flushForward(forward);
@@ -570,7 +596,8 @@ export class Session implements SessionControl {
 
   private async runExtended(group: Message[]): Promise<void> {
     await this.interceptor!.handleExtended(this, group);
-    this.openGroup = group[group.length - 1].type === H;
+    // (A group failed by the gateway never reached PostgreSQL.)
+    this.openGroup = group[group.length - 1].type === H && !this.skippingUntilSync;
     this.openGroupDescribesOnly = group.every((m) => DESCRIBING.has(m.type));
   }
 
@@ -613,6 +640,11 @@ export class Session implements SessionControl {
     this.followUps.push(task);
   }
 
+  failUntilSync(error: Buffer): void {
+    this.toClient(error);
+    this.skippingUntilSync = true;
+  }
+
   /** Waits until PostgreSQL has received the cancels handed to it (see cancel). */
   private async cancelsDelivered(): Promise<void> {
     while (this.cancelsOnTheirWay.size > 0) await Promise.all(this.cancelsOnTheirWay);
@@ -620,7 +652,7 @@ export class Session implements SessionControl {
 
   /** Runs the pending follow-up tasks if the backend is idle. */
   private async runFollowUps(): Promise<void> {
-    while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.closed) {
+    while (this.followUps.length > 0 && this.pendingSyncs === 0 && !this.openGroup && !this.closed) {
       // From here the client has no statement running (cancels wait, see cancel).
       this.runningFollowUps = true;
       try {

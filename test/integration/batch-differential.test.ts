@@ -1546,6 +1546,35 @@ describe('postgres.js', () => {
     }
   });
 
+  it('batches a portal read in pieces after Flushes (as pg-cursor reads it), scoring before its first rows', async () => {
+    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
+    await db.query('SET apg_enable_function_migration = false');
+    const expected = (await db.query({ text: query, values: [45], rowMode: 'array' })).rows.map((r) => r.map(String));
+    await db.query('RESET apg_enable_function_migration');
+    const session = new RawSession(await stack.connect());
+    const suspendedOrDone = (answer: { types: string }) => /[sCE]$/.test(answer.types);
+    const before = perRowCallsOf();
+    const first = await session.round(
+      [raw.parse('', query), raw.bind('', ['45'], 'c1'), raw.describePortal('c1'), raw.execute('c1', 20), raw.flush()],
+      0,
+      suspendedOrDone,
+    );
+    expect(first.errors).toEqual([]);
+    const rows = [...first.results[0]];
+    for (;;) {
+      const next = await session.round([raw.execute('c1', 20), raw.flush()], 0, suspendedOrDone);
+      expect(next.errors).toEqual([]);
+      rows.push(...next.results[0]);
+      if (next.types.endsWith('C')) break;
+    }
+    const closed = await session.round([raw.closePortal('c1'), raw.sync()]);
+    expect(closed.statuses).toEqual(['I']);
+    expect(rows).toEqual(expected);
+    expect(perRowCallsOf() - before).toBe(0);
+    // Its answers are not current once the group is closed.
+    expect((await session.query("SELECT current_setting('aws_ml.batch_statement', true)")).results[0][0][0]).toBe('0');
+  });
+
   it('skips a group sent at once after a described statement PostgreSQL refused, up to its Sync, as PostgreSQL does', async () => {
     const session = new RawSession(await stack.connect());
     const describe = Buffer.from([0x44, 0, 0, 0, 8, 0x53, 0x71, 0x31, 0]); // Describe statement "q1"

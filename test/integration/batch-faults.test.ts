@@ -161,6 +161,32 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('fails a portal read in pieces after Flushes when its scoring fails, skipping to the Sync as PostgreSQL does', async () => {
+    const db = await startWith({ breakFrom: 1 });
+    const session = new RawSession(db);
+    for (const block of [false, true]) {
+      if (block) await session.query('BEGIN');
+      const failed = await session.round(
+        [
+          raw.parse('', `SELECT id, ${call(100)} FROM rows_in WHERE id <= $1`),
+          raw.bind('', ['500'], 'c1'),
+          raw.execute('c1', 20),
+          raw.flush(),
+        ],
+        0,
+        (answer) => answer.errors.length > 0,
+      );
+      expect(failed.errors[0].code).toMatch(/^58/);
+      expect(failed.errors[0].message).toMatch(/^aws_sagemaker\.invoke_endpoint: .*remote/);
+      // What the client sends up to its Sync is skipped, the Sync answered.
+      const skipped = await session.round([raw.execute('c1', 20), raw.flush(), raw.sync()]);
+      expect(skipped.types).toBe('Z');
+      expect(skipped.statuses).toEqual([block ? 'E' : 'I']);
+      if (block) await session.query('ROLLBACK');
+      expect((await session.query('SELECT 1')).results).toEqual([[['1']]]);
+    }
+  });
+
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
     const db = await startWith({ throttleFirst: 1_000_000 });
     await db.query("SET statement_timeout = '2s'");

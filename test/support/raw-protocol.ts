@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import {
   bindMessage,
+  closeMessage,
   copyDataMessage,
   copyDoneMessage,
+  describeMessage,
   executeMessage,
   type Message,
   MessageFramer,
@@ -45,12 +47,15 @@ export class RawSession {
     });
   }
 
-  /** Sends the messages and collects the answers up to the `syncs`-th ReadyForQuery. */
-  async round(messages: Buffer[], syncs = 1): Promise<RawAnswer> {
+  /**
+   * Sends the messages and collects the answers up to the `syncs`-th
+   * ReadyForQuery, or, for messages ended by Flush, until `done` holds.
+   */
+  async round(messages: Buffer[], syncs = 1, done?: (answer: RawAnswer) => boolean): Promise<RawAnswer> {
     this.stream.write(Buffer.concat(messages));
     const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [], types: '' };
     let rows: (string | null)[][] = [];
-    while (answer.statuses.length < syncs) {
+    while (done ? !done(answer) : answer.statuses.length < syncs) {
       if (this.pending.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
       for (const message of this.pending.splice(0)) {
@@ -87,6 +92,8 @@ export const raw = {
       values.map((v) => (v === null ? null : Buffer.from(v))),
     ),
   execute: (portal = '', maxRows = 0) => executeMessage(portal, maxRows),
+  describePortal: (portal = '') => describeMessage('P', portal),
+  closePortal: (portal = '') => closeMessage('P', portal),
   flush: () => Buffer.from([0x48, 0, 0, 0, 4]),
   sync: () => syncMessage(),
   query: (sql: string) => queryMessage(sql),

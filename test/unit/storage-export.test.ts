@@ -122,6 +122,7 @@ function control(server: FakeServer): SessionControl {
     clientEncoding: 'UTF8',
     standardConformingStrings: 'on',
     afterIdle: () => {},
+    failUntilSync: () => {},
   };
 }
 
