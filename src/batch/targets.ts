@@ -1,7 +1,9 @@
-import { type AstNode, clone, deparse, inner, nodeType, some, walk } from '../sql/ast.js';
+import { type AstNode, clone, deparse, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import type { MlCatalog } from './catalog.js';
+import { recognizeMlCall } from './ml-calls.js';
 import type { BatchPlan } from './planner.js';
+import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** What batch mode works on in a statement, and how the statement runs afterwards. */
 export interface BatchTarget {
@@ -216,4 +218,37 @@ export function tablesOf(query: AstNode): { schema?: string; name: string }[] {
     return undefined;
   });
   return out;
+}
+
+/** Batch mode's own round trips cost more than this many calls made one by one (see evaluatesOnce). */
+const FEW_CALLS = 2;
+
+/**
+ * Whether a query (before planning) makes each of its ML calls once, and
+ * makes at most a couple: a SELECT without FROM (`SELECT
+ * detect_sentiment($1, 'en')`), none of whose expressions can return several
+ * rows (a subquery, a set-returning function: only the calls themselves, with
+ * arguments of no other function, and known scalar built-ins are called).
+ * Batching has nothing to gather there, and its own work (reading the
+ * session's settings, the argument query, loading the answer) would only add
+ * to the calls' time: such a query goes per row.
+ */
+export function evaluatesOnce(query: AstNode, catalog: MlCatalog): boolean {
+  const select = inner(query, 'SelectStmt');
+  if (!select || select.fromClause?.length || select.valuesLists || select.withClause) return false;
+  if (select.larg || (select.op && select.op !== 'SETOP_NONE')) return false;
+  let calls = 0;
+  const severalRows = some(query, (node) => {
+    const type = nodeType(node);
+    if (type === 'SubLink') return true;
+    if (type !== 'FuncCall') return false;
+    const call = inner(node, 'FuncCall');
+    if (recognizeMlCall(call, catalog)) {
+      calls += 1;
+      return false;
+    }
+    const name = functionName(call);
+    return !((name.length === 1 || name[0] === 'pg_catalog') && ROW_ONLY_FUNCTIONS.has(name[name.length - 1]));
+  });
+  return !severalRows && calls > 0 && calls <= FEW_CALLS;
 }

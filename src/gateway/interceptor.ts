@@ -19,7 +19,14 @@ import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
 import { readsTransactionStart } from '../batch/pure-functions.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
-import { type BatchTarget, batchTarget, isCatalogDdl, type SqlPrepared, tablesOf } from '../batch/targets.js';
+import {
+  type BatchTarget,
+  batchTarget,
+  evaluatesOnce,
+  isCatalogDdl,
+  type SqlPrepared,
+  tablesOf,
+} from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
 import { type AstNode, callsFunction, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
@@ -1035,10 +1042,13 @@ export class MlInterceptor implements SessionInterceptor {
     if (!deparsesFaithfully(stmt)) return { forward: 'syntax the gateway cannot rewrite faithfully' };
     let target: BatchTarget | undefined;
     let plan: BatchPlan;
+    let once = false;
     try {
       target = batchTarget(stmt, catalog, this.executing);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
+      // (Read before planning, which rewrites the query.)
+      once = !target.explain && !target.cursor && evaluatesOnce(target.query, catalog);
       plan = planBatch(target.query, catalog, {
         stored: target.stored,
         cursor: target.cursor,
@@ -1055,6 +1065,7 @@ export class MlInterceptor implements SessionInterceptor {
     // Group ids key stored rows: no two statements of the session share them.
     this.nextGroupId = Math.max(this.nextGroupId, firstGroupId + plan.groups.length);
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
+    if (once) return { forward: 'one call each' };
     return { target, plan, catalog };
   }
 

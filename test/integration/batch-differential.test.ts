@@ -1508,6 +1508,32 @@ describe('sentiment in the FROM list', () => {
   });
 });
 
+describe('statements that make each call once', () => {
+  it('go per row when a SELECT without FROM makes one or two calls: batching has nothing to gather', async () => {
+    const mood = (text: string) => `(${SENTIMENT}(${text}, 'en')).sentiment`;
+    const before = { scored: rowsScored(SENTIMENT), perRow: perRowCallsOf(SENTIMENT) };
+    const one = await db.query(`SELECT ${mood("'I love it'")} AS s`);
+    const two = await db.query({ text: `SELECT ${mood('$1')} AS a, ${mood("'awful'")} AS b`, values: ['great'] });
+    expect(one.rows).toEqual([{ s: 'POSITIVE' }]);
+    expect(two.rows).toEqual([{ a: 'POSITIVE', b: 'NEGATIVE' }]);
+    expect(rowsScored(SENTIMENT) - before.scored).toBe(0);
+    expect(perRowCallsOf(SENTIMENT) - before.perRow).toBe(3);
+    // Several calls, a subquery, a set-returning function, a FROM: batched as before.
+    for (const sql of [
+      `SELECT ${mood("'a'")}, ${mood("'b'")}, ${mood("'c'")}`,
+      `SELECT ${mood('(SELECT txt FROM t WHERE id = 2)')}`,
+      `SELECT ${mood("'a'")}, generate_series(1, 3)`,
+      `SELECT ${mood('txt')} FROM t WHERE id = 2`,
+    ]) {
+      const calls = perRowCallsOf(SENTIMENT);
+      const scored = rowsScored(SENTIMENT);
+      await db.query(sql);
+      expect(perRowCallsOf(SENTIMENT) - calls, sql).toBe(0);
+      expect(rowsScored(SENTIMENT) - scored, sql).toBeGreaterThan(0);
+    }
+  });
+});
+
 describe('postgres.js', () => {
   it('batches a query with parameters from its first run on a new connection (described before it is bound)', async () => {
     const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
