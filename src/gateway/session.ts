@@ -120,6 +120,7 @@ const K = 0x4b;
 /** CopyInResponse: the server waits for the client's COPY data. */
 const COPY_IN_RESPONSE = 0x47;
 const COMMAND_COMPLETE = 0x43;
+const ERROR_RESPONSE = 0x45;
 /** First letters of CREATE, DROP and ALTER command tags. */
 const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
 /**
@@ -160,7 +161,13 @@ export class Session implements SessionControl {
    * ParameterStatus, CopyInResponse and CommandComplete (DDL) matter there.
    */
   private readonly serverScanner = new BoundaryScanner(
-    (type) => type === Z || type === K || type === S || type === COPY_IN_RESPONSE || type === COMMAND_COMPLETE,
+    (type) =>
+      type === Z ||
+      type === K ||
+      type === S ||
+      type === COPY_IN_RESPONSE ||
+      type === COMMAND_COMPLETE ||
+      type === ERROR_RESPONSE,
   );
   /**
    * The last Sync point forwarded was an extended-protocol Sync (not a Query):
@@ -185,6 +192,8 @@ export class Session implements SessionControl {
    * changes nothing but the timing of its replies.
    */
   private openGroupDescribesOnly = false;
+  /** PostgreSQL sent an error since its last ReadyForQuery (in an open group: it skips to the Sync). */
+  private errorSinceReady = false;
   private group: Message[] = [];
   private queue: Message[] = [];
   private busy = false;
@@ -317,6 +326,8 @@ export class Session implements SessionControl {
       this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
     } else if (type === S) {
       this.noteParameter(buffer, offset, length);
+    } else if (type === ERROR_RESPONSE) {
+      this.errorSinceReady = true;
     } else if (type === COPY_IN_RESPONSE) {
       if (this.lastSyncExtended && this.pendingSyncs > 0) this.pendingSyncs -= 1;
       this.lastSyncExtended = false;
@@ -345,6 +356,7 @@ export class Session implements SessionControl {
 
   private readyForQuery(status: TransactionStatus): void {
     this.backend.status = status;
+    this.errorSinceReady = false;
     this.interceptor?.noteStatus?.(status);
     if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
     if (this.pendingSyncs > 0) return;
@@ -485,7 +497,8 @@ export class Session implements SessionControl {
         this.client.pause(); // resumed once the follow-ups have run
         return;
       }
-      if (type === Q && this.interceptor && this.needsInterception(message)) {
+      // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction.)
+      if (type === Q && this.interceptor && !this.openGroup && this.needsInterception(message)) {
         this.flushForward(forward);
         this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
         return;
@@ -610,9 +623,11 @@ export class Session implements SessionControl {
    * does the gateway, and answers that Sync.
    */
   private async runAfterDescribing(group: Message[]): Promise<void> {
+    const failedBefore = this.errorSinceReady;
     const ended = await this.relay([syncMessage()]);
     this.openGroup = false;
-    if (ended.failed) {
+    this.errorSinceReady = false;
+    if (ended.failed || failedBefore) {
       this.toClient(readyForQuery(ended.status));
       return;
     }

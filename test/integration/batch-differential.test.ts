@@ -1601,6 +1601,45 @@ describe('postgres.js', () => {
     expect((await session.query("SELECT current_setting('aws_ml.batch_statement', true)")).results[0][0][0]).toBe('0');
   });
 
+  it('skips a group after a Flush-ended group PostgreSQL refused, whenever the refusal came', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query('CREATE TEMP TABLE scored_rows (id int, s text)');
+    const insert = `INSERT INTO scored_rows SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= $1`;
+    await session.round([raw.parse('s0', insert), raw.sync()]);
+    const refused = await session.round(
+      [raw.parse('', 'SELECT nocol'), raw.describeStatement(''), raw.flush()],
+      0,
+      (answer) => answer.errors.length > 0,
+    );
+    expect(refused.errors.map((e) => e.code)).toEqual(['42703']);
+    const skipped = await session.round([raw.bind('s0', ['3']), raw.execute(), raw.sync()]);
+    expect(skipped.types).toBe('Z');
+    expect((await session.query('SELECT count(*) FROM scored_rows')).results[0]).toEqual([['0']]);
+  });
+
+  it('leaves a Query sent while a Flush-ended group is open to PostgreSQL, the group going on', async () => {
+    const session = new RawSession(await stack.connect());
+    const read = await session.round(
+      [
+        raw.parse('', 'SELECT g FROM generate_series(1, 5) g'),
+        raw.bind('', [], 'c1'),
+        raw.execute('c1', 2),
+        raw.flush(),
+      ],
+      0,
+      (answer) => answer.types.endsWith('s'),
+    );
+    expect(read.results[0]).toEqual([['1'], ['2']]);
+    const query = await session.query(
+      `SELECT (${SENTIMENT}(txt || now()::text, 'en')).sentiment IS NOT NULL FROM t WHERE id = 2`,
+    );
+    expect(query.errors).toEqual([]);
+    expect(query.statuses).toEqual(['T']);
+    const more = await session.round([raw.execute('c1', 2), raw.flush()], 0, (answer) => /[sCE]$/.test(answer.types));
+    expect(more.results[0]).toEqual([['3'], ['4']]);
+    expect((await session.round([raw.sync()])).statuses).toEqual(['I']);
+  });
+
   it('skips a group sent at once after a described statement PostgreSQL refused, up to its Sync, as PostgreSQL does', async () => {
     const session = new RawSession(await stack.connect());
     const describe = Buffer.from([0x44, 0, 0, 0, 8, 0x53, 0x71, 0x31, 0]); // Describe statement "q1"

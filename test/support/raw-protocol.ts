@@ -93,6 +93,7 @@ export const raw = {
     ),
   execute: (portal = '', maxRows = 0) => executeMessage(portal, maxRows),
   describePortal: (portal = '') => describeMessage('P', portal),
+  describeStatement: (statement = '') => describeMessage('S', statement),
   closePortal: (portal = '') => closeMessage('P', portal),
   flush: () => Buffer.from([0x48, 0, 0, 0, 4]),
   sync: () => syncMessage(),
