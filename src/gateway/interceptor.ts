@@ -452,13 +452,19 @@ function explainRewrite(
  * Ends a transaction block the gateway opened for a client's statements, as
  * PostgreSQL ends an implicit one: committed, or rolled back after an error.
  */
-async function endOwnBlock(control: SessionControl): Promise<void> {
+async function endOwnBlock(control: SessionControl): Promise<boolean> {
   if (control.backend.status === 'T') {
     // A deferred constraint can still fail at COMMIT: relay that, not the COMMIT tag.
-    await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 /* C */ ? null : m.bytes));
-  } else if (control.backend.status === 'E') {
-    await control.backend.query('ROLLBACK');
+    const outcome = await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 /* C */ ? null : m.bytes));
+    return !outcome.failed;
   }
+  if (control.backend.status === 'E') await control.backend.query('ROLLBACK');
+  return false;
+}
+
+/** A statement's CommandComplete held back until the transaction it ends has committed. */
+interface HeldCompletion {
+  bytes?: Buffer;
 }
 
 /** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
@@ -613,6 +619,8 @@ const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
+  /** While a sequence runs its last statement: where that statement's CommandComplete waits (see runSequence). */
+  private heldCompletion: HeldCompletion | undefined;
   private nextGroupId = 0;
   /** When the session last could not make its results tables (see ensureResultsTables). */
   private readonly tableRefusals: TableRefusals = { until: 0 };
@@ -916,8 +924,12 @@ export class MlInterceptor implements SessionInterceptor {
     if (wrap) await backend.query('BEGIN');
     let ok = true;
     let current = catalog;
+    // PostgreSQL commits the implicit transaction before the last statement's CommandComplete: a failing COMMIT
+    // (a deferred constraint) leaves that statement without one.
+    const held: HeldCompletion = {};
     try {
       for (let i = 0; i < statements.length && ok; i++) {
+        if (wrap && i === statements.length - 1) this.heldCompletion = held;
         ok = await this.runStatement(control, statements[i].stmt, texts[i], current);
         if (ok && isCatalogDdl(statements[i].stmt)) {
           // The next statements may use what it created (a wrapper, a function that writes).
@@ -929,9 +941,14 @@ export class MlInterceptor implements SessionInterceptor {
       // One of the gateway's own statements failed: the block it opened goes, as PostgreSQL's implicit one would.
       if (wrap && !backend.busy) await backend.query('ROLLBACK').catch(() => undefined);
       throw error;
+    } finally {
+      this.heldCompletion = undefined;
     }
-    if (wrap && ok) await endOwnBlock(control);
-    else if (wrap) await backend.query('ROLLBACK');
+    if (wrap && ok) {
+      if ((await endOwnBlock(control)) && held.bytes) control.toClient(held.bytes);
+    } else if (wrap) {
+      await backend.query('ROLLBACK');
+    }
     if (statements.some((s) => isCatalogDdl(s.stmt))) this.ownDdlDone(backend.status);
     control.toClient(readyForQuery(backend.status));
   }
@@ -949,8 +966,28 @@ export class MlInterceptor implements SessionInterceptor {
     if (prepare) this.sqlPrepared.add(prepare.name);
     const parsed = this.planForRun(text, catalog);
     if (!('forward' in parsed)) return this.runBatchStatement(control, parsed, text, false);
-    const outcome = await control.relay(queryMessage(text));
+    const outcome = await this.relayStatement(control, queryMessage(text));
     return !outcome.failed;
+  }
+
+  /**
+   * Relays a client's statement (see SessionControl.relay); while a sequence
+   * runs its last statement, that statement's CommandComplete is held back
+   * (see runSequence).
+   */
+  private relayStatement(
+    control: SessionControl,
+    bytes: Buffer,
+    rewrite?: (message: Message) => Buffer | null,
+  ): ReturnType<SessionControl['relay']> {
+    const held = this.heldCompletion;
+    if (!held) return control.relay(bytes, rewrite);
+    return control.relay(bytes, (message) => {
+      const out = rewrite ? rewrite(message) : message.bytes;
+      if (!out || message.type !== 0x43 /* CommandComplete */) return out;
+      held.bytes = held.bytes ? Buffer.concat([held.bytes, out]) : out;
+      return null;
+    });
   }
 
   private handlerFor(sql: string): { handler: StatementHandler; stmt: AstNode } | undefined {
@@ -974,7 +1011,7 @@ export class MlInterceptor implements SessionInterceptor {
     standalone = true,
   ): Promise<boolean> {
     if (control.backend.status === 'E') {
-      const outcome = await control.relay(queryMessage(deparse(stmt)));
+      const outcome = await this.relayStatement(control, queryMessage(deparse(stmt)));
       if (standalone) control.toClient(readyForQuery(control.backend.status));
       return !outcome.failed;
     }
@@ -983,7 +1020,7 @@ export class MlInterceptor implements SessionInterceptor {
       finalSql = await handler.prepare(control, stmt);
     });
     if (failure) return this.reportFailure(control, failure, standalone);
-    const outcome = await control.relay(queryMessage(finalSql));
+    const outcome = await this.relayStatement(control, queryMessage(finalSql));
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }
@@ -1089,7 +1126,7 @@ export class MlInterceptor implements SessionInterceptor {
     let { target, plan } = parsed;
     const began = performance.now();
     const asIs = async () => {
-      const outcome = await control.relay(queryMessage(original));
+      const outcome = await this.relayStatement(control, queryMessage(original));
       if (standalone) control.toClient(readyForQuery(control.backend.status));
       return !outcome.failed;
     };
@@ -1188,7 +1225,7 @@ export class MlInterceptor implements SessionInterceptor {
         ? undefined
         : underTimeLeft(finalSql, left, settings.timeoutMs, inBlock);
     const explained = target.explain?.text ? explainRewrite(plan, figures) : undefined;
-    const outcome = await control.relay(queryMessage(timed?.sql ?? finalSql), (message) => {
+    const outcome = await this.relayStatement(control, queryMessage(timed?.sql ?? finalSql), (message) => {
       const shown = timed ? timed.hide(message) : message.bytes;
       return shown && explained ? explained(message) : shown;
     });

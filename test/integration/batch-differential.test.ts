@@ -1534,6 +1534,34 @@ describe('statements that make each call once', () => {
   });
 });
 
+describe('statements the gateway runs in a transaction of its own', () => {
+  it('get no CommandComplete when their COMMIT fails, as PostgreSQL gives none', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query(`CREATE TEMP TABLE parent (id int PRIMARY KEY);
+      CREATE TEMP TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED, s text)`);
+    const mood = `(${SENTIMENT}(txt || now()::text, 'en')).sentiment`;
+    for (const [sql, types] of [
+      // Reads the transaction's start: run with its argument query in one transaction.
+      [`INSERT INTO child SELECT 424242, ${mood} FROM t WHERE id <= 3`, 'EZ'],
+      // Several statements: one implicit transaction (the SELECT's rows and CommandComplete, none for the INSERT).
+      [`SELECT 1; INSERT INTO child SELECT 424242, (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= 3`, 'TDCEZ'],
+    ]) {
+      const answer = await session.query(sql);
+      expect(
+        answer.errors.map((e) => e.code),
+        sql,
+      ).toEqual(['23503']);
+      expect(answer.types, sql).toBe(types);
+      expect(answer.statuses).toEqual(['I']);
+    }
+    const ok = await session.query(
+      `INSERT INTO parent VALUES (1); INSERT INTO child SELECT 1, ${mood} FROM t WHERE id <= 3`,
+    );
+    expect(ok.errors).toEqual([]);
+    expect(ok.types).toMatch(/C.*C.*Z$/);
+  });
+});
+
 describe('postgres.js', () => {
   it('batches a query with parameters from its first run on a new connection (described before it is bound)', async () => {
     const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
