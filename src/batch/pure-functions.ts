@@ -85,7 +85,10 @@ export function readsTransactionStart(root: AstNode): boolean {
       const cast = inner(node, 'TypeCast');
       const names: AstNode[] = cast.typeName?.names ?? [];
       const typeName: string = names[names.length - 1]?.String?.sval ?? '';
-      const literal: string | undefined = inner(cast.arg, 'A_Const')?.sval?.sval;
+      // ('now'::text::timestamptz: the text is read as a time by the outer cast.)
+      let arg = cast.arg;
+      while (inner(arg, 'TypeCast')) arg = inner(arg, 'TypeCast').arg;
+      const literal: string | undefined = inner(arg, 'A_Const')?.sval?.sval;
       return /date|time|^ts/.test(typeName) && literal !== undefined && RELATIVE_MOMENT.test(literal);
     }
     return false;

@@ -1420,17 +1420,12 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
-    // A group ending in Flush is answered as it goes, the Sync that ends it coming later. One that executes statements
-    // with ML calls (a portal read in pieces, as pg-cursor reads it) is scored before it goes; one that only parses
-    // them learns their parameter types before binding them (postgres.js does): the results tables they read are
-    // made first.
-    const flushExecutes = !endsWithSync && binds.some((b) => executedLater(out, b.index, b.portal) >= 0);
-    const describedFirst = !endsWithSync && !flushExecutes && batchParses.length > 0;
-    if (
-      (batchParses.length === 0 && binds.length === 0) ||
-      (!endsWithSync && !describedFirst && !flushExecutes) ||
-      status === 'E'
-    ) {
+    // A group ending in Flush is answered as it goes, the Sync that ends it coming later. One that binds statements
+    // with ML calls (a portal read in pieces by later groups, as pg-cursor reads it) is scored before it goes; one
+    // that only parses them learns their parameter types before binding them (postgres.js does): the results tables
+    // they read are made first.
+    const describedFirst = !endsWithSync && binds.length === 0 && batchParses.length > 0;
+    if ((batchParses.length === 0 && binds.length === 0) || status === 'E') {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
@@ -1517,13 +1512,15 @@ export class MlInterceptor implements SessionInterceptor {
     const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     let rowsScored = 0;
-    // Only what the group executes is scored: a portal bound and not executed here runs no call in it.
-    const executed = binds.filter((b) => executedLater(out, b.index, b.portal) >= 0);
+    // Only what the group executes is scored: a portal bound and not executed here runs no call in it. (One bound in
+    // a group ended by Flush is read by the client's next groups, as pg-cursor reads it: scored now.)
+    const executed = endsWithSync ? binds.filter((b) => executedLater(out, b.index, b.portal) >= 0) : binds;
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
-    // first Execute of a statement with ML calls.
-    const failingExecute = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
+    // first Execute of a statement with ML calls (in a group ended by Flush, before the Flush when none is there).
+    const executesAt = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
+    const failingExecute = !endsWithSync && executesAt < 0 && executed.length > 0 ? out.length - 1 : executesAt;
     const repliesBeforeFailure = failingExecute > 0 ? repliesBefore(out, failingExecute) : undefined;
-    const failsInPlace = syncs === 1 && endsWithSync && repliesBeforeFailure !== undefined;
+    const failsInPlace = ((syncs === 1 && endsWithSync) || syncs === 0) && repliesBeforeFailure !== undefined;
     const onlyMl = group.filter((m) => m.type === 0x42 /* Bind */).length === binds.length;
     // Inputs read from the transaction's start (now()…) are the same in the argument queries and in the group's
     // statements only in one transaction: outside a block the gateway opens one, and ends it after the group.
@@ -1602,12 +1599,21 @@ export class MlInterceptor implements SessionInterceptor {
       // (The group then fails as it would have outside a block.)
       if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
-      if (!endsWithSync) {
+      if (!endsWithSync && !(failsInPlace && control.backend.status !== 'E')) {
         control.failUntilSync(failure);
         return;
       }
       if (failsInPlace && control.backend.status !== 'E') {
         const injection = failureBefore(failingExecute, repliesBeforeFailure!, failure);
+        if (!endsWithSync) {
+          // What came before the failure runs and answers; the gateway's own Sync ends the group (its ReadyForQuery
+          // unseen), and the client's messages up to its Sync are skipped, as PostgreSQL skips them after an error.
+          const upToFailure = [...out.slice(0, failingExecute), syncMessage()];
+          await this.forwardAfterOwnWork(control, upToFailure, 1, unnamed, injection, false, false);
+          await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
+          control.failUntilSync();
+          return;
+        }
         await this.forwardAfterOwnWork(control, out, syncs, unnamed, injection);
         // The failure skipped what would close the slipped statement: closed now, its replies unseen.
         await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
@@ -1649,6 +1655,7 @@ export class MlInterceptor implements SessionInterceptor {
     unnamed: UnnamedUse = { plainBound: false },
     injection?: Injection,
     ownBlock = false,
+    answerSync = true,
   ): Promise<void> {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
@@ -1671,7 +1678,7 @@ export class MlInterceptor implements SessionInterceptor {
         control.logger.warn({ err: error }, 'putting a setting back after the group failed');
       });
       if (ownBlock) await endOwnBlock(control);
-      control.toClient(readyForQuery(control.backend.status));
+      if (answerSync) control.toClient(readyForQuery(control.backend.status));
       if (plain && reparse) plain.ownOperations = ownOperations;
     }
     // What the server holds as the unnamed statement from here on.

@@ -52,10 +52,11 @@ export interface SessionControl {
   afterIdle(task: () => Promise<void>): void;
   /**
    * Fails the extended-protocol group being handled, which ended in Flush:
-   * the client gets `error`, and, as PostgreSQL does after an error, its
-   * messages up to the next Sync are skipped and that Sync is answered.
+   * the client gets `error` (unless it had it already), and, as PostgreSQL
+   * does after an error, its messages up to the next Sync are skipped and
+   * that Sync is answered.
    */
-  failUntilSync(error: Buffer): void;
+  failUntilSync(error?: Buffer): void;
 }
 
 /**
@@ -655,8 +656,8 @@ export class Session implements SessionControl {
     this.followUps.push(task);
   }
 
-  failUntilSync(error: Buffer): void {
-    this.toClient(error);
+  failUntilSync(error?: Buffer): void {
+    if (error) this.toClient(error);
     this.skippingUntilSync = true;
   }
 

@@ -1629,6 +1629,33 @@ describe('postgres.js', () => {
     expect((await session.query("SELECT current_setting('aws_ml.batch_statement', true)")).results[0][0][0]).toBe('0');
   });
 
+  it('batches a portal bound and described in a group ended by Flush, its rows read by later ones (pg-cursor)', async () => {
+    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
+    await db.query('SET apg_enable_function_migration = false');
+    const expected = (await db.query({ text: query, values: [45], rowMode: 'array' })).rows.map((r) => r.map(String));
+    await db.query('RESET apg_enable_function_migration');
+    const session = new RawSession(await stack.connect());
+    const before = perRowCallsOf();
+    const described = await session.round(
+      [raw.parse('', query), raw.bind('', ['45'], 'c1'), raw.describePortal('c1'), raw.flush()],
+      0,
+      (answer) => answer.types.endsWith('T'),
+    );
+    expect(described.types).toBe('12T');
+    const rows: (string | null)[][] = [];
+    for (;;) {
+      const next = await session.round([raw.execute('c1', 20), raw.flush()], 0, (answer) =>
+        /[sCE]$/.test(answer.types),
+      );
+      expect(next.errors).toEqual([]);
+      rows.push(...next.results[0]);
+      if (next.types.endsWith('C')) break;
+    }
+    expect((await session.round([raw.closePortal('c1'), raw.sync()])).statuses).toEqual(['I']);
+    expect(rows).toEqual(expected);
+    expect(perRowCallsOf() - before).toBe(0);
+  });
+
   it('skips a group after a Flush-ended group PostgreSQL refused, whenever the refusal came', async () => {
     const session = new RawSession(await stack.connect());
     await session.query('CREATE TEMP TABLE scored_rows (id int, s text)');

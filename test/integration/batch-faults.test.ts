@@ -178,6 +178,7 @@ describe('batch mode under faults', () => {
       );
       expect(failed.errors[0].code).toMatch(/^58/);
       expect(failed.errors[0].message).toMatch(/^aws_sagemaker\.invoke_endpoint: .*remote/);
+      expect(failed.types).toBe('12E'); // ParseComplete and BindComplete first, as PostgreSQL answers them
       // What the client sends up to its Sync is skipped, the Sync answered.
       const skipped = await session.round([raw.execute('c1', 20), raw.flush(), raw.sync()]);
       expect(skipped.types).toBe('Z');
@@ -185,6 +186,19 @@ describe('batch mode under faults', () => {
       if (block) await session.query('ROLLBACK');
       expect((await session.query('SELECT 1')).results).toEqual([[['1']]]);
     }
+    // Bound and described, its rows read by later groups (pg-cursor): the failure comes after the replies.
+    const described = await session.round(
+      [
+        raw.parse('', `SELECT id, ${call(100)} FROM rows_in WHERE id <= $1`),
+        raw.bind('', ['500'], 'c2'),
+        raw.describePortal('c2'),
+        raw.flush(),
+      ],
+      0,
+      (answer) => answer.errors.length > 0,
+    );
+    expect(described.types).toBe('12TE');
+    expect((await session.round([raw.execute('c2', 20), raw.flush(), raw.sync()])).types).toBe('Z');
   });
 
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {

@@ -20,6 +20,7 @@ describe('readsTransactionStart', () => {
       'SELECT LOCALTIME, 1',
       'SELECT LOCALTIMESTAMP',
       "SELECT f('now'::timestamptz)",
+      "SELECT f('now'::text::timestamptz)",
       "SELECT date 'today'",
       "SELECT timestamp with time zone 'now'",
       'SELECT age(born) FROM people',
