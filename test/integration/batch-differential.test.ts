@@ -1600,60 +1600,48 @@ describe('postgres.js', () => {
     }
   });
 
-  it('batches a portal read in pieces after Flushes (as pg-cursor reads it), scoring before its first rows', async () => {
+  /**
+   * A query over t by portal c1 bound in a group ended by Flush, then read 20 rows at a time: its rows, the
+   * per-row path's, and the calls made per row while it was read.
+   */
+  async function portalInPieces(
+    firstGroupExecutes: boolean,
+  ): Promise<{ rows: unknown[]; expected: unknown[]; perRowCalls: number }> {
     const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
     await db.query('SET apg_enable_function_migration = false');
     const expected = (await db.query({ text: query, values: [45], rowMode: 'array' })).rows.map((r) => r.map(String));
     await db.query('RESET apg_enable_function_migration');
     const session = new RawSession(await stack.connect());
-    const suspendedOrDone = (answer: { types: string }) => /[sCE]$/.test(answer.types);
     const before = perRowCallsOf();
-    const first = await session.round(
-      [raw.parse('', query), raw.bind('', ['45'], 'c1'), raw.describePortal('c1'), raw.execute('c1', 20), raw.flush()],
-      0,
-      suspendedOrDone,
-    );
+    const suspendedOrDone = (answer: { types: string }) => /[sCE]$/.test(answer.types);
+    const bound = [raw.parse('', query), raw.bind('', ['45'], 'c1'), raw.describePortal('c1')];
+    const first = firstGroupExecutes
+      ? await session.round([...bound, raw.execute('c1', 20), raw.flush()], 0, suspendedOrDone)
+      : await session.round([...bound, raw.flush()], 0, (answer) => /[TE]$/.test(answer.types));
     expect(first.errors).toEqual([]);
-    const rows = [...first.results[0]];
-    for (;;) {
+    const rows = firstGroupExecutes ? [...first.results[0]] : [];
+    for (let done = first.types.endsWith('C'); !done; ) {
       const next = await session.round([raw.execute('c1', 20), raw.flush()], 0, suspendedOrDone);
       expect(next.errors).toEqual([]);
       rows.push(...next.results[0]);
-      if (next.types.endsWith('C')) break;
+      done = next.types.endsWith('C');
     }
-    const closed = await session.round([raw.closePortal('c1'), raw.sync()]);
-    expect(closed.statuses).toEqual(['I']);
-    expect(rows).toEqual(expected);
-    expect(perRowCallsOf() - before).toBe(0);
+    expect((await session.round([raw.closePortal('c1'), raw.sync()])).statuses).toEqual(['I']);
     // Its answers are not current once the group is closed.
     expect((await session.query("SELECT current_setting('aws_ml.batch_statement', true)")).results[0][0][0]).toBe('0');
+    return { rows, expected, perRowCalls: perRowCallsOf() - before };
+  }
+
+  it('batches a portal read in pieces after Flushes, bound and executed in the first group', async () => {
+    const { rows, expected, perRowCalls } = await portalInPieces(true);
+    expect(rows).toEqual(expected);
+    expect(perRowCalls).toBe(0);
   });
 
   it('batches a portal bound and described in a group ended by Flush, its rows read by later ones (pg-cursor)', async () => {
-    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
-    await db.query('SET apg_enable_function_migration = false');
-    const expected = (await db.query({ text: query, values: [45], rowMode: 'array' })).rows.map((r) => r.map(String));
-    await db.query('RESET apg_enable_function_migration');
-    const session = new RawSession(await stack.connect());
-    const before = perRowCallsOf();
-    const described = await session.round(
-      [raw.parse('', query), raw.bind('', ['45'], 'c1'), raw.describePortal('c1'), raw.flush()],
-      0,
-      (answer) => answer.types.endsWith('T'),
-    );
-    expect(described.types).toBe('12T');
-    const rows: (string | null)[][] = [];
-    for (;;) {
-      const next = await session.round([raw.execute('c1', 20), raw.flush()], 0, (answer) =>
-        /[sCE]$/.test(answer.types),
-      );
-      expect(next.errors).toEqual([]);
-      rows.push(...next.results[0]);
-      if (next.types.endsWith('C')) break;
-    }
-    expect((await session.round([raw.closePortal('c1'), raw.sync()])).statuses).toEqual(['I']);
+    const { rows, expected, perRowCalls } = await portalInPieces(false);
     expect(rows).toEqual(expected);
-    expect(perRowCallsOf() - before).toBe(0);
+    expect(perRowCalls).toBe(0);
   });
 
   it('skips a group after a Flush-ended group PostgreSQL refused, whenever the refusal came', async () => {
