@@ -985,8 +985,11 @@ export class MlInterceptor implements SessionInterceptor {
     return control.relay(bytes, (message) => {
       const out = rewrite ? rewrite(message) : message.bytes;
       if (!out || message.type !== 0x43 /* CommandComplete */) return out;
-      held.bytes = held.bytes ? Buffer.concat([held.bytes, out]) : out;
-      return null;
+      // (Only the CommandComplete waits: rows a rewrite sends with it, as EXPLAIN's, go now.)
+      const tail =
+        out.length >= message.bytes.length && out.subarray(out.length - message.bytes.length).equals(message.bytes);
+      held.bytes = tail ? message.bytes : out;
+      return tail && out.length > message.bytes.length ? out.subarray(0, out.length - message.bytes.length) : null;
     });
   }
 
@@ -1085,7 +1088,8 @@ export class MlInterceptor implements SessionInterceptor {
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
       // (Read before planning, which rewrites the query.)
-      once = !target.explain && !target.cursor && evaluatesOnce(target.query, catalog);
+      // (EXPLAIN too: it shows how the statement runs.)
+      once = !target.cursor && evaluatesOnce(target.query, catalog);
       plan = planBatch(target.query, catalog, {
         stored: target.stored,
         cursor: target.cursor,
@@ -1518,6 +1522,7 @@ export class MlInterceptor implements SessionInterceptor {
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
     // first Execute of a statement with ML calls (in a group ended by Flush, before the Flush when none is there).
     const executesAt = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
+    // (A group ended by Flush that executes nothing yet: see below.)
     const failingExecute = !endsWithSync && executesAt < 0 && executed.length > 0 ? out.length - 1 : executesAt;
     const repliesBeforeFailure = failingExecute > 0 ? repliesBefore(out, failingExecute) : undefined;
     const failsInPlace = ((syncs === 1 && endsWithSync) || syncs === 0) && repliesBeforeFailure !== undefined;
@@ -1599,6 +1604,12 @@ export class MlInterceptor implements SessionInterceptor {
       // (The group then fails as it would have outside a block.)
       if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
+      if (!endsWithSync && executesAt < 0 && failsInPlace && control.backend.status !== 'E') {
+        // Nothing is executed here yet, and a portal bound may never be: the group goes unscored, its calls made per
+        // row if the client reads the portal, where PostgreSQL raises what they raise.
+        await this.forwardAfterOwnWork(control, out, syncs, unnamed);
+        return;
+      }
       if (!endsWithSync && !(failsInPlace && control.backend.status !== 'E')) {
         control.failUntilSync(failure);
         return;
@@ -1662,6 +1673,11 @@ export class MlInterceptor implements SessionInterceptor {
     const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
     const endsWithSync = out[out.length - 1]?.[0] === 0x53; /* Sync */
     if ((!reparse && !injection && !ownBlock) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
+      if (reparse && control.backend.status !== 'E') {
+        // (A group ended by Flush, or by several Syncs: the statement is parsed again in a round trip of its own.)
+        await control.relay([reparse, syncMessage()], () => null);
+        if (plain) plain.ownOperations = ownOperations;
+      }
       control.forward(out, syncs);
     } else {
       let parseHidden = !reparse;

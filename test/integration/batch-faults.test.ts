@@ -186,19 +186,28 @@ describe('batch mode under faults', () => {
       if (block) await session.query('ROLLBACK');
       expect((await session.query('SELECT 1')).results).toEqual([[['1']]]);
     }
-    // Bound and described, its rows read by later groups (pg-cursor): the failure comes after the replies.
-    const described = await session.round(
-      [
-        raw.parse('', `SELECT id, ${call(100)} FROM rows_in WHERE id <= $1`),
-        raw.bind('', ['500'], 'c2'),
-        raw.describePortal('c2'),
-        raw.flush(),
-      ],
-      0,
-      (answer) => answer.errors.length > 0,
-    );
-    expect(described.types).toBe('12TE');
-    expect((await session.round([raw.execute('c2', 20), raw.flush(), raw.sync()])).types).toBe('Z');
+    // Bound and described, its rows read by later groups (pg-cursor): nothing fails before the client reads it
+    // (it may never), and reading it fails as per row.
+    const bindAndDescribe = (portal: string) => [
+      raw.parse('', `SELECT id, ${call(100)} FROM rows_in WHERE id <= $1`),
+      raw.bind('', ['500'], portal),
+      raw.describePortal(portal),
+      raw.flush(),
+    ];
+    for (const block of [false, true]) {
+      if (block) await session.query('BEGIN');
+      const unread = await session.round(bindAndDescribe('c2'), 0, (answer) => /[TE]$/.test(answer.types));
+      expect(unread.types).toBe('12T');
+      const closed = await session.round([raw.closePortal('c2'), raw.sync()]);
+      expect(closed.types).toBe('3Z');
+      expect(closed.statuses).toEqual([block ? 'T' : 'I']);
+      const read = await session.round(bindAndDescribe('c3'), 0, (answer) => /[TE]$/.test(answer.types));
+      expect(read.types).toBe('12T');
+      const failed = await session.round([raw.execute('c3', 20), raw.flush(), raw.sync()]);
+      expect(failed.errors[0].code).toMatch(/^58/);
+      expect(failed.types).toBe('EZ');
+      if (block) await session.query('ROLLBACK');
+    }
   });
 
   it('backs off exponentially even when the service says Retry-After: 0, and gives up within the time budget', async () => {
