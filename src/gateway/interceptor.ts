@@ -663,6 +663,10 @@ export class MlInterceptor implements SessionInterceptor {
     this.leaveDdlWatch?.();
   }
 
+  asSent(sql: string): string {
+    return rewriteStatementText(sql);
+  }
+
   mentionsMl(sql: string): boolean {
     // Until this database's catalog has been read, look at everything once.
     const pattern = this.ddlInBlock

@@ -8,6 +8,7 @@ import {
   type Message,
   MessageFramer,
   parseTextLatin1,
+  queryMessage,
   readParse,
   readyForQuery,
   syncMessage,
@@ -68,6 +69,11 @@ export interface SessionControl {
 export interface SessionInterceptor {
   /** Cheap test on a statement's text (a substring check, no parsing). */
   mentionsMl(sql: string): boolean;
+  /**
+   * The text of a statement that goes to PostgreSQL without the interceptor
+   * (while a group ended by Flush is open): Aurora's names mapped to pgsage's.
+   */
+  asSent?(sql: string): string;
   /**
    * Whether an extended-protocol message refers to a statement or portal the
    * interceptor is tracking (`ownOperations`: the backend's count so far, see
@@ -428,6 +434,7 @@ export class Session implements SessionControl {
       if (type === S) describesOnly = true;
       else if (!DESCRIBING.has(type)) describesOnly = false;
       if (type === Q) {
+        if (this.skipsToSync()) return false;
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         syncs += 1;
@@ -537,10 +544,21 @@ export class Session implements SessionControl {
         }
         continue;
       }
+      if (type === Q && this.skipsToSync()) {
+        // PostgreSQL skips it (no answer, no ReadyForQuery), as it skips everything up to the Sync.
+        forward.push(message.bytes);
+        continue;
+      }
       if (type === Q) {
         this.pendingSyncs += 1;
         this.lastSyncExtended = false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
+        const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
+        if (this.openGroup && readable && this.interceptor?.asSent && this.needsInterception(message)) {
+          const sql = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+          forward.push(queryMessage(this.interceptor.asSent(sql)));
+          continue;
+        }
       }
       forward.push(message.bytes);
       if (type === X) {
@@ -606,6 +624,11 @@ export class Session implements SessionControl {
 
   private runQuery(message: Message): Promise<void> {
     return this.interceptor!.handleQuery(this, message.bytes.toString('utf8', 5, message.bytes.length - 1), message);
+  }
+
+  /** PostgreSQL failed a statement of the open group and skips the client's messages up to its Sync. */
+  private skipsToSync(): boolean {
+    return this.openGroup && this.errorSinceReady;
   }
 
   private async runExtended(group: Message[]): Promise<void> {

@@ -1708,9 +1708,25 @@ describe('postgres.js', () => {
     );
     expect(query.errors).toEqual([]);
     expect(query.statuses).toEqual(['T']);
+    // Aurora's name for the setting is still pgsage's.
+    const set = await session.query('SET apg_enable_function_migration = false');
+    expect(set.errors).toEqual([]);
     const more = await session.round([raw.execute('c1', 2), raw.flush()], 0, (answer) => /[sCE]$/.test(answer.types));
     expect(more.results[0]).toEqual([['3'], ['4']]);
     expect((await session.round([raw.sync()])).statuses).toEqual(['I']);
+    expect((await session.query('SHOW apg_enable_function_migration')).results[0]).toEqual([['false']]);
+    await session.query('RESET apg_enable_function_migration');
+  });
+
+  it('leaves a Query to PostgreSQL to skip after an error in a Flush-ended group, and serves on', async () => {
+    const session = new RawSession(await stack.connect());
+    const refused = await session.round([raw.parse('', 'SELECT nocol'), raw.flush()], 0, (a) => a.errors.length > 0);
+    expect(refused.errors.map((e) => e.code)).toEqual(['42703']);
+    const skipped = await session.round([raw.query(`SELECT (${SENTIMENT}(txt, 'en')).sentiment FROM t`), raw.sync()]);
+    expect(skipped.types).toBe('Z');
+    const after = await session.query(`SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`);
+    expect(after.errors).toEqual([]);
+    expect(after.statuses).toEqual(['I']);
   });
 
   it('skips a group sent at once after a described statement PostgreSQL refused, up to its Sync, as PostgreSQL does', async () => {
