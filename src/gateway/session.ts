@@ -201,6 +201,8 @@ export class Session implements SessionControl {
   private openGroupDescribesOnly = false;
   /** PostgreSQL sent an error since its last ReadyForQuery (in an open group: it skips to the Sync). */
   private errorSinceReady = false;
+  /** ReadyForQuery messages to come up to the one answering the last Query sent into an open group (0: none). */
+  private readiesToGroupQuery = 0;
   private group: Message[] = [];
   private queue: Message[] = [];
   private busy = false;
@@ -364,6 +366,8 @@ export class Session implements SessionControl {
   private readyForQuery(status: TransactionStatus): void {
     this.backend.status = status;
     this.errorSinceReady = false;
+    // A Query sent into an open group ended its transaction: nothing of the group is left open.
+    if (this.readiesToGroupQuery > 0 && --this.readiesToGroupQuery === 0 && status === 'I') this.openGroup = false;
     this.interceptor?.noteStatus?.(status);
     if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
     if (this.pendingSyncs > 0) return;
@@ -434,7 +438,7 @@ export class Session implements SessionControl {
       if (type === S) describesOnly = true;
       else if (!DESCRIBING.has(type)) describesOnly = false;
       if (type === Q) {
-        if (this.skipsToSync()) return false;
+        if (this.openGroup) return false; // (see process)
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         syncs += 1;
@@ -505,6 +509,18 @@ export class Session implements SessionControl {
         this.client.pause(); // resumed once the follow-ups have run
         return;
       }
+      if (this.group.length > 0 && !EXTENDED.has(type) && type !== S && type !== H) {
+        // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
+        // they stay open as a group ended by Flush does.
+        for (const m of this.group) {
+          if (m.type === P) this.parsePassing(m.bytes);
+          forward.push(m.bytes);
+        }
+        this.openGroupDescribesOnly =
+          (!this.openGroup || this.openGroupDescribesOnly) && this.group.every((m) => DESCRIBING.has(m.type));
+        this.openGroup = true;
+        this.group = [];
+      }
       // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction.)
       if (type === Q && this.interceptor && !this.openGroup && this.needsInterception(message)) {
         this.flushForward(forward);
@@ -553,6 +569,8 @@ export class Session implements SessionControl {
         this.pendingSyncs += 1;
         this.lastSyncExtended = false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
+        // Its ReadyForQuery says whether the open group's transaction ended with it.
+        if (this.openGroup) this.readiesToGroupQuery = this.pendingSyncs;
         const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
         if (this.openGroup && readable && this.interceptor?.asSent && this.needsInterception(message)) {
           const sql = message.bytes.toString('utf8', 5, message.bytes.length - 1);

@@ -1718,6 +1718,29 @@ describe('postgres.js', () => {
     await session.query('RESET apg_enable_function_migration');
   });
 
+  it('answers extended messages not yet ended by Sync or Flush before a Query that follows them', async () => {
+    const session = new RawSession(await stack.connect());
+    // A Close with no Sync (pg-cursor's close after an error), then a Query: answered in order.
+    const closed = await session.round([raw.closePortal('nosuch'), raw.query('SELECT 1')]);
+    expect(closed.types).toBe('3TDCZ');
+    expect(closed.statuses).toEqual(['I']);
+    // The group is over with it: the next statement with ML calls is batched.
+    const scored = rowsScored(SENTIMENT);
+    const batched = await session.query(`SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`);
+    expect(batched.errors).toEqual([]);
+    expect(rowsScored(SENTIMENT) - scored).toBeGreaterThan(0);
+    // Parse, Bind and Execute with no Sync, then a Query: the rows first, the block open until the Sync.
+    const executed = await session.round([
+      raw.parse('', 'SELECT 41 + 1'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.query('SELECT 2'),
+    ]);
+    expect(executed.types).toBe('12DCTDCZ');
+    expect(executed.statuses).toEqual(['T']);
+    expect((await session.round([raw.sync()])).statuses).toEqual(['I']);
+  });
+
   it('leaves a Query to PostgreSQL to skip after an error in a Flush-ended group, and serves on', async () => {
     const session = new RawSession(await stack.connect());
     const refused = await session.round([raw.parse('', 'SELECT nocol'), raw.flush()], 0, (a) => a.errors.length > 0);
