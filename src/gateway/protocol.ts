@@ -526,3 +526,12 @@ export function readStartupParameters(packet: Buffer): Map<string, string> {
 }
 
 export const MAX_STARTUP_PACKET = 10_000;
+
+/** A StartupMessage with the protocol version of `packet` and these parameters. */
+export function startupPacketWith(packet: Buffer, parameters: Map<string, string>): Buffer {
+  const pairs = [...parameters].flatMap(([name, value]) => [Buffer.from(`${name}\0${value}\0`, 'utf8')]);
+  const body = Buffer.concat([packet.subarray(4, 8), ...pairs, Buffer.from([0])]);
+  const length = Buffer.alloc(4);
+  length.writeInt32BE(body.length + 4);
+  return Buffer.concat([length, body]);
+}

@@ -9,6 +9,7 @@ import {
   MAX_STARTUP_PACKET,
   readStartupParameters,
   SSL_REQUEST_CODE,
+  startupPacketWith,
 } from './protocol.js';
 import { Session, type SessionInterceptor } from './session.js';
 
@@ -240,9 +241,26 @@ export class GatewayServer {
           if (backendKey) this.sessions.delete(backendKey);
         },
       });
-      server.write(startupPacket);
+      server.write(withPgsageNames(startupPacket, parameters));
       if (rest.length) client.unshift(rest);
       client.resume();
     });
   }
+}
+
+/** Aurora's setting, set when the session starts, is pgsage's (PostgreSQL refuses a name it does not know). */
+const AURORA_OPTION = /(^|\s)(-c\s*|--)apg_enable_function_migration=/;
+
+/** The startup packet with Aurora's name for batch mode's setting, as a parameter or in `options`, made pgsage's. */
+function withPgsageNames(packet: Buffer, parameters: Map<string, string>): Buffer {
+  const options = parameters.get('options');
+  if (!parameters.has('apg_enable_function_migration') && !(options && AURORA_OPTION.test(options))) return packet;
+  const renamed = new Map<string, string>();
+  for (const [name, value] of parameters) {
+    if (name === 'apg_enable_function_migration') renamed.set('aws_ml.enable_function_migration', value);
+    else if (name === 'options') {
+      renamed.set(name, value.replace(new RegExp(AURORA_OPTION.source, 'g'), '$1$2aws_ml.enable_function_migration='));
+    } else renamed.set(name, value);
+  }
+  return startupPacketWith(packet, renamed);
 }

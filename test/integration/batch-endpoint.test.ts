@@ -103,6 +103,29 @@ describe('batch mode with a SageMaker endpoint', () => {
     await expect(db.query('SAVEPOINT s')).rejects.toMatchObject({ code: '25P01' }); // no block is open
   });
 
+  it("takes Aurora's apg_enable_function_migration when the session starts, as a parameter or in options", async () => {
+    const pg = (await import('pg')).default;
+    const postgres = (await import('postgres')).default;
+    const client = new pg.Client({
+      connectionString: stack.gatewayUrl(),
+      options: '-c apg_enable_function_migration=false',
+    });
+    await client.connect();
+    try {
+      const shown = await client.query('SHOW apg_enable_function_migration');
+      expect(Object.values(shown.rows[0])[0]).toBe('false');
+    } finally {
+      await client.end();
+    }
+    const sql = postgres(stack.gatewayUrl(), { max: 1, connection: { apg_enable_function_migration: 'off' } });
+    try {
+      const [row] = await sql.unsafe('SHOW apg_enable_function_migration');
+      expect(Object.values(row)[0]).toBe('off');
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('exposes per-function figures as SQL and as Prometheus metrics', async () => {
     const { rows } = await db.query(
       "SELECT function_name, batches, rows_scored, per_row_calls FROM aws_ml.batch_statistics WHERE function_name = 'aws_sagemaker.invoke_endpoint'",
