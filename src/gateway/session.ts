@@ -537,7 +537,7 @@ export class Session implements SessionControl {
         this.group = [];
         const intercepted =
           this.interceptor &&
-          (!this.openGroup || (this.openGroupDescribesOnly && type === S)) &&
+          (!this.openGroup || this.openGroupDescribesOnly) &&
           group.some((m) => this.groupMessageNeedsInterception(m));
         if (intercepted) {
           this.flushForward(forward);
@@ -657,12 +657,13 @@ export class Session implements SessionControl {
   }
 
   /**
-   * A group closed by Sync after groups closed by Flush that only parsed and
-   * described statements (postgres.js describes a statement with parameters
-   * before it binds it): the gateway ends those with a Sync of its own, so
-   * that its own work can run first, and then handles the group as any. If
-   * they failed, PostgreSQL would have skipped this group up to its Sync: so
-   * does the gateway, and answers that Sync.
+   * A group after groups closed by Flush that only parsed and described
+   * statements (postgres.js describes a statement with parameters before it
+   * binds it, and reads a cursor in groups closed by Flush): the gateway ends
+   * those with a Sync of its own, so that its own work can run first, and then
+   * handles the group as any. If they failed, PostgreSQL would have skipped
+   * the client's messages up to its Sync: so does the gateway, and answers
+   * that Sync.
    */
   private async runAfterDescribing(group: Message[]): Promise<void> {
     const failedBefore = this.errorSinceReady;
@@ -670,7 +671,9 @@ export class Session implements SessionControl {
     this.openGroup = false;
     this.errorSinceReady = false;
     if (ended.failed || failedBefore) {
-      this.toClient(readyForQuery(ended.status));
+      // (A group ended by Flush: skipped up to the client's Sync, which is answered then.)
+      if (group[group.length - 1].type === S) this.toClient(readyForQuery(ended.status));
+      else this.skippingUntilSync = true;
       return;
     }
     await this.runExtended(group);

@@ -1630,6 +1630,25 @@ describe('postgres.js', () => {
     }
   });
 
+  it('batches a postgres.js cursor from its first run on a new connection', async () => {
+    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= $1 ORDER BY id`;
+    await db.query('SET apg_enable_function_migration = false');
+    const expected = (await db.query(query, [30])).rows.map((r) => ({ ...r }));
+    await db.query('RESET apg_enable_function_migration');
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const before = perRowCallsOf();
+      const rows: unknown[] = [];
+      for await (const batch of sql.unsafe(query, [30], { prepare: true }).cursor(7)) {
+        rows.push(...batch.map((r) => ({ ...r })));
+      }
+      expect(rows).toEqual(expected);
+      expect(perRowCallsOf() - before).toBe(0);
+    } finally {
+      await sql.end();
+    }
+  });
+
   /**
    * A query over t by portal c1 bound in a group ended by Flush, then read 20 rows at a time: its rows, the
    * per-row path's, and the calls made per row while it was read.
@@ -1687,6 +1706,16 @@ describe('postgres.js', () => {
     expect(refused.errors.map((e) => e.code)).toEqual(['42703']);
     const skipped = await session.round([raw.bind('s0', ['3']), raw.execute(), raw.sync()]);
     expect(skipped.types).toBe('Z');
+    expect((await session.query('SELECT count(*) FROM scored_rows')).results[0]).toEqual([['0']]);
+    // The same when the group that follows ends in Flush: skipped up to the Sync after it.
+    await session.round(
+      [raw.parse('', 'SELECT nocol'), raw.describeStatement(''), raw.flush()],
+      0,
+      (a) => a.errors.length > 0,
+    );
+    const again = [raw.bind('s0', ['3']), raw.execute(), raw.flush()];
+    const flushed = await session.round([...again, ...again, raw.sync()]);
+    expect(flushed.types).toBe('Z');
     expect((await session.query('SELECT count(*) FROM scored_rows')).results[0]).toEqual([['0']]);
   });
 
