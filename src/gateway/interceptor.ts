@@ -57,7 +57,7 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import { READING_SETTINGS, type SessionControl, type SessionInterceptor } from './session.js';
-import { putBackTimeout, timeLeft, underTimeLeft } from './time-left.js';
+import { putBackSetting, timeLeft, underTimeLeft } from './time-left.js';
 
 const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"?[\s;]/i;
 
@@ -184,7 +184,7 @@ async function timeLeftInBlock(control: SessionControl, left: number): Promise<v
   const [previous, ours] = rows[0];
   control.afterIdle(async () => {
     if (control.backend.status !== 'T') return;
-    await control.backend.query(putBackTimeout(ours ?? '', previous ?? '0'));
+    await control.backend.query(putBackSetting('statement_timeout', ours ?? '', previous ?? '0'));
   });
 }
 
@@ -415,9 +415,7 @@ async function withoutParallelPlans(control: SessionControl): Promise<void> {
 
 /** Puts parallel_setup_cost back to `previous`, unless something other than the gateway changed it meanwhile. */
 async function restoreParallelPlans(control: SessionControl, previous: string, local: boolean): Promise<void> {
-  await control.backend.query(`SELECT set_config('parallel_setup_cost',
-    CASE current_setting('parallel_setup_cost') WHEN '1e+300' THEN ${quoteLiteral(previous)}
-    ELSE current_setting('parallel_setup_cost') END, ${local})`);
+  await control.backend.query(putBackSetting('parallel_setup_cost', '1e+300', previous, local));
 }
 
 /**

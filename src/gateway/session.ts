@@ -512,12 +512,7 @@ export class Session implements SessionControl {
       if (this.group.length > 0 && !EXTENDED.has(type) && type !== S && type !== H) {
         // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
         // they stay open as a group ended by Flush does.
-        for (const m of this.group) {
-          if (m.type === P) this.parsePassing(m.bytes);
-          forward.push(m.bytes);
-        }
-        this.openGroupDescribesOnly =
-          (!this.openGroup || this.openGroupDescribesOnly) && this.group.every((m) => DESCRIBING.has(m.type));
+        this.forwardGroup(this.group, forward);
         this.openGroup = true;
         this.group = [];
       }
@@ -545,12 +540,7 @@ export class Session implements SessionControl {
           this.startInterception(run, messages.slice(i + 1));
           return;
         }
-        for (const m of group) {
-          if (m.type === P) this.parsePassing(m.bytes);
-          forward.push(m.bytes);
-        }
-        this.openGroupDescribesOnly =
-          (!this.openGroup || this.openGroupDescribesOnly) && group.every((m) => DESCRIBING.has(m.type));
+        this.forwardGroup(group, forward);
         if (type === S) {
           this.pendingSyncs += 1;
           this.lastSyncExtended = true;
@@ -642,6 +632,20 @@ export class Session implements SessionControl {
 
   private runQuery(message: Message): Promise<void> {
     return this.interceptor!.handleQuery(this, message.bytes.toString('utf8', 5, message.bytes.length - 1), message);
+  }
+
+  /**
+   * Adds a group's messages, past the interceptor, to what goes to the server,
+   * and notes whether the open group still only describes (read before the
+   * caller says whether the group stays open).
+   */
+  private forwardGroup(group: Message[], forward: Buffer[]): void {
+    for (const m of group) {
+      if (m.type === P) this.parsePassing(m.bytes);
+      forward.push(m.bytes);
+    }
+    this.openGroupDescribesOnly =
+      (!this.openGroup || this.openGroupDescribesOnly) && group.every((m) => DESCRIBING.has(m.type));
   }
 
   /** PostgreSQL failed a statement of the open group and skips the client's messages up to its Sync. */

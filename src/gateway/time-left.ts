@@ -30,12 +30,13 @@ export function shownMilliseconds(ms: number): string {
 }
 
 /**
- * SQL that puts statement_timeout back to `previous` (LOCAL) unless it is no
- * longer `ours`: something the statement ran changed it meanwhile.
+ * SQL that puts a setting the gateway changed back to `previous` unless it is
+ * no longer `ours`: something the client's statements ran changed it meanwhile.
  */
-export function putBackTimeout(ours: string, previous: string): string {
-  return `SELECT pg_catalog.set_config('statement_timeout', CASE pg_catalog.current_setting('statement_timeout')
-      WHEN ${quoteLiteral(ours)} THEN ${quoteLiteral(previous)} ELSE pg_catalog.current_setting('statement_timeout') END, true)`;
+export function putBackSetting(name: string, ours: string, previous: string, local = true): string {
+  const current = `pg_catalog.current_setting(${quoteLiteral(name)})`;
+  return `SELECT pg_catalog.set_config(${quoteLiteral(name)}, CASE ${current}
+      WHEN ${quoteLiteral(ours)} THEN ${quoteLiteral(previous)} ELSE ${current} END, ${local})`;
 }
 
 /** The statement text to send and what of its replies the client may see. */
@@ -56,7 +57,7 @@ export interface TimedStatement {
 export function underTimeLeft(sql: string, left: number, timeoutMs: number, inBlock: boolean): TimedStatement {
   const prefix = `SET LOCAL statement_timeout = ${left};\n`;
   // (Line breaks: the statement may end in a comment.)
-  const suffix = inBlock ? `\n;${putBackTimeout(shownMilliseconds(left), String(timeoutMs))}` : '';
+  const suffix = inBlock ? `\n;${putBackSetting('statement_timeout', shownMilliseconds(left), String(timeoutMs))}` : '';
   let completes = 0;
   return {
     sql: `${prefix}${sql}${suffix}`,
