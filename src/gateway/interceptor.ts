@@ -37,6 +37,7 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { type BackendChannel, BackendError } from './backend.js';
+import { changesLaterStatements } from './group-order.js';
 import {
   bindMessage,
   bindStatementName,
@@ -1343,6 +1344,8 @@ export class MlInterceptor implements SessionInterceptor {
       /** Where the Bind is in the group. */
       index: number;
       portal: string;
+      /** Bound after a statement that may change what it reads (see changedAt): not scored here. */
+      afterChange: boolean;
     }[] = [];
     let syncs = 0;
     /** The unnamed statement, prepared in an earlier group, that a Bind here uses (see UnnamedUse). */
@@ -1351,6 +1354,8 @@ export class MlInterceptor implements SessionInterceptor {
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     /** A statement of the group may change how PostgreSQL reads the text of those parsed after it. */
     let readingChanged = false;
+    /** Where the first statement that may change what later ones read is parsed (see changesLaterStatements). */
+    let changedAt = -1;
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
       if (
@@ -1368,15 +1373,17 @@ export class MlInterceptor implements SessionInterceptor {
         if (parseChangesReading(parse.sql)) readingChanged = true;
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;
-        const parsed = pattern.test(parse.sql)
-          ? this.parseForBatch(
-              rewritten,
-              { ...catalog, paramTypes: parse.paramTypes },
-              undefined,
-              undefined,
-              firstGroupId,
-            )
-          : undefined;
+        // After such a statement the group's statements are not scored up front: they go as written, per row.
+        const parsed =
+          changedAt < 0 && pattern.test(parse.sql)
+            ? this.parseForBatch(
+                rewritten,
+                { ...catalog, paramTypes: parse.paramTypes },
+                undefined,
+                undefined,
+                firstGroupId,
+              )
+            : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
           const serverSql = parsed.target.finalSql(parsed.plan);
           const entry = {
@@ -1404,6 +1411,7 @@ export class MlInterceptor implements SessionInterceptor {
           out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
           if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }
+        if (changedAt < 0 && changesLaterStatements(parse.sql)) changedAt = out.length - 1;
         continue;
       }
       if (message.type === 0x42 /* B */) {
@@ -1416,6 +1424,7 @@ export class MlInterceptor implements SessionInterceptor {
             params: { values: bind.params, formats: bind.paramFormats },
             index: out.length,
             portal: bind.portal,
+            afterChange: changedAt >= 0,
           });
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed.ml = entry;
@@ -1520,7 +1529,9 @@ export class MlInterceptor implements SessionInterceptor {
     let rowsScored = 0;
     // Only what the group executes is scored: a portal bound and not executed here runs no call in it. (One bound in
     // a group ended by Flush is read by the client's next groups, as pg-cursor reads it: scored now.)
-    const executed = endsWithSync ? binds.filter((b) => executedLater(out, b.index, b.portal) >= 0) : binds;
+    const executed = (endsWithSync ? binds.filter((b) => executedLater(out, b.index, b.portal) >= 0) : binds).filter(
+      (b) => !b.afterChange,
+    );
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
     // first Execute of a statement with ML calls (in a group ended by Flush, before the Flush when none is there).
     const executesAt = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;
@@ -1893,11 +1904,13 @@ export class MlInterceptor implements SessionInterceptor {
       return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
     };
     try {
-      // Unchanged under its own group ids, it stays as the server has it (with the versions of the wrappers
-      // it inlined as they are now: a GRANT changes those alone).
+      // Unchanged under its own group ids, it stays as the server has it, with the new plan's argument queries:
+      // a statement that stores answers by row names the wrapper, not its body, so a body whose call reads other
+      // inputs leaves its text as it was.
       const same = plan(entry.firstGroupId);
       if (same?.serverSql === entry.serverSql) {
-        entry.plan.wrappers = same.parsed.plan.wrappers;
+        entry.target = same.parsed.target;
+        entry.plan = same.parsed.plan;
         return entry;
       }
       // Changed: new ids, since it may have more groups than the ids it was given.

@@ -68,6 +68,19 @@ export function deparse(node: AstNode): string {
   return new FaithfulDeparser(node).deparseQuery();
 }
 
+/**
+ * A statement as deparsesFaithfully compares it. COPY's old-style flags (`CSV HEADER`, psycopg2's usual form)
+ * parse to an explicit `true`, which the deparser writes as a bare option (`HEADER`): PostgreSQL reads both as true.
+ */
+function comparable(statement: AstNode): AstNode {
+  const copy = inner(statement, 'CopyStmt');
+  if (!copy?.options) return statement;
+  const options = copy.options.map((option: AstNode) =>
+    option.DefElem?.arg?.Boolean?.boolval === true ? { DefElem: { ...option.DefElem, arg: undefined } } : option,
+  );
+  return { CopyStmt: { ...copy, options } };
+}
+
 /** Parse-tree fields that only record where something was in the source text. */
 const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end']);
 
@@ -80,7 +93,7 @@ const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_l
  */
 export function deparsesFaithfully(statement: AstNode): boolean {
   const withoutPositions = (node: AstNode) =>
-    JSON.stringify(node, (key, value) => (SOURCE_POSITIONS.has(key) ? undefined : value));
+    JSON.stringify(comparable(node), (key, value) => (SOURCE_POSITIONS.has(key) ? undefined : value));
   try {
     const again = parse(deparse(statement));
     return again.length === 1 && withoutPositions(again[0].stmt) === withoutPositions(statement);

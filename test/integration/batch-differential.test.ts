@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
 import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { psql } from '../support/processes.js';
 import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -674,6 +675,70 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect((await fresh.query('SHOW parallel_setup_cost')).results[0]).toEqual([['1000']]);
     });
 
+    // psycopg 3's pipeline sends a whole transaction's statements before one Sync: the gateway scores a group before
+    // PostgreSQL runs any of it, so what follows DDL or a SET there is answered per row.
+    const step = (sql: string, values: string[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()];
+    const piped = "SELECT id, (aws_comprehend.detect_sentiment(txt || $1, 'en')).sentiment FROM piped ORDER BY id";
+
+    it('answers a statement that reads a table created earlier in its group', async () => {
+      const fresh = new RawSession(await stack.connect());
+      const eight = mood.replace('WHERE id <= 40', 'WHERE id <= 8');
+      let [great, awful]: (string | null)[][][] = [];
+      const perRow = await callsDuring(async () => {
+        [great, awful] = [await expected(eight, ' great'), await expected(eight, ' awful')];
+      });
+      const during = await callsDuring(async () => {
+        const answer = await fresh.round([
+          ...step('CREATE TEMP TABLE piped (id int, txt text)'),
+          ...step('INSERT INTO piped SELECT id, txt FROM t WHERE id <= 8'),
+          ...step(piped, [' great']),
+          ...step('ALTER TABLE piped ADD COLUMN extra text'),
+          ...step("UPDATE piped SET extra = txt || ' awful'"),
+          ...step("SELECT id, (aws_comprehend.detect_sentiment(extra, 'en')).sentiment FROM piped ORDER BY id"),
+          raw.sync(),
+        ]);
+        expect(answer.errors).toEqual([]);
+        expect(answer.results[2]).toEqual(great);
+        expect(answer.results[5]).toEqual(awful);
+      });
+      expect(during).toEqual(perRow);
+      // In the next group the table exists: batched.
+      const later = await callsDuring(async () => {
+        const answer = await fresh.round([...step(piped, [' awful']), raw.sync()]);
+        expect(answer.errors).toEqual([]);
+      });
+      expect(later).toEqual({ scored: perRow.perRow / 2, perRow: 0 }); // (the per-row path called for each input)
+    });
+
+    it('turns batch mode off for the statements after SET apg_enable_function_migration in the same group', async () => {
+      const fresh = new RawSession(await stack.connect());
+      await fresh.round([raw.parse('named', mood), raw.sync()]);
+      let [great, awful]: (string | null)[][][] = [];
+      const perRow = await callsDuring(async () => {
+        [great, awful] = [await expected(mood, ' great'), await expected(mood, ' awful')];
+      });
+      const during = await callsDuring(async () => {
+        const answer = await fresh.round([
+          ...step('SET apg_enable_function_migration = false'),
+          ...step(mood, [' great']),
+          raw.bind('named', [' awful']),
+          raw.execute(),
+          raw.sync(),
+        ]);
+        expect(answer.errors).toEqual([]);
+        expect(answer.results[1]).toEqual(great);
+        expect(answer.results[2]).toEqual(awful);
+      });
+      expect(during).toEqual(perRow);
+      // Opening a block first (pgjdbc with autocommit off) leaves the group batched.
+      await fresh.query('SET apg_enable_function_migration = true');
+      const inBlock = await callsDuring(async () => {
+        const answer = await fresh.round([...step('BEGIN'), ...step(mood, [' fine']), ...step('COMMIT'), raw.sync()]);
+        expect(answer.errors).toEqual([]);
+      });
+      expect(inBlock).toEqual({ scored: perRow.perRow / 2, perRow: 0 });
+    });
+
     it('reads a character parameter whole', async () => {
       const answer = await session.round([
         raw.parse('', mood, [1042]), // bpchar
@@ -832,6 +897,30 @@ describe('checks in the order the SQL functions make them', () => {
 });
 
 describe('batch mode in other statements', () => {
+  it('COPY (query) TO STDOUT is batched in each way of writing its options (psycopg2 writes CSV HEADER)', async () => {
+    const query = `SELECT id, ${EP} AS p FROM t WHERE id <= 40 ORDER BY id`;
+    const copy = async (options: string, off = false) => {
+      const set = off ? 'SET apg_enable_function_migration = off; ' : '';
+      const result = await psql(stack.gatewayUrl(), `${set}COPY (${query}) TO STDOUT ${options}`, ['-X', '-q']);
+      expect(result.status, result.stderr).toBe(0);
+      return result.stdout;
+    };
+    for (const options of [
+      'WITH CSV HEADER',
+      'CSV HEADER',
+      'WITH (FORMAT csv, HEADER)',
+      "(FORMAT csv, HEADER 'true')",
+      '',
+    ]) {
+      const perRow = await copy(options, true);
+      const during = await callsDuring(async () => {
+        expect(await copy(options), options).toBe(perRow);
+      });
+      expect(during.perRow, options).toBe(0);
+      expect(during.scored, options).toBeGreaterThan(0);
+    }
+  });
+
   it('SELECT … INTO TEMP / UNLOGGED and CREATE UNLOGGED TABLE AS are batched and keep the new table temporary or unlogged', async () => {
     const cases: [string, string, string][] = [
       ['into_temp', `SELECT id, ${EP} AS p INTO TEMP into_temp FROM t`, 't'],
@@ -2760,7 +2849,14 @@ describe('prepared statements and wrapper DDL', () => {
       await db.query('RESET apg_enable_function_migration');
       return rows;
     };
-    expect(await run()).toEqual(await perRow());
+    const first = await run();
+    expect(first).toEqual(await perRow());
+    // Only the call's input changed: the statement's text is the same, its argument query is not (pgjdbc's
+    // statements are named after five runs).
+    await define("(aws_comprehend.detect_sentiment('awful awful terrible ' || doc, 'en')).sentiment");
+    const newInput = await run();
+    expect(newInput).toEqual(await perRow());
+    expect(newInput).not.toEqual(first);
     await define("'new: ' || (aws_comprehend.detect_sentiment(doc, 'en')).sentiment");
     const replaced = await run();
     expect(replaced).toEqual(await perRow());

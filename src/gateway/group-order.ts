@@ -1,0 +1,66 @@
+import { type AstNode, callsFunction, inner, nodeType } from '../sql/ast.js';
+import { parse } from '../sql/parser.js';
+
+/**
+ * Statements after which the rest of an extended-protocol group can still be
+ * scored before the group runs. The gateway scores a group's statements
+ * before PostgreSQL has run any of them: one that comes after DDL (a table it
+ * creates, a column it adds), a SET (search_path, batch mode off, a role), a
+ * DO block or a procedure would be scored against the session as it was
+ * before. Writes are not in question: a row they add or change has no answer
+ * yet and is answered per row, as the planner's fallback does for any row.
+ */
+const SCORED_AFTER = new Set([
+  'SelectStmt',
+  'InsertStmt',
+  'UpdateStmt',
+  'DeleteStmt',
+  'MergeStmt',
+  'VariableShowStmt',
+  'CopyStmt',
+  'DeclareCursorStmt',
+  'FetchStmt',
+  'ClosePortalStmt',
+  'LockStmt',
+  'NotifyStmt',
+  'ListenStmt',
+  'UnlistenStmt',
+  'PrepareStmt',
+  'DeallocateStmt',
+  'ExecuteStmt',
+  'CheckPointStmt',
+]);
+
+/** Transaction statements that leave the block as it is for what follows (pgjdbc's autosave adds savepoints). */
+const KEEPS_BLOCK = new Set(['TRANS_STMT_BEGIN', 'TRANS_STMT_START', 'TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE']);
+
+function leavesLaterAlone(stmt: AstNode): boolean {
+  const explained = inner(stmt, 'ExplainStmt');
+  if (explained) return leavesLaterAlone(explained.query);
+  const type = nodeType(stmt) ?? '';
+  if (type === 'TransactionStmt') return KEEPS_BLOCK.has(stmt.TransactionStmt.kind);
+  return SCORED_AFTER.has(type) && !callsFunction(stmt, (name) => name === 'set_config');
+}
+
+const known = new Map<string, boolean>();
+const KNOWN_LIMIT = 1000;
+
+/**
+ * Whether a statement parsed in a group may change how the group's later
+ * statements read (see SCORED_AFTER). Text the parser refuses changes
+ * nothing: PostgreSQL refuses it too, and skips the rest of the group.
+ */
+export function changesLaterStatements(sql: string): boolean {
+  let answer = known.get(sql);
+  if (answer === undefined) {
+    try {
+      answer = !parse(sql).every((s) => leavesLaterAlone(s.stmt));
+    } catch {
+      answer = false;
+    }
+    // Drivers send the same few texts over and over; one that sends ever new ones only costs a parse each.
+    if (known.size >= KNOWN_LIMIT) known.clear();
+    known.set(sql, answer);
+  }
+  return answer;
+}
