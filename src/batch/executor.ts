@@ -669,7 +669,13 @@ export async function computeBatchResults(
     },
   });
   try {
-    const rowLogs = new Map(work.filter((w) => w.group.rowIdentity).map((w) => [w.group, new RowLog(w.group)]));
+    const rowLogs = new Map<CallGroup, RowLog>();
+    for (const { group } of work) {
+      if (!group.rowIdentity) continue;
+      // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
+      const repeated = work.filter((w) => w.group === group).length > 1;
+      if (!rowLogs.has(group)) rowLogs.set(group, new RowLog(group, repeated));
+    }
     if (!options.begun) {
       await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0, settings);
     }
@@ -691,7 +697,7 @@ export async function computeBatchResults(
       scorer.flush();
       const argumentsDone = performance.now();
       let scoringDone = argumentsDone;
-      const roundLogs = round.flatMap((w) => rowLogs.get(w.group) ?? []);
+      const roundLogs = [...new Set(round.flatMap((w) => rowLogs.get(w.group) ?? []))];
       await loadResults(scorer, options, { keyRows, rows: roundLogs }, () => {
         scoringDone = performance.now();
       });

@@ -52,8 +52,16 @@ export class RowLog {
   private next = 0;
   /** The table's file when the argument query read it (the same for every row). */
   private file = 0;
+  /** Rows logged, by ctid (block and offset as one number), with their xmin: only for a group read more than once. */
+  private readonly logged: Map<number, number> | undefined;
 
-  constructor(readonly group: CallGroup) {}
+  /** `readTwice`: the group's argument query runs more than once (for several Binds), and may give a row again. */
+  constructor(
+    readonly group: CallGroup,
+    readTwice = false,
+  ) {
+    if (readTwice) this.logged = new Map();
+  }
 
   /** Rows logged (each gets a stored answer once answered). */
   get size(): number {
@@ -63,6 +71,11 @@ export class RowLog {
   /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
   add(slot: number, file: number, block: number, offset: number, xmin: number): void {
     if (slot < 0) return;
+    if (this.logged) {
+      const tid = block * 65536 + offset;
+      if (this.logged.get(tid) === xmin) return;
+      this.logged.set(tid, xmin);
+    }
     this.file = file;
     this.blocks.push(block);
     this.offsets.push(offset);

@@ -29,7 +29,7 @@ import {
 } from '../batch/targets.js';
 import { installAwsMlByScript, storeBridgeConninfo } from '../extension/install.js';
 import type { MlServices } from '../ml/client.js';
-import { type AstNode, callsFunction, deparse, deparsesFaithfully, inner, nodeType } from '../sql/ast.js';
+import { type AstNode, callsFunction, deparse, deparsesFaithfully, inner, nodeType, some } from '../sql/ast.js';
 import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
@@ -191,6 +191,11 @@ async function timeLeftInBlock(control: SessionControl, left: number): Promise<v
 
 /** Text that may change one of the settings that decide how text is read (a cheap look before parsing it). */
 const MAY_CHANGE_READING = /standard_conforming_strings|client_encoding|\bnames\b|set_config|\breset\s+all\b/i;
+
+/** Whether a group's calls read a parameter (in their arguments, or a wrapper's). */
+function readsParameters(group: CallGroup): boolean {
+  return group.sites.some((site) => some(site.call.node, (node) => nodeType(node) === 'ParamRef'));
+}
 
 /**
  * Whether a statement may change one of READING_SETTINGS: SET or RESET of one, RESET
@@ -1563,8 +1568,10 @@ export class MlInterceptor implements SessionInterceptor {
         // Without batch mode the rewritten statement still parses and falls back to per-row calls.
         if (!settings.batchable || executed.length === 0) return;
         const work: ArgumentWork[] = [];
-        // The Executes of one group read one statement number: rows stored for a statement bound
-        // twice with different values could not be told apart, so such a statement is answered per row.
+        // The Executes of one group read one statement number: rows stored for a statement bound twice with
+        // different values could not be told apart if its calls read the values, so those are answered per row.
+        // (Those that do not, as `INSERT … SELECT f(doc) FROM t WHERE batch = $1` in pgjdbc's executeBatch, answer
+        // each row alike whatever the values: a row read for two Binds is stored once.)
         const ambiguous = new Set(
           binds
             .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
@@ -1586,9 +1593,10 @@ export class MlInterceptor implements SessionInterceptor {
           // Answers stored by row are read only while the table still qualifies, and only for values
           // that read the same in the statement as in its argument query: 'now' does, but only in
           // the same transaction block (it is the transaction's start).
-          const steady = !ambiguous.has(entry) && (inTransaction || readsTheSameLater(bound));
+          const steady = inTransaction || readsTheSameLater(bound);
           for (const planned of entry.plan.groups) {
-            if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && steady)) continue;
+            const byRow = steady && !(ambiguous.has(entry) && readsParameters(planned));
+            if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && byRow)) continue;
             work.push({ group: planned, params: bound });
           }
         }

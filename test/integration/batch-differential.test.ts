@@ -675,6 +675,32 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect((await fresh.query('SHOW parallel_setup_cost')).results[0]).toEqual([['1000']]);
     });
 
+    it("batches a statement bound several times with different values in one group (pgjdbc's executeBatch)", async () => {
+      const fresh = new RawSession(await stack.connect());
+      await fresh.query('CREATE TEMP TABLE sink (id int, p float8)');
+      const insert = `INSERT INTO sink SELECT id, ${EP} FROM t WHERE grp <= $1 AND id <= 60`;
+      // Overlapping rows (grp <= 1 within grp <= 3) and the same values twice.
+      const values = ['1', '3', '1', '0'];
+      const during = await callsDuring(async () => {
+        const answer = await fresh.round([
+          raw.parse('ins', insert),
+          ...values.flatMap((v) => [raw.bind('ins', [v]), raw.execute()]),
+          raw.sync(),
+        ]);
+        expect(answer.errors).toEqual([]);
+      });
+      expect(during.perRow).toBe(0);
+      expect(during.scored).toBeGreaterThan(0);
+      await fresh.query('CREATE TEMP TABLE wanted (LIKE sink); SET apg_enable_function_migration = off');
+      for (const v of values) await fresh.query(insert.replace('sink', 'wanted').replace('$1', v));
+      const compared = await fresh.query(`SELECT (SELECT count(*) FROM sink), (SELECT count(*) FROM wanted),
+        (SELECT count(*) FROM (SELECT * FROM sink EXCEPT ALL SELECT * FROM wanted) x),
+        (SELECT count(*) FROM (SELECT * FROM wanted EXCEPT ALL SELECT * FROM sink) x)`);
+      const [stored, expectedRows, extra, missing] = compared.results[0][0].map(Number);
+      expect({ stored, extra, missing }).toEqual({ stored: expectedRows, extra: 0, missing: 0 });
+      expect(stored).toBeGreaterThan(40);
+    });
+
     // psycopg 3's pipeline sends a whole transaction's statements before one Sync: the gateway scores a group before
     // PostgreSQL runs any of it, so what follows DDL or a SET there is answered per row.
     const step = (sql: string, values: string[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()];
