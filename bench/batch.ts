@@ -24,6 +24,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
@@ -105,10 +106,19 @@ async function featureTable(db: pg.Client, name: string, count: number): Promise
   await db.query(`ANALYZE ${name}`);
 }
 
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+/**
+ * How long `work` takes, and the longest the process's event loop was held
+ * meanwhile (the gateway runs in this process: its other sessions, and a
+ * cancel, wait that long).
+ */
+async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T; stallMs: number }> {
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
   const started = performance.now();
   const value = await work();
-  return { ms: performance.now() - started, value };
+  const ms = performance.now() - started;
+  stalls.disable();
+  return { ms, value, stallMs: stalls.max / 1e6 };
 }
 
 function breakdown(stack: BenchStack): string {
@@ -125,13 +135,14 @@ function reportOverhead(
   title: string,
   unit: string,
   alone: { ms: number },
-  endToEnd: { ms: number },
+  endToEnd: { ms: number; stallMs: number },
   stack: BenchStack,
 ) {
   console.log(title);
   console.log(`    model alone (in-process): ${rate(rows, alone.ms)} ${unit}/s`);
   console.log(`    end to end through the gateway: ${rate(rows, endToEnd.ms)} ${unit}/s`);
   console.log(breakdown(stack));
+  console.log(`    longest event-loop stall meanwhile: ${Math.round(endToEnd.stallMs)} ms`);
   console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
 }
 

@@ -998,6 +998,24 @@ async function streamFeatureRows(
  * per distinct input for groups joined on their inputs (`keyRows`), per table
  * row for groups joined by tuple identity (loaded after, when both are needed).
  */
+/** How long the answers are written without a break (see emitInSlices). */
+const WRITE_SLICE_MS = 20;
+
+/**
+ * Writes what `emit` has ready, in slices: a million rows take a second or
+ * more to write, and in between the gateway's other sessions, and this
+ * one's cancel, get their turn.
+ */
+async function emitInSlices(emit: () => boolean, scorer: BatchScorer): Promise<void> {
+  let sliceStart = performance.now();
+  while (emit()) {
+    if (performance.now() - sliceStart < WRITE_SLICE_MS) continue;
+    await new Promise(setImmediate);
+    if (scorer.stopped) throw scorer.stopped;
+    sliceStart = performance.now();
+  }
+}
+
 async function loadResults(
   scorer: BatchScorer,
   options: BatchRunOptions,
@@ -1024,7 +1042,7 @@ async function loadResults(
     };
     const emit = emitter(writeNoted);
     for (;;) {
-      while (emit()) {}
+      await emitInSlices(emit, scorer);
       if (scorer.error) throw scorer.error;
       if (!scorer.busy && !scorer.hasCompleted) break;
       // (Batches may complete while nothing can be written: rows go in table order, after a slow batch's.)
@@ -1071,9 +1089,7 @@ async function loadResults(
     );
     if (load.rows.length === 0) return;
     // Every answer is in: the rows go in one pass.
-    await backend.copyInStreaming(ROW_RESULTS_COPY, async (write) => {
-      while (emitRows(write)()) {}
-    });
+    await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => emitInSlices(emitRows(write), scorer));
     return;
   }
   await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows, write, ROW_RESULTS_HEARTBEAT));

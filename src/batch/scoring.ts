@@ -375,6 +375,11 @@ export class BatchScorer {
     return this.failure;
   }
 
+  /** The batch's failure, or why it was stopped (a cancel, statement_timeout). */
+  get stopped(): unknown {
+    return this.failure ?? (this.options.signal.aborted ? this.options.signal.reason : undefined);
+  }
+
   private dispatch(batch: Batch): void {
     this.batchNumber += 1;
     batch.number = this.batchNumber;
