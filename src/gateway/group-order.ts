@@ -34,32 +34,40 @@ const SCORED_AFTER = new Set([
 /** Transaction statements that leave the block as it is for what follows (pgjdbc's autosave adds savepoints). */
 const KEEPS_BLOCK = new Set(['TRANS_STMT_BEGIN', 'TRANS_STMT_START', 'TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE']);
 
-function leavesLaterAlone(stmt: AstNode): boolean {
+function leavesLaterAlone(stmt: AstNode, sideEffects: ReadonlySet<string>): boolean {
   const explained = inner(stmt, 'ExplainStmt');
-  if (explained) return leavesLaterAlone(explained.query);
+  if (explained) return leavesLaterAlone(explained.query, sideEffects);
   const type = nodeType(stmt) ?? '';
   if (type === 'TransactionStmt') return KEEPS_BLOCK.has(stmt.TransactionStmt.kind);
-  return SCORED_AFTER.has(type) && !callsFunction(stmt, (name) => name === 'set_config');
+  // (A function that may write may as well run DDL or SET: a PL/pgSQL one that replaces a wrapper.)
+  return SCORED_AFTER.has(type) && !callsFunction(stmt, (name) => name === 'set_config' || sideEffects.has(name));
 }
 
-const known = new Map<string, boolean>();
+/** Answers by text, for the catalog's side effects they were given with. */
+let known = new Map<string, boolean>();
+let knownFor: ReadonlySet<string> | undefined;
 const KNOWN_LIMIT = 1000;
+const NONE: ReadonlySet<string> = new Set();
 
 /**
  * Whether a statement parsed in a group may change how the group's later
  * statements read (see SCORED_AFTER). Text the parser refuses changes
  * nothing: PostgreSQL refuses it too, and skips the rest of the group.
  */
-export function changesLaterStatements(sql: string): boolean {
+export function changesLaterStatements(sql: string, catalog: { sideEffects?: ReadonlySet<string> }): boolean {
+  const sideEffects = catalog.sideEffects ?? NONE;
+  if (knownFor !== sideEffects || known.size >= KNOWN_LIMIT) {
+    // Drivers send the same few texts over and over; one that sends ever new ones only costs a parse each.
+    known = new Map();
+    knownFor = sideEffects;
+  }
   let answer = known.get(sql);
   if (answer === undefined) {
     try {
-      answer = !parse(sql).every((s) => leavesLaterAlone(s.stmt));
+      answer = !parse(sql).every((s) => leavesLaterAlone(s.stmt, sideEffects));
     } catch {
       answer = false;
     }
-    // Drivers send the same few texts over and over; one that sends ever new ones only costs a parse each.
-    if (known.size >= KNOWN_LIMIT) known.clear();
     known.set(sql, answer);
   }
   return answer;

@@ -274,13 +274,17 @@ function failureBefore(at: number, replies: number, error: Buffer): Injection {
  * Where in the group the portal bound at out[index] is executed (before it
  * is bound again or closed), or -1.
  */
+const nameAt = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at));
+
+/** The portal an Execute message runs. */
+const executedPortal = (execute: Buffer) => nameAt(execute, 5);
+
 function executedLater(out: Buffer[], index: number, portal: string): number {
-  const name = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at));
   for (let i = index + 1; i < out.length; i++) {
     const m = out[i];
-    if (m[0] === 0x45 /* Execute */ && name(m, 5) === portal) return i;
-    if (m[0] === 0x42 /* Bind */ && name(m, 5) === portal) return -1;
-    if (m[0] === 0x43 /* Close */ && m[5] === 0x50 /* P */ && name(m, 6) === portal) return -1;
+    if (m[0] === 0x45 /* Execute */ && nameAt(m, 5) === portal) return i;
+    if (m[0] === 0x42 /* Bind */ && nameAt(m, 5) === portal) return -1;
+    if (m[0] === 0x43 /* Close */ && m[5] === 0x50 /* P */ && nameAt(m, 6) === portal) return -1;
   }
   return -1;
 }
@@ -1349,8 +1353,6 @@ export class MlInterceptor implements SessionInterceptor {
       /** Where the Bind is in the group. */
       index: number;
       portal: string;
-      /** Bound after a statement that may change what it reads (see changedAt): not scored here. */
-      afterChange: boolean;
     }[] = [];
     let syncs = 0;
     /** The unnamed statement, prepared in an earlier group, that a Bind here uses (see UnnamedUse). */
@@ -1359,8 +1361,15 @@ export class MlInterceptor implements SessionInterceptor {
     const batchParses: { index: number; plain: Buffer; parse: ReturnType<typeof readParse>; entry: PreparedMl }[] = [];
     /** A statement of the group may change how PostgreSQL reads the text of those parsed after it. */
     let readingChanged = false;
-    /** Where the first statement that may change what later ones read is parsed (see changesLaterStatements). */
+    /**
+     * Where the first statement that may change what later ones read (see changesLaterStatements) is executed,
+     * and the statements parsed here and portals bound here that are such.
+     */
     let changedAt = -1;
+    const changingStatements = new Set<string>();
+    const changingPortals = new Set<string>();
+    /** Statements with ML calls bound after it. */
+    const boundAfterChange = new Set<PreparedMl>();
     for (const message of group) {
       if (message.type === 0x53) syncs += 1;
       if (
@@ -1416,7 +1425,8 @@ export class MlInterceptor implements SessionInterceptor {
           out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
           if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }
-        if (changedAt < 0 && changesLaterStatements(parse.sql)) changedAt = out.length - 1;
+        if (changesLaterStatements(parse.sql, catalog)) changingStatements.add(parse.name);
+        else changingStatements.delete(parse.name);
         continue;
       }
       if (message.type === 0x42 /* B */) {
@@ -1429,17 +1439,34 @@ export class MlInterceptor implements SessionInterceptor {
             params: { values: bind.params, formats: bind.paramFormats },
             index: out.length,
             portal: bind.portal,
-            afterChange: changedAt >= 0,
           });
+        if (entry && changedAt >= 0) boundAfterChange.add(entry);
+        if (changingStatements.has(bind.statement)) changingPortals.add(bind.portal);
+        else changingPortals.delete(bind.portal);
         if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
           unnamed.ml = entry;
         }
         if (!entry && bind.statement === '' && unnamed.parsed === undefined) unnamed.plainBound = true;
       }
+      if (message.type === 0x45 /* E */ && changedAt < 0 && changingPortals.has(executedPortal(message.bytes))) {
+        changedAt = out.length;
+      }
       out.push(message.bytes);
     }
     const endsWithSync = group[group.length - 1].type === 0x53;
     const status = control.backend.status;
+    if (boundAfterChange.size > 0 && status !== 'E') {
+      // Bound after a change, a statement runs as written, in the whole group: its server text may inline a wrapper
+      // replaced since, read results tables a ROLLBACK or DISCARD took, or read answers its earlier Bind stored
+      // under the group's one statement number. One prepared in an earlier group is prepared again as written.
+      const parsedHere = batchParses.filter((p) => boundAfterChange.has(p.entry));
+      this.parsesAsWritten(parsedHere, binds, out, unnamed);
+      batchParses.splice(0, batchParses.length, ...batchParses.filter((p) => !boundAfterChange.has(p.entry)));
+      const earlier = new Map(binds.filter((b) => boundAfterChange.has(b.entry)).map((b) => [b.name, b]));
+      if (earlier.size > 0 && !(await this.asWrittenFromNowOn(control, [...earlier.values()], binds, unnamed, syncs))) {
+        return;
+      }
+    }
     // A group ending in Flush is answered as it goes, the Sync that ends it coming later. One that binds statements
     // with ML calls (a portal read in pieces by later groups, as pg-cursor reads it) is scored before it goes; one
     // that only parses them learns their parameter types before binding them (postgres.js does): the results tables
@@ -1534,9 +1561,7 @@ export class MlInterceptor implements SessionInterceptor {
     let rowsScored = 0;
     // Only what the group executes is scored: a portal bound and not executed here runs no call in it. (One bound in
     // a group ended by Flush is read by the client's next groups, as pg-cursor reads it: scored now.)
-    const executed = (endsWithSync ? binds.filter((b) => executedLater(out, b.index, b.portal) >= 0) : binds).filter(
-      (b) => !b.afterChange,
-    );
+    const executed = endsWithSync ? binds.filter((b) => executedLater(out, b.index, b.portal) >= 0) : binds;
     // A failure is reported where PostgreSQL would report it, inside the group, when the group allows it: at the
     // first Execute of a statement with ML calls (in a group ended by Flush, before the Flush when none is there).
     const executesAt = executed.length > 0 ? executedLater(out, executed[0].index, executed[0].portal) : -1;

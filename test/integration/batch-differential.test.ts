@@ -736,6 +736,73 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(later).toEqual({ scored: perRow.perRow / 2, perRow: 0 }); // (the per-row path called for each input)
     });
 
+    it('runs a statement bound before and after a change in one group as the change makes it', async () => {
+      const fresh = new RawSession(await stack.connect());
+      const body = (input: string) => `(aws_comprehend.detect_sentiment(${input}, 'en')).sentiment`;
+      const define = (input: string) =>
+        `CREATE OR REPLACE FUNCTION group_mood(doc text) RETURNS varchar LANGUAGE sql AS $$ SELECT ${body(input)} $$`;
+      const direct = (input: string) =>
+        expected(`SELECT id, ${body(input)} FROM t WHERE id <= $1::int ORDER BY id`, '20');
+      const [before, after] = [await direct('txt'), await direct("'awful awful terrible ' || txt")];
+      expect(after).not.toEqual(before);
+      const byWrapper = 'SELECT id, group_mood(txt) FROM t WHERE id <= $1 ORDER BY id';
+      // Prepared in the group, and in an earlier one.
+      await fresh.query(define('doc'));
+      await fresh.round([raw.parse('earlier', byWrapper), raw.sync()]);
+      for (const name of ['here', 'earlier']) {
+        await fresh.query(define('doc'));
+        const answer = await fresh.round([
+          ...(name === 'here' ? [raw.parse(name, byWrapper)] : []),
+          raw.bind(name, ['20']),
+          raw.execute(),
+          ...step(define("'awful awful terrible ' || doc")),
+          raw.bind(name, ['20']),
+          raw.execute(),
+          raw.sync(),
+        ]);
+        expect(answer.errors, name).toEqual([]);
+        expect(answer.results[0], name).toEqual(before);
+        expect(answer.results[2], name).toEqual(after);
+      }
+      // A PL/pgSQL function that replaces the wrapper is such a change too.
+      await fresh.query(`CREATE OR REPLACE FUNCTION redefine_group_mood() RETURNS void LANGUAGE plpgsql
+        AS $f$ BEGIN EXECUTE $d$${define("'awful awful terrible ' || doc")}$d$; END $f$`);
+      await fresh.query(define('doc'));
+      const redefined = await fresh.round([
+        ...step('SELECT redefine_group_mood()'),
+        ...step(byWrapper, ['20']),
+        raw.sync(),
+      ]);
+      expect(redefined.errors).toEqual([]);
+      expect(redefined.results[1]).toEqual(after);
+    });
+
+    it('answers statements bound after ROLLBACK or DISCARD TEMP in their group (the results tables gone)', async () => {
+      const fresh = new RawSession(await stack.connect());
+      const want = await expected(mood, ' great');
+      const rolledBack = await fresh.round([
+        ...step('BEGIN'),
+        raw.parse('rb', mood),
+        raw.bind('rb', [' great']),
+        raw.execute(),
+        ...step('ROLLBACK'),
+        raw.bind('rb', [' great']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(rolledBack.errors).toEqual([]);
+      expect([rolledBack.results[1], rolledBack.results[3]]).toEqual([want, want]);
+      await fresh.round([raw.parse('dt', mood), raw.bind('dt', [' great']), raw.execute(), raw.sync()]);
+      const discarded = await fresh.round([
+        ...step('DISCARD TEMP'),
+        raw.bind('dt', [' great']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(discarded.errors).toEqual([]);
+      expect(discarded.results[1]).toEqual(want);
+    });
+
     it('turns batch mode off for the statements after SET apg_enable_function_migration in the same group', async () => {
       const fresh = new RawSession(await stack.connect());
       await fresh.round([raw.parse('named', mood), raw.sync()]);
