@@ -485,6 +485,31 @@ function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
   );
 }
 
+/**
+ * How many of a group's first messages open a read-write transaction block:
+ * Parse, Bind, (Describe,) Execute of `BEGIN` or `START TRANSACTION` without
+ * READ ONLY (the gateway makes its results tables in a read-write
+ * transaction). 0 if the group starts otherwise.
+ */
+function blockOpening(group: Message[]): number {
+  const [parseMsg, bindMsg, third, fourth] = group;
+  if (parseMsg?.type !== 0x50 /* P */ || bindMsg?.type !== 0x42 /* B */) return 0;
+  const { name, sql } = readParse(parseMsg.bytes);
+  const bind = readBind(bindMsg.bytes);
+  if (bind.statement !== name) return 0;
+  const execute = third?.type === 0x44 /* D */ ? fourth : third;
+  if (execute?.type !== 0x45 /* E */ || executedPortal(execute.bytes) !== bind.portal) return 0;
+  try {
+    const statements = parse(sql);
+    const begin = statements.length === 1 ? inner(statements[0].stmt, 'TransactionStmt') : undefined;
+    const opens = begin && (begin.kind === 'TRANS_STMT_BEGIN' || begin.kind === 'TRANS_STMT_START');
+    if (!opens || JSON.stringify(begin.options ?? []).includes('transaction_read_only')) return 0;
+  } catch {
+    return 0;
+  }
+  return group.indexOf(execute) + 1;
+}
+
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
 const failedBlock = (control: SessionControl) => control.backend.status === 'E';
 
@@ -1467,12 +1492,26 @@ export class MlInterceptor implements SessionInterceptor {
         return;
       }
     }
+    // A group that opens a block and then runs statements whose inputs read the transaction's start (pgjdbc with
+    // autocommit off sends BEGIN with a transaction's first statement): the block is opened first, so the
+    // argument queries read the statement's now(), not one of their own.
+    const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group) : 0;
+    if (opening > 0 && [...batchParses, ...binds].some((p) => readsStartTime(p.entry.target.query, p.entry.plan))) {
+      const opened = await control.relay([...out.slice(0, opening), syncMessage()], (message) => message.bytes);
+      if (opened.failed) {
+        // PostgreSQL skips the rest of the group after an error, up to its Sync.
+        control.toClient(readyForQuery(opened.status));
+        return;
+      }
+      out.splice(0, opening);
+      for (const item of [...binds, ...batchParses]) item.index -= opening;
+    }
     // A group ending in Flush is answered as it goes, the Sync that ends it coming later. One that binds statements
     // with ML calls (a portal read in pieces by later groups, as pg-cursor reads it) is scored before it goes; one
     // that only parses them learns their parameter types before binding them (postgres.js does): the results tables
     // they read are made first.
     const describedFirst = !endsWithSync && binds.length === 0 && batchParses.length > 0;
-    if ((batchParses.length === 0 && binds.length === 0) || status === 'E') {
+    if ((batchParses.length === 0 && binds.length === 0) || failedBlock(control)) {
       // Nothing of the gateway's own runs here, but earlier groups' may have dropped a plain unnamed statement.
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;

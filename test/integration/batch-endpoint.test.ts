@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { xgboostFixture } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { RawSession, raw } from '../support/raw-protocol.js';
 import { rejection } from '../support/rejection.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
@@ -101,6 +102,32 @@ describe('batch mode with a SageMaker endpoint', () => {
     await expect(db.query(failing.replace('$1', '3'))).rejects.toMatchObject({ code: '22012' });
     expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
     await expect(db.query('SAVEPOINT s')).rejects.toMatchObject({ code: '25P01' }); // no block is open
+  });
+
+  it('batches them in a group that opens the block first, as pgjdbc sends a transaction with autocommit off', async () => {
+    const perRowCalls = () =>
+      stack.pgsage.statistics.snapshot().find((s) => s.function === 'aws_sagemaker.invoke_endpoint')?.figures
+        .perRowCalls ?? 0;
+    const rest = features.slice(1).join(', ');
+    const sql = `SELECT count(aws_sagemaker.invoke_endpoint('churn-xgb', NULL,
+      f1 + extract(microseconds from now()) * 1e-9, ${rest})::float8)::int, now()::text FROM events WHERE id <= $1`;
+    const session = new RawSession(await stack.connect());
+    const step = (text: string, values: string[] = []) => [raw.parse('', text), raw.bind('', values), raw.execute()];
+    const before = perRowCalls();
+    const answer = await session.round([...step('BEGIN'), ...step(sql, ['120']), raw.sync()]);
+    expect(answer.errors).toEqual([]);
+    expect(answer.types).toMatch(/^12C12DCZ$/); // BEGIN's replies, then the statement's, one ReadyForQuery
+    expect(answer.statuses).toEqual(['T']);
+    expect(answer.results[1][0][0]).toBe('120');
+    expect(perRowCalls() - before).toBe(0);
+    // The statement ran in the client's block: its now() is the block's.
+    const inBlock = await session.query('SELECT now()::text');
+    expect(inBlock.results[0][0][0]).toBe(answer.results[1][0][1]);
+    await session.query('COMMIT');
+    // A BEGIN that fails skips the rest of the group, as PostgreSQL skips it.
+    const refused = await session.round([...step('BEGIN ISOLATION LEVEL nonsense'), ...step(sql, ['5']), raw.sync()]);
+    expect(refused.errors.map((e) => e.code)).toEqual(['42601']);
+    expect(refused.types).toBe('EZ');
   });
 
   it("takes Aurora's apg_enable_function_migration when the session starts, as a parameter or in options", async () => {
