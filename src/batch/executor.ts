@@ -634,6 +634,8 @@ export async function computeBatchResults(
 ): Promise<Map<CallGroup, BatchFigures>> {
   const { control, settings } = options;
   const figures = new Map<CallGroup, BatchFigures>(work.map((w) => [w.group, new BatchFigures()]));
+  // (A cancel that came before this point would not fire the listener.)
+  if (control.signal.aborted) throw control.signal.reason;
   const abort = new AbortController();
   const onCancel = () => abort.abort(control.signal.reason);
   control.signal.addEventListener('abort', onCancel, { once: true });

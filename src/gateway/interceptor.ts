@@ -1310,9 +1310,16 @@ export class MlInterceptor implements SessionInterceptor {
     { keepBlock = false } = {},
   ): Promise<Buffer | undefined> {
     const inTransaction = control.backend.status === 'T';
+    // A cancel that came while PostgreSQL was idle (the gateway planning, or between its own statements) reached
+    // no statement there: it stops the gateway's work here.
+    const cancelled = () => {
+      if (control.signal.aborted) throw control.signal.reason;
+    };
     try {
+      cancelled();
       if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
       await work(inTransaction);
+      cancelled();
       if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
       return undefined;
     } catch (error) {

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/processes.js';
@@ -235,6 +235,22 @@ describe('batch mode under faults', () => {
       expect(row.state).toBe('usable');
     } finally {
       await sql.end();
+    }
+  });
+
+  it('stops a statement cancelled while the gateway still plans it (PostgreSQL idle)', async () => {
+    const db = await startWith({ latencyMs: 5_000 });
+    const sql = `SELECT count(${call(100)}) FROM rows_in`;
+    for (let i = 0; i < 10; i++) {
+      const running = rejection(db.query(sql));
+      // node-postgres sends the CancelRequest on a new connection at once: it comes while the statement is planned.
+      const active = (db as unknown as { activeQuery: pg.Query }).activeQuery;
+      const canceller = new pg.Client({ connectionString: stack.gatewayUrl() }) as pg.Client & {
+        cancel(client: pg.Client, query: pg.Query): void;
+      };
+      canceller.cancel(db, active);
+      expect((await running).code, `attempt ${i}`).toBe('57014');
+      expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
     }
   });
 
