@@ -611,11 +611,13 @@ export class BatchScorer {
   private outputsOf(batch: Batch, answer: string, expected: number): CallResult[] {
     const outputs = splitOutputLines(answer, expected === 1);
     if (outputs.length !== expected) {
+      // The endpoint breaks batch mode's contract, whichever rows it got: not a model error about one row (see
+      // isolating), which would send every row alone.
       throw new SqlError(
-        SqlState.externalRoutineException,
+        SqlState.ioError,
         `endpoint ${batch.target} answered ${outputs.length} lines for ${expected} input rows`,
         undefined,
-        'A batch-mode endpoint must return one output line per input row (text/csv).',
+        'A batch-mode endpoint must return one output line per input row (text/csv). For one that does not, pass max_rows_per_batch 1 or SET apg_enable_function_migration = false.',
       );
     }
     // PostgreSQL's text cannot hold a NUL: such an answer is left to the per-row call, which fails on it

@@ -480,6 +480,21 @@ describe('batch mode under faults', () => {
     await other.end();
   });
 
+  it('fails a statement whose endpoint answers fewer lines than it got rows, and writes nothing', async () => {
+    const db = await startWith({ dropsLastLine: true });
+    await db.query('CREATE TABLE scored AS SELECT id, NULL::text AS p FROM rows_in');
+    const error = await rejection(
+      db.query(`UPDATE scored SET p = aws_sagemaker.invoke_endpoint('remote', NULL, ${features.join(', ')})
+        FROM rows_in WHERE rows_in.id = scored.id`),
+    );
+    expect(error.code).toBe('58030');
+    expect(error.message).toMatch(/endpoint remote answered \d+ lines for \d+ input rows/);
+    expect(error.hint).toMatch(/one output line per input row/);
+    // A clear failure, not a search for rows the model refuses (one request per row).
+    expect(remote.requests).toBeLessThan(10);
+    expect((await db.query('SELECT count(p)::int AS n FROM scored')).rows).toEqual([{ n: 0 }]);
+  });
+
   it('fails on an answer holding a NUL character with the per-row path’s error', async () => {
     const db = await startWith({ nulInAnswers: true });
     const codes: (string | undefined)[] = [];
