@@ -242,7 +242,9 @@ export async function readSettings(
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
       current_setting('statement_timeout'),
-      COALESCE(current_setting('aws_ml.progress', true), 'on'),
+      -- (Progress lines are NOTICEs: a client that asked for warnings and errors only gets none, as from PostgreSQL.)
+      CASE WHEN current_setting('client_min_messages') IN ('warning', 'error') THEN 'off'
+           ELSE COALESCE(current_setting('aws_ml.progress', true), 'on') END,
       COALESCE(current_setting('aws_ml.max_concurrent_batches', true), ''),
       to_regprocedure('aws_ml.begin_batch(integer, boolean)') IS NOT NULL,
       pg_catalog.pg_is_in_recovery(),
@@ -657,19 +659,24 @@ export async function computeBatchResults(
     concurrency: settings.concurrency,
     signal: abort.signal,
     deadline: Date.now() + (settings.timeoutMs > 0 ? settings.timeoutMs : 15 * 60_000),
-    onProgress: (scored) => {
-      const now = performance.now();
-      if (!settings.progress || now - lastNotice < 2000) return;
-      lastNotice = now;
-      control.toClient(
-        noticeResponse({
-          severity: 'NOTICE',
-          code: '00000',
-          message: progressLine(progress, scored, (now - started) / 1000),
-        }),
-      );
-    },
+    onProgress: (scored) => noteProgress(scored),
   });
+  const noteProgress = (scored: number) => {
+    const now = performance.now();
+    if (!settings.progress || now - lastNotice < PROGRESS_EVERY_MS) return;
+    lastNotice = now;
+    control.toClient(
+      noticeResponse({
+        severity: 'NOTICE',
+        code: '00000',
+        message: progressLine(progress, scored, (now - started) / 1000),
+      }),
+    );
+  };
+  // Also while no batch completes (a slow endpoint, retries after throttling).
+  const ticker = settings.progress
+    ? setInterval(() => noteProgress(scorer.scoredInputs), PROGRESS_EVERY_MS)
+    : undefined;
   try {
     const rowLogs = new Map<CallGroup, RowLog>();
     for (const { group } of work) {
@@ -724,10 +731,14 @@ export async function computeBatchResults(
     throw error;
   } finally {
     clearTimeout(timer);
+    clearInterval(ticker);
     control.signal.removeEventListener('abort', onCancel);
     abort.abort(new SqlError(SqlState.queryCanceled, 'batch finished'));
   }
 }
+
+/** How often a statement that takes long sends a progress NOTICE. */
+const PROGRESS_EVERY_MS = 2000;
 
 /** How far a statement's argument queries have got, for progress NOTICEs. */
 interface ArgumentProgress {

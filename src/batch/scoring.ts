@@ -375,6 +375,11 @@ export class BatchScorer {
     return this.failure;
   }
 
+  /** Inputs answered so far. */
+  get scoredInputs(): number {
+    return this.scored;
+  }
+
   /** The batch's failure, or why it was stopped (a cancel, statement_timeout). */
   get stopped(): unknown {
     return this.failure ?? (this.options.signal.aborted ? this.options.signal.reason : undefined);

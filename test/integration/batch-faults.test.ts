@@ -462,6 +462,20 @@ describe('batch mode under faults', () => {
     await db.query('SET aws_ml.progress = off');
     await db.query(`SELECT count(${call(500)}) FROM rows_in WHERE id <= 1000`);
     expect(notices).toEqual([]);
+    // Progress lines are NOTICEs: a client that asks for warnings and errors only gets none.
+    await db.query('RESET aws_ml.progress; SET client_min_messages = warning');
+    await db.query(`SELECT count(${call(500)}) FROM rows_in WHERE id <= 1000`);
+    expect(notices).toEqual([]);
+  });
+
+  it('sends progress notices while a batch is still out', async () => {
+    const db = await startWith({ latencyMs: 4_100 });
+    const notices: { at: number; message: string }[] = [];
+    db.on('notice', (n) => notices.push({ at: Date.now(), message: n.message ?? '' }));
+    await db.query(`SELECT count(${call(2000)}) FROM rows_in`); // one batch, answered after 4.1 s
+    const done = Date.now();
+    expect(notices.filter((n) => n.message.startsWith('aws_ml: ')).length, JSON.stringify(notices)).toBeGreaterThan(1);
+    expect(notices[0].at).toBeLessThan(done - 1000);
   });
 
   it('fails a statement whose Comprehend answer leaves a document out, and serves on', async () => {
