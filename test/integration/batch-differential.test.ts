@@ -708,14 +708,18 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     // PostgreSQL runs any of it, so what follows DDL or a SET there is answered per row.
     const step = (sql: string, values: string[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()];
     const piped = "SELECT id, (aws_comprehend.detect_sentiment(txt || $1, 'en')).sentiment FROM piped ORDER BY id";
+    /** A statement's per-row answers for ' great' and ' awful', and the per-row calls they took. */
+    const greatAndAwful = async (sql: string) => {
+      let answers: (string | null)[][][] = [];
+      const perRow = await callsDuring(async () => {
+        answers = [await expected(sql, ' great'), await expected(sql, ' awful')];
+      });
+      return { great: answers[0], awful: answers[1], perRow };
+    };
 
     it('answers a statement that reads a table created earlier in its group', async () => {
       const fresh = new RawSession(await stack.connect());
-      const eight = mood.replace('WHERE id <= 40', 'WHERE id <= 8');
-      let [great, awful]: (string | null)[][][] = [];
-      const perRow = await callsDuring(async () => {
-        [great, awful] = [await expected(eight, ' great'), await expected(eight, ' awful')];
-      });
+      const { great, awful, perRow } = await greatAndAwful(mood.replace('WHERE id <= 40', 'WHERE id <= 8'));
       const during = await callsDuring(async () => {
         const answer = await fresh.round([
           ...step('CREATE TEMP TABLE piped (id int, txt text)'),
@@ -809,10 +813,7 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     it('turns batch mode off for the statements after SET apg_enable_function_migration in the same group', async () => {
       const fresh = new RawSession(await stack.connect());
       await fresh.round([raw.parse('named', mood), raw.sync()]);
-      let [great, awful]: (string | null)[][][] = [];
-      const perRow = await callsDuring(async () => {
-        [great, awful] = [await expected(mood, ' great'), await expected(mood, ' awful')];
-      });
+      const { great, awful, perRow } = await greatAndAwful(mood);
       const during = await callsDuring(async () => {
         const answer = await fresh.round([
           ...step('SET apg_enable_function_migration = false'),
