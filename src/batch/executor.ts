@@ -1006,11 +1006,6 @@ async function streamFeatureRows(
   }
 }
 
-/**
- * COPYs answers into the results tables while the remaining batches finish:
- * per distinct input for groups joined on their inputs (`keyRows`), per table
- * row for groups joined by tuple identity (loaded after, when both are needed).
- */
 /** How long the answers are written without a break (see emitInSlices). */
 const WRITE_SLICE_MS = 20;
 
@@ -1029,6 +1024,11 @@ async function emitInSlices(emit: () => boolean, scorer: BatchScorer): Promise<v
   }
 }
 
+/**
+ * COPYs answers into the results tables while the remaining batches finish:
+ * per distinct input for groups joined on their inputs (`keyRows`), per table
+ * row for groups joined by tuple identity (loaded after, when both are needed).
+ */
 async function loadResults(
   scorer: BatchScorer,
   options: BatchRunOptions,

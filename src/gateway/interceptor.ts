@@ -270,15 +270,15 @@ function failureBefore(at: number, replies: number, error: Buffer): Injection {
   };
 }
 
-/**
- * Where in the group the portal bound at out[index] is executed (before it
- * is bound again or closed), or -1.
- */
 const nameAt = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at));
 
 /** The portal an Execute message runs. */
 const executedPortal = (execute: Buffer) => nameAt(execute, 5);
 
+/**
+ * Where in the group the portal bound at out[index] is executed (before it
+ * is bound again or closed), or -1.
+ */
 function executedLater(out: Buffer[], index: number, portal: string): number {
   for (let i = index + 1; i < out.length; i++) {
     const m = out[i];
@@ -1506,7 +1506,10 @@ export class MlInterceptor implements SessionInterceptor {
     if (opening > 0 && [...batchParses, ...binds].some((p) => readsStartTime(p.entry.target.query, p.entry.plan))) {
       const opened = await control.relay([...out.slice(0, opening), syncMessage()], (message) => message.bytes);
       if (opened.failed) {
-        // PostgreSQL skips the rest of the group after an error, up to its Sync.
+        // PostgreSQL skips the rest of the group after an error, up to its Sync: nothing of it is prepared.
+        for (const { parse, entry } of batchParses) {
+          if (this.prepared.get(parse.name) === entry) this.prepared.delete(parse.name);
+        }
         control.toClient(readyForQuery(opened.status));
         return;
       }
