@@ -146,6 +146,9 @@ const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
 /** Extended-protocol messages that are buffered until their group's Sync or Flush. */
 const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
+/** An Execute with a row limit: its portal may be read on by later Executes. */
+const readsPortalInPart = (m: Message) => m.type === 0x45 /* E */ && m.bytes.readInt32BE(m.bytes.indexOf(0, 5) + 1) > 0;
+
 /** Extended-protocol messages that run nothing: Parse, Describe, Close, Flush. */
 const DESCRIBING = new Set([P, 0x44 /* D */, 0x43 /* C */, H]);
 
@@ -194,6 +197,12 @@ export class Session implements SessionControl {
   private pendingSyncs = 0;
   /** A forwarded extended group ended in Flush: the server is mid-transaction-group. */
   private openGroup = false;
+  /**
+   * The open group is extended messages that a Query followed before any Sync or Flush, none of them reading a
+   * portal in part: that Query's ReadyForQuery ends it, in a transaction block too (pgjdbc with autosave sends
+   * `BEGIN` so, then `SAVEPOINT` as a Query).
+   */
+  private openGroupEndsAtQuery = false;
   /**
    * The open group only parsed, described and closed statements (see DESCRIBING): ending it early
    * changes nothing but the timing of its replies.
@@ -367,7 +376,13 @@ export class Session implements SessionControl {
     this.backend.status = status;
     this.errorSinceReady = false;
     // A Query sent into an open group ended its transaction: nothing of the group is left open.
-    if (this.readiesToGroupQuery > 0 && --this.readiesToGroupQuery === 0 && status === 'I') this.openGroup = false;
+    if (
+      this.readiesToGroupQuery > 0 &&
+      --this.readiesToGroupQuery === 0 &&
+      (status === 'I' || this.openGroupEndsAtQuery)
+    ) {
+      this.setOpenGroup(false);
+    }
     this.interceptor?.noteStatus?.(status);
     if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
     if (this.pendingSyncs > 0) return;
@@ -471,7 +486,7 @@ export class Session implements SessionControl {
     if (inGroup) return false;
     this.pendingSyncs += syncs;
     this.lastSyncExtended = lastExtended;
-    if (groupEnd) this.openGroup = groupEnd === 'flush';
+    if (groupEnd) this.setOpenGroup(groupEnd === 'flush');
     this.openGroupDescribesOnly = describesOnly;
     this.writeServer(chunk);
     return true;
@@ -513,11 +528,11 @@ export class Session implements SessionControl {
         // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
         // they stay open as a group ended by Flush does.
         this.forwardGroup(this.group, forward);
-        this.openGroup = true;
+        this.setOpenGroup(true, !this.openGroup && !this.group.some(readsPortalInPart));
         this.group = [];
       }
       // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction.)
-      if (type === Q && this.interceptor && !this.openGroup && this.needsInterception(message)) {
+      if (type === Q && this.interceptor && !this.groupStaysOpen && this.needsInterception(message)) {
         this.flushForward(forward);
         this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
         return;
@@ -532,11 +547,11 @@ export class Session implements SessionControl {
         this.group = [];
         const intercepted =
           this.interceptor &&
-          (!this.openGroup || this.openGroupDescribesOnly) &&
+          (!this.groupStaysOpen || this.openGroupDescribesOnly) &&
           group.some((m) => this.groupMessageNeedsInterception(m));
         if (intercepted) {
           this.flushForward(forward);
-          const run = this.openGroup ? () => this.runAfterDescribing(group) : () => this.runExtended(group);
+          const run = this.groupStaysOpen ? () => this.runAfterDescribing(group) : () => this.runExtended(group);
           this.startInterception(run, messages.slice(i + 1));
           return;
         }
@@ -544,9 +559,9 @@ export class Session implements SessionControl {
         if (type === S) {
           this.pendingSyncs += 1;
           this.lastSyncExtended = true;
-          this.openGroup = false;
+          this.setOpenGroup(false);
         } else {
-          this.openGroup = true;
+          this.setOpenGroup(true);
         }
         continue;
       }
@@ -648,6 +663,19 @@ export class Session implements SessionControl {
       (!this.openGroup || this.openGroupDescribesOnly) && group.every((m) => DESCRIBING.has(m.type));
   }
 
+  /**
+   * An open group is still open when the interceptor would start: not one that a Query already sent ends
+   * (the interceptor starts once the server has answered it).
+   */
+  private get groupStaysOpen(): boolean {
+    return this.openGroup && !(this.openGroupEndsAtQuery && this.readiesToGroupQuery > 0);
+  }
+
+  private setOpenGroup(open: boolean, endsAtQuery = false): void {
+    this.openGroup = open;
+    this.openGroupEndsAtQuery = open && endsAtQuery;
+  }
+
   /** PostgreSQL failed a statement of the open group and skips the client's messages up to its Sync. */
   private skipsToSync(): boolean {
     return this.openGroup && this.errorSinceReady;
@@ -656,7 +684,7 @@ export class Session implements SessionControl {
   private async runExtended(group: Message[]): Promise<void> {
     await this.interceptor!.handleExtended(this, group);
     // (A group failed by the gateway never reached PostgreSQL.)
-    this.openGroup = group[group.length - 1].type === H && !this.skippingUntilSync;
+    this.setOpenGroup(group[group.length - 1].type === H && !this.skippingUntilSync);
     this.openGroupDescribesOnly = group.every((m) => DESCRIBING.has(m.type));
   }
 
@@ -672,7 +700,7 @@ export class Session implements SessionControl {
   private async runAfterDescribing(group: Message[]): Promise<void> {
     const failedBefore = this.errorSinceReady;
     const ended = await this.relay([syncMessage()]);
-    this.openGroup = false;
+    this.setOpenGroup(false);
     this.errorSinceReady = false;
     if (ended.failed || failedBefore) {
       // (A group ended by Flush: skipped up to the client's Sync, which is answered then.)

@@ -810,6 +810,30 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       expect(discarded.results[1]).toEqual(want);
     });
 
+    it('batches the statement after a BEGIN sent without Sync and a SAVEPOINT query (pgjdbc with autosave)', async () => {
+      const fresh = new RawSession(await stack.connect());
+      const want = await expected(score, '30');
+      const during = await callsDuring(async () => {
+        const answer = await fresh.round(
+          [
+            ...step('BEGIN'),
+            raw.query('SAVEPOINT PGJDBC_AUTOSAVE'),
+            raw.parse('', score),
+            raw.bind('', ['30']),
+            raw.describePortal(),
+            raw.execute(),
+            raw.sync(),
+          ],
+          2,
+        );
+        expect(answer.errors).toEqual([]);
+        expect(answer.statuses).toEqual(['T', 'T']);
+        expect(answer.results[2]).toEqual(want);
+      });
+      expect(during.perRow).toBe(0);
+      await fresh.query('COMMIT');
+    });
+
     it('turns batch mode off for the statements after SET apg_enable_function_migration in the same group', async () => {
       const fresh = new RawSession(await stack.connect());
       await fresh.round([raw.parse('named', mood), raw.sync()]);
