@@ -1,4 +1,4 @@
-import { type AstNode, callsFunction, inner, nodeType } from '../sql/ast.js';
+import { type AstNode, callsFunction, inner, nodeType, some } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 
 /**
@@ -7,8 +7,10 @@ import { parse } from '../sql/parser.js';
  * before PostgreSQL has run any of them: one that comes after DDL (a table it
  * creates, a column it adds), a SET (search_path, batch mode off, a role), a
  * DO block or a procedure would be scored against the session as it was
- * before. Writes are not in question: a row they add or change has no answer
- * yet and is answered per row, as the planner's fallback does for any row.
+ * before; so would one after `EXECUTE` or `FETCH`, which run what was
+ * prepared or declared earlier. Writes are not in question: a row they add or
+ * change has no answer yet and is answered per row, as the planner's fallback
+ * does for any row. (A trigger that changes more than rows is not seen.)
  */
 const SCORED_AFTER = new Set([
   'SelectStmt',
@@ -19,7 +21,6 @@ const SCORED_AFTER = new Set([
   'VariableShowStmt',
   'CopyStmt',
   'DeclareCursorStmt',
-  'FetchStmt',
   'ClosePortalStmt',
   'LockStmt',
   'NotifyStmt',
@@ -27,20 +28,29 @@ const SCORED_AFTER = new Set([
   'UnlistenStmt',
   'PrepareStmt',
   'DeallocateStmt',
-  'ExecuteStmt',
   'CheckPointStmt',
 ]);
 
 /** Transaction statements that leave the block as it is for what follows (pgjdbc's autosave adds savepoints). */
 const KEEPS_BLOCK = new Set(['TRANS_STMT_BEGIN', 'TRANS_STMT_START', 'TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE']);
 
-function leavesLaterAlone(stmt: AstNode, sideEffects: ReadonlySet<string>): boolean {
+function leavesLaterAlone(stmt: AstNode, catalog: SideEffects): boolean {
   const explained = inner(stmt, 'ExplainStmt');
-  if (explained) return leavesLaterAlone(explained.query, sideEffects);
+  if (explained) return leavesLaterAlone(explained.query, catalog);
   const type = nodeType(stmt) ?? '';
   if (type === 'TransactionStmt') return KEEPS_BLOCK.has(stmt.TransactionStmt.kind);
-  // (A function that may write may as well run DDL or SET: a PL/pgSQL one that replaces a wrapper.)
-  return SCORED_AFTER.has(type) && !callsFunction(stmt, (name) => name === 'set_config' || sideEffects.has(name));
+  // (A function that may write may as well run DDL or SET: a PL/pgSQL one that replaces a wrapper. So may a view
+  // or a row-level security policy that calls one.)
+  return (
+    SCORED_AFTER.has(type) &&
+    !callsFunction(stmt, (name) => name === 'set_config' || catalog.sideEffects.has(name)) &&
+    !some(stmt, (node) => catalog.relations.has(inner(node, 'RangeVar')?.relname))
+  );
+}
+
+interface SideEffects {
+  sideEffects: ReadonlySet<string>;
+  relations: ReadonlySet<string | undefined>;
 }
 
 /** Answers by text, for the catalog's side effects they were given with. */
@@ -54,17 +64,22 @@ const NONE: ReadonlySet<string> = new Set();
  * statements read (see SCORED_AFTER). Text the parser refuses changes
  * nothing: PostgreSQL refuses it too, and skips the rest of the group.
  */
-export function changesLaterStatements(sql: string, catalog: { sideEffects?: ReadonlySet<string> }): boolean {
+export function changesLaterStatements(
+  sql: string,
+  catalog: { sideEffects?: ReadonlySet<string>; relationsWithSideEffects?: ReadonlySet<string> },
+): boolean {
   const sideEffects = catalog.sideEffects ?? NONE;
   if (knownFor !== sideEffects || known.size >= KNOWN_LIMIT) {
     // Drivers send the same few texts over and over; one that sends ever new ones only costs a parse each.
+    // (The catalog's two sets are read together: a new one of the first is a new catalog.)
     known = new Map();
     knownFor = sideEffects;
   }
   let answer = known.get(sql);
   if (answer === undefined) {
+    const effects = { sideEffects, relations: catalog.relationsWithSideEffects ?? NONE };
     try {
-      answer = !parse(sql).every((s) => leavesLaterAlone(s.stmt, sideEffects));
+      answer = !parse(sql).every((s) => leavesLaterAlone(s.stmt, effects));
     } catch {
       answer = false;
     }

@@ -1495,7 +1495,15 @@ export class MlInterceptor implements SessionInterceptor {
       this.parsesAsWritten(parsedHere, binds, out, unnamed);
       batchParses.splice(0, batchParses.length, ...batchParses.filter((p) => !boundAfterChange.has(p.entry)));
       const earlier = new Map(binds.filter((b) => boundAfterChange.has(b.entry)).map((b) => [b.name, b]));
-      if (earlier.size > 0 && !(await this.asWrittenFromNowOn(control, [...earlier.values()], binds, unnamed, syncs))) {
+      // One PostgreSQL refuses as written now (a column it reads dropped) keeps the server's copy, unscored: it
+      // fails where its Execute comes, after what the group runs before it (a COMMIT), as PostgreSQL's own would.
+      const asWritten: { name: string; entry: PreparedMl }[] = [];
+      for (const bound of earlier.values()) {
+        if (await this.accepts(control, bound.entry.plainSql, bound.entry.declaredTypes)) asWritten.push(bound);
+      }
+      const kept = new Set([...earlier.values()].filter((b) => !asWritten.includes(b)).map((b) => b.entry));
+      binds.splice(0, binds.length, ...binds.filter((b) => !kept.has(b.entry)));
+      if (asWritten.length > 0 && !(await this.asWrittenFromNowOn(control, asWritten, binds, unnamed, syncs))) {
         return;
       }
     }

@@ -774,14 +774,27 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       // A PL/pgSQL function that replaces the wrapper is such a change too.
       await fresh.query(`CREATE OR REPLACE FUNCTION redefine_group_mood() RETURNS void LANGUAGE plpgsql
         AS $f$ BEGIN EXECUTE $d$${define("'awful awful terrible ' || doc")}$d$; END $f$`);
-      await fresh.query(define('doc'));
-      const redefined = await fresh.round([
-        ...step('SELECT redefine_group_mood()'),
-        ...step(byWrapper, ['20']),
-        raw.sync(),
-      ]);
-      expect(redefined.errors).toEqual([]);
-      expect(redefined.results[1]).toEqual(after);
+      const made = await fresh.query(`CREATE VIEW redefining_group_mood AS SELECT redefine_group_mood()::text AS done;
+        PREPARE redefine_group_mood AS SELECT redefine_group_mood()`);
+      expect(made.errors).toEqual([]);
+      // Called by name, through a view, or by a statement prepared in SQL.
+      const changes = [
+        'SELECT redefine_group_mood()',
+        'SELECT * FROM redefining_group_mood',
+        'EXECUTE redefine_group_mood',
+      ];
+      for (const change of changes) {
+        await fresh.query(define('doc'));
+        const redefined = await fresh.round([
+          ...step(byWrapper, ['20']),
+          ...step(change),
+          ...step(byWrapper, ['20']),
+          raw.sync(),
+        ]);
+        expect(redefined.errors, change).toEqual([]);
+        expect(redefined.results[0], change).toEqual(before);
+        expect(redefined.results[2], change).toEqual(after);
+      }
     });
 
     it('answers statements bound after ROLLBACK or DISCARD TEMP in their group (the results tables gone)', async () => {
@@ -808,6 +821,28 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       ]);
       expect(discarded.errors).toEqual([]);
       expect(discarded.results[1]).toEqual(want);
+    });
+
+    it('runs what comes before a statement bound after a change that PostgreSQL now refuses', async () => {
+      const fresh = new RawSession(await stack.connect());
+      await fresh.query('CREATE TABLE dropping AS SELECT id, txt FROM t WHERE id <= 5');
+      const reads = "SELECT id, (aws_comprehend.detect_sentiment(txt || $1, 'en')).sentiment FROM dropping";
+      await fresh.round([raw.parse('dropping', reads), raw.bind('dropping', [' great']), raw.execute(), raw.sync()]);
+      const other = await stack.connect();
+      await other.query('ALTER TABLE dropping DROP COLUMN txt');
+      await other.end();
+      await fresh.query('BEGIN; INSERT INTO dropping VALUES (100)');
+      const answer = await fresh.round([
+        ...step('COMMIT'),
+        raw.bind('dropping', [' great']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      // As PostgreSQL answers it: the COMMIT runs, then the statement fails.
+      expect(answer.types).toBe('12CEZ');
+      expect(answer.errors.map((e) => e.code)).toEqual(['42703']);
+      expect(answer.statuses).toEqual(['I']);
+      expect((await fresh.query('SELECT count(*) FROM dropping WHERE id = 100')).results[0]).toEqual([['1']]);
     });
 
     it('batches the statement after a BEGIN sent without Sync and a SAVEPOINT query (pgjdbc with autosave)', async () => {
