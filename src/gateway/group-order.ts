@@ -1,5 +1,6 @@
 import { type AstNode, callsFunction, inner, nodeType, some } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { type Message, readBind, readParse } from './protocol.js';
 
 /**
  * Statements after which the rest of an extended-protocol group can still be
@@ -86,4 +87,34 @@ export function changesLaterStatements(
     known.set(sql, answer);
   }
   return answer;
+}
+
+/**
+ * How many of a group's first messages open a transaction block: Parse,
+ * Bind, (Describe,) Execute of `BEGIN` or `START TRANSACTION` (with
+ * `readWrite`, not READ ONLY: the gateway makes its results tables in a
+ * read-write transaction). 0 if the group starts otherwise.
+ */
+export function blockOpening(group: Message[], { readWrite = false } = {}): number {
+  const [parseMsg, bindMsg, third, fourth] = group;
+  if (parseMsg?.type !== 0x50 /* P */ || bindMsg?.type !== 0x42 /* B */) return 0;
+  const { name, sql } = readParse(parseMsg.bytes);
+  const bind = readBind(bindMsg.bytes);
+  if (bind.statement !== name) return 0;
+  const execute = third?.type === 0x44 /* D */ ? fourth : third;
+  if (
+    execute?.type !== 0x45 /* E */ ||
+    execute.bytes.toString('utf8', 5, execute.bytes.indexOf(0, 5)) !== bind.portal
+  ) {
+    return 0;
+  }
+  try {
+    const statements = parse(sql);
+    const begin = statements.length === 1 ? inner(statements[0].stmt, 'TransactionStmt') : undefined;
+    const opens = begin && (begin.kind === 'TRANS_STMT_BEGIN' || begin.kind === 'TRANS_STMT_START');
+    if (!opens || (readWrite && JSON.stringify(begin.options ?? []).includes('transaction_read_only'))) return 0;
+  } catch {
+    return 0;
+  }
+  return group.indexOf(execute) + 1;
 }

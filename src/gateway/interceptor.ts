@@ -37,7 +37,7 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { type BackendChannel, BackendError } from './backend.js';
-import { changesLaterStatements } from './group-order.js';
+import { blockOpening, changesLaterStatements } from './group-order.js';
 import {
   bindMessage,
   bindStatementName,
@@ -483,31 +483,6 @@ function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
       g.sites.some((site) => site.call.wrapper && readsTransactionStart(site.call.wrapper.inlined)),
     )
   );
-}
-
-/**
- * How many of a group's first messages open a read-write transaction block:
- * Parse, Bind, (Describe,) Execute of `BEGIN` or `START TRANSACTION` without
- * READ ONLY (the gateway makes its results tables in a read-write
- * transaction). 0 if the group starts otherwise.
- */
-function blockOpening(group: Message[]): number {
-  const [parseMsg, bindMsg, third, fourth] = group;
-  if (parseMsg?.type !== 0x50 /* P */ || bindMsg?.type !== 0x42 /* B */) return 0;
-  const { name, sql } = readParse(parseMsg.bytes);
-  const bind = readBind(bindMsg.bytes);
-  if (bind.statement !== name) return 0;
-  const execute = third?.type === 0x44 /* D */ ? fourth : third;
-  if (execute?.type !== 0x45 /* E */ || executedPortal(execute.bytes) !== bind.portal) return 0;
-  try {
-    const statements = parse(sql);
-    const begin = statements.length === 1 ? inner(statements[0].stmt, 'TransactionStmt') : undefined;
-    const opens = begin && (begin.kind === 'TRANS_STMT_BEGIN' || begin.kind === 'TRANS_STMT_START');
-    if (!opens || JSON.stringify(begin.options ?? []).includes('transaction_read_only')) return 0;
-  } catch {
-    return 0;
-  }
-  return group.indexOf(execute) + 1;
 }
 
 /** The session is in a failed transaction block (read afresh: the status changes as statements run). */
@@ -1510,7 +1485,7 @@ export class MlInterceptor implements SessionInterceptor {
     // A group that opens a block and then runs statements whose inputs read the transaction's start (pgjdbc with
     // autocommit off sends BEGIN with a transaction's first statement): the block is opened first, so the
     // argument queries read the statement's now(), not one of their own.
-    const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group) : 0;
+    const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group, { readWrite: true }) : 0;
     if (opening > 0 && [...batchParses, ...binds].some((p) => readsStartTime(p.entry.target.query, p.entry.plan))) {
       const opened = await control.relay([...out.slice(0, opening), syncMessage()], (message) => message.bytes);
       if (opened.failed) {

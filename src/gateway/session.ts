@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { BackendChannel } from './backend.js';
+import { blockOpening } from './group-order.js';
 import {
   BoundaryScanner,
   errorResponse,
@@ -146,9 +147,6 @@ const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
 
 /** Extended-protocol messages that are buffered until their group's Sync or Flush. */
 const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
-/** An Execute with a row limit: its portal may be read on by later Executes. */
-const readsPortalInPart = (m: Message) => m.type === 0x45 /* E */ && m.bytes.readInt32BE(m.bytes.indexOf(0, 5) + 1) > 0;
-
 /** Extended-protocol messages that run nothing: Parse, Describe, Close, Flush. */
 const DESCRIBING = new Set([P, 0x44 /* D */, 0x43 /* C */, H]);
 
@@ -198,9 +196,9 @@ export class Session implements SessionControl {
   /** A forwarded extended group ended in Flush: the server is mid-transaction-group. */
   private openGroup = false;
   /**
-   * The open group is extended messages that a Query followed before any Sync or Flush, none of them reading a
-   * portal in part: that Query's ReadyForQuery ends it, in a transaction block too (pgjdbc with autosave sends
-   * `BEGIN` so, then `SAVEPOINT` as a Query).
+   * The open group is extended messages that a Query followed before any Sync or Flush, and they only open a
+   * transaction block: that Query's ReadyForQuery ends it, in the block (pgjdbc with autosave sends `BEGIN` so,
+   * then `SAVEPOINT` as a Query).
    */
   private openGroupEndsAtQuery = false;
   /**
@@ -528,7 +526,14 @@ export class Session implements SessionControl {
         // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
         // they stay open as a group ended by Flush does.
         this.forwardGroup(this.group, forward);
-        this.setOpenGroup(true, !this.openGroup && !this.group.some(readsPortalInPart));
+        // (Only a block the messages open is one: others leave PostgreSQL's implicit transaction open, which the
+        // Query's ReadyForQuery shows as a block too. Opened from no transaction, so the BEGIN cannot fail.)
+        const opensBlock =
+          this.interceptor !== undefined &&
+          !this.openGroup &&
+          this.backend.status === 'I' &&
+          blockOpening(this.group) === this.group.length;
+        this.setOpenGroup(true, opensBlock);
         this.group = [];
       }
       // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction.)

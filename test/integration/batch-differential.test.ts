@@ -867,6 +867,15 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       });
       expect(during.perRow).toBe(0);
       await fresh.query('COMMIT');
+      // Other statements sent so leave PostgreSQL's implicit transaction open (the Query's ReadyForQuery says T):
+      // no block the gateway could use, so the statement after them goes as it came, per row.
+      const implicit = await fresh.round(
+        [...step('SELECT 1'), raw.query('SELECT 2'), raw.query(score.replace('$1', '30')), raw.sync()],
+        3,
+      );
+      expect(implicit.errors).toEqual([]);
+      expect(implicit.statuses).toEqual(['T', 'T', 'I']);
+      expect(implicit.results[2]).toEqual(want);
     });
 
     it('turns batch mode off for the statements after SET apg_enable_function_migration in the same group', async () => {
