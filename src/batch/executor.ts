@@ -663,7 +663,8 @@ export async function computeBatchResults(
   });
   const noteProgress = (scored: number) => {
     const now = performance.now();
-    if (!settings.progress || now - lastNotice < PROGRESS_EVERY_MS) return;
+    // (Less a little: the ticker's own timer may fire a few milliseconds early or late.)
+    if (!settings.progress || now - lastNotice < PROGRESS_EVERY_MS - 100) return;
     lastNotice = now;
     control.toClient(
       noticeResponse({

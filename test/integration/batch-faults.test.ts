@@ -476,10 +476,10 @@ describe('batch mode under faults', () => {
   });
 
   it('sends progress notices while a batch is still out', async () => {
-    const db = await startWith({ latencyMs: 4_100 });
+    const db = await startWith({ latencyMs: 5_000 });
     const notices: { at: number; message: string }[] = [];
     db.on('notice', (n) => notices.push({ at: Date.now(), message: n.message ?? '' }));
-    await db.query(`SELECT count(${call(2000)}) FROM rows_in`); // one batch, answered after 4.1 s
+    await db.query(`SELECT count(${call(2000)}) FROM rows_in`); // one batch, answered after 5 s
     const done = Date.now();
     expect(notices.filter((n) => n.message.startsWith('aws_ml: ')).length, JSON.stringify(notices)).toBeGreaterThan(1);
     expect(notices[0].at).toBeLessThan(done - 1000);
