@@ -679,13 +679,10 @@ export async function computeBatchResults(
     ? setInterval(() => noteProgress(scorer.scoredInputs), PROGRESS_EVERY_MS)
     : undefined;
   try {
-    const rowLogs = new Map<CallGroup, RowLog>();
-    for (const { group } of work) {
-      if (!group.rowIdentity) continue;
-      // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
-      const repeated = work.filter((w) => w.group === group).length > 1;
-      if (!rowLogs.has(group)) rowLogs.set(group, new RowLog(group, repeated));
-    }
+    // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
+    const reads = new Map<CallGroup, number>();
+    for (const { group } of work) if (group.rowIdentity) reads.set(group, (reads.get(group) ?? 0) + 1);
+    const rowLogs = new Map([...reads].map(([group, count]) => [group, new RowLog(group, count > 1)]));
     if (!options.begun) {
       await beginBatch(control, options.statementNumber, options.inTransaction, rowLogs.size > 0, settings);
     }

@@ -1,6 +1,6 @@
 import { type AstNode, callsFunction, inner, nodeType, some } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
-import { type Message, readBind, readParse } from './protocol.js';
+import { executePortalName, type Message, readBind, readParse } from './protocol.js';
 
 /**
  * Statements after which the rest of an extended-protocol group can still be
@@ -102,12 +102,7 @@ export function blockOpening(group: Message[], { readWrite = false } = {}): numb
   const bind = readBind(bindMsg.bytes);
   if (bind.statement !== name) return 0;
   const execute = third?.type === 0x44 /* D */ ? fourth : third;
-  if (
-    execute?.type !== 0x45 /* E */ ||
-    execute.bytes.toString('utf8', 5, execute.bytes.indexOf(0, 5)) !== bind.portal
-  ) {
-    return 0;
-  }
+  if (execute?.type !== 0x45 /* E */ || executePortalName(execute.bytes) !== bind.portal) return 0;
   try {
     const statements = parse(sql);
     const begin = statements.length === 1 ? inner(statements[0].stmt, 'TransactionStmt') : undefined;

@@ -46,6 +46,7 @@ import {
   dataRow,
   errorResponse,
   executeMessage,
+  executePortalName,
   type Message,
   noticeResponse,
   parseMessage,
@@ -272,9 +273,6 @@ function failureBefore(at: number, replies: number, error: Buffer): Injection {
 
 const nameAt = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at));
 
-/** The portal an Execute message runs. */
-const executedPortal = (execute: Buffer) => nameAt(execute, 5);
-
 /**
  * Where in the group the portal bound at out[index] is executed (before it
  * is bound again or closed), or -1.
@@ -282,7 +280,7 @@ const executedPortal = (execute: Buffer) => nameAt(execute, 5);
 function executedLater(out: Buffer[], index: number, portal: string): number {
   for (let i = index + 1; i < out.length; i++) {
     const m = out[i];
-    if (m[0] === 0x45 /* Execute */ && nameAt(m, 5) === portal) return i;
+    if (m[0] === 0x45 /* Execute */ && executePortalName(m) === portal) return i;
     if (m[0] === 0x42 /* Bind */ && nameAt(m, 5) === portal) return -1;
     if (m[0] === 0x43 /* Close */ && m[5] === 0x50 /* P */ && nameAt(m, 6) === portal) return -1;
   }
@@ -1455,7 +1453,7 @@ export class MlInterceptor implements SessionInterceptor {
         }
         if (!entry && bind.statement === '' && unnamed.parsed === undefined) unnamed.plainBound = true;
       }
-      if (message.type === 0x45 /* E */ && changedAt < 0 && changingPortals.has(executedPortal(message.bytes))) {
+      if (message.type === 0x45 /* E */ && changedAt < 0 && changingPortals.has(executePortalName(message.bytes))) {
         changedAt = out.length;
       }
       out.push(message.bytes);
@@ -1473,10 +1471,11 @@ export class MlInterceptor implements SessionInterceptor {
       // One PostgreSQL refuses as written now (a column it reads dropped) keeps the server's copy, unscored: it
       // fails where its Execute comes, after what the group runs before it (a COMMIT), as PostgreSQL's own would.
       const asWritten: { name: string; entry: PreparedMl }[] = [];
+      const kept = new Set<PreparedMl>();
       for (const bound of earlier.values()) {
         if (await this.accepts(control, bound.entry.plainSql, bound.entry.declaredTypes)) asWritten.push(bound);
+        else kept.add(bound.entry);
       }
-      const kept = new Set([...earlier.values()].filter((b) => !asWritten.includes(b)).map((b) => b.entry));
       binds.splice(0, binds.length, ...binds.filter((b) => !kept.has(b.entry)));
       if (asWritten.length > 0 && !(await this.asWrittenFromNowOn(control, asWritten, binds, unnamed, syncs))) {
         return;

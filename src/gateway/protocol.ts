@@ -329,6 +329,11 @@ export function readParse(message: Buffer): ParseFields {
   return { name, sql, paramTypes };
 }
 
+/** The portal an Execute message runs. */
+export function executePortalName(message: Buffer): string {
+  return message.toString('utf8', 5, message.indexOf(0, 5));
+}
+
 /** The prepared statement a Bind refers to, without decoding its parameters. */
 export function bindStatementName(message: Buffer): string {
   const portalEnd = message.indexOf(0, 5);
