@@ -15,6 +15,7 @@ import {
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
+import { ENDS_EXTENDED_REPLY, ReplyLedger } from './reply-ledger.js';
 
 /** What an interceptor may do with a session while it owns it. */
 export interface SessionControl {
@@ -118,6 +119,7 @@ export interface SessionOptions {
 }
 
 const Q = 0x51;
+const F = 0x46; // FunctionCall: answered with ReadyForQuery, as a Query is
 const P = 0x50;
 const S = 0x53;
 const H = 0x48;
@@ -175,8 +177,11 @@ export class Session implements SessionControl {
       type === S ||
       type === COPY_IN_RESPONSE ||
       type === COMMAND_COMPLETE ||
-      type === ERROR_RESPONSE,
+      type === ERROR_RESPONSE ||
+      ENDS_EXTENDED_REPLY.has(type),
   );
+  /** What PostgreSQL owes for the messages passed on, in order (see ReplyLedger). */
+  private readonly ledger = new ReplyLedger();
   /**
    * The last Sync point forwarded was an extended-protocol Sync (not a Query):
    * if a COPY FROM STDIN starts now, PostgreSQL ignores that Sync (it arrives
@@ -336,6 +341,8 @@ export class Session implements SessionControl {
   }
 
   private readonly observeRaw = (type: number, buffer: Buffer, offset: number, length: number): void => {
+    const skipped = this.ledger.received(type);
+    if (skipped > 0) this.queriesSkipped(skipped);
     if (type === Z) {
       this.readyForQuery(String.fromCharCode(buffer[offset]) as TransactionStatus);
     } else if (type === K && length >= 4) {
@@ -387,6 +394,20 @@ export class Session implements SessionControl {
     this.wakeIdleWaiters();
     // Follow-ups run before the statements the client sent meanwhile (held in the queue).
     if (this.followUps.length > 0 && !this.busy) this.startInterception(() => Promise.resolve(), []);
+  }
+
+  /**
+   * PostgreSQL failed an extended message that Queries sent before the next
+   * Sync followed: it skips them, and their ReadyForQuery never comes. (The
+   * server is not idle even if none is left to come: it waits for the
+   * client's Sync, so nobody is woken.)
+   */
+  private queriesSkipped(count: number): void {
+    this.pendingSyncs = Math.max(0, this.pendingSyncs - count);
+    if (this.readiesToGroupQuery > 0) {
+      // The skipped ones are the first to come; the Query an open group waits on may be one of them.
+      this.readiesToGroupQuery = this.readiesToGroupQuery <= count ? 0 : this.readiesToGroupQuery - count;
+    }
   }
 
   private observeServerMessage(message: Message): void {
@@ -450,7 +471,11 @@ export class Session implements SessionControl {
       if (end > length || end < pos + 5) return false;
       if (type === S) describesOnly = true;
       else if (!DESCRIBING.has(type)) describesOnly = false;
-      if (type === Q) {
+      if (type === F) {
+        if (this.openGroup) return false;
+        syncs += 1;
+        lastExtended = false;
+      } else if (type === Q) {
         if (this.openGroup) return false; // (see process)
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
@@ -482,6 +507,7 @@ export class Session implements SessionControl {
       pos = end;
     }
     if (inGroup) return false;
+    this.ledger.sentAll(chunk);
     this.pendingSyncs += syncs;
     this.lastSyncExtended = lastExtended;
     if (groupEnd) this.setOpenGroup(groupEnd === 'flush');
@@ -570,12 +596,15 @@ export class Session implements SessionControl {
         }
         continue;
       }
-      if (type === Q && this.skipsToSync()) {
+      if ((type === Q || type === F) && this.skipsToSync()) {
         // PostgreSQL skips it (no answer, no ReadyForQuery), as it skips everything up to the Sync.
-        forward.push(message.bytes);
+        this.pass(forward, message.bytes);
         continue;
       }
-      if (type === Q) {
+      if (type === F) {
+        this.pendingSyncs += 1;
+        this.lastSyncExtended = false;
+      } else if (type === Q) {
         this.pendingSyncs += 1;
         this.lastSyncExtended = false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
@@ -584,11 +613,11 @@ export class Session implements SessionControl {
         const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
         if (this.openGroup && readable && this.interceptor?.asSent && this.needsInterception(message)) {
           const sql = message.bytes.toString('utf8', 5, message.bytes.length - 1);
-          forward.push(queryMessage(this.interceptor.asSent(sql)));
+          this.pass(forward, queryMessage(this.interceptor.asSent(sql)));
           continue;
         }
       }
-      forward.push(message.bytes);
+      this.pass(forward, message.bytes);
       if (type === X) {
         this.flushForward(forward);
         this.client.end();
@@ -615,6 +644,12 @@ export class Session implements SessionControl {
   private groupMessageNeedsInterception(message: Message): boolean {
     if (message.type === P) return this.interceptor!.mentionsMl(readParse(message.bytes).sql);
     return this.interceptor!.tracks(message, this.backend.operations);
+  }
+
+  /** Adds a client message to what goes to the server, noting what the server will owe for it. */
+  private pass(forward: Buffer[], message: Buffer): void {
+    this.ledger.sent(message[0]);
+    forward.push(message);
   }
 
   private flushForward(forward: Buffer[]): void {
@@ -662,7 +697,7 @@ export class Session implements SessionControl {
   private forwardGroup(group: Message[], forward: Buffer[]): void {
     for (const m of group) {
       if (m.type === P) this.parsePassing(m.bytes);
-      forward.push(m.bytes);
+      this.pass(forward, m.bytes);
     }
     this.openGroupDescribesOnly =
       (!this.openGroup || this.openGroupDescribesOnly) && group.every((m) => DESCRIBING.has(m.type));
@@ -683,7 +718,7 @@ export class Session implements SessionControl {
 
   /** PostgreSQL failed a statement of the open group and skips the client's messages up to its Sync. */
   private skipsToSync(): boolean {
-    return this.openGroup && this.errorSinceReady;
+    return this.ledger.skipping;
   }
 
   private async runExtended(group: Message[]): Promise<void> {
@@ -729,6 +764,7 @@ export class Session implements SessionControl {
   }
 
   forward(bytes: Buffer | Buffer[], syncPoints: number): void {
+    for (const message of Array.isArray(bytes) ? bytes : [bytes]) this.ledger.sentAll(message);
     this.pendingSyncs += syncPoints;
     this.writeServer(bytes);
   }
@@ -787,6 +823,8 @@ export class Session implements SessionControl {
         if (message.type === 0x45) failed = true;
         if (message.type === Z) {
           this.relayHandler = undefined;
+          // Everything sent before is answered, some of it read here.
+          this.ledger.clear();
           this.server.off('close', onAbort);
           this.backend.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
           resolve({ status: this.backend.status, failed });

@@ -2024,6 +2024,45 @@ describe('postgres.js', () => {
     expect((await session.round([raw.sync()])).statuses).toEqual(['I']);
   });
 
+  it('serves on after PostgreSQL skipped a Query that followed failing extended messages without Sync', async () => {
+    const session = new RawSession(await stack.connect());
+    const batched = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`;
+    const want = (await session.query(batched)).results;
+    const serves = async () => {
+      const answer = await session.query(batched);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results).toEqual(want);
+    };
+    // The Query is skipped (no answer, no ReadyForQuery) up to the Sync the client sends later.
+    const failed = await session.round(
+      [raw.parse('', 'SELECT nocol'), raw.bind('', []), raw.execute(), raw.query('SELECT 2')],
+      0,
+      (answer) => answer.errors.length > 0,
+    );
+    expect(failed.errors.map((e) => e.code)).toEqual(['42703']);
+    const synced = await session.round([raw.query(batched), raw.sync()]);
+    expect(synced.types).toBe('Z');
+    await serves();
+    // The same sent at once, failing at the Execute, the Sync with it.
+    const atOnce = await session.round([
+      raw.parse('', 'SELECT 1 / (id - id) FROM t'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.query('SELECT 2'),
+      raw.query(batched),
+      raw.sync(),
+    ]);
+    expect(atOnce.types).toBe('12EZ');
+    await serves();
+    // A Query that fails itself is answered, and so is the Sync after it.
+    const own = await session.round(
+      [raw.parse('', 'SELECT 1'), raw.bind('', []), raw.execute(), raw.query('SELECT nocol'), raw.sync()],
+      2,
+    );
+    expect(own.types).toBe('12DCEZZ');
+    await serves();
+  }, 30_000);
+
   it('leaves a Query to PostgreSQL to skip after an error in a Flush-ended group, and serves on', async () => {
     const session = new RawSession(await stack.connect());
     const refused = await session.round([raw.parse('', 'SELECT nocol'), raw.flush()], 0, (a) => a.errors.length > 0);

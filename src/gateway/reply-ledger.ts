@@ -1,0 +1,113 @@
+/**
+ * What PostgreSQL still owes for the client's messages the gateway passed
+ * on, in order. A Query (or FunctionCall) sent after extended-protocol
+ * messages with no Sync between them is answered only if none of those
+ * messages fails: after an error PostgreSQL skips every message up to the
+ * next Sync, a Query too, and never sends that Query's ReadyForQuery. Only the
+ * order of the replies tells whether an ErrorResponse came from such a
+ * message (the Query is skipped) or from the Query itself (answered).
+ */
+
+const PARSE = 0x50;
+const BIND = 0x42;
+const DESCRIBE = 0x44;
+const EXECUTE = 0x45;
+const CLOSE = 0x43;
+const QUERY = 0x51;
+const FUNCTION_CALL = 0x46;
+const SYNC = 0x53;
+
+const READY_FOR_QUERY = 0x5a;
+const ERROR_RESPONSE = 0x45;
+const COPY_IN_RESPONSE = 0x47;
+
+/** Server messages that end the reply to one extended-protocol message. */
+export const ENDS_EXTENDED_REPLY: ReadonlySet<number> = new Set([
+  0x31 /* ParseComplete */, 0x32 /* BindComplete */, 0x33 /* CloseComplete */, 0x6e /* NoData */,
+  0x54 /* RowDescription (after a Describe; an Execute sends none) */, 0x43 /* CommandComplete */,
+  0x49 /* EmptyQueryResponse */, 0x73 /* PortalSuspended */,
+]);
+
+/** Entries: a positive count of extended messages in a row, or a message answered by ReadyForQuery. */
+const AWAITS_QUERY = -1;
+const AWAITS_SYNC = -2;
+
+export class ReplyLedger {
+  private entries: number[] = [];
+  /** PostgreSQL failed an extended message and skips what comes until a Sync not sent yet. */
+  private skippingToSync = false;
+
+  /** Whether PostgreSQL will skip a Query (or FunctionCall) sent now, unanswered. */
+  get skipping(): boolean {
+    return this.skippingToSync;
+  }
+
+  /** A client message went to the server (its first byte is the type). */
+  sent(type: number): void {
+    if (type === SYNC) {
+      this.skippingToSync = false;
+      this.entries.push(AWAITS_SYNC);
+    } else if (this.skippingToSync) {
+      // Skipped by PostgreSQL: nothing will answer it.
+    } else if (type === QUERY || type === FUNCTION_CALL) {
+      this.entries.push(AWAITS_QUERY);
+    } else if (type === PARSE || type === BIND || type === DESCRIBE || type === EXECUTE || type === CLOSE) {
+      const last = this.entries.length - 1;
+      if (last >= 0 && this.entries[last] > 0) this.entries[last] += 1;
+      else this.entries.push(1);
+    }
+  }
+
+  /** Every message in `bytes` (whole messages) went to the server. */
+  sentAll(bytes: Buffer): void {
+    for (let pos = 0; pos + 5 <= bytes.length; pos += 1 + bytes.readInt32BE(pos + 1)) this.sent(bytes[pos]);
+  }
+
+  /**
+   * A server message arrived for the client. Returns how many Queries sent
+   * earlier PostgreSQL will now skip: their ReadyForQuery will not come.
+   */
+  received(type: number): number {
+    const entries = this.entries;
+    if (entries.length === 0) return 0;
+    const head = entries[0];
+    if (type === READY_FOR_QUERY) {
+      // (Replies the ledger missed, as after a COPY that ignored a Sync, end with the next ReadyForQuery.)
+      let drop = 0;
+      while (drop < entries.length && entries[drop] > 0) drop += 1;
+      entries.splice(0, Math.min(drop + 1, entries.length));
+      return 0;
+    }
+    if (head < 0) return 0; // a reply to that Query (or Sync): the Query's own error is answered as usual
+    if (type === ERROR_RESPONSE) return this.skipToSync();
+    if (type === COPY_IN_RESPONSE) {
+      // PostgreSQL ignores a Sync that reaches it during COPY FROM STDIN: the client sends another after the data.
+      if (head === 1 && entries[1] === AWAITS_SYNC) entries.splice(1, 1);
+      return 0;
+    }
+    if (ENDS_EXTENDED_REPLY.has(type)) {
+      if (head === 1) entries.shift();
+      else entries[0] = head - 1;
+    }
+    return 0;
+  }
+
+  /** The server answered everything sent so far (the gateway read it itself). */
+  clear(): void {
+    this.entries = [];
+    this.skippingToSync = false;
+  }
+
+  private skipToSync(): number {
+    const entries = this.entries;
+    let skippedQueries = 0;
+    let end = 0;
+    while (end < entries.length && entries[end] !== AWAITS_SYNC) {
+      if (entries[end] === AWAITS_QUERY) skippedQueries += 1;
+      end += 1;
+    }
+    entries.splice(0, end);
+    this.skippingToSync = entries.length === 0;
+    return skippedQueries;
+  }
+}
