@@ -2063,6 +2063,17 @@ describe('postgres.js', () => {
     await serves();
   }, 30_000);
 
+  it('waits for the answer to a FunctionCall sent before a statement with ML calls', async () => {
+    const session = new RawSession(await stack.connect());
+    const batched = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`;
+    const want = (await session.query(batched)).results;
+    const oid = (await session.query("SELECT 'int4abs(int4)'::regprocedure::oid")).results[0][0][0];
+    const answer = await session.round([raw.functionCall(Number(oid), ['-5']), raw.query(batched)], 2);
+    expect(answer.errors).toEqual([]);
+    expect(answer.types.slice(0, 2)).toBe('VZ');
+    expect(answer.results).toEqual(want);
+  });
+
   it('leaves a Query to PostgreSQL to skip after an error in a Flush-ended group, and serves on', async () => {
     const session = new RawSession(await stack.connect());
     const refused = await session.round([raw.parse('', 'SELECT nocol'), raw.flush()], 0, (a) => a.errors.length > 0);

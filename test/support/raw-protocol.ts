@@ -100,4 +100,21 @@ export const raw = {
   query: (sql: string) => queryMessage(sql),
   copyData: (text: string) => copyDataMessage(Buffer.from(text)),
   copyDone: () => copyDoneMessage(),
+  /** FunctionCall (the fast-path interface libpq's large objects use), text arguments, text result. */
+  functionCall: (oid: number, args: string[]) => {
+    const values = args.map((a) => Buffer.from(a));
+    const body = Buffer.alloc(4 + 2 + 2 + 2 + values.reduce((n, v) => n + 4 + v.length, 0) + 2);
+    let pos = body.writeInt32BE(oid, 0);
+    pos = body.writeInt16BE(1, pos);
+    pos = body.writeInt16BE(0, pos);
+    pos = body.writeInt16BE(values.length, pos);
+    for (const v of values) {
+      pos = body.writeInt32BE(v.length, pos);
+      pos += v.copy(body, pos);
+    }
+    body.writeInt16BE(0, pos);
+    const header = Buffer.from([0x46, 0, 0, 0, 0]);
+    header.writeInt32BE(4 + body.length, 1);
+    return Buffer.concat([header, body]);
+  },
 };
