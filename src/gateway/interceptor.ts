@@ -37,6 +37,14 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { type BackendChannel, BackendError } from './backend.js';
+import {
+  ClientErrors,
+  carryWrittenText,
+  noteErrorInstead,
+  noteWrittenText,
+  positionAsWritten,
+  withPosition,
+} from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
 import {
   bindMessage,
@@ -289,6 +297,23 @@ function executedLater(out: Buffer[], index: number, portal: string): number {
 
 /** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
 const countsAsReply = (type: number) => '123CIstTn'.includes(String.fromCharCode(type));
+
+/** PostgreSQL's error for a prepared statement whose result columns changed (drivers re-prepare on it). */
+const RESULT_TYPE_CHANGED = errorResponse({
+  code: SqlState.featureNotSupported,
+  message: 'cached plan must not change result type',
+  file: 'plancache.c',
+  routine: 'RevalidateCachedQuery',
+});
+
+/** Hands a simple Query to PostgreSQL with Aurora's names mapped (see rewriteStatementText). */
+function forwardRewritten(control: SessionControl, bytes: Buffer, sql: string, rewritten: string): void {
+  if (rewritten === sql) control.forward(bytes, 1);
+  else {
+    const message = noteWrittenText(queryMessage(rewritten), sql);
+    control.forward(message, 1, new ClientErrors([message]));
+  }
+}
 
 /** A relay filter that keeps an injection's replies (and its DataRow) from the client. */
 function hideInjectedReplies(injection: Injection): (message: Message) => Buffer | null {
@@ -658,6 +683,8 @@ export class MlInterceptor implements SessionInterceptor {
    * is preceded by this Parse again (see forwardAfterOwnWork).
    */
   private unnamedPlain: { bytes: Buffer; ownOperations: number } | undefined;
+  /** The client's text of the simple Query being handled (error positions count in it). */
+  private queryText: string | undefined;
 
   constructor(
     private readonly context: InterceptorContext,
@@ -764,12 +791,15 @@ export class MlInterceptor implements SessionInterceptor {
   async handleQuery(control: SessionControl, sql: string, message: Message): Promise<void> {
     this.forget(''); // a simple query drops the unnamed statement
     if (writesWithParallelPlan(sql)) await withoutParallelPlans(control);
+    this.queryText = sql;
     try {
       await this.query(control, sql, message);
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
       // One of the gateway's own statements failed: report it like any statement error.
       control.toClient([error.raw, readyForQuery(control.backend.status)]);
+    } finally {
+      this.queryText = undefined;
     }
   }
 
@@ -816,7 +846,7 @@ export class MlInterceptor implements SessionInterceptor {
     try {
       statements = parse(rewritten);
     } catch {
-      control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
+      forwardRewritten(control, message.bytes, sql, rewritten);
       return; // PostgreSQL reports the syntax error itself
     }
     if (statements.length > 1) {
@@ -836,7 +866,7 @@ export class MlInterceptor implements SessionInterceptor {
         await this.relayDdl(control, rewritten);
         return;
       }
-      control.forward(rewritten === sql ? message.bytes : queryMessage(rewritten), 1);
+      forwardRewritten(control, message.bytes, sql, rewritten);
       return;
     }
     if (control.backend.status === 'I' && !parsed.target.cursor && readsStartTime(statements[0].stmt, parsed.plan)) {
@@ -1266,7 +1296,11 @@ export class MlInterceptor implements SessionInterceptor {
       return true;
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
-      return this.reportFailure(control, error.raw, standalone);
+      // (Its position is in `sql`, one statement of the Query, maybe with Aurora's names mapped.)
+      const written = this.queryText;
+      const payload =
+        written === undefined ? error.raw : withPosition(error.raw, (at) => positionAsWritten(at, sql, written));
+      return this.reportFailure(control, payload, standalone);
     }
   }
 
@@ -1419,15 +1453,22 @@ export class MlInterceptor implements SessionInterceptor {
           if (parse.name === '') unnamed.parsed = null;
           batchParses.push({
             index: out.length,
-            plain: rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes),
+            plain:
+              rewritten === parse.sql
+                ? message.bytes
+                : noteWrittenText(parseMessage(parse.name, rewritten, parse.paramTypes), parse.sql),
             parse: { ...parse, sql: rewritten },
             entry,
           });
-          out.push(parseMessage(parse.name, serverSql, parse.paramTypes));
+          out.push(noteWrittenText(parseMessage(parse.name, serverSql, parse.paramTypes), parse.sql));
         } else {
           this.prepared.delete(parse.name);
           if (parsed && 'forward' in parsed && parsed.forward === 'ddl') this.catalogChanged();
-          out.push(rewritten === parse.sql ? message.bytes : parseMessage(parse.name, rewritten, parse.paramTypes));
+          out.push(
+            rewritten === parse.sql
+              ? message.bytes
+              : noteWrittenText(parseMessage(parse.name, rewritten, parse.paramTypes), parse.sql),
+          );
           if (parse.name === '') unnamed.parsed = out[out.length - 1];
         }
         if (changesLaterStatements(parse.sql, catalog)) changingStatements.add(parse.name);
@@ -1473,7 +1514,8 @@ export class MlInterceptor implements SessionInterceptor {
       const asWritten: { name: string; entry: PreparedMl }[] = [];
       const kept = new Set<PreparedMl>();
       for (const bound of earlier.values()) {
-        if (await this.accepts(control, bound.entry.plainSql, bound.entry.declaredTypes)) asWritten.push(bound);
+        const { plainSql, declaredTypes } = bound.entry;
+        if (await this.accepts(control, () => control.backend.analyze(plainSql, declaredTypes))) asWritten.push(bound);
         else kept.add(bound.entry);
       }
       binds.splice(0, binds.length, ...binds.filter((b) => !kept.has(b.entry)));
@@ -1508,7 +1550,7 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, { ...unnamed, ml: undefined });
       return;
     }
-    await this.refreshStale(control, binds, unnamed, catalog);
+    await this.refreshStale(control, out, binds, unnamed, catalog);
     const settings = await readSettings(
       control,
       { tables: this.resultsTables, endpointNoOp: Boolean(catalog.endpointNoOp) },
@@ -1541,7 +1583,7 @@ export class MlInterceptor implements SessionInterceptor {
         out,
         unnamed,
       );
-      await this.refreshStale(control, binds, unnamed, (await this.catalog(control.backend)).catalog);
+      await this.refreshStale(control, out, binds, unnamed, (await this.catalog(control.backend)).catalog);
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
@@ -1755,10 +1797,15 @@ export class MlInterceptor implements SessionInterceptor {
         await control.relay([reparse, syncMessage()], () => null);
         if (plain) plain.ownOperations = ownOperations;
       }
-      control.forward(out, syncs);
+      control.forward(out, syncs, new ClientErrors(out));
     } else {
       let parseHidden = !reparse;
-      const keep = injection ? hideInjectedReplies(injection) : (message: Message) => message.bytes;
+      const hide = injection ? hideInjectedReplies(injection) : (message: Message) => message.bytes;
+      const errors = new ClientErrors(out);
+      const keep = (message: Message) => {
+        const shown = hide(message);
+        return shown && errors.reply(shown);
+      };
       const messages = injection
         ? [...out.slice(0, injection.at), ...injection.messages, ...out.slice(injection.at)]
         : out;
@@ -1876,7 +1923,8 @@ export class MlInterceptor implements SessionInterceptor {
    */
   private async refreshStale(
     control: SessionControl,
-    binds: { name: string; entry: PreparedMl }[],
+    out: Buffer[],
+    binds: { name: string; entry: PreparedMl; index: number }[],
     unnamed: UnnamedUse,
     catalog: MlCatalog,
   ): Promise<void> {
@@ -1884,6 +1932,13 @@ export class MlInterceptor implements SessionInterceptor {
     if (stale.size === 0 || control.backend.status === 'E') return;
     const replaced = new Map<PreparedMl, PreparedMl | undefined>();
     const refused = new Set<PreparedMl>();
+    /**
+     * Refused because a wrapper's new return type changes the statement's columns: PostgreSQL would refuse its
+     * Bind (0A000), and the client, which read the old columns, prepares it again. A copy prepared afresh would
+     * send the new values under the old description; the server's copy (the gateway's form) fails at its Bind,
+     * with 0A000 or an error of that form's own, answered as 0A000.
+     */
+    const retyped = new Set<PreparedMl>();
     for (const [name, entry] of stale) {
       const fresh = this.planAgain(entry, catalog);
       if (fresh === entry) {
@@ -1891,11 +1946,15 @@ export class MlInterceptor implements SessionInterceptor {
         continue;
       }
       refused.add(entry);
+      if (name !== '' && (await this.resultTypesChanged(control, name, entry.plainSql))) {
+        retyped.add(entry);
+        continue;
+      }
       for (const [sql, next] of [
         ...(fresh ? [[fresh.serverSql, fresh] as const] : []),
         [entry.plainSql, undefined] as const,
       ]) {
-        if (!(await this.accepts(control, sql, entry.declaredTypes))) continue;
+        if (!(await this.accepts(control, () => control.backend.analyze(sql, entry.declaredTypes)))) continue;
         if (next) {
           await control.relay(
             [closeMessage('S', name), parseMessage(name, sql, entry.declaredTypes), syncMessage()],
@@ -1926,6 +1985,7 @@ export class MlInterceptor implements SessionInterceptor {
       await control.relay([...outlived.map(([name]) => closeMessage('S', name)), syncMessage()], () => null);
       for (const [name] of outlived) this.prepared.delete(name);
     }
+    for (const bind of binds) if (retyped.has(bind.entry)) noteErrorInstead(out[bind.index], RESULT_TYPE_CHANGED);
     // Statements now plain, and those left for PostgreSQL to refuse at their Bind, are not batched.
     const plain = new Set([...replaced].filter(([, next]) => !next).map(([entry]) => entry));
     for (const bind of binds) if (bind.name === '' && refused.has(bind.entry)) unnamed.ml = undefined;
@@ -1933,15 +1993,16 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /**
-   * Whether PostgreSQL parses a statement now, found without side effects:
-   * in a block, a failed Parse is rolled back to a savepoint of the gateway's.
+   * Whether PostgreSQL takes a check (a Parse, a Describe) now, found without
+   * side effects: in a block, a failure is rolled back to a savepoint of the
+   * gateway's.
    */
-  private async accepts(control: SessionControl, sql: string, types: number[]): Promise<boolean> {
+  private async accepts(control: SessionControl, check: () => Promise<void>): Promise<boolean> {
     const backend = control.backend;
     const inBlock = backend.status === 'T';
     if (inBlock) await backend.query('SAVEPOINT aws_ml_check');
     try {
-      await backend.analyze(sql, types);
+      await check();
       if (inBlock) await backend.query('RELEASE SAVEPOINT aws_ml_check');
       return true;
     } catch (error) {
@@ -1949,6 +2010,26 @@ export class MlInterceptor implements SessionInterceptor {
       if (inBlock) await backend.query('ROLLBACK TO SAVEPOINT aws_ml_check; RELEASE SAVEPOINT aws_ml_check');
       return false;
     }
+  }
+
+  /**
+   * Whether the client's statement prepared as `name` (in the gateway's form) would now have other result
+   * columns (`plainSql`, as written, read against the catalog as it is): PostgreSQL's own check, at the Bind,
+   * would then refuse it. Unknown (false) when the statement as written no longer parses: that is found later.
+   */
+  private async resultTypesChanged(control: SessionControl, name: string, plainSql: string): Promise<boolean> {
+    const backend = control.backend;
+    const before = await backend.queryParams(
+      "SELECT array_to_string(result_types::oid[], ',') FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+      [name],
+    );
+    if (before.rows.length === 0) return false;
+    let now: number[] = [];
+    const readTypes = async () => {
+      now = await backend.columnTypes(plainSql);
+    };
+    if (!(await this.accepts(control, readTypes))) return false;
+    return now.join(',') !== (before.rows[0][0] ?? '');
   }
 
   /** A prepared statement planned anew against this catalog, or undefined when it is no longer batched. */
@@ -2029,7 +2110,10 @@ export class MlInterceptor implements SessionInterceptor {
       entry.target = replanned.target;
       entry.plan = replanned.plan;
       entry.serverSql = replanned.target.finalSql(replanned.plan);
-      out[prepared.index] = parseMessage(parse.name, entry.serverSql, parse.paramTypes);
+      out[prepared.index] = carryWrittenText(
+        out[prepared.index],
+        parseMessage(parse.name, entry.serverSql, parse.paramTypes),
+      );
     } catch (error) {
       control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
     }

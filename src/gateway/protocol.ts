@@ -157,6 +157,9 @@ export interface ErrorFields {
   detail?: string;
   hint?: string;
   where?: string;
+  /** PostgreSQL's source file and function that raised it (clients such as asyncpg tell errors apart by them). */
+  file?: string;
+  routine?: string;
 }
 
 function fieldsMessage(type: 'E' | 'N', fields: ErrorFields): Buffer {
@@ -170,6 +173,8 @@ function fieldsMessage(type: 'E' | 'N', fields: ErrorFields): Buffer {
     if (fields.detail) w.byte(0x44).cstring(fields.detail);
     if (fields.hint) w.byte(0x48).cstring(fields.hint);
     if (fields.where) w.byte(0x57).cstring(fields.where);
+    if (fields.file) w.byte(0x46).cstring(fields.file);
+    if (fields.routine) w.byte(0x52).cstring(fields.routine);
     w.byte(0).end();
   });
 }

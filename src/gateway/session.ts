@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { BackendChannel } from './backend.js';
+import type { ClientErrors } from './client-errors.js';
 import { blockOpening } from './group-order.js';
 import {
   BoundaryScanner,
@@ -38,9 +39,10 @@ export interface SessionControl {
   /**
    * Hands client messages (possibly rewritten) to the server and goes back to
    * relaying: the answers flow to the client unchanged. `syncPoints` is the
-   * number of Query/Sync messages among them.
+   * number of Query/Sync messages among them. `errors` moves the positions of
+   * their errors into the client's text.
    */
-  forward(bytes: Buffer | Buffer[], syncPoints: number): void;
+  forward(bytes: Buffer | Buffer[], syncPoints: number, errors?: ClientErrors): void;
   /** The session's client_encoding, as the server last reported it. */
   readonly clientEncoding: string;
   /** The session's standard_conforming_strings ('on' or 'off'), as the server last reported it. */
@@ -182,6 +184,8 @@ export class Session implements SessionControl {
   );
   /** What PostgreSQL owes for the messages passed on, in order (see ReplyLedger). */
   private readonly ledger = new ReplyLedger();
+  /** Replies to statements handed over rewritten, until their errors are past (see forward). */
+  private clientErrors: ClientErrors | undefined;
   /**
    * The last Sync point forwarded was an extended-protocol Sync (not a Query):
    * if a COPY FROM STDIN starts now, PostgreSQL ignores that Sync (it arrives
@@ -288,7 +292,7 @@ export class Session implements SessionControl {
    * read the next chunk into fresh memory.
    */
   receiveServerData(data: Buffer): boolean {
-    const fast = !this.backend.busy && !this.relayHandler && this.serverFramer.buffered === 0;
+    const fast = !this.backend.busy && !this.relayHandler && !this.clientErrors && this.serverFramer.buffered === 0;
     this.onServerData(data);
     return !fast || this.client.writableLength > 0;
   }
@@ -304,7 +308,7 @@ export class Session implements SessionControl {
       chunk = chunk.subarray(head.length);
     }
     if (chunk.length === 0) return;
-    if (!this.backend.busy && !this.relayHandler && this.serverFramer.buffered === 0) {
+    if (!this.backend.busy && !this.relayHandler && !this.clientErrors && this.serverFramer.buffered === 0) {
       // Fast path: forward the bytes as they came; only sync points and keys are noted.
       try {
         this.serverScanner.scan(chunk, this.observeRaw);
@@ -336,8 +340,14 @@ export class Session implements SessionControl {
         continue;
       }
       this.observeServerMessage(message);
-      this.writeClient(message.bytes);
+      this.writeClient(this.clientErrors ? this.positioned(message.bytes) : message.bytes);
     }
+  }
+
+  private positioned(bytes: Buffer): Buffer {
+    const out = this.clientErrors!.reply(bytes);
+    if (this.clientErrors!.done) this.clientErrors = undefined;
+    return out;
   }
 
   private readonly observeRaw = (type: number, buffer: Buffer, offset: number, length: number): void => {
@@ -763,9 +773,10 @@ export class Session implements SessionControl {
     }
   }
 
-  forward(bytes: Buffer | Buffer[], syncPoints: number): void {
+  forward(bytes: Buffer | Buffer[], syncPoints: number, errors?: ClientErrors): void {
     for (const message of Array.isArray(bytes) ? bytes : [bytes]) this.ledger.sentAll(message);
     this.pendingSyncs += syncPoints;
+    this.clientErrors = errors?.needed ? errors : undefined;
     this.writeServer(bytes);
   }
 
@@ -812,6 +823,7 @@ export class Session implements SessionControl {
     bytes: Buffer | Buffer[],
     rewrite?: (message: Message) => Buffer | null,
   ): Promise<{ status: TransactionStatus; failed: boolean }> {
+    this.clientErrors = undefined;
     return new Promise((resolve, reject) => {
       let failed = false;
       const onAbort = () => {

@@ -1,4 +1,5 @@
 import { quoteLiteral } from '../sql/quote.js';
+import { withPosition } from './client-errors.js';
 import type { Message } from './protocol.js';
 
 /**
@@ -80,28 +81,5 @@ export function underTimeLeft(sql: string, left: number, timeoutMs: number, inBl
 
 /** An ErrorResponse with its position (P) moved `by` characters back: the statement's text began that far in. */
 function shiftPosition(error: Buffer, by: number): Buffer {
-  const fields: Buffer[] = [];
-  let changed = false;
-  let pos = 5;
-  while (pos < error.length && error[pos] !== 0) {
-    const end = error.indexOf(0, pos + 1);
-    if (end < 0) return error;
-    if (error[pos] === 0x50 /* P */) {
-      const position = Number(error.toString('latin1', pos + 1, end));
-      if (position > by) {
-        fields.push(Buffer.from(`P${position - by}\0`, 'latin1'));
-        changed = true;
-        pos = end + 1;
-        continue;
-      }
-    }
-    fields.push(error.subarray(pos, end + 1));
-    pos = end + 1;
-  }
-  if (!changed) return error;
-  const body = Buffer.concat([...fields, Buffer.from([0])]);
-  const header = Buffer.alloc(5);
-  header[0] = 0x45;
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
+  return withPosition(error, (position) => (position > by ? position - by : position));
 }

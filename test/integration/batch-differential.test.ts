@@ -410,6 +410,41 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     }
   };
 
+  it("reports an error's position in the client's text, as PostgreSQL does, whatever the gateway sent", async () => {
+    const direct = await stack.direct();
+    const failing = [
+      `SELECT id, (${SENTIMENT}(txt || $1, 'en')).sentiment, 'abc'::int FROM t`,
+      `SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE nocol = $1`,
+      `SELECT 'naïve ☃', (${SENTIMENT}(txt, 'en')).sentiment, to_date(txt, 'YYYY') + $1 FROM t`,
+    ];
+    const positionOf = async (client: pg.Client, query: pg.QueryConfig) => {
+      const error = await client.query(query).then(
+        () => undefined,
+        (e: { code: string; position?: string }) => e,
+      );
+      expect(error?.code, query.text).toBeDefined();
+      return `${error?.code} at ${error?.position}`;
+    };
+    for (const text of failing) {
+      const want = await positionOf(direct, { text, values: ['1'] });
+      expect(want).toMatch(/at \d+$/);
+      expect(await positionOf(db, { text, values: ['1'] }), text).toBe(want);
+      await db.query('SET apg_enable_function_migration = off');
+      expect(await positionOf(db, { text, values: ['1'] }), text).toBe(want);
+      await db.query('RESET apg_enable_function_migration');
+      const simple = text.replace('$1', "'1'");
+      expect(await positionOf(db, { text: simple }), simple).toBe(await positionOf(direct, { text: simple }));
+      const second = `SELECT 1; ${simple}`;
+      expect(await positionOf(db, { text: second }), second).toBe(await positionOf(direct, { text: second }));
+    }
+    // Aurora's VARIADIC call is sent in another form (PostgreSQL alone cannot read it): the position is the
+    // column's in the text as written.
+    const variadic = `SELECT ${E} AS p, nocol FROM t`;
+    const at = `42703 at ${variadic.indexOf('nocol') + 1}`;
+    expect(await positionOf(db, { text: variadic })).toBe(at);
+    expect(await positionOf(db, { text: `${variadic} WHERE id = $1`, values: [1] })).toBe(at);
+  });
+
   it('stores answers by row and reads text parameters into the argument query, as for a simple query', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 AND txt IS DISTINCT FROM $3`;
     const params = [3, 140, 'row 9 naïve café ☃'];
@@ -3105,6 +3140,39 @@ describe('prepared statements and wrapper DDL', () => {
     } finally {
       await other.end();
     }
+  });
+});
+
+describe('prepared statements and wrapper DDL: result types', () => {
+  it("refuses a named statement's Bind, as PostgreSQL does, once its wrapper's return type changed", async () => {
+    const define = (returns: string, body: string) =>
+      db.query(`DROP FUNCTION IF EXISTS retyped_mood(text);
+        CREATE FUNCTION retyped_mood(doc text) RETURNS ${returns} LANGUAGE sql AS $$ SELECT ${body} $$`);
+    const sentiment = "(aws_comprehend.detect_sentiment(doc, 'en')).sentiment";
+    const text = 'SELECT id, retyped_mood(txt) FROM t WHERE id <= $1 ORDER BY id';
+    /** Prepares and describes the statement (as a driver caching it does), changes the type, binds it again. */
+    const rebound = async (client: pg.Client, migration: 'on' | 'off') => {
+      await define('text', sentiment);
+      const session = new RawSession(client);
+      await session.query(`SET apg_enable_function_migration = ${migration}`);
+      const prepared = await session.round([
+        raw.parse('retyped', text),
+        raw.describeStatement('retyped'),
+        raw.bind('retyped', ['2']),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(prepared.errors).toEqual([]);
+      await define('int', `length(${sentiment})`);
+      const again = await session.round([raw.bind('retyped', ['2']), raw.execute(), raw.sync()]);
+      return { types: again.types, errors: again.errors.map((e) => `${e.code} from ${e.routine}`) };
+    };
+    // (Drivers such as asyncpg re-prepare a statement on this error, told by the function that raised it.)
+    const refused = { types: 'EZ', errors: ['0A000 from RevalidateCachedQuery'] };
+    // PostgreSQL alone (the function exists there too: the bridge answers its calls).
+    expect(await rebound(await stack.direct(), 'on')).toEqual(refused);
+    expect(await rebound(await stack.connect(), 'on')).toEqual(refused);
+    expect(await rebound(await stack.connect(), 'off')).toEqual(refused);
   });
 });
 

@@ -19,7 +19,7 @@ import {
 export interface RawAnswer {
   /** Data rows, per Execute (or Query) in order, until its CommandComplete. */
   results: (string | null)[][][];
-  errors: { code: string; message: string }[];
+  errors: { code: string; message: string; routine?: string }[];
   /** ParameterStatus messages (name=value). */
   parameters: string[];
   statuses: string[];
@@ -67,7 +67,7 @@ export class RawSession {
           rows = [];
         } else if (type === 'E') {
           const fields = parseFields(message.bytes);
-          answer.errors.push({ code: fields.C, message: fields.M });
+          answer.errors.push({ code: fields.C, message: fields.M, routine: fields.R });
         } else if (type === 'S') {
           const [name, value] = message.bytes.toString('utf8', 5, message.bytes.length - 1).split('\0');
           answer.parameters.push(`${name}=${value}`);

@@ -1,0 +1,198 @@
+/**
+ * Errors as the client would have had them from PostgreSQL alone, for
+ * statements the gateway sends in another form. PostgreSQL counts an
+ * ErrorResponse's position (P, in characters from 1) in the text it got: for
+ * a statement the gateway rewrote that is not the client's text, and a caret
+ * at the wrong place misleads more than none. And a statement the gateway
+ * keeps prepared in its own form may fail for that form's sake where the
+ * client's would have failed otherwise (see noteErrorInstead).
+ */
+import { type ScanToken, scan } from '../sql/parser.js';
+import { readParse } from './protocol.js';
+
+/** Rewrites an ErrorResponse's position field: `map` gives the new one, or undefined to leave the field out. */
+export function withPosition(error: Buffer, map: (position: number) => number | undefined): Buffer {
+  const fields: Buffer[] = [];
+  let changed = false;
+  let pos = 5;
+  while (pos < error.length && error[pos] !== 0) {
+    const end = error.indexOf(0, pos + 1);
+    if (end < 0) return error;
+    if (error[pos] === 0x50 /* P */) {
+      const position = Number(error.toString('latin1', pos + 1, end));
+      const mapped = map(position);
+      if (mapped !== position) {
+        if (mapped !== undefined) fields.push(Buffer.from(`P${mapped}\0`, 'latin1'));
+        changed = true;
+        pos = end + 1;
+        continue;
+      }
+    }
+    fields.push(error.subarray(pos, end + 1));
+    pos = end + 1;
+  }
+  if (!changed) return error;
+  const body = Buffer.concat([...fields, Buffer.from([0])]);
+  const header = Buffer.alloc(5);
+  header[0] = 0x45;
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+
+/** Tokens that are the same word, name, literal or operator wherever they stand. */
+function tokenKey(token: ScanToken): string {
+  const text = token.text;
+  if (token.tokenName === 'IDENT') return text.startsWith('"') ? text : `ident:${text.toLowerCase()}`;
+  return token.keywordKind > 0 ? `keyword:${text.toUpperCase()}` : `${token.tokenName}:${text}`;
+}
+
+const characters = (text: string) => Array.from(text).length;
+
+/**
+ * Where the token at `position` of `sent` is in `written` (both positions in
+ * characters from 1), or undefined when that is not certain: the token must
+ * appear once in `written`, or as often as in `sent` (then the same one in
+ * order: rewriting keeps the client's expressions in their order).
+ */
+export function positionAsWritten(position: number, sent: string, written: string): number | undefined {
+  const sentTokens = scan(sent);
+  const writtenTokens = scan(written);
+  if (!sentTokens || !writtenTokens || position < 1) return undefined;
+  const offset = Buffer.byteLength(
+    Array.from(sent)
+      .slice(0, position - 1)
+      .join(''),
+  );
+  const token = sentTokens.find((t) => t.start <= offset && offset < t.end);
+  if (!token) return undefined;
+  const key = tokenKey(token);
+  const sentSame = sentTokens.filter((t) => tokenKey(t) === key);
+  const writtenSame = writtenTokens.filter((t) => tokenKey(t) === key);
+  const match =
+    writtenSame.length === 1
+      ? writtenSame[0]
+      : writtenSame.length === sentSame.length
+        ? writtenSame[sentSame.indexOf(token)]
+        : undefined;
+  if (!match) return undefined;
+  const before = Buffer.from(written).subarray(0, match.start).toString('utf8');
+  const within = Buffer.from(sent).subarray(token.start, offset).toString('utf8');
+  return characters(before) + characters(within) + 1;
+}
+
+/** The client's own text of statements the gateway sends rewritten, by the message that carries them. */
+const writtenTexts = new WeakMap<Buffer, string>();
+
+/** `message` (a Parse or Query) carries a rewritten form of the client's `written` text. */
+export function noteWrittenText(message: Buffer, written: string): Buffer {
+  writtenTexts.set(message, written);
+  return message;
+}
+
+/** The error to answer instead of PostgreSQL's, by the message it fails. */
+const errorsInstead = new WeakMap<Buffer, Buffer>();
+
+/** If PostgreSQL fails `message` (a Bind), the client gets `error` instead. */
+export function noteErrorInstead(message: Buffer, error: Buffer): void {
+  errorsInstead.set(message, error);
+}
+
+/** `to` replaces `from`, a message that carries the same client text (see noteWrittenText). */
+export function carryWrittenText(from: Buffer, to: Buffer): Buffer {
+  const written = writtenTexts.get(from);
+  if (written !== undefined) writtenTexts.set(to, written);
+  return to;
+}
+
+const PARSE = 0x50;
+const QUERY = 0x51;
+const DESCRIBE = 0x44;
+const SYNC = 0x53;
+const READY_FOR_QUERY = 0x5a;
+const ERROR_RESPONSE = 0x45;
+/** Replies that end the answer to one extended-protocol message (a Describe of a statement has two). */
+const ENDS_REPLY = new Set([...'123CIstTn'].map((c) => c.charCodeAt(0)));
+/** A Query's replies go on to its ReadyForQuery. */
+const UNTIL_READY = -1;
+
+function repliesOf(message: Buffer | undefined): number {
+  if (!message) return 0;
+  switch (message[0]) {
+    case QUERY:
+      return UNTIL_READY;
+    case DESCRIBE:
+      return message[5] === 0x53 /* S */ ? 2 : 1;
+    case PARSE:
+    case 0x42 /* Bind */:
+    case 0x45 /* Execute */:
+    case 0x43 /* Close */:
+      return 1;
+    default:
+      return 0; // Sync, Flush
+  }
+}
+
+/**
+ * Follows the replies to messages sent to PostgreSQL (as the client sees
+ * them, in order): moves the position of an error that a rewritten Parse or
+ * Query got into the client's text, and answers the error noted for a
+ * message instead of PostgreSQL's. `done` once no such message is left to
+ * answer: later replies need not pass through it.
+ */
+export class ClientErrors {
+  private index = -1;
+  private owed = 0;
+  private readonly last: number;
+
+  constructor(private readonly messages: readonly Buffer[]) {
+    this.last = messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m));
+  }
+
+  /** Whether any message has a position to move. */
+  get needed(): boolean {
+    return this.last >= 0;
+  }
+
+  get done(): boolean {
+    return this.index > this.last || (this.index === this.last && this.owed === 0);
+  }
+
+  reply(bytes: Buffer): Buffer {
+    const type = bytes[0];
+    if (type === ERROR_RESPONSE) {
+      const at = this.current();
+      const message = this.messages[at];
+      const written = message && writtenTexts.get(message);
+      // PostgreSQL skips the rest up to the Sync (a Query's error ends the Query).
+      if (message?.[0] !== QUERY) this.skipToSync(at);
+      const instead = message && errorsInstead.get(message);
+      if (instead) return instead;
+      if (written === undefined) return bytes;
+      const sent = message[0] === QUERY ? message.toString('utf8', 5, message.length - 1) : readParse(message).sql;
+      return withPosition(bytes, (position) => positionAsWritten(position, sent, written));
+    }
+    if (type === READY_FOR_QUERY) {
+      if (this.owed === UNTIL_READY) this.owed = 0;
+    } else if (ENDS_REPLY.has(type) && this.owed !== UNTIL_READY) {
+      this.current();
+      this.owed -= 1;
+    }
+    return bytes;
+  }
+
+  /** The message being answered. */
+  private current(): number {
+    while (this.owed === 0 && this.index < this.messages.length) {
+      this.index += 1;
+      this.owed = repliesOf(this.messages[this.index]);
+    }
+    return this.index;
+  }
+
+  private skipToSync(at: number): void {
+    let sync = at;
+    while (sync < this.messages.length && this.messages[sync][0] !== SYNC) sync += 1;
+    this.index = sync;
+    this.owed = 0;
+  }
+}
