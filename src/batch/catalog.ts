@@ -111,6 +111,26 @@ export interface MlCatalog {
 const ML_NAMES = ['invoke_endpoint', 'detect_sentiment'];
 const ML_SCHEMAS = ['aws_sagemaker', 'aws_comprehend'];
 
+/**
+ * A SQL function's body as text: `prosrc`, or for a body in the SQL
+ * standard's form (`RETURN expr`, `BEGIN ATOMIC … END`, kept parsed in
+ * `prosqlbody`) PostgreSQL's own rendering of it (see bodySql).
+ */
+const FUNCTION_BODY =
+  'CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_catalog.pg_get_function_sqlbody(p.oid) END';
+
+/**
+ * The statements of a SQL function's body (see FUNCTION_BODY): `RETURN expr`
+ * is `SELECT expr`, and `BEGIN ATOMIC … END` holds its statements.
+ */
+function bodySql(body: string): string {
+  const trimmed = body.trim();
+  const returned = /^RETURN\s/i.exec(trimmed);
+  if (returned) return `SELECT ${trimmed.slice(returned[0].length)}`;
+  const atomic = /^BEGIN\s+ATOMIC\b([\s\S]*)\bEND$/i.exec(trimmed);
+  return atomic ? atomic[1] : body;
+}
+
 const quoteLiteralArray = (names: string[]) => `ARRAY[${names.map(quoteLiteralAnyStrings).join(',')}]::text[]`;
 
 /**
@@ -256,7 +276,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   for (let round = 0; round < 6; round++) {
     const pattern = names.map((n) => n.replace(/[^a-z0-9_]/gi, '')).join('|');
     const result = await backend.query(`
-      SELECT n.nspname, p.proname, p.prosrc,
+      SELECT n.nspname, p.proname, ${FUNCTION_BODY},
              -- (Input arguments only: proargnames also names OUT arguments, in declaration order.)
              COALESCE((SELECT string_agg(a.name, ',' ORDER BY a.i)
                          FROM unnest(p.proargnames, p.proargmodes) WITH ORDINALITY AS a(name, mode, i)
@@ -279,7 +299,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
        WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
          AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'pg_catalog', 'information_schema')
          AND NOT p.proretset
-         AND p.prosrc ~* '(${pattern})'`);
+         AND ${FUNCTION_BODY} ~* '(${pattern})'`);
     let added = false;
     for (const [
       schema,
@@ -300,7 +320,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
       const types = argTypes ? argTypes.split(',') : [];
-      const body = bodyExpression(prosrc);
+      const body = bodyExpression(bodySql(prosrc));
       wrappers.set(key, {
         schema,
         name,
@@ -609,7 +629,7 @@ interface VolatileFunctions {
 
 async function volatileFunctions(backend: BackendChannel): Promise<VolatileFunctions> {
   const { rows } = await backend.query(`
-    SELECT p.proname, (l.lanname = 'sql')::text, p.prosrc
+    SELECT p.proname, (l.lanname = 'sql')::text, ${FUNCTION_BODY}
       FROM pg_catalog.pg_proc p
       JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
@@ -619,7 +639,7 @@ async function volatileFunctions(backend: BackendChannel): Promise<VolatileFunct
   const writing = new Set<string>(SIDE_EFFECT_FUNCTIONS);
   const readers = new Map<string, AstNode[]>();
   for (const [name, sql, prosrc] of rows as string[][]) {
-    const body = sql === 'true' ? readingBody(prosrc) : undefined;
+    const body = sql === 'true' ? readingBody(bodySql(prosrc)) : undefined;
     if (body) readers.set(name, [...(readers.get(name) ?? []), body]);
     else writing.add(name);
   }

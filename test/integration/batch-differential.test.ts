@@ -3513,6 +3513,30 @@ describe('named notation', () => {
   });
 });
 
+describe('wrappers with a body in the SQL standard form', () => {
+  it('batches RETURN and BEGIN ATOMIC wrappers, arguments by name, by number or qualified, as other wrappers', async () => {
+    await db.query(`CREATE FUNCTION std_mood(doc text) RETURNS varchar LANGUAGE sql
+      RETURN (aws_comprehend.detect_sentiment(doc, 'en')).sentiment`);
+    await db.query(`CREATE FUNCTION std_confidence(doc text, lang text DEFAULT 'en') RETURNS real LANGUAGE sql
+      BEGIN ATOMIC SELECT (aws_comprehend.detect_sentiment($1, std_confidence.lang)).confidence; END`);
+    await db.query(`CREATE FUNCTION std_score(a float8, b float8) RETURNS float8 LANGUAGE sql
+      RETURN aws_sagemaker.invoke_endpoint('xgb', NULL, a, b, a, b, a, b, a, b, a, b, a, b)::float8`);
+    for (const [sql, fn] of [
+      ['SELECT id, std_mood(txt) FROM t', 'public.std_mood'],
+      ["SELECT id, std_confidence(txt) FROM t WHERE std_mood(txt) <> 'NEUTRAL'", 'public.std_confidence'],
+      ['SELECT id, std_score(f1, f2) FROM t', 'public.std_score'],
+    ]) {
+      const { scored } = await runBatched(sql, fn, SENTIMENT, ENDPOINT);
+      expect(scored, sql).toBeGreaterThan(0);
+      await expectSameBothWays(db, sql);
+    }
+    // Two statements in the body: called as a function, per row, as PostgreSQL calls it.
+    await db.query(`CREATE FUNCTION std_two(doc text) RETURNS varchar LANGUAGE sql
+      BEGIN ATOMIC SELECT 1; SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment; END`);
+    await expectSameBothWays(db, 'SELECT id, std_two(txt) FROM t WHERE id < 5');
+  });
+});
+
 describe('PREPARE and EXECUTE in SQL', () => {
   it('batch each EXECUTE of a statement prepared with ML calls, and forget it on DEALLOCATE', async () => {
     const sql = (prefix: string) => `${prefix}SELECT id, ${EP} AS p FROM t WHERE id < $1`;
