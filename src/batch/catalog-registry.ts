@@ -1,4 +1,4 @@
-import type { BackendChannel } from '../gateway/backend.js';
+import { type BackendChannel, BackendError } from '../gateway/backend.js';
 import { EMPTY_CATALOG, loadMlCatalog, type MlCatalog } from './catalog.js';
 
 const BUILTIN_NAMES = [
@@ -12,6 +12,30 @@ async function seesLatestCommits(backend: BackendChannel): Promise<boolean> {
   const result = await backend.query("SELECT current_setting('transaction_isolation')");
   return result.rows[0]?.[0] === 'read committed';
 }
+
+/**
+ * An object the catalog read listed was dropped by another session before it
+ * was read further (PostgreSQL's functions such as pg_get_viewdef look it up
+ * anew and fail with an internal error): read again.
+ */
+function droppedMeanwhile(error: unknown): boolean {
+  return (
+    error instanceof BackendError &&
+    error.code === 'XX000' &&
+    /could not open relation with OID|cache lookup failed/.test(error.message)
+  );
+}
+
+const CATALOG_READ_ATTEMPTS = 5;
+
+/**
+ * How long a catalog read waits for a lock (pg_get_viewdef locks the view):
+ * another session's uncommitted DDL on a view must not hold up every
+ * statement of this one. Past it the catalog read before is used, and read
+ * again by the next statement.
+ */
+const CATALOG_LOCK_TIMEOUT_MS = 200;
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
 const MAX_AGE_MS = 30_000;
@@ -68,15 +92,16 @@ export class CatalogRegistry {
   async catalog(database: string, backend: BackendChannel): Promise<{ view: CatalogView; shared: boolean }> {
     const entry = this.entries.get(database);
     if (entry && fresh(entry)) return { view: entry, shared: true };
-    if (backend.status === 'E') {
-      // (Statements fail until the block ends.)
-      return { view: entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }, shared: true };
-    }
+    const before = { view: entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }, shared: true };
+    // (Statements fail until the block ends.)
+    if (backend.status === 'E') return before;
     if (backend.status === 'T' && !(await seesLatestCommits(backend))) {
-      return { view: await this.readOn(backend), shared: false };
+      const view = await this.readOn(backend);
+      return view ? { view, shared: false } : before;
     }
     const invalidations = this.invalidations.get(database) ?? 0;
     const view = await this.readOn(backend);
+    if (!view) return before;
     // DDL seen while it was read may be missing from it: kept, but read again by the next statement.
     const current = (this.invalidations.get(database) ?? 0) === invalidations;
     this.entries.set(database, { ...view, loadedAt: current ? Date.now() : 0 });
@@ -87,11 +112,41 @@ export class CatalogRegistry {
    * The catalog as one session sees it, not shared: a session whose block
    * ran function or view DDL sees its own uncommitted definitions, which
    * other sessions must not use (they would batch a body that does not exist
-   * for them, or that a rollback undoes).
+   * for them, or that a rollback undoes). Undefined when another session's
+   * lock held it up (see CATALOG_LOCK_TIMEOUT_MS).
    */
-  async readOn(backend: BackendChannel): Promise<CatalogView> {
+  async readOn(backend: BackendChannel): Promise<CatalogView | undefined> {
     this.onRead();
-    const catalog = await loadMlCatalog(backend);
-    return { catalog, pattern: namePattern(catalog.names) };
+    // Read in the client's transaction (it sees its own DDL), in a block under a savepoint, otherwise in a
+    // transaction of the gateway's, with a short lock_timeout that the end of either takes back.
+    for (let attempt = 1; ; attempt++) {
+      const inBlock = backend.status === 'T';
+      await backend.query(
+        `${inBlock ? 'SAVEPOINT aws_ml_catalog' : 'BEGIN'}; SET LOCAL lock_timeout = ${CATALOG_LOCK_TIMEOUT_MS}`,
+      );
+      let failure: unknown;
+      let catalog: MlCatalog | undefined;
+      try {
+        catalog = await loadMlCatalog(backend);
+      } catch (error) {
+        failure = error;
+      }
+      const held = failure instanceof BackendError && failure.code === LOCK_NOT_AVAILABLE;
+      if (failure && !held && (!droppedMeanwhile(failure) || attempt === CATALOG_READ_ATTEMPTS)) {
+        // (In a block it is left failed, as a failed statement leaves it.)
+        if (!inBlock) await backend.query('ROLLBACK');
+        throw failure;
+      }
+      // (Nothing was written: the read's own transaction ends as a read-only statement's does.)
+      await backend.query(
+        inBlock
+          ? 'ROLLBACK TO SAVEPOINT aws_ml_catalog; RELEASE SAVEPOINT aws_ml_catalog'
+          : failure
+            ? 'ROLLBACK'
+            : 'COMMIT',
+      );
+      if (catalog) return { catalog, pattern: namePattern(catalog.names) };
+      if (held) return undefined;
+    }
   }
 }
