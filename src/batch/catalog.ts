@@ -95,6 +95,12 @@ export interface MlCatalog {
   changingFunctions?: ReadonlySet<string>;
   changingOperators?: ReadonlySet<string>;
   /**
+   * Names of functions that return sets (built-in and the database's own): a
+   * call whose inputs use one is answered for each row the set makes, which
+   * a join on the inputs cannot express.
+   */
+  setReturning?: ReadonlySet<string>;
+  /**
    * A function of the database's own is named json_build_array: an
    * unqualified `json_build_array(…)` may then be PostgreSQL's choice of it
    * (an exact match of argument types beats the built-in VARIADIC "any").
@@ -116,8 +122,7 @@ const ML_SCHEMAS = ['aws_sagemaker', 'aws_comprehend'];
  * standard's form (`RETURN expr`, `BEGIN ATOMIC … END`, kept parsed in
  * `prosqlbody`) PostgreSQL's own rendering of it (see bodySql).
  */
-const FUNCTION_BODY =
-  'CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_catalog.pg_get_function_sqlbody(p.oid) END';
+const FUNCTION_BODY = 'CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_catalog.pg_get_function_sqlbody(p.oid) END';
 
 /**
  * The statements of a SQL function's body (see FUNCTION_BODY): `RETURN expr`
@@ -388,7 +393,13 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     packerShadowed: builtins.rows[0]?.[0] === 't',
     endpointNoOp: builtins.rows[0]?.[1] === 't',
     ...(await writersAndChangers(backend)),
+    setReturning: await setReturningFunctions(backend),
   };
+}
+
+async function setReturningFunctions(backend: BackendChannel): Promise<Set<string>> {
+  const { rows } = await backend.query('SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE proretset');
+  return new Set((rows as string[][]).map(([name]) => name));
 }
 
 /** What of the database's own may write, and what changes from call to call (see MlCatalog). */

@@ -929,6 +929,17 @@ function volatilityTest(catalog: Pick<MlCatalog, 'changingFunctions' | 'changing
     });
 }
 
+/** Whether an expression calls a set-returning function itself (not inside a subquery, which makes one value). */
+function makesSets(expression: AstNode, setReturning: ReadonlySet<string>): boolean {
+  let found = false;
+  walk(expression, (node) => {
+    if (found || inner(node, 'SubLink')) return false;
+    if (setReturning.has(lastName(inner(node, 'FuncCall')))) found = true;
+    return undefined;
+  });
+  return found;
+}
+
 function lastName(call: AstNode | undefined): string {
   if (!call) return '';
   const names: AstNode[] = call.funcname ?? [];
@@ -1077,8 +1088,14 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const byFingerprint = new Map<string, CallGroup>();
   const pendingDependencies = new Map<CallGroup, CallSite[]>();
 
+  const setReturning = catalog.setReturning;
   if (analysis.blockers.length === 0) {
     for (const site of analysis.sites) {
+      if (setReturning && makesSets(site.call.node.args ?? [], setReturning)) {
+        // (`f(generate_series(1, 3), t.x)`: called for each row of the set, which no join on inputs expresses.)
+        perRow.push({ label: site.call.label, reason: 'its arguments call a set-returning function' });
+        continue;
+      }
       const query = argumentQuery(site, index, callsVolatile);
       if (typeof query === 'string') {
         perRow.push({ label: site.call.label, reason: query });

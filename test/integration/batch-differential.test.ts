@@ -1096,6 +1096,27 @@ describe('checks in the order the SQL functions make them', () => {
   });
 });
 
+describe('calls whose inputs make sets', () => {
+  it('answers a call over a set-returning function in its arguments per row, as PostgreSQL does', async () => {
+    await db.query(`CREATE FUNCTION srf_mood(doc text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    const features = f.slice(1).join(', ');
+    for (const sql of [
+      `SELECT id, (${SENTIMENT}(unnest(ARRAY[txt, 'a great day']), 'en')).sentiment FROM t WHERE id < 6`,
+      `SELECT id, ${ENDPOINT}('xgb', NULL, generate_series(1, 3), ${features})::float8 FROM t WHERE id < 6`,
+      `SELECT id, srf_mood(regexp_split_to_table(txt, ' ')) FROM t WHERE id < 6`,
+    ]) {
+      const answer = await expectSameBothWays(db, sql);
+      expect(answer.error, sql).toBeUndefined();
+    }
+    // A set made beside the call, not in its inputs: batched.
+    const beside = `SELECT id, generate_series(1, 2) AS n, (${SENTIMENT}(txt, 'en')).sentiment FROM t`;
+    const { scored } = await runBatched(beside, SENTIMENT);
+    expect(scored).toBeGreaterThan(0);
+    await expectSameBothWays(db, beside);
+  });
+});
+
 describe('batch mode in other statements', () => {
   it('COPY (query) TO STDOUT is batched in each way of writing its options (psycopg2 writes CSV HEADER)', async () => {
     const query = `SELECT id, ${EP} AS p FROM t WHERE id <= 40 ORDER BY id`;
@@ -3173,6 +3194,40 @@ describe('prepared statements and wrapper DDL: result types', () => {
     expect(await rebound(await stack.direct(), 'on')).toEqual(refused);
     expect(await rebound(await stack.connect(), 'on')).toEqual(refused);
     expect(await rebound(await stack.connect(), 'off')).toEqual(refused);
+  });
+});
+
+describe('the ML catalog read while other sessions run DDL', () => {
+  it("is not held up by another session's uncommitted drop of a view it lists, nor failed once it commits", async () => {
+    const [dropping, reading, watch] = [await stack.connect(), await stack.connect(), await stack.direct()];
+    await dropping.query(`CREATE VIEW dropped_meanwhile AS SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t`);
+    const batched = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id < 5`;
+    const want = (await reading.query(batched)).rows;
+    await dropping.query('BEGIN');
+    await dropping.query('DROP VIEW dropped_meanwhile');
+    // The DROP was seen: the next statements read the catalog, which still lists the view (its drop is not
+    // committed), and reading its definition waits for its lock. They wait a moment, then go on with the catalog
+    // read before, inside a block or not (PostgreSQL alone would not wait for a view they do not read).
+    expect((await reading.query(batched)).rows).toEqual(want);
+    await reading.query('BEGIN');
+    expect((await reading.query(batched)).rows).toEqual(want);
+    // The drop commits while a read waits: the view is gone when PostgreSQL reads it (XX000, could not open
+    // relation), and the catalog is read again, the block left as it was.
+    let settled = false;
+    const answer = reading.query(batched).finally(() => {
+      settled = true;
+    });
+    const waiting = async () =>
+      (
+        await watch.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+      ).rows[0].n > 0;
+    while (!settled && !(await waiting()));
+    await dropping.query('COMMIT');
+    expect((await answer).rows).toEqual(want);
+    expect((await reading.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await reading.query('COMMIT');
   });
 });
 
