@@ -974,6 +974,113 @@ function simplyUpdatable(level: Level): boolean {
   );
 }
 
+/** Functions that give a value for every input (text in, text out), so computing them cannot fail. */
+const TOTAL_FUNCTIONS = new Set(['lower', 'upper', 'btrim', 'ltrim', 'rtrim', 'concat', 'concat_ws', 'initcap', 'md5']);
+const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar']);
+
+/**
+ * Whether computing a call's inputs may raise an error (an overflow, a
+ * division by zero, a cast of a bad value): they are not made only of
+ * columns, constants, parameters, other ML calls (their answers), text
+ * concatenation and a few functions that cannot fail.
+ */
+function inputsMayFail(call: AstNode, catalog: MlCatalog): boolean {
+  const safe = (node: AstNode): boolean => {
+    const type = nodeType(node);
+    if (type === 'ColumnRef' || type === 'A_Const' || type === 'ParamRef') return true;
+    if (type === 'NamedArgExpr') return safe(node.NamedArgExpr.arg);
+    if (type === 'A_ArrayExpr') return (node.A_ArrayExpr.elements ?? []).every(safe);
+    if (type === 'CoalesceExpr') return node.CoalesceExpr.args.every(safe);
+    if (type === 'A_Indirection') return safe(node.A_Indirection.arg);
+    if (type === 'TypeCast') {
+      const to = lastName({ funcname: node.TypeCast.typeName.names });
+      return (
+        ['A_Const', 'ParamRef'].includes(nodeType(node.TypeCast.arg) ?? '') ||
+        (TEXT_TYPES.has(to) && safe(node.TypeCast.arg))
+      );
+    }
+    if (type === 'A_Expr') {
+      const expr = node.A_Expr;
+      return expr.kind === 'AEXPR_OP' && operatorName(node) === '||' && safe(expr.lexpr) && safe(expr.rexpr);
+    }
+    if (type === 'FuncCall') {
+      const fn = node.FuncCall;
+      if (recognizeMlCall(fn, catalog)) return true;
+      return TOTAL_FUNCTIONS.has(lastName(fn)) && !fn.agg_filter && !fn.over && (fn.args ?? []).every(safe);
+    }
+    return false;
+  };
+  return !(call.args ?? []).every(safe);
+}
+
+const CLAUSE_ROOTS: Record<string, string> = {
+  target: 'targetList',
+  where: 'whereClause',
+  order: 'sortClause',
+  distinct: 'distinctClause',
+};
+
+/**
+ * Whether PostgreSQL computes the call's inputs for every row of its level
+ * that a join on them would (then the join raises nothing PostgreSQL would
+ * not): the level reads one table, whose conditions it applies before any
+ * join, and nothing around the call in its clause (a CASE branch, a later
+ * COALESCE argument or AND/OR operand, a FILTER, a window function) may skip
+ * it for some rows.
+ */
+function calledForEveryRowRead(site: CallSite): boolean {
+  const stmt = site.level.stmt;
+  const from: AstNode[] = stmt.fromClause ?? [];
+  const root = stmt[CLAUSE_ROOTS[site.clause] ?? ''];
+  if (from.length !== 1 || !inner(from[0], 'RangeVar') || root === undefined) return false;
+  const target = site.call.node;
+  /** Whether `target` is found under `node`, on a path that always computes it; undefined if not found. */
+  const always = (node: AstNode): boolean | undefined => {
+    if (node === null || typeof node !== 'object') return undefined;
+    if (node === target) return true;
+    if (Array.isArray(node)) {
+      for (const child of node) {
+        const found = always(child);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    }
+    const children = (all: AstNode[], firstAlways: number) => {
+      for (const [i, child] of all.entries()) {
+        const found = always(child);
+        if (found !== undefined) return found && i < firstAlways;
+      }
+      return undefined;
+    };
+    const type = nodeType(node);
+    if (type === 'SubLink') return undefined;
+    if (type === 'CaseExpr') {
+      const expr = node.CaseExpr;
+      const whens: AstNode[] = (expr.args ?? []).map((w: AstNode) => w.CaseWhen);
+      return children(
+        [
+          expr.arg,
+          whens[0]?.expr,
+          ...whens.flatMap((w, i) => (i === 0 ? [w.result] : [w.expr, w.result])),
+          expr.defresult,
+        ],
+        2,
+      );
+    }
+    if (type === 'CoalesceExpr') return children(node.CoalesceExpr.args, 1);
+    if (type === 'BoolExpr') return children(node.BoolExpr.args, 1);
+    if (type === 'FuncCall' && (node.FuncCall.agg_filter || node.FuncCall.over)) {
+      const found = always(Object.values(node.FuncCall));
+      return found === undefined ? undefined : false;
+    }
+    return always(Object.values(node));
+  };
+  // (The other conditions of a WHERE are the table's own, applied before any join, as PostgreSQL applies them before
+  // a costly call.)
+  const where = site.clause === 'where' && root?.BoolExpr?.boolop === 'AND_EXPR' ? root.BoolExpr.args : root;
+  return always(where) === true;
+}
+
 /** Whether a call site can read its results through a join added to its level. */
 function joinable(site: CallSite): boolean {
   const level = site.level;
@@ -1412,7 +1519,17 @@ function rewriteAsJoins(
     }
     return depth;
   };
-  const sites = analysis.sites.filter((s) => groupOfSite.has(s) && joinable(s)).sort((a, b) => depthOf(a) - depthOf(b));
+  // A join on inputs computes them for every row of the level, where PostgreSQL computes a call's inputs only for
+  // the rows it calls it for (a CASE, COALESCE, FILTER or condition guards `f(100 / t.b)`): inputs that may fail
+  // are read through a lookup at the call, computed where the call would be (see rewriteAsLookups).
+  const keyedSafely = (s: CallSite) =>
+    Boolean(groupOfSite.get(s)!.rowIdentity) ||
+    s.fromFunction !== undefined ||
+    !inputsMayFail(s.call.node, catalog) ||
+    calledForEveryRowRead(s);
+  const sites = analysis.sites
+    .filter((s) => groupOfSite.has(s) && joinable(s) && keyedSafely(s))
+    .sort((a, b) => depthOf(a) - depthOf(b));
   const joinsByLevel = new Map<Level, ResultsJoin[]>();
   // Calls written alike at one level read one join: the copies stay equal, as PostgreSQL needs them to be
   // (an aggregate's DISTINCT argument and its ORDER BY), and the statement makes one join, not two.

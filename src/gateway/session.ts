@@ -682,7 +682,9 @@ export class Session implements SessionControl {
         // A cancel of this statement PostgreSQL has not received yet would land on the client's next one.
         await this.cancelsDelivered();
       } catch (error) {
-        this.logger.error({ err: error }, 'statement interception failed');
+        // (A client that left mid-statement closed the session: its work failing then is no fault.)
+        if (this.closed) this.logger.debug({ err: error }, 'statement interception ended with the session');
+        else this.logger.error({ err: error }, 'statement interception failed');
         this.fatal(`pgsage gateway: ${(error as Error).message}`);
         return;
       }
