@@ -35,6 +35,8 @@ const CATALOG_READ_ATTEMPTS = 5;
  * again by the next statement.
  */
 const CATALOG_LOCK_TIMEOUT_MS = 200;
+/** After a read held up so, the catalog before serves this long before another read is tried. */
+const HELD_CATALOG_SERVES_MS = 2_000;
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Catalogs older than this are re-read (catches DDL that did not pass through this gateway). */
@@ -101,7 +103,13 @@ export class CatalogRegistry {
     }
     const invalidations = this.invalidations.get(database) ?? 0;
     const view = await this.readOn(backend);
-    if (!view) return before;
+    if (!view) {
+      // (Until then, other statements need not wait for that lock too; DDL seen meanwhile still invalidates it.)
+      if (entry && (this.invalidations.get(database) ?? 0) === invalidations) {
+        entry.loadedAt = Date.now() - MAX_AGE_MS + HELD_CATALOG_SERVES_MS;
+      }
+      return before;
+    }
     // DDL seen while it was read may be missing from it: kept, but read again by the next statement.
     const current = (this.invalidations.get(database) ?? 0) === invalidations;
     this.entries.set(database, { ...view, loadedAt: current ? Date.now() : 0 });

@@ -3245,8 +3245,12 @@ describe('the ML catalog read while other sessions run DDL', () => {
     expect((await reading.query(batched)).rows).toEqual(want);
     await reading.query('BEGIN');
     expect((await reading.query(batched)).rows).toEqual(want);
-    // The drop commits while a read waits: the view is gone when PostgreSQL reads it (XX000, could not open
-    // relation), and the catalog is read again, the block left as it was.
+    // The drop commits while a read waits (DDL seen elsewhere makes the next statement read the catalog again at
+    // once): the view is gone when PostgreSQL reads it (XX000, could not open relation), and the catalog is read
+    // again, the block left as it was.
+    const nudging = await stack.connect();
+    await nudging.query('CREATE OR REPLACE FUNCTION catalog_nudge() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
+    await nudging.end();
     let settled = false;
     const answer = reading.query(batched).finally(() => {
       settled = true;
@@ -3258,6 +3262,7 @@ describe('the ML catalog read while other sessions run DDL', () => {
         )
       ).rows[0].n > 0;
     while (!settled && !(await waiting()));
+    expect(settled).toBe(false);
     await dropping.query('COMMIT');
     expect((await answer).rows).toEqual(want);
     expect((await reading.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
