@@ -54,9 +54,11 @@ interface SideEffects {
   relations: ReadonlySet<string | undefined>;
 }
 
-/** Answers by text, for the catalog's side effects they were given with. */
-let known = new Map<string, boolean>();
-let knownFor: ReadonlySet<string> | undefined;
+/**
+ * Answers by text, per catalog (its set of side effects stands for it: the catalog's two sets are read together),
+ * so that sessions of different databases keep theirs.
+ */
+const known = new WeakMap<ReadonlySet<string>, Map<string, boolean>>();
 const KNOWN_LIMIT = 1000;
 const NONE: ReadonlySet<string> = new Set();
 
@@ -70,13 +72,13 @@ export function changesLaterStatements(
   catalog: { sideEffects?: ReadonlySet<string>; relationsWithSideEffects?: ReadonlySet<string> },
 ): boolean {
   const sideEffects = catalog.sideEffects ?? NONE;
-  if (knownFor !== sideEffects || known.size >= KNOWN_LIMIT) {
+  let answers = known.get(sideEffects);
+  if (!answers || answers.size >= KNOWN_LIMIT) {
     // Drivers send the same few texts over and over; one that sends ever new ones only costs a parse each.
-    // (The catalog's two sets are read together: a new one of the first is a new catalog.)
-    known = new Map();
-    knownFor = sideEffects;
+    answers = new Map();
+    known.set(sideEffects, answers);
   }
-  let answer = known.get(sql);
+  let answer = answers.get(sql);
   if (answer === undefined) {
     const effects = { sideEffects, relations: catalog.relationsWithSideEffects ?? NONE };
     try {
@@ -84,7 +86,7 @@ export function changesLaterStatements(
     } catch {
       answer = false;
     }
-    known.set(sql, answer);
+    answers.set(sql, answer);
   }
   return answer;
 }
