@@ -1013,17 +1013,29 @@ export class MlInterceptor implements SessionInterceptor {
   /**
    * Relays a client's statement (see SessionControl.relay); while a sequence
    * runs its last statement, that statement's CommandComplete is held back
-   * (see runSequence).
+   * (see runSequence). Error positions, in `positionsIn` once `rewrite` has
+   * passed them (the Query's own text by default), move into the client's.
    */
   private relayStatement(
     control: SessionControl,
     bytes: Buffer,
     rewrite?: (message: Message) => Buffer | null,
+    positionsIn = bytes.toString('utf8', 5, bytes.length - 1),
   ): ReturnType<SessionControl['relay']> {
     const held = this.heldCompletion;
-    if (!held) return control.relay(bytes, rewrite);
+    const written = this.queryText;
+    const placed =
+      written === undefined || written === positionsIn
+        ? rewrite
+        : (message: Message) => {
+            const out = rewrite ? rewrite(message) : message.bytes;
+            return out && out[0] === 0x45 /* ErrorResponse */
+              ? withPosition(out, (at) => positionAsWritten(at, positionsIn, written))
+              : out;
+          };
+    if (!held) return control.relay(bytes, placed);
     return control.relay(bytes, (message) => {
-      const out = rewrite ? rewrite(message) : message.bytes;
+      const out = placed ? placed(message) : message.bytes;
       if (!out || message.type !== 0x43 /* CommandComplete */) return out;
       // (Only the CommandComplete waits: rows a rewrite sends with it, as EXPLAIN's, go now.)
       const tail =
@@ -1269,10 +1281,15 @@ export class MlInterceptor implements SessionInterceptor {
         ? undefined
         : underTimeLeft(finalSql, left, settings.timeoutMs, inBlock);
     const explained = target.explain?.text ? explainRewrite(plan, figures) : undefined;
-    const outcome = await this.relayStatement(control, queryMessage(timed?.sql ?? finalSql), (message) => {
-      const shown = timed ? timed.hide(message) : message.bytes;
-      return shown && explained ? explained(message) : shown;
-    });
+    const outcome = await this.relayStatement(
+      control,
+      queryMessage(timed?.sql ?? finalSql),
+      (message) => {
+        const shown = timed ? timed.hide(message) : message.bytes;
+        return shown && explained ? explained(message) : shown;
+      },
+      finalSql,
+    );
     this.context.statistics.lastStatement = {
       ...phases,
       statementMs: performance.now() - started,

@@ -437,6 +437,9 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       const second = `SELECT 1; ${simple}`;
       expect(await positionOf(db, { text: second }), second).toBe(await positionOf(direct, { text: second }));
     }
+    // A statement after one with ML calls in the same string (the gateway runs them one by one).
+    const after = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t; SELECT 'naïve', nocol FROM t`;
+    expect(await positionOf(db, { text: after })).toBe(await positionOf(direct, { text: after }));
     // Aurora's VARIADIC call is sent in another form (PostgreSQL alone cannot read it): the position is the
     // column's in the text as written.
     const variadic = `SELECT ${E} AS p, nocol FROM t`;
