@@ -121,7 +121,8 @@ export class CatalogRegistry {
    * ran function or view DDL sees its own uncommitted definitions, which
    * other sessions must not use (they would batch a body that does not exist
    * for them, or that a rollback undoes). Undefined when another session's
-   * lock held it up (see CATALOG_LOCK_TIMEOUT_MS).
+   * lock held it up (see CATALOG_LOCK_TIMEOUT_MS), or views it lists keep
+   * being dropped before it reads them.
    */
   async readOn(backend: BackendChannel): Promise<CatalogView | undefined> {
     this.onRead();
@@ -140,7 +141,7 @@ export class CatalogRegistry {
         failure = error;
       }
       const held = failure instanceof BackendError && failure.code === LOCK_NOT_AVAILABLE;
-      if (failure && !held && (!droppedMeanwhile(failure) || attempt === CATALOG_READ_ATTEMPTS)) {
+      if (failure && !held && !droppedMeanwhile(failure)) {
         // (In a block it is left failed, as a failed statement leaves it.)
         if (!inBlock) await backend.query('ROLLBACK');
         throw failure;
@@ -154,7 +155,8 @@ export class CatalogRegistry {
             : 'COMMIT',
       );
       if (catalog) return { catalog, pattern: namePattern(catalog.names) };
-      if (held) return undefined;
+      // (A REPEATABLE READ block's snapshot keeps listing a view dropped since: reading again does not help.)
+      if (held || attempt === CATALOG_READ_ATTEMPTS) return undefined;
     }
   }
 }

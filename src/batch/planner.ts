@@ -515,7 +515,8 @@ function argumentQuery(
   }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
-  if (argumentsOfCall.some(callsVolatile)) {
+  // (A wrapper's body may compute the inputs with such a function too: `detect_sentiment(CASE WHEN random() …)`.)
+  if (argumentsOfCall.some(callsVolatile) || (site.call.wrapper && callsVolatile(site.call.wrapper.inlinedCall))) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
   }
   if (from.items.some(callsVolatile) || (level.withClause && callsVolatile(level.withClause))) {

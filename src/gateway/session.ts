@@ -362,7 +362,13 @@ export class Session implements SessionControl {
     } else if (type === ERROR_RESPONSE) {
       this.errorSinceReady = true;
     } else if (type === COPY_IN_RESPONSE) {
-      if (this.lastSyncExtended && this.pendingSyncs > 0) this.pendingSyncs -= 1;
+      if (this.lastSyncExtended) {
+        if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
+        // PostgreSQL ignores that Sync: up to the client's next one, what it sends belongs to the group, as after
+        // a Flush (a Query after a failed COPY is skipped; after CopyDone it runs in the group's transaction).
+        this.setOpenGroup(true);
+        this.openGroupDescribesOnly = false;
+      }
       this.lastSyncExtended = false;
     } else if (type === COMMAND_COMPLETE && length > 5 && DDL_TAG_START.has(buffer[offset])) {
       const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
@@ -572,8 +578,15 @@ export class Session implements SessionControl {
         this.setOpenGroup(true, opensBlock);
         this.group = [];
       }
-      // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction.)
-      if (type === Q && this.interceptor && !this.groupStaysOpen && this.needsInterception(message)) {
+      // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction. Nor
+      // one PostgreSQL will skip, after a failed extended COPY say: the server waits for the client's Sync.)
+      if (
+        type === Q &&
+        this.interceptor &&
+        !this.groupStaysOpen &&
+        !this.skipsToSync() &&
+        this.needsInterception(message)
+      ) {
         this.flushForward(forward);
         this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
         return;
@@ -776,7 +789,11 @@ export class Session implements SessionControl {
   }
 
   forward(bytes: Buffer | Buffer[], syncPoints: number, errors?: ClientErrors): void {
-    for (const message of Array.isArray(bytes) ? bytes : [bytes]) this.ledger.sentAll(message);
+    const messages = Array.isArray(bytes) ? bytes : [bytes];
+    for (const message of messages) this.ledger.sentAll(message);
+    // (A COPY FROM STDIN it starts ignores a Sync sent with it: see lastSyncExtended.)
+    const last = messages.findLast((m) => m[0] === S || m[0] === Q);
+    if (last) this.lastSyncExtended = last[0] === S;
     this.pendingSyncs += syncPoints;
     this.clientErrors = errors?.needed ? errors : undefined;
     this.writeServer(bytes);

@@ -444,8 +444,12 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
     // column's in the text as written.
     const variadic = `SELECT ${E} AS p, nocol FROM t`;
     const at = `42703 at ${variadic.indexOf('nocol') + 1}`;
-    expect(await positionOf(db, { text: variadic })).toBe(at);
-    expect(await positionOf(db, { text: `${variadic} WHERE id = $1`, values: [1] })).toBe(at);
+    for (const migration of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      expect(await positionOf(db, { text: variadic }), migration).toBe(at);
+      expect(await positionOf(db, { text: `${variadic} WHERE id = $1`, values: [1] }), migration).toBe(at);
+    }
+    await db.query('RESET apg_enable_function_migration');
   });
 
   it('stores answers by row and reads text parameters into the argument query, as for a simple query', async () => {
@@ -2156,6 +2160,33 @@ describe('postgres.js', () => {
     await serves();
   }, 30_000);
 
+  it('serves on after an extended-protocol COPY FROM STDIN, done or failed, whatever handled it', async () => {
+    const session = new RawSession(await stack.connect());
+    await session.query('CREATE TABLE copied_in (id int, txt text)');
+    const batched = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`;
+    const want = (await session.query(batched)).results;
+    const copy = [raw.parse('', 'COPY copied_in FROM STDIN'), raw.bind('', []), raw.execute(), raw.sync()];
+    const started = (answer: { types: string }) => answer.types.endsWith('G');
+    for (const staleCatalog of [false, true]) {
+      if (staleCatalog) {
+        // DDL seen: the gateway looks at every statement until it has read the catalog again, the COPY too.
+        const other = await stack.connect();
+        await other.query('CREATE OR REPLACE FUNCTION copy_nudge() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
+        await other.end();
+      }
+      expect((await session.round(copy, 0, started)).types).toBe('12G');
+      // (PostgreSQL ignores the Sync sent with the Execute; the one after the data ends the COPY.)
+      const done = await session.round([raw.copyData('1\tgreat\n'), raw.copyDone(), raw.sync()]);
+      expect(done.types).toBe('CZ');
+      expect((await session.query(batched)).results).toEqual(want);
+      // A failed COPY: PostgreSQL skips what comes up to the client's Sync, a Query with ML calls too.
+      expect((await session.round(copy, 0, started)).types).toBe('12G');
+      const failed = await session.round([raw.copyFail('no more'), raw.query(batched), raw.sync()]);
+      expect(failed.types).toBe('EZ');
+      expect((await session.query(batched)).results).toEqual(want);
+    }
+  }, 30_000);
+
   it('waits for the answer to a FunctionCall sent before a statement with ML calls', async () => {
     const session = new RawSession(await stack.connect());
     const batched = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t WHERE id <= 3`;
@@ -3270,6 +3301,16 @@ describe('the ML catalog read while other sessions run DDL', () => {
     expect((await answer).rows).toEqual(want);
     expect((await reading.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await reading.query('COMMIT');
+    // A REPEATABLE READ block's snapshot keeps listing a view dropped since it began: the catalog before serves.
+    await dropping.query(`CREATE VIEW dropped_meanwhile AS SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t`);
+    const plain = 'SELECT count(*)::int AS n FROM t WHERE id < 5';
+    const plainWant = (await reading.query(plain)).rows;
+    await reading.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await reading.query('SELECT 1');
+    await dropping.query('DROP VIEW dropped_meanwhile');
+    expect((await reading.query(plain)).rows).toEqual(plainWant);
+    expect((await reading.query(batched)).rows).toEqual(want);
+    await reading.query('COMMIT');
   });
 });
 
@@ -3626,6 +3667,15 @@ describe('wrappers with a body in the SQL standard form', () => {
       const { scored } = await runBatched(sql, fn, SENTIMENT, ENDPOINT);
       expect(scored, sql).toBeGreaterThan(0);
       await expectSameBothWays(db, sql);
+    }
+    // A body whose ML input changes at each call (random()) is called per row, with the session's sequence.
+    await db.query(`CREATE FUNCTION std_coin(doc text) RETURNS varchar LANGUAGE sql
+      RETURN (aws_comprehend.detect_sentiment(CASE WHEN random() < 0.5 THEN doc ELSE 'I hate it, awful' END, 'en')).sentiment`);
+    for (const sql of [
+      'SELECT id, std_coin(txt) FROM t WHERE id < 20 ORDER BY id',
+      'SELECT count(*) FROM t WHERE std_coin(txt) IS NOT NULL OR true',
+    ]) {
+      await expectSameBothWays(db, sql, { setup: 'SELECT setseed(0.77)' });
     }
     // Two statements in the body: called as a function, per row, as PostgreSQL calls it.
     await db.query(`CREATE FUNCTION std_two(doc text) RETURNS varchar LANGUAGE sql
