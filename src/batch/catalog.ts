@@ -86,9 +86,10 @@ export interface MlCatalog {
    */
   relationsWithSideEffects?: ReadonlySet<string>;
   /**
-   * Names of the database's own SQL functions whose value changes from one
-   * call to the next (they reach `random()` and the like, see
-   * CHANGING_FUNCTIONS), and of operators whose function is one. An argument
+   * Names of PostgreSQL's VOLATILE functions and of the database's own SQL
+   * functions whose value changes from one call to the next (they reach
+   * `random()` and the like, see CHANGING_FUNCTIONS), and of operators whose
+   * function is one. An argument
    * query must not compute them again. (Views that call such functions are
    * not known: see docs/batch-mode.md, known limits.)
    */
@@ -420,7 +421,11 @@ async function changers(
   readers: ReadonlyMap<string, AstNode[]>,
   writing: ReadonlySet<string>,
 ): Promise<Pick<MlCatalog, 'changingFunctions' | 'changingOperators'>> {
-  const changingFunctions = new Set<string>();
+  // PostgreSQL's own VOLATILE functions as it declares them (uuidv4, array_shuffle…: a list would miss some).
+  const builtins = await backend.query(
+    "SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace",
+  );
+  const changingFunctions = new Set<string>((builtins.rows as string[][]).map(([name]) => name));
   const reaches = (body: AstNode) =>
     callsFunction(body, (name) => CHANGING_FUNCTIONS.has(name) || changingFunctions.has(name));
   for (let grew = true; grew; ) {

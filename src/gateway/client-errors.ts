@@ -172,10 +172,12 @@ export class ClientErrors {
       return withPosition(bytes, (position) => positionAsWritten(position, sent, written));
     }
     if (type === READY_FOR_QUERY) {
-      if (this.owed === UNTIL_READY) this.owed = 0;
-    } else if (ENDS_REPLY.has(type) && this.owed !== UNTIL_READY) {
       this.current();
-      this.owed -= 1;
+      if (this.owed === UNTIL_READY) this.owed = 0;
+    } else if (ENDS_REPLY.has(type)) {
+      // (A Query's replies, a CommandComplete among them, end only at its ReadyForQuery.)
+      this.current();
+      if (this.owed !== UNTIL_READY) this.owed -= 1;
     }
     return bytes;
   }

@@ -437,6 +437,11 @@ describe("extended protocol (drivers' parameterized and prepared statements)", (
       const second = `SELECT 1; ${simple}`;
       expect(await positionOf(db, { text: second }), second).toBe(await positionOf(direct, { text: second }));
     }
+    // Aurora's setting, which the gateway sends under its own name, leaves later errors as PostgreSQL gives them.
+    await db.query('SET apg_enable_function_migration = true');
+    expect(await positionOf(db, { text: 'SELECT nocol FROM t' })).toBe(
+      await positionOf(direct, { text: 'SELECT nocol FROM t' }),
+    );
     // A statement after one with ML calls in the same string (the gateway runs them one by one).
     const after = `SELECT count((${SENTIMENT}(txt, 'en')).sentiment) FROM t; SELECT 'naïve', nocol FROM t`;
     expect(await positionOf(db, { text: after })).toBe(await positionOf(direct, { text: after }));
@@ -3676,6 +3681,13 @@ describe('wrappers with a body in the SQL standard form', () => {
       'SELECT count(*) FROM t WHERE std_coin(txt) IS NOT NULL OR true',
     ]) {
       await expectSameBothWays(db, sql, { setup: 'SELECT setseed(0.77)' });
+    }
+    // Any of PostgreSQL's VOLATILE functions, as it declares them (PostgreSQL 18's uuidv4, array_shuffle).
+    for (const sql of [
+      `SELECT count(*) FROM (SELECT (${SENTIMENT}(CASE WHEN uuidv4()::text < '8' THEN txt ELSE 'I hate it' END, 'en')).sentiment FROM t) z`,
+      `SELECT count(*) FROM (SELECT (${SENTIMENT}((array_shuffle(ARRAY[txt, 'I hate it']))[1], 'en')).sentiment FROM t) z`,
+    ]) {
+      await expectSameBothWays(db, sql);
     }
     // Two statements in the body: called as a function, per row, as PostgreSQL calls it.
     await db.query(`CREATE FUNCTION std_two(doc text) RETURNS varchar LANGUAGE sql

@@ -1,6 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { positionAsWritten, withPosition } from '../../src/gateway/client-errors.js';
-import { errorResponse, parseFields } from '../../src/gateway/protocol.js';
+import { ClientErrors, noteWrittenText, positionAsWritten, withPosition } from '../../src/gateway/client-errors.js';
+import {
+  commandComplete,
+  errorResponse,
+  parseFields,
+  queryMessage,
+  readyForQuery,
+} from '../../src/gateway/protocol.js';
 import { loadParser } from '../../src/sql/parser.js';
 
 beforeAll(() => loadParser());
@@ -50,5 +56,17 @@ describe('withPosition', () => {
     const dropped = parseFields(withPosition(error, () => undefined));
     expect(dropped.P).toBeUndefined();
     expect(dropped.M).toBe('column "nocol" does not exist');
+  });
+});
+
+describe('ClientErrors', () => {
+  it('is done with a rewritten Query once its ReadyForQuery came, a CommandComplete before it', () => {
+    const query = noteWrittenText(queryMessage('SET aws_ml.enable_function_migration = true'), 'SET apg_x = true');
+    const errors = new ClientErrors([query]);
+    expect(errors.needed).toBe(true);
+    errors.reply(commandComplete('SET'));
+    expect(errors.done).toBe(false);
+    errors.reply(readyForQuery('I'));
+    expect(errors.done).toBe(true);
   });
 });
