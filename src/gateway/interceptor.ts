@@ -63,6 +63,7 @@ import {
   readDataRow,
   readParse,
   readyForQuery,
+  rowDescription,
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
@@ -297,6 +298,9 @@ function executedLater(out: Buffer[], index: number, portal: string): number {
 
 /** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
 const countsAsReply = (type: number) => '123CIstTn'.includes(String.fromCharCode(type));
+
+const MIGRATION_SETTING = 'aws_ml.enable_function_migration';
+const AURORA_SETTING = /apg_enable_function_migration/i;
 
 /** PostgreSQL's error for a prepared statement whose result columns changed (drivers re-prepare on it). */
 const RESULT_TYPE_CHANGED = errorResponse({
@@ -851,6 +855,14 @@ export class MlInterceptor implements SessionInterceptor {
     }
     if (statements.length > 1) {
       await this.runSequence(control, statements, rewritten, catalog);
+      return;
+    }
+    if (inner(statements[0].stmt, 'VariableShowStmt')?.name === MIGRATION_SETTING && AURORA_SETTING.test(sql)) {
+      // PostgreSQL names a SHOW's column after the setting as given: Aurora's name, not pgsage's.
+      await this.relayStatement(control, queryMessage(rewritten), (m) =>
+        m.type === 0x54 /* RowDescription */ ? rowDescription([{ name: 'apg_enable_function_migration' }]) : m.bytes,
+      );
+      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     const handled = this.handlerFor(rewritten);

@@ -63,7 +63,9 @@ describe('batch mode with a SageMaker endpoint', () => {
         .find((s) => s.function === 'aws_sagemaker.invoke_endpoint')!.figures.perRowCalls;
       expect(perRowAfter - perRowBefore).toBe(20);
       const shown = await db.query('SHOW apg_enable_function_migration');
-      expect(Object.values(shown.rows[0])[0]).toBe('false');
+      // (Under Aurora's name, as PostgreSQL names a SHOW's column.)
+      expect(shown.rows).toEqual([{ apg_enable_function_migration: 'false' }]);
+      expect(shown.command).toBe('SHOW');
     } finally {
       await db.query('RESET apg_enable_function_migration');
     }
