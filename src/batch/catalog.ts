@@ -394,20 +394,38 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     packerShadowed: builtins.rows[0]?.[0] === 't',
     endpointNoOp: builtins.rows[0]?.[1] === 't',
     ...(await writersAndChangers(backend)),
-    setReturning: await setReturningFunctions(backend),
   };
 }
 
-async function setReturningFunctions(backend: BackendChannel): Promise<Set<string>> {
-  const { rows } = await backend.query('SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE proretset');
-  return new Set((rows as string[][]).map(([name]) => name));
+/**
+ * In one read of pg_proc: functions that return sets (see
+ * MlCatalog.setReturning), and PostgreSQL's own VOLATILE ones as it declares
+ * them (uuidv4, array_shuffle…: a list would miss some).
+ */
+async function builtinTraits(backend: BackendChannel): Promise<{ setReturning: Set<string>; volatile: Set<string> }> {
+  const { rows } = await backend.query(`
+    SELECT DISTINCT proname, proretset::text, (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)::text
+      FROM pg_catalog.pg_proc
+     WHERE proretset OR (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)`);
+  const setReturning = new Set<string>();
+  const volatile = new Set<string>();
+  for (const [name, returnsSet, builtinVolatile] of rows as string[][]) {
+    if (returnsSet === 'true') setReturning.add(name);
+    if (builtinVolatile === 'true') volatile.add(name);
+  }
+  return { setReturning, volatile };
 }
 
 /** What of the database's own may write, and what changes from call to call (see MlCatalog). */
 async function writersAndChangers(backend: BackendChannel) {
+  const traits = await builtinTraits(backend);
   const volatile = await volatileFunctions(backend);
   const written = await writers(backend, volatile);
-  return { ...written, ...(await changers(backend, volatile.readers, volatile.writing)) };
+  return {
+    ...written,
+    ...(await changers(backend, volatile.readers, volatile.writing, traits.volatile)),
+    setReturning: traits.setReturning,
+  };
 }
 
 /**
@@ -420,12 +438,9 @@ async function changers(
   backend: BackendChannel,
   readers: ReadonlyMap<string, AstNode[]>,
   writing: ReadonlySet<string>,
+  builtinVolatile: ReadonlySet<string>,
 ): Promise<Pick<MlCatalog, 'changingFunctions' | 'changingOperators'>> {
-  // PostgreSQL's own VOLATILE functions as it declares them (uuidv4, array_shuffle…: a list would miss some).
-  const builtins = await backend.query(
-    "SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace",
-  );
-  const changingFunctions = new Set<string>((builtins.rows as string[][]).map(([name]) => name));
+  const changingFunctions = new Set<string>(builtinVolatile);
   const reaches = (body: AstNode) =>
     callsFunction(body, (name) => CHANGING_FUNCTIONS.has(name) || changingFunctions.has(name));
   for (let grew = true; grew; ) {

@@ -8,7 +8,7 @@
  * client's would have failed otherwise (see noteErrorInstead).
  */
 import { type ScanToken, scan } from '../sql/parser.js';
-import { readParse } from './protocol.js';
+import { countsAsReply, readParse, repliesTo } from './protocol.js';
 
 /** Rewrites an ErrorResponse's position field: `map` gives the new one, or undefined to leave the field out. */
 export function withPosition(error: Buffer, map: (position: number) => number | undefined): Buffer {
@@ -80,6 +80,11 @@ export function positionAsWritten(position: number, sent: string, written: strin
   return characters(before) + characters(within) + 1;
 }
 
+/** An ErrorResponse about `sent` with its position moved to the same word of `written` (see positionAsWritten). */
+export function errorAsWritten(error: Buffer, sent: string, written: string): Buffer {
+  return withPosition(error, (position) => positionAsWritten(position, sent, written));
+}
+
 /** The client's own text of statements the gateway sends rewritten, by the message that carries them. */
 const writtenTexts = new WeakMap<Buffer, string>();
 
@@ -104,32 +109,16 @@ export function carryWrittenText(from: Buffer, to: Buffer): Buffer {
   return to;
 }
 
-const PARSE = 0x50;
 const QUERY = 0x51;
-const DESCRIBE = 0x44;
 const SYNC = 0x53;
 const READY_FOR_QUERY = 0x5a;
 const ERROR_RESPONSE = 0x45;
-/** Replies that end the answer to one extended-protocol message (a Describe of a statement has two). */
-const ENDS_REPLY = new Set([...'123CIstTn'].map((c) => c.charCodeAt(0)));
 /** A Query's replies go on to its ReadyForQuery. */
 const UNTIL_READY = -1;
 
 function repliesOf(message: Buffer | undefined): number {
   if (!message) return 0;
-  switch (message[0]) {
-    case QUERY:
-      return UNTIL_READY;
-    case DESCRIBE:
-      return message[5] === 0x53 /* S */ ? 2 : 1;
-    case PARSE:
-    case 0x42 /* Bind */:
-    case 0x45 /* Execute */:
-    case 0x43 /* Close */:
-      return 1;
-    default:
-      return 0; // Sync, Flush
-  }
+  return message[0] === QUERY ? UNTIL_READY : (repliesTo(message) ?? 0); // (a Sync: none)
 }
 
 /**
@@ -169,12 +158,12 @@ export class ClientErrors {
       if (instead) return instead;
       if (written === undefined) return bytes;
       const sent = message[0] === QUERY ? message.toString('utf8', 5, message.length - 1) : readParse(message).sql;
-      return withPosition(bytes, (position) => positionAsWritten(position, sent, written));
+      return errorAsWritten(bytes, sent, written);
     }
     if (type === READY_FOR_QUERY) {
       this.current();
       if (this.owed === UNTIL_READY) this.owed = 0;
-    } else if (ENDS_REPLY.has(type)) {
+    } else if (countsAsReply(type)) {
       // (A Query's replies, a CommandComplete among them, end only at its ReadyForQuery.)
       this.current();
       if (this.owed !== UNTIL_READY) this.owed -= 1;

@@ -37,20 +37,14 @@ import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { type BackendChannel, BackendError } from './backend.js';
-import {
-  ClientErrors,
-  carryWrittenText,
-  noteErrorInstead,
-  noteWrittenText,
-  positionAsWritten,
-  withPosition,
-} from './client-errors.js';
+import { ClientErrors, carryWrittenText, errorAsWritten, noteErrorInstead, noteWrittenText } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
 import {
   bindMessage,
   bindStatementName,
   closeMessage,
   commandComplete,
+  countsAsReply,
   dataRow,
   errorResponse,
   executeMessage,
@@ -63,6 +57,7 @@ import {
   readDataRow,
   readParse,
   readyForQuery,
+  repliesTo,
   rowDescription,
   syncMessage,
   type TransactionStatus,
@@ -231,16 +226,6 @@ function parseChangesReading(sql: string): boolean {
 
 const BATCH_FAILURE = 'aws_ml_batch_failure';
 
-/**
- * How many replies (see countsAsReply) PostgreSQL gives one message of a
- * group's plain steps, or undefined for another message (a Sync, a Query…).
- */
-function repliesTo(message: Buffer): number | undefined {
-  if ([0x50 /* Parse */, 0x42 /* Bind */, 0x45 /* Execute */, 0x43 /* Close */].includes(message[0])) return 1;
-  if (message[0] === 0x44 /* Describe */) return message[5] === 0x53 /* S */ ? 2 : 1; // statement: parameters too
-  return message[0] === 0x48 /* Flush */ ? 0 : undefined;
-}
-
 /** The replies PostgreSQL gives the group's messages before `at`, or undefined if one is not a plain step. */
 function repliesBefore(out: Buffer[], at: number): number | undefined {
   let replies = 0;
@@ -295,9 +280,6 @@ function executedLater(out: Buffer[], index: number, portal: string): number {
   }
   return -1;
 }
-
-/** Replies that answer one extended-protocol message each (DataRow, notices and the like do not). */
-const countsAsReply = (type: number) => '123CIstTn'.includes(String.fromCharCode(type));
 
 const MIGRATION_SETTING = 'aws_ml.enable_function_migration';
 const AURORA_SETTING = /apg_enable_function_migration/i;
@@ -1041,9 +1023,7 @@ export class MlInterceptor implements SessionInterceptor {
         ? rewrite
         : (message: Message) => {
             const out = rewrite ? rewrite(message) : message.bytes;
-            return out && out[0] === 0x45 /* ErrorResponse */
-              ? withPosition(out, (at) => positionAsWritten(at, positionsIn, written))
-              : out;
+            return out && out[0] === 0x45 /* ErrorResponse */ ? errorAsWritten(out, positionsIn, written) : out;
           };
     if (!held) return control.relay(bytes, placed);
     return control.relay(bytes, (message) => {
@@ -1327,8 +1307,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
       // (Its position is in `sql`, one statement of the Query, maybe with Aurora's names mapped.)
       const written = this.queryText;
-      const payload =
-        written === undefined ? error.raw : withPosition(error.raw, (at) => positionAsWritten(at, sql, written));
+      const payload = written === undefined ? error.raw : errorAsWritten(error.raw, sql, written);
       return this.reportFailure(control, payload, standalone);
     }
   }

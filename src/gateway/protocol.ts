@@ -471,6 +471,32 @@ export interface ColumnDescription {
   format: number;
 }
 
+/** Replies that end PostgreSQL's answer to one extended-protocol message (DataRow, notices and the like do not). */
+const ENDS_A_REPLY: ReadonlySet<number> = new Set([...'123CIstTn'].map((c) => c.charCodeAt(0)));
+
+export const countsAsReply = (type: number): boolean => ENDS_A_REPLY.has(type);
+
+/**
+ * How many replies (see countsAsReply) PostgreSQL gives one extended-protocol
+ * step (Parse, Bind, Describe, Execute, Close; none for Flush), or undefined
+ * for another message (a Sync, a Query…).
+ */
+export function repliesTo(message: Buffer): number | undefined {
+  switch (message[0]) {
+    case 0x50 /* Parse */:
+    case 0x42 /* Bind */:
+    case 0x45 /* Execute */:
+    case 0x43 /* Close */:
+      return 1;
+    case 0x44 /* Describe */:
+      return message[5] === 0x53 /* S */ ? 2 : 1; // a statement: its parameters too
+    case 0x48 /* Flush */:
+      return 0;
+    default:
+      return undefined;
+  }
+}
+
 export function readRowDescription(message: Buffer): ColumnDescription[] {
   const r = new MessageReader(message);
   const n = r.int16();

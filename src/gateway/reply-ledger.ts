@@ -8,11 +8,8 @@
  * message (the Query is skipped) or from the Query itself (answered).
  */
 
-const PARSE = 0x50;
-const BIND = 0x42;
-const DESCRIBE = 0x44;
-const EXECUTE = 0x45;
-const CLOSE = 0x43;
+import { countsAsReply, repliesTo } from './protocol.js';
+
 const QUERY = 0x51;
 const FUNCTION_CALL = 0x46;
 const SYNC = 0x53;
@@ -21,14 +18,7 @@ const READY_FOR_QUERY = 0x5a;
 const ERROR_RESPONSE = 0x45;
 const COPY_IN_RESPONSE = 0x47;
 
-/** Server messages that end the reply to one extended-protocol message. */
-export const ENDS_EXTENDED_REPLY: ReadonlySet<number> = new Set([
-  0x31 /* ParseComplete */, 0x32 /* BindComplete */, 0x33 /* CloseComplete */, 0x6e /* NoData */,
-  0x54 /* RowDescription (after a Describe; an Execute sends none) */, 0x43 /* CommandComplete */,
-  0x49 /* EmptyQueryResponse */, 0x73 /* PortalSuspended */,
-]);
-
-/** Entries: a positive count of extended messages in a row, or a message answered by ReadyForQuery. */
+/** Entries: a positive count of replies owed to extended messages in a row (see repliesTo), or a message answered by ReadyForQuery. */
 const AWAITS_QUERY = -1;
 const AWAITS_SYNC = -2;
 
@@ -42,8 +32,9 @@ export class ReplyLedger {
     return this.skippingToSync;
   }
 
-  /** A client message went to the server (its first byte is the type). */
-  sent(type: number): void {
+  /** A client message went to the server. */
+  sent(message: Buffer): void {
+    const type = message[0];
     if (type === SYNC) {
       this.skippingToSync = false;
       this.entries.push(AWAITS_SYNC);
@@ -51,16 +42,21 @@ export class ReplyLedger {
       // Skipped by PostgreSQL: nothing will answer it.
     } else if (type === QUERY || type === FUNCTION_CALL) {
       this.entries.push(AWAITS_QUERY);
-    } else if (type === PARSE || type === BIND || type === DESCRIBE || type === EXECUTE || type === CLOSE) {
+    } else {
+      const replies = repliesTo(message) ?? 0;
+      if (replies === 0) return;
       const last = this.entries.length - 1;
-      if (last >= 0 && this.entries[last] > 0) this.entries[last] += 1;
-      else this.entries.push(1);
+      if (last >= 0 && this.entries[last] > 0) this.entries[last] += replies;
+      else this.entries.push(replies);
     }
   }
 
   /** Every message in `bytes` (whole messages) went to the server. */
   sentAll(bytes: Buffer): void {
-    for (let pos = 0; pos + 5 <= bytes.length; pos += 1 + bytes.readInt32BE(pos + 1)) this.sent(bytes[pos]);
+    for (let pos = 0, end = 0; pos + 5 <= bytes.length; pos = end) {
+      end = pos + 1 + bytes.readInt32BE(pos + 1);
+      this.sent(bytes.subarray(pos, end));
+    }
   }
 
   /**
@@ -85,7 +81,7 @@ export class ReplyLedger {
       if (head === 1 && entries[1] === AWAITS_SYNC) entries.splice(1, 1);
       return 0;
     }
-    if (ENDS_EXTENDED_REPLY.has(type)) {
+    if (countsAsReply(type)) {
       if (head === 1) entries.shift();
       else entries[0] = head - 1;
     }

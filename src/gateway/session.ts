@@ -6,6 +6,7 @@ import type { ClientErrors } from './client-errors.js';
 import { blockOpening } from './group-order.js';
 import {
   BoundaryScanner,
+  countsAsReply,
   errorResponse,
   type Message,
   MessageFramer,
@@ -16,7 +17,7 @@ import {
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
-import { ENDS_EXTENDED_REPLY, ReplyLedger } from './reply-ledger.js';
+import { ReplyLedger } from './reply-ledger.js';
 
 /** What an interceptor may do with a session while it owns it. */
 export interface SessionControl {
@@ -180,7 +181,7 @@ export class Session implements SessionControl {
       type === COPY_IN_RESPONSE ||
       type === COMMAND_COMPLETE ||
       type === ERROR_RESPONSE ||
-      ENDS_EXTENDED_REPLY.has(type),
+      countsAsReply(type),
   );
   /** What PostgreSQL owes for the messages passed on, in order (see ReplyLedger). */
   private readonly ledger = new ReplyLedger();
@@ -671,7 +672,7 @@ export class Session implements SessionControl {
 
   /** Adds a client message to what goes to the server, noting what the server will owe for it. */
   private pass(forward: Buffer[], message: Buffer): void {
-    this.ledger.sent(message[0]);
+    this.ledger.sent(message);
     forward.push(message);
   }
 

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ReplyLedger } from '../../src/gateway/reply-ledger.js';
 
-/** Client message types as letters ('PBEQS'), server replies likewise ('12EZ'). */
+/** Client messages by their type letters ('PBEQS'; a Describe is of a statement), server replies likewise ('12EZ'). */
 function send(ledger: ReplyLedger, types: string): void {
-  for (const type of types) ledger.sent(type.charCodeAt(0));
+  for (const type of types) {
+    const describe = type === 'D';
+    ledger.sent(Buffer.from([type.charCodeAt(0), 0, 0, 0, describe ? 6 : 4, ...(describe ? [0x53, 0] : [])]));
+  }
 }
 
 /** Feeds the replies; returns the Queries skipped after each, joined ('0010'). */
