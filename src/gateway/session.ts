@@ -193,6 +193,8 @@ export class Session implements SessionControl {
    * in copy-in mode) and answers only the Sync the client sends after CopyDone.
    */
   private lastSyncExtended = false;
+  /** COPY FROM STDIN begun by extended-protocol groups (see startInterception). */
+  private copiesInGroup = 0;
   /** The client's last message was CopyDone or CopyFail. */
   private copyJustEnded = false;
   /** The client's messages are skipped up to its next Sync (see failUntilSync). */
@@ -369,6 +371,9 @@ export class Session implements SessionControl {
         // a Flush (a Query after a failed COPY is skipped; after CopyDone it runs in the group's transaction).
         this.setOpenGroup(true);
         this.openGroupDescribesOnly = false;
+        this.copiesInGroup += 1;
+        // Whoever waits for the server to be idle would wait for the client's copy data, held behind it.
+        this.wakeIdleWaiters();
       }
       this.lastSyncExtended = false;
     } else if (type === COMMAND_COMPLETE && length > 5 && DDL_TAG_START.has(buffer[offset])) {
@@ -589,7 +594,7 @@ export class Session implements SessionControl {
         this.needsInterception(message)
       ) {
         this.flushForward(forward);
-        this.startInterception(() => this.runQuery(message), messages.slice(i + 1));
+        this.startInterception(() => this.runQuery(message), messages.slice(i + 1), [message]);
         return;
       }
       if (EXTENDED.has(type)) {
@@ -607,7 +612,7 @@ export class Session implements SessionControl {
         if (intercepted) {
           this.flushForward(forward);
           const run = this.groupStaysOpen ? () => this.runAfterDescribing(group) : () => this.runExtended(group);
-          this.startInterception(run, messages.slice(i + 1));
+          this.startInterception(run, messages.slice(i + 1), group);
           return;
         }
         this.forwardGroup(group, forward);
@@ -682,16 +687,28 @@ export class Session implements SessionControl {
     forward.length = 0;
   }
 
-  private startInterception(work: () => Promise<void>, rest: Message[]): void {
+  /**
+   * Runs the interceptor's work for `trigger` (the messages that called for
+   * it) once PostgreSQL has answered what was sent before, holding the
+   * client's `rest` meanwhile.
+   */
+  private startInterception(work: () => Promise<void>, rest: Message[], trigger: Message[] = []): void {
     this.busy = true;
     this.client.pause();
     this.queue.unshift(...rest);
+    const copiesBefore = this.copiesInGroup;
     void (async () => {
       try {
         await this.whenServerIdle();
         if (this.closed) return;
-        if (this.cancelController.signal.aborted) this.cancelController = new AbortController();
-        await work();
+        if (this.copiesInGroup !== copiesBefore) {
+          // An extended COPY FROM STDIN began meanwhile: PostgreSQL reads what the client sent next as the copy's
+          // input (and fails the copy), so it goes on as written, after the copy's data it may precede.
+          this.queue.unshift(...trigger);
+        } else {
+          if (this.cancelController.signal.aborted) this.cancelController = new AbortController();
+          await work();
+        }
         await this.runFollowUps();
         // A cancel of this statement PostgreSQL has not received yet would land on the client's next one.
         await this.cancelsDelivered();

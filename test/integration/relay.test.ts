@@ -272,6 +272,34 @@ describe('gateway relay', () => {
     expect((await session.query('SELECT count(*) FROM copy_sink WHERE v IN (7, 8)')).results[0]).toEqual([['2']]);
   });
 
+  it('answers a Query with ML calls pipelined into an extended COPY FROM STDIN as PostgreSQL does', async () => {
+    // Sent in one write, before CopyInResponse: PostgreSQL reads the Query as bad COPY input and ends the session.
+    const pipelined = [
+      raw.parse('', 'COPY copy_pipe FROM STDIN'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.sync(),
+      raw.query("SELECT (aws_comprehend.detect_sentiment('I loved it', 'en')).sentiment"),
+      raw.copyData('9\n'),
+      raw.copyDone(),
+      raw.sync(),
+    ];
+    const answers = [];
+    for (const client of [await stack.direct(), await stack.connect()]) {
+      client.on('error', () => {});
+      const session = new RawSession(client);
+      await session.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE; CREATE TABLE IF NOT EXISTS copy_pipe (v int)');
+      answers.push(await session.round(pipelined, 0, (answer) => answer.errors.length === 2));
+    }
+    expect(answers[0].errors.map((e) => e.message)).toEqual([
+      'unexpected message type 0x51 during COPY from stdin',
+      'terminating connection because protocol synchronization was lost',
+    ]);
+    expect(answers[1]).toEqual(answers[0]);
+    const client = await stack.connect();
+    expect((await client.query('SELECT count(*)::int AS n FROM copy_pipe')).rows[0].n).toBe(0);
+  });
+
   it('answers SSLRequest with N so sslmode=require fails clearly and sslmode=prefer works', async () => {
     const prefer = await psql(`${stack.gatewayUrl()}?sslmode=prefer`, 'SELECT 1;');
     expect(prefer.stdout.trim()).toBe('1');
