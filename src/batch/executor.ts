@@ -6,6 +6,7 @@ import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
 import { type BoundValues, inlineParameters } from '../sql/inline-parameters.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
+import { parseBoolean } from '../util/pg-boolean.js';
 import { type ArgumentRow, ArgumentRowReader } from './argument-rows.js';
 import { BinaryArgumentReader, binaryReadable } from './binary-arguments.js';
 import { isBlank, isBlankBytes } from './bytes.js';
@@ -312,7 +313,20 @@ export async function readSettings(
     return readSettings(control, session, tables, privilegeChecks, rowCandidates, viewCandidates, wrappers);
   }
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
-  const off = (value: string | null) => /^(off|false|0|no|f|n)$/i.test((value ?? '').trim());
+  const off = (value: string | null, name: string) => {
+    const parsed = parseBoolean(value ?? 'on');
+    if (parsed === undefined) {
+      // Set past the gateway's check of SET (set_config, ALTER ROLE … SET, a startup option): said, not obeyed.
+      control.toClient(
+        noticeResponse({
+          severity: 'WARNING',
+          code: SqlState.invalidParameterValue,
+          message: `parameter "${name}" requires a Boolean value: "${value}" is taken as on`,
+        }),
+      );
+    }
+    return parsed === false;
+  };
   const explicit = Number(maxConcurrent);
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
   const writable = readOnly !== 'on';
@@ -330,7 +344,7 @@ export async function readSettings(
   return {
     // (Text the gateway parses and writes back assumes UTF8 and standard_conforming_strings, as libpg_query does.)
     batchable:
-      !off(enabled) &&
+      !off(enabled, 'apg_enable_function_migration') &&
       allowed === 't' &&
       (tablesMade || resultsTables.byInput) &&
       clientEncoding === 'UTF8' &&
@@ -338,7 +352,7 @@ export async function readSettings(
     extensionReady: ready === 't',
     concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
     timeoutMs: milliseconds(timeout),
-    progress: !off(progress),
+    progress: !off(progress, 'aws_ml.progress'),
     // (A read-only block without the per-row results table keys all answers by input.)
     rowTables: new Set(
       (tablesMade || resultsTables.byRow) && !resultsTables.byRowForeign

@@ -36,6 +36,7 @@ import { quoteLiteral } from '../sql/quote.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { parseBoolean } from '../util/pg-boolean.js';
 import { type BackendChannel, BackendError } from './backend.js';
 import { ClientErrors, carryWrittenText, errorAsWritten, noteErrorInstead, noteWrittenText } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
@@ -283,6 +284,21 @@ function executedLater(out: Buffer[], index: number, portal: string): number {
 
 const MIGRATION_SETTING = 'aws_ml.enable_function_migration';
 const AURORA_SETTING = /apg_enable_function_migration/i;
+
+/**
+ * The value of a `SET apg_enable_function_migration` (also SET LOCAL, TO) that
+ * is not a boolean, as written; undefined for other statements.
+ */
+function notBoolean(set: AstNode | undefined): string | undefined {
+  if (set?.name !== MIGRATION_SETTING || set.kind !== 'VAR_SET_VALUE') return undefined;
+  const args = (set.args ?? []) as AstNode[];
+  const values = args.map((arg) => {
+    const constant = arg.A_Const as AstNode | undefined;
+    return constant?.sval?.sval ?? constant?.ival?.ival ?? constant?.fval?.fval ?? (constant?.ival ? 0 : undefined);
+  });
+  if (values.length === 1 && values[0] !== undefined && parseBoolean(String(values[0])) !== undefined) return undefined;
+  return values.map((v) => `"${v ?? '?'}"`).join(', ');
+}
 
 /** PostgreSQL's error for a prepared statement whose result columns changed (drivers re-prepare on it). */
 const RESULT_TYPE_CHANGED = errorResponse({
@@ -845,6 +861,21 @@ export class MlInterceptor implements SessionInterceptor {
         m.type === 0x54 /* RowDescription */ ? rowDescription([{ name: 'apg_enable_function_migration' }]) : m.bytes,
       );
       control.toClient(readyForQuery(control.backend.status));
+      return;
+    }
+    const refused = notBoolean(inner(statements[0].stmt, 'VariableSetStmt'));
+    if (refused !== undefined) {
+      // PostgreSQL takes any text for a setting it does not know; Aurora's is a boolean, refused as one is.
+      if (control.backend.status === 'T')
+        await abortBlock(control, 'statement refused', SqlState.invalidParameterValue);
+      control.toClient([
+        errorResponse({
+          code: SqlState.invalidParameterValue,
+          message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+          detail: `It was given ${refused}.`,
+        }),
+        readyForQuery(control.backend.status),
+      ]);
       return;
     }
     const handled = this.handlerFor(rewritten);

@@ -155,6 +155,38 @@ describe('batch mode with a SageMaker endpoint', () => {
     }
   });
 
+  it('refuses a value of apg_enable_function_migration that is not a boolean, as Aurora does', async () => {
+    const client = await stack.connect();
+    for (const value of ['nonsense', "'maybe'", '2', 'o']) {
+      await expect(client.query(`SET apg_enable_function_migration = ${value}`)).rejects.toMatchObject({
+        code: '22023',
+        message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+      });
+    }
+    // PostgreSQL's spellings of a boolean, prefixes included.
+    for (const value of ['of', 'FALSE', 'n', '0', "'t'", 'yes', 'on', '1']) {
+      await client.query(`SET apg_enable_function_migration = ${value}`);
+    }
+    // Refused inside a block, the block is aborted as a failed SET aborts it.
+    await client.query('BEGIN');
+    await expect(client.query('SET LOCAL apg_enable_function_migration TO nonsense')).rejects.toMatchObject({
+      code: '22023',
+    });
+    await expect(client.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await client.query('ROLLBACK');
+    // Set past the statement (set_config): the next ML statement says what is wrong, and batches.
+    const notices: string[] = [];
+    client.on('notice', (notice) => notices.push(notice.message ?? ''));
+    await client.query("SELECT set_config('aws_ml.enable_function_migration', 'nonsense', false)");
+    const plan = await client.query(`EXPLAIN (ANALYZE, COSTS false) SELECT ${call} AS v FROM events`);
+    expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Batch Processing: num batches=1 /);
+    expect(notices).toContain(
+      'parameter "apg_enable_function_migration" requires a Boolean value: "nonsense" is taken as on',
+    );
+    await client.query('RESET apg_enable_function_migration');
+    expect((await client.query(`SELECT ${call} AS v FROM events LIMIT 1`)).rows).toHaveLength(1);
+  });
+
   it('exposes per-function figures as SQL and as Prometheus metrics', async () => {
     const { rows } = await db.query(
       "SELECT function_name, batches, rows_scored, per_row_calls FROM aws_ml.batch_statistics WHERE function_name = 'aws_sagemaker.invoke_endpoint'",

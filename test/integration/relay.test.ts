@@ -288,7 +288,9 @@ describe('gateway relay', () => {
     for (const client of [await stack.direct(), await stack.connect()]) {
       client.on('error', () => {});
       const session = new RawSession(client);
-      await session.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE; CREATE TABLE IF NOT EXISTS copy_pipe (v int)');
+      await session.query(
+        'CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE; CREATE TABLE IF NOT EXISTS copy_pipe (v int)',
+      );
       answers.push(await session.round(pipelined, 0, (answer) => answer.errors.length === 2));
     }
     expect(answers[0].errors.map((e) => e.message)).toEqual([
