@@ -16,7 +16,7 @@ function detailIndent(line: string): string {
  */
 export function annotateExplain(
   lines: string[],
-  plan: BatchPlan,
+  plan: Pick<BatchPlan, 'groups' | 'perRow'>,
   figures: Map<CallGroup, BatchFigures> | undefined,
 ): string[] {
   const byAlias = new Map<string, CallGroup>();

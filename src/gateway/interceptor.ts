@@ -465,7 +465,7 @@ async function abortBlock(control: SessionControl, message: string, code: string
 
 /** Replaces the rows of EXPLAIN's text output with the same plan annotated with batch mode's work. */
 function explainRewrite(
-  plan: BatchPlan,
+  plan: Pick<BatchPlan, 'groups' | 'perRow'>,
   figures: Map<CallGroup, BatchFigures> | undefined,
 ): (message: Message) => Buffer | null {
   const lines: string[] = [];
@@ -639,7 +639,13 @@ const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
  * was planned with, every candidate table taken for a plain one (see
  * planForRun); it runs as planned if the session's settings agree.
  */
-type Parsed = { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog; plannedAs?: number } | { forward: string };
+type Parsed =
+  | { target: BatchTarget; plan: BatchPlan; catalog: MlCatalog; plannedAs?: number }
+  /** `perRow`: a text EXPLAIN of calls made per row on purpose, which its output names. */
+  | { forward: string; perRow?: BatchPlan['perRow'] };
+
+/** Why a SELECT without FROM goes per row (see evaluatesOnce). */
+const ONCE_REASON = 'a SELECT without FROM makes each call once: batch mode would only add round trips';
 
 /** Taken for plain tables, whose rows key their answers, until the session's settings say (see planForRun). */
 const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
@@ -889,6 +895,15 @@ export class MlInterceptor implements SessionInterceptor {
     if ('forward' in parsed) {
       if (parsed.forward === 'ddl') {
         await this.relayDdl(control, rewritten);
+        return;
+      }
+      if (parsed.perRow) {
+        await this.relayStatement(
+          control,
+          queryMessage(rewritten),
+          explainRewrite({ groups: [], perRow: parsed.perRow }, undefined),
+        );
+        control.toClient(readyForQuery(control.backend.status));
         return;
       }
       forwardRewritten(control, message.bytes, sql, rewritten);
@@ -1181,7 +1196,12 @@ export class MlInterceptor implements SessionInterceptor {
     // Group ids key stored rows: no two statements of the session share them.
     this.nextGroupId = Math.max(this.nextGroupId, firstGroupId + plan.groups.length);
     if (plan.groups.length === 0 && !target.explain) return { forward: 'no batchable calls' };
-    if (once) return { forward: 'one call each' };
+    if (once) {
+      const perRow = target.explain?.text
+        ? plan.groups.map((g) => ({ label: g.label, reason: ONCE_REASON }))
+        : undefined;
+      return { forward: 'one call each', perRow };
+    }
     return { target, plan, catalog };
   }
 

@@ -1894,6 +1894,9 @@ describe('statements that make each call once', () => {
       .map((r) => r['QUERY PLAN'])
       .join('\n');
     expect(plan).not.toContain('Batch Processing');
+    expect(plan).toMatch(
+      /\nML Function \(per row\): aws_comprehend\.detect_sentiment \(a SELECT without FROM makes each call once: batch mode would only add round trips\)\nPlanning Time:/,
+    );
     expect(perRowCallsOf(SENTIMENT) - before.perRow).toBe(4);
     // Several calls, a subquery, a set-returning function, a FROM: batched as before.
     for (const sql of [
