@@ -5,8 +5,8 @@
  * buckets, as on AWS: a bucket is made here first.
  */
 import type { Command } from 'commander';
-import { createObjectStore, type ObjectStore, validBucketName } from '../storage/index.js';
-import { configFromFlags, withConfigOptions } from './options.js';
+import { createObjectStore, ObjectNotFoundError, type ObjectStore, validBucketName } from '../storage/index.js';
+import { configFromFlags, withConfigFileOptions } from './options.js';
 
 /** Where the commands write; tests capture it. */
 export interface BucketCliOutput {
@@ -35,12 +35,21 @@ function humanBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A missing bucket, saying where it was looked for: the store another --data-dir or --config selects may have it. */
+function missingBucket(store: ObjectStore, name: string): Error {
+  const where = store.kind === 'local' ? 'the local object store' : 'the object store';
+  return new Error(
+    `bucket ${name} does not exist in ${where} at ${store.location} ` +
+      `(use --data-dir or --config for another store, or create it with: pgsage bucket create ${name})`,
+  );
+}
+
 export function registerBucketCommands(program: Command, output: BucketCliOutput = stdio): Command {
   const bucket = program
     .command('bucket')
     .description('create and list buckets of the object store exports are written to (storage.* in the configuration)');
 
-  withConfigOptions(
+  withConfigFileOptions(
     bucket.command('create <name>').description('create a bucket (an existing one is left as it is)'),
   ).action(async (name: string, flags: Parameters<typeof configFromFlags>[0]) => {
     if (!validBucketName(name)) {
@@ -58,7 +67,7 @@ export function registerBucketCommands(program: Command, output: BucketCliOutput
     });
   });
 
-  withConfigOptions(
+  withConfigFileOptions(
     bucket
       .command('list [name]')
       .description('list the buckets, or with a bucket name the objects in it (key and size)')
@@ -69,7 +78,10 @@ export function registerBucketCommands(program: Command, output: BucketCliOutput
         for (const found of await store.listBuckets()) output.out(`${found}\n`);
         return;
       }
-      const objects = await store.list(name, flags.prefix ?? '');
+      const objects = await store.list(name, flags.prefix ?? '').catch((error: unknown) => {
+        if (error instanceof ObjectNotFoundError && error.key === undefined) throw missingBucket(store, name);
+        throw error;
+      });
       const width = Math.max(0, ...objects.map((o) => humanBytes(o.size).length));
       for (const object of objects) output.out(`${humanBytes(object.size).padStart(width)}  ${object.key}\n`);
     });

@@ -23,6 +23,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { Command } from 'commander';
+import { requireName } from '../services/sagemaker/names.js';
 import {
   addConnectionOptions,
   type CliOutput,
@@ -82,6 +83,7 @@ export function registerEndpointCommands(program: Command, output: CliOutput = s
     .option('-a, --algorithm <algorithm>', `one of ${ALGORITHMS.join(', ')} (default: onnx for .onnx files)`)
     .option('--timeout <seconds>', 'how long to wait for the endpoint to be in service', '120')
     .action(async (name: string, flags: { model: string; algorithm?: string; timeout: string }, command: Command) => {
+      checkEndpointName(name);
       await withClients(command.optsWithGlobals(), (c) => deploy(c, output, name, flags));
     });
 
@@ -186,6 +188,21 @@ async function deploy(
       `  Try it:  pgsage endpoint invoke ${name} --body '<comma-separated features>'\n` +
       `  In SQL:  SELECT aws_sagemaker.invoke_endpoint('${name}', NULL, <features>);\n`,
   );
+}
+
+/**
+ * Refuses a name SageMaker would refuse, before anything is created: otherwise the first complaint is about
+ * the model name `deploy` derives from it, which the user never typed. The rule is the services' own.
+ */
+function checkEndpointName(name: string): void {
+  try {
+    requireName({ EndpointName: name }, 'EndpointName');
+  } catch {
+    throw new Error(
+      `invalid endpoint name "${name}": use only letters, digits and hyphens (no underscores or dots), ` +
+        'at most 63 characters, starting and ending with a letter or digit',
+    );
+  }
 }
 
 function modelUrl(model: string): string {

@@ -1,11 +1,16 @@
 import type { Command } from 'commander';
 import { type Config, type ConfigInput, loadConfig } from '../config/index.js';
 
-/** The flags every command that needs a configuration understands. */
-export function withConfigOptions(command: Command): Command {
+/** Where the configuration comes from: for commands that read it but start no servers (e.g. `pgsage bucket`). */
+export function withConfigFileOptions(command: Command): Command {
   return command
     .option('-c, --config <file>', 'configuration file (JSON); default ./pgsage.config.json if present')
-    .option('-d, --data-dir <dir>', 'data directory (env PGSAGE_DATA_DIR)')
+    .option('-d, --data-dir <dir>', 'data directory (env PGSAGE_DATA_DIR)');
+}
+
+/** The flags of `pgsage up`: the configuration file and data directory, plus addresses, ports and logging. */
+export function withConfigOptions(command: Command): Command {
+  return withConfigFileOptions(command)
     .option('--host <address>', 'address to bind the gateway, bridge and services (env PGSAGE_HOST)')
     .option('-p, --port <port>', 'gateway port clients connect to (env PGSAGE_PORT)')
     .option('--services-port <port>', 'AWS-compatible services port (env PGSAGE_SERVICES_PORT)')

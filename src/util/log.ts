@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 
@@ -31,10 +31,11 @@ export function createLogger(options: LoggerOptions): Logger {
   const streams: pino.StreamEntry[] = [];
   if (options.directory) {
     mkdirSync(options.directory, { recursive: true });
-    streams.push({
-      level: options.level as pino.Level,
-      stream: pino.destination({ dest: path.join(options.directory, 'pgsage.log'), mkdir: true, sync: false }),
-    });
+    // The file is opened here, synchronously, and only the writes are asynchronous: a destination that opens
+    // its file itself is not ready for a tick, and pino's exit hook then throws "sonic boom is not ready yet"
+    // from flushSync when the process exits early (e.g. `pgsage up` refusing a data directory in use).
+    const fd = openSync(path.join(options.directory, 'pgsage.log'), 'a');
+    streams.push({ level: options.level as pino.Level, stream: pino.destination({ fd, sync: false }) });
   }
   if (options.stderr) streams.push({ level: options.level as pino.Level, stream: pino.destination(2) });
   if (streams.length === 0) return pino({ level: 'silent' });
