@@ -23,7 +23,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { Command } from 'commander';
-import { requireName } from '../services/sagemaker/names.js';
+import { validName } from '../services/sagemaker/names.js';
 import {
   addConnectionOptions,
   type CliOutput,
@@ -195,14 +195,11 @@ async function deploy(
  * the model name `deploy` derives from it, which the user never typed. The rule is the services' own.
  */
 function checkEndpointName(name: string): void {
-  try {
-    requireName({ EndpointName: name }, 'EndpointName');
-  } catch {
-    throw new Error(
-      `invalid endpoint name "${name}": use only letters, digits and hyphens (no underscores or dots), ` +
-        'at most 63 characters, starting and ending with a letter or digit',
-    );
-  }
+  if (validName(name)) return;
+  throw new Error(
+    `invalid endpoint name "${name}": use only letters, digits and hyphens (no underscores or dots), ` +
+      'at most 63 characters, starting and ending with a letter or digit',
+  );
 }
 
 function modelUrl(model: string): string {

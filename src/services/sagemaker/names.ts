@@ -8,6 +8,11 @@ import { constraintViolation } from './errors.js';
 /** SageMaker's pattern for model, endpoint-config, endpoint and variant names. */
 const NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 
+/** Whether SageMaker accepts this as a model, endpoint-config, endpoint or variant name. */
+export function validName(name: string): boolean {
+  return NAME_PATTERN.test(name);
+}
+
 export type ArnResource = 'model' | 'endpoint-config' | 'endpoint' | 'training-job';
 
 export interface ArnScope {
@@ -31,7 +36,7 @@ export function requireName(input: Record<string, unknown>, field: string): stri
   if (value === undefined || value === null) {
     throw constraintViolation(value, member, 'Member must not be null');
   }
-  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
+  if (typeof value !== 'string' || !validName(value)) {
     throw constraintViolation(
       value,
       member,
