@@ -1179,7 +1179,42 @@ const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
  * it can cover, and the statement rewritten to read stored results through
  * joins. Anything it cannot prove it covers stays a per-row call.
  */
+/** detect_sentiment's output columns, in order: what `(detect_sentiment(…)).*` expands to. */
+const SENTIMENT_FIELDS = ['sentiment', 'confidence'];
+
+/**
+ * Writes each `(detect_sentiment(…)).*` of a SELECT list as its two columns,
+ * `(detect_sentiment(…)).sentiment, (…).confidence`, as PostgreSQL expands
+ * it (same names, types and positions): a field of a call can be joined to
+ * its stored answer, while the whole record could only be read per row.
+ */
+function expandSentimentStars(statement: AstNode, catalog: MlCatalog): void {
+  walk(statement, (node) => {
+    const targets: AstNode[] | undefined = node.SelectStmt?.targetList;
+    if (!targets) return undefined;
+    node.SelectStmt.targetList = targets.flatMap((target: AstNode) => {
+      const column = target.ResTarget;
+      const indirection = inner(column?.val, 'A_Indirection');
+      const call = inner(indirection?.arg, 'FuncCall');
+      const star = indirection?.indirection?.length === 1 && nodeType(indirection.indirection[0]) === 'A_Star';
+      if (column.name || !star || !call) return [target];
+      const ml = recognizeMlCall(call, catalog);
+      if (ml?.kind !== 'sentiment' || ml.wrapper) return [target];
+      return SENTIMENT_FIELDS.map((field) => ({
+        ResTarget: {
+          ...column,
+          val: {
+            A_Indirection: { arg: clone(indirection.arg), indirection: [{ String: { sval: field } }] },
+          },
+        },
+      }));
+    });
+    return undefined;
+  });
+}
+
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
+  expandSentimentStars(statement, catalog);
   const analysis = analyze(statement, catalog, {
     stored: options.stored,
     cursor: options.cursor,

@@ -1877,6 +1877,25 @@ describe('sentiment in the FROM list', () => {
       await expectSameBothWays(db, sql);
     }
   });
+
+  it("joins the answers of (detect_sentiment(…)).* as of its two fields (the AWS guide's parallel-query example)", async () => {
+    const star = `(${SENTIMENT}(txt, 'en')).*`;
+    for (const sql of [
+      `SELECT ${star} FROM t WHERE id < 100`,
+      `SELECT id, ${star}, grp FROM t ORDER BY 3, 1`,
+      `SELECT * FROM (SELECT id, ${star} FROM t) s WHERE s.confidence > 0.5 ORDER BY 2 DESC, 1`,
+      `SELECT DISTINCT ${star} FROM t ORDER BY 1, 2`,
+      `SELECT ${star}, count(*) FROM t GROUP BY 1, 2`,
+    ]) {
+      const plan = await explainText(sql);
+      expect(plan, sql).toContain('aws_ml_r');
+      expect(plan, sql).not.toContain('batch results read per row');
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+      const { rows } = await runBatched(sql, SENTIMENT);
+      expect(Object.keys(rows[0] as object), sql).toContain('confidence');
+    }
+  });
 });
 
 describe('statements that make each call once', () => {
