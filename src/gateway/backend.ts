@@ -15,6 +15,7 @@ import {
   readDataRow,
   readParameterDescription,
   readRowDescription,
+  ServerMessage,
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
@@ -118,8 +119,9 @@ export class BackendChannel {
       const sink: MessageSink & { abort: (e: Error) => void } = {
         onMessage: (message) => {
           const type = message.type;
-          if (type === 0x45 /* E */ && !error) error = new BackendError(parseFields(message.bytes), message.bytes);
-          if (type === 0x5a /* Z */) {
+          if (type === ServerMessage.ErrorResponse && !error)
+            error = new BackendError(parseFields(message.bytes), message.bytes);
+          if (type === ServerMessage.ReadyForQuery) {
             this.sink = undefined;
             this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
             resolve({ status: this.status, error });
@@ -150,13 +152,13 @@ export class BackendChannel {
     const result: QueryResult = { columns: [], rows: [], tags: [] };
     const outcome = await this.run(queryMessage(sql), (message) => {
       switch (message.type) {
-        case 0x54: // T
+        case ServerMessage.RowDescription:
           result.columns = readRowDescription(message.bytes);
           break;
-        case 0x44: // D
+        case ServerMessage.DataRow:
           result.rows.push(readDataRow(message.bytes));
           break;
-        case 0x43: // C
+        case ServerMessage.CommandComplete:
           result.tags.push(message.bytes.toString('utf8', 5, message.bytes.length - 1));
           break;
       }
@@ -180,7 +182,7 @@ export class BackendChannel {
     const outcome = await this.run(
       [parseMessage('', sql, paramTypes), bindMessage('', '', params, paramFormats), executeMessage(''), syncMessage()],
       (message) => {
-        if (message.type === 0x44) onRow(readDataRow(message.bytes));
+        if (message.type === ServerMessage.DataRow) onRow(readDataRow(message.bytes));
       },
     );
     if (outcome.error) throw outcome.error;
@@ -197,7 +199,7 @@ export class BackendChannel {
         syncMessage(),
       ],
       (message) => {
-        if (message.type === 0x74 /* t */) types = readParameterDescription(message.bytes);
+        if (message.type === ServerMessage.ParameterDescription) types = readParameterDescription(message.bytes);
       },
     );
     if (outcome.error) throw outcome.error;
@@ -228,7 +230,8 @@ export class BackendChannel {
         syncMessage(),
       ],
       (message) => {
-        if (message.type === 0x54 /* T */) types = readRowDescription(message.bytes).map((c) => c.typeOid);
+        if (message.type === ServerMessage.RowDescription)
+          types = readRowDescription(message.bytes).map((c) => c.typeOid);
       },
     );
     if (outcome.error) throw outcome.error;
@@ -242,8 +245,9 @@ export class BackendChannel {
     const outcome = await this.run(
       [parseMessage('', sql, paramTypes), bindMessage('', '', encoded), executeMessage(''), syncMessage()],
       (message) => {
-        if (message.type === 0x44) result.rows.push(readDataRow(message.bytes));
-        else if (message.type === 0x43) result.tags.push(message.bytes.toString('utf8', 5, message.bytes.length - 1));
+        if (message.type === ServerMessage.DataRow) result.rows.push(readDataRow(message.bytes));
+        else if (message.type === ServerMessage.CommandComplete)
+          result.tags.push(message.bytes.toString('utf8', 5, message.bytes.length - 1));
       },
     );
     if (outcome.error) throw outcome.error;
@@ -257,8 +261,9 @@ export class BackendChannel {
   async copyOut(sql: string, onData: (payload: Buffer) => void): Promise<number> {
     let tag = '';
     const outcome = await this.run(queryMessage(sql), (message) => {
-      if (message.type === 0x64 /* d */) onData(message.bytes.subarray(5));
-      else if (message.type === 0x43 /* C */) tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+      if (message.type === ServerMessage.CopyData) onData(message.bytes.subarray(5));
+      else if (message.type === ServerMessage.CommandComplete)
+        tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
     });
     if (outcome.error) throw outcome.error;
     return Number(tag.split(' ').pop() ?? 0);
@@ -273,7 +278,7 @@ export class BackendChannel {
     let tag = '';
     let producerError: unknown;
     const outcome = await this.run(queryMessage(sql), (message) => {
-      if (message.type === 0x47 /* G */) {
+      if (message.type === ServerMessage.CopyInResponse) {
         produce((data) => this.write(copyDataMessage(data))).then(
           () => this.write(copyDoneMessage()),
           (error) => {
@@ -281,7 +286,7 @@ export class BackendChannel {
             this.write(copyFailMessage(error instanceof Error ? error.message : String(error)));
           },
         );
-      } else if (message.type === 0x43) {
+      } else if (message.type === ServerMessage.CommandComplete) {
         tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
       }
     });

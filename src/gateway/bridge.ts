@@ -7,6 +7,7 @@ import {
   authenticationOk,
   backendKeyData,
   CANCEL_REQUEST_CODE,
+  ClientMessage,
   commandComplete,
   dataRow,
   errorResponse,
@@ -144,7 +145,7 @@ export class BridgeServer {
     const onMessage = (message: Message) => {
       try {
         if (phase === 'sasl-initial' || phase === 'sasl-final') {
-          if (message.type !== 0x70 /* p */) throw new ScramError('expected a SASL response');
+          if (message.type !== ClientMessage.PasswordMessage) throw new ScramError('expected a SASL response');
           const reader = new MessageReader(message.bytes);
           if (phase === 'sasl-initial') {
             const mechanism = reader.cstring();
@@ -179,11 +180,11 @@ export class BridgeServer {
           }
           return;
         }
-        if (message.type === 0x58 /* X */) {
+        if (message.type === ClientMessage.Terminate) {
           socket.end();
           return;
         }
-        if (message.type !== 0x51 /* Q */) {
+        if (message.type !== ClientMessage.Query) {
           socket.write(
             Buffer.concat([
               errorResponse({ code: '0A000', message: 'the aws_ml bridge only accepts simple queries' }),

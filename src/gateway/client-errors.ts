@@ -8,7 +8,7 @@
  * client's would have failed otherwise (see noteErrorInstead).
  */
 import { type ScanToken, scan } from '../sql/parser.js';
-import { countsAsReply, readParse, repliesTo } from './protocol.js';
+import { ClientMessage, countsAsReply, readParse, repliesTo, ServerMessage } from './protocol.js';
 
 /** Rewrites an ErrorResponse's position field: `map` gives the new one, or undefined to leave the field out. */
 export function withPosition(error: Buffer, map: (position: number) => number | undefined): Buffer {
@@ -34,7 +34,7 @@ export function withPosition(error: Buffer, map: (position: number) => number | 
   if (!changed) return error;
   const body = Buffer.concat([...fields, Buffer.from([0])]);
   const header = Buffer.alloc(5);
-  header[0] = 0x45;
+  header[0] = ServerMessage.ErrorResponse;
   header.writeInt32BE(body.length + 4, 1);
   return Buffer.concat([header, body]);
 }
@@ -109,16 +109,12 @@ export function carryWrittenText(from: Buffer, to: Buffer): Buffer {
   return to;
 }
 
-const QUERY = 0x51;
-const SYNC = 0x53;
-const READY_FOR_QUERY = 0x5a;
-const ERROR_RESPONSE = 0x45;
 /** A Query's replies go on to its ReadyForQuery. */
 const UNTIL_READY = -1;
 
 function repliesOf(message: Buffer | undefined): number {
   if (!message) return 0;
-  return message[0] === QUERY ? UNTIL_READY : (repliesTo(message) ?? 0); // (a Sync: none)
+  return message[0] === ClientMessage.Query ? UNTIL_READY : (repliesTo(message) ?? 0); // (a Sync: none)
 }
 
 /**
@@ -148,19 +144,20 @@ export class ClientErrors {
 
   reply(bytes: Buffer): Buffer {
     const type = bytes[0];
-    if (type === ERROR_RESPONSE) {
+    if (type === ServerMessage.ErrorResponse) {
       const at = this.current();
       const message = this.messages[at];
       const written = message && writtenTexts.get(message);
       // PostgreSQL skips the rest up to the Sync (a Query's error ends the Query).
-      if (message?.[0] !== QUERY) this.skipToSync(at);
+      if (message?.[0] !== ClientMessage.Query) this.skipToSync(at);
       const instead = message && errorsInstead.get(message);
       if (instead) return instead;
       if (written === undefined) return bytes;
-      const sent = message[0] === QUERY ? message.toString('utf8', 5, message.length - 1) : readParse(message).sql;
+      const sent =
+        message[0] === ClientMessage.Query ? message.toString('utf8', 5, message.length - 1) : readParse(message).sql;
       return errorAsWritten(bytes, sent, written);
     }
-    if (type === READY_FOR_QUERY) {
+    if (type === ServerMessage.ReadyForQuery) {
       this.current();
       if (this.owed === UNTIL_READY) this.owed = 0;
     } else if (countsAsReply(type)) {
@@ -182,7 +179,7 @@ export class ClientErrors {
 
   private skipToSync(at: number): void {
     let sync = at;
-    while (sync < this.messages.length && this.messages[sync][0] !== SYNC) sync += 1;
+    while (sync < this.messages.length && this.messages[sync][0] !== ClientMessage.Sync) sync += 1;
     this.index = sync;
     this.owed = 0;
   }

@@ -1,6 +1,6 @@
 import { type AstNode, callsFunction, inner, nodeType, some } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
-import { executePortalName, type Message, readBind, readParse } from './protocol.js';
+import { ClientMessage, executePortalName, type Message, readBind, readParse } from './protocol.js';
 
 /**
  * Statements after which the rest of an extended-protocol group can still be
@@ -99,12 +99,12 @@ export function changesLaterStatements(
  */
 export function blockOpening(group: Message[], { readWrite = false } = {}): number {
   const [parseMsg, bindMsg, third, fourth] = group;
-  if (parseMsg?.type !== 0x50 /* P */ || bindMsg?.type !== 0x42 /* B */) return 0;
+  if (parseMsg?.type !== ClientMessage.Parse || bindMsg?.type !== ClientMessage.Bind) return 0;
   const { name, sql } = readParse(parseMsg.bytes);
   const bind = readBind(bindMsg.bytes);
   if (bind.statement !== name) return 0;
-  const execute = third?.type === 0x44 /* D */ ? fourth : third;
-  if (execute?.type !== 0x45 /* E */ || executePortalName(execute.bytes) !== bind.portal) return 0;
+  const execute = third?.type === ClientMessage.Describe ? fourth : third;
+  if (execute?.type !== ClientMessage.Execute || executePortalName(execute.bytes) !== bind.portal) return 0;
   try {
     const statements = parse(sql);
     const begin = statements.length === 1 ? inner(statements[0].stmt, 'TransactionStmt') : undefined;

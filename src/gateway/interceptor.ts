@@ -43,6 +43,7 @@ import { blockOpening, changesLaterStatements } from './group-order.js';
 import {
   bindMessage,
   bindStatementName,
+  ClientMessage,
   closeMessage,
   commandComplete,
   countsAsReply,
@@ -60,6 +61,7 @@ import {
   readyForQuery,
   repliesTo,
   rowDescription,
+  ServerMessage,
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
@@ -143,14 +145,14 @@ function noParallelPlansAfterBegin(group: Message[], at: number): Injection | un
   const begins = new Set<string>();
   let repliesBefore = 0;
   for (const message of group.slice(0, at)) {
-    if (message.type === 0x50 /* Parse */) {
+    if (message.type === ClientMessage.Parse) {
       // (Parsing runs nothing: the statement itself may be parsed before.)
       const parse = readParse(message.bytes);
       if (/^\s*(begin|start\s+transaction)\b/i.test(parse.sql)) begins.add(parse.name);
       else begins.delete(parse.name);
-    } else if (message.type === 0x42 /* Bind */) {
+    } else if (message.type === ClientMessage.Bind) {
       if (!begins.has(readBind(message.bytes).statement)) return undefined;
-    } else if (message.type !== 0x45 /* Execute */ && message.type !== 0x44 /* Describe */) {
+    } else if (message.type !== ClientMessage.Execute && message.type !== ClientMessage.Describe) {
       return undefined;
     }
     repliesBefore += repliesTo(message.bytes) ?? 0;
@@ -275,9 +277,9 @@ const nameAt = (m: Buffer, at: number) => m.toString('utf8', at, m.indexOf(0, at
 function executedLater(out: Buffer[], index: number, portal: string): number {
   for (let i = index + 1; i < out.length; i++) {
     const m = out[i];
-    if (m[0] === 0x45 /* Execute */ && executePortalName(m) === portal) return i;
-    if (m[0] === 0x42 /* Bind */ && nameAt(m, 5) === portal) return -1;
-    if (m[0] === 0x43 /* Close */ && m[5] === 0x50 /* P */ && nameAt(m, 6) === portal) return -1;
+    if (m[0] === ClientMessage.Execute && executePortalName(m) === portal) return i;
+    if (m[0] === ClientMessage.Bind && nameAt(m, 5) === portal) return -1;
+    if (m[0] === ClientMessage.Close && m[5] === 0x50 /* P */ && nameAt(m, 6) === portal) return -1;
   }
   return -1;
 }
@@ -325,7 +327,7 @@ function hideInjectedReplies(injection: Injection): (message: Message) => Buffer
   return (message) => {
     // After an error PostgreSQL skips to the Sync: the slipped messages get no replies.
     if (failed) return message.bytes;
-    if (message.type === 0x45 /* ErrorResponse */) {
+    if (message.type === ServerMessage.ErrorResponse) {
       failed = true;
       // (The slipped statement's failure stands for the batch's; the client's own statements fail as they do.)
       return injection.error && seen >= injection.repliesBefore ? injection.error : message.bytes;
@@ -334,7 +336,7 @@ function hideInjectedReplies(injection: Injection): (message: Message) => Buffer
       if (countsAsReply(message.type)) seen += 1;
       return message.bytes;
     }
-    if (hidden < injection.replies && (countsAsReply(message.type) || message.type === 0x44) /* DataRow */) {
+    if (hidden < injection.replies && (countsAsReply(message.type) || message.type === ServerMessage.DataRow)) {
       if (countsAsReply(message.type)) hidden += 1;
       else injection.value = readDataRow(message.bytes)[0];
       return null;
@@ -470,11 +472,11 @@ function explainRewrite(
 ): (message: Message) => Buffer | null {
   const lines: string[] = [];
   return (message) => {
-    if (message.type === 0x44 /* D */) {
+    if (message.type === ServerMessage.DataRow) {
       lines.push(readDataRow(message.bytes)[0] ?? '');
       return null;
     }
-    if (message.type === 0x43 /* C */) {
+    if (message.type === ServerMessage.CommandComplete) {
       return Buffer.concat([...annotateExplain(lines, plan, figures).map((line) => dataRow([line])), message.bytes]);
     }
     return message.bytes;
@@ -488,7 +490,9 @@ function explainRewrite(
 async function endOwnBlock(control: SessionControl): Promise<boolean> {
   if (control.backend.status === 'T') {
     // A deferred constraint can still fail at COMMIT: relay that, not the COMMIT tag.
-    const outcome = await control.relay(queryMessage('COMMIT'), (m) => (m.type === 0x43 /* C */ ? null : m.bytes));
+    const outcome = await control.relay(queryMessage('COMMIT'), (m) =>
+      m.type === ServerMessage.CommandComplete ? null : m.bytes,
+    );
     return !outcome.failed;
   }
   if (control.backend.status === 'E') await control.backend.query('ROLLBACK');
@@ -785,7 +789,7 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   tracks(message: Message, ownOperations: number): boolean {
-    if (message.type !== 0x42 /* B */) return false;
+    if (message.type !== ClientMessage.Bind) return false;
     const name = bindStatementName(message.bytes);
     return (name === '' && this.unnamedPlainGone(ownOperations)) || this.prepared.has(name);
   }
@@ -864,7 +868,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (inner(statements[0].stmt, 'VariableShowStmt')?.name === MIGRATION_SETTING && AURORA_SETTING.test(sql)) {
       // PostgreSQL names a SHOW's column after the setting as given: Aurora's name, not pgsage's.
       await this.relayStatement(control, queryMessage(rewritten), (m) =>
-        m.type === 0x54 /* RowDescription */ ? rowDescription([{ name: 'apg_enable_function_migration' }]) : m.bytes,
+        m.type === ServerMessage.RowDescription ? rowDescription([{ name: 'apg_enable_function_migration' }]) : m.bytes,
       );
       control.toClient(readyForQuery(control.backend.status));
       return;
@@ -1069,12 +1073,12 @@ export class MlInterceptor implements SessionInterceptor {
         ? rewrite
         : (message: Message) => {
             const out = rewrite ? rewrite(message) : message.bytes;
-            return out && out[0] === 0x45 /* ErrorResponse */ ? errorAsWritten(out, positionsIn, written) : out;
+            return out && out[0] === ServerMessage.ErrorResponse ? errorAsWritten(out, positionsIn, written) : out;
           };
     if (!held) return control.relay(bytes, placed);
     return control.relay(bytes, (message) => {
       const out = placed ? placed(message) : message.bytes;
-      if (!out || message.type !== 0x43 /* CommandComplete */) return out;
+      if (!out || message.type !== ServerMessage.CommandComplete) return out;
       // (Only the CommandComplete waits: rows a rewrite sends with it, as EXPLAIN's, go now.)
       const tail =
         out.length >= message.bytes.length && out.subarray(out.length - message.bytes.length).equals(message.bytes);
@@ -1431,7 +1435,7 @@ export class MlInterceptor implements SessionInterceptor {
     } catch (error) {
       // One of the gateway's own statements failed before the group went on: answer the
       // group with that error, as PostgreSQL answers a failed Parse, and forget what it prepared.
-      const syncs = group.filter((m) => m.type === 0x53).length;
+      const syncs = group.filter((m) => m.type === ClientMessage.Sync).length;
       if (!(error instanceof BackendError) || error.raw.length === 0 || syncs !== 1 || control.backend.busy)
         throw error;
       this.prepared.clear();
@@ -1469,9 +1473,9 @@ export class MlInterceptor implements SessionInterceptor {
     /** Statements with ML calls bound after it. */
     const boundAfterChange = new Set<PreparedMl>();
     for (const message of group) {
-      if (message.type === 0x53) syncs += 1;
+      if (message.type === ClientMessage.Sync) syncs += 1;
       if (
-        message.type === 0x50 /* P */ &&
+        message.type === ClientMessage.Parse &&
         (readingChanged || !readsExactly(control, message.bytes, parseTextStart(message.bytes)))
       ) {
         // Not read faithfully, so not rewritten or batched: PostgreSQL gets the statement as it came.
@@ -1480,7 +1484,7 @@ export class MlInterceptor implements SessionInterceptor {
         out.push(message.bytes);
         continue;
       }
-      if (message.type === 0x50 /* P */) {
+      if (message.type === ClientMessage.Parse) {
         const parse = readParse(message.bytes);
         if (parseChangesReading(parse.sql)) readingChanged = true;
         const rewritten = rewriteStatementText(parse.sql);
@@ -1534,7 +1538,7 @@ export class MlInterceptor implements SessionInterceptor {
         else changingStatements.delete(parse.name);
         continue;
       }
-      if (message.type === 0x42 /* B */) {
+      if (message.type === ClientMessage.Bind) {
         const bind = readBind(message.bytes);
         const entry = this.prepared.get(bind.statement);
         if (entry)
@@ -1548,17 +1552,21 @@ export class MlInterceptor implements SessionInterceptor {
         if (entry && changedAt >= 0) boundAfterChange.add(entry);
         if (changingStatements.has(bind.statement)) changingPortals.add(bind.portal);
         else changingPortals.delete(bind.portal);
-        if (entry && bind.statement === '' && !group.some((m) => m.type === 0x50 && m.bytes[5] === 0)) {
+        if (entry && bind.statement === '' && !group.some((m) => m.type === ClientMessage.Parse && m.bytes[5] === 0)) {
           unnamed.ml = entry;
         }
         if (!entry && bind.statement === '' && unnamed.parsed === undefined) unnamed.plainBound = true;
       }
-      if (message.type === 0x45 /* E */ && changedAt < 0 && changingPortals.has(executePortalName(message.bytes))) {
+      if (
+        message.type === ClientMessage.Execute &&
+        changedAt < 0 &&
+        changingPortals.has(executePortalName(message.bytes))
+      ) {
         changedAt = out.length;
       }
       out.push(message.bytes);
     }
-    const endsWithSync = group[group.length - 1].type === 0x53;
+    const endsWithSync = group[group.length - 1].type === ClientMessage.Sync;
     const status = control.backend.status;
     if (boundAfterChange.size > 0 && status !== 'E') {
       // Bound after a change, a statement runs as written, in the whole group: its server text may inline a wrapper
@@ -1678,7 +1686,7 @@ export class MlInterceptor implements SessionInterceptor {
     // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
     // with autocommit off) the setting is made LOCAL inside the group, right before the statement.
     const entries = [...batchParses.map((p) => p.entry), ...binds.map((b) => b.entry)];
-    const executes = group.filter((m) => m.type === 0x45 /* Execute */).length;
+    const executes = group.filter((m) => m.type === ClientMessage.Execute).length;
     let injection: Injection | undefined;
     if (executes === 1 && entries.some((entry) => entry.writes)) {
       await withoutParallelPlans(control);
@@ -1701,7 +1709,7 @@ export class MlInterceptor implements SessionInterceptor {
     const failingExecute = !endsWithSync && executesAt < 0 && executed.length > 0 ? out.length - 1 : executesAt;
     const repliesBeforeFailure = failingExecute > 0 ? repliesBefore(out, failingExecute) : undefined;
     const failsInPlace = ((syncs === 1 && endsWithSync) || syncs === 0) && repliesBeforeFailure !== undefined;
-    const onlyMl = group.filter((m) => m.type === 0x42 /* Bind */).length === binds.length;
+    const onlyMl = group.filter((m) => m.type === ClientMessage.Bind).length === binds.length;
     // Inputs read from the transaction's start (now()…) are the same in the argument queries and in the group's
     // statements only in one transaction: outside a block the gateway opens one, and ends it after the group.
     // (Only for a group of statements with ML calls: another could be one that a block changes, or end it.)
@@ -1849,7 +1857,7 @@ export class MlInterceptor implements SessionInterceptor {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
     const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
-    const endsWithSync = out[out.length - 1]?.[0] === 0x53; /* Sync */
+    const endsWithSync = out[out.length - 1]?.[0] === ClientMessage.Sync;
     if ((!reparse && !injection && !ownBlock) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
       if (reparse && control.backend.status !== 'E') {
         // (A group ended by Flush, or by several Syncs: the statement is parsed again in a round trip of its own.)
@@ -1869,7 +1877,7 @@ export class MlInterceptor implements SessionInterceptor {
         ? [...out.slice(0, injection.at), ...injection.messages, ...out.slice(injection.at)]
         : out;
       const outcome = await control.relay(reparse ? [reparse, ...messages] : messages, (message) => {
-        if (parseHidden || message.type !== 0x31 /* ParseComplete */) return keep(message);
+        if (parseHidden || message.type !== ServerMessage.ParseComplete) return keep(message);
         parseHidden = true;
         return null;
       });
@@ -1906,7 +1914,7 @@ export class MlInterceptor implements SessionInterceptor {
         syncMessage(),
       ],
       (message) => {
-        if (message.type === 0x45 /* ErrorResponse */) error ??= message.bytes;
+        if (message.type === ServerMessage.ErrorResponse) error ??= message.bytes;
         return null;
       },
     );

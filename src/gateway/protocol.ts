@@ -471,6 +471,43 @@ export interface ColumnDescription {
   format: number;
 }
 
+/**
+ * Type bytes of the messages a client sends (PostgreSQL's "Message Formats").
+ * Some share a byte with a server message of another meaning (Execute and
+ * ErrorResponse are both E): which table applies depends on the direction.
+ */
+export const ClientMessage = {
+  Bind: 0x42,
+  Close: 0x43,
+  CopyData: 0x64,
+  CopyDone: 0x63,
+  CopyFail: 0x66,
+  Describe: 0x44,
+  Execute: 0x45,
+  Flush: 0x48,
+  FunctionCall: 0x46,
+  Parse: 0x50,
+  PasswordMessage: 0x70,
+  Query: 0x51,
+  Sync: 0x53,
+  Terminate: 0x58,
+} as const;
+
+/** Type bytes of the messages PostgreSQL sends. */
+export const ServerMessage = {
+  BackendKeyData: 0x4b,
+  CommandComplete: 0x43,
+  CopyData: 0x64,
+  CopyInResponse: 0x47,
+  DataRow: 0x44,
+  ErrorResponse: 0x45,
+  ParameterDescription: 0x74,
+  ParameterStatus: 0x53,
+  ParseComplete: 0x31,
+  ReadyForQuery: 0x5a,
+  RowDescription: 0x54,
+} as const;
+
 /** Replies that end PostgreSQL's answer to one extended-protocol message (DataRow, notices and the like do not). */
 const ENDS_A_REPLY: ReadonlySet<number> = new Set([...'123CIstTn'].map((c) => c.charCodeAt(0)));
 
@@ -483,14 +520,14 @@ export const countsAsReply = (type: number): boolean => ENDS_A_REPLY.has(type);
  */
 export function repliesTo(message: Buffer): number | undefined {
   switch (message[0]) {
-    case 0x50 /* Parse */:
-    case 0x42 /* Bind */:
-    case 0x45 /* Execute */:
-    case 0x43 /* Close */:
+    case ClientMessage.Parse:
+    case ClientMessage.Bind:
+    case ClientMessage.Execute:
+    case ClientMessage.Close:
       return 1;
-    case 0x44 /* Describe */:
+    case ClientMessage.Describe:
       return message[5] === 0x53 /* S */ ? 2 : 1; // a statement: its parameters too
-    case 0x48 /* Flush */:
+    case ClientMessage.Flush:
       return 0;
     default:
       return undefined;

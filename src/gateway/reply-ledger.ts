@@ -8,15 +8,7 @@
  * message (the Query is skipped) or from the Query itself (answered).
  */
 
-import { countsAsReply, repliesTo } from './protocol.js';
-
-const QUERY = 0x51;
-const FUNCTION_CALL = 0x46;
-const SYNC = 0x53;
-
-const READY_FOR_QUERY = 0x5a;
-const ERROR_RESPONSE = 0x45;
-const COPY_IN_RESPONSE = 0x47;
+import { ClientMessage, countsAsReply, repliesTo, ServerMessage } from './protocol.js';
 
 /** Entries: a positive count of replies owed to extended messages in a row (see repliesTo), or a message answered by ReadyForQuery. */
 const AWAITS_QUERY = -1;
@@ -35,12 +27,12 @@ export class ReplyLedger {
   /** A client message went to the server. */
   sent(message: Buffer): void {
     const type = message[0];
-    if (type === SYNC) {
+    if (type === ClientMessage.Sync) {
       this.skippingToSync = false;
       this.entries.push(AWAITS_SYNC);
     } else if (this.skippingToSync) {
       // Skipped by PostgreSQL: nothing will answer it.
-    } else if (type === QUERY || type === FUNCTION_CALL) {
+    } else if (type === ClientMessage.Query || type === ClientMessage.FunctionCall) {
       this.entries.push(AWAITS_QUERY);
     } else {
       const replies = repliesTo(message) ?? 0;
@@ -67,7 +59,7 @@ export class ReplyLedger {
     const entries = this.entries;
     if (entries.length === 0) return 0;
     const head = entries[0];
-    if (type === READY_FOR_QUERY) {
+    if (type === ServerMessage.ReadyForQuery) {
       // (Replies the ledger missed, as after a COPY that ignored a Sync, end with the next ReadyForQuery.)
       let drop = 0;
       while (drop < entries.length && entries[drop] > 0) drop += 1;
@@ -75,8 +67,8 @@ export class ReplyLedger {
       return 0;
     }
     if (head < 0) return 0; // a reply to that Query (or Sync): the Query's own error is answered as usual
-    if (type === ERROR_RESPONSE) return this.skipToSync();
-    if (type === COPY_IN_RESPONSE) {
+    if (type === ServerMessage.ErrorResponse) return this.skipToSync();
+    if (type === ServerMessage.CopyInResponse) {
       // PostgreSQL ignores a Sync that reaches it during COPY FROM STDIN: the client sends another after the data.
       if (head === 1 && entries[1] === AWAITS_SYNC) entries.splice(1, 1);
       return 0;

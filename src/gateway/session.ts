@@ -6,6 +6,7 @@ import type { ClientErrors } from './client-errors.js';
 import { blockOpening } from './group-order.js';
 import {
   BoundaryScanner,
+  ClientMessage,
   countsAsReply,
   errorResponse,
   type Message,
@@ -14,6 +15,7 @@ import {
   queryMessage,
   readParse,
   readyForQuery,
+  ServerMessage,
   syncMessage,
   type TransactionStatus,
 } from './protocol.js';
@@ -121,19 +123,6 @@ export interface SessionOptions {
   onClose(): void;
 }
 
-const Q = 0x51;
-const F = 0x46; // FunctionCall: answered with ReadyForQuery, as a Query is
-const P = 0x50;
-const S = 0x53;
-const H = 0x48;
-const X = 0x58;
-const Z = 0x5a;
-const K = 0x4b;
-
-/** CopyInResponse: the server waits for the client's COPY data. */
-const COPY_IN_RESPONSE = 0x47;
-const COMMAND_COMPLETE = 0x43;
-const ERROR_RESPONSE = 0x45;
 /** First letters of CREATE, DROP and ALTER command tags. */
 const DDL_TAG_START = new Set([0x43, 0x44, 0x41, 0x52]);
 /**
@@ -148,12 +137,27 @@ const CATALOG_DDL_TAG =
 export const READING_SETTINGS: ReadonlySet<string> = new Set(['client_encoding', 'standard_conforming_strings']);
 
 /** CopyData, CopyDone and CopyFail: the client feeding a COPY FROM STDIN in flight. */
-const COPY_FROM_CLIENT = new Set([0x64, 0x63, 0x66]);
+const COPY_FROM_CLIENT: ReadonlySet<number> = new Set([
+  ClientMessage.CopyData,
+  ClientMessage.CopyDone,
+  ClientMessage.CopyFail,
+]);
 
 /** Extended-protocol messages that are buffered until their group's Sync or Flush. */
-const EXTENDED = new Set([P, 0x42 /* B */, 0x44 /* D */, 0x45 /* E */, 0x43 /* C */]);
+const EXTENDED: ReadonlySet<number> = new Set([
+  ClientMessage.Parse,
+  ClientMessage.Bind,
+  ClientMessage.Describe,
+  ClientMessage.Execute,
+  ClientMessage.Close,
+]);
 /** Extended-protocol messages that run nothing: Parse, Describe, Close, Flush. */
-const DESCRIBING = new Set([P, 0x44 /* D */, 0x43 /* C */, H]);
+const DESCRIBING: ReadonlySet<number> = new Set([
+  ClientMessage.Parse,
+  ClientMessage.Describe,
+  ClientMessage.Close,
+  ClientMessage.Flush,
+]);
 
 /**
  * One client connection relayed to one backend connection (session mode).
@@ -175,12 +179,12 @@ export class Session implements SessionControl {
    */
   private readonly serverScanner = new BoundaryScanner(
     (type) =>
-      type === Z ||
-      type === K ||
-      type === S ||
-      type === COPY_IN_RESPONSE ||
-      type === COMMAND_COMPLETE ||
-      type === ERROR_RESPONSE ||
+      type === ServerMessage.ReadyForQuery ||
+      type === ServerMessage.BackendKeyData ||
+      type === ServerMessage.ParameterStatus ||
+      type === ServerMessage.CopyInResponse ||
+      type === ServerMessage.CommandComplete ||
+      type === ServerMessage.ErrorResponse ||
       countsAsReply(type),
   );
   /** What PostgreSQL owes for the messages passed on, in order (see ReplyLedger). */
@@ -330,7 +334,7 @@ export class Session implements SessionControl {
       return;
     }
     for (const message of messages) {
-      if (message.type === S && this.backend.busy) {
+      if (message.type === ServerMessage.ParameterStatus && this.backend.busy) {
         // A setting reported while the gateway runs its own statements (a rollback can undo the
         // client's SET client_encoding): the client must hear of it as PostgreSQL meant it to.
         this.noteParameter(message.bytes, 5, message.bytes.length - 5);
@@ -338,7 +342,8 @@ export class Session implements SessionControl {
       }
       if (this.backend.deliver(message)) continue;
       if (this.relayHandler) {
-        if (message.type === S) this.noteParameter(message.bytes, 5, message.bytes.length - 5);
+        if (message.type === ServerMessage.ParameterStatus)
+          this.noteParameter(message.bytes, 5, message.bytes.length - 5);
         this.relayHandler(message);
         continue;
       }
@@ -356,15 +361,15 @@ export class Session implements SessionControl {
   private readonly observeRaw = (type: number, buffer: Buffer, offset: number, length: number): void => {
     const skipped = this.ledger.received(type);
     if (skipped > 0) this.queriesSkipped(skipped);
-    if (type === Z) {
+    if (type === ServerMessage.ReadyForQuery) {
       this.readyForQuery(String.fromCharCode(buffer[offset]) as TransactionStatus);
-    } else if (type === K && length >= 4) {
+    } else if (type === ServerMessage.BackendKeyData && length >= 4) {
       this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
-    } else if (type === S) {
+    } else if (type === ServerMessage.ParameterStatus) {
       this.noteParameter(buffer, offset, length);
-    } else if (type === ERROR_RESPONSE) {
+    } else if (type === ServerMessage.ErrorResponse) {
       this.errorSinceReady = true;
-    } else if (type === COPY_IN_RESPONSE) {
+    } else if (type === ServerMessage.CopyInResponse) {
       if (this.lastSyncExtended) {
         if (this.pendingSyncs > 0) this.pendingSyncs -= 1;
         // PostgreSQL ignores that Sync: up to the client's next one, what it sends belongs to the group, as after
@@ -376,7 +381,7 @@ export class Session implements SessionControl {
         this.wakeIdleWaiters();
       }
       this.lastSyncExtended = false;
-    } else if (type === COMMAND_COMPLETE && length > 5 && DDL_TAG_START.has(buffer[offset])) {
+    } else if (type === ServerMessage.CommandComplete && length > 5 && DDL_TAG_START.has(buffer[offset])) {
       const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
       if (CATALOG_DDL_TAG.test(tag)) this.interceptor?.noteDdl?.();
       else if (tag.startsWith('ROLLBACK')) this.interceptor?.noteRollback?.();
@@ -491,19 +496,19 @@ export class Session implements SessionControl {
       const type = chunk[pos];
       const end = pos + 1 + chunk.readInt32BE(pos + 1);
       if (end > length || end < pos + 5) return false;
-      if (type === S) describesOnly = true;
+      if (type === ClientMessage.Sync) describesOnly = true;
       else if (!DESCRIBING.has(type)) describesOnly = false;
-      if (type === F) {
+      if (type === ClientMessage.FunctionCall) {
         if (this.openGroup) return false;
         syncs += 1;
         lastExtended = false;
-      } else if (type === Q) {
+      } else if (type === ClientMessage.Query) {
         if (this.openGroup) return false; // (see process)
         if (this.interceptor?.mentionsMl(chunk.toString('latin1', pos + 5, end - 1))) return false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         syncs += 1;
         lastExtended = false;
-      } else if (type === P) {
+      } else if (type === ClientMessage.Parse) {
         if (this.interceptor?.mentionsMl(parseTextLatin1(chunk, pos + 5, end))) return false;
         this.parsePassing(chunk.subarray(pos, end));
         inGroup = true;
@@ -515,15 +520,15 @@ export class Session implements SessionControl {
           return false;
         }
         inGroup = true;
-      } else if (type === S) {
+      } else if (type === ClientMessage.Sync) {
         syncs += 1;
         lastExtended = true;
         inGroup = false;
         groupEnd = 'sync';
-      } else if (type === H) {
+      } else if (type === ClientMessage.Flush) {
         inGroup = false;
         groupEnd = 'flush';
-      } else if (type === X) {
+      } else if (type === ClientMessage.Terminate) {
         return false;
       }
       pos = end;
@@ -545,10 +550,10 @@ export class Session implements SessionControl {
       const message = messages[i];
       const type = message.type;
       // The Sync after CopyDone/CopyFail ends the copy's group: its ReadyForQuery is what the follow-ups wait for.
-      const endsCopy = type === S && this.copyJustEnded;
-      this.copyJustEnded = type === 0x63 /* CopyDone */ || type === 0x66; /* CopyFail */
+      const endsCopy = type === ClientMessage.Sync && this.copyJustEnded;
+      this.copyJustEnded = type === ClientMessage.CopyDone || type === ClientMessage.CopyFail;
       if (this.skippingUntilSync) {
-        if (type !== S) continue;
+        if (type !== ClientMessage.Sync) continue;
         this.skippingUntilSync = false;
         this.flushForward(forward);
         this.toClient(readyForQuery(this.backend.status));
@@ -570,7 +575,7 @@ export class Session implements SessionControl {
         this.client.pause(); // resumed once the follow-ups have run
         return;
       }
-      if (this.group.length > 0 && !EXTENDED.has(type) && type !== S && type !== H) {
+      if (this.group.length > 0 && !EXTENDED.has(type) && type !== ClientMessage.Sync && type !== ClientMessage.Flush) {
         // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
         // they stay open as a group ended by Flush does.
         this.forwardGroup(this.group, forward);
@@ -587,7 +592,7 @@ export class Session implements SessionControl {
       // (Not while a group ended by Flush is open: the gateway's own statements would end its transaction. Nor
       // one PostgreSQL will skip, after a failed extended COPY say: the server waits for the client's Sync.)
       if (
-        type === Q &&
+        type === ClientMessage.Query &&
         this.interceptor &&
         !this.groupStaysOpen &&
         !this.skipsToSync() &&
@@ -601,7 +606,7 @@ export class Session implements SessionControl {
         this.group.push(message);
         continue;
       }
-      if (type === S || type === H) {
+      if (type === ClientMessage.Sync || type === ClientMessage.Flush) {
         this.group.push(message);
         const group = this.group;
         this.group = [];
@@ -616,7 +621,7 @@ export class Session implements SessionControl {
           return;
         }
         this.forwardGroup(group, forward);
-        if (type === S) {
+        if (type === ClientMessage.Sync) {
           this.pendingSyncs += 1;
           this.lastSyncExtended = true;
           this.setOpenGroup(false);
@@ -625,15 +630,15 @@ export class Session implements SessionControl {
         }
         continue;
       }
-      if ((type === Q || type === F) && this.skipsToSync()) {
+      if ((type === ClientMessage.Query || type === ClientMessage.FunctionCall) && this.skipsToSync()) {
         // PostgreSQL skips it (no answer, no ReadyForQuery), as it skips everything up to the Sync.
         this.pass(forward, message.bytes);
         continue;
       }
-      if (type === F) {
+      if (type === ClientMessage.FunctionCall) {
         this.pendingSyncs += 1;
         this.lastSyncExtended = false;
-      } else if (type === Q) {
+      } else if (type === ClientMessage.Query) {
         this.pendingSyncs += 1;
         this.lastSyncExtended = false;
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
@@ -647,7 +652,7 @@ export class Session implements SessionControl {
         }
       }
       this.pass(forward, message.bytes);
-      if (type === X) {
+      if (type === ClientMessage.Terminate) {
         this.flushForward(forward);
         this.client.end();
         return;
@@ -671,7 +676,7 @@ export class Session implements SessionControl {
   }
 
   private groupMessageNeedsInterception(message: Message): boolean {
-    if (message.type === P) return this.interceptor!.mentionsMl(readParse(message.bytes).sql);
+    if (message.type === ClientMessage.Parse) return this.interceptor!.mentionsMl(readParse(message.bytes).sql);
     return this.interceptor!.tracks(message, this.backend.operations);
   }
 
@@ -739,7 +744,7 @@ export class Session implements SessionControl {
    */
   private forwardGroup(group: Message[], forward: Buffer[]): void {
     for (const m of group) {
-      if (m.type === P) this.parsePassing(m.bytes);
+      if (m.type === ClientMessage.Parse) this.parsePassing(m.bytes);
       this.pass(forward, m.bytes);
     }
     this.openGroupDescribesOnly =
@@ -767,7 +772,7 @@ export class Session implements SessionControl {
   private async runExtended(group: Message[]): Promise<void> {
     await this.interceptor!.handleExtended(this, group);
     // (A group failed by the gateway never reached PostgreSQL.)
-    this.setOpenGroup(group[group.length - 1].type === H && !this.skippingUntilSync);
+    this.setOpenGroup(group[group.length - 1].type === ClientMessage.Flush && !this.skippingUntilSync);
     this.openGroupDescribesOnly = group.every((m) => DESCRIBING.has(m.type));
   }
 
@@ -787,7 +792,7 @@ export class Session implements SessionControl {
     this.errorSinceReady = false;
     if (ended.failed || failedBefore) {
       // (A group ended by Flush: skipped up to the client's Sync, which is answered then.)
-      if (group[group.length - 1].type === S) this.toClient(readyForQuery(ended.status));
+      if (group[group.length - 1].type === ClientMessage.Sync) this.toClient(readyForQuery(ended.status));
       else this.skippingUntilSync = true;
       return;
     }
@@ -810,8 +815,8 @@ export class Session implements SessionControl {
     const messages = Array.isArray(bytes) ? bytes : [bytes];
     for (const message of messages) this.ledger.sentAll(message);
     // (A COPY FROM STDIN it starts ignores a Sync sent with it: see lastSyncExtended.)
-    const last = messages.findLast((m) => m[0] === S || m[0] === Q);
-    if (last) this.lastSyncExtended = last[0] === S;
+    const last = messages.findLast((m) => m[0] === ClientMessage.Sync || m[0] === ClientMessage.Query);
+    if (last) this.lastSyncExtended = last[0] === ClientMessage.Sync;
     this.pendingSyncs += syncPoints;
     this.clientErrors = errors?.needed ? errors : undefined;
     this.writeServer(bytes);
@@ -869,8 +874,8 @@ export class Session implements SessionControl {
       };
       this.server.once('close', onAbort);
       this.relayHandler = (message) => {
-        if (message.type === 0x45) failed = true;
-        if (message.type === Z) {
+        if (message.type === ServerMessage.ErrorResponse) failed = true;
+        if (message.type === ServerMessage.ReadyForQuery) {
           this.relayHandler = undefined;
           // Everything sent before is answered, some of it read here.
           this.ledger.clear();
@@ -879,7 +884,7 @@ export class Session implements SessionControl {
           resolve({ status: this.backend.status, failed });
           return;
         }
-        if (message.type === K) this.observeServerMessage(message);
+        if (message.type === ServerMessage.BackendKeyData) this.observeServerMessage(message);
         const out = rewrite ? rewrite(message) : message.bytes;
         if (out) this.writeClient(out);
       };

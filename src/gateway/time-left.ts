@@ -1,6 +1,6 @@
 import { quoteLiteral } from '../sql/quote.js';
 import { withPosition } from './client-errors.js';
-import type { Message } from './protocol.js';
+import { type Message, ServerMessage } from './protocol.js';
 
 /**
  * `statement_timeout` bounds a statement as the client sent it. In batch mode
@@ -64,13 +64,13 @@ export function underTimeLeft(sql: string, left: number, timeoutMs: number, inBl
     sql: `${prefix}${sql}${suffix}`,
     hide: (message) => {
       switch (message.type) {
-        case 0x45 /* ErrorResponse */:
+        case ServerMessage.ErrorResponse:
           return shiftPosition(message.bytes, prefix.length);
-        case 0x43 /* CommandComplete: the SET's, the statement's, the put-back's */:
+        case ServerMessage.CommandComplete: // the SET's, the statement's, the put-back's
           completes += 1;
           return completes === 2 ? message.bytes : null;
-        case 0x54 /* RowDescription */:
-        case 0x44 /* DataRow */:
+        case ServerMessage.RowDescription:
+        case ServerMessage.DataRow:
           return completes >= 2 ? null : message.bytes;
         default:
           return message.bytes;
