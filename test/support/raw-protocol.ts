@@ -4,6 +4,7 @@ import {
   closeMessage,
   copyDataMessage,
   copyDoneMessage,
+  copyFailMessage,
   describeMessage,
   executeMessage,
   type Message,
@@ -100,12 +101,7 @@ export const raw = {
   query: (sql: string) => queryMessage(sql),
   copyData: (text: string) => copyDataMessage(Buffer.from(text)),
   copyDone: () => copyDoneMessage(),
-  copyFail: (reason: string) => {
-    const body = Buffer.from(`${reason}\0`);
-    const header = Buffer.from([0x66, 0, 0, 0, 0]);
-    header.writeInt32BE(4 + body.length, 1);
-    return Buffer.concat([header, body]);
-  },
+  copyFail: (reason: string) => copyFailMessage(reason),
   /** FunctionCall (the fast-path interface libpq's large objects use), text arguments, text result. */
   functionCall: (oid: number, args: string[]) => {
     const values = args.map((a) => Buffer.from(a));
