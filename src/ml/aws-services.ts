@@ -14,7 +14,11 @@ export interface AwsMlServicesOptions {
   /** Unset for real AWS; a URL to point the SDK clients elsewhere (another pgsage, LocalStack). */
   endpoint?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** How long one request may take before it fails with 58030 (as pgsage's own services client). */
+  timeoutMs?: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 interface AwsSdkError extends Error {
   name: string;
@@ -32,13 +36,18 @@ export class AwsMlServices implements MlServices {
   private readonly comprehend: ComprehendClient;
   private readonly runtime: SageMakerRuntimeClient;
 
+  private readonly timeoutMs: number;
+
   constructor(options: AwsMlServicesOptions) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const common = {
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       ...(options.credentials ? { credentials: options.credentials } : {}),
       // Batch mode retries throttling itself, within the statement's budget.
       maxAttempts: 1,
+      // Without a timeout the SDK waits on a service that never answers for as long as the statement may run.
+      requestHandler: { requestTimeout: this.timeoutMs, throwOnRequestTimeout: true },
     };
     this.comprehend = new ComprehendClient(common);
     this.runtime = new SageMakerRuntimeClient(common);
@@ -70,7 +79,7 @@ export class AwsMlServices implements MlServices {
       }
       return everyDocumentAnswered(out, texts.length);
     } catch (error) {
-      throw mapError('Comprehend', error, signal);
+      throw mapError('Comprehend', error, signal, this.timeoutMs);
     }
   }
 
@@ -87,7 +96,7 @@ export class AwsMlServices implements MlServices {
       );
       return Buffer.from(reply.Body ?? new Uint8Array()).toString('utf8');
     } catch (error) {
-      const mapped = mapError(`SageMaker endpoint ${endpointName}`, error, signal);
+      const mapped = mapError(`SageMaker endpoint ${endpointName}`, error, signal, this.timeoutMs);
       const aws = error as AwsSdkError;
       if (aws.name === 'ModelError') {
         throw new SqlError(
@@ -107,11 +116,14 @@ export class AwsMlServices implements MlServices {
   }
 }
 
-function mapError(service: string, error: unknown, signal?: AbortSignal): SqlError {
+function mapError(service: string, error: unknown, signal: AbortSignal | undefined, timeoutMs: number): SqlError {
   if (error instanceof SqlError) return error;
   const aws = error as AwsSdkError;
   if (signal?.aborted || aws.name === 'AbortError') {
     return new SqlError(SqlState.queryCanceled, 'canceling statement due to user request');
+  }
+  if (aws.name === 'TimeoutError') {
+    return new SqlError(SqlState.ioError, `${service} did not answer within ${timeoutMs} ms`, aws.message);
   }
   const status = aws.$metadata?.httpStatusCode;
   if (status === 429 || /Throttl|TooManyRequests/.test(aws.name)) {

@@ -1,4 +1,7 @@
+import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AwsMlServices } from '../../src/ml/aws-services.js';
+import { SqlError } from '../../src/util/errors.js';
 import { startTestEdge, type TestEdge } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import { startStack, type TestStack } from '../support/stack.js';
@@ -49,5 +52,43 @@ describe('the aws backend', () => {
     await expect(db.query("SELECT aws_sagemaker.invoke_endpoint('missing', NULL, 1)")).rejects.toMatchObject({
       code: '42704',
     });
+  });
+
+  it('fails a call to a service that never answers with 58030 once the request timeout passes', async () => {
+    // Accepts connections and reads requests, never answers.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const services = new AwsMlServices({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      timeoutMs: 300,
+    });
+    try {
+      for (const call of [
+        () => services.invokeEndpoint('silent', '1,2\n'),
+        () => services.detectSentiment(['hello'], 'en'),
+      ]) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(SqlError);
+        expect(error).toMatchObject({
+          sqlstate: '58030',
+          message: expect.stringMatching(/did not answer within 300 ms$/),
+        });
+      }
+      expect(sockets.length).toBeGreaterThan(0);
+    } finally {
+      services.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
