@@ -11,6 +11,7 @@ import {
   errorResponse,
   type Message,
   MessageFramer,
+  parseFields,
   parseTextLatin1,
   queryMessage,
   readParse,
@@ -159,6 +160,12 @@ const DESCRIBING: ReadonlySet<number> = new Set([
   ClientMessage.Flush,
 ]);
 
+/** An ErrorResponse of severity FATAL or PANIC: PostgreSQL closes the connection after it. */
+function endsSession(error: Buffer): boolean {
+  const severity = parseFields(error).V;
+  return severity === 'FATAL' || severity === 'PANIC';
+}
+
 /**
  * One client connection relayed to one backend connection (session mode).
  * Bytes flow through untouched unless a statement mentions an ML function, in
@@ -201,6 +208,8 @@ export class Session implements SessionControl {
   private copiesInGroup = 0;
   /** The client's last message was CopyDone or CopyFail. */
   private copyJustEnded = false;
+  /** PostgreSQL's FATAL error, received while the gateway ran its own statements, went to the client. */
+  private toldWhyEnded = false;
   /** The client's messages are skipped up to its next Sync (see failUntilSync). */
   private skippingUntilSync = false;
   clientEncoding = 'UTF8';
@@ -339,6 +348,12 @@ export class Session implements SessionControl {
         // client's SET client_encoding): the client must hear of it as PostgreSQL meant it to.
         this.noteParameter(message.bytes, 5, message.bytes.length - 5);
         this.writeClient(message.bytes);
+      }
+      if (message.type === ServerMessage.ErrorResponse && this.backend.busy && endsSession(message.bytes)) {
+        // PostgreSQL ends the session (pg_terminate_backend, a shutdown) while the gateway runs its own
+        // statements: the client must hear why, as drivers and pools tell 57P01 from a network fault.
+        this.writeClient(message.bytes);
+        this.toldWhyEnded = true;
       }
       if (this.backend.deliver(message)) continue;
       if (this.relayHandler) {
@@ -931,7 +946,9 @@ export class Session implements SessionControl {
     this.cancelController.abort(new Error(`${who} connection closed`));
     this.backend.fail(new Error(`${who} connection closed`));
     this.logger.debug({ who, err: error?.message }, 'session closed');
-    this.client.destroy();
+    // (After PostgreSQL's FATAL, the client gets what was written before the end.)
+    if (this.toldWhyEnded) this.client.end();
+    else this.client.destroy();
     this.server.destroy();
     this.interceptor?.close?.();
     this.options.onClose();

@@ -278,6 +278,25 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it("tells the client PostgreSQL's FATAL when its backend is terminated while the gateway scores", async () => {
+    const db = await startWith({ latencyMs: 60_000 });
+    db.on('error', () => {});
+    const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
+    const running = db.query(`SELECT count(${call(100)}) FROM rows_in`);
+    await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
+    const admin = await stack.direct();
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await admin.end();
+    await expect(running).rejects.toMatchObject({
+      code: '57P01',
+      severity: 'FATAL',
+      message: 'terminating connection due to administrator command',
+    });
+    await waitFor('the remote to see the requests abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+    const other = await stack.connect();
+    expect((await other.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
   it('stops scoring at a pg_cancel_backend while later batches answer behind a slow first one', async () => {
     let release = () => {};
     const holdFirst = new Promise<void>((resolve) => {
