@@ -714,6 +714,8 @@ export async function computeBatchResults(
           progress,
         );
         if (phases) phases.numericRows += numeric;
+        // (Stopped while the rows came: nothing more to score or load.)
+        if (abort.signal.aborted) throw abort.signal.reason;
       }
       scorer.flush();
       const argumentsDone = performance.now();
@@ -891,13 +893,19 @@ async function streamArguments(
       );
     } else if (params) {
       const { types, values, formats } = params;
-      await backend.streamRows(sql, types, values, formats, (row) => add(reader.fromValues(row), format));
+      await backend.streamRows(sql, types, values, formats, (row) => {
+        if (scorer.stopped === undefined) add(reader.fromValues(row), format);
+      });
     } else {
       await backend.copyOut(
         `COPY (${sql}) TO STDOUT`,
         byBytes
-          ? (payload) => addByBytes(reader.fromCopy(payload), payload)
-          : (payload) => add(reader.fromCopy(payload), format),
+          ? (payload) => {
+              if (scorer.stopped === undefined) addByBytes(reader.fromCopy(payload), payload);
+            }
+          : (payload) => {
+              if (scorer.stopped === undefined) add(reader.fromCopy(payload), format);
+            },
       );
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
@@ -1009,8 +1017,12 @@ async function streamFeatureRows(
     },
   });
   try {
-    await options.control.backend.copyOut(`COPY (${sql}) TO STDOUT (FORMAT binary)`, (payload) => reader.feed(payload));
-    reader.finish();
+    // Once the statement is stopped (a cancel, statement_timeout, a failed batch) the rest of the rows are
+    // drained unread: PostgreSQL's error comes after the megabytes of rows already in the sockets.
+    await options.control.backend.copyOut(`COPY (${sql}) TO STDOUT (FORMAT binary)`, (payload) => {
+      if (scorer.stopped === undefined) reader.feed(payload);
+    });
+    if (scorer.stopped === undefined) reader.finish();
     return count;
   } finally {
     // Every reserved slot must get its answer, even when the query failed part way (rows wait for them in order).

@@ -32,6 +32,42 @@ export interface GatewayOptions {
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/**
+ * How long the gateway reads PostgreSQL's sockets in one turn of the event
+ * loop. libuv reads a readable socket up to 32 times in a row (2 MB of 64 KB
+ * reads) before it looks at anything else, and each read of a batch
+ * statement's argument rows is parsed, deduplicated and batched then and
+ * there: a turn would hold the loop (other sessions, cancels, timers) for
+ * 50–250 ms. Past this budget a socket stops reading until the loop has gone
+ * round once (setImmediate); the kernel keeps the data meanwhile.
+ */
+const READ_TURN_BUDGET_MS = 10;
+
+/** When the current turn's first read began (-1: no read yet this turn), and the sockets it paused. */
+let readTurnStart = -1;
+const pausedForTurn: Socket[] = [];
+
+function startReadTurn(): void {
+  if (readTurnStart >= 0) return;
+  readTurnStart = performance.now();
+  setImmediate(endReadTurn);
+}
+
+function endReadTurn(): void {
+  readTurnStart = -1;
+  for (const socket of pausedForTurn.splice(0)) {
+    // (Not one the session paused meanwhile, for backpressure: it resumes that one itself.)
+    if (!socket.destroyed && !socket.isPaused()) socket.resume();
+  }
+}
+
+/** The turn's read budget is spent: the socket stops reading until the next turn. */
+function readTurnSpent(socket: Socket): boolean {
+  if (performance.now() - readTurnStart < READ_TURN_BUDGET_MS) return false;
+  pausedForTurn.push(socket);
+  return true;
+}
+
 function keyOf(pid: number, key: Buffer): string {
   return `${pid}:${key.toString('hex')}`;
 }
@@ -196,15 +232,17 @@ export class GatewayServer {
     // the session still holds the last chunk (a queued write), the next read gets new memory.
     let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let session: Session | undefined;
-    const server = net.connect({
+    const server: Socket = net.connect({
       port: this.options.upstream.port,
       host: this.options.upstream.host,
       onread: {
         buffer: () => readBuffer,
-        callback: (bytes: number, buffer: Uint8Array) => {
+        callback: (bytes: number, buffer: Uint8Array): boolean => {
+          startReadTurn();
           const retained = session?.receiveServerData(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)) ?? true;
           if (retained) readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-          return true;
+          // false: reading stops (readStop) until endReadTurn resumes it.
+          return !readTurnSpent(server);
         },
       },
     });

@@ -182,4 +182,32 @@ describe('DistinctFeatureRows', () => {
     expect(new Set(rows).size).toBe(20_000);
     expect(batches.flatMap((b) => b.slots)).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
   });
+
+  it('recognises repeats that come while its blocks and hash table grow, and batches rows across blocks', () => {
+    const cols = 12;
+    const { set, add, batches } = collect(cols, 3000);
+    const slotOf = new Map<number, number>();
+    let state = 12345;
+    for (let i = 0; i < 80_000; i++) {
+      state = (state * 1103515245 + 12345) % 2147483648; // repeats spread all along, not only after the new rows
+      const key = state % 30_000;
+      const slot = add(Array.from({ length: cols }, (_, c) => key * 100 + c));
+      if (slotOf.has(key)) expect(slot).toBe(slotOf.get(key));
+      else slotOf.set(key, slot);
+    }
+    set.flush();
+    const keys = batches.flatMap((b) =>
+      Array.from({ length: b.features.rows }, (_, r) => b.features.data[r * cols] / 100),
+    );
+    expect(keys.length).toBe(slotOf.size);
+    expect(new Set(keys).size).toBe(slotOf.size);
+    // Every row's values arrive whole and in order, also where a batch spans two blocks.
+    for (const batch of batches) {
+      for (let r = 0; r < batch.features.rows; r++) {
+        const key = batch.features.data[r * cols] / 100;
+        expect(slotOf.get(key)).toBe(batch.slots[r]);
+        for (let c = 1; c < cols; c++) expect(batch.features.data[r * cols + c]).toBe(key * 100 + c);
+      }
+    }
+  });
 });
