@@ -1107,18 +1107,20 @@ async function loadResults(
       (write) =>
         drain(
           (writeRows) => () => {
-            const done = scorer.takeCompleted();
-            for (let i = 0; i < done.length; i += ROWS_PER_COPY_CHUNK) {
-              let chunk = '';
-              for (const { kind, target, key, format, result } of done.slice(i, i + ROWS_PER_COPY_CHUNK)) {
-                if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
-                chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
-              }
-              if (!chunk) continue;
+            // A chunk at a time, so that emitInSlices can break in: a million answers completed meanwhile
+            // written in one go held the event loop for seconds.
+            const done = scorer.takeCompleted(ROWS_PER_COPY_CHUNK);
+            if (done.length === 0) return false;
+            let chunk = '';
+            for (const { kind, target, key, format, result } of done) {
+              if (format !== 'json') continue; // model inputs as CSV belong to rows, not to lookups
+              chunk += `${n}\t${kind}\t${copyField(target)}\t${copyField(key)}\t${copyField(result.outText)}\t${copyField(result.outReal)}\n`;
+            }
+            if (chunk) {
               options.settings.loaded.byInput += chunk.length;
               writeRows(Buffer.from(chunk));
             }
-            return false;
+            return true;
           },
           write,
           RESULTS_HEARTBEAT,

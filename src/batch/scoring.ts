@@ -345,9 +345,9 @@ export class BatchScorer {
     this.lastBuffer = undefined;
   }
 
-  /** Results completed since the last call (for streaming them into COPY). */
-  takeCompleted(): Completed[] {
-    return this.completed.splice(0, this.completed.length);
+  /** Results completed since the last call, the oldest `max` at most (for streaming them into COPY). */
+  takeCompleted(max = Number.POSITIVE_INFINITY): Completed[] {
+    return this.completed.splice(0, Math.min(max, this.completed.length));
   }
 
   /** Resolves when a batch completes (or at once if none is running). */
