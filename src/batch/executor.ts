@@ -314,7 +314,8 @@ export async function readSettings(
   }
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
   const off = (value: string | null, name: string) => {
-    const parsed = parseBoolean(value ?? 'on');
+    // ('' is a placeholder setting RESET, or a SET LOCAL ended, where no server value exists: unset.)
+    const parsed = parseBoolean(value || 'on');
     if (parsed === undefined) {
       // Set past the gateway's check of SET (set_config, ALTER ROLE … SET, a startup option): said, not obeyed.
       control.toClient(

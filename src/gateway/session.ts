@@ -160,6 +160,9 @@ const DESCRIBING: ReadonlySet<number> = new Set([
   ClientMessage.Flush,
 ]);
 
+/** How long a client told PostgreSQL's FATAL has to read it before its socket is destroyed. */
+const CLIENT_END_GRACE_MS = 5_000;
+
 /** An ErrorResponse of severity FATAL or PANIC: PostgreSQL closes the connection after it. */
 function endsSession(error: Buffer): boolean {
   const severity = parseFields(error).V;
@@ -947,8 +950,13 @@ export class Session implements SessionControl {
     this.backend.fail(new Error(`${who} connection closed`));
     this.logger.debug({ who, err: error?.message }, 'session closed');
     // (After PostgreSQL's FATAL, the client gets what was written before the end.)
-    if (this.toldWhyEnded) this.client.end();
-    else this.client.destroy();
+    if (this.toldWhyEnded) {
+      // (Not held open by a client that keeps its side open or reads nothing more.)
+      this.client.end(() => this.client.destroy());
+      setTimeout(() => this.client.destroy(), CLIENT_END_GRACE_MS).unref();
+    } else {
+      this.client.destroy();
+    }
     this.server.destroy();
     this.interceptor?.close?.();
     this.options.onClose();

@@ -46,8 +46,8 @@ export class AwsMlServices implements MlServices {
       ...(options.credentials ? { credentials: options.credentials } : {}),
       // Batch mode retries throttling itself, within the statement's budget.
       maxAttempts: 1,
-      // Without a timeout the SDK waits on a service that never answers for as long as the statement may run.
-      requestHandler: { requestTimeout: this.timeoutMs, throwOnRequestTimeout: true },
+      // Without timeouts the SDK waits on a service that never answers, or stops mid-answer, as long as the statement may run.
+      requestHandler: { requestTimeout: this.timeoutMs, socketTimeout: this.timeoutMs, throwOnRequestTimeout: true },
     };
     this.comprehend = new ComprehendClient(common);
     this.runtime = new SageMakerRuntimeClient(common);

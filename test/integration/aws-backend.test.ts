@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsMlServices } from '../../src/ml/aws-services.js';
@@ -54,41 +55,55 @@ describe('the aws backend', () => {
     });
   });
 
-  it('fails a call to a service that never answers with 58030 once the request timeout passes', async () => {
-    // Accepts connections and reads requests, never answers.
+  it('fails a call to a service that never answers, or stops mid-answer, with 58030 once the timeout passes', async () => {
+    // One server reads requests and never answers; the other sends headers and part of a body, then stalls.
     const sockets: Socket[] = [];
     const silent = createServer((socket) => {
       sockets.push(socket);
       socket.resume();
     });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const port = (silent.address() as { port: number }).port;
-    const services = new AwsMlServices({
-      region: 'us-east-1',
-      endpoint: `http://127.0.0.1:${port}`,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-      timeoutMs: 300,
+    const stalling = createHttpServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/csv', 'content-length': '100' });
+      response.write('0.5');
     });
+    const listening = async (server: { listen: (port: number, host: string, done: () => void) => unknown }) => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    };
+    await listening(silent);
+    await listening(stalling);
+    const clientOf = (server: { address: () => unknown }) =>
+      new AwsMlServices({
+        region: 'us-east-1',
+        endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        timeoutMs: 300,
+      });
+    const clients = [clientOf(silent), clientOf(stalling)];
     try {
-      for (const call of [
-        () => services.invokeEndpoint('silent', '1,2\n'),
-        () => services.detectSentiment(['hello'], 'en'),
-      ]) {
-        const error = await call().then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-        expect(error).toBeInstanceOf(SqlError);
-        expect(error).toMatchObject({
-          sqlstate: '58030',
-          message: expect.stringMatching(/did not answer within 300 ms$/),
-        });
+      for (const services of clients) {
+        for (const call of [
+          () => services.invokeEndpoint('silent', '1,2\n'),
+          () => services.detectSentiment(['hello'], 'en'),
+        ]) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(SqlError);
+          expect(error).toMatchObject({
+            sqlstate: '58030',
+            message: expect.stringMatching(/did not answer within 300 ms$/),
+          });
+        }
       }
       expect(sockets.length).toBeGreaterThan(0);
     } finally {
-      services.close();
+      for (const services of clients) services.close();
       for (const socket of sockets) socket.destroy();
+      stalling.closeAllConnections();
       await new Promise((resolve) => silent.close(resolve));
+      await new Promise((resolve) => stalling.close(resolve));
     }
   });
 });

@@ -184,6 +184,11 @@ describe('batch mode with a SageMaker endpoint', () => {
       'parameter "apg_enable_function_migration" requires a Boolean value: "nonsense" is taken as on',
     );
     await client.query('RESET apg_enable_function_migration');
+    // Empty is unset (a placeholder setting RESET where the server has no value, as with --upstream): no warning.
+    notices.length = 0;
+    await client.query("SELECT set_config('aws_ml.enable_function_migration', '', false)");
+    expect((await client.query(`SELECT ${call} AS v FROM events LIMIT 1`)).rows).toHaveLength(1);
+    expect(notices).toEqual([]);
     expect((await client.query(`SELECT ${call} AS v FROM events LIMIT 1`)).rows).toHaveLength(1);
   });
 
