@@ -302,6 +302,26 @@ function notBoolean(set: AstNode | undefined): string | undefined {
   return values.map((v) => `"${v ?? '?'}"`).join(', ');
 }
 
+/**
+ * Fails a `SET apg_enable_function_migration` whose value is not a boolean:
+ * PostgreSQL takes any text for a setting it does not know; Aurora's is a
+ * boolean, refused as one is (a block it is sent in is aborted). Returns
+ * whether it did.
+ */
+async function refusedSetting(control: SessionControl, stmt: AstNode): Promise<boolean> {
+  const refused = notBoolean(inner(stmt, 'VariableSetStmt'));
+  if (refused === undefined) return false;
+  if (control.backend.status === 'T') await abortBlock(control, 'statement refused', SqlState.invalidParameterValue);
+  control.toClient(
+    errorResponse({
+      code: SqlState.invalidParameterValue,
+      message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+      detail: `It was given ${refused}.`,
+    }),
+  );
+  return true;
+}
+
 /** PostgreSQL's error for a prepared statement whose result columns changed (drivers re-prepare on it). */
 const RESULT_TYPE_CHANGED = errorResponse({
   code: SqlState.featureNotSupported,
@@ -873,19 +893,8 @@ export class MlInterceptor implements SessionInterceptor {
       control.toClient(readyForQuery(control.backend.status));
       return;
     }
-    const refused = notBoolean(inner(statements[0].stmt, 'VariableSetStmt'));
-    if (refused !== undefined) {
-      // PostgreSQL takes any text for a setting it does not know; Aurora's is a boolean, refused as one is.
-      if (control.backend.status === 'T')
-        await abortBlock(control, 'statement refused', SqlState.invalidParameterValue);
-      control.toClient([
-        errorResponse({
-          code: SqlState.invalidParameterValue,
-          message: 'parameter "apg_enable_function_migration" requires a Boolean value',
-          detail: `It was given ${refused}.`,
-        }),
-        readyForQuery(control.backend.status),
-      ]);
+    if (await refusedSetting(control, statements[0].stmt)) {
+      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     const handled = this.handlerFor(rewritten);
@@ -1044,6 +1053,7 @@ export class MlInterceptor implements SessionInterceptor {
     text: string,
     catalog: MlCatalog,
   ): Promise<boolean> {
+    if (await refusedSetting(control, stmt)) return false;
     const handler = (this.context.handlers ?? []).find((h) => h.accepts(stmt));
     if (handler) return this.runHandler(control, handler, stmt, false);
     const prepare = inner(stmt, 'PrepareStmt');

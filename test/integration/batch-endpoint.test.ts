@@ -174,6 +174,20 @@ describe('batch mode with a SageMaker endpoint', () => {
     });
     await expect(client.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
     await client.query('ROLLBACK');
+    // In a Query string of several statements too: what came before in it is rolled back, as PostgreSQL does.
+    await client.query('CREATE TEMP TABLE kept (v int)');
+    await expect(
+      client.query(
+        "INSERT INTO kept VALUES (1); SET apg_enable_function_migration = 'maybe'; INSERT INTO kept VALUES (2)",
+      ),
+    ).rejects.toMatchObject({ code: '22023' });
+    expect((await client.query('SELECT count(*)::int AS n FROM kept')).rows[0].n).toBe(0);
+    await client.query('BEGIN');
+    await expect(client.query("SELECT 1; SET LOCAL apg_enable_function_migration = 'maybe'")).rejects.toMatchObject({
+      code: '22023',
+    });
+    await expect(client.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await client.query('ROLLBACK');
     // Set past the statement (set_config): the next ML statement says what is wrong, and batches.
     const notices: string[] = [];
     client.on('notice', (notice) => notices.push(notice.message ?? ''));
