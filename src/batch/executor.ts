@@ -894,19 +894,22 @@ async function streamArguments(
       );
     } else if (params) {
       const { types, values, formats } = params;
-      await backend.streamRows(sql, types, values, formats, (row) => {
-        if (scorer.stopped === undefined) add(reader.fromValues(row), format);
-      });
+      await backend.streamRows(
+        sql,
+        types,
+        values,
+        formats,
+        unlessStopped(scorer, (row) => add(reader.fromValues(row), format)),
+      );
     } else {
       await backend.copyOut(
         `COPY (${sql}) TO STDOUT`,
-        byBytes
-          ? (payload) => {
-              if (scorer.stopped === undefined) addByBytes(reader.fromCopy(payload), payload);
-            }
-          : (payload) => {
-              if (scorer.stopped === undefined) add(reader.fromCopy(payload), format);
-            },
+        unlessStopped(
+          scorer,
+          byBytes
+            ? (payload) => addByBytes(reader.fromCopy(payload), payload)
+            : (payload) => add(reader.fromCopy(payload), format),
+        ),
       );
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
@@ -1018,17 +1021,28 @@ async function streamFeatureRows(
     },
   });
   try {
-    // Once the statement is stopped (a cancel, statement_timeout, a failed batch) the rest of the rows are
-    // drained unread: PostgreSQL's error comes after the megabytes of rows already in the sockets.
-    await options.control.backend.copyOut(`COPY (${sql}) TO STDOUT (FORMAT binary)`, (payload) => {
-      if (scorer.stopped === undefined) reader.feed(payload);
-    });
+    await options.control.backend.copyOut(
+      `COPY (${sql}) TO STDOUT (FORMAT binary)`,
+      unlessStopped(scorer, (payload) => reader.feed(payload)),
+    );
     if (scorer.stopped === undefined) reader.finish();
     return count;
   } finally {
     // Every reserved slot must get its answer, even when the query failed part way (rows wait for them in order).
     for (const set of sets.values()) set.flush();
   }
+}
+
+/**
+ * An argument row consumer that does nothing once the statement is stopped (a
+ * cancel, statement_timeout, a failed batch): the rest of the rows are
+ * drained unread, since PostgreSQL's error comes after the megabytes of rows
+ * already in the sockets.
+ */
+function unlessStopped<T>(scorer: BatchScorer, consume: (item: T) => void): (item: T) => void {
+  return (item) => {
+    if (scorer.stopped === undefined) consume(item);
+  };
 }
 
 /** How long the answers are written without a break (see emitInSlices). */

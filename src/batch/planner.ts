@@ -1174,11 +1174,6 @@ function sentimentFieldInWrapper(site: CallSite): string | undefined {
 const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
   kind === 'endpoint' || field === 'sentiment' ? `${alias}.aws_ml_text::varchar` : `${alias}.aws_ml_real`;
 
-/**
- * Plans batch mode for one statement: the argument query of every call site
- * it can cover, and the statement rewritten to read stored results through
- * joins. Anything it cannot prove it covers stays a per-row call.
- */
 /** detect_sentiment's output columns, in order: what `(detect_sentiment(…)).*` expands to. */
 const SENTIMENT_FIELDS = ['sentiment', 'confidence'];
 
@@ -1213,6 +1208,11 @@ function expandSentimentStars(statement: AstNode, catalog: MlCatalog): void {
   });
 }
 
+/**
+ * Plans batch mode for one statement: the argument query of every call site
+ * it can cover, and the statement rewritten to read stored results through
+ * joins. Anything it cannot prove it covers stays a per-row call.
+ */
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
   expandSentimentStars(statement, catalog);
   const analysis = analyze(statement, catalog, {

@@ -48,6 +48,7 @@ import {
   commandComplete,
   countsAsReply,
   dataRow,
+  type ErrorFields,
   errorResponse,
   executeMessage,
   executePortalName,
@@ -305,21 +306,23 @@ function notBoolean(set: AstNode | undefined): string | undefined {
 /**
  * Fails a `SET apg_enable_function_migration` whose value is not a boolean:
  * PostgreSQL takes any text for a setting it does not know; Aurora's is a
- * boolean, refused as one is (a block it is sent in is aborted). Returns
- * whether it did.
+ * boolean, refused as one is. Returns whether it did.
  */
 async function refusedSetting(control: SessionControl, stmt: AstNode): Promise<boolean> {
   const refused = notBoolean(inner(stmt, 'VariableSetStmt'));
   if (refused === undefined) return false;
-  if (control.backend.status === 'T') await abortBlock(control, 'statement refused', SqlState.invalidParameterValue);
-  control.toClient(
-    errorResponse({
-      code: SqlState.invalidParameterValue,
-      message: 'parameter "apg_enable_function_migration" requires a Boolean value',
-      detail: `It was given ${refused}.`,
-    }),
-  );
+  await refuseStatement(control, {
+    code: SqlState.invalidParameterValue,
+    message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+    detail: `It was given ${refused}.`,
+  });
   return true;
+}
+
+/** Answers a statement the gateway will not run with an error, a block it is sent in aborted as a failed statement leaves it. */
+async function refuseStatement(control: SessionControl, error: ErrorFields): Promise<void> {
+  if (control.backend.status === 'T') await abortBlock(control, 'statement refused', error.code);
+  control.toClient(errorResponse(error));
 }
 
 /** PostgreSQL's error for a prepared statement whose result columns changed (drivers re-prepare on it). */
@@ -843,22 +846,19 @@ export class MlInterceptor implements SessionInterceptor {
         control.forward(message.bytes, 1);
         return;
       }
-      if (control.backend.status === 'T') await abortBlock(control, 'statement refused', SqlState.featureNotSupported);
-      control.toClient([
-        errorResponse({
-          code: SqlState.featureNotSupported,
-          ...(misread === 'encoding'
-            ? {
-                message: `pgsage cannot rewrite a statement with non-ASCII text while client_encoding is ${control.clientEncoding}`,
-                hint: "SET client_encoding = 'UTF8' for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.",
-              }
-            : {
-                message: 'pgsage cannot rewrite a statement with backslashes while standard_conforming_strings is off',
-                hint: 'SET standard_conforming_strings = on for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.',
-              }),
-        }),
-        readyForQuery(control.backend.status),
-      ]);
+      await refuseStatement(control, {
+        code: SqlState.featureNotSupported,
+        ...(misread === 'encoding'
+          ? {
+              message: `pgsage cannot rewrite a statement with non-ASCII text while client_encoding is ${control.clientEncoding}`,
+              hint: "SET client_encoding = 'UTF8' for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.",
+            }
+          : {
+              message: 'pgsage cannot rewrite a statement with backslashes while standard_conforming_strings is off',
+              hint: 'SET standard_conforming_strings = on for this statement, or write aws_sagemaker.invoke_endpoint(name, max_rows_per_batch, json_build_array(...)) yourself.',
+            }),
+      });
+      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     if (this.context.bridgeConninfoForUpstream && CREATE_AWS_ML.test(`${sql} `)) {
