@@ -1,4 +1,5 @@
 import { BackendError } from '../gateway/backend.js';
+import { IDLE_TIMEOUTS_SQL, type IdleTimeouts, idleTimeoutsOn } from '../gateway/idle-timeouts.js';
 import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
@@ -79,6 +80,8 @@ export interface BatchSettings {
   floatDigits: number;
   /** track_functions is on ('pl' or 'all'; the in-database functions are PL/pgSQL): batches are counted as calls. */
   trackFunctions: boolean;
+  /** The idle timeouts the session has on, by name, as current_setting() prints them (see pauseIdleTimeouts). */
+  idleTimeouts: IdleTimeouts;
   /**
    * The installed invoke_endpoint answers a NULL input itself, so it can be counted with a
    * no-op call (a database that created the extension before that change has the older body).
@@ -265,6 +268,7 @@ export async function readSettings(
       current_setting('client_encoding'),
       current_setting('standard_conforming_strings'),
       current_setting('track_functions'),
+      ${IDLE_TIMEOUTS_SQL},
       ${views},
       -- A wrapper inlined as the catalog had it, replaced or dropped since (on another connection), or no longer the
       -- only function of its name where it was (another that search_path or argument types may pick instead).
@@ -303,6 +307,8 @@ export async function readSettings(
     clientEncoding,
     conformingStrings,
     trackFunctions,
+    idleInTransaction,
+    idleSession,
     viewJson,
     staleWrappers,
   ] = rows[0];
@@ -371,6 +377,7 @@ export async function readSettings(
     refusedInBlock: session.tables.refusedInBlock,
     floatDigits: Number(floatDigits),
     trackFunctions: trackFunctions !== 'none',
+    idleTimeouts: idleTimeoutsOn(idleInTransaction, idleSession),
     endpointNoOp: session.endpointNoOp,
   };
 }

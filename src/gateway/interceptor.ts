@@ -40,6 +40,7 @@ import { parseBoolean } from '../util/pg-boolean.js';
 import { type BackendChannel, BackendError } from './backend.js';
 import { ClientErrors, carryWrittenText, errorAsWritten, noteErrorInstead, noteWrittenText } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
+import { type IdleTimeouts, pauseIdleTimeouts, readIdleTimeouts } from './idle-timeouts.js';
 import {
   bindMessage,
   bindStatementName,
@@ -1323,6 +1324,7 @@ export class MlInterceptor implements SessionInterceptor {
         );
         for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
+      { idleTimeouts: settings.idleTimeouts },
     );
     if (failure) {
       await this.clearStatementNumber(control);
@@ -1387,7 +1389,7 @@ export class MlInterceptor implements SessionInterceptor {
     control: SessionControl,
     labels: string[],
     work: (inTransaction: boolean) => Promise<void>,
-    { keepBlock = false } = {},
+    { keepBlock = false, idleTimeouts }: { keepBlock?: boolean; idleTimeouts?: IdleTimeouts } = {},
   ): Promise<Buffer | undefined> {
     const inTransaction = control.backend.status === 'T';
     // A cancel that came while PostgreSQL was idle (the gateway planning, or between its own statements) reached
@@ -1395,16 +1397,29 @@ export class MlInterceptor implements SessionInterceptor {
     const cancelled = () => {
       if (control.signal.aborted) throw control.signal.reason;
     };
+    let putBack: (() => Promise<void>) | undefined;
     try {
       cancelled();
       if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
+      putBack = await pauseIdleTimeouts(
+        control.backend,
+        idleTimeouts ?? (await readIdleTimeouts(control.backend)),
+        inTransaction,
+      );
       await work(inTransaction);
       cancelled();
+      await putBack?.();
+      putBack = undefined;
       if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
       return undefined;
     } catch (error) {
       for (const label of labels) this.context.statistics.recordError(label);
-      return this.fail(control, error, inTransaction, keepBlock);
+      const failure = await this.fail(control, error, inTransaction, keepBlock);
+      // (In a block the rollback to the savepoint put them back.)
+      if (!inTransaction && control.backend.status === 'I') {
+        await putBack?.().catch((e: unknown) => control.logger.warn({ err: e }, 'putting idle timeouts back failed'));
+      }
+      return failure;
     }
   }
 
@@ -1794,7 +1809,7 @@ export class MlInterceptor implements SessionInterceptor {
           rowsScored += groupFigures.rows;
         }
       },
-      { keepBlock: failsInPlace },
+      { keepBlock: failsInPlace, idleTimeouts: settings.idleTimeouts },
     );
     if (failure) {
       // (The group then fails as it would have outside a block.)
@@ -2215,13 +2230,18 @@ export class MlInterceptor implements SessionInterceptor {
         await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
       }
     } else {
-      const failure = await this.guarded(control, [], async () => {
-        notice = await installAwsMlByScript(backend, {
-          ifNotExists: /if\s+not\s+exists/i.test(sql),
-          cascade: /\bcascade\b/i.test(sql),
-        });
-        await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
-      });
+      const failure = await this.guarded(
+        control,
+        [],
+        async () => {
+          notice = await installAwsMlByScript(backend, {
+            ifNotExists: /if\s+not\s+exists/i.test(sql),
+            cascade: /\bcascade\b/i.test(sql),
+          });
+          await storeBridgeConninfo(backend, this.context.bridgeConninfoForUpstream!());
+        },
+        { idleTimeouts: [] },
+      );
       if (failure) {
         this.reportFailure(control, failure, true);
         return;

@@ -449,6 +449,51 @@ describe('batch mode under faults', () => {
     expect(positions[1]).toBe(positions[0]);
   });
 
+  it('keeps idle timeouts from ending the session while it scores, and puts them back', async () => {
+    // The endpoint answers in 600 ms, and PostgreSQL waits that long between the gateway's own statements:
+    // twice either timeout. (Each is set and reset inside one Query, so the client's own gaps are not timed.)
+    const db = await startWith({ latencyMs: 600 });
+    const scored = `SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`;
+    const shown = (name: string) => `SELECT setting, source FROM pg_catalog.pg_settings WHERE name = '${name}'`;
+    type Results = pg.QueryResult[];
+    let results = (await db.query(`SET idle_session_timeout = '300ms'; ${scored};
+      ${shown('idle_session_timeout')}; RESET idle_session_timeout`)) as unknown as Results;
+    expect(results[1].rows).toEqual([{ n: 50 }]);
+    expect(results[2].rows).toEqual([{ setting: '300', source: 'session' }]);
+    await db.query('BEGIN');
+    results = (await db.query(`SET LOCAL idle_in_transaction_session_timeout = '300ms'; ${scored};
+      ${shown('idle_in_transaction_session_timeout')}; SET LOCAL idle_in_transaction_session_timeout = 0`)) as unknown as Results;
+    expect(results[1].rows).toEqual([{ n: 50 }]);
+    expect(results[2].rows).toEqual([{ setting: '300', source: 'session' }]);
+    await db.query('COMMIT');
+    // After COMMIT the SET LOCAL is gone, as it goes without the gateway.
+    expect((await db.query(shown('idle_in_transaction_session_timeout'))).rows).toEqual([
+      { setting: '0', source: 'default' },
+    ]);
+    // Put back as they came, after a statement that scores and after one that fails: a SET stays the session's,
+    // a startup option the client's.
+    const failing = `SELECT ${call(100)} FROM rows_in WHERE 1 / (id - id) > 0`;
+    const started = new pg.Client({ connectionString: stack.gatewayUrl(), options: '-c idle_session_timeout=1h' });
+    await started.connect();
+    try {
+      await started.query("SET idle_in_transaction_session_timeout = '2h'");
+      for (const run of [
+        async () => expect((await started.query(scored)).rows).toEqual([{ n: 50 }]),
+        () => expect(started.query(failing)).rejects.toMatchObject({ code: '22012' }),
+      ]) {
+        await run();
+        expect((await started.query(shown('idle_session_timeout'))).rows).toEqual([
+          { setting: '3600000', source: 'client' },
+        ]);
+        expect((await started.query(shown('idle_in_transaction_session_timeout'))).rows).toEqual([
+          { setting: '7200000', source: 'session' },
+        ]);
+      }
+    } finally {
+      await started.end();
+    }
+  });
+
   it('per row too, stops a call waiting on the service at a cancel or statement_timeout', async () => {
     const db = await startWith({ latencyMs: 600_000 });
     await db.query('SET apg_enable_function_migration = off');

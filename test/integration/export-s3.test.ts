@@ -131,6 +131,31 @@ describe('aws_s3.query_export_to_s3 to an S3-compatible store (s3rver)', () => {
     }
   });
 
+  it('keeps idle timeouts from ending the session while a slow store finishes the upload', async () => {
+    // PostgreSQL waits while the object is written: 600 ms, twice the timeouts. (Each is set and reset in the
+    // Query that exports, so the client's own gaps are not timed.)
+    s3.writeLatencyMs = 600;
+    try {
+      const exported = (sql: string) => `${sql}; SELECT rows_uploaded FROM aws_s3.query_export_to_s3(
+        'SELECT g FROM generate_series(1, 10) g', 'lake', 'idle/${sql.length}.txt')`;
+      type Results = pg.QueryResult[];
+      let results = (await db.query(
+        `${exported("SET idle_session_timeout = '300ms'")}; RESET idle_session_timeout`,
+      )) as unknown as Results;
+      expect(results[1].rows).toEqual([{ rows_uploaded: '10' }]);
+      await db.query('BEGIN');
+      results = (await db.query(
+        `${exported("SET LOCAL idle_in_transaction_session_timeout = '300ms'")}; SHOW idle_in_transaction_session_timeout;
+         SET LOCAL idle_in_transaction_session_timeout = 0`,
+      )) as unknown as Results;
+      expect(results[1].rows).toEqual([{ rows_uploaded: '10' }]);
+      expect(results[2].rows).toEqual([{ idle_in_transaction_session_timeout: '300ms' }]);
+      await db.query('COMMIT');
+    } finally {
+      s3.writeLatencyMs = 0;
+    }
+  });
+
   it('reports a bucket the store does not have', async () => {
     const error = await errorOf("SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', 'no-such-bucket', 'x.txt')");
     expect(error.code).toBe('42704');

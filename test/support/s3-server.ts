@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import S3rver from '@20minutes/s3rver';
@@ -16,6 +16,8 @@ export interface S3Server {
   requests: string[];
   /** Resolves with the first request (already received or still to come) that matches. */
   waitForRequest(pattern: RegExp): Promise<string>;
+  /** Answers each PUT and POST (object writes, multipart steps) this much later: a slow store. */
+  writeLatencyMs: number;
   /** Stops answering (connections refused) but keeps the stored objects. */
   stop(): Promise<void>;
   /** Starts again on the same port over the same objects. */
@@ -43,10 +45,22 @@ export async function startS3Server(): Promise<S3Server> {
       allowMismatchedSignatures: true,
     });
     await server.run();
-    server.httpServer?.on('request', (request: IncomingMessage) => {
+    const http = server.httpServer;
+    if (!http) return;
+    const handlers = http.listeners('request') as ((request: IncomingMessage, response: ServerResponse) => void)[];
+    http.removeAllListeners('request');
+    http.on('request', (request: IncomingMessage, response: ServerResponse) => {
       const line = `${request.method} ${request.url}`;
       requests.push(line);
       events.emit('request', line);
+      const handle = () => {
+        for (const handler of handlers) handler(request, response);
+      };
+      if (result.writeLatencyMs > 0 && (request.method === 'PUT' || request.method === 'POST')) {
+        setTimeout(handle, result.writeLatencyMs);
+      } else {
+        handle();
+      }
     });
   };
   const stop = async () => {
@@ -56,8 +70,8 @@ export async function startS3Server(): Promise<S3Server> {
     running.httpServer?.closeAllConnections();
     await running.close();
   };
-  await start();
-  return {
+  const result: S3Server = {
+    writeLatencyMs: 0,
     endpoint: `http://127.0.0.1:${port}`,
     port,
     requests,
@@ -80,4 +94,6 @@ export async function startS3Server(): Promise<S3Server> {
       rmSync(directory, { recursive: true, force: true });
     },
   };
+  await start();
+  return result;
 }
