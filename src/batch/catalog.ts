@@ -238,6 +238,9 @@ function bodyExpression(prosrc: string): AstNode | undefined {
     const select = statements[0].stmt.SelectStmt;
     if (select?.op !== 'SETOP_NONE' || select.fromClause || select.whereClause) return undefined;
     if (select.groupClause || select.havingClause || select.withClause || select.valuesLists) return undefined;
+    // A LIMIT 0 or an OFFSET makes the body's one row none, which the expression alone would not.
+    if (select.limitCount || select.limitOffset || select.windowClause || select.lockingClause) return undefined;
+    if (select.distinctClause || select.sortClause) return undefined;
     if (select.targetList?.length !== 1) return undefined;
     const value = select.targetList[0].ResTarget.val;
     return nodeType(value) ? value : undefined;
@@ -387,13 +390,19 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     oid,
     qualified: qualified === 'true',
   }));
+  const { aggregates, ...traits } = await writersAndChangers(backend);
+  for (const wrapper of wrappers.values()) {
+    if (wrapper.bodyExpression && callsRowMakers(wrapper.bodyExpression, { ...traits, aggregates })) {
+      wrapper.bodyExpression = undefined;
+    }
+  }
   return {
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
     packerShadowed: builtins.rows[0]?.[0] === 't',
     endpointNoOp: builtins.rows[0]?.[1] === 't',
-    ...(await writersAndChangers(backend)),
+    ...traits,
   };
 }
 
@@ -402,18 +411,43 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
  * MlCatalog.setReturning), and PostgreSQL's own VOLATILE ones as it declares
  * them (uuidv4, array_shuffle…: a list would miss some).
  */
-async function builtinTraits(backend: BackendChannel): Promise<{ setReturning: Set<string>; volatile: Set<string> }> {
+async function builtinTraits(
+  backend: BackendChannel,
+): Promise<{ setReturning: Set<string>; volatile: Set<string>; aggregates: Set<string> }> {
   const { rows } = await backend.query(`
-    SELECT DISTINCT proname, proretset::text, (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)::text
+    SELECT DISTINCT proname, proretset::text, (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)::text,
+           (prokind IN ('a', 'w'))::text
       FROM pg_catalog.pg_proc
-     WHERE proretset OR (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)`);
+     WHERE proretset OR (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace) OR prokind IN ('a', 'w')`);
   const setReturning = new Set<string>();
   const volatile = new Set<string>();
-  for (const [name, returnsSet, builtinVolatile] of rows as string[][]) {
+  const aggregates = new Set<string>();
+  for (const [name, returnsSet, builtinVolatile, aggregate] of rows as string[][]) {
     if (returnsSet === 'true') setReturning.add(name);
     if (builtinVolatile === 'true') volatile.add(name);
+    if (aggregate === 'true') aggregates.add(name);
   }
-  return { setReturning, volatile };
+  return { setReturning, volatile, aggregates };
+}
+
+/**
+ * Whether a wrapper's body calls an aggregate or window function (of any
+ * schema, by name) or one that returns a set: its one row is then made by
+ * the call (an aggregate over it, none or several rows), which the expression
+ * inlined into another statement would not make. PostgreSQL does not inline
+ * such bodies either.
+ */
+function callsRowMakers(body: AstNode, traits: { setReturning: Set<string>; aggregates: Set<string> }): boolean {
+  return some(body, (node) => {
+    const call = inner(node, 'FuncCall');
+    if (!call) return false;
+    const name = functionName(call).at(-1) ?? '';
+    return (
+      Boolean(call.over || call.agg_star || call.agg_distinct || call.agg_order || call.agg_filter) ||
+      traits.setReturning.has(name) ||
+      traits.aggregates.has(name)
+    );
+  });
 }
 
 /** What of the database's own may write, and what changes from call to call (see MlCatalog). */
@@ -425,6 +459,7 @@ async function writersAndChangers(backend: BackendChannel) {
     ...written,
     ...(await changers(backend, volatile.readers, volatile.writing, traits.volatile)),
     setReturning: traits.setReturning,
+    aggregates: traits.aggregates,
   };
 }
 

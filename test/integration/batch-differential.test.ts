@@ -3152,6 +3152,38 @@ describe('STRICT wrappers', () => {
   });
 });
 
+describe('wrappers whose body makes its row other than by its expression', () => {
+  it('answer as PostgreSQL does: a LIMIT, an OFFSET, an aggregate, a window or a set-returning function is kept', async () => {
+    const mood = "(aws_comprehend.detect_sentiment(doc, 'en')).sentiment";
+    const bodies: Record<string, string> = {
+      none_limit: `AS $$ SELECT ${mood} LIMIT 0 $$`,
+      none_offset: `AS $$ SELECT ${mood} OFFSET 1 $$`,
+      none_fetch: `AS $$ SELECT ${mood} FETCH FIRST 0 ROWS ONLY $$`,
+      none_atomic: `BEGIN ATOMIC SELECT ${mood} LIMIT 0; END`,
+      most_mood: `AS $$ SELECT max(${mood}) $$`,
+      windowed_mood: `AS $$ SELECT max(${mood}) OVER () $$`,
+      no_rows_mood: `AS $$ SELECT ${mood} || generate_series(1, 0)::text $$`,
+    };
+    for (const [name, body] of Object.entries(bodies)) {
+      await db.query(`CREATE FUNCTION ${name}(doc text) RETURNS varchar LANGUAGE sql ${body}`);
+    }
+    await db.query(`CREATE FUNCTION limited_mood(doc text, n int) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT ${mood} LIMIT n $$`);
+    for (const name of Object.keys(bodies)) {
+      for (const sql of [
+        `SELECT id, ${name}(txt) FROM t WHERE id <= 20`,
+        `SELECT count(*) FROM t WHERE ${name}(txt) IS NULL`,
+      ]) {
+        await expectSameBothWays(db, sql);
+      }
+    }
+    // A negative LIMIT fails per row: so it does batched.
+    const negative = await expectSameBothWays(db, 'SELECT id, limited_mood(txt, -1) FROM t WHERE id <= 5');
+    expect(negative.error?.code).toBe('2201W');
+    await expectSameBothWays(db, 'SELECT id, limited_mood(txt, 1) FROM t WHERE id <= 5');
+  });
+});
+
 describe('a wrapper whose body nests one call in another', () => {
   it('makes no more calls than the per-row path, with its answers', async () => {
     await db.query(`CREATE FUNCTION mood_of_mood(doc text) RETURNS varchar LANGUAGE sql AS $$
