@@ -981,9 +981,10 @@ const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar']);
 
 /**
  * Whether computing a call's inputs may raise an error (an overflow, a
- * division by zero, a cast of a bad value): they are not made only of
- * columns, constants, parameters, other ML calls (their answers), text
- * concatenation and a few functions that cannot fail.
+ * division by zero, a cast of a bad value, another ML call: an input it
+ * refuses has no stored answer, and its per-row fallback raises): they are
+ * not made only of columns, constants, parameters, text concatenation and a
+ * few functions that cannot fail.
  */
 function inputsMayFail(call: AstNode, catalog: MlCatalog): boolean {
   const safe = (node: AstNode): boolean => {
@@ -1006,7 +1007,7 @@ function inputsMayFail(call: AstNode, catalog: MlCatalog): boolean {
     }
     if (type === 'FuncCall') {
       const fn = node.FuncCall;
-      if (recognizeMlCall(fn, catalog)) return true;
+      if (recognizeMlCall(fn, catalog)) return false;
       return TOTAL_FUNCTIONS.has(lastName(fn)) && !fn.agg_filter && !fn.over && (fn.args ?? []).every(safe);
     }
     return false;

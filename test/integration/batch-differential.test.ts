@@ -3184,6 +3184,24 @@ describe('wrappers whose body makes its row other than by its expression', () =>
   });
 });
 
+describe('a call nested in another, where a guard skips it', () => {
+  it('raises nothing for the rows the guard skips, as per row', async () => {
+    await db.query('CREATE TABLE guarded_docs (id int, g int, d text)');
+    await db.query("INSERT INTO guarded_docs VALUES (1, 1, repeat('a', 6000)), (2, 2, 'fine'), (3, 3, 'I love it')");
+    const nested = "(aws_comprehend.detect_sentiment((aws_comprehend.detect_sentiment(d, 'en')).sentiment, 'en')).sentiment";
+    for (const sql of [
+      `SELECT id, CASE WHEN g <> 1 THEN ${nested} END FROM guarded_docs`,
+      `SELECT id, CASE WHEN g = 1 THEN 'one' ELSE ${nested} END FROM guarded_docs`,
+      `SELECT id, CASE g WHEN 1 THEN 'one' ELSE ${nested} END FROM guarded_docs`,
+      `SELECT id, COALESCE(CASE WHEN g = 1 THEN 'one' END, ${nested}) FROM guarded_docs`,
+      `SELECT id FROM guarded_docs WHERE g <> 1 AND ${nested} IS NOT NULL OR id = 1`,
+    ]) {
+      const batched = await expectSameBothWays(db, sql);
+      expect(batched.error, sql).toBeUndefined();
+    }
+  });
+});
+
 describe('a wrapper whose body nests one call in another', () => {
   it('makes no more calls than the per-row path, with its answers', async () => {
     await db.query(`CREATE FUNCTION mood_of_mood(doc text) RETURNS varchar LANGUAGE sql AS $$
