@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.js';
 import { BackendError } from '../gateway/backend.js';
-import type { StatementHandler } from '../gateway/interceptor.js';
+import type { BoundStatement, StatementHandler } from '../gateway/interceptor.js';
 import type { SessionControl } from '../gateway/session.js';
 import { type AstNode, clone, deparse, functionName, nodeType, parseExpression, walk } from '../sql/ast.js';
 import { createObjectStore } from '../storage/index.js';
@@ -97,7 +97,7 @@ export function queryExportHandler(context: QueryExportContext): StatementHandle
     accepts(stmt: AstNode): boolean {
       return RUNNABLE.has(nodeType(stmt) ?? '') && callSites(stmt).length > 0;
     },
-    async prepare(control: SessionControl, stmt: AstNode): Promise<string> {
+    async prepare(control: SessionControl, stmt: AstNode, bound?: BoundStatement): Promise<string> {
       const statement = clone(stmt);
       let sites = callSites(statement);
       if (sites.some((s) => !s.qualified) && !(await unqualifiedIsOurs(control))) {
@@ -123,7 +123,11 @@ export function queryExportHandler(context: QueryExportContext): StatementHandle
         }
         const resolver = clone(site.node);
         resolver.FuncCall.funcname = [{ String: { sval: SCHEMA } }, { String: { sval: '_export_arguments' } }];
-        const { rows } = await control.backend.query(`SELECT * FROM ${deparse(resolver)}`).catch((error) => {
+        const resolve = `SELECT * FROM ${deparse(resolver)}`;
+        const { rows } = await (bound
+          ? control.backend.queryParams(resolve, bound.values, bound.types, bound.formats)
+          : control.backend.query(resolve)
+        ).catch((error) => {
           throw asCallError(error);
         });
         const [query, bucket, filePath, region, options, kmsKey] = rows[0];

@@ -238,12 +238,26 @@ export class BackendChannel {
     return types;
   }
 
-  /** One statement with parameters (extended protocol, text format), e.g. to keep values out of SQL text. */
-  async queryParams(sql: string, params: (string | null)[], paramTypes: number[] = []): Promise<QueryResult> {
+  /**
+   * One statement with parameters (extended protocol), e.g. to keep values out
+   * of SQL text. Strings go in text format; Buffers as `paramFormats` say (a
+   * client's Bind passed on). Results come in text.
+   */
+  async queryParams(
+    sql: string,
+    params: (string | Buffer | null)[],
+    paramTypes: number[] = [],
+    paramFormats: number[] = [],
+  ): Promise<QueryResult> {
     const result: QueryResult = { columns: [], rows: [], tags: [] };
-    const encoded = params.map((p) => (p === null ? null : Buffer.from(p, 'utf8')));
+    const encoded = params.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
     const outcome = await this.run(
-      [parseMessage('', sql, paramTypes), bindMessage('', '', encoded), executeMessage(''), syncMessage()],
+      [
+        parseMessage('', sql, paramTypes),
+        bindMessage('', '', encoded, paramFormats),
+        executeMessage(''),
+        syncMessage(),
+      ],
       (message) => {
         if (message.type === ServerMessage.DataRow) result.rows.push(readDataRow(message.bytes));
         else if (message.type === ServerMessage.CommandComplete)

@@ -80,8 +80,20 @@ const CREATE_AWS_ML = /^\s*create\s+extension\s+(if\s+not\s+exists\s+)?"?aws_ml"
 export interface StatementHandler {
   names: string[];
   accepts(stmt: AstNode): boolean;
-  /** Does the work on the session; returns the SQL PostgreSQL runs instead. Throw SqlError to fail the statement. */
-  prepare(control: SessionControl, stmt: AstNode): Promise<string>;
+  /**
+   * Does the work on the session; returns the SQL PostgreSQL runs instead.
+   * Throw SqlError to fail the statement. `bound`: the statement came with
+   * the extended protocol, its `$n` bound to these values (the SQL returned
+   * may still read them).
+   */
+  prepare(control: SessionControl, stmt: AstNode, bound?: BoundStatement): Promise<string>;
+}
+
+/** A client's Bind of a statement a StatementHandler carries out, with the parameter types PostgreSQL inferred. */
+export interface BoundStatement {
+  values: (Buffer | null)[];
+  formats: number[];
+  types: number[];
 }
 
 export interface InterceptorContext {
@@ -230,6 +242,17 @@ function parseChangesReading(sql: string): boolean {
 }
 
 const BATCH_FAILURE = 'aws_ml_batch_failure';
+/** The name a statement carried out by a StatementHandler is prepared under, made of the SQL the handler returned. */
+const HANDLED = 'aws_ml_handled';
+
+/** A statement the client prepared that a StatementHandler carries out (see handledExtended). */
+interface HandledStatement {
+  handler: StatementHandler;
+  stmt: AstNode;
+  /** As the client wrote it. */
+  sql: string;
+  declaredTypes: number[];
+}
 
 /** The replies PostgreSQL gives the group's messages before `at`, or undefined if one is not a plain step. */
 function repliesBefore(out: Buffer[], at: number): number | undefined {
@@ -692,6 +715,8 @@ export class MlInterceptor implements SessionInterceptor {
   /** When the session last could not make its results tables (see ensureResultsTables). */
   private readonly tableRefusals: TableRefusals = { until: 0 };
   private readonly prepared = new Map<string, PreparedMl>();
+  /** Statements the client prepared (extended protocol) that a StatementHandler carries out, by name. */
+  private readonly handledStatements = new Map<string, HandledStatement>();
   /**
    * Names the session prepared with SQL's PREPARE in statements that mention
    * ML calls: an EXECUTE of one looks the statement up on the server first.
@@ -804,18 +829,23 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   get tracksAny(): boolean {
-    return this.prepared.size > 0 || this.unnamedPlain !== undefined;
+    return this.prepared.size > 0 || this.handledStatements.size > 0 || this.unnamedPlain !== undefined;
   }
 
   forget(statement: string, parse?: { bytes: Buffer; ownOperations: number }): void {
     this.prepared.delete(statement);
+    this.handledStatements.delete(statement);
     if (statement === '') this.unnamedPlain = parse && { ...parse, bytes: Buffer.from(parse.bytes) };
   }
 
   tracks(message: Message, ownOperations: number): boolean {
     if (message.type !== ClientMessage.Bind) return false;
     const name = bindStatementName(message.bytes);
-    return (name === '' && this.unnamedPlainGone(ownOperations)) || this.prepared.has(name);
+    return (
+      (name === '' && this.unnamedPlainGone(ownOperations)) ||
+      this.prepared.has(name) ||
+      this.handledStatements.has(name)
+    );
   }
 
   private unnamedPlainGone(ownOperations: number): boolean {
@@ -1469,8 +1499,118 @@ export class MlInterceptor implements SessionInterceptor {
     }
   }
 
+  /**
+   * A group that executes a statement a StatementHandler carries out
+   * (aws_s3.query_export_to_s3 with `$n`, as node-postgres, pgjdbc, psycopg
+   * and asyncpg send it): the handler does its work with the bound values,
+   * then the group goes to PostgreSQL with that Bind made of the SQL the
+   * handler returned, prepared under a name of the gateway's own. Only a
+   * group of one Sync that binds and executes that statement alone, after
+   * nothing else is executed (Parse, Describe and Close around it); another
+   * goes as it came, where PostgreSQL's function says the export must go
+   * through the gateway. Returns whether it answered the group.
+   */
+  private async handledExtended(control: SessionControl, group: Message[]): Promise<boolean> {
+    const parsedHere = new Map<string, HandledStatement | undefined>();
+    const out = group.map((m) => m.bytes);
+    for (const [i, message] of group.entries()) {
+      if (message.type !== ClientMessage.Parse) continue;
+      const parse = readParse(message.bytes);
+      // (The handler's names are looked for first: most statements are not its.)
+      const rewritten = this.handlerFor(parse.sql) ? rewriteStatementText(parse.sql) : undefined;
+      const handled = rewritten === undefined ? undefined : this.handlerFor(rewritten);
+      parsedHere.set(parse.name, handled && { ...handled, sql: rewritten!, declaredTypes: parse.paramTypes });
+      if (handled && rewritten !== parse.sql) {
+        out[i] = noteWrittenText(parseMessage(parse.name, rewritten!, parse.paramTypes), parse.sql);
+      }
+    }
+    for (const [name, handled] of parsedHere) {
+      if (handled) this.handledStatements.set(name, handled);
+      else this.handledStatements.delete(name);
+    }
+    if (this.handledStatements.size === 0 || control.backend.status === 'E') return false;
+    // (pgjdbc with autocommit off sends BEGIN with a transaction's first statement: the block is opened first.)
+    const opening = control.backend.status === 'I' ? blockOpening(group) : 0;
+    const rest = group.slice(opening);
+    const binds = rest.flatMap((m, index) => (m.type === ClientMessage.Bind ? [{ index, ...readBind(m.bytes) }] : []));
+    const bind = binds[0];
+    const handled = bind && this.handledStatements.get(bind.statement);
+    const syncs = rest.filter((m) => m.type === ClientMessage.Sync).length;
+    if (!handled || binds.length !== 1 || syncs !== 1 || out.at(-1)?.[0] !== ClientMessage.Sync) return false;
+    const opened = out.slice(0, opening);
+    out.splice(0, opening);
+    const executesAt = executedLater(out, bind.index, bind.portal);
+    const onlyExecute = rest.every((m, i) => m.type !== ClientMessage.Execute || i === executesAt);
+    if (executesAt < 0 || !onlyExecute) return false;
+    const repliesBeforeBind = repliesBefore(out, bind.index);
+    const repliesBeforeExecute = repliesBefore(out, executesAt);
+    if (repliesBeforeBind === undefined || repliesBeforeExecute === undefined) return false;
+    // Prepared in an earlier group: still that statement on the server (DEALLOCATE or DISCARD may have dropped it).
+    // (The unnamed one only when parsed here: any Query since would have dropped it.)
+    if (!parsedHere.has(bind.statement) && !(await this.stillPrepared(control, bind.statement, handled.sql))) {
+      this.handledStatements.delete(bind.statement);
+      return false;
+    }
+    if (opening > 0) {
+      const begun = await control.relay([...opened, syncMessage()], (message) => message.bytes);
+      if (begun.failed) {
+        // PostgreSQL skips the rest of the group after an error, up to its Sync.
+        control.toClient(readyForQuery(begun.status));
+        return true;
+      }
+    }
+    const types = await control.backend.parameterTypes(handled.sql, handled.declaredTypes);
+    let finalSql = '';
+    const failure = await this.guarded(
+      control,
+      [],
+      async () => {
+        finalSql = await handled.handler.prepare(control, handled.stmt, {
+          values: bind.params,
+          formats: bind.paramFormats,
+          types,
+        });
+      },
+      { keepBlock: true },
+    );
+    if (failure) {
+      await this.forwardAfterOwnWork(
+        control,
+        out,
+        1,
+        undefined,
+        failureBefore(executesAt, repliesBeforeExecute, failure),
+      );
+      await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
+      return true;
+    }
+    out[bind.index] = bindMessage(bind.portal, HANDLED, bind.params, bind.paramFormats, bind.resultFormats);
+    const injection: Injection = {
+      at: bind.index,
+      messages: [closeMessage('S', HANDLED), parseMessage(HANDLED, finalSql, types)],
+      repliesBefore: repliesBeforeBind,
+      replies: 2, // CloseComplete, ParseComplete
+      after: async (session) => {
+        await session.relay([closeMessage('S', HANDLED), syncMessage()], () => null);
+      },
+    };
+    await this.forwardAfterOwnWork(control, out, 1, undefined, injection);
+    return true;
+  }
+
+  /** Whether the server still has `name` prepared (with the extended protocol) from `sql`. */
+  private async stillPrepared(control: SessionControl, name: string, sql: string): Promise<boolean> {
+    if (name === '') return false;
+    const { rows } = await control.backend.queryParams(
+      'SELECT statement = $2 FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
+      [name, sql],
+    );
+    return rows[0]?.[0] === 't';
+  }
+
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
     const began = performance.now();
+    if (await this.handledExtended(control, group)) return;
     const { catalog, pattern } = await this.catalog(control.backend);
     const out: Buffer[] = [];
     const binds: {

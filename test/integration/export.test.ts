@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalObjectStore, localStoreRoot } from '../../src/storage/index.js';
 import { psql } from '../support/processes.js';
+import { RawSession, raw } from '../support/raw-protocol.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 const PART_SIZE = 4096;
@@ -24,13 +26,23 @@ async function copyOutput(query: string, options = ''): Promise<string> {
   return result.stdout;
 }
 
-async function errorOf(client: pg.Client, sql: string): Promise<{ code?: string; message: string }> {
+async function errorOf(client: pg.Client, sql: string | pg.QueryConfig): Promise<{ code?: string; message: string }> {
   try {
     await client.query(sql);
   } catch (error) {
     return error as { code?: string; message: string };
   }
   throw new Error(`expected ${sql} to fail`);
+}
+
+/** Sends `messages` as one group on a connection of its own; its errors. */
+async function rawPipeline(messages: Buffer[]): Promise<{ errors: { code: string }[] }> {
+  const client = await stack.connect();
+  try {
+    return await new RawSession(client).round(messages);
+  } finally {
+    await client.end();
+  }
 }
 
 async function text(key: string): Promise<string> {
@@ -386,6 +398,76 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     expect(readdirSync(localStoreRoot(stack.pgsage.config))).not.toContain('no-such-bucket');
   });
 
+  it('carries out an export sent with the extended protocol, its arguments bound as parameters', async () => {
+    const expected = await copyOutput('SELECT * FROM items WHERE id <= 7 ORDER BY id', '(FORMAT csv)');
+    const sql = `SELECT * FROM aws_s3.query_export_to_s3($1, aws_commons.create_s3_uri($2, $3, 'us-east-1'), $4)`;
+    const args = (key: string) => ['SELECT * FROM items WHERE id <= 7 ORDER BY id', 'exports', key, 'format csv'];
+    const { rows } = await db.query(sql, args('bound.csv'));
+    expect(rows).toEqual([{ rows_uploaded: '7', files_uploaded: '1', bytes_uploaded: String(expected.length) }]);
+    expect(await text('bound.csv')).toBe(expected);
+    // A named statement, bound again in later groups without its Parse; and one column, as SELECT f(…) names it.
+    for (const key of ['named-1.csv', 'named-2.csv']) {
+      const named = await db.query({ name: 'export_named', text: sql, values: args(key) });
+      expect(named.rows[0].rows_uploaded).toBe('7');
+      expect(await text(key)).toBe(expected);
+    }
+    const single = await db.query(
+      "SELECT aws_s3.query_export_to_s3('SELECT 1', aws_commons.create_s3_uri('exports', $1, 'us-east-1'))",
+      ['single.txt'],
+    );
+    expect(Object.keys(single.rows[0])).toEqual(['query_export_to_s3']);
+    expect(await text('single.txt')).toBe('1\n');
+    // postgres.js prepares in one round trip and binds in the next, with values in their types.
+    const js = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const [answer] =
+        await js`SELECT * FROM aws_s3.query_export_to_s3(${'SELECT id FROM items WHERE id <= $$3$$::int'}, ${'exports'}, ${'js.txt'})`;
+      expect(answer.rows_uploaded).toBe('3');
+    } finally {
+      await js.end();
+    }
+    expect(await text('js.txt')).toBe('1\n2\n3\n');
+    // BEGIN in the same group (pgjdbc with autocommit off): the block is opened, the export done in it.
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      const answer = await session.round([
+        raw.parse('', 'BEGIN'),
+        raw.bind('', []),
+        raw.execute(),
+        raw.parse('', sql),
+        raw.bind('', args('in-block.csv')),
+        raw.describePortal(),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.types).toBe('12C12TDCZ');
+      expect(answer.results[1]).toEqual([['7', '1', String(expected.length)]]);
+      expect(answer.statuses).toEqual(['T']);
+      expect((await session.query('COMMIT')).errors).toEqual([]);
+    } finally {
+      await client.end();
+    }
+    expect(await text('in-block.csv')).toBe(expected);
+    // Failing: the error PostgreSQL would give at the Execute, nothing written, and the session (or block) as after it.
+    const missing = await errorOf(db, { text: sql, values: ['SELECT 1', 'no-such-bucket', 'x.csv', 'format csv'] });
+    expect(missing.code).toBe('42704');
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await db.query('BEGIN');
+    const bad = await errorOf(db, {
+      text: sql,
+      values: ['SELECT nosuch FROM items', 'exports', 'bad.csv', 'format csv'],
+    });
+    expect(bad.code).toBe('42703');
+    expect((await errorOf(db, 'SELECT 1')).code).toBe('25P02');
+    await db.query('ROLLBACK');
+    expect(await store.list('exports', 'bad')).toEqual([]);
+    // The gateway's own statement is gone after each.
+    const left = await db.query("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'aws_ml%'");
+    expect(left.rows).toEqual([{ n: 0 }]);
+  });
+
   it('fails with 0A000 where the gateway cannot carry out the export', async () => {
     const direct = await stack.direct();
     try {
@@ -395,14 +477,17 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     } finally {
       await direct.end();
     }
-    // The extended protocol (a statement with parameters) is not intercepted yet: PostgreSQL's function answers.
-    const withParameters = await db
-      .query('SELECT * FROM aws_s3.query_export_to_s3($1, $2, $3)', ['SELECT 1', 'exports', 'params.txt'])
-      .then(
-        () => ({ code: 'none' }),
-        (error: { code: string }) => error,
-      );
-    expect(withParameters.code).toBe('0A000');
+    // Bound with other statements executed in one pipeline, the export is not carried out: PostgreSQL's function says so.
+    const pipelined = await rawPipeline([
+      raw.parse('', 'SELECT 1'),
+      raw.bind('', []),
+      raw.execute(),
+      raw.parse('', 'SELECT * FROM aws_s3.query_export_to_s3($1, $2, $3)'),
+      raw.bind('', ['SELECT 1', 'exports', 'pipelined.txt']),
+      raw.execute(),
+      raw.sync(),
+    ]);
+    expect(pipelined.errors.map((e) => e.code)).toEqual(['0A000']);
     const inDo = await errorOf(
       db,
       `DO $$ BEGIN PERFORM aws_s3.query_export_to_s3('SELECT 1', ${uri('do.txt')}); END $$`,
