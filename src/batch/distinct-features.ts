@@ -1,4 +1,5 @@
 import type { FeatureMatrix } from '../models/types.js';
+import { BLOCK_MASK, BLOCK_ROWS, BLOCK_SHIFT, HashIndex, Int32Rows } from './open-addressing.js';
 
 /** Where full batches of distinct rows go, and where their answers will be. */
 export interface FeatureBatchSink {
@@ -10,19 +11,6 @@ export interface FeatureBatchSink {
 const INITIAL_ROWS = 64;
 
 /**
- * Rows per block of values (a power of two). Past its first block the set
- * grows a block at a time: doubling one array would copy every row kept so
- * far (100 MB at a million rows of 12 inputs) in one go, holding the event
- * loop for tens of milliseconds.
- */
-const BLOCK_SHIFT = 13;
-const BLOCK_ROWS = 1 << BLOCK_SHIFT;
-const BLOCK_MASK = BLOCK_ROWS - 1;
-
-/** Rows moved from the old bucket table to the new one per row committed while the table grows. */
-const MOVES_PER_COMMIT = 4;
-
-/**
  * The distinct rows of model inputs of one call target, held as numbers in
  * blocks of one array each and found again through an open-addressing hash
  * table over their bits: no string or object per row, which is what a
@@ -32,9 +20,8 @@ const MOVES_PER_COMMIT = 4;
  * then `commit` either keeps it (a new input: it gets a slot and joins the
  * pending batch) or answers the slot of the equal row seen before.
  *
- * Nothing grows in one long step: values go in new blocks, and a full bucket
- * table is replaced by one twice its size that the next rows' commits fill
- * from the old one a few rows at a time (both are probed meanwhile).
+ * Nothing grows in one long step: values go in new blocks, like slots and
+ * the hash table (open-addressing.ts).
  */
 export class DistinctFeatureRows {
   /** The block the row at `next` is written to, at `rowStart()`. */
@@ -43,16 +30,8 @@ export class DistinctFeatureRows {
   private readonly blocks: Float64Array[] = [];
   /** The same blocks as 32-bit words (what rows are hashed and compared by). */
   private readonly blockWords: Int32Array[] = [];
-  private slots: Int32Array;
-  private hashes: Int32Array;
-  /** Distinct row index + 1 per bucket; 0 is empty. */
-  private table: Int32Array;
-  private mask: number;
-  /** While the table grows: the previous table, which alone holds rows [moved, oldCount). */
-  private old: Int32Array | undefined;
-  private oldMask = 0;
-  private moved = 0;
-  private oldCount = 0;
+  private readonly slots = new Int32Rows(1, INITIAL_ROWS);
+  private readonly index = new HashIndex(INITIAL_ROWS);
   private batchStart = 0;
 
   constructor(
@@ -63,10 +42,6 @@ export class DistinctFeatureRows {
     this.values = new Float64Array(INITIAL_ROWS * Math.max(1, cols));
     this.blocks.push(this.values);
     this.blockWords.push(new Int32Array(this.values.buffer));
-    this.slots = new Int32Array(INITIAL_ROWS);
-    this.hashes = new Int32Array(INITIAL_ROWS);
-    this.table = new Int32Array(INITIAL_ROWS * 2);
-    this.mask = this.table.length - 1;
   }
 
   /** The offset in `values` where the next row's values go (room is made for them: read `values` after). */
@@ -76,7 +51,7 @@ export class DistinctFeatureRows {
     const within = next & BLOCK_MASK;
     if (block === this.blocks.length) this.addBlock(new Float64Array(BLOCK_ROWS * Math.max(1, cols)));
     else if ((within + 1) * cols > this.values.length) this.growFirstBlock();
-    if (next >= this.slots.length) this.growIndex();
+    this.slots.reserve(next);
     return within * cols;
   }
 
@@ -87,32 +62,14 @@ export class DistinctFeatureRows {
     const words = this.blockWords[next >>> BLOCK_SHIFT];
     const first = (next & BLOCK_MASK) * width;
     const hash = hashWords(words, first, first + width);
-    const { table, hashes, mask } = this;
-    let bucket = hash & mask;
-    for (; ; bucket = (bucket + 1) & mask) {
-      const entry = table[bucket];
-      if (entry === 0) break;
-      const row = entry - 1;
-      if (hashes[row] === hash && this.sameRow(row, words, first, width)) return this.slots[row];
+    const { index } = this;
+    for (let row = index.first(hash); row >= 0; row = index.next()) {
+      if (this.sameRow(row, words, first, width)) return this.slots.get(row, 0);
     }
-    const old = this.old;
-    if (old) {
-      // Rows not moved yet are only in the old table.
-      const oldMask = this.oldMask;
-      for (let b = hash & oldMask; ; b = (b + 1) & oldMask) {
-        const entry = old[b];
-        if (entry === 0) break;
-        const row = entry - 1;
-        if (hashes[row] === hash && this.sameRow(row, words, first, width)) return this.slots[row];
-      }
-    }
-    table[bucket] = next + 1;
+    index.add();
     const slot = this.sink.reserveSlot();
-    this.slots[next] = slot;
-    this.hashes[next] = hash;
+    this.slots.set(next, 0, slot);
     this.next += 1;
-    if (this.old) this.moveRows(MOVES_PER_COMMIT);
-    if (this.next * 2 > this.table.length) this.growTable();
     if (this.next - this.batchStart >= this.batchSize) this.flush();
     return slot;
   }
@@ -135,7 +92,7 @@ export class DistinctFeatureRows {
     this.batchStart = next;
     this.sink.addFeatureRows(
       { data, rows: next - batchStart, cols },
-      Array.from(this.slots.subarray(batchStart, next)),
+      Array.from({ length: next - batchStart }, (_, i) => this.slots.get(batchStart + i, 0)),
     );
   }
 
@@ -159,42 +116,6 @@ export class DistinctFeatureRows {
     this.blocks[0] = values;
     this.blockWords[0] = new Int32Array(values.buffer);
     this.values = values;
-  }
-
-  /** Slots and hashes: four bytes a row each, cheap to copy. */
-  private growIndex(): void {
-    const slots = new Int32Array(this.slots.length * 2);
-    slots.set(this.slots);
-    this.slots = slots;
-    const hashes = new Int32Array(this.hashes.length * 2);
-    hashes.set(this.hashes);
-    this.hashes = hashes;
-  }
-
-  /**
-   * A table twice the size replaces the full one; rows move to it a few per
-   * commit, long before it is half full in turn.
-   */
-  private growTable(): void {
-    if (this.old) this.moveRows(this.oldCount - this.moved);
-    this.old = this.table;
-    this.oldMask = this.mask;
-    this.oldCount = this.next;
-    this.moved = 0;
-    this.table = new Int32Array(this.table.length * 2);
-    this.mask = this.table.length - 1;
-  }
-
-  private moveRows(count: number): void {
-    const { table, mask, hashes } = this;
-    const end = Math.min(this.oldCount, this.moved + count);
-    for (let row = this.moved; row < end; row++) {
-      let bucket = hashes[row] & mask;
-      while (table[bucket] !== 0) bucket = (bucket + 1) & mask;
-      table[bucket] = row + 1;
-    }
-    this.moved = end;
-    if (end === this.oldCount) this.old = undefined;
   }
 }
 

@@ -1,87 +1,67 @@
 import { copyBytes } from './bytes.js';
-import { bucketTable } from './open-addressing.js';
+import { HashIndex, Int32Rows } from './open-addressing.js';
+
+/** Small: a statement may call many targets, each with its own set. */
+const INITIAL_ENTRIES = 1024;
+const FIRST_CHUNK_BYTES = 64 * 1024;
+/**
+ * The inputs' bytes go in chunks, each new one twice the size of the last up
+ * to this one; a full chunk stays as it is, so no bytes are copied again.
+ */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Entry fields in `entries`. */
+const CHUNK = 0;
+const START = 1;
+const LENGTH = 2;
+const SLOT = 3;
 
 /**
  * Inputs told apart by the bytes of their COPY text, with no string per row:
  * a Map keyed on strings costs a million-row statement about a second of the
  * gateway's event loop, most of it hashing and growing the map. The bytes of
- * each new input are copied into one growing buffer and found again through
- * an open-addressing hash table. The COPY text of a value is one to one with
+ * each new input are copied into chunks of memory and found again through an
+ * open-addressing hash table. The COPY text of a value is one to one with
  * the value, so equal bytes mean equal inputs.
  */
 export class DistinctKeyBytes {
-  private arena = Buffer.allocUnsafe(64 * 1024);
+  private readonly chunks: Buffer[] = [Buffer.allocUnsafe(FIRST_CHUNK_BYTES)];
   private used = 0;
-  private starts = new Int32Array(1024);
-  private lengths = new Int32Array(1024);
-  private hashes = new Int32Array(1024);
-  private slots = new Int32Array(1024);
-  private count = 0;
-  /** Entry index + 1 per bucket; 0 is empty. */
-  private table = new Int32Array(2048);
-  private mask = 2047;
-  private pendingBucket = -1;
-  private pendingHash = 0;
+  private readonly entries = new Int32Rows(4, INITIAL_ENTRIES);
+  private readonly index = new HashIndex(INITIAL_ENTRIES);
 
   /** The slot of an input seen before, or -1; a miss is then `remember`ed with its new slot. */
   find(bytes: Buffer, start: number, end: number): number {
-    const hash = hashBytes(bytes, start, end);
     const length = end - start;
-    const { table, mask } = this;
-    let bucket = hash & mask;
-    for (;;) {
-      const entry = table[bucket];
-      if (entry === 0) break;
-      const i = entry - 1;
-      if (
-        this.hashes[i] === hash &&
-        this.lengths[i] === length &&
-        bytes.compare(this.arena, this.starts[i], this.starts[i] + length, start, end) === 0
-      ) {
-        return this.slots[i];
-      }
-      bucket = (bucket + 1) & mask;
+    const { entries, index } = this;
+    for (let i = index.first(hashBytes(bytes, start, end)); i >= 0; i = index.next()) {
+      if (entries.get(i, LENGTH) !== length) continue;
+      const at = entries.get(i, START);
+      const chunk = this.chunks[entries.get(i, CHUNK)];
+      if (bytes.compare(chunk, at, at + length, start, end) === 0) return entries.get(i, SLOT);
     }
-    this.pendingBucket = bucket;
-    this.pendingHash = hash;
     return -1;
   }
 
   /** Keeps the input `find` just missed, with its slot. */
   remember(bytes: Buffer, start: number, end: number, slot: number): void {
     const length = end - start;
-    if (this.used + length > this.arena.length) {
-      const arena = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + length));
-      this.arena.copy(arena, 0, 0, this.used);
-      this.arena = arena;
+    let chunk = this.chunks[this.chunks.length - 1];
+    if (this.used + length > chunk.length) {
+      chunk = Buffer.allocUnsafe(Math.max(Math.min(chunk.length * 2, CHUNK_BYTES), length));
+      this.chunks.push(chunk);
+      this.used = 0;
     }
-    if (this.count === this.slots.length) this.growEntries();
-    const i = this.count++;
-    copyBytes(bytes, start, end, this.arena, this.used);
-    this.starts[i] = this.used;
-    this.lengths[i] = length;
-    this.hashes[i] = this.pendingHash;
-    this.slots[i] = slot;
+    copyBytes(bytes, start, end, chunk, this.used);
+    const { entries, index } = this;
+    const i = index.count;
+    entries.reserve(i);
+    entries.set(i, CHUNK, this.chunks.length - 1);
+    entries.set(i, START, this.used);
+    entries.set(i, LENGTH, length);
+    entries.set(i, SLOT, slot);
     this.used += length;
-    this.table[this.pendingBucket] = i + 1;
-    if (this.count * 2 > this.table.length) this.rehash();
-  }
-
-  private growEntries(): void {
-    const grow = (from: Int32Array) => {
-      const to = new Int32Array(from.length * 2);
-      to.set(from);
-      return to;
-    };
-    this.starts = grow(this.starts);
-    this.lengths = grow(this.lengths);
-    this.hashes = grow(this.hashes);
-    this.slots = grow(this.slots);
-  }
-
-  private rehash(): void {
-    this.table = bucketTable(this.hashes, this.count, this.table.length * 2);
-    this.mask = this.table.length - 1;
+    index.add();
   }
 }
 

@@ -67,6 +67,31 @@ describe('ArgumentRowReader', () => {
     }
   });
 
+  it('recognises repeats that come while its hash table moves to a larger one, and inputs of any length', () => {
+    const table = new DistinctKeyBytes();
+    const key = (n: number) => {
+      // A few inputs larger than its chunks of memory, and the empty one.
+      if (n % 5000 === 1) return Buffer.alloc(n === 1 ? 5 * 1024 * 1024 : 70_000, n % 251);
+      return Buffer.from(n === 7 ? '' : `[${n}, ${n * 3}, ${'é'.repeat(n % 11)}]`);
+    };
+    const slotOf = new Map<number, number>();
+    let state = 12345;
+    for (let i = 0; i < 60_000; i++) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0; // repeats spread all along, not only of recent inputs
+      const n = (state >>> 12) % 20_000;
+      const bytes = key(n);
+      const found = table.find(bytes, 0, bytes.length);
+      const known = slotOf.get(n);
+      if (known !== undefined) expect(found).toBe(known);
+      else {
+        expect(found).toBe(-1);
+        table.remember(bytes, 0, bytes.length, 3 * slotOf.size + 1000);
+        slotOf.set(n, 3 * slotOf.size + 1000);
+      }
+    }
+    expect(slotOf.size).toBeGreaterThan(18_000);
+  });
+
   it('turns numeric model inputs into the CSV line, NULL as an empty field', () => {
     const reader = new ArgumentRowReader({
       inputs: csvFieldConverters([701, 23, 1700]),
