@@ -337,10 +337,31 @@ async function refusedSetting(control: SessionControl, stmt: AstNode): Promise<b
   if (refused === undefined) return false;
   await refuseStatement(control, {
     code: SqlState.invalidParameterValue,
-    message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+    message: NOT_BOOLEAN,
     detail: `It was given ${refused}.`,
   });
   return true;
+}
+
+const NOT_BOOLEAN = 'parameter "apg_enable_function_migration" requires a Boolean value';
+
+/**
+ * For a Parse (extended protocol) of such a SET: a statement that fails as
+ * the SET is refused, when it is executed (PostgreSQL parses a SET of a
+ * boolean to any value, and refuses it at the Execute). Undefined otherwise.
+ */
+function refusedSettingSql(sql: string): string | undefined {
+  if (!AURORA_SETTING.test(sql)) return undefined;
+  let refused: string | undefined;
+  try {
+    const statements = parse(rewriteStatementText(sql));
+    if (statements.length === 1) refused = notBoolean(inner(statements[0].stmt, 'VariableSetStmt'));
+  } catch {
+    return undefined;
+  }
+  if (refused === undefined) return undefined;
+  return `DO $aws_ml$BEGIN RAISE EXCEPTION USING ERRCODE = '${SqlState.invalidParameterValue}',
+    MESSAGE = ${quoteLiteral(NOT_BOOLEAN)}, DETAIL = ${quoteLiteral(`It was given ${refused}.`)}; END$aws_ml$`;
 }
 
 /** Answers a statement the gateway will not run with an error, a block it is sent in aborted as a failed statement leaves it. */
@@ -1651,6 +1672,13 @@ export class MlInterceptor implements SessionInterceptor {
       }
       if (message.type === ClientMessage.Parse) {
         const parse = readParse(message.bytes);
+        const refusal = refusedSettingSql(parse.sql);
+        if (refusal) {
+          this.prepared.delete(parse.name);
+          out.push(parseMessage(parse.name, refusal, parse.paramTypes));
+          if (parse.name === '') unnamed.parsed = out[out.length - 1];
+          continue;
+        }
         if (parseChangesReading(parse.sql)) readingChanged = true;
         const rewritten = rewriteStatementText(parse.sql);
         const firstGroupId = this.nextGroupId;

@@ -156,6 +156,7 @@ describe('batch mode with a SageMaker endpoint', () => {
   });
 
   it('refuses a value of apg_enable_function_migration that is not a boolean, as Aurora does', async () => {
+    const NOT_BOOLEAN = 'parameter "apg_enable_function_migration" requires a Boolean value';
     const client = await stack.connect();
     for (const value of ['nonsense', "'maybe'", '2', 'o']) {
       await expect(client.query(`SET apg_enable_function_migration = ${value}`)).rejects.toMatchObject({
@@ -188,6 +189,25 @@ describe('batch mode with a SageMaker endpoint', () => {
     });
     await expect(client.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
     await client.query('ROLLBACK');
+    // With the extended protocol (pgjdbc sends every statement so) the SET is refused where PostgreSQL refuses one,
+    // at its Execute.
+    const session = new RawSession(await stack.connect());
+    const set = (value: string) => [
+      raw.parse('', `SET apg_enable_function_migration = ${value}`),
+      raw.bind('', []),
+      raw.execute(),
+      raw.sync(),
+    ];
+    let answer = await session.round(set('nonsense'));
+    expect(answer.errors.map((e) => [e.code, e.message])).toEqual([['22023', NOT_BOOLEAN]]);
+    expect(answer.types).toBe('12EZ');
+    answer = await session.round(set('off'));
+    expect(answer.errors).toEqual([]);
+    expect((await session.query('SHOW apg_enable_function_migration')).results[0]).toEqual([['off']]);
+    await session.query('BEGIN');
+    expect((await session.round(set("'maybe'"))).errors.map((e) => e.code)).toEqual(['22023']);
+    expect((await session.query('SELECT 1')).errors.map((e) => e.code)).toEqual(['25P02']);
+    await session.query('ROLLBACK');
     // Set past the statement (set_config): the next ML statement says what is wrong, and batches.
     const notices: string[] = [];
     client.on('notice', (notice) => notices.push(notice.message ?? ''));
