@@ -3188,7 +3188,8 @@ describe('a call nested in another, where a guard skips it', () => {
   it('raises nothing for the rows the guard skips, as per row', async () => {
     await db.query('CREATE TABLE guarded_docs (id int, g int, d text)');
     await db.query("INSERT INTO guarded_docs VALUES (1, 1, repeat('a', 6000)), (2, 2, 'fine'), (3, 3, 'I love it')");
-    const nested = "(aws_comprehend.detect_sentiment((aws_comprehend.detect_sentiment(d, 'en')).sentiment, 'en')).sentiment";
+    const nested =
+      "(aws_comprehend.detect_sentiment((aws_comprehend.detect_sentiment(d, 'en')).sentiment, 'en')).sentiment";
     for (const sql of [
       `SELECT id, CASE WHEN g <> 1 THEN ${nested} END FROM guarded_docs`,
       `SELECT id, CASE WHEN g = 1 THEN 'one' ELSE ${nested} END FROM guarded_docs`,
