@@ -23,6 +23,9 @@ export async function readIdleTimeouts(backend: BackendChannel): Promise<IdleTim
   return idleTimeoutsOn(rows[0][0], rows[0][1]);
 }
 
+const setAll = (values: ReadonlyArray<readonly [string, string]>, local: boolean) =>
+  `SELECT ${values.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, ${local})`).join(', ')}`;
+
 /**
  * `idle_in_transaction_session_timeout` and `idle_session_timeout` end a
  * session that waits too long between statements. In batch mode PostgreSQL
@@ -33,35 +36,34 @@ export async function readIdleTimeouts(backend: BackendChannel): Promise<IdleTim
  * statement runs, so PostgreSQL arms them, as it would, when the statement
  * is done.
  *
- * Inside a transaction block they are changed LOCAL and under the gateway's
+ * Inside a transaction block they are changed LOCAL, under the gateway's
  * savepoint: its rollback puts them back if the work fails, and LOCAL leaves
- * whatever SET or SET LOCAL the block made as it was. Outside one they are
- * changed for the session and put back as they came: by RESET when the value
- * was not the session's own SET (postgresql.conf, ALTER ROLE, a startup
- * option), so pg_settings shows the same source after.
- *
- * Returns what puts them back (undefined when none is on). Inside a block it
- * runs before the savepoint's RELEASE and only on success.
+ * whatever SET or SET LOCAL the block made as it was. Returns the SQL that
+ * turns them off and the SQL that puts them back (run with the savepoint's
+ * statements), undefined when none is on.
+ */
+export function idleTimeoutsInBlock(timeouts: IdleTimeouts): { off: string; back: string } | undefined {
+  if (timeouts.length === 0) return undefined;
+  return {
+    off: setAll(
+      timeouts.map(([name]) => [name, '0']),
+      true,
+    ),
+    back: setAll(timeouts, true),
+  };
+}
+
+/**
+ * Outside a transaction block they are turned off for the session and put
+ * back as they came: by RESET when the value was not the session's own SET
+ * (postgresql.conf, ALTER ROLE, a startup option), so pg_settings shows the
+ * same source after. Returns what puts them back, undefined when none is on.
  */
 export async function pauseIdleTimeouts(
   backend: BackendChannel,
   timeouts: IdleTimeouts,
-  inTransaction: boolean,
 ): Promise<(() => Promise<void>) | undefined> {
   if (timeouts.length === 0) return undefined;
-  const setAll = (values: ReadonlyArray<readonly [string, string]>, local: boolean) =>
-    `SELECT ${values.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, ${local})`).join(', ')}`;
-  if (inTransaction) {
-    await backend.query(
-      setAll(
-        timeouts.map(([name]) => [name, '0']),
-        true,
-      ),
-    );
-    return async () => {
-      await backend.query(setAll(timeouts, true));
-    };
-  }
   const names = timeouts.map(([name]) => quoteLiteral(name)).join(', ');
   // (The sources are read before set_config runs: pg_settings is made whole first.)
   const { rows } = await backend.query(

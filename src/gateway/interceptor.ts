@@ -40,7 +40,7 @@ import { parseBoolean } from '../util/pg-boolean.js';
 import { type BackendChannel, BackendError } from './backend.js';
 import { ClientErrors, carryWrittenText, errorAsWritten, noteErrorInstead, noteWrittenText } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
-import { type IdleTimeouts, pauseIdleTimeouts, readIdleTimeouts } from './idle-timeouts.js';
+import { type IdleTimeouts, idleTimeoutsInBlock, pauseIdleTimeouts, readIdleTimeouts } from './idle-timeouts.js';
 import {
   bindMessage,
   bindStatementName,
@@ -238,6 +238,22 @@ function parseChangesReading(sql: string): boolean {
     return parse(sql).some((s) => changesReading(s.stmt, sql));
   } catch {
     return false;
+  }
+}
+
+/**
+ * Runs the gateway's clean-up after a failure again when a cancel stopped it:
+ * a client's cancel reaches PostgreSQL as the gateway's work stops, and may
+ * land on the first statement sent after (PostgreSQL drops one that comes while
+ * it is idle). A few times, for a client that cancels more than once.
+ */
+async function pastCancel<T>(cleanUp: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await cleanUp();
+    } catch (error) {
+      if (attempt >= tries || !(error instanceof BackendError) || error.code !== SqlState.queryCanceled) throw error;
+    }
   }
 }
 
@@ -1151,8 +1167,7 @@ export class MlInterceptor implements SessionInterceptor {
 
   private handlerFor(sql: string): { handler: StatementHandler; stmt: AstNode } | undefined {
     const handlers = this.context.handlers ?? [];
-    if (handlers.length === 0 || !handlers.some((h) => h.names.some((n) => sql.toLowerCase().includes(n))))
-      return undefined;
+    if (!this.mentionsHandled(sql)) return undefined;
     try {
       const statements = parse(sql);
       if (statements.length !== 1) return undefined;
@@ -1451,24 +1466,25 @@ export class MlInterceptor implements SessionInterceptor {
     let putBack: (() => Promise<void>) | undefined;
     try {
       cancelled();
-      if (inTransaction) await control.backend.query('SAVEPOINT aws_ml_batch');
-      putBack = await pauseIdleTimeouts(
-        control.backend,
-        idleTimeouts ?? (await readIdleTimeouts(control.backend)),
-        inTransaction,
-      );
+      const timeouts = idleTimeouts ?? (await readIdleTimeouts(control.backend));
+      const inBlock = inTransaction ? idleTimeoutsInBlock(timeouts) : undefined;
+      if (inTransaction) await control.backend.query(`SAVEPOINT aws_ml_batch${inBlock ? `; ${inBlock.off}` : ''}`);
+      else putBack = await pauseIdleTimeouts(control.backend, timeouts);
       await work(inTransaction);
       cancelled();
       await putBack?.();
       putBack = undefined;
-      if (inTransaction) await control.backend.query('RELEASE SAVEPOINT aws_ml_batch');
+      if (inTransaction)
+        await control.backend.query(`${inBlock ? `${inBlock.back}; ` : ''}RELEASE SAVEPOINT aws_ml_batch`);
       return undefined;
     } catch (error) {
       for (const label of labels) this.context.statistics.recordError(label);
       const failure = await this.fail(control, error, inTransaction, keepBlock);
       // (In a block the rollback to the savepoint put them back.)
-      if (!inTransaction && control.backend.status === 'I') {
-        await putBack?.().catch((e: unknown) => control.logger.warn({ err: e }, 'putting idle timeouts back failed'));
+      if (putBack && control.backend.status === 'I') {
+        await pastCancel(putBack).catch((e: unknown) =>
+          control.logger.warn({ err: e }, 'putting idle timeouts back failed'),
+        );
       }
       return failure;
     }
@@ -1489,7 +1505,9 @@ export class MlInterceptor implements SessionInterceptor {
   ): Promise<Buffer> {
     const backend = control.backend;
     if (inTransaction) {
-      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch').catch(() => undefined);
+      await pastCancel(() => backend.query('ROLLBACK TO SAVEPOINT aws_ml_batch; RELEASE SAVEPOINT aws_ml_batch')).catch(
+        () => undefined,
+      );
       if (!keepBlock) await abortBlock(control, 'aws_ml batch call failed', '38000');
     }
     const payload =
@@ -1534,22 +1552,37 @@ export class MlInterceptor implements SessionInterceptor {
   private async handledExtended(control: SessionControl, group: Message[]): Promise<boolean> {
     const parsedHere = new Map<string, HandledStatement | undefined>();
     const out = group.map((m) => m.bytes);
+    /** The group's last Parse of the unnamed statement, as the server gets it. */
+    let unnamedParse: Buffer | undefined;
     for (const [i, message] of group.entries()) {
       if (message.type !== ClientMessage.Parse) continue;
       const parse = readParse(message.bytes);
-      // (The handler's names are looked for first: most statements are not its.)
-      const rewritten = this.handlerFor(parse.sql) ? rewriteStatementText(parse.sql) : undefined;
+      // (Names first: most statements are not the handlers'. Text the gateway cannot read faithfully goes as it came.)
+      const mentioned =
+        this.mentionsHandled(parse.sql) && readsExactly(control, message.bytes, parseTextStart(message.bytes));
+      const rewritten = mentioned ? rewriteStatementText(parse.sql) : undefined;
       const handled = rewritten === undefined ? undefined : this.handlerFor(rewritten);
       parsedHere.set(parse.name, handled && { ...handled, sql: rewritten!, declaredTypes: parse.paramTypes });
       if (handled && rewritten !== parse.sql) {
         out[i] = noteWrittenText(parseMessage(parse.name, rewritten!, parse.paramTypes), parse.sql);
       }
+      if (parse.name === '') unnamedParse = out[i];
     }
     for (const [name, handled] of parsedHere) {
-      if (handled) this.handledStatements.set(name, handled);
-      else this.handledStatements.delete(name);
+      if (!handled) {
+        this.handledStatements.delete(name);
+        continue;
+      }
+      this.handledStatements.set(name, handled);
+      // (Answered here or in extended(): either way it is no statement with ML calls any more.)
+      this.prepared.delete(name);
+      // What the unnamed statement is, to prepare it again where a later group binds it (see forwardAfterOwnWork).
+      if (name === '')
+        this.unnamedPlain = { bytes: Buffer.from(unnamedParse!), ownOperations: control.backend.operations };
     }
-    if (this.handledStatements.size === 0 || control.backend.status === 'E') return false;
+    const bindAt = group.findIndex((m) => m.type === ClientMessage.Bind);
+    if (bindAt < 0 || !this.handledStatements.has(bindStatementName(group[bindAt].bytes))) return false;
+    if (control.backend.status === 'E') return false;
     // (pgjdbc with autocommit off sends BEGIN with a transaction's first statement: the block is opened first.)
     const opening = control.backend.status === 'I' ? blockOpening(group) : 0;
     const rest = group.slice(opening);
@@ -1567,8 +1600,12 @@ export class MlInterceptor implements SessionInterceptor {
     const repliesBeforeExecute = repliesBefore(out, executesAt);
     if (repliesBeforeBind === undefined || repliesBeforeExecute === undefined) return false;
     // Prepared in an earlier group: still that statement on the server (DEALLOCATE or DISCARD may have dropped it).
-    // (The unnamed one only when parsed here: any Query since would have dropped it.)
-    if (!parsedHere.has(bind.statement) && !(await this.stillPrepared(control, bind.statement, handled.sql))) {
+    // The unnamed one is the client's as long as it is tracked: a Query or another Parse of it stops that. The
+    // gateway's own statements may have dropped it on the server since: it is prepared again where the Bind needs
+    // it (see forwardAfterOwnWork).
+    const parsedEarlier = !parsedHere.has(bind.statement);
+    const rebindsUnnamed = parsedEarlier && bind.statement === '';
+    if (rebindsUnnamed ? !this.unnamedPlain : parsedEarlier && !(await this.stillPrepared(control, bind, handled))) {
       this.handledStatements.delete(bind.statement);
       return false;
     }
@@ -1595,13 +1632,10 @@ export class MlInterceptor implements SessionInterceptor {
       { keepBlock: true },
     );
     if (failure) {
-      await this.forwardAfterOwnWork(
-        control,
-        out,
-        1,
-        undefined,
-        failureBefore(executesAt, repliesBeforeExecute, failure),
-      );
+      // The client's own Bind goes to the server, which fails at the Execute.
+      const unnamed = { plainBound: rebindsUnnamed, parsed: unnamedParse };
+      const injection = failureBefore(executesAt, repliesBeforeExecute, failure);
+      await this.forwardAfterOwnWork(control, out, 1, unnamed, injection);
       await control.relay([closeMessage('S', BATCH_FAILURE), syncMessage()], () => null);
       return true;
     }
@@ -1615,16 +1649,25 @@ export class MlInterceptor implements SessionInterceptor {
         await session.relay([closeMessage('S', HANDLED), syncMessage()], () => null);
       },
     };
-    await this.forwardAfterOwnWork(control, out, 1, undefined, injection);
+    await this.forwardAfterOwnWork(control, out, 1, { plainBound: false, parsed: unnamedParse }, injection);
     return true;
   }
 
+  /** Whether a statement's text names a StatementHandler's function (a cheap look before parsing). */
+  private mentionsHandled(sql: string): boolean {
+    const lower = sql.toLowerCase();
+    return (this.context.handlers ?? []).some((h) => h.names.some((n) => lower.includes(n)));
+  }
+
   /** Whether the server still has `name` prepared (with the extended protocol) from `sql`. */
-  private async stillPrepared(control: SessionControl, name: string, sql: string): Promise<boolean> {
-    if (name === '') return false;
+  private async stillPrepared(
+    control: SessionControl,
+    { statement }: { statement: string },
+    { sql }: HandledStatement,
+  ): Promise<boolean> {
     const { rows } = await control.backend.queryParams(
       'SELECT statement = $2 FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
-      [name, sql],
+      [statement, sql],
     );
     return rows[0]?.[0] === 't';
   }

@@ -468,6 +468,64 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     expect(left.rows).toEqual([{ n: 0 }]);
   });
 
+  it('carries out the unnamed statement bound again, and keeps to what each statement is', async () => {
+    const exportSql = 'SELECT rows_uploaded FROM aws_s3.query_export_to_s3($1, $2, $3)';
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      const run = (messages: Buffer[]) => session.round([...messages, raw.execute(), raw.sync()]);
+      await run([raw.parse('', "SELECT $1::text || $2 || coalesce($3, '-') AS v"), raw.bind('', ['a', 'b', 'c'])]);
+      let answer = await run([raw.parse('', exportSql), raw.bind('', ['SELECT 1', 'exports', 'unnamed-1.txt'])]);
+      expect(answer.results[0]).toEqual([['1']]);
+      // libpq's PQexecPrepared(""): the unnamed statement is the export, not the one before it.
+      answer = await run([raw.bind('', ['SELECT 2', 'exports', 'unnamed-2.txt'])]);
+      expect(answer.errors).toEqual([]);
+      expect(answer.results[0]).toEqual([['1']]);
+      expect(await text('unnamed-2.txt')).toBe('2\n');
+      // Failing when bound again: PostgreSQL's error, at the Execute.
+      answer = await run([raw.bind('', ['SELECT 3', 'no-such-bucket', 'unnamed-3.txt'])]);
+      expect(answer.errors.map((e) => e.code)).toEqual(['42704']);
+      expect(answer.types).toBe('2EZ');
+      // Another statement under the name, then bound again: that statement.
+      await run([raw.parse('', 'SELECT $1::int + 1 AS v'), raw.bind('', ['41'])]);
+      answer = await run([raw.bind('', ['1'])]);
+      expect(answer.results[0]).toEqual([['2']]);
+    } finally {
+      await client.end();
+    }
+    // postgres.js without prepared statements parses in a round trip of its own, ended by Flush.
+    const js = postgres(stack.gatewayUrl(), { max: 1, prepare: false, onnotice: () => {} });
+    try {
+      const [answer] =
+        await js`SELECT * FROM aws_s3.query_export_to_s3(${'SELECT 4'}, ${'exports'}, ${'unprepared.txt'})`;
+      expect(answer.rows_uploaded).toBe('1');
+    } finally {
+      await js.end();
+    }
+    expect(await text('unprepared.txt')).toBe('4\n');
+  });
+
+  it('leaves an export it cannot read as written to PostgreSQL (client_encoding other than UTF8)', async () => {
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      await session.query("SET client_encoding = 'LATIN1'");
+      const sql = Buffer.from("SELECT * FROM aws_s3.query_export_to_s3('SELECT ''caf\xe9''', $1, $2)", 'latin1');
+      const parse = Buffer.concat([Buffer.from('P\0\0\0\0\0'), sql, Buffer.from([0, 0, 0])]);
+      parse.writeInt32BE(parse.length - 1, 1);
+      const group = [parse, raw.bind('', ['exports', 'latin.txt']), raw.execute(), raw.sync()];
+      const answer = await session.round(group);
+      // PostgreSQL's own answer: its function's 0A000, whose hint LATIN1 cannot spell (22P05).
+      const direct = new RawSession(await stack.direct());
+      await direct.query("SET client_encoding = 'LATIN1'");
+      expect(answer.errors.map((e) => e.code)).toEqual((await direct.round(group)).errors.map((e) => e.code));
+      expect(answer.errors).toHaveLength(1);
+    } finally {
+      await client.end();
+    }
+    expect(await store.list('exports', 'latin')).toEqual([]);
+  });
+
   it('fails with 0A000 where the gateway cannot carry out the export', async () => {
     const direct = await stack.direct();
     try {
