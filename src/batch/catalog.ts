@@ -438,16 +438,20 @@ async function builtinTraits(
  * such bodies either.
  */
 function callsRowMakers(body: AstNode, traits: { setReturning: Set<string>; aggregates: Set<string> }): boolean {
-  return some(body, (node) => {
+  let found = false;
+  walk({ root: body }, (node) => {
+    // (A subquery's aggregate or set is its own: `SELECT f((SELECT max(x) FROM t))` inlines as PostgreSQL's would.)
+    if (found || nodeType(node) === 'SubLink') return false;
     const call = inner(node, 'FuncCall');
-    if (!call) return false;
+    if (!call) return undefined;
     const name = functionName(call).at(-1) ?? '';
-    return (
+    found =
       Boolean(call.over || call.agg_star || call.agg_distinct || call.agg_order || call.agg_filter) ||
       traits.setReturning.has(name) ||
-      traits.aggregates.has(name)
-    );
+      traits.aggregates.has(name);
+    return undefined;
   });
+  return found;
 }
 
 /** What of the database's own may write, and what changes from call to call (see MlCatalog). */

@@ -3177,6 +3177,12 @@ describe('wrappers whose body makes its row other than by its expression', () =>
         await expectSameBothWays(db, sql);
       }
     }
+    // An aggregate in a subquery of the body is the subquery's: the wrapper is still inlined and batched.
+    await db.query(`CREATE FUNCTION sub_aggregate_mood(doc text) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc || (SELECT min(v) FROM (VALUES ('')) AS e(v)), 'en')).sentiment $$`);
+    const subquery = 'SELECT id, sub_aggregate_mood(txt) FROM t WHERE id <= 20';
+    await expectSameBothWays(db, subquery);
+    expect((await runBatched(subquery, 'public.sub_aggregate_mood')).scored).toBeGreaterThan(0);
     // A negative LIMIT fails per row: so it does batched.
     const negative = await expectSameBothWays(db, 'SELECT id, limited_mood(txt, -1) FROM t WHERE id <= 5');
     expect(negative.error?.code).toBe('2201W');
