@@ -1978,16 +1978,24 @@ export class MlInterceptor implements SessionInterceptor {
             .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
             .map((b) => b.entry),
         );
-        for (const [i, { entry, params }] of executed.entries()) {
+        for (const [i, { entry, params, index }] of executed.entries()) {
           // Bound again with the same values: its answers are already there.
           if (executed.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
           // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
           if (settings.readOnly && entry.target.writes) continue;
-          entry.inferredTypes ??= await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
-          entry.typeNames ??= await typeNames(control, entry.inferredTypes);
+          const inferTypes = async () => {
+            entry.inferredTypes = await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
+          };
+          // PostgreSQL refuses it at its Parse (a column or table that is not there): nothing to score for it, and
+          // what the group sends before it answers, then the group fails there, as it does without the gateway.
+          // (The check costs a savepoint in a block: only when something comes before; else the group fails whole.)
+          const parsedAt = batchParses.find((p) => p.entry === entry)?.index ?? index;
+          if (!entry.inferredTypes && parsedAt > 0 && !(await this.accepts(control, inferTypes))) continue;
+          if (!entry.inferredTypes) await inferTypes();
+          entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {
             ...params,
-            types: entry.inferredTypes,
+            types: entry.inferredTypes!,
             typeNames: entry.typeNames.names,
             baseTypeNames: entry.typeNames.bases,
           };

@@ -3190,6 +3190,42 @@ describe('wrappers whose body makes its row other than by its expression', () =>
   });
 });
 
+describe('a pipeline whose later statement PostgreSQL refuses at its Parse', () => {
+  it('answers what comes before, then fails where PostgreSQL fails, as per row', async () => {
+    const session = new RawSession(await stack.connect());
+    const mood = "(aws_comprehend.detect_sentiment(txt, 'en')).sentiment";
+    const refused = [
+      `SELECT ${mood.replace('txt', 'nosuch')} FROM t`,
+      `SELECT ${mood} FROM no_such_table`,
+      `SELECT ${mood} FROM t WHERE grp = 'x'::text`,
+    ];
+    for (const inBlock of [false, true]) {
+      for (const second of refused) {
+        const group = [
+          raw.parse('', `SELECT id, ${mood} FROM t WHERE id <= 2 ORDER BY id`),
+          raw.bind('', []),
+          raw.execute(),
+          raw.parse('', second),
+          raw.bind('', []),
+          raw.execute(),
+          raw.sync(),
+        ];
+        const answers = [];
+        for (const migration of ['on', 'off']) {
+          await session.query(`SET apg_enable_function_migration = ${migration}`);
+          if (inBlock) await session.query('BEGIN');
+          const answer = await session.round(group);
+          answers.push({ types: answer.types, results: answer.results, codes: answer.errors.map((e) => e.code) });
+          if (inBlock) await session.query('ROLLBACK');
+        }
+        expect(answers[0], `${second} (in a block: ${inBlock})`).toEqual(answers[1]);
+        expect(answers[0].types).toBe('12DDCEZ');
+      }
+    }
+    await session.query('RESET apg_enable_function_migration');
+  });
+});
+
 describe('a call nested in another, where a guard skips it', () => {
   it('raises nothing for the rows the guard skips, as per row', async () => {
     await db.query('CREATE TABLE guarded_docs (id int, g int, d text)');
