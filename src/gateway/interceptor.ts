@@ -1580,11 +1580,13 @@ export class MlInterceptor implements SessionInterceptor {
       if (name === '')
         this.unnamedPlain = { bytes: Buffer.from(unnamedParse!), ownOperations: control.backend.operations };
     }
-    const bindAt = group.findIndex((m) => m.type === ClientMessage.Bind);
-    if (bindAt < 0 || !this.handledStatements.has(bindStatementName(group[bindAt].bytes))) return false;
-    if (control.backend.status === 'E') return false;
-    // (pgjdbc with autocommit off sends BEGIN with a transaction's first statement: the block is opened first.)
-    const opening = control.backend.status === 'I' ? blockOpening(group) : 0;
+    const bindsHandled = (m: Message) =>
+      m.type === ClientMessage.Bind && this.handledStatements.has(bindStatementName(m.bytes));
+    if (!group.some(bindsHandled) || control.backend.status === 'E') return false;
+    // (pgjdbc with autocommit off sends BEGIN with a transaction's first statement, prepared by name after a few:
+    // the block is opened first.)
+    const opening =
+      control.backend.status === 'I' ? blockOpening(group) || (await this.namedBlockOpening(control, group)) : 0;
     const rest = group.slice(opening);
     const binds = rest.flatMap((m, index) => (m.type === ClientMessage.Bind ? [{ index, ...readBind(m.bytes) }] : []));
     const bind = binds[0];
@@ -1651,6 +1653,29 @@ export class MlInterceptor implements SessionInterceptor {
     };
     await this.forwardAfterOwnWork(control, out, 1, { plainBound: false, parsed: unnamedParse }, injection);
     return true;
+  }
+
+  /**
+   * The messages that open a block at the start of a group (see blockOpening)
+   * when they bind a statement prepared by name in an earlier group, which
+   * the server is asked about: pgjdbc's `BEGIN` after prepareThreshold.
+   */
+  private async namedBlockOpening(control: SessionControl, group: Message[]): Promise<number> {
+    const [first, second, third] = group;
+    if (first?.type !== ClientMessage.Bind) return 0;
+    const { statement, portal } = readBind(first.bytes);
+    if (statement === '' || this.handledStatements.has(statement)) return 0;
+    const execute = second?.type === ClientMessage.Describe ? third : second;
+    if (execute?.type !== ClientMessage.Execute || executePortalName(execute.bytes) !== portal) return 0;
+    const { rows } = await control.backend.queryParams(
+      'SELECT statement FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
+      [statement],
+    );
+    const sql = rows[0]?.[0];
+    if (!sql) return 0;
+    const parse = parseMessage(statement, sql);
+    const opens = [{ type: parse[0], bytes: parse }, ...group.slice(0, group.indexOf(execute) + 1)];
+    return blockOpening(opens) > 0 ? group.indexOf(execute) + 1 : 0;
   }
 
   /** Whether a statement's text names a StatementHandler's function (a cheap look before parsing). */

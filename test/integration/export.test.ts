@@ -446,10 +446,25 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
       expect(answer.results[1]).toEqual([['7', '1', String(expected.length)]]);
       expect(answer.statuses).toEqual(['T']);
       expect((await session.query('COMMIT')).errors).toEqual([]);
+      // After prepareThreshold pgjdbc names both: BEGIN prepared in a group of its own, bound with the export.
+      await session.round([raw.parse('S_1', 'BEGIN'), raw.parse('S_2', sql), raw.sync()]);
+      const named = await session.round([
+        raw.bind('S_1', []),
+        raw.execute(),
+        raw.bind('S_2', args('in-named-block.csv')),
+        raw.describePortal(),
+        raw.execute(),
+        raw.sync(),
+      ]);
+      expect(named.errors).toEqual([]);
+      expect(named.types).toBe('2C2TDCZ');
+      expect(named.statuses).toEqual(['T']);
+      expect((await session.query('COMMIT')).errors).toEqual([]);
     } finally {
       await client.end();
     }
     expect(await text('in-block.csv')).toBe(expected);
+    expect(await text('in-named-block.csv')).toBe(expected);
     // Failing: the error PostgreSQL would give at the Execute, nothing written, and the session (or block) as after it.
     const missing = await errorOf(db, { text: sql, values: ['SELECT 1', 'no-such-bucket', 'x.csv', 'format csv'] });
     expect(missing.code).toBe('42704');
