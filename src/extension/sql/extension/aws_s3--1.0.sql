@@ -5,9 +5,10 @@
 -- session (its privileges, its transaction, its temp tables), streams the
 -- output to the object store, and gives the statement the call's result row.
 -- The functions below are what PostgreSQL sees. Called where the gateway
--- cannot carry out the export (a client connected straight to PostgreSQL, or
--- a call inside a function, view, DO block or prepared statement), they fail
--- with SQLSTATE 0A000. See docs/export.md.
+-- cannot carry out the export (a client connected straight to PostgreSQL, a
+-- call inside a function, view, DO block or SQL PREPAREd statement, or one
+-- pipelined with other statements), they fail with SQLSTATE 0A000. See
+-- docs/export.md.
 
 \echo Use "CREATE EXTENSION aws_s3 CASCADE" to load this file. \quit
 
@@ -22,8 +23,9 @@ BEGIN
     USING ERRCODE = '0A000',
           DETAIL = 'PostgreSQL cannot write to the object store itself: the pgsage gateway carries out the export '
                    'for statements it receives from a client. This call came from a session connected straight to '
-                   'PostgreSQL, or from inside a function, view, DO block or prepared statement.',
-          HINT = 'Connect through the pgsage gateway and call it from a plain statement, e.g. '
+                   'PostgreSQL, from inside a function, view, DO block or SQL PREPAREd statement, or in a pipeline '
+                   'of several statements.',
+          HINT = 'Connect through the pgsage gateway and call it from a statement of its own, e.g. '
                  'SELECT * FROM aws_s3.query_export_to_s3(''SELECT …'', aws_commons.create_s3_uri(…)).';
 END
 $$;
