@@ -3,6 +3,7 @@ import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { CatalogRegistry } from './batch/catalog-registry.js';
 import { DdlListener } from './batch/ddl-listener.js';
+import { MemoryGuard } from './batch/memory-guard.js';
 import { BatchStatistics } from './batch/statistics.js';
 import type { Config } from './config/index.js';
 import { EmbeddedPostgres } from './db/embedded.js';
@@ -169,6 +170,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       ddl,
       services: ml,
       statistics,
+      memory: new MemoryGuard(config.batch.heapShare),
       handlers: [
         queryExportHandler({
           config,

@@ -15,6 +15,7 @@ import { reloptionOn } from './catalog.js';
 import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
+import type { MemoryGuard } from './memory-guard.js';
 import { type BatchPlan, type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
@@ -399,6 +400,7 @@ export interface ArgumentWork {
 export interface BatchRunOptions {
   control: SessionControl;
   services: MlServices;
+  memory?: MemoryGuard;
   settings: BatchSettings;
   statementNumber: number;
   /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
@@ -700,6 +702,7 @@ export async function computeBatchResults(
   const ticker = settings.progress
     ? setInterval(() => noteProgress(scorer.scoredInputs), PROGRESS_EVERY_MS)
     : undefined;
+  const unwatch = options.memory?.watch({ rowsRead: () => progress.rowsRead, stop: (reason) => abort.abort(reason) });
   try {
     // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
     const reads = new Map<CallGroup, number>();
@@ -752,6 +755,7 @@ export async function computeBatchResults(
     if (abort.signal.aborted && !(error instanceof BackendError)) throw abort.signal.reason;
     throw error;
   } finally {
+    unwatch?.();
     clearTimeout(timer);
     clearInterval(ticker);
     control.signal.removeEventListener('abort', onCancel);

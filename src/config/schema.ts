@@ -57,6 +57,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    batch: z
+      .object({
+        /**
+         * Share of the gateway's JavaScript heap that batched statements may
+         * fill: past it, the one that has read the most rows is stopped with
+         * 53200, so that the gateway goes on serving (a full heap would end it).
+         */
+        heapShare: z.coerce.number().gt(0).max(1).default(0.8),
+      })
+      .strict()
+      .prefault({}),
     /**
      * Where ML calls go: `local` (pgsage's own services on the edge) or `aws`
      * (real Amazon Comprehend and SageMaker in `region`, with the AWS SDK's

@@ -14,6 +14,7 @@ import {
   type TableRefusals,
 } from '../batch/executor.js';
 import { annotateExplain } from '../batch/explain.js';
+import type { MemoryGuard } from '../batch/memory-guard.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
 import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
 import { readsTransactionStart } from '../batch/pure-functions.js';
@@ -103,6 +104,8 @@ export interface InterceptorContext {
   handlers?: StatementHandler[];
   services: MlServices;
   statistics: BatchStatistics;
+  /** Stops the largest batched statement when the gateway's heap fills up. */
+  memory?: MemoryGuard;
   /**
    * Upstream mode: PostgreSQL cannot read a file pgsage writes, so the bridge
    * location is stored in aws_ml.bridge_settings when the extension is created.
@@ -1382,6 +1385,7 @@ export class MlInterceptor implements SessionInterceptor {
           {
             control,
             services: this.context.services,
+            memory: this.context.memory,
             settings,
             statementNumber: number,
             inTransaction,
@@ -2041,6 +2045,7 @@ export class MlInterceptor implements SessionInterceptor {
           {
             control,
             services: this.context.services,
+            memory: this.context.memory,
             settings,
             statementNumber: number,
             inTransaction,

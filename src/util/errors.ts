@@ -25,6 +25,7 @@ export const SqlState = {
   stringDataRightTruncation: '22001',
   invalidTextRepresentation: '22P02',
   programLimitExceeded: '54000',
+  outOfMemory: '53200',
   insufficientPrivilege: '42501',
   undefinedObject: '42704',
   featureNotSupported: '0A000',

@@ -16,9 +16,13 @@ let remote: Remote;
 let stack: TestStack;
 
 /** A pgsage whose aws backend reaches `remote`, with a table of 2,000 rows. */
-async function startWith(behaviour: Parameters<typeof startRemoteEndpoint>[0]): Promise<pg.Client> {
+async function startWith(
+  behaviour: Parameters<typeof startRemoteEndpoint>[0],
+  config: Parameters<typeof startStack>[0] = {},
+): Promise<pg.Client> {
   remote = await startRemoteEndpoint(behaviour);
   stack = await startStack({
+    ...config,
     backend: 'aws',
     aws: { endpoint: remote.url, accessKeyId: 'test', secretAccessKey: 'test' },
   });
@@ -492,6 +496,19 @@ describe('batch mode under faults', () => {
     } finally {
       await started.end();
     }
+  });
+
+  it('stops the largest batched statement when the gateway heap fills up, and serves on', async () => {
+    // A share of the heap no statement stays under: a batched statement is stopped when the heap is looked at.
+    const db = await startWith({ latencyMs: 600 }, { batch: { heapShare: 0.001 } });
+    const error = await rejection(db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`));
+    expect(error).toMatchObject({ code: '53200' });
+    expect(error.message).toMatch(/^out of memory: the gateway's heap holds \d+ MB of its \d+ MB$/);
+    // The session and the gateway serve on: a statement without ML calls, and calls made per row.
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await db.query('SET apg_enable_function_migration = off');
+    const perRow = await db.query(`SELECT count(${call()})::int AS n FROM rows_in WHERE id <= 2`);
+    expect(perRow.rows).toEqual([{ n: 2 }]);
   });
 
   it('per row too, stops a call waiting on the service at a cancel or statement_timeout', async () => {
