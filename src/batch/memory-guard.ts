@@ -1,8 +1,6 @@
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { SqlError, SqlState } from '../util/errors.js';
-
-/** How often the heap is looked at while batched statements run. */
-const CHECK_EVERY_MS = 100;
 
 /** A batched statement while it reads and scores its inputs. */
 export interface WatchedStatement {
@@ -12,39 +10,53 @@ export interface WatchedStatement {
   stop(reason: SqlError): void;
 }
 
+/** Calls `listener` after each full (major) garbage collection until the function returned is called. */
+export type MajorGcSource = (listener: () => void) => () => void;
+
+const afterMajorGc: MajorGcSource = (listener) => {
+  const observer = new PerformanceObserver((list) => {
+    const entries = list.getEntries() as { detail?: { kind?: number } }[];
+    if (entries.some((entry) => entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) listener();
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => observer.disconnect();
+};
+
 const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /**
  * Keeps the gateway's JavaScript heap from filling up. A full heap ends the
  * whole process and every session with it, and batched statements are what
- * grow it (the distinct inputs, the answers waiting to be written). Past
- * `share` of the heap's limit the statement that has read the most rows is
- * stopped with 53200, as PostgreSQL fails a statement that runs out of
- * memory; the next is stopped only once that one has ended and the heap is
- * still past the mark.
+ * grow it (the distinct inputs' text, the answers waiting to be written).
+ * The heap is judged right after each full garbage collection (before one it
+ * also holds garbage, two to three times what is live during a big
+ * statement): past `share` of its limit, the statement that has read the most
+ * rows is stopped with 53200, as PostgreSQL fails a statement that runs out
+ * of memory. The next is judged only after that one has ended, at the next
+ * full collection, once its memory could be freed.
  */
 export class MemoryGuard {
   private readonly running = new Set<WatchedStatement>();
-  private timer: NodeJS.Timeout | undefined;
+  private stopWatchingGc: (() => void) | undefined;
   /** A statement stopped here that has not ended yet: its memory is still to be freed. */
   private stopping: WatchedStatement | undefined;
 
   constructor(
     private readonly share: number,
     private readonly heap: () => { used_heap_size: number; heap_size_limit: number } = getHeapStatistics,
+    private readonly majorGcs: MajorGcSource = afterMajorGc,
   ) {}
 
   /** Watches a statement until the function returned is called (when it ends, however it ends). */
   watch(statement: WatchedStatement): () => void {
     this.running.add(statement);
-    // (Unref'd: a guard must not keep the process alive.)
-    this.timer ??= setInterval(() => this.check(), CHECK_EVERY_MS).unref();
+    this.stopWatchingGc ??= this.majorGcs(() => this.check());
     return () => {
       this.running.delete(statement);
       if (this.stopping === statement) this.stopping = undefined;
-      if (this.running.size === 0 && this.timer) {
-        clearInterval(this.timer);
-        this.timer = undefined;
+      if (this.running.size === 0) {
+        this.stopWatchingGc?.();
+        this.stopWatchingGc = undefined;
       }
     };
   }
@@ -57,7 +69,8 @@ export class MemoryGuard {
     for (const statement of this.running) {
       if (!largest || statement.rowsRead() > largest.rowsRead()) largest = statement;
     }
-    if (!largest) return;
+    // (One that has read nothing yet holds nothing to free.)
+    if (!largest || largest.rowsRead() === 0) return;
     this.stopping = largest;
     largest.stop(
       new SqlError(

@@ -260,6 +260,9 @@ async function pastCancel<T>(cleanUp: () => Promise<T>, tries = 3): Promise<T> {
   }
 }
 
+/** PostgreSQL refused a statement's text (syntax, a name or type it does not know: class 42), not its running. */
+const notAnalyzable = (error: BackendError) => error.code.startsWith('42');
+
 const BATCH_FAILURE = 'aws_ml_batch_failure';
 /** The name a statement carried out by a StatementHandler is prepared under, made of the SQL the handler returned. */
 const HANDLED = 'aws_ml_handled';
@@ -2016,10 +2019,14 @@ export class MlInterceptor implements SessionInterceptor {
             entry.inferredTypes = await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
           };
           // PostgreSQL refuses it at its Parse (a column or table that is not there): nothing to score for it, and
-          // what the group sends before it answers, then the group fails there, as it does without the gateway.
-          // (The check costs a savepoint in a block: only when something comes before; else the group fails whole.)
+          // what the group executes before it answers, then the group fails there, as it does without the gateway.
+          // (The check costs a savepoint in a block: only when something is executed before; else the group fails
+          // whole, as there.)
           const parsedAt = batchParses.find((p) => p.entry === entry)?.index ?? index;
-          if (!entry.inferredTypes && parsedAt > 0 && !(await this.accepts(control, inferTypes))) continue;
+          const executesBefore = out.slice(0, parsedAt).some((m) => m[0] === ClientMessage.Execute);
+          if (!entry.inferredTypes && executesBefore && !(await this.accepts(control, inferTypes, notAnalyzable))) {
+            continue;
+          }
           if (!entry.inferredTypes) await inferTypes();
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {
@@ -2338,7 +2345,11 @@ export class MlInterceptor implements SessionInterceptor {
    * side effects: in a block, a failure is rolled back to a savepoint of the
    * gateway's.
    */
-  private async accepts(control: SessionControl, check: () => Promise<void>): Promise<boolean> {
+  private async accepts(
+    control: SessionControl,
+    check: () => Promise<void>,
+    refuses: (error: BackendError) => boolean = () => true,
+  ): Promise<boolean> {
     const backend = control.backend;
     const inBlock = backend.status === 'T';
     if (inBlock) await backend.query('SAVEPOINT aws_ml_check');
@@ -2347,7 +2358,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (inBlock) await backend.query('RELEASE SAVEPOINT aws_ml_check');
       return true;
     } catch (error) {
-      if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
+      if (!(error instanceof BackendError) || error.raw.length === 0 || !refuses(error)) throw error;
       if (inBlock) await backend.query('ROLLBACK TO SAVEPOINT aws_ml_check; RELEASE SAVEPOINT aws_ml_check');
       return false;
     }

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -499,9 +501,18 @@ describe('batch mode under faults', () => {
   });
 
   it('stops the largest batched statement when the gateway heap fills up, and serves on', async () => {
-    // A share of the heap no statement stays under: a batched statement is stopped when the heap is looked at.
-    const db = await startWith({ latencyMs: 600 }, { batch: { heapShare: 0.001 } });
-    const error = await rejection(db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`));
+    // A share of the heap no statement stays under: a batched statement is stopped at the next full collection.
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst }, { batch: { heapShare: 0.001 } });
+    const running = rejection(db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`));
+    await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    const error = await running;
+    release();
     expect(error).toMatchObject({ code: '53200' });
     expect(error.message).toMatch(/^out of memory: the gateway's heap holds \d+ MB of its \d+ MB$/);
     // The session and the gateway serve on: a statement without ML calls, and calls made per row.

@@ -1,13 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryGuard } from '../../src/batch/memory-guard.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { type MajorGcSource, MemoryGuard } from '../../src/batch/memory-guard.js';
 import type { SqlError } from '../../src/util/errors.js';
-
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
 
 /** A statement that has read `rows` rows and records why it was stopped. */
 function statement(rows: number) {
@@ -15,42 +10,73 @@ function statement(rows: number) {
   return { rowsRead: () => rows, stop: (reason: SqlError) => stopped.push(reason), stopped };
 }
 
+/** Full collections the test makes happen: `collect()` calls what the guard listens with. */
+function collections() {
+  let listener: (() => void) | undefined;
+  const source: MajorGcSource = (l) => {
+    listener = l;
+    return () => {
+      listener = undefined;
+    };
+  };
+  return { source, collect: () => listener?.(), listening: () => listener !== undefined };
+}
+
 describe('MemoryGuard', () => {
-  it('stops the statement that read the most rows once the heap is past its share, one at a time', () => {
+  it('stops the statement that read the most rows when a full collection leaves the heap past its share', () => {
     let used = 40;
-    const guard = new MemoryGuard(0.5, () => ({ used_heap_size: used * 2 ** 20, heap_size_limit: 100 * 2 ** 20 }));
+    const gc = collections();
+    const heap = () => ({ used_heap_size: used * 2 ** 20, heap_size_limit: 100 * 2 ** 20 });
+    const guard = new MemoryGuard(0.5, heap, gc.source);
+    const idle = statement(0);
     const small = statement(10);
     const large = statement(20);
+    guard.watch(idle);
     guard.watch(small);
     const endLarge = guard.watch(large);
-    vi.advanceTimersByTime(500);
+    gc.collect();
     expect([small.stopped, large.stopped]).toEqual([[], []]);
     used = 60;
-    vi.advanceTimersByTime(100);
+    gc.collect();
     expect(small.stopped).toEqual([]);
     expect(large.stopped).toHaveLength(1);
     expect(large.stopped[0]).toMatchObject({ sqlstate: '53200' });
     expect(large.stopped[0].message).toBe("out of memory: the gateway's heap holds 60 MB of its 100 MB");
     // Its memory is not freed before it ends: nothing else is stopped meanwhile.
-    vi.advanceTimersByTime(1000);
+    gc.collect();
     expect(small.stopped).toEqual([]);
-    expect(large.stopped).toHaveLength(1);
-    // Ended, and the heap still past the mark: the next one goes.
+    // Ended, and the next full collection still past the mark: the next one goes; one that read nothing never.
     endLarge();
-    vi.advanceTimersByTime(100);
+    gc.collect();
     expect(small.stopped).toHaveLength(1);
+    expect(idle.stopped).toEqual([]);
   });
 
-  it('looks at the heap only while statements run', () => {
-    const heap = vi.fn(() => ({ used_heap_size: 0, heap_size_limit: 1 }));
-    const guard = new MemoryGuard(0.8, heap);
-    vi.advanceTimersByTime(1000);
-    expect(heap).not.toHaveBeenCalled();
+  it('listens only while statements run', () => {
+    const gc = collections();
+    const guard = new MemoryGuard(0.8, () => ({ used_heap_size: 0, heap_size_limit: 1 }), gc.source);
+    expect(gc.listening()).toBe(false);
     const end = guard.watch(statement(1));
-    vi.advanceTimersByTime(300);
-    expect(heap).toHaveBeenCalledTimes(3);
+    expect(gc.listening()).toBe(true);
     end();
-    vi.advanceTimersByTime(1000);
-    expect(heap).toHaveBeenCalledTimes(3);
+    expect(gc.listening()).toBe(false);
+  });
+
+  it("hears the process's own full collections", async () => {
+    setFlagsFromString('--expose-gc');
+    const collectGarbage = runInNewContext('gc') as () => void;
+    const guard = new MemoryGuard(1e-9);
+    let stopped = (_reason: SqlError) => {};
+    const stop = new Promise<SqlError>((resolve) => {
+      stopped = resolve;
+    });
+    const end = guard.watch({ rowsRead: () => 1, stop: (reason) => stopped(reason) });
+    try {
+      collectGarbage();
+      // (PerformanceObserver delivers its entries after the collection, asynchronously.)
+      expect(await stop).toMatchObject({ sqlstate: '53200' });
+    } finally {
+      end();
+    }
   });
 });
