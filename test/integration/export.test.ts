@@ -45,6 +45,17 @@ async function rawPipeline(messages: Buffer[]): Promise<{ errors: { code: string
   }
 }
 
+/** An export to the bucket `exports` through postgres.js, with its own `options`; the rows_uploaded it answers. */
+async function exportedByPostgresJs(options: postgres.Options<{}>, query: string, key: string): Promise<string> {
+  const js = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {}, ...options });
+  try {
+    const [answer] = await js`SELECT * FROM aws_s3.query_export_to_s3(${query}, ${'exports'}, ${key})`;
+    return answer.rows_uploaded;
+  } finally {
+    await js.end();
+  }
+}
+
 async function text(key: string): Promise<string> {
   return (await store.get('exports', key)).toString('utf8');
 }
@@ -418,14 +429,7 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     expect(Object.keys(single.rows[0])).toEqual(['query_export_to_s3']);
     expect(await text('single.txt')).toBe('1\n');
     // postgres.js prepares in one round trip and binds in the next, with values in their types.
-    const js = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
-    try {
-      const [answer] =
-        await js`SELECT * FROM aws_s3.query_export_to_s3(${'SELECT id FROM items WHERE id <= $$3$$::int'}, ${'exports'}, ${'js.txt'})`;
-      expect(answer.rows_uploaded).toBe('3');
-    } finally {
-      await js.end();
-    }
+    expect(await exportedByPostgresJs({}, 'SELECT id FROM items WHERE id <= $$3$$::int', 'js.txt')).toBe('3');
     expect(await text('js.txt')).toBe('1\n2\n3\n');
     // BEGIN in the same group (pgjdbc with autocommit off): the block is opened, the export done in it.
     const client = await stack.connect();
@@ -509,14 +513,7 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
       await client.end();
     }
     // postgres.js without prepared statements parses in a round trip of its own, ended by Flush.
-    const js = postgres(stack.gatewayUrl(), { max: 1, prepare: false, onnotice: () => {} });
-    try {
-      const [answer] =
-        await js`SELECT * FROM aws_s3.query_export_to_s3(${'SELECT 4'}, ${'exports'}, ${'unprepared.txt'})`;
-      expect(answer.rows_uploaded).toBe('1');
-    } finally {
-      await js.end();
-    }
+    expect(await exportedByPostgresJs({ prepare: false }, 'SELECT 4', 'unprepared.txt')).toBe('1');
     expect(await text('unprepared.txt')).toBe('4\n');
   });
 
