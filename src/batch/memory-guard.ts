@@ -32,14 +32,18 @@ const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
  * also holds garbage, two to three times what is live during a big
  * statement): past `share` of its limit, the statement that has read the most
  * rows is stopped with 53200, as PostgreSQL fails a statement that runs out
- * of memory. The next is judged only after that one has ended, at the next
- * full collection, once its memory could be freed.
+ * of memory. A stopped statement lets go of what it holds at once (see
+ * BatchScorer), though it may still be reading its last argument rows: the
+ * next is stopped only if the heap has grown past where it stood at the last
+ * stop.
  */
 export class MemoryGuard {
   private readonly running = new Set<WatchedStatement>();
   private stopWatchingGc: (() => void) | undefined;
-  /** A statement stopped here that has not ended yet: its memory is still to be freed. */
-  private stopping: WatchedStatement | undefined;
+  /** Statements stopped here that have not ended yet. */
+  private readonly stopped = new Set<WatchedStatement>();
+  /** The heap in use at the last stop, while a statement stopped here has not ended. */
+  private usedAtLastStop: number | undefined;
 
   constructor(
     private readonly share: number,
@@ -53,7 +57,8 @@ export class MemoryGuard {
     this.stopWatchingGc ??= this.majorGcs(() => this.check());
     return () => {
       this.running.delete(statement);
-      if (this.stopping === statement) this.stopping = undefined;
+      this.stopped.delete(statement);
+      if (this.stopped.size === 0) this.usedAtLastStop = undefined;
       if (this.running.size === 0) {
         this.stopWatchingGc?.();
         this.stopWatchingGc = undefined;
@@ -62,16 +67,18 @@ export class MemoryGuard {
   }
 
   private check(): void {
-    if (this.stopping) return;
     const { used_heap_size: used, heap_size_limit: limit } = this.heap();
     if (used <= limit * this.share) return;
+    if (this.usedAtLastStop !== undefined && used <= this.usedAtLastStop) return;
     let largest: WatchedStatement | undefined;
     for (const statement of this.running) {
+      if (this.stopped.has(statement)) continue;
       if (!largest || statement.rowsRead() > largest.rowsRead()) largest = statement;
     }
     // (One that has read nothing yet holds nothing to free.)
     if (!largest || largest.rowsRead() === 0) return;
-    this.stopping = largest;
+    this.stopped.add(largest);
+    this.usedAtLastStop = used;
     largest.stop(
       new SqlError(
         SqlState.outOfMemory,

@@ -155,6 +155,11 @@ class PerTarget<T> {
   private readonly values = new Map<string, T>();
   private last: { kind: MlKind; target: string; format: KeyFormat; value: T } | undefined;
 
+  clear(): void {
+    this.values.clear();
+    this.last = undefined;
+  }
+
   get(kind: MlKind, target: string, format: KeyFormat, make: () => T): T {
     const last = this.last;
     if (last && last.kind === kind && last.target === target && last.format === format) return last.value;
@@ -198,7 +203,23 @@ export class BatchScorer {
   private batchNumber = 0;
   private drainWaiters: (() => void)[] = [];
 
-  constructor(private readonly options: ScoringOptions) {}
+  constructor(private readonly options: ScoringOptions) {
+    // A statement stopped (a cancel, statement_timeout, the heap guard) may still read the rest of its argument rows,
+    // unused: what it holds goes now, not when they end.
+    options.signal.addEventListener('abort', () => this.release(), { once: true });
+  }
+
+  private release(): void {
+    this.seen.clear();
+    this.keyTables.clear();
+    this.texts.length = 0;
+    this.reals.length = 0;
+    this.completed.length = 0;
+    this.buffers.clear();
+    this.lastBuffer = undefined;
+    this.queue = [];
+    this.queueHead = 0;
+  }
 
   /**
    * Adds one input (one the SQL function would send: not NULL, not blank

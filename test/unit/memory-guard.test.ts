@@ -32,7 +32,7 @@ describe('MemoryGuard', () => {
     const small = statement(10);
     const large = statement(20);
     guard.watch(idle);
-    guard.watch(small);
+    const endSmall = guard.watch(small);
     const endLarge = guard.watch(large);
     gc.collect();
     expect([small.stopped, large.stopped]).toEqual([[], []]);
@@ -42,14 +42,28 @@ describe('MemoryGuard', () => {
     expect(large.stopped).toHaveLength(1);
     expect(large.stopped[0]).toMatchObject({ sqlstate: '53200' });
     expect(large.stopped[0].message).toBe("out of memory: the gateway's heap holds 60 MB of its 100 MB");
-    // Its memory is not freed before it ends: nothing else is stopped meanwhile.
+    // While it ends, another is stopped only if the heap grows past where it stood.
     gc.collect();
     expect(small.stopped).toEqual([]);
-    // Ended, and the next full collection still past the mark: the next one goes; one that read nothing never.
-    endLarge();
+    used = 55;
+    gc.collect();
+    expect(small.stopped).toEqual([]);
+    used = 70;
     gc.collect();
     expect(small.stopped).toHaveLength(1);
+    expect(large.stopped).toHaveLength(1);
+    // One that has read nothing is never stopped.
+    used = 90;
+    gc.collect();
     expect(idle.stopped).toEqual([]);
+    // Once the stopped ones have ended, the mark alone decides again.
+    endLarge();
+    endSmall();
+    const later = statement(5);
+    guard.watch(later);
+    used = 60;
+    gc.collect();
+    expect(later.stopped).toHaveLength(1);
   });
 
   it('listens only while statements run', () => {
