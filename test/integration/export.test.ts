@@ -46,7 +46,7 @@ async function rawPipeline(messages: Buffer[]): Promise<{ errors: { code: string
 }
 
 /** An export to the bucket `exports` through postgres.js, with its own `options`; the rows_uploaded it answers. */
-async function exportedByPostgresJs(options: postgres.Options<{}>, query: string, key: string): Promise<string> {
+async function exportedByPostgresJs(options: { prepare?: boolean }, query: string, key: string): Promise<string> {
   const js = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {}, ...options });
   try {
     const [answer] = await js`SELECT * FROM aws_s3.query_export_to_s3(${query}, ${'exports'}, ${key})`;
