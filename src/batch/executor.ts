@@ -702,8 +702,13 @@ export async function computeBatchResults(
   const ticker = settings.progress
     ? setInterval(() => noteProgress(scorer.scoredInputs), PROGRESS_EVERY_MS)
     : undefined;
-  const unwatch = options.memory?.watch({ rowsRead: () => progress.rowsRead, stop: (reason) => abort.abort(reason) });
+  let unwatch: (() => void) | undefined;
   try {
+    unwatch = options.memory?.watch({
+      rowsRead: () => progress.rowsRead,
+      stop: (reason) => abort.abort(reason),
+      stopping: () => abort.signal.aborted,
+    });
     // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
     const reads = new Map<CallGroup, number>();
     for (const { group } of work) if (group.rowIdentity) reads.set(group, (reads.get(group) ?? 0) + 1);
@@ -1039,8 +1044,9 @@ async function streamFeatureRows(
     if (scorer.stopped === undefined) reader.finish();
     return count;
   } finally {
-    // Every reserved slot must get its answer, even when the query failed part way (rows wait for them in order).
-    for (const set of sets.values()) set.flush();
+    // Every reserved slot must get its answer, even when the query failed part way (rows wait for them in order);
+    // once stopped, none will be written.
+    if (scorer.stopped === undefined) for (const set of sets.values()) set.flush();
   }
 }
 
@@ -1106,7 +1112,8 @@ async function loadResults(
     const emit = emitter(writeNoted);
     for (;;) {
       await emitInSlices(emit, scorer);
-      if (scorer.error) throw scorer.error;
+      // (Stopped: a cancel, statement_timeout, the heap guard, a failed batch.)
+      if (scorer.stopped) throw scorer.stopped;
       if (!scorer.busy && !scorer.hasCompleted) break;
       // (Batches may complete while nothing can be written: rows go in table order, after a slow batch's.)
       if (performance.now() - lastWrite >= HEARTBEAT_MS) writeNoted(heartbeat);

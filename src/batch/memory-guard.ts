@@ -8,6 +8,8 @@ export interface WatchedStatement {
   rowsRead(): number;
   /** Stops the statement with `reason` (its scoring and argument reading end; it fails with it). */
   stop(reason: SqlError): void;
+  /** It is being stopped already (a cancel, statement_timeout, a failure) or is done scoring. */
+  stopping(): boolean;
 }
 
 /** Calls `listener` after each full (major) garbage collection until the function returned is called. */
@@ -33,9 +35,9 @@ const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
  * statement): past `share` of its limit, the statement that has read the most
  * rows is stopped with 53200, as PostgreSQL fails a statement that runs out
  * of memory. A stopped statement lets go of what it holds at once (see
- * BatchScorer), though it may still be reading its last argument rows: the
- * next is stopped only if the heap has grown past where it stood at the last
- * stop.
+ * BatchScorer), though it may still be reading its last argument rows: until
+ * the heap is back under the mark, the next is stopped only if it has grown
+ * past where it stood at the last stop.
  */
 export class MemoryGuard {
   private readonly running = new Set<WatchedStatement>();
@@ -68,11 +70,15 @@ export class MemoryGuard {
 
   private check(): void {
     const { used_heap_size: used, heap_size_limit: limit } = this.heap();
-    if (used <= limit * this.share) return;
+    if (used <= limit * this.share) {
+      // (Back under the mark: the next time past it is judged afresh.)
+      this.usedAtLastStop = undefined;
+      return;
+    }
     if (this.usedAtLastStop !== undefined && used <= this.usedAtLastStop) return;
     let largest: WatchedStatement | undefined;
     for (const statement of this.running) {
-      if (this.stopped.has(statement)) continue;
+      if (this.stopped.has(statement) || statement.stopping()) continue;
       if (!largest || statement.rowsRead() > largest.rowsRead()) largest = statement;
     }
     // (One that has read nothing yet holds nothing to free.)

@@ -219,6 +219,7 @@ export class BatchScorer {
     this.lastBuffer = undefined;
     this.queue = [];
     this.queueHead = 0;
+    this.declined.clear();
   }
 
   /**

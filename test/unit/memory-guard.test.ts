@@ -5,9 +5,9 @@ import { type MajorGcSource, MemoryGuard } from '../../src/batch/memory-guard.js
 import type { SqlError } from '../../src/util/errors.js';
 
 /** A statement that has read `rows` rows and records why it was stopped. */
-function statement(rows: number) {
+function statement(rows: number, stopping = false) {
   const stopped: SqlError[] = [];
-  return { rowsRead: () => rows, stop: (reason: SqlError) => stopped.push(reason), stopped };
+  return { rowsRead: () => rows, stop: (reason: SqlError) => stopped.push(reason), stopping: () => stopping, stopped };
 }
 
 /** Full collections the test makes happen: `collect()` calls what the guard listens with. */
@@ -66,6 +66,31 @@ describe('MemoryGuard', () => {
     expect(later.stopped).toHaveLength(1);
   });
 
+  it('judges afresh once the heap is back under the mark, and passes over one being stopped already', () => {
+    let used = 95;
+    const gc = collections();
+    const guard = new MemoryGuard(
+      0.5,
+      () => ({ used_heap_size: used * 2 ** 20, heap_size_limit: 100 * 2 ** 20 }),
+      gc.source,
+    );
+    const first = statement(30);
+    const cancelled = statement(50, true);
+    const second = statement(20);
+    guard.watch(first);
+    guard.watch(cancelled);
+    guard.watch(second);
+    gc.collect();
+    expect([first.stopped.length, cancelled.stopped.length, second.stopped.length]).toEqual([1, 0, 0]);
+    // The first let go of what it held, though it has not ended; then the second grows.
+    used = 30;
+    gc.collect();
+    used = 80;
+    gc.collect();
+    expect(second.stopped).toHaveLength(1);
+    expect(cancelled.stopped).toEqual([]);
+  });
+
   it('listens only while statements run', () => {
     const gc = collections();
     const guard = new MemoryGuard(0.8, () => ({ used_heap_size: 0, heap_size_limit: 1 }), gc.source);
@@ -84,7 +109,7 @@ describe('MemoryGuard', () => {
     const stop = new Promise<SqlError>((resolve) => {
       stopped = resolve;
     });
-    const end = guard.watch({ rowsRead: () => 1, stop: (reason) => stopped(reason) });
+    const end = guard.watch({ rowsRead: () => 1, stop: (reason) => stopped(reason), stopping: () => false });
     try {
       collectGarbage();
       // (PerformanceObserver delivers its entries after the collection, asynchronously.)
