@@ -260,6 +260,15 @@ async function pastCancel<T>(cleanUp: () => Promise<T>, tries = 3): Promise<T> {
   }
 }
 
+/** The text of the statement the session prepared as `name` with the extended protocol, if it still has one. */
+async function preparedText(control: SessionControl, name: string): Promise<string | undefined> {
+  const { rows } = await control.backend.queryParams(
+    'SELECT statement FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
+    [name],
+  );
+  return rows[0]?.[0] ?? undefined;
+}
+
 /** PostgreSQL refused a statement's text (syntax, a name or type it does not know: class 42), not its running. */
 const notAnalyzable = (error: BackendError) => error.code.startsWith('42');
 
@@ -357,15 +366,16 @@ function notBoolean(set: AstNode | undefined): string | undefined {
 async function refusedSetting(control: SessionControl, stmt: AstNode): Promise<boolean> {
   const refused = notBoolean(inner(stmt, 'VariableSetStmt'));
   if (refused === undefined) return false;
-  await refuseStatement(control, {
-    code: SqlState.invalidParameterValue,
-    message: NOT_BOOLEAN,
-    detail: `It was given ${refused}.`,
-  });
+  await refuseStatement(control, notBooleanError(refused));
   return true;
 }
 
-const NOT_BOOLEAN = 'parameter "apg_enable_function_migration" requires a Boolean value';
+/** Aurora's error for such a SET, given the value as notBoolean wrote it. */
+const notBooleanError = (refused: string) => ({
+  code: SqlState.invalidParameterValue,
+  message: 'parameter "apg_enable_function_migration" requires a Boolean value',
+  detail: `It was given ${refused}.`,
+});
 
 /**
  * For a Parse (extended protocol) of such a SET: a statement that fails as
@@ -382,8 +392,9 @@ function refusedSettingSql(sql: string): string | undefined {
     return undefined;
   }
   if (refused === undefined) return undefined;
-  return `DO $aws_ml$BEGIN RAISE EXCEPTION USING ERRCODE = '${SqlState.invalidParameterValue}',
-    MESSAGE = ${quoteLiteral(NOT_BOOLEAN)}, DETAIL = ${quoteLiteral(`It was given ${refused}.`)}; END$aws_ml$`;
+  const { code, message, detail } = notBooleanError(refused);
+  return `DO $aws_ml$BEGIN RAISE EXCEPTION USING ERRCODE = '${code}',
+    MESSAGE = ${quoteLiteral(message)}, DETAIL = ${quoteLiteral(detail)}; END$aws_ml$`;
 }
 
 /** Answers a statement the gateway will not run with an error, a block it is sent in aborted as a failed statement leaves it. */
@@ -1614,7 +1625,8 @@ export class MlInterceptor implements SessionInterceptor {
     // it (see forwardAfterOwnWork).
     const parsedEarlier = !parsedHere.has(bind.statement);
     const rebindsUnnamed = parsedEarlier && bind.statement === '';
-    if (rebindsUnnamed ? !this.unnamedPlain : parsedEarlier && !(await this.stillPrepared(control, bind, handled))) {
+    const stillPrepared = async () => (await preparedText(control, bind.statement)) === handled.sql;
+    if (rebindsUnnamed ? !this.unnamedPlain : parsedEarlier && !(await stillPrepared())) {
       this.handledStatements.delete(bind.statement);
       return false;
     }
@@ -1674,11 +1686,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (statement === '' || this.handledStatements.has(statement)) return 0;
     const execute = second?.type === ClientMessage.Describe ? third : second;
     if (execute?.type !== ClientMessage.Execute || executePortalName(execute.bytes) !== portal) return 0;
-    const { rows } = await control.backend.queryParams(
-      'SELECT statement FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
-      [statement],
-    );
-    const sql = rows[0]?.[0];
+    const sql = await preparedText(control, statement);
     if (!sql) return 0;
     const parse = parseMessage(statement, sql);
     const opens = [{ type: parse[0], bytes: parse }, ...group.slice(0, group.indexOf(execute) + 1)];
@@ -1689,19 +1697,6 @@ export class MlInterceptor implements SessionInterceptor {
   private mentionsHandled(sql: string): boolean {
     const lower = sql.toLowerCase();
     return (this.context.handlers ?? []).some((h) => h.names.some((n) => lower.includes(n)));
-  }
-
-  /** Whether the server still has `name` prepared (with the extended protocol) from `sql`. */
-  private async stillPrepared(
-    control: SessionControl,
-    { statement }: { statement: string },
-    { sql }: HandledStatement,
-  ): Promise<boolean> {
-    const { rows } = await control.backend.queryParams(
-      'SELECT statement = $2 FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND NOT from_sql',
-      [statement, sql],
-    );
-    return rows[0]?.[0] === 't';
   }
 
   private async extended(control: SessionControl, group: Message[]): Promise<void> {
@@ -2022,12 +2017,12 @@ export class MlInterceptor implements SessionInterceptor {
           // what the group executes before it answers, then the group fails there, as it does without the gateway.
           // (The check costs a savepoint in a block: only when something is executed before; else the group fails
           // whole, as there.)
-          const parsedAt = batchParses.find((p) => p.entry === entry)?.index ?? index;
-          const executesBefore = out.slice(0, parsedAt).some((m) => m[0] === ClientMessage.Execute);
-          if (!entry.inferredTypes && executesBefore && !(await this.accepts(control, inferTypes, notAnalyzable))) {
-            continue;
+          if (!entry.inferredTypes) {
+            const parsedAt = batchParses.find((p) => p.entry === entry)?.index ?? index;
+            const executesBefore = out.slice(0, parsedAt).some((m) => m[0] === ClientMessage.Execute);
+            if (!executesBefore) await inferTypes();
+            else if (!(await this.accepts(control, inferTypes, notAnalyzable))) continue;
           }
-          if (!entry.inferredTypes) await inferTypes();
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {
             ...params,
