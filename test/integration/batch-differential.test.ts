@@ -3202,12 +3202,8 @@ describe('a pipeline whose later statement PostgreSQL refuses at its Parse', () 
     for (const inBlock of [false, true]) {
       for (const second of refused) {
         const group = [
-          raw.parse('', `SELECT id, ${mood} FROM t WHERE id <= 2 ORDER BY id`),
-          raw.bind('', []),
-          raw.execute(),
-          raw.parse('', second),
-          raw.bind('', []),
-          raw.execute(),
+          ...raw.statement(`SELECT id, ${mood} FROM t WHERE id <= 2 ORDER BY id`),
+          ...raw.statement(second),
           raw.sync(),
         ];
         const answers = [];

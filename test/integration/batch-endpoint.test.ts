@@ -192,12 +192,7 @@ describe('batch mode with a SageMaker endpoint', () => {
     // With the extended protocol (pgjdbc sends every statement so) the SET is refused where PostgreSQL refuses one,
     // at its Execute.
     const session = new RawSession(await stack.connect());
-    const set = (value: string) => [
-      raw.parse('', `SET apg_enable_function_migration = ${value}`),
-      raw.bind('', []),
-      raw.execute(),
-      raw.sync(),
-    ];
+    const set = (value: string) => [...raw.statement(`SET apg_enable_function_migration = ${value}`), raw.sync()];
     let answer = await session.round(set('nonsense'));
     expect(answer.errors.map((e) => [e.code, e.message])).toEqual([['22023', NOT_BOOLEAN]]);
     expect(answer.types).toBe('12EZ');

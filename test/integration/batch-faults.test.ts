@@ -404,17 +404,20 @@ describe('batch mode under faults', () => {
     const db = await startWith({ latencyMs: 600 });
     await db.query("SET statement_timeout = '1s'");
     const scored = `SELECT count(${call(100)})::int FROM rows_in WHERE id <= $1`;
-    const pbe = (sql: string, values: string[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()];
     const session = new RawSession(db);
     // Another statement of the same group gets the whole setting: 600 ms of scoring, then 600 ms of sleep.
     await session.query('BEGIN');
-    let answer = await session.round([...pbe(scored, ['20']), ...pbe('SELECT pg_sleep(0.6)'), raw.sync()]);
+    let answer = await session.round([
+      ...raw.statement(scored, ['20']),
+      ...raw.statement('SELECT pg_sleep(0.6)'),
+      raw.sync(),
+    ]);
     expect(answer.errors).toEqual([]);
     // A savepoint of the group, rolled back to: the block goes on under the setting as it was.
-    answer = await session.round([...pbe('SAVEPOINT s'), ...pbe(scored, ['20']), raw.sync()]);
+    answer = await session.round([...raw.statement('SAVEPOINT s'), ...raw.statement(scored, ['20']), raw.sync()]);
     expect(answer.errors).toEqual([]);
     await session.query('ROLLBACK TO SAVEPOINT s');
-    answer = await session.round([...pbe("SELECT current_setting('statement_timeout')"), raw.sync()]);
+    answer = await session.round([...raw.statement("SELECT current_setting('statement_timeout')"), raw.sync()]);
     expect(answer.results[0]).toEqual([['1s']]);
     // A statement that changes the setting itself (here through a trigger) keeps its change.
     await session.query(`CREATE TABLE sink (p float8);
@@ -428,12 +431,12 @@ describe('batch mode under faults', () => {
     expect(answer.results[0]).toEqual([['5s']]);
     await session.query('ROLLBACK');
     // A cursor declared outside a block fails as it does alone.
-    answer = await session.round([...pbe(`DECLARE c CURSOR FOR ${scored}`, ['20']), raw.sync()]);
+    answer = await session.round([...raw.statement(`DECLARE c CURSOR FOR ${scored}`, ['20']), raw.sync()]);
     expect(answer.errors.map((e) => e.code)).toEqual(['25P01']);
     // Per row, the statement reads the setting as it is.
     await session.query('SET apg_enable_function_migration = false');
     answer = await session.round([
-      ...pbe(`SELECT current_setting('statement_timeout'), ${call()} FROM rows_in WHERE id <= $1`, ['1']),
+      ...raw.statement(`SELECT current_setting('statement_timeout'), ${call()} FROM rows_in WHERE id <= $1`, ['1']),
       raw.sync(),
     ]);
     expect(answer.results[0][0][0]).toBe('1s');

@@ -436,9 +436,7 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     try {
       const session = new RawSession(client);
       const answer = await session.round([
-        raw.parse('', 'BEGIN'),
-        raw.bind('', []),
-        raw.execute(),
+        ...raw.statement('BEGIN'),
         raw.parse('', sql),
         raw.bind('', args('in-block.csv')),
         raw.describePortal(),
@@ -549,12 +547,8 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     }
     // Bound with other statements executed in one pipeline, the export is not carried out: PostgreSQL's function says so.
     const pipelined = await rawPipeline([
-      raw.parse('', 'SELECT 1'),
-      raw.bind('', []),
-      raw.execute(),
-      raw.parse('', 'SELECT * FROM aws_s3.query_export_to_s3($1, $2, $3)'),
-      raw.bind('', ['SELECT 1', 'exports', 'pipelined.txt']),
-      raw.execute(),
+      ...raw.statement('SELECT 1'),
+      ...raw.statement('SELECT * FROM aws_s3.query_export_to_s3($1, $2, $3)', ['SELECT 1', 'exports', 'pipelined.txt']),
       raw.sync(),
     ]);
     expect(pipelined.errors.map((e) => e.code)).toEqual(['0A000']);

@@ -93,6 +93,8 @@ export const raw = {
       values.map((v) => (v === null ? null : Buffer.from(v))),
     ),
   execute: (portal = '', maxRows = 0) => executeMessage(portal, maxRows),
+  /** Parse, Bind and Execute of `sql` as the unnamed statement and portal (no Sync). */
+  statement: (sql: string, values: (string | null)[] = []) => [raw.parse('', sql), raw.bind('', values), raw.execute()],
   describePortal: (portal = '') => describeMessage('P', portal),
   describeStatement: (statement = '') => describeMessage('S', statement),
   closePortal: (portal = '') => closeMessage('P', portal),
