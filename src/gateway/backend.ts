@@ -221,21 +221,25 @@ export class BackendChannel {
 
   /** The type OIDs of a statement's result columns (Parse + Describe of a private statement, nothing runs). */
   async columnTypes(sql: string): Promise<number[]> {
-    let types: number[] = [];
+    return (await this.columns(sql)).map((c) => c.typeOid);
+  }
+
+  /** A statement's result columns as PostgreSQL describes them (Parse + Describe of a private statement). */
+  async columns(sql: string, paramTypes: number[] = []): Promise<ColumnDescription[]> {
+    let columns: ColumnDescription[] = [];
     const outcome = await this.run(
       [
-        parseMessage('aws_ml_describe', sql, []),
+        parseMessage('aws_ml_describe', sql, paramTypes),
         describeMessage('S', 'aws_ml_describe'),
         closeMessage('S', 'aws_ml_describe'),
         syncMessage(),
       ],
       (message) => {
-        if (message.type === ServerMessage.RowDescription)
-          types = readRowDescription(message.bytes).map((c) => c.typeOid);
+        if (message.type === ServerMessage.RowDescription) columns = readRowDescription(message.bytes);
       },
     );
     if (outcome.error) throw outcome.error;
-    return types;
+    return columns;
   }
 
   /**

@@ -5,10 +5,22 @@
  * a statement the gateway rewrote that is not the client's text, and a caret
  * at the wrong place misleads more than none. And a statement the gateway
  * keeps prepared in its own form may fail for that form's sake where the
- * client's would have failed otherwise (see noteErrorInstead).
+ * client's would have failed otherwise (see noteErrorInstead). Its
+ * RowDescriptions, too, must name the columns' origins as the client's text
+ * does (see noteOrigins).
  */
 import { type ScanToken, scan } from '../sql/parser.js';
-import { ClientMessage, countsAsReply, readParse, repliesTo, ServerMessage } from './protocol.js';
+import {
+  bindStatementName,
+  ClientMessage,
+  type ColumnDescription,
+  countsAsReply,
+  executePortalName,
+  readParse,
+  repliesTo,
+  ServerMessage,
+  withOrigins,
+} from './protocol.js';
 
 /** Rewrites an ErrorResponse's position field: `map` gives the new one, or undefined to leave the field out. */
 export function withPosition(error: Buffer, map: (position: number) => number | undefined): Buffer {
@@ -109,6 +121,36 @@ export function carryWrittenText(from: Buffer, to: Buffer): Buffer {
   return to;
 }
 
+/** The column origins to describe a statement's columns with, by the Parse that prepares it (see noteOrigins). */
+const originsOf = new WeakMap<Buffer, readonly ColumnDescription[]>();
+
+/**
+ * `parse` prepares a rewritten form of a statement whose columns PostgreSQL
+ * describes with `origins` (table OIDs and column numbers) as written: its
+ * RowDescriptions, for the statement or a portal of it, get them.
+ */
+export function noteOrigins(parse: Buffer, origins: readonly ColumnDescription[]): void {
+  originsOf.set(parse, origins);
+}
+
+/** The origins each Describe among `messages` answers with (see noteOrigins), by its index. */
+function describedOrigins(messages: readonly Buffer[]): Map<number, readonly ColumnDescription[]> {
+  const described = new Map<number, readonly ColumnDescription[]>();
+  const statements = new Map<string, readonly ColumnDescription[] | undefined>();
+  const portals = new Map<string, readonly ColumnDescription[] | undefined>();
+  messages.forEach((message, index) => {
+    if (message[0] === ClientMessage.Parse) statements.set(readParse(message).name, originsOf.get(message));
+    else if (message[0] === ClientMessage.Bind) {
+      portals.set(executePortalName(message), statements.get(bindStatementName(message)));
+    } else if (message[0] === ClientMessage.Describe) {
+      const name = message.toString('utf8', 6, message.indexOf(0, 6));
+      const origins = (message[5] === 0x53 /* S */ ? statements : portals).get(name);
+      if (origins) described.set(index, origins);
+    }
+  });
+  return described;
+}
+
 /** A Query's replies go on to its ReadyForQuery. */
 const UNTIL_READY = -1;
 
@@ -129,8 +171,14 @@ export class ClientErrors {
   private owed = 0;
   private readonly last: number;
 
+  private readonly origins: Map<number, readonly ColumnDescription[]>;
+
   constructor(private readonly messages: readonly Buffer[]) {
-    this.last = messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m));
+    this.origins = describedOrigins(messages);
+    this.last = Math.max(
+      messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m)),
+      ...this.origins.keys(),
+    );
   }
 
   /** Whether any message has a position to move. */
@@ -162,8 +210,10 @@ export class ClientErrors {
       if (this.owed === UNTIL_READY) this.owed = 0;
     } else if (countsAsReply(type)) {
       // (A Query's replies, a CommandComplete among them, end only at its ReadyForQuery.)
-      this.current();
+      const at = this.current();
       if (this.owed !== UNTIL_READY) this.owed -= 1;
+      const origins = type === ServerMessage.RowDescription ? this.origins.get(at) : undefined;
+      if (origins) return withOrigins(bytes, origins);
     }
     return bytes;
   }

@@ -39,13 +39,21 @@ import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { parseBoolean } from '../util/pg-boolean.js';
 import { type BackendChannel, BackendError } from './backend.js';
-import { ClientErrors, carryWrittenText, errorAsWritten, noteErrorInstead, noteWrittenText } from './client-errors.js';
+import {
+  ClientErrors,
+  carryWrittenText,
+  errorAsWritten,
+  noteErrorInstead,
+  noteOrigins,
+  noteWrittenText,
+} from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
 import { type IdleTimeouts, idleTimeoutsInBlock, pauseIdleTimeouts, readIdleTimeouts } from './idle-timeouts.js';
 import {
   bindMessage,
   bindStatementName,
   ClientMessage,
+  type ColumnDescription,
   closeMessage,
   commandComplete,
   countsAsReply,
@@ -67,6 +75,7 @@ import {
   ServerMessage,
   syncMessage,
   type TransactionStatus,
+  withOrigins,
 } from './protocol.js';
 import { READING_SETTINGS, type SessionControl, type SessionInterceptor } from './session.js';
 import { putBackSetting, timeLeft, underTimeLeft } from './time-left.js';
@@ -1378,11 +1387,13 @@ export class MlInterceptor implements SessionInterceptor {
     if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(plan.groups)) return asIs();
     const planOnly = target.explain !== undefined && !target.explain.analyze;
     let figures: Map<CallGroup, BatchFigures> | undefined;
+    let origins: ColumnDescription[] | undefined;
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
     const failure = await this.guarded(
       control,
       plan.groups.map((g) => g.label),
       async (inTransaction) => {
+        if (plan.inlinedViews.length > 0 && !target.explain) origins = await control.backend.columns(original);
         if (planOnly) {
           // EXPLAIN without ANALYZE calls nothing, but the rewritten statement must parse.
           await beginBatch(
@@ -1429,6 +1440,7 @@ export class MlInterceptor implements SessionInterceptor {
       queryMessage(timed?.sql ?? finalSql),
       (message) => {
         const shown = timed ? timed.hide(message) : message.bytes;
+        if (shown && origins && message.type === ServerMessage.RowDescription) return withOrigins(shown, origins);
         return shown && explained ? explained(message) : shown;
       },
       finalSql,
@@ -1943,7 +1955,7 @@ export class MlInterceptor implements SessionInterceptor {
       // Views are read in place only by an unnamed statement, bound in the group that parses it, with batch
       // mode on: a named one would outlive the view's changes, which PostgreSQL no longer ties to it.
       const inPlace = prepared.parse.name === '' && settings.batchable ? settings.inlineViews : new Set<string>();
-      this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace);
+      await this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace);
     }
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
     // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
@@ -2431,20 +2443,21 @@ export class MlInterceptor implements SessionInterceptor {
    * statement reads the number of the execution from the session (see
    * CURRENT_STATEMENT_NUMBER), so one plan serves every Bind.
    */
-  private prepareByRow(
+  private async prepareByRow(
     control: SessionControl,
     prepared: { index: number; parse: ReturnType<typeof readParse>; entry: PreparedMl },
     out: Buffer[],
     catalog: MlCatalog,
     rowTables: ReadonlySet<string>,
     inlineViews: ReadonlySet<string>,
-  ): void {
+  ): Promise<void> {
     const { parse, entry } = prepared;
     const byRow = entry.plan.rowIdentityTables.some((table) => rowTables.has(table));
     const inPlace = entry.plan.viewReads.some((view) => inlineViews.has(view.written));
     if (!byRow && !inPlace) return;
+    let replanned: ReturnType<MlInterceptor['parseForBatch']>;
     try {
-      const replanned = this.parseForBatch(
+      replanned = this.parseForBatch(
         parse.sql,
         { ...catalog, paramTypes: parse.paramTypes },
         rowTables,
@@ -2452,18 +2465,28 @@ export class MlInterceptor implements SessionInterceptor {
         entry.firstGroupId,
         inlineViews,
       );
-      if ('forward' in replanned) return;
-      if (rowTablesOf(replanned.plan).length === 0 && replanned.plan.inlinedViews.length === 0) return;
-      entry.target = replanned.target;
-      entry.plan = replanned.plan;
-      entry.serverSql = replanned.target.finalSql(replanned.plan);
-      out[prepared.index] = carryWrittenText(
-        out[prepared.index],
-        parseMessage(parse.name, entry.serverSql, parse.paramTypes),
-      );
     } catch (error) {
       control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
+      return;
     }
+    if ('forward' in replanned) return;
+    if (rowTablesOf(replanned.plan).length === 0 && replanned.plan.inlinedViews.length === 0) return;
+    // Read in place, its columns would be described as the view's tables': the client gets the view's.
+    let origins: ColumnDescription[] | undefined;
+    if (replanned.plan.inlinedViews.length > 0) {
+      const described = async () => {
+        origins = await control.backend.columns(parse.sql, parse.paramTypes);
+      };
+      if (!(await this.accepts(control, described))) return;
+    }
+    entry.target = replanned.target;
+    entry.plan = replanned.plan;
+    entry.serverSql = replanned.target.finalSql(replanned.plan);
+    out[prepared.index] = carryWrittenText(
+      out[prepared.index],
+      parseMessage(parse.name, entry.serverSql, parse.paramTypes),
+    );
+    if (origins) noteOrigins(out[prepared.index], origins);
   }
 
   // ------------------------------------------------------------ upstream mode

@@ -552,6 +552,25 @@ export function readRowDescription(message: Buffer): ColumnDescription[] {
   return columns;
 }
 
+/**
+ * A RowDescription with each column's table OID and column number taken from
+ * `origins` (PostgreSQL's description of another form of the statement), the
+ * rest as it is. Left as it is when the column counts differ.
+ */
+export function withOrigins(message: Buffer, origins: readonly ColumnDescription[]): Buffer {
+  const out = Buffer.from(message);
+  const r = new MessageReader(out);
+  if (r.int16() !== origins.length) return message;
+  for (const origin of origins) {
+    r.cstring();
+    out.writeInt32BE(origin.tableOid, r.pos);
+    out.writeInt16BE(origin.column, r.pos + 4);
+    // (Table OID, column number, type OID, type size, type modifier, format.)
+    r.pos += 18;
+  }
+  return out;
+}
+
 /** Text values of a DataRow (NULL → null). */
 export function readDataRow(message: Buffer): (string | null)[] {
   const r = new MessageReader(message);

@@ -3456,6 +3456,41 @@ describe('views read in place', () => {
     await expectSameBothWays(db, 'SELECT m FROM view_home.moods m WHERE id < 10');
   });
 
+  it("describes the columns as the view's, as PostgreSQL does, on either protocol", async () => {
+    // Drivers read a column's table OID and number (pgjdbc's getTableName, Npgsql's KeyInfo): read in place, the
+    // rewritten statement's columns would name the view's table.
+    await db.query(`CREATE VIEW described_moods (id, mood) AS SELECT id, ${S} FROM t WHERE id < 20`);
+    const columns = (result: { fields: { name: string; tableID: number; columnID: number; dataTypeID: number }[] }) =>
+      result.fields.map((c) => [c.name, c.tableID, c.columnID, c.dataTypeID]);
+    const simple = 'SELECT id, mood, id + 1 AS next FROM described_moods ORDER BY id';
+    const extended = { text: 'SELECT mood, id FROM described_moods WHERE id < $1', values: [10] };
+    const direct = await stack.direct();
+    try {
+      const want = [columns(await direct.query(simple)), columns(await direct.query(extended))];
+      const view = (await direct.query("SELECT 'described_moods'::regclass::oid::int AS oid")).rows[0].oid;
+      expect(want[0].slice(0, 2)).toEqual([
+        ['id', view, 1, 23],
+        ['mood', view, 2, 1043],
+      ]);
+      expect(await explainText(simple)).toMatch(/aws_ml_(row_)?results/);
+      expect([columns(await db.query(simple)), columns(await db.query(extended))]).toEqual(want);
+      await db.query('BEGIN');
+      expect([columns(await db.query(simple)), columns(await db.query(extended))]).toEqual(want);
+      await db.query('COMMIT');
+      // A cursor's rows, fetched later.
+      const fetched = async (client: pg.Client) => {
+        await client.query('BEGIN');
+        await client.query('DECLARE described CURSOR FOR SELECT mood, id FROM described_moods');
+        const result = columns(await client.query('FETCH 3 FROM described'));
+        await client.query('COMMIT');
+        return result;
+      };
+      expect(await fetched(db)).toEqual(await fetched(direct));
+    } finally {
+      await direct.end();
+    }
+  });
+
   it('keeps the view where a schema before pg_catalog would capture its built-in names', async () => {
     await db.query(`CREATE SCHEMA capture;
       CREATE FUNCTION capture.upper(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'CAPTURED' $$;
