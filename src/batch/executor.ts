@@ -703,10 +703,21 @@ export async function computeBatchResults(
     ? setInterval(() => noteProgress(scorer.scoredInputs), PROGRESS_EVERY_MS)
     : undefined;
   let unwatch: (() => void) | undefined;
+  /** An argument query is running: PostgreSQL goes on sending its rows until it ends or is cancelled. */
+  let readingArguments = false;
+  /** The heap guard had PostgreSQL cancel the argument query: its 57014 is the guard's stop. */
+  let guardCancelled = false;
   try {
     unwatch = options.memory?.watch({
       rowsRead: () => progress.rowsRead,
-      stop: (reason) => abort.abort(reason),
+      stop: (reason) => {
+        abort.abort(reason);
+        // (Else the stopped statement would hold its session, and PostgreSQL a core, until the last row.)
+        if (readingArguments) {
+          guardCancelled = true;
+          control.cancelBackend();
+        }
+      },
       stopping: () => abort.signal.aborted,
     });
     // A group scored for several Binds of its statement may read a row for each: its answer is stored once.
@@ -721,6 +732,7 @@ export async function computeBatchResults(
     for (const round of ordered) {
       const started = performance.now();
       for (const item of round) {
+        readingArguments = true;
         const numeric = await streamArguments(
           item,
           scorer,
@@ -728,7 +740,9 @@ export async function computeBatchResults(
           options,
           rowLogs.get(item.group),
           progress,
-        );
+        ).finally(() => {
+          readingArguments = false;
+        });
         if (phases) phases.numericRows += numeric;
         // (Stopped while the rows came: nothing more to score or load.)
         if (abort.signal.aborted) throw abort.signal.reason;
@@ -757,7 +771,8 @@ export async function computeBatchResults(
     if (settings.trackFunctions) await countJoinedBatches(control, figures, settings.endpointNoOp);
     return figures;
   } catch (error) {
-    if (abort.signal.aborted && !(error instanceof BackendError)) throw abort.signal.reason;
+    const cancelledHere = guardCancelled && error instanceof BackendError && error.code === SqlState.queryCanceled;
+    if (abort.signal.aborted && (!(error instanceof BackendError) || cancelledHere)) throw abort.signal.reason;
     throw error;
   } finally {
     unwatch?.();

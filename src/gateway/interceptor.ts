@@ -1233,7 +1233,8 @@ export class MlInterceptor implements SessionInterceptor {
    */
   private async clearStatementNumber(control: SessionControl): Promise<void> {
     if (failedBlock(control)) return;
-    await control.backend.query(CLEAR_STATEMENT_NUMBER).catch((error: unknown) => {
+    // (A cancel that stopped the statement may land on this: it is sent again.)
+    await pastCancel(() => control.backend.query(CLEAR_STATEMENT_NUMBER)).catch((error: unknown) => {
       control.logger.warn({ err: error }, 'clearing the batch statement number failed');
     });
   }

@@ -272,7 +272,7 @@ export class GatewayServer {
           cancelPacket.writeInt32BE(pid, 8);
           key.copy(cancelPacket, 12);
         },
-        onAbandoned: () => {
+        cancelBackend: () => {
           if (cancelPacket) this.forwardCancel(cancelPacket);
         },
         onClose: () => {

@@ -66,6 +66,12 @@ export interface SessionControl {
    * that Sync is answered.
    */
   failUntilSync(error?: Buffer): void;
+  /**
+   * Has PostgreSQL cancel the gateway's statement running on the backend, as
+   * a client's CancelRequest would (so `signal` aborts too); for the
+   * gateway's own reasons to stop one early.
+   */
+  cancelBackend(): void;
 }
 
 /**
@@ -119,8 +125,8 @@ export interface SessionOptions {
   onBackendKey(pid: number, key: Buffer): void;
   /** The server socket's data is read into a reused buffer by the caller, who calls receiveServerData. */
   externalServerReads?: boolean;
-  /** The client went away while its statement was still running on the backend. */
-  onAbandoned(): void;
+  /** Has PostgreSQL cancel what the backend runs (a CancelRequest for this session, see cancel). */
+  cancelBackend(): void;
   onClose(): void;
 }
 
@@ -840,6 +846,10 @@ export class Session implements SessionControl {
     this.writeServer(bytes);
   }
 
+  cancelBackend(): void {
+    this.options.cancelBackend();
+  }
+
   afterIdle(task: () => Promise<void>): void {
     this.followUps.push(task);
   }
@@ -945,7 +955,7 @@ export class Session implements SessionControl {
     this.wakeIdleWaiters();
     // PostgreSQL only notices a vanished client at its next read or write; a
     // long statement would run on, so cancel it explicitly.
-    if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.onAbandoned();
+    if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.cancelBackend();
     this.cancelController.abort(new Error(`${who} connection closed`));
     this.backend.fail(new Error(`${who} connection closed`));
     this.logger.debug({ who, err: error?.message }, 'session closed');

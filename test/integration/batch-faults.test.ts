@@ -510,7 +510,10 @@ describe('batch mode under faults', () => {
       release = resolve;
     });
     const db = await startWith({ holdFirst }, { batch: { heapShare: 0.001 } });
-    const running = rejection(db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 50`));
+    // Its argument query would send rows for hours (8 billion, 2,000 distinct inputs, batches of one): PostgreSQL is made to stop
+    // it with the statement.
+    const endless = '(SELECT 1 FROM rows_in b, rows_in c) AS endless(k)';
+    const running = rejection(db.query(`SELECT count(${call(1)})::int AS n FROM rows_in, ${endless}`));
     await waitFor('the first batch at the endpoint', async () => (remote.holding ? true : undefined));
     setFlagsFromString('--expose-gc');
     (runInNewContext('gc') as () => void)();

@@ -123,6 +123,7 @@ function control(server: FakeServer): SessionControl {
     standardConformingStrings: 'on',
     afterIdle: () => {},
     failUntilSync: () => {},
+    cancelBackend: () => {},
   };
 }
 
