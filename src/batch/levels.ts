@@ -32,6 +32,8 @@ export interface Level {
   readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined };
   /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
   withQuery?: boolean;
+  /** For a WITH query, the SELECT level whose WITH clause defines it (not its parent: it reads none of its rows). */
+  definedBy?: Level;
   /** The call sites of this level. */
   sites: CallSite[];
   /**
@@ -428,6 +430,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
     enclosedBy?: Level['enclosedBy'],
   ) => {
     const scope = select.withClause ?? withClause;
+    const withQueries: Level[] = [];
     if (select.withClause) {
       for (const cte of select.withClause.ctes ?? []) {
         const query = cte.CommonTableExpr.ctequery;
@@ -437,7 +440,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         statementLevels(query, parent, scope, joinable, false);
         // (NOT MATERIALIZED lets PostgreSQL inline it, into a correlated subquery too.)
         const own = levels.find((l) => l.stmt === inner(query, 'SelectStmt'));
-        if (own && cte.CommonTableExpr.ctematerialized !== 'CTEMaterializeNever') own.withQuery = true;
+        if (own && cte.CommonTableExpr.ctematerialized !== 'CTEMaterializeNever') {
+          own.withQuery = true;
+          withQueries.push(own);
+        }
       }
     }
     if (select.op && select.op !== 'SETOP_NONE') {
@@ -451,6 +457,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       return;
     }
     const level = newLevel('select', select, parent, scope, joinable, top, readAs, enclosedBy);
+    for (const withQuery of withQueries) withQuery.definedBy = level;
     for (let i = 0; i < (select.fromClause ?? []).length; i++)
       scanFromItem(select.fromClause[i], select.fromClause, i, level);
     if (select.targetList) scanExpression(select.targetList, 'targetList', select, level, 'target');

@@ -389,6 +389,71 @@ function hasLimit(select: AstNode): boolean {
   return Boolean(select.limitCount) && select.limitOption !== 'LIMIT_OPTION_WITH_TIES';
 }
 
+/** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */
+function limitClause(select: AstNode): string {
+  if (!select.limitCount) return '';
+  if (!select.limitOffset) return ` LIMIT ${deparse(select.limitCount)}`;
+  return ` LIMIT LEAST((${deparse(select.limitCount)})::numeric + (${deparse(select.limitOffset)}), 9223372036854775807)::bigint`;
+}
+
+/** A level whose every row is one row of its FROM items' (no grouping, DISTINCT, LIMIT, window or locking clause). */
+function oneRowPerRow(level: Level): boolean {
+  const stmt = level.stmt;
+  if (level.aggregated || stmt.distinctClause || stmt.groupClause || stmt.havingClause) return false;
+  return !(stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause);
+}
+
+/**
+ * Expressions that call no function but ML calls and known ones
+ * (PUSHABLE_FUNCTIONS): no set-returning or window function, which would
+ * change how many rows there are.
+ */
+function knownCallsOnly(expressions: AstNode[] | undefined, index: Map<AstNode, CallSite>): boolean {
+  let found = false;
+  for (const expression of expressions ?? []) {
+    walk(expression, (n) => {
+      if (found || (nodeType(n) === 'FuncCall' && index.has(n.FuncCall))) return false;
+      found = nodeType(n) === 'FuncCall' && !pushableCall(n.FuncCall);
+      return undefined;
+    });
+  }
+  return !found;
+}
+
+/**
+ * The LIMIT of a parent that reads this level (a subquery or view in its
+ * FROM list, or a WITH query) as its only FROM item and only takes its
+ * first rows: computed once, without ORDER BY, grouping, DISTINCT, window or
+ * locking clause, or a function in its output that could make more or fewer
+ * rows of one (a set-returning one). A WITH query must be read there alone,
+ * and without conditions (a subquery's are applied by throughParent).
+ */
+function limitOfParent(level: Level, index: Map<AstNode, CallSite>): string | undefined {
+  const parent = level.readAs ? level.parent : level.definedBy;
+  if (!parent || parent.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
+  const p = parent.stmt;
+  if (!hasLimit(p) || p.sortClause || parent.aggregated || p.distinctClause || p.groupClause || p.havingClause) {
+    return undefined;
+  }
+  if (p.windowClause || p.lockingClause || p.fromClause?.length !== 1) return undefined;
+  if (!oneRowPerRow(level) || !knownCallsOnly(p.targetList, index)) return undefined;
+  if (level.readAs) return p.fromClause[0] === level.readAs.item ? limitClause(p) : undefined;
+  if (!level.withQuery || p.whereClause || p.withClause?.recursive) return undefined;
+  const cte = (p.withClause?.ctes ?? []).find(
+    (c: AstNode) => inner(c.CommonTableExpr.ctequery, 'SelectStmt') === level.stmt,
+  );
+  const name: string | undefined = cte?.CommonTableExpr.ctename;
+  const item = inner(p.fromClause[0], 'RangeVar');
+  if (!name || !item || item.schemaname || item.relname !== name) return undefined;
+  let references = 0;
+  walk(p, (n) => {
+    const read = inner(n, 'RangeVar');
+    if (read && !read.schemaname && read.relname === name) references += 1;
+    return undefined;
+  });
+  return references === 1 ? limitClause(p) : undefined;
+}
+
 /**
  * The level's ORDER BY as an argument query (which has its own output list)
  * can write it: `ORDER BY 1` and output names become the output expressions
@@ -537,15 +602,7 @@ function argumentQuery(
           : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
       }
       const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
-      if (order !== undefined) {
-        // PostgreSQL computes the rows OFFSET skips too: they are scored as well.
-        const count = !stmt.limitCount
-          ? ''
-          : stmt.limitOffset
-            ? ` LIMIT LEAST((${deparse(stmt.limitCount)})::numeric + (${deparse(stmt.limitOffset)}), 9223372036854775807)::bigint`
-            : ` LIMIT ${deparse(stmt.limitCount)}`;
-        limit = `${order}${count}`;
-      }
+      if (order !== undefined) limit = `${order}${limitClause(stmt)}`;
     }
   }
 
@@ -568,16 +625,30 @@ function argumentQuery(
   }
   const columnsSql = columns.map(([expression, name]) => `${expression} AS ${name}`).join(', ');
   const fromSql = from.items.length ? ` FROM ${from.items.map((i) => deparse(i)).join(', ')}` : '';
+  const skipWhen = call.wrapper?.skipWhen;
+  const whereWith = (guards: string[]) => {
+    const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards, ...(skipWhen ? [`NOT (${skipWhen})`] : [])];
+    return conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+  };
+  const limited = (query: string, count: string) => `SELECT * FROM (${query}${count}) AS aws_ml_arguments`;
+  // A subquery, view or WITH query whose rows its parent only takes the first of (`SELECT * FROM v LIMIT 10`):
+  // PostgreSQL computes no more of them than the LIMIT takes.
+  const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index);
+  const parentLimited =
+    parentCount === undefined
+      ? undefined
+      : level.readAs
+        ? throughParent(level, index, columns, `${fromSql}${whereWith([])}`, from.removed, parentCount)
+        : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, parentCount);
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen).
-  const guards = limit ? [] : (caseGuard(site, index, names, from.removed) ?? []);
-  const skipWhen = call.wrapper?.skipWhen;
-  const conditions = [...kept.map((c) => `(${deparse(c)})`), ...guards, ...(skipWhen ? [`NOT (${skipWhen})`] : [])];
-  const whereSql = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+  const guards = limit || parentLimited ? [] : (caseGuard(site, index, names, from.removed) ?? []);
+  const whereSql = whereWith(guards);
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
-    ? `SELECT * FROM (SELECT ${columnsSql}${fromSql}${whereSql}${limit}) AS aws_ml_arguments`
-    : ((joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
+    ? limited(`SELECT ${columnsSql}${fromSql}${whereSql}`, limit)
+    : (parentLimited ??
+      (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const dependsOn = [
@@ -698,28 +769,19 @@ function throughParent(
   columns: [string, string][],
   fromAndWhere: string,
   removed: Set<string>,
+  limit?: string,
 ): string | undefined {
   const readAs = level.readAs;
   const parent = level.parent;
   const stmt = level.stmt;
   if (!readAs || !parent || parent.kind !== 'select' || parent.stmt.fromClause?.length !== 1) return undefined;
-  if (parent.stmt.fromClause[0] !== readAs.item || !parent.stmt.whereClause) return undefined;
+  if (parent.stmt.fromClause[0] !== readAs.item || (!parent.stmt.whereClause && limit === undefined)) return undefined;
   // A level PostgreSQL evaluates whole before the parent's conditions apply.
-  if (stmt.distinctClause || stmt.groupClause || stmt.havingClause || level.aggregated) return undefined;
-  if (stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause) return undefined;
+  if (!oneRowPerRow(level)) return undefined;
   const targets: AstNode[] = stmt.targetList ?? [];
   // Set-returning and window functions in the level keep the parent's conditions out: only known functions
   // pass (besides the ML calls, whose own arguments the argument query reads anyway).
-  const unknownCall = (t: AstNode) => {
-    let found = false;
-    walk(t, (n) => {
-      if (found || (nodeType(n) === 'FuncCall' && index.has(n.FuncCall))) return false;
-      found = nodeType(n) === 'FuncCall' && !pushableCall(n.FuncCall);
-      return undefined;
-    });
-    return found;
-  };
-  if (targets.some(unknownCall)) return undefined;
+  if (!knownCallsOnly(targets, index)) return undefined;
   const star = targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
   const levelSites = level.sites;
   if (star && (readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
@@ -749,8 +811,10 @@ function throughParent(
       if (fields.length === 1 && (name === alias || !(plain.has(name) || (star && parent.top)))) return true;
       return false;
     });
-  const conditions = conjuncts(parent.stmt.whereClause).filter(pushable);
-  if (conditions.length === 0) return undefined;
+  const parentConditions = conjuncts(parent.stmt.whereClause);
+  const conditions = parentConditions.filter(pushable);
+  // (Under the parent's LIMIT, a condition left out would have the LIMIT count rows the parent drops.)
+  if (limit === undefined ? conditions.length === 0 : conditions.length < parentConditions.length) return undefined;
   for (const condition of conditions) {
     walk(condition, (n) => {
       const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
@@ -772,9 +836,10 @@ function throughParent(
   const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');
   const renamed = readAs.columnNames ? `(${readAs.columnNames.map((c) => quoteIdentifier(c)).join(', ')})` : '';
   const picked = columns.map(([, name], i) => `${quoteIdentifier(alias)}.aws_ml_column${i + 1} AS ${name}`).join(', ');
+  const whereSql = conditions.length ? ` WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   return (
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
-    `${quoteIdentifier(alias)}${renamed} WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}`
+    `${quoteIdentifier(alias)}${renamed}${whereSql}${limit ?? ''}`
   );
 }
 

@@ -1646,6 +1646,7 @@ describe('batch mode in other statements', () => {
 
     // ORDER BY an output column's position or name.
     const E10 = `aws_sagemaker.invoke_endpoint('xgb', 10, ${f.join(', ')})::float8`;
+    await db.query(`CREATE VIEW limited_scores AS SELECT id, ${E10} AS p FROM t`);
     for (const sql of [
       `SELECT id, ${E10} FROM t ORDER BY 1 DESC LIMIT 4`,
       `SELECT id AS k, ${E10} AS p FROM t ORDER BY k NULLS FIRST LIMIT 4`,
@@ -1653,6 +1654,12 @@ describe('batch mode in other statements', () => {
       // A subquery read from FROM, or a WITH query, is computed once: its own LIMIT bounds it too.
       `SELECT * FROM (SELECT id, ${E10} AS p FROM t ORDER BY id DESC LIMIT 4) s WHERE p IS NOT NULL`,
       `WITH s AS (SELECT id, ${E10} AS p FROM t ORDER BY id LIMIT 4) SELECT count(*), sum(p) FROM s`,
+      // Its parent's LIMIT, where the parent reads it alone and only takes its first rows, as PostgreSQL computes.
+      `SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 4`,
+      `SELECT id, p FROM (SELECT id, grp, ${E10} AS p FROM t) s WHERE grp = 1 LIMIT 4`,
+      `SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 1 OFFSET 3`,
+      `WITH s AS (SELECT id, ${E10} AS p FROM t) SELECT p, upper(id::text) FROM s LIMIT 4`,
+      'SELECT * FROM limited_scores LIMIT 4',
     ]) {
       await expectSameBothWays(db, sql);
       const scored = rowsScored();
