@@ -430,7 +430,7 @@ function knownCallsOnly(expressions: AstNode[] | undefined, index: Map<AstNode, 
  */
 function limitOfParent(level: Level, index: Map<AstNode, CallSite>): string | undefined {
   const parent = level.readAs ? level.parent : level.definedBy;
-  if (!parent || parent.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
+  if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
   const p = parent.stmt;
   if (!hasLimit(p) || p.sortClause || parent.aggregated || p.distinctClause || p.groupClause || p.havingClause) {
     return undefined;
