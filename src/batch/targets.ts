@@ -56,8 +56,10 @@ function optionNames(options: AstNode[] | undefined): Map<string, string> {
   for (const option of options ?? []) {
     const def = inner(option, 'DefElem');
     if (!def) continue;
+    // (`ANALYZE 0`: a number; the parse tree leaves a zero out.)
+    const number = def.arg?.Integer ? String(def.arg.Integer.ival ?? 0) : def.arg?.Float?.fval;
     const arg = def.arg
-      ? (def.arg.String?.sval ?? def.arg.Boolean?.boolval ?? def.arg.A_Const?.sval?.sval ?? 'true')
+      ? (def.arg.String?.sval ?? def.arg.Boolean?.boolval ?? def.arg.A_Const?.sval?.sval ?? number ?? 'true')
       : 'true';
     out.set(def.defname, String(arg).toLowerCase());
   }
@@ -174,7 +176,9 @@ export function batchTarget(
       const inner = batchTarget(node.query, catalog);
       if (!inner || inner.stored) return undefined;
       const format = options.get('format') ?? 'text';
-      const analyze = options.has('analyze') && options.get('analyze') !== 'false';
+      // As PostgreSQL reads a boolean option (defGetBoolean: true, false, on, off, 1, 0); one it refuses runs
+      // nothing either.
+      const analyze = options.has('analyze') && ['true', 'on', '1'].includes(options.get('analyze')!);
       return {
         query: inner.query,
         stored: false,

@@ -197,6 +197,29 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await expectSameBothWays(db, `SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
   });
 
+  it('EXPLAIN calls nothing unless it analyzes, however the boolean is written', async () => {
+    const sql = `SELECT id, ${EP} FROM t WHERE id < 20`;
+    for (const options of ['', '(ANALYZE off) ', '(ANALYZE 0) ', '(COSTS off, ANALYZE OFF) ', '(ANALYZE false) ']) {
+      const { scored, perRow } = await callsDuring(async () => {
+        await db.query(`EXPLAIN ${options}${sql}`);
+      });
+      expect({ options, scored, perRow }).toEqual({ options, scored: 0, perRow: 0 });
+    }
+    for (const options of ['(ANALYZE) ', '(ANALYZE on) ', '(ANALYZE 1) ', '(ANALYZE TRUE) ']) {
+      const { scored, perRow } = await callsDuring(async () => {
+        await db.query(`EXPLAIN ${options}${sql}`);
+      });
+      expect({ options, scored: scored > 0, perRow }).toEqual({ options, scored: true, perRow: 0 });
+    }
+    // One PostgreSQL refuses calls nothing either.
+    for (const options of ['(ANALYZE 2) ', '(ANALYZE yes) ']) {
+      const { scored } = await callsDuring(async () => {
+        await expect(db.query(`EXPLAIN ${options}${sql}`)).rejects.toMatchObject({ code: '22023' });
+      });
+      expect({ options, scored }).toEqual({ options, scored: 0 });
+    }
+  });
+
   it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
     for (const sql of [
       `SELECT ctid, ${EP} FROM t WHERE id < $1 ORDER BY id`,
