@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { DeleteEndpointCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type pg from 'pg';
 import postgres from 'postgres';
@@ -214,10 +215,53 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     // One PostgreSQL refuses calls nothing either.
     for (const options of ['(ANALYZE 2) ', '(ANALYZE yes) ']) {
       const { scored } = await callsDuring(async () => {
-        await expect(db.query(`EXPLAIN ${options}${sql}`)).rejects.toMatchObject({ code: '22023' });
+        await expect(db.query(`EXPLAIN ${options}${sql}`)).rejects.toMatchObject({ code: '42601' });
       });
       expect({ options, scored }).toEqual({ options, scored: 0 });
     }
+  });
+
+  it('a cancel the client sends on its CommandComplete finds the statement done, as PostgreSQL alone', async () => {
+    // The gateway clears the statement's number after it: a cancel sent on, landing on that, failed a committed
+    // INSERT after its CommandComplete and left the number set (a race: 3 in 1,000 in the review that found it).
+    const client = await stack.connect();
+    const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+    const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(processID, 8);
+    packet.writeInt32BE(secretKey, 12);
+    await client.query('CREATE TABLE cancelled_late (i int, mood text)');
+    const failures: string[] = [];
+    try {
+      for (let i = 0; i < 300; i++) {
+        const inBlock = i % 2 === 1;
+        if (inBlock) await client.query('BEGIN');
+        // Connected before, so that the request goes out as the CommandComplete comes.
+        const socket = net.connect(stack.pgsage.gateway.port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        const closed = new Promise((resolve) => socket.once('close', resolve));
+        const onComplete = () => socket.end(packet);
+        connection.once('commandComplete', onComplete);
+        const error = await client
+          .query(`INSERT INTO cancelled_late SELECT ${i}, (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id < 4`)
+          .then(
+            () => undefined,
+            (e: Error) => e,
+          );
+        connection.removeListener('commandComplete', onComplete);
+        await closed;
+        const number = await client.query("SELECT current_setting('aws_ml.batch_statement') AS n");
+        if (inBlock) await client.query('COMMIT');
+        if (error) failures.push(`${i}: ${error.message}`);
+        if (number.rows[0].n !== '0') failures.push(`${i}: statement number ${number.rows[0].n} left set`);
+      }
+    } finally {
+      await client.end();
+    }
+    expect(failures).toEqual([]);
+    expect((await db.query('SELECT count(DISTINCT i)::int AS n FROM cancelled_late')).rows[0].n).toBe(300);
   });
 
   it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
