@@ -1451,8 +1451,12 @@ export class MlInterceptor implements SessionInterceptor {
       statementMs: performance.now() - started,
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
-    // A later statement the gateway leaves alone must call the services, not read these answers.
-    await endStatementNumber(control, Boolean(target.cursor));
+    // A later statement the gateway leaves alone must call the services, not read these answers. Once the
+    // client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits and goes
+    // nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's success).
+    // (In a Query string of several, the statements after it must find the number cleared.)
+    if (standalone) control.afterIdle(() => endStatementNumber(control, Boolean(target.cursor)));
+    else await endStatementNumber(control, Boolean(target.cursor));
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed;
   }

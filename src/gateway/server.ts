@@ -82,11 +82,15 @@ export class GatewayServer {
   private server: Server | undefined;
   private readonly sessions = new Map<string, Session>();
   private readonly sockets = new Set<Socket>();
+  /** Connections that carried a CancelRequest: closed once it is forwarded, not when their client half-closes. */
+  private readonly cancelRequests = new WeakSet<Socket>();
 
   constructor(private readonly options: GatewayOptions) {}
 
   async listen(): Promise<number> {
-    const server = net.createServer((socket) => this.accept(socket));
+    // Half-open: a client may half-close its CancelRequest connection at once (postgres.js does), and must still
+    // see it closed only once PostgreSQL has acted on the request (see accept).
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.on('error', (error) => this.options.logger.error({ err: error }, 'gateway listener error'));
     this.server = server;
     await listenOn(server, this.options.port, this.options.host);
@@ -110,13 +114,17 @@ export class GatewayServer {
   private accept(client: Socket): void {
     this.sockets.add(client);
     client.on('close', () => this.sockets.delete(client));
+    // Any other connection ends when its client ends it, as without allowHalfOpen.
+    client.on('end', () => {
+      if (!this.cancelRequests.has(client)) client.end();
+    });
     client.setNoDelay(true);
     const timer = setTimeout(() => client.destroy(), this.options.startupTimeoutMs ?? 60_000);
-    this.readStartup(client, timer, false);
+    this.readStartup(client, timer, false, client);
   }
 
-  /** Reads the startup packet (after any SSLRequest/GSSENCRequest) from a plain or TLS socket. */
-  private readStartup(client: Socket, timer: NodeJS.Timeout, encrypted: boolean): void {
+  /** Reads the startup packet (after any SSLRequest/GSSENCRequest) from a plain or TLS socket (over `raw`). */
+  private readStartup(client: Socket, timer: NodeJS.Timeout, encrypted: boolean, raw: Socket): void {
     const { logger } = this.options;
     client.on('error', (error) => logger.debug({ err: error.message }, 'client error before startup'));
     let pending: Buffer = Buffer.alloc(0);
@@ -145,7 +153,7 @@ export class GatewayServer {
             client.write('S');
             const secure = new tls.TLSSocket(client, { isServer: true, secureContext: this.options.tls.context });
             secure.setNoDelay(true);
-            this.readStartup(secure, timer, true);
+            this.readStartup(secure, timer, true, raw);
             return;
           }
           // 'N' lets the client continue in plain text (or give up if it requires encryption).
@@ -155,8 +163,9 @@ export class GatewayServer {
         client.off('data', onData);
         clearTimeout(timer);
         if (code === CANCEL_REQUEST_CODE) {
-          // Closed once PostgreSQL has the request, as PostgreSQL closes it: a client (libpq) that waits
-          // for that before its next statement must not have this cancel land on it.
+          // Closed once PostgreSQL has the request, as PostgreSQL closes it: a client (libpq, postgres.js) that
+          // waits for that before its next statement must not have this cancel land on it.
+          this.cancelRequests.add(raw);
           void this.forwardCancel(packet).finally(() => client.destroy());
           return;
         }

@@ -253,8 +253,8 @@ export class Session implements SessionControl {
   /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
   private followUps: (() => Promise<void>)[] = [];
   private runningFollowUps = false;
-  /** A cancel that came while follow-ups ran (see cancel). */
-  private cancelAfterFollowUps: (() => Promise<void>) | undefined;
+  /** A cancel that came while follow-ups ran (see cancel), and what settles its request. */
+  private cancelAfterFollowUps: { toServer: () => Promise<void>; settle: () => void } | undefined;
   /** Cancels handed to PostgreSQL whose delivery is not confirmed yet. */
   private readonly cancelsOnTheirWay = new Set<Promise<void>>();
 
@@ -298,8 +298,12 @@ export class Session implements SessionControl {
    */
   cancel(toServer: () => Promise<void>): Promise<void> {
     if (this.runningFollowUps) {
-      this.cancelAfterFollowUps = toServer;
-      return Promise.resolve();
+      // Settled once decided, as PostgreSQL closes a CancelRequest's connection once it has acted on it: a client
+      // that waits for that (libpq does) sends nothing meant to come after the cancel before it.
+      return new Promise((settle) => {
+        this.cancelAfterFollowUps?.settle();
+        this.cancelAfterFollowUps = { toServer, settle };
+      });
     }
     this.cancelController.abort(new SqlError(SqlState.queryCanceled, 'canceling statement due to user request'));
     const sent = toServer();
@@ -886,7 +890,8 @@ export class Session implements SessionControl {
     // The client sent statements meanwhile (held, or still unread while it was paused): the cancel is theirs.
     const sentMeanwhile = this.queue.length > 0 || this.client.readableLength > 0;
     // (PostgreSQL's side only: the statement's interception, still to start, resets the gateway's signal.)
-    if (deferred && sentMeanwhile && !this.closed) void this.cancel(deferred);
+    if (deferred && sentMeanwhile && !this.closed) void this.cancel(deferred.toServer).finally(deferred.settle);
+    else deferred?.settle();
   }
 
   relay(
@@ -957,6 +962,7 @@ export class Session implements SessionControl {
     // long statement would run on, so cancel it explicitly.
     if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.cancelBackend();
     this.cancelController.abort(new Error(`${who} connection closed`));
+    this.cancelAfterFollowUps?.settle();
     this.backend.fail(new Error(`${who} connection closed`));
     this.logger.debug({ who, err: error?.message }, 'session closed');
     // (After PostgreSQL's FATAL, the client gets what was written before the end.)

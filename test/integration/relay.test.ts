@@ -108,23 +108,28 @@ describe('gateway relay', () => {
   it('closes a CancelRequest connection only once PostgreSQL has it, as PostgreSQL does (libpq waits for that)', async () => {
     const client = await stack.connect();
     const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
-    /** Sends a CancelRequest for the client's session and resolves when the gateway closes that connection. */
-    const cancelAndWait = () =>
+    /**
+     * Sends a CancelRequest for the client's session and resolves when the gateway closes that connection;
+     * `halfClose` ends the client's side with the request, as postgres.js does.
+     */
+    const cancelAndWait = (halfClose: boolean) =>
       new Promise<void>((resolve, reject) => {
         const packet = Buffer.alloc(16);
         packet.writeInt32BE(16, 0);
         packet.writeInt32BE(80877102, 4);
         packet.writeInt32BE(processID, 8);
         packet.writeInt32BE(secretKey, 12);
-        const socket = net.connect(stack.pgsage.gateway.port, '127.0.0.1', () => socket.write(packet));
+        const socket = net.connect(stack.pgsage.gateway.port, '127.0.0.1', () =>
+          halfClose ? socket.end(packet) : socket.write(packet),
+        );
         socket.on('close', () => resolve());
         socket.on('error', reject);
       });
     try {
       // A statement that has finished: the cancel comes too late for it, and must not land on the next one.
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 20; i++) {
         await client.query('SELECT 1');
-        await cancelAndWait();
+        await cancelAndWait(i % 2 === 1);
         expect((await client.query('SELECT pg_sleep(0.05), 2 AS two')).rows[0].two).toBe(2);
       }
     } finally {
