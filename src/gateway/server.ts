@@ -88,7 +88,7 @@ export class GatewayServer {
   constructor(private readonly options: GatewayOptions) {}
 
   async listen(): Promise<number> {
-    // Half-open: a client may half-close its CancelRequest connection at once (postgres.js does), and must still
+    // Half-open: a client may half-close its CancelRequest connection as it sends the request, and must still
     // see it closed only once PostgreSQL has acted on the request (see accept).
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.on('error', (error) => this.options.logger.error({ err: error }, 'gateway listener error'));

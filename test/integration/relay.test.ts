@@ -110,7 +110,7 @@ describe('gateway relay', () => {
     const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
     /**
      * Sends a CancelRequest for the client's session and resolves when the gateway closes that connection;
-     * `halfClose` ends the client's side with the request, as postgres.js does.
+     * `halfClose` ends the client's side with the request (shutdown after send), as some clients do.
      */
     const cancelAndWait = (halfClose: boolean) =>
       new Promise<void>((resolve, reject) => {
