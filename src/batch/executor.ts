@@ -19,6 +19,7 @@ import type { MemoryGuard } from './memory-guard.js';
 import { type BatchPlan, type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
+import type { BatchStatistics } from './statistics.js';
 
 export interface BatchSettings {
   /**
@@ -401,6 +402,8 @@ export interface BatchRunOptions {
   control: SessionControl;
   services: MlServices;
   memory?: MemoryGuard;
+  /** Where statements, batches and retries are counted for monitoring. */
+  statistics?: BatchStatistics;
   settings: BatchSettings;
   statementNumber: number;
   /** Inside a client transaction: argument queries run under savepoints so a failing one cannot abort it. */
@@ -659,7 +662,11 @@ export async function computeBatchResults(
   phases?: BatchPhases,
 ): Promise<Map<CallGroup, BatchFigures>> {
   const { control, settings } = options;
-  const figures = new Map<CallGroup, BatchFigures>(work.map((w) => [w.group, new BatchFigures()]));
+  const { statistics } = options;
+  const figures = new Map<CallGroup, BatchFigures>(
+    work.map((w) => [w.group, new BatchFigures(statistics?.tally(w.group.label))]),
+  );
+  statistics?.recordStatement(work.map((w) => w.group.label));
   // (A cancel that came before this point would not fire the listener.)
   if (control.signal.aborted) throw control.signal.reason;
   const abort = new AbortController();

@@ -11,6 +11,7 @@ import type { FeatureMatrix } from '../models/types.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { DistinctKeyBytes } from './distinct-key-bytes.js';
 import type { MlKind } from './ml-calls.js';
+import type { BatchTally } from './statistics.js';
 
 /** What one call returned: sentiment (label, confidence) or model output (text). */
 export interface CallResult {
@@ -61,9 +62,18 @@ export class BatchFigures {
   readonly times: number[] = [];
   retries = 0;
 
+  /** `tally` counts the function's batches for monitoring as they come (see BatchStatistics.tally). */
+  constructor(private readonly tally?: BatchTally) {}
+
   record(size: number, ms: number): void {
     this.sizes.push(size);
     this.times.push(ms);
+    this.tally?.batch(size, ms);
+  }
+
+  retried(): void {
+    this.retries += 1;
+    this.tally?.retry();
   }
 
   get rows(): number {
@@ -657,9 +667,7 @@ export class BatchScorer {
     return retryingThrottled(attempt, {
       signal,
       deadline,
-      onRetry: () => {
-        batch.figures.retries += 1;
-      },
+      onRetry: () => batch.figures.retried(),
     });
   }
 }

@@ -21,6 +21,12 @@ export interface StatementPhases {
   numericRows: number;
 }
 
+/** Counts one function's batches as they are answered (see BatchStatistics.tally). */
+export interface BatchTally {
+  batch(size: number, ms: number): void;
+  retry(): void;
+}
+
 export class BatchStatistics {
   private readonly byFunction = new Map<string, FunctionFigures>();
   /** The most recent batch-mode statement's phases (benchmarks read it). */
@@ -41,17 +47,33 @@ export class BatchStatistics {
     return entry;
   }
 
-  recordStatement(label: string, figures: { sizes: number[]; times: number[]; retries: number }): void {
-    const entry = this.entry(label);
-    entry.statements += 1;
-    entry.batches += figures.sizes.length;
-    entry.rows += figures.sizes.reduce((a, b) => a + b, 0);
-    entry.callTimeMs += figures.times.reduce((a, b) => a + b, 0);
-    entry.retries += figures.retries;
+  /** A statement starts scoring calls of these functions: each counts it once. */
+  recordStatement(labels: Iterable<string>): void {
+    for (const label of new Set(labels)) this.entry(label).statements += 1;
   }
 
-  recordError(label: string): void {
-    this.entry(label).errors += 1;
+  /**
+   * Where a function's batches and retries are counted as they happen, so
+   * that a statement that fails or is cancelled later still counts the
+   * service's work it had done.
+   */
+  tally(label: string): BatchTally {
+    const entry = this.entry(label);
+    return {
+      batch: (size, ms) => {
+        entry.batches += 1;
+        entry.rows += size;
+        entry.callTimeMs += ms;
+      },
+      retry: () => {
+        entry.retries += 1;
+      },
+    };
+  }
+
+  /** A statement scoring calls of these functions failed: each counts it once. */
+  recordError(labels: Iterable<string>): void {
+    for (const label of new Set(labels)) this.entry(label).errors += 1;
   }
 
   recordPerRowCall(label: string): void {
@@ -72,7 +94,11 @@ export class BatchStatistics {
       ['rows', 'pgsage_batch_rows_total', 'Rows scored in batch mode'],
       ['callTimeMs', 'pgsage_batch_call_time_ms_total', 'Time spent in batch calls, milliseconds'],
       ['retries', 'pgsage_batch_retries_total', 'Throttled batch calls retried'],
-      ['errors', 'pgsage_batch_errors_total', 'Batch-mode statements that failed in an ML call'],
+      [
+        'errors',
+        'pgsage_batch_errors_total',
+        'Batch-mode statements that failed while scoring (a service error, a cancel or timeout)',
+      ],
       ['perRowCalls', 'pgsage_per_row_calls_total', 'Calls served one row at a time through the bridge'],
     ];
     const lines: string[] = [];

@@ -1412,13 +1412,13 @@ export class MlInterceptor implements SessionInterceptor {
             control,
             services: this.context.services,
             memory: this.context.memory,
+            statistics: this.context.statistics,
             settings,
             statementNumber: number,
             inTransaction,
           },
           phases,
         );
-        for (const [group, groupFigures] of figures) this.context.statistics.recordStatement(group.label, groupFigures);
       },
       { idleTimeouts: settings.idleTimeouts },
     );
@@ -1513,7 +1513,7 @@ export class MlInterceptor implements SessionInterceptor {
         await control.backend.query(`${inBlock ? `${inBlock.back}; ` : ''}RELEASE SAVEPOINT aws_ml_batch`);
       return undefined;
     } catch (error) {
-      for (const label of labels) this.context.statistics.recordError(label);
+      this.context.statistics.recordError(labels);
       const failure = await this.fail(control, error, inTransaction, keepBlock);
       // (In a block the rollback to the savepoint put them back.)
       if (putBack && control.backend.status === 'I') {
@@ -2065,6 +2065,7 @@ export class MlInterceptor implements SessionInterceptor {
             control,
             services: this.context.services,
             memory: this.context.memory,
+            statistics: this.context.statistics,
             settings,
             statementNumber: number,
             inTransaction,
@@ -2072,10 +2073,7 @@ export class MlInterceptor implements SessionInterceptor {
           },
           phases,
         );
-        for (const [planned, groupFigures] of figures) {
-          this.context.statistics.recordStatement(planned.label, groupFigures);
-          rowsScored += groupFigures.rows;
-        }
+        for (const groupFigures of figures.values()) rowsScored += groupFigures.rows;
       },
       { keepBlock: failsInPlace, idleTimeouts: settings.idleTimeouts },
     );

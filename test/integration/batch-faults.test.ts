@@ -87,6 +87,27 @@ describe('batch mode under faults', () => {
     const { rows } = await db.query('SELECT count(*)::int AS n FROM scored');
     expect(rows[0].n).toBe(0);
     expect((await db.query('SELECT 1 AS ok')).rows[0].ok).toBe(1); // the session goes on
+    // Monitoring counts the statement once, its error once, and the batches the service answered before.
+    const stats = await db.query(
+      `SELECT statements::int, errors::int, batches::int, rows_scored::int AS rows FROM aws_ml.batch_statistics
+        WHERE function_name = 'aws_sagemaker.invoke_endpoint'`,
+    );
+    const [counted] = stats.rows;
+    expect(counted).toMatchObject({ statements: 1, errors: 1 });
+    expect(counted.batches).toBeGreaterThan(0);
+    expect(counted.rows).toBe(100 * counted.batches);
+  });
+
+  it('counts a statement once in monitoring, however many of its calls there are', async () => {
+    const db = await startWith({});
+    const other = ['f1 + 1', ...features.slice(1)].join(', ');
+    await db.query(`SELECT count(${call(500)}), count(aws_sagemaker.invoke_endpoint('remote', 500, ${other})::float8)
+      FROM rows_in`);
+    const stats = await db.query(
+      `SELECT statements::int, batches::int, rows_scored::int AS rows FROM aws_ml.batch_statistics
+        WHERE function_name = 'aws_sagemaker.invoke_endpoint'`,
+    );
+    expect(stats.rows).toEqual([{ statements: 1, batches: 8, rows: 4000 }]);
   });
 
   it('fails the statement with the model error where a refused row is called for, as per row', async () => {
