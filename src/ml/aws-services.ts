@@ -5,6 +5,7 @@ import {
   comprehendItemError,
   everyDocumentAnswered,
   type MlServices,
+  RESET_CODES,
   type SentimentItem,
   ThrottledError,
 } from './client.js';
@@ -22,6 +23,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 
 interface AwsSdkError extends Error {
   name: string;
+  code?: string;
   $metadata?: { httpStatusCode?: number };
   $response?: { headers?: Record<string, string> };
   OriginalMessage?: string;
@@ -64,9 +66,11 @@ export class AwsMlServices implements MlServices {
     signal?: AbortSignal,
   ): Promise<(SentimentItem | SqlError)[]> {
     try {
-      const reply = await this.comprehend.send(
-        new BatchDetectSentimentCommand({ TextList: texts, LanguageCode: languageCode as LanguageCode }),
-        { abortSignal: signal },
+      const reply = await onceMoreOnReset(() =>
+        this.comprehend.send(
+          new BatchDetectSentimentCommand({ TextList: texts, LanguageCode: languageCode as LanguageCode }),
+          { abortSignal: signal },
+        ),
       );
       const out: (SentimentItem | SqlError)[] = new Array(texts.length);
       for (const result of reply.ResultList ?? []) {
@@ -85,14 +89,16 @@ export class AwsMlServices implements MlServices {
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
     try {
-      const reply = await this.runtime.send(
-        new InvokeEndpointCommand({
-          EndpointName: endpointName,
-          ContentType: 'text/csv',
-          Accept: 'text/csv',
-          Body: Buffer.from(csvBody),
-        }),
-        { abortSignal: signal },
+      const reply = await onceMoreOnReset(() =>
+        this.runtime.send(
+          new InvokeEndpointCommand({
+            EndpointName: endpointName,
+            ContentType: 'text/csv',
+            Accept: 'text/csv',
+            Body: Buffer.from(csvBody),
+          }),
+          { abortSignal: signal },
+        ),
       );
       return Buffer.from(reply.Body ?? new Uint8Array()).toString('utf8');
     } catch (error) {
@@ -116,11 +122,29 @@ export class AwsMlServices implements MlServices {
   }
 }
 
+/**
+ * Sends once more a request whose connection was reset, as a kept-alive one
+ * the service has just closed is (maxAttempts is 1, so the SDK does not):
+ * these requests change nothing, so a second one is safe.
+ */
+async function onceMoreOnReset<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    if (!RESET_CODES.has((error as AwsSdkError).code ?? '')) throw error;
+    return send();
+  }
+}
+
 function mapError(service: string, error: unknown, signal: AbortSignal | undefined, timeoutMs: number): SqlError {
   if (error instanceof SqlError) return error;
   const aws = error as AwsSdkError;
   if (signal?.aborted || aws.name === 'AbortError') {
     return new SqlError(SqlState.queryCanceled, 'canceling statement due to user request');
+  }
+  // (The SDK names a connection reset a TimeoutError too.)
+  if (RESET_CODES.has(aws.code ?? '')) {
+    return new SqlError(SqlState.ioError, `${service} closed the connection before answering`, aws.message);
   }
   if (aws.name === 'TimeoutError') {
     return new SqlError(SqlState.ioError, `${service} did not answer within ${timeoutMs} ms`, aws.message);

@@ -161,16 +161,34 @@ export class HttpMlServices implements MlServices {
     return { reply, payload: parseJson(reply.body) };
   }
 
-  private post(
+  private async post(
     path: string,
     headers: Record<string, string>,
     body: Buffer,
     signal: AbortSignal | undefined,
   ): Promise<HttpReply> {
     if (this.options.inProcess) {
-      if (signal?.aborted) return Promise.reject(canceled(signal));
+      if (signal?.aborted) throw canceled(signal);
       return this.options.inProcess('POST', path, headers, body);
     }
+    try {
+      return await this.postOnce(path, headers, body, signal);
+    } catch (error) {
+      // A kept-alive connection the service closed as the request went out (its idle timeout): once more, on a
+      // new one (nothing was answered, and scoring changes nothing).
+      if (!(error instanceof StaleConnection)) throw error;
+      return this.postOnce(path, headers, body, signal).catch((again: unknown) => {
+        throw again instanceof StaleConnection ? unavailable(this.url, again.reset) : again;
+      });
+    }
+  }
+
+  private postOnce(
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpReply> {
     const allHeaders: Record<string, string> = { ...headers, 'content-length': String(body.length) };
     this.options.sign?.({ method: 'POST', path, headers: allHeaders, body });
     return new Promise((resolve, reject) => {
@@ -208,7 +226,11 @@ export class HttpMlServices implements MlServices {
           ),
         ),
       );
-      request.on('error', (error) => reject(error instanceof SqlError ? error : unavailable(this.url, error)));
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        if (error instanceof SqlError) reject(error);
+        else if (request.reusedSocket && RESET_CODES.has(error.code ?? '')) reject(new StaleConnection(error));
+        else reject(unavailable(this.url, error));
+      });
       request.end(body);
     });
   }
@@ -227,6 +249,16 @@ function endpointAnswer(endpointName: string, reply: HttpReply): string {
 function canceled(signal: AbortSignal): SqlError {
   const reason = signal.reason instanceof Error ? signal.reason.message : 'canceling statement due to user request';
   return new SqlError(SqlState.queryCanceled, reason);
+}
+
+/** The errors of a connection the other side closed (see StaleConnection). */
+export const RESET_CODES: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE']);
+
+/** A request on a reused keep-alive connection that the service had closed: sent again once (see post). */
+class StaleConnection extends Error {
+  constructor(readonly reset: Error) {
+    super(reset.message);
+  }
 }
 
 function unavailable(url: URL, error: Error): SqlError {

@@ -167,6 +167,21 @@ describe('batch mode under faults', () => {
     expect(Number(stats.rows[0].retries)).toBe(3);
   });
 
+  it('sends a request once more when its connection is reset, and names a reset as one', async () => {
+    // (A kept-alive connection that the service closes as a request goes out ends so.)
+    let db = await startWith({ resetFirst: 1 });
+    expect((await db.query(`SELECT count(${call(500)})::int AS n FROM rows_in`)).rows[0].n).toBe(2000);
+    expect(remote.requests).toBe(1 + 4);
+    await db.query('SET apg_enable_function_migration = off');
+    expect((await db.query(`SELECT count(${call()})::int AS n FROM rows_in WHERE id <= 2`)).rows[0].n).toBe(2);
+    await stack.stop();
+    await remote.close();
+    db = await startWith({ resetFirst: 1000 });
+    const error = await db.query(`SELECT count(${call(500)}) FROM rows_in`).catch((e) => e);
+    expect(error).toMatchObject({ code: '58030' });
+    expect(error.message).toMatch(/SageMaker endpoint remote closed the connection before answering/);
+  });
+
   it('per row too, retries throttled calls with backoff and succeeds', async () => {
     const db = await startWith({ throttleFirst: 3 });
     await db.query('SET apg_enable_function_migration = off');

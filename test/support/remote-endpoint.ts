@@ -25,6 +25,8 @@ export interface RemoteBehaviour {
   nulInAnswers?: boolean;
   /** Answer an endpoint request with one line fewer than the rows it got (a broken model server). */
   dropsLastLine?: boolean;
+  /** Close the connection of this many endpoint requests without an answer (a reset, as a closed keep-alive's). */
+  resetFirst?: number;
 }
 
 /**
@@ -57,6 +59,10 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
         }));
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify({ ResultList, ErrorList: [] }));
+        return;
+      }
+      if (behaviour.resetFirst && number <= behaviour.resetFirst) {
+        req.socket.resetAndDestroy();
         return;
       }
       if (behaviour.throttleFirst && number <= behaviour.throttleFirst) {
