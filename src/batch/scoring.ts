@@ -57,7 +57,11 @@ const INPUT_ERRORS = new Set<string>([
 const refusesInput = (error: unknown) => error instanceof SqlError && INPUT_ERRORS.has(error.sqlstate);
 
 /** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
+let figuresMade = 0;
+
 export class BatchFigures {
+  /** Tells one call group's batches from another's (see BatchScorer.enqueue). */
+  readonly id = ++figuresMade;
   readonly sizes: number[] = [];
   readonly times: number[] = [];
   retries = 0;
@@ -156,7 +160,8 @@ function sameBuffer(a: BufferSpec, b: BufferSpec): boolean {
     a.format === b.format &&
     a.batchSize === b.batchSize &&
     a.label === b.label &&
-    a.listed === b.listed
+    a.listed === b.listed &&
+    a.figures === b.figures
   );
 }
 
@@ -282,7 +287,8 @@ export class BatchScorer {
     let buffer: Batch | undefined;
     if (last && sameBuffer(last.spec, to)) buffer = last.buffer;
     else {
-      const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}\u0000${listed}`;
+      // (Each call group fills batches of its own, as each call site in Aurora does, and its figures count them.)
+      const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}\u0000${listed}\u0000${figures.id}`;
       buffer = this.buffers.get(bufferKey);
       if (!buffer) {
         buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey, listed };

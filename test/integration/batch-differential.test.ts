@@ -1813,6 +1813,14 @@ describe('sentiment in the FROM list', () => {
     const line = explained.rows.map((r) => r[0]).find((l: string) => l.includes('Batch Processing'));
     // 400 distinct documents in batches of 7.
     expect(line).toMatch(/num batches=58 avg\/min\/max batch size=6\.897\/1\.000\/7\.000 /);
+    // Two call sites, each of its own 400 documents: each shows its own batches (a batch the two filled
+    // together was counted under the site whose inputs began it).
+    const twoSites = `SELECT id, (aws_comprehend.detect_sentiment(body, 'en', 7)).sentiment,
+      (aws_comprehend.detect_sentiment(body || '!', 'en', 7)).sentiment FROM many_docs`;
+    const plan = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${twoSites}`, rowMode: 'array' });
+    const lines = plan.rows.map((r) => r[0]).filter((l: string) => l.includes('Batch Processing'));
+    expect(lines).toHaveLength(2);
+    for (const each of lines) expect(each).toMatch(/num batches=58 avg\/min\/max batch size=6\.897\/1\.000\/7\.000 /);
     await db.query(`UPDATE many_docs SET body = repeat('long ', 1001) WHERE id = 900`);
     await expectSameBothWays(db, sql);
   });
