@@ -579,6 +579,7 @@ async function abortBlock(control: SessionControl, message: string, code: string
 function explainRewrite(
   plan: Pick<BatchPlan, 'groups' | 'perRow'>,
   figures: Map<CallGroup, BatchFigures> | undefined,
+  batchMs?: number,
 ): (message: Message) => Buffer | null {
   const lines: string[] = [];
   return (message) => {
@@ -587,7 +588,8 @@ function explainRewrite(
       return null;
     }
     if (message.type === ServerMessage.CommandComplete) {
-      return Buffer.concat([...annotateExplain(lines, plan, figures).map((line) => dataRow([line])), message.bytes]);
+      const annotated = annotateExplain(lines, plan, figures, batchMs);
+      return Buffer.concat([...annotated.map((line) => dataRow([line])), message.bytes]);
     }
     return message.bytes;
   };
@@ -1390,6 +1392,7 @@ export class MlInterceptor implements SessionInterceptor {
     let figures: Map<CallGroup, BatchFigures> | undefined;
     let origins: ColumnDescription[] | undefined;
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };
+    const batchStarted = performance.now();
     const failure = await this.guarded(
       control,
       plan.groups.map((g) => g.label),
@@ -1435,7 +1438,9 @@ export class MlInterceptor implements SessionInterceptor {
       left === undefined || (target.cursor && !inBlock)
         ? undefined
         : underTimeLeft(finalSql, left, settings.timeoutMs, inBlock);
-    const explained = target.explain?.text ? explainRewrite(plan, figures) : undefined;
+    const explained = target.explain?.text
+      ? explainRewrite(plan, figures, target.explain.analyze ? started - batchStarted : undefined)
+      : undefined;
     const outcome = await this.relayStatement(
       control,
       queryMessage(timed?.sql ?? finalSql),

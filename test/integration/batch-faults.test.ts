@@ -586,6 +586,16 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it("counts the service calls in EXPLAIN ANALYZE's Execution Time, as Aurora's does", async () => {
+    const db = await startWith({ latencyMs: 400 });
+    const plan = await db.query({ text: `EXPLAIN ANALYZE SELECT count(${call()}) FROM rows_in`, rowMode: 'array' });
+    const lines = plan.rows.map((r) => r[0] as string);
+    const time = lines.map((l) => /^Execution Time: (\d+\.\d{3}) ms$/.exec(l)).find(Boolean);
+    expect(Number(time?.[1])).toBeGreaterThanOrEqual(400);
+    const callTime = lines.map((l) => /batch call time=(\d+\.\d{3})\//.exec(l)).find(Boolean);
+    expect(Number(time?.[1])).toBeGreaterThan(Number(callTime?.[1]));
+  });
+
   it('sends progress notices for long statements unless turned off', async () => {
     const db = await startWith({ latencyMs: 1200 });
     const notices: string[] = [];
