@@ -682,6 +682,8 @@ export async function computeBatchResults(
   const started = performance.now();
   let lastNotice = started;
   const progress: ArgumentProgress = { rowsRead: 0, expectedRows: 0, estimate: settings.progress };
+  /** Where the last progress NOTICE stood (the rate it gives is of the time since). */
+  let lastNoticed: ProgressMark = { at: started, rowsRead: 0, scored: 0 };
   // Answers stored per input are listed as they come; those stored per row are read by slot.
   const keyRows = work.some((w) => !w.group.rowIdentity);
   const scorer = new BatchScorer({
@@ -696,12 +698,14 @@ export async function computeBatchResults(
     const now = performance.now();
     // (Less a little: the ticker's own timer may fire a few milliseconds early or late.)
     if (!settings.progress || now - lastNotice < PROGRESS_EVERY_MS - 100) return;
+    const since = lastNoticed;
     lastNotice = now;
+    lastNoticed = { at: now, rowsRead: progress.rowsRead, scored };
     control.toClient(
       noticeResponse({
         severity: 'NOTICE',
         code: '00000',
-        message: progressLine(progress, scored, (now - started) / 1000),
+        message: progressLine(progress, scored, since, now),
       }),
     );
   };
@@ -802,11 +806,26 @@ interface ArgumentProgress {
   estimate: boolean;
 }
 
-/** `aws_ml: 600000 of about 1000000 rows read, 580000 inputs scored (45000 rows/s)`. */
-function progressLine(progress: ArgumentProgress, scored: number, seconds: number): string {
+/** Where a statement's progress stood at a time (performance.now()). */
+interface ProgressMark {
+  at: number;
+  rowsRead: number;
+  scored: number;
+}
+
+/**
+ * `aws_ml: 600000 of about 1000000 rows read, 580000 inputs scored (45000 rows/s)`, the rate of
+ * the time since the last line: rows read while they come, then inputs scored (`(680 inputs/s)`).
+ */
+function progressLine(progress: ArgumentProgress, scored: number, since: ProgressMark, now: number): string {
   const { rowsRead, expectedRows } = progress;
   const of = expectedRows > 0 ? ` of about ${Math.max(expectedRows, rowsRead)}` : '';
-  return `aws_ml: ${rowsRead}${of} rows read, ${scored} inputs scored (${Math.round(rowsRead / seconds)} rows/s)`;
+  const seconds = Math.max(now - since.at, 1) / 1000;
+  const rate =
+    rowsRead > since.rowsRead
+      ? `${Math.round((rowsRead - since.rowsRead) / seconds)} rows/s`
+      : `${Math.round((scored - since.scored) / seconds)} inputs/s`;
+  return `aws_ml: ${rowsRead}${of} rows read, ${scored} inputs scored (${rate})`;
 }
 
 /** The planner's row estimate for a query (0 when it has none). */

@@ -605,7 +605,7 @@ describe('batch mode under faults', () => {
     const total = Number((await db.query('SELECT count(*) AS n FROM rows_in')).rows[0].n);
     await db.query(`SELECT count(${call(500)}) FROM rows_in`);
     const lines = notices.map((m) =>
-      /^aws_ml: (\d+) of about (\d+) rows read, \d+ inputs scored \(\d+ rows\/s\)$/.exec(m),
+      /^aws_ml: (\d+) of about (\d+) rows read, \d+ inputs scored \((\d+) (rows|inputs)\/s\)$/.exec(m),
     );
     expect(lines.length, notices.join('\n')).toBeGreaterThan(0);
     for (const line of lines) {
@@ -613,6 +613,11 @@ describe('batch mode under faults', () => {
       expect(Number(line![2])).toBe(total);
       expect(Number(line![1])).toBeLessThanOrEqual(total);
     }
+    // Once every row is read (at once here), the rate is of the inputs scored since the line before, one batch
+    // of 500 each 1.2 s: not the rows read over the whole time, which only falls.
+    const scoring = lines.filter((line) => line![4] === 'inputs');
+    expect(scoring.length, notices.join('\n')).toBeGreaterThan(0);
+    for (const line of scoring) expect(Number(line![3]), notices.join('\n')).toBeGreaterThan(100);
     notices.length = 0;
     await db.query('SET aws_ml.progress = off');
     await db.query(`SELECT count(${call(500)}) FROM rows_in WHERE id <= 1000`);
