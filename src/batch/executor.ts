@@ -16,7 +16,7 @@ import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
 import type { MemoryGuard } from './memory-guard.js';
-import { type BatchPlan, type CallGroup, RESULTS, ROW_RESULTS } from './planner.js';
+import { type BatchPlan, type CallGroup, type KeyRead, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
 import type { BatchStatistics } from './statistics.js';
@@ -33,6 +33,8 @@ export interface BatchSettings {
   batchable: boolean;
   /** The aws_ml extension (its batch functions) exists in this database. */
   extensionReady: boolean;
+  /** For each KeyRead asked about (see readSettings), whether a unique index proves it reads one row at most. */
+  oneRow: boolean[];
   concurrency: number;
   timeoutMs: number;
   progress: boolean;
@@ -204,6 +206,7 @@ export async function readSettings(
   rowCandidates: string[] = [],
   viewCandidates: ViewRead[] = [],
   wrappers: BatchPlan['wrappers'] = [],
+  keyReads: (KeyRead | undefined)[] = [],
 ): Promise<BatchSettings> {
   const names = tables.map((t) =>
     quoteLiteral(t.schema ? `${quoteIdentifier(t.schema)}.${quoteIdentifier(t.name)}` : quoteIdentifier(t.name)),
@@ -287,6 +290,7 @@ export async function readSettings(
                LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.oid), false)`
           : 'false'
       },
+      ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
       -- Results of earlier statements stop being read from here on (until begin_batch).
       set_config('aws_ml.batch_results', '', false)`);
   const [
@@ -313,12 +317,13 @@ export async function readSettings(
     idleSession,
     viewJson,
     staleWrappers,
+    uniqueKeys,
   ] = rows[0];
   const byInput = resultsTableState(inputTable, session.tables, 'byInput');
   const byRow = resultsTableState(rowTable, session.tables, 'byRow');
   if (byInput === undefined || byRow === undefined) {
     // (The set_config above ran: asking again changes nothing else.)
-    return readSettings(control, session, tables, privilegeChecks, rowCandidates, viewCandidates, wrappers);
+    return readSettings(control, session, tables, privilegeChecks, rowCandidates, viewCandidates, wrappers, keyReads);
   }
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
   const off = (value: string | null, name: string) => {
@@ -381,7 +386,27 @@ export async function readSettings(
     trackFunctions: trackFunctions !== 'none',
     idleTimeouts: idleTimeoutsOn(idleInTransaction, idleSession),
     endpointNoOp: session.endpointNoOp,
+    oneRow: (uniqueKeys ?? '{}')
+      .slice(1, -1)
+      .split(',')
+      .map((value) => value === 't'),
   };
+}
+
+/**
+ * SQL true when a unique index of the table (a plain one, without
+ * inheritance children) has only key columns among `columns`: a statement
+ * that reads it by their equality reads one row at the most.
+ */
+function uniqueKeySql(read: KeyRead | undefined): string {
+  if (!read) return 'false';
+  return `EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+      WHERE c.oid = to_regclass(${quoteLiteral(read.table)}) AND c.relkind = 'r' AND NOT c.relhassubclass
+        AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND NOT EXISTS (SELECT FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+         WHERE k.n <= i.indnkeyatts
+           AND a.attname <> ALL (ARRAY[${read.columns.map(quoteLiteral).join(', ')}]::text[])))`;
 }
 
 /**

@@ -86,6 +86,19 @@ export interface BatchPlan {
    * they are unchanged and still the only functions of their names.
    */
   wrappers: { oid: string; version: string; name: string; unique: boolean }[];
+  /**
+   * Every call is made for the rows of one table that the statement picks by
+   * equality of these columns with constants or parameters: if a unique
+   * index covers them (the session checks), it reads one row at the most.
+   */
+  keyRead?: KeyRead;
+}
+
+/** A table read by equality on columns (see BatchPlan.keyRead). */
+export interface KeyRead {
+  /** As written (`"schema"."name"` or `"name"`), for to_regclass. */
+  table: string;
+  columns: string[];
 }
 
 export interface PlanOptions {
@@ -392,8 +405,14 @@ function hasLimit(select: AstNode): boolean {
 /** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */
 function limitClause(select: AstNode): string {
   if (!select.limitCount) return '';
-  if (!select.limitOffset) return ` LIMIT ${deparse(select.limitCount)}`;
-  return ` LIMIT LEAST((${deparse(select.limitCount)})::numeric + (${deparse(select.limitOffset)}), 9223372036854775807)::bigint`;
+  const count = deparse(select.limitCount);
+  if (!select.limitOffset) return ` LIMIT ${count}`;
+  const offset = deparse(select.limitOffset);
+  // A negative LIMIT or OFFSET fails the argument query as it fails the statement, before any call.
+  return (
+    ` LIMIT CASE WHEN (${count}) < 0 THEN (${count})::bigint` +
+    ` ELSE LEAST((${count})::numeric + (${offset}), 9223372036854775807)::bigint END OFFSET LEAST(0, (${offset}))`
+  );
 }
 
 /** A level whose every row is one row of its FROM items' (no grouping, DISTINCT, LIMIT, window or locking clause). */
@@ -436,7 +455,8 @@ function limitOfParent(level: Level, index: Map<AstNode, CallSite>): string | un
     return undefined;
   }
   if (p.windowClause || p.lockingClause || p.fromClause?.length !== 1) return undefined;
-  if (!oneRowPerRow(level) || !knownCallsOnly(p.targetList, index)) return undefined;
+  // (Rows the level sorts first are not the first it reads.)
+  if (!oneRowPerRow(level) || level.stmt.sortClause || !knownCallsOnly(p.targetList, index)) return undefined;
   if (level.readAs) return p.fromClause[0] === level.readAs.item ? limitClause(p) : undefined;
   if (!level.withQuery || p.whereClause || p.withClause?.recursive) return undefined;
   const cte = (p.withClause?.ctes ?? []).find(
@@ -1370,6 +1390,8 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     Boolean(catalog.packerShadowed),
     callsVolatile,
   );
+  // (Read before the statement is rewritten into joins.)
+  const keyRead = keyReadOf(analysis.sites);
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   const aliasNumbers = firstFreeAliasNumber(statement);
@@ -1384,7 +1406,51 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     viewReads: analysis.viewReads,
     wrappers: wrappersInlined(analysis.sites),
     inlinedViews: analysis.inlinedViews,
+    keyRead,
   };
+}
+
+/**
+ * The table and columns of a statement whose every call is at its top level,
+ * over one table it reads by `column = constant or parameter` conditions
+ * (a SELECT with that table alone in FROM, an UPDATE or DELETE of it alone).
+ */
+function keyReadOf(sites: CallSite[]): KeyRead | undefined {
+  const level = sites[0]?.level;
+  if (!level?.top || sites.some((site) => site.level !== level)) return undefined;
+  const stmt = level.stmt;
+  const relation =
+    level.kind === 'select'
+      ? stmt.fromClause?.length === 1 && inner(stmt.fromClause[0], 'RangeVar')
+      : !stmt.fromClause?.length && !stmt.usingClause?.length && stmt.relation;
+  if (!relation) return undefined;
+  const names = new Set([relation.alias?.aliasname ?? relation.relname]);
+  const constant = (node: AstNode): boolean => {
+    const cast = inner(node, 'TypeCast');
+    return cast ? constant(cast.arg) : Boolean(inner(node, 'A_Const') || inner(node, 'ParamRef'));
+  };
+  const columnOf = (node: AstNode): string | undefined => {
+    const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
+    if (!fields || fields.length > 2 || (fields.length === 2 && !names.has(fields[0].String?.sval))) return undefined;
+    return fields[fields.length - 1].String?.sval;
+  };
+  const columns: string[] = [];
+  for (const conjunct of conjuncts(stmt.whereClause)) {
+    const expr = inner(conjunct, 'A_Expr');
+    const operator: AstNode[] | undefined = expr?.name;
+    if (expr?.kind !== 'AEXPR_OP' || operator?.length !== 1 || operator[0].String?.sval !== '=') continue;
+    const column = constant(expr.rexpr)
+      ? columnOf(expr.lexpr)
+      : constant(expr.lexpr)
+        ? columnOf(expr.rexpr)
+        : undefined;
+    if (column) columns.push(column);
+  }
+  if (columns.length === 0) return undefined;
+  const table = relation.schemaname
+    ? `${quoteIdentifier(relation.schemaname)}.${quoteIdentifier(relation.relname)}`
+    : quoteIdentifier(relation.relname);
+  return { table, columns };
 }
 
 /** The wrappers the call sites inlined (with the wrappers inside them), once each. */

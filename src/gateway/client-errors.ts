@@ -133,10 +133,16 @@ export function noteOrigins(parse: Buffer, origins: readonly ColumnDescription[]
   originsOf.set(parse, origins);
 }
 
-/** The origins each Describe among `messages` answers with (see noteOrigins), by its index. */
-function describedOrigins(messages: readonly Buffer[]): Map<number, readonly ColumnDescription[]> {
+/**
+ * The origins each Describe among `messages` answers with (see noteOrigins), by its index;
+ * `prepared`, those of statements prepared before them, by name.
+ */
+function describedOrigins(
+  messages: readonly Buffer[],
+  prepared: ReadonlyMap<string, readonly ColumnDescription[]> = new Map(),
+): Map<number, readonly ColumnDescription[]> {
   const described = new Map<number, readonly ColumnDescription[]>();
-  const statements = new Map<string, readonly ColumnDescription[] | undefined>();
+  const statements = new Map<string, readonly ColumnDescription[] | undefined>(prepared);
   const portals = new Map<string, readonly ColumnDescription[] | undefined>();
   messages.forEach((message, index) => {
     if (message[0] === ClientMessage.Parse) statements.set(readParse(message).name, originsOf.get(message));
@@ -173,8 +179,12 @@ export class ClientErrors {
 
   private readonly origins: Map<number, readonly ColumnDescription[]>;
 
-  constructor(private readonly messages: readonly Buffer[]) {
-    this.origins = describedOrigins(messages);
+  /** `prepared`: the origins of statements prepared in earlier groups that these messages may bind (see noteOrigins). */
+  constructor(
+    private readonly messages: readonly Buffer[],
+    prepared?: ReadonlyMap<string, readonly ColumnDescription[]>,
+  ) {
+    this.origins = describedOrigins(messages, prepared);
     this.last = Math.max(
       messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m)),
       ...this.origins.keys(),

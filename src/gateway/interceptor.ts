@@ -471,6 +471,8 @@ interface PreparedMl {
   plan: BatchPlan;
   /** What the server was given to parse (the rewritten statement). */
   serverSql: string;
+  /** How PostgreSQL describes the columns of the statement as written, when the server's form reads a view in place. */
+  origins?: readonly ColumnDescription[];
   declaredTypes: number[];
   /** The statement as the client wrote it (rewritten only in what PostgreSQL reads alike), for the per-row path. */
   plainSql: string;
@@ -1349,6 +1351,7 @@ export class MlInterceptor implements SessionInterceptor {
       plan.rowIdentityTables,
       plan.viewReads,
       plan.wrappers,
+      [plan.keyRead],
     );
     if (settings.staleDefinitions && !definitionsChecked) {
       // A view it reads or a wrapper it inlined was changed where the gateway did not see it: plan again from the
@@ -1361,6 +1364,9 @@ export class MlInterceptor implements SessionInterceptor {
     }
     // Without the privileges PostgreSQL will refuse the statement: call nothing and let it say so.
     if (!settings.batchable || !settings.extensionReady || settings.staleDefinitions) return asIs();
+    // One row at the most, by a unique key: the per-row path makes the calls batch mode would, without its
+    // round trips (its answers are the reference batch mode must give anyway).
+    if (settings.oneRow[0] && !target.explain && !target.cursor) return asIs();
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
@@ -1916,6 +1922,7 @@ export class MlInterceptor implements SessionInterceptor {
       ],
       [...batchParses.flatMap((p) => p.entry.plan.viewReads), ...binds.flatMap((b) => b.entry.plan.inlinedViews)],
       [...batchParses, ...binds].flatMap((p) => p.entry.plan.wrappers),
+      binds.map((b) => b.entry.plan.keyRead),
     );
     // A statement that reads a view in place no longer may (a privilege revoked, the name now meaning
     // another relation): prepared again as written, PostgreSQL checks it as the view.
@@ -1966,6 +1973,13 @@ export class MlInterceptor implements SessionInterceptor {
       // mode on: a named one would outlive the view's changes, which PostgreSQL no longer ties to it.
       const inPlace = prepared.parse.name === '' && settings.batchable ? settings.inlineViews : new Set<string>();
       await this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace);
+    }
+    // Each statement executed reads one row at the most, by a unique key: made per row (see runBatchStatement), by
+    // the statements as prepared, whose joins find no answers and call the functions.
+    const oneRowEach = binds.every((b, i) => settings.oneRow[i] && !b.entry.target.cursor && !b.entry.target.explain);
+    if (binds.length > 0 && oneRowEach) {
+      await this.forwardAfterOwnWork(control, out, syncs, unnamed);
+      return;
     }
     // As for a simple query (see writesWithParallelPlan): CREATE TABLE AS, REFRESH … run without parallel plans.
     // A group that runs that one statement is set up before; in one that opens a block first (pgjdbc
@@ -2153,6 +2167,9 @@ export class MlInterceptor implements SessionInterceptor {
     const ownOperations = control.backend.operations;
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
     const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
+    // (The unnamed statement prepared in an earlier group describes its columns as written, as there.)
+    const origins = unnamed.ml?.origins;
+    const prepared = origins ? new Map([['', origins]]) : undefined;
     const endsWithSync = out[out.length - 1]?.[0] === ClientMessage.Sync;
     if ((!reparse && !injection && !ownBlock) || syncs !== 1 || !endsWithSync || control.backend.status === 'E') {
       if (reparse && control.backend.status !== 'E') {
@@ -2160,11 +2177,11 @@ export class MlInterceptor implements SessionInterceptor {
         await control.relay([reparse, syncMessage()], () => null);
         if (plain) plain.ownOperations = ownOperations;
       }
-      control.forward(out, syncs, new ClientErrors(out));
+      control.forward(out, syncs, new ClientErrors(out, prepared));
     } else {
       let parseHidden = !reparse;
       const hide = injection ? hideInjectedReplies(injection) : (message: Message) => message.bytes;
-      const errors = new ClientErrors(out);
+      const errors = new ClientErrors(out, prepared);
       const keep = (message: Message) => {
         const shown = hide(message);
         return shown && errors.reply(shown);
@@ -2494,6 +2511,7 @@ export class MlInterceptor implements SessionInterceptor {
       out[prepared.index],
       parseMessage(parse.name, entry.serverSql, parse.paramTypes),
     );
+    entry.origins = origins;
     if (origins) noteOrigins(out[prepared.index], origins);
   }
 

@@ -264,6 +264,42 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     expect((await db.query('SELECT count(DISTINCT i)::int AS n FROM cancelled_late')).rows[0].n).toBe(300);
   });
 
+  it('makes per row the calls of a statement that reads one row by a unique key, on either protocol', async () => {
+    // The per-row path makes the one call batch mode would, without batch mode's round trips.
+    await db.query(`CREATE TABLE keyed_docs (id int PRIMARY KEY, code text, part int, txt text, UNIQUE (code, part));
+      CREATE UNIQUE INDEX keyed_docs_partial ON keyed_docs (part) WHERE part > 100000;
+      INSERT INTO keyed_docs SELECT id, 'c' || (id % 10), id / 10, txt FROM t`);
+    const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
+    const perRowOnly = { scored: 0, perRow: 1 };
+    for (const [sql, params, expected] of [
+      [`SELECT id, ${mood} FROM keyed_docs WHERE id = 5`, undefined, perRowOnly],
+      [`SELECT id, ${mood} FROM keyed_docs k WHERE k.id = $1 AND txt IS NOT NULL`, [6], perRowOnly],
+      [`SELECT id, ${mood} FROM keyed_docs WHERE code = 'c1' AND part = $1::int`, [3], perRowOnly],
+      // Not proven one row: batched.
+      [`SELECT id, ${mood} FROM keyed_docs WHERE code = 'c1'`, undefined, { scored: 1, perRow: 0 }],
+      [`SELECT id, ${mood} FROM keyed_docs WHERE part = 3`, undefined, { scored: 1, perRow: 0 }],
+      [`SELECT id, ${mood} FROM keyed_docs WHERE id = 5 OR id = 6`, undefined, { scored: 1, perRow: 0 }],
+    ] as [string, unknown[] | undefined, { scored: number; perRow: number }][]) {
+      await expectSameBothWays(db, sql, { params });
+      const calls = await callsDuring(async () => {
+        await db.query(sql, params);
+      });
+      expect({ sql, scored: Math.min(calls.scored, 1), perRow: calls.perRow }).toEqual({ sql, ...expected });
+    }
+    // A named statement executed again, and an UPDATE by its key.
+    for (const id of [3, 4]) {
+      const calls = await callsDuring(async () => {
+        await db.query({ name: 'keyed_read', text: `SELECT ${mood} AS m FROM keyed_docs WHERE id = $1`, values: [id] });
+      });
+      expect(calls).toEqual(perRowOnly);
+    }
+    const update = await callsDuring(async () => {
+      await db.query(`UPDATE keyed_docs SET code = ${mood} WHERE id = 9`);
+    });
+    expect(update).toEqual(perRowOnly);
+    await expectSameBothWays(db, 'SELECT code FROM keyed_docs WHERE id = 9');
+  });
+
   it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
     for (const sql of [
       `SELECT ctid, ${EP} FROM t WHERE id < $1 ORDER BY id`,
@@ -1734,6 +1770,25 @@ describe('batch mode in other statements', () => {
       expect(rowsScoredSince(scored), sql).toBeLessThanOrEqual(4 + 10);
     }
 
+    // A level that sorts its rows first: the parent's LIMIT takes its first rows in that order, so the whole
+    // level is scored (bounding what it reads in table order scored other rows, and called the rest per row).
+    for (const sql of [
+      `SELECT * FROM (SELECT id, ${E10} AS p FROM t ORDER BY id DESC) s LIMIT 4`,
+      `WITH s AS (SELECT id, ${E10} AS p FROM t ORDER BY id DESC) SELECT * FROM s LIMIT 4`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      expect((await runBatched(sql)).scored, sql).toBeGreaterThan(14);
+    }
+    // A negative OFFSET or LIMIT fails as PostgreSQL fails it, before any call.
+    for (const [sql, code] of [
+      [`SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 3 OFFSET -1`, '2201X'],
+      [`SELECT id, ${E10} FROM t ORDER BY id LIMIT -1 OFFSET 3`, '2201W'],
+    ]) {
+      const scored = rowsScored();
+      await expect(db.query(sql), sql).rejects.toMatchObject({ code });
+      expect(rowsScoredSince(scored), sql).toBe(0);
+    }
+
     // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
     for (const sql of [
       `SELECT id, ${EP} FROM t ORDER BY id LIMIT 3 OFFSET 7`,
@@ -2004,7 +2059,7 @@ describe('statements that make each call once', () => {
       `SELECT ${mood("'a'")}, ${mood("'b'")}, ${mood("'c'")}`,
       `SELECT ${mood('(SELECT txt FROM t WHERE id = 2)')}`,
       `SELECT ${mood("'a'")}, generate_series(1, 3)`,
-      `SELECT ${mood('txt')} FROM t WHERE id = 2`,
+      `SELECT ${mood('txt')} FROM t WHERE id < 3`,
     ]) {
       const calls = perRowCallsOf(SENTIMENT);
       const scored = rowsScored(SENTIMENT);
@@ -3568,6 +3623,16 @@ describe('views read in place', () => {
         return result;
       };
       expect(await fetched(db)).toEqual(await fetched(direct));
+      // The unnamed statement prepared and described in one group, bound and described again in the next.
+      const laterBind = async (client: pg.Client) => {
+        const session = new RawSession(client);
+        const sql = 'SELECT mood, id FROM described_moods WHERE id < 3';
+        const first = await session.round([raw.parse('', sql), raw.describeStatement(), raw.sync()]);
+        const second = await session.round([raw.bind('', []), raw.describePortal(), raw.execute(), raw.sync()]);
+        return [...first.descriptions, ...second.descriptions].map((d) => d.map((c) => [c.tableOid, c.column]));
+      };
+      const [gateway, alone] = [await stack.connect(), await stack.direct()];
+      expect(await laterBind(gateway)).toEqual(await laterBind(alone));
     } finally {
       await direct.end();
     }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import {
   bindMessage,
+  type ColumnDescription,
   closeMessage,
   copyDataMessage,
   copyDoneMessage,
@@ -13,6 +14,7 @@ import {
   parseMessage,
   queryMessage,
   readDataRow,
+  readRowDescription,
   syncMessage,
 } from '../../src/gateway/protocol.js';
 
@@ -26,6 +28,8 @@ export interface RawAnswer {
   statuses: string[];
   /** Every message's type, in order (e.g. `12DCZ`). */
   types: string;
+  /** RowDescriptions' columns, in order. */
+  descriptions: ColumnDescription[][];
 }
 
 /**
@@ -54,7 +58,7 @@ export class RawSession {
    */
   async round(messages: Buffer[], syncs = 1, done?: (answer: RawAnswer) => boolean): Promise<RawAnswer> {
     this.stream.write(Buffer.concat(messages));
-    const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [], types: '' };
+    const answer: RawAnswer = { results: [], errors: [], parameters: [], statuses: [], types: '', descriptions: [] };
     let rows: (string | null)[][] = [];
     while (done ? !done(answer) : answer.statuses.length < syncs) {
       if (this.pending.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
@@ -63,6 +67,7 @@ export class RawSession {
         const type = String.fromCharCode(message.type);
         answer.types += type;
         if (type === 'D') rows.push(readDataRow(message.bytes));
+        else if (type === 'T') answer.descriptions.push(readRowDescription(message.bytes));
         else if (type === 'C' || type === 's') {
           answer.results.push(rows);
           rows = [];
