@@ -120,6 +120,8 @@ export class GatewayServer {
     });
     client.setNoDelay(true);
     const timer = setTimeout(() => client.destroy(), this.options.startupTimeoutMs ?? 60_000);
+    // (A connection that closes before its startup packet must not keep the process up until the timeout.)
+    client.on('close', () => clearTimeout(timer));
     this.readStartup(client, timer, false, client);
   }
 
