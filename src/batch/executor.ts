@@ -291,8 +291,10 @@ export async function readSettings(
           : 'false'
       },
       ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
-      -- Results of earlier statements stop being read from here on (until begin_batch).
-      set_config('aws_ml.batch_results', '', false)`);
+      -- Results of earlier statements stop being read from here on (until begin_batch): by the functions, and by
+      -- a statement prepared in batch form that runs without scoring (one that reads one row by a unique key),
+      -- which would read a cursor's, numbered for the rest of its block.
+      set_config('aws_ml.batch_results', '', false), set_config('aws_ml.batch_statement', '0', false)`);
   const [
     enabled,
     workersPerGather,
@@ -402,7 +404,7 @@ function uniqueKeySql(read: KeyRead | undefined): string {
   if (!read) return 'false';
   return `EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
       WHERE c.oid = to_regclass(${quoteLiteral(read.table)}) AND c.relkind = 'r' AND NOT c.relhassubclass
-        AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
         AND NOT EXISTS (SELECT FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
          WHERE k.n <= i.indnkeyatts

@@ -408,10 +408,12 @@ function limitClause(select: AstNode): string {
   const count = deparse(select.limitCount);
   if (!select.limitOffset) return ` LIMIT ${count}`;
   const offset = deparse(select.limitOffset);
-  // A negative LIMIT or OFFSET fails the argument query as it fails the statement, before any call.
+  // Each rounded as PostgreSQL rounds it; a negative one fails the argument query as it fails the statement,
+  // before any call.
   return (
     ` LIMIT CASE WHEN (${count}) < 0 THEN (${count})::bigint` +
-    ` ELSE LEAST((${count})::numeric + (${offset}), 9223372036854775807)::bigint END OFFSET LEAST(0, (${offset}))`
+    ` ELSE LEAST((${count})::bigint::numeric + (${offset})::bigint, 9223372036854775807)::bigint END` +
+    ` OFFSET LEAST(0, (${offset}))`
   );
 }
 
@@ -1424,6 +1426,11 @@ function keyReadOf(sites: CallSite[]): KeyRead | undefined {
       ? stmt.fromClause?.length === 1 && inner(stmt.fromClause[0], 'RangeVar')
       : !stmt.fromClause?.length && !stmt.usingClause?.length && stmt.relation;
   if (!relation) return undefined;
+  // (A WITH query of that name is not the table.)
+  const withQueries: AstNode[] = level.withClause?.ctes ?? [];
+  if (!relation.schemaname && withQueries.some((cte) => cte.CommonTableExpr?.ctename === relation.relname)) {
+    return undefined;
+  }
   const names = new Set([relation.alias?.aliasname ?? relation.relname]);
   const constant = (node: AstNode): boolean => {
     const cast = inner(node, 'TypeCast');
