@@ -776,6 +776,8 @@ const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
+  /** A statement was numbered since the number was last cleared outside a block (see noteRollback). */
+  private numbered = false;
   /** While a sequence runs its last statement: where that statement's CommandComplete waits (see runSequence). */
   private heldCompletion: HeldCompletion | undefined;
   private nextGroupId = 0;
@@ -847,9 +849,17 @@ export class MlInterceptor implements SessionInterceptor {
     this.ddlInBlock = true;
   }
 
-  noteRollback(): void {
+  noteRollback(control: SessionControl): void {
     // (A rollback to a savepoint may undo DDL this session's own catalog has.)
     if (this.ddlInBlock) this.ownCatalog = undefined;
+    // A statement scored before the block began (a group that opens it: BEGIN, then the statement) numbered it for
+    // the session, and cleared that in the block: the rollback puts the number back, and a later call would read
+    // its answers, whatever the endpoint's model is by then. Cleared again, before the client's next statement.
+    if (!this.numbered) return;
+    control.afterIdle(async () => {
+      await this.clearStatementNumber(control);
+      if (control.backend.status === 'I') this.numbered = false;
+    });
   }
 
   noteStatus(status: TransactionStatus): void {
@@ -1371,6 +1381,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
     const number = ++this.statementNumber;
+    this.numbered = true;
     const asPlanned =
       parsed.plannedAs === number &&
       settings.inlineViews.size === 0 &&
@@ -1994,6 +2005,7 @@ export class MlInterceptor implements SessionInterceptor {
       if (writing) injection = noParallelPlansAfterBegin(group, writing.index);
     }
     const number = ++this.statementNumber;
+    this.numbered = true;
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };

@@ -102,8 +102,11 @@ export interface SessionInterceptor {
   close?(): void;
   /** The server completed function, view or schema DDL (CommandComplete) that the interceptor did not run. */
   noteDdl?(): void;
-  /** The server rolled back (a block, or to a savepoint): DDL run in the block may be undone. */
-  noteRollback?(): void;
+  /**
+   * The server rolled back (a block, or to a savepoint): DDL run in the block may be undone, and settings made
+   * before it put back.
+   */
+  noteRollback?(control: SessionControl): void;
   /** The server is ready for the next statement, in this transaction status. */
   noteStatus?(status: TransactionStatus): void;
   /**
@@ -412,7 +415,7 @@ export class Session implements SessionControl {
     } else if (type === ServerMessage.CommandComplete && length > 5 && DDL_TAG_START.has(buffer[offset])) {
       const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
       if (CATALOG_DDL_TAG.test(tag)) this.interceptor?.noteDdl?.();
-      else if (tag.startsWith('ROLLBACK')) this.interceptor?.noteRollback?.();
+      else if (tag.startsWith('ROLLBACK')) this.interceptor?.noteRollback?.(this);
     }
   };
 

@@ -322,6 +322,27 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await expectSameBothWays(db, 'SELECT code FROM keyed_docs WHERE id = 9');
   });
 
+  it('reads no stored answers after a ROLLBACK of a block its group opened before scoring', async () => {
+    // A group that opens a block (BEGIN, then the statement, as pgjdbc sends with autocommit off) is scored before
+    // the block begins: the statement is numbered for the session and cleared inside the block, which a ROLLBACK
+    // undid, bringing its answers back for later calls (with no call, whatever the endpoint's model by then).
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      const scored = `SELECT id, ${EP} AS p FROM t WHERE id < 10`;
+      const opened = await session.round([...raw.statement('BEGIN'), ...raw.statement(scored), raw.sync()]);
+      expect(opened.errors).toEqual([]);
+      const rolledBack = await session.query('ROLLBACK');
+      expect(rolledBack.errors).toEqual([]);
+      const state = await session.query(
+        "SELECT current_setting('aws_ml.batch_statement'), current_setting('aws_ml.batch_results')",
+      );
+      expect(state.results[0]).toEqual([['0', '']]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
     for (const sql of [
       `SELECT ctid, ${EP} FROM t WHERE id < $1 ORDER BY id`,
