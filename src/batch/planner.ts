@@ -408,11 +408,11 @@ function limitClause(select: AstNode): string {
   const count = deparse(select.limitCount);
   if (!select.limitOffset) return ` LIMIT ${count}`;
   const offset = deparse(select.limitOffset);
-  // Each rounded as PostgreSQL rounds it; a negative one fails the argument query as it fails the statement,
-  // before any call.
+  // Each rounded as PostgreSQL rounds it, a NULL OFFSET as none; a negative one fails the argument query as it
+  // fails the statement, before any call.
   return (
     ` LIMIT CASE WHEN (${count}) < 0 THEN (${count})::bigint` +
-    ` ELSE LEAST((${count})::bigint::numeric + (${offset})::bigint, 9223372036854775807)::bigint END` +
+    ` ELSE LEAST((${count})::bigint::numeric + COALESCE((${offset})::bigint, 0), 9223372036854775807)::bigint END` +
     ` OFFSET LEAST(0, (${offset}))`
   );
 }

@@ -1804,6 +1804,7 @@ describe('batch mode in other statements', () => {
       `SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 4`,
       `SELECT id, p FROM (SELECT id, grp, ${E10} AS p FROM t) s WHERE grp = 1 LIMIT 4`,
       `SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 1 OFFSET 3`,
+      `SELECT * FROM (SELECT id, ${E10} AS p FROM t) s LIMIT 4 OFFSET NULL`,
       `WITH s AS (SELECT id, ${E10} AS p FROM t) SELECT p, upper(id::text) FROM s LIMIT 4`,
       'SELECT * FROM limited_scores LIMIT 4',
     ]) {
