@@ -312,6 +312,15 @@ describe('batch mode under faults', () => {
       const running = db.query(sql);
       await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
       const admin = await stack.direct();
+      // While the answers are being loaded, which waits for the service. (A cancel that lands in the instant
+      // between two of the gateway's statements finds the backend idle, and PostgreSQL drops it.)
+      await waitFor('the answers being loaded', async () => {
+        const { rowCount } = await admin.query(
+          "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE 'COPY pg_temp.aws_ml%'",
+          [pid],
+        );
+        return rowCount ? true : undefined;
+      });
       await admin.query('SELECT pg_cancel_backend($1)', [pid]);
       await admin.end();
       await expect(running).rejects.toMatchObject({ code: '57014' });
