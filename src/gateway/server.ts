@@ -15,6 +15,8 @@ import { Session, type SessionInterceptor } from './session.js';
 
 /** How long a session's follow-up statements wait, at most, for a cancel to reach PostgreSQL. */
 const CANCEL_SETTLE_MS = 2000;
+/** How long a cancel's connection, ended, waits for its client's side to close too. */
+const CANCEL_CLOSE_GRACE_MS = 1000;
 
 export interface GatewayOptions {
   host: string;
@@ -155,6 +157,10 @@ export class GatewayServer {
             client.write('S');
             const secure = new tls.TLSSocket(client, { isServer: true, secureContext: this.options.tls.context });
             secure.setNoDelay(true);
+            // (It takes over the raw socket, half-open too: it ends when its client ends it, but a cancel's.)
+            secure.on('end', () => {
+              if (!this.cancelRequests.has(raw)) secure.end();
+            });
             this.readStartup(secure, timer, true, raw);
             return;
           }
@@ -168,7 +174,11 @@ export class GatewayServer {
           // Closed once PostgreSQL has the request, as PostgreSQL closes it: a client (libpq, postgres.js) that
           // waits for that before its next statement must not have this cancel land on it.
           this.cancelRequests.add(raw);
-          void this.forwardCancel(packet).finally(() => client.destroy());
+          // (Ended, not destroyed: over TLS the client expects the close_notify.)
+          void this.forwardCancel(packet).finally(() => {
+            client.end();
+            setTimeout(() => client.destroy(), CANCEL_CLOSE_GRACE_MS).unref();
+          });
           return;
         }
         if (code >> 16 !== 3) {

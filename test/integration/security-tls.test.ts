@@ -14,7 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
-import { psql } from '../support/processes.js';
+import { psql, waitFor } from '../support/processes.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 const fixture = binaryLogisticFixture();
@@ -154,6 +154,33 @@ describe('a gateway and an edge with a certificate', () => {
       expect(result.rows).toEqual([{ answer: 42 }]);
     } finally {
       await client.end();
+    }
+  });
+
+  it('over TLS, ends the session and its statement when the client goes without a Terminate', async () => {
+    const server = inject('postgres');
+    const client = new pg.Client({
+      host: 'localhost',
+      port: stack.pgsage.gateway.port,
+      user: server.user,
+      password: server.password,
+      database: stack.database,
+      ssl: { ca: readFileSync(certs.ca), servername: 'localhost' },
+    });
+    client.on('error', () => {});
+    await client.connect();
+    const observer = await stack.direct();
+    try {
+      const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      client.query('SELECT pg_sleep(60)').catch(() => {});
+      const backend = async () =>
+        (await observer.query('SELECT state FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0]?.state;
+      await waitFor('the statement to run', async () => ((await backend()) === 'active' ? true : undefined));
+      // The process dies: its socket ends, with no Terminate.
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      await waitFor('the backend to go away', async () => ((await backend()) === undefined ? true : undefined));
+    } finally {
+      await observer.end();
     }
   });
 
