@@ -707,7 +707,6 @@ export async function computeBatchResults(
         )
       : undefined;
   const started = performance.now();
-  let lastNotice = started;
   const progress: ArgumentProgress = { rowsRead: 0, expectedRows: 0, estimate: settings.progress };
   /** Where the last progress NOTICE stood (the rate it gives is of the time since). */
   let lastNoticed: ProgressMark = { at: started, rowsRead: 0, scored: 0 };
@@ -724,9 +723,8 @@ export async function computeBatchResults(
   const noteProgress = (scored: number) => {
     const now = performance.now();
     // (Less a little: the ticker's own timer may fire a few milliseconds early or late.)
-    if (!settings.progress || now - lastNotice < PROGRESS_EVERY_MS - 100) return;
+    if (!settings.progress || now - lastNoticed.at < PROGRESS_EVERY_MS - 100) return;
     const since = lastNoticed;
-    lastNotice = now;
     lastNoticed = { at: now, rowsRead: progress.rowsRead, scored };
     control.toClient(
       noticeResponse({

@@ -56,9 +56,9 @@ const INPUT_ERRORS = new Set<string>([
 ]);
 const refusesInput = (error: unknown) => error instanceof SqlError && INPUT_ERRORS.has(error.sqlstate);
 
-/** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
 let figuresMade = 0;
 
+/** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
 export class BatchFigures {
   /** Tells one call group's batches from another's (see BatchScorer.enqueue). */
   readonly id = ++figuresMade;

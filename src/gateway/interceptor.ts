@@ -849,6 +849,12 @@ export class MlInterceptor implements SessionInterceptor {
     this.ddlInBlock = true;
   }
 
+  /** The next statement's number in the session's results tables (see noteRollback for `numbered`). */
+  private numberStatement(): number {
+    this.numbered = true;
+    return ++this.statementNumber;
+  }
+
   noteRollback(control: SessionControl): void {
     // (A rollback to a savepoint may undo DDL this session's own catalog has.)
     if (this.ddlInBlock) this.ownCatalog = undefined;
@@ -1380,8 +1386,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
-    const number = ++this.statementNumber;
-    this.numbered = true;
+    const number = this.numberStatement();
     const asPlanned =
       parsed.plannedAs === number &&
       settings.inlineViews.size === 0 &&
@@ -2004,8 +2009,7 @@ export class MlInterceptor implements SessionInterceptor {
       const writing = binds.find((b) => b.entry.writes);
       if (writing) injection = noParallelPlansAfterBegin(group, writing.index);
     }
-    const number = ++this.statementNumber;
-    this.numbered = true;
+    const number = this.numberStatement();
     const labels = binds.flatMap((b) => b.entry.plan.groups.map((g) => g.label));
     const rowResults = entries.some((entry) => rowTablesOf(entry.plan).length > 0);
     const phases = { argumentsMs: 0, scoringTailMs: 0, loadTailMs: 0, numericRows: 0 };

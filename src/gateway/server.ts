@@ -116,15 +116,23 @@ export class GatewayServer {
   private accept(client: Socket): void {
     this.sockets.add(client);
     client.on('close', () => this.sockets.delete(client));
-    // Any other connection ends when its client ends it, as without allowHalfOpen.
-    client.on('end', () => {
-      if (!this.cancelRequests.has(client)) client.end();
-    });
+    this.endWithClient(client, client);
     client.setNoDelay(true);
     const timer = setTimeout(() => client.destroy(), this.options.startupTimeoutMs ?? 60_000);
     // (A connection that closes before its startup packet must not keep the process up until the timeout.)
     client.on('close', () => clearTimeout(timer));
     this.readStartup(client, timer, false, client);
+  }
+
+  /**
+   * Ends `socket` when its client ends its side, as without allowHalfOpen,
+   * unless it carried a CancelRequest (`raw`, the connection under it, is
+   * the one noted).
+   */
+  private endWithClient(socket: Socket, raw: Socket): void {
+    socket.on('end', () => {
+      if (!this.cancelRequests.has(raw)) socket.end();
+    });
   }
 
   /** Reads the startup packet (after any SSLRequest/GSSENCRequest) from a plain or TLS socket (over `raw`). */
@@ -157,10 +165,8 @@ export class GatewayServer {
             client.write('S');
             const secure = new tls.TLSSocket(client, { isServer: true, secureContext: this.options.tls.context });
             secure.setNoDelay(true);
-            // (It takes over the raw socket, half-open too: it ends when its client ends it, but a cancel's.)
-            secure.on('end', () => {
-              if (!this.cancelRequests.has(raw)) secure.end();
-            });
+            // (It takes over the raw socket, half-open too.)
+            this.endWithClient(secure, raw);
             this.readStartup(secure, timer, true, raw);
             return;
           }

@@ -138,9 +138,10 @@ describe('a gateway and an edge with a certificate', () => {
     expect(plain.stdout).not.toMatch(/SSL connection/);
   });
 
-  it('serves node-postgres over TLS', async () => {
+  /** A node-postgres client of the gateway over TLS, verifying its certificate by name. */
+  const tlsClient = () => {
     const server = inject('postgres');
-    const client = new pg.Client({
+    return new pg.Client({
       host: 'localhost',
       port: stack.pgsage.gateway.port,
       user: server.user,
@@ -148,6 +149,10 @@ describe('a gateway and an edge with a certificate', () => {
       database: stack.database,
       ssl: { ca: readFileSync(certs.ca), servername: 'localhost' },
     });
+  };
+
+  it('serves node-postgres over TLS', async () => {
+    const client = tlsClient();
     await client.connect();
     try {
       const result = await client.query('SELECT $1::int + 1 AS answer', [41]);
@@ -158,15 +163,7 @@ describe('a gateway and an edge with a certificate', () => {
   });
 
   it('over TLS, ends the session and its statement when the client goes without a Terminate', async () => {
-    const server = inject('postgres');
-    const client = new pg.Client({
-      host: 'localhost',
-      port: stack.pgsage.gateway.port,
-      user: server.user,
-      password: server.password,
-      database: stack.database,
-      ssl: { ca: readFileSync(certs.ca), servername: 'localhost' },
-    });
+    const client = tlsClient();
     client.on('error', () => {});
     await client.connect();
     const observer = await stack.direct();
