@@ -1897,11 +1897,13 @@ export class MlInterceptor implements SessionInterceptor {
         return;
       }
     }
-    // A group that opens a block and then runs statements whose inputs read the transaction's start (pgjdbc with
-    // autocommit off sends BEGIN with a transaction's first statement): the block is opened first, so the
-    // argument queries read the statement's now(), not one of their own.
+    // A group that opens a block and then runs statements with ML calls (pgjdbc with autocommit off sends BEGIN
+    // with a transaction's first statement) is scored in the block, which is opened first: the argument queries
+    // read the statement's now(), not one of their own, and the statement's number is set inside the block. Set
+    // before it, the number would be the session's own, which the block's ROLLBACK puts back: a later statement
+    // of the group that bound it (a ROLLBACK prepared by name earlier) would read its answers, however old.
     const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group, { readWrite: true }) : 0;
-    if (opening > 0 && [...batchParses, ...binds].some((p) => readsStartTime(p.entry.target.query, p.entry.plan))) {
+    if (opening > 0 && (batchParses.length > 0 || binds.length > 0)) {
       const opened = await control.relay([...out.slice(0, opening), syncMessage()], (message) => message.bytes);
       if (opened.failed) {
         // PostgreSQL skips the rest of the group after an error, up to its Sync: nothing of it is prepared.

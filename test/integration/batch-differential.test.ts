@@ -338,6 +338,18 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         "SELECT current_setting('aws_ml.batch_statement'), current_setting('aws_ml.batch_results')",
       );
       expect(state.results[0]).toEqual([['0', '']]);
+      // A ROLLBACK prepared by name in an earlier group and bound before a later statement in one group: the
+      // statement runs right after it, so nothing the gateway does between groups can clear the number in time.
+      await session.round([raw.parse('rollback_named', 'ROLLBACK'), raw.sync()]);
+      await session.round([...raw.statement('BEGIN'), ...raw.statement(scored), raw.sync()]);
+      const readAfter = await session.round([
+        raw.bind('rollback_named', []),
+        raw.execute(),
+        ...raw.statement("SELECT current_setting('aws_ml.batch_statement')"),
+        raw.sync(),
+      ]);
+      expect(readAfter.errors).toEqual([]);
+      expect(readAfter.results.at(-1)).toEqual([['0']]);
     } finally {
       await client.end();
     }
