@@ -323,8 +323,8 @@ describe('batch mode answers exactly what the per-row path answers', () => {
   });
 
   it('reads no stored answers after a ROLLBACK of a block its group opened before scoring', async () => {
-    // A group that opens a block (BEGIN, then the statement, as pgjdbc sends with autocommit off) is scored before
-    // the block begins: the statement is numbered for the session and cleared inside the block, which a ROLLBACK
+    // A group that opens a block (BEGIN, then the statement, as pgjdbc sends with autocommit off) was scored before
+    // the block began: the statement was numbered for the session and cleared inside the block, which a ROLLBACK
     // undid, bringing its answers back for later calls (with no call, whatever the endpoint's model by then).
     const client = await stack.connect();
     try {
