@@ -24,17 +24,34 @@ import {
 
 /** Rewrites an ErrorResponse's position field: `map` gives the new one, or undefined to leave the field out. */
 export function withPosition(error: Buffer, map: (position: number) => number | undefined): Buffer {
+  return withField(error, 0x50 /* P */, (text) => {
+    const position = Number(text);
+    const mapped = map(position);
+    return mapped === undefined ? undefined : String(mapped);
+  });
+}
+
+/**
+ * Leaves out an error's CONTEXT when it is the gateway's loading of a statement's answers (a cancel that stops it
+ * says `COPY aws_ml_row_results, line 3`): the client never wrote that statement.
+ */
+export function withoutOwnContext(error: Buffer): Buffer {
+  return withField(error, 0x57 /* W */, (text) => (text.startsWith('COPY aws_ml_') ? undefined : text));
+}
+
+/** Rewrites one field of an ErrorResponse: `map` gives its new text, or undefined to leave it out. */
+function withField(error: Buffer, code: number, map: (text: string) => string | undefined): Buffer {
   const fields: Buffer[] = [];
   let changed = false;
   let pos = 5;
   while (pos < error.length && error[pos] !== 0) {
     const end = error.indexOf(0, pos + 1);
     if (end < 0) return error;
-    if (error[pos] === 0x50 /* P */) {
-      const position = Number(error.toString('latin1', pos + 1, end));
-      const mapped = map(position);
-      if (mapped !== position) {
-        if (mapped !== undefined) fields.push(Buffer.from(`P${mapped}\0`, 'latin1'));
+    if (error[pos] === code) {
+      const text = error.toString('utf8', pos + 1, end);
+      const mapped = map(text);
+      if (mapped !== text) {
+        if (mapped !== undefined) fields.push(Buffer.from(`${String.fromCharCode(code)}${mapped}\0`, 'utf8'));
         changed = true;
         pos = end + 1;
         continue;
@@ -46,7 +63,7 @@ export function withPosition(error: Buffer, map: (position: number) => number | 
   if (!changed) return error;
   const body = Buffer.concat([...fields, Buffer.from([0])]);
   const header = Buffer.alloc(5);
-  header[0] = ServerMessage.ErrorResponse;
+  header[0] = error[0];
   header.writeInt32BE(body.length + 4, 1);
   return Buffer.concat([header, body]);
 }

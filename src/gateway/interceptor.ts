@@ -46,6 +46,7 @@ import {
   noteErrorInstead,
   noteOrigins,
   noteWrittenText,
+  withoutOwnContext,
 } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
 import { type IdleTimeouts, idleTimeoutsInBlock, pauseIdleTimeouts, readIdleTimeouts } from './idle-timeouts.js';
@@ -1574,7 +1575,7 @@ export class MlInterceptor implements SessionInterceptor {
     }
     const payload =
       error instanceof BackendError && error.raw.length > 0
-        ? error.raw
+        ? withoutOwnContext(error.raw)
         : errorResponse({ ...asSqlError(error).toFields() });
     if (!(error instanceof SqlError) && !(error instanceof BackendError)) {
       control.logger.error({ err: error }, 'batch mode failed');

@@ -1,5 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ClientErrors, noteWrittenText, positionAsWritten, withPosition } from '../../src/gateway/client-errors.js';
+import {
+  ClientErrors,
+  noteWrittenText,
+  positionAsWritten,
+  withoutOwnContext,
+  withPosition,
+} from '../../src/gateway/client-errors.js';
 import {
   commandComplete,
   errorResponse,
@@ -56,6 +62,25 @@ describe('withPosition', () => {
     const dropped = parseFields(withPosition(error, () => undefined));
     expect(dropped.P).toBeUndefined();
     expect(dropped.M).toBe('column "nocol" does not exist');
+  });
+});
+
+describe('withoutOwnContext', () => {
+  it("leaves out the CONTEXT of the gateway's loading of answers, and only that", () => {
+    const cancelled = errorResponse({
+      code: '57014',
+      message: 'canceling statement due to user request',
+      where: 'COPY aws_ml_row_results, line 3',
+    });
+    const shown = parseFields(withoutOwnContext(cancelled));
+    expect(shown).toMatchObject({ C: '57014', M: 'canceling statement due to user request' });
+    expect(shown.W).toBeUndefined();
+    const clients = errorResponse({
+      code: '22012',
+      message: 'division by zero',
+      where: 'PL/pgSQL function f(integer)',
+    });
+    expect(withoutOwnContext(clients)).toEqual(clients);
   });
 });
 
