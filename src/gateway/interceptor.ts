@@ -1903,7 +1903,9 @@ export class MlInterceptor implements SessionInterceptor {
     // read the statement's now(), not one of their own, and the statement's number is set inside the block. Set
     // before it, the number would be the session's own, which the block's ROLLBACK puts back: a later statement
     // of the group that bound it (a ROLLBACK prepared by name earlier) would read its answers, however old.
-    const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group, { readWrite: true }) : 0;
+    // (A read-only block cannot make the results tables: one is opened first once the session has them.)
+    const tablesMade = Boolean(this.resultsTables.byInput && this.resultsTables.byRow);
+    const opening = syncs === 1 && endsWithSync && status === 'I' ? blockOpening(group, { readWrite: !tablesMade }) : 0;
     if (opening > 0 && (batchParses.length > 0 || binds.length > 0)) {
       const opened = await control.relay([...out.slice(0, opening), syncMessage()], (message) => message.bytes);
       if (opened.failed) {
