@@ -417,6 +417,13 @@ function limitClause(select: AstNode): string {
   );
 }
 
+/** A constant `LIMIT 0` (or `FETCH FIRST 0 ROWS ONLY`): the level's rows are never computed. */
+function limitsToNothing(select: AstNode): boolean {
+  const count = inner(select.limitCount, 'A_Const');
+  // (The parser's JSON leaves a zero out: `{ ival: {} }`.)
+  return count?.ival !== undefined && !count.ival.ival;
+}
+
 /** A level whose every row is one row of its FROM items' (no grouping, DISTINCT, LIMIT, window or locking clause). */
 function oneRowPerRow(level: Level): boolean {
   const stmt = level.stmt;
@@ -449,11 +456,23 @@ function knownCallsOnly(expressions: AstNode[] | undefined, index: Map<AstNode, 
  * rows of one (a set-returning one). A WITH query must be read there alone,
  * and without conditions (a subquery's are applied by throughParent).
  */
-function limitOfParent(level: Level, index: Map<AstNode, CallSite>): string | undefined {
+function limitOfParent(
+  level: Level,
+  index: Map<AstNode, CallSite>,
+  boundable: (select: AstNode) => boolean,
+): string | undefined {
   const parent = level.readAs ? level.parent : level.definedBy;
   if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
   const p = parent.stmt;
-  if (!hasLimit(p) || p.sortClause || parent.aggregated || p.distinctClause || p.groupClause || p.havingClause) {
+  if (
+    !hasLimit(p) ||
+    !boundable(p) ||
+    p.sortClause ||
+    parent.aggregated ||
+    p.distinctClause ||
+    p.groupClause ||
+    p.havingClause
+  ) {
     return undefined;
   }
   if (p.windowClause || p.lockingClause || p.fromClause?.length !== 1) return undefined;
@@ -584,7 +603,10 @@ function argumentQuery(
       } else if (moved.length > 0) {
         // Only the subquery's rows that some enclosing row can see (each once: stored answers may be per row).
         // (Inside EXISTS the enclosing query's unqualified columns find its own FROM items first, as they do there.)
-        const inside = [...moved, ...outer.conditions].map((c) => `(${deparse(c)})`).join(' AND ');
+        // (Not a volatile one: evaluated here too, it would pick other rows and use up the session's random sequence.)
+        const inside = [...moved, ...outer.conditions.filter((c) => !callsVolatile(c))]
+          .map((c) => `(${deparse(c)})`)
+          .join(' AND ');
         kept.push(
           parseExpression(`EXISTS (SELECT FROM ${outer.items.map((i) => deparse(i)).join(', ')} WHERE ${inside})`),
         );
@@ -611,20 +633,27 @@ function argumentQuery(
   }
 
   let limit = '';
+  // A LIMIT or OFFSET that calls a volatile function (`LIMIT (random() * 10)::int`) or an ML function is not
+  // computed again for the argument query (another value, the session's random sequence used up, calls made twice).
+  const boundable = (select: AstNode) =>
+    ![select.limitCount, select.limitOffset].some((e) => e && (callsVolatile(e) || containsMlCall(e, index)));
   // The statement's own level, a WITH query, or a subquery or view its parent reads from its FROM list: each
   // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
   // (A join condition is evaluated before the LIMIT counts rows.)
   if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
-    if (!whole) {
+    if (limitsToNothing(stmt)) {
+      // `LIMIT 0` (tools ask for a result's columns so): PostgreSQL computes none of the level's rows.
+      limit = ' LIMIT 0';
+    } else if (!whole) {
       if (dropped && !stmt.sortClause) {
         return dropped === 'ml'
           ? 'a LIMIT applies after an ML condition (scoring only the rows needed)'
           : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
       }
       const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
-      if (order !== undefined) limit = `${order}${limitClause(stmt)}`;
+      if (order !== undefined && boundable(stmt)) limit = `${order}${limitClause(stmt)}`;
     }
   }
 
@@ -655,7 +684,7 @@ function argumentQuery(
   const limited = (query: string, count: string) => `SELECT * FROM (${query}${count}) AS aws_ml_arguments`;
   // A subquery, view or WITH query whose rows its parent only takes the first of (`SELECT * FROM v LIMIT 10`):
   // PostgreSQL computes no more of them than the LIMIT takes.
-  const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index);
+  const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index, boundable);
   const parentLimited =
     parentCount === undefined
       ? undefined

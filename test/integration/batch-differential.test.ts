@@ -1854,6 +1854,16 @@ describe('batch mode in other statements', () => {
       expect(rowsScoredSince(scored), sql).toBe(0);
     }
 
+    // `LIMIT 0` (how tools ask for a result's columns): PostgreSQL computes no row of the level, whatever it sorts
+    // by or keeps, and there is nothing to score.
+    for (const sql of [
+      `SELECT id FROM t WHERE ${EP} > 0.5 ORDER BY id LIMIT 0`,
+      `SELECT id, ${EP} FROM t ORDER BY ${EP}, id LIMIT 0`,
+      `SELECT grp, max(${EP}) FROM t GROUP BY grp FETCH FIRST 0 ROWS ONLY`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      expect(await callsDuring(() => db.query(sql).then(() => undefined)), sql).toEqual({ scored: 0, perRow: 0 });
+    }
     // PostgreSQL computes the rows an OFFSET skips as well: those are scored too, not called per row.
     for (const sql of [
       `SELECT id, ${EP} FROM t ORDER BY id LIMIT 3 OFFSET 7`,
@@ -4395,6 +4405,11 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       `SELECT t.id, ${mood('t.txt')} FROM t JOIN u ON u.id = t.id AND random() < 0.5 ORDER BY 1`,
       `SELECT id, ${mood('txt')} FROM t WHERE id IN (SELECT id FROM t ORDER BY random() LIMIT 5) ORDER BY id`,
       `INSERT INTO random_hits SELECT id FROM t WHERE random() < 0.3 AND ${mood('txt')} IS NOT NULL RETURNING id`,
+      // The enclosing query's condition, and a LIMIT or OFFSET, are not computed again for the argument query.
+      `SELECT u.id, (SELECT ${mood('t.txt')} FROM t WHERE t.id = u.id) FROM u WHERE random() < 0.5 ORDER BY 1`,
+      `SELECT id, ${mood('txt')} FROM t ORDER BY id LIMIT (random() * 10)::int`,
+      `SELECT id, ${mood('txt')} FROM t ORDER BY id LIMIT 5 OFFSET (random() * 10)::int`,
+      `SELECT * FROM (SELECT id, ${mood('txt')} FROM t) s LIMIT (random() * 10)::int`,
     ]) {
       const next: number[] = [];
       for (const setting of ['on', 'off']) {
