@@ -557,8 +557,9 @@ export class Session implements SessionControl {
         inGroup = false;
         groupEnd = 'sync';
       } else if (type === ClientMessage.Flush) {
+        // (One with no message before it, after a Sync say, opens no group: psycopg 3 ends a pipeline so.)
+        if (inGroup) groupEnd = 'flush';
         inGroup = false;
-        groupEnd = 'flush';
       } else if (type === ClientMessage.Terminate) {
         return false;
       }
@@ -635,6 +636,11 @@ export class Session implements SessionControl {
       }
       if (EXTENDED.has(type)) {
         this.group.push(message);
+        continue;
+      }
+      if (type === ClientMessage.Flush && this.group.length === 0) {
+        // Nothing to end (after a Sync, as psycopg 3 ends a pipeline): no group is opened, an open one stays open.
+        this.pass(forward, message.bytes);
         continue;
       }
       if (type === ClientMessage.Sync || type === ClientMessage.Flush) {

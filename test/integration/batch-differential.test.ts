@@ -364,6 +364,27 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('batches in a block after a pipeline that ended with Sync and then Flush (as psycopg 3 ends one)', async () => {
+    // A Flush with no message before it left the session taken for a group ended by Flush, still open: every
+    // later statement of the block went per row, and the gateway's own follow-ups never ran.
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      const scored = `SELECT id, ${EP} AS p FROM t WHERE id < 10`;
+      for (const pipeline of [[...raw.statement('SELECT 1')], [...raw.statement(scored)]]) {
+        expect((await session.query('BEGIN')).errors).toEqual([]);
+        expect((await session.round([...pipeline, raw.sync(), raw.flush()])).errors).toEqual([]);
+        const calls = await callsDuring(async () => {
+          expect((await session.query(scored)).errors).toEqual([]);
+        });
+        expect(calls).toEqual({ scored: 9, perRow: 0 });
+        expect((await session.query('COMMIT')).errors).toEqual([]);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
   it('extended protocol: system columns and names like its own, batch mode on or off', async () => {
     for (const sql of [
       `SELECT ctid, ${EP} FROM t WHERE id < $1 ORDER BY id`,
