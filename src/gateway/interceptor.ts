@@ -654,11 +654,59 @@ const STATEMENT_NUMBER_FOR_BLOCK = `SELECT set_config('aws_ml.batch_statement', 
 /**
  * After a batched statement: no answers are current from now on, except a
  * cursor's inside its block, which its later FETCHes read until the block ends.
+ * Inside a block see endInBlock; returns the error that ended the block, if one did.
  */
-async function endStatementNumber(control: SessionControl, cursor: boolean): Promise<void> {
+async function endStatementNumber(control: SessionControl, cursor: boolean): Promise<Buffer | undefined> {
+  if (failedBlock(control)) return undefined;
+  if (control.backend.status === 'T') return endInBlock(control, numberEnd(control, cursor));
+  await control.backend.query(CLEAR_STATEMENT_NUMBER);
+  return undefined;
+}
+
+const numberEnd = (control: SessionControl, cursor: boolean) =>
+  cursor && control.backend.status === 'T' ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER;
+
+/**
+ * endStatementNumber as a follow-up, after the client's ReadyForQuery: sent
+ * again after a cancel (a block's follow-ups are tried again by the session,
+ * under a savepoint: see Session.runTasks).
+ */
+async function endStatementNumberLater(control: SessionControl, cursor: boolean): Promise<void> {
   if (failedBlock(control)) return;
-  const cursorInBlock = cursor && control.backend.status === 'T';
-  await control.backend.query(cursorInBlock ? STATEMENT_NUMBER_FOR_BLOCK : CLEAR_STATEMENT_NUMBER);
+  const sql = numberEnd(control, cursor);
+  if (control.backend.status === 'T') await control.backend.query(sql);
+  else await pastCancel(() => control.backend.query(sql), CANCEL_TRIES);
+}
+
+/** Tries of the gateway's clean-up that cancels keep stopping (see endInBlock). */
+const CANCEL_TRIES = 10;
+
+/**
+ * The gateway's own statement in the client's block once the client's
+ * statement is done. A cancel that lands on it (pg_cancel_backend from another
+ * session: PostgreSQL ignores one that finds the session idle, as the client
+ * believes it) would abort the block with no error the client saw: its COMMIT
+ * would answer ROLLBACK, its writes lost. So it runs under a savepoint, rolled
+ * back to and tried again. Only a cancel that lands on the SAVEPOINT itself
+ * aborts the block: its error is returned, for the client to have.
+ */
+async function endInBlock(control: SessionControl, sql: string): Promise<Buffer | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await control.backend.query(`SAVEPOINT aws_ml_end; ${sql}; RELEASE SAVEPOINT aws_ml_end`);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.code !== SqlState.queryCanceled) throw error;
+      const restored = await pastCancel(() =>
+        control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_end; RELEASE SAVEPOINT aws_ml_end'),
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!restored) return error.raw;
+      if (attempt >= CANCEL_TRIES) throw error;
+    }
+  }
 }
 
 /** Whether two Binds carry the same values in the same formats. */
@@ -1255,9 +1303,10 @@ export class MlInterceptor implements SessionInterceptor {
   private async clearStatementNumber(control: SessionControl): Promise<void> {
     if (failedBlock(control)) return;
     // (A cancel that stopped the statement may land on this: it is sent again.)
-    await pastCancel(() => control.backend.query(CLEAR_STATEMENT_NUMBER)).catch((error: unknown) => {
-      control.logger.warn({ err: error }, 'clearing the batch statement number failed');
-    });
+    await pastCancel(() => endStatementNumber(control, false), CANCEL_TRIES).then(
+      (lost) => lost && control.logger.warn('a cancel ended the transaction block as the gateway cleared its answers'),
+      (error: unknown) => control.logger.warn({ err: error }, 'clearing the batch statement number failed'),
+    );
   }
 
   /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
@@ -1483,10 +1532,14 @@ export class MlInterceptor implements SessionInterceptor {
     // client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits and goes
     // nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's success).
     // (In a Query string of several, the statements after it must find the number cleared.)
-    if (standalone) control.afterIdle(() => endStatementNumber(control, Boolean(target.cursor)));
-    else await endStatementNumber(control, Boolean(target.cursor));
+    // In a block, before the client's ReadyForQuery: a cancel that aborts the block there is its statement's.
+    const cursor = Boolean(target.cursor);
+    const lost = standalone && control.backend.status !== 'T' ? undefined : await endStatementNumber(control, cursor);
+    if (standalone && !lost && control.backend.status !== 'T')
+      control.afterIdle(() => endStatementNumberLater(control, cursor));
+    if (lost) control.toClient(lost);
     if (standalone) control.toClient(readyForQuery(control.backend.status));
-    return !outcome.failed;
+    return !outcome.failed && !lost;
   }
 
   /**
@@ -2166,7 +2219,7 @@ export class MlInterceptor implements SessionInterceptor {
     // one's answers, stored by row for these values: no statement number is current after it. (A cursor
     // declared here reads them at its FETCHes, until its block ends.)
     const cursor = executed.some((b) => b.entry.target.cursor);
-    control.afterIdle(() => endStatementNumber(control, cursor));
+    control.afterIdle(() => endStatementNumberLater(control, cursor));
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { BackendChannel } from './backend.js';
+import { BackendChannel, BackendError } from './backend.js';
 import type { ClientErrors } from './client-errors.js';
 import { blockOpening } from './group-order.js';
 import {
@@ -171,6 +171,8 @@ const DESCRIBING: ReadonlySet<number> = new Set([
 
 /** How long a client told PostgreSQL's FATAL has to read it before its socket is destroyed. */
 const CLIENT_END_GRACE_MS = 5_000;
+/** Tries of the follow-ups in a client's block that cancels keep stopping (see runTasks). */
+const FOLLOW_UP_TRIES = 10;
 
 /** An ErrorResponse of severity FATAL or PANIC: PostgreSQL closes the connection after it. */
 function endsSession(error: Buffer): boolean {
@@ -885,11 +887,7 @@ export class Session implements SessionControl {
       try {
         // A cancel PostgreSQL has not received yet would land on a follow-up; once received, the idle backend drops it.
         await this.cancelsDelivered();
-        for (const task of this.followUps.splice(0)) {
-          await task().catch((error: unknown) => {
-            if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
-          });
-        }
+        await this.runTasks(this.followUps.splice(0));
       } finally {
         this.runningFollowUps = false;
       }
@@ -901,6 +899,50 @@ export class Session implements SessionControl {
     // (PostgreSQL's side only: the statement's interception, still to start, resets the gateway's signal.)
     if (deferred && sentMeanwhile && !this.closed) void this.cancel(deferred.toServer).finally(deferred.settle);
     else deferred?.settle();
+  }
+
+  /**
+   * Follow-ups inside the client's transaction block run under a savepoint:
+   * one that fails, or that a cancel lands on (pg_cancel_backend from another
+   * session, which PostgreSQL ignores when it finds the session idle, as the
+   * client believes it), would abort the block unseen, and the client's
+   * COMMIT answer ROLLBACK. Rolled back to, and tried again after a cancel.
+   * Only a cancel that lands on the SAVEPOINT itself still aborts the block.
+   */
+  private async runTasks(tasks: (() => Promise<void>)[]): Promise<void> {
+    const failed = (error: unknown) => {
+      if (!this.closed) this.logger.warn({ err: error }, 'follow-up after a statement failed');
+    };
+    if (this.backend.status !== 'T') {
+      for (const task of tasks) await task().catch(failed);
+      return;
+    }
+    for (let attempt = 1; attempt <= FOLLOW_UP_TRIES; attempt++) {
+      try {
+        await this.backend.query('SAVEPOINT aws_ml_follow_up');
+      } catch (error) {
+        return failed(error);
+      }
+      let failure: unknown;
+      try {
+        for (const task of tasks) await task();
+        await this.backend.query('RELEASE SAVEPOINT aws_ml_follow_up');
+        return;
+      } catch (error) {
+        failure = error;
+      }
+      let restored = false;
+      for (let tries = 0; tries < FOLLOW_UP_TRIES && !restored && !this.closed; tries++) {
+        restored = await this.backend
+          .query('ROLLBACK TO SAVEPOINT aws_ml_follow_up; RELEASE SAVEPOINT aws_ml_follow_up')
+          .then(
+            () => true,
+            () => false,
+          );
+      }
+      const cancelled = failure instanceof BackendError && failure.code === SqlState.queryCanceled;
+      if (!restored || !cancelled) return failed(failure);
+    }
   }
 
   relay(
