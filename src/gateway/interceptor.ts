@@ -1528,15 +1528,15 @@ export class MlInterceptor implements SessionInterceptor {
       statementMs: performance.now() - started,
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
-    // A later statement the gateway leaves alone must call the services, not read these answers. Once the
-    // client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits and goes
-    // nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's success).
-    // (In a Query string of several, the statements after it must find the number cleared.)
-    // In a block, before the client's ReadyForQuery: a cancel that aborts the block there is its statement's.
+    // A later statement the gateway leaves alone must call the services, not read these answers. Outside a
+    // block, once the client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits
+    // and goes nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's
+    // success). In a block, or before the next statement of a Query string, now: a cancel that still aborts the
+    // block then is this statement's (see endInBlock).
     const cursor = Boolean(target.cursor);
-    const lost = standalone && control.backend.status !== 'T' ? undefined : await endStatementNumber(control, cursor);
-    if (standalone && !lost && control.backend.status !== 'T')
-      control.afterIdle(() => endStatementNumberLater(control, cursor));
+    let lost: Buffer | undefined;
+    if (standalone && control.backend.status !== 'T') control.afterIdle(() => endStatementNumberLater(control, cursor));
+    else lost = await endStatementNumber(control, cursor);
     if (lost) control.toClient(lost);
     if (standalone) control.toClient(readyForQuery(control.backend.status));
     return !outcome.failed && !lost;
