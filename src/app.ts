@@ -186,7 +186,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     const gateway = new GatewayServer({
       host: config.host,
       port: config.port,
-      upstream: { host: target.host, port: target.port, socket: target.relaySocket },
+      upstream: { host: target.host, port: target.port },
       tls: access.gatewayTls,
       interceptorFor: (startup, sessionLogger) =>
         new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? '', sessionLogger),

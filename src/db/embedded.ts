@@ -90,17 +90,6 @@ function makeOwnedDir(dir: string, owner: OsUser | undefined, mode = 0o700): voi
   if (owner) chownSync(dir, owner.uid, owner.gid);
 }
 
-/** The longest path a Unix-domain socket may have (sun_path holds 108 bytes with its NUL). */
-const SOCKET_PATH_MAX = 107;
-
-/**
- * Client authentication methods under which a connection to the local socket
- * must still prove its password, as pgsage's own TCP rules require: the
- * gateway relays its clients' authentication, so a `trust` or `peer` rule for
- * the socket would let any client in as anyone.
- */
-const PASSWORD_METHODS = new Set(['scram-sha-256', 'md5', 'password', 'reject']);
-
 function runningPostmaster(clusterDir: string): number | undefined {
   const pidFile = path.join(clusterDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return undefined;
@@ -133,21 +122,11 @@ export class EmbeddedPostgres implements PostgresTarget {
   readonly host = '127.0.0.1';
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
-  private socket: string | undefined;
 
   constructor(private readonly options: EmbeddedPostgresOptions) {}
 
   get port(): number {
     return this.options.port;
-  }
-
-  get relaySocket(): string | undefined {
-    return this.socket;
-  }
-
-  /** The directory of the server's Unix-domain socket: pgsage's own, only the server's OS user may enter it. */
-  private get socketDir(): string {
-    return path.join(this.options.dataDir, 'pg-socket');
   }
 
   get clusterDir(): string {
@@ -188,15 +167,10 @@ export class EmbeddedPostgres implements PostgresTarget {
     const shareDir = path.join(this.options.dataDir, 'pg-share');
     if (this.options.extensionSource) publishExtensionFiles(this.options.extensionSource, shareDir);
 
-    // The gateway relays sessions through the socket; other clients use TCP. (None when its path would be too long.)
-    const socketPath = path.join(this.socketDir, `.s.PGSQL.${this.port}`);
-    const withSocket = Buffer.byteLength(socketPath) <= SOCKET_PATH_MAX;
-    if (withSocket) makeOwnedDir(this.socketDir, owner);
     const settings: Record<string, string> = {
       port: String(this.port),
       listen_addresses: this.host,
-      unix_socket_directories: withSocket ? this.socketDir : '',
-      unix_socket_permissions: '0700',
+      unix_socket_directories: '',
       ...(this.options.extensionSource ? { extension_control_path: `$system:${shareDir}` } : {}),
       ...this.options.settings,
     };
@@ -224,28 +198,6 @@ export class EmbeddedPostgres implements PostgresTarget {
       });
     });
     await this.waitUntilReady(() => recentOutput);
-    this.socket = withSocket && (await this.socketAsksPasswords()) ? socketPath : undefined;
-  }
-
-  /** Whether every rule for local-socket connections makes the client prove its password (see PASSWORD_METHODS). */
-  private async socketAsksPasswords(): Promise<boolean> {
-    const client = new pg.Client(this.adminConnection());
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ auth_method: string | null }>(
-        "SELECT auth_method FROM pg_catalog.pg_hba_file_rules WHERE type = 'local'",
-      );
-      const others = rows.map((r) => r.auth_method ?? '(invalid)').filter((m) => !PASSWORD_METHODS.has(m));
-      if (others.length > 0) {
-        this.options.logger.info(
-          { methods: [...new Set(others)] },
-          'pg_hba.conf lets local-socket clients in without a password: the gateway relays through TCP instead',
-        );
-      }
-      return others.length === 0;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
   }
 
   private async initialise(initdb: string, owner: OsUser | undefined): Promise<void> {

@@ -21,9 +21,8 @@ const CANCEL_CLOSE_GRACE_MS = 1000;
 export interface GatewayOptions {
   host: string;
   port: number;
-  /** The PostgreSQL server every session is relayed to: its TCP address (cancels go there), and the socket
-   * sessions go through, if any. */
-  upstream: { host: string; port: number; socket?: string };
+  /** The PostgreSQL server every session is relayed to. */
+  upstream: { host: string; port: number };
   /** Creates the ML interceptor for a new session; omitted → pure relay. */
   interceptorFor?: (startup: Map<string, string>, logger: Logger) => SessionInterceptor | undefined;
   logger: Logger;
@@ -260,9 +259,9 @@ export class GatewayServer {
     // the session still holds the last chunk (a queued write), the next read gets new memory.
     let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let session: Session | undefined;
-    const { host, port, socket } = this.options.upstream;
     const server: Socket = net.connect({
-      ...(socket ? { path: socket } : { port, host }),
+      port: this.options.upstream.port,
+      host: this.options.upstream.host,
       onread: {
         buffer: () => readBuffer,
         callback: (bytes: number, buffer: Uint8Array): boolean => {

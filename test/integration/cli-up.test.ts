@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -97,9 +97,6 @@ describe('pgsage up', () => {
       "SELECT extname FROM pg_extension WHERE extname = 'aws_ml';",
     );
     expect(inherited.stdout.trim()).toBe('aws_ml');
-    // Sessions are relayed through the server's Unix-domain socket (PostgreSQL sees no client address there).
-    const relayed = await psql(first.url, "SELECT coalesce(host(inet_client_addr()), 'socket');");
-    expect(relayed.stdout.trim()).toBe('socket');
 
     const postmasterPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
     expect(alive(postmasterPid)).toBe(true);
@@ -108,17 +105,9 @@ describe('pgsage up', () => {
     expect(first.output()).toContain('pgsage stopped.');
     expect(alive(postmasterPid)).toBe(false);
 
-    // A rule that lets socket clients in without a password would let the gateway's clients in as anyone: with
-    // one, sessions are relayed through TCP, where the server still asks for the password.
-    const hba = path.join(dataDir, 'pg', 'pg_hba.conf');
-    writeFileSync(hba, `local all all trust\n${readFileSync(hba, 'utf8')}`);
     const second = await startUp();
     const kept = await psql(second.url, 'SELECT v FROM kept;');
     expect(kept.stdout.trim()).toBe('survives restarts');
-    const overTcp = await psql(second.url, "SELECT coalesce(host(inet_client_addr()), 'socket');");
-    expect(overTcp.stdout.trim()).toBe('127.0.0.1');
-    const wrongPassword = await psql(second.url.replace(/:[^:@/]+@/, ':wrong@'), 'SELECT 1;');
-    expect(wrongPassword.stderr).toMatch(/password authentication failed/);
     second.child.kill('SIGINT');
     expect(await second.exit).toBe(0);
   });
