@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EMPTY_CATALOG, type MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js';
 import type { DdlListener } from '../batch/ddl-listener.js';
@@ -680,6 +681,11 @@ async function endStatementNumberLater(control: SessionControl, cursor: boolean)
 
 /** Tries of the gateway's clean-up that cancels keep stopping (see endInBlock). */
 const CANCEL_TRIES = 10;
+/**
+ * endInBlock's savepoint. No client's savepoint shares the name: one that did would be rolled back to when a
+ * cancel stopped the SAVEPOINT itself.
+ */
+const END_SAVEPOINT = `aws_ml_end_${randomBytes(6).toString('hex')}`;
 
 /**
  * The gateway's own statement in the client's block once the client's
@@ -693,12 +699,12 @@ const CANCEL_TRIES = 10;
 async function endInBlock(control: SessionControl, sql: string): Promise<Buffer | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await control.backend.query(`SAVEPOINT aws_ml_end; ${sql}; RELEASE SAVEPOINT aws_ml_end`);
+      await control.backend.query(`SAVEPOINT ${END_SAVEPOINT}; ${sql}; RELEASE SAVEPOINT ${END_SAVEPOINT}`);
       return undefined;
     } catch (error) {
       if (!(error instanceof BackendError) || error.code !== SqlState.queryCanceled) throw error;
       const restored = await pastCancel(() =>
-        control.backend.query('ROLLBACK TO SAVEPOINT aws_ml_end; RELEASE SAVEPOINT aws_ml_end'),
+        control.backend.query(`ROLLBACK TO SAVEPOINT ${END_SAVEPOINT}; RELEASE SAVEPOINT ${END_SAVEPOINT}`),
       ).then(
         () => true,
         () => false,
