@@ -946,6 +946,7 @@ export class Session implements SessionControl {
       for (const task of tasks) await task().catch(failed);
       return;
     }
+    let left = tasks;
     for (let attempt = 1; attempt <= FOLLOW_UP_TRIES; attempt++) {
       try {
         await this.backend.query(`SAVEPOINT ${FOLLOW_UP_SAVEPOINT}`);
@@ -953,8 +954,13 @@ export class Session implements SessionControl {
         return this.blockLost(error);
       }
       let failure: unknown;
+      let failedTask: (() => Promise<void>) | undefined;
       try {
-        for (const task of tasks) await task();
+        for (const task of left) {
+          failedTask = task;
+          await task();
+        }
+        failedTask = undefined;
         await this.backend.query(`RELEASE SAVEPOINT ${FOLLOW_UP_SAVEPOINT}`);
         return;
       } catch (error) {
@@ -971,7 +977,12 @@ export class Session implements SessionControl {
       }
       if (!restored) return this.blockLost(failure);
       const cancelled = failure instanceof BackendError && failure.code === SqlState.queryCanceled;
-      if (!cancelled) return failed(failure);
+      if (!cancelled) {
+        // (The others, undone with it, are run again.)
+        failed(failure);
+        left = left.filter((task) => task !== failedTask);
+        if (left.length === 0) return;
+      }
     }
   }
 
