@@ -13,6 +13,7 @@ import {
   type Message,
   MessageFramer,
   parseFields,
+  parseMessage,
   parseTextLatin1,
   queryMessage,
   readParse,
@@ -688,7 +689,7 @@ export class Session implements SessionControl {
           this.startInterception(run, messages.slice(i + 1), group);
           return;
         }
-        this.forwardGroup(group, forward);
+        this.forwardGroup(this.openGroup ? group.map((m) => this.asSentInOpenGroup(m)) : group, forward);
         if (type === ClientMessage.Sync) {
           this.pendingSyncs += 1;
           this.lastSyncExtended = true;
@@ -741,6 +742,18 @@ export class Session implements SessionControl {
     } else if (this.interceptor?.tracksAny) {
       this.interceptor.forget?.(parse.toString('utf8', 5, parse.indexOf(0, 5)));
     }
+  }
+
+  /**
+   * A statement with ML calls parsed while a group ended by Flush stays open goes per row, as a Query there does:
+   * in the form the in-database functions take (Aurora's call forms made acceptable to PostgreSQL).
+   */
+  private asSentInOpenGroup(message: Message): Message {
+    const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
+    if (message.type !== ClientMessage.Parse || !readable || !this.interceptor?.asSent) return message;
+    const parse = readParse(message.bytes);
+    if (!this.interceptor.mentionsMl(parse.sql)) return message;
+    return { ...message, bytes: parseMessage(parse.name, this.interceptor.asSent(parse.sql), parse.paramTypes) };
   }
 
   private groupMessageNeedsInterception(message: Message): boolean {

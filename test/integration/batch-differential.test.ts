@@ -385,6 +385,28 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('answers a statement parsed while a group ended by Flush is open per row, its call as the function takes it', async () => {
+    // Sent on as written, `invoke_endpoint('xgb', NULL, f1, …, f12)` met no such function in PostgreSQL (42883):
+    // the gateway packs the model inputs into the json array the in-database function takes.
+    const client = await stack.connect();
+    try {
+      const session = new RawSession(client);
+      const sql = `SELECT ${EP} AS p FROM t WHERE id = 3`;
+      expect((await session.query('BEGIN')).errors).toEqual([]);
+      await session.round([...raw.statement('SELECT 1'), raw.flush()], 0, (answer) => answer.types.endsWith('C'));
+      const scored = await session.round([...raw.statement(sql), raw.sync()]);
+      expect(scored.errors).toEqual([]);
+      expect((await session.query('COMMIT')).errors).toEqual([]);
+      await db.query('SET apg_enable_function_migration = off');
+      expect(scored.results.at(-1)).toEqual(
+        (await db.query({ text: sql, rowMode: 'array' })).rows.map((r) => [String(r[0])]),
+      );
+      await db.query('RESET apg_enable_function_migration');
+    } finally {
+      await client.end();
+    }
+  });
+
   it('loses no write of a block at pg_cancel_backend calls sent from another session at any moment', async () => {
     // A cancel that landed on the gateway's own statement after a batched one, in the client's block, aborted
     // the block with no error the client saw: the client's COMMIT answered ROLLBACK.
