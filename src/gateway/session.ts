@@ -177,8 +177,6 @@ const CLIENT_END_GRACE_MS = 5_000;
 const FOLLOW_UP_TRIES = 10;
 /** The gateway's savepoint around its follow-ups: no client's savepoint shares the name (see runTasks). */
 const FOLLOW_UP_SAVEPOINT = `aws_ml_follow_up_${randomBytes(6).toString('hex')}`;
-/** A statement that ends or rolls back a failed block, as sent. */
-const ROLLS_BACK = /^\s*(rollback|abort)\b/i;
 
 /** An ErrorResponse of severity FATAL or PANIC: PostgreSQL closes the connection after it. */
 function endsSession(error: Buffer): boolean {
@@ -232,8 +230,6 @@ export class Session implements SessionControl {
   private toldWhyEnded = false;
   /** The client's messages are skipped up to its next Sync (see failUntilSync). */
   private skippingUntilSync = false;
-  /** A cancel aborted the client's block as the gateway's follow-ups ran: the error its next statement gets. */
-  private lostBlock: Buffer | undefined;
   clientEncoding = 'UTF8';
   standardConformingStrings = 'on';
   private readonly interceptor: SessionInterceptor | undefined;
@@ -500,7 +496,6 @@ export class Session implements SessionControl {
       !this.busy &&
       !this.skippingUntilSync &&
       this.followUps.length === 0 &&
-      !this.lostBlock &&
       this.clientFramer.buffered === 0 &&
       this.group.length === 0 &&
       this.forwardWhole(chunk)
@@ -617,27 +612,6 @@ export class Session implements SessionControl {
         this.queue.push(...messages.slice(i));
         this.client.pause(); // resumed once the follow-ups have run
         return;
-      }
-      if (this.lostBlock && (type === ClientMessage.Query || type === ClientMessage.Sync || EXTENDED.has(type))) {
-        // The block a cancel aborted unseen (see runTasks): the client's next statement fails, saying why, so
-        // that its COMMIT does not answer ROLLBACK as if nothing had failed. A rollback goes on as sent.
-        const error = this.lostBlock;
-        this.lostBlock = undefined;
-        const text =
-          type === ClientMessage.Query
-            ? message.bytes.toString('latin1', 5, message.bytes.length - 1)
-            : type === ClientMessage.Parse
-              ? readParse(message.bytes).sql
-              : '';
-        if (!ROLLS_BACK.test(text)) {
-          this.flushForward(forward);
-          if (type === ClientMessage.Query || type === ClientMessage.Sync) {
-            this.toClient([error, readyForQuery(this.backend.status)]);
-          } else {
-            this.failUntilSync(error);
-          }
-          continue;
-        }
       }
       if (this.group.length > 0 && !EXTENDED.has(type) && type !== ClientMessage.Sync && type !== ClientMessage.Flush) {
         // Extended messages the client has not ended with Sync or Flush: PostgreSQL runs them before this one, and
@@ -999,19 +973,18 @@ export class Session implements SessionControl {
     }
   }
 
-  /** The gateway's follow-ups left the client's block aborted: its next statement is told (see lostBlock). */
+  /**
+   * The gateway's follow-ups left the client's block aborted (a cancel on their SAVEPOINT itself): its next
+   * statement meets PostgreSQL's 25P02, and a COMMIT answers ROLLBACK. Telling the client more would take
+   * holding the group's ReadyForQuery until the follow-ups have run.
+   */
   private blockLost(error: unknown): void {
-    if (this.closed) return;
-    this.logger.warn({ err: error }, "a cancel aborted the client's transaction block during the gateway's follow-ups");
-    if (this.backend.status !== 'E') return;
-    this.lostBlock = errorResponse({
-      code: SqlState.inFailedSqlTransaction,
-      message: 'current transaction is aborted, commands ignored until end of transaction block',
-      detail:
-        "A cancel (pg_cancel_backend from another session, say) stopped the gateway's own work after the previous " +
-        'statement, which aborted the transaction block.',
-      hint: 'Roll the transaction back and run it again.',
-    });
+    if (!this.closed) {
+      this.logger.warn(
+        { err: error },
+        "a cancel aborted the client's transaction block during the gateway's follow-ups",
+      );
+    }
   }
 
   relay(
