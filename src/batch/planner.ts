@@ -640,13 +640,14 @@ function argumentQuery(
   // The statement's own level, a WITH query, or a subquery or view its parent reads from its FROM list: each
   // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
   // (A join condition is evaluated before the LIMIT counts rows.)
-  if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
+  if (!joinFrom && level.kind === 'select' && limitsToNothing(stmt)) {
+    // `LIMIT 0` (tools ask for a result's columns so): PostgreSQL computes none of the level's rows, at any level
+    // (a UNION arm, a scalar or correlated subquery too), whatever it filters, sorts or groups by.
+    limit = ' LIMIT 0';
+  } else if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
-    if (limitsToNothing(stmt)) {
-      // `LIMIT 0` (tools ask for a result's columns so): PostgreSQL computes none of the level's rows.
-      limit = ' LIMIT 0';
-    } else if (!whole) {
+    if (!whole) {
       if (dropped && !stmt.sortClause) {
         return dropped === 'ml'
           ? 'a LIMIT applies after an ML condition (scoring only the rows needed)'

@@ -1956,6 +1956,8 @@ describe('batch mode in other statements', () => {
       `SELECT id FROM t WHERE ${EP} > 0.5 ORDER BY id LIMIT 0`,
       `SELECT id, ${EP} FROM t ORDER BY ${EP}, id LIMIT 0`,
       `SELECT grp, max(${EP}) FROM t GROUP BY grp FETCH FIRST 0 ROWS ONLY`,
+      `(SELECT id, ${EP} FROM t LIMIT 0) UNION ALL SELECT 0, 1`,
+      `SELECT id, (SELECT ${EP} FROM t t2 WHERE t2.id = t.id LIMIT 0) FROM t WHERE id < 5`,
     ]) {
       await expectSameBothWays(db, sql);
       expect(await callsDuring(() => db.query(sql).then(() => undefined)), sql).toEqual({ scored: 0, perRow: 0 });
