@@ -44,6 +44,16 @@ async function runBatched(sql: string, ...fns: string[]): Promise<{ rows: unknow
   return { rows, scored: rowsScoredSince(scoredBefore, functions[0]) };
 }
 
+/** Runs `work` on a raw-protocol session of its own through the gateway. */
+async function inRawSession(work: (session: RawSession) => Promise<void>): Promise<void> {
+  const client = await stack.connect();
+  try {
+    await work(new RawSession(client));
+  } finally {
+    await client.end();
+  }
+}
+
 /** Rows scored in batches and calls made per row, of both functions, while `work` runs. */
 async function callsDuring(work: () => Promise<void>): Promise<{ scored: number; perRow: number }> {
   const scored = () => rowsScored() + rowsScored(SENTIMENT);
@@ -326,9 +336,7 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     // A group that opens a block (BEGIN, then the statement, as pgjdbc sends with autocommit off) was scored before
     // the block began: the statement was numbered for the session and cleared inside the block, which a ROLLBACK
     // undid, bringing its answers back for later calls (with no call, whatever the endpoint's model by then).
-    const client = await stack.connect();
-    try {
-      const session = new RawSession(client);
+    await inRawSession(async (session) => {
       const scored = `SELECT id, ${EP} AS p FROM t WHERE id < 10`;
       const opened = await session.round([...raw.statement('BEGIN'), ...raw.statement(scored), raw.sync()]);
       expect(opened.errors).toEqual([]);
@@ -359,17 +367,13 @@ describe('batch mode answers exactly what the per-row path answers', () => {
           number: [['0']],
         });
       }
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('batches in a block after a pipeline that ended with Sync and then Flush (as psycopg 3 ends one)', async () => {
     // A Flush with no message before it left the session taken for a group ended by Flush, still open: every
     // later statement of the block went per row, and the gateway's own follow-ups never ran.
-    const client = await stack.connect();
-    try {
-      const session = new RawSession(client);
+    await inRawSession(async (session) => {
       const scored = `SELECT id, ${EP} AS p FROM t WHERE id < 10`;
       for (const pipeline of [[...raw.statement('SELECT 1')], [...raw.statement(scored)]]) {
         expect((await session.query('BEGIN')).errors).toEqual([]);
@@ -380,17 +384,13 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         expect(calls).toEqual({ scored: 9, perRow: 0 });
         expect((await session.query('COMMIT')).errors).toEqual([]);
       }
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('answers a statement parsed while a group ended by Flush is open per row, its call as the function takes it', async () => {
     // Sent on as written, `invoke_endpoint('xgb', NULL, f1, …, f12)` met no such function in PostgreSQL (42883):
     // the gateway packs the model inputs into the json array the in-database function takes.
-    const client = await stack.connect();
-    try {
-      const session = new RawSession(client);
+    await inRawSession(async (session) => {
       const sql = `SELECT ${EP} AS p FROM t WHERE id = 3`;
       expect((await session.query('BEGIN')).errors).toEqual([]);
       await session.round([...raw.statement('SELECT 1'), raw.flush()], 0, (answer) => answer.types.endsWith('C'));
@@ -402,9 +402,7 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         (await db.query({ text: sql, rowMode: 'array' })).rows.map((r) => [String(r[0])]),
       );
       await db.query('RESET apg_enable_function_migration');
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('loses no write of a block at pg_cancel_backend calls sent from another session at any moment', async () => {
