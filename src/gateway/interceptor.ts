@@ -1534,14 +1534,14 @@ export class MlInterceptor implements SessionInterceptor {
       statementMs: performance.now() - started,
       rows: [...(figures?.values() ?? [])].reduce((sum, f) => sum + f.rows, 0),
     };
-    // A later statement the gateway leaves alone must call the services, not read these answers. Outside a
-    // block, once the client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits
-    // and goes nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's
-    // success). In a block, or before the next statement of a Query string, now: a cancel that still aborts the
-    // block then is this statement's (see endInBlock).
+    // A later statement the gateway leaves alone must call the services, not read these answers. Once the
+    // client has its answer, as a follow-up: a cancel it sends on its CommandComplete then waits and goes
+    // nowhere, as it finds PostgreSQL alone idle (sent on, it failed the clearing after the statement's success,
+    // and in a block aborted the block). Before the next statement of a Query string, now: a cancel that aborts
+    // the block then is the string's (see endInBlock).
     const cursor = Boolean(target.cursor);
     let lost: Buffer | undefined;
-    if (standalone && control.backend.status !== 'T') control.afterIdle(() => endStatementNumberLater(control, cursor));
+    if (standalone) control.afterIdle(() => endStatementNumberLater(control, cursor));
     else lost = await endStatementNumber(control, cursor);
     if (lost) control.toClient(lost);
     if (standalone) control.toClient(readyForQuery(control.backend.status));

@@ -414,17 +414,25 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
     const admin = await stack.direct();
     let stop = false;
-    // A cancel about every millisecond, landing anywhere in the statements. (The pause paces the load; nothing
-    // waits on it.)
+    // One cancel per transaction, after a varying number of the admin's own round trips from its start, so that
+    // it lands anywhere in it (or after it) and about half of the transactions get through.
+    let iteration = 0;
+    let nextIteration = () => {};
+    let seed = 11;
     const hammer = (async () => {
       while (!stop) {
-        await admin.query('SELECT pg_cancel_backend($1)', [pid]);
-        await new Promise((resolve) => setTimeout(resolve, 1));
+        const current = iteration;
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        for (let k = seed % 24; k > 0 && iteration === current && !stop; k--) await admin.query('SELECT 1');
+        if (iteration === current && !stop) await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+        if (iteration === current && !stop) await new Promise<void>((resolve) => (nextIteration = resolve));
       }
     })();
     const committed: number[] = [];
     try {
       for (let i = 0; i < 600; i++) {
+        iteration = i;
+        nextIteration();
         try {
           await db.query('BEGIN');
           await db.query('INSERT INTO cancelled_writes VALUES ($1)', [i]);
@@ -448,6 +456,7 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       }
     } finally {
       stop = true;
+      nextIteration();
       await hammer;
     }
     const kept = new Set((await admin.query('SELECT i FROM cancelled_writes')).rows.map((r) => r.i));
