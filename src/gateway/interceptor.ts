@@ -679,6 +679,9 @@ async function endStatementNumberLater(control: SessionControl, cursor: boolean)
   else await pastCancel(() => control.backend.query(sql), CANCEL_TRIES);
 }
 
+/** A CLOSE statement (see closeCursor). */
+const CLOSES_CURSOR = /^\s*close\b/i;
+
 /** Tries of the gateway's clean-up that cancels keep stopping (see endInBlock). */
 const CANCEL_TRIES = 10;
 /**
@@ -833,6 +836,11 @@ export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
   /** A statement was numbered since the number was last cleared outside a block (see noteRollback). */
   private numbered = false;
+  /**
+   * Batched cursors declared in the current block (simple protocol), whose statement's number stays current for
+   * their FETCHes: once all are closed, it is cleared (see closeCursor).
+   */
+  private readonly blockCursors = new Set<string>();
   /** While a sequence runs its last statement: where that statement's CommandComplete waits (see runSequence). */
   private heldCompletion: HeldCompletion | undefined;
   private nextGroupId = 0;
@@ -891,6 +899,7 @@ export class MlInterceptor implements SessionInterceptor {
       ? this.ownCatalog?.pattern
       : (this.snapshotCatalog?.pattern ?? this.context.catalogs.pattern(this.database));
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(sql)) return true;
+    if (this.blockCursors.size > 0 && CLOSES_CURSOR.test(sql)) return true;
     return pattern ? pattern.test(sql) : true;
   }
 
@@ -910,6 +919,27 @@ export class MlInterceptor implements SessionInterceptor {
     return ++this.statementNumber;
   }
 
+  /**
+   * A CLOSE (sent as a Query) of a batched cursor of the block: once none is left open, its statement's number,
+   * kept for their FETCHes, is cleared after it, so that per-row calls later in the block call the services.
+   */
+  private closeCursor(control: SessionControl, sql: string): void {
+    let closes: AstNode | undefined;
+    try {
+      const statements = parse(sql);
+      closes = statements.length === 1 ? inner(statements[0].stmt, 'ClosePortalStmt') : undefined;
+    } catch {
+      return;
+    }
+    if (!closes) return;
+    if (closes.portalname) this.blockCursors.delete(closes.portalname);
+    else this.blockCursors.clear(); // CLOSE ALL
+    if (this.blockCursors.size > 0) return;
+    control.afterIdle(async () => {
+      if (control.backend.status === 'T') await control.backend.query(CLEAR_STATEMENT_NUMBER);
+    });
+  }
+
   noteRollback(control: SessionControl): void {
     // (A rollback to a savepoint may undo DDL this session's own catalog has.)
     if (this.ddlInBlock) this.ownCatalog = undefined;
@@ -926,6 +956,7 @@ export class MlInterceptor implements SessionInterceptor {
   noteStatus(status: TransactionStatus): void {
     if (status === 'I') {
       this.snapshotCatalog = undefined;
+      this.blockCursors.clear();
       const refused = this.resultsTables.refusedInBlock;
       refused.byInput = refused.byRow = false;
     }
@@ -1039,6 +1070,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(rewritten)) {
       if (await this.usePrepared(control, rewritten, catalog)) return;
     }
+    if (this.blockCursors.size > 0 && CLOSES_CURSOR.test(sql)) this.closeCursor(control, sql);
     if (!pattern.test(sql)) {
       control.forward(message.bytes, 1);
       return;
@@ -1540,6 +1572,10 @@ export class MlInterceptor implements SessionInterceptor {
     // and in a block aborted the block). Before the next statement of a Query string, now: a cancel that aborts
     // the block then is the string's (see endInBlock).
     const cursor = Boolean(target.cursor);
+    if (cursor && control.backend.status === 'T' && !outcome.failed) {
+      const name = inner(parse(original)[0]?.stmt, 'DeclareCursorStmt')?.portalname;
+      if (name) this.blockCursors.add(name);
+    }
     let lost: Buffer | undefined;
     if (standalone) control.afterIdle(() => endStatementNumberLater(control, cursor));
     else lost = await endStatementNumber(control, cursor);

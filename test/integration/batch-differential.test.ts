@@ -387,6 +387,26 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     });
   });
 
+  it('calls the services per row again in a block once its batched cursors are closed', async () => {
+    // A cursor's statement number stays current in its block for its FETCHes: per-row calls later in the block
+    // (a PL/pgSQL function, a trigger) read its answers with no call, whatever model the endpoint has by then.
+    const number = "SELECT current_setting('aws_ml.batch_statement') AS n";
+    await db.query('BEGIN');
+    await db.query(`DECLARE first_scores CURSOR FOR SELECT id, ${EP} FROM t`);
+    await db.query(`DECLARE second_scores CURSOR FOR SELECT id, ${EP} FROM t WHERE id < 5`);
+    await db.query('FETCH 2 FROM first_scores');
+    await db.query('CLOSE first_scores');
+    expect((await db.query(number)).rows[0].n).not.toBe('0');
+    await db.query('close second_scores');
+    expect((await db.query(number)).rows[0].n).toBe('0');
+    await db.query('COMMIT');
+    await db.query('BEGIN');
+    await db.query(`DECLARE third_scores CURSOR FOR SELECT id, ${EP} FROM t`);
+    await db.query('CLOSE ALL');
+    expect((await db.query(number)).rows[0].n).toBe('0');
+    await db.query('COMMIT');
+  });
+
   it('answers a statement parsed while a group ended by Flush is open per row, its call as the function takes it', async () => {
     // Sent on as written, `invoke_endpoint('xgb', NULL, f1, …, f12)` met no such function in PostgreSQL (42883):
     // the gateway packs the model inputs into the json array the in-database function takes.
