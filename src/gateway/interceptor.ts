@@ -760,13 +760,15 @@ async function typeNames(control: SessionControl, types: number[]): Promise<{ na
     // typmod -1, not NULL: format_type(bpchar, NULL) is `character`, which as a cast means char(1).
     // A type outside pg_catalog is named with its schema: the names are kept for later executions,
     // when search_path may find another type under the bare name (PostgreSQL keeps the OID).
-    `SELECT CASE WHEN y.typnamespace <> 'pg_catalog'::regnamespace
-                 THEN pg_catalog.quote_ident(s.nspname) || '.' || pg_catalog.quote_ident(y.typname)
+    // (Every name qualified: the built-in types' names are kept for the whole process, and this session's
+    // search_path could put its own `||`, `=` or `unnest` first.)
+    `SELECT CASE WHEN y.typnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
+                 THEN pg_catalog.concat(pg_catalog.quote_ident(s.nspname), '.', pg_catalog.quote_ident(y.typname))
                  ELSE pg_catalog.format_type(u.t, -1) END,
-            pg_catalog.format_type(COALESCE(NULLIF(y.typbasetype, 0), u.t), -1)
-       FROM unnest('{${types.join(',')}}'::oid[]) WITH ORDINALITY AS u(t, n)
-       LEFT JOIN pg_catalog.pg_type y ON y.oid = u.t
-       LEFT JOIN pg_catalog.pg_namespace s ON s.oid = y.typnamespace ORDER BY u.n`,
+            pg_catalog.format_type(CASE WHEN y.typbasetype OPERATOR(pg_catalog.<>) 0 THEN y.typbasetype ELSE u.t END, -1)
+       FROM pg_catalog.unnest('{${types.join(',')}}'::pg_catalog.oid[]) WITH ORDINALITY AS u(t, n)
+       LEFT JOIN pg_catalog.pg_type y ON y.oid OPERATOR(pg_catalog.=) u.t
+       LEFT JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) y.typnamespace ORDER BY u.n`,
   );
   const names = rows.map((row) => row[0] ?? 'text');
   const bases = rows.map((row) => row[1] ?? 'text');

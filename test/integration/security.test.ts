@@ -490,6 +490,35 @@ describe('several tenants in one database', () => {
   });
 
   // Batch mode checks EXECUTE and USAGE along the call chain before calling anything.
+  it("does not let one tenant's search_path write the catalog other sessions' statements are rewritten with", async () => {
+    // The catalog of wrapper functions is read on whichever session needs it first and shared by all: read under
+    // that session's search_path, a `format_type` of the tenant's own came before pg_catalog's, and its text went
+    // into the argument queries of the next session that called a wrapper, running the tenant's code as that
+    // session's role.
+    await admin.query(`
+      CREATE SCHEMA sec_shadow AUTHORIZATION ${outsider.name};
+      CREATE TABLE sec_pwned (who text);
+      GRANT INSERT ON sec_pwned TO PUBLIC;
+      CREATE FUNCTION sec_mood(doc text) RETURNS text
+        AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$ LANGUAGE SQL;`);
+    const tenant = await as(outsider);
+    await tenant.query(`
+      CREATE FUNCTION sec_shadow.evil() RETURNS text LANGUAGE plpgsql
+        AS $$BEGIN INSERT INTO public.sec_pwned VALUES (current_user); RETURN ''; END$$;
+      CREATE FUNCTION sec_shadow.format_type(oid, integer) RETURNS text LANGUAGE sql STABLE
+        AS $$ SELECT CASE WHEN $1 = 25 THEN 'text || sec_shadow.evil()' ELSE pg_catalog.format_type($1, $2) END $$;`);
+    await tenant.query('SET search_path = sec_shadow, pg_catalog');
+    // (After function DDL, the next statement that mentions an ML function has the catalog read again, here.)
+    await tenant.query(`CREATE FUNCTION sec_shadow.noop() RETURNS int LANGUAGE sql AS 'SELECT 1'`);
+    await tenant.query(`SELECT aws_comprehend.detect_sentiment('x', 'en')`).catch(() => undefined);
+    const moods = await bothModes(admin, async () =>
+      (await admin.query('SELECT id, sec_mood(body) AS mood FROM reviews ORDER BY id')).rows.map((r) => r.mood),
+    );
+    expect(moods.batch).toEqual(moods.perRow);
+    expect((await admin.query('SELECT count(*)::int AS n FROM sec_pwned')).rows[0].n).toBe(0);
+    await tenant.end();
+  });
+
   it('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
     const db = await as(outsider);
     tap.clear();
