@@ -127,15 +127,12 @@ export class CatalogRegistry {
   async readOn(backend: BackendChannel): Promise<CatalogView | undefined> {
     this.onRead();
     // Read in the client's transaction (it sees its own DDL), in a block under a savepoint, otherwise in a
-    // transaction of the gateway's, with a short lock_timeout that the end of either takes back. And with
-    // search_path pg_catalog first: the catalog is shared by every session of the database, and a function or
-    // operator of the reading session's own schemas (a `format_type` in public, ahead of pg_catalog) must not
-    // write what other sessions' statements are rewritten with.
+    // transaction of the gateway's, with a short lock_timeout that the end of either takes back. (Not with a
+    // search_path of its own: PostgreSQL 18 reports search_path to the client. loadMlCatalog qualifies names.)
     for (let attempt = 1; ; attempt++) {
       const inBlock = backend.status === 'T';
       await backend.query(
-        `${inBlock ? 'SAVEPOINT aws_ml_catalog' : 'BEGIN'}; SET LOCAL lock_timeout = ${CATALOG_LOCK_TIMEOUT_MS}; ` +
-          'SET LOCAL search_path = pg_catalog, pg_temp',
+        `${inBlock ? 'SAVEPOINT aws_ml_catalog' : 'BEGIN'}; SET LOCAL lock_timeout = ${CATALOG_LOCK_TIMEOUT_MS}`,
       );
       let failure: unknown;
       let catalog: MlCatalog | undefined;

@@ -284,31 +284,37 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
   let names = [...ML_NAMES];
   for (let round = 0; round < 6; round++) {
     const pattern = names.map((n) => n.replace(/[^a-z0-9_]/gi, '')).join('|');
+    // (Every function, operator and type qualified: the catalog is shared by every session of the database, and
+    // the reading session's search_path could put a `format_type` or `string_agg` of its own first, whose text
+    // would then go into other sessions' statements.)
     const result = await backend.query(`
       SELECT n.nspname, p.proname, ${FUNCTION_BODY},
              -- (Input arguments only: proargnames also names OUT arguments, in declaration order.)
-             COALESCE((SELECT string_agg(a.name, ',' ORDER BY a.i)
-                         FROM unnest(p.proargnames, p.proargmodes) WITH ORDINALITY AS a(name, mode, i)
-                        WHERE a.mode IS NULL OR a.mode IN ('i', 'b', 'v')), ''),
+             COALESCE((SELECT pg_catalog.string_agg(a.name, ',' ORDER BY a.i)
+                         FROM ROWS FROM (pg_catalog.unnest(p.proargnames), pg_catalog.unnest(p.proargmodes))
+                              WITH ORDINALITY AS a(name, mode, i)
+                        WHERE a.mode IS NULL OR a.mode OPERATOR(pg_catalog.=) ANY ('{i,b,v}'::pg_catalog."char"[])), ''),
              -- (Typmod -1, not NULL: a parameter declared char(3) is bpchar, which format_type(t, NULL) writes
              -- as "character", i.e. char(1) in a cast; likewise bit. Arguments and results are cast to these.)
-             COALESCE((SELECT string_agg(format_type(t, -1), ',' ORDER BY i)
-                         FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, i)), ''),
-             COALESCE(pg_get_expr(p.proargdefaults, 0), ''),
-             format_type(p.prorettype, -1),
-             p.oid::text,
-             p.prosecdef::text,
+             COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format_type(t, -1), ',' ORDER BY i)
+                         FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY AS a(t, i)), ''),
+             COALESCE(pg_catalog.pg_get_expr(p.proargdefaults, 0), ''),
+             pg_catalog.format_type(p.prorettype, -1),
+             p.oid::pg_catalog.text,
+             p.prosecdef::pg_catalog.text,
              pg_catalog.pg_get_userbyid(p.proowner),
-             p.proisstrict::text,
-             p.xmin::text,
-             COALESCE(array_to_string(p.proconfig, E'\\n'), ''),
-             (p.provariadic <> 0)::text
+             p.proisstrict::pg_catalog.text,
+             p.xmin::pg_catalog.text,
+             COALESCE(pg_catalog.array_to_string(p.proconfig, E'\\n'), ''),
+             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text
         FROM pg_catalog.pg_proc p
-        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-       WHERE p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'sql')
-         AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'pg_catalog', 'information_schema')
+        JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+       WHERE p.prolang OPERATOR(pg_catalog.=)
+               (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'sql')
+         AND NOT n.nspname OPERATOR(pg_catalog.=)
+               ANY ('{aws_ml,aws_comprehend,aws_sagemaker,pg_catalog,information_schema}'::pg_catalog.name[])
          AND NOT p.proretset
-         AND ${FUNCTION_BODY} ~* '(${pattern})'`);
+         AND ${FUNCTION_BODY} OPERATOR(pg_catalog.~*) '(${pattern})'`);
     let added = false;
     for (const [
       schema,
