@@ -12,8 +12,8 @@ export interface BatchTarget {
   /** The query is a stored definition (materialized view): read results per row, never rewrite it. */
   stored: boolean;
   explain?: { analyze: boolean; text: boolean };
-  /** DECLARE … CURSOR: its rows are fetched later, and may still read the stored answers then. */
-  cursor?: boolean;
+  /** DECLARE … CURSOR, the cursor's name: its rows are fetched later, and may still read the stored answers then. */
+  cursor?: string;
   /** The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE). */
   analyzedOnParse?: boolean;
   /**
@@ -167,7 +167,7 @@ export function batchTarget(
       return {
         query: node.query,
         stored: false,
-        cursor: type === 'DeclareCursorStmt',
+        cursor: type === 'DeclareCursorStmt' ? node.portalname : undefined,
         writes: writes(node.query),
         finalSql: rewritten(stmt),
       };

@@ -937,9 +937,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (closes.portalname) this.blockCursors.delete(closes.portalname);
     else this.blockCursors.clear(); // CLOSE ALL
     if (this.blockCursors.size > 0) return;
-    control.afterIdle(async () => {
-      if (control.backend.status === 'T') await control.backend.query(CLEAR_STATEMENT_NUMBER);
-    });
+    control.afterIdle(() => endStatementNumberLater(control, false));
   }
 
   noteRollback(control: SessionControl): void {
@@ -949,8 +947,9 @@ export class MlInterceptor implements SessionInterceptor {
     // the session, and cleared that in the block: the rollback puts the number back, and a later call would read
     // its answers, whatever the endpoint's model is by then. Cleared again, before the client's next statement.
     if (!this.numbered) return;
+    // (A follow-up, which the session guards inside a block: see endStatementNumberLater.)
     control.afterIdle(async () => {
-      await this.clearStatementNumber(control);
+      await endStatementNumberLater(control, false);
       if (control.backend.status === 'I') this.numbered = false;
     });
   }
@@ -1400,7 +1399,7 @@ export class MlInterceptor implements SessionInterceptor {
       once = !target.cursor && evaluatesOnce(target.query, catalog);
       plan = planBatch(target.query, catalog, {
         stored: target.stored,
-        cursor: target.cursor,
+        cursor: Boolean(target.cursor),
         rowTables,
         inlineViews,
         statementNumber,
@@ -1574,10 +1573,7 @@ export class MlInterceptor implements SessionInterceptor {
     // and in a block aborted the block). Before the next statement of a Query string, now: a cancel that aborts
     // the block then is the string's (see endInBlock).
     const cursor = Boolean(target.cursor);
-    if (cursor && control.backend.status === 'T' && !outcome.failed) {
-      const name = inner(parse(original)[0]?.stmt, 'DeclareCursorStmt')?.portalname;
-      if (name) this.blockCursors.add(name);
-    }
+    if (target.cursor && control.backend.status === 'T' && !outcome.failed) this.blockCursors.add(target.cursor);
     let lost: Buffer | undefined;
     if (standalone) control.afterIdle(() => endStatementNumberLater(control, cursor));
     else lost = await endStatementNumber(control, cursor);

@@ -687,8 +687,7 @@ export class Session implements SessionControl {
         if (this.interceptor?.tracksAny) this.interceptor.forget?.('');
         // Its ReadyForQuery says whether the open group's transaction ended with it.
         if (this.openGroup) this.readiesToGroupQuery = this.pendingSyncs;
-        const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
-        if (this.openGroup && readable && this.interceptor?.asSent && this.needsInterception(message)) {
+        if (this.openGroup && this.textReadable && this.interceptor?.asSent && this.needsInterception(message)) {
           const sql = message.bytes.toString('utf8', 5, message.bytes.length - 1);
           this.pass(forward, queryMessage(this.interceptor.asSent(sql)));
           continue;
@@ -718,13 +717,17 @@ export class Session implements SessionControl {
     }
   }
 
+  /** Statement text the interceptor may rewrite here: UTF-8, and backslashes as plain characters. */
+  private get textReadable(): boolean {
+    return this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
+  }
+
   /**
    * A statement with ML calls parsed while a group ended by Flush stays open goes per row, as a Query there does:
    * in the form the in-database functions take (Aurora's call forms made acceptable to PostgreSQL).
    */
   private asSentInOpenGroup(message: Message): Message {
-    const readable = this.clientEncoding === 'UTF8' && this.standardConformingStrings === 'on';
-    if (message.type !== ClientMessage.Parse || !readable || !this.interceptor?.asSent) return message;
+    if (message.type !== ClientMessage.Parse || !this.textReadable || !this.interceptor?.asSent) return message;
     const parse = readParse(message.bytes);
     if (!this.interceptor.mentionsMl(parse.sql)) return message;
     return { ...message, bytes: parseMessage(parse.name, this.interceptor.asSent(parse.sql), parse.paramTypes) };
