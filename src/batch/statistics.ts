@@ -37,6 +37,11 @@ export class BatchStatistics {
   ddlHeard = 0;
   /** Databases whose DDL the gateway listens for now (one connection each, while sessions use them). */
   ddlListening = 0;
+  /**
+   * Client transaction blocks a cancel aborted as the gateway's own work after a statement began (on its
+   * SAVEPOINT): the client heard of it only from its next statement's 25P02, or a COMMIT that answered ROLLBACK.
+   */
+  blocksLost = 0;
 
   private entry(label: string): FunctionFigures {
     let entry = this.byFunction.get(label);
@@ -118,6 +123,9 @@ export class BatchStatistics {
       '# HELP pgsage_ddl_listeners Databases whose DDL the gateway listens for',
       '# TYPE pgsage_ddl_listeners gauge',
       `pgsage_ddl_listeners ${this.ddlListening}`,
+      "# HELP pgsage_transaction_blocks_lost_total Client transaction blocks a cancel aborted during the gateway's own work after a statement",
+      '# TYPE pgsage_transaction_blocks_lost_total counter',
+      `pgsage_transaction_blocks_lost_total ${this.blocksLost}`,
     );
     return `${lines.join('\n')}\n`;
   }

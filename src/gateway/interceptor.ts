@@ -940,6 +940,10 @@ export class MlInterceptor implements SessionInterceptor {
     control.afterIdle(() => endStatementNumberLater(control, false));
   }
 
+  noteBlockLost(): void {
+    this.context.statistics.blocksLost += 1;
+  }
+
   noteRollback(control: SessionControl): void {
     // (A rollback to a savepoint may undo DDL this session's own catalog has.)
     if (this.ddlInBlock) this.ownCatalog = undefined;

@@ -109,6 +109,8 @@ export interface SessionInterceptor {
    * before it put back.
    */
   noteRollback?(control: SessionControl): void;
+  /** A cancel aborted the client's transaction block during the gateway's follow-ups (see Session.runTasks). */
+  noteBlockLost?(): void;
   /** The server is ready for the next statement, in this transaction status. */
   noteStatus?(status: TransactionStatus): void;
   /**
@@ -982,6 +984,7 @@ export class Session implements SessionControl {
    * holding the group's ReadyForQuery until the follow-ups have run.
    */
   private blockLost(error: unknown): void {
+    if (this.backend.status === 'E') this.interceptor?.noteBlockLost?.();
     if (!this.closed) {
       this.logger.warn(
         { err: error },
