@@ -7,7 +7,7 @@ import type { Logger } from '../util/log.js';
 import { packagePath } from '../util/paths.js';
 
 /** The aws_ml install script as shipped, for servers where pgsage cannot place extension files. */
-export function extensionScript(name: string, version = name === 'aws_ml' ? '1.3' : '1.0'): string {
+export function extensionScript(name: string, version = name === 'aws_ml' ? '1.4' : '1.0'): string {
   return readFileSync(packagePath('src', 'extension', 'sql', 'extension', `${name}--${version}.sql`), 'utf8');
 }
 

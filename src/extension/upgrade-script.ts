@@ -3,6 +3,7 @@ export const UPGRADES = [
   { from: '1.0', to: '1.1' },
   { from: '1.1', to: '1.2' },
   { from: '1.2', to: '1.3' },
+  { from: '1.3', to: '1.4' },
 ] as const;
 
 /**

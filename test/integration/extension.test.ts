@@ -231,14 +231,14 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
     }
   });
 
-  it('brings a database made with 1.0, 1.1 or 1.2 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
+  it('brings a database made with 1.0, 1.1, 1.2 or 1.3 to what CREATE EXTENSION makes now, keeping what uses it', async () => {
     await admin.query('CREATE DATABASE ext_from_new');
     const fresh = await clientOf('ext_from_new');
     try {
       await fresh.query('CREATE EXTENSION aws_ml CASCADE');
       const made = await extensionShape(fresh);
-      expect(made.version).toEqual([{ extversion: '1.3' }]);
-      for (const version of ['1.0', '1.1', '1.2']) {
+      expect(made.version).toEqual([{ extversion: '1.4' }]);
+      for (const version of ['1.0', '1.1', '1.2', '1.3']) {
         const database = `ext_from_${version.replace('.', '_')}`;
         await admin.query(`CREATE DATABASE ${database}`);
         const old = await clientOf(database);

@@ -39,7 +39,7 @@ describe('gateway relay', () => {
     );
     expect(result.stderr).not.toMatch(/ERROR/);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/^aws_ml\|1\.3\|/m);
+    expect(result.stdout).toMatch(/^aws_ml\|1\.4\|/m);
     expect(result.stdout).toMatch(/^dblink\|/m);
     expect(result.stdout).toMatch(/^aws_comprehend\|aws_ml$/m);
     expect(result.stdout).toMatch(/^aws_sagemaker\|aws_ml$/m);

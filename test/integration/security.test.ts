@@ -462,6 +462,51 @@ describe('several tenants in one database', () => {
       REVOKE USAGE ON SCHEMA aws_comprehend FROM ${outsider.name}`);
   });
 
+  it("does not let answers a session stores decide what another role's SECURITY DEFINER functions get", async () => {
+    // A session may load rows into its own results table and point the settings at them (the gateway loads
+    // its answers as the session's role): its own calls then read them, but calls inside functions do not.
+    const doc = 'a bad review the approver must refuse';
+    const churnInput = `json_build_array(${features.map(() => '0.5').join(', ')})`;
+    await admin.query(`
+      CREATE FUNCTION sec_approve(doc text) RETURNS boolean
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+        AS $$ BEGIN RETURN (aws_comprehend.detect_sentiment(doc, 'en')).sentiment = 'POSITIVE'; END $$;
+      CREATE FUNCTION sec_approve_sql(doc text) RETURNS boolean
+        LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+        AS $$ SELECT (aws_comprehend.detect_sentiment(NULL, doc, 'en')).sentiment = 'POSITIVE' $$;
+      CREATE FUNCTION sec_churn() RETURNS text
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+        AS $$ BEGIN RETURN aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}); END $$;
+      GRANT EXECUTE ON FUNCTION sec_approve(text), sec_approve_sql(text), sec_churn() TO ${analyst.name};
+      GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, varchar, int) TO ${analyst.name}`);
+    const db = await as(analyst);
+    await db.query('SET apg_enable_function_migration = false');
+    await db.query('SELECT aws_ml.begin_batch(1, true)');
+    await db.query(
+      `INSERT INTO pg_temp.aws_ml_results VALUES (1, 'sentiment', 'en', $1, 'POSITIVE', 0.99),
+                                                  (1, 'endpoint', 'churn-xgb', ${churnInput}::text, 'planted', NULL)`,
+      [doc],
+    );
+    tap.clear();
+    // The session's own calls read what it stored (so the planting works here)...
+    const own = await db.query(
+      `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
+              (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form`,
+      [doc],
+    );
+    expect(own.rows).toEqual([{ three: 'POSITIVE', aurora_form: 'POSITIVE' }]);
+    expect(tap.sentimentTexts()).toEqual([]);
+    // ...the functions of another role call the service.
+    const theirs = await db.query('SELECT sec_approve($1) AS pl, sec_approve_sql($1) AS sql, sec_churn() AS churn', [
+      doc,
+    ]);
+    expect(theirs.rows[0]).toMatchObject({ pl: false, sql: false });
+    expect(theirs.rows[0].churn).toMatch(/^[0-9.e-]+$/);
+    expect(tap.sentimentTexts()).toEqual([doc, doc]);
+    expect(tap.invocations('churn-xgb')).toHaveLength(1);
+    await db.end();
+  });
+
   it('exposes no gateway internals to ordinary users', async () => {
     const db = await as(outsider);
     const functions = await db.query(`

@@ -1,0 +1,441 @@
+-- aws_ml 1.4 (pgsage): schemas, role and functions with Amazon Aurora machine learning's signatures.
+--
+-- Each function called by a statement itself (not from inside another function's body) first looks for
+-- a result the pgsage gateway computed in batch mode for the running statement (a temp table of this
+-- session), and otherwise calls the ML service for this one row through the gateway's bridge (dblink).
+
+\echo Use "CREATE EXTENSION aws_ml CASCADE" to load this file. \quit
+
+-- (The role is the cluster's: another database creating the extension at the same moment may make it
+-- between the check and the CREATE.)
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'aws_ml') THEN
+    CREATE ROLE aws_ml NOLOGIN;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL;
+END
+$$;
+GRANT aws_ml TO CURRENT_USER;
+
+CREATE SCHEMA aws_ml;
+CREATE SCHEMA aws_comprehend AUTHORIZATION aws_ml;
+CREATE SCHEMA aws_sagemaker AUTHORIZATION aws_ml;
+GRANT USAGE ON SCHEMA aws_comprehend, aws_sagemaker TO PUBLIC;
+
+-- Where the bridge listens, for servers pgsage cannot place a file in (upstream mode).
+-- Unprivileged roles can read neither this table nor the file.
+CREATE TABLE aws_ml.bridge_settings (conninfo text NOT NULL);
+REVOKE ALL ON aws_ml.bridge_settings FROM PUBLIC;
+
+CREATE FUNCTION aws_ml.bridge_conninfo() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  conninfo text;
+BEGIN
+  SELECT s.conninfo INTO conninfo FROM aws_ml.bridge_settings s LIMIT 1;
+  IF conninfo IS NULL THEN
+    conninfo := pg_read_file('pgsage_bridge.conninfo', 0, 4096, true);
+  END IF;
+  IF conninfo IS NULL OR btrim(conninfo) = '' THEN
+    RAISE EXCEPTION 'the pgsage bridge is not configured for this server'
+      USING ERRCODE = '08001',
+            HINT = 'Start pgsage (pgsage up) so that it can tell PostgreSQL where its bridge listens.';
+  END IF;
+  RETURN btrim(conninfo);
+END
+$$;
+
+-- One request to the gateway's bridge. The request and response are JSON; the
+-- bridge reports failures inside the response so that the SQLSTATE survives.
+--
+-- The ML functions and this one are PARALLEL UNSAFE (Aurora's C functions are
+-- safe): a VOLATILE PL/pgSQL function starts a new command for each statement
+-- and each expression that calls a non-immutable function, which PostgreSQL
+-- forbids during a parallel query that writes (CREATE TABLE AS, CREATE or
+-- REFRESH MATERIALIZED VIEW), and parallel workers could not read the batch
+-- results anyway. Batch mode gives the parallelism instead: several batches in flight.
+-- (dblink reports a kept connection the gateway's restart broke as a NOTICE, before the call
+-- reconnects: client_min_messages keeps it from the client.)
+CREATE FUNCTION aws_ml.bridge_call(request text) RETURNS json
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+  response text;
+  reply json;
+  code text;
+  message text;
+  detail text;
+  hint text;
+BEGIN
+  IF NOT ('aws_ml_bridge' = ANY (COALESCE(@extschema:dblink@.dblink_get_connections(), '{}'::text[]))) THEN
+    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+  END IF;
+  FOR attempt IN 1..2 LOOP
+    IF attempt = 2 THEN
+      -- A kept connection breaks when the gateway restarts: reconnect once.
+      PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
+      PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+    END IF;
+    IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', request) = 1 THEN
+      -- Sent, then awaited, so that a cancel or statement_timeout stops the call at the bridge too: dblink
+      -- alone would wait for the service's answer before letting the statement fail.
+      BEGIN
+        SELECT r INTO response FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', attempt = 2) AS t(r text);
+      EXCEPTION WHEN query_canceled THEN
+        PERFORM @extschema:dblink@.dblink_cancel_query('aws_ml_bridge');
+        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+        RAISE;
+      END;
+      -- (An asynchronous query is over once its results are read to the end.)
+      PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+      EXIT WHEN response IS NOT NULL;
+    ELSIF attempt = 2 THEN
+      RAISE EXCEPTION 'could not reach the pgsage bridge' USING ERRCODE = '08006';
+    END IF;
+  END LOOP;
+  reply := response::json;
+  IF reply->'error' IS NOT NULL THEN
+    code := COALESCE(reply->'error'->>'code', 'XX000');
+    message := COALESCE(reply->'error'->>'message', 'ML service call failed');
+    detail := reply->'error'->>'detail';
+    hint := reply->'error'->>'hint';
+    -- RAISE refuses NULL options, hence the four forms.
+    IF detail IS NULL AND hint IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message;
+    ELSIF hint IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail;
+    ELSIF detail IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, HINT = hint;
+    ELSE
+      RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = detail, HINT = hint;
+    END IF;
+  END IF;
+  RETURN reply;
+END
+$$;
+REVOKE ALL ON FUNCTION aws_ml.bridge_call(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION aws_ml.bridge_conninfo() FROM PUBLIC;
+
+-- Batch results live in a temp table of the session that the functions below
+-- read. It is created by this SECURITY DEFINER function so that its owner is
+-- the extension owner: the session's user may add rows (the gateway loads them
+-- with COPY as that user) but can neither replace it with a view nor attach
+-- code to it, which matters because the functions reading it run as definer.
+-- The table lives as long as the session; each batch-mode statement gets a
+-- number (aws_ml.batch_statement) and only reads its own rows. `fresh` empties
+-- the table, which the gateway asks for when no transaction is open.
+CREATE FUNCTION aws_ml.begin_batch(statement_number int, fresh boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  existing oid := to_regclass('pg_temp.aws_ml_results');
+BEGIN
+  -- A relation of that name the session made itself is the user's: it is neither read nor dropped,
+  -- and the gateway answers the session's statements per row. (Its columns tell it apart from this
+  -- one when the session's user is the extension's owner.)
+  IF existing IS NOT NULL
+     AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = existing AND c.relowner = current_user::regrole
+                        AND c.relkind = 'r'
+                        AND ARRAY(SELECT a.attname::text FROM pg_attribute a
+                                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                   ORDER BY a.attnum) = ARRAY['stmt', 'kind', 'target', 'key', 'out_text', 'out_real']) THEN
+    RAISE EXCEPTION 'pg_temp.aws_ml_results is not the results table of aws_ml' USING ERRCODE = '42P07';
+  END IF;
+  IF existing IS NULL THEN
+    CREATE TEMP TABLE aws_ml_results (
+      stmt int NOT NULL,       -- the batch-mode statement the row belongs to
+      kind text NOT NULL,      -- 'sentiment' or 'endpoint'
+      target text NOT NULL,    -- language code or endpoint name
+      key text NOT NULL,       -- the input text, or the JSON array of model inputs
+      out_text text,
+      out_real real
+    );
+    GRANT SELECT, INSERT ON pg_temp.aws_ml_results TO PUBLIC;
+    -- analyze_batch needs only how the statement's rows are spread: a small sample is enough.
+    ALTER TABLE pg_temp.aws_ml_results ALTER COLUMN stmt SET STATISTICS 10, ALTER COLUMN kind SET STATISTICS 10,
+      ALTER COLUMN target SET STATISTICS 10;
+    existing := to_regclass('pg_temp.aws_ml_results');
+  ELSIF fresh THEN
+    TRUNCATE pg_temp.aws_ml_results;
+    -- Loading is several times faster without an index to maintain; index_batch adds it back when needed.
+    -- (Only when there is one: DROP INDEX is DDL that event triggers see. One that refuses it keeps the index.)
+    IF to_regclass('pg_temp.aws_ml_results_key') IS NOT NULL THEN
+      BEGIN
+        DROP INDEX pg_temp.aws_ml_results_key;
+      EXCEPTION WHEN OTHERS THEN
+        NULL;
+      END;
+    END IF;
+  END IF;
+  PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
+  PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
+END
+$$;
+
+-- The index the functions' per-row lookups use, built once the results are loaded
+-- (a join does not need it). Only the extension owner may create it.
+CREATE FUNCTION aws_ml.index_batch() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF aws_ml.batch_results_available() AND to_regclass('pg_temp.aws_ml_results_key') IS NULL THEN
+    CREATE INDEX aws_ml_results_key ON pg_temp.aws_ml_results USING hash (key);
+  END IF;
+EXCEPTION WHEN OTHERS THEN
+  -- An open cursor of this transaction still reads the table, or an event trigger refuses DDL:
+  -- lookups go without the index.
+  NULL;
+END
+$$;
+
+-- Statistics for the results just loaded: without them PostgreSQL takes the statement's few matching rows
+-- for one and may join a million rows against them in a nested loop. Only the extension owner may.
+CREATE FUNCTION aws_ml.analyze_batch() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF aws_ml.batch_results_available() THEN
+    ANALYZE pg_temp.aws_ml_results (stmt, kind, target);
+  END IF;
+END
+$$;
+
+-- A view's definition with every name outside pg_catalog schema-qualified (printed with no other schema on
+-- the search_path): the gateway may inline it into a statement of any session, whatever its search_path.
+CREATE FUNCTION aws_ml.view_definition(view_oid oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog
+AS $$ SELECT pg_catalog.pg_get_viewdef(view_oid) $$;
+
+-- Whether the running statement has batch results to read: the gateway set
+-- them up in this very backend (parallel workers cannot read temp tables and
+-- take the per-row path), and the table is the one begin_batch created. Its
+-- owner is checked because a user can set the setting and plant a look-alike
+-- view, which these SECURITY DEFINER callers must never read.
+-- No SET clause (each call would save and restore search_path; it runs once per row of a view read):
+-- every name is schema-qualified, and its callers run with search_path = pg_catalog, pg_temp.
+CREATE FUNCTION aws_ml.batch_results_available() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT COALESCE((
+    SELECT pg_catalog.current_setting('aws_ml.batch_results', true)
+           OPERATOR(pg_catalog.=) (pg_catalog.pg_backend_pid()::pg_catalog.text OPERATOR(pg_catalog.||) ':'
+                                   OPERATOR(pg_catalog.||) c.oid::pg_catalog.text)
+      FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('pg_temp.aws_ml_results')
+       AND c.relkind OPERATOR(pg_catalog.=) 'r'
+       AND c.relowner OPERATOR(pg_catalog.=) current_user::pg_catalog.regrole
+  ), false)
+  WHERE COALESCE(pg_catalog.current_setting('aws_ml.batch_results', true), '') OPERATOR(pg_catalog.<>) ''
+$$;
+
+CREATE FUNCTION aws_comprehend.detect_sentiment(
+  input_text varchar,
+  language_code varchar,
+  max_rows_per_batch int DEFAULT NULL,
+  OUT sentiment varchar,
+  OUT confidence real)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+DECLARE
+  reply json;
+  call_stack text;
+BEGIN
+  IF input_text IS NULL OR btrim(input_text) = '' THEN
+    RETURN;
+  END IF;
+  IF language_code IS NULL THEN
+    RAISE EXCEPTION 'language_code must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  -- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
+  -- (Checked here, not by a helper: PERFORM would run a query per row.)
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
+  -- Stored answers are read only for a call the statement makes itself: in its text, a view it reads or a
+  -- wrapper PostgreSQL inlines. A call in a function's body (a SECURITY DEFINER function, PL/pgSQL, a
+  -- trigger, DO) goes to the service: the session's user can load answers of their own choosing into the
+  -- table and point the settings at them, which must not decide what another role's code gets, and the
+  -- gateway, which does not see such calls, may keep a statement's answers current after it.
+  -- (Aurora's three-argument form below calls this one: one more line, that function's own.)
+  IF aws_ml.batch_results_available() THEN
+    GET DIAGNOSTICS call_stack = PG_CONTEXT;
+  END IF;
+  IF call_stack IS NOT NULL AND (strpos(call_stack, E'\n') = 0 OR call_stack ~ E'^[^\n]*\nPL/pgSQL function aws_comprehend\\.detect_sentiment\\(character varying,character varying,character varying,integer\\) line [0-9]+ at [^\n]*$') THEN
+    -- (Compared in the database's default collation, which is deterministic: the arguments bring the
+    -- caller's, and a case- or accent-insensitive one would match another input's answer.)
+    SELECT r.out_text, r.out_real INTO sentiment, confidence
+      FROM pg_temp.aws_ml_results r
+     WHERE r.key = input_text COLLATE "default" AND r.kind = 'sentiment' AND r.target = language_code COLLATE "default"
+       AND r.stmt = current_setting('aws_ml.batch_statement')::int
+     LIMIT 1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END IF;
+  reply := aws_ml.bridge_call(json_build_object(
+    'op', 'comprehend.detect_sentiment', 'text', input_text, 'language', language_code)::text);
+  sentiment := reply->>'sentiment';
+  confidence := (reply->>'confidence')::real;
+END
+$$;
+
+-- The three-argument form Aurora's documentation shows: detect_sentiment(null, 'I like it!', 'en').
+-- PostgreSQL also resolves detect_sentiment(doc, 'en', NULL) here (an untyped NULL prefers text):
+-- without a language that is Aurora's (input_text, language_code, NULL).
+CREATE FUNCTION aws_comprehend.detect_sentiment(
+  unused varchar,
+  input_text varchar,
+  language_code varchar,
+  max_rows_per_batch int DEFAULT NULL,
+  OUT sentiment varchar,
+  OUT confidence real)
+-- (PL/pgSQL, not SQL: the call stack then names it with its schema and argument types, which the function
+-- it calls checks before it reads stored answers.)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+DECLARE
+  answer record;
+BEGIN
+  IF language_code IS NULL THEN
+    answer := aws_comprehend.detect_sentiment(unused, input_text, max_rows_per_batch);
+  ELSE
+    answer := aws_comprehend.detect_sentiment(input_text, language_code, max_rows_per_batch);
+  END IF;
+  sentiment := answer.sentiment;
+  confidence := answer.confidence;
+END
+$$;
+
+-- Aurora declares invoke_endpoint(endpoint_name, max_rows_per_batch, VARIADIC model_input "any").
+-- "any" cannot be declared outside C, so the pgsage gateway packs the model inputs with
+-- json_build_array(...) at every call site; a client connected straight to PostgreSQL writes
+-- aws_sagemaker.invoke_endpoint('endpoint', NULL, json_build_array(arg1, arg2, ...)).
+CREATE FUNCTION aws_sagemaker.invoke_endpoint(
+  endpoint_name varchar,
+  max_rows_per_batch int,
+  model_input json,
+  OUT model_output varchar)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+COST 5000
+AS $$
+DECLARE
+  reply json;
+  call_stack text;
+BEGIN
+  IF endpoint_name IS NULL THEN
+    RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  -- max_rows_per_batch as both ML functions accept it: NULL (automatic) or a positive row count.
+  -- (Checked here, not by a helper: PERFORM would run a query per row.)
+  IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
+    RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
+  END IF;
+  IF model_input IS NULL THEN
+    RETURN; -- no inputs at all (json_build_array always gives an array): nothing to send, as in batch mode
+  END IF;
+  -- (Stored answers only for a call the statement makes itself: see detect_sentiment.)
+  IF aws_ml.batch_results_available() THEN
+    GET DIAGNOSTICS call_stack = PG_CONTEXT;
+  END IF;
+  IF call_stack IS NOT NULL AND strpos(call_stack, E'\n') = 0 THEN
+    SELECT r.out_text INTO model_output
+      FROM pg_temp.aws_ml_results r
+     WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name COLLATE "default"
+       AND r.stmt = current_setting('aws_ml.batch_statement')::int
+     LIMIT 1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END IF;
+  reply := aws_ml.bridge_call(json_build_object(
+    'op', 'sagemaker.invoke_endpoint', 'endpoint', endpoint_name, 'input', model_input::text)::text);
+  model_output := reply->>'output';
+END
+$$;
+
+-- Casts an endpoint's text answer to the caller's type. A multi-value CSV
+-- answer such as `0.12,0.98` becomes a composite value only with parentheses
+-- around it, which this adds for composite types; the gateway routes
+-- `invoke_endpoint(...)::some_type` casts here when some_type is not a builtin scalar.
+CREATE FUNCTION aws_sagemaker.cast_output(model_output varchar, target anyelement) RETURNS anyelement
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result ALIAS FOR $0;
+  composite boolean;
+BEGIN
+  IF model_output IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT t.typtype = 'c' INTO composite FROM pg_type t WHERE t.oid = pg_typeof(target);
+  IF composite THEN
+    EXECUTE format('SELECT (%L::%s).*', '(' || model_output || ')', pg_typeof(target)) INTO result;
+  ELSE
+    EXECUTE format('SELECT %L::%s', model_output, pg_typeof(target)) INTO result;
+  END IF;
+  RETURN result;
+END
+$$;
+
+-- Batch-mode figures the gateway keeps per ML function since it started
+-- (also on the service edge at /metrics for Prometheus).
+CREATE FUNCTION aws_ml.gateway_statistics(
+  OUT function_name text,
+  OUT statements bigint,
+  OUT batches bigint,
+  OUT rows_scored bigint,
+  OUT batch_call_time_ms double precision,
+  OUT retries bigint,
+  OUT errors bigint,
+  OUT per_row_calls bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT f->>'function', (f->>'statements')::bigint, (f->>'batches')::bigint, (f->>'rows')::bigint,
+           (f->>'callTimeMs')::double precision, (f->>'retries')::bigint, (f->>'errors')::bigint,
+           (f->>'perRowCalls')::bigint
+      FROM json_array_elements(aws_ml.bridge_call('{"op":"statistics"}')->'functions') AS f;
+END
+$$;
+CREATE VIEW aws_ml.batch_statistics AS SELECT * FROM aws_ml.gateway_statistics();
+REVOKE ALL ON aws_ml.batch_statistics FROM PUBLIC;
+GRANT SELECT ON aws_ml.batch_statistics TO aws_ml;
+
+-- Tells gateways listening on channel aws_ml_ddl that functions or views may have changed,
+-- so they re-read which user functions wrap ML calls (and which functions, operators and casts may write).
+CREATE FUNCTION aws_ml.notify_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM pg_notify('aws_ml_ddl', current_database());
+END
+$$;
+CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
+  WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'DROP FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE',
+               'DROP PROCEDURE', 'CREATE VIEW', 'ALTER VIEW', 'DROP VIEW', 'CREATE MATERIALIZED VIEW',
+               'ALTER MATERIALIZED VIEW', 'DROP MATERIALIZED VIEW', 'CREATE RULE', 'DROP RULE',
+               'ALTER SCHEMA', 'DROP SCHEMA', 'ALTER EXTENSION', 'DROP EXTENSION', 'CREATE EXTENSION',
+               'CREATE OPERATOR', 'ALTER OPERATOR', 'DROP OPERATOR', 'CREATE CAST', 'DROP CAST',
+               'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN', 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
+  EXECUTE FUNCTION aws_ml.notify_ddl();
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
+GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml;
+-- Only a type conversion: whoever may call invoke_endpoint may cast its answer.
+GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC;
+-- The gateway prepares batch results as the client's own role.
+GRANT USAGE ON SCHEMA aws_ml TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC;
