@@ -128,7 +128,8 @@ export class CatalogRegistry {
     this.onRead();
     // Read in the client's transaction (it sees its own DDL), in a block under a savepoint, otherwise in a
     // transaction of the gateway's, with a short lock_timeout that the end of either takes back. (Not with a
-    // search_path of its own: PostgreSQL 18 reports search_path to the client. loadMlCatalog qualifies names.)
+    // search_path of its own: PostgreSQL 18 reports search_path to the client. loadMlCatalog reads through
+    // aws_ml.catalog_rows, whose own SET clause is over before the client hears of it.)
     for (let attempt = 1; ; attempt++) {
       const inBlock = backend.status === 'T';
       await backend.query(

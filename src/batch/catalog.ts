@@ -28,6 +28,12 @@ export interface WrapperFunction {
   /** STRICT (RETURNS NULL ON NULL INPUT): a NULL argument makes it NULL without running its body. */
   strict: boolean;
   /**
+   * PostgreSQL inlines calls of it into the statement that makes them (VOLATILE, as its ML call is, neither
+   * STRICT nor SECURITY DEFINER, no SET clause): the ML call is then the statement's own. Else its body runs
+   * as a function, whose calls never read stored answers (see aws_ml--1.4.sql).
+   */
+  inlinedByPostgres: boolean;
+  /**
    * Other functions share its name: in its schema (an overload PostgreSQL
    * may pick by argument types), or only in other schemas (which
    * search_path may pick for an unqualified call).
@@ -249,22 +255,56 @@ function bodyExpression(prosrc: string): AstNode | undefined {
   }
 }
 
+/** Runs one catalog query whose `columns` columns are all text, giving its rows. */
+type CatalogRead = (sql: string, columns: number) => Promise<string[][]>;
+
+/**
+ * How this database's catalog is read. The catalog is shared by every session
+ * of the database while the session that reads it is any one of them, so a
+ * function or operator that session's search_path puts before pg_catalog's
+ * must not take part (a `=` of its own could pair a view's name with another
+ * view's definition, which other sessions would then run). aws_ml 1.4 runs
+ * each query inside `aws_ml.catalog_rows`, whose `SET search_path` puts
+ * pg_catalog alone on the path while it runs (a SET LOCAL would be reported
+ * to the client: PostgreSQL 18 reports search_path). Older versions run the
+ * queries as they are, and their views are defined as pg_get_viewdef prints them.
+ */
+async function catalogReader(backend: BackendChannel): Promise<{ read: CatalogRead; viewsQualified: boolean }> {
+  // (pg_catalog.text: a type named text of the session's own would make the signature another one's.)
+  const { rows } = await backend.query(`
+    SELECT pg_catalog.to_regprocedure('aws_ml.catalog_rows(pg_catalog.text)') IS NOT NULL,
+           pg_catalog.to_regprocedure('aws_ml.view_definition(pg_catalog.oid)') IS NOT NULL`);
+  const contained = rows[0]?.[0] === 't';
+  const read: CatalogRead = async (sql, columns) => {
+    if (!contained) return (await backend.query(sql)).rows as string[][];
+    let tag = 'aws_ml_catalog';
+    while (sql.includes(`$${tag}$`)) tag += '_';
+    const types = Array.from({ length: columns }, (_, i) => `c${i} pg_catalog.text`).join(', ');
+    return (await backend.query(`SELECT * FROM aws_ml.catalog_rows($${tag}$${sql}$${tag}$) AS t(${types})`))
+      .rows as string[][];
+  };
+  return { read, viewsQualified: rows[0]?.[1] === 't' };
+}
+
 /**
  * Marks wrappers whose name other functions have too: which one a call means
  * is PostgreSQL's choice (by argument types, by search_path), so batch mode
  * does not inline them.
  */
-async function noteNamesakes(backend: BackendChannel, wrappers: WrapperFunction[]): Promise<void> {
+async function noteNamesakes(read: CatalogRead, wrappers: WrapperFunction[]): Promise<void> {
   if (wrappers.length === 0) return;
   const names = [...new Set(wrappers.map((w) => w.name))];
-  const counts = await backend.query(`
-    SELECT n.nspname, p.proname, count(*)
+  const counts = await read(
+    `
+    SELECT n.nspname::text, p.proname::text, count(*)::text
       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
      WHERE p.proname = ANY (${quoteLiteralArray(names)})
-     GROUP BY 1, 2`);
+     GROUP BY 1, 2`,
+    3,
+  );
   const inSchema = new Map<string, number>();
   const total = new Map<string, number>();
-  for (const [schema, name, count] of counts.rows as string[][]) {
+  for (const [schema, name, count] of counts) {
     inSchema.set(`${schema}.${name}`, Number(count));
     total.set(name, (total.get(name) ?? 0) + Number(count));
   }
@@ -280,15 +320,15 @@ async function noteNamesakes(backend: BackendChannel, wrappers: WrapperFunction[
  * Runs on the client's own session so that it sees uncommitted DDL.
  */
 export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog> {
+  const { read, viewsQualified } = await catalogReader(backend);
   const wrappers = new Map<string, WrapperFunction>();
   let names = [...ML_NAMES];
   for (let round = 0; round < 6; round++) {
     const pattern = names.map((n) => n.replace(/[^a-z0-9_]/gi, '')).join('|');
-    // (Every function, operator and type qualified: the catalog is shared by every session of the database, and
-    // the reading session's search_path could put a `format_type` or `string_agg` of its own first, whose text
-    // would then go into other sessions' statements.)
-    const result = await backend.query(`
-      SELECT n.nspname, p.proname, ${FUNCTION_BODY},
+    // (Every function, operator and type qualified, for aws_ml before 1.4: see catalogReader.)
+    const result = await read(
+      `
+      SELECT n.nspname::pg_catalog.text, p.proname::pg_catalog.text, ${FUNCTION_BODY},
              -- (Input arguments only: proargnames also names OUT arguments, in declaration order.)
              COALESCE((SELECT pg_catalog.string_agg(a.name, ',' ORDER BY a.i)
                          FROM ROWS FROM (pg_catalog.unnest(p.proargnames), pg_catalog.unnest(p.proargmodes))
@@ -302,11 +342,12 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              pg_catalog.format_type(p.prorettype, -1),
              p.oid::pg_catalog.text,
              p.prosecdef::pg_catalog.text,
-             pg_catalog.pg_get_userbyid(p.proowner),
+             pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text,
              p.proisstrict::pg_catalog.text,
              p.xmin::pg_catalog.text,
              COALESCE(pg_catalog.array_to_string(p.proconfig, E'\\n'), ''),
-             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text
+             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text,
+             (p.provolatile OPERATOR(pg_catalog.=) 'v')::pg_catalog.text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
        WHERE p.prolang OPERATOR(pg_catalog.=)
@@ -314,7 +355,9 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
          AND NOT n.nspname OPERATOR(pg_catalog.=)
                ANY ('{aws_ml,aws_comprehend,aws_sagemaker,pg_catalog,information_schema}'::pg_catalog.name[])
          AND NOT p.proretset
-         AND ${FUNCTION_BODY} OPERATOR(pg_catalog.~*) '(${pattern})'`);
+         AND ${FUNCTION_BODY} OPERATOR(pg_catalog.~*) '(${pattern})'`,
+      15,
+    );
     let added = false;
     for (const [
       schema,
@@ -331,7 +374,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       version,
       config,
       variadic,
-    ] of result.rows as string[][]) {
+      volatile,
+    ] of result) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
       const types = argTypes ? argTypes.split(',') : [];
@@ -357,6 +401,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         version,
         securityDefiner: definer === 'true',
         strict: strict === 'true',
+        inlinedByPostgres: definer !== 'true' && strict !== 'true' && !config && volatile === 'true',
         owner,
       });
       added = true;
@@ -364,30 +409,34 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     if (!added) break;
     names = [...new Set([...ML_NAMES, ...[...wrappers.values()].map((w) => w.name)])];
   }
-  await noteNamesakes(backend, [...wrappers.values()]);
-  const builtins = await backend.query(`
+  await noteNamesakes(read, [...wrappers.values()]);
+  const [builtins] = await read(
+    `
     SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname = 'json_build_array'
-                      AND p.pronamespace <> 'pg_catalog'::regnamespace),
+                      AND p.pronamespace <> 'pg_catalog'::regnamespace)::text,
            -- (Read from the catalog, not through the name: the user may lack USAGE on the schema.)
            (SELECT bool_and(p.prosrc LIKE '%model_input IS NULL%') FROM pg_catalog.pg_proc p
               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint')`);
+             WHERE n.nspname = 'aws_sagemaker' AND p.proname = 'invoke_endpoint')::text`,
+    2,
+  );
   // Views (and materialized views) that call ML functions, and those reading them, transitively.
-  const qualifying = await backend.query("SELECT to_regprocedure('aws_ml.view_definition(oid)') IS NOT NULL");
-  const qualifies = qualifying.rows[0]?.[0] === 't';
-  const definition = qualifies
+  const definition = viewsQualified
     ? "CASE WHEN c.relpersistence = 't' THEN pg_catalog.pg_get_viewdef(c.oid) ELSE aws_ml.view_definition(c.oid) END"
     : 'pg_catalog.pg_get_viewdef(c.oid)';
-  const views = await backend.query(`
+  const views = await read(
+    `
     ${viewsCallingSql('ml_views', names)}
-    SELECT n.nspname, c.relname, c.relkind::text, ${definition},
+    SELECT n.nspname::text, c.relname::text, c.relkind::text, ${definition},
            ${reloptionOn('security_barrier')}::text,
-           c.oid::text, (${qualifies} AND c.relpersistence <> 't')::text
+           c.oid::text, (${viewsQualified} AND c.relpersistence <> 't')::text
       FROM ml_views v
       JOIN pg_catalog.pg_class c ON c.oid = v.oid
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`);
-  const mlViews: MlView[] = (views.rows as string[][]).map(([schema, name, kind, text, barrier, oid, qualified]) => ({
+     WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    7,
+  );
+  const mlViews: MlView[] = views.map(([schema, name, kind, text, barrier, oid, qualified]) => ({
     schema,
     name,
     kind: kind === 'm' ? 'matview' : 'view',
@@ -396,7 +445,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     oid,
     qualified: qualified === 'true',
   }));
-  const { aggregates, ...traits } = await writersAndChangers(backend);
+  const { aggregates, ...traits } = await writersAndChangers(read);
   for (const wrapper of wrappers.values()) {
     if (wrapper.bodyExpression && callsRowMakers(wrapper.bodyExpression, { ...traits, aggregates })) {
       wrapper.bodyExpression = undefined;
@@ -406,8 +455,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
     wrappers: [...wrappers.values()],
     views: mlViews,
     names: [...new Set([...names, ...mlViews.map((v) => v.name)])],
-    packerShadowed: builtins.rows[0]?.[0] === 't',
-    endpointNoOp: builtins.rows[0]?.[1] === 't',
+    packerShadowed: builtins?.[0] === 'true',
+    endpointNoOp: builtins?.[1] === 'true',
     ...traits,
   };
 }
@@ -418,17 +467,20 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
  * them (uuidv4, array_shuffle…: a list would miss some).
  */
 async function builtinTraits(
-  backend: BackendChannel,
+  read: CatalogRead,
 ): Promise<{ setReturning: Set<string>; volatile: Set<string>; aggregates: Set<string> }> {
-  const { rows } = await backend.query(`
-    SELECT DISTINCT proname, proretset::text, (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)::text,
+  const rows = await read(
+    `
+    SELECT DISTINCT proname::text, proretset::text, (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace)::text,
            (prokind IN ('a', 'w'))::text
       FROM pg_catalog.pg_proc
-     WHERE proretset OR (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace) OR prokind IN ('a', 'w')`);
+     WHERE proretset OR (provolatile = 'v' AND pronamespace = 'pg_catalog'::regnamespace) OR prokind IN ('a', 'w')`,
+    4,
+  );
   const setReturning = new Set<string>();
   const volatile = new Set<string>();
   const aggregates = new Set<string>();
-  for (const [name, returnsSet, builtinVolatile, aggregate] of rows as string[][]) {
+  for (const [name, returnsSet, builtinVolatile, aggregate] of rows) {
     if (returnsSet === 'true') setReturning.add(name);
     if (builtinVolatile === 'true') volatile.add(name);
     if (aggregate === 'true') aggregates.add(name);
@@ -461,13 +513,13 @@ function callsRowMakers(body: AstNode, traits: { setReturning: Set<string>; aggr
 }
 
 /** What of the database's own may write, and what changes from call to call (see MlCatalog). */
-async function writersAndChangers(backend: BackendChannel) {
-  const traits = await builtinTraits(backend);
-  const volatile = await volatileFunctions(backend);
-  const written = await writers(backend, volatile);
+async function writersAndChangers(read: CatalogRead) {
+  const traits = await builtinTraits(read);
+  const volatile = await volatileFunctions(read);
+  const written = await writers(read, volatile);
   return {
     ...written,
-    ...(await changers(backend, volatile.readers, volatile.writing, traits.volatile)),
+    ...(await changers(read, volatile.readers, volatile.writing, traits.volatile)),
     setReturning: traits.setReturning,
     aggregates: traits.aggregates,
   };
@@ -480,7 +532,7 @@ async function writersAndChangers(backend: BackendChannel) {
  * statements calling those answer per row anyway.
  */
 async function changers(
-  backend: BackendChannel,
+  read: CatalogRead,
   readers: ReadonlyMap<string, AstNode[]>,
   writing: ReadonlySet<string>,
   builtinVolatile: ReadonlySet<string>,
@@ -497,11 +549,14 @@ async function changers(
     }
   }
   if (changingFunctions.size === 0) return { changingFunctions };
-  const { rows } = await backend.query(`
+  const rows = await read(
+    `
     SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o
       JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
-     WHERE p.proname = ANY (${quoteLiteralArray([...changingFunctions])}) AND p.provolatile = 'v'`);
-  return { changingFunctions, changingOperators: new Set((rows as string[][]).map(([name]) => name)) };
+     WHERE p.proname = ANY (${quoteLiteralArray([...changingFunctions])}) AND p.provolatile = 'v'`,
+    1,
+  );
+  return { changingFunctions, changingOperators: new Set(rows.map(([name]) => name)) };
 }
 
 /**
@@ -512,7 +567,7 @@ async function changers(
  * (an aggregate, an operator, a policy) writes too: read until nothing changes.
  */
 async function writers(
-  backend: BackendChannel,
+  read: CatalogRead,
   { writing, readers }: VolatileFunctions,
 ): Promise<
   Pick<
@@ -522,9 +577,9 @@ async function writers(
 > {
   for (let round = 0; ; round++) {
     const before = writing.size;
-    const indirect = await writingOperatorsAndTypes(backend, writing);
+    const indirect = await writingOperatorsAndTypes(read, writing);
     for (const name of indirect.writingFunctions) writing.add(name);
-    const relations = await relationsCalling(backend, writing, indirect.writingTypes);
+    const relations = await relationsCalling(read, writing, indirect.writingTypes);
     const reaches = (body: AstNode) =>
       callsFunction(body, (name) => writing.has(name)) ||
       some(body, (node) => {
@@ -574,7 +629,7 @@ const IMPLICIT_OPERATORS = new Set(['=', '<>', '<', '<=', '>', '>=']);
  * would run it again in its argument queries, as one that calls the function.
  */
 async function writingOperatorsAndTypes(
-  backend: BackendChannel,
+  read: CatalogRead,
   functions: ReadonlySet<string>,
 ): Promise<{
   writingOperators: Set<string>;
@@ -587,7 +642,8 @@ async function writingOperatorsAndTypes(
       WHERE p.proname = ANY (${quoteLiteralArray([...functions])}) AND p.provolatile = 'v')`;
   // Types whose values a cast or coercion checks with such a function: domains whose CHECK calls one, and
   // domains over them, arrays of them, composite types (and tables' row types) with a column of one.
-  const { rows } = await backend.query(`
+  const rows = await read(
+    `
     WITH RECURSIVE ${writers}, writing_type(oid) AS (
       SELECT c.contypid FROM pg_catalog.pg_constraint c
         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
@@ -630,10 +686,12 @@ async function writingOperatorsAndTypes(
     SELECT 'everywhere', '' FROM pg_catalog.pg_amproc ap JOIN writer p ON p.oid = ap.amproc
     UNION ALL
     SELECT 'everywhere', '' FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr
-      JOIN writer p ON p.oid = o.oprcode`);
+      JOIN writer p ON p.oid = o.oprcode`,
+    2,
+  );
   const found = { operator: new Set<string>(), type: new Set<string>(), function: new Set<string>() };
   let everywhere = false;
-  for (const [kind, name] of rows as string[][]) {
+  for (const [kind, name] of rows) {
     if (kind === 'everywhere') everywhere = true;
     else found[kind as keyof typeof found].add(name);
   }
@@ -703,18 +761,21 @@ interface VolatileFunctions {
   readers: Map<string, AstNode[]>;
 }
 
-async function volatileFunctions(backend: BackendChannel): Promise<VolatileFunctions> {
-  const { rows } = await backend.query(`
-    SELECT p.proname, (l.lanname = 'sql')::text, ${FUNCTION_BODY}
+async function volatileFunctions(read: CatalogRead): Promise<VolatileFunctions> {
+  const rows = await read(
+    `
+    SELECT p.proname::text, (l.lanname = 'sql')::text, ${FUNCTION_BODY}
       FROM pg_catalog.pg_proc p
       JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       JOIN pg_catalog.pg_language l ON l.oid = p.prolang
      WHERE p.provolatile = 'v' AND p.prokind = 'f'
        AND n.nspname NOT IN ('aws_ml', 'aws_comprehend', 'aws_sagemaker', 'aws_commons', 'aws_s3', 'pg_catalog', 'information_schema')
-       AND (n.nspname !~ '^pg_' OR n.nspname ~ '^pg_temp_')`);
+       AND (n.nspname !~ '^pg_' OR n.nspname ~ '^pg_temp_')`,
+    3,
+  );
   const writing = new Set<string>(SIDE_EFFECT_FUNCTIONS);
   const readers = new Map<string, AstNode[]>();
-  for (const [name, sql, prosrc] of rows as string[][]) {
+  for (const [name, sql, prosrc] of rows) {
     const body = sql === 'true' ? readingBody(bodySql(prosrc)) : undefined;
     if (body) readers.set(name, [...(readers.get(name) ?? []), body]);
     else writing.add(name);
@@ -728,11 +789,12 @@ async function volatileFunctions(backend: BackendChannel): Promise<VolatileFunct
  * an operator of one, cast to one of these types, or read such a relation.
  */
 async function relationsCalling(
-  backend: BackendChannel,
+  read: CatalogRead,
   functions: ReadonlySet<string>,
   types: ReadonlySet<string>,
 ): Promise<Set<string>> {
-  const { rows } = await backend.query(`
+  const rows = await read(
+    `
     WITH RECURSIVE writer AS (
       SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.proname = ANY (${quoteLiteralArray([...functions])})
     ), dependent AS (
@@ -757,9 +819,11 @@ async function relationsCalling(
         JOIN dependent x ON x.refclassid = 'pg_catalog.pg_class'::regclass AND x.refobjid = v.oid
        WHERE x.relation <> v.oid
     )
-    SELECT DISTINCT c.relname FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid
-     WHERE c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity)`);
-  return new Set((rows as string[][]).map(([name]) => name));
+    SELECT DISTINCT c.relname::text FROM calling v JOIN pg_catalog.pg_class c ON c.oid = v.oid
+     WHERE c.relkind = 'v' OR (c.relkind IN ('r', 'p') AND c.relrowsecurity)`,
+    1,
+  );
+  return new Set(rows.map(([name]) => name));
 }
 
 /**

@@ -54,6 +54,22 @@ REVOKE ALL ON aws_ml.bridge_settings FROM PUBLIC;
 
 `
       : '';
+  const schemaOwners =
+    to === '1.4'
+      ? `-- The service schemas belong to the extension's owner, no longer to aws_ml, whose members could add
+-- functions there that other roles' calls would resolve to. (Functions a member added stay: see docs/operations.md.)
+DO $owners$
+DECLARE
+  owner text := (SELECT r.rolname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
+                  WHERE e.extname = 'aws_ml');
+BEGIN
+  EXECUTE pg_catalog.format('ALTER SCHEMA aws_comprehend OWNER TO %I', owner);
+  EXECUTE pg_catalog.format('ALTER SCHEMA aws_sagemaker OWNER TO %I', owner);
+END
+$owners$;
+
+`
+      : '';
   return `-- aws_ml ${from} -> ${to} (pgsage), for ALTER EXTENSION aws_ml UPDATE. Made from aws_ml--${to}.sql by
 -- src/extension/upgrade-script.ts (npm run extension:upgrade): edit that script, not this one.
 
@@ -64,7 +80,7 @@ SELECT pg_catalog.set_config('aws_ml.members_before', COALESCE((SELECT pg_catalo
   FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
  WHERE e.extname = 'aws_ml' AND d.deptype = 'e'), ''), true);
 
-${fromOldBuilds}${made.trimEnd()}
+${fromOldBuilds}${schemaOwners}${made.trimEnd()}
 
 ${privilegesOnWhatWasMade(privileges, to)}
 `;

@@ -41,9 +41,9 @@ describe('CREATE EXTENSION aws_ml', () => {
       "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname LIKE 'aws_%' ORDER BY 1",
     );
     expect(schemas.rows).toEqual([
-      { nspname: 'aws_comprehend', owner: 'aws_ml' },
+      { nspname: 'aws_comprehend', owner: 'postgres' },
       { nspname: 'aws_ml', owner: 'postgres' },
-      { nspname: 'aws_sagemaker', owner: 'aws_ml' },
+      { nspname: 'aws_sagemaker', owner: 'postgres' },
     ]);
     const functions = await admin.query(`
       SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_arguments(p.oid) || ')' AS signature
@@ -100,6 +100,24 @@ describe('CREATE EXTENSION aws_ml', () => {
       message: 'permission denied for schema aws_comprehend',
     });
     await admin.query('GRANT USAGE ON SCHEMA aws_comprehend TO PUBLIC');
+  });
+
+  it("does not let a member of aws_ml add functions to the service schemas, where others' calls would find them", async () => {
+    // An overload of detect_sentiment taking text would be chosen over the extension's for calls with text
+    // arguments, and run as whoever called it.
+    await admin.query('GRANT aws_ml TO ext_tenant');
+    const tenant = await asTenant();
+    try {
+      for (const schema of ['aws_comprehend', 'aws_sagemaker']) {
+        await expect(
+          tenant.query(`CREATE FUNCTION ${schema}.detect_sentiment(input_text text, language_code text,
+            OUT sentiment varchar, OUT confidence real) LANGUAGE sql AS $$ SELECT 'POSITIVE'::varchar, 1::real $$`),
+        ).rejects.toMatchObject({ code: '42501', message: `permission denied for schema ${schema}` });
+      }
+    } finally {
+      await tenant.end();
+      await admin.query('REVOKE aws_ml FROM ext_tenant');
+    }
   });
 
   it('keeps the bridge secret away from unprivileged roles', async () => {
@@ -179,7 +197,10 @@ describe('ALTER EXTENSION aws_ml UPDATE', () => {
       JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'aws_ml' ORDER BY 1`);
     const triggers = await client.query('SELECT evtname, evtevent, evttags FROM pg_event_trigger ORDER BY 1');
     const version = await client.query("SELECT extversion FROM pg_extension WHERE extname = 'aws_ml'");
-    return { functions: functions.rows, triggers: triggers.rows, version: version.rows };
+    const schemas = await client.query(
+      "SELECT nspname, pg_get_userbyid(nspowner) AS owner, nspacl::text AS acl FROM pg_namespace WHERE nspname LIKE 'aws_%' ORDER BY 1",
+    );
+    return { functions: functions.rows, triggers: triggers.rows, version: version.rows, schemas: schemas.rows };
   }
 
   it("keeps a session's own table named like batch mode's in a database still at 1.0", async () => {

@@ -41,8 +41,8 @@ describe('gateway relay', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^aws_ml\|1\.4\|/m);
     expect(result.stdout).toMatch(/^dblink\|/m);
-    expect(result.stdout).toMatch(/^aws_comprehend\|aws_ml$/m);
-    expect(result.stdout).toMatch(/^aws_sagemaker\|aws_ml$/m);
+    expect(result.stdout).toMatch(/^aws_comprehend\|postgres$/m);
+    expect(result.stdout).toMatch(/^aws_sagemaker\|postgres$/m);
     expect(result.stdout).toMatch(/^aws_comprehend\|detect_sentiment\|record\|input_text character varying/m);
     expect(result.stdout).toContain('2|alpha,beta');
     expect(result.stdout).toContain('1,alpha\n2,beta');

@@ -478,23 +478,33 @@ describe('several tenants in one database', () => {
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
         AS $$ BEGIN RETURN aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}); END $$;
       GRANT EXECUTE ON FUNCTION sec_approve(text), sec_approve_sql(text), sec_churn() TO ${analyst.name};
-      GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, varchar, int) TO ${analyst.name}`);
-    const db = await as(analyst);
-    await db.query('SET apg_enable_function_migration = false');
-    await db.query('SELECT aws_ml.begin_batch(1, true)');
-    await db.query(
-      `INSERT INTO pg_temp.aws_ml_results VALUES (1, 'sentiment', 'en', $1, 'POSITIVE', 0.99),
-                                                  (1, 'endpoint', 'churn-xgb', ${churnInput}::text, 'planted', NULL)`,
-      [doc],
-    );
+      GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, varchar, int) TO ${analyst.name};
+      GRANT USAGE ON SCHEMA aws_sagemaker TO ${analyst.name};
+      GRANT EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) TO ${analyst.name}`);
+    // (Straight to PostgreSQL: the gateway would set its own statement number before each ML statement.)
+    const db = await analyst.connect(inject('postgres').port, stack.database);
+    const plant = async () => {
+      await db.query('SELECT aws_ml.begin_batch(1, true)');
+      await db.query(
+        `INSERT INTO pg_temp.aws_ml_results VALUES (1, 'sentiment', 'en', $1, 'POSITIVE', 0.99),
+                                                    (1, 'endpoint', 'churn-xgb', ${churnInput}::text, 'planted', NULL)`,
+        [doc],
+      );
+    };
     tap.clear();
-    // The session's own calls read what it stored (so the planting works here)...
-    const own = await db.query(
-      `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
-              (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form`,
-      [doc],
-    );
-    expect(own.rows).toEqual([{ three: 'POSITIVE', aurora_form: 'POSITIVE' }]);
+    // The session's own calls read what it stored (so the planting works here), also when PostgreSQL adds the
+    // portal's parameters to the call stack (log_parameter_max_length_on_error)...
+    for (const parameters of ['0', '-1']) {
+      await db.query(`SET log_parameter_max_length_on_error = ${parameters}`);
+      await plant();
+      const own = await db.query(
+        `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
+                (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form,
+                aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}) AS churn`,
+        [doc],
+      );
+      expect(own.rows, parameters).toEqual([{ three: 'POSITIVE', aurora_form: 'POSITIVE', churn: 'planted' }]);
+    }
     expect(tap.sentimentTexts()).toEqual([]);
     // ...the functions of another role call the service.
     const theirs = await db.query('SELECT sec_approve($1) AS pl, sec_approve_sql($1) AS sql, sec_churn() AS churn', [
@@ -505,6 +515,8 @@ describe('several tenants in one database', () => {
     expect(tap.sentimentTexts()).toEqual([doc, doc]);
     expect(tap.invocations('churn-xgb')).toHaveLength(1);
     await db.end();
+    await admin.query(`REVOKE EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) FROM ${analyst.name};
+      REVOKE USAGE ON SCHEMA aws_sagemaker FROM ${analyst.name}`);
   });
 
   it('exposes no gateway internals to ordinary users', async () => {
@@ -561,6 +573,32 @@ describe('several tenants in one database', () => {
     );
     expect(moods.batch).toEqual(moods.perRow);
     expect((await admin.query('SELECT count(*)::int AS n FROM sec_pwned')).rows[0].n).toBe(0);
+    await tenant.end();
+  });
+
+  it("does not let one tenant's operators change what the shared catalog says writes", async () => {
+    // A `=` of the tenant's own for "char", put before pg_catalog's, answered false to `provolatile = 'v'` in the
+    // catalog read: no function of the database looked VOLATILE, so other sessions' statements calling a function
+    // that writes were batched, and the function ran again in their argument queries.
+    await admin.query(`
+      CREATE SCHEMA sec_shadow2 AUTHORIZATION ${outsider.name};
+      CREATE TABLE sec_writes (n int);
+      CREATE FUNCTION sec_logged(doc text) RETURNS text LANGUAGE plpgsql
+        AS $$ BEGIN INSERT INTO sec_writes VALUES (1); RETURN doc; END $$;`);
+    const tenant = await as(outsider);
+    await tenant.query(`
+      CREATE FUNCTION sec_shadow2.never("char", "char") RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
+      CREATE OPERATOR sec_shadow2.= (LEFTARG = "char", RIGHTARG = "char", FUNCTION = sec_shadow2.never)`);
+    await tenant.query('SET search_path = sec_shadow2, pg_catalog');
+    // (After function DDL, the next statement that mentions an ML function has the catalog read again, here.)
+    await tenant.query(`CREATE FUNCTION sec_shadow2.noop() RETURNS int LANGUAGE sql AS 'SELECT 1'`);
+    await tenant.query(`SELECT aws_comprehend.detect_sentiment('x', 'en')`).catch(() => undefined);
+    const logged = await admin.query(
+      `SELECT (aws_comprehend.detect_sentiment(sec_logged(body), 'en')).sentiment FROM reviews WHERE id <= 3`,
+    );
+    expect(logged.rows).toHaveLength(3);
+    // Per row, as PostgreSQL runs it: once per row.
+    expect((await admin.query('SELECT count(*)::int AS n FROM sec_writes')).rows[0].n).toBe(3);
     await tenant.end();
   });
 

@@ -8,6 +8,18 @@ SELECT pg_catalog.set_config('aws_ml.members_before', COALESCE((SELECT pg_catalo
   FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
  WHERE e.extname = 'aws_ml' AND d.deptype = 'e'), ''), true);
 
+-- The service schemas belong to the extension's owner, no longer to aws_ml, whose members could add
+-- functions there that other roles' calls would resolve to. (Functions a member added stay: see docs/operations.md.)
+DO $owners$
+DECLARE
+  owner text := (SELECT r.rolname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
+                  WHERE e.extname = 'aws_ml');
+BEGIN
+  EXECUTE pg_catalog.format('ALTER SCHEMA aws_comprehend OWNER TO %I', owner);
+  EXECUTE pg_catalog.format('ALTER SCHEMA aws_sagemaker OWNER TO %I', owner);
+END
+$owners$;
+
 CREATE OR REPLACE FUNCTION aws_ml.bridge_conninfo() RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -188,6 +200,18 @@ CREATE OR REPLACE FUNCTION aws_ml.view_definition(view_oid oid) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog
 AS $$ SELECT pg_catalog.pg_get_viewdef(view_oid) $$;
 
+-- Runs one of the gateway's catalog queries (which wrappers, views and writers the database has) with
+-- pg_catalog alone on the search_path. What it reads is shared by every session of the database, while the
+-- session reading it may be any of them: a function or operator of its own must not take part. With the
+-- caller's rights: it reads nothing the caller could not read with a query of their own.
+CREATE OR REPLACE FUNCTION aws_ml.catalog_rows(query text) RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY EXECUTE query;
+END
+$$;
+
 -- Whether the running statement has batch results to read: the gateway set
 -- them up in this very backend (parallel workers cannot read temp tables and
 -- take the per-row path), and the table is the one begin_batch created. Its
@@ -222,6 +246,7 @@ AS $$
 DECLARE
   reply json;
   call_stack text;
+  own_call boolean;
 BEGIN
   IF input_text IS NULL OR btrim(input_text) = '' THEN
     RETURN;
@@ -239,11 +264,20 @@ BEGIN
   -- trigger, DO) goes to the service: the session's user can load answers of their own choosing into the
   -- table and point the settings at them, which must not decide what another role's code gets, and the
   -- gateway, which does not see such calls, may keep a statement's answers current after it.
-  -- (Aurora's three-argument form below calls this one: one more line, that function's own.)
+  -- The stack's first line is this function's own; the portal's parameters that PostgreSQL adds last when
+  -- log_parameter_max_length_on_error is set are the statement's. Aurora's three-argument form below calls
+  -- this one: one line more, which names it (in any language) and can be no other function's (a name has
+  -- at most 63 bytes). A line that a name or a value with a newline could add would come after another's.
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
+    IF strpos(call_stack, E'\n') > 0 THEN
+      call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
+    END IF;
+    own_call := strpos(call_stack, E'\n') = 0
+      OR (split_part(call_stack, E'\n', 3) = '' AND strpos(split_part(call_stack, E'\n', 2),
+            'aws_comprehend.detect_sentiment(character varying,character varying,character varying,integer)') > 0);
   END IF;
-  IF call_stack IS NOT NULL AND (strpos(call_stack, E'\n') = 0 OR call_stack ~ E'^[^\n]*\nPL/pgSQL function aws_comprehend\\.detect_sentiment\\(character varying,character varying,character varying,integer\\) line [0-9]+ at [^\n]*$') THEN
+  IF own_call THEN
     -- (Compared in the database's default collation, which is deterministic: the arguments bring the
     -- caller's, and a case- or accent-insensitive one would match another input's answer.)
     SELECT r.out_text, r.out_real INTO sentiment, confidence
@@ -305,6 +339,7 @@ AS $$
 DECLARE
   reply json;
   call_stack text;
+  own_call boolean;
 BEGIN
   IF endpoint_name IS NULL THEN
     RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
@@ -320,8 +355,12 @@ BEGIN
   -- (Stored answers only for a call the statement makes itself: see detect_sentiment.)
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
+    IF strpos(call_stack, E'\n') > 0 THEN
+      call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
+    END IF;
+    own_call := strpos(call_stack, E'\n') = 0;
   END IF;
-  IF call_stack IS NOT NULL AND strpos(call_stack, E'\n') = 0 THEN
+  IF own_call THEN
     SELECT r.out_text INTO model_output
       FROM pg_temp.aws_ml_results r
      WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name COLLATE "default"
@@ -432,5 +471,6 @@ BEGIN
   IF to_regprocedure('aws_ml.index_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.analyze_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.view_definition(oid)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.catalog_rows(text)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.catalog_rows(text) TO PUBLIC; END IF;
 END
 $upgrade$;

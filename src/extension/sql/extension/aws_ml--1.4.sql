@@ -19,9 +19,12 @@ END
 $$;
 GRANT aws_ml TO CURRENT_USER;
 
+-- (The service schemas belong to whoever creates the extension, as Aurora makes rds_superuser their owner:
+-- owned by aws_ml, any member could add an overload of detect_sentiment that other roles' calls would then
+-- resolve to, running as them.)
 CREATE SCHEMA aws_ml;
-CREATE SCHEMA aws_comprehend AUTHORIZATION aws_ml;
-CREATE SCHEMA aws_sagemaker AUTHORIZATION aws_ml;
+CREATE SCHEMA aws_comprehend;
+CREATE SCHEMA aws_sagemaker;
 GRANT USAGE ON SCHEMA aws_comprehend, aws_sagemaker TO PUBLIC;
 
 -- Where the bridge listens, for servers pgsage cannot place a file in (upstream mode).
@@ -211,6 +214,18 @@ CREATE FUNCTION aws_ml.view_definition(view_oid oid) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog
 AS $$ SELECT pg_catalog.pg_get_viewdef(view_oid) $$;
 
+-- Runs one of the gateway's catalog queries (which wrappers, views and writers the database has) with
+-- pg_catalog alone on the search_path. What it reads is shared by every session of the database, while the
+-- session reading it may be any of them: a function or operator of its own must not take part. With the
+-- caller's rights: it reads nothing the caller could not read with a query of their own.
+CREATE FUNCTION aws_ml.catalog_rows(query text) RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY EXECUTE query;
+END
+$$;
+
 -- Whether the running statement has batch results to read: the gateway set
 -- them up in this very backend (parallel workers cannot read temp tables and
 -- take the per-row path), and the table is the one begin_batch created. Its
@@ -245,6 +260,7 @@ AS $$
 DECLARE
   reply json;
   call_stack text;
+  own_call boolean;
 BEGIN
   IF input_text IS NULL OR btrim(input_text) = '' THEN
     RETURN;
@@ -262,11 +278,20 @@ BEGIN
   -- trigger, DO) goes to the service: the session's user can load answers of their own choosing into the
   -- table and point the settings at them, which must not decide what another role's code gets, and the
   -- gateway, which does not see such calls, may keep a statement's answers current after it.
-  -- (Aurora's three-argument form below calls this one: one more line, that function's own.)
+  -- The stack's first line is this function's own; the portal's parameters that PostgreSQL adds last when
+  -- log_parameter_max_length_on_error is set are the statement's. Aurora's three-argument form below calls
+  -- this one: one line more, which names it (in any language) and can be no other function's (a name has
+  -- at most 63 bytes). A line that a name or a value with a newline could add would come after another's.
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
+    IF strpos(call_stack, E'\n') > 0 THEN
+      call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
+    END IF;
+    own_call := strpos(call_stack, E'\n') = 0
+      OR (split_part(call_stack, E'\n', 3) = '' AND strpos(split_part(call_stack, E'\n', 2),
+            'aws_comprehend.detect_sentiment(character varying,character varying,character varying,integer)') > 0);
   END IF;
-  IF call_stack IS NOT NULL AND (strpos(call_stack, E'\n') = 0 OR call_stack ~ E'^[^\n]*\nPL/pgSQL function aws_comprehend\\.detect_sentiment\\(character varying,character varying,character varying,integer\\) line [0-9]+ at [^\n]*$') THEN
+  IF own_call THEN
     -- (Compared in the database's default collation, which is deterministic: the arguments bring the
     -- caller's, and a case- or accent-insensitive one would match another input's answer.)
     SELECT r.out_text, r.out_real INTO sentiment, confidence
@@ -328,6 +353,7 @@ AS $$
 DECLARE
   reply json;
   call_stack text;
+  own_call boolean;
 BEGIN
   IF endpoint_name IS NULL THEN
     RAISE EXCEPTION 'endpoint_name must not be NULL' USING ERRCODE = '22004';
@@ -343,8 +369,12 @@ BEGIN
   -- (Stored answers only for a call the statement makes itself: see detect_sentiment.)
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
+    IF strpos(call_stack, E'\n') > 0 THEN
+      call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
+    END IF;
+    own_call := strpos(call_stack, E'\n') = 0;
   END IF;
-  IF call_stack IS NOT NULL AND strpos(call_stack, E'\n') = 0 THEN
+  IF own_call THEN
     SELECT r.out_text INTO model_output
       FROM pg_temp.aws_ml_results r
      WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name COLLATE "default"
@@ -439,3 +469,4 @@ GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION aws_ml.catalog_rows(text) TO PUBLIC;
