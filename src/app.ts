@@ -137,10 +137,11 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     const ml = access.authorize(backendClient);
     stack.push(async () => backendClient.close());
 
+    const secret = bridgeSecret(config.dataDir);
     const bridge = new BridgeServer({
       host: config.host,
       port: config.bridgePort,
-      secret: bridgeSecret(config.dataDir),
+      secret,
       handle: perRowHandler(ml, statistics),
       logger: logger.child({ component: 'bridge' }),
     });
@@ -182,6 +183,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
         }),
       ],
       bridgeConninfoForUpstream: upstreamMode ? () => bridge.conninfo() : undefined,
+      bridgeSecret: secret,
     };
     const gateway = new GatewayServer({
       host: config.host,

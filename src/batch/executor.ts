@@ -91,6 +91,8 @@ export interface BatchSettings {
    * no-op call (a database that created the extension before that change has the older body).
    */
   endpointNoOp: boolean;
+  /** The extension has aws_ml.trust_batch (1.4): the functions read only answers the gateway vouched for. */
+  vouches: boolean;
 }
 
 /**
@@ -291,6 +293,7 @@ export async function readSettings(
           : 'false'
       },
       ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
+      to_regprocedure('aws_ml.trust_batch(integer, bigint, text)') IS NOT NULL,
       -- Results of earlier statements stop being read from here on (until begin_batch): by the functions, and by
       -- a statement prepared in batch form that runs without scoring (one that reads one row by a unique key),
       -- which would read a cursor's, numbered for the rest of its block.
@@ -320,6 +323,7 @@ export async function readSettings(
     viewJson,
     staleWrappers,
     uniqueKeys,
+    vouches,
   ] = rows[0];
   const byInput = resultsTableState(inputTable, session.tables, 'byInput');
   const byRow = resultsTableState(rowTable, session.tables, 'byRow');
@@ -388,6 +392,7 @@ export async function readSettings(
     trackFunctions: trackFunctions !== 'none',
     idleTimeouts: idleTimeoutsOn(idleInTransaction, idleSession),
     endpointNoOp: session.endpointNoOp,
+    vouches: vouches === 't',
     oneRow: (uniqueKeys ?? '{}')
       .slice(1, -1)
       .split(',')
@@ -437,6 +442,11 @@ export interface BatchRunOptions {
   inTransaction: boolean;
   /** The caller already numbered the statement and made its results tables (beginBatch). */
   begun?: boolean;
+  /**
+   * The call of aws_ml.trust_batch that vouches for the answers just loaded for this statement (a new serial
+   * each time): absent when the gateway has no bridge secret to prove itself with.
+   */
+  vouch?: (statementNumber: number) => string;
 }
 
 /**
@@ -1201,6 +1211,28 @@ async function loadResults(
     return wrote;
   };
   if (load.keyRows) {
+    // The in-database functions read only answers loaded in a (sub)transaction the gateway vouched for (see
+    // aws_ml.trust_batch), in which nothing of the session's ran: a block's load gets a savepoint of its own.
+    const vouch = options.settings.vouches ? options.vouch : undefined;
+    if (vouch) await backend.query(options.inTransaction ? 'SAVEPOINT aws_ml_load' : 'BEGIN');
+    try {
+      await loadKeyRows();
+      if (vouch) {
+        await backend.query(`${vouch(n)}; ${options.inTransaction ? 'RELEASE SAVEPOINT aws_ml_load' : 'COMMIT'}`);
+      }
+    } catch (error) {
+      // (In a block the failure is the statement's, which leaves the block failed, as before.)
+      if (vouch && !options.inTransaction) await backend.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    if (load.rows.length === 0) return;
+    // Every answer is in: the rows go in one pass.
+    await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => emitInSlices(emitRows(write), scorer));
+    return;
+  }
+  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows, write, ROW_RESULTS_HEARTBEAT));
+
+  async function loadKeyRows(): Promise<void> {
     await backend.copyInStreaming(
       'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN',
       (write) =>
@@ -1225,12 +1257,7 @@ async function loadResults(
           RESULTS_HEARTBEAT,
         ),
     );
-    if (load.rows.length === 0) return;
-    // Every answer is in: the rows go in one pass.
-    await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => emitInSlices(emitRows(write), scorer));
-    return;
   }
-  await backend.copyInStreaming(ROW_RESULTS_COPY, (write) => drain(emitRows, write, ROW_RESULTS_HEARTBEAT));
 }
 
 /** How long the results COPY may go without a row while batches are out (see loadResults). */

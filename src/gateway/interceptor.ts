@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EMPTY_CATALOG, type MlCatalog } from '../batch/catalog.js';
 import type { CatalogRegistry, CatalogView } from '../batch/catalog-registry.js';
 import type { DdlListener } from '../batch/ddl-listener.js';
@@ -122,6 +122,8 @@ export interface InterceptorContext {
    * location is stored in aws_ml.bridge_settings when the extension is created.
    */
   bridgeConninfoForUpstream?: () => string;
+  /** The bridge's secret, with which the gateway vouches for the answers it loads (see aws_ml.trust_batch). */
+  bridgeSecret?: string;
 }
 
 /** Messages the gateway slips into a client's group before the message at `at`; their replies are kept from the client. */
@@ -836,6 +838,8 @@ const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
+  /** The last serial number the session's backend took a vouching with (aws_ml.trust_batch wants it to grow). */
+  private vouchSerial = 0;
   /** A statement was numbered since the number was last cleared outside a block (see noteRollback). */
   private numbered = false;
   /**
@@ -1343,6 +1347,22 @@ export class MlInterceptor implements SessionInterceptor {
    * or trigger calling an ML function later must call the service. (In a
    * failed block the setting goes back with the rollback.)
    */
+  /**
+   * The aws_ml.trust_batch call that vouches for a statement's answers just loaded: a hash of the bridge
+   * secret with the backend's process ID, the statement number and a serial number that grows with each.
+   */
+  private voucher(control: SessionControl): ((statementNumber: number) => string) | undefined {
+    const secret = this.context.bridgeSecret;
+    if (!secret || control.backendPid === 0) return undefined;
+    return (statementNumber) => {
+      this.vouchSerial += 1;
+      const proof = createHash('sha256')
+        .update(`${secret}:${control.backendPid}:${statementNumber}:${this.vouchSerial}`)
+        .digest('hex');
+      return `SELECT aws_ml.trust_batch(${statementNumber}, ${this.vouchSerial}, '${proof}')`;
+    };
+  }
+
   private async clearStatementNumber(control: SessionControl): Promise<void> {
     if (failedBlock(control)) return;
     // (A cancel that stopped the statement may land on this: it is sent again.)
@@ -1534,6 +1554,7 @@ export class MlInterceptor implements SessionInterceptor {
             settings,
             statementNumber: number,
             inTransaction,
+            vouch: this.voucher(control),
           },
           phases,
         );
@@ -2207,6 +2228,7 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             begun: true,
+            vouch: this.voucher(control),
           },
           phases,
         );

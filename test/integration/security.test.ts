@@ -6,7 +6,8 @@
  * database (Aurora's multi-tenant recipe).
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -462,9 +463,11 @@ describe('several tenants in one database', () => {
       REVOKE USAGE ON SCHEMA aws_comprehend FROM ${outsider.name}`);
   });
 
-  it("does not let answers a session stores decide what another role's SECURITY DEFINER functions get", async () => {
-    // A session may load rows into its own results table and point the settings at them (the gateway loads
-    // its answers as the session's role): its own calls then read them, but calls inside functions do not.
+  it('reads only answers the gateway vouched for, never ones a session stores itself', async () => {
+    // A session may load rows into its own results table and point the settings at them (the gateway loads its
+    // answers as the session's role). Before aws_ml 1.4 its calls then read them, and so did the calls inside
+    // another role's SECURITY DEFINER functions it ran (a function approving only POSITIVE documents approved a
+    // negative one).
     const doc = 'a bad review the approver must refuse';
     const churnInput = `json_build_array(${features.map(() => '0.5').join(', ')})`;
     await admin.query(`
@@ -483,37 +486,59 @@ describe('several tenants in one database', () => {
       GRANT EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) TO ${analyst.name}`);
     // (Straight to PostgreSQL: the gateway would set its own statement number before each ML statement.)
     const db = await analyst.connect(inject('postgres').port, stack.database);
-    const plant = async () => {
+    const pid = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const secret = readFileSync(path.join(stack.pgsage.config.dataDir, 'bridge-secret'), 'utf8').trim();
+    const proof = (statement: number, serial: number, key = secret) =>
+      createHash('sha256').update(`${key}:${pid}:${statement}:${serial}`).digest('hex');
+    const mine = `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
+                         (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form,
+                         aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}) AS churn`;
+    const theirs = 'SELECT sec_approve($1) AS pl, sec_approve_sql($1) AS sql, sec_churn() AS churn';
+    const plant = async (vouch?: string) => {
+      await db.query('BEGIN');
       await db.query('SELECT aws_ml.begin_batch(1, true)');
       await db.query(
         `INSERT INTO pg_temp.aws_ml_results VALUES (1, 'sentiment', 'en', $1, 'POSITIVE', 0.99),
                                                     (1, 'endpoint', 'churn-xgb', ${churnInput}::text, 'planted', NULL)`,
         [doc],
       );
+      const vouched = vouch
+        ? await db.query(vouch).then(
+            () => undefined,
+            (error) => error,
+          )
+        : undefined;
+      await db.query(vouched ? 'ROLLBACK' : 'COMMIT');
+      return vouched;
     };
     tap.clear();
-    // The session's own calls read what it stored (so the planting works here), also when PostgreSQL adds the
-    // portal's parameters to the call stack (log_parameter_max_length_on_error)...
+    // Planted, not vouched for: the service answers, the session's own calls too.
+    await plant();
+    expect((await db.query(mine, [doc])).rows).toEqual([
+      { three: 'NEGATIVE', aurora_form: 'NEGATIVE', churn: expect.stringMatching(/^[0-9.e-]+$/) },
+    ]);
+    expect(tap.sentimentTexts()).toEqual([doc, doc]);
+    // A proof made without the bridge's secret is refused.
+    const forged = await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1, 'guess')}')`);
+    expect(forged).toMatchObject({ code: '42501' });
+    // With the secret (as only the gateway has it), the rows are vouched for and read by the session's own calls,
+    // also when PostgreSQL adds the portal's parameters to the call stack (log_parameter_max_length_on_error)...
+    expect(await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1)}')`)).toBeUndefined();
+    tap.clear();
     for (const parameters of ['0', '-1']) {
       await db.query(`SET log_parameter_max_length_on_error = ${parameters}`);
-      await plant();
-      const own = await db.query(
-        `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
-                (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form,
-                aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}) AS churn`,
-        [doc],
-      );
+      const own = await db.query(mine, [doc]);
       expect(own.rows, parameters).toEqual([{ three: 'POSITIVE', aurora_form: 'POSITIVE', churn: 'planted' }]);
     }
     expect(tap.sentimentTexts()).toEqual([]);
-    // ...the functions of another role call the service.
-    const theirs = await db.query('SELECT sec_approve($1) AS pl, sec_approve_sql($1) AS sql, sec_churn() AS churn', [
-      doc,
-    ]);
-    expect(theirs.rows[0]).toMatchObject({ pl: false, sql: false });
-    expect(theirs.rows[0].churn).toMatch(/^[0-9.e-]+$/);
+    // ...never by calls inside a function's body...
+    const approved = await db.query(theirs, [doc]);
+    expect(approved.rows[0]).toMatchObject({ pl: false, sql: false });
+    expect(approved.rows[0].churn).toMatch(/^[0-9.e-]+$/);
     expect(tap.sentimentTexts()).toEqual([doc, doc]);
     expect(tap.invocations('churn-xgb')).toHaveLength(1);
+    // ...and a proof, once used (it shows in pg_stat_activity), is refused again.
+    expect(await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1)}')`)).toMatchObject({ code: '42501' });
     await db.end();
     await admin.query(`REVOKE EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) FROM ${analyst.name};
       REVOKE USAGE ON SCHEMA aws_sagemaker FROM ${analyst.name}`);
@@ -531,6 +556,7 @@ describe('several tenants in one database', () => {
       'aws_ml.analyze_batch',
       'aws_ml.begin_batch',
       'aws_ml.index_batch',
+      'aws_ml.trust_batch',
     ]);
     // With the caller's own rights, nothing that reaches a service or the bridge.
     expect(functions.rows.filter((r) => !r.definer).map((r) => r.f)).not.toContainEqual(

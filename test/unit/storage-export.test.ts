@@ -124,6 +124,7 @@ function control(server: FakeServer): SessionControl {
     afterIdle: () => {},
     failUntilSync: () => {},
     cancelBackend: () => {},
+    backendPid: 0,
   };
 }
 

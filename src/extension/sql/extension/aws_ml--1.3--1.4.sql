@@ -161,8 +161,49 @@ BEGIN
       END;
     END IF;
   END IF;
+  -- Which loads of answers the gateway vouched for (see trust_batch): made beside the results table, with no
+  -- privilege for anyone else. One of that name the session made itself fails the CREATE, and the gateway
+  -- answers per row.
+  IF to_regclass('pg_temp.aws_ml_trusted') IS NULL THEN
+    CREATE TEMP TABLE aws_ml_trusted (stmt int NOT NULL);
+    CREATE TEMP SEQUENCE aws_ml_serial MINVALUE 0 START 0;
+  ELSIF EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
+                   AND c.relowner = current_user::regrole) THEN
+    DELETE FROM pg_temp.aws_ml_trusted t WHERE t.stmt <> statement_number OR fresh;
+  ELSE
+    -- (Not touched: a trigger of the session's own on it would run with this function's rights.)
+    RAISE EXCEPTION 'pg_temp.aws_ml_trusted is not the table of aws_ml' USING ERRCODE = '42P07';
+  END IF;
   PERFORM set_config('aws_ml.batch_results', pg_backend_pid()::text || ':' || existing::oid::text, false);
   PERFORM set_config('aws_ml.batch_statement', statement_number::text, false);
+END
+$$;
+
+-- The gateway vouches for the answers it has just loaded for a statement, in this (sub)transaction, in which
+-- nothing but its own load ran: the functions below read only rows loaded in a transaction vouched for (the
+-- row's xmin is the vouching row's). A session may insert rows of its own into the results table and point the
+-- settings at them, but cannot vouch: the proof is a hash of the bridge's secret, which only the gateway and
+-- this function's owner can read, with this backend and a serial number that must grow (a sequence, which a
+-- rollback does not take back), so a proof seen in pg_stat_activity cannot be used again.
+CREATE OR REPLACE FUNCTION aws_ml.trust_batch(statement_number int, serial bigint, proof text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  secret text := substring(aws_ml.bridge_conninfo() FROM 'password=([^ ]+)');
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_serial') AND c.relkind = 'S'
+                    AND c.relowner = current_user::regrole)
+     OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
+                       AND c.relowner = current_user::regrole) THEN
+    RAISE EXCEPTION 'batch results are not set up in this session' USING ERRCODE = '55000';
+  END IF;
+  IF secret IS NULL OR serial IS NULL OR serial <= (SELECT s.last_value FROM pg_temp.aws_ml_serial s)
+     OR proof IS DISTINCT FROM encode(sha256(convert_to(secret || ':' || pg_backend_pid()::text || ':'
+                                          || statement_number::text || ':' || serial::text, 'UTF8')), 'hex') THEN
+    RAISE EXCEPTION 'only the pgsage gateway may vouch for batch results' USING ERRCODE = '42501';
+  END IF;
+  PERFORM setval('pg_temp.aws_ml_serial', serial);
+  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (statement_number);
 END
 $$;
 
@@ -230,6 +271,10 @@ AS $$
      WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('pg_temp.aws_ml_results')
        AND c.relkind OPERATOR(pg_catalog.=) 'r'
        AND c.relowner OPERATOR(pg_catalog.=) current_user::pg_catalog.regrole
+       AND EXISTS (SELECT FROM pg_catalog.pg_class t
+                    WHERE t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('pg_temp.aws_ml_trusted')
+                      AND t.relkind OPERATOR(pg_catalog.=) 'r'
+                      AND t.relowner OPERATOR(pg_catalog.=) current_user::pg_catalog.regrole)
   ), false)
   WHERE COALESCE(pg_catalog.current_setting('aws_ml.batch_results', true), '') OPERATOR(pg_catalog.<>) ''
 $$;
@@ -284,6 +329,7 @@ BEGIN
       FROM pg_temp.aws_ml_results r
      WHERE r.key = input_text COLLATE "default" AND r.kind = 'sentiment' AND r.target = language_code COLLATE "default"
        AND r.stmt = current_setting('aws_ml.batch_statement')::int
+       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.stmt = r.stmt AND t.xmin = r.xmin)
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -365,6 +411,7 @@ BEGIN
       FROM pg_temp.aws_ml_results r
      WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name COLLATE "default"
        AND r.stmt = current_setting('aws_ml.batch_statement')::int
+       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.stmt = r.stmt AND t.xmin = r.xmin)
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -468,6 +515,7 @@ BEGIN
   IF to_regprocedure('aws_ml.gateway_statistics()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml; END IF;
   IF to_regprocedure('aws_sagemaker.cast_output(varchar, anyelement)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.begin_batch(int, boolean)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.trust_batch(int, bigint, text)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.trust_batch(int, bigint, text) TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.index_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.analyze_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.view_definition(oid)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC; END IF;
