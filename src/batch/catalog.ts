@@ -28,12 +28,6 @@ export interface WrapperFunction {
   /** STRICT (RETURNS NULL ON NULL INPUT): a NULL argument makes it NULL without running its body. */
   strict: boolean;
   /**
-   * PostgreSQL inlines calls of it into the statement that makes them (VOLATILE, as its ML call is, neither
-   * STRICT nor SECURITY DEFINER, no SET clause): the ML call is then the statement's own. Else its body runs
-   * as a function, whose calls never read stored answers (see aws_ml--1.4.sql).
-   */
-  inlinedByPostgres: boolean;
-  /**
    * Other functions share its name: in its schema (an overload PostgreSQL
    * may pick by argument types), or only in other schemas (which
    * search_path may pick for an unqualified call).
@@ -346,8 +340,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              p.proisstrict::pg_catalog.text,
              p.xmin::pg_catalog.text,
              COALESCE(pg_catalog.array_to_string(p.proconfig, E'\\n'), ''),
-             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text,
-             (p.provolatile OPERATOR(pg_catalog.=) 'v')::pg_catalog.text
+             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
        WHERE p.prolang OPERATOR(pg_catalog.=)
@@ -356,7 +349,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
                ANY ('{aws_ml,aws_comprehend,aws_sagemaker,pg_catalog,information_schema}'::pg_catalog.name[])
          AND NOT p.proretset
          AND ${FUNCTION_BODY} OPERATOR(pg_catalog.~*) '(${pattern})'`,
-      15,
+      14,
     );
     let added = false;
     for (const [
@@ -374,7 +367,6 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       version,
       config,
       variadic,
-      volatile,
     ] of result) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -401,7 +393,6 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
         version,
         securityDefiner: definer === 'true',
         strict: strict === 'true',
-        inlinedByPostgres: definer !== 'true' && strict !== 'true' && !config && volatile === 'true',
         owner,
       });
       added = true;

@@ -1357,11 +1357,6 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         perRow.push({ label: site.call.label, reason: 'its arguments call a set-returning function' });
         continue;
       }
-      if (site.call.wrapper?.chain.some((fn) => !fn.inlinedByPostgres) && !joinable(site)) {
-        // Left as written, it reads no stored answer: scoring it would only add to the calls made per row.
-        perRow.push({ label: site.call.label, reason: 'PostgreSQL runs the wrapper as a function here' });
-        continue;
-      }
       const query = argumentQuery(site, index, callsVolatile);
       if (typeof query === 'string') {
         perRow.push({ label: site.call.label, reason: query });

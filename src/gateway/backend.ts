@@ -292,7 +292,11 @@ export class BackendChannel {
    * available and resolves when done; if it rejects, the COPY is abandoned with
    * CopyFail and the producer's error is thrown.
    */
-  async copyInStreaming(sql: string, produce: (write: (data: Buffer) => void) => Promise<void>): Promise<number> {
+  async copyInStreaming(
+    sql: string,
+    produce: (write: (data: Buffer) => void) => Promise<void>,
+    onRow?: (row: (string | null)[]) => void,
+  ): Promise<number> {
     let tag = '';
     let producerError: unknown;
     const outcome = await this.run(queryMessage(sql), (message) => {
@@ -306,6 +310,8 @@ export class BackendChannel {
         );
       } else if (message.type === ServerMessage.CommandComplete) {
         tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+      } else if (message.type === ServerMessage.DataRow && onRow) {
+        onRow(readDataRow(message.bytes));
       }
     });
     if (producerError) throw producerError;

@@ -1,8 +1,8 @@
 -- aws_ml 1.4 (pgsage): schemas, role and functions with Amazon Aurora machine learning's signatures.
 --
--- Each function called by a statement itself (not from inside another function's body) first looks for
--- a result the pgsage gateway computed in batch mode for the running statement (a temp table of this
--- session), and otherwise calls the ML service for this one row through the gateway's bridge (dblink).
+-- Each function called by a statement (not from PL/pgSQL) first looks for a result the pgsage gateway
+-- computed in batch mode for the running statement and vouched for (a temp table of this session), and
+-- otherwise calls the ML service for this one row through the gateway's bridge (dblink).
 
 \echo Use "CREATE EXTENSION aws_ml CASCADE" to load this file. \quit
 
@@ -198,8 +198,9 @@ $$;
 -- row's xmin is the vouching row's). A session may insert rows of its own into the results table and point the
 -- settings at them, but cannot vouch: the proof is a hash of the bridge's secret, which only the gateway and
 -- this function's owner can read, with this backend and a serial number that must grow (a sequence, which a
--- rollback does not take back), so a proof seen in pg_stat_activity cannot be used again.
-CREATE FUNCTION aws_ml.trust_batch(statement_number int, serial bigint, proof text) RETURNS void
+-- rollback does not take back), so a proof seen in pg_stat_activity cannot be used again. False when refused
+-- (the answers are then read only by the gateway's own statement, and the functions call the service).
+CREATE FUNCTION aws_ml.trust_batch(statement_number int, serial bigint, proof text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -209,15 +210,16 @@ BEGIN
                     AND c.relowner = current_user::regrole)
      OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
                        AND c.relowner = current_user::regrole) THEN
-    RAISE EXCEPTION 'batch results are not set up in this session' USING ERRCODE = '55000';
+    RETURN false;
   END IF;
   IF secret IS NULL OR serial IS NULL OR serial <= (SELECT s.last_value FROM pg_temp.aws_ml_serial s)
      OR proof IS DISTINCT FROM encode(sha256(convert_to(secret || ':' || pg_backend_pid()::text || ':'
                                           || statement_number::text || ':' || serial::text, 'UTF8')), 'hex') THEN
-    RAISE EXCEPTION 'only the pgsage gateway may vouch for batch results' USING ERRCODE = '42501';
+    RETURN false;
   END IF;
   PERFORM setval('pg_temp.aws_ml_serial', serial);
   INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (statement_number);
+  RETURN true;
 END
 $$;
 
@@ -304,7 +306,7 @@ COST 5000
 AS $$
 DECLARE
   reply json;
-  call_stack text;
+  call_stack text COLLATE "C"; -- (not the arguments' collation, which a local variable would take: a nondeterministic one has no regex)
   own_call boolean;
 BEGIN
   IF input_text IS NULL OR btrim(input_text) = '' THEN
@@ -318,23 +320,19 @@ BEGIN
   IF max_rows_per_batch IS NOT NULL AND max_rows_per_batch < 1 THEN
     RAISE EXCEPTION 'max_rows_per_batch must be NULL or at least 1, not %', max_rows_per_batch USING ERRCODE = '22023';
   END IF;
-  -- Stored answers are read only for a call the statement makes itself: in its text, a view it reads or a
-  -- wrapper PostgreSQL inlines. A call in a function's body (a SECURITY DEFINER function, PL/pgSQL, a
-  -- trigger, DO) goes to the service: the session's user can load answers of their own choosing into the
-  -- table and point the settings at them, which must not decide what another role's code gets, and the
-  -- gateway, which does not see such calls, may keep a statement's answers current after it.
+  -- Stored answers (only those the gateway vouched for: see trust_batch) are read for calls of the statement
+  -- itself: in its text, a view it reads, a SQL function (a wrapper). A call in PL/pgSQL (a function, a
+  -- trigger, DO) goes to the service: the gateway does not see such calls, and may keep a statement's answers
+  -- current after it (a cursor's, for its block), which a model deployed since would answer otherwise.
   -- The stack's first line is this function's own; the portal's parameters that PostgreSQL adds last when
-  -- log_parameter_max_length_on_error is set are the statement's. Aurora's three-argument form below calls
-  -- this one: one line more, which names it (in any language) and can be no other function's (a name has
-  -- at most 63 bytes). A line that a name or a value with a newline could add would come after another's.
+  -- log_parameter_max_length_on_error is set are the statement's, as is Aurora's three-argument form below,
+  -- which calls this one. (In another language than English the lines read otherwise: calls go per row.)
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
     IF strpos(call_stack, E'\n') > 0 THEN
       call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
     END IF;
-    own_call := strpos(call_stack, E'\n') = 0
-      OR (split_part(call_stack, E'\n', 3) = '' AND strpos(split_part(call_stack, E'\n', 2),
-            'aws_comprehend.detect_sentiment(character varying,character varying,character varying,integer)') > 0);
+    own_call := call_stack !~ E'\n(?!SQL function "|PL/pgSQL function aws_comprehend\\.detect_sentiment\\(character varying,character varying,character varying,integer\\) )';
   END IF;
   IF own_call THEN
     -- (Compared in the database's default collation, which is deterministic: the arguments bring the
@@ -398,7 +396,7 @@ COST 5000
 AS $$
 DECLARE
   reply json;
-  call_stack text;
+  call_stack text COLLATE "C"; -- (not the arguments' collation, which a local variable would take: a nondeterministic one has no regex)
   own_call boolean;
 BEGIN
   IF endpoint_name IS NULL THEN
@@ -412,13 +410,13 @@ BEGIN
   IF model_input IS NULL THEN
     RETURN; -- no inputs at all (json_build_array always gives an array): nothing to send, as in batch mode
   END IF;
-  -- (Stored answers only for a call the statement makes itself: see detect_sentiment.)
+  -- (Stored answers only for calls of the statement itself: see detect_sentiment.)
   IF aws_ml.batch_results_available() THEN
     GET DIAGNOSTICS call_stack = PG_CONTEXT;
     IF strpos(call_stack, E'\n') > 0 THEN
       call_stack := regexp_replace(call_stack, E'\n(unnamed portal|portal "[^\n]*") with parameters: .*$', '');
     END IF;
-    own_call := strpos(call_stack, E'\n') = 0;
+    own_call := call_stack !~ E'\n(?!SQL function ")';
   END IF;
   IF own_call THEN
     SELECT r.out_text INTO model_output
