@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { BackendError } from '../gateway/backend.js';
 import { IDLE_TIMEOUTS_SQL, type IdleTimeouts, idleTimeoutsOn } from '../gateway/idle-timeouts.js';
 import { noticeResponse } from '../gateway/protocol.js';
@@ -651,6 +652,12 @@ function rounds(work: ArgumentWork[]): ArgumentWork[][] {
 
 const ROWS_PER_COPY_CHUNK = 2000;
 
+/**
+ * The savepoint of a load in a block (see loadResults). A failed load leaves it in the failed block: named so
+ * that no savepoint of the client's is shadowed by it (a ROLLBACK TO one would stop at the gateway's).
+ */
+const LOAD_SAVEPOINT = `aws_ml_load_${randomBytes(6).toString('hex')}`;
+
 /** Loads from this many rows up get statistics (a sample of 3,000 rows of the columns the statement filters on). */
 const ANALYZE_FROM_ROWS = 1000;
 
@@ -1218,7 +1225,7 @@ async function loadResults(
     const [before, after] = !vouch
       ? ['', '']
       : options.inTransaction
-        ? ['SAVEPOINT aws_ml_load; ', `; ${vouch(n)}; RELEASE SAVEPOINT aws_ml_load`]
+        ? [`SAVEPOINT ${LOAD_SAVEPOINT}; `, `; ${vouch(n)}; RELEASE SAVEPOINT ${LOAD_SAVEPOINT}`]
         : ['', `; ${vouch(n)}`];
     let vouched: string | null | undefined;
     await loadKeyRows(
