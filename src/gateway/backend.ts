@@ -209,14 +209,26 @@ export class BackendChannel {
   /**
    * Has PostgreSQL analyze a statement without running it (Parse of a
    * private statement, then Close): names, types and operators are checked.
+   * `bind` (a statement without parameters) also binds it to a portal, which
+   * for a SELECT starts its executor without running it: the privileges on
+   * every table, column and function it reads are checked too.
    * Throws its error as a BackendError.
    */
-  async analyze(sql: string, paramTypes: number[] = []): Promise<void> {
+  async analyze(sql: string, paramTypes: number[] = [], bind = false): Promise<void> {
     const outcome = await this.run(
-      [parseMessage('aws_ml_analyze', sql, paramTypes), closeMessage('S', 'aws_ml_analyze'), syncMessage()],
+      [
+        parseMessage('aws_ml_analyze', sql, paramTypes),
+        ...(bind ? [bindMessage('aws_ml_analyze', 'aws_ml_analyze', [], []), closeMessage('P', 'aws_ml_analyze')] : []),
+        closeMessage('S', 'aws_ml_analyze'),
+        syncMessage(),
+      ],
       () => undefined,
     );
-    if (outcome.error) throw outcome.error;
+    if (outcome.error) {
+      // (A Bind that failed skipped the Closes: the statement stays until closed.)
+      if (bind) await this.run([closeMessage('S', 'aws_ml_analyze'), syncMessage()], () => undefined);
+      throw outcome.error;
+    }
   }
 
   /** The type OIDs of a statement's result columns (Parse + Describe of a private statement, nothing runs). */

@@ -1609,13 +1609,14 @@ export class MlInterceptor implements SessionInterceptor {
 
   /**
    * Whether PostgreSQL accepts the statement as written (unknown columns,
-   * functions, operators, a DISTINCT whose ORDER BY is not in its list…).
-   * If not, its error is the client's, and nothing is scored for a
+   * functions, operators, a DISTINCT whose ORDER BY is not in its list…,
+   * and for a SELECT the privileges on what it reads: a column the user may
+   * not read). If not, its error is the client's, and nothing is scored for a
    * statement that could never run.
    */
   private async analyzes(control: SessionControl, sql: string, standalone: boolean): Promise<boolean> {
     try {
-      await control.backend.analyze(sql);
+      await control.backend.analyze(sql, [], true);
       return true;
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;

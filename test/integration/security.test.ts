@@ -625,6 +625,25 @@ describe('several tenants in one database', () => {
     await tenant.end();
   });
 
+  it('calls no service for a SELECT that reads a column the caller may not read', async () => {
+    await admin.query(`CREATE TABLE sec_columns (id int, doc text, secret text);
+      INSERT INTO sec_columns VALUES (1, 'a fine day', 'hidden'), (2, 'a bad day', 'hidden too');
+      GRANT SELECT (id, doc) ON sec_columns TO ${analyst.name}`);
+    const db = await as(analyst);
+    tap.clear();
+    const refused = await rejection(
+      db.query(`SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns`),
+    );
+    expect(refused).toMatchObject({ code: '42501', message: 'permission denied for table sec_columns' });
+    expect(tap.sentimentTexts()).toEqual([]);
+    // The columns it may read are scored as before.
+    const allowed = await db.query(
+      `SELECT id, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns ORDER BY id`,
+    );
+    expect(allowed.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
+    await db.end();
+  });
+
   it('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
     const db = await as(outsider);
     tap.clear();
