@@ -294,7 +294,7 @@ export async function readSettings(
           : 'false'
       },
       ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
-      to_regprocedure('aws_ml.trust_batch(integer, bigint, text)') IS NOT NULL,
+      to_regprocedure('aws_ml.trust_batch(integer, text)') IS NOT NULL,
       -- Results of earlier statements stop being read from here on (until begin_batch): by the functions, and by
       -- a statement prepared in batch form that runs without scoring (one that reads one row by a unique key),
       -- which would read a cursor's, numbered for the rest of its block.
@@ -444,10 +444,10 @@ export interface BatchRunOptions {
   /** The caller already numbered the statement and made its results tables (beginBatch). */
   begun?: boolean;
   /**
-   * The call of aws_ml.trust_batch that vouches for the answers just loaded for this statement (a new serial
-   * each time): absent when the gateway has no bridge secret to prove itself with.
+   * The call of aws_ml.trust_batch that vouches for the answers just loaded for this statement in the
+   * transaction with this ID: absent when the gateway has no bridge secret to prove itself with.
    */
-  vouch?: (statementNumber: number) => string;
+  vouch?: (statementNumber: number, xid: string) => string;
 }
 
 /**
@@ -1219,21 +1219,31 @@ async function loadResults(
   };
   if (load.keyRows) {
     // The in-database functions read only answers loaded in a (sub)transaction the gateway vouched for (see
-    // aws_ml.trust_batch), in which nothing of the session's ran: the COPY and the vouching go in one Query,
-    // which PostgreSQL runs as one transaction outside a block; in a block, under a savepoint of their own.
+    // aws_ml.trust_batch), in which nothing of the session's ran: a transaction of the load's own outside a
+    // block, a savepoint of its own in one. The proof names that transaction (aws_ml.load_xid).
     const vouch = options.settings.vouches ? options.vouch : undefined;
-    const [before, after] = !vouch
-      ? ['', '']
-      : options.inTransaction
-        ? [`SAVEPOINT ${LOAD_SAVEPOINT}; `, `; ${vouch(n)}; RELEASE SAVEPOINT ${LOAD_SAVEPOINT}`]
-        : ['', `; ${vouch(n)}`];
+    const inBlock = options.inTransaction;
+    let end = '';
+    if (vouch) {
+      const { rows } = await backend.query(
+        `${inBlock ? `SAVEPOINT ${LOAD_SAVEPOINT}` : 'BEGIN'}; SELECT aws_ml.load_xid()`,
+      );
+      const xid = rows[0]?.[0];
+      end = `${xid ? `; ${vouch(n, xid)}` : ''}; ${inBlock ? `RELEASE SAVEPOINT ${LOAD_SAVEPOINT}` : 'COMMIT'}`;
+    }
     let vouched: string | null | undefined;
-    await loadKeyRows(
-      `${before}COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN${after}`,
-      (row) => {
-        vouched = row[0];
-      },
-    );
+    try {
+      await loadKeyRows(
+        `COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN${end}`,
+        (row) => {
+          vouched = row[0];
+        },
+      );
+    } catch (error) {
+      // (In a block the failure is the statement's, which leaves the block failed.)
+      if (vouch && !inBlock) await backend.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
     // (Refused: the bridge secret is another gateway's, say. The statement's joins read the answers all the same.)
     if (vouch && vouched !== 't') {
       options.control.logger.warn('aws_ml.trust_batch refused to vouch: calls not joined go to the services per row');

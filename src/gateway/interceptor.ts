@@ -838,8 +838,6 @@ const EVERY_TABLE: Pick<ReadonlySet<string>, 'has'> = { has: () => true };
  */
 export class MlInterceptor implements SessionInterceptor {
   private statementNumber = 0;
-  /** The last serial number the session's backend took a vouching with (aws_ml.trust_batch wants it to grow). */
-  private vouchSerial = 0;
   /** A statement was numbered since the number was last cleared outside a block (see noteRollback). */
   private numbered = false;
   /**
@@ -1349,17 +1347,14 @@ export class MlInterceptor implements SessionInterceptor {
    */
   /**
    * The aws_ml.trust_batch call that vouches for a statement's answers just loaded: a hash of the bridge
-   * secret with the backend's process ID, the statement number and a serial number that grows with each.
+   * secret with the statement number and the ID of the transaction that loaded them.
    */
-  private voucher(control: SessionControl): ((statementNumber: number) => string) | undefined {
+  private voucher(): ((statementNumber: number, xid: string) => string) | undefined {
     const secret = this.context.bridgeSecret;
-    if (!secret || control.backendPid === 0) return undefined;
-    return (statementNumber) => {
-      this.vouchSerial += 1;
-      const proof = createHash('sha256')
-        .update(`${secret}:${control.backendPid}:${statementNumber}:${this.vouchSerial}`)
-        .digest('hex');
-      return `SELECT aws_ml.trust_batch(${statementNumber}, ${this.vouchSerial}, '${proof}')`;
+    if (!secret) return undefined;
+    return (statementNumber, xid) => {
+      const proof = createHash('sha256').update(`${secret}:vouch:${statementNumber}:${xid}`).digest('hex');
+      return `SELECT aws_ml.trust_batch(${statementNumber}, '${proof}')`;
     };
   }
 
@@ -1554,7 +1549,7 @@ export class MlInterceptor implements SessionInterceptor {
             settings,
             statementNumber: number,
             inTransaction,
-            vouch: this.voucher(control),
+            vouch: this.voucher(),
           },
           phases,
         );
@@ -2229,7 +2224,7 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             begun: true,
-            vouch: this.voucher(control),
+            vouch: this.voucher(),
           },
           phases,
         );

@@ -74,8 +74,6 @@ export interface SessionControl {
    * gateway's own reasons to stop one early.
    */
   cancelBackend(): void;
-  /** The process ID of the session's PostgreSQL backend (BackendKeyData; 0 before it came). */
-  readonly backendPid: number;
 }
 
 /**
@@ -405,8 +403,7 @@ export class Session implements SessionControl {
     if (type === ServerMessage.ReadyForQuery) {
       this.readyForQuery(String.fromCharCode(buffer[offset]) as TransactionStatus);
     } else if (type === ServerMessage.BackendKeyData && length >= 4) {
-      this.backendPid = buffer.readInt32BE(offset);
-      this.options.onBackendKey(this.backendPid, Buffer.from(buffer.subarray(offset + 4, offset + length)));
+      this.options.onBackendKey(buffer.readInt32BE(offset), Buffer.from(buffer.subarray(offset + 4, offset + length)));
     } else if (type === ServerMessage.ParameterStatus) {
       this.noteParameter(buffer, offset, length);
     } else if (type === ServerMessage.ErrorResponse) {
@@ -888,8 +885,6 @@ export class Session implements SessionControl {
   cancelBackend(): void {
     this.options.cancelBackend();
   }
-
-  backendPid = 0;
 
   afterIdle(task: () => Promise<void>): void {
     this.followUps.push(task);

@@ -486,15 +486,15 @@ describe('several tenants in one database', () => {
       GRANT EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) TO ${analyst.name}`);
     // (Straight to PostgreSQL: the gateway would set its own statement number before each ML statement.)
     const db = await analyst.connect(inject('postgres').port, stack.database);
-    const pid = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
     const secret = readFileSync(path.join(stack.pgsage.config.dataDir, 'bridge-secret'), 'utf8').trim();
-    const proof = (statement: number, serial: number, key = secret) =>
-      createHash('sha256').update(`${key}:${pid}:${statement}:${serial}`).digest('hex');
+    const proof = (statement: number, xid: string, key = secret) =>
+      createHash('sha256').update(`${key}:vouch:${statement}:${xid}`).digest('hex');
     const mine = `SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS three,
                          (aws_comprehend.detect_sentiment(NULL, $1, 'en')).sentiment AS aurora_form,
                          aws_sagemaker.invoke_endpoint('churn-xgb', NULL, ${churnInput}) AS churn`;
     const theirs = 'SELECT sec_approve($1) AS pl, sec_approve_sql($1) AS sql, sec_churn() AS churn';
-    const plant = async (vouch?: string) => {
+    /** Plants answers in a transaction of its own, vouched for with the proof `vouch` makes of its ID. */
+    const plant = async (vouch?: (xid: string) => string) => {
       await db.query('BEGIN');
       await db.query('SELECT aws_ml.begin_batch(1, true)');
       await db.query(
@@ -502,9 +502,12 @@ describe('several tenants in one database', () => {
                                                     (1, 'endpoint', 'churn-xgb', ${churnInput}::text, 'planted', NULL)`,
         [doc],
       );
-      const vouched = vouch ? (await db.query(vouch)).rows[0].trust_batch : undefined;
+      const xid = (await db.query('SELECT aws_ml.load_xid() AS xid')).rows[0].xid as string;
+      const vouched = vouch
+        ? (await db.query(`SELECT aws_ml.trust_batch(1, '${vouch(xid)}') AS ok`)).rows[0].ok
+        : undefined;
       await db.query('COMMIT');
-      return vouched;
+      return { vouched, xid };
     };
     tap.clear();
     // Planted, not vouched for: the service answers, the session's own calls too.
@@ -514,11 +517,12 @@ describe('several tenants in one database', () => {
     ]);
     expect(tap.sentimentTexts()).toEqual([doc, doc]);
     // A proof made without the bridge's secret is refused.
-    expect(await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1, 'guess')}')`)).toBe(false);
+    expect((await plant((xid) => proof(1, xid, 'guess'))).vouched).toBe(false);
     expect((await db.query(mine, [doc])).rows[0].three).toBe('NEGATIVE');
     // With the secret (as only the gateway has it), the rows are vouched for and read by the statement's calls,
     // also when PostgreSQL adds the portal's parameters to the call stack (log_parameter_max_length_on_error)...
-    expect(await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1)}')`)).toBe(true);
+    const { vouched, xid } = await plant((id) => proof(1, id));
+    expect(vouched).toBe(true);
     tap.clear();
     for (const parameters of ['0', '-1']) {
       await db.query(`SET log_parameter_max_length_on_error = ${parameters}`);
@@ -533,8 +537,11 @@ describe('several tenants in one database', () => {
     expect(approved.rows[0].churn).toMatch(/^[0-9.e-]+$/);
     expect(tap.sentimentTexts()).toEqual([doc]);
     expect(tap.invocations('churn-xgb')).toHaveLength(1);
-    // ...and a proof, once used (it shows in pg_stat_activity), is refused again.
-    expect(await plant(`SELECT aws_ml.trust_batch(1, 1, '${proof(1, 1)}')`)).toBe(false);
+    // ...and a proof (it shows in pg_stat_activity and, for a failed load, in the log) vouches for its own
+    // transaction only: in another, or after DISCARD TEMP, it is refused.
+    expect((await plant(() => proof(1, xid))).vouched).toBe(false);
+    await db.query('DISCARD TEMP');
+    expect((await plant(() => proof(1, xid))).vouched).toBe(false);
     expect((await db.query(mine, [doc])).rows[0].three).toBe('NEGATIVE');
     await db.end();
     await admin.query(`REVOKE EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) FROM ${analyst.name};
@@ -553,6 +560,7 @@ describe('several tenants in one database', () => {
       'aws_ml.analyze_batch',
       'aws_ml.begin_batch',
       'aws_ml.index_batch',
+      'aws_ml.load_xid',
       'aws_ml.trust_batch',
     ]);
     // With the caller's own rights, nothing that reaches a service or the bridge.

@@ -124,7 +124,6 @@ function control(server: FakeServer): SessionControl {
     afterIdle: () => {},
     failUntilSync: () => {},
     cancelBackend: () => {},
-    backendPid: 0,
   };
 }
 

@@ -166,7 +166,6 @@ BEGIN
   -- answers per row.
   IF to_regclass('pg_temp.aws_ml_trusted') IS NULL THEN
     CREATE TEMP TABLE aws_ml_trusted (stmt int NOT NULL);
-    CREATE TEMP SEQUENCE aws_ml_serial MINVALUE 0 START 0;
   ELSIF EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
                    AND c.relowner = current_user::regrole) THEN
     DELETE FROM pg_temp.aws_ml_trusted t WHERE t.stmt <> statement_number OR fresh;
@@ -179,32 +178,48 @@ BEGIN
 END
 $$;
 
--- The gateway vouches for the answers it has just loaded for a statement, in this (sub)transaction, in which
--- nothing but its own load ran: the functions below read only rows loaded in a transaction vouched for (the
--- row's xmin is the vouching row's). A session may insert rows of its own into the results table and point the
--- settings at them, but cannot vouch: the proof is a hash of the bridge's secret, which only the gateway and
--- this function's owner can read, with this backend and a serial number that must grow (a sequence, which a
--- rollback does not take back), so a proof seen in pg_stat_activity cannot be used again. False when refused
--- (the answers are then read only by the gateway's own statement, and the functions call the service).
-CREATE OR REPLACE FUNCTION aws_ml.trust_batch(statement_number int, serial bigint, proof text) RETURNS boolean
+-- The transaction ID of the (sub)transaction a load of answers runs in (see trust_batch), given one first.
+CREATE OR REPLACE FUNCTION aws_ml.load_xid() RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  xid text;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
+                    AND c.relowner = current_user::regrole) THEN
+    RETURN NULL;
+  END IF;
+  -- (Statement 0 is never current: the row only gives the transaction its ID.)
+  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (0) RETURNING xmin::text INTO xid;
+  RETURN xid;
+END
+$$;
+
+-- The gateway vouches for the answers it has just loaded for a statement, in the (sub)transaction load_xid
+-- named, in which nothing but its own load ran: the functions below read only rows loaded in a transaction
+-- vouched for (the row's xmin is the vouching row's). A session may insert rows of its own into the results
+-- table and point the settings at them, but cannot vouch: the proof is a hash of the bridge's secret, which
+-- only the gateway and this function's owner can read, with the statement number and that transaction's ID,
+-- so a proof seen in pg_stat_activity or a log vouches for that transaction only (rolled back with a failed
+-- load). False when refused (the answers are then read only by the gateway's own statement, and the functions
+-- call the service).
+CREATE OR REPLACE FUNCTION aws_ml.trust_batch(statement_number int, proof text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   secret text := substring(aws_ml.bridge_conninfo() FROM 'password=([^ ]+)');
+  xid text;
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_serial') AND c.relkind = 'S'
-                    AND c.relowner = current_user::regrole)
-     OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
-                       AND c.relowner = current_user::regrole) THEN
+  IF secret IS NULL OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted')
+                                      AND c.relkind = 'r' AND c.relowner = current_user::regrole) THEN
     RETURN false;
   END IF;
-  IF secret IS NULL OR serial IS NULL OR serial <= (SELECT s.last_value FROM pg_temp.aws_ml_serial s)
-     OR proof IS DISTINCT FROM encode(sha256(convert_to(secret || ':' || pg_backend_pid()::text || ':'
-                                          || statement_number::text || ':' || serial::text, 'UTF8')), 'hex') THEN
+  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (statement_number) RETURNING xmin::text INTO xid;
+  IF proof IS DISTINCT FROM encode(sha256(convert_to(secret || ':vouch:' || statement_number::text || ':' || xid,
+                                                     'UTF8')), 'hex') THEN
+    DELETE FROM pg_temp.aws_ml_trusted t WHERE t.stmt = statement_number AND t.xmin::text = xid;
     RETURN false;
   END IF;
-  PERFORM setval('pg_temp.aws_ml_serial', serial);
-  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (statement_number);
   RETURN true;
 END
 $$;
@@ -513,7 +528,8 @@ BEGIN
   IF to_regprocedure('aws_ml.gateway_statistics()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml; END IF;
   IF to_regprocedure('aws_sagemaker.cast_output(varchar, anyelement)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_sagemaker.cast_output(varchar, anyelement) TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.begin_batch(int, boolean)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.begin_batch(int, boolean) TO PUBLIC; END IF;
-  IF to_regprocedure('aws_ml.trust_batch(int, bigint, text)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.trust_batch(int, bigint, text) TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.load_xid()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.load_xid() TO PUBLIC; END IF;
+  IF to_regprocedure('aws_ml.trust_batch(int, text)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.trust_batch(int, text) TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.index_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.analyze_batch()')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC; END IF;
   IF to_regprocedure('aws_ml.view_definition(oid)')::oid = ANY (made) THEN GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC; END IF;
