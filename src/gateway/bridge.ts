@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import net, { type Server, type Socket } from 'node:net';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import { closeServer, listenOn } from '../util/listen.js';
@@ -26,6 +26,22 @@ import {
 import { makeVerifier, ScramError, ScramExchange, type ScramVerifier } from './scram.js';
 
 export const BRIDGE_USER = 'aws_ml_bridge';
+
+/**
+ * The application_name of connections whose requests are signed (aws_ml 1.4's bridge_call). Any session can
+ * name a dblink connection `aws_ml_bridge` (dblink is PUBLIC's) and so point the functions at a bridge of its
+ * own, or send requests over the one a SECURITY DEFINER function opened. Under the bridge secret: the bridge
+ * first answers a `hello` with a MAC of its nonce (proving itself before it hears the request), the request
+ * then carries a MAC, and the answer a MAC of the nonce and itself, which bridge_call checks.
+ */
+export const SIGNED_APPLICATION = 'aws_ml_signed';
+
+const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The MAC of a signed request or answer (`direction`), as bridge_call computes it. */
+export function bridgeMac(secret: string, direction: 'request' | 'reply', nonce: string, body: string): string {
+  return sha256Hex(`${secret}:${direction}:${nonce}:${body}`);
+}
 
 /** Answers one per-row request from an in-database function. Throw SqlError for a SQL-facing failure. */
 export type BridgeHandler = (request: Record<string, unknown>, signal: AbortSignal) => Promise<unknown>;
@@ -115,6 +131,7 @@ export class BridgeServer {
     };
 
     let phase: 'startup' | 'sasl-initial' | 'sasl-final' | 'ready' = 'startup';
+    let signed = false;
     let exchange: ScramExchange | undefined;
     let pending: Buffer = Buffer.alloc(0);
     const framer = new MessageFramer();
@@ -137,6 +154,7 @@ export class BridgeServer {
         fail('28000', 'this port only serves the aws_ml extension');
         return;
       }
+      signed = params.get('application_name') === SIGNED_APPLICATION;
       exchange = new ScramExchange(this.verifier);
       socket.write(authRequest(10, Buffer.from('SCRAM-SHA-256\0\0', 'latin1')));
       phase = 'sasl-initial';
@@ -198,7 +216,7 @@ export class BridgeServer {
         chain = chain
           .then(() => {
             call = new AbortController();
-            return this.answer(socket, text, AbortSignal.any([controller.signal, call.signal]));
+            return this.answer(socket, text, signed, AbortSignal.any([controller.signal, call.signal]));
           })
           .catch((error) => {
             logger.error({ err: error }, 'bridge answer failed');
@@ -242,15 +260,43 @@ export class BridgeServer {
     });
   }
 
-  private async answer(socket: Socket, text: string, signal: AbortSignal): Promise<void> {
+  private async answer(socket: Socket, text: string, signed: boolean, signal: AbortSignal): Promise<void> {
     if (!text.trimStart().startsWith('{')) {
       // libpq/dblink housekeeping such as "set client_encoding to 'UTF8'".
       socket.write(Buffer.concat([commandComplete('SET'), readyForQuery('I')]));
       return;
     }
     let reply: unknown;
+    let nonce: string | undefined;
     try {
-      const request = JSON.parse(text) as Record<string, unknown>;
+      let request: Record<string, unknown>;
+      if (signed) {
+        const envelope = JSON.parse(text) as Record<string, unknown>;
+        if (envelope.op === 'hello' && typeof envelope.nonce === 'string') {
+          socket.write(
+            Buffer.concat([
+              rowDescription([{ name: 'r' }]),
+              dataRow([JSON.stringify({ mac: sha256Hex(`${this.options.secret}:hello:${envelope.nonce}`) })]),
+              commandComplete('SELECT 1'),
+              readyForQuery('I'),
+            ]),
+          );
+          return;
+        }
+        const { body, mac } = envelope;
+        if (typeof envelope.nonce !== 'string' || typeof body !== 'string' || typeof mac !== 'string') {
+          throw new SqlError(SqlState.invalidAuthorization, 'the pgsage bridge takes only requests aws_ml signed');
+        }
+        const expected = Buffer.from(bridgeMac(this.options.secret, 'request', envelope.nonce, body));
+        const given = Buffer.from(mac);
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          throw new SqlError(SqlState.invalidAuthorization, 'the pgsage bridge takes only requests aws_ml signed');
+        }
+        nonce = envelope.nonce;
+        request = JSON.parse(body) as Record<string, unknown>;
+      } else {
+        request = JSON.parse(text) as Record<string, unknown>;
+      }
       this.calls += 1;
       reply = await this.options.handle(request, signal);
       if (reply === undefined) throw new SqlError(SqlState.internalError, 'the ML service gave no answer');
@@ -261,10 +307,14 @@ export class BridgeServer {
         error: { code: sqlError.sqlstate, message: sqlError.message, detail: sqlError.detail, hint: sqlError.hint },
       };
     }
+    let answer = JSON.stringify(reply);
+    if (nonce !== undefined) {
+      answer = JSON.stringify({ body: answer, mac: bridgeMac(this.options.secret, 'reply', nonce, answer) });
+    }
     socket.write(
       Buffer.concat([
         rowDescription([{ name: 'r' }]),
-        dataRow([JSON.stringify(reply)]),
+        dataRow([answer]),
         commandComplete('SELECT 1'),
         readyForQuery('I'),
       ]),

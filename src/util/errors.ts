@@ -27,6 +27,7 @@ export const SqlState = {
   programLimitExceeded: '54000',
   outOfMemory: '53200',
   insufficientPrivilege: '42501',
+  invalidAuthorization: '28000',
   undefinedObject: '42704',
   featureNotSupported: '0A000',
   connectionFailure: '08006',

@@ -13,6 +13,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
+import { BridgeServer } from '../../src/gateway/bridge.js';
+import { silentLogger } from '../../src/util/log.js';
 import { sdkConfig } from '../support/edge.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
 import {
@@ -546,6 +548,41 @@ describe('several tenants in one database', () => {
     await db.end();
     await admin.query(`REVOKE EXECUTE ON FUNCTION aws_sagemaker.invoke_endpoint(varchar, int, json) FROM ${analyst.name};
       REVOKE USAGE ON SCHEMA aws_sagemaker FROM ${analyst.name}`);
+  });
+
+  it("takes answers only from pgsage's bridge, and lets no session use the bridge's connection itself", async () => {
+    // dblink's functions are PUBLIC's: a session can name a connection of its own aws_ml_bridge, leading to a bridge
+    // that answers what it likes (and hears every input), or send requests over the one the functions opened.
+    const heard: string[] = [];
+    const fake = new BridgeServer({
+      host: '127.0.0.1',
+      port: 0,
+      secret: 'attacker-chosen-secret',
+      handle: async (request) => {
+        heard.push(JSON.stringify(request));
+        return { sentiment: 'POSITIVE', confidence: 0.99, output: '42' };
+      },
+      logger: silentLogger,
+    });
+    await fake.listen();
+    const db = await as(analyst);
+    try {
+      await db.query('SET apg_enable_function_migration = false');
+      const doc = 'a bad review the bridge must not decide';
+      await db.query(`SELECT dblink_connect('aws_ml_bridge', $1)`, [fake.conninfo()]);
+      tap.clear();
+      const answer = await db.query(`SELECT (aws_comprehend.detect_sentiment($1, 'en')).sentiment AS s`, [doc]);
+      expect(answer.rows[0].s).toBe('NEGATIVE');
+      expect(tap.sentimentTexts()).toEqual([doc]);
+      // (It heard a nonce at most, not the document: the bridge proves itself before the request goes out.)
+      expect(heard.join('\n')).not.toContain('bad review');
+      // The functions' own connection is open now: a request the session sends on it is refused.
+      const raw = await db.query(`SELECT r FROM dblink('aws_ml_bridge', '{"op":"statistics"}') AS t(r text)`);
+      expect(JSON.parse(raw.rows[0].r)).toMatchObject({ error: { code: '28000' } });
+    } finally {
+      await db.end();
+      await fake.close();
+    }
   });
 
   it('exposes no gateway internals to ordinary users', async () => {

@@ -50,12 +50,49 @@ $$;
 -- results anyway. Batch mode gives the parallelism instead: several batches in flight.
 -- (dblink reports a kept connection the gateway's restart broke as a NOTICE, before the call
 -- reconnects: client_min_messages keeps it from the client.)
+-- One query on the bridge's connection: sent, then awaited, so that a cancel or statement_timeout stops the call
+-- at the bridge too (dblink alone would wait for the service's answer before letting the statement fail).
+-- NULL when the connection is broken.
+CREATE OR REPLACE FUNCTION aws_ml.bridge_exchange(query text, last_try boolean) RETURNS text
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  response text;
+BEGIN
+  IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', query) <> 1 THEN
+    RETURN NULL;
+  END IF;
+  BEGIN
+    SELECT r INTO response FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', last_try) AS t(r text);
+  EXCEPTION WHEN query_canceled THEN
+    PERFORM @extschema:dblink@.dblink_cancel_query('aws_ml_bridge');
+    PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+    PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+    RAISE;
+  END;
+  -- (An asynchronous query is over once its results are read to the end.)
+  PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
+  RETURN response;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION aws_ml.bridge_call(request text) RETURNS json
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET client_min_messages = warning
 AS $$
 DECLARE
+  -- Any session can name a dblink connection aws_ml_bridge (dblink's functions are PUBLIC's), leading these
+  -- functions to a bridge of its own, or send requests over the one a SECURITY DEFINER function of another
+  -- role opened. So, under the bridge's secret: the bridge first proves it knows it (a MAC of a nonce), before
+  -- it hears the request; the request carries a MAC, which the bridge checks on connections with this
+  -- application_name; and the answer carries a MAC of the nonce and itself, checked here.
+  conninfo text := aws_ml.bridge_conninfo() || ' application_name=aws_ml_signed';
+  secret text := substring(conninfo FROM 'password=([^ ]+)');
+  nonce text := gen_random_uuid()::text;
+  mac text;
   response text;
+  signed json;
+  body text;
   reply json;
   code text;
   message text;
@@ -63,33 +100,38 @@ DECLARE
   hint text;
 BEGIN
   IF NOT ('aws_ml_bridge' = ANY (COALESCE(@extschema:dblink@.dblink_get_connections(), '{}'::text[]))) THEN
-    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+    PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', conninfo);
   END IF;
   FOR attempt IN 1..2 LOOP
     IF attempt = 2 THEN
-      -- A kept connection breaks when the gateway restarts: reconnect once.
+      -- A kept connection breaks when the gateway restarts, and one the session made may lead elsewhere:
+      -- reconnect once.
       PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
-      PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', aws_ml.bridge_conninfo());
+      PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', conninfo);
     END IF;
-    IF @extschema:dblink@.dblink_send_query('aws_ml_bridge', request) = 1 THEN
-      -- Sent, then awaited, so that a cancel or statement_timeout stops the call at the bridge too: dblink
-      -- alone would wait for the service's answer before letting the statement fail.
-      BEGIN
-        SELECT r INTO response FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', attempt = 2) AS t(r text);
-      EXCEPTION WHEN query_canceled THEN
-        PERFORM @extschema:dblink@.dblink_cancel_query('aws_ml_bridge');
-        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
-        PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
-        RAISE;
-      END;
-      -- (An asynchronous query is over once its results are read to the end.)
-      PERFORM FROM @extschema:dblink@.dblink_get_result('aws_ml_bridge', false) AS t(r text);
-      EXIT WHEN response IS NOT NULL;
-    ELSIF attempt = 2 THEN
+    body := NULL;
+    response := aws_ml.bridge_exchange(json_build_object('op', 'hello', 'nonce', nonce)::text, attempt = 2);
+    mac := CASE WHEN pg_input_is_valid(response, 'json') THEN response::json->>'mac' END;
+    IF mac = encode(sha256(convert_to(secret || ':hello:' || nonce, 'UTF8')), 'hex') THEN
+      response := aws_ml.bridge_exchange(json_build_object('nonce', nonce, 'body', request, 'mac',
+        encode(sha256(convert_to(secret || ':request:' || nonce || ':' || request, 'UTF8')), 'hex'))::text, attempt = 2);
+      IF pg_input_is_valid(response, 'json') THEN
+        signed := response::json;
+        IF signed->>'mac' = encode(sha256(convert_to(secret || ':reply:' || nonce || ':' || (signed->>'body'), 'UTF8')),
+                                   'hex') THEN
+          body := signed->>'body';
+        END IF;
+      END IF;
+    END IF;
+    EXIT WHEN body IS NOT NULL;
+    IF attempt = 2 AND response IS NULL THEN
       RAISE EXCEPTION 'could not reach the pgsage bridge' USING ERRCODE = '08006';
+    ELSIF attempt = 2 THEN
+      RAISE EXCEPTION 'the answer did not come from the pgsage bridge' USING ERRCODE = '08P01',
+        HINT = 'A dblink connection named aws_ml_bridge leads elsewhere, or the bridge is of another pgsage.';
     END IF;
   END LOOP;
-  reply := response::json;
+  reply := body::json;
   IF reply->'error' IS NOT NULL THEN
     code := COALESCE(reply->'error'->>'code', 'XX000');
     message := COALESCE(reply->'error'->>'message', 'ML service call failed');
