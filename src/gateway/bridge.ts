@@ -28,19 +28,17 @@ import { makeVerifier, ScramError, ScramExchange, type ScramVerifier } from './s
 export const BRIDGE_USER = 'aws_ml_bridge';
 
 /**
- * The application_name of connections whose requests are signed (aws_ml 1.4's bridge_call). Any session can
- * name a dblink connection `aws_ml_bridge` (dblink is PUBLIC's) and so point the functions at a bridge of its
- * own, or send requests over the one a SECURITY DEFINER function opened. Under the bridge secret: the bridge
- * first answers a `hello` with a MAC of its nonce (proving itself before it hears the request), the request
- * then carries a MAC, and the answer a MAC of the nonce and itself, which bridge_call checks.
+ * The application_name of connections whose requests are signed (aws_ml 1.4's bridge_call). A role that may
+ * use dblink can name a connection `aws_ml_bridge` and so point the functions at a bridge of its own, or send
+ * requests over the one a SECURITY DEFINER function opened. Under the bridge secret, the request carries a
+ * nonce and a MAC, and the answer a MAC of the nonce and itself, which bridge_call checks. Both bodies are
+ * base64 of their UTF-8 (dblink sends text in the database's encoding, which the bridge does not convert).
  */
 export const SIGNED_APPLICATION = 'aws_ml_signed';
 
-const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
-
 /** The MAC of a signed request or answer (`direction`), as bridge_call computes it. */
 export function bridgeMac(secret: string, direction: 'request' | 'reply', nonce: string, body: string): string {
-  return sha256Hex(`${secret}:${direction}:${nonce}:${body}`);
+  return createHash('sha256').update(`${secret}:${direction}:${nonce}:${body}`).digest('hex');
 }
 
 /** Answers one per-row request from an in-database function. Throw SqlError for a SQL-facing failure. */
@@ -272,17 +270,6 @@ export class BridgeServer {
       let request: Record<string, unknown>;
       if (signed) {
         const envelope = JSON.parse(text) as Record<string, unknown>;
-        if (envelope.op === 'hello' && typeof envelope.nonce === 'string') {
-          socket.write(
-            Buffer.concat([
-              rowDescription([{ name: 'r' }]),
-              dataRow([JSON.stringify({ mac: sha256Hex(`${this.options.secret}:hello:${envelope.nonce}`) })]),
-              commandComplete('SELECT 1'),
-              readyForQuery('I'),
-            ]),
-          );
-          return;
-        }
         const { body, mac } = envelope;
         if (typeof envelope.nonce !== 'string' || typeof body !== 'string' || typeof mac !== 'string') {
           throw new SqlError(SqlState.invalidAuthorization, 'the pgsage bridge takes only requests aws_ml signed');
@@ -293,7 +280,7 @@ export class BridgeServer {
           throw new SqlError(SqlState.invalidAuthorization, 'the pgsage bridge takes only requests aws_ml signed');
         }
         nonce = envelope.nonce;
-        request = JSON.parse(body) as Record<string, unknown>;
+        request = JSON.parse(Buffer.from(body, 'base64').toString('utf8')) as Record<string, unknown>;
       } else {
         request = JSON.parse(text) as Record<string, unknown>;
       }
@@ -309,7 +296,8 @@ export class BridgeServer {
     }
     let answer = JSON.stringify(reply);
     if (nonce !== undefined) {
-      answer = JSON.stringify({ body: answer, mac: bridgeMac(this.options.secret, 'reply', nonce, answer) });
+      const body = Buffer.from(answer, 'utf8').toString('base64');
+      answer = JSON.stringify({ body, mac: bridgeMac(this.options.secret, 'reply', nonce, body) });
     }
     socket.write(
       Buffer.concat([

@@ -93,15 +93,17 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_
 SET client_min_messages = warning
 AS $$
 DECLARE
-  -- Any session can name a dblink connection aws_ml_bridge (dblink's functions are PUBLIC's), leading these
-  -- functions to a bridge of its own, or send requests over the one a SECURITY DEFINER function of another
-  -- role opened. So, under the bridge's secret: the bridge first proves it knows it (a MAC of a nonce), before
-  -- it hears the request; the request carries a MAC, which the bridge checks on connections with this
-  -- application_name; and the answer carries a MAC of the nonce and itself, checked here.
+  -- dblink's functions are not PUBLIC's (this script revokes them), but a role granted them could name a
+  -- connection aws_ml_bridge itself, leading these functions to a bridge of its own, or send requests over the
+  -- one a SECURITY DEFINER function of another role opened. So each request carries a nonce and a MAC under
+  -- the bridge's secret, which the bridge checks on connections with this application_name, and the answer a
+  -- MAC of the nonce and itself, checked here. Both bodies go as base64 of their UTF-8: dblink sends text in
+  -- the database's encoding, which the bridge does not convert.
   conninfo text := aws_ml.bridge_conninfo() || ' application_name=aws_ml_signed';
   secret text := substring(conninfo FROM 'password=([^ ]+)');
   nonce text := gen_random_uuid()::text;
-  mac text;
+  encoded text := encode(convert_to(request, 'UTF8'), 'base64');
+  envelope text;
   response text;
   signed json;
   body text;
@@ -111,28 +113,25 @@ DECLARE
   detail text;
   hint text;
 BEGIN
+  envelope := json_build_object('nonce', nonce, 'body', encoded, 'mac',
+    encode(sha256(convert_to(secret || ':request:' || nonce || ':' || encoded, 'UTF8')), 'hex'))::text;
   IF NOT ('aws_ml_bridge' = ANY (COALESCE(@extschema:dblink@.dblink_get_connections(), '{}'::text[]))) THEN
     PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', conninfo);
   END IF;
   FOR attempt IN 1..2 LOOP
     IF attempt = 2 THEN
-      -- A kept connection breaks when the gateway restarts, and one the session made may lead elsewhere:
+      -- A kept connection breaks when the gateway restarts, and one made elsewhere may lead elsewhere:
       -- reconnect once.
       PERFORM @extschema:dblink@.dblink_disconnect('aws_ml_bridge');
       PERFORM @extschema:dblink@.dblink_connect('aws_ml_bridge', conninfo);
     END IF;
     body := NULL;
-    response := aws_ml.bridge_exchange(json_build_object('op', 'hello', 'nonce', nonce)::text, attempt = 2);
-    mac := CASE WHEN pg_input_is_valid(response, 'json') THEN response::json->>'mac' END;
-    IF mac = encode(sha256(convert_to(secret || ':hello:' || nonce, 'UTF8')), 'hex') THEN
-      response := aws_ml.bridge_exchange(json_build_object('nonce', nonce, 'body', request, 'mac',
-        encode(sha256(convert_to(secret || ':request:' || nonce || ':' || request, 'UTF8')), 'hex'))::text, attempt = 2);
-      IF pg_input_is_valid(response, 'json') THEN
-        signed := response::json;
-        IF signed->>'mac' = encode(sha256(convert_to(secret || ':reply:' || nonce || ':' || (signed->>'body'), 'UTF8')),
-                                   'hex') THEN
-          body := signed->>'body';
-        END IF;
+    response := aws_ml.bridge_exchange(envelope, attempt = 2);
+    IF pg_input_is_valid(response, 'json') THEN
+      signed := response::json;
+      IF signed->>'mac' = encode(sha256(convert_to(secret || ':reply:' || nonce || ':' || (signed->>'body'), 'UTF8')),
+                                 'hex') THEN
+        body := convert_from(decode(signed->>'body', 'base64'), 'UTF8');
       END IF;
     END IF;
     EXIT WHEN body IS NOT NULL;
@@ -221,7 +220,7 @@ BEGIN
   -- privilege for anyone else. One of that name the session made itself fails the CREATE, and the gateway
   -- answers per row.
   IF to_regclass('pg_temp.aws_ml_trusted') IS NULL THEN
-    CREATE TEMP TABLE aws_ml_trusted (stmt int NOT NULL);
+    CREATE TEMP TABLE aws_ml_trusted (stmt int NOT NULL, vouched boolean NOT NULL);
   ELSIF EXISTS (SELECT FROM pg_class c WHERE c.oid = to_regclass('pg_temp.aws_ml_trusted') AND c.relkind = 'r'
                    AND c.relowner = current_user::regrole) THEN
     DELETE FROM pg_temp.aws_ml_trusted t WHERE t.stmt <> statement_number OR fresh;
@@ -245,8 +244,8 @@ BEGIN
                     AND c.relowner = current_user::regrole) THEN
     RETURN NULL;
   END IF;
-  -- (Statement 0 is never current: the row only gives the transaction its ID.)
-  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (0) RETURNING xmin::text INTO xid;
+  -- (The row only gives the transaction its ID: it vouches for nothing.)
+  INSERT INTO pg_temp.aws_ml_trusted (stmt, vouched) VALUES (0, false) RETURNING xmin::text INTO xid;
   RETURN xid;
 END
 $$;
@@ -270,10 +269,10 @@ BEGIN
                                       AND c.relkind = 'r' AND c.relowner = current_user::regrole) THEN
     RETURN false;
   END IF;
-  INSERT INTO pg_temp.aws_ml_trusted (stmt) VALUES (statement_number) RETURNING xmin::text INTO xid;
+  INSERT INTO pg_temp.aws_ml_trusted (stmt, vouched) VALUES (statement_number, true) RETURNING xmin::text INTO xid;
   IF proof IS DISTINCT FROM encode(sha256(convert_to(secret || ':vouch:' || statement_number::text || ':' || xid,
                                                      'UTF8')), 'hex') THEN
-    DELETE FROM pg_temp.aws_ml_trusted t WHERE t.stmt = statement_number AND t.xmin::text = xid;
+    DELETE FROM pg_temp.aws_ml_trusted t WHERE t.vouched AND t.stmt = statement_number AND t.xmin::text = xid;
     RETURN false;
   END IF;
   RETURN true;
@@ -398,7 +397,7 @@ BEGIN
       FROM pg_temp.aws_ml_results r
      WHERE r.key = input_text COLLATE "default" AND r.kind = 'sentiment' AND r.target = language_code COLLATE "default"
        AND r.stmt = current_setting('aws_ml.batch_statement')::int
-       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.stmt = r.stmt AND t.xmin = r.xmin)
+       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.vouched AND t.stmt = r.stmt AND t.xmin = r.xmin)
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -480,7 +479,7 @@ BEGIN
       FROM pg_temp.aws_ml_results r
      WHERE r.key = model_input::text AND r.kind = 'endpoint' AND r.target = endpoint_name COLLATE "default"
        AND r.stmt = current_setting('aws_ml.batch_statement')::int
-       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.stmt = r.stmt AND t.xmin = r.xmin)
+       AND EXISTS (SELECT FROM pg_temp.aws_ml_trusted t WHERE t.vouched AND t.stmt = r.stmt AND t.xmin = r.xmin)
      LIMIT 1;
     IF FOUND THEN
       RETURN;
@@ -560,6 +559,21 @@ CREATE EVENT TRIGGER aws_ml_ddl_watch ON ddl_command_end
                'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN', 'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY')
   EXECUTE FUNCTION aws_ml.notify_ddl();
 
+-- dblink's functions are not PUBLIC's: a role that may use dblink can open a connection named aws_ml_bridge of its
+-- own, or send requests over the one these functions opened, whose requests it would then read (see bridge_call:
+-- it could not forge their answers). Grant them to the roles that need dblink.
+DO $dblink$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT d.objid::regprocedure FROM pg_catalog.pg_depend d
+             JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+            WHERE e.extname = 'dblink' AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.deptype = 'e' LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$dblink$;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_comprehend, aws_sagemaker TO aws_ml;
 GRANT EXECUTE ON FUNCTION aws_ml.gateway_statistics() TO aws_ml;
@@ -574,3 +588,4 @@ GRANT EXECUTE ON FUNCTION aws_ml.index_batch() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.analyze_batch() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.view_definition(oid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_ml.catalog_rows(text) TO PUBLIC;
+
