@@ -1223,16 +1223,16 @@ async function loadResults(
     // block, a savepoint of its own in one. The proof names that transaction (aws_ml.load_xid).
     const vouch = options.settings.vouches ? options.vouch : undefined;
     const inBlock = options.inTransaction;
-    let end = '';
-    if (vouch) {
-      const { rows } = await backend.query(
-        `${inBlock ? `SAVEPOINT ${LOAD_SAVEPOINT}` : 'BEGIN'}; SELECT aws_ml.load_xid()`,
-      );
-      const xid = rows[0]?.[0];
-      end = `${xid ? `; ${vouch(n, xid)}` : ''}; ${inBlock ? `RELEASE SAVEPOINT ${LOAD_SAVEPOINT}` : 'COMMIT'}`;
-    }
     let vouched: string | null | undefined;
     try {
+      let end = '';
+      if (vouch) {
+        const { rows } = await backend.query(
+          `${inBlock ? `SAVEPOINT ${LOAD_SAVEPOINT}` : 'BEGIN'}; SELECT aws_ml.load_xid()`,
+        );
+        const xid = rows[0]?.[0];
+        end = `${xid ? `; ${vouch(n, xid)}` : ''}; ${inBlock ? `RELEASE SAVEPOINT ${LOAD_SAVEPOINT}` : 'COMMIT'}`;
+      }
       await loadKeyRows(
         `COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN${end}`,
         (row) => {
