@@ -17,6 +17,11 @@ export interface BatchTarget {
   /** The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE). */
   analyzedOnParse?: boolean;
   /**
+   * INSERT, UPDATE, DELETE, MERGE: PostgreSQL checks their privileges when it starts their executor, which
+   * binding them to a portal does not do (unlike a SELECT's), and an EXPLAIN does.
+   */
+  privilegesOnExplain?: boolean;
+  /**
    * Running it writes or locks rows, or makes a table: a read-only
    * transaction refuses it (but for temp tables), so batch mode leaves it to
    * the per-row path there rather than score inputs for a statement that fails.
@@ -140,7 +145,14 @@ export function batchTarget(
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'MergeStmt':
-      return { query: stmt, stored: false, analyzedOnParse: true, writes: writes(stmt), finalSql: rewritten(stmt) };
+      return {
+        query: stmt,
+        stored: false,
+        analyzedOnParse: true,
+        privilegesOnExplain: type !== 'SelectStmt',
+        writes: writes(stmt),
+        finalSql: rewritten(stmt),
+      };
     case 'CreateTableAsStmt': {
       if (node.into?.skipData) return undefined;
       const matview = node.objtype === 'OBJECT_MATVIEW';

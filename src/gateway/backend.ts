@@ -211,22 +211,38 @@ export class BackendChannel {
    * private statement, then Close): names, types and operators are checked.
    * `bind` (a statement without parameters) also binds it to a portal, which
    * for a SELECT starts its executor without running it: the privileges on
-   * every table, column and function it reads are checked too.
+   * every table, column and function it reads are checked too. `explain`
+   * has PostgreSQL EXPLAIN it as well, which starts the executor of any
+   * statement (an INSERT's, an UPDATE's) without running it.
    * Throws its error as a BackendError.
    */
-  async analyze(sql: string, paramTypes: number[] = [], bind = false): Promise<void> {
+  async analyze(sql: string, paramTypes: number[] = [], bind = false, explain = false): Promise<void> {
     const outcome = await this.run(
       [
         parseMessage('aws_ml_analyze', sql, paramTypes),
         ...(bind ? [bindMessage('aws_ml_analyze', 'aws_ml_analyze', [], []), closeMessage('P', 'aws_ml_analyze')] : []),
         closeMessage('S', 'aws_ml_analyze'),
+        ...(explain
+          ? [
+              parseMessage('aws_ml_explain', `EXPLAIN (COSTS OFF) ${sql}`, paramTypes),
+              bindMessage('aws_ml_explain', 'aws_ml_explain', [], []),
+              executeMessage('aws_ml_explain'),
+              closeMessage('P', 'aws_ml_explain'),
+              closeMessage('S', 'aws_ml_explain'),
+            ]
+          : []),
         syncMessage(),
       ],
       () => undefined,
     );
     if (outcome.error) {
-      // (A Bind that failed skipped the Closes: the statement stays until closed.)
-      if (bind) await this.run([closeMessage('S', 'aws_ml_analyze'), syncMessage()], () => undefined);
+      // (A failed Bind or Execute skipped the Closes after it: the statements stay until closed.)
+      if (bind || explain) {
+        await this.run(
+          [closeMessage('S', 'aws_ml_analyze'), closeMessage('S', 'aws_ml_explain'), syncMessage()],
+          () => undefined,
+        );
+      }
       throw outcome.error;
     }
   }

@@ -1493,7 +1493,12 @@ export class MlInterceptor implements SessionInterceptor {
     if (settings.oneRow[0] && !target.explain && !target.cursor) return asIs();
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
-    if (target.analyzedOnParse && !(await this.analyzes(control, original, standalone))) return false;
+    if (
+      target.analyzedOnParse &&
+      !(await this.analyzes(control, original, standalone, Boolean(target.privilegesOnExplain)))
+    ) {
+      return false;
+    }
     const number = this.numberStatement();
     const asPlanned =
       parsed.plannedAs === number &&
@@ -1605,13 +1610,18 @@ export class MlInterceptor implements SessionInterceptor {
   /**
    * Whether PostgreSQL accepts the statement as written (unknown columns,
    * functions, operators, a DISTINCT whose ORDER BY is not in its list…,
-   * and for a SELECT the privileges on what it reads: a column the user may
+   * and the privileges on what it reads and writes: a column the user may
    * not read). If not, its error is the client's, and nothing is scored for a
    * statement that could never run.
    */
-  private async analyzes(control: SessionControl, sql: string, standalone: boolean): Promise<boolean> {
+  private async analyzes(
+    control: SessionControl,
+    sql: string,
+    standalone: boolean,
+    explain: boolean,
+  ): Promise<boolean> {
     try {
-      await control.backend.analyze(sql, [], true);
+      await control.backend.analyze(sql, [], true, explain);
       return true;
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;

@@ -701,7 +701,7 @@ describe('several tenants in one database', () => {
     await tenant.end();
   });
 
-  it('calls no service for a SELECT that reads a column the caller may not read', async () => {
+  it('calls no service for a statement that reads or writes a column the caller may not', async () => {
     await admin.query(`CREATE TABLE sec_columns (id int, doc text, secret text);
       INSERT INTO sec_columns VALUES (1, 'a fine day', 'hidden'), (2, 'a bad day', 'hidden too');
       GRANT SELECT (id, doc) ON sec_columns TO ${analyst.name}`);
@@ -717,6 +717,13 @@ describe('several tenants in one database', () => {
       `SELECT id, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns ORDER BY id`,
     );
     expect(allowed.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
+    // An UPDATE that writes a column the caller may not write, likewise.
+    tap.clear();
+    const update = await rejection(
+      db.query(`UPDATE sec_columns SET secret = (aws_comprehend.detect_sentiment(doc, 'en')).sentiment`),
+    );
+    expect(update).toMatchObject({ code: '42501', message: 'permission denied for table sec_columns' });
+    expect(tap.sentimentTexts()).toEqual([]);
     await db.end();
   });
 
