@@ -127,12 +127,15 @@ BEGIN
     END IF;
     body := NULL;
     response := aws_ml.bridge_exchange(envelope, attempt = 2);
-    IF pg_input_is_valid(response, 'json') THEN
+    -- (Not pg_input_is_valid: PostgreSQL 14 and 15 have none.)
+    BEGIN
       signed := response::json;
-      IF signed->>'mac' = encode(sha256(convert_to(secret || ':reply:' || nonce || ':' || (signed->>'body'), 'UTF8')),
-                                 'hex') THEN
-        body := convert_from(decode(signed->>'body', 'base64'), 'UTF8');
-      END IF;
+    EXCEPTION WHEN invalid_text_representation THEN
+      signed := NULL;
+    END;
+    IF signed->>'mac' = encode(sha256(convert_to(secret || ':reply:' || nonce || ':' || (signed->>'body'), 'UTF8')),
+                               'hex') THEN
+      body := convert_from(decode(signed->>'body', 'base64'), 'UTF8');
     END IF;
     EXIT WHEN body IS NOT NULL;
     IF attempt = 2 AND response IS NULL THEN
