@@ -81,7 +81,8 @@ const characters = (text: string) => Array.from(text).length;
  * Where the token at `position` of `sent` is in `written` (both positions in
  * characters from 1), or undefined when that is not certain: the token must
  * appear once in `written`, or as often as in `sent` (then the same one in
- * order: rewriting keeps the client's expressions in their order).
+ * order: rewriting keeps the client's expressions in their order), or else
+ * once with the same neighbours (see amongSame).
  */
 export function positionAsWritten(position: number, sent: string, written: string): number | undefined {
   const sentTokens = scan(sent);
@@ -102,11 +103,39 @@ export function positionAsWritten(position: number, sent: string, written: strin
       ? writtenSame[0]
       : writtenSame.length === sentSame.length
         ? writtenSame[sentSame.indexOf(token)]
-        : undefined;
+        : amongSame(sentTokens, sentTokens.indexOf(token), writtenTokens, writtenSame);
   if (!match) return undefined;
   const before = Buffer.from(written).subarray(0, match.start).toString('utf8');
   const within = Buffer.from(sent).subarray(token.start, offset).toString('utf8');
   return characters(before) + characters(within) + 1;
+}
+
+/** Tokens on each side of a token that must be the same for its occurrences to be told apart (see amongSame). */
+const CONTEXT_TOKENS = 3;
+
+/**
+ * The one occurrence in `written` whose neighbours, up to CONTEXT_TOKENS on each side, are those of the
+ * token at `index` of `sent`, as when `sent` is one statement of a Query string `written` that uses the
+ * same name in another statement. Undefined unless exactly one occurrence matches, on at least two neighbours.
+ */
+function amongSame(
+  sent: ScanToken[],
+  index: number,
+  written: ScanToken[],
+  candidates: ScanToken[],
+): ScanToken | undefined {
+  const offsets = Array.from({ length: 2 * CONTEXT_TOKENS + 1 }, (_, i) => i - CONTEXT_TOKENS).filter(
+    (offset) => offset !== 0 && sent[index + offset] !== undefined,
+  );
+  if (offsets.length < 2) return undefined;
+  const matching = candidates.filter((candidate) => {
+    const at = written.indexOf(candidate);
+    return offsets.every((offset) => {
+      const theirs = written[at + offset];
+      return theirs !== undefined && tokenKey(theirs) === tokenKey(sent[index + offset]);
+    });
+  });
+  return matching.length === 1 ? matching[0] : undefined;
 }
 
 /** An ErrorResponse about `sent` with its position moved to the same word of `written` (see positionAsWritten). */

@@ -44,6 +44,15 @@ describe('positionAsWritten', () => {
     expect(positionAsWritten(at(sent, 'x'), sent, written)).toBeUndefined();
   });
 
+  it('tells occurrences apart by their neighbours in a Query string of several statements', () => {
+    const written = "SELECT 1 AS nocol; SELECT count(*) FROM rv WHERE (f(txt, 'en')).sentiment = nocol;";
+    const sent = "SELECT count(*) FROM rv WHERE (f(txt, 'en')).sentiment = nocol";
+    expect(positionAsWritten(at(sent, 'nocol'), sent, written)).toBe(at(written, 'nocol', 2));
+    // (Not when the neighbours are alike too.)
+    const twice = 'SELECT x = nocol; SELECT y = nocol; SELECT x = nocol';
+    expect(positionAsWritten(at('SELECT x = nocol', 'nocol'), 'SELECT x = nocol', twice)).toBeUndefined();
+  });
+
   it('matches unquoted names whatever their case, quoted ones exactly', () => {
     expect(positionAsWritten(8, 'SELECT nocol FROM t', 'SELECT NoCol FROM t')).toBe(8);
     expect(positionAsWritten(8, 'SELECT "NoCol" FROM t', 'SELECT nocol, "NoCol" FROM t')).toBe(15);
