@@ -209,20 +209,22 @@ export class BackendChannel {
   /**
    * Has PostgreSQL analyze a statement without running it (Parse of a
    * private statement, then Close): names, types and operators are checked.
-   * `bind` (a statement without parameters) also binds it to a portal, which
-   * for a SELECT starts its executor without running it: the privileges on
-   * every table, column and function it reads are checked too. `explain`
-   * has PostgreSQL EXPLAIN it as well, which starts the executor of any
-   * statement (an INSERT's, an UPDATE's) without running it.
+   * `privileges` (a statement without parameters) has PostgreSQL start its
+   * executor without running it, so that the privileges on every table,
+   * column and function it reads or writes are checked too: `bind` binds a
+   * SELECT to a portal, `explain` EXPLAINs any statement (binding an INSERT
+   * or UPDATE starts nothing).
    * Throws its error as a BackendError.
    */
-  async analyze(sql: string, paramTypes: number[] = [], bind = false, explain = false): Promise<void> {
+  async analyze(sql: string, paramTypes: number[] = [], privileges?: 'bind' | 'explain'): Promise<void> {
     const outcome = await this.run(
       [
         parseMessage('aws_ml_analyze', sql, paramTypes),
-        ...(bind ? [bindMessage('aws_ml_analyze', 'aws_ml_analyze', [], []), closeMessage('P', 'aws_ml_analyze')] : []),
+        ...(privileges === 'bind'
+          ? [bindMessage('aws_ml_analyze', 'aws_ml_analyze', [], []), closeMessage('P', 'aws_ml_analyze')]
+          : []),
         closeMessage('S', 'aws_ml_analyze'),
-        ...(explain
+        ...(privileges === 'explain'
           ? [
               parseMessage('aws_ml_explain', `EXPLAIN (COSTS OFF) ${sql}`, paramTypes),
               bindMessage('aws_ml_explain', 'aws_ml_explain', [], []),
@@ -237,7 +239,7 @@ export class BackendChannel {
     );
     if (outcome.error) {
       // (A failed Bind or Execute skipped the Closes after it: the statements stay until closed.)
-      if (bind || explain) {
+      if (privileges) {
         await this.run(
           [closeMessage('S', 'aws_ml_analyze'), closeMessage('S', 'aws_ml_explain'), syncMessage()],
           () => undefined,

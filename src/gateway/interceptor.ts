@@ -720,6 +720,18 @@ async function endInBlock(control: SessionControl, sql: string): Promise<Buffer 
   }
 }
 
+/**
+ * The aws_ml.trust_batch call that vouches for a statement's answers just loaded: a hash of the bridge
+ * secret with the statement number and the ID of the transaction that loaded them.
+ */
+function voucher(secret: string | undefined): ((statementNumber: number, xid: string) => string) | undefined {
+  if (!secret) return undefined;
+  return (statementNumber, xid) => {
+    const proof = createHash('sha256').update(`${secret}:vouch:${statementNumber}:${xid}`).digest('hex');
+    return `SELECT aws_ml.trust_batch(${statementNumber}, '${proof}')`;
+  };
+}
+
 /** Whether two Binds carry the same values in the same formats. */
 function sameValues(
   a: { values: (Buffer | null)[]; formats: number[] },
@@ -1345,19 +1357,6 @@ export class MlInterceptor implements SessionInterceptor {
    * or trigger calling an ML function later must call the service. (In a
    * failed block the setting goes back with the rollback.)
    */
-  /**
-   * The aws_ml.trust_batch call that vouches for a statement's answers just loaded: a hash of the bridge
-   * secret with the statement number and the ID of the transaction that loaded them.
-   */
-  private voucher(): ((statementNumber: number, xid: string) => string) | undefined {
-    const secret = this.context.bridgeSecret;
-    if (!secret) return undefined;
-    return (statementNumber, xid) => {
-      const proof = createHash('sha256').update(`${secret}:vouch:${statementNumber}:${xid}`).digest('hex');
-      return `SELECT aws_ml.trust_batch(${statementNumber}, '${proof}')`;
-    };
-  }
-
   private async clearStatementNumber(control: SessionControl): Promise<void> {
     if (failedBlock(control)) return;
     // (A cancel that stopped the statement may land on this: it is sent again.)
@@ -1495,7 +1494,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
     if (
       target.analyzedOnParse &&
-      !(await this.analyzes(control, original, standalone, Boolean(target.privilegesOnExplain)))
+      !(await this.analyzes(control, original, standalone, target.privilegesOnExplain ? 'explain' : 'bind'))
     ) {
       return false;
     }
@@ -1554,7 +1553,7 @@ export class MlInterceptor implements SessionInterceptor {
             settings,
             statementNumber: number,
             inTransaction,
-            vouch: this.voucher(),
+            vouch: voucher(this.context.bridgeSecret),
           },
           phases,
         );
@@ -1618,10 +1617,10 @@ export class MlInterceptor implements SessionInterceptor {
     control: SessionControl,
     sql: string,
     standalone: boolean,
-    explain: boolean,
+    privileges: 'bind' | 'explain',
   ): Promise<boolean> {
     try {
-      await control.backend.analyze(sql, [], true, explain);
+      await control.backend.analyze(sql, [], privileges);
       return true;
     } catch (error) {
       if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
@@ -2234,7 +2233,7 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             begun: true,
-            vouch: this.voucher(),
+            vouch: voucher(this.context.bridgeSecret),
           },
           phases,
         );
