@@ -57,6 +57,12 @@ export interface QueryResult {
  * backend connection. Exactly one operation runs at a time; each ends at the
  * server's ReadyForQuery.
  */
+/** Parameter values as a client's Bind carries them, with their format codes. */
+export interface BoundValues {
+  values: (Buffer | null)[];
+  formats: number[];
+}
+
 export interface MessageSink {
   onMessage(message: Message): void;
 }
@@ -213,21 +219,26 @@ export class BackendChannel {
    * executor without running it, so that the privileges on every table,
    * column and function it reads or writes are checked too: `bind` binds a
    * SELECT to a portal, `explain` EXPLAINs any statement (binding an INSERT
-   * or UPDATE starts nothing).
+   * or UPDATE starts nothing). A statement with parameters is bound with
+   * `values`, the client's own.
    * Throws its error as a BackendError.
    */
-  async analyze(sql: string, paramTypes: number[] = [], privileges?: 'bind' | 'explain'): Promise<void> {
+  async analyze(
+    sql: string,
+    paramTypes: number[] = [],
+    privileges?: 'bind' | 'explain',
+    values: BoundValues = { values: [], formats: [] },
+  ): Promise<void> {
+    const bind = (name: string) => bindMessage(name, name, values.values, values.formats);
     const outcome = await this.run(
       [
         parseMessage('aws_ml_analyze', sql, paramTypes),
-        ...(privileges === 'bind'
-          ? [bindMessage('aws_ml_analyze', 'aws_ml_analyze', [], []), closeMessage('P', 'aws_ml_analyze')]
-          : []),
+        ...(privileges === 'bind' ? [bind('aws_ml_analyze'), closeMessage('P', 'aws_ml_analyze')] : []),
         closeMessage('S', 'aws_ml_analyze'),
         ...(privileges === 'explain'
           ? [
               parseMessage('aws_ml_explain', `EXPLAIN (COSTS OFF) ${sql}`, paramTypes),
-              bindMessage('aws_ml_explain', 'aws_ml_explain', [], []),
+              bind('aws_ml_explain'),
               executeMessage('aws_ml_explain'),
               closeMessage('P', 'aws_ml_explain'),
               closeMessage('S', 'aws_ml_explain'),

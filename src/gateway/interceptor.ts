@@ -2185,6 +2185,7 @@ export class MlInterceptor implements SessionInterceptor {
             .filter((b) => binds.some((o) => o.entry === b.entry && !sameValues(o.params, b.params)))
             .map((b) => b.entry),
         );
+        const accepted = new Map<PreparedMl, boolean>();
         for (const [i, { entry, params, index }] of executed.entries()) {
           // Bound again with the same values: its answers are already there.
           if (executed.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
@@ -2203,6 +2204,15 @@ export class MlInterceptor implements SessionInterceptor {
             if (!executesBefore) await inferTypes();
             else if (!(await this.accepts(control, inferTypes, notAnalyzable))) continue;
           }
+          // PostgreSQL refuses it as bound (a column the role may not read or write, a value its type does not
+          // take): nothing is scored (or billed) for it, and PostgreSQL says so where it runs. (Once per statement:
+          // privileges do not depend on the values.)
+          if (entry.target.analyzedOnParse && !accepted.has(entry)) {
+            const privileges = entry.target.privilegesOnExplain ? 'explain' : 'bind';
+            const check = () => control.backend.analyze(entry.plainSql, entry.inferredTypes, privileges, params);
+            accepted.set(entry, await this.accepts(control, check));
+          }
+          if (accepted.get(entry) === false) continue;
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {
             ...params,

@@ -724,6 +724,30 @@ describe('several tenants in one database', () => {
     );
     expect(update).toMatchObject({ code: '42501', message: 'permission denied for table sec_columns' });
     expect(tap.sentimentTexts()).toEqual([]);
+    // Sent with the extended protocol, bound with a parameter: likewise.
+    const extended = await rejection(
+      db.query({
+        text: `SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns WHERE id >= $1`,
+        values: [0],
+      }),
+    );
+    const extendedUpdate = await rejection(
+      db.query({
+        text: `UPDATE sec_columns SET secret = (aws_comprehend.detect_sentiment(doc, $1)).sentiment WHERE id >= 0`,
+        values: ['en'],
+      }),
+    );
+    expect([extended, extendedUpdate]).toMatchObject([
+      { code: '42501', message: 'permission denied for table sec_columns' },
+      { code: '42501', message: 'permission denied for table sec_columns' },
+    ]);
+    expect(tap.sentimentTexts()).toEqual([]);
+    const extendedAllowed = await db.query({
+      text: `SELECT id, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns WHERE id >= $1 ORDER BY id`,
+      values: [0],
+    });
+    expect(extendedAllowed.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
+    expect(tap.sentimentTexts().length).toBeGreaterThan(0);
     await db.end();
   });
 
