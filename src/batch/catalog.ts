@@ -249,6 +249,38 @@ function bodyExpression(prosrc: string): AstNode | undefined {
   }
 }
 
+/**
+ * Whether a parameter named in the body may mean a column instead: in a
+ * subquery with a FROM clause, PostgreSQL resolves a name to a column of a
+ * table there before the function's parameter of that name (and `fn.name` to
+ * a table aliased as the function). Inlined, the argument would take its
+ * place; such bodies are not inlined. (`$n` always means the parameter.)
+ */
+function namesMayMeanColumns(body: AstNode, fnName: string, argNames: string[]): boolean {
+  const namesParameter = (node: AstNode) => {
+    const fields: string[] | undefined = inner(node, 'ColumnRef')?.fields?.map((f: AstNode) => f.String?.sval);
+    if (!fields) return false;
+    const name = fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === fnName ? fields[1] : undefined;
+    return name !== undefined && argNames.includes(name);
+  };
+  return some(body, (node) => {
+    const select = inner(node, 'SelectStmt');
+    return Boolean(select?.fromClause) && some(node, namesParameter);
+  });
+}
+
+/**
+ * Whether SQL names a column `aws_ml_…` without its relation: the results
+ * the gateway joins into a statement bring columns so named, which such a
+ * name would then mean (or be ambiguous with).
+ */
+export function namesGatewayColumns(sql: AstNode): boolean {
+  return some(sql, (node) => {
+    const fields = inner(node, 'ColumnRef')?.fields;
+    return fields?.length === 1 && String(fields[0].String?.sval ?? '').startsWith('aws_ml_');
+  });
+}
+
 /** Runs one catalog query whose `columns` columns are all text, giving its rows. */
 type CatalogRead = (sql: string, columns: number) => Promise<string[][]>;
 
@@ -371,16 +403,19 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
       const types = argTypes ? argTypes.split(',') : [];
+      const names = argNames ? argNames.split(',').slice(0, types.length) : [];
       const body = bodyExpression(bodySql(prosrc));
       wrappers.set(key, {
         schema,
         name,
-        argNames: argNames ? argNames.split(',').slice(0, types.length) : [],
+        argNames: names,
         argTypes: types,
         defaults: splitDefaults(defaults),
         returnType,
         bodyExpression:
           body &&
+          !namesMayMeanColumns(body, name, names) &&
+          !namesGatewayColumns(body) &&
           inlinable(
             types,
             returnType,

@@ -1,7 +1,7 @@
 import { type AstNode, callsFunction, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteIdentifier } from '../sql/quote.js';
-import { type MlCatalog, type MlView, SIDE_EFFECT_FUNCTIONS, usesWriter } from './catalog.js';
+import { type MlCatalog, type MlView, namesGatewayColumns, SIDE_EFFECT_FUNCTIONS, usesWriter } from './catalog.js';
 import { type MlCall, recognizeMlCall } from './ml-calls.js';
 
 /** One query level (a SELECT, the scan of an UPDATE or DELETE, or a stored view definition). */
@@ -199,6 +199,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   const blockers: string[] = catalog.writersEverywhere
     ? ['an implicit cast or comparison operator of the database runs a function with side effects']
     : [];
+  if (namesGatewayColumns(statement)) blockers.push('a column named aws_ml_… without its table');
   const viewReads: ViewRead[] = [];
   const inlinedViews: ViewRead[] = [];
   // (Not for a cursor: UPDATE … WHERE CURRENT OF needs it to stay a scan of the view's table.)
@@ -408,6 +409,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         expanding.add(viewKey);
         try {
           const [definition] = parse(view.definition);
+          if (namesGatewayColumns(definition.stmt)) blockers.push(`view ${view.name} names a column aws_ml_…`);
           const readAs =
             direct && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, name.name) : undefined;
           statementLevels(definition.stmt, level, undefined, false, false, readAs);

@@ -3531,6 +3531,42 @@ describe('wrappers whose body makes its row other than by its expression', () =>
   });
 });
 
+describe('wrappers whose subqueries name a column like a parameter', () => {
+  it('answer as PostgreSQL does, which reads the name as the column', async () => {
+    // PostgreSQL takes a name in a subquery with a FROM for a column there before the parameter of that name.
+    const bodies: Record<string, string> = {
+      column_named_mood: "(SELECT txt FROM t WHERE id = 2), 'en'",
+      correlated_named_mood: "(SELECT string_agg(txt, ' ' ORDER BY id) FROM t WHERE t.grp = grp AND id < 9), 'en'",
+      table_named_mood: "(SELECT table_named_mood.txt FROM t AS table_named_mood WHERE id = 3), 'en'",
+    };
+    for (const [name, args] of Object.entries(bodies)) {
+      await db.query(`CREATE FUNCTION ${name}(txt text, grp int DEFAULT 1) RETURNS varchar LANGUAGE sql
+        AS $$ SELECT (aws_comprehend.detect_sentiment(${args})).sentiment $$`);
+      for (const sql of [
+        `SELECT id, ${name}('I love it so much, a wonderful day') FROM t WHERE id <= 6 ORDER BY id`,
+        `SELECT g, ${name}('what an awful, terrible day', g) FROM generate_series(1, 4) g ORDER BY g`,
+      ]) {
+        await expectSameBothWays(db, sql);
+      }
+    }
+  });
+});
+
+describe("a user's column named like the gateway's own", () => {
+  it('answers as PostgreSQL does when a column aws_ml_… is named without its table', async () => {
+    await db.query(`CREATE TABLE named_like (aws_ml_key text, aws_ml_text text, n int);
+      INSERT INTO named_like SELECT 'k' || id, 'x', id FROM t WHERE id <= 6`);
+    const mood = "(aws_comprehend.detect_sentiment(d.txt, 'en')).sentiment";
+    for (const sql of [
+      `SELECT o.n, (SELECT ${mood} || '/' || aws_ml_key FROM t d WHERE d.id = o.n) FROM named_like o ORDER BY 1`,
+      `SELECT n, aws_ml_key, ${mood} FROM named_like JOIN t d ON d.id = n ORDER BY n`,
+      `SELECT n FROM named_like JOIN t d ON d.id = n WHERE ${mood} IS NOT NULL AND aws_ml_text = 'x' ORDER BY n`,
+    ]) {
+      await expectSameBothWays(db, sql);
+    }
+  });
+});
+
 describe('a pipeline whose later statement PostgreSQL refuses at its Parse', () => {
   it('answers what comes before, then fails where PostgreSQL fails, as per row', async () => {
     const session = new RawSession(await stack.connect());
