@@ -209,14 +209,34 @@ function selfContained(body: AstNode, qualifiedMl: boolean): boolean {
  *   schema-qualified).
  * - A SECURITY DEFINER body runs as its owner, and inlined it would run as
  *   the caller: only a self-contained one is inlined.
+ * - Not with a polymorphic parameter or result (a cast to one changes
+ *   nothing), nor a domain with a length (a call checks it, a cast cuts).
+ * - Not one that has a parameter its body never reads, when PostgreSQL would
+ *   call it as a function (not VOLATILE, or SECURITY DEFINER), which computes
+ *   the argument and raises its errors; unless it is STRICT, whose NULL test
+ *   computes every argument.
  */
 function inlinable(
   types: string[],
   returnType: string,
-  { definer, variadic, settings }: { definer: boolean; variadic: boolean; settings: string[] },
+  traits: {
+    definer: boolean;
+    variadic: boolean;
+    settings: string[];
+    volatile: boolean;
+    strict: boolean;
+    lengthDomains: boolean;
+    uses: number[];
+  },
   body: AstNode,
 ): boolean {
+  const { definer, variadic, settings } = traits;
   if (variadic || [...types, returnType].some((t) => t.startsWith('"bit"'))) return false;
+  if (traits.lengthDomains || [...types, returnType].some((t) => POLYMORPHIC_TYPES.has(t))) return false;
+  // Called as a function, every argument is computed once, before the body: one the body never reads would still
+  // raise its error. PostgreSQL inlines (and so drops it) only a VOLATILE function that is not SECURITY DEFINER;
+  // a STRICT one's NULL test computes every argument (see recognizeMlCall).
+  if ((!traits.volatile || definer) && !traits.strict && traits.uses.some((n) => n === 0)) return false;
   if (settings.length > 0) {
     const paths = settings.map((setting) => /^search_path=(.*)$/s.exec(setting)?.[1]);
     if (paths.some((path) => path === undefined || !catalogOnly(path))) return false;
@@ -224,6 +244,22 @@ function inlinable(
   }
   return !definer || selfContained(body, false);
 }
+
+/** Pseudo-types whose actual type a call decides (format_type's names): a cast to one changes nothing. */
+const POLYMORPHIC_TYPES: ReadonlySet<string> = new Set([
+  '"any"',
+  'anyelement',
+  'anyarray',
+  'anynonarray',
+  'anyenum',
+  'anyrange',
+  'anymultirange',
+  'anycompatible',
+  'anycompatiblearray',
+  'anycompatiblenonarray',
+  'anycompatiblerange',
+  'anycompatiblemultirange',
+]);
 
 /** Whether a search_path holds nothing but pg_catalog and pg_temp (the usual hardening). */
 function catalogOnly(path: string): boolean {
@@ -249,24 +285,59 @@ function bodyExpression(prosrc: string): AstNode | undefined {
   }
 }
 
+/** What a column reference in a wrapper's body means, read as PostgreSQL reads it against the parameters. */
+export type ParameterReference = { index: number; field?: string } | 'unsupported' | undefined;
+
+/**
+ * The parameter a column reference in a wrapper's body names, as PostgreSQL
+ * resolves names in a SQL function: `p`, `fn.p`, a field of a composite
+ * parameter `p.f` or `fn.p.f` (`fn.p` first when both could be meant).
+ * 'unsupported' for a whole-row `p.*`; undefined for anything else (a
+ * column, when the reference stands in a subquery with a FROM).
+ */
+export function parameterReference(node: AstNode, fnName: string, argNames: readonly string[]): ParameterReference {
+  const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
+  if (!fields) return undefined;
+  const names: (string | undefined)[] = fields.map((f) => f.String?.sval);
+  const star = fields.some((f) => inner(f, 'A_Star'));
+  const at = (name: string | undefined) => (name === undefined ? -1 : argNames.indexOf(name));
+  let found: { index: number; field?: string } | undefined;
+  if (names.length === 1 && at(names[0]) >= 0) found = { index: at(names[0]) };
+  else if (names.length === 2 && names[0] === fnName && at(names[1]) >= 0) found = { index: at(names[1]) };
+  else if (names.length === 2 && at(names[0]) >= 0) found = { index: at(names[0]), field: names[1] };
+  else if (names.length === 3 && names[0] === fnName && at(names[1]) >= 0)
+    found = { index: at(names[1]), field: names[2] };
+  if (!found) return undefined;
+  return star ? 'unsupported' : found;
+}
+
 /**
  * Whether a parameter named in the body may mean a column instead: in a
  * subquery with a FROM clause, PostgreSQL resolves a name to a column of a
  * table there before the function's parameter of that name (and `fn.name` to
- * a table aliased as the function). Inlined, the argument would take its
- * place; such bodies are not inlined. (`$n` always means the parameter.)
+ * a table aliased as the function, `p.f` to a table aliased `p`). Inlined, the
+ * argument would take its place; such bodies are not inlined. (`$n` always
+ * means the parameter.)
  */
 function namesMayMeanColumns(body: AstNode, fnName: string, argNames: string[]): boolean {
-  const namesParameter = (node: AstNode) => {
-    const fields: string[] | undefined = inner(node, 'ColumnRef')?.fields?.map((f: AstNode) => f.String?.sval);
-    if (!fields) return false;
-    const name = fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === fnName ? fields[1] : undefined;
-    return name !== undefined && argNames.includes(name);
-  };
+  const namesParameter = (node: AstNode) => parameterReference(node, fnName, argNames) !== undefined;
   return some(body, (node) => {
     const select = inner(node, 'SelectStmt');
     return Boolean(select?.fromClause) && some(node, namesParameter);
   });
+}
+
+/** How many times the body names each parameter, by name or number. */
+function parameterUses(body: AstNode, fnName: string, argNames: string[], count: number): number[] {
+  const uses = new Array<number>(count).fill(0);
+  walk(body, (node) => {
+    const named = parameterReference(node, fnName, argNames);
+    if (named && named !== 'unsupported') uses[named.index] += 1;
+    const number = inner(node, 'ParamRef')?.number;
+    if (number >= 1 && number <= count) uses[number - 1] += 1;
+    return undefined;
+  });
+  return uses;
 }
 
 /**
@@ -372,7 +443,20 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
              p.proisstrict::pg_catalog.text,
              p.xmin::pg_catalog.text,
              COALESCE(pg_catalog.array_to_string(p.proconfig, E'\\n'), ''),
-             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text
+             (p.provariadic OPERATOR(pg_catalog.<>) 0)::pg_catalog.text,
+             p.provolatile::pg_catalog.text,
+             -- (A domain whose base has a length: a call checks it, where a cast would cut the value to it. One
+             -- over another domain may too. Arrays of them likewise.)
+             EXISTS (SELECT FROM pg_catalog.pg_type t
+                      WHERE (t.oid OPERATOR(pg_catalog.=) ANY (p.proargtypes::pg_catalog.oid[])
+                             OR t.oid OPERATOR(pg_catalog.=) p.prorettype
+                             OR t.typarray OPERATOR(pg_catalog.=) ANY (p.proargtypes::pg_catalog.oid[])
+                             OR t.typarray OPERATOR(pg_catalog.=) p.prorettype)
+                        AND t.typtype OPERATOR(pg_catalog.=) 'd'
+                        AND (t.typtypmod OPERATOR(pg_catalog.>=) 0
+                             OR EXISTS (SELECT FROM pg_catalog.pg_type b
+                                         WHERE b.oid OPERATOR(pg_catalog.=) t.typbasetype
+                                           AND b.typtype OPERATOR(pg_catalog.=) 'd')))::pg_catalog.text
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
        WHERE p.prolang OPERATOR(pg_catalog.=)
@@ -381,7 +465,7 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
                ANY ('{aws_ml,aws_comprehend,aws_sagemaker,pg_catalog,information_schema}'::pg_catalog.name[])
          AND NOT p.proretset
          AND ${FUNCTION_BODY} OPERATOR(pg_catalog.~*) '(${pattern})'`,
-      14,
+      16,
     );
     let added = false;
     for (const [
@@ -399,6 +483,8 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
       version,
       config,
       variadic,
+      volatility,
+      lengthDomains,
     ] of result) {
       const key = `${schema}.${name}`;
       if (wrappers.has(key)) continue;
@@ -419,7 +505,15 @@ export async function loadMlCatalog(backend: BackendChannel): Promise<MlCatalog>
           inlinable(
             types,
             returnType,
-            { definer: definer === 'true', variadic: variadic === 'true', settings: config ? config.split('\n') : [] },
+            {
+              definer: definer === 'true',
+              variadic: variadic === 'true',
+              settings: config ? config.split('\n') : [],
+              volatile: volatility === 'v',
+              strict: strict === 'true',
+              lengthDomains: lengthDomains === 'true',
+              uses: parameterUses(body, name, names, types.length),
+            },
             body,
           )
             ? body

@@ -293,12 +293,11 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         const names: AstNode[] = call.funcname ?? [];
         const name = names[names.length - 1]?.String?.sval;
         const ml = recognizeMlCall(call, catalog);
-        // (A wrapper's inlined body is part of the statement too.)
+        // (A wrapper's inlined body is part of the statement too, and so are the defaults its parameters get,
+        // also those its body does not read: called as a function, it computes them.)
         const writes = (fn: string) => SIDE_EFFECT_FUNCTIONS.has(fn) || Boolean(catalog.sideEffects?.has(fn));
-        if (
-          (!ml && writes(name)) ||
-          (ml?.wrapper && (callsFunction(ml.wrapper.inlined, writes) || some(ml.wrapper.inlined, writesThrough)))
-        ) {
+        const inlined = ml?.wrapper ? [ml.wrapper.inlined, ...ml.wrapper.values] : [];
+        if ((!ml && writes(name)) || inlined.some((part) => callsFunction(part, writes) || some(part, writesThrough))) {
           blockers.push('a function with side effects');
         }
         if (ml) {

@@ -1,6 +1,6 @@
 import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
 import { quoteLiteral } from '../sql/quote.js';
-import type { MlCatalog, WrapperFunction } from './catalog.js';
+import { type MlCatalog, parameterReference, type WrapperFunction } from './catalog.js';
 
 export type MlKind = 'sentiment' | 'endpoint';
 
@@ -25,6 +25,8 @@ export interface MlCall {
     fn: WrapperFunction;
     inlined: AstNode;
     inlinedCall: AstNode;
+    /** What the parameters of every wrapper on the way get: the call's arguments, defaults where not given. */
+    values: AstNode[];
     chain: WrapperFunction[];
     /** SQL true when this wrapper is STRICT and gets a NULL argument: it is NULL, its body never runs. */
     nullWhen?: string;
@@ -237,14 +239,16 @@ function inlineWrapper(
     return parseExpression(`${source}::${type}`);
   });
   const body = clone(fn.bodyExpression);
+  let unsupported = false;
   const replace = (holder: AstNode, key: string | number, node: AstNode) => {
-    const column = inner(node, 'ColumnRef');
-    if (column) {
-      const fields: string[] = column.fields.map((f: AstNode) => f.String?.sval);
-      const argName =
-        fields.length === 1 ? fields[0] : fields.length === 2 && fields[0] === fn.name ? fields[1] : undefined;
-      const index = argName === undefined ? -1 : fn.argNames.indexOf(argName);
-      if (index >= 0) holder[key] = clone(values[index]);
+    const named = parameterReference(node, fn.name, fn.argNames);
+    if (named === 'unsupported') unsupported = true;
+    else if (named) {
+      // (A field of a composite parameter, `p.f`: the argument's field.)
+      const value = clone(values[named.index]);
+      holder[key] = named.field
+        ? { A_Indirection: { arg: value, indirection: [{ String: { sval: named.field } }] } }
+        : value;
       return;
     }
     const param = inner(node, 'ParamRef');
@@ -258,6 +262,7 @@ function inlineWrapper(
     }
     return undefined;
   });
+  if (unsupported) return undefined;
   return { body: holder.root, values };
 }
 
@@ -313,6 +318,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
       fn,
       inlined: expression,
       inlinedCall: innermost,
+      values: [...inlining.values, ...(mlCall.wrapper?.values ?? [])],
       chain: [fn, ...(mlCall.wrapper?.chain ?? [])],
       nullWhen,
       skipWhen,

@@ -625,7 +625,9 @@ function argumentQuery(
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
   // (A wrapper's body may compute the inputs with such a function too: `detect_sentiment(CASE WHEN random() …)`.)
-  if (argumentsOfCall.some(callsVolatile) || (site.call.wrapper && callsVolatile(site.call.wrapper.inlinedCall))) {
+  // (A wrapper's defaults too: `p float8 DEFAULT random()`.)
+  const wrapperValues = site.call.wrapper ? [site.call.wrapper.inlinedCall, ...site.call.wrapper.values] : [];
+  if (argumentsOfCall.some(callsVolatile) || wrapperValues.some(callsVolatile)) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
   }
   if (from.items.some(callsVolatile) || (level.withClause && callsVolatile(level.withClause))) {

@@ -3552,6 +3552,72 @@ describe('wrappers whose subqueries name a column like a parameter', () => {
   });
 });
 
+describe('wrappers whose call PostgreSQL makes as a function call', () => {
+  const mood = (input: string) => `(aws_comprehend.detect_sentiment(${input}, 'en')).sentiment`;
+
+  it('read a field of a composite parameter, not of a table of the caller that has its name', async () => {
+    await db.query(`CREATE FUNCTION row_mood(r t) RETURNS varchar LANGUAGE sql AS $$ SELECT ${mood('r.txt')} $$;
+      CREATE FUNCTION row_mood_named(r t) RETURNS varchar LANGUAGE sql AS $$ SELECT ${mood('row_mood_named.r.txt')} $$`);
+    for (const name of ['row_mood', 'row_mood_named']) {
+      await expectSameBothWays(
+        db,
+        `SELECT x.id, ${name}(x) FROM t x JOIN t r ON r.id = x.id + 1 WHERE x.id <= 8 ORDER BY x.id`,
+      );
+    }
+  });
+
+  it('check a domain’s length as a call does, where a cast would cut the value', async () => {
+    await db.query(`CREATE DOMAIN short3 AS varchar(3);
+      CREATE FUNCTION short_mood(doc short3) RETURNS text LANGUAGE sql AS $$ SELECT ${mood('doc')} || doc $$;
+      CREATE FUNCTION short_result(doc text) RETURNS short3 LANGUAGE sql AS $$ SELECT ${mood('doc')} $$`);
+    for (const name of ['short_mood', 'short_result']) {
+      const outcome = await expectSameBothWays(db, `SELECT id, ${name}(txt) FROM t WHERE length(txt) > 3`);
+      expect(outcome.error?.code).toBe('22001');
+    }
+  });
+
+  it('give polymorphic parameters the type the call resolves them to', async () => {
+    await db.query(`CREATE FUNCTION poly_mood(a anycompatible, b anycompatible) RETURNS text LANGUAGE sql
+      AS $$ SELECT ${mood('a::text')} || ':' || b::text || ':' || pg_typeof(b)::text $$`);
+    await expectSameBothWays(
+      db,
+      'SELECT id, poly_mood(grp::float8, 1.50), poly_mood(txt, $$x$$) FROM t WHERE id <= 5 ORDER BY id',
+    );
+  });
+
+  it('compute an argument the body never reads when PostgreSQL would not inline the wrapper', async () => {
+    await db.query(`CREATE FUNCTION stable_unused(doc text, p int) RETURNS text STABLE LANGUAGE sql
+        AS $$ SELECT ${mood('doc')} $$;
+      CREATE FUNCTION volatile_unused(doc text, p int) RETURNS text LANGUAGE sql AS $$ SELECT ${mood('doc')} $$`);
+    const stable = await expectSameBothWays(
+      db,
+      'SELECT id, stable_unused(txt, 1 / (id - id)) FROM t WHERE txt IS NOT NULL',
+    );
+    expect(stable.error?.code).toBe('22012');
+    // Inlined by PostgreSQL too, the argument is never computed.
+    const inlined = 'SELECT id, volatile_unused(txt, 1 / (id - id)) FROM t WHERE id <= 3 ORDER BY id';
+    expect((await expectSameBothWays(db, inlined)).error).toBeUndefined();
+    expect((await runBatched(inlined, 'public.volatile_unused')).scored).toBeGreaterThan(0);
+  });
+
+  it('take the defaults a wrapper is called with into account as its arguments', async () => {
+    await db.query(`CREATE SEQUENCE defaults_drawn;
+      CREATE FUNCTION random_default(doc text, p float8 DEFAULT random()) RETURNS text LANGUAGE sql
+        AS $$ SELECT ${mood('doc')} || (p = p)::text $$;
+      CREATE FUNCTION counted_default(doc text, p bigint DEFAULT nextval('defaults_drawn')) RETURNS text LANGUAGE sql
+        AS $$ SELECT ${mood('doc')} $$`);
+    await expectSameBothWays(db, 'SELECT id, random_default(txt) FROM t WHERE id <= 5 ORDER BY id');
+    const drawn = async () => (await db.query('SELECT last_value, is_called FROM defaults_drawn')).rows[0];
+    await db.query('SET apg_enable_function_migration = on');
+    await db.query('SELECT id, counted_default(txt) FROM t WHERE id <= 5');
+    const batched = await drawn();
+    await db.query(`SELECT setval('defaults_drawn', 1, false); SET apg_enable_function_migration = off`);
+    await db.query('SELECT id, counted_default(txt) FROM t WHERE id <= 5');
+    await db.query('RESET apg_enable_function_migration');
+    expect(batched).toEqual(await drawn());
+  });
+});
+
 describe("a user's column named like the gateway's own", () => {
   it('answers as PostgreSQL does when a column aws_ml_… is named without its table', async () => {
     await db.query(`CREATE TABLE named_like (aws_ml_key text, aws_ml_text text, n int);
