@@ -5,6 +5,7 @@ import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
 import type { MlServices } from '../ml/client.js';
 import { csvFieldConverters, isNumberType } from '../ml/model-input.js';
+import { UNTIMED_STATEMENT_BUDGET_MS } from '../ml/throttling.js';
 import { type BoundValues, inlineParameters } from '../sql/inline-parameters.js';
 import { quoteIdentifier, quoteLiteral } from '../sql/quote.js';
 import { SqlError, SqlState } from '../util/errors.js';
@@ -734,7 +735,7 @@ export async function computeBatchResults(
     services: options.services,
     concurrency: settings.concurrency,
     signal: abort.signal,
-    deadline: Date.now() + (settings.timeoutMs > 0 ? settings.timeoutMs : 15 * 60_000),
+    deadline: Date.now() + (settings.timeoutMs > 0 ? settings.timeoutMs : UNTIMED_STATEMENT_BUDGET_MS),
     onProgress: (scored) => noteProgress(scored),
   });
   const noteProgress = (scored: number) => {

@@ -1,3 +1,4 @@
+import type { BoundValues } from '../sql/inline-parameters.js';
 import { SqlError } from '../util/errors.js';
 import {
   bindMessage,
@@ -57,12 +58,6 @@ export interface QueryResult {
  * backend connection. Exactly one operation runs at a time; each ends at the
  * server's ReadyForQuery.
  */
-/** Parameter values as a client's Bind carries them, with their format codes. */
-export interface BoundValues {
-  values: (Buffer | null)[];
-  formats: number[];
-}
-
 export interface MessageSink {
   onMessage(message: Message): void;
 }
@@ -227,7 +222,7 @@ export class BackendChannel {
     sql: string,
     paramTypes: number[] = [],
     privileges?: 'bind' | 'explain',
-    values: BoundValues = { values: [], formats: [] },
+    values: Pick<BoundValues, 'values' | 'formats'> = { values: [], formats: [] },
   ): Promise<void> {
     const bind = (name: string) => bindMessage(name, name, values.values, values.formats);
     const outcome = await this.run(

@@ -3,7 +3,7 @@ import type { BridgeHandler } from '../gateway/bridge.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import { type MlServices, SAGEMAKER_PAYLOAD_LIMIT_BYTES } from './client.js';
 import { modelInputToCsv } from './model-input.js';
-import { retryingThrottled } from './throttling.js';
+import { retryingThrottled, UNTIMED_STATEMENT_BUDGET_MS } from './throttling.js';
 
 function requireString(request: Record<string, unknown>, field: string): string {
   const value = request[field];
@@ -37,6 +37,10 @@ function refuseOversizePayload(endpoint: string, payload: string): void {
  */
 export function perRowHandler(services: MlServices, statistics?: BatchStatistics): BridgeHandler {
   return async (request, signal) => {
+    // The bridge does not know the statement's statement_timeout, which stops the call anyway when it fires (its
+    // cancel aborts `signal`): a call's throttled retries get the budget of a statement without one, so a long
+    // Retry-After fails the call at once instead of holding the backend.
+    const retries = { signal, deadline: Date.now() + UNTIMED_STATEMENT_BUDGET_MS };
     switch (request.op) {
       case 'ping':
         // Measures the bridge itself (bench/gateway.ts).
@@ -52,7 +56,7 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
         statistics?.recordPerRowCall('aws_comprehend.detect_sentiment');
         const [item] = await retryingThrottled(
           () => services.detectSentiment([requireString(request, 'text')], requireString(request, 'language'), signal),
-          { signal },
+          retries,
         );
         if (item instanceof SqlError) throw item;
         return item;
@@ -62,7 +66,7 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
         const endpoint = requireString(request, 'endpoint');
         const payload = `${modelInputToCsv(requireString(request, 'input'))}\n`;
         refuseOversizePayload(endpoint, payload);
-        const body = await retryingThrottled(() => services.invokeEndpoint(endpoint, payload, signal), { signal });
+        const body = await retryingThrottled(() => services.invokeEndpoint(endpoint, payload, signal), retries);
         return { output: singleRowOutput(body) };
       }
       default:

@@ -1,5 +1,8 @@
 import { ThrottledError } from './client.js';
 
+/** A statement's time budget for throttled retries when statement_timeout is 0 (none). */
+export const UNTIMED_STATEMENT_BUDGET_MS = 15 * 60_000;
+
 /** Throttled calls of one request retried at most this often (up to about a minute of waiting in all). */
 const MAX_THROTTLED_RETRIES = 20;
 

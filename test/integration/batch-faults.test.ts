@@ -262,6 +262,22 @@ describe('batch mode under faults', () => {
     expect(remote.requests).toBeLessThanOrEqual(10);
   });
 
+  it('fails a throttled call at once when Retry-After asks for longer than the statement may take, also per row', async () => {
+    // With no statement_timeout the budget is 15 minutes: an hour's wait is refused, not waited for.
+    const db = await startWith({ throttleFirst: 1_000_000, retryAfterSeconds: 3600 });
+    for (const migration of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${migration}`);
+      const before = remote.requests;
+      const error = await rejection(db.query(`SELECT ${call()} FROM rows_in LIMIT 1`));
+      expect({ migration, code: error.code, requests: remote.requests - before }).toEqual({
+        migration,
+        code: '58030',
+        requests: 1,
+      });
+      expect(error.message).toMatch(/throttled/);
+    }
+  });
+
   it('stops in-flight calls within a second on cancel and keeps the session usable', async () => {
     await startWith({ latencyMs: 60_000 });
     const sql = postgres(stack.gatewayUrl(), { max: 1 });

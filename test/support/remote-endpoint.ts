@@ -8,8 +8,10 @@ import { xgboostFixture } from './edge.js';
 export interface RemoteBehaviour {
   /** Milliseconds before each answer. */
   latencyMs?: number;
-  /** Answer this many requests with 429 ThrottlingException (Retry-After: 0) first. */
+  /** Answer this many requests with 429 ThrottlingException (Retry-After: 0, or retryAfterSeconds) first. */
   throttleFirst?: number;
+  /** The Retry-After of throttled answers, in seconds. */
+  retryAfterSeconds?: number;
   /** Answer requests from this one on (1-based) with 424 ModelError. */
   failFrom?: number;
   /** Answer requests from this one on (1-based) with 500 InternalFailure: the service itself fails. */
@@ -69,7 +71,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
         res.writeHead(429, {
           'content-type': 'application/json',
           'x-amzn-errortype': 'ThrottlingException',
-          'retry-after': '0',
+          'retry-after': String(behaviour.retryAfterSeconds ?? 0),
         });
         res.end(JSON.stringify({ message: 'Rate exceeded' }));
         return;
