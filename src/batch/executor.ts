@@ -350,6 +350,16 @@ export async function readSettings(
     return parsed === false;
   };
   const explicit = Number(maxConcurrent);
+  const concurrencyGiven = Number.isInteger(explicit) && explicit > 0;
+  if (maxConcurrent && !concurrencyGiven) {
+    control.toClient(
+      noticeResponse({
+        severity: 'WARNING',
+        code: SqlState.invalidParameterValue,
+        message: `parameter "aws_ml.max_concurrent_batches" requires a positive integer: "${maxConcurrent}" is ignored`,
+      }),
+    );
+  }
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
   const writable = readOnly !== 'on';
   // (Not where an event trigger of the database would run, and may write, in that read-write transaction.)
@@ -372,7 +382,7 @@ export async function readSettings(
       clientEncoding === 'UTF8' &&
       conformingStrings === 'on',
     extensionReady: ready === 't',
-    concurrency: Number.isInteger(explicit) && explicit > 0 ? explicit : Math.max(2, workers + 1),
+    concurrency: concurrencyGiven ? explicit : Math.max(2, workers + 1),
     timeoutMs: milliseconds(timeout),
     progress: !off(progress, 'aws_ml.progress'),
     // (A read-only block without the per-row results table keys all answers by input.)

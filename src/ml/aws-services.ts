@@ -6,6 +6,7 @@ import {
   everyDocumentAnswered,
   type MlServices,
   RESET_CODES,
+  requireEndpointName,
   type SentimentItem,
   ThrottledError,
 } from './client.js';
@@ -92,7 +93,7 @@ export class AwsMlServices implements MlServices {
       const reply = await onceMoreOnReset(() =>
         this.runtime.send(
           new InvokeEndpointCommand({
-            EndpointName: endpointName,
+            EndpointName: requireEndpointName(endpointName),
             ContentType: 'text/csv',
             Accept: 'text/csv',
             Body: Buffer.from(csvBody),
@@ -136,6 +137,16 @@ async function onceMoreOnReset<T>(send: () => Promise<T>): Promise<T> {
   }
 }
 
+/** An SDK error's message without its advice to programmers, which means nothing to a SQL user. */
+function withoutSdkAdvice(message: string): string {
+  return message
+    .replace(
+      /\s*Deserialization error: to see the raw response, inspect the hidden field \{error\}\.\$response on this object\.?/g,
+      '',
+    )
+    .trim();
+}
+
 function mapError(service: string, error: unknown, signal: AbortSignal | undefined, timeoutMs: number): SqlError {
   if (error instanceof SqlError) return error;
   const aws = error as AwsSdkError;
@@ -158,7 +169,15 @@ function mapError(service: string, error: unknown, signal: AbortSignal | undefin
     );
   }
   if (status === undefined || status >= 500) {
-    return new SqlError(SqlState.ioError, `${service} is unavailable: ${aws.message}`);
+    return new SqlError(SqlState.ioError, `${service} is unavailable: ${withoutSdkAdvice(aws.message)}`);
+  }
+  // (An answer of success the SDK could not read is the service's fault, or a proxy's, not the input's.)
+  if (status < 300) {
+    return new SqlError(
+      SqlState.ioError,
+      `${service} sent an answer that could not be read (HTTP ${status})`,
+      withoutSdkAdvice(aws.message),
+    );
   }
   if (
     aws.name === 'UnsupportedLanguageException' ||

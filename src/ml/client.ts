@@ -238,7 +238,16 @@ export class HttpMlServices implements MlServices {
 
 const CSV_HEADERS = { 'content-type': 'text/csv', accept: 'text/csv' };
 const EMPTY = Buffer.alloc(0);
-const invocationsPath = (endpointName: string) => `/endpoints/${encodeURIComponent(endpointName)}/invocations`;
+const invocationsPath = (endpointName: string) =>
+  `/endpoints/${encodeURIComponent(requireEndpointName(endpointName))}/invocations`;
+
+/** An empty endpoint name is refused before any request, with a message that says so (SageMaker's is a 404). */
+export function requireEndpointName(endpointName: string): string {
+  if (endpointName === '') {
+    throw new SqlError(SqlState.invalidParameterValue, 'endpoint_name must not be empty');
+  }
+  return endpointName;
+}
 
 /** An InvokeEndpoint reply: the body of a 200, else its error as SQL sees it. */
 function endpointAnswer(endpointName: string, reply: HttpReply): string {

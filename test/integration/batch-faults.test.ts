@@ -686,6 +686,24 @@ describe('batch mode under faults', () => {
     await other.end();
   });
 
+  it('fails a statement whose service answers what is not its API, as the service’s fault, not the input’s', async () => {
+    const db = await startWith({ comprehendGarbled: true });
+    await db.query(`CREATE TABLE pages AS SELECT g AS id, 'page ' || g AS body FROM generate_series(1, 30) g`);
+    const sql = `SELECT count(s.sentiment) FROM pages, aws_comprehend.detect_sentiment(pages.body, 'en') s`;
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      const before = remote.requests;
+      const error = await rejection(db.query(sql));
+      expect({ setting, code: error.code }).toEqual({ setting, code: '58030' });
+      expect(error.message).toMatch(
+        /^(aws_comprehend\.detect_sentiment: )?Comprehend sent an answer that could not be read/,
+      );
+      expect(`${error.message} ${error.detail ?? ''}`).not.toMatch(/hidden field/);
+      // The service's fault: not taken for a refused input and retried row by row.
+      expect(remote.requests - before).toBeLessThanOrEqual(2);
+    }
+  });
+
   it('fails a statement whose endpoint answers fewer lines than it got rows, and writes nothing', async () => {
     const db = await startWith({ dropsLastLine: true });
     await db.query('CREATE TABLE scored AS SELECT id, NULL::text AS p FROM rows_in');

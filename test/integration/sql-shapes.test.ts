@@ -92,6 +92,30 @@ describe('detect_sentiment in the shapes users write', () => {
     await expect(
       direct.query("SELECT aws_sagemaker.invoke_endpoint('any', 0, json_build_array(1))"),
     ).rejects.toMatchObject(badBatch);
+    // An empty endpoint name is said to be one, per row and batched.
+    await db.query('CREATE TEMP TABLE named_nothing AS SELECT g AS x FROM generate_series(1, 3) g');
+    for (const sql of [
+      "SELECT aws_sagemaker.invoke_endpoint('', NULL, 1, 2)",
+      "SELECT aws_sagemaker.invoke_endpoint('', NULL, x, 2) FROM named_nothing",
+    ]) {
+      await expect(db.query(sql)).rejects.toMatchObject({ code: '22023', message: 'endpoint_name must not be empty' });
+    }
+    // A batch count that is not one is said to be ignored.
+    const warnings: string[] = [];
+    const onNotice = (notice: { severity?: string; message?: string }) => {
+      if (notice.severity === 'WARNING') warnings.push(notice.message ?? '');
+    };
+    db.on('notice', onNotice);
+    await db.query("SET aws_ml.max_concurrent_batches = 'lots'");
+    const { rows } = await db.query(
+      "SELECT (aws_comprehend.detect_sentiment('a fine day ' || x, 'en')).sentiment FROM named_nothing",
+    );
+    await db.query('RESET aws_ml.max_concurrent_batches');
+    db.off('notice', onNotice);
+    expect(rows).toHaveLength(3);
+    expect(warnings).toEqual([
+      'parameter "aws_ml.max_concurrent_batches" requires a positive integer: "lots" is ignored',
+    ]);
   });
 });
 

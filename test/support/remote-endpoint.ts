@@ -23,6 +23,8 @@ export interface RemoteBehaviour {
    * document POSITIVE, but the last one left out of both ResultList and ErrorList.
    */
   comprehendDropsLast?: boolean;
+  /** Answer Comprehend with 200 and a body that is not JSON (a broken proxy's page). */
+  comprehendGarbled?: boolean;
   /** Put a NUL character into every answer line (which PostgreSQL's text cannot hold). */
   nulInAnswers?: boolean;
   /** Answer an endpoint request with one line fewer than the rows it got (a broken model server). */
@@ -53,6 +55,11 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       const number = requests;
       if (String(req.headers['x-amz-target']).startsWith('Comprehend_20171127.')) {
         const { TextList } = JSON.parse(Buffer.concat(chunks).toString()) as { TextList: string[] };
+        if (behaviour.comprehendGarbled) {
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+          res.end('<html>gateway page</html>');
+          return;
+        }
         const kept = behaviour.comprehendDropsLast ? TextList.slice(0, -1) : TextList;
         const ResultList = kept.map((_, Index) => ({
           Index,
