@@ -215,7 +215,8 @@ export class BackendChannel {
    * column and function it reads or writes are checked too: `bind` binds a
    * SELECT to a portal, `explain` EXPLAINs any statement (binding an INSERT
    * or UPDATE starts nothing). A statement with parameters is bound with
-   * `values`, the client's own.
+   * `values`, the client's own. `prelude` runs first, in the same round trip
+   * and transaction.
    * Throws its error as a BackendError.
    */
   async analyze(
@@ -223,10 +224,18 @@ export class BackendChannel {
     paramTypes: number[] = [],
     privileges?: 'bind' | 'explain',
     values: Pick<BoundValues, 'values' | 'formats'> = { values: [], formats: [] },
+    prelude: string[] = [],
   ): Promise<void> {
     const bind = (name: string) => bindMessage(name, name, values.values, values.formats);
     const outcome = await this.run(
       [
+        ...prelude.flatMap((statement) => [
+          parseMessage('aws_ml_prelude', statement),
+          bindMessage('aws_ml_prelude', 'aws_ml_prelude', []),
+          executeMessage('aws_ml_prelude'),
+          closeMessage('P', 'aws_ml_prelude'),
+          closeMessage('S', 'aws_ml_prelude'),
+        ]),
         parseMessage('aws_ml_analyze', sql, paramTypes),
         ...(privileges === 'bind' ? [bind('aws_ml_analyze'), closeMessage('P', 'aws_ml_analyze')] : []),
         closeMessage('S', 'aws_ml_analyze'),
@@ -245,11 +254,9 @@ export class BackendChannel {
     );
     if (outcome.error) {
       // (A failed Bind or Execute skipped the Closes after it: the statements stay until closed.)
-      if (privileges) {
-        await this.run(
-          [closeMessage('S', 'aws_ml_analyze'), closeMessage('S', 'aws_ml_explain'), syncMessage()],
-          () => undefined,
-        );
+      if (privileges || prelude.length > 0) {
+        const names = ['aws_ml_analyze', 'aws_ml_explain', 'aws_ml_prelude'];
+        await this.run([...names.map((name) => closeMessage('S', name)), syncMessage()], () => undefined);
       }
       throw outcome.error;
     }

@@ -66,6 +66,7 @@ import {
   executePortalName,
   type Message,
   noticeResponse,
+  parseFields,
   parseMessage,
   queryMessage,
   readBind,
@@ -719,6 +720,51 @@ async function endInBlock(control: SessionControl, sql: string): Promise<Buffer 
     }
   }
 }
+
+/**
+ * Whether PostgreSQL takes a prepared statement as bound with a client's
+ * values: its privileges (a SELECT bound to a portal, other statements
+ * EXPLAINed, as written) and the values. The check waits for no lock (an
+ * EXPLAIN of an UPDATE takes the table's ROW EXCLUSIVE lock, which a CREATE
+ * INDEX holds up): one held by another session is left to the statement
+ * itself to wait for, where a client's cancel and lock_timeout reach it. In a
+ * block the check runs under a savepoint it is rolled back to, which also
+ * takes back its lock_timeout. Errors other than a refusal are thrown.
+ */
+async function takesAsBound(
+  control: SessionControl,
+  entry: PreparedMl,
+  params: { values: (Buffer | null)[]; formats: number[] },
+): Promise<boolean> {
+  const backend = control.backend;
+  const inBlock = backend.status === 'T';
+  const privileges = entry.target.privilegesOnExplain ? 'explain' : 'bind';
+  const prelude = [
+    ...(inBlock ? [`SAVEPOINT ${CHECK_SAVEPOINT}`] : []),
+    "SELECT pg_catalog.set_config('lock_timeout', '1', true)",
+  ];
+  try {
+    await backend.analyze(entry.plainSql, entry.inferredTypes, privileges, params, prelude);
+    return true;
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
+    if (error.code === SqlState.lockNotAvailable) return true;
+    if (!REFUSED_AS_BOUND.test(error.code)) throw error;
+    return false;
+  } finally {
+    if (inBlock) await backend.query(`ROLLBACK TO SAVEPOINT ${CHECK_SAVEPOINT}; RELEASE SAVEPOINT ${CHECK_SAVEPOINT}`);
+  }
+}
+
+/** Whether a failure is a cancel, statement_timeout or lock_timeout, which PostgreSQL raises where it stands. */
+function stopsAtOnce(failure: Buffer): boolean {
+  const code = parseFields(failure).C;
+  return code === SqlState.queryCanceled || code === SqlState.lockNotAvailable;
+}
+
+/** SQLSTATE classes of a statement PostgreSQL refuses as written or bound: data, syntax or access, unsupported. */
+const REFUSED_AS_BOUND = /^(22|42|0A)/;
+const CHECK_SAVEPOINT = 'aws_ml_check';
 
 /**
  * The aws_ml.trust_batch call that vouches for a statement's answers just loaded: a hash of the bridge
@@ -2208,9 +2254,7 @@ export class MlInterceptor implements SessionInterceptor {
           // take): nothing is scored (or billed) for it, and PostgreSQL says so where it runs. (Once per statement:
           // privileges do not depend on the values.)
           if (entry.target.analyzedOnParse && !accepted.has(entry)) {
-            const privileges = entry.target.privilegesOnExplain ? 'explain' : 'bind';
-            const check = () => control.backend.analyze(entry.plainSql, entry.inferredTypes, privileges, params);
-            accepted.set(entry, await this.accepts(control, check));
+            accepted.set(entry, await takesAsBound(control, entry, params));
           }
           if (accepted.get(entry) === false) continue;
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
@@ -2255,6 +2299,15 @@ export class MlInterceptor implements SessionInterceptor {
       // (The group then fails as it would have outside a block.)
       if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
+      if (failsInPlace && stopsAtOnce(failure)) {
+        // A cancel (or a lock or statement timeout) stopped the gateway's work: the group fails at its start, as if
+        // PostgreSQL had met it at its first message. What comes before the statement, sent now, would wait for what
+        // it waits for (a lock another session holds) with no cancel left to stop it.
+        if (control.backend.status === 'T') await abortBlock(control, 'aws_ml batch call stopped', '57014');
+        if (endsWithSync) this.reportFailure(control, failure, true);
+        else control.failUntilSync(failure);
+        return;
+      }
       if (!endsWithSync && executesAt < 0 && failsInPlace && control.backend.status !== 'E') {
         // Nothing is executed here yet, and a portal bound may never be: the group goes unscored, its calls made per
         // row if the client reads the portal, where PostgreSQL raises what they raise.

@@ -33,6 +33,7 @@ export const SqlState = {
   connectionFailure: '08006',
   sqlclientUnableToEstablishConnection: '08001',
   queryCanceled: '57014',
+  lockNotAvailable: '55P03',
   /** External routine exception: the ML service answered with an error. */
   externalRoutineException: '38000',
   /** The service is unavailable or timed out. */

@@ -3873,6 +3873,48 @@ describe('the ML catalog read while other sessions run DDL', () => {
   });
 });
 
+describe('a prepared statement whose table another session locks', () => {
+  it('waits for the lock where a cancel reaches it, as PostgreSQL alone does', async () => {
+    await db.query('CREATE TABLE locked_docs AS SELECT id, txt, NULL::text AS mood FROM t WHERE id <= 20');
+    const update = `UPDATE locked_docs SET mood = (${SENTIMENT}(txt, $1)).sentiment`;
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    const locker = await stack.direct();
+    const watch = await stack.direct();
+    try {
+      // Prepared by its first run: the next runs bind it by name (as pgjdbc does after five).
+      await sql.unsafe(update, ['en'], { prepare: true });
+      for (const inBlock of [false, true]) {
+        await locker.query('BEGIN');
+        // (CREATE INDEX takes this lock too: reads go on, writes wait.)
+        await locker.query('LOCK TABLE locked_docs IN SHARE MODE');
+        if (inBlock) await sql.unsafe('BEGIN');
+        const running = sql.unsafe(update, ['en'], { prepare: true }).execute();
+        const outcome = running.then(
+          () => 'finished',
+          (error: { code?: string }) => error.code,
+        );
+        const waiting = async () =>
+          (
+            await watch.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE wait_event_type = 'Lock' AND query LIKE '%locked_docs%' AND pid <> pg_backend_pid()`,
+            )
+          ).rows[0].n > 0;
+        while (!(await waiting()));
+        running.cancel();
+        // The cancel stops the statement while the lock is still held (a cancel spent on the gateway's own
+        // work would leave it waiting until the lock is let go).
+        expect(await outcome, `in a block: ${inBlock}`).toBe('57014');
+        await locker.query('ROLLBACK');
+        if (inBlock) await sql.unsafe('ROLLBACK');
+      }
+    } finally {
+      await locker.query('ROLLBACK');
+      await Promise.all([locker.end(), watch.end(), sql.end()]);
+    }
+  });
+});
+
 describe('views read in place', () => {
   const S = `(${SENTIMENT}(txt, 'en')).sentiment`;
 

@@ -278,6 +278,41 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('fails at once on a cancel while it scores a prepared UPDATE whose table another session locks', async () => {
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst });
+    await db.query('CREATE TABLE locked_scores AS SELECT id, NULL::float8 AS p FROM rows_in');
+    const update = `UPDATE locked_scores s SET p = ${call()} FROM rows_in WHERE rows_in.id = s.id AND rows_in.id > $1`;
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    const locker = await stack.direct();
+    try {
+      // Prepared by a run that scores nothing; the next binds it by name.
+      await sql.unsafe(update, [1_000_000], { prepare: true });
+      await locker.query('BEGIN');
+      // (CREATE INDEX takes this lock too: reads go on, writes wait.)
+      await locker.query('LOCK TABLE locked_scores IN SHARE MODE');
+      await sql.unsafe('BEGIN');
+      const running = sql.unsafe(update, [0], { prepare: true }).execute();
+      const outcome = running.then(
+        () => 'finished',
+        (error: { code?: string }) => error.code,
+      );
+      await waitFor('the first batch held', async () => (remote.holding ? true : undefined));
+      running.cancel();
+      // Not sent on to wait for the lock, where the cancel, spent on the gateway's work, would not reach it.
+      expect(await outcome).toBe('57014');
+      await sql.unsafe('ROLLBACK');
+      expect((await sql.unsafe('SELECT count(p)::int AS n FROM locked_scores'))[0].n).toBe(0);
+    } finally {
+      release();
+      await locker.query('ROLLBACK');
+      await Promise.all([locker.end(), sql.end()]);
+    }
+  });
+
   it('stops in-flight calls within a second on cancel and keeps the session usable', async () => {
     await startWith({ latencyMs: 60_000 });
     const sql = postgres(stack.gatewayUrl(), { max: 1 });
