@@ -14,11 +14,14 @@ export interface BatchTarget {
   explain?: { analyze: boolean; text: boolean };
   /** DECLARE … CURSOR, the cursor's name: its rows are fetched later, and may still read the stored answers then. */
   cursor?: string;
-  /** The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE). */
+  /**
+   * The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE, CREATE
+   * TABLE AS).
+   */
   analyzedOnParse?: boolean;
   /**
-   * INSERT, UPDATE, DELETE, MERGE: PostgreSQL checks their privileges when it starts their executor, which
-   * binding them to a portal does not do (unlike a SELECT's), and an EXPLAIN does.
+   * INSERT, UPDATE, DELETE, MERGE, CREATE TABLE AS, SELECT INTO: PostgreSQL checks their privileges when it starts
+   * their executor, which binding them to a portal does not do (unlike a plain SELECT's), and an EXPLAIN does.
    */
   privilegesOnExplain?: boolean;
   /**
@@ -149,7 +152,7 @@ export function batchTarget(
         query: stmt,
         stored: false,
         analyzedOnParse: true,
-        privilegesOnExplain: type !== 'SelectStmt',
+        privilegesOnExplain: type !== 'SelectStmt' || Boolean(node.intoClause),
         writes: writes(stmt),
         finalSql: rewritten(stmt),
       };
@@ -168,6 +171,9 @@ export function batchTarget(
       return {
         query: node.query,
         stored: matview,
+        // (EXPLAIN takes CREATE TABLE AS, and checks what its query reads; not CREATE MATERIALIZED VIEW.)
+        analyzedOnParse: !matview,
+        privilegesOnExplain: !matview,
         writes: true,
         makes,
         finalSql: matview ? () => original : rewritten(stmt),

@@ -748,6 +748,19 @@ describe('several tenants in one database', () => {
     });
     expect(extendedAllowed.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
     expect(tap.sentimentTexts().length).toBeGreaterThan(0);
+    // Statements that make a table of what they read, likewise, on either protocol.
+    tap.clear();
+    const making = [
+      `CREATE TEMP TABLE sec_made AS SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns`,
+      `SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment INTO TEMP sec_into FROM sec_columns`,
+    ];
+    for (const text of making) {
+      for (const values of [undefined, [0]]) {
+        const sql = values ? `${text} WHERE id >= $1` : text;
+        expect(await rejection(db.query({ text: sql, values })), sql).toMatchObject({ code: '42501' });
+      }
+    }
+    expect(tap.sentimentTexts()).toEqual([]);
     await db.end();
   });
 
