@@ -248,10 +248,21 @@ export async function readSettings(
           .join(', ')}) v(written, oid, definition, inlinable, qualified)
         LEFT JOIN pg_catalog.pg_class c ON c.oid = v.oid
         CROSS JOIN LATERAL (SELECT ${
-          checkable ? 'NOT v.qualified OR (c.oid IS NOT NULL AND aws_ml.view_definition(v.oid) = v.definition)' : 'true'
+          checkable
+            ? 'NOT v.qualified OR CASE WHEN c.oid IS NULL THEN false ELSE aws_ml.view_definition(v.oid) = v.definition END'
+            : 'true'
         } AS same) d)::text`
     : "'{}'";
-  const { rows } = await control.backend.query(`SELECT
+  // The views' locks are taken first, in a statement of their own: one another session is changing (CREATE OR
+  // REPLACE VIEW, DROP VIEW in a block) is waited for there, as the client's statement would wait, and the
+  // settings are then read with a snapshot taken after (each statement of a Query gets its own), which sees the
+  // definition committed meanwhile, not the one before. (pg_relation_size takes the lock, and gives NULL, not an
+  // error, for a view dropped meanwhile; it is never negative, so the statement returns no row.)
+  const viewLocks = viewCandidates.length
+    ? `SELECT FROM unnest(ARRAY[${viewCandidates.map((v) => `${quoteLiteral(v.oid)}::oid`).join(', ')}]) v(oid)
+        WHERE pg_catalog.pg_relation_size(v.oid) < 0;`
+    : '';
+  const { rows } = await control.backend.query(`${viewLocks}SELECT
       COALESCE(current_setting('aws_ml.enable_function_migration', true), 'on'),
       current_setting('max_parallel_workers_per_gather'),
       current_setting('statement_timeout'),

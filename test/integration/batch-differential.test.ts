@@ -3825,6 +3825,40 @@ describe('prepared statements and wrapper DDL: result types', () => {
 });
 
 describe('the ML catalog read while other sessions run DDL', () => {
+  it('reads a view another session replaces or drops and makes again as committed once it waited for it', async () => {
+    const [changing, reading, watch] = [await stack.direct(), await stack.connect(), await stack.direct()];
+    const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
+    await changing.query(`CREATE VIEW swapped_meanwhile AS SELECT id, ${mood} AS s FROM t`);
+    const sql = 'SELECT s FROM swapped_meanwhile WHERE id <= 6 ORDER BY id';
+    const before = (await reading.query(sql)).rows.map((r) => r.s);
+    expect(before.some((s) => s === 'POSITIVE' || s === 'NEGATIVE')).toBe(true);
+    const waitsForLock = async () =>
+      (
+        await watch.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`,
+        )
+      ).rows[0].n > 0;
+    const changes = [
+      // PostgreSQL reads what was committed while the statement waited for the view's lock.
+      `CREATE OR REPLACE VIEW swapped_meanwhile AS SELECT id, lower(${mood})::varchar AS s FROM t`,
+      `DROP VIEW swapped_meanwhile; CREATE VIEW swapped_meanwhile AS SELECT id, 'new ' || ${mood} AS s FROM t`,
+    ];
+    for (const change of changes) {
+      await changing.query('BEGIN');
+      await changing.query(change);
+      const answer = reading.query(sql);
+      while (!(await waitsForLock()));
+      await changing.query('COMMIT');
+      const rows = (await answer).rows.map((r) => r.s);
+      await reading.query('SET apg_enable_function_migration = off');
+      expect(rows, change).toEqual((await reading.query(sql)).rows.map((r) => r.s));
+      await reading.query('RESET apg_enable_function_migration');
+      expect(rows).not.toEqual(before);
+    }
+    await Promise.all([changing.end(), reading.end(), watch.end()]);
+  });
+
   it("is not held up by another session's uncommitted drop of a view it lists, nor failed once it commits", async () => {
     const [dropping, reading, watch] = [await stack.connect(), await stack.connect(), await stack.direct()];
     await dropping.query(`CREATE VIEW dropped_meanwhile AS SELECT id, (${SENTIMENT}(txt, 'en')).sentiment FROM t`);
