@@ -1137,7 +1137,9 @@ export class MlInterceptor implements SessionInterceptor {
     }
     if (this.blockCursors.size > 0 && CLOSES_CURSOR.test(sql)) this.closeCursor(control, sql);
     if (!pattern.test(sql)) {
-      control.forward(message.bytes, 1);
+      // (Rewritten all the same: while another session's lock holds up the catalog of a block that ran DDL, the
+      // pattern matches nothing, and Aurora's forms and setting name still need their rewriting.)
+      forwardRewritten(control, message.bytes, sql, rewritten);
       return;
     }
     let statements: { stmt: AstNode; location: number; length: number | undefined }[];

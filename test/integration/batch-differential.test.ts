@@ -3825,6 +3825,28 @@ describe('prepared statements and wrapper DDL: result types', () => {
 });
 
 describe('the ML catalog read while other sessions run DDL', () => {
+  it("rewrites Aurora's forms in a block with DDL whose catalog read another session's lock holds up", async () => {
+    const [locking, session] = [await stack.direct(), await stack.connect()];
+    await db.query(`CREATE TABLE held_rows AS SELECT * FROM t WHERE id <= 5;
+      CREATE VIEW held_scores AS SELECT id, ${E.replace(/\bf(\d+)/g, 'held_rows.f$1')} AS p FROM held_rows`);
+    // (VACUUM FULL, CLUSTER and ALTER TABLE take this lock too.)
+    await locking.query('BEGIN; LOCK TABLE held_rows IN ACCESS EXCLUSIVE MODE');
+    try {
+      await session.query('BEGIN');
+      await session.query('CREATE FUNCTION held_ddl() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$');
+      const literal = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${f.map((_, i) => i / 10).join(', ')})::float8`;
+      const { rows } = await session.query(`SELECT ${literal} AS p`);
+      expect(Number.isFinite(rows[0].p)).toBe(true);
+      await session.query('SET LOCAL apg_enable_function_migration = off');
+      const shown = (await session.query('SHOW apg_enable_function_migration')).rows;
+      expect(shown.map((row) => Object.values(row))).toEqual([['off']]);
+      await session.query('ROLLBACK');
+    } finally {
+      await locking.query('ROLLBACK');
+      await Promise.all([locking.end(), session.end()]);
+    }
+  });
+
   it('reads a view another session replaces or drops and makes again as committed once it waited for it', async () => {
     const [changing, reading, watch] = [await stack.direct(), await stack.connect(), await stack.direct()];
     const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
