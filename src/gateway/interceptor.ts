@@ -2301,10 +2301,12 @@ export class MlInterceptor implements SessionInterceptor {
       // (The group then fails as it would have outside a block.)
       if (ownBlock) await control.backend.query('ROLLBACK');
       await this.clearStatementNumber(control);
-      if (failsInPlace && stopsAtOnce(failure)) {
+      const runsBefore = out.slice(0, Math.max(failingExecute, 0)).some((m) => m[0] === ClientMessage.Execute);
+      if (failsInPlace && stopsAtOnce(failure) && !runsBefore) {
         // A cancel (or a lock or statement timeout) stopped the gateway's work: the group fails at its start, as if
-        // PostgreSQL had met it at its first message. What comes before the statement, sent now, would wait for what
-        // it waits for (a lock another session holds) with no cancel left to stop it.
+        // PostgreSQL had met it at its first message. The statement's own Parse and Bind, sent now, would wait for
+        // what it waits for (a lock another session holds) with no cancel left to stop it. (A group that runs
+        // statements before it, a SAVEPOINT say, has them run first, as PostgreSQL would.)
         if (control.backend.status === 'T') await abortBlock(control, 'aws_ml batch call stopped', '57014');
         if (endsWithSync) this.reportFailure(control, failure, true);
         else control.failUntilSync(failure);

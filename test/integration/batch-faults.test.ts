@@ -313,6 +313,32 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('runs what a group sends before a statement that statement_timeout stops while it scores (a SAVEPOINT)', async () => {
+    let release = () => {};
+    const holdFirst = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const db = await startWith({ holdFirst });
+    await db.query('CREATE TABLE kept_log (n int)');
+    const session = new RawSession(await stack.connect());
+    try {
+      await session.query("BEGIN; INSERT INTO kept_log VALUES (1); SET LOCAL statement_timeout = '300ms'");
+      // (pgjdbc with autosave sends its SAVEPOINT so, before each statement.)
+      const failed = await session.round([
+        ...raw.statement('SAVEPOINT before_scoring'),
+        ...raw.statement('INSERT INTO kept_log VALUES (2)'),
+        ...raw.statement(`SELECT count(${call()}) FROM rows_in`),
+        raw.sync(),
+      ]);
+      expect(failed.errors.map((e) => e.code)).toEqual(['57014']);
+      const after = await session.query('ROLLBACK TO SAVEPOINT before_scoring; COMMIT');
+      expect(after.errors).toEqual([]);
+      expect((await db.query('SELECT array_agg(n) AS ns FROM kept_log')).rows[0].ns).toEqual([1]);
+    } finally {
+      release();
+    }
+  });
+
   it('stops in-flight calls within a second on cancel and keeps the session usable', async () => {
     await startWith({ latencyMs: 60_000 });
     const sql = postgres(stack.gatewayUrl(), { max: 1 });
