@@ -10,7 +10,8 @@ const MAX_THROTTLED_RETRIES = 20;
  * Runs `attempt`, and again while the service throttles it: exponential
  * backoff with jitter (100 ms doubling, at most 5 s), never shorter than the
  * service's Retry-After (a 0 does not make the retries immediate), at most
- * MAX_THROTTLED_RETRIES times, and not past `deadline` or an abort. The last
+ * MAX_THROTTLED_RETRIES times, and not where the wait and another try as
+ * long as the last would end past `deadline`, nor after an abort. The last
  * throttling error is thrown when it gives up.
  */
 export async function retryingThrottled<T>(
@@ -18,13 +19,16 @@ export async function retryingThrottled<T>(
   { signal, deadline, onRetry }: { signal?: AbortSignal; deadline?: number; onRetry?: () => void },
 ): Promise<T> {
   for (let tries = 0; ; tries++) {
+    const started = Date.now();
     try {
       return await attempt();
     } catch (error) {
       if (!(error instanceof ThrottledError)) throw error;
       const exponential = Math.min(5000, 100 * 2 ** tries) * (0.5 + Math.random() / 2);
       const backoff = Math.max(error.retryAfterMs ?? 0, exponential);
-      const late = deadline !== undefined && Date.now() + backoff > deadline;
+      // (Time for the wait and for another try as long as this one: a try still out at the deadline would end
+      // in statement_timeout's cancel instead of the throttling error.)
+      const late = deadline !== undefined && Date.now() + backoff + (Date.now() - started) > deadline;
       if (tries >= MAX_THROTTLED_RETRIES || late || signal?.aborted) throw error;
       onRetry?.();
       await new Promise<void>((resolve) => {
