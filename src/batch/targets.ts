@@ -15,15 +15,12 @@ export interface BatchTarget {
   /** DECLARE … CURSOR, the cursor's name: its rows are fetched later, and may still read the stored answers then. */
   cursor?: string;
   /**
-   * The statement is one PostgreSQL analyzes when it is parsed (SELECT, INSERT, UPDATE, DELETE, MERGE, CREATE
-   * TABLE AS).
+   * How PostgreSQL checks the statement as written before anything is scored (SELECT, INSERT, UPDATE, DELETE,
+   * MERGE, CREATE TABLE AS), without running it: parsed, then `bind`, a plain SELECT bound to a portal, or
+   * `explain`, other statements EXPLAINed (binding does not start their executor, which checks privileges).
+   * Undefined for statements left unchecked.
    */
-  analyzedOnParse?: boolean;
-  /**
-   * INSERT, UPDATE, DELETE, MERGE, CREATE TABLE AS, SELECT INTO: PostgreSQL checks their privileges when it starts
-   * their executor, which binding them to a portal does not do (unlike a plain SELECT's), and an EXPLAIN does.
-   */
-  privilegesOnExplain?: boolean;
+  checkedBy?: 'bind' | 'explain';
   /**
    * Running it writes or locks rows, or makes a table: a read-only
    * transaction refuses it (but for temp tables), so batch mode leaves it to
@@ -151,8 +148,7 @@ export function batchTarget(
       return {
         query: stmt,
         stored: false,
-        analyzedOnParse: true,
-        privilegesOnExplain: type !== 'SelectStmt' || Boolean(node.intoClause),
+        checkedBy: type !== 'SelectStmt' || node.intoClause ? 'explain' : 'bind',
         writes: writes(stmt),
         finalSql: rewritten(stmt),
       };
@@ -172,8 +168,7 @@ export function batchTarget(
         query: node.query,
         stored: matview,
         // (EXPLAIN takes CREATE TABLE AS, and checks what its query reads; not CREATE MATERIALIZED VIEW.)
-        analyzedOnParse: !matview,
-        privilegesOnExplain: !matview,
+        checkedBy: matview ? undefined : 'explain',
         writes: true,
         makes,
         finalSql: matview ? () => original : rewritten(stmt),

@@ -734,17 +734,17 @@ async function endInBlock(control: SessionControl, sql: string): Promise<Buffer 
 async function takesAsBound(
   control: SessionControl,
   entry: PreparedMl,
+  checkedBy: 'bind' | 'explain',
   params: { values: (Buffer | null)[]; formats: number[] },
 ): Promise<boolean> {
   const backend = control.backend;
   const inBlock = backend.status === 'T';
-  const privileges = entry.target.privilegesOnExplain ? 'explain' : 'bind';
   const prelude = [
     ...(inBlock ? [`SAVEPOINT ${CHECK_SAVEPOINT}`] : []),
     "SELECT pg_catalog.set_config('lock_timeout', '1', true)",
   ];
   try {
-    await backend.analyze(entry.plainSql, entry.inferredTypes, privileges, params, prelude);
+    await backend.analyze(entry.plainSql, entry.inferredTypes, checkedBy, params, prelude);
     return true;
   } catch (error) {
     if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
@@ -941,11 +941,16 @@ export class MlInterceptor implements SessionInterceptor {
   /** The client's text of the simple Query being handled (error positions count in it). */
   private queryText: string | undefined;
 
+  /** The aws_ml.trust_batch call of each load of answers, made with the bridge's secret. */
+  private readonly vouch: ReturnType<typeof voucher>;
+
   constructor(
     private readonly context: InterceptorContext,
     private readonly database: string,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    this.vouch = voucher(context.bridgeSecret);
+  }
 
   close(): void {
     this.leaveDdlWatch?.();
@@ -1540,12 +1545,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (settings.oneRow[0] && !target.explain && !target.cursor) return asIs();
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
-    if (
-      target.analyzedOnParse &&
-      !(await this.analyzes(control, original, standalone, target.privilegesOnExplain ? 'explain' : 'bind'))
-    ) {
-      return false;
-    }
+    if (target.checkedBy && !(await this.analyzes(control, original, standalone, target.checkedBy))) return false;
     const number = this.numberStatement();
     const asPlanned =
       parsed.plannedAs === number &&
@@ -1601,7 +1601,7 @@ export class MlInterceptor implements SessionInterceptor {
             settings,
             statementNumber: number,
             inTransaction,
-            vouch: voucher(this.context.bridgeSecret),
+            vouch: this.vouch,
           },
           phases,
         );
@@ -2255,9 +2255,9 @@ export class MlInterceptor implements SessionInterceptor {
           // PostgreSQL refuses it as bound (a column the role may not read or write, a value its type does not
           // take): nothing is scored (or billed) for it, and PostgreSQL says so where it runs. (Once per statement:
           // privileges do not depend on the values.)
-          if (entry.target.analyzedOnParse && !accepted.has(entry)) {
-            accepted.set(entry, await takesAsBound(control, entry, params));
-          }
+          const { checkedBy } = entry.target;
+          if (checkedBy && !accepted.has(entry))
+            accepted.set(entry, await takesAsBound(control, entry, checkedBy, params));
           if (accepted.get(entry) === false) continue;
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {
@@ -2289,7 +2289,7 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             begun: true,
-            vouch: voucher(this.context.bridgeSecret),
+            vouch: this.vouch,
           },
           phases,
         );
