@@ -36,6 +36,15 @@ async function startWith(
   return db;
 }
 
+/** The remote's first request, held until `release` (RemoteBehaviour.holdFirst). */
+function heldRequest(): { holdFirst: Promise<void>; release: () => void } {
+  let release = () => {};
+  const holdFirst = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { holdFirst, release };
+}
+
 /**
  * Runs `sql` in batch mode against an endpoint that holds the first batch; once
  * the argument query has read every row and that batch waits, `change` runs
@@ -46,10 +55,7 @@ async function answersWhileChanged(
   change: (other: pg.Client) => Promise<void>,
   setup: (db: pg.Client) => Promise<void> = async () => {},
 ): Promise<{ batched: unknown[]; perRow: unknown[] }> {
-  let release = () => {};
-  const holdFirst = new Promise<void>((resolve) => {
-    release = resolve;
-  });
+  const { holdFirst, release } = heldRequest();
   const db = await startWith({ holdFirst });
   await setup(db);
   const other = await stack.connect();
@@ -279,10 +285,7 @@ describe('batch mode under faults', () => {
   });
 
   it('fails at once on a cancel while it scores a prepared UPDATE whose table another session locks', async () => {
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { holdFirst, release } = heldRequest();
     const db = await startWith({ holdFirst });
     await db.query('CREATE TABLE locked_scores AS SELECT id, NULL::float8 AS p FROM rows_in');
     const update = `UPDATE locked_scores s SET p = ${call()} FROM rows_in WHERE rows_in.id = s.id AND rows_in.id > $1`;
@@ -314,10 +317,7 @@ describe('batch mode under faults', () => {
   });
 
   it('runs what a group sends before a statement that statement_timeout stops while it scores (a SAVEPOINT)', async () => {
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { holdFirst, release } = heldRequest();
     const db = await startWith({ holdFirst });
     await db.query('CREATE TABLE kept_log (n int)');
     const session = new RawSession(await stack.connect());
@@ -430,10 +430,7 @@ describe('batch mode under faults', () => {
   });
 
   it('stops scoring at a pg_cancel_backend while later batches answer behind a slow first one', async () => {
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { holdFirst, release } = heldRequest();
     const db = await startWith({ holdFirst, latencyMs: 50 });
     try {
       await db.query('SET aws_ml.max_concurrent_batches = 2');
@@ -627,10 +624,7 @@ describe('batch mode under faults', () => {
 
   it('stops the largest batched statement when the gateway heap fills up, and serves on', async () => {
     // A share of the heap no statement stays under: a batched statement is stopped at the next full collection.
-    let release = () => {};
-    const holdFirst = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { holdFirst, release } = heldRequest();
     const db = await startWith({ holdFirst }, { batch: { heapShare: 0.001 } });
     // Its argument query would send rows for hours (8 billion, 2,000 distinct inputs, batches of one): PostgreSQL is made to stop
     // it with the statement.
