@@ -1,5 +1,6 @@
 import { type AstNode, clone, deparse, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
+import { quoteIdentifier, quoteLiteralAnyStrings } from '../sql/quote.js';
 import type { MlCatalog } from './catalog.js';
 import { recognizeMlCall } from './ml-calls.js';
 import type { BatchPlan } from './planner.js';
@@ -16,11 +17,18 @@ export interface BatchTarget {
   cursor?: string;
   /**
    * How PostgreSQL checks the statement as written before anything is scored (SELECT, INSERT, UPDATE, DELETE,
-   * MERGE, CREATE TABLE AS), without running it: parsed, then `bind`, a plain SELECT bound to a portal, or
+   * MERGE, CREATE TABLE AS, CREATE MATERIALIZED VIEW, DECLARE, COPY), without running it: parsed, then `bind`, a plain SELECT bound to a portal, or
    * `explain`, other statements EXPLAINed (binding does not start their executor, which checks privileges).
    * Undefined for statements left unchecked.
    */
   checkedBy?: 'bind' | 'explain';
+  /**
+   * SQL true when the session's role may run it, for a privilege PostgreSQL checks only as it runs it, which
+   * neither binding nor EXPLAIN sees (REFRESH MATERIALIZED VIEW: the view's owner, or MAINTAIN on it).
+   */
+  mayRun?: string;
+  /** What is checked in the statement's place: COPY's query (COPY can be neither bound nor EXPLAINed), EXPLAIN's statement. */
+  checkedSql?: string;
   /**
    * Running it writes or locks rows, or makes a table: a read-only
    * transaction refuses it (but for temp tables), so batch mode leaves it to
@@ -167,8 +175,7 @@ export function batchTarget(
       return {
         query: node.query,
         stored: matview,
-        // (EXPLAIN takes CREATE TABLE AS, and checks what its query reads; not CREATE MATERIALIZED VIEW.)
-        checkedBy: matview ? undefined : 'explain',
+        checkedBy: 'explain',
         writes: true,
         makes,
         finalSql: matview ? () => original : rewritten(stmt),
@@ -181,6 +188,9 @@ export function batchTarget(
         query: node.query,
         stored: false,
         cursor: type === 'DeclareCursorStmt' ? node.portalname : undefined,
+        ...(type === 'DeclareCursorStmt'
+          ? { checkedBy: 'explain' }
+          : { checkedBy: 'bind', checkedSql: deparse(node.query) }),
         writes: writes(node.query),
         finalSql: rewritten(stmt),
       };
@@ -196,6 +206,10 @@ export function batchTarget(
         query: inner.query,
         stored: false,
         explain: { analyze, text: format === 'text' },
+        // (Only EXPLAIN ANALYZE runs it, and only its statement can be checked.)
+        ...(analyze && inner.checkedBy
+          ? { checkedBy: inner.checkedBy, checkedSql: inner.checkedSql ?? deparse(node.query) }
+          : {}),
         writes: analyze && inner.writes,
         makes: inner.makes,
         finalSql: rewritten(stmt),
@@ -219,11 +233,32 @@ export function batchTarget(
       if (!view) return undefined;
       const [definition] = parse(view.definition);
       const original = deparse(stmt);
-      return { query: definition.stmt, stored: true, writes: true, finalSql: () => original };
+      return {
+        query: definition.stmt,
+        stored: true,
+        writes: true,
+        mayRun: refreshable(relation),
+        finalSql: () => original,
+      };
     }
     default:
       return undefined;
   }
+}
+
+/**
+ * Whether the role may refresh the materialized view, as PostgreSQL decides (its owner's privileges, or, from
+ * PostgreSQL 17, MAINTAIN). (CASE: MAINTAIN is unknown before 17.)
+ */
+function refreshable(relation: AstNode): string {
+  const name = [relation.schemaname, relation.relname]
+    .filter((n) => n !== undefined)
+    .map(quoteIdentifier)
+    .join('.');
+  return `COALESCE((SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        OR CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
+                THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+      FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)})), false)`;
 }
 
 /** Tables a query reads (for their parallel_workers setting). */

@@ -744,7 +744,8 @@ async function takesAsBound(
     "SELECT pg_catalog.set_config('lock_timeout', '1', true)",
   ];
   try {
-    await backend.analyze(entry.plainSql, entry.inferredTypes, checkedBy, params, prelude);
+    const sql = entry.target.checkedSql ?? entry.plainSql;
+    await backend.analyze(sql, entry.inferredTypes, checkedBy, params, prelude);
     return true;
   } catch (error) {
     if (!(error instanceof BackendError) || error.raw.length === 0) throw error;
@@ -859,6 +860,12 @@ async function mayMake(
   const { rows } = await control.backend.query(`SELECT ${creatable} AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relname = ${quoteLiteral(relation.name)} AND ${schemaCondition(temp ? 'pg_temp' : relation.schema)})`);
+  return rows[0][0] === 't';
+}
+
+/** Whether the session's role may run a statement, by its target's condition (see BatchTarget.mayRun). */
+async function mayRun(control: SessionControl, condition: string): Promise<boolean> {
+  const { rows } = await control.backend.query(`SELECT ${condition}`);
   return rows[0][0] === 't';
 }
 
@@ -1545,7 +1552,12 @@ export class MlInterceptor implements SessionInterceptor {
     if (settings.oneRow[0] && !target.explain && !target.cursor) return asIs();
     if (settings.readOnly && target.writes) return asIs();
     if (!(await ensureResultsTables(control, settings, settings.rowTables.size > 0, this.tableRefusals))) return asIs();
-    if (target.checkedBy && !(await this.analyzes(control, original, standalone, target.checkedBy))) return false;
+    if (target.mayRun && !(await mayRun(control, target.mayRun))) return asIs();
+    if (
+      target.checkedBy &&
+      !(await this.analyzes(control, target.checkedSql ?? original, standalone, target.checkedBy))
+    )
+      return false;
     const number = this.numberStatement();
     const asPlanned =
       parsed.plannedAs === number &&
@@ -2255,7 +2267,8 @@ export class MlInterceptor implements SessionInterceptor {
           // PostgreSQL refuses it as bound (a column the role may not read or write, a value its type does not
           // take): nothing is scored (or billed) for it, and PostgreSQL says so where it runs. (Once per statement:
           // privileges do not depend on the values.)
-          const { checkedBy } = entry.target;
+          const { checkedBy, mayRun: condition } = entry.target;
+          if (condition && !accepted.has(entry)) accepted.set(entry, await mayRun(control, condition));
           if (checkedBy && !accepted.has(entry))
             accepted.set(entry, await takesAsBound(control, entry, checkedBy, params));
           if (accepted.get(entry) === false) continue;

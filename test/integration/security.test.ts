@@ -748,19 +748,42 @@ describe('several tenants in one database', () => {
     });
     expect(extendedAllowed.rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
     expect(tap.sentimentTexts().length).toBeGreaterThan(0);
-    // Statements that make a table of what they read, likewise, on either protocol.
+    // Statements that make a table of what they read, and cursors over it, likewise, on either protocol.
+    await admin.query(`GRANT CREATE ON SCHEMA public TO ${analyst.name}`);
     tap.clear();
+    const reading = `secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment`;
     const making = [
-      `CREATE TEMP TABLE sec_made AS SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns`,
-      `SELECT secret, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment INTO TEMP sec_into FROM sec_columns`,
+      `CREATE TEMP TABLE sec_made AS SELECT ${reading} FROM sec_columns`,
+      `SELECT ${reading} INTO TEMP sec_into FROM sec_columns`,
+      `CREATE MATERIALIZED VIEW sec_mv AS SELECT ${reading} FROM sec_columns`,
+      `DECLARE sec_cursor CURSOR FOR SELECT ${reading} FROM sec_columns`,
+      `EXPLAIN ANALYZE SELECT ${reading} FROM sec_columns`,
     ];
     for (const text of making) {
-      for (const values of [undefined, [0]]) {
+      // (A materialized view's query takes no parameters.)
+      for (const values of text.includes('MATERIALIZED') ? [undefined] : [undefined, [0]]) {
         const sql = values ? `${text} WHERE id >= $1` : text;
+        await db.query('BEGIN');
         expect(await rejection(db.query({ text: sql, values })), sql).toMatchObject({ code: '42501' });
+        await db.query('ROLLBACK');
+        expect(tap.sentimentTexts(), sql).toEqual([]);
       }
     }
+    // (COPY takes no parameters.)
+    const copied = await rejection(db.query(`COPY (SELECT ${reading} FROM sec_columns) TO STDOUT`));
+    expect(copied).toMatchObject({ code: '42501' });
     expect(tap.sentimentTexts()).toEqual([]);
+    // A materialized view someone else owns, refreshed: PostgreSQL refuses it only as it runs it.
+    await admin.query(`CREATE MATERIALIZED VIEW sec_mv_owned AS SELECT id, ${reading} FROM sec_columns`);
+    tap.clear();
+    for (const name of [undefined, 'sec_refresh']) {
+      const refresh = await rejection(db.query({ name, text: 'REFRESH MATERIALIZED VIEW sec_mv_owned' }));
+      expect(refresh).toMatchObject({ code: '42501', message: 'permission denied for materialized view sec_mv_owned' });
+    }
+    expect(tap.sentimentTexts()).toEqual([]);
+    // Its owner refreshes it as before.
+    await admin.query('REFRESH MATERIALIZED VIEW sec_mv_owned');
+    expect(tap.sentimentTexts().length).toBeGreaterThan(0);
     await db.end();
   });
 
