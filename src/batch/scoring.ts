@@ -118,6 +118,11 @@ export interface ScoringOptions {
   /** Throttled calls are retried until then (epoch ms). */
   deadline: number;
   onProgress?: (scored: number) => void;
+  /**
+   * An endpoint refused a batch of several rows whole (a request larger than its own limit): its calls of the
+   * statement are made one row at a time from then on (once per endpoint).
+   */
+  onBatchRefused?: (refused: { label: string; target: string; rows: number; error: SqlError }) => void;
   /** Keep a list of answers as they come (takeCompleted), for loading them per input. Default true. */
   listCompleted?: boolean;
 }
@@ -463,8 +468,16 @@ export class BatchScorer {
       } catch (error) {
         // An error about every input of the batch (its endpoint or language): none gets an answer.
         if (!refusesInput(error) || this.options.signal.aborted) throw error;
+        // (Said once, by the first of the batches in flight to be refused; not for an unknown endpoint, nor a
+        // language: every row's call fails alike, and says why.)
+        const first = !this.refusedTargets.has(targetKey);
         this.refusedTargets.add(targetKey);
         refused = true;
+        const { sqlstate } = error as SqlError;
+        if (first && batch.kind === 'endpoint' && batch.slots.length > 1 && sqlstate !== SqlState.undefinedObject) {
+          const { label, target } = batch;
+          this.options.onBatchRefused?.({ label, target, rows: batch.slots.length, error: error as SqlError });
+        }
       }
       if (refused) results = batch.slots.map(() => DECLINED);
       // A statement that ended meanwhile (cancel, timeout, failure) takes no more answers or progress.

@@ -39,6 +39,8 @@ export const SqlState = {
   /** The service is unavailable or timed out. */
   ioError: '58030',
   internalError: 'XX000',
+  /** A WARNING's code. */
+  warning: '01000',
 } as const;
 
 export function asSqlError(error: unknown): SqlError {

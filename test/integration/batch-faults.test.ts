@@ -104,6 +104,30 @@ describe('batch mode under faults', () => {
     expect(counted.rows).toBe(100 * counted.batches);
   });
 
+  it('warns once when an endpoint refuses whole batches, whose calls then go one row at a time', async () => {
+    const db = await startWith({ refuseOverRows: 50 });
+    const notices: { severity?: string; message: string; hint?: string }[] = [];
+    db.on('notice', (n) => notices.push(n));
+    const { rows } = await db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 300`);
+    expect(rows[0].n).toBe(300);
+    expect(notices.map(({ severity, message, hint }) => ({ severity, message, hint }))).toEqual([
+      {
+        severity: 'WARNING',
+        message:
+          "aws_sagemaker.invoke_endpoint: a batch of 100 rows was refused (SageMaker endpoint remote rejected the request: payload of 100 rows is over the limit); the statement's calls to endpoint remote are made one row at a time",
+        hint: 'If the endpoint takes smaller requests, pass a smaller max_rows_per_batch.',
+      },
+    ]);
+    // (Up to the three batches, those sent before the first was refused, are refused; then the rows go one by one.)
+    expect(remote.requests).toBeGreaterThanOrEqual(1 + 300);
+    expect(remote.requests).toBeLessThanOrEqual(3 + 300);
+    // A size it takes: batches, no warning.
+    notices.length = 0;
+    const before = remote.requests;
+    await db.query(`SELECT count(${call(50)}) FROM rows_in WHERE id <= 300`);
+    expect({ notices, requests: remote.requests - before }).toEqual({ notices: [], requests: 300 / 50 });
+  });
+
   it('counts a statement once in monitoring, however many of its calls there are', async () => {
     const db = await startWith({});
     const other = ['f1 + 1', ...features.slice(1)].join(', ');

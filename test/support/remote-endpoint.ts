@@ -31,6 +31,8 @@ export interface RemoteBehaviour {
   dropsLastLine?: boolean;
   /** Close the connection of this many endpoint requests without an answer (a reset, as a closed keep-alive's). */
   resetFirst?: number;
+  /** Refuse an endpoint request of more rows than this with 413 (a model server with a smaller payload limit). */
+  refuseOverRows?: number;
 }
 
 /**
@@ -99,7 +101,13 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
         );
         return;
       }
-      const predicted = (await model.predict(parseCsvFeatures(Buffer.concat(chunks)))).csvLines();
+      const features = parseCsvFeatures(Buffer.concat(chunks));
+      if (behaviour.refuseOverRows !== undefined && features.rows > behaviour.refuseOverRows) {
+        res.writeHead(413, { 'content-type': 'application/json', 'x-amzn-errortype': 'ValidationError' });
+        res.end(JSON.stringify({ message: `payload of ${features.rows} rows is over the limit` }));
+        return;
+      }
+      const predicted = (await model.predict(features)).csvLines();
       const answered = behaviour.dropsLastLine ? predicted.slice(0, -1) : predicted;
       const lines = behaviour.nulInAnswers ? answered.map((line) => `${line}\u0000`) : answered;
       inFlight += 1;
