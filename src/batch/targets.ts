@@ -190,7 +190,7 @@ export function batchTarget(
         cursor: type === 'DeclareCursorStmt' ? node.portalname : undefined,
         ...(type === 'DeclareCursorStmt'
           ? { checkedBy: 'explain' }
-          : { checkedBy: 'bind', checkedSql: deparse(node.query) }),
+          : { checkedBy: 'bind', checkedSql: deparse(node.query), mayRun: copyTarget(node) }),
         writes: writes(node.query),
         finalSql: rewritten(stmt),
       };
@@ -259,6 +259,13 @@ function refreshable(relation: AstNode): string {
         OR CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
                 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)})), false)`;
+}
+
+/** For COPY … TO a server file or program: SQL true when the role may write one (else undefined). */
+function copyTarget(copy: AstNode): string | undefined {
+  if (!copy.filename) return undefined;
+  const role = copy.is_program ? 'pg_execute_server_program' : 'pg_write_server_files';
+  return `pg_catalog.pg_has_role(current_user, '${role}', 'USAGE')`;
 }
 
 /** Tables a query reads (for their parallel_workers setting). */

@@ -772,6 +772,11 @@ describe('several tenants in one database', () => {
     // (COPY takes no parameters.)
     const copied = await rejection(db.query(`COPY (SELECT ${reading} FROM sec_columns) TO STDOUT`));
     expect(copied).toMatchObject({ code: '42501' });
+    // To a server file or program, which takes a role the caller has not.
+    for (const to of [`'/tmp/sec_copy.csv'`, `PROGRAM 'cat > /dev/null'`]) {
+      const sql = `COPY (SELECT id, (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM sec_columns) TO ${to}`;
+      expect(await rejection(db.query(sql)), sql).toMatchObject({ code: '42501' });
+    }
     expect(tap.sentimentTexts()).toEqual([]);
     // A materialized view someone else owns, refreshed: PostgreSQL refuses it only as it runs it.
     await admin.query(`CREATE MATERIALIZED VIEW sec_mv_owned AS SELECT id, ${reading} FROM sec_columns`);
