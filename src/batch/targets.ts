@@ -1,7 +1,7 @@
 import { type AstNode, clone, deparse, functionName, inner, nodeType, some, walk } from '../sql/ast.js';
 import { parse } from '../sql/parser.js';
 import { quoteIdentifier, quoteLiteralAnyStrings } from '../sql/quote.js';
-import type { MlCatalog } from './catalog.js';
+import type { MlCatalog, MlView } from './catalog.js';
 import { recognizeMlCall } from './ml-calls.js';
 import type { BatchPlan } from './planner.js';
 import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
@@ -27,6 +27,8 @@ export interface BatchTarget {
    * neither binding nor EXPLAIN sees (REFRESH MATERIALIZED VIEW: the view's owner, or MAINTAIN on it).
    */
   mayRun?: string;
+  /** DECLARE without WITH HOLD: PostgreSQL runs it only in a transaction block, and refuses it elsewhere. */
+  inBlockOnly?: boolean;
   /** What is checked in the statement's place: COPY's query (COPY can be neither bound nor EXPLAINed), EXPLAIN's statement. */
   checkedSql?: string;
   /**
@@ -56,6 +58,9 @@ const CATALOG_DDL = new Set([
   'AlterExtensionStmt',
   'DoStmt',
 ]);
+
+/** DECLARE's WITH HOLD option bit (CURSOR_OPT_HOLD in PostgreSQL's parsenodes.h). */
+const CURSOR_OPT_HOLD = 0x0020;
 
 /** Statements after which the set of ML wrappers and views may have changed. */
 export function isCatalogDdl(stmt: AstNode): boolean {
@@ -189,8 +194,13 @@ export function batchTarget(
         stored: false,
         cursor: type === 'DeclareCursorStmt' ? node.portalname : undefined,
         ...(type === 'DeclareCursorStmt'
-          ? { checkedBy: 'explain' }
-          : { checkedBy: 'bind', checkedSql: deparse(node.query), mayRun: copyTarget(node) }),
+          ? { checkedBy: 'explain', inBlockOnly: ((node.options ?? 0) & CURSOR_OPT_HOLD) === 0 }
+          : {
+              // (A SELECT is checked bound; binding a writing query does not start its executor.)
+              checkedBy: nodeType(node.query) === 'SelectStmt' ? 'bind' : 'explain',
+              checkedSql: deparse(node.query),
+              mayRun: copyTarget(node),
+            }),
         writes: writes(node.query),
         finalSql: rewritten(stmt),
       };
@@ -202,6 +212,8 @@ export function batchTarget(
       // As PostgreSQL reads a boolean option (defGetBoolean: true, false, on, off, 1, 0); one it refuses runs
       // nothing either.
       const analyze = options.has('analyze') && ['true', 'on', '1'].includes(options.get('analyze')!);
+      // (PostgreSQL refuses ANALYZE with GENERIC_PLAN: nothing to score for it.)
+      if (analyze && options.has('generic_plan') && options.get('generic_plan') !== 'false') return undefined;
       return {
         query: inner.query,
         stored: false,
@@ -237,7 +249,7 @@ export function batchTarget(
         query: definition.stmt,
         stored: true,
         writes: true,
-        mayRun: refreshable(relation),
+        mayRun: refreshable(relation, view),
         finalSql: () => original,
       };
     }
@@ -247,18 +259,19 @@ export function batchTarget(
 }
 
 /**
- * Whether the role may refresh the materialized view, as PostgreSQL decides (its owner's privileges, or, from
- * PostgreSQL 17, MAINTAIN). (CASE: MAINTAIN is unknown before 17.)
+ * Whether the role may refresh the materialized view, as PostgreSQL decides: from PostgreSQL 17, MAINTAIN on it
+ * (its owner has it unless revoked); before, its owner's privileges. (CASE: MAINTAIN is unknown before 17.) The
+ * name may find another view of that name than the catalog's, which is the one scored: then not.
  */
-function refreshable(relation: AstNode): string {
+function refreshable(relation: AstNode, view: MlView): string {
   const name = [relation.schemaname, relation.relname]
     .filter((n) => n !== undefined)
     .map(quoteIdentifier)
     .join('.');
-  return `COALESCE((SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE')
-        OR CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
-                THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
-      FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)})), false)`;
+  return `COALESCE((SELECT CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
+                THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE pg_catalog.pg_has_role(c.relowner, 'USAGE') END
+      FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)})
+        AND c.oid = ${quoteLiteralAnyStrings(view.oid)}::oid), false)`;
 }
 
 /** For COPY … TO a server file or program: SQL true when the role may write one (else undefined). */

@@ -1525,6 +1525,8 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
+    // (A Query string of several statements runs in a block of the gateway's, as PostgreSQL's implicit one.)
+    if (target.inBlockOnly && control.backend.status !== 'T') return asIs();
     if (target.makes && !(await mayMake(control, target.makes))) return asIs();
     const settings = await readSettings(
       control,
@@ -2249,8 +2251,9 @@ export class MlInterceptor implements SessionInterceptor {
         for (const [i, { entry, params, index }] of executed.entries()) {
           // Bound again with the same values: its answers are already there.
           if (executed.slice(0, i).some((o) => o.entry === entry && sameValues(o.params, params))) continue;
-          // PostgreSQL refuses it in a read-only transaction: nothing to score for it.
+          // PostgreSQL refuses it in a read-only transaction, or (a DECLARE) outside a block: nothing to score for it.
           if (settings.readOnly && entry.target.writes) continue;
+          if (entry.target.inBlockOnly && control.backend.status !== 'T') continue;
           const inferTypes = async () => {
             entry.inferredTypes = await control.backend.parameterTypes(entry.serverSql, entry.declaredTypes);
           };

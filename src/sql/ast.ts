@@ -57,6 +57,12 @@ class FaithfulDeparser extends Deparser {
     return super.SelectStmt(node, own);
   }
 
+  /** The view's name as a RangeVar node: the deparser writes a bare one's schema-qualified name as nothing. */
+  override RefreshMatViewStmt(node: AstNode, context: Parameters<Deparser['RefreshMatViewStmt']>[1]): string {
+    const relation = node.relation && !node.relation.RangeVar ? { RangeVar: node.relation } : node.relation;
+    return super.RefreshMatViewStmt({ ...node, relation }, context);
+  }
+
   override ExecuteStmt(node: AstNode, context: Parameters<Deparser['ExecuteStmt']>[1]): string {
     const withoutName = super.ExecuteStmt({ ...node, name: undefined }, context);
     return withoutName.replace(/^EXECUTE/, `EXECUTE ${quoteIdentifier(node.name)}`);

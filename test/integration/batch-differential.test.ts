@@ -1874,6 +1874,10 @@ describe('batch mode in other statements', () => {
     await db.query('CREATE UNIQUE INDEX ON mv_scores (id)');
     await db.query('REFRESH MATERIALIZED VIEW mv_scores');
     await db.query('REFRESH MATERIALIZED VIEW CONCURRENTLY mv_scores');
+    // Named with its schema, in batches too (the deparser wrote such a name as nothing: it went per row).
+    const calls = perRowCallsOf();
+    await db.query('REFRESH MATERIALIZED VIEW CONCURRENTLY public.mv_scores');
+    expect(perRowCallsOf() - calls).toBe(0);
     const before = rowsScored();
     const mv = await db.query(
       'SELECT count(*)::int AS n FROM mv_scores m JOIN scored_rows r USING (id) WHERE m.p IS DISTINCT FROM r.p',

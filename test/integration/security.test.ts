@@ -792,6 +792,59 @@ describe('several tenants in one database', () => {
     await db.end();
   });
 
+  it('calls no service for a statement PostgreSQL refuses only as it runs it', async () => {
+    await admin.query(`CREATE TABLE sec_run (id int, doc text);
+      INSERT INTO sec_run VALUES (1, 'a fine day'), (2, 'a bad day');
+      CREATE TABLE sec_sink (id int);
+      GRANT SELECT ON sec_run, sec_sink TO ${analyst.name};
+      CREATE SCHEMA sec_a AUTHORIZATION ${analyst.name};
+      CREATE SCHEMA sec_z AUTHORIZATION ${analyst.name}`);
+    const db = await as(analyst);
+    const sentiment = (text: string) => `(aws_comprehend.detect_sentiment(${text}, 'en')).sentiment`;
+    let named = 0;
+    const refusals = async (statements: string[], code: string, extended = true) => {
+      tap.clear();
+      for (const text of statements)
+        for (const name of extended ? [undefined, `sec_refused_${named++}`] : [undefined])
+          expect(await rejection(db.query({ name, text })), text).toMatchObject({ code });
+      expect(tap.sentimentTexts()).toEqual([]);
+    };
+    // A cursor declared outside a block.
+    await refusals([`DECLARE sec_out CURSOR FOR SELECT ${sentiment('doc')} FROM sec_run`], '25P01');
+    // In one Query string (PostgreSQL's implicit block) it runs, as the string's statements do.
+    const fetched = await db.query(`DECLARE sec_in CURSOR FOR SELECT ${sentiment('doc')} FROM sec_run ORDER BY id;
+      FETCH ALL FROM sec_in`);
+    expect((fetched as unknown as pg.QueryResult[])[1].rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
+    // COPY of a query that writes where the caller may not.
+    await refusals(
+      [
+        `COPY (INSERT INTO sec_sink SELECT id FROM sec_run WHERE ${sentiment('doc')} = 'POSITIVE' RETURNING id) TO STDOUT`,
+      ],
+      '42501',
+      false,
+    );
+    // EXPLAIN options PostgreSQL refuses together.
+    await refusals([`EXPLAIN (ANALYZE, GENERIC_PLAN) SELECT ${sentiment('doc')} FROM sec_run`], '22023', false);
+    // A materialized view its owner took MAINTAIN back from (PostgreSQL 17 and later ask for MAINTAIN only).
+    await db.query(`CREATE MATERIALIZED VIEW sec_a.mv_kept AS SELECT ${sentiment('doc')} FROM sec_run`);
+    await db.query(`REVOKE MAINTAIN ON sec_a.mv_kept FROM ${analyst.name}`);
+    await refusals(['REFRESH MATERIALIZED VIEW sec_a.mv_kept'], '42501');
+    // Two views of one name: what is scored is the one the search path finds.
+    await db.query(`CREATE MATERIALIZED VIEW sec_a.mv_twin AS SELECT ${sentiment(`doc || ' A'`)} FROM sec_run;
+      CREATE MATERIALIZED VIEW sec_z.mv_twin AS SELECT ${sentiment(`doc || ' Z'`)} FROM sec_run`);
+    for (const [first, second] of [
+      ['sec_a', 'sec_z'],
+      ['sec_z', 'sec_a'],
+    ]) {
+      tap.clear();
+      await db.query(`SET search_path = ${first}, ${second}, public`);
+      await db.query('REFRESH MATERIALIZED VIEW mv_twin');
+      const mark = first === 'sec_a' ? ' A' : ' Z';
+      expect(new Set(tap.sentimentTexts().map((t) => t.slice(-2))), first).toEqual(new Set([mark]));
+    }
+    await db.end();
+  });
+
   it('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
     const db = await as(outsider);
     tap.clear();
