@@ -77,6 +77,14 @@ function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolea
     if (['int4', 'int2', 'int8', 'integer', 'int', 'bigint', 'smallint'].includes(type)) return true;
     if (['text', 'varchar', 'bpchar', 'name'].includes(type)) return false;
   }
+  // Integer arithmetic on integers (`3 + 4`, `n * 10` of an integer parameter) gives an integer.
+  const operation = inner(node, 'A_Expr');
+  if (operation?.kind === 'AEXPR_OP' && operation.lexpr && operation.name?.length === 1) {
+    const operator = operation.name[0].String?.sval;
+    const integers =
+      looksInteger(operation.lexpr, paramTypes) === true && looksInteger(operation.rexpr, paramTypes) === true;
+    if (['+', '-', '*', '/', '%'].includes(operator) && integers) return true;
+  }
   // A parameter's type is the driver's to declare (an untyped one is left to the per-row path).
   const param = inner(node, 'ParamRef');
   if (param) {
@@ -85,6 +93,19 @@ function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolea
     if (type === 25 || type === 1043) return false; // text, varchar
   }
   return undefined;
+}
+
+/**
+ * A three-argument detect_sentiment whose last argument's type, which decides the form PostgreSQL calls
+ * (`(input_text, language_code, max_rows_per_batch)` or Aurora's `(unused, input_text, language_code)`), the
+ * gateway cannot tell from the statement (a column, an expression): it is called per row.
+ */
+export function ambiguousSentimentCall(call: AstNode, paramTypes?: readonly number[]): boolean {
+  const name = functionName(call);
+  if (name[name.length - 1] !== 'detect_sentiment' || (name.length === 2 && name[0] !== 'aws_comprehend')) return false;
+  if (name.length > 2) return false;
+  const args = positional(call);
+  return args?.length === 3 && !isNullConst(args[2]) && looksInteger(args[2], paramTypes) === undefined;
 }
 
 /** A call written as a plain function call (not `f(*)`, DISTINCT, OVER, FILTER or ORDER BY inside). */
@@ -266,6 +287,25 @@ function inlineWrapper(
   return { body: holder.root, values };
 }
 
+const typedBodies = new WeakMap<WrapperFunction, AstNode>();
+
+/**
+ * The wrapper's body with each parameter a NULL of its declared type: its own ML calls, recognised as PostgreSQL
+ * resolves them (`detect_sentiment(doc, 'en', max_rows)` with an integer parameter is the batch-size form).
+ */
+function typedBody(fn: WrapperFunction): AstNode {
+  let body = typedBodies.get(fn);
+  if (!body) {
+    body =
+      inlineWrapper(
+        fn,
+        fn.argTypes.map(() => ({ A_Const: { isnull: true } })),
+      )?.body ?? fn.bodyExpression!;
+    typedBodies.set(fn, body);
+  }
+  return body;
+}
+
 /**
  * Recognises an ML call: the builtin functions, or a wrapper whose body is a
  * single expression around exactly one of them (nested wrappers inlined too).
@@ -292,7 +332,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     }
     return undefined;
   });
-  if (innerCalls.length !== 1 || mlCallsIn(fn.bodyExpression, catalog, depth) !== 1) return undefined;
+  if (innerCalls.length !== 1 || mlCallsIn(typedBody(fn), catalog, depth) !== 1) return undefined;
   const [{ call: mlCall }] = innerCalls;
   let nullWhen: string | undefined;
   if (fn.strict) {

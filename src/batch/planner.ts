@@ -23,7 +23,7 @@ import {
   soleFunction,
   type ViewRead,
 } from './levels.js';
-import { type MlKind, recognizeMlCall } from './ml-calls.js';
+import { ambiguousSentimentCall, type MlKind, recognizeMlCall } from './ml-calls.js';
 import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
@@ -1328,6 +1328,9 @@ function expandSentimentStars(statement: AstNode, catalog: MlCatalog): void {
   });
 }
 
+const AMBIGUOUS_SENTIMENT_FORM =
+  'the type of its third argument, which the gateway cannot tell, decides which form PostgreSQL calls: cast it, as max_rows_per_batch::int';
+
 /**
  * Plans batch mode for one statement: the argument query of every call site
  * it can cover, and the statement rewritten to read stored results through
@@ -1351,6 +1354,13 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const byFingerprint = new Map<string, CallGroup>();
   const pendingDependencies = new Map<CallGroup, CallSite[]>();
 
+  walk(statement, (node) => {
+    const call = inner(node, 'FuncCall');
+    if (call && ambiguousSentimentCall(call, catalog.paramTypes)) {
+      perRow.push({ label: 'aws_comprehend.detect_sentiment', reason: AMBIGUOUS_SENTIMENT_FORM });
+    }
+    return undefined;
+  });
   const setReturning = catalog.setReturning;
   if (analysis.blockers.length === 0) {
     for (const site of analysis.sites) {

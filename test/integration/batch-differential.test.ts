@@ -208,6 +208,32 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await expectSameBothWays(db, `SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
   });
 
+  it("honours detect_sentiment's max_rows_per_batch given through a wrapper or as an integer expression", async () => {
+    await db.query(`CREATE FUNCTION sized_mood(doc text, size int DEFAULT NULL) RETURNS varchar LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en', size)).sentiment $$`);
+    const largest = async (sql: string) => {
+      const explained = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${sql}`, rowMode: 'array' });
+      const line = explained.rows.map((r) => String(r[0])).find((l) => l.includes('Batch Processing'));
+      return line?.match(/avg\/min\/max batch size=[\d.]+\/[\d.]+\/([\d.]+) /)?.[1];
+    };
+    for (const [sql, size] of [
+      ['SELECT id, sized_mood(txt, 10) FROM t', '10.000'],
+      ['SELECT id, sized_mood(txt) FROM t', '25.000'],
+      [`SELECT id, (${SENTIMENT}(txt, 'en', 3 + 4)).sentiment FROM t`, '7.000'],
+    ]) {
+      await expectSameBothWays(db, sql);
+      await runBatched(sql, SENTIMENT);
+      expect(await largest(sql), sql).toBe(size);
+    }
+    // A column's type the gateway cannot tell: per row, and EXPLAIN says why.
+    const column = `SELECT id, (${SENTIMENT}(txt, 'en', grp)).sentiment FROM t WHERE id <= 3`;
+    await expectSameBothWays(db, column);
+    const explained = await db.query({ text: `EXPLAIN (COSTS false) ${column}`, rowMode: 'array' });
+    expect(explained.rows.map((r) => r[0])).toContain(
+      'ML Function (per row): aws_comprehend.detect_sentiment (the type of its third argument, which the gateway cannot tell, decides which form PostgreSQL calls: cast it, as max_rows_per_batch::int)',
+    );
+  });
+
   it('EXPLAIN calls nothing unless it analyzes, however the boolean is written', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id < 20`;
     for (const options of ['', '(ANALYZE off) ', '(ANALYZE 0) ', '(COSTS off, ANALYZE OFF) ', '(ANALYZE false) ']) {
