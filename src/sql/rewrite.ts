@@ -1,3 +1,4 @@
+import { parseBoolean } from '../util/pg-boolean.js';
 import { type ScanToken, scan } from './parser.js';
 
 /**
@@ -155,12 +156,44 @@ export function rewriteStatementText(sql: string): string {
       }
     } else if (name === 'apg_enable_function_migration') {
       edits.push({ start: token.start, end: token.end, text: 'aws_ml.enable_function_migration' });
+      const value = booleanSettingValue(tokens, i + 1);
+      if (value) edits.push(value);
+    } else if (token.tokenName === 'SCONST' && settingNameArgument(tokens, i)) {
+      edits.push({ start: token.start, end: token.end, text: "'aws_ml.enable_function_migration'" });
     } else if (token.tokenName === 'SCONST' && /invoke_endpoint/i.test(token.text)) {
       const edit = codeStrings.has(i) ? rewriteStringConstant(token) : undefined;
       if (edit) edits.push(edit);
     }
   }
   return applyEdits(bytes, edits);
+}
+
+/**
+ * A SET's boolean value written as PostgreSQL shows its own boolean settings (`on`, `off`): Aurora's setting is
+ * one, while the gateway's stands for it as a placeholder that keeps the text given (`false`, `'yes'`, `0`).
+ * `at` is the token after the setting's name; undefined unless `= value` or `TO value` ends the statement there.
+ */
+function booleanSettingValue(tokens: ScanToken[], at: number): Edit | undefined {
+  const assigns = tokens[at]?.text === '=' || tokens[at]?.text.toLowerCase() === 'to';
+  const value = tokens[at + 1];
+  const end = tokens[at + 2];
+  if (!assigns || !value || (end !== undefined && end.text !== ';')) return undefined;
+  const text = value.tokenName === 'SCONST' ? unquoted(value.text) : value.text;
+  const parsed = text === undefined || text.toLowerCase() === 'default' ? undefined : parseBoolean(text);
+  return parsed === undefined ? undefined : { start: value.start, end: value.end, text: parsed ? 'on' : 'off' };
+}
+
+/** A plain 'text' literal's value (undefined for E'', U&'' or dollar quoting). */
+const unquoted = (text: string): string | undefined =>
+  text.startsWith("'") ? text.slice(1, -1).replace(/''/g, "'") : undefined;
+
+/** Tokens[at] is 'apg_enable_function_migration' as current_setting's or set_config's first argument. */
+function settingNameArgument(tokens: ScanToken[], at: number): boolean {
+  if (unquoted(tokens[at].text)?.toLowerCase() !== 'apg_enable_function_migration') return false;
+  if (tokens[at - 1]?.text !== '(') return false;
+  const fn = tokens[at - 2] && identName(tokens[at - 2]);
+  const qualifier = tokens[at - 3]?.text === '.' ? identName(tokens[at - 4]) : 'pg_catalog';
+  return qualifier === 'pg_catalog' && (fn === 'current_setting' || fn === 'set_config');
 }
 
 /** Rewrites the SQL inside a function or DO body, dollar-quoted or single-quoted. */

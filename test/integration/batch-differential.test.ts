@@ -2492,7 +2492,8 @@ describe('postgres.js', () => {
     const more = await session.round([raw.execute('c1', 2), raw.flush()], 0, (answer) => /[sCE]$/.test(answer.types));
     expect(more.results[0]).toEqual([['3'], ['4']]);
     expect((await session.round([raw.sync()])).statuses).toEqual(['I']);
-    expect((await session.query('SHOW apg_enable_function_migration')).results[0]).toEqual([['false']]);
+    // (Shown as PostgreSQL shows a boolean setting.)
+    expect((await session.query('SHOW apg_enable_function_migration')).results[0]).toEqual([['off']]);
     await session.query('RESET apg_enable_function_migration');
   });
 

@@ -64,8 +64,14 @@ describe('batch mode with a SageMaker endpoint', () => {
       expect(perRowAfter - perRowBefore).toBe(20);
       const shown = await db.query('SHOW apg_enable_function_migration');
       // (Under Aurora's name, as PostgreSQL names a SHOW's column.)
-      expect(shown.rows).toEqual([{ apg_enable_function_migration: 'false' }]);
+      // (Its value as PostgreSQL shows a boolean setting's, whatever was written: `false` here.)
+      expect(shown.rows).toEqual([{ apg_enable_function_migration: 'off' }]);
       expect(shown.command).toBe('SHOW');
+      // Read and set by name through the functions too, as on Aurora.
+      const read = await db.query(
+        "SELECT current_setting('apg_enable_function_migration') AS now, set_config('apg_enable_function_migration', 'on', true) AS set",
+      );
+      expect(read.rows).toEqual([{ now: 'off', set: 'on' }]);
     } finally {
       await db.query('RESET apg_enable_function_migration');
     }

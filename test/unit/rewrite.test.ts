@@ -99,10 +99,27 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
   });
 
   it('maps apg_enable_function_migration onto the gateway setting', () => {
+    // (A boolean value as PostgreSQL shows one: `on` or `off`.)
     expect(rewriteStatementText('SET apg_enable_function_migration = false')).toBe(
-      'SET aws_ml.enable_function_migration = false',
+      'SET aws_ml.enable_function_migration = off',
     );
+    expect(rewriteStatementText("SET LOCAL apg_enable_function_migration TO 'Y';")).toBe(
+      'SET LOCAL aws_ml.enable_function_migration TO on;',
+    );
+    for (const kept of ['= DEFAULT', "= 'maybe'", '= 0, 1', "= E'off'"]) {
+      expect(rewriteStatementText(`SET apg_enable_function_migration ${kept}`)).toBe(
+        `SET aws_ml.enable_function_migration ${kept}`,
+      );
+    }
     expect(rewriteStatementText('RESET apg_enable_function_migration')).toBe('RESET aws_ml.enable_function_migration');
+    // Named as the functions that read and set a setting take it; other text is left alone.
+    expect(
+      rewriteStatementText(
+        "SELECT current_setting('apg_enable_function_migration'), pg_catalog.set_config('APG_enable_function_migration', 'off', false), 'apg_enable_function_migration', lower('apg_enable_function_migration')",
+      ),
+    ).toBe(
+      "SELECT current_setting('aws_ml.enable_function_migration'), pg_catalog.set_config('aws_ml.enable_function_migration', 'off', false), 'apg_enable_function_migration', lower('apg_enable_function_migration')",
+    );
   });
 
   it('routes casts to non-builtin types through cast_output, leaves scalar casts alone', () => {
