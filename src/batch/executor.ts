@@ -20,7 +20,14 @@ import type { ViewRead } from './levels.js';
 import type { MemoryGuard } from './memory-guard.js';
 import { type BatchPlan, type CallGroup, type KeyRead, RESULTS, ROW_RESULTS } from './planner.js';
 import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
-import { AUTO_ENDPOINT_BATCH, AUTO_SENTIMENT_BATCH, BatchFigures, BatchScorer, type KeyFormat } from './scoring.js';
+import {
+  AUTO_ENDPOINT_BATCH,
+  AUTO_SENTIMENT_BATCH,
+  BatchFigures,
+  BatchScorer,
+  type KeyFormat,
+  rowsPerEndpointRequest,
+} from './scoring.js';
 import type { BatchStatistics } from './statistics.js';
 
 export interface BatchSettings {
@@ -1127,7 +1134,11 @@ async function streamFeatureRows(
   const reader = new BinaryArgumentReader(inputTypes, {
     place(target) {
       current = undefined;
-      size ??= sizeOf(undefined);
+      // (A batch is one request: no more rows than SageMaker's payload limit takes.)
+      if (size === undefined) {
+        const given = sizeOf(undefined);
+        size = given === undefined ? undefined : Math.min(given, rowsPerEndpointRequest(cols));
+      }
       if (size === undefined || !scorer.acceptsTarget(target)) return { values: scratch, start: 0 };
       if (!last || last.target !== target) {
         let set = sets.get(target);

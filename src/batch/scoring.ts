@@ -107,6 +107,10 @@ export interface Completed {
 /** The most bytes one number takes as a CSV field, separator included (`-1.2345678901234567e-308,`). */
 const CSV_FIELD_BYTES = 25;
 
+/** The most rows of `cols` numbers one endpoint request takes, as their CSV text could be at its longest. */
+export const rowsPerEndpointRequest = (cols: number): number =>
+  Math.max(1, Math.floor(SAGEMAKER_PAYLOAD_LIMIT_BYTES / (cols * CSV_FIELD_BYTES)));
+
 export const AUTO_SENTIMENT_BATCH = COMPREHEND_BATCH_LIMIT;
 export const AUTO_ENDPOINT_BATCH = 10_000;
 
@@ -145,6 +149,8 @@ interface Batch {
   bufferKey: string;
   /** Answers are listed for the results stored per input (takeCompleted); else read by slot only. */
   listed: boolean;
+  /** The bytes of its keys, a newline each (endpoint batches: see enqueue). */
+  bytes: number;
 }
 
 /** Which buffer an input goes to. */
@@ -214,6 +220,9 @@ export class BatchScorer {
   private queue: (Batch | undefined)[] = [];
   private queueHead = 0;
   private inFlight = 0;
+  /** Requests to the service in flight (see oneRequest), and those waiting for one to end. */
+  private requestsInFlight = 0;
+  private readonly requestWaiters: (() => void)[] = [];
   private failure: unknown;
   /** Slots whose input the service refused (few; most statements have none). */
   private readonly declined = new Set<number>();
@@ -296,18 +305,31 @@ export class BatchScorer {
       const bufferKey = `${kind}\u0000${target}\u0000${format}\u0000${batchSize}\u0000${label}\u0000${listed}\u0000${figures.id}`;
       buffer = this.buffers.get(bufferKey);
       if (!buffer) {
-        buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey, listed };
+        buffer = { kind, target, format, keys: [], slots: [], figures, label, number: 0, bufferKey, listed, bytes: 0 };
         this.buffers.set(bufferKey, buffer);
       }
       this.lastBuffer = { buffer, spec: to };
     }
+    if (kind === 'endpoint') {
+      // A batch is one request: it ends before the row that would take it past SageMaker's payload limit (its
+      // text as the key has it, JSON or CSV: CSV is no longer). (A longer row alone is not sent: see endpoint.)
+      const bytes = Buffer.byteLength(key) + 1;
+      if (buffer.keys.length > 0 && buffer.bytes + bytes > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
+        this.close(buffer);
+        return this.enqueue(to, key, slot);
+      }
+      buffer.bytes += bytes;
+    }
     buffer.keys.push(key);
     buffer.slots.push(slot);
-    if (buffer.keys.length >= batchSize) {
-      this.buffers.delete(buffer.bufferKey);
-      if (this.lastBuffer?.buffer === buffer) this.lastBuffer = undefined;
-      this.dispatch(buffer);
-    }
+    if (buffer.keys.length >= batchSize) this.close(buffer);
+  }
+
+  /** Sends a full batch; the next input of its group starts another. */
+  private close(buffer: Batch): void {
+    this.buffers.delete(buffer.bufferKey);
+    if (this.lastBuffer?.buffer === buffer) this.lastBuffer = undefined;
+    this.dispatch(buffer);
   }
 
   /**
@@ -345,6 +367,7 @@ export class BatchScorer {
       number: 0,
       bufferKey: '',
       listed: false,
+      bytes: 0,
     });
   }
 
@@ -611,7 +634,7 @@ export class BatchScorer {
     const invoke = this.options.services.invokeEndpointRows;
     if (!invoke) throw new Error('invokeEndpointRows is not available for these services');
     const { rows, cols, data } = features;
-    const perRequest = Math.max(1, Math.floor(SAGEMAKER_PAYLOAD_LIMIT_BYTES / (cols * CSV_FIELD_BYTES)));
+    const perRequest = rowsPerEndpointRequest(cols);
     const send = async (first: number, count: number): Promise<CallResult[]> => {
       const part: FeatureMatrix = { data: data.subarray(first * cols, (first + count) * cols), rows: count, cols };
       const answer = await this.withRetries(batch, () => invoke(batch.target, part, this.options.signal));
@@ -681,9 +704,26 @@ export class BatchScorer {
     return outputs.map((outText) => (outText.includes('\u0000') ? DECLINED : { outText, outReal: null }));
   }
 
+  /**
+   * Makes one request to the service once fewer than K are in flight: a batch larger than one request (more than
+   * 25 documents, or over SageMaker's payload limit) sends several, and they count against K too.
+   */
+  private async oneRequest<T>(attempt: () => Promise<T>): Promise<T> {
+    while (this.requestsInFlight >= this.options.concurrency) {
+      await new Promise<void>((resolve) => this.requestWaiters.push(resolve));
+    }
+    this.requestsInFlight += 1;
+    try {
+      return await attempt();
+    } finally {
+      this.requestsInFlight -= 1;
+      this.requestWaiters.shift()?.();
+    }
+  }
+
   private withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {
     const { signal, deadline } = this.options;
-    return retryingThrottled(attempt, {
+    return retryingThrottled(() => this.oneRequest(attempt), {
       signal,
       deadline,
       onRetry: () => batch.figures.retried(),

@@ -128,6 +128,35 @@ describe('batch mode under faults', () => {
     expect({ notices, requests: remote.requests - before }).toEqual({ notices: [], requests: 300 / 50 });
   });
 
+  it('keeps at most K requests in flight, also for batches larger than one request', async () => {
+    const db = await startWith({ comprehendLatencyMs: 30 });
+    await db.query('SET aws_ml.max_concurrent_batches = 2');
+    // Two batches of 200 documents: eight requests of 25 each.
+    const { rows } = await db.query(
+      `SELECT count((aws_comprehend.detect_sentiment('doc ' || id, 'en', 200)).sentiment)::int AS n FROM rows_in WHERE id <= 400`,
+    );
+    expect(rows[0].n).toBe(400);
+    expect(remote.requests).toBe(400 / 25);
+    expect(remote.mostInFlight).toBeLessThanOrEqual(2);
+  });
+
+  it('makes each automatic endpoint batch one request within the payload limit, as EXPLAIN ANALYZE counts them', async () => {
+    const db = await startWith({});
+    // About 96 KB of CSV a row (numbers written with 8,000 decimals): 100 rows are over SageMaker's 6 MB.
+    await db.query(
+      `CREATE TABLE wide AS SELECT id, ${features.map((f) => `round(${f}::numeric, 8000) AS ${f}`).join(', ')} FROM rows_in WHERE id <= 100`,
+    );
+    const before = remote.requests;
+    const explained = await db.query({
+      text: `EXPLAIN (ANALYZE, COSTS false) SELECT count(${call()}) FROM wide`,
+      rowMode: 'array',
+    });
+    const line = explained.rows.map((r) => String(r[0])).find((l) => l.includes('Batch Processing')) ?? '';
+    const batches = Number(line.match(/num batches=(\d+)/)?.[1]);
+    expect(batches).toBeGreaterThan(1);
+    expect(remote.requests - before).toBe(batches);
+  });
+
   it('counts a statement once in monitoring, however many of its calls there are', async () => {
     const db = await startWith({});
     const other = ['f1 + 1', ...features.slice(1)].join(', ');

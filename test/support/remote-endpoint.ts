@@ -31,6 +31,8 @@ export interface RemoteBehaviour {
   dropsLastLine?: boolean;
   /** Close the connection of this many endpoint requests without an answer (a reset, as a closed keep-alive's). */
   resetFirst?: number;
+  /** Milliseconds before each Comprehend answer. */
+  comprehendLatencyMs?: number;
   /** Refuse an endpoint request of more rows than this with 413 (a model server with a smaller payload limit). */
   refuseOverRows?: number;
 }
@@ -47,6 +49,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
   });
   let requests = 0;
   let inFlight = 0;
+  let mostInFlight = 0;
   let aborted = 0;
   let held = false;
   const server = http.createServer((req, res) => {
@@ -68,8 +71,13 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
           Sentiment: 'POSITIVE',
           SentimentScore: { Positive: 0.9, Negative: 0.05, Neutral: 0.04, Mixed: 0.01 },
         }));
-        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-        res.end(JSON.stringify({ ResultList, ErrorList: [] }));
+        inFlight += 1;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        setTimeout(() => {
+          inFlight -= 1;
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+          res.end(JSON.stringify({ ResultList, ErrorList: [] }));
+        }, behaviour.comprehendLatencyMs ?? 0);
         return;
       }
       if (behaviour.resetFirst && number <= behaviour.resetFirst) {
@@ -111,6 +119,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       const answered = behaviour.dropsLastLine ? predicted.slice(0, -1) : predicted;
       const lines = behaviour.nulInAnswers ? answered.map((line) => `${line}\u0000`) : answered;
       inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
       if (number === 1 && behaviour.holdFirst) {
         held = true;
         await behaviour.holdFirst;
@@ -137,6 +146,10 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
     },
     get inFlight() {
       return inFlight;
+    },
+    /** The most requests it has had in flight at once. */
+    get mostInFlight() {
+      return mostInFlight;
     },
     /** The first request is being held (see holdFirst). */
     get holding() {
