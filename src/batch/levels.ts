@@ -44,6 +44,12 @@ export interface Level {
    * for an EXISTS, IN, ANY or ALL subquery, which PostgreSQL may run as a join.
    */
   enclosedBy?: 'expression' | 'filter' | { holder: AstNode; key: string | number };
+  /**
+   * An arm of a UNION ALL (of nested ones too) whose LIMIT, or whose reader's LIMIT, may bound the rows it
+   * computes: `node` is the outermost UNION ALL, `top` whether it is the statement, `readAs` how its parent
+   * reads it as a subquery (PostgreSQL runs the arms in turn and stops once the LIMIT has its rows).
+   */
+  unionArm?: { node: AstNode; top: boolean; readAs: Level['readAs'] };
 }
 
 export type Clause =
@@ -212,6 +218,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   /** Views being expanded (a view read twice is analysed for each read, with that read's conditions). */
   const expanding = new Set<string>();
 
+  /** The UNION ALL chain the next selectLevels call makes an arm of (see Level.unionArm). */
+  let unionArm: Level['unionArm'];
   const newLevel = (
     kind: Level['kind'],
     stmt: AstNode,
@@ -432,6 +440,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   ) => {
     const scope = select.withClause ?? withClause;
     const withQueries: Level[] = [];
+    const arm = unionArm;
+    unionArm = undefined;
     if (select.withClause) {
       for (const cte of select.withClause.ctes ?? []) {
         const query = cte.CommonTableExpr.ctequery;
@@ -448,8 +458,14 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       }
     }
     if (select.op && select.op !== 'SETOP_NONE') {
-      selectLevels(select.larg, parent, scope, joinable, false, undefined, enclosedBy);
-      selectLevels(select.rarg, parent, scope, joinable, false, undefined, enclosedBy);
+      // (A UNION ALL inside another, with no ORDER BY or LIMIT of its own, is the same chain of arms.)
+      const chained = arm && !select.sortClause && !select.limitCount && !select.limitOffset;
+      const unionAll = select.op === 'SETOP_UNION' && select.all && !select.withClause;
+      const armOf = unionAll ? (chained ? arm : { node: select, top, readAs }) : undefined;
+      for (const side of [select.larg, select.rarg]) {
+        unionArm = armOf;
+        selectLevels(side, parent, scope, joinable, false, undefined, enclosedBy);
+      }
       return;
     }
     if (select.valuesLists) {
@@ -458,6 +474,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       return;
     }
     const level = newLevel('select', select, parent, scope, joinable, top, readAs, enclosedBy);
+    level.unionArm = arm;
     for (const withQuery of withQueries) withQuery.definedBy = level;
     for (let i = 0; i < (select.fromClause ?? []).length; i++)
       scanFromItem(select.fromClause[i], select.fromClause, i, level);

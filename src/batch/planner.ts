@@ -496,6 +496,35 @@ function limitOfParent(
 }
 
 /**
+ * For an arm of a UNION ALL (see Level.unionArm): the LIMIT that bounds the rows it computes, its union's own
+ * (the statement's, or a subquery's read from a FROM list) or that of a parent reading the union as its one FROM item and taking its first rows
+ * as they come. PostgreSQL runs the arms in turn until the LIMIT has its rows, so no arm computes more.
+ */
+function unionArmLimit(
+  level: Level,
+  index: Map<AstNode, CallSite>,
+  boundable: (select: AstNode) => boolean,
+): string | undefined {
+  const arm = level.unionArm;
+  if (!arm || !oneRowPerRow(level) || arm.node.sortClause) return undefined;
+  // (Computed once: the statement, or a subquery its parent reads from its FROM list.)
+  if (hasLimit(arm.node)) return (arm.top || arm.readAs) && boundable(arm.node) ? limitClause(arm.node) : undefined;
+  if (arm.node.limitCount || arm.node.limitOffset || !arm.readAs) return undefined;
+  const parent = level.parent;
+  if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
+  const p = parent.stmt;
+  const simple =
+    hasLimit(p) &&
+    boundable(p) &&
+    !parent.aggregated &&
+    !(p.sortClause || p.distinctClause || p.groupClause || p.havingClause || p.whereClause) &&
+    !(p.windowClause || p.lockingClause) &&
+    p.fromClause?.length === 1 &&
+    p.fromClause[0] === arm.readAs.item;
+  return simple && knownCallsOnly(p.targetList, index) ? limitClause(p) : undefined;
+}
+
+/**
  * The level's ORDER BY as an argument query (which has its own output list)
  * can write it: `ORDER BY 1` and output names become the output expressions
  * they name. Undefined when one of those holds an ML call or is `*`.
@@ -658,6 +687,8 @@ function argumentQuery(
       const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
       if (order !== undefined && boundable(stmt)) limit = `${order}${limitClause(stmt)}`;
     }
+  } else if (!joinFrom && level.kind === 'select' && level.unionArm && !dropped) {
+    limit = unionArmLimit(level, index, boundable) ?? '';
   }
 
   const call = site.call;
@@ -1374,7 +1405,9 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         perRow.push({ label: site.call.label, reason: query });
         continue;
       }
-      const fingerprint = `${site.call.kind}\u0000${query.sql}`;
+      // (Calls of another function or batch size are groups of their own, each with its own EXPLAIN line and
+      // figures, however alike their inputs: the scorer still scores an input once.)
+      const fingerprint = `${site.call.kind}\u0000${site.call.label}\u0000${site.call.batchSql}\u0000${query.sql}`;
       let group = byFingerprint.get(fingerprint);
       if (!group) {
         group = {

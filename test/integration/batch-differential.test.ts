@@ -208,6 +208,27 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await expectSameBothWays(db, `SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
   });
 
+  it('scores no more rows of UNION ALL arms than a LIMIT over them takes', async () => {
+    for (const [sql, most] of [
+      [`SELECT ${EP} FROM t UNION ALL SELECT 0.5 LIMIT 3`, 3],
+      [`SELECT * FROM (SELECT ${EP} AS p FROM t UNION ALL SELECT ${EP} FROM t WHERE id > 10) z LIMIT 5`, 10],
+      [`SELECT count(*) FROM (SELECT ${EP} FROM t UNION ALL (SELECT 1 UNION ALL SELECT ${EP} FROM t) LIMIT 4) z`, 8],
+    ] as const) {
+      const { scored } = await runBatched(sql);
+      expect(scored, sql).toBeLessThanOrEqual(most);
+      await expectSameBothWays(db, sql);
+    }
+    // Not under a UNION (which computes every arm to drop duplicates), nor under an ORDER BY.
+    for (const sql of [
+      `SELECT ${EP} FROM t UNION SELECT 0.5 LIMIT 3`,
+      `SELECT ${EP} AS p FROM t UNION ALL SELECT 0.5 ORDER BY p LIMIT 3`,
+    ]) {
+      const { scored } = await runBatched(sql);
+      expect(scored, sql).toBeGreaterThan(10);
+      await expectSameBothWays(db, sql);
+    }
+  });
+
   it("honours detect_sentiment's max_rows_per_batch given through a wrapper or as an integer expression", async () => {
     await db.query(`CREATE FUNCTION sized_mood(doc text, size int DEFAULT NULL) RETURNS varchar LANGUAGE sql
       AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en', size)).sentiment $$`);
@@ -225,6 +246,17 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       await runBatched(sql, SENTIMENT);
       expect(await largest(sql), sql).toBe(size);
     }
+    // Two calls of one input at other batch sizes: each has its EXPLAIN lines, with its own figures.
+    const two = `SELECT (${SENTIMENT}(txt, 'en', 10)).sentiment, (${SENTIMENT}(txt, 'en', 20)).confidence FROM t`;
+    await expectSameBothWays(db, two);
+    const lines = (await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${two}`, rowMode: 'array' })).rows.map((r) =>
+      String(r[0]).trim(),
+    );
+    expect(lines.filter((l) => l.startsWith('ML Function:')).sort()).toEqual([
+      `ML Function: ${SENTIMENT}(txt, 'en', 10)`,
+      `ML Function: ${SENTIMENT}(txt, 'en', 20)`,
+    ]);
+    expect(lines.filter((l) => l.startsWith('Batch Processing:'))).toHaveLength(2);
     // A column's type the gateway cannot tell: per row, and EXPLAIN says why.
     const column = `SELECT id, (${SENTIMENT}(txt, 'en', grp)).sentiment FROM t WHERE id <= 3`;
     await expectSameBothWays(db, column);
