@@ -316,7 +316,8 @@ export class BatchScorer {
       const bytes = Buffer.byteLength(key) + 1;
       if (buffer.keys.length > 0 && buffer.bytes + bytes > SAGEMAKER_PAYLOAD_LIMIT_BYTES) {
         this.close(buffer);
-        return this.enqueue(to, key, slot);
+        this.enqueue(to, key, slot);
+        return;
       }
       buffer.bytes += bytes;
     }
