@@ -1,2 +1,2 @@
 export { ConfigError, type LoadOptions, loadConfig } from './load.js';
-export { type Config, type ConfigInput, configSchema } from './schema.js';
+export { type Config, type ConfigInput, configSchema, DEFAULT_PG_PASSWORD } from './schema.js';

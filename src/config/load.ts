@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { describePath } from '../iam/config.js';
+import { duplicatePorts } from './ports.js';
 import { type Config, type ConfigInput, configSchema } from './schema.js';
 
 export class ConfigError extends Error {
@@ -20,6 +21,7 @@ const environmentVariables: Record<string, string[]> = {
   PGSAGE_BRIDGE_PORT: ['bridgePort'],
   PGSAGE_UPSTREAM: ['postgres', 'upstream'],
   PGSAGE_PG_PORT: ['postgres', 'port'],
+  PGSAGE_PG_PASSWORD: ['postgres', 'password'],
   PGSAGE_REGION: ['region'],
   PGSAGE_BACKEND: ['backend'],
   PGSAGE_LOG_LEVEL: ['log', 'level'],
@@ -96,5 +98,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const merged = merge(merge(fromFile, fromEnv), (options.overrides ?? {}) as Tree);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${describeIssues(parsed.error)}`);
+  const clashes = duplicatePorts(parsed.data);
+  if (clashes.length) throw new ConfigError(`invalid configuration:\n${clashes.map((c) => `  - ${c}`).join('\n')}`);
   return { ...parsed.data, dataDir: path.resolve(cwd, parsed.data.dataDir) };
 }

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { iamSchema, tlsSchema } from '../iam/config.js';
 
+/** The embedded superuser's password unless configured: the quick start in README.md connects with it. */
+export const DEFAULT_PG_PASSWORD = 'postgres';
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 /**
@@ -27,7 +30,7 @@ export const configSchema = z
         /** Port of the embedded PostgreSQL (it listens on 127.0.0.1 only). */
         port: port.default(6542),
         user: z.string().min(1).default('postgres'),
-        password: z.string().min(1).default('postgres'),
+        password: z.string().min(1).default(DEFAULT_PG_PASSWORD),
       })
       .strict()
       .prefault({}),
