@@ -7,12 +7,14 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { portTakenMessage } from '../config/ports.js';
 import type { Logger } from '../util/log.js';
 import { findPostgresBinaries } from './binaries.js';
 import type { PostgresTarget } from './target.js';
@@ -38,6 +40,8 @@ export interface EmbeddedPostgresOptions {
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
   logger: Logger;
+  /** Called when the server stops on its own after a successful start (crash, kill), with the reason. */
+  onUnexpectedExit?: (reason: string) => void;
 }
 
 interface OsUser {
@@ -118,10 +122,20 @@ function publishExtensionFiles(source: string, target: string): void {
   }
 }
 
+function sameDirectory(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
 export class EmbeddedPostgres implements PostgresTarget {
   readonly host = '127.0.0.1';
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private ready = false;
+  private stopping = false;
 
   constructor(private readonly options: EmbeddedPostgresOptions) {}
 
@@ -153,16 +167,14 @@ export class EmbeddedPostgres implements PostgresTarget {
     const logDir = path.join(this.options.dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
 
-    const stale = runningPostmaster(this.clusterDir);
-    if (stale) {
-      throw new Error(
-        `PostgreSQL is already running on ${this.clusterDir} (pid ${stale}). ` +
-          `Another pgsage may be using this data directory; if not, stop it with: kill -INT ${stale}`,
-      );
-    }
+    this.assertNotRunning();
 
+    if (owner) {
+      // Checked before initdb, whose own failure here is a bare "Permission denied".
+      makeOwnedDir(this.clusterDir, owner);
+      assertReachable(this.clusterDir, owner);
+    }
     if (!existsSync(path.join(this.clusterDir, 'PG_VERSION'))) await this.initialise(binaries.initdb, owner);
-    if (owner) assertReachable(this.clusterDir, owner);
 
     const shareDir = path.join(this.options.dataDir, 'pg-share');
     if (this.options.extensionSource) publishExtensionFiles(this.options.extensionSource, shareDir);
@@ -183,6 +195,8 @@ export class EmbeddedPostgres implements PostgresTarget {
       env: { ...process.env, LC_MESSAGES: 'C' },
     });
     this.child = child;
+    this.ready = false;
+    this.stopping = false;
     child.stdout?.pipe(serverLog, { end: false });
     child.stderr?.pipe(serverLog, { end: false });
     let recentOutput = '';
@@ -191,13 +205,38 @@ export class EmbeddedPostgres implements PostgresTarget {
     });
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        logger.info({ code, signal }, 'embedded PostgreSQL exited');
         this.child = undefined;
         serverLog.end();
+        if (this.ready && !this.stopping) {
+          const reason = signal ? `signal ${signal}` : `exit code ${code}`;
+          logger.error({ code, signal }, 'embedded PostgreSQL exited unexpectedly');
+          this.options.onUnexpectedExit?.(reason);
+        } else {
+          logger.info({ code, signal }, 'embedded PostgreSQL exited');
+        }
         resolve();
       });
     });
-    await this.waitUntilReady(() => recentOutput);
+    try {
+      await this.waitUntilReady(child, () => recentOutput);
+      await this.verifyOwnServer();
+    } catch (error) {
+      // A failed start leaves no postmaster behind: the next start would find it "already running".
+      await this.stop();
+      throw error;
+    }
+    this.ready = true;
+  }
+
+  /** A postmaster left on this cluster (another pgsage, or one killed) is named with the way to stop it. */
+  assertNotRunning(): void {
+    const stale = runningPostmaster(this.clusterDir);
+    if (stale) {
+      throw new Error(
+        `PostgreSQL is already running on ${this.clusterDir} (pid ${stale}). ` +
+          `Another pgsage may be using this data directory; if not, stop it with: kill -INT ${stale}`,
+      );
+    }
   }
 
   private async initialise(initdb: string, owner: OsUser | undefined): Promise<void> {
@@ -230,36 +269,89 @@ export class EmbeddedPostgres implements PostgresTarget {
     }
   }
 
-  private async waitUntilReady(output: () => string): Promise<void> {
+  /**
+   * Waits for postmaster.pid to name our child and say "ready", rather than for
+   * a connection to succeed: whatever else listens on the port would answer
+   * that (and with a wrong password, would be asked again and again).
+   */
+  private async waitUntilReady(child: ChildProcess, output: () => string): Promise<void> {
     const deadline = Date.now() + 60_000;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      if (!this.child) throw new Error(`PostgreSQL exited during start-up:\n${output()}`);
-      const client = new pg.Client(this.adminConnection());
-      client.on('error', () => {});
-      try {
-        await client.connect();
-        await client.end();
-        return;
-      } catch (error) {
-        lastError = error;
-        await client.end().catch(() => {});
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 100);
-          this.child?.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+    let wake = () => {};
+    let gone = false;
+    void this.exited.then(() => {
+      gone = true;
+      wake();
+    });
+    while (!this.postmasterReady(child.pid)) {
+      if (gone) throw this.startupFailure(output());
+      if (Date.now() > deadline) {
+        throw new Error(
+          `PostgreSQL did not become ready within 60 s; see ${path.join(this.options.dataDir, 'logs', 'postgres.log')}`,
+        );
       }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
-    throw new Error(`PostgreSQL did not accept connections within 60 s: ${(lastError as Error)?.message}`);
+  }
+
+  private postmasterReady(pid: number | undefined): boolean {
+    let lines: string[];
+    try {
+      lines = readFileSync(path.join(this.clusterDir, 'postmaster.pid'), 'utf8').split('\n');
+    } catch {
+      return false;
+    }
+    // Line 1 is the postmaster's pid, line 8 its status (PostgreSQL's LOCK_FILE_LINE_PM_STATUS).
+    return Number(lines[0]) === pid && lines[7]?.trim() === 'ready';
+  }
+
+  private startupFailure(output: string): Error {
+    if (/could not bind|could not create any TCP\/IP sockets|Address already in use/i.test(output)) {
+      return Object.assign(new Error(portTakenMessage({ role: 'pgPort', host: this.host, port: this.port })), {
+        code: 'EADDRINUSE',
+      });
+    }
+    return new Error(`PostgreSQL exited during start-up:\n${output.trim()}`);
+  }
+
+  /** Connects as pgsage will, and checks the server that answers is the one started here. */
+  private async verifyOwnServer(): Promise<void> {
+    const client = new pg.Client(this.adminConnection());
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === '28P01') {
+        throw new Error(
+          `PostgreSQL refused the password of "${this.options.user}" (changed in SQL since the cluster was created?). ` +
+            'Set postgres.password in pgsage.config.json, or PGSAGE_PG_PASSWORD, to its current password.',
+        );
+      }
+      throw error;
+    }
+    try {
+      const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory').catch(() => ({
+        rows: [{ data_directory: '' }],
+      }));
+      if (!sameDirectory(rows[0].data_directory, this.clusterDir)) {
+        throw new Error(portTakenMessage({ role: 'pgPort', host: this.host, port: this.port }));
+      }
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /** Fast shutdown: active sessions are disconnected, no orphan postmaster stays behind. */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
+    this.stopping = true;
     child.kill('SIGINT');
     const timeout = setTimeout(() => child.kill('SIGQUIT'), 20_000);
     await this.exited;
