@@ -6,6 +6,7 @@ import { DdlListener } from './batch/ddl-listener.js';
 import { MemoryGuard } from './batch/memory-guard.js';
 import { BatchStatistics } from './batch/statistics.js';
 import type { Config } from './config/index.js';
+import { type PortRole, portsInUse, portTakenMessage } from './config/ports.js';
 import { EmbeddedPostgres } from './db/embedded.js';
 import type { PostgresTarget } from './db/target.js';
 import { UpstreamPostgres } from './db/upstream.js';
@@ -23,8 +24,10 @@ import { registerServices } from './services/index.js';
 import { loadParser } from './sql/parser.js';
 import { authorizedStore } from './storage/authorized-store.js';
 import { createObjectStore } from './storage/index.js';
+import { reachableHost, urlHost } from './util/addresses.js';
 import type { Logger } from './util/log.js';
 import { packagePath } from './util/paths.js';
+import { portFree } from './util/port-free.js';
 
 export interface RunningPgsage {
   config: Config;
@@ -35,7 +38,30 @@ export interface RunningPgsage {
   edge: ServiceEdge;
   /** What a client connects to. */
   connectionString(database?: string): string;
+  /**
+   * Resolves (never rejects) when a part pgsage cannot run without stops on
+   * its own, such as the embedded PostgreSQL being killed; the rest keeps
+   * running until stop(), so the caller decides what to tell and when to stop.
+   */
+  failed: Promise<Error>;
   stop(): Promise<void>;
+}
+
+/** Every port is checked before anything starts: a clash found later would leave a new cluster or a half-started pgsage. */
+async function assertPortsFree(config: Config): Promise<void> {
+  for (const use of portsInUse(config)) {
+    if (!(await portFree(use.host, use.port))) throw new Error(portTakenMessage(use));
+  }
+}
+
+/** A bind that loses a race after assertPortsFree still names the setting to change. */
+async function listenAs<T>(role: PortRole, host: string, port: number, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(portTakenMessage({ role, host, port }));
+    throw error;
+  }
 }
 
 /** The bridge secret is generated once per data directory and kept private to its owner. */
@@ -67,12 +93,17 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       await stop().catch((error) => logger.error({ err: error }, 'error while stopping'));
     }
   };
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => {
+    reportFailure = resolve;
+  });
   try {
     // Roles, policies, edge keys and TLS files are checked before anything starts.
     const access = createAccessControl(config);
     const parser = loadParser();
     let target: PostgresTarget;
     if (config.postgres.upstream) {
+      await assertPortsFree(config);
       const upstream = new UpstreamPostgres(config.postgres.upstream);
       await upstream.verify();
       target = upstream;
@@ -85,7 +116,11 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
         extensionSource: packagePath('src', 'extension', 'sql'),
         settings: { 'aws_ml.enable_function_migration': 'on' },
         logger,
+        onUnexpectedExit: (reason) => reportFailure(new Error(`PostgreSQL exited unexpectedly (${reason})`)),
       });
+      // "Already running (pid N)" says more than "port in use" when a killed pgsage left its server behind.
+      embedded.assertNotRunning();
+      await assertPortsFree(config);
       await embedded.start();
       target = embedded;
     }
@@ -107,7 +142,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
     }));
     const services = await registerServices(edge, { config, logger });
     stack.push(() => services.close());
-    await edge.listen();
+    await listenAs('servicesPort', config.host, config.servicesPort, () => edge.listen());
     stack.push(() => edge.close());
 
     const edgeUrl = `${access.edgeTls ? 'https' : 'http'}://127.0.0.1:${edge.port}`;
@@ -145,7 +180,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
       handle: perRowHandler(ml, statistics),
       logger: logger.child({ component: 'bridge' }),
     });
-    await bridge.listen();
+    await listenAs('bridgePort', config.host, config.bridgePort, () => bridge.listen());
     stack.push(() => bridge.close());
 
     const upstreamMode = !(target instanceof EmbeddedPostgres);
@@ -194,7 +229,7 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
         new MlInterceptor(interceptorContext, startup.get('database') ?? startup.get('user') ?? '', sessionLogger),
       logger: logger.child({ component: 'gateway' }),
     });
-    await gateway.listen();
+    await listenAs('port', config.host, config.port, () => gateway.listen());
     stack.push(() => gateway.close());
 
     return {
@@ -208,8 +243,10 @@ export async function startPgsage(config: Config, logger: Logger): Promise<Runni
         const admin = target.adminConnection(database);
         const user = encodeURIComponent(String(admin.user));
         const password = encodeURIComponent(String(admin.password ?? ''));
-        return `postgres://${user}:${password}@${config.host}:${gateway.port}/${encodeURIComponent(String(admin.database))}`;
+        const host = urlHost(reachableHost(config.host));
+        return `postgres://${user}:${password}@${host}:${gateway.port}/${encodeURIComponent(String(admin.database))}`;
       },
+      failed,
       stop: stopAll,
     };
   } catch (error) {
