@@ -506,7 +506,8 @@ function unionArmLimit(
   boundable: (select: AstNode) => boolean,
 ): string | undefined {
   const arm = level.unionArm;
-  if (!arm || !oneRowPerRow(level) || arm.node.sortClause) return undefined;
+  // (An arm that sorts, `(SELECT … ORDER BY …)`, computes all its rows to give the first.)
+  if (!arm || !oneRowPerRow(level) || level.stmt.sortClause || arm.node.sortClause) return undefined;
   // (Computed once: the statement, or a subquery its parent reads from its FROM list.)
   if (hasLimit(arm.node)) return (arm.top || arm.readAs) && boundable(arm.node) ? limitClause(arm.node) : undefined;
   if (arm.node.limitCount || arm.node.limitOffset || !arm.readAs) return undefined;

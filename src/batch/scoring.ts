@@ -724,11 +724,15 @@ export class BatchScorer {
 
   private withRetries<T>(batch: Batch, attempt: () => Promise<T>): Promise<T> {
     const { signal, deadline } = this.options;
-    return retryingThrottled(() => this.oneRequest(attempt), {
-      signal,
-      deadline,
-      onRetry: () => batch.figures.retried(),
-    });
+    // (The permit is held through the backoff of a throttled request: the service asked for fewer requests. And
+    // the time a try takes, which decides whether another fits the deadline, is the request's, not the wait's.)
+    return this.oneRequest(() =>
+      retryingThrottled(attempt, {
+        signal,
+        deadline,
+        onRetry: () => batch.figures.retried(),
+      }),
+    );
   }
 }
 

@@ -160,6 +160,10 @@ export function rewriteStatementText(sql: string): string {
       if (value) edits.push(value);
     } else if (token.tokenName === 'SCONST' && settingNameArgument(tokens, i)) {
       edits.push({ start: token.start, end: token.end, text: "'aws_ml.enable_function_migration'" });
+      // set_config's value too, when it is a plain literal.
+      const value =
+        tokens[i + 1]?.text === ',' && tokens[i + 2]?.tokenName === 'SCONST' ? booleanValue(tokens[i + 2]) : undefined;
+      if (value) edits.push({ ...value, text: `'${value.text}'` });
     } else if (token.tokenName === 'SCONST' && /invoke_endpoint/i.test(token.text)) {
       const edit = codeStrings.has(i) ? rewriteStringConstant(token) : undefined;
       if (edit) edits.push(edit);
@@ -175,10 +179,17 @@ export function rewriteStatementText(sql: string): string {
  */
 function booleanSettingValue(tokens: ScanToken[], at: number): Edit | undefined {
   const assigns = tokens[at]?.text === '=' || tokens[at]?.text.toLowerCase() === 'to';
-  const value = tokens[at + 1];
-  const end = tokens[at + 2];
-  if (!assigns || !value || (end !== undefined && end.text !== ';')) return undefined;
-  const text = value.tokenName === 'SCONST' ? unquoted(value.text) : value.text;
+  // (What may follow a SET's value: the statement's end, or CREATE FUNCTION's and ALTER ROLE's next clause; a
+  // comma makes it a list, which is not a boolean.)
+  return assigns && tokens[at + 2]?.text !== ',' ? booleanValue(tokens[at + 1]) : undefined;
+}
+
+/** A boolean value's token written as PostgreSQL shows a boolean setting, `on` or `off` (else undefined). */
+function booleanValue(value: ScanToken | undefined): Edit | undefined {
+  if (!value) return undefined;
+  const quotedIdentifier = value.tokenName === IDENT && value.text.startsWith('"');
+  const text =
+    value.tokenName === 'SCONST' ? unquoted(value.text) : quotedIdentifier ? value.text.slice(1, -1) : value.text;
   const parsed = text === undefined || text.toLowerCase() === 'default' ? undefined : parseBoolean(text);
   return parsed === undefined ? undefined : { start: value.start, end: value.end, text: parsed ? 'on' : 'off' };
 }

@@ -218,10 +218,11 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       expect(scored, sql).toBeLessThanOrEqual(most);
       await expectSameBothWays(db, sql);
     }
-    // Not under a UNION (which computes every arm to drop duplicates), nor under an ORDER BY.
+    // Not under a UNION (which computes every arm to drop duplicates), nor under an ORDER BY, nor an arm that sorts.
     for (const sql of [
       `SELECT ${EP} FROM t UNION SELECT 0.5 LIMIT 3`,
       `SELECT ${EP} AS p FROM t UNION ALL SELECT 0.5 ORDER BY p LIMIT 3`,
+      `(SELECT ${EP} AS p FROM t ORDER BY id DESC) UNION ALL SELECT 0.5 LIMIT 3`,
     ]) {
       const { scored } = await runBatched(sql);
       expect(scored, sql).toBeGreaterThan(10);

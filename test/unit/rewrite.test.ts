@@ -106,6 +106,14 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     expect(rewriteStatementText("SET LOCAL apg_enable_function_migration TO 'Y';")).toBe(
       'SET LOCAL aws_ml.enable_function_migration TO on;',
     );
+    expect(rewriteStatementText('SET apg_enable_function_migration = "FALSE"')).toBe(
+      'SET aws_ml.enable_function_migration = off',
+    );
+    expect(
+      rewriteStatementText(
+        'CREATE FUNCTION f() RETURNS int SET apg_enable_function_migration = false AS $$ SELECT 1 $$',
+      ),
+    ).toBe('CREATE FUNCTION f() RETURNS int SET aws_ml.enable_function_migration = off AS $$ SELECT 1 $$');
     for (const kept of ['= DEFAULT', "= 'maybe'", '= 0, 1', "= E'off'"]) {
       expect(rewriteStatementText(`SET apg_enable_function_migration ${kept}`)).toBe(
         `SET aws_ml.enable_function_migration ${kept}`,
@@ -115,10 +123,10 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
     // Named as the functions that read and set a setting take it; other text is left alone.
     expect(
       rewriteStatementText(
-        "SELECT current_setting('apg_enable_function_migration'), pg_catalog.set_config('APG_enable_function_migration', 'off', false), 'apg_enable_function_migration', lower('apg_enable_function_migration')",
+        "SELECT current_setting('apg_enable_function_migration'), pg_catalog.set_config('APG_enable_function_migration', 'false', false), 'apg_enable_function_migration', lower('apg_enable_function_migration'), set_config('apg_enable_function_migration', 'banana', true)",
       ),
     ).toBe(
-      "SELECT current_setting('aws_ml.enable_function_migration'), pg_catalog.set_config('aws_ml.enable_function_migration', 'off', false), 'apg_enable_function_migration', lower('apg_enable_function_migration')",
+      "SELECT current_setting('aws_ml.enable_function_migration'), pg_catalog.set_config('aws_ml.enable_function_migration', 'off', false), 'apg_enable_function_migration', lower('apg_enable_function_migration'), set_config('aws_ml.enable_function_migration', 'banana', true)",
     );
   });
 
