@@ -876,6 +876,21 @@ function schemaCondition(schema: string | undefined): string {
   return `n.nspname = ${quoteLiteral(schema)}`;
 }
 
+/** One statement of DDL that changes what the ML catalog holds, and not one batch mode runs (CREATE MATERIALIZED VIEW). */
+function loneCatalogDdl(sql: string): boolean {
+  // (Cheap test first: most statements are not DDL.)
+  if (!/^\s*(create|drop|alter|do)\b/i.test(sql.replace(/^\s*(--[^\n]*\n|\/\*[^]*?\*\/)*/g, ''))) return false;
+  let statements: { stmt: AstNode }[];
+  try {
+    statements = parse(sql);
+  } catch {
+    return false;
+  }
+  if (statements.length !== 1) return false;
+  const [{ stmt }] = statements;
+  return isCatalogDdl(stmt) && nodeType(stmt) !== 'CreateTableAsStmt';
+}
+
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
 const SQL_PREPARED_USE = /^\s*(execute|deallocate|discard)\b|\bas\s+execute\b/i;
 
@@ -1142,8 +1157,14 @@ export class MlInterceptor implements SessionInterceptor {
       await this.createExtensionUpstream(control, sql);
       return;
     }
-    const { catalog, pattern } = await this.catalog(control.backend);
     const rewritten = rewriteStatementText(sql);
+    // DDL alone needs no catalog: it goes as it came, and the session, seeing its command tag, has the catalog read
+    // again when a statement next needs it (a migration's many CREATEs pay no read each).
+    if (loneCatalogDdl(rewritten)) {
+      forwardRewritten(control, message.bytes, sql, rewritten);
+      return;
+    }
+    const { catalog, pattern } = await this.catalog(control.backend);
     if (this.sqlPrepared.size > 0 && SQL_PREPARED_USE.test(rewritten)) {
       if (await this.usePrepared(control, rewritten, catalog)) return;
     }
@@ -1186,10 +1207,6 @@ export class MlInterceptor implements SessionInterceptor {
     if (prepare) this.sqlPrepared.add(prepare.name);
     const parsed = this.planForRun(rewritten, catalog);
     if ('forward' in parsed) {
-      if (parsed.forward === 'ddl') {
-        await this.relayDdl(control, rewritten);
-        return;
-      }
       if (parsed.perRow) {
         await this.relayStatement(
           control,
@@ -1501,15 +1518,6 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
-  private async relayDdl(control: SessionControl, sql: string): Promise<void> {
-    const outcome = await control.relay(queryMessage(sql));
-    this.ownDdlDone(control.backend.status);
-    if (!outcome.failed && outcome.status !== 'E') {
-      await this.catalog(control.backend).catch(() => undefined);
-    }
-    control.toClient(readyForQuery(control.backend.status));
-  }
-
   private async runBatchStatement(
     control: SessionControl,
     parsed: Exclude<Parsed, { forward: string }>,

@@ -208,6 +208,26 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await expectSameBothWays(db, `SELECT id, ${EP} FROM t WHERE ${EP} > 0.5`);
   });
 
+  it('reads no catalog for DDL alone: a migration of many CREATEs reads it once, for the next ML statement', async () => {
+    const reads = () => stack.pgsage.statistics.catalogReads;
+    await db.query('BEGIN');
+    try {
+      const before = reads();
+      for (let i = 0; i < 10; i++) {
+        await db.query(`CREATE OR REPLACE FUNCTION mig_mood_${i}(doc text) RETURNS varchar LANGUAGE sql
+          AS $$ SELECT (${SENTIMENT}(doc, 'en')).sentiment $$`);
+        await db.query(`CREATE OR REPLACE VIEW mig_view_${i} AS SELECT ${i} AS x`);
+      }
+      expect(reads() - before).toBe(0);
+      // The next statement that names one of them is batched, with the wrapper as the block made it.
+      const { rows } = await runBatched('SELECT id, mig_mood_3(txt) AS m FROM t WHERE id <= 5 ORDER BY id', SENTIMENT);
+      expect(rows).toHaveLength(5);
+      expect(reads() - before).toBe(1);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  });
+
   it('scores no more rows of UNION ALL arms than a LIMIT over them takes', async () => {
     for (const [sql, most] of [
       [`SELECT ${EP} FROM t UNION ALL SELECT 0.5 LIMIT 3`, 3],
