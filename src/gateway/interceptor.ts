@@ -879,7 +879,7 @@ function schemaCondition(schema: string | undefined): string {
 /** One statement of DDL that changes what the ML catalog holds, and not one batch mode runs (CREATE MATERIALIZED VIEW). */
 function loneCatalogDdl(sql: string): boolean {
   // (Cheap test first: most statements are not DDL.)
-  if (!/^\s*(create|drop|alter|do)\b/i.test(sql.replace(/^\s*(--[^\n]*\n|\/\*[^]*?\*\/)*/g, ''))) return false;
+  if (!/^\s*(create|drop|alter|do)\b/i.test(sql.replace(/^(\s*(--[^\n]*\n|\/\*[\s\S]*?\*\/))*/, ''))) return false;
   let statements: { stmt: AstNode }[];
   try {
     statements = parse(sql);
