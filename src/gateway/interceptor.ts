@@ -880,15 +880,19 @@ function schemaCondition(schema: string | undefined): string {
 function loneCatalogDdl(sql: string): boolean {
   // (Cheap test first: most statements are not DDL.)
   if (!/^\s*(create|drop|alter|do)\b/i.test(sql.replace(/^(\s*(--[^\n]*\n|\/\*[\s\S]*?\*\/))*/, ''))) return false;
+  const stmt = loneStatement(sql);
+  return stmt !== undefined && isCatalogDdl(stmt) && nodeType(stmt) !== 'CreateTableAsStmt';
+}
+
+/** The one statement of a text, or undefined for none, several or a syntax error. */
+function loneStatement(sql: string): AstNode | undefined {
   let statements: { stmt: AstNode }[];
   try {
     statements = parse(sql);
   } catch {
-    return false;
+    return undefined;
   }
-  if (statements.length !== 1) return false;
-  const [{ stmt }] = statements;
-  return isCatalogDdl(stmt) && nodeType(stmt) !== 'CreateTableAsStmt';
+  return statements.length === 1 ? statements[0].stmt : undefined;
 }
 
 /** Statements that run or forget a statement prepared with SQL's PREPARE. */
@@ -1239,14 +1243,8 @@ export class MlInterceptor implements SessionInterceptor {
    * for anything else, which goes on as usual.
    */
   private async usePrepared(control: SessionControl, sql: string, catalog: MlCatalog): Promise<boolean> {
-    let statements: { stmt: AstNode }[];
-    try {
-      statements = parse(sql);
-    } catch {
-      return false;
-    }
-    if (statements.length !== 1) return false;
-    const [{ stmt }] = statements;
+    const stmt = loneStatement(sql);
+    if (!stmt) return false;
     const deallocate = inner(stmt, 'DeallocateStmt');
     const discard = inner(stmt, 'DiscardStmt');
     if (deallocate?.isall || discard?.target === 'DISCARD_ALL') this.sqlPrepared.clear();

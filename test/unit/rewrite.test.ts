@@ -100,20 +100,17 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
 
   it('maps apg_enable_function_migration onto the gateway setting', () => {
     // (A boolean value as PostgreSQL shows one: `on` or `off`.)
-    expect(rewriteStatementText('SET apg_enable_function_migration = false')).toBe(
-      'SET aws_ml.enable_function_migration = off',
-    );
-    expect(rewriteStatementText("SET LOCAL apg_enable_function_migration TO 'Y';")).toBe(
-      'SET LOCAL aws_ml.enable_function_migration TO on;',
-    );
-    expect(rewriteStatementText('SET apg_enable_function_migration = "FALSE"')).toBe(
-      'SET aws_ml.enable_function_migration = off',
-    );
-    expect(
-      rewriteStatementText(
+    for (const [given, written] of [
+      ['SET apg_enable_function_migration = false', 'SET aws_ml.enable_function_migration = off'],
+      ["SET LOCAL apg_enable_function_migration TO 'Y';", 'SET LOCAL aws_ml.enable_function_migration TO on;'],
+      ['SET apg_enable_function_migration = "FALSE"', 'SET aws_ml.enable_function_migration = off'],
+      [
         'CREATE FUNCTION f() RETURNS int SET apg_enable_function_migration = false AS $$ SELECT 1 $$',
-      ),
-    ).toBe('CREATE FUNCTION f() RETURNS int SET aws_ml.enable_function_migration = off AS $$ SELECT 1 $$');
+        'CREATE FUNCTION f() RETURNS int SET aws_ml.enable_function_migration = off AS $$ SELECT 1 $$',
+      ],
+    ]) {
+      expect(rewriteStatementText(given)).toBe(written);
+    }
     for (const kept of ['= DEFAULT', "= 'maybe'", '= 0, 1', "= E'off'"]) {
       expect(rewriteStatementText(`SET apg_enable_function_migration ${kept}`)).toBe(
         `SET aws_ml.enable_function_migration ${kept}`,
