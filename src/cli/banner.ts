@@ -1,6 +1,9 @@
+import path from 'node:path';
 import type { RunningPgsage } from '../app.js';
 import { type Config, DEFAULT_PG_PASSWORD } from '../config/index.js';
 import { bindsBeyondLoopback, reachableHost, urlHost } from '../util/addresses.js';
+import { DEFAULT_SERVICES_URL } from './services-connection.js';
+import { shellWord } from './shell.js';
 
 /** Only the built-in default password is shown: the quick start relies on it, and it is no secret. */
 function showsPassword(config: Config): boolean {
@@ -23,6 +26,21 @@ export function connectLine(config: Config, running: RunningPgsage): string {
 
 export function servicesUrl(config: Config, running: RunningPgsage): string {
   return `${new URL(running.edge.url).protocol}//${urlHost(reachableHost(config.host))}:${running.edge.port}`;
+}
+
+/**
+ * The options pgsage's client commands need to reach this pgsage, when they are not their defaults: those
+ * commands do not read the configuration, and without them they look at port 4566 and at ./.pgsage.
+ */
+export function clientOptionsLine(config: Config, running: RunningPgsage, cwd = process.cwd()): string | undefined {
+  const options: string[] = [];
+  const url = servicesUrl(config, running);
+  if (url !== DEFAULT_SERVICES_URL) options.push(`pgsage endpoint|train … --services-url ${shellWord(url)}`);
+  const ownStore = config.storage.kind === 'local' && config.storage.root === undefined;
+  if (ownStore && config.dataDir !== path.resolve(cwd, '.pgsage')) {
+    options.push(`pgsage bucket … --data-dir ${shellWord(config.dataDir)}`);
+  }
+  return options.length ? options.join('; ') : undefined;
 }
 
 /** Warnings for a bind beyond loopback, before anything starts (other machines will reach these ports). */

@@ -28,6 +28,7 @@ import {
   addConnectionOptions,
   type CliOutput,
   type ConnectionFlags,
+  connectionArgs,
   friendlyError,
   serviceConnection,
   stdio,
@@ -37,6 +38,7 @@ export const ALGORITHMS = ['xgboost', 'linear-learner', 'randomcutforest', 'onnx
 type Algorithm = (typeof ALGORITHMS)[number];
 
 const VARIANT = 'AllTraffic';
+const REGION_HELP = 'region the endpoints live in';
 
 interface Clients {
   url: string;
@@ -69,13 +71,15 @@ function isMissing(error: unknown): boolean {
 
 /** Registers `pgsage endpoint deploy|list|describe|delete|invoke` on the program. */
 export function registerEndpointCommands(program: Command, output: CliOutput = stdio): Command {
+  // On `endpoint` (`pgsage endpoint --services-url … list`) and on each subcommand, whose --help is where people
+  // look; the parent's copy takes the value wherever it stands.
   const endpoint = addConnectionOptions(
     program.command('endpoint').description('deploy and use SageMaker-compatible model endpoints on a running pgsage'),
-    'region the endpoints live in',
+    REGION_HELP,
   );
+  const subcommand = (nameAndArgs: string) => addConnectionOptions(endpoint.command(nameAndArgs), REGION_HELP);
 
-  endpoint
-    .command('deploy <name>')
+  subcommand('deploy <name>')
     .description(
       'serve a model file (or s3:// object) as an endpoint; redeploying an existing endpoint swaps its model',
     )
@@ -84,33 +88,31 @@ export function registerEndpointCommands(program: Command, output: CliOutput = s
     .option('--timeout <seconds>', 'how long to wait for the endpoint to be in service', '120')
     .action(async (name: string, flags: { model: string; algorithm?: string; timeout: string }, command: Command) => {
       checkEndpointName(name);
-      await withClients(command.optsWithGlobals(), (c) => deploy(c, output, name, flags));
+      const connection = command.optsWithGlobals<ConnectionFlags>();
+      await withClients(connection, (c) => deploy(c, output, name, flags, connectionArgs(connection)));
     });
 
-  endpoint
-    .command('list')
+  subcommand('list')
     .description('list endpoints and their status')
     .action(async (_flags: unknown, command: Command) => {
-      await withClients(command.optsWithGlobals(), (c) => list(c, output));
+      const connection = command.optsWithGlobals<ConnectionFlags>();
+      await withClients(connection, (c) => list(c, output, connectionArgs(connection)));
     });
 
-  endpoint
-    .command('describe <name>')
+  subcommand('describe <name>')
     .description('show an endpoint, its configuration and model')
     .action(async (name: string, _flags: unknown, command: Command) => {
       await withClients(command.optsWithGlobals(), (c) => describe(c, output, name));
     });
 
-  endpoint
-    .command('delete <name>')
+  subcommand('delete <name>')
     .description('delete an endpoint (and the configuration and model `deploy` made for it)')
     .option('--keep-model', 'keep the endpoint configuration and model')
     .action(async (name: string, flags: { keepModel?: boolean }, command: Command) => {
       await withClients(command.optsWithGlobals(), (c) => remove(c, output, name, flags.keepModel === true));
     });
 
-  endpoint
-    .command('invoke <name>')
+  subcommand('invoke <name>')
     .description('send rows to an endpoint and print its answer')
     .option('-b, --body <text>', "request body, e.g. '1.5,2,0' (one row per line)")
     .option('-f, --file <file>', 'read the request body from a file')
@@ -136,6 +138,7 @@ async function deploy(
   output: CliOutput,
   name: string,
   flags: { model: string; algorithm?: string; timeout: string },
+  again: string,
 ): Promise<void> {
   const modelDataUrl = modelUrl(flags.model);
   const algorithm = chooseAlgorithm(flags.algorithm, flags.model);
@@ -185,7 +188,7 @@ async function deploy(
   }
   output.out(
     `Endpoint ${what} is InService (${seconds(Date.now() - started)}).\n` +
-      `  Try it:  pgsage endpoint invoke ${name} --body '<comma-separated features>'\n` +
+      `  Try it:  pgsage endpoint invoke ${name}${again} --body '<comma-separated features>'\n` +
       `  In SQL:  SELECT aws_sagemaker.invoke_endpoint('${name}', NULL, <features>);\n`,
   );
 }
@@ -282,7 +285,7 @@ async function removeDeployArtifacts(c: Clients, endpointName: string, configNam
 
 // ── list, describe, delete, invoke ──────────────────────────────────────────
 
-async function list(c: Clients, output: CliOutput): Promise<void> {
+async function list(c: Clients, output: CliOutput, again: string): Promise<void> {
   const rows: string[][] = [];
   let NextToken: string | undefined;
   do {
@@ -295,7 +298,9 @@ async function list(c: Clients, output: CliOutput): Promise<void> {
     NextToken = page.NextToken;
   } while (NextToken);
   if (rows.length === 0) {
-    output.out('No endpoints. Deploy one with: pgsage endpoint deploy <name> --model <file> --algorithm xgboost\n');
+    output.out(
+      `No endpoints. Deploy one with: pgsage endpoint deploy <name>${again} --model <file> --algorithm xgboost\n`,
+    );
     return;
   }
   output.out(table([['NAME', 'STATUS', 'CREATED'], ...rows]));

@@ -13,6 +13,7 @@ import { type Config, ConfigError, configSchema, loadConfig } from '../config/in
 import { describePath, type MlService, ROLE_PARAMETERS, type RoleParameter } from '../iam/config.js';
 import { evaluate, formatPath, type PolicyDocument, validatePolicy } from '../iam/policy.js';
 import { localAttachments, localRoles, resolveIam, usesLocalDefaults } from '../iam/roles.js';
+import { repeatedOptions } from './shell.js';
 
 /** Where the commands write; tests capture it. */
 export interface IamCliOutput {
@@ -34,6 +35,8 @@ interface ConfigFile {
   file: string;
   raw: Tree;
   config: Config;
+  /** ` --config <file>` when it was given: commands printed to run next need it too. */
+  again: string;
 }
 
 function configPath(flags: { config?: string }): string {
@@ -51,7 +54,7 @@ function openConfig(flags: { config?: string }): ConfigFile {
     }
   }
   const config = loadConfig({ file: existsSync(file) ? file : undefined, cwd: path.dirname(file) });
-  return { file, raw, config };
+  return { file, raw, config, again: repeatedOptions([['--config', flags.config]]) };
 }
 
 function iamOf(raw: Tree): RawIam {
@@ -93,7 +96,8 @@ function roleArnFor(cfg: ConfigFile, nameOrArn: string): string {
 function findRole(cfg: ConfigFile, roles: { arn: string }[], nameOrArn: string): number {
   const arn = roleArnFor(cfg, nameOrArn);
   const index = roles.findIndex((r) => r.arn === arn || r.arn.endsWith(`/${nameOrArn}`));
-  if (index < 0) throw new ConfigError(`no role ${nameOrArn} in ${cfg.file} (pgsage iam list shows the roles)`);
+  if (index < 0)
+    throw new ConfigError(`no role ${nameOrArn} in ${cfg.file} (pgsage iam list${cfg.again} shows the roles)`);
   return index;
 }
 
@@ -167,7 +171,7 @@ export function registerIamCommands(program: Command, output: IamCliOutput = std
       const lines = [`Region: ${cfg.config.region}   Account: ${cfg.config.accountId}`];
       if (resolved.localDefaults) {
         lines.push(
-          "Roles: pgsage's local defaults (no iam.roles in the configuration; pgsage iam init writes them out)",
+          `Roles: pgsage's local defaults (no iam.roles in the configuration; pgsage iam init${cfg.again} writes them out)`,
         );
       }
       lines.push('', 'Cluster parameters:');
@@ -265,7 +269,7 @@ export function registerIamCommands(program: Command, output: IamCliOutput = std
     const attached = Object.entries(raw.defaultRoles ?? {}).filter(([, value]) => value === arn);
     if (attached.length) {
       throw new ConfigError(
-        `${arn} is attached as ${attached.map(([k]) => k).join(', ')}; attach another role or detach it first (pgsage iam detach <service>)`,
+        `${arn} is attached as ${attached.map(([k]) => k).join(', ')}; attach another role or detach it first (pgsage iam detach <service>${cfg.again})`,
       );
     }
     if ((raw.credentials ?? []).some((c) => c.role === arn)) {

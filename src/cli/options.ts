@@ -1,23 +1,44 @@
 import type { Command } from 'commander';
-import { type Config, type ConfigInput, loadConfig } from '../config/index.js';
+import { type Config, type ConfigInput, configSchema, loadConfig } from '../config/index.js';
+
+/**
+ * The built-in settings, for help texts only: the options themselves get no defaults, or a flag left out
+ * would override what the configuration file or environment sets.
+ */
+const defaults = configSchema.parse({});
 
 /** Where the configuration comes from: for commands that read it but start no servers (e.g. `pgsage bucket`). */
 export function withConfigFileOptions(command: Command): Command {
   return command
     .option('-c, --config <file>', 'configuration file (JSON); default ./pgsage.config.json if present')
-    .option('-d, --data-dir <dir>', 'data directory (env PGSAGE_DATA_DIR)');
+    .option('-d, --data-dir <dir>', `data directory (env PGSAGE_DATA_DIR; default ./${defaults.dataDir})`);
 }
 
 /** The flags of `pgsage up`: the configuration file and data directory, plus addresses, ports and logging. */
 export function withConfigOptions(command: Command): Command {
   return withConfigFileOptions(command)
-    .option('--host <address>', 'address to bind the gateway, bridge and services (env PGSAGE_HOST)')
-    .option('-p, --port <port>', 'gateway port clients connect to (env PGSAGE_PORT)')
-    .option('--services-port <port>', 'AWS-compatible services port (env PGSAGE_SERVICES_PORT)')
-    .option('--bridge-port <port>', 'port the database reaches for per-row calls (env PGSAGE_BRIDGE_PORT)')
-    .option('--pg-port <port>', 'port of the embedded PostgreSQL (env PGSAGE_PG_PORT)')
+    .option(
+      '--host <address>',
+      `address to bind the gateway, bridge and services (env PGSAGE_HOST; default ${defaults.host})`,
+    )
+    .option('-p, --port <port>', `gateway port clients connect to (env PGSAGE_PORT; default ${defaults.port})`)
+    .option(
+      '--services-port <port>',
+      `AWS-compatible services port (env PGSAGE_SERVICES_PORT; default ${defaults.servicesPort})`,
+    )
+    .option(
+      '--bridge-port <port>',
+      `port the database reaches for per-row calls (env PGSAGE_BRIDGE_PORT; default ${defaults.bridgePort})`,
+    )
+    .option(
+      '--pg-port <port>',
+      `port of the embedded PostgreSQL (env PGSAGE_PG_PORT; default ${defaults.postgres.port})`,
+    )
     .option('--upstream <url>', 'use an existing PostgreSQL ≥ 14 instead of the embedded one (env PGSAGE_UPSTREAM)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env PGSAGE_LOG_LEVEL)')
+    .option(
+      '--log-level <level>',
+      `fatal|error|warn|info|debug|trace|silent (env PGSAGE_LOG_LEVEL; default ${defaults.log.level})`,
+    )
     .option('--log-stderr', 'also write structured logs to stderr');
 }
 

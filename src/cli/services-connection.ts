@@ -4,6 +4,7 @@
  * --services-url/--region options, the SDK settings and readable errors.
  */
 import type { Command } from 'commander';
+import { repeatedOptions } from './shell.js';
 
 export const DEFAULT_SERVICES_URL = 'http://127.0.0.1:4566';
 
@@ -30,6 +31,14 @@ export function addConnectionOptions(command: Command, regionHelp: string): Comm
   return command
     .option('--services-url <url>', `pgsage service edge (env PGSAGE_SERVICES_URL, default ${DEFAULT_SERVICES_URL})`)
     .option('--region <region>', `${regionHelp} (env AWS_REGION, then PGSAGE_REGION; default us-east-1)`);
+}
+
+/** The connection options the user gave, to repeat in a command printed for them to run next. */
+export function connectionArgs(flags: ConnectionFlags): string {
+  return repeatedOptions([
+    ['--services-url', flags.servicesUrl],
+    ['--region', flags.region],
+  ]);
 }
 
 /** The edge's URL, the region, and settings for AWS SDK clients pointed at them. */

@@ -18,10 +18,12 @@ import {
   addConnectionOptions,
   type CliOutput,
   type ConnectionFlags,
+  connectionArgs,
   friendlyError,
   serviceConnection,
   stdio,
 } from './services-connection.js';
+import { shellWord } from './shell.js';
 
 export const TRAINING_ALGORITHMS = ['xgboost', 'linear-learner', 'randomcutforest'] as const;
 type TrainingAlgorithm = (typeof TRAINING_ALGORITHMS)[number];
@@ -118,12 +120,13 @@ async function train(flags: TrainFlags, output: CliOutput): Promise<void> {
     );
     if (!flags.wait) {
       output.out(
-        `Training job ${name} created. Follow it with: aws sagemaker describe-training-job --training-job-name ${name} --endpoint-url ${url}\n`,
+        `Training job ${name} created. Follow it with: aws sagemaker describe-training-job --training-job-name ${shellWord(name)} ` +
+          `--endpoint-url ${shellWord(url)} --region ${shellWord(region)}\n`,
       );
       return;
     }
     const job = await follow(client, name, output);
-    report(job, algorithm, output);
+    report(job, algorithm, output, connectionArgs(flags));
   } catch (error) {
     throw friendlyError(error, url);
   } finally {
@@ -182,7 +185,13 @@ export function progressLine(
   return `${job.TrainingJobName} [${'#'.repeat(filled)}${'·'.repeat(width - filled)}] ${unit} ${current}/${total}  ${shown}  ${elapsed}`;
 }
 
-function report(job: DescribeTrainingJobCommandOutput, algorithm: TrainingAlgorithm, output: CliOutput): void {
+/** `again`: the connection options to repeat in the deploy command it prints. */
+function report(
+  job: DescribeTrainingJobCommandOutput,
+  algorithm: TrainingAlgorithm,
+  output: CliOutput,
+  again: string,
+): void {
   const name = job.TrainingJobName as string;
   if (job.TrainingJobStatus === 'Failed')
     throw new Error(`training job ${name} failed: ${job.FailureReason ?? 'no reason given'}`);
@@ -195,7 +204,7 @@ function report(job: DescribeTrainingJobCommandOutput, algorithm: TrainingAlgori
     `Training job ${name} Completed in ${job.TrainingTimeInSeconds ?? 0}s.\n` +
       (metrics ? `  Metrics: ${metrics}\n` : '') +
       `  Model:   ${artifact}\n` +
-      `  Deploy:  pgsage endpoint deploy ${name} --model ${artifact} --algorithm ${algorithm}\n`,
+      `  Deploy:  pgsage endpoint deploy ${name}${again} --model ${shellWord(artifact)} --algorithm ${algorithm}\n`,
   );
 }
 

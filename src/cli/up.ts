@@ -2,7 +2,7 @@ import path from 'node:path';
 import { type RunningPgsage, startPgsage } from '../app.js';
 import type { Config } from '../config/index.js';
 import { createLogger, type Logger, redactConnectionString } from '../util/log.js';
-import { connectLine, exposureWarnings, servicesUrl } from './banner.js';
+import { clientOptionsLine, connectLine, exposureWarnings, servicesUrl } from './banner.js';
 
 /** `pgsage up`: everything in the foreground until SIGINT/SIGTERM. */
 export async function up(config: Config): Promise<void> {
@@ -18,6 +18,7 @@ export async function up(config: Config): Promise<void> {
   // Listening for Ctrl-C before the banner asks for it: a SIGINT with no listener yet would kill pgsage
   // outright and leave PostgreSQL running.
   const stopped = untilStopped(running, logger, logDir);
+  const clientOptions = clientOptionsLine(config, running);
   process.stdout.write(
     [
       '',
@@ -25,6 +26,7 @@ export async function up(config: Config): Promise<void> {
       `  Connect:   ${connectLine(config, running)}`,
       `  Services:  ${servicesUrl(config, running)}  (AWS SDK/CLI: --endpoint-url ${servicesUrl(config, running)})`,
       `  Logs:      ${logDir}`,
+      ...(clientOptions ? [`  CLI:       ${clientOptions}`] : []),
       '',
       'Then, in psql:  CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;',
       'Press Ctrl-C to stop.',

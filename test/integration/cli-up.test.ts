@@ -77,6 +77,11 @@ describe('pgsage up', () => {
   it('runs embedded PostgreSQL behind the gateway, stops cleanly and keeps the data', async () => {
     const first = await startUp();
     expect(first.output()).toMatch(/Services: {2}http:\/\/127\.0\.0\.1:\d+/);
+    // The client commands read no configuration: what they need for this pgsage, at its port and data directory.
+    const services = /Services: {2}(\S+)/.exec(first.output())?.[1];
+    expect(first.output()).toContain(
+      `  CLI:       pgsage endpoint|train … --services-url ${services}; pgsage bucket … --data-dir ${dataDir}\n`,
+    );
     const setup = await psql(
       first.url,
       [

@@ -44,6 +44,12 @@ async function pgsageError(...args: string[]): Promise<string> {
 const firstRow = '-1.3275,1.0622,0.5658,-0.1914,-0.7266,-1.9671,1.794,2.7321,,0.6876,0.8054,1.2551';
 
 describe('pgsage endpoint', () => {
+  it('with no endpoints, prints a deploy command that reaches the same services', async () => {
+    expect(await pgsage('list')).toBe(
+      `No endpoints. Deploy one with: pgsage endpoint deploy <name> --services-url ${edge.url} --model <file> --algorithm xgboost\n`,
+    );
+  });
+
   it('deploys a model file, lists, describes and invokes the endpoint', async () => {
     const deployed = await pgsage(
       'deploy',

@@ -65,24 +65,18 @@ describe('pgsage train', () => {
     expect(printed).toMatch(/ {2}Metrics: train:auc=0\.\d+ {2}validation:auc=0\.\d+\n/);
     expect(printed).toContain('  Model:   s3://cli-train/models/churn-cli/output/model.tar.gz\n');
     const deploy = /Deploy: {2}(pgsage endpoint deploy .*)\n/.exec(printed)?.[1];
+    // The services are not at the default URL: the printed command carries --services-url, and runs as printed.
     expect(deploy).toBe(
-      'pgsage endpoint deploy churn-cli --model s3://cli-train/models/churn-cli/output/model.tar.gz --algorithm xgboost',
+      `pgsage endpoint deploy churn-cli --services-url ${edge.url} --model s3://cli-train/models/churn-cli/output/model.tar.gz --algorithm xgboost`,
     );
     expect(progress.at(-1)).toBe('');
     for (const line of progress.slice(0, -1)) expect(line).toMatch(/^churn-cli (\[[#·]{20}\] round \d+\/40 |\w+ … )/);
 
-    const args = (deploy as string).split(' ').slice(1);
-    const deployed = await pgsage(...args.slice(0, 2), '--services-url', edge.url, ...args.slice(2));
+    const deployed = await pgsage(...(deploy as string).split(' ').slice(1));
     expect(deployed.printed).toMatch(/^Endpoint churn-cli \(xgboost, model.tar.gz\) is InService/);
-    const invoked = await pgsage(
-      'endpoint',
-      '--services-url',
-      edge.url,
-      'invoke',
-      'churn-cli',
-      '--body',
-      '2,0,0,1,0,0,0,0\n-2,1,1,-1,0,0,0,0',
-    );
+    const tryIt = /Try it: {2}pgsage (endpoint invoke churn-cli --services-url \S+) --body/.exec(deployed.printed)?.[1];
+    expect(tryIt).toBe(`endpoint invoke churn-cli --services-url ${edge.url}`);
+    const invoked = await pgsage(...(tryIt as string).split(' '), '--body', '2,0,0,1,0,0,0,0\n-2,1,1,-1,0,0,0,0');
     const [high, low] = invoked.printed.trim().split(/[\n,]/).map(Number);
     expect(high).toBeGreaterThan(0.5);
     expect(low).toBeLessThan(0.5);

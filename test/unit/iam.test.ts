@@ -465,9 +465,15 @@ describe('pgsage iam', () => {
 
   it('lists the local defaults of a fresh configuration', async () => {
     const out = await iam('list');
-    expect(out).toContain("Roles: pgsage's local defaults");
+    // The file is not ./pgsage.config.json: the command the listing suggests names it.
+    expect(out).toContain(
+      `Roles: pgsage's local defaults (no iam.roles in the configuration; pgsage iam init --config ${file} writes them out)`,
+    );
     expect(out).toMatch(/aws_default_sagemaker_role\s+arn:aws:iam::123456789012:role\/pgsage-local-sagemaker/);
     expect(out).toContain('Unsigned requests: loopback');
+    await expect(iam('get-role-policy', 'ghost')).rejects.toThrow(
+      `no role ghost in ${file} (pgsage iam list --config ${file} shows the roles)`,
+    );
   });
 
   it('locks a service down to one role, keeping the rest of the file', async () => {
