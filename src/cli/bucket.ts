@@ -4,24 +4,58 @@
  * directory of buckets, or an S3-compatible store). Exports never create
  * buckets, as on AWS: a bucket is made here first.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import type { Config } from '../config/index.js';
 import { createObjectStore, ObjectNotFoundError, type ObjectStore, validBucketName } from '../storage/index.js';
 import { configFromFlags, withConfigFileOptions } from './options.js';
+import { repeatedOptions } from './shell.js';
 
 /** Where the commands write; tests capture it. */
 export interface BucketCliOutput {
   out(text: string): void;
+  /** Where the store is and warnings about it: on stderr, so that what `list` prints stays a plain list. */
+  note(text: string): void;
 }
 
-const stdio: BucketCliOutput = { out: (text) => process.stdout.write(text) };
+const stdio: BucketCliOutput = {
+  out: (text) => process.stdout.write(text),
+  note: (text) => process.stderr.write(text),
+};
 
-async function withStore<T>(flags: Parameters<typeof configFromFlags>[0], work: (store: ObjectStore) => Promise<T>) {
-  const store = createObjectStore(configFromFlags(flags));
+type StoreFlags = Parameters<typeof configFromFlags>[0];
+
+async function withStore<T>(flags: StoreFlags, work: (store: ObjectStore, config: Config) => Promise<T>) {
+  const config = configFromFlags(flags);
+  const store = createObjectStore(config);
   try {
-    return await work(store);
+    return await work(store, config);
   } finally {
     store.close?.();
   }
+}
+
+/** The options that chose the store, for commands printed to run next. */
+function storeArgs(flags: StoreFlags): string {
+  return repeatedOptions([
+    ['--config', flags.config],
+    ['--data-dir', flags.dataDir],
+  ]);
+}
+
+/**
+ * Warns when the local store is in a data directory pgsage has never run with: `pgsage bucket` run in another
+ * directory than `pgsage up --data-dir …` was works on ./.pgsage there, and the server never sees the bucket.
+ */
+function warnIfNoServerThere(config: Config, output: BucketCliOutput, retry: string): void {
+  if (config.storage.kind !== 'local' || config.storage.root !== undefined) return;
+  // pg/: the embedded cluster; logs/: written by every `pgsage up`, upstream PostgreSQL or not.
+  if (existsSync(path.join(config.dataDir, 'pg')) || existsSync(path.join(config.dataDir, 'logs'))) return;
+  output.note(
+    `warning: pgsage has not run with the data directory ${config.dataDir}. ` +
+      `If your pgsage runs with another one, use that: ${retry} --data-dir <its data directory>\n`,
+  );
 }
 
 function humanBytes(bytes: number): string {
@@ -36,12 +70,15 @@ function humanBytes(bytes: number): string {
 }
 
 /** A missing bucket, saying where it was looked for: the store another --data-dir or --config selects may have it. */
-function missingBucket(store: ObjectStore, name: string): Error {
-  const where = store.kind === 'local' ? 'the local object store' : 'the object store';
+function missingBucket(store: ObjectStore, name: string, flags: StoreFlags): Error {
   return new Error(
-    `bucket ${name} does not exist in ${where} at ${store.location} ` +
-      `(use --data-dir or --config for another store, or create it with: pgsage bucket create ${name})`,
+    `bucket ${name} does not exist in ${storeName(store)} at ${store.location} ` +
+      `(use --data-dir or --config for another store, or create it with: pgsage bucket create ${name}${storeArgs(flags)})`,
   );
+}
+
+function storeName(store: ObjectStore): string {
+  return store.kind === 'local' ? 'the local object store' : 'the object store';
 }
 
 export function registerBucketCommands(program: Command, output: BucketCliOutput = stdio): Command {
@@ -51,13 +88,14 @@ export function registerBucketCommands(program: Command, output: BucketCliOutput
 
   withConfigFileOptions(
     bucket.command('create <name>').description('create a bucket (an existing one is left as it is)'),
-  ).action(async (name: string, flags: Parameters<typeof configFromFlags>[0]) => {
+  ).action(async (name: string, flags: StoreFlags) => {
     if (!validBucketName(name)) {
       throw new Error(
         `invalid bucket name "${name}": 3 to 63 characters, lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit`,
       );
     }
-    await withStore(flags, async (store) => {
+    await withStore(flags, async (store, config) => {
+      warnIfNoServerThere(config, output, `pgsage bucket create ${name}`);
       if (await store.bucketExists(name)) {
         output.out(`bucket ${name} already exists in ${store.location}\n`);
         return;
@@ -72,14 +110,18 @@ export function registerBucketCommands(program: Command, output: BucketCliOutput
       .command('list [name]')
       .description('list the buckets, or with a bucket name the objects in it (key and size)')
       .option('--prefix <prefix>', 'only objects whose key starts with this'),
-  ).action(async (name: string | undefined, flags: Parameters<typeof configFromFlags>[0] & { prefix?: string }) => {
-    await withStore(flags, async (store) => {
+  ).action(async (name: string | undefined, flags: StoreFlags & { prefix?: string }) => {
+    await withStore(flags, async (store, config) => {
+      output.note(
+        `${name === undefined ? 'Buckets' : `Objects of ${name}`} in ${storeName(store)} at ${store.location}\n`,
+      );
+      warnIfNoServerThere(config, output, `pgsage bucket list${name === undefined ? '' : ` ${name}`}`);
       if (name === undefined) {
         for (const found of await store.listBuckets()) output.out(`${found}\n`);
         return;
       }
       const objects = await store.list(name, flags.prefix ?? '').catch((error: unknown) => {
-        if (error instanceof ObjectNotFoundError && error.key === undefined) throw missingBucket(store, name);
+        if (error instanceof ObjectNotFoundError && error.key === undefined) throw missingBucket(store, name, flags);
         throw error;
       });
       const width = Math.max(0, ...objects.map((o) => humanBytes(o.size).length));

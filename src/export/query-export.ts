@@ -1,3 +1,4 @@
+import { shellWord } from '../cli/shell.js';
 import type { Config } from '../config/index.js';
 import { BackendError } from '../gateway/backend.js';
 import type { BoundStatement, StatementHandler } from '../gateway/interceptor.js';
@@ -192,8 +193,8 @@ function required(value: string | null, what: string): string {
 }
 
 /** Maps object-store failures to SQL errors a user can act on. */
-export function storeError(error: unknown, store: ObjectStore, bucket: string, key: string): unknown {
-  if (error instanceof ObjectNotFoundError && error.key === undefined) return missingBucket(store, bucket);
+export function storeError(error: unknown, store: ObjectStore, bucket: string, key: string, config: Config): unknown {
+  if (error instanceof ObjectNotFoundError && error.key === undefined) return missingBucket(store, bucket, config);
   if (error instanceof ObjectStoreError) {
     switch (error.reason) {
       case 'unreachable':
@@ -219,14 +220,22 @@ export function storeError(error: unknown, store: ObjectStore, bucket: string, k
   return error;
 }
 
-function missingBucket(store: ObjectStore, bucket: string): SqlError {
+function missingBucket(store: ObjectStore, bucket: string, config: Config): SqlError {
+  // `pgsage bucket create` run elsewhere uses ./.pgsage there, not this server's store: the hint names the server's
+  // data directory (with storage.root set, only the server's configuration file finds the store).
+  const where =
+    store.kind !== 'local'
+      ? ''
+      : config.storage.root === undefined
+        ? ` --data-dir ${shellWord(config.dataDir)}`
+        : ' --config <the configuration file pgsage runs with>';
   return new SqlError(
     SqlState.undefinedObject,
     `bucket "${bucket}" does not exist`,
     store.kind === 'local'
       ? `The local object store is the directory ${store.location}.`
       : `The object store is ${store.location}.`,
-    `Create it first, e.g. with: pgsage bucket create ${bucket}`,
+    `Create it first, e.g. with: pgsage bucket create ${bucket}${where}`,
   );
 }
 
@@ -274,9 +283,9 @@ export async function runExport(
   try {
     bucketPresent = await store.bucketExists(bucket);
   } catch (error) {
-    throw storeError(error, store, bucket, key);
+    throw storeError(error, store, bucket, key, config);
   }
-  if (!bucketPresent) throw missingBucket(store, bucket);
+  if (!bucketPresent) throw missingBucket(store, bucket, config);
 
   const upload = new SplitUpload(store, bucket, key, {
     partSizeBytes: config.storage.partSizeBytes,
@@ -320,6 +329,6 @@ export async function runExport(
   } catch (error) {
     await upload.abort(error instanceof Error ? error : new Error(String(error)));
     if (error instanceof BackendError || error instanceof SqlError) throw error;
-    throw storeError(error, store, bucket, key);
+    throw storeError(error, store, bucket, key, config);
   }
 }

@@ -26,11 +26,14 @@ async function copyOutput(query: string, options = ''): Promise<string> {
   return result.stdout;
 }
 
-async function errorOf(client: pg.Client, sql: string | pg.QueryConfig): Promise<{ code?: string; message: string }> {
+async function errorOf(
+  client: pg.Client,
+  sql: string | pg.QueryConfig,
+): Promise<{ code?: string; message: string; hint?: string }> {
   try {
     await client.query(sql);
   } catch (error) {
-    return error as { code?: string; message: string };
+    return error as { code?: string; message: string; hint?: string };
   }
   throw new Error(`expected ${sql} to fail`);
 }
@@ -406,6 +409,10 @@ SELECT * FROM aws_s3.query_export_to_s3('SELECT id FROM items WHERE id < 4 ORDER
     );
     expect(error.code).toBe('42704');
     expect(error.message).toBe('bucket "no-such-bucket" does not exist');
+    // The server's own data directory: `pgsage bucket create` elsewhere would use ./.pgsage there.
+    expect(error.hint).toBe(
+      `Create it first, e.g. with: pgsage bucket create no-such-bucket --data-dir ${stack.pgsage.config.dataDir}`,
+    );
     expect(readdirSync(localStoreRoot(stack.pgsage.config))).not.toContain('no-such-bucket');
   });
 

@@ -1,5 +1,5 @@
 /** `pgsage bucket …`: the options it offers and where it says it looked. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -10,19 +10,20 @@ const dir = mkdtempSync(path.join(tmpdir(), 'pgsage-cli-bucket-'));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs `pgsage <args>` with the bucket commands; what they printed, and the error if they failed. */
-async function pgsage(...args: string[]): Promise<{ printed: string; error?: Error }> {
+/** Runs `pgsage <args>` with the bucket commands; what they printed (stdout, stderr), and the error if they failed. */
+async function pgsage(...args: string[]): Promise<{ printed: string; noted: string; error?: Error }> {
   let printed = '';
+  let noted = '';
   const program = new Command()
     .name('pgsage')
     .exitOverride()
     .configureOutput({ writeOut: (text) => (printed += text), writeErr: (text) => (printed += text) });
-  registerBucketCommands(program, { out: (text) => (printed += text) });
+  registerBucketCommands(program, { out: (text) => (printed += text), note: (text) => (noted += text) });
   try {
     await program.parseAsync(args, { from: 'user' });
-    return { printed };
+    return { printed, noted };
   } catch (error) {
-    return { printed, error: error as Error };
+    return { printed, noted, error: error as Error };
   }
 }
 
@@ -58,7 +59,28 @@ describe('pgsage bucket', () => {
     const missing = await pgsage('bucket', 'list', 'exports', '--data-dir', elsewhere);
     expect(missing.error?.message).toBe(
       `bucket exports does not exist in the local object store at ${path.join(elsewhere, 's3')} ` +
-        '(use --data-dir or --config for another store, or create it with: pgsage bucket create exports)',
+        `(use --data-dir or --config for another store, or create it with: pgsage bucket create exports --data-dir ${elsewhere})`,
+    );
+  });
+
+  it('warns when no pgsage has run with the data directory, and says where it listed', async () => {
+    // What `pgsage bucket create` in the wrong directory used to do silently: a store no server reads.
+    const fresh = path.join(dir, 'fresh');
+    const created = await pgsage('bucket', 'create', 'sagemaker-data', '--data-dir', fresh);
+    expect(created.printed).toBe(`created bucket sagemaker-data in ${path.join(fresh, 's3')}\n`);
+    expect(created.noted).toBe(
+      `warning: pgsage has not run with the data directory ${fresh}. If your pgsage runs with another one, ` +
+        'use that: pgsage bucket create sagemaker-data --data-dir <its data directory>\n',
+    );
+    const listed = await pgsage('bucket', 'list', '--data-dir', fresh);
+    expect(listed.printed).toBe('sagemaker-data\n');
+    expect(listed.noted).toMatch(new RegExp(`^Buckets in the local object store at ${path.join(fresh, 's3')}\n`));
+
+    // A data directory `pgsage up` has used (it always writes logs/ there): no warning.
+    mkdirSync(path.join(fresh, 'logs'));
+    expect((await pgsage('bucket', 'create', 'more', '--data-dir', fresh)).noted).toBe('');
+    expect((await pgsage('bucket', 'list', '-d', fresh)).noted).toBe(
+      `Buckets in the local object store at ${path.join(fresh, 's3')}\n`,
     );
   });
 });

@@ -24,7 +24,7 @@ afterAll(async () => {
 async function pgsage(...args: string[]): Promise<string> {
   let printed = '';
   const program = new Command().exitOverride();
-  registerBucketCommands(program, { out: (text) => (printed += text) });
+  registerBucketCommands(program, { out: (text) => (printed += text), note: () => {} });
   await program.parseAsync(['node', 'pgsage', ...args]);
   return printed;
 }
