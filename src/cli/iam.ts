@@ -13,6 +13,7 @@ import { type Config, ConfigError, configSchema, loadConfig } from '../config/in
 import { describePath, type MlService, ROLE_PARAMETERS, type RoleParameter } from '../iam/config.js';
 import { evaluate, formatPath, type PolicyDocument, validatePolicy } from '../iam/policy.js';
 import { localAttachments, localRoles, resolveIam, usesLocalDefaults } from '../iam/roles.js';
+import { warnOnStderr } from './options.js';
 import { repeatedOptions } from './shell.js';
 
 /** Where the commands write; tests capture it. */
@@ -53,7 +54,11 @@ function openConfig(flags: { config?: string }): ConfigFile {
       throw new ConfigError(`configuration file ${file} is not valid JSON: ${(error as Error).message}`);
     }
   }
-  const config = loadConfig({ file: existsSync(file) ? file : undefined, cwd: path.dirname(file) });
+  const config = loadConfig({
+    file: existsSync(file) ? file : undefined,
+    cwd: path.dirname(file),
+    onWarning: warnOnStderr,
+  });
   return { file, raw, config, again: repeatedOptions([['--config', flags.config]]) };
 }
 

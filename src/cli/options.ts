@@ -65,5 +65,10 @@ export function configFromFlags(flags: ConfigFlags): Config {
     postgres: { port: flags.pgPort, upstream: flags.upstream },
     log: { level: flags.logLevel, stderr: flags.logStderr },
   };
-  return loadConfig({ file: flags.config, overrides: overrides as ConfigInput });
+  return loadConfig({ file: flags.config, overrides: overrides as ConfigInput, onWarning: warnOnStderr });
+}
+
+/** Configuration warnings (see LoadOptions.onWarning): on stderr, where they do not mix with a command's output. */
+export function warnOnStderr(message: string): void {
+  process.stderr.write(`pgsage: warning: ${message}\n`);
 }

@@ -127,6 +127,6 @@ describe('pgsage up', () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(2);
-    expect(stderr).toMatch(/invalid configuration:\n {2}- port: /);
+    expect(stderr).toBe('pgsage: invalid configuration:\n  - --port not-a-port: expected a port number (0–65535)\n');
   });
 });
