@@ -6,7 +6,7 @@ import { artifactFiles, pickModelFile } from './artifact.js';
 import { LinearLearnerPredictor } from './linear-learner/predictor.js';
 import { OnnxPredictor } from './onnx/predictor.js';
 import { RandomCutForestPredictor } from './random-cut-forest/predictor.js';
-import type { Algorithm, Predictor } from './types.js';
+import { type Algorithm, ModelFormatError, type Predictor } from './types.js';
 import { XGBoostPredictor } from './xgboost/predictor.js';
 
 /**
@@ -32,6 +32,34 @@ const MODEL_FILE_NAMES: Record<Algorithm, readonly string[]> = {
   onnx: ['model.onnx'],
 };
 
+const ALGORITHM_NAMES: Record<Algorithm, string> = {
+  xgboost: 'XGBoost',
+  'linear-learner': 'Linear Learner',
+  randomcutforest: 'Random Cut Forest',
+  onnx: 'ONNX',
+};
+
+/**
+ * The algorithm a model file is evidently for, from a cheap look at it, or undefined: XGBoost's JSON and UBJSON
+ * models hold a `learner`, its legacy binary ones start with `binf`, pgsage's Linear Learner and Random Cut
+ * Forest files name their algorithm, and ONNX files are known by their name.
+ */
+export function algorithmOfFile(file: { name: string; bytes: Buffer }): Algorithm | undefined {
+  if (file.name.toLowerCase().endsWith('.onnx')) return 'onnx';
+  if (file.bytes.subarray(0, 4).toString('latin1') === 'binf') return 'xgboost';
+  const start = file.bytes.subarray(0, 64).toString('latin1').trimStart();
+  if (!start.startsWith('{')) return undefined;
+  try {
+    const doc = JSON.parse(file.bytes.toString('utf8')) as Record<string, unknown>;
+    if (doc.algorithm === 'linear-learner' || doc.algorithm === 'randomcutforest') return doc.algorithm;
+    if (typeof doc.learner === 'object' && doc.learner !== null) return 'xgboost';
+    return undefined;
+  } catch {
+    // Not JSON: UBJSON, whose keys are plain bytes in the file.
+    return file.bytes.includes('learner', 0, 'latin1') ? 'xgboost' : undefined;
+  }
+}
+
 export async function loadPredictor(
   algorithm: Algorithm,
   artifact: { fileName: string; bytes: Buffer },
@@ -39,6 +67,21 @@ export async function loadPredictor(
   const files = artifactFiles(artifact);
   const onnxFiles = algorithm === 'onnx' ? files.filter((f) => f.name.toLowerCase().endsWith('.onnx')) : [];
   const file = pickModelFile(onnxFiles.length > 0 ? onnxFiles : files, MODEL_FILE_NAMES[algorithm], algorithm);
+  try {
+    return await predictorFor(algorithm, file);
+  } catch (error) {
+    // A model deployed as another algorithm fails with that algorithm's complaint about its format, which does not
+    // say the one thing to change.
+    const evident = algorithmOfFile(file);
+    if (evident === undefined || evident === algorithm) throw error;
+    throw new ModelFormatError(
+      `${file.name} is ${evident === 'xgboost' || evident === 'onnx' ? 'an' : 'a'} ${ALGORITHM_NAMES[evident]} model, not ${ALGORITHM_NAMES[algorithm]}: ` +
+        `deploy it as ${evident} (pgsage endpoint deploy --algorithm ${evident}, or a container image naming ${evident})`,
+    );
+  }
+}
+
+async function predictorFor(algorithm: Algorithm, file: { bytes: Buffer }): Promise<Predictor> {
   switch (algorithm) {
     case 'xgboost':
       return XGBoostPredictor.fromBytes(file.bytes);

@@ -123,6 +123,19 @@ describe('pgsage endpoint', () => {
       /^endpoint broken failed: Failed to load model broken-\S+ \(xgboost\)/,
     );
     expect(await pgsageError('deploy', 'x', '--model', broken)).toMatch(/Add --algorithm xgboost\|linear-learner/);
+    // The wrong --algorithm for a model: said in those words, not as the other algorithm's format complaint.
+    for (const [name, fixture] of [
+      ['mixup', 'binary_logistic.json.model.tar.gz'],
+      ['mixup-ubj', 'binary_logistic.ubj.model.tar.gz'],
+    ]) {
+      const message = await pgsageError('deploy', name, '--model', xgboostFixture(fixture), '-a', 'linear-learner');
+      expect(message).toMatch(
+        new RegExp(
+          `^endpoint ${name} failed: Failed to load model ${name}-\\S+ \\(linear-learner\\) for variant AllTraffic: ` +
+            `xgboost-model is an XGBoost model, not Linear Learner: deploy it as xgboost \\(pgsage endpoint deploy --algorithm xgboost`,
+        ),
+      );
+    }
     expect(await pgsageError('invoke', 'churn', '--body', '1,2,oops')).toMatch(
       /^the model rejected the request: CSV row 1, column 3/,
     );
