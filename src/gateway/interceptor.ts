@@ -1162,10 +1162,13 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     const rewritten = rewriteStatementText(sql);
-    // DDL alone needs no catalog: it goes as it came, and the session, seeing its command tag, has the catalog read
-    // again when a statement next needs it (a migration's many CREATEs pay no read each).
+    // DDL alone needs no catalog: it is relayed, and the catalog read again when a statement next needs it (a
+    // migration's many CREATEs pay no read each). (Its completion is noted here, not by its command tag: an ALTER
+    // TABLE that renames a view says ALTER TABLE.)
     if (loneCatalogDdl(rewritten)) {
-      forwardRewritten(control, message.bytes, sql, rewritten);
+      await this.relayStatement(control, queryMessage(rewritten));
+      this.ownDdlDone(control.backend.status);
+      control.toClient(readyForQuery(control.backend.status));
       return;
     }
     const { catalog, pattern } = await this.catalog(control.backend);

@@ -420,7 +420,7 @@ export class Session implements SessionControl {
         this.wakeIdleWaiters();
       }
       this.lastSyncExtended = false;
-    } else if (type === ServerMessage.CommandComplete && length > 5 && DDL_TAG_START.has(buffer[offset])) {
+    } else if (type === ServerMessage.CommandComplete && length > 2 && DDL_TAG_START.has(buffer[offset])) {
       const tag = buffer.toString('latin1', offset, offset + Math.min(length, 40));
       if (CATALOG_DDL_TAG.test(tag)) this.interceptor?.noteDdl?.();
       else if (tag.startsWith('ROLLBACK')) this.interceptor?.noteRollback?.(this);

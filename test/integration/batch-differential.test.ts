@@ -228,6 +228,26 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('reads the catalog again after a DO block or an ALTER TABLE that renames a view, in a block too', async () => {
+    await db.query('CREATE TABLE do_log (n int)');
+    await db.query('BEGIN');
+    try {
+      // A function that writes, made by a DO block: calls whose inputs use it stay per row (else the argument
+      // query would write again).
+      await db.query(`DO $$ BEGIN EXECUTE 'CREATE FUNCTION do_logged(x text) RETURNS text LANGUAGE plpgsql VOLATILE
+        AS $f$ BEGIN INSERT INTO do_log VALUES (1); RETURN x; END $f$'; END $$`);
+      await db.query(`SELECT (${SENTIMENT}(do_logged(txt), 'en')).sentiment FROM t WHERE id <= 20`);
+      expect((await db.query('SELECT count(*)::int AS n FROM do_log')).rows[0].n).toBe(20);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+    // A view renamed by ALTER TABLE is batched under its new name.
+    await db.query(`CREATE VIEW moods_named AS SELECT id, (${SENTIMENT}(txt, 'en')).sentiment AS s FROM t`);
+    await db.query('SELECT count(*) FROM moods_named');
+    await db.query('ALTER TABLE moods_named RENAME TO moods_renamed');
+    await runBatched('SELECT s, count(*) FROM moods_renamed GROUP BY s', SENTIMENT);
+  });
+
   it('scores no more rows of UNION ALL arms than a LIMIT over them takes', async () => {
     for (const [sql, most] of [
       [`SELECT ${EP} FROM t UNION ALL SELECT 0.5 LIMIT 3`, 3],
