@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { RunningPgsage } from '../app.js';
 import { type Config, DEFAULT_PG_PASSWORD } from '../config/index.js';
 import { bindsBeyondLoopback, reachableHost, urlHost } from '../util/addresses.js';
+import { shellWord } from '../util/shell.js';
 import { DEFAULT_SERVICES_URL } from './services-connection.js';
-import { shellWord } from './shell.js';
 
 /** Only the built-in default password is shown: the quick start relies on it, and it is no secret. */
 function showsPassword(config: Config): boolean {

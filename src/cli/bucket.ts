@@ -9,8 +9,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../config/index.js';
 import { createObjectStore, ObjectNotFoundError, type ObjectStore, validBucketName } from '../storage/index.js';
+import { repeatedOptions } from '../util/shell.js';
 import { configFromFlags, withConfigFileOptions } from './options.js';
-import { repeatedOptions } from './shell.js';
 
 /** Where the commands write; tests capture it. */
 export interface BucketCliOutput {

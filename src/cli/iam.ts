@@ -13,8 +13,8 @@ import { type Config, ConfigError, configSchema, loadConfig } from '../config/in
 import { describePath, type MlService, ROLE_PARAMETERS, type RoleParameter } from '../iam/config.js';
 import { evaluate, formatPath, type PolicyDocument, validatePolicy } from '../iam/policy.js';
 import { localAttachments, localRoles, resolveIam, usesLocalDefaults } from '../iam/roles.js';
+import { repeatedOptions } from '../util/shell.js';
 import { warnOnStderr } from './options.js';
-import { repeatedOptions } from './shell.js';
 
 /** Where the commands write; tests capture it. */
 export interface IamCliOutput {

@@ -4,7 +4,7 @@
  * --services-url/--region options, the SDK settings and readable errors.
  */
 import type { Command } from 'commander';
-import { repeatedOptions } from './shell.js';
+import { repeatedOptions } from '../util/shell.js';
 
 export const DEFAULT_SERVICES_URL = 'http://127.0.0.1:4566';
 

@@ -14,6 +14,7 @@ import {
   StopTrainingJobCommand,
 } from '@aws-sdk/client-sagemaker';
 import type { Command } from 'commander';
+import { shellWord } from '../util/shell.js';
 import {
   addConnectionOptions,
   type CliOutput,
@@ -23,7 +24,6 @@ import {
   serviceConnection,
   stdio,
 } from './services-connection.js';
-import { shellWord } from './shell.js';
 
 export const TRAINING_ALGORITHMS = ['xgboost', 'linear-learner', 'randomcutforest'] as const;
 type TrainingAlgorithm = (typeof TRAINING_ALGORITHMS)[number];

@@ -1,4 +1,3 @@
-import { shellWord } from '../cli/shell.js';
 import type { Config } from '../config/index.js';
 import { BackendError } from '../gateway/backend.js';
 import type { BoundStatement, StatementHandler } from '../gateway/interceptor.js';
@@ -9,6 +8,7 @@ import { ObjectNotFoundError, type ObjectStore, ObjectStoreError, validBucketNam
 import { SplitUpload } from '../storage/split-upload.js';
 import { SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { shellWord } from '../util/shell.js';
 import { copyableQuery, parseCopyOptions } from './copy-options.js';
 
 const NAME = 'query_export_to_s3';
