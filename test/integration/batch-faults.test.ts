@@ -106,7 +106,7 @@ describe('batch mode under faults', () => {
 
   it('warns once when an endpoint refuses whole batches, whose calls then go one row at a time', async () => {
     const db = await startWith({ refuseOverRows: 50 });
-    const notices: { severity?: string; message: string; hint?: string }[] = [];
+    const notices: { severity?: string; message?: string; hint?: string }[] = [];
     db.on('notice', (n) => notices.push(n));
     const { rows } = await db.query(`SELECT count(${call(100)})::int AS n FROM rows_in WHERE id <= 300`);
     expect(rows[0].n).toBe(300);

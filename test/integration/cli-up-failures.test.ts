@@ -4,15 +4,14 @@
  * cannot reach, a bind beyond loopback. Each through the built CLI, as a user
  * meets it: what it prints, its exit code, and what it leaves running.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { packagePath } from '../../src/util/paths.js';
-import { freePort } from '../support/ports.js';
+import { alive, portFlags, spawnUp, type UpProcess } from '../support/pgsage-up.js';
 import { psql } from '../support/processes.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'pgsage-up-failures-'));
@@ -25,66 +24,16 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-interface Up {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Exit code, once the process has exited and its output is read. */
-  exit: Promise<number | null>;
-  /** 'running' once the banner is out, 'exited' if it stopped first. */
-  settled: Promise<'running' | 'exited'>;
-}
+type Up = UpProcess;
 
 function up(args: string[], env: Record<string, string> = {}): Up {
-  const child = spawn(process.execPath, [packagePath('bin', 'pgsage.js'), 'up', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // No configuration file or PGSAGE_* of the machine running the tests.
-    cwd: root,
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGSAGE_'))), ...env },
-  });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const settled = new Promise<'running' | 'exited'>((resolve) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('Press Ctrl-C to stop.')) resolve('running');
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    void exit.then(() => resolve('exited'));
-  });
-  return { child, stdout: () => stdout, stderr: () => stderr, exit, settled };
-}
-
-async function portFlags(): Promise<string[]> {
-  return [
-    '--port',
-    String(await freePort()),
-    '--services-port',
-    String(await freePort()),
-    '--bridge-port',
-    String(await freePort()),
-    '--pg-port',
-    String(await freePort()),
-  ];
+  return spawnUp(args, { cwd: root, running, env });
 }
 
 function withFlag(flags: string[], flag: string, value: string): string[] {
   const out = [...flags];
   out[out.indexOf(flag) + 1] = value;
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function postmasterPid(dataDir: string): number | undefined {

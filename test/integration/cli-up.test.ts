@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packagePath } from '../../src/util/paths.js';
-import { freePort } from '../support/ports.js';
+import { alive, portFlags, spawnUp } from '../support/pgsage-up.js';
 import { psql } from '../support/processes.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'pgsage-up-'));
@@ -23,54 +23,12 @@ interface Up {
 }
 
 async function startUp(): Promise<Up> {
-  const [port, servicesPort, bridgePort, pgPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
-  const child = spawn(
-    process.execPath,
-    [
-      packagePath('bin', 'pgsage.js'),
-      'up',
-      '--data-dir',
-      dataDir,
-      '--port',
-      String(port),
-      '--services-port',
-      String(servicesPort),
-      '--bridge-port',
-      String(bridgePort),
-      '--pg-port',
-      String(pgPort),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  running.push(child);
-  let output = '';
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Press Ctrl-C to stop.')) resolve();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    exit.then((code) => reject(new Error(`pgsage up exited with ${code}:\n${output}`)));
-  });
-  const url = /psql (postgres:\/\/\S+)/.exec(output)?.[1];
-  if (!url) throw new Error(`no connection string in:\n${output}`);
-  return { child, url, output: () => output, exit };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  const run = spawnUp(['--data-dir', dataDir, ...(await portFlags())], { cwd: dataDir, running });
+  const output = () => run.stdout() + run.stderr();
+  if ((await run.settled) === 'exited') throw new Error(`pgsage up exited with ${await run.exit}:\n${output()}`);
+  const url = /psql (postgres:\/\/\S+)/.exec(run.stdout())?.[1];
+  if (!url) throw new Error(`no connection string in:\n${output()}`);
+  return { child: run.child, url, output, exit: run.exit };
 }
 
 describe('pgsage up', () => {
