@@ -367,15 +367,17 @@ export async function readSettings(
     }
     return parsed === false;
   };
-  const explicit = Number(maxConcurrent);
-  const concurrencyGiven = Number.isInteger(explicit) && explicit > 0;
+  const given = Number(maxConcurrent);
+  const concurrencyGiven = Number.isInteger(given) && given > 0;
+  // (A session's requests in flight are bounded: one session's setting must not flood the services others use.)
+  const explicit = Math.min(given, MOST_CONCURRENT_BATCHES);
+  const warn = (message: string) =>
+    control.toClient(noticeResponse({ severity: 'WARNING', code: SqlState.invalidParameterValue, message }));
   if (maxConcurrent && !concurrencyGiven) {
-    control.toClient(
-      noticeResponse({
-        severity: 'WARNING',
-        code: SqlState.invalidParameterValue,
-        message: `parameter "aws_ml.max_concurrent_batches" requires a positive integer: "${maxConcurrent}" is ignored`,
-      }),
+    warn(`parameter "aws_ml.max_concurrent_batches" requires a positive integer: "${maxConcurrent}" is ignored`);
+  } else if (concurrencyGiven && given > MOST_CONCURRENT_BATCHES) {
+    warn(
+      `parameter "aws_ml.max_concurrent_batches" is at most ${MOST_CONCURRENT_BATCHES}: "${maxConcurrent}" is taken as ${MOST_CONCURRENT_BATCHES}`,
     );
   }
   const workers = Math.max(Number(workersPerGather) || 0, Number(tableWorkers) || 0);
@@ -400,7 +402,7 @@ export async function readSettings(
       clientEncoding === 'UTF8' &&
       conformingStrings === 'on',
     extensionReady: ready === 't',
-    concurrency: concurrencyGiven ? explicit : Math.max(2, workers + 1),
+    concurrency: concurrencyGiven ? explicit : Math.min(Math.max(2, workers + 1), MOST_CONCURRENT_BATCHES),
     timeoutMs: milliseconds(timeout),
     progress: !off(progress, 'aws_ml.progress'),
     // (A read-only block without the per-row results table keys all answers by input.)
@@ -873,6 +875,9 @@ export async function computeBatchResults(
     abort.abort(new SqlError(SqlState.queryCanceled, 'batch finished'));
   }
 }
+
+/** The most batches and requests a statement keeps in flight, whatever its settings ask for. */
+const MOST_CONCURRENT_BATCHES = 64;
 
 /** How often a statement that takes long sends a progress NOTICE. */
 const PROGRESS_EVERY_MS = 2000;

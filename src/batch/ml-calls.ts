@@ -1,5 +1,5 @@
 import { type AstNode, clone, deparse, functionName, inner, nodeType, parseExpression, walk } from '../sql/ast.js';
-import { quoteLiteral } from '../sql/quote.js';
+import { quoteLiteralAnyStrings } from '../sql/quote.js';
 import { type MlCatalog, parameterReference, type WrapperFunction } from './catalog.js';
 
 export type MlKind = 'sentiment' | 'endpoint';
@@ -416,16 +416,19 @@ export function privilegeCheck(call: MlCall): string {
   let role = 'current_user';
   // OIDs looked up in the catalog (no name resolution, so no permission error);
   // a missing function or schema gives NULL, treated as "no".
+  // (Every function, operator and type named with its schema: the check runs in the client's session, whose
+  // search_path may put a function of the user's own, `has_function_privilege` that says yes, before pg_catalog.)
+  const literal = quoteLiteralAnyStrings;
   const schemaOid = (schema: string) =>
-    `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${quoteLiteral(schema)})`;
+    `(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) ${literal(schema)}::pg_catalog.name)`;
   for (const fn of call.wrapper?.chain ?? []) {
-    checks.push(`has_schema_privilege(${role}, ${schemaOid(fn.schema)}, 'USAGE')`);
-    checks.push(`has_function_privilege(${role}, ${fn.oid}::oid, 'EXECUTE')`);
-    if (fn.securityDefiner) role = quoteLiteral(fn.owner);
+    checks.push(`pg_catalog.has_schema_privilege(${role}, ${schemaOid(fn.schema)}, 'USAGE')`);
+    checks.push(`pg_catalog.has_function_privilege(${role}, ${fn.oid}::pg_catalog.oid, 'EXECUTE')`);
+    if (fn.securityDefiner) role = `${literal(fn.owner)}::pg_catalog.name`;
   }
   const builtin = call.builtinSignature;
-  const builtinOid = `(SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${schemaOid(builtin.schema)} AND p.proname = ${quoteLiteral(builtin.name)} AND p.proargtypes = ${quoteLiteral(builtin.argTypes)}::oidvector)`;
-  checks.push(`has_schema_privilege(${role}, ${schemaOid(builtin.schema)}, 'USAGE')`);
-  checks.push(`has_function_privilege(${role}, ${builtinOid}, 'EXECUTE')`);
+  const builtinOid = `(SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) ${schemaOid(builtin.schema)} AND p.proname OPERATOR(pg_catalog.=) ${literal(builtin.name)}::pg_catalog.name AND p.proargtypes OPERATOR(pg_catalog.=) ${literal(builtin.argTypes)}::pg_catalog.oidvector)`;
+  checks.push(`pg_catalog.has_schema_privilege(${role}, ${schemaOid(builtin.schema)}, 'USAGE')`);
+  checks.push(`pg_catalog.has_function_privilege(${role}, ${builtinOid}, 'EXECUTE')`);
   return `COALESCE(${checks.join(' AND ')}, false)`;
 }

@@ -268,10 +268,12 @@ function refreshable(relation: AstNode, view: MlView): string {
     .filter((n) => n !== undefined)
     .map(quoteIdentifier)
     .join('.');
-  return `COALESCE((SELECT CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
+  // (Operators and types named with their schema, as the functions: it runs with the client's search_path.)
+  const eq = 'OPERATOR(pg_catalog.=)';
+  return `COALESCE((SELECT CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 170000
                 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE pg_catalog.pg_has_role(c.relowner, 'USAGE') END
-      FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)})
-        AND c.oid = ${quoteLiteralAnyStrings(view.oid)}::oid), false)`;
+      FROM pg_catalog.pg_class c WHERE c.oid ${eq} pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)}::pg_catalog.text)
+        AND c.oid ${eq} ${quoteLiteralAnyStrings(view.oid)}::pg_catalog.oid), false)`;
 }
 
 /** For COPY … TO a server file or program: SQL true when the role may write one (else undefined). */

@@ -1166,9 +1166,7 @@ export class MlInterceptor implements SessionInterceptor {
     // migration's many CREATEs pay no read each). (Its completion is noted here, not by its command tag: an ALTER
     // TABLE that renames a view says ALTER TABLE.)
     if (loneCatalogDdl(rewritten)) {
-      await this.relayStatement(control, queryMessage(rewritten));
-      this.ownDdlDone(control.backend.status);
-      control.toClient(readyForQuery(control.backend.status));
+      await this.relayDdl(control, rewritten);
       return;
     }
     const { catalog, pattern } = await this.catalog(control.backend);
@@ -1214,6 +1212,11 @@ export class MlInterceptor implements SessionInterceptor {
     if (prepare) this.sqlPrepared.add(prepare.name);
     const parsed = this.planForRun(rewritten, catalog);
     if ('forward' in parsed) {
+      // (DDL the quick test above missed: after a nested comment, or a lone `;`.)
+      if (parsed.forward === 'ddl') {
+        await this.relayDdl(control, rewritten);
+        return;
+      }
       if (parsed.perRow) {
         await this.relayStatement(
           control,
@@ -1519,6 +1522,13 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
+  /** Relays DDL, noting it done itself: its tag may not say (a view renamed by ALTER TABLE says ALTER TABLE). */
+  private async relayDdl(control: SessionControl, sql: string): Promise<void> {
+    await this.relayStatement(control, queryMessage(sql));
+    this.ownDdlDone(control.backend.status);
+    control.toClient(readyForQuery(control.backend.status));
+  }
+
   private async runBatchStatement(
     control: SessionControl,
     parsed: Exclude<Parsed, { forward: string }>,
@@ -2028,7 +2038,8 @@ export class MlInterceptor implements SessionInterceptor {
           out.push(noteWrittenText(parseMessage(parse.name, serverSql, parse.paramTypes), parse.sql));
         } else {
           this.prepared.delete(parse.name);
-          if (parsed && 'forward' in parsed && parsed.forward === 'ddl') this.catalogChanged();
+          // (In a block, read on this session until it ends, and again after: its tag may not say it was DDL.)
+          if (parsed && 'forward' in parsed && parsed.forward === 'ddl') this.noteDdl();
           out.push(
             rewritten === parse.sql
               ? message.bytes

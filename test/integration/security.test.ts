@@ -845,6 +845,31 @@ describe('several tenants in one database', () => {
     await db.end();
   });
 
+  it("makes its own checks with PostgreSQL's functions and operators, whatever the session's search_path finds", async () => {
+    // A role that may call no ML function, with functions and operators of its own that say yes, found first.
+    // (Its materialized view made for it: it may not name the function's schema itself.)
+    await admin.query(`CREATE SCHEMA sec_own AUTHORIZATION ${outsider.name};
+      CREATE TABLE sec_own.docs AS SELECT 'a fine day ' || g AS doc FROM generate_series(1, 5) g;
+      CREATE MATERIALIZED VIEW sec_own.moods AS SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment
+        FROM sec_own.docs WITH NO DATA;
+      ALTER TABLE sec_own.docs OWNER TO ${outsider.name};
+      ALTER MATERIALIZED VIEW sec_own.moods OWNER TO ${outsider.name}`);
+    const db = await as(outsider);
+    await db.query(`CREATE FUNCTION sec_own.has_function_privilege(name, oid, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+      CREATE FUNCTION sec_own.has_schema_privilege(name, oid, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+      SET search_path = sec_own, pg_catalog`);
+    tap.clear();
+    const refused = await rejection(db.query('REFRESH MATERIALIZED VIEW sec_own.moods'));
+    expect(refused).toMatchObject({ code: '42501' });
+    expect(tap.sentimentTexts()).toEqual([]);
+    // An operator of its own that says two OIDs are equal: a view it may not refresh is not scored either.
+    await db.query(`CREATE FUNCTION sec_own.yes(oid, oid) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+      CREATE OPERATOR sec_own.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = sec_own.yes)`);
+    await rejection(db.query('REFRESH MATERIALIZED VIEW public.sec_mv_owned'));
+    expect(tap.sentimentTexts()).toEqual([]);
+    await db.end();
+  });
+
   it('calls no service for a statement the caller may not run, and leaves no answers behind', async () => {
     const db = await as(outsider);
     tap.clear();

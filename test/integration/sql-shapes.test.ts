@@ -106,15 +106,19 @@ describe('detect_sentiment in the shapes users write', () => {
       if (notice.severity === 'WARNING') warnings.push(notice.message ?? '');
     };
     db.on('notice', onNotice);
-    await db.query("SET aws_ml.max_concurrent_batches = 'lots'");
-    const { rows } = await db.query(
-      "SELECT (aws_comprehend.detect_sentiment('a fine day ' || x, 'en')).sentiment FROM named_nothing",
-    );
+    // (And one over the most a session may keep in flight is taken as that.)
+    for (const value of ["'lots'", '100000']) {
+      await db.query(`SET aws_ml.max_concurrent_batches = ${value}`);
+      const { rows } = await db.query(
+        "SELECT (aws_comprehend.detect_sentiment('a fine day ' || x, 'en')).sentiment FROM named_nothing",
+      );
+      expect(rows).toHaveLength(3);
+    }
     await db.query('RESET aws_ml.max_concurrent_batches');
     db.off('notice', onNotice);
-    expect(rows).toHaveLength(3);
     expect(warnings).toEqual([
       'parameter "aws_ml.max_concurrent_batches" requires a positive integer: "lots" is ignored',
+      'parameter "aws_ml.max_concurrent_batches" is at most 64: "100000" is taken as 64',
     ]);
   });
 });
