@@ -16,6 +16,7 @@ import {
   type ColumnDescription,
   countsAsReply,
   executePortalName,
+  parseFields,
   readParse,
   repliesTo,
   ServerMessage,
@@ -152,6 +153,50 @@ export function noteWrittenText(message: Buffer, written: string): Buffer {
   return message;
 }
 
+/** Messages (a Query) whose error, a schema of pgsage's extensions that does not exist, gets a hint (see withExtensionHint). */
+const extensionHinted = new WeakSet<Buffer>();
+
+/** The statement of `message` names a schema of pgsage's extensions: see withExtensionHint. */
+export function noteExtensionHint(message: Buffer): Buffer {
+  extensionHinted.add(message);
+  return message;
+}
+
+/** Which extension makes each schema. */
+const EXTENSION_OF_SCHEMA: Record<string, string> = {
+  aws_comprehend: 'aws_ml',
+  aws_sagemaker: 'aws_ml',
+  aws_ml: 'aws_ml',
+  aws_s3: 'aws_s3',
+  aws_commons: 'aws_s3',
+};
+
+/** Statement text that names one of those schemas (worth a ClientErrors to hint at the extension). */
+export const NAMES_EXTENSION_SCHEMA = /\baws_(comprehend|sagemaker|ml|s3|commons)\b/i;
+
+/**
+ * PostgreSQL's `schema "aws_comprehend" does not exist` (3F000, or 42P01 for a relation named with such a schema) with a hint to create the extension that makes
+ * it, which a user new to pgsage has not done yet in this database; any other error as it is. (PostgreSQL's
+ * messages in another language than English are left as they are.)
+ */
+export function withExtensionHint(error: Buffer): Buffer {
+  if (error[0] !== ServerMessage.ErrorResponse) return error;
+  const fields = parseFields(error);
+  // (A schema, or a relation named with its schema: `relation "aws_ml.batch_statistics" does not exist`.)
+  if ((fields.C !== '3F000' && fields.C !== '42P01') || fields.H !== undefined) return error;
+  const schema = /^(?:schema "(\w+)"|relation "(\w+)\.[^"]*") does not exist$/
+    .exec(fields.M ?? '')
+    ?.slice(1)
+    .find(Boolean);
+  const extension = schema === undefined ? undefined : EXTENSION_OF_SCHEMA[schema];
+  if (!extension) return error;
+  const hint = Buffer.from(`H${`Run CREATE EXTENSION ${extension} CASCADE in this database.`}\0`);
+  // (The field goes before the message's closing zero byte; the length is written again.)
+  const out = Buffer.concat([error.subarray(0, error.length - 1), hint, Buffer.from([0])]);
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
+}
+
 /** The error to answer instead of PostgreSQL's, by the message it fails. */
 const errorsInstead = new WeakMap<Buffer, Buffer>();
 
@@ -232,7 +277,7 @@ export class ClientErrors {
   ) {
     this.origins = describedOrigins(messages, prepared);
     this.last = Math.max(
-      messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m)),
+      messages.findLastIndex((m) => writtenTexts.has(m) || errorsInstead.has(m) || extensionHinted.has(m)),
       ...this.origins.keys(),
     );
   }
@@ -256,10 +301,11 @@ export class ClientErrors {
       if (message?.[0] !== ClientMessage.Query) this.skipToSync(at);
       const instead = message && errorsInstead.get(message);
       if (instead) return instead;
-      if (written === undefined) return bytes;
+      const hinted = message && extensionHinted.has(message) ? withExtensionHint(bytes) : bytes;
+      if (written === undefined) return hinted;
       const sent =
         message[0] === ClientMessage.Query ? message.toString('utf8', 5, message.length - 1) : readParse(message).sql;
-      return errorAsWritten(bytes, sent, written);
+      return errorAsWritten(hinted, sent, written);
     }
     if (type === ServerMessage.ReadyForQuery) {
       this.current();

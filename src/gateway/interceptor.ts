@@ -44,9 +44,12 @@ import {
   ClientErrors,
   carryWrittenText,
   errorAsWritten,
+  NAMES_EXTENSION_SCHEMA,
   noteErrorInstead,
+  noteExtensionHint,
   noteOrigins,
   noteWrittenText,
+  withExtensionHint,
   withoutOwnContext,
 } from './client-errors.js';
 import { blockOpening, changesLaterStatements } from './group-order.js';
@@ -427,9 +430,12 @@ const RESULT_TYPE_CHANGED = errorResponse({
 
 /** Hands a simple Query to PostgreSQL with Aurora's names mapped (see rewriteStatementText). */
 function forwardRewritten(control: SessionControl, bytes: Buffer, sql: string, rewritten: string): void {
-  if (rewritten === sql) control.forward(bytes, 1);
+  // (A statement naming the extensions' schemas fails where a database has not made them: the error says how.)
+  const hinted = NAMES_EXTENSION_SCHEMA.test(sql);
+  if (rewritten === sql && !hinted) control.forward(bytes, 1);
   else {
-    const message = noteWrittenText(queryMessage(rewritten), sql);
+    const message = rewritten === sql ? bytes : noteWrittenText(queryMessage(rewritten), sql);
+    if (hinted) noteExtensionHint(message);
     control.forward(message, 1, new ClientErrors([message]));
   }
 }
@@ -1379,12 +1385,16 @@ export class MlInterceptor implements SessionInterceptor {
   ): ReturnType<SessionControl['relay']> {
     const held = this.heldCompletion;
     const written = this.queryText;
+    const asWritten = written === undefined || written === positionsIn ? undefined : written;
+    const hinted = NAMES_EXTENSION_SCHEMA.test(positionsIn);
     const placed =
-      written === undefined || written === positionsIn
+      asWritten === undefined && !hinted
         ? rewrite
         : (message: Message) => {
             const out = rewrite ? rewrite(message) : message.bytes;
-            return out && out[0] === ServerMessage.ErrorResponse ? errorAsWritten(out, positionsIn, written) : out;
+            if (!out || out[0] !== ServerMessage.ErrorResponse) return out;
+            const explained = hinted ? withExtensionHint(out) : out;
+            return asWritten === undefined ? explained : errorAsWritten(explained, positionsIn, asWritten);
           };
     if (!held) return control.relay(bytes, placed);
     return control.relay(bytes, (message) => {
@@ -1448,7 +1458,8 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   /** Sends a statement's error (and, for a standalone statement, ReadyForQuery). */
-  private reportFailure(control: SessionControl, payload: Buffer, standalone: boolean): false {
+  private reportFailure(control: SessionControl, failure: Buffer, standalone: boolean): false {
+    const payload = withExtensionHint(failure);
     control.toClient(standalone ? [payload, readyForQuery(control.backend.status)] : payload);
     return false;
   }
@@ -2173,6 +2184,11 @@ export class MlInterceptor implements SessionInterceptor {
       return;
     }
     if (!settings.extensionReady) {
+      // Without the extension (not made in this database yet, or dropped since) the statements go as written, and
+      // PostgreSQL says what is missing: the batch form would name the gateway's results table instead.
+      this.parsesAsWritten(batchParses, binds, out, unnamed);
+      batchParses.length = 0;
+      if (binds.length > 0 && !(await this.asWrittenFromNowOn(control, [...binds], binds, unnamed, syncs))) return;
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
@@ -2413,6 +2429,11 @@ export class MlInterceptor implements SessionInterceptor {
     answerSync = true,
   ): Promise<void> {
     const ownOperations = control.backend.operations;
+    for (const message of out) {
+      if (message[0] === ClientMessage.Parse && NAMES_EXTENSION_SCHEMA.test(readParse(message).sql)) {
+        noteExtensionHint(message);
+      }
+    }
     const plain = unnamed.plainBound && this.unnamedPlainGone(ownOperations) ? this.unnamedPlain : undefined;
     const reparse = unnamed.ml ? parseMessage('', unnamed.ml.serverSql, unnamed.ml.declaredTypes) : plain?.bytes;
     // (The unnamed statement prepared in an earlier group describes its columns as written, as there.)

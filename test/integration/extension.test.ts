@@ -36,6 +36,44 @@ async function asTenant(): Promise<pg.Client> {
 }
 
 describe('CREATE EXTENSION aws_ml', () => {
+  it("says to create the extension where a database has not, on either protocol, with PostgreSQL's error", async () => {
+    await admin.query('DROP DATABASE IF EXISTS ext_missing');
+    await admin.query('CREATE DATABASE ext_missing');
+    const db = await stack.connect('ext_missing');
+    try {
+      await db.query("CREATE TABLE docs AS SELECT 'a fine day' AS doc");
+      const failures = [];
+      for (const query of [
+        { text: "SELECT (aws_comprehend.detect_sentiment('I like it!', 'en')).sentiment" },
+        { text: "SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM docs" },
+        {
+          text: "SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment FROM docs WHERE doc <> $1",
+          values: ['x'],
+        },
+        { text: "SELECT aws_sagemaker.invoke_endpoint('churn', NULL, 1, 2)" },
+        { text: 'SELECT * FROM aws_ml.batch_statistics' },
+        { text: "SELECT aws_s3.query_export_to_s3('SELECT 1', aws_commons.create_s3_uri('b', 'k', 'us-east-1'))" },
+      ]) {
+        const error = await db.query(query).catch((e) => e);
+        failures.push({ code: error.code, message: error.message, hint: error.hint });
+      }
+      const hint = (extension: string) => `Run CREATE EXTENSION ${extension} CASCADE in this database.`;
+      expect(failures).toEqual([
+        { code: '3F000', message: 'schema "aws_comprehend" does not exist', hint: hint('aws_ml') },
+        { code: '3F000', message: 'schema "aws_comprehend" does not exist', hint: hint('aws_ml') },
+        { code: '3F000', message: 'schema "aws_comprehend" does not exist', hint: hint('aws_ml') },
+        { code: '3F000', message: 'schema "aws_sagemaker" does not exist', hint: hint('aws_ml') },
+        { code: '42P01', message: 'relation "aws_ml.batch_statistics" does not exist', hint: hint('aws_ml') },
+        { code: '3F000', message: 'schema "aws_commons" does not exist', hint: hint('aws_s3') },
+      ]);
+      // Other schemas' errors are PostgreSQL's own.
+      expect(await db.query('SELECT nowhere.f()').catch((e) => e)).toMatchObject({ code: '3F000', hint: undefined });
+    } finally {
+      await db.end();
+      await admin.query('DROP DATABASE ext_missing WITH (FORCE)');
+    }
+  });
+
   it('creates the schemas, the aws_ml role and functions with Aurora signatures', async () => {
     const schemas = await admin.query(
       "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname LIKE 'aws_%' ORDER BY 1",
