@@ -52,6 +52,12 @@ export interface Level {
   unionArm?: { node: AstNode; top: boolean; readAs: Level['readAs'] };
 }
 
+/**
+ * The call sites of a view a statement reads as a view (not in place), by the FROM item that names it (its RangeVar
+ * node): a query that reads that item makes those calls, as PostgreSQL computes the view's rows.
+ */
+export const sitesOfView = new WeakMap<AstNode, CallSite[]>();
+
 export type Clause =
   | 'target'
   | 'where'
@@ -419,7 +425,12 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
           if (namesGatewayColumns(definition.stmt)) blockers.push(`view ${view.name} names a column aws_ml_…`);
           const readAs =
             direct && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, name.name) : undefined;
+          const first = levels.length;
           statementLevels(definition.stmt, level, undefined, false, false, readAs);
+          sitesOfView.set(
+            item.RangeVar,
+            levels.slice(first).flatMap((l) => l.sites),
+          );
         } catch {
           blockers.push(`view ${view.name} could not be analyzed`);
         } finally {

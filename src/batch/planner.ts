@@ -20,6 +20,7 @@ import {
   type CallSite,
   type Level,
   referencedQualifiers,
+  sitesOfView,
   soleFunction,
   type ViewRead,
 } from './levels.js';
@@ -154,6 +155,9 @@ function sitesWithin(node: AstNode, index: Map<AstNode, CallSite>): CallSite[] {
     const call = inner(n, 'FuncCall');
     const site = call && index.get(call);
     if (site) found.push(site);
+    // (A view read as a view makes the calls of its definition.)
+    const view = inner(n, 'RangeVar');
+    if (view) found.push(...(sitesOfView.get(view) ?? []));
     return undefined;
   });
   return found;

@@ -623,6 +623,24 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     await db.query('ROLLBACK');
   });
 
+  it('scores a view read as a view (a named statement) before the calls that read its rows, which then call nothing', async () => {
+    await db.query(`CREATE VIEW nest_docs AS SELECT id, txt FROM t WHERE id <= 40;
+      CREATE VIEW nest_moods AS SELECT id, (${SENTIMENT}(txt, 'en')).sentiment AS s FROM t WHERE id <= 40;
+      CREATE VIEW nest_joined AS SELECT d.id, (${SENTIMENT}(d.txt, 'en')).sentiment AS g
+        FROM nest_moods m JOIN nest_docs d USING (id);
+      CREATE VIEW nest_of_answer AS SELECT id, (${SENTIMENT}(s || ' indeed', 'en')).sentiment AS g FROM nest_moods`);
+    for (const view of ['nest_joined', 'nest_of_answer']) {
+      const text = `SELECT id, g FROM ${view} WHERE id >= $1 ORDER BY id`;
+      await expectSameBothWays(db, text, { params: [1] });
+      // Named, a statement reads views as views: the view's calls, made by the argument query of the calls that read
+      // its rows, found their answers not yet stored and went to the service one row at a time.
+      const calls = perRowCallsOf(SENTIMENT);
+      const { rows } = await db.query({ name: `nested_${view}`, text, values: [1] });
+      expect(rows, view).toHaveLength(40);
+      expect(perRowCallsOf(SENTIMENT) - calls, view).toBe(0);
+    }
+  });
+
   it('extended protocol with parameters, re-executed with new values', async () => {
     const sql = `SELECT id, ${EP} FROM t WHERE id BETWEEN $1 AND $2 ORDER BY id`;
     for (const params of [
