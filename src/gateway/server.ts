@@ -2,6 +2,7 @@ import net, { type Server, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { closeServer, listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
+import { parseBoolean } from '../util/pg-boolean.js';
 import {
   CANCEL_REQUEST_CODE,
   errorResponse,
@@ -321,10 +322,22 @@ function withPgsageNames(packet: Buffer, parameters: Map<string, string>): Buffe
   const options = parameters.get('options');
   if (!parameters.has('apg_enable_function_migration') && !(options && AURORA_OPTION.test(options))) return packet;
   const renamed = new Map<string, string>();
+  // (A boolean value written as PostgreSQL shows one, on or off, as SET's is: see rewriteStatementText.)
+  const shown = (value: string) => {
+    const parsed = parseBoolean(value);
+    return parsed === undefined ? value : parsed ? 'on' : 'off';
+  };
   for (const [name, value] of parameters) {
-    if (name === 'apg_enable_function_migration') renamed.set('aws_ml.enable_function_migration', value);
+    if (name === 'apg_enable_function_migration') renamed.set('aws_ml.enable_function_migration', shown(value));
     else if (name === 'options') {
-      renamed.set(name, value.replace(new RegExp(AURORA_OPTION.source, 'g'), '$1$2aws_ml.enable_function_migration='));
+      renamed.set(
+        name,
+        value.replace(
+          new RegExp(`${AURORA_OPTION.source}(\\S*)`, 'g'),
+          (_all, start: string, flag: string, setting: string) =>
+            `${start}${flag}aws_ml.enable_function_migration=${shown(setting)}`,
+        ),
+      );
     } else renamed.set(name, value);
   }
   return startupPacketWith(packet, renamed);

@@ -164,7 +164,7 @@ export function rewriteStatementText(sql: string): string {
       const value =
         tokens[i + 1]?.text === ',' && tokens[i + 2]?.tokenName === 'SCONST' ? booleanValue(tokens[i + 2]) : undefined;
       if (value) edits.push({ ...value, text: `'${value.text}'` });
-    } else if (token.tokenName === 'SCONST' && /invoke_endpoint/i.test(token.text)) {
+    } else if (token.tokenName === 'SCONST' && /invoke_endpoint|apg_enable_function_migration/i.test(token.text)) {
       const edit = codeStrings.has(i) ? rewriteStringConstant(token) : undefined;
       if (edit) edits.push(edit);
     }

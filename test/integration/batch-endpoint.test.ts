@@ -148,11 +148,12 @@ describe('batch mode with a SageMaker endpoint', () => {
     await client.connect();
     try {
       const shown = await client.query('SHOW apg_enable_function_migration');
-      expect(Object.values(shown.rows[0])[0]).toBe('false');
+      // (As PostgreSQL shows a boolean setting.)
+      expect(Object.values(shown.rows[0])[0]).toBe('off');
     } finally {
       await client.end();
     }
-    const sql = postgres(stack.gatewayUrl(), { max: 1, connection: { apg_enable_function_migration: 'off' } });
+    const sql = postgres(stack.gatewayUrl(), { max: 1, connection: { apg_enable_function_migration: 'no' } });
     try {
       const [row] = await sql.unsafe('SHOW apg_enable_function_migration');
       expect(Object.values(row)[0]).toBe('off');

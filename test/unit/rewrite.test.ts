@@ -108,6 +108,11 @@ $$ LANGUAGE SQL PARALLEL SAFE COST 5000;`;
         'CREATE FUNCTION f() RETURNS int SET apg_enable_function_migration = false AS $$ SELECT 1 $$',
         'CREATE FUNCTION f() RETURNS int SET aws_ml.enable_function_migration = off AS $$ SELECT 1 $$',
       ],
+      // Inside a function's or DO block's body too.
+      [
+        "DO $$ BEGIN PERFORM set_config('apg_enable_function_migration', 'no', false); END $$",
+        "DO $$ BEGIN PERFORM set_config('aws_ml.enable_function_migration', 'off', false); END $$",
+      ],
     ]) {
       expect(rewriteStatementText(given)).toBe(written);
     }
