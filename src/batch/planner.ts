@@ -155,7 +155,15 @@ function sitesWithin(node: AstNode, index: Map<AstNode, CallSite>): CallSite[] {
     const call = inner(n, 'FuncCall');
     const site = call && index.get(call);
     if (site) found.push(site);
-    // (A view read as a view makes the calls of its definition.)
+    return undefined;
+  });
+  return found;
+}
+
+/** The call sites of the views read as views within a node (see sitesOfView): a query reading them makes their calls. */
+function viewSitesWithin(node: AstNode): CallSite[] {
+  const found: CallSite[] = [];
+  walk(node, (n) => {
     const view = inner(n, 'RangeVar');
     if (view) found.push(...(sitesOfView.get(view) ?? []));
     return undefined;
@@ -564,7 +572,10 @@ function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>, removed: 
 
 interface ArgumentQuery {
   sql: string;
+  /** Calls its rows need answered first: when one stays per row, so does this call. */
   dependsOn: CallSite[];
+  /** Calls it makes through views read as views: answered first when batched, made by it when not. */
+  after?: CallSite[];
 }
 
 /** Builds the argument query for one call site, or explains why the site stays per-row. */
@@ -741,14 +752,12 @@ function argumentQuery(
       (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
-  const dependsOn = [
-    ...enclosingDependencies,
-    ...argumentsOfCall.flatMap((a) => sitesWithin(a, index)),
-    ...from.items.flatMap((i) => sitesWithin(i, index)),
-    ...kept.flatMap((c) => sitesWithin(c, index)),
-    ...(level.withClause ? sitesWithin(level.withClause, index) : []),
-  ].filter((s) => s !== site);
-  return { sql: withSql + body, dependsOn };
+  const read = [...argumentsOfCall, ...from.items, ...kept, ...(level.withClause ? [level.withClause] : [])];
+  const dependsOn = [...enclosingDependencies, ...read.flatMap((n) => sitesWithin(n, index))].filter((s) => s !== site);
+  // The calls of views it reads as views: scored first when they can be, so that its argument query finds their
+  // answers; when they stay per row, it makes them itself, as the statement does.
+  const after = read.flatMap(viewSitesWithin).filter((s) => s !== site);
+  return { sql: withSql + body, dependsOn, after };
 }
 
 /**
@@ -1389,6 +1398,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const groupOfSite = new Map<CallSite, CallGroup>();
   const byFingerprint = new Map<string, CallGroup>();
   const pendingDependencies = new Map<CallGroup, CallSite[]>();
+  const pendingOrder = new Map<CallGroup, CallSite[]>();
 
   walk(statement, (node) => {
     const call = inner(node, 'FuncCall');
@@ -1434,6 +1444,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         groups.push(group);
         byFingerprint.set(fingerprint, group);
         pendingDependencies.set(group, query.dependsOn);
+        pendingOrder.set(group, query.after ?? []);
       }
       group.sites.push(site);
       groupOfSite.set(site, group);
@@ -1459,7 +1470,10 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const planned = groups.filter((g) => valid.has(g));
   const newId = new Map(planned.map((g, i) => [g, (options.firstGroupId ?? 0) + i]));
   for (const group of planned) {
-    const deps = (pendingDependencies.get(group) ?? []).map((d) => newId.get(groupOfSite.get(d)!)!);
+    const batchedFirst = (pendingOrder.get(group) ?? []).filter((d) => valid.has(groupOfSite.get(d)!));
+    const deps = [...(pendingDependencies.get(group) ?? []), ...batchedFirst].map(
+      (d) => newId.get(groupOfSite.get(d)!)!,
+    );
     group.id = newId.get(group)!;
     group.dependsOn = [...new Set(deps)].filter((id) => id !== group.id);
   }

@@ -1607,7 +1607,10 @@ export class MlInterceptor implements SessionInterceptor {
           undefined,
           settings.inlineViews,
         );
-        if (!('forward' in replanned)) ({ target, plan } = replanned);
+        // (Planned again, nothing is batched, as a view read in place whose rows come from a volatile function: the
+        // first plan, which took every table for a plain one, would read its rows by identity, which a view has not.)
+        if ('forward' in replanned) return asIs();
+        ({ target, plan } = replanned);
       } catch (error) {
         control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
       }
