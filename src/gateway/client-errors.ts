@@ -175,19 +175,16 @@ const EXTENSION_OF_SCHEMA: Record<string, string> = {
 export const NAMES_EXTENSION_SCHEMA = /\baws_(comprehend|sagemaker|ml|s3|commons)\b/i;
 
 /**
- * PostgreSQL's `schema "aws_comprehend" does not exist` (3F000, or 42P01 for a relation named with such a schema) with a hint to create the extension that makes
- * it, which a user new to pgsage has not done yet in this database; any other error as it is. (PostgreSQL's
- * messages in another language than English are left as they are.)
+ * PostgreSQL's `schema "aws_comprehend" does not exist` (3F000) with a hint to create the extension that makes it,
+ * which a user new to pgsage has not done yet in this database; any other error as it is. (Not `relation
+ * "aws_ml.x" does not exist`, which PostgreSQL says too where the schema is there, of a mistyped name; and not
+ * PostgreSQL's messages in another language than English.)
  */
 export function withExtensionHint(error: Buffer): Buffer {
   if (error[0] !== ServerMessage.ErrorResponse) return error;
   const fields = parseFields(error);
-  // (A schema, or a relation named with its schema: `relation "aws_ml.batch_statistics" does not exist`.)
-  if ((fields.C !== '3F000' && fields.C !== '42P01') || fields.H !== undefined) return error;
-  const schema = /^(?:schema "(\w+)"|relation "(\w+)\.[^"]*") does not exist$/
-    .exec(fields.M ?? '')
-    ?.slice(1)
-    .find(Boolean);
+  if (fields.C !== '3F000' || fields.H !== undefined) return error;
+  const schema = /^schema "(\w+)" does not exist$/.exec(fields.M ?? '')?.[1];
   const extension = schema === undefined ? undefined : EXTENSION_OF_SCHEMA[schema];
   if (!extension) return error;
   const hint = Buffer.from(`H${`Run CREATE EXTENSION ${extension} CASCADE in this database.`}\0`);

@@ -63,11 +63,16 @@ describe('CREATE EXTENSION aws_ml', () => {
         { code: '3F000', message: 'schema "aws_comprehend" does not exist', hint: hint('aws_ml') },
         { code: '3F000', message: 'schema "aws_comprehend" does not exist', hint: hint('aws_ml') },
         { code: '3F000', message: 'schema "aws_sagemaker" does not exist', hint: hint('aws_ml') },
-        { code: '42P01', message: 'relation "aws_ml.batch_statistics" does not exist', hint: hint('aws_ml') },
+        // (PostgreSQL says the same where the schema is there, of a mistyped name: no hint.)
+        { code: '42P01', message: 'relation "aws_ml.batch_statistics" does not exist', hint: undefined },
         { code: '3F000', message: 'schema "aws_commons" does not exist', hint: hint('aws_s3') },
       ]);
-      // Other schemas' errors are PostgreSQL's own.
+      // Other schemas' errors are PostgreSQL's own, and so is a mistyped name where the extension is there.
       expect(await db.query('SELECT nowhere.f()').catch((e) => e)).toMatchObject({ code: '3F000', hint: undefined });
+      const typo = await admin
+        .query("SELECT (aws_comprehend.detect_sentiment('x', 'en')).sentiment FROM aws_ml.nosuch")
+        .catch((e) => e);
+      expect(typo).toMatchObject({ code: '42P01', hint: undefined });
     } finally {
       await db.end();
       await admin.query('DROP DATABASE ext_missing WITH (FORCE)');
