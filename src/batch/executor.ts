@@ -352,27 +352,19 @@ export async function readSettings(
     return readSettings(control, session, tables, privilegeChecks, rowCandidates, viewCandidates, wrappers, keyReads);
   }
   const viewState = JSON.parse(viewJson ?? '{}') as { inline?: string[]; stale?: boolean };
+  const warn = (message: string) =>
+    control.toClient(noticeResponse({ severity: 'WARNING', code: SqlState.invalidParameterValue, message }));
   const off = (value: string | null, name: string) => {
     // ('' is a placeholder setting RESET, or a SET LOCAL ended, where no server value exists: unset.)
     const parsed = parseBoolean(value || 'on');
-    if (parsed === undefined) {
-      // Set past the gateway's check of SET (set_config, ALTER ROLE … SET, a startup option): said, not obeyed.
-      control.toClient(
-        noticeResponse({
-          severity: 'WARNING',
-          code: SqlState.invalidParameterValue,
-          message: `parameter "${name}" requires a Boolean value: "${value}" is taken as on`,
-        }),
-      );
-    }
+    // Set past the gateway's check of SET (set_config, ALTER ROLE … SET, a startup option): said, not obeyed.
+    if (parsed === undefined) warn(`parameter "${name}" requires a Boolean value: "${value}" is taken as on`);
     return parsed === false;
   };
   const given = Number(maxConcurrent);
   const concurrencyGiven = Number.isInteger(given) && given > 0;
   // (A session's requests in flight are bounded: one session's setting must not flood the services others use.)
   const explicit = Math.min(given, MOST_CONCURRENT_BATCHES);
-  const warn = (message: string) =>
-    control.toClient(noticeResponse({ severity: 'WARNING', code: SqlState.invalidParameterValue, message }));
   if (maxConcurrent && !concurrencyGiven) {
     warn(`parameter "aws_ml.max_concurrent_batches" requires a positive integer: "${maxConcurrent}" is ignored`);
   } else if (concurrencyGiven && given > MOST_CONCURRENT_BATCHES) {

@@ -101,9 +101,7 @@ function looksInteger(node: AstNode, paramTypes: readonly number[] = []): boolea
  * gateway cannot tell from the statement (a column, an expression): it is called per row.
  */
 export function ambiguousSentimentCall(call: AstNode, paramTypes?: readonly number[]): boolean {
-  const name = functionName(call);
-  if (name[name.length - 1] !== 'detect_sentiment' || (name.length === 2 && name[0] !== 'aws_comprehend')) return false;
-  if (name.length > 2) return false;
+  if (!namesDetectSentiment(functionName(call))) return false;
   const args = positional(call);
   return args?.length === 3 && !isNullConst(args[2]) && looksInteger(args[2], paramTypes) === undefined;
 }
@@ -155,12 +153,21 @@ function namedSentimentArguments(
   return { text, language, batch, textForm };
 }
 
+/** The call names `detect_sentiment`, with its schema aws_comprehend or none. */
+function namesDetectSentiment(name: string[]): boolean {
+  return (
+    name.length <= 2 &&
+    name[name.length - 1] === 'detect_sentiment' &&
+    (name.length === 1 || name[0] === 'aws_comprehend')
+  );
+}
+
 function builtinCall(call: AstNode, paramTypes?: readonly number[]): MlCall | undefined {
   const name = functionName(call);
   const last = name[name.length - 1];
   const schema = name.length === 2 ? name[0] : undefined;
   if (name.length > 2) return undefined;
-  const sentiment = last === 'detect_sentiment' && (schema ?? 'aws_comprehend') === 'aws_comprehend';
+  const sentiment = namesDetectSentiment(name);
   const named = sentiment && (call.args ?? []).some((a: AstNode) => nodeType(a) === 'NamedArgExpr');
   const args = named ? [] : positional(call);
   if (!args) return undefined;

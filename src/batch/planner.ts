@@ -509,8 +509,9 @@ function limitOfParent(
 
 /**
  * For an arm of a UNION ALL (see Level.unionArm): the LIMIT that bounds the rows it computes, its union's own
- * (the statement's, or a subquery's read from a FROM list) or that of a parent reading the union as its one FROM item and taking its first rows
- * as they come. PostgreSQL runs the arms in turn until the LIMIT has its rows, so no arm computes more.
+ * (the statement's, or a subquery's read from a FROM list) or that of a parent reading the union as its one FROM
+ * item and taking its first rows as they come. PostgreSQL runs the arms in turn until the LIMIT has its rows, so
+ * no arm computes more.
  */
 function unionArmLimit(
   level: Level,

@@ -17,8 +17,9 @@ export interface BatchTarget {
   cursor?: string;
   /**
    * How PostgreSQL checks the statement as written before anything is scored (SELECT, INSERT, UPDATE, DELETE,
-   * MERGE, CREATE TABLE AS, CREATE MATERIALIZED VIEW, DECLARE, COPY), without running it: parsed, then `bind`, a plain SELECT bound to a portal, or
-   * `explain`, other statements EXPLAINed (binding does not start their executor, which checks privileges).
+   * MERGE, CREATE TABLE AS, CREATE MATERIALIZED VIEW, DECLARE, COPY), without running it: parsed, then `bind`, a
+   * plain SELECT bound to a portal, or `explain`, other statements EXPLAINed (binding does not start their
+   * executor, which checks privileges).
    * Undefined for statements left unchecked.
    */
   checkedBy?: 'bind' | 'explain';

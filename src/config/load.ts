@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { describePath } from '../iam/config.js';
-import { duplicatePorts } from './ports.js';
+import { duplicatePorts, portSettings } from './ports.js';
 import { type Config, type ConfigInput, configSchema } from './schema.js';
 
 export class ConfigError extends Error {
@@ -69,14 +69,11 @@ function readConfigFile(file: string, required: boolean): Tree {
   }
 }
 
-/** The flags of `pgsage up` and the configuration paths they set (see src/cli/options.ts). */
+/** The flags of `pgsage up` and the configuration paths they set (see src/cli/options.ts; the ports' in ports.ts). */
 const flagNames: Record<string, string> = {
   dataDir: '--data-dir',
   host: '--host',
-  port: '--port',
-  servicesPort: '--services-port',
-  bridgePort: '--bridge-port',
-  'postgres.port': '--pg-port',
+  ...Object.fromEntries(Object.values(portSettings).map((setting) => [setting.key, setting.flag])),
   'postgres.upstream': '--upstream',
   'log.level': '--log-level',
 };

@@ -2,7 +2,7 @@ import net, { type Server, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { closeServer, listenOn } from '../util/listen.js';
 import type { Logger } from '../util/log.js';
-import { parseBoolean } from '../util/pg-boolean.js';
+import { booleanShown } from '../util/pg-boolean.js';
 import {
   CANCEL_REQUEST_CODE,
   errorResponse,
@@ -323,10 +323,7 @@ function withPgsageNames(packet: Buffer, parameters: Map<string, string>): Buffe
   if (!parameters.has('apg_enable_function_migration') && !(options && AURORA_OPTION.test(options))) return packet;
   const renamed = new Map<string, string>();
   // (A boolean value written as PostgreSQL shows one, on or off, as SET's is: see rewriteStatementText.)
-  const shown = (value: string) => {
-    const parsed = parseBoolean(value);
-    return parsed === undefined ? value : parsed ? 'on' : 'off';
-  };
+  const shown = (value: string) => booleanShown(value) ?? value;
   for (const [name, value] of parameters) {
     if (name === 'apg_enable_function_migration') renamed.set('aws_ml.enable_function_migration', shown(value));
     else if (name === 'options') {

@@ -1,4 +1,4 @@
-import { parseBoolean } from '../util/pg-boolean.js';
+import { booleanShown } from '../util/pg-boolean.js';
 import { type ScanToken, scan } from './parser.js';
 
 /**
@@ -175,7 +175,7 @@ export function rewriteStatementText(sql: string): string {
 /**
  * A SET's boolean value written as PostgreSQL shows its own boolean settings (`on`, `off`): Aurora's setting is
  * one, while the gateway's stands for it as a placeholder that keeps the text given (`false`, `'yes'`, `0`).
- * `at` is the token after the setting's name; undefined unless `= value` or `TO value` ends the statement there.
+ * `at` is the token after the setting's name; undefined unless `= value` or `TO value` follows, a single value.
  */
 function booleanSettingValue(tokens: ScanToken[], at: number): Edit | undefined {
   const assigns = tokens[at]?.text === '=' || tokens[at]?.text.toLowerCase() === 'to';
@@ -190,8 +190,8 @@ function booleanValue(value: ScanToken | undefined): Edit | undefined {
   const quotedIdentifier = value.tokenName === IDENT && value.text.startsWith('"');
   const text =
     value.tokenName === 'SCONST' ? unquoted(value.text) : quotedIdentifier ? value.text.slice(1, -1) : value.text;
-  const parsed = text === undefined || text.toLowerCase() === 'default' ? undefined : parseBoolean(text);
-  return parsed === undefined ? undefined : { start: value.start, end: value.end, text: parsed ? 'on' : 'off' };
+  const shown = text === undefined || text.toLowerCase() === 'default' ? undefined : booleanShown(text);
+  return shown === undefined ? undefined : { start: value.start, end: value.end, text: shown };
 }
 
 /** A plain 'text' literal's value (undefined for E'', U&'' or dollar quoting). */
@@ -216,8 +216,8 @@ function rewriteStringConstant(token: ScanToken): Edit | undefined {
     const rewritten = rewriteStatementText(inner);
     return rewritten === inner ? undefined : { start: token.start, end: token.end, text: tag + rewritten + tag };
   }
-  if (token.text.startsWith("'")) {
-    const inner = token.text.slice(1, -1).replace(/''/g, "'");
+  const inner = unquoted(token.text);
+  if (inner !== undefined) {
     const rewritten = rewriteStatementText(inner);
     if (rewritten === inner) return undefined;
     return { start: token.start, end: token.end, text: `'${rewritten.replace(/'/g, "''")}'` };

@@ -12,3 +12,9 @@ export function parseBoolean(text: string): boolean | undefined {
   if (prefixOf('false') || prefixOf('no') || prefixOf('off', 2) || value === '0') return false;
   return undefined;
 }
+
+/** A boolean setting's text as PostgreSQL shows one (`on`, `off`), or undefined for text that is not a boolean. */
+export function booleanShown(text: string): 'on' | 'off' | undefined {
+  const parsed = parseBoolean(text);
+  return parsed === undefined ? undefined : parsed ? 'on' : 'off';
+}
