@@ -171,6 +171,19 @@ function viewSitesWithin(node: AstNode): CallSite[] {
   return found;
 }
 
+/**
+ * The queries of a level's WITH clause that it can read: all of them from the clause's own statement or
+ * under RECURSIVE, else those before the one it is in. (A level inside a WITH query that waited for the
+ * calls of the later ones made two of them wait for each other, and the first ran its calls per row.)
+ */
+function readableWithQueries(level: Level): AstNode[] {
+  const clause = level.withClause;
+  const queries: AstNode[] = (clause?.ctes ?? []).map((c: AstNode) => c.CommonTableExpr.ctequery);
+  if (clause?.recursive) return queries;
+  const own = queries.findIndex((query) => some(query, (n) => n === level.stmt));
+  return own === -1 ? queries : queries.slice(0, own);
+}
+
 /** The FROM items of a level as an argument query sees them (ML FROM functions removed). */
 function argumentFrom(
   level: Level,
@@ -676,7 +689,8 @@ function argumentQuery(
   if (argumentsOfCall.some(callsVolatile) || wrapperValues.some(callsVolatile)) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
   }
-  if (from.items.some(callsVolatile) || (level.withClause && callsVolatile(level.withClause))) {
+  const withRead = readableWithQueries(level);
+  if (from.items.some(callsVolatile) || withRead.some(callsVolatile)) {
     return 'the rows it is called for come from a volatile function';
   }
 
@@ -753,7 +767,7 @@ function argumentQuery(
       (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
       // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
       `SELECT ${columnsSql}${fromSql}${whereSql}`);
-  const read = [...argumentsOfCall, ...from.items, ...kept, ...(level.withClause ? [level.withClause] : [])];
+  const read = [...argumentsOfCall, ...from.items, ...kept, ...withRead];
   const dependsOn = [...enclosingDependencies, ...read.flatMap((n) => sitesWithin(n, index))].filter((s) => s !== site);
   // The calls of views it reads as views: scored first when they can be, so that its argument query finds their
   // answers; when they stay per row, it makes them itself, as the statement does.
