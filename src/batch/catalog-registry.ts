@@ -43,7 +43,9 @@ const LOCK_NOT_AVAILABLE = '55P03';
 const MAX_AGE_MS = 30_000;
 
 function namePattern(names: Iterable<string>): RegExp {
-  const escaped = [...new Set([...BUILTIN_NAMES, ...names])].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  // (A name with a double quote is written with it doubled: `"Odd""Name"`.)
+  const written = [...BUILTIN_NAMES, ...names].flatMap((n) => (n.includes('"') ? [n, n.replaceAll('"', '""')] : [n]));
+  const escaped = [...new Set(written)].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(escaped.join('|'), 'i');
 }
 
