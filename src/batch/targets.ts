@@ -25,7 +25,8 @@ export interface BatchTarget {
   checkedBy?: 'bind' | 'explain';
   /**
    * SQL true when the session's role may run it, for a privilege PostgreSQL checks only as it runs it, which
-   * neither binding nor EXPLAIN sees (REFRESH MATERIALIZED VIEW: the view's owner, or MAINTAIN on it).
+   * neither binding nor EXPLAIN sees (REFRESH MATERIALIZED VIEW: the view's owner, or MAINTAIN on it), or for
+   * another check it makes then (DECLARE: no cursor of that name yet).
    */
   mayRun?: string;
   /** DECLARE without WITH HOLD: PostgreSQL runs it only in a transaction block, and refuses it elsewhere. */
@@ -178,6 +179,8 @@ export function batchTarget(
         const query = executedQuery(execute, prepared);
         return query && { query, stored: true, writes: true, makes, finalSql: () => original };
       }
+      // (PostgreSQL counts the names against the query's columns only as it runs it.)
+      if (moreNamesThanColumns(node.into?.colNames ?? [], node.query)) return undefined;
       return {
         query: node.query,
         stored: matview,
@@ -195,7 +198,11 @@ export function batchTarget(
         stored: false,
         cursor: type === 'DeclareCursorStmt' ? node.portalname : undefined,
         ...(type === 'DeclareCursorStmt'
-          ? { checkedBy: 'explain', inBlockOnly: ((node.options ?? 0) & CURSOR_OPT_HOLD) === 0 }
+          ? {
+              checkedBy: 'explain',
+              inBlockOnly: ((node.options ?? 0) & CURSOR_OPT_HOLD) === 0,
+              mayRun: cursorNameFree(node.portalname),
+            }
           : {
               // (A SELECT is checked bound; binding a writing query does not start its executor.)
               checkedBy: nodeType(node.query) === 'SelectStmt' ? 'bind' : 'explain',
@@ -275,6 +282,27 @@ function refreshable(relation: AstNode, view: MlView): string {
                 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE pg_catalog.pg_has_role(c.relowner, 'USAGE') END
       FROM pg_catalog.pg_class c WHERE c.oid ${eq} pg_catalog.to_regclass(${quoteLiteralAnyStrings(name)}::pg_catalog.text)
         AND c.oid ${eq} ${quoteLiteralAnyStrings(view.oid)}::pg_catalog.oid), false)`;
+}
+
+/** For DECLARE: SQL true when the session has no cursor of that name (PostgreSQL refuses a second, 42P03). */
+function cursorNameFree(name: string): string {
+  return `NOT EXISTS (SELECT FROM pg_catalog.pg_cursors c
+    WHERE c.name OPERATOR(pg_catalog.=) ${quoteLiteralAnyStrings(name)}::pg_catalog.text)`;
+}
+
+/**
+ * CREATE TABLE t (a, b, c) AS …: whether it names more columns than the query has, where its target list
+ * tells (no `*`); PostgreSQL refuses it (42601).
+ */
+function moreNamesThanColumns(names: AstNode[], query: AstNode): boolean {
+  let select = inner(query, 'SelectStmt');
+  // (A set operation's columns are its first arm's.)
+  while (select && select.op !== 'SETOP_NONE') select = select.larg;
+  if (!select || names.length === 0) return false;
+  if (select.valuesLists) return names.length > (select.valuesLists[0].List?.items ?? []).length;
+  const targets: AstNode[] = select.targetList ?? [];
+  if (some(targets, (n) => nodeType(n) === 'A_Star')) return false;
+  return names.length > targets.length;
 }
 
 /** For COPY … TO a server file or program: SQL true when the role may write one (else undefined). */

@@ -815,6 +815,17 @@ describe('several tenants in one database', () => {
     const fetched = await db.query(`DECLARE sec_in CURSOR FOR SELECT ${sentiment('doc')} FROM sec_run ORDER BY id;
       FETCH ALL FROM sec_in`);
     expect((fetched as unknown as pg.QueryResult[])[1].rows.map((r) => r.sentiment)).toEqual(['POSITIVE', 'NEGATIVE']);
+    // A second cursor of one name, and more column names than the query has.
+    await db.query(`BEGIN; DECLARE sec_twice CURSOR FOR SELECT 1`);
+    await refusals([`DECLARE sec_twice CURSOR FOR SELECT ${sentiment('doc')} FROM sec_run`], '42P03', false);
+    await db.query('ROLLBACK');
+    await refusals(
+      [
+        `CREATE TEMP TABLE sec_names (a, b) AS SELECT ${sentiment('doc')} FROM sec_run`,
+        `CREATE TEMP TABLE sec_names (a, b) AS SELECT ${sentiment('doc')} FROM sec_run UNION SELECT 'x'`,
+      ],
+      '42601',
+    );
     // COPY of a query that writes where the caller may not.
     await refusals(
       [
