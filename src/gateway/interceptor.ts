@@ -2310,9 +2310,10 @@ export class MlInterceptor implements SessionInterceptor {
           // take): nothing is scored (or billed) for it, and PostgreSQL says so where it runs. (Once per statement:
           // privileges do not depend on the values.)
           const { checkedBy, mayRun: condition } = entry.target;
-          if (condition && !accepted.has(entry)) accepted.set(entry, await mayRun(control, condition));
-          if (checkedBy && !accepted.has(entry))
-            accepted.set(entry, await takesAsBound(control, entry, checkedBy, params));
+          if (!accepted.has(entry)) {
+            const may = !condition || (await mayRun(control, condition));
+            accepted.set(entry, may && (!checkedBy || (await takesAsBound(control, entry, checkedBy, params))));
+          }
           if (accepted.get(entry) === false) continue;
           entry.typeNames ??= await typeNames(control, entry.inferredTypes!);
           const bound = {

@@ -778,6 +778,15 @@ describe('several tenants in one database', () => {
       expect(await rejection(db.query(sql)), sql).toMatchObject({ code: '42501' });
     }
     expect(tap.sentimentTexts()).toEqual([]);
+    // With that role, a column it may not read still stops it (on either protocol: with a name, the role's check
+    // passed and took the place of the column's).
+    await admin.query(`GRANT pg_write_server_files TO ${analyst.name}`);
+    for (const name of [undefined, 'sec_copy_file']) {
+      const text = `COPY (SELECT ${reading} FROM sec_columns) TO '/tmp/sec_copy_denied.csv'`;
+      expect(await rejection(db.query({ name, text })), text).toMatchObject({ code: '42501' });
+    }
+    await admin.query(`REVOKE pg_write_server_files FROM ${analyst.name}`);
+    expect(tap.sentimentTexts()).toEqual([]);
     // A materialized view someone else owns, refreshed: PostgreSQL refuses it only as it runs it.
     await admin.query(`CREATE MATERIALIZED VIEW sec_mv_owned AS SELECT id, ${reading} FROM sec_columns`);
     tap.clear();
