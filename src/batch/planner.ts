@@ -683,10 +683,13 @@ function argumentQuery(
   }
   const groupedArguments = level.aggregated && !site.insideAggregate && argumentsOfCall.some((a) => someAggregate(a));
   if (groupedArguments) return 'its arguments are aggregates';
+  // (A window function's value depends on all the rows of its level and their order, which an argument query
+  // does not have; written into the join that reads the answers, PostgreSQL refuses it.)
+  const wrapperArguments = site.call.wrapper ? [site.call.wrapper.inlinedCall, ...site.call.wrapper.values] : [];
+  if ([...argumentsOfCall, ...wrapperArguments].some(someWindowFunction)) return 'its arguments hold a window function';
   // (A wrapper's body may compute the inputs with such a function too: `detect_sentiment(CASE WHEN random() …)`.)
   // (A wrapper's defaults too: `p float8 DEFAULT random()`.)
-  const wrapperValues = site.call.wrapper ? [site.call.wrapper.inlinedCall, ...site.call.wrapper.values] : [];
-  if (argumentsOfCall.some(callsVolatile) || wrapperValues.some(callsVolatile)) {
+  if (argumentsOfCall.some(callsVolatile) || wrapperArguments.some(callsVolatile)) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
   }
   const withRead = readableWithQueries(level);
@@ -1124,6 +1127,10 @@ function lastName(call: AstNode | undefined): string {
   if (!call) return '';
   const names: AstNode[] = call.funcname ?? [];
   return names[names.length - 1]?.String?.sval ?? '';
+}
+
+function someWindowFunction(node: AstNode): boolean {
+  return some(node, (n) => Boolean(inner(n, 'FuncCall')?.over));
 }
 
 function someAggregate(node: AstNode): boolean {

@@ -1567,6 +1567,25 @@ describe('calls whose inputs make sets', () => {
       const answer = await expectSameBothWays(db, sql);
       expect(answer.error, sql).toBeUndefined();
     }
+    // A window function in its inputs, likewise (written into the join that reads the answers, PostgreSQL refused it;
+    // with parameters on either setting, as such a statement is prepared in batch form either way).
+    await db.query(`CREATE FUNCTION win_score(a float8, b float8) RETURNS float8 LANGUAGE sql
+      RETURN ${ENDPOINT}('xgb', NULL, a, b, a, b, a, b, a, b, a, b, a, b)::float8`);
+    for (const [sql, params] of [
+      [`SELECT id, (${SENTIMENT}(lag(txt) OVER (ORDER BY id), 'en')).sentiment FROM t WHERE id < 30 ORDER BY id`, []],
+      [
+        `SELECT id FROM t WHERE id >= $1 WINDOW w AS (ORDER BY id) ORDER BY (${SENTIMENT}(lead(txt) OVER w, 'en')).sentiment, id`,
+        [20],
+      ],
+      [
+        `SELECT id, ${ENDPOINT}('xgb', NULL, avg(f1) OVER (PARTITION BY grp), ${features})::float8 FROM t WHERE id < $1`,
+        [30],
+      ],
+      [`SELECT id, win_score(f1, row_number() OVER (ORDER BY id)) FROM t WHERE id < $1 ORDER BY id`, [30]],
+    ] as [string, unknown[]][]) {
+      const answer = await expectSameBothWays(db, sql, { params });
+      expect(answer.error, sql).toBeUndefined();
+    }
     // A set made beside the call, not in its inputs: batched.
     const beside = `SELECT id, generate_series(1, 2) AS n, (${SENTIMENT}(txt, 'en')).sentiment FROM t`;
     const { scored } = await runBatched(beside, SENTIMENT);
