@@ -590,6 +590,8 @@ interface ArgumentQuery {
   dependsOn: CallSite[];
   /** Calls it makes through views read as views: answered first when batched, made by it when not. */
   after?: CallSite[];
+  /** For a call in WHERE, see fallbackGuard. */
+  guard?: string;
 }
 
 /** Builds the argument query for one call site, or explains why the site stays per-row. */
@@ -632,6 +634,7 @@ function argumentQuery(
     if (!(mlInside || usesRemoved || outside || volatile)) kept.push(conjunct);
     if (outside && !mlInside && !usesRemoved && !volatile) correlated.push(conjunct);
   }
+  const ownConditions = [...kept];
   const enclosingDependencies: CallSite[] = [];
   const argumentsOutside =
     argumentsOfCall.some((a) => refersOutside(a, names)) ||
@@ -775,7 +778,56 @@ function argumentQuery(
   // The calls of views it reads as views: scored first when they can be, so that its argument query finds their
   // answers; when they stay per row, it makes them itself, as the statement does.
   const after = read.flatMap(viewSitesWithin).filter((s) => s !== site);
-  return { sql: withSql + body, dependsOn, after };
+  const guard =
+    site.clause === 'where' && !joinFrom ? fallbackGuard(ownConditions, from, index, callsVolatile) : undefined;
+  return { sql: withSql + body, dependsOn, after, guard };
+}
+
+/**
+ * For a call in WHERE: SQL true for the rows its argument query reads, made of the other conditions of that
+ * WHERE and the conditions of the inner joins of the level's FROM list. A row without a stored answer for
+ * which it is not true fails one of them, and so leaves the statement whatever the call answers: the
+ * rewritten call answers it NULL rather than call the service. (PostgreSQL may test the condition that reads
+ * the answers of one table before that table meets the others: `FROM c JOIN r … WHERE c.region = 'EU' AND
+ * f(r.body) …` then made a call for every row of r outside the EU, which the argument query left out.)
+ * Conditions that read a view read as a view (whose calls it would make again) are left out of it.
+ */
+function fallbackGuard(
+  kept: AstNode[],
+  from: { items: AstNode[]; removed: Set<string> },
+  index: Map<AstNode, CallSite>,
+  callsVolatile: VolatilityTest,
+): string | undefined {
+  const conditions = [...kept];
+  const joinConditions = (item: AstNode) => {
+    const join = inner(item, 'JoinExpr');
+    // (An alias on the join hides the names of its sides from the WHERE clause.)
+    if (!join || join.alias) return;
+    if (join.jointype === 'JOIN_INNER') {
+      if (join.quals) conditions.push(join.quals);
+      joinConditions(join.larg);
+      joinConditions(join.rarg);
+    } else if (join.jointype === 'JOIN_LEFT') joinConditions(join.larg);
+    else if (join.jointype === 'JOIN_RIGHT') joinConditions(join.rarg);
+  };
+  for (const item of from.items) joinConditions(item);
+  const usable = conditions.filter(
+    (c) =>
+      !containsMlCall(c, index) &&
+      !mentionsAlias(c, from.removed) &&
+      !callsVolatile(c) &&
+      viewSitesWithin(c).length === 0,
+  );
+  return usable.length ? usable.map((c) => `(${deparse(c)})`).join(' AND ') : undefined;
+}
+
+/**
+ * A call's per-row fallback (of a field of its answer), made only where its guard (see fallbackGuard) holds.
+ * (The field is taken inside the CASE: the deparser writes `(CASE … END).f` without its parentheses.)
+ */
+function guardedCall(call: AstNode, guard: string | undefined, field?: string): string {
+  const value = field ? `(${deparse(call)}).${field}` : deparse(call);
+  return guard ? `(CASE WHEN ${guard} THEN ${value} END)` : value;
 }
 
 /**
@@ -1421,6 +1473,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const byFingerprint = new Map<string, CallGroup>();
   const pendingDependencies = new Map<CallGroup, CallSite[]>();
   const pendingOrder = new Map<CallGroup, CallSite[]>();
+  const guards = new Map<CallSite, string>();
 
   walk(statement, (node) => {
     const call = inner(node, 'FuncCall');
@@ -1442,6 +1495,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         perRow.push({ label: site.call.label, reason: query });
         continue;
       }
+      if (query.guard) guards.set(site, query.guard);
       // (Calls of another function or batch size are groups of their own, each with its own EXPLAIN line and
       // figures, however alike their inputs: the scorer still scores an input once.)
       const fingerprint = `${site.call.kind}\u0000${site.call.label}\u0000${site.call.batchSql}\u0000${query.sql}`;
@@ -1513,8 +1567,9 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const statementNumber =
     options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   const aliasNumbers = firstFreeAliasNumber(statement);
-  const joined = rewriteAsJoins(statement, analysis, groupOfSite, catalog, statementNumber, aliasNumbers);
-  rewriteAsLookups(analysis, groupOfSite, joined, catalog, statementNumber, aliasNumbers);
+  const rewriting = { groupOfSite, guards, catalog, statementNumber, aliasNumbers };
+  const joined = rewriteAsJoins(statement, analysis, rewriting);
+  rewriteAsLookups(analysis, joined, rewriting);
   return {
     groups: planned,
     statement,
@@ -1791,15 +1846,19 @@ function singleTable(
   };
 }
 
+/** What the rewrites of calls into reads of stored answers share. */
+interface Rewriting {
+  groupOfSite: Map<CallSite, CallGroup>;
+  /** Calls in WHERE whose per-row fallback is made only where these conditions hold (see fallbackGuard). */
+  guards: Map<CallSite, string>;
+  catalog: MlCatalog;
+  statementNumber: string;
+  aliasNumbers: number;
+}
+
 /** Replaces joinable call sites by reads of a LEFT JOIN against the stored results. */
-function rewriteAsJoins(
-  statement: AstNode,
-  analysis: Analysis,
-  groupOfSite: Map<CallSite, CallGroup>,
-  catalog: MlCatalog,
-  statementNumber: string,
-  aliasNumbers: number,
-): Set<CallSite> {
+function rewriteAsJoins(statement: AstNode, analysis: Analysis, rewriting: Rewriting): Set<CallSite> {
+  const { groupOfSite, guards, catalog, statementNumber, aliasNumbers } = rewriting;
   const joined = new Set<CallSite>();
   // Innermost calls first, so that outer keys are computed from already rewritten arguments.
   const depthOf = (site: CallSite) => {
@@ -1851,6 +1910,7 @@ function rewriteAsJoins(
       ? `(SELECT stmt AS aws_ml_stmt, grp AS aws_ml_group, row_file AS aws_ml_row_file, row_tid AS aws_ml_row_tid, row_xmin AS aws_ml_row_xmin, row_tid AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${ROW_RESULTS} AS ${alias}) AS ${alias}`
       : `(SELECT stmt AS aws_ml_stmt, kind AS aws_ml_kind, target AS aws_ml_target, key AS aws_ml_key, out_text AS aws_ml_text, out_real AS aws_ml_real FROM ${RESULTS} AS ${alias}) AS ${alias}`;
     const original = clone({ FuncCall: site.call.node });
+    const guard = guards.get(site);
     if (site.fromFunction) {
       const names = site.fromFunction.columnNames ?? ['sentiment', 'confidence'];
       const call = deparse(original);
@@ -1921,7 +1981,7 @@ function rewriteAsJoins(
       // A STRICT wrapper given a NULL is NULL, whatever another row with the same inputs was answered.
       const nullWhen = site.call.wrapper.nullWhen;
       const replacement = parseExpression(
-        `(CASE${nullWhen ? ` WHEN ${nullWhen} THEN NULL` : ''} WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE (${deparse(substituted)})::${returnType} END)::${returnType}`,
+        `(CASE${nullWhen ? ` WHEN ${nullWhen} THEN NULL` : ''} WHEN ${alias}.aws_ml_key IS NULL THEN ${guardedCall(original, guard)} ELSE (${deparse(substituted)})::${returnType} END)::${returnType}`,
       );
       nameTarget(site);
       site.holder[site.key] = replacement;
@@ -1930,12 +1990,12 @@ function rewriteAsJoins(
       const field = fieldHolder.field;
       nameTarget(site);
       fieldHolder.holder[fieldHolder.key] = parseExpression(
-        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${deparse(original)}).${field} ELSE ${valueColumn(alias, 'sentiment', field)} END`,
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${guardedCall(original, guard, field)} ELSE ${valueColumn(alias, 'sentiment', field)} END`,
       );
     } else {
       nameTarget(site);
       site.holder[site.key] = parseExpression(
-        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${deparse(original)} ELSE ${alias}.aws_ml_text::varchar END`,
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${guardedCall(original, guard)} ELSE ${alias}.aws_ml_text::varchar END`,
       );
     }
     group.joined = true;
@@ -1963,14 +2023,8 @@ function rewriteAsJoins(
  * Calls outside aggregates of a grouped level stay as written, since GROUP BY
  * matches them by their expression.
  */
-function rewriteAsLookups(
-  analysis: Analysis,
-  groupOfSite: Map<CallSite, CallGroup>,
-  joined: ReadonlySet<CallSite>,
-  catalog: MlCatalog,
-  statementNumber: string,
-  aliasNumbers: number,
-): void {
+function rewriteAsLookups(analysis: Analysis, joined: ReadonlySet<CallSite>, rewriting: Rewriting): void {
+  const { groupOfSite, guards, catalog, statementNumber, aliasNumbers } = rewriting;
   const aliasOfCall = new Map<Level, Map<string, string>>();
   for (const site of analysis.sites) {
     const group = groupOfSite.get(site);
@@ -1999,12 +2053,13 @@ function rewriteAsLookups(
     const field = site.call.kind === 'sentiment' ? site.fieldHolder?.field : undefined;
     if (site.call.kind === 'sentiment' && field !== 'sentiment' && field !== 'confidence') continue;
     const column = field === 'confidence' ? 'out_real' : 'out_text::varchar';
-    const original = deparse({ FuncCall: site.call.node });
+    const original = { FuncCall: site.call.node };
+    const guard = guards.get(site);
     // Copies of a call at one level are written alike (`SET (a, b) = ROW(f(x), …)` holds one per column,
     // which must stay equal to be one assignment).
     const calls = aliasOfCall.get(level) ?? new Map<string, string>();
     aliasOfCall.set(level, calls);
-    const written = `${group.id} ${original}`;
+    const written = `${group.id} ${deparse(original)}`;
     const probe = calls.get(written) ?? alias;
     calls.set(written, probe);
     const stored =
@@ -2013,9 +2068,9 @@ function rewriteAsLookups(
     nameTarget(site); // the column keeps the name PostgreSQL gives the call, not `coalesce`
     if (field) {
       const holder = site.fieldHolder!;
-      holder.holder[holder.key] = parseExpression(`COALESCE(${stored}, (${original}).${field})`);
+      holder.holder[holder.key] = parseExpression(`COALESCE(${stored}, ${guardedCall(original, guard, field)})`);
     } else {
-      site.holder[site.key] = parseExpression(`COALESCE(${stored}, ${original})`);
+      site.holder[site.key] = parseExpression(`COALESCE(${stored}, ${guardedCall(original, guard)})`);
     }
     if (probe === alias) group.aliases.push(alias);
     group.probed = true;
