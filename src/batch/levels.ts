@@ -209,7 +209,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
   const levels: Level[] = [];
   const sites: CallSite[] = [];
   const blockers: string[] = catalog.writersEverywhere
-    ? ['an implicit cast or comparison operator of the database runs a function with side effects']
+    ? ['an implicit cast or comparison operator that runs a function with side effects (in this database)']
     : [];
   if (namesGatewayColumns(statement)) blockers.push('a column named aws_ml_… without its table');
   const viewReads: ViewRead[] = [];
@@ -422,7 +422,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         expanding.add(viewKey);
         try {
           const [definition] = parse(view.definition);
-          if (namesGatewayColumns(definition.stmt)) blockers.push(`view ${view.name} names a column aws_ml_…`);
+          if (namesGatewayColumns(definition.stmt)) blockers.push(`a view (${view.name}) that names a column aws_ml_…`);
           const readAs =
             direct && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, name.name) : undefined;
           const first = levels.length;
@@ -432,12 +432,31 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
             levels.slice(first).flatMap((l) => l.sites),
           );
         } catch {
-          blockers.push(`view ${view.name} could not be analyzed`);
+          blockers.push(`a view (${view.name}) that could not be analyzed`);
         } finally {
           expanding.delete(viewKey);
         }
       }
     }
+  };
+
+  /** The levels of a WITH clause's queries (of a SELECT, INSERT, UPDATE, DELETE or MERGE); those computed once. */
+  const withQueryLevels = (clause: AstNode | undefined, parent: Level | undefined, joinable: boolean): Level[] => {
+    const once: Level[] = [];
+    for (const cte of clause?.ctes ?? []) {
+      const query = cte.CommonTableExpr.ctequery;
+      if (['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(query) ?? '')) {
+        blockers.push('a data-modifying WITH query');
+      }
+      statementLevels(query, parent, clause, joinable, false);
+      // (NOT MATERIALIZED lets PostgreSQL inline it, into a correlated subquery too.)
+      const own = levels.find((l) => l.stmt === inner(query, 'SelectStmt'));
+      if (own && cte.CommonTableExpr.ctematerialized !== 'CTEMaterializeNever') {
+        own.withQuery = true;
+        once.push(own);
+      }
+    }
+    return once;
   };
 
   const selectLevels = (
@@ -450,24 +469,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
     enclosedBy?: Level['enclosedBy'],
   ) => {
     const scope = select.withClause ?? withClause;
-    const withQueries: Level[] = [];
     const arm = unionArm;
     unionArm = undefined;
-    if (select.withClause) {
-      for (const cte of select.withClause.ctes ?? []) {
-        const query = cte.CommonTableExpr.ctequery;
-        if (['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt'].includes(nodeType(query) ?? '')) {
-          blockers.push('a data-modifying WITH query');
-        }
-        statementLevels(query, parent, scope, joinable, false);
-        // (NOT MATERIALIZED lets PostgreSQL inline it, into a correlated subquery too.)
-        const own = levels.find((l) => l.stmt === inner(query, 'SelectStmt'));
-        if (own && cte.CommonTableExpr.ctematerialized !== 'CTEMaterializeNever') {
-          own.withQuery = true;
-          withQueries.push(own);
-        }
-      }
-    }
+    const withQueries = withQueryLevels(select.withClause, parent, joinable);
     if (select.op && select.op !== 'SETOP_NONE') {
       // (A UNION ALL inside another, with no ORDER BY or LIMIT of its own, is the same chain of arms.)
       const chained = arm && !select.sortClause && !select.limitCount && !select.limitOffset;
@@ -515,24 +519,27 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       case 'SelectStmt':
         selectLevels(stmt, parent, withClause, joinable, top, readAs, enclosedBy);
         break;
-      case 'InsertStmt':
-        if (stmt.withClause) blockers.push('WITH on INSERT');
-        if (stmt.selectStmt) statementLevels(stmt.selectStmt, parent, withClause, joinable, false);
+      case 'InsertStmt': {
+        const scope = stmt.withClause ?? withClause;
+        withQueryLevels(stmt.withClause, parent, joinable);
+        if (stmt.selectStmt) statementLevels(stmt.selectStmt, parent, scope, joinable, false);
         if (returning(stmt) || stmt.onConflictClause) {
-          const level = newLevel('select', {}, parent, withClause, false, false);
+          const level = newLevel('select', {}, parent, scope, false, false);
           if (returning(stmt))
             scanExpression(stmt.returningClause.exprs, 'exprs', stmt.returningClause, level, 'other');
           if (stmt.onConflictClause) scanExpression(stmt.onConflictClause, 'onConflictClause', stmt, level, 'other');
         }
         break;
+      }
       case 'MergeStmt': {
-        if (stmt.withClause) blockers.push('WITH on MERGE');
+        const scope = stmt.withClause ?? withClause;
+        withQueryLevels(stmt.withClause, parent, joinable);
         // The source is read once and joined to the target: calls there are batched like a subquery's.
         // Calls in the join condition and the WHEN clauses act on pairs of rows; they stay per row.
-        const merge = newLevel('select', {}, parent, withClause, false, false);
+        const merge = newLevel('select', {}, parent, scope, false, false);
         const source = stmt.sourceRelation;
         if (nodeType(source) === 'RangeSubselect' && !source.RangeSubselect.lateral) {
-          statementLevels(source.RangeSubselect.subquery, merge, withClause, joinable, false);
+          statementLevels(source.RangeSubselect.subquery, merge, scope, joinable, false);
         } else {
           scanFromItem(source, stmt, 'sourceRelation', merge);
         }
@@ -543,8 +550,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       }
       case 'UpdateStmt':
       case 'DeleteStmt': {
-        if (stmt.withClause) blockers.push('WITH on UPDATE/DELETE');
-        const level = newLevel(type === 'UpdateStmt' ? 'update' : 'delete', stmt, parent, withClause, false, top);
+        const scope = stmt.withClause ?? withClause;
+        withQueryLevels(stmt.withClause, parent, joinable);
+        const level = newLevel(type === 'UpdateStmt' ? 'update' : 'delete', stmt, parent, scope, false, top);
         for (const [field, list] of [
           ['fromClause', stmt.fromClause],
           ['usingClause', stmt.usingClause],

@@ -1483,7 +1483,11 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     return undefined;
   });
   const setReturning = catalog.setReturning;
-  if (analysis.blockers.length === 0) {
+  if (analysis.blockers.length > 0) {
+    // (Said by EXPLAIN, as for a call left per row alone.)
+    const reason = `the statement has ${[...new Set(analysis.blockers)].join('; ')}`;
+    for (const site of analysis.sites) perRow.push({ label: site.call.label, reason });
+  } else {
     for (const site of analysis.sites) {
       if (setReturning && makesSets(site.call.node.args ?? [], setReturning)) {
         // (`f(generate_series(1, 3), t.x)`: called for each row of the set, which no join on inputs expresses.)

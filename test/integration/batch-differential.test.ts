@@ -688,6 +688,48 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('batches the calls of INSERT, UPDATE, DELETE and MERGE that have a WITH clause of their own', async () => {
+    await db.query(`CREATE TABLE with_src (id int PRIMARY KEY, grp int, body text);
+      INSERT INTO with_src SELECT g, g % 5, 'entry ' || g || ' is ' || (ARRAY['fine', 'awful', 'great'])[g % 3 + 1]
+        FROM generate_series(1, 120) g;
+      CREATE TABLE with_dst (id int PRIMARY KEY, s text)`);
+    const mood = (text: string) => `(${SENTIMENT}(${text}, 'en')).sentiment`;
+    const scored = `WITH x AS (SELECT id, ${mood('body')} AS s FROM with_src WHERE grp = 4)`;
+    for (const sql of [
+      `${scored} INSERT INTO with_dst SELECT id + 1000, s FROM x`,
+      `${scored} UPDATE with_dst d SET s = x.s FROM x WHERE x.id = d.id`,
+      `WITH x AS (SELECT id, body FROM with_src WHERE grp = 4) UPDATE with_dst d SET s = ${mood('x.body')} FROM x WHERE x.id = d.id`,
+      `WITH x AS (SELECT id FROM with_src WHERE grp = 4 AND ${mood('body')} = 'NEGATIVE') DELETE FROM with_dst d USING x WHERE x.id = d.id`,
+      `${scored} MERGE INTO with_dst d USING x ON x.id = d.id WHEN MATCHED THEN UPDATE SET s = x.s`,
+    ]) {
+      const run = async (migration: string) => {
+        await db.query(`SET apg_enable_function_migration = ${migration}`);
+        await db.query(
+          `BEGIN; DELETE FROM with_dst; INSERT INTO with_dst SELECT id, NULL FROM with_src WHERE id % 2 = 0`,
+        );
+        const calls = await callsDuring(async () => void (await db.query(sql)));
+        const rows = (await db.query({ text: 'SELECT * FROM with_dst ORDER BY id', rowMode: 'array' })).rows;
+        await db.query('ROLLBACK');
+        await db.query('RESET apg_enable_function_migration');
+        return { rows, calls };
+      };
+      const batched = await run('on');
+      const perRow = await run('off');
+      expect(batched.rows, sql).toEqual(perRow.rows);
+      // The WITH clause made the whole statement go per row.
+      expect({ scored: batched.calls.scored > 0, perRow: batched.calls.perRow }, sql).toEqual({
+        scored: true,
+        perRow: 0,
+      });
+    }
+    // A data-modifying WITH query still does, and EXPLAIN says why.
+    const plan = await explainText(`WITH w AS (INSERT INTO with_dst VALUES (999, 'x') RETURNING id)
+      SELECT id, ${mood('body')} FROM with_src WHERE id IN (SELECT id FROM w)`);
+    expect(plan).toContain(
+      'ML Function (per row): aws_comprehend.detect_sentiment (the statement has a data-modifying WITH query)',
+    );
+  });
+
   it('scores the calls of one WITH query before those of a later one, or of a view inside it, that read their answers', async () => {
     for (const sql of [
       `WITH w AS (SELECT * FROM nest_of_answer WHERE id >= 3) SELECT id, g FROM w ORDER BY id`,
