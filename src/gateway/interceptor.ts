@@ -1453,7 +1453,8 @@ export class MlInterceptor implements SessionInterceptor {
     // (A cancel that stopped the statement may land on this: it is sent again.)
     await pastCancel(() => endStatementNumber(control, false), CANCEL_TRIES).then(
       (lost) => lost && control.logger.warn('a cancel ended the transaction block as the gateway cleared its answers'),
-      (error: unknown) => control.logger.warn({ err: error }, 'clearing the batch statement number failed'),
+      (error: unknown) =>
+        control.ended || control.logger.warn({ err: error }, 'clearing the batch statement number failed'),
     );
   }
 
@@ -1795,7 +1796,8 @@ export class MlInterceptor implements SessionInterceptor {
       error instanceof BackendError && error.raw.length > 0
         ? withoutOwnContext(error.raw)
         : errorResponse({ ...asSqlError(error).toFields() });
-    if (!(error instanceof SqlError) && !(error instanceof BackendError)) {
+    if (control.ended) control.logger.debug({ err: error }, 'batch mode stopped: the session ended');
+    else if (!(error instanceof SqlError) && !(error instanceof BackendError)) {
       control.logger.error({ err: error }, 'batch mode failed');
     }
     return payload;

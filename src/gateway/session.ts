@@ -31,6 +31,8 @@ export interface SessionControl {
   readonly backend: BackendChannel;
   /** Aborted when the client cancels (CancelRequest) or disconnects. */
   readonly signal: AbortSignal;
+  /** The client or PostgreSQL has closed the session: what fails from then on is no fault. */
+  readonly ended: boolean;
   readonly logger: Logger;
   toClient(bytes: Buffer | Buffer[]): void;
   /**
@@ -303,6 +305,10 @@ export class Session implements SessionControl {
 
   get signal(): AbortSignal {
     return this.cancelController.signal;
+  }
+
+  get ended(): boolean {
+    return this.closed;
   }
 
   /**

@@ -5,8 +5,10 @@ import {
   comprehendItemError,
   everyDocumentAnswered,
   type MlServices,
+  oversizeAnswer,
   RESET_CODES,
   requireEndpointName,
+  SAGEMAKER_PAYLOAD_LIMIT_BYTES,
   type SentimentItem,
   ThrottledError,
 } from './client.js';
@@ -101,7 +103,9 @@ export class AwsMlServices implements MlServices {
           { abortSignal: signal },
         ),
       );
-      return Buffer.from(reply.Body ?? new Uint8Array()).toString('utf8');
+      const body = reply.Body ?? new Uint8Array();
+      if (body.length > SAGEMAKER_PAYLOAD_LIMIT_BYTES) throw oversizeAnswer(endpointName);
+      return Buffer.from(body).toString('utf8');
     } catch (error) {
       const mapped = mapError(`SageMaker endpoint ${endpointName}`, error, signal, this.timeoutMs);
       const aws = error as AwsSdkError;
@@ -155,10 +159,18 @@ function mapError(service: string, error: unknown, signal: AbortSignal | undefin
   }
   // (The SDK names a connection reset a TimeoutError too.)
   if (RESET_CODES.has(aws.code ?? '')) {
-    return new SqlError(SqlState.ioError, `${service} closed the connection before answering`, aws.message);
+    return new SqlError(
+      SqlState.ioError,
+      `${service} closed the connection before answering`,
+      withoutSdkAdvice(aws.message),
+    );
   }
   if (aws.name === 'TimeoutError') {
-    return new SqlError(SqlState.ioError, `${service} did not answer within ${timeoutMs} ms`, aws.message);
+    return new SqlError(
+      SqlState.ioError,
+      `${service} did not answer within ${timeoutMs} ms`,
+      withoutSdkAdvice(aws.message),
+    );
   }
   const status = aws.$metadata?.httpStatusCode;
   if (status === 429 || /Throttl|TooManyRequests/.test(aws.name)) {

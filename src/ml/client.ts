@@ -132,9 +132,10 @@ export class HttpMlServices implements MlServices {
   }
 
   async invokeEndpoint(endpointName: string, csvBody: string, signal?: AbortSignal): Promise<string> {
+    const limit = { bytes: SAGEMAKER_PAYLOAD_LIMIT_BYTES, error: () => oversizeAnswer(endpointName) };
     return endpointAnswer(
       endpointName,
-      await this.post(invocationsPath(endpointName), CSV_HEADERS, Buffer.from(csvBody), signal),
+      await this.post(invocationsPath(endpointName), CSV_HEADERS, Buffer.from(csvBody), signal, limit),
     );
   }
 
@@ -166,18 +167,19 @@ export class HttpMlServices implements MlServices {
     headers: Record<string, string>,
     body: Buffer,
     signal: AbortSignal | undefined,
+    limit?: AnswerLimit,
   ): Promise<HttpReply> {
     if (this.options.inProcess) {
       if (signal?.aborted) throw canceled(signal);
       return this.options.inProcess('POST', path, headers, body);
     }
     try {
-      return await this.postOnce(path, headers, body, signal);
+      return await this.postOnce(path, headers, body, signal, limit);
     } catch (error) {
       // A kept-alive connection the service closed as the request went out (its idle timeout): once more, on a
       // new one (nothing was answered, and scoring changes nothing).
       if (!(error instanceof StaleConnection)) throw error;
-      return this.postOnce(path, headers, body, signal).catch((again: unknown) => {
+      return this.postOnce(path, headers, body, signal, limit).catch((again: unknown) => {
         throw again instanceof StaleConnection ? unavailable(this.url, again.reset) : again;
       });
     }
@@ -188,6 +190,7 @@ export class HttpMlServices implements MlServices {
     headers: Record<string, string>,
     body: Buffer,
     signal: AbortSignal | undefined,
+    limit?: AnswerLimit,
   ): Promise<HttpReply> {
     const allHeaders: Record<string, string> = { ...headers, 'content-length': String(body.length) };
     this.options.sign?.({ method: 'POST', path, headers: allHeaders, body });
@@ -208,7 +211,17 @@ export class HttpMlServices implements MlServices {
         },
         (response) => {
           const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let received = 0;
+          response.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            // (Stopped unread: an answer of hundreds of megabytes held the event loop, and every session, for seconds.)
+            if (limit && received > limit.bytes) {
+              reject(limit.error());
+              request.destroy();
+              return;
+            }
+            chunks.push(chunk);
+          });
           response.on('end', () =>
             resolve({ status: response.statusCode ?? 500, headers: response.headers, body: Buffer.concat(chunks) }),
           );
@@ -251,8 +264,27 @@ export function requireEndpointName(endpointName: string): string {
 
 /** An InvokeEndpoint reply: the body of a 200, else its error as SQL sees it. */
 function endpointAnswer(endpointName: string, reply: HttpReply): string {
-  if (reply.status === 200) return reply.body.toString('utf8');
+  if (reply.status === 200) {
+    if (reply.body.length > SAGEMAKER_PAYLOAD_LIMIT_BYTES) throw oversizeAnswer(endpointName);
+    return reply.body.toString('utf8');
+  }
   throw sagemakerError(endpointName, reply, parseJson(reply.body));
+}
+
+/** Refuses an answer larger than SageMaker gives (see AnswerLimit). */
+interface AnswerLimit {
+  bytes: number;
+  error: () => SqlError;
+}
+
+/** SageMaker's InvokeEndpoint answers at most 6 MB; an endpoint answering more is refused so. */
+export function oversizeAnswer(endpointName: string): SqlError {
+  return new SqlError(
+    SqlState.programLimitExceeded,
+    `endpoint ${endpointName} answered more than ${SAGEMAKER_PAYLOAD_LIMIT_BYTES} bytes, the most SageMaker answers to one request (6 MB)`,
+    undefined,
+    'Lower max_rows_per_batch for calls of this endpoint.',
+  );
 }
 
 function canceled(signal: AbortSignal): SqlError {

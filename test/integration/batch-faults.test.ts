@@ -834,6 +834,21 @@ describe('batch mode under faults', () => {
     );
   });
 
+  it('fails a statement whose endpoint answers more than SageMaker would (6 MB), unread, and serves on', async () => {
+    const db = await startWith({ answerLineBytes: 4_000 });
+    const other = await stack.connect();
+    try {
+      // 2,000 rows in one request, answered with 8 MB. (Read whole, such answers held every session for seconds.)
+      const error = await rejection(db.query(`SELECT count(${call(2000)}) FROM rows_in`));
+      expect(error).toMatchObject({ code: '54000', hint: 'Lower max_rows_per_batch for calls of this endpoint.' });
+      expect(error.message).toMatch(/endpoint remote answered more than 6291456 bytes/);
+      expect((await other.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      expect((await db.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await other.end();
+    }
+  });
+
   it('fails a statement whose endpoint answers fewer lines than it got rows, and writes nothing', async () => {
     const db = await startWith({ dropsLastLine: true });
     await db.query('CREATE TABLE scored AS SELECT id, NULL::text AS p FROM rows_in');

@@ -35,6 +35,8 @@ export interface RemoteBehaviour {
   comprehendLatencyMs?: number;
   /** Refuse an endpoint request of more rows than this with 413 (a model server with a smaller payload limit). */
   refuseOverRows?: number;
+  /** Pad every answer line to about this many bytes with a field of its own (a model answering too much). */
+  answerLineBytes?: number;
 }
 
 /**
@@ -117,7 +119,8 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       }
       const predicted = (await model.predict(features)).csvLines();
       const answered = behaviour.dropsLastLine ? predicted.slice(0, -1) : predicted;
-      const lines = behaviour.nulInAnswers ? answered.map((line) => `${line}\u0000`) : answered;
+      const padding = behaviour.answerLineBytes ? `,${'x'.repeat(behaviour.answerLineBytes)}` : '';
+      const lines = answered.map((line) => `${line}${behaviour.nulInAnswers ? '\u0000' : ''}${padding}`);
       inFlight += 1;
       mostInFlight = Math.max(mostInFlight, inFlight);
       if (number === 1 && behaviour.holdFirst) {

@@ -115,6 +115,7 @@ function control(server: FakeServer): SessionControl {
     user: 'u',
     backend: server.backend,
     signal: new AbortController().signal,
+    ended: false,
     logger: silentLogger,
     toClient: () => {},
     relay: () => Promise.reject(new Error('not used')),
