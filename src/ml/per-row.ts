@@ -67,7 +67,16 @@ export function perRowHandler(services: MlServices, statistics?: BatchStatistics
         const payload = `${modelInputToCsv(requireString(request, 'input'))}\n`;
         refuseOversizePayload(endpoint, payload);
         const body = await retryingThrottled(() => services.invokeEndpoint(endpoint, payload, signal), retries);
-        return { output: singleRowOutput(body) };
+        const output = singleRowOutput(body);
+        // (Else PostgreSQL's JSON reading of the answer fails with an error that names neither the endpoint nor
+        // the answer.)
+        if (output.includes('\u0000')) {
+          throw new SqlError(
+            SqlState.ioError,
+            `endpoint ${endpoint} answered a NUL character, which PostgreSQL's text cannot hold`,
+          );
+        }
+        return { output };
       }
       default:
         throw new SqlError(SqlState.featureNotSupported, `unknown bridge operation ${String(request.op)}`);
