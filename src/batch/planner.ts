@@ -485,6 +485,7 @@ function limitOfParent(
   level: Level,
   index: Map<AstNode, CallSite>,
   boundable: (select: AstNode) => boolean,
+  sorted?: string,
 ): string | undefined {
   const parent = level.readAs ? level.parent : level.definedBy;
   if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
@@ -501,8 +502,9 @@ function limitOfParent(
     return undefined;
   }
   if (p.windowClause || p.lockingClause || p.fromClause?.length !== 1) return undefined;
-  // (Rows the level sorts first are not the first it reads.)
-  if (!oneRowPerRow(level) || level.stmt.sortClause || !knownCallsOnly(p.targetList, index)) return undefined;
+  // (Rows the level sorts first are not the first it reads: only with `sorted`, its order as the argument query's.)
+  if (!oneRowPerRow(level) || (level.stmt.sortClause && sorted === undefined)) return undefined;
+  if (!knownCallsOnly(p.targetList, index)) return undefined;
   if (level.readAs) return p.fromClause[0] === level.readAs.item ? limitClause(p) : undefined;
   if (!level.withQuery || p.whereClause || p.withClause?.recursive) return undefined;
   const cte = (p.withClause?.ctes ?? []).find(
@@ -755,13 +757,16 @@ function argumentQuery(
   const limited = (query: string, count: string) => `SELECT * FROM (${query}${count}) AS aws_ml_arguments`;
   // A subquery, view or WITH query whose rows its parent only takes the first of (`SELECT * FROM v LIMIT 10`):
   // PostgreSQL computes no more of them than the LIMIT takes.
-  const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index, boundable);
+  // (One that sorts its rows first, as a BI tool's `SELECT * FROM (… ORDER BY …) q LIMIT 10`, computes them all
+  // but calls for the first: its argument query sorts them alike.)
+  const sorted = stmt.sortClause && !limit && !dropped ? argumentOrder(stmt, index, from.removed) : undefined;
+  const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index, boundable, sorted);
   const parentLimited =
     parentCount === undefined
       ? undefined
       : level.readAs
-        ? throughParent(level, index, columns, `${fromSql}${whereWith([])}`, from.removed, parentCount)
-        : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, parentCount);
+        ? throughParent(level, index, columns, `${fromSql}${whereWith([])}${sorted ?? ''}`, from.removed, parentCount)
+        : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, `${sorted ?? ''}${parentCount}`);
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen).
   const guards = limit || parentLimited ? [] : (caseGuard(site, index, names, from.removed) ?? []);
@@ -998,8 +1003,10 @@ function throughParent(
       if (star && !t.ResTarget.name && some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star')) {
         return deparse(t.ResTarget.val);
       }
-      const value = plain.has(names[i]) && referenced.has(names[i]) ? deparse(t.ResTarget.val) : 'NULL';
-      return `${value} AS ${quoteIdentifier(names[i])}`;
+      // (A column left out is not named as the level names it: an ORDER BY of the level's, written into this query,
+      // would take the NULL for the column of that name.)
+      if (!(plain.has(names[i]) && referenced.has(names[i]))) return `NULL AS aws_ml_unused${i + 1}`;
+      return `${deparse(t.ResTarget.val)} AS ${quoteIdentifier(names[i])}`;
     })
     .join(', ');
   const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');
