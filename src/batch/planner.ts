@@ -35,7 +35,7 @@ export interface CallGroup {
   /** What EXPLAIN shows for the call, e.g. `aws_comprehend.detect_sentiment(reviews.body, 'en')`. */
   callSql: string;
   sites: CallSite[];
-  /** SELECT target, key[, batch] …: text columns the executor streams (it removes duplicates itself). */
+  /** SELECT aws_ml_target, aws_ml_key[, aws_ml_batch] …: text columns the executor streams (it removes duplicates itself). */
   argumentSql: string;
   /** Has a third column with max_rows_per_batch per row. */
   batchColumn: boolean;
@@ -731,15 +731,18 @@ function argumentQuery(
   }
 
   const call = site.call;
-  /** [expression, output name] */
+  /**
+   * [expression, output name]. (Named aws_ml_…, which no column of the statement's is: an ORDER BY of the level's
+   * copied into the argument query reads an output column before a table's column of the same name.)
+   */
   const columns: [string, string][] = [
-    [call.targetSql, 'target'],
+    [call.targetSql, 'aws_ml_target'],
     ...(separateInputs
       ? separateInputs.map((input, i): [string, string] => [`(${deparse(input)})`, `aws_ml_input${i + 1}`])
-      : [[call.keySql, 'key'] as [string, string]]),
+      : [[call.keySql, 'aws_ml_key'] as [string, string]]),
   ];
   if (call.batchSql !== undefined && !isIntegerLiteral(call.batchSql))
-    columns.push([`(${call.batchSql})::int`, 'batch']);
+    columns.push([`(${call.batchSql})::int`, 'aws_ml_batch']);
   if (rows) {
     columns.push(
       [`${rows.qualifier}.ctid`, 'aws_ml_row_tid'],

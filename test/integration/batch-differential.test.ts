@@ -2218,6 +2218,10 @@ describe('batch mode in other statements', () => {
       `SELECT * FROM (SELECT id, grp, ${E10} AS p FROM t ORDER BY grp, id DESC) s WHERE grp > 1 LIMIT 4`,
       // (Output names the ORDER BY reads in the level's own sense: `k` is t.id, `id` is t.grp.)
       `SELECT * FROM (SELECT id AS k, grp AS id, ${E10} AS p FROM t ORDER BY id DESC, k) s LIMIT 4`,
+      // (Columns named as the argument query named its own: it sorted by those, scored other rows, and the
+      // statement called the rest per row.)
+      `SELECT target, ${E10} AS p FROM (SELECT 200 - id AS target, * FROM t) s ORDER BY target LIMIT 4`,
+      `SELECT key, ${E10} AS p FROM (SELECT 200 - id AS key, * FROM t) s ORDER BY key LIMIT 4`,
     ]) {
       await expectSameBothWays(db, sql);
       const { scored } = await runBatched(sql);
