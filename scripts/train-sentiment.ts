@@ -9,12 +9,27 @@
  * PGSAGE_SENTIMENT_CONFIG='{"epochs":8}' overrides training settings, for experiments only:
  * the shipped model is built with the defaults.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SentimentModel } from '../src/models/sentiment/model.js';
 import { patternCorporaAvailable } from './sentiment/corpora.js';
 import { buildDatasets } from './sentiment/datasets.js';
-import { formatPercent, heldOutExamples, heldOutSentences, scoreFactual, scorePolarity } from './sentiment/evaluate.js';
+import {
+  formatPercent,
+  heldOutExamples,
+  heldOutSentences,
+  scoreFactual,
+  scorePolarity,
+  scoreShort,
+  scoreShortHeldOut,
+} from './sentiment/evaluate.js';
 import { MODELS_DIR } from './sentiment/paths.js';
+import {
+  leakedSentences,
+  loadShortSentences,
+  SHORT_HELD_OUT_FILE,
+  SHORT_TRAINING_FILE,
+} from './sentiment/short-sentences.js';
 import { trainLanguageModel } from './sentiment/train-language-model.js';
 import { DEFAULT_CONFIG, trainSentimentModel } from './sentiment/train-sentiment-model.js';
 import { apertiumAvailable } from './sentiment/translate.js';
@@ -27,6 +42,9 @@ async function main(): Promise<void> {
         'apertium-eng-spa apertium-fr-es apertium-es-pt apertium-spa-ita',
     );
   }
+  const shortHeldOut = loadShortSentences(SHORT_HELD_OUT_FILE);
+  const leaked = leakedSentences(loadShortSentences(SHORT_TRAINING_FILE), shortHeldOut);
+  if (leaked.length > 0) throw new Error(`held-out short sentences in the training list: ${leaked.join(' | ')}`);
   const started = Date.now();
   const datasets = await buildDatasets({ pattern: true, translations: true });
   console.log(`data ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -38,6 +56,12 @@ async function main(): Promise<void> {
       train: s.examples.filter((e) => !e.heldOut).length,
       heldOut: s.examples.filter((e) => e.heldOut).length,
     })),
+    shortData: datasets.short.map((s) => ({
+      set: s.name,
+      origin: s.origin,
+      train: s.sentences.filter((e) => !e.heldOut).length,
+      heldOut: s.sentences.filter((e) => e.heldOut).length,
+    })),
     config: DEFAULT_CONFIG,
   };
   const trainStart = Date.now();
@@ -47,8 +71,31 @@ async function main(): Promise<void> {
   console.log(`sentiment model trained in ${((Date.now() - trainStart) / 1000).toFixed(1)} s, ${bytes.length} bytes`);
   console.log(`decision: ${JSON.stringify(model.decision)}`);
 
-  const polarity = datasets.polarity.map((set) => scorePolarity(model, set, heldOutExamples(set)));
-  const factual = datasets.factual.map((set) => scoreFactual(model, set, heldOutSentences(set)));
+  const scoreAll = (m: SentimentModel) => ({
+    polarity: datasets.polarity.map((set) => scorePolarity(m, set, heldOutExamples(set))),
+    factual: datasets.factual.map((set) => scoreFactual(m, set, heldOutSentences(set))),
+    short: [
+      ...scoreShortHeldOut(m, shortHeldOut),
+      ...datasets.short.map((set) =>
+        scoreShort(
+          m,
+          set,
+          set.sentences.filter((s) => s.heldOut),
+        ),
+      ),
+    ],
+  });
+  const heldOut = scoreAll(model);
+  const { polarity, factual, short } = heldOut;
+  // The build being replaced, scored on the same held-out data: the card shows before and after.
+  const previousFile = join(MODELS_DIR, 'sentiment-model.bin');
+  let previous: SentimentModel | undefined;
+  try {
+    previous = SentimentModel.fromBytes(readFileSync(previousFile), previousFile);
+  } catch (error) {
+    console.log(`no previous build to compare with: ${(error as Error).message}`);
+  }
+  const previousBuild = previous && { bytes: statSync(previousFile).size, heldOut: scoreAll(previous) };
   for (const f of polarity) {
     console.log(
       `${f.set.padEnd(18)} ${String(f.documents).padStart(6)} docs  accuracy ${formatPercent(f.accuracy)}  strict ${formatPercent(f.strictAccuracy)}  ${JSON.stringify(f.labels)}`,
@@ -57,6 +104,13 @@ async function main(): Promise<void> {
   for (const f of factual) {
     console.log(
       `${f.set.padEnd(18)} ${String(f.sentences).padStart(6)} sents polar ${formatPercent(f.polarRate)}  ${JSON.stringify(f.labels)}`,
+    );
+  }
+
+  for (const [i, f] of short.entries()) {
+    const before = previousBuild ? `  (previous build ${formatPercent(previousBuild.heldOut.short[i].accuracy)})` : '';
+    console.log(
+      `${`${f.set} ${f.language}`.padEnd(18)} ${String(f.sentences).padStart(6)} sents 3-way ${formatPercent(f.accuracy)}${before}  ${JSON.stringify(f.confusion)}`,
     );
   }
 
@@ -70,7 +124,7 @@ async function main(): Promise<void> {
   writeFileSync(join(MODELS_DIR, 'sentiment-model.bin'), bytes);
   writeFileSync(join(MODELS_DIR, 'language-model.bin'), language.bytes);
   const card = {
-    sentiment: { bytes: bytes.length, decision: model.decision, heldOut: { polarity, factual }, ...provenance },
+    sentiment: { bytes: bytes.length, decision: model.decision, heldOut, ...provenance, previousBuild },
     language: { bytes: language.bytes.length, heldOut: language.figures },
   };
   writeFileSync(join(MODELS_DIR, 'model-card.json'), `${JSON.stringify(card, null, 2)}\n`);

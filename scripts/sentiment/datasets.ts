@@ -11,6 +11,7 @@ import {
   type PatternPolarityCorpus,
   type Polarity,
 } from './corpora.js';
+import { loadShortSentences, SHORT_TRAINING_FILE, type ShortLabel } from './short-sentences.js';
 import { DEFAULT_TEST_FRACTION, isHeldOut } from './split.js';
 import { type ApertiumPair, translate } from './translate.js';
 
@@ -36,9 +37,19 @@ export interface FactualSet {
   sentences: { text: string; heldOut: boolean }[];
 }
 
+/** Short plain sentences with three labels (see short-sentences.ts), one set per language and origin. */
+export interface ShortSet {
+  /** e.g. `en-short`, `es-short-mt`. */
+  name: string;
+  language: string;
+  origin: string;
+  sentences: { text: string; label: ShortLabel; heldOut: boolean }[];
+}
+
 export interface Datasets {
   polarity: PolaritySet[];
   factual: FactualSet[];
+  short: ShortSet[];
 }
 
 /** German has only 200 reviews: half stay out so its figure means something. */
@@ -96,11 +107,36 @@ export interface DatasetOptions {
   translations: boolean;
 }
 
+/** The hand-written short sentences, one set per language, each split 80/20 by its text. */
+function shortSets(): ShortSet[] {
+  const byLanguage = new Map<string, ShortSet>();
+  for (const s of loadShortSentences(SHORT_TRAINING_FILE)) {
+    let set = byLanguage.get(s.language);
+    if (!set) {
+      set = { name: `${s.language}-short`, language: s.language, origin: 'native', sentences: [] };
+      byLanguage.set(s.language, set);
+    }
+    set.sentences.push({ text: s.text, label: s.label, heldOut: isHeldOut(s.text) });
+  }
+  return [...byLanguage.values()];
+}
+
+async function translateShort(set: ShortSet, pair: ApertiumPair, language: string, origin: string): Promise<ShortSet> {
+  const texts = await translate(
+    set.sentences.map((s) => s.text),
+    pair,
+  );
+  const sentences = set.sentences.map((s, i) => ({ ...s, text: texts[i] })).filter((s) => s.text.length > 0);
+  return { name: `${language}-short-mt`, language, origin, sentences };
+}
+
 export async function buildDatasets(options: DatasetOptions): Promise<Datasets> {
   const imdb = withSplit(loadImdb(), 'imdb');
   const polarity: PolaritySet[] = [{ name: 'imdb', language: 'en', origin: 'native', examples: imdb }];
   const factualSets: FactualSet[] = [];
-  if (!options.pattern) return { polarity, factual: factualSets };
+  // Ours, committed with the code: always there, even for a build on IMDB alone.
+  const short = shortSets();
+  if (!options.pattern) return { polarity, factual: factualSets, short };
 
   const corpus = (name: PatternPolarityCorpus, language: string): PolaritySet => ({
     name,
@@ -116,7 +152,7 @@ export async function buildDatasets(options: DatasetOptions): Promise<Datasets> 
   const esFactual = factual('es');
   const frFactual = factual('fr');
   factualSets.push(enFactual, esFactual, frFactual, factual('de'), factual('it'), factual('nl'));
-  if (!options.translations) return { polarity, factual: factualSets };
+  if (!options.translations) return { polarity, factual: factualSets, short };
 
   // English → Spanish is the hub: Apertium's Portuguese, Italian and French pairs start from Spanish.
   const englishReviews = [...enReviews.examples, ...imdbTranslationSample(imdb)];
@@ -163,5 +199,16 @@ export async function buildDatasets(options: DatasetOptions): Promise<Datasets> 
     mt('fr', 'sentences', 'en→es→fr', await translateExamples(esSentences, 'es-fr')),
     mt('fr', 'reviews', 'en→es→fr', await translateExamples(esFromEnReviews, 'es-fr')),
   );
-  return { polarity, factual: factualSets };
+  // The English short sentences take the same Apertium chains as the English corpora.
+  const enShort = short.find((set) => set.language === 'en');
+  if (enShort) {
+    const esShort = await translateShort(enShort, 'eng-spa', 'es', 'en→es');
+    short.push(
+      esShort,
+      await translateShort(esShort, 'es-pt', 'pt', 'en→es→pt'),
+      await translateShort(esShort, 'spa-ita', 'it', 'en→es→it'),
+      await translateShort(esShort, 'es-fr', 'fr', 'en→es→fr'),
+    );
+  }
+  return { polarity, factual: factualSets, short };
 }

@@ -2,6 +2,7 @@
 import type { SentimentLabel } from '../../src/models/sentiment/decision.js';
 import type { SentimentModel } from '../../src/models/sentiment/model.js';
 import type { Example, FactualSet, PolaritySet } from './datasets.js';
+import type { ShortSentence } from './short-sentences.js';
 
 export interface PolarityFigures {
   set: string;
@@ -73,4 +74,68 @@ export function heldOutSentences(set: FactualSet): string[] {
 
 export function formatPercent(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
+}
+
+export interface ShortFigures {
+  set: string;
+  language: string;
+  origin: string;
+  sentences: number;
+  /** Share whose label is exactly the expected POSITIVE, NEGATIVE or NEUTRAL. */
+  accuracy: number;
+  /** expected label → labels given. */
+  confusion: Record<string, Record<SentimentLabel, number>>;
+}
+
+/** Three-way accuracy on short sentences: the label itself must match. */
+export function scoreShort(
+  model: SentimentModel,
+  set: { name: string; language: string; origin: string },
+  sentences: Pick<ShortSentence, 'label' | 'text'>[],
+): ShortFigures {
+  let correct = 0;
+  const confusion: Record<string, Record<SentimentLabel, number>> = {};
+  for (const s of sentences) {
+    const label = model.detect(s.text, set.language).sentiment;
+    if (label === s.label) correct++;
+    confusion[s.label] ??= emptyLabels();
+    confusion[s.label][label]++;
+  }
+  return {
+    set: set.name,
+    language: set.language,
+    origin: set.origin,
+    sentences: sentences.length,
+    accuracy: correct / sentences.length,
+    confusion,
+  };
+}
+
+/** The separately written held-out list, as a whole (language `all`) and per language. */
+export function scoreShortHeldOut(model: SentimentModel, sentences: ShortSentence[]): ShortFigures[] {
+  const parts = [...new Set(sentences.map((s) => s.language))].map((language) =>
+    scoreShort(
+      model,
+      { name: 'short-held-out', language, origin: 'native' },
+      sentences.filter((s) => s.language === language),
+    ),
+  );
+  const confusion: Record<string, Record<SentimentLabel, number>> = {};
+  let correct = 0;
+  for (const p of parts) {
+    correct += Math.round(p.accuracy * p.sentences);
+    for (const [expected, given] of Object.entries(p.confusion)) {
+      confusion[expected] ??= emptyLabels();
+      for (const [label, n] of Object.entries(given)) confusion[expected][label as SentimentLabel] += n;
+    }
+  }
+  const all: ShortFigures = {
+    set: 'short-held-out',
+    language: 'all',
+    origin: 'native',
+    sentences: sentences.length,
+    accuracy: correct / sentences.length,
+    confusion,
+  };
+  return [all, ...parts];
 }

@@ -2,9 +2,12 @@
  * Trains the two heads of the sentiment model and tunes the decision rule.
  *
  * - polarity: positive vs negative, on every labelled training document and sentence, all
- *   languages in one hashed table.
+ *   languages in one hashed table, plus the short POSITIVE/NEGATIVE sentences of
+ *   short-sentences.ts.
  * - subjectivity: opinion vs fact. Opinion = review sentences and whole reviews; fact = news and
- *   encyclopedia sentences, alone and glued into paragraphs so that length is no giveaway.
+ *   encyclopedia sentences, alone and glued into paragraphs so that length is no giveaway. The
+ *   short sentences add everyday opinions and everyday facts ("The shop opens at 9 am."), which
+ *   neither the reviews nor the news have, as groups with weights of their own.
  *
  * A "dev" slice of the training side (never the held-out side) is kept away from the
  * subjectivity head to tune where NEUTRAL starts.
@@ -36,6 +39,13 @@ export interface SentimentTrainingConfig {
   nbAlpha: number;
   /** Largest share of factual dev sentences allowed a polar label when tuning NEUTRAL. */
   targetFactualPolarRate: number;
+  /** Loss weight of one short POSITIVE/NEGATIVE sentence (short-sentences.ts) in the polarity head, relative to a document. */
+  shortPolarityWeight: number;
+  /**
+   * Total loss weight of a language's short opinions (and, separately, of its short facts) in the
+   * subjectivity head, as a share of the weight each side of a language's corpora gets.
+   */
+  shortSubjectivityShare: number;
 }
 
 export const DEFAULT_CONFIG: SentimentTrainingConfig = {
@@ -56,6 +66,8 @@ export const DEFAULT_CONFIG: SentimentTrainingConfig = {
   nbAlpha: 1,
   lexiconMinPolarity: 0.1,
   targetFactualPolarRate: 0.1,
+  shortPolarityWeight: 10,
+  shortSubjectivityShare: 0.5,
 };
 
 /** Dev = the next 10% of the hash range after the held-out share: training side, but not trained on. */
@@ -81,6 +93,14 @@ export function trainPolarity(datasets: Datasets, config: SentimentTrainingConfi
       addText(rows, e.text, set.language);
       labels.push(e.label);
       weights.push(weight);
+    }
+  }
+  for (const set of datasets.short) {
+    for (const s of set.sentences) {
+      if (s.heldOut || s.label === 'NEUTRAL') continue;
+      addText(rows, s.text, set.language);
+      labels.push(s.label === 'POSITIVE' ? 1 : 0);
+      weights.push(config.shortPolarityWeight);
     }
   }
   for (const language of PATTERN_LEXICON_LANGUAGES) {
@@ -110,6 +130,9 @@ interface SubjectivityData {
   /** language → texts */
   opinion: Map<string, string[]>;
   fact: Map<string, string[]>;
+  /** The short sentences (short-sentences.ts), weighted as groups of their own. */
+  shortOpinion: Map<string, string[]>;
+  shortFact: Map<string, string[]>;
 }
 
 /** Opinion and fact texts per language from one side of the split (`dev` or training proper). */
@@ -156,7 +179,17 @@ function subjectivityData(datasets: Datasets, dev: boolean, random: () => number
       i += n;
     }
   }
-  return { opinion, fact };
+  const shortOpinion = new Map<string, string[]>();
+  const shortFact = new Map<string, string[]>();
+  // Too few to spare a dev slice: all of the training side is trained on.
+  if (!dev) {
+    for (const set of datasets.short) {
+      for (const s of set.sentences) {
+        if (!s.heldOut) push(s.label === 'NEUTRAL' ? shortFact : shortOpinion, set.language, s.text);
+      }
+    }
+  }
+  return { opinion, fact, shortOpinion, shortFact };
 }
 
 function isSentenceSet(set: PolaritySet): boolean {
@@ -177,6 +210,19 @@ export function trainSubjectivity(datasets: Datasets, config: SentimentTrainingC
       [facts, 0],
     ] as const) {
       const weight = 1000 / texts.length;
+      for (const text of texts) {
+        addText(rows, text, language);
+        labels.push(label);
+        weights.push(weight);
+      }
+    }
+  }
+  for (const [map, label] of [
+    [data.shortOpinion, 1],
+    [data.shortFact, 0],
+  ] as const) {
+    for (const [language, texts] of map) {
+      const weight = (1000 * config.shortSubjectivityShare) / texts.length;
       for (const text of texts) {
         addText(rows, text, language);
         labels.push(label);
