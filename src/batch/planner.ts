@@ -184,6 +184,35 @@ function readableWithQueries(level: Level): AstNode[] {
   return own === -1 ? queries : queries.slice(0, own);
 }
 
+/** Whether expressions name a column (by its name, however qualified) that an UPDATE's SET list assigns. */
+function readsColumnsSet(expressions: AstNode[], update: AstNode): boolean {
+  const assigned = new Set<string>((update.targetList ?? []).map((t: AstNode) => t.ResTarget.name));
+  return expressions.some((e) =>
+    some(e, (n) => {
+      const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
+      const last = fields?.[fields.length - 1];
+      return Boolean(last && (inner(last, 'A_Star') || assigned.has(last.String?.sval)));
+    }),
+  );
+}
+
+/**
+ * Whether a level is the recursive part of a WITH RECURSIVE query (it reads the query's own rows): its
+ * argument query would make its calls while it recursed, one row at a time, before batch mode scored them.
+ */
+function recursivePart(level: Level): boolean {
+  const clause = level.withClause;
+  if (!clause?.recursive) return false;
+  return (clause.ctes ?? []).some((c: AstNode) => {
+    const { ctename, ctequery } = c.CommonTableExpr;
+    const readsIt = some(level.stmt, (n) => {
+      const relation = inner(n, 'RangeVar');
+      return Boolean(relation && !relation.schemaname && relation.relname === ctename);
+    });
+    return readsIt && some(ctequery, (n) => n === level.stmt);
+  });
+}
+
 /** The FROM items of a level as an argument query sees them (ML FROM functions removed). */
 function argumentFrom(
   level: Level,
@@ -696,6 +725,11 @@ function argumentQuery(
   // (A wrapper's defaults too: `p float8 DEFAULT random()`.)
   if (argumentsOfCall.some(callsVolatile) || wrapperArguments.some(callsVolatile)) {
     return 'its arguments change from one evaluation to the next (a volatile function)';
+  }
+  if (recursivePart(level)) return 'the call is in the recursive part of a WITH RECURSIVE query';
+  if (level.kind === 'update' && site.clause === 'other' && readsColumnsSet(argumentsOfCall, stmt)) {
+    // (Its argument query would read the values before the UPDATE, and score inputs no call is made for.)
+    return 'its arguments in RETURNING read columns the UPDATE sets';
   }
   const withRead = readableWithQueries(level);
   if (from.items.some(callsVolatile) || withRead.some(callsVolatile)) {

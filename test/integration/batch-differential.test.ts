@@ -688,6 +688,38 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('scores nothing for calls it must make per row anyway: a recursive part, RETURNING of columns set', async () => {
+    const mood = (text: string) => `(${SENTIMENT}(${text}, 'en')).sentiment`;
+    for (const sql of [
+      `WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 12 AND ${mood(`'step ' || n`)} <> 'MIXED')
+        SELECT n FROM r ORDER BY n`,
+      `UPDATE t SET txt = 'changed ' || id WHERE id < 12 RETURNING id, ${mood('txt')}`,
+    ]) {
+      // Its argument query made the calls per row (the recursion), or read the values before the UPDATE: the rows
+      // scored were answered for nothing.
+      const run = async (migration: string) => {
+        await db.query(`BEGIN; SET LOCAL apg_enable_function_migration = ${migration}`);
+        const calls = await callsDuring(async () => void (await db.query(sql)));
+        // (RETURNING gives rows in no set order.)
+        const rows = (await db.query({ text: sql, rowMode: 'array' })).rows.map((r) => JSON.stringify(r)).sort();
+        await db.query('ROLLBACK');
+        return { rows, calls };
+      };
+      const batched = await run('on');
+      const perRow = await run('off');
+      expect(batched.rows, sql).toEqual(perRow.rows);
+      expect(batched.calls, sql).toEqual(perRow.calls);
+    }
+    // A RETURNING that reads columns the UPDATE leaves is batched.
+    await db.query('BEGIN');
+    const kept = await callsDuring(async () => {
+      await db.query(`UPDATE t SET grp = grp WHERE id < 12 RETURNING id, ${mood('txt')}`);
+    });
+    await db.query('ROLLBACK');
+    expect(kept).toMatchObject({ perRow: 0 });
+    expect(kept.scored).toBeGreaterThan(0);
+  });
+
   it('batches the calls of INSERT, UPDATE, DELETE and MERGE that have a WITH clause of their own', async () => {
     await db.query(`CREATE TABLE with_src (id int PRIMARY KEY, grp int, body text);
       INSERT INTO with_src SELECT g, g % 5, 'entry ' || g || ' is ' || (ARRAY['fine', 'awful', 'great'])[g % 3 + 1]
