@@ -588,31 +588,76 @@ function unionArmLimit(
  * they name. Undefined when one of those holds an ML call or is `*`.
  */
 function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>, removed: Set<string>): string | undefined {
-  const targets: AstNode[] = select.targetList ?? [];
   const sorts: string[] = [];
   for (const sort of select.sortClause ?? []) {
-    const expr = sort.SortBy.node;
-    let output: AstNode | undefined;
-    const position = inner(expr, 'A_Const')?.ival;
-    if (position !== undefined) {
-      output = targets[(position.ival ?? 0) - 1]?.ResTarget.val; // ORDER BY 1 refers to the output list
-      if (!output) return undefined;
-    } else {
-      // A bare name is an output column's first (the name PostgreSQL gave it, too), else an input column.
-      const column = inner(expr, 'ColumnRef');
-      const name = column?.fields.length === 1 ? column.fields[0].String?.sval : undefined;
-      const named = targets.filter(
-        (t) => name !== undefined && (t.ResTarget.name ?? figureColumnName(t.ResTarget.val)) === name,
-      );
-      if (named.length > 1) return undefined;
-      output = named[0]?.ResTarget.val;
-    }
     // The argument query must order its rows as the statement does: plain expressions only.
-    const key = output ?? expr;
-    if (!plainExpression(key, index) || mentionsAlias(key, removed)) return undefined;
+    const key = levelExpression(sort.SortBy.node, select.targetList ?? [], index, removed);
+    if (!key) return undefined;
     sorts.push(deparse({ SortBy: { ...sort.SortBy, node: key } }));
   }
   return sorts.length ? ` ORDER BY ${sorts.join(', ')}` : '';
+}
+
+/**
+ * For a call in the output list of a level with `DISTINCT ON`, not grouped, whose output list makes one row of
+ * each (no set-returning or window function): its DISTINCT ON and ORDER BY as its argument query can write them.
+ */
+function distinctOnArguments(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+  removed: Set<string>,
+): { keys: string; order: string } | undefined {
+  const { level } = site;
+  const stmt = level.stmt;
+  if (level.kind !== 'select' || site.clause !== 'target' || !stmt.distinctClause?.some(nodeType)) return undefined;
+  if (level.aggregated || stmt.groupClause || stmt.havingClause || stmt.windowClause || stmt.lockingClause) {
+    return undefined;
+  }
+  if (!knownCallsOnly(stmt.targetList, index)) return undefined;
+  const keys = argumentDistinctOn(stmt, index, removed);
+  const order = argumentOrder(stmt, index, removed);
+  return keys !== undefined && order !== undefined ? { keys, order } : undefined;
+}
+
+/** A level's `DISTINCT ON (…)` as an argument query can write it (see argumentOrder); undefined if it cannot. */
+function argumentDistinctOn(select: AstNode, index: Map<AstNode, CallSite>, removed: Set<string>): string | undefined {
+  const keys: string[] = [];
+  for (const item of select.distinctClause ?? []) {
+    const key = levelExpression(item, select.targetList ?? [], index, removed);
+    if (!key) return undefined;
+    keys.push(deparse(key));
+  }
+  return ` DISTINCT ON (${keys.join(', ')})`;
+}
+
+/**
+ * An ORDER BY or DISTINCT ON item as an expression of the level's inputs, as PostgreSQL reads it: a position
+ * (`1`) or a bare name of an output column is that column's expression, else an input column's. Undefined
+ * unless it is a plain expression (no ML call).
+ */
+function levelExpression(
+  item: AstNode,
+  targets: AstNode[],
+  index: Map<AstNode, CallSite>,
+  removed: Set<string>,
+): AstNode | undefined {
+  let output: AstNode | undefined;
+  const position = inner(item, 'A_Const')?.ival;
+  if (position !== undefined) {
+    output = targets[(position.ival ?? 0) - 1]?.ResTarget.val;
+    if (!output) return undefined;
+  } else {
+    // A bare name is an output column's first (the name PostgreSQL gave it, too), else an input column.
+    const column = inner(item, 'ColumnRef');
+    const name = column?.fields.length === 1 ? column.fields[0].String?.sval : undefined;
+    const named = targets.filter(
+      (t) => name !== undefined && (t.ResTarget.name ?? figureColumnName(t.ResTarget.val)) === name,
+    );
+    if (named.length > 1) return undefined;
+    output = named[0]?.ResTarget.val;
+  }
+  const key = output ?? item;
+  return plainExpression(key, index) && !mentionsAlias(key, removed) ? key : undefined;
 }
 
 interface ArgumentQuery {
@@ -804,17 +849,23 @@ function argumentQuery(
       : level.readAs
         ? throughParent(level, index, columns, `${fromSql}${whereWith([])}${sorted ?? ''}`, from.removed, parentCount)
         : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, `${sorted ?? ''}${parentCount}`);
+  // `SELECT DISTINCT ON (c) c, f(doc) … ORDER BY c, t DESC` (the latest row of each c): PostgreSQL calls for the
+  // rows it keeps, which an argument query of the same DISTINCT ON and ORDER BY picks too.
+  const distinctOn =
+    !limit && !parentLimited && !dropped && !joinFrom ? distinctOnArguments(site, index, from.removed) : undefined;
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
-  // counts the rows before the branch is chosen).
-  const guards = limit || parentLimited ? [] : (caseGuard(site, index, names, from.removed) ?? []);
+  // counts the rows before the branch is chosen, nor a DISTINCT ON, which picks them).
+  const guards = limit || parentLimited || distinctOn ? [] : (caseGuard(site, index, names, from.removed) ?? []);
   const whereSql = whereWith(guards);
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
     ? limited(`SELECT ${columnsSql}${fromSql}${whereSql}`, limit)
-    : (parentLimited ??
-      (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
-      // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
-      `SELECT ${columnsSql}${fromSql}${whereSql}`);
+    : distinctOn
+      ? limited(`SELECT${distinctOn.keys} ${columnsSql}${fromSql}${whereSql}`, distinctOn.order)
+      : (parentLimited ??
+        (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
+        // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
+        `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const read = [...argumentsOfCall, ...from.items, ...kept, ...withRead];
   const dependsOn = [...enclosingDependencies, ...read.flatMap((n) => sitesWithin(n, index))].filter((s) => s !== site);
   // The calls of views it reads as views: scored first when they can be, so that its argument query finds their

@@ -688,6 +688,22 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('scores only the rows a DISTINCT ON keeps for the calls of its output list', async () => {
+    const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
+    const groups = (await db.query('SELECT count(DISTINCT grp)::int AS n FROM t')).rows[0].n;
+    for (const sql of [
+      `SELECT DISTINCT ON (grp) grp, id, ${mood} FROM t ORDER BY grp, id DESC`,
+      `SELECT DISTINCT ON (1) grp AS g, id, ${mood} FROM t WHERE id > 20 ORDER BY 1, id`,
+      `SELECT DISTINCT ON (g) grp AS g, ${EP} AS p FROM t ORDER BY g, id`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      // (The latest row of each group: PostgreSQL calls for the rows it keeps; every row of t was scored.)
+      const calls = await callsDuring(async () => void (await db.query(sql)));
+      expect(calls.perRow, sql).toBe(0);
+      expect(calls.scored, sql).toBeLessThanOrEqual(groups);
+    }
+  });
+
   it('scores nothing for calls it must make per row anyway: a recursive part, RETURNING of columns set', async () => {
     const mood = (text: string) => `(${SENTIMENT}(${text}, 'en')).sentiment`;
     for (const sql of [
