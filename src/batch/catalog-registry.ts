@@ -7,6 +7,10 @@ const BUILTIN_NAMES = [
   'apg_enable_function_migration',
   'aws_ml',
   'query_export_to_s3',
+  // (Statements naming the export's schemas are looked at too: in a database without the extension, their error
+  // gets the hint to create it.)
+  'aws_s3',
+  'aws_commons',
 ];
 async function seesLatestCommits(backend: BackendChannel): Promise<boolean> {
   const result = await backend.query("SELECT current_setting('transaction_isolation')");

@@ -53,6 +53,8 @@ describe('CREATE EXTENSION aws_ml', () => {
         { text: "SELECT aws_sagemaker.invoke_endpoint('churn', NULL, 1, 2)" },
         { text: 'SELECT * FROM aws_ml.batch_statistics' },
         { text: "SELECT aws_s3.query_export_to_s3('SELECT 1', aws_commons.create_s3_uri('b', 'k', 'us-east-1'))" },
+        // (Naming no ML function nor the export, it passed without being looked at, and without the hint.)
+        { text: "SELECT aws_commons.create_s3_uri('b', 'k', 'us-east-1')" },
       ]) {
         const error = await db.query(query).catch((e) => e);
         failures.push({ code: error.code, message: error.message, hint: error.hint });
@@ -65,6 +67,7 @@ describe('CREATE EXTENSION aws_ml', () => {
         { code: '3F000', message: 'schema "aws_sagemaker" does not exist', hint: hint('aws_ml') },
         // (PostgreSQL says the same where the schema is there, of a mistyped name: no hint.)
         { code: '42P01', message: 'relation "aws_ml.batch_statistics" does not exist', hint: undefined },
+        { code: '3F000', message: 'schema "aws_commons" does not exist', hint: hint('aws_s3') },
         { code: '3F000', message: 'schema "aws_commons" does not exist', hint: hint('aws_s3') },
       ]);
       // Other schemas' errors are PostgreSQL's own, and so is a mistyped name where the extension is there.
