@@ -897,7 +897,11 @@ function fallbackGuard(
     // (An alias on the join hides the names of its sides from the WHERE clause.)
     if (!join || join.alias) return;
     if (join.jointype === 'JOIN_INNER') {
-      if (join.quals) conditions.push(join.quals);
+      // (An ON condition sees only its join's sides, the WHERE clause every FROM item: one naming a column
+      // without its table, or a table outside the join, could mean another column there.)
+      if (join.quals && !unqualifiedColumn(join.quals) && !refersOutside(join.quals, fromNames([item]))) {
+        conditions.push(join.quals);
+      }
       joinConditions(join.larg);
       joinConditions(join.rarg);
     } else if (join.jointype === 'JOIN_LEFT') joinConditions(join.larg);

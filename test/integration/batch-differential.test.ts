@@ -686,6 +686,18 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       await db.query(sql, params);
       expect(perRowCallsOf(SENTIMENT) - calls, sql).toBe(0);
     }
+    // An ON condition naming a column without its table sees only its join's sides (or the query around it),
+    // where WHERE sees every FROM item: copied into WHERE such a condition was ambiguous, or read another column.
+    for (const sql of [
+      `SELECT d.id FROM few_docs d JOIN few_keys k ON k.id = d.id AND region = 'EU', (SELECT 'US'::text AS region) z
+        WHERE d.id > 0 AND ${mood} <> 'MIXED' ORDER BY 1`,
+      `SELECT o.id, (SELECT count(*) FROM few_docs d JOIN (SELECT id FROM few_keys) k ON k.id = d.id AND region = 'EU',
+          (SELECT 'US'::text AS region) z WHERE d.id > 0 AND ${mood} <> 'MIXED') AS n
+        FROM few_keys o WHERE o.id < 20 ORDER BY 1`,
+    ]) {
+      const answer = await expectSameBothWays(db, sql);
+      expect(answer.error, sql).toBeUndefined();
+    }
   });
 
   it('scores only the rows a DISTINCT ON keeps for the calls of its output list', async () => {
