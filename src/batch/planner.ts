@@ -184,14 +184,22 @@ function readableWithQueries(level: Level): AstNode[] {
   return own === -1 ? queries : queries.slice(0, own);
 }
 
+/** Whether a level's WITH clause has a query of this name. */
+function hasWithQueryNamed(level: Level, name: string): boolean {
+  return (level.withClause?.ctes ?? []).some((c: AstNode) => c.CommonTableExpr.ctename === name);
+}
+
 /** Whether expressions name a column (by its name, however qualified) that an UPDATE's SET list assigns. */
 function readsColumnsSet(expressions: AstNode[], update: AstNode): boolean {
   const assigned = new Set<string>((update.targetList ?? []).map((t: AstNode) => t.ResTarget.name));
+  // (The whole row too: `RETURNING f(t::text)`.)
+  const row = update.relation.alias?.aliasname ?? update.relation.relname;
   return expressions.some((e) =>
     some(e, (n) => {
       const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
       const last = fields?.[fields.length - 1];
-      return Boolean(last && (inner(last, 'A_Star') || assigned.has(last.String?.sval)));
+      const wholeRow = fields?.length === 1 && last?.String?.sval === row;
+      return Boolean(last && (inner(last, 'A_Star') || assigned.has(last.String?.sval) || wholeRow));
     }),
   );
 }
@@ -772,6 +780,11 @@ function argumentQuery(
     return 'its arguments change from one evaluation to the next (a volatile function)';
   }
   if (recursivePart(level)) return 'the call is in the recursive part of a WITH RECURSIVE query';
+  // (`WITH r AS (…) UPDATE r …` changes the table; an argument query would read the WITH query.)
+  const target = level.kind === 'select' ? undefined : stmt.relation;
+  if (target && !target.schemaname && hasWithQueryNamed(level, target.relname)) {
+    return 'a WITH query has the name of the table the statement changes';
+  }
   if (level.kind === 'update' && site.clause === 'other' && readsColumnsSet(argumentsOfCall, stmt)) {
     // (Its argument query would read the values before the UPDATE, and score inputs no call is made for.)
     return 'its arguments in RETURNING read columns the UPDATE sets';

@@ -722,6 +722,9 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       `WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 12 AND ${mood(`'step ' || n`)} <> 'MIXED')
         SELECT n FROM r ORDER BY n`,
       `UPDATE t SET txt = 'changed ' || id WHERE id < 12 RETURNING id, ${mood('txt')}`,
+      `UPDATE t SET txt = 'changed ' || id WHERE id < 12 RETURNING id, ${mood('t::text')}`,
+      // (The table it changes, not the WITH query of its name, which the argument query read.)
+      `WITH t AS (SELECT id, 'I love it'::text AS txt FROM t) UPDATE t SET grp = grp WHERE id < 12 AND ${mood('txt')} <> 'MIXED' RETURNING id`,
     ]) {
       // Its argument query made the calls per row (the recursion), or read the values before the UPDATE: the rows
       // scored were answered for nothing.
