@@ -1134,6 +1134,8 @@ function fromNames(items: AstNode[]): Set<string> {
     if (node.alias?.aliasname) names.add(node.alias.aliasname);
     if (type === 'RangeVar' && !node.alias) names.add(node.relname);
     if (type === 'JoinExpr') {
+      // (`JOIN … USING (id) AS j` names the join's columns j.id, and leaves its sides their names.)
+      if (node.join_using_alias?.aliasname) names.add(node.join_using_alias.aliasname);
       add(node.larg);
       add(node.rarg);
     }

@@ -686,6 +686,12 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       await db.query(sql, params);
       expect(perRowCallsOf(SENTIMENT) - calls, sql).toBe(0);
     }
+    // A condition on a USING join's alias narrows the argument query too (it took the alias for an outer query's
+    // and scored every row of the join: 150 for 14).
+    const usingAlias = `SELECT j.id FROM few_docs d JOIN few_keys k USING (id) AS j WHERE j.id < 30 AND ${mood} <> 'MIXED'`;
+    await expectSameBothWays(db, usingAlias);
+    const { scored } = await callsDuring(async () => void (await db.query(usingAlias)));
+    expect(scored).toBeLessThanOrEqual(14);
     // An ON condition naming a column without its table sees only its join's sides (or the query around it),
     // where WHERE sees every FROM item: copied into WHERE such a condition was ambiguous, or read another column.
     for (const sql of [
