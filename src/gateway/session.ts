@@ -542,16 +542,17 @@ export class Session implements SessionControl {
       return;
     }
     if (this.busy) {
-      // A client that leaves mid-statement (Terminate, then the end of its connection) stops the work at once where
-      // nothing of it would be kept (a lone read, or work in a block, which ends unfinished): the client is read on
-      // while busy, up to a bound, so that both are seen. Else PostgreSQL would run what came before the Terminate
-      // and keep it: the work is finished, whenever the connection ends, and the client is read no further.
+      // A client that leaves mid-statement (Terminate, then the end of its connection) stops the statement's work
+      // at once: the client is read on while busy, up to a bound, so that both are seen.
+      // (Not a statement PostgreSQL would finish and keep, a client's leaving notwithstanding: a write outside a
+      // block, or one the client sent more statements after. The client is then read no further until it is done.)
       const terminate = messages.findIndex((m) => m.type === ClientMessage.Terminate);
       const nothingKept = this.blockAtStart || this.readOnlyWork;
       if (terminate === 0 && this.queue.length === 0 && nothingKept) {
         this.close('client');
         return;
       }
+      // PostgreSQL runs what came before a Terminate, and keeps it: the work is finished, whenever the connection ends.
       if (terminate >= 0) this.leavesAfterWork = true;
       this.queue.push(...messages);
       this.queuedWhileBusy += chunk.length;
