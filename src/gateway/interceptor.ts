@@ -1556,7 +1556,6 @@ export class MlInterceptor implements SessionInterceptor {
       return !outcome.failed;
     };
     if (control.backend.status === 'E') return asIs();
-    if (standalone && !target.writes) control.noteReadOnlyWork?.();
     // (A Query string of several statements runs in a block of the gateway's, as PostgreSQL's implicit one.)
     if (target.inBlockOnly && control.backend.status !== 'T') return asIs();
     if (target.makes && !(await mayMake(control, target.makes))) return asIs();

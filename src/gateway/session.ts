@@ -33,11 +33,6 @@ export interface SessionControl {
   readonly signal: AbortSignal;
   /** The client or PostgreSQL has closed the session: what fails from then on is no fault. */
   readonly ended: boolean;
-  /**
-   * The work for the statement at hand changes nothing PostgreSQL would keep (a lone statement that only
-   * reads): a client that leaves mid-way (Terminate) may have it stopped at once.
-   */
-  noteReadOnlyWork?(): void;
   readonly logger: Logger;
   toClient(bytes: Buffer | Buffer[]): void;
   /**
@@ -276,14 +271,6 @@ export class Session implements SessionControl {
   private closed = false;
   /** Bytes the client sent while the interceptor worked (see MAX_READ_WHILE_BUSY). */
   private queuedWhileBusy = 0;
-  /** The work at hand only reads (see SessionControl.noteReadOnlyWork). */
-  private readOnlyWork = false;
-  /** The client was in a transaction block when the work began: what it does is kept only if it commits. */
-  private blockAtStart = false;
-  /** The client sent Terminate after a statement PostgreSQL would finish and keep (see onClientData). */
-  private leavesAfterWork = false;
-  /** Its connection ended meanwhile: the session closes once the work is done. */
-  private closeAfterWork = false;
   /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
   private followUps: (() => Promise<void>)[] = [];
   private runningFollowUps = false;
@@ -322,10 +309,6 @@ export class Session implements SessionControl {
 
   get ended(): boolean {
     return this.closed;
-  }
-
-  noteReadOnlyWork(): void {
-    this.readOnlyWork = true;
   }
 
   /**
@@ -544,20 +527,13 @@ export class Session implements SessionControl {
     if (this.busy) {
       // A client that leaves mid-statement (Terminate, then the end of its connection) stops the statement's work
       // at once: the client is read on while busy, up to a bound, so that both are seen.
-      // (Not a statement PostgreSQL would finish and keep, a client's leaving notwithstanding: a write outside a
-      // block, or one the client sent more statements after. The client is then read no further until it is done.)
-      const terminate = messages.findIndex((m) => m.type === ClientMessage.Terminate);
-      const nothingKept = this.blockAtStart || this.readOnlyWork;
-      if (terminate === 0 && this.queue.length === 0 && nothingKept) {
+      if (messages.some((m) => m.type === ClientMessage.Terminate)) {
         this.close('client');
         return;
       }
-      // PostgreSQL runs what came before a Terminate, and keeps it: the work is finished, whenever the connection ends.
-      if (terminate >= 0) this.leavesAfterWork = true;
       this.queue.push(...messages);
       this.queuedWhileBusy += chunk.length;
-      // (Resumed once the work is done.)
-      if (terminate >= 0 || this.queuedWhileBusy > MAX_READ_WHILE_BUSY) this.client.pause();
+      if (this.queuedWhileBusy > MAX_READ_WHILE_BUSY) this.client.pause(); // resumed once the work is done
       return;
     }
     this.process(messages);
@@ -806,10 +782,6 @@ export class Session implements SessionControl {
   private startInterception(work: () => Promise<void>, rest: Message[], trigger: Message[] = []): void {
     this.busy = true;
     this.queuedWhileBusy = 0;
-    this.readOnlyWork = false;
-    // (A Terminate sent with the statement: see onClientData.)
-    this.leavesAfterWork = rest.some((m) => m.type === ClientMessage.Terminate);
-    this.blockAtStart = this.backend.status !== 'I';
     this.queue.unshift(...rest);
     const copiesBefore = this.copiesInGroup;
     void (async () => {
@@ -836,10 +808,6 @@ export class Session implements SessionControl {
       }
       this.busy = false;
       if (this.closed) return;
-      if (this.closeAfterWork) {
-        this.close('client');
-        return;
-      }
       const queued = this.queue;
       this.queue = [];
       this.client.resume();
@@ -1108,10 +1076,6 @@ export class Session implements SessionControl {
 
   private close(who: string, error?: Error): void {
     if (this.closed) return;
-    if (who === 'client' && this.busy && this.leavesAfterWork) {
-      this.closeAfterWork = true;
-      return;
-    }
     this.closed = true;
     // Nothing more will be answered: whoever waits for the backend to be idle stops waiting.
     this.wakeIdleWaiters();

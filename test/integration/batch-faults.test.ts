@@ -431,35 +431,6 @@ describe('batch mode under faults', () => {
     expect((await db.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
   });
 
-  it('finishes, as PostgreSQL does, a write outside a block whose client leaves before its answer', async () => {
-    const db = await startWith({ latencyMs: 200 });
-    const update = (table: string) => `UPDATE ${table} k SET p = ${call(100)} FROM rows_in r WHERE r.id = k.id`;
-    const scoredIn = (table: string) =>
-      waitFor(`the UPDATE of ${table} to commit`, async () => {
-        const { rows } = await db.query(`SELECT count(p)::int AS n FROM ${table}`);
-        return rows[0].n > 0 ? rows[0].n : undefined;
-      });
-    type Connection = { end(): void; stream: NodeJS.WritableStream };
-    // Terminate once the scoring runs (libpq's PQsendQuery, then PQfinish).
-    await db.query('CREATE TABLE kept_scores AS SELECT id, NULL::float8 AS p FROM rows_in');
-    const leaving = await stack.connect();
-    const running = leaving.query(update('kept_scores')).catch((error: Error) => error);
-    await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
-    const connection = (leaving as unknown as { connection: Connection }).connection;
-    connection.end();
-    connection.stream.end();
-    await running;
-    // PostgreSQL runs what came before a Terminate, and commits it: so does the gateway, rather than stop it.
-    expect(await scoredIn('kept_scores')).toBe(2000);
-    // Terminate sent with the statement.
-    await db.query('CREATE TABLE kept_too AS SELECT id, NULL::float8 AS p FROM rows_in');
-    const quick = await stack.connect();
-    const stream = (quick as unknown as { connection: Connection }).connection.stream;
-    stream.write(Buffer.concat([raw.query(update('kept_too')), Buffer.from([0x58, 0, 0, 0, 4])]));
-    stream.end();
-    expect(await scoredIn('kept_too')).toBe(2000);
-  });
-
   it('stops a statement cancelled while the gateway still plans it (PostgreSQL idle)', async () => {
     await startWith({ latencyMs: 5_000 });
     const client = await stack.connect();
