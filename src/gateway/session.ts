@@ -177,12 +177,6 @@ const DESCRIBING: ReadonlySet<number> = new Set([
 
 /** How long a client told PostgreSQL's FATAL has to read it before its socket is destroyed. */
 const CLIENT_END_GRACE_MS = 5_000;
-/**
- * While the interceptor works, what the client sends is read and held up to this many bytes (a pipeline of
- * statements, say); beyond it the client's socket is paused until the work is done, and a client leaving
- * then is seen only after it.
- */
-const MAX_READ_WHILE_BUSY = 1 << 20;
 /** Tries of the follow-ups in a client's block that cancels keep stopping (see runTasks). */
 const FOLLOW_UP_TRIES = 10;
 /** The gateway's savepoint around its follow-ups: no client's savepoint shares the name (see runTasks). */
@@ -269,8 +263,6 @@ export class Session implements SessionControl {
   private idleWaiters: (() => void)[] = [];
   private relayHandler: ((message: Message) => void) | undefined;
   private closed = false;
-  /** Bytes the client sent while the interceptor worked (see MAX_READ_WHILE_BUSY). */
-  private queuedWhileBusy = 0;
   /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
   private followUps: (() => Promise<void>)[] = [];
   private runningFollowUps = false;
@@ -525,15 +517,7 @@ export class Session implements SessionControl {
       return;
     }
     if (this.busy) {
-      // A client that leaves mid-statement (Terminate, then the end of its connection) stops the statement's work
-      // at once: the client is read on while busy, up to a bound, so that both are seen.
-      if (messages.some((m) => m.type === ClientMessage.Terminate)) {
-        this.close('client');
-        return;
-      }
       this.queue.push(...messages);
-      this.queuedWhileBusy += chunk.length;
-      if (this.queuedWhileBusy > MAX_READ_WHILE_BUSY) this.client.pause(); // resumed once the work is done
       return;
     }
     this.process(messages);
@@ -781,7 +765,7 @@ export class Session implements SessionControl {
    */
   private startInterception(work: () => Promise<void>, rest: Message[], trigger: Message[] = []): void {
     this.busy = true;
-    this.queuedWhileBusy = 0;
+    this.client.pause();
     this.queue.unshift(...rest);
     const copiesBefore = this.copiesInGroup;
     void (async () => {

@@ -410,27 +410,6 @@ describe('batch mode under faults', () => {
     }
   });
 
-  it('stops in-flight calls and the statement when the client leaves mid-statement (Terminate, then the end)', async () => {
-    const db = await startWith({ latencyMs: 60_000 });
-    const leaving = await stack.connect();
-    const { pid } = (await leaving.query('SELECT pg_backend_pid() AS pid')).rows[0];
-    const running = leaving.query(`SELECT count(${call(100)}) FROM rows_in`).catch((error: Error) => error);
-    await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
-    // Terminate, then the end of the connection, as a client ends one politely (pg's client.end() destroys the
-    // socket while a query runs). The gateway read nothing from a client while it scored for it: it saw neither,
-    // and scored on (here for a minute) before the session ended.
-    const connection = (leaving as unknown as { connection: { end(): void; stream: { end(): void } } }).connection;
-    connection.end();
-    connection.stream.end();
-    expect(await running).toBeInstanceOf(Error);
-    await waitFor('the remote to see the requests abandoned', async () => (remote.inFlight === 0 ? true : undefined));
-    await waitFor('the backend to end', async () => {
-      const { rows } = await db.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid]);
-      return rows[0].n === 0 ? true : undefined;
-    });
-    expect((await db.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-  });
-
   it('stops a statement cancelled while the gateway still plans it (PostgreSQL idle)', async () => {
     await startWith({ latencyMs: 5_000 });
     const client = await stack.connect();
