@@ -263,6 +263,8 @@ export class Session implements SessionControl {
   private idleWaiters: (() => void)[] = [];
   private relayHandler: ((message: Message) => void) | undefined;
   private closed = false;
+  /** The client's Terminate went to PostgreSQL (see close). */
+  private terminated = false;
   /** Work to run on the backend after the statements in flight (see afterIdle); holds the client's next statements. */
   private followUps: (() => Promise<void>)[] = [];
   private runningFollowUps = false;
@@ -703,6 +705,7 @@ export class Session implements SessionControl {
       }
       this.pass(forward, message.bytes);
       if (type === ClientMessage.Terminate) {
+        this.terminated = true;
         this.flushForward(forward);
         this.client.end();
         return;
@@ -1064,8 +1067,9 @@ export class Session implements SessionControl {
     // Nothing more will be answered: whoever waits for the backend to be idle stops waiting.
     this.wakeIdleWaiters();
     // PostgreSQL only notices a vanished client at its next read or write; a
-    // long statement would run on, so cancel it explicitly.
-    if (who === 'client' && (this.pendingSyncs > 0 || this.busy)) this.options.cancelBackend();
+    // long statement would run on, so cancel it explicitly. (Not one sent before a
+    // Terminate PostgreSQL has: it finishes and keeps it, as it would without the gateway.)
+    if (who === 'client' && !this.terminated && (this.pendingSyncs > 0 || this.busy)) this.options.cancelBackend();
     this.cancelController.abort(new Error(`${who} connection closed`));
     this.cancelAfterFollowUps?.settle();
     this.backend.fail(new Error(`${who} connection closed`));

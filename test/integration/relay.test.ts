@@ -375,6 +375,28 @@ describe('gateway under bad input and faults', () => {
     });
   });
 
+  it('lets PostgreSQL finish and keep a statement its client sent before Terminate', async () => {
+    const observer = await stack.direct();
+    await observer.query(
+      'CREATE TABLE left_behind (id int, done bool DEFAULT false); INSERT INTO left_behind VALUES (1)',
+    );
+    const client = await stack.connect();
+    const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream;
+    // libpq's PQsendQuery, then PQfinish: the statement, Terminate, and the end of the connection. PostgreSQL runs
+    // what came before the Terminate and commits it; the gateway cancelled it as it saw the client go.
+    socket.write(
+      Buffer.concat([
+        raw.query('UPDATE left_behind SET done = true FROM (SELECT pg_sleep(0.5)) s'),
+        Buffer.from([0x58, 0, 0, 0, 4]),
+      ]),
+    );
+    socket.end();
+    await waitFor('the UPDATE to commit', async () => {
+      const { rows } = await observer.query('SELECT done FROM left_behind');
+      return rows[0].done ? true : undefined;
+    });
+  });
+
   it('reports a backend that goes away to its client and keeps serving others', async () => {
     const victim = await stack.connect();
     victim.on('error', () => {});
