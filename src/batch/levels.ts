@@ -346,8 +346,8 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
 
   const scanFromItem = (item: AstNode, holder: AstNode, key: string | number, level: Level) => {
     const type = nodeType(item);
-    // Read straight from the parent's FROM list: not inside a join, and the parent is a SELECT.
-    const direct = level.kind === 'select' && holder === level.stmt.fromClause;
+    // Read straight from the parent's FROM list (a SELECT's, an UPDATE's FROM, a DELETE's USING): not inside a join.
+    const direct = holder === (level.kind === 'delete' ? level.stmt.usingClause : level.stmt.fromClause);
     if (type === 'RangeSubselect') {
       const sub = item.RangeSubselect;
       const readAs = direct && !sub.lateral ? readThrough(item, sub.alias) : undefined;

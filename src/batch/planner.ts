@@ -1053,8 +1053,13 @@ function throughParent(
   const readAs = level.readAs;
   const parent = level.parent;
   const stmt = level.stmt;
-  if (!readAs || !parent || parent.kind !== 'select' || parent.stmt.fromClause?.length !== 1) return undefined;
-  if (parent.stmt.fromClause[0] !== readAs.item || (!parent.stmt.whereClause && limit === undefined)) return undefined;
+  if (!readAs || !parent) return undefined;
+  // One of the FROM items of a SELECT, or of an UPDATE's FROM or a DELETE's USING list (not inside a join).
+  const parentFrom: AstNode[] = (parent.kind === 'delete' ? parent.stmt.usingClause : parent.stmt.fromClause) ?? [];
+  if (!parentFrom.includes(readAs.item) || (!parent.stmt.whereClause && limit === undefined)) return undefined;
+  // (Read alone by a SELECT: a column without its table can only be the level's, and a LIMIT counts its rows.)
+  const alone = parent.kind === 'select' && parentFrom.length === 1;
+  if (limit !== undefined && !alone) return undefined;
   // A level PostgreSQL evaluates whole before the parent's conditions apply.
   if (!oneRowPerRow(level)) return undefined;
   const targets: AstNode[] = stmt.targetList ?? [];
@@ -1086,8 +1091,9 @@ function throughParent(
       if (fields.length === 2 && fields[0].String?.sval !== alias) return true;
       if (fields.length > 2) return true;
       // Unqualified: this level's column when it has one of that name (the alias alone is the whole row);
-      // with `*`, any name at the statement's top, where nothing else could be meant.
-      if (fields.length === 1 && (name === alias || !(plain.has(name) || (star && parent.top)))) return true;
+      // with `*`, any name at the statement's top, where nothing else could be meant. Beside other tables, the
+      // conditions that name the level's columns with its alias only.
+      if (fields.length === 1 && (!alone || name === alias || !(plain.has(name) || (star && parent.top)))) return true;
       return false;
     });
   const parentConditions = conjuncts(parent.stmt.whereClause);

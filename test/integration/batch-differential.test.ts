@@ -706,6 +706,37 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('narrows a subquery or view beside other tables, in an UPDATE’s FROM or a DELETE’s USING, by conditions on it', async () => {
+    const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
+    await db.query(`CREATE VIEW beside_moods AS SELECT id, grp, ${mood} AS s FROM t;
+      CREATE TABLE beside_marks (id int PRIMARY KEY, s text);
+      INSERT INTO beside_marks SELECT id, NULL FROM t WHERE id % 2 = 0`);
+    const inGroup = (await db.query('SELECT count(*)::int AS n FROM t WHERE grp = 3')).rows[0].n;
+    for (const sql of [
+      'UPDATE beside_marks m SET s = v.s FROM beside_moods v WHERE v.grp = 3 AND v.id = m.id',
+      `UPDATE beside_marks m SET s = x.s FROM (SELECT id, grp, ${mood} AS s FROM t) x WHERE x.grp = 3 AND x.id = m.id`,
+      "DELETE FROM beside_marks m USING beside_moods v WHERE v.grp = 3 AND v.id = m.id AND v.s <> 'MIXED'",
+      'SELECT v.id, v.s FROM beside_moods v, beside_marks m WHERE v.grp = 3 AND v.id = m.id ORDER BY 1',
+    ]) {
+      // (Only a SELECT reading it alone had its conditions: every row of the view was scored.)
+      const run = async (migration: string) => {
+        await db.query(`BEGIN; SET LOCAL apg_enable_function_migration = ${migration}`);
+        const calls = await callsDuring(async () => void (await db.query(sql)));
+        const rows = (await db.query({ text: 'SELECT * FROM beside_marks ORDER BY id', rowMode: 'array' })).rows;
+        await db.query('ROLLBACK');
+        return { rows, calls };
+      };
+      const batched = await run('on');
+      expect(batched.rows, sql).toEqual((await run('off')).rows);
+      expect(batched.calls.perRow, sql).toBe(0);
+      expect(batched.calls.scored, sql).toBeLessThanOrEqual(inGroup);
+    }
+    await expectSameBothWays(
+      db,
+      'SELECT v.id, v.s FROM beside_moods v, beside_marks m WHERE v.grp = 3 AND v.id = m.id',
+    );
+  });
+
   it('scores only the rows a DISTINCT ON keeps for the calls of its output list', async () => {
     const mood = `(${SENTIMENT}(txt, 'en')).sentiment`;
     const groups = (await db.query('SELECT count(DISTINCT grp)::int AS n FROM t')).rows[0].n;
