@@ -177,11 +177,16 @@ function viewSitesWithin(node: AstNode): CallSite[] {
  * calls of the later ones made two of them wait for each other, and the first ran its calls per row.)
  */
 function readableWithQueries(level: Level): AstNode[] {
-  const clause = level.withClause;
-  const queries: AstNode[] = (clause?.ctes ?? []).map((c: AstNode) => c.CommonTableExpr.ctequery);
-  if (clause?.recursive) return queries;
-  const own = queries.findIndex((query) => some(query, (n) => n === level.stmt));
-  return own === -1 ? queries : queries.slice(0, own);
+  const ctes: AstNode[] = level.withClause?.ctes ?? [];
+  const queries = ctes.map((c) => c.CommonTableExpr.ctequery);
+  if (level.withClause?.recursive) return queries;
+  const own = ownWithQuery(level);
+  return own ? queries.slice(0, ctes.indexOf(own)) : queries;
+}
+
+/** The query of its WITH clause (a CommonTableExpr node's) that a level is part of, if any. */
+function ownWithQuery(level: Level): AstNode | undefined {
+  return (level.withClause?.ctes ?? []).find((c: AstNode) => some(c.CommonTableExpr.ctequery, (n) => n === level.stmt));
 }
 
 /** Whether a level's WITH clause has a query of this name. */
@@ -209,16 +214,15 @@ function readsColumnsSet(expressions: AstNode[], update: AstNode): boolean {
  * argument query would make its calls while it recursed, one row at a time, before batch mode scored them.
  */
 function recursivePart(level: Level): boolean {
-  const clause = level.withClause;
-  if (!clause?.recursive) return false;
-  return (clause.ctes ?? []).some((c: AstNode) => {
-    const { ctename, ctequery } = c.CommonTableExpr;
-    const readsIt = some(level.stmt, (n) => {
+  if (!level.withClause?.recursive) return false;
+  const name: string | undefined = ownWithQuery(level)?.CommonTableExpr.ctename;
+  return (
+    name !== undefined &&
+    some(level.stmt, (n) => {
       const relation = inner(n, 'RangeVar');
-      return Boolean(relation && !relation.schemaname && relation.relname === ctename);
-    });
-    return readsIt && some(ctequery, (n) => n === level.stmt);
-  });
+      return Boolean(relation && !relation.schemaname && relation.relname === name);
+    })
+  );
 }
 
 /** The FROM items of a level as an argument query sees them (ML FROM functions removed). */
@@ -608,12 +612,14 @@ function argumentOrder(select: AstNode, index: Map<AstNode, CallSite>, removed: 
 
 /**
  * For a call in the output list of a level with `DISTINCT ON`, not grouped, whose output list makes one row of
- * each (no set-returning or window function): its DISTINCT ON and ORDER BY as its argument query can write them.
+ * each (no set-returning or window function): its DISTINCT ON and ORDER BY as its argument query can write them
+ * (`order`: the ORDER BY as argumentOrder wrote it).
  */
 function distinctOnArguments(
   site: CallSite,
   index: Map<AstNode, CallSite>,
   removed: Set<string>,
+  order: string | undefined,
 ): { keys: string; order: string } | undefined {
   const { level } = site;
   const stmt = level.stmt;
@@ -623,7 +629,6 @@ function distinctOnArguments(
   }
   if (!knownCallsOnly(stmt.targetList, index)) return undefined;
   const keys = argumentDistinctOn(stmt, index, removed);
-  const order = argumentOrder(stmt, index, removed);
   return keys !== undefined && order !== undefined ? { keys, order } : undefined;
 }
 
@@ -854,7 +859,7 @@ function argumentQuery(
   // PostgreSQL computes no more of them than the LIMIT takes.
   // (One that sorts its rows first, as a BI tool's `SELECT * FROM (… ORDER BY …) q LIMIT 10`, computes them all
   // but calls for the first: its argument query sorts them alike.)
-  const sorted = stmt.sortClause && !limit && !dropped ? argumentOrder(stmt, index, from.removed) : undefined;
+  const sorted = !limit && !dropped ? argumentOrder(stmt, index, from.removed) : undefined;
   const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index, boundable, sorted);
   const parentLimited =
     parentCount === undefined
@@ -865,7 +870,9 @@ function argumentQuery(
   // `SELECT DISTINCT ON (c) c, f(doc) … ORDER BY c, t DESC` (the latest row of each c): PostgreSQL calls for the
   // rows it keeps, which an argument query of the same DISTINCT ON and ORDER BY picks too.
   const distinctOn =
-    !limit && !parentLimited && !dropped && !joinFrom ? distinctOnArguments(site, index, from.removed) : undefined;
+    !limit && !parentLimited && !dropped && !joinFrom
+      ? distinctOnArguments(site, index, from.removed, sorted)
+      : undefined;
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen, nor a DISTINCT ON, which picks them).
   const guards = limit || parentLimited || distinctOn ? [] : (caseGuard(site, index, names, from.removed) ?? []);

@@ -1533,8 +1533,10 @@ export class MlInterceptor implements SessionInterceptor {
     return { target, plan, catalog };
   }
 
-  /** DDL that may create or drop wrappers: run it, then re-read the catalog on this session. */
-  /** Relays DDL, noting it done itself: its tag may not say (a view renamed by ALTER TABLE says ALTER TABLE). */
+  /**
+   * Relays DDL that may create or drop wrappers or views, noting it done itself (the catalog is read again when a
+   * statement next needs it): its tag may not say (a view renamed by ALTER TABLE says ALTER TABLE).
+   */
   private async relayDdl(control: SessionControl, sql: string): Promise<void> {
     await this.relayStatement(control, queryMessage(sql));
     this.ownDdlDone(control.backend.status);
