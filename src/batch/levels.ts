@@ -126,6 +126,12 @@ export interface AnalyzeOptions {
    * same rights (it owns the view, or the view is security_invoker).
    */
   inlineViews?: ReadonlySet<string>;
+  /**
+   * The schemas an unqualified name is looked for in, in order: the session's search_path as PostgreSQL last
+   * reported it. It picks among views of one name in several schemas (a schema per tenant); without it, or
+   * with a temporary one among them, such a view is not looked into.
+   */
+  searchPath?: readonly string[];
 }
 
 /** Builtin aggregates: calls inside their arguments run before grouping. */
@@ -385,7 +391,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       const name = rangeVarName(item);
       if (name && catalog.relationsWithSideEffects?.has(name.name))
         blockers.push('a view or row-level security policy that calls a function with side effects');
-      const view = name && findView(catalog.views, name.schema, name.name);
+      const view = name && findView(catalog.views, name.schema, name.name, options.searchPath);
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
       const viewKey = view && `${view.schema}.${view.name}`;
       const alias = item.RangeVar.alias?.aliasname ?? name?.name;
@@ -653,9 +659,23 @@ function readsWholeRows(definition: AstNode): boolean {
   return found;
 }
 
-function findView(views: MlView[], schema: string | undefined, name: string): MlView | undefined {
+export function findView(
+  views: MlView[],
+  schema: string | undefined,
+  name: string,
+  searchPath: readonly string[] | undefined,
+): MlView | undefined {
   const matches = views.filter((v) => v.name === name && (schema === undefined || v.schema === schema));
-  return matches.length === 1 ? matches[0] : undefined;
+  if (matches.length === 1) return matches[0];
+  // (A temporary view of the name may be this session's, which PostgreSQL reads first, or another session's.)
+  if (schema !== undefined || !searchPath || matches.some((v) => v.schema.startsWith('pg_temp_'))) return undefined;
+  // PostgreSQL reads the first on the path. (A table of that name earlier on the path hides it: the view's rows are
+  // then scored for nothing, and the execution's check keeps it from being read in place.)
+  for (const onPath of searchPath) {
+    const view = matches.find((v) => v.schema === onPath);
+    if (view) return view;
+  }
+  return undefined;
 }
 
 /** The FuncCall of a FROM-list function item with one function (`f(…) AS s`, not ROWS FROM of several). */

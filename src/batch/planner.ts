@@ -113,6 +113,8 @@ export interface PlanOptions {
    * session confirmed them (see AnalyzeOptions.inlineViews).
    */
   inlineViews?: ReadonlySet<string>;
+  /** The session's search_path (see AnalyzeOptions.searchPath). */
+  searchPath?: readonly string[];
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
   rowTables?: Pick<ReadonlySet<string>, 'has'>;
   /**
@@ -1057,10 +1059,14 @@ function throughParent(
   removed: Set<string>,
   limit?: string,
 ): string | undefined {
-  const readAs = level.readAs;
+  // (An arm of a UNION ALL that its parent reads: PostgreSQL moves the conditions into each arm.)
+  const arm = level.readAs ? undefined : level.unionArm;
+  const readAs = level.readAs ?? arm?.readAs;
   const parent = level.parent;
   const stmt = level.stmt;
   if (!readAs || !parent) return undefined;
+  const arms = arm ? pushableUnionArms(arm.node) : [stmt];
+  if (!arms || (arm && limit !== undefined)) return undefined;
   // One of the FROM items of a SELECT, or of an UPDATE's FROM or a DELETE's USING list (not inside a join).
   const parentFrom: AstNode[] = (parent.kind === 'delete' ? parent.stmt.usingClause : parent.stmt.fromClause) ?? [];
   if (!parentFrom.includes(readAs.item) || (!parent.stmt.whereClause && limit === undefined)) return undefined;
@@ -1073,17 +1079,24 @@ function throughParent(
   // Set-returning and window functions in the level keep the parent's conditions out: only known functions
   // pass (besides the ML calls, whose own arguments the argument query reads anyway).
   if (!knownCallsOnly(targets, index)) return undefined;
-  const star = targets.some((t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
+  const hasStar = (select: AstNode) =>
+    (select.targetList ?? []).some((t: AstNode) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
+  const star = hasStar(stmt);
   const levelSites = level.sites;
-  if (star && (readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
+  if (star && (arm || readAs.columnNames || levelSites.some((s) => s.fromFunction))) return undefined;
+  if (arm && arms.some(hasStar)) return undefined;
 
-  // The level's output columns; the plain ones (no ML call, subquery, or ML function of its FROM list) may be filtered on.
-  const names = targets.map((t, i) => readAs.columnNames?.[i] ?? t.ResTarget.name ?? figureColumnName(t.ResTarget.val));
+  // The level's output columns (a union's are named by its first arm); the plain ones (no ML call, subquery, or
+  // ML function of its FROM list, in any arm) may be filtered on.
+  const named: AstNode[] = arms[0].targetList ?? [];
+  const names = named.map((t, i) => readAs.columnNames?.[i] ?? t.ResTarget.name ?? figureColumnName(t.ResTarget.val));
   const plain = new Set<string>();
   const notPlain = new Set<string>();
   targets.forEach((t, i) => {
     const val = t.ResTarget.val;
-    if (!mentionsAlias(val, removed) && plainExpression(val, index)) plain.add(names[i]);
+    const others = arms.filter((a) => a !== stmt).map((a) => a.targetList?.[i]?.ResTarget.val);
+    const plainElsewhere = others.every((v) => v !== undefined && plainExpression(v, index));
+    if (!mentionsAlias(val, removed) && plainExpression(val, index) && plainElsewhere) plain.add(names[i]);
     else notPlain.add(names[i]);
   });
   const alias = readAs.alias ?? 'aws_ml_level';
@@ -1128,13 +1141,97 @@ function throughParent(
     })
     .join(', ');
   const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');
-  const renamed = readAs.columnNames ? `(${readAs.columnNames.map((c) => quoteIdentifier(c)).join(', ')})` : '';
   const picked = columns.map(([, name], i) => `${quoteIdentifier(alias)}.aws_ml_column${i + 1} AS ${name}`).join(', ');
+  if (arm) {
+    return unionArmThroughParent(arm.node, stmt, names, referenced, outputs, carried, fromAndWhere, conditions, {
+      alias,
+      picked,
+      count: columns.length,
+    });
+  }
+  const renamed = readAs.columnNames ? `(${readAs.columnNames.map((c) => quoteIdentifier(c)).join(', ')})` : '';
   const whereSql = conditions.length ? ` WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
   return (
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
     `${quoteIdentifier(alias)}${renamed}${whereSql}${limit ?? ''}`
   );
+}
+
+/**
+ * The arms of a UNION ALL chain, left to right, when PostgreSQL moves its reader's conditions into them: every
+ * node a UNION ALL without a WITH, ORDER BY or LIMIT of its own (the outermost may sort), every arm a SELECT
+ * without LIMIT or OFFSET (an arm with one keeps the conditions out of every arm). Undefined otherwise.
+ */
+function pushableUnionArms(union: AstNode): AstNode[] | undefined {
+  if (union.limitCount || union.limitOffset) return undefined;
+  const arms: AstNode[] = [];
+  const collect = (select: AstNode, outermost: boolean): boolean => {
+    if (select.op && select.op !== 'SETOP_NONE') {
+      if (select.op !== 'SETOP_UNION' || !select.all || select.withClause) return false;
+      if (!outermost && (select.sortClause || select.limitCount || select.limitOffset)) return false;
+      return collect(select.larg, false) && collect(select.rarg, false);
+    }
+    if (select.valuesLists || select.withClause || select.limitCount || select.limitOffset) return false;
+    arms.push(select);
+    return true;
+  };
+  return collect(union, true) ? arms : undefined;
+}
+
+/**
+ * throughParent's query for an arm of a UNION ALL: the union again, with this arm's columns and argument values
+ * and the other arms' columns computing no row (LIMIT 0: they give the union's columns their types), filtered by
+ * the parent's conditions. PostgreSQL moves a condition into the arms only when each column it reads has the
+ * same type in every arm as in the union: the query carries this arm's types (pg_typeof) and applies a condition
+ * only where they match, so it scores the rows the arm computes either way.
+ */
+function unionArmThroughParent(
+  union: AstNode,
+  own: AstNode,
+  names: string[],
+  referenced: Set<string>,
+  outputs: string,
+  carried: string,
+  fromAndWhere: string,
+  conditions: AstNode[],
+  result: { alias: string; picked: string; count: number },
+): string {
+  const typed = names.flatMap((name, i) => (referenced.has(name) ? [i] : []));
+  const ownTypes = typed.map((i, j) => `pg_typeof(${deparse(own.targetList[i].ResTarget.val)}) AS aws_ml_type${j + 1}`);
+  const nulls = Array.from({ length: result.count + typed.length }, () => 'NULL').join(', ');
+  const armSql = (select: AstNode): string => {
+    if (select.op && select.op !== 'SETOP_NONE') return `(${armSql(select.larg)}) UNION ALL (${armSql(select.rarg)})`;
+    if (select === own) return `SELECT ${outputs}, ${carried}, ${ownTypes.join(', ')}${fromAndWhere}`;
+    const columns = (select.targetList as AstNode[]).map((t, i) =>
+      referenced.has(names[i]) ? deparse(t.ResTarget.val) : 'NULL',
+    );
+    const from = select.fromClause?.length
+      ? ` FROM ${select.fromClause.map((i: AstNode) => deparse(i)).join(', ')}`
+      : '';
+    return `SELECT ${columns.join(', ')}, ${nulls}${from} LIMIT 0`;
+  };
+  const alias = quoteIdentifier(result.alias);
+  const columnNames = [
+    ...names.map((n) => quoteIdentifier(n)),
+    ...Array.from({ length: result.count }, (_, i) => `aws_ml_column${i + 1}`),
+    ...typed.map((_, j) => `aws_ml_type${j + 1}`),
+  ];
+  const moved = conditions.map((condition) => {
+    const mismatched = typed
+      .filter((i) => some(condition, (n) => columnName(n) === names[i]))
+      .map(
+        (i) =>
+          `${alias}.aws_ml_type${typed.indexOf(i) + 1} IS DISTINCT FROM pg_typeof(${alias}.${quoteIdentifier(names[i])})`,
+      );
+    return `((${deparse(condition)})${mismatched.map((m) => ` OR ${m}`).join('')})`;
+  });
+  return `SELECT ${result.picked} FROM (${armSql(union)}) AS ${alias}(${columnNames.join(', ')}) WHERE ${moved.join(' AND ')}`;
+}
+
+/** The column a ColumnRef names (its last field), else undefined. */
+function columnName(node: AstNode): string | undefined {
+  const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
+  return fields?.[fields.length - 1].String?.sval;
 }
 
 /** The names a level's FROM items give their columns (aliases, or table names). */
@@ -1588,6 +1685,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     stored: options.stored,
     cursor: options.cursor,
     inlineViews: options.inlineViews,
+    searchPath: options.searchPath,
   });
   if (options.cursor) {
     for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;

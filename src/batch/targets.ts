@@ -2,6 +2,7 @@ import { type AstNode, clone, deparse, functionName, inner, nodeType, some, walk
 import { parse } from '../sql/parser.js';
 import { quoteIdentifier, quoteLiteralAnyStrings } from '../sql/quote.js';
 import type { MlCatalog, MlView } from './catalog.js';
+import { findView } from './levels.js';
 import { recognizeMlCall } from './ml-calls.js';
 import type { BatchPlan } from './planner.js';
 import { ROW_ONLY_FUNCTIONS } from './pure-functions.js';
@@ -151,6 +152,7 @@ export function batchTarget(
   stmt: AstNode,
   catalog: MlCatalog,
   prepared: ReadonlyMap<string, SqlPrepared> = new Map(),
+  searchPath?: readonly string[],
 ): BatchTarget | undefined {
   const type = nodeType(stmt);
   const node = type ? stmt[type] : undefined;
@@ -244,12 +246,8 @@ export function batchTarget(
     case 'RefreshMatViewStmt': {
       if (node.skipData) return undefined;
       const relation = node.relation;
-      const view = catalog.views.find(
-        (v) =>
-          v.kind === 'matview' &&
-          v.name === relation.relname &&
-          (!relation.schemaname || v.schema === relation.schemaname),
-      );
+      const matviews = catalog.views.filter((v) => v.kind === 'matview');
+      const view = findView(matviews, relation.schemaname, relation.relname, searchPath);
       if (!view) return undefined;
       const [definition] = parse(view.definition);
       const original = deparse(stmt);

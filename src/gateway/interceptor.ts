@@ -36,6 +36,7 @@ import { readsTheSameLater } from '../sql/inline-parameters.js';
 import { parse } from '../sql/parser.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { rewriteStatementText } from '../sql/rewrite.js';
+import { searchPathSchemas } from '../sql/search-path.js';
 import { asSqlError, SqlError, SqlState } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { parseBoolean } from '../util/pg-boolean.js';
@@ -973,6 +974,9 @@ export class MlInterceptor implements SessionInterceptor {
   /** The client's text of the simple Query being handled (error positions count in it). */
   private queryText: string | undefined;
 
+  /** The session's search_path and session user as PostgreSQL last reported them (see noteSearchPath). */
+  private readonly reported: { searchPath?: string; user?: string } = {};
+
   /** The aws_ml.trust_batch call of each load of answers, made with the bridge's secret. */
   private readonly vouch: ReturnType<typeof voucher>;
 
@@ -986,6 +990,16 @@ export class MlInterceptor implements SessionInterceptor {
 
   close(): void {
     this.leaveDdlWatch?.();
+  }
+
+  noteSearchPath(setting: { searchPath?: string; user?: string }): void {
+    Object.assign(this.reported, setting);
+  }
+
+  /** The schemas of the session's search_path, once PostgreSQL has reported it (18 and later do). */
+  private searchPath(): string[] | undefined {
+    const { searchPath, user } = this.reported;
+    return searchPath === undefined ? undefined : searchPathSchemas(searchPath, user);
   }
 
   asSent(sql: string): string {
@@ -1502,7 +1516,8 @@ export class MlInterceptor implements SessionInterceptor {
     let plan: BatchPlan;
     let once = false;
     try {
-      target = batchTarget(stmt, catalog, this.executing);
+      const searchPath = this.searchPath();
+      target = batchTarget(stmt, catalog, this.executing, searchPath);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
       // (Read before planning, which rewrites the query.)
@@ -1513,6 +1528,7 @@ export class MlInterceptor implements SessionInterceptor {
         cursor: Boolean(target.cursor),
         rowTables,
         inlineViews,
+        searchPath,
         statementNumber,
         firstGroupId,
       });

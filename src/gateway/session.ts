@@ -115,6 +115,8 @@ export interface SessionInterceptor {
   noteBlockLost?(): void;
   /** The server is ready for the next statement, in this transaction status. */
   noteStatus?(status: TransactionStatus): void;
+  /** The server reported the session's search_path or session user (ParameterStatus, PostgreSQL 18 and later). */
+  noteSearchPath?(setting: { searchPath?: string; user?: string }): void;
   /**
    * A statement of this name was prepared again without the interceptor, or
    * (for '') dropped by a simple query: what it tracked under the name is gone.
@@ -437,16 +439,21 @@ export class Session implements SessionControl {
 
   /**
    * ParameterStatus: the client's encoding and whether backslashes escape in
-   * strings decide how the gateway may read its statements' text.
+   * strings decide how the gateway may read its statements' text; the
+   * search_path and session user, which view an unqualified name means.
    */
   private noteParameter(buffer: Buffer, offset: number, length: number): void {
     const end = offset + length;
     const nameEnd = buffer.indexOf(0, offset);
     if (nameEnd < 0 || nameEnd >= end) return;
     const name = buffer.toString('latin1', offset, nameEnd);
-    if (!READING_SETTINGS.has(name)) return;
     const valueEnd = buffer.indexOf(0, nameEnd + 1);
-    const value = buffer.toString('latin1', nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
+    const read = (encoding: BufferEncoding) =>
+      buffer.toString(encoding, nameEnd + 1, valueEnd < 0 || valueEnd > end ? end : valueEnd);
+    if (name === 'search_path') this.interceptor?.noteSearchPath?.({ searchPath: read('utf8') });
+    else if (name === 'session_authorization') this.interceptor?.noteSearchPath?.({ user: read('utf8') });
+    if (!READING_SETTINGS.has(name)) return;
+    const value = read('latin1');
     if (name === 'client_encoding') this.clientEncoding = value;
     else this.standardConformingStrings = value;
   }

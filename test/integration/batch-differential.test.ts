@@ -273,6 +273,75 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it("scores the rows of a UNION ALL view's arms that its reader's conditions keep", async () => {
+    // (PostgreSQL moves a condition on a union's column into each arm, unless that column's type differs
+    // between an arm and the union, as it does for `grp` once one arm gives it as bigint. Inputs are
+    // scored once per statement: the second arm's rows repeat the first's.)
+    await db.query(`CREATE VIEW v_arms AS SELECT id, grp, ${EP} AS p FROM t WHERE id < 1000
+      UNION ALL SELECT id, grp, ${EP} FROM t WHERE id > 1000
+      UNION ALL SELECT id + 10000, id % 5, 0.5 FROM u`);
+    await db.query(`CREATE VIEW v_mixed AS SELECT id, grp, ${EP} AS p FROM t
+      UNION ALL SELECT id, grp::bigint, ${EP} FROM t`);
+    const kept = async (where: string) =>
+      (await db.query(`SELECT count(DISTINCT (${f.join(', ')}))::int AS n FROM t WHERE ${where}`)).rows[0].n as number;
+    const all = await kept('true');
+    for (const [sql, scored] of [
+      [
+        'SELECT id, p FROM v_arms WHERE id < 5 OR id BETWEEN 1001 AND 1003',
+        await kept('id < 5 OR id BETWEEN 1001 AND 1003'),
+      ],
+      ['SELECT count(*), sum(p) FROM v_arms a WHERE a.grp = 2', await kept('grp = 2')],
+      [`SELECT * FROM (SELECT id, ${EP} AS p FROM t UNION ALL SELECT id, ${EP} FROM t) s(k, q) WHERE k < 4`, 6],
+      // A condition on a column of mixed types stays out of the arms (the others go in).
+      ['SELECT count(*), sum(p) FROM v_mixed WHERE grp = 2', all],
+      ['SELECT count(*), sum(p) FROM v_mixed WHERE id < 10 AND grp = 2', await kept('id < 10')],
+      ['SELECT count(*), sum(p) FROM v_mixed WHERE id < 10', await kept('id < 10')],
+    ] as const) {
+      await expectSameBothWays(db, sql);
+      expect((await runBatched(sql)).scored, sql).toBe(scored);
+    }
+  });
+
+  it('reads the view of a name its search_path finds first among namesakes in several schemas', async () => {
+    // A schema per tenant, each with its own view of one name.
+    for (const [schema, group] of [
+      ['tenant_a', 1],
+      ['tenant_b', 2],
+    ] as const) {
+      await db.query(`CREATE SCHEMA ${schema}`);
+      await db.query(`CREATE VIEW ${schema}.scores AS SELECT id, ${EP} AS p FROM public.t WHERE grp = ${group}`);
+      await db.query(`CREATE MATERIALIZED VIEW ${schema}.kept AS SELECT id, ${EP} AS p FROM public.t WHERE grp = ${group}
+        WITH NO DATA`);
+    }
+    const inGroup = async (group: number, where = 'true') =>
+      (await db.query(`SELECT count(DISTINCT (${f.join(', ')}))::int AS n FROM t WHERE grp = ${group} AND ${where}`))
+        .rows[0].n as number;
+    try {
+      for (const [path, group] of [
+        ['tenant_b, public', 2],
+        ['"$user", tenant_a, public', 1],
+      ] as const) {
+        await db.query(`SET search_path = ${path}`);
+        const sql = 'SELECT id, p FROM scores WHERE id < 40 ORDER BY id';
+        await expectSameBothWays(db, sql);
+        expect((await runBatched(sql)).scored, `${path}: ${sql}`).toBe(await inGroup(group, 'id < 40'));
+        expect((await runBatched('REFRESH MATERIALIZED VIEW kept')).scored, path).toBe(await inGroup(group));
+        const stored = await db.query(`SELECT count(*)::int AS n FROM tenant_${group === 1 ? 'a' : 'b'}.kept`);
+        expect(stored.rows[0].n).toBe(
+          (await db.query(`SELECT count(*)::int AS n FROM t WHERE grp = ${group}`)).rows[0].n,
+        );
+      }
+      // The path set in the same Query string as the statement: right answers.
+      await db.query('SET search_path = tenant_b, public');
+      const both = await db.query('SET search_path = tenant_a, public; SELECT sum(p) AS s FROM scores');
+      const perRow = await db.query('SET apg_enable_function_migration = off; SELECT sum(p) AS s FROM tenant_a.scores');
+      expect((both as unknown as pg.QueryResult[])[1].rows).toEqual((perRow as unknown as pg.QueryResult[])[1].rows);
+    } finally {
+      await db.query('RESET search_path; RESET apg_enable_function_migration');
+      await db.query('DROP SCHEMA tenant_a, tenant_b CASCADE');
+    }
+  });
+
   it("honours detect_sentiment's max_rows_per_batch given through a wrapper or as an integer expression", async () => {
     await db.query(`CREATE FUNCTION sized_mood(doc text, size int DEFAULT NULL) RETURNS varchar LANGUAGE sql
       AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en', size)).sentiment $$`);
