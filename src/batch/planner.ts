@@ -894,8 +894,38 @@ function argumentQuery(
   // answers; when they stay per row, it makes them itself, as the statement does.
   const after = read.flatMap(viewSitesWithin).filter((s) => s !== site);
   const guard =
-    site.clause === 'where' && !joinFrom ? fallbackGuard(ownConditions, from, index, callsVolatile) : undefined;
+    site.clause === 'where' && !joinFrom
+      ? fallbackGuard(ownConditions, from, index, callsVolatile)
+      : site.fromFunction
+        ? fromFunctionGuard(site, index, from.removed, callsVolatile)
+        : undefined;
   return { sql: withSql + body, dependsOn, after, guard };
+}
+
+/**
+ * For a function in FROM: SQL true for the rows its per-row fallback may be made for, made of the conditions of
+ * the level's WHERE that hold ML calls and read only the tables its arguments read (as written: the calls in them
+ * find their stored answers, or are made per row). PostgreSQL tests such a condition where its table is scanned,
+ * before the function is reached; in the rewritten statement it reads stored answers joined above the function,
+ * so without this a row it leaves out (a text the service refuses, say) would have its call made anyway.
+ */
+function fromFunctionGuard(
+  site: CallSite,
+  index: Map<AstNode, CallSite>,
+  removed: Set<string>,
+  callsVolatile: VolatilityTest,
+): string | undefined {
+  const tables = new Set((site.call.node.args ?? []).flatMap((a: AstNode) => [...referencedQualifiers(a)]));
+  const usable = conjuncts(site.level.stmt.whereClause).filter(
+    (c) =>
+      containsMlCall(c, index) &&
+      !unqualifiedColumn(c) &&
+      [...referencedQualifiers(c)].every((q) => tables.has(q)) &&
+      !mentionsAlias(c, removed) &&
+      !callsVolatile(c) &&
+      !some(c, (n) => nodeType(n) === 'SubLink'),
+  );
+  return usable.length ? usable.map((c) => `(${deparse(c)})`).join(' AND ') : undefined;
 }
 
 /**
@@ -2144,17 +2174,23 @@ function rewriteAsJoins(statement: AstNode, analysis: Analysis, rewriting: Rewri
       const names = site.fromFunction.columnNames ?? ['sentiment', 'confidence'];
       const call = deparse(original);
       const columns = [
-        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).sentiment ELSE ${alias}.aws_ml_text::varchar END`,
-        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN (${call}).confidence ELSE ${alias}.aws_ml_real END`,
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${guardedCall(original, guard, 'sentiment')} ELSE ${alias}.aws_ml_text::varchar END`,
+        `CASE WHEN ${alias}.aws_ml_key IS NULL THEN ${guardedCall(original, guard, 'confidence')} ELSE ${alias}.aws_ml_real END`,
       ];
       // A row without a stored answer makes the call once, as the function in FROM would (not once per
       // column): the branch that calls it has only a condition on the enclosing row, which PostgreSQL
       // checks before it runs the branch at all.
       const fallback = `aws_ml_f${aliasNumbers + site.id}`;
       const [first, second] = [quoteIdent(names[0]), quoteIdent(names[1] ?? 'confidence')];
+      // (A guard, which calls functions, PostgreSQL would test on the function's row, after the call: it is
+      // computed first, and the call made in a subquery that reads it, where it is a condition tested once.)
+      const tested = `aws_ml_g${aliasNumbers + site.id}`;
+      const source = guard
+        ? `(SELECT ${guard} AS aws_ml_ok OFFSET 0) AS ${tested} CROSS JOIN LATERAL (SELECT * FROM ${call} AS ${fallback} WHERE ${tested}.aws_ml_ok OFFSET 0) AS ${fallback}`
+        : `${call} AS ${fallback}`;
       const lateral = () =>
         parseFromItem(
-          `LATERAL (SELECT ${fallback}.sentiment AS ${first}, ${fallback}.confidence AS ${second} FROM ${call} AS ${fallback} WHERE ${alias}.aws_ml_key IS NULL ` +
+          `LATERAL (SELECT ${fallback}.sentiment AS ${first}, ${fallback}.confidence AS ${second} FROM ${source} WHERE ${alias}.aws_ml_key IS NULL ` +
             `UNION ALL SELECT ${alias}.aws_ml_text::varchar, ${alias}.aws_ml_real WHERE ${alias}.aws_ml_key IS NOT NULL) AS ${quoteIdent(site.fromFunction!.alias)}`,
         );
       group.joined = true;

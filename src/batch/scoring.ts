@@ -578,13 +578,16 @@ export class BatchScorer {
   private async endpoint(batch: Batch): Promise<CallResult[]> {
     const all = batch.format === 'csv' ? batch.keys : await csvLines(batch.keys);
     // A single NULL model input is an empty line: alone, the per-row call sends an empty body, which the
-    // endpoint refuses; a line over the request limit is refused too. Such inputs are not sent; their
-    // rows are left to the per-row fallback, which raises the error where the call is made.
+    // endpoint refuses; a line over the request limit is refused too, and an input no line can hold (a
+    // composite, a nested array) has none. Such inputs are not sent; their rows are left to the per-row
+    // fallback, which raises the error where the call is made (PostgreSQL may never make it).
     let sent: number[] = [];
     const sizes = new Float64Array(all.length); // bytes of each line, with its newline
     for (let i = 0; i < all.length; i++) {
-      sizes[i] = Buffer.byteLength(all[i]) + 1;
-      if (all[i] !== '' && sizes[i] <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
+      const line = all[i];
+      if (line === UNCONVERTIBLE) continue;
+      sizes[i] = Buffer.byteLength(line) + 1;
+      if (line !== '' && sizes[i] <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
     }
     // Rows with different numbers of values (arrays of different lengths) go in requests of their own: a
     // model refuses a request whose rows differ, though it takes each of them alone, as per row.
@@ -739,6 +742,9 @@ export class BatchScorer {
 /** How long model inputs are converted to CSV without a break (see csvLines). */
 const CONVERT_SLICE_MS = 4;
 
+/** csvLines' line for an input that cannot be sent to a model (see modelInputToCsv's errors). */
+const UNCONVERTIBLE = '\u0000unconvertible';
+
 /**
  * The CSV lines of JSON model inputs, converted in slices: a batch of 10,000
  * rows takes tens of milliseconds (mostly allocating strings, which a faster
@@ -748,12 +754,21 @@ async function csvLines(keys: string[]): Promise<string[]> {
   const lines: string[] = [];
   let sliceStart = performance.now();
   for (const key of keys) {
-    lines.push(modelInputToCsv(key));
+    lines.push(csvLineOrUnconvertible(key));
     if (performance.now() - sliceStart < CONVERT_SLICE_MS) continue;
     await new Promise(setImmediate);
     sliceStart = performance.now();
   }
   return lines;
+}
+
+function csvLineOrUnconvertible(key: string): string {
+  try {
+    return modelInputToCsv(key);
+  } catch (error) {
+    if (error instanceof SqlError) return UNCONVERTIBLE;
+    throw error;
+  }
 }
 
 /** The number of values on a CSV line (commas outside double quotes, plus one). */

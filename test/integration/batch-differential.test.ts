@@ -4920,6 +4920,27 @@ describe('inputs the model refuses', () => {
     expect(outcome.rows).toEqual([['600', '300']]);
   });
 
+  it('that no CSV line can hold (a composite, a nested array) fail only where PostgreSQL makes the call', async () => {
+    await db.query(`CREATE TABLE packed (id int PRIMARY KEY, x float8, j json);
+      INSERT INTO packed SELECT g, g, CASE WHEN g = 3 THEN '{"a": 1}'::json WHEN g = 4 THEN '[[1, 2], [3, 4]]'::json
+        ELSE json_build_array(g, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11) END FROM generate_series(1, 6) g`);
+    const guard = `aws_sagemaker.invoke_endpoint('xgb', NULL, ${Array(12).fill('x').join(', ')})::float8`;
+    for (const sql of [
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, j) FROM packed WHERE ${guard} < -100 ORDER BY id`,
+      `SELECT count(*) FROM packed WHERE ${guard} < -100 AND aws_sagemaker.invoke_endpoint('xgb', NULL, j)::float8 > 0`,
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, j) FROM packed WHERE id NOT IN (3, 4) ORDER BY id`,
+    ]) {
+      const outcome = await expectSameBothWays(db, sql);
+      expect(outcome.error, sql).toBeUndefined();
+    }
+    // Made for such an input, the call fails the statement as per row.
+    const failing = await expectSameBothWays(
+      db,
+      `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL, j) FROM packed`,
+    );
+    expect(failing.error?.code).toBe('0A000');
+  });
+
   it('send rows with different numbers of values in requests of their own', async () => {
     const sql = `SELECT id, aws_sagemaker.invoke_endpoint('xgb', NULL,
         CASE WHEN id % 2 = 0 THEN ARRAY[f1] ELSE ARRAY[f1, f2] END)::float8 FROM t WHERE f1 IS NOT NULL AND f2 IS NOT NULL`;
@@ -5310,6 +5331,24 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     await db.query('RESET apg_enable_function_migration');
     expect(calls[1]).toBeLessThanOrEqual(calls[0]);
     await expectSameBothWays(db, sql);
+  });
+
+  it("makes no FROM-list function's call for a row an ML condition of its WHERE leaves out", async () => {
+    // Row 3's text is too long for the service: the WHERE condition leaves it out (on a table never analyzed,
+    // PostgreSQL tests it above the function scan), so its call must not be made.
+    await db.query(`CREATE TABLE long_docs (id int PRIMARY KEY, doc text);
+      INSERT INTO long_docs VALUES (1, 'I love this great product'), (2, 'terrible awful bad'),
+        (3, 'terrible awful bad ' || repeat('x', 6000)), (4, 'it is a table')`);
+    for (const sql of [
+      `SELECT d.id, s.* FROM long_docs d CROSS JOIN LATERAL ${SENTIMENT}(d.doc, 'en') s
+        WHERE (${SENTIMENT}(left(d.doc, 18), 'en')).sentiment <> 'NEGATIVE' ORDER BY 1`,
+      `SELECT d.id, s FROM long_docs d, ${SENTIMENT}(d.doc, 'en') s
+        WHERE (${SENTIMENT}(left(d.doc, 18), 'en')).sentiment <> 'NEGATIVE' ORDER BY 1`,
+    ]) {
+      const { rows, error } = await expectSameBothWays(db, sql);
+      expect(error, sql).toBeUndefined();
+      expect(rows, sql).toHaveLength(2);
+    }
   });
 });
 
