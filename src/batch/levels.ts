@@ -385,7 +385,11 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         });
         for (let i = 0; i < (call.args ?? []).length; i++) scanExpression(call.args[i], i, call.args, level, 'other');
       } else {
+        const before = sites.length;
         scanExpression(functions, 'functions', rf, level, 'other');
+        // (`unnest(ARRAY[f(doc)])`, `ROWS FROM (f(a), f(b))`: an argument query reading the level would copy the
+        // function, its ML calls with it, and make them per row before any answer is stored.)
+        if (!ml && sites.length > before) blockers.push('an ML call inside a function of its FROM list');
       }
     } else if (type === 'RangeVar') {
       const name = rangeVarName(item);

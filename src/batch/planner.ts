@@ -800,6 +800,9 @@ function argumentQuery(
   if (from.items.some(callsVolatile) || withRead.some(callsVolatile)) {
     return 'the rows it is called for come from a volatile function';
   }
+  if ([...from.items, ...withRead].some(unseededSample)) {
+    return 'the rows it is called for come from a TABLESAMPLE without REPEATABLE (each read samples other rows)';
+  }
 
   let limit = '';
   // A LIMIT or OFFSET that calls a volatile function (`LIMIT (random() * 10)::int`) or an ML function is not
@@ -900,6 +903,11 @@ function argumentQuery(
         ? fromFunctionGuard(site, index, from.removed, callsVolatile)
         : undefined;
   return { sql: withSql + body, dependsOn, after, guard };
+}
+
+/** A `TABLESAMPLE` without `REPEATABLE`: each read samples other rows, as a volatile function would give them. */
+function unseededSample(node: AstNode): boolean {
+  return some(node, (n) => nodeType(n) === 'RangeTableSample' && !n.RangeTableSample.repeatable);
 }
 
 /**

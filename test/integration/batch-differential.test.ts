@@ -5333,6 +5333,34 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     await expectSameBothWays(db, sql);
   });
 
+  it('leaves ML calls inside a function of the FROM list, and rows a TABLESAMPLE picks, to the per-row path', async () => {
+    const S = `${SENTIMENT}(d.txt, 'en')`;
+    for (const sql of [
+      `SELECT count(*), count(s.a) FROM t d, ROWS FROM (${S}, ${SENTIMENT}(d.txt || '!', 'en')) s(a, b, c, e) WHERE d.id < 20`,
+      `SELECT count(*), min(x) FROM t d, unnest(ARRAY[(${S}).sentiment]) x WHERE d.id < 20`,
+      `SELECT count(*) FROM t d, generate_series(1, length((${S}).sentiment)) g WHERE d.id < 20`,
+    ]) {
+      const during = await callsDuring(async () => {
+        await db.query(sql);
+      });
+      // As many calls as per row, none scored: an argument query copying the function would call them all too.
+      expect(during, sql).toEqual({ scored: 0, perRow: expect.any(Number) });
+      const perRow = await callsDuring(async () => {
+        await db.query('SET apg_enable_function_migration = off');
+        await db.query(sql);
+        await db.query('RESET apg_enable_function_migration');
+      });
+      expect(during.perRow, sql).toBe(perRow.perRow);
+      await expectSameBothWays(db, sql);
+    }
+    // Without REPEATABLE, the argument query would sample other rows than the statement.
+    const sampled = `SELECT count(*) >= 0 FROM t TABLESAMPLE BERNOULLI (50) WHERE ${EP} IS NOT NULL`;
+    expect(await callsDuring(() => db.query(sampled).then(() => undefined))).toMatchObject({ scored: 0 });
+    const seeded = `SELECT count(*), sum(${EP}) FROM t TABLESAMPLE BERNOULLI (50) REPEATABLE (7)`;
+    expect((await runBatched(seeded)).scored).toBeGreaterThan(0);
+    await expectSameBothWays(db, seeded);
+  });
+
   it("makes no FROM-list function's call for a row an ML condition of its WHERE leaves out", async () => {
     // Row 3's text is too long for the service: the WHERE condition leaves it out (on a table never analyzed,
     // PostgreSQL tests it above the function scan), so its call must not be made.
