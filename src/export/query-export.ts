@@ -242,8 +242,9 @@ function missingBucket(store: ObjectStore, bucket: string, config: Config): SqlE
 /**
  * One export: validates the arguments, runs `COPY (query) TO STDOUT` on the
  * client's session and streams its output into the object store, pausing
- * PostgreSQL while the store is behind. On any failure nothing is left in
- * the store that looks like a finished export.
+ * PostgreSQL while the store is behind. On any failure the objects already
+ * written are removed, so nothing looks like a finished export (unless the S3
+ * role may not delete them: s3:DeleteObject).
  */
 export async function runExport(
   control: SessionControl,

@@ -107,10 +107,12 @@ export class LocalObjectStore implements ObjectStore {
     const walk = async (current: string) => {
       for (const entry of await readdir(current, { withFileTypes: true })) {
         const full = path.join(current, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        else if (!entry.name.includes(PARTIAL)) {
-          const key = path.relative(dir, full).split(path.sep).join('/');
-          if (key.startsWith(prefix)) out.push({ key, size: (await stat(full)).size });
+        const key = path.relative(dir, full).split(path.sep).join('/');
+        if (entry.isDirectory()) {
+          // Only folders that can hold keys with the prefix: an export lists its own parts in a large bucket.
+          if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
+        } else if (!entry.name.includes(PARTIAL) && key.startsWith(prefix)) {
+          out.push({ key, size: (await stat(full)).size });
         }
       }
     };

@@ -39,7 +39,8 @@ interface OpenPart {
  *
  * Every object is replaced atomically by the store. If the upload fails or is
  * aborted, the objects this upload already completed are removed again, so a
- * failed export never leaves a set of parts that looks complete.
+ * failed export never leaves a set of parts that looks complete (as far as the
+ * store lets it delete them).
  */
 export class SplitUpload extends EventEmitter {
   private current: OpenPart | undefined;
@@ -115,7 +116,11 @@ export class SplitUpload extends EventEmitter {
     this.endCurrent();
     await Promise.all(this.uploads);
     if (this.failure) throw this.failure;
-    for (let n = this.opened + 1; await this.store.exists(this.bucket, partKey(this.key, n)); n++) {
+    // Stale parts are found by listing (s3:ListBucket, which an export needs anyway to check the bucket) rather
+    // than by reading each key: a role that may write but not read would otherwise fail here, after the
+    // export's objects were complete, and leave them behind unless it may also delete them.
+    const present = new Set((await this.store.list(this.bucket, `${this.key}_part`)).map((o) => o.key));
+    for (let n = this.opened + 1; present.has(partKey(this.key, n)); n++) {
       await this.store.delete(this.bucket, partKey(this.key, n));
     }
     const keys = Array.from({ length: this.opened }, (_, i) => partKey(this.key, i + 1));

@@ -22,6 +22,11 @@ beforeAll(async () => {
                 Resource: ['arn:aws:s3:::sagemaker-data', 'arn:aws:s3:::sagemaker-data/*'],
               },
               { Effect: 'Deny', Action: 's3:PutObject', Resource: 'arn:aws:s3:::sagemaker-data/private/*' },
+              {
+                Effect: 'Deny',
+                Action: ['s3:GetObject', 's3:DeleteObject'],
+                Resource: 'arn:aws:s3:::sagemaker-data/write-only/*',
+              },
             ],
           },
         },
@@ -59,5 +64,16 @@ describe('exports and the S3 role', () => {
         "SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', aws_commons.create_s3_uri('other-bucket', 'x.csv', 'us-east-1'))",
       ),
     ).rejects.toMatchObject({ code: '42501' });
+  });
+
+  it('exports with a role that may write and list but not read or delete', async () => {
+    const db = await stack.connect();
+    await db.query('CREATE EXTENSION IF NOT EXISTS aws_s3 CASCADE');
+    const { rows } = await db.query(
+      "SELECT * FROM aws_s3.query_export_to_s3('select 1', aws_commons.create_s3_uri('sagemaker-data', 'write-only/c.txt', 'us-east-1'))",
+    );
+    expect(rows[0]).toMatchObject({ rows_uploaded: '1', files_uploaded: '1', bytes_uploaded: '2' });
+    const store = new LocalObjectStore(`${stack.pgsage.config.dataDir}/s3`);
+    expect((await store.get('sagemaker-data', 'write-only/c.txt')).toString()).toBe('1\n');
   });
 });

@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyableQuery, parseCopyOptions, quoteLiteral } from '../../src/export/copy-options.js';
 import { loadParser } from '../../src/sql/parser.js';
+import { authorizedStore } from '../../src/storage/authorized-store.js';
 import { LocalObjectStore, ObjectNotFoundError, ObjectStoreError, SplitUpload } from '../../src/storage/index.js';
 import { partKey } from '../../src/storage/split-upload.js';
 import { GatedStore } from '../support/gated-store.js';
@@ -178,6 +179,32 @@ describe('SplitUpload', () => {
     second.write(record(9));
     await second.finish();
     expect((await store.list('data')).map((o) => o.key)).toEqual(['k', 'k_part9']);
+  });
+
+  it('needs no read access: a role that may write, list and delete replaces a larger export', async () => {
+    const first = new SplitUpload(store, 'data', 'w/k', { partSizeBytes: 100 });
+    for (let i = 0; i < 3; i++) first.write(record(i));
+    await first.finish();
+    const refused: string[] = [];
+    const writeOnly = authorizedStore(store, (action, _bucket, key) => {
+      if (action === 's3:GetObject') {
+        refused.push(`${action} ${key}`);
+        throw new Error(`${action} refused on ${key}`);
+      }
+    });
+    const second = new SplitUpload(writeOnly, 'data', 'w/k', { partSizeBytes: 100 });
+    second.write(record(9));
+    expect(await second.finish()).toEqual({ files: 1, bytes: 100, keys: ['w/k'] });
+    expect(refused).toEqual([]);
+    expect((await store.list('data')).map((o) => o.key)).toEqual(['w/k']);
+  });
+
+  it('lists only keys with the prefix, in folders too', async () => {
+    for (const key of ['a/b', 'a/b_part2', 'a/bc/d', 'ab', 'z/a/b']) await store.put('data', key, Buffer.from('x'));
+    expect((await store.list('data', 'a/b_part')).map((o) => o.key)).toEqual(['a/b_part2']);
+    expect((await store.list('data', 'a/b')).map((o) => o.key)).toEqual(['a/b', 'a/b_part2', 'a/bc/d']);
+    expect((await store.list('data', 'a')).map((o) => o.key)).toEqual(['a/b', 'a/b_part2', 'a/bc/d', 'ab']);
+    expect((await store.list('data')).length).toBe(5);
   });
 
   it('removes the parts it completed when aborted', async () => {
