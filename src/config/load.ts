@@ -79,7 +79,13 @@ const flagNames: Record<string, string> = {
 };
 
 /** PGSAGE_* variables read elsewhere: by the client commands, tests and scripts. */
-const otherVariables = ['PGSAGE_CONFIG', 'PGSAGE_SERVICES_URL', 'PGSAGE_KEEP_TEST_DATA', 'PGSAGE_SENTIMENT_CONFIG'];
+const otherVariables = [
+  'PGSAGE_CONFIG',
+  'PGSAGE_SERVICES_URL',
+  'PGSAGE_KEEP_TEST_DATA',
+  'PGSAGE_SENTIMENT_CONFIG',
+  'PGSAGE_SENTIMENT_CACHE',
+];
 
 /** Values shown in messages only where they are no secret (a connection string may hold a password). */
 const SECRET_PATH = /password|secret|token|accessKey|upstream/i;

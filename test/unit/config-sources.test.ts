@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
+import { unknownVariableWarnings } from '../../src/config/load.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pgsage-config-sources-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -64,5 +65,16 @@ describe('unknown PGSAGE_* variables', () => {
       'unknown environment variable PGSAGE_PROT is ignored (did you mean PGSAGE_PORT?)',
       'unknown environment variable PGSAGE_WHATEVER is ignored',
     ]);
+  });
+
+  it('leave out the variables the client commands, tests and scripts read', () => {
+    const env = {
+      PGSAGE_CONFIG: path.join(dir, 'absent.json'),
+      PGSAGE_SERVICES_URL: 'http://x',
+      PGSAGE_KEEP_TEST_DATA: '1',
+      PGSAGE_SENTIMENT_CONFIG: '{}',
+      PGSAGE_SENTIMENT_CACHE: dir,
+    };
+    expect(unknownVariableWarnings(env)).toEqual([]);
   });
 });
