@@ -30,7 +30,10 @@ export interface ConnectionFlags {
 export function addConnectionOptions(command: Command, regionHelp: string): Command {
   return command
     .option('--services-url <url>', `pgsage service edge (env PGSAGE_SERVICES_URL, default ${DEFAULT_SERVICES_URL})`)
-    .option('--region <region>', `${regionHelp} (env AWS_REGION, then PGSAGE_REGION; default us-east-1)`);
+    .option(
+      '--region <region>',
+      `${regionHelp} (env AWS_REGION, AWS_DEFAULT_REGION, then PGSAGE_REGION; default us-east-1)`,
+    );
 }
 
 /** The connection options the user gave, to repeat in a command printed for them to run next. */
@@ -42,14 +45,16 @@ export function connectionArgs(flags: ConnectionFlags): string {
 }
 
 /** The edge's URL, the region, and settings for AWS SDK clients pointed at them. */
-export function serviceConnection(flags: ConnectionFlags) {
-  const url = flags.servicesUrl ?? process.env.PGSAGE_SERVICES_URL ?? DEFAULT_SERVICES_URL;
-  const region = flags.region ?? process.env.AWS_REGION ?? process.env.PGSAGE_REGION ?? 'us-east-1';
+export function serviceConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env) {
+  const url = flags.servicesUrl ?? env.PGSAGE_SERVICES_URL ?? DEFAULT_SERVICES_URL;
+  // AWS_DEFAULT_REGION after AWS_REGION, as the AWS CLI v2 reads them: users of the AWS CLI v1 set only
+  // AWS_DEFAULT_REGION. An empty variable counts as unset, as for the configuration's variables.
+  const region = flags.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || env.PGSAGE_REGION || 'us-east-1';
   const sdkConfig = {
     endpoint: url,
     region,
     // pgsage does not need credentials unless it was set up to check signatures; then the usual ones apply.
-    ...(process.env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'pgsage', secretAccessKey: 'pgsage' } }),
+    ...(env.AWS_ACCESS_KEY_ID ? {} : { credentials: { accessKeyId: 'pgsage', secretAccessKey: 'pgsage' } }),
     maxAttempts: 1,
   };
   return { url, region, sdkConfig };
