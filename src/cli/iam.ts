@@ -397,7 +397,7 @@ export function registerIamCommands(program: Command, output: IamCliOutput = std
   withFile(
     iam
       .command('set-anonymous')
-      .description('who may use the edge without signing: none, loopback (127.0.0.1/::1) or any')
+      .description('who may use the edge without signing: none, loopback (127.0.0.0/8 and ::1) or any')
       .argument('<mode>'),
   ).action((mode: string, flags: { config?: string }) => {
     const cfg = openConfig(flags);

@@ -75,7 +75,7 @@ export const iamSchema = z
     /** Access keys the edge accepts (AWS Signature Version 4). None → signatures are not checked. */
     credentials: z.array(credentialSchema).default([]),
     /**
-     * Unsigned requests to the edge: `none`, `loopback` (from 127.0.0.1/::1 only) or `any`.
+     * Unsigned requests to the edge: `none`, `loopback` (from 127.0.0.0/8 and ::1 only) or `any`.
      * Default: `loopback` while no credentials are configured, else `none`.
      */
     anonymous: z.enum(ANONYMOUS_MODES).optional(),
