@@ -33,6 +33,11 @@ export interface WrapperFunction {
    * search_path may pick for an unqualified call).
    */
   namesakes?: 'same-schema' | 'other-schemas';
+  /**
+   * With namesakes in other schemas only, all of its argument types and kind: their schemas. PostgreSQL then
+   * calls, for an unqualified name, the one whose schema comes first on the search_path.
+   */
+  namesakeSchemas?: string[];
   owner: string;
 }
 
@@ -62,6 +67,12 @@ export interface MlCatalog {
    * with a parameter argument has, as PostgreSQL's overload choice does.
    */
   paramTypes?: readonly number[];
+  /**
+   * The schemas an unqualified name is looked for in, in order, while a statement is planned: the session's
+   * search_path as PostgreSQL last reported it. It picks among views, and wrappers of one signature, of one
+   * name in several schemas (a schema per tenant); without it such a name is not looked into.
+   */
+  searchPath?: readonly string[];
   /** Every name whose mention makes a statement worth inspecting. */
   names: string[];
   /**
@@ -386,29 +397,30 @@ async function catalogReader(backend: BackendChannel): Promise<{ read: CatalogRe
 /**
  * Marks wrappers whose name other functions have too: which one a call means
  * is PostgreSQL's choice (by argument types, by search_path), so batch mode
- * does not inline them.
+ * does not inline them, unless they are functions of the same argument types
+ * in other schemas only (a schema per tenant): then an unqualified call means
+ * the first of them on the session's search_path (see namesakeSchemas).
  */
 async function noteNamesakes(read: CatalogRead, wrappers: WrapperFunction[]): Promise<void> {
   if (wrappers.length === 0) return;
   const names = [...new Set(wrappers.map((w) => w.name))];
-  const counts = await read(
+  const functions = await read(
     `
-    SELECT n.nspname::text, p.proname::text, count(*)::text
+    SELECT n.nspname::text, p.proname::text, p.oid::text, p.proargtypes::text, p.prokind::text
       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.proname = ANY (${quoteLiteralArray(names)})
-     GROUP BY 1, 2`,
-    3,
+     WHERE p.proname = ANY (${quoteLiteralArray(names)})`,
+    5,
   );
-  const inSchema = new Map<string, number>();
-  const total = new Map<string, number>();
-  for (const [schema, name, count] of counts) {
-    inSchema.set(`${schema}.${name}`, Number(count));
-    total.set(name, (total.get(name) ?? 0) + Number(count));
-  }
   for (const wrapper of wrappers) {
-    const here = inSchema.get(`${wrapper.schema}.${wrapper.name}`) ?? 1;
-    if (here > 1) wrapper.namesakes = 'same-schema';
-    else if ((total.get(wrapper.name) ?? 1) > here) wrapper.namesakes = 'other-schemas';
+    const named = functions.filter(([, name]) => name === wrapper.name);
+    const own = named.find(([, , oid]) => oid === wrapper.oid);
+    const others = named.filter(([, , oid]) => oid !== wrapper.oid);
+    if (others.some(([schema]) => schema === wrapper.schema)) wrapper.namesakes = 'same-schema';
+    else if (others.length > 0) {
+      wrapper.namesakes = 'other-schemas';
+      const alike = others.every(([, , , argTypes, kind]) => own && argTypes === own[3] && kind === own[4]);
+      if (alike) wrapper.namesakeSchemas = others.map(([schema]) => schema);
+    }
   }
 }
 

@@ -302,13 +302,18 @@ export async function readSettings(
       ${
         wrappers.length
           ? `COALESCE((SELECT bool_or(p.oid IS NULL OR p.xmin::text <> w.version OR (w.was_unique AND EXISTS (
-                 SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.oid <> w.oid)))
+                 SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.oid <> w.oid))
+                 -- (Named without its schema: the search_path must still find it first, and no namesake of
+                 -- other argument types may compete with it.)
+                 OR (w.by_path AND (pg_catalog.to_regprocedure(pg_catalog.format('%I(%s)', p.proname,
+                       pg_catalog.oidvectortypes(p.proargtypes))) IS DISTINCT FROM w.oid OR EXISTS (
+                   SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.proargtypes <> p.proargtypes))))
                FROM (VALUES ${wrappers
                  .map(
                    (w) =>
-                     `(${quoteLiteral(w.oid)}::oid, ${quoteLiteral(w.version)}, ${quoteLiteral(w.name)}, ${w.unique})`,
+                     `(${quoteLiteral(w.oid)}::oid, ${quoteLiteral(w.version)}, ${quoteLiteral(w.name)}, ${w.unique}, ${w.byPath})`,
                  )
-                 .join(', ')}) w(oid, version, name, was_unique)
+                 .join(', ')}) w(oid, version, name, was_unique, by_path)
                LEFT JOIN pg_catalog.pg_proc p ON p.oid = w.oid), false)`
           : 'false'
       },

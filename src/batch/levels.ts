@@ -126,12 +126,6 @@ export interface AnalyzeOptions {
    * same rights (it owns the view, or the view is security_invoker).
    */
   inlineViews?: ReadonlySet<string>;
-  /**
-   * The schemas an unqualified name is looked for in, in order: the session's search_path as PostgreSQL last
-   * reported it. It picks among views of one name in several schemas (a schema per tenant); without it, or
-   * with a temporary one among them, such a view is not looked into.
-   */
-  searchPath?: readonly string[];
 }
 
 /** Builtin aggregates: calls inside their arguments run before grouping. */
@@ -395,7 +389,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       const name = rangeVarName(item);
       if (name && catalog.relationsWithSideEffects?.has(name.name))
         blockers.push('a view or row-level security policy that calls a function with side effects');
-      const view = name && findView(catalog.views, name.schema, name.name, options.searchPath);
+      const view = name && findView(catalog.views, name.schema, name.name, catalog.searchPath);
       // (Reading a materialized view calls nothing: its definition runs only on REFRESH.)
       const viewKey = view && `${view.schema}.${view.name}`;
       const alias = item.RangeVar.alias?.aliasname ?? name?.name;

@@ -28,6 +28,8 @@ export interface MlCall {
     /** What the parameters of every wrapper on the way get: the call's arguments, defaults where not given. */
     values: AstNode[];
     chain: WrapperFunction[];
+    /** Those of the chain called by an unqualified name that the search_path resolves (see firstOnPath). */
+    byPath: WrapperFunction[];
     /** SQL true when this wrapper is STRICT and gets a NULL argument: it is NULL, its body never runs. */
     nullWhen?: string;
     /**
@@ -233,7 +235,7 @@ function storedText(input: AstNode): string {
   return `((${deparse(input)})::text COLLATE "default")`;
 }
 
-function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undefined {
+function findWrapper(call: AstNode, catalog: MlCatalog): { fn: WrapperFunction; byPath: boolean } | undefined {
   const name = functionName(call);
   const args = call.args?.length ?? 0;
   const candidates = catalog.wrappers.filter(
@@ -243,11 +245,38 @@ function findWrapper(call: AstNode, catalog: MlCatalog): WrapperFunction | undef
       args <= w.argTypes.length &&
       args >= w.argTypes.length - w.defaults.length,
   );
+  // Unqualified, the name may mean a function of another schema: the first on the session's search_path, when
+  // they all take the same argument types (else PostgreSQL picks by the arguments' types).
+  if (name.length === 1 && candidates.some((w) => w.namesakes === 'other-schemas')) {
+    const fn = firstOnPath(candidates, catalog.searchPath);
+    return fn ? { fn, byPath: true } : undefined;
+  }
   const [fn] = candidates;
   if (candidates.length !== 1 || fn.namesakes === 'same-schema') return undefined;
-  // Unqualified, the name may mean a function of another schema on the search_path.
-  if (name.length === 1 && fn.namesakes === 'other-schemas') return undefined;
-  return fn;
+  return { fn, byPath: false };
+}
+
+/**
+ * Of wrappers of one name in several schemas, the one PostgreSQL calls for the unqualified name: the first on the
+ * search_path (pg_catalog first unless the path places it; never pg_temp), if every function of that name the
+ * path reaches has its argument types.
+ */
+function firstOnPath(
+  candidates: WrapperFunction[],
+  searchPath: readonly string[] | undefined,
+): WrapperFunction | undefined {
+  if (!searchPath) return undefined;
+  const path = (searchPath.includes('pg_catalog') ? searchPath : ['pg_catalog', ...searchPath]).filter(
+    (schema) => schema !== 'pg_temp',
+  );
+  const position = (schema: string) => {
+    const at = path.indexOf(schema);
+    return at < 0 ? Number.POSITIVE_INFINITY : at;
+  };
+  const fn = [...candidates].sort((a, b) => position(a.schema) - position(b.schema))[0];
+  if (!fn || position(fn.schema) === Number.POSITIVE_INFINITY || !fn.namesakeSchemas) return undefined;
+  if (fn.namesakes === 'same-schema') return undefined;
+  return fn.namesakeSchemas.every((schema) => position(schema) > position(fn.schema)) ? fn : undefined;
 }
 
 /**
@@ -321,10 +350,11 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   const builtin = builtinCall(call, catalog.paramTypes);
   if (builtin) return builtin;
   if (depth > 4) return undefined;
-  const fn = findWrapper(call, catalog);
+  const found = findWrapper(call, catalog);
+  const fn = found?.fn;
   const args =
     fn && (positional(call) ?? (fn.argNames.length === fn.argTypes.length ? byName(call, fn.argNames) : undefined));
-  if (!fn || !args) return undefined;
+  if (!found || !fn || !args) return undefined;
   const inlining = inlineWrapper(fn, args);
   if (!inlining) return undefined;
   const inlined = inlining.body;
@@ -367,6 +397,7 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
       inlinedCall: innermost,
       values: [...inlining.values, ...(mlCall.wrapper?.values ?? [])],
       chain: [fn, ...(mlCall.wrapper?.chain ?? [])],
+      byPath: [...(found.byPath ? [fn] : []), ...(mlCall.wrapper?.byPath ?? [])],
       nullWhen,
       skipWhen,
     },

@@ -84,9 +84,11 @@ export interface BatchPlan {
   inlinedViews: ViewRead[];
   /**
    * The wrappers it inlined, as the catalog had them: each execution checks
-   * they are unchanged and still the only functions of their names.
+   * they are unchanged and still the only functions of their names, or, for
+   * those an unqualified call named (`byPath`), still the function the
+   * session's search_path finds, with no namesake of other argument types.
    */
-  wrappers: { oid: string; version: string; name: string; unique: boolean }[];
+  wrappers: { oid: string; version: string; name: string; unique: boolean; byPath: boolean }[];
   /**
    * Every call is made for the rows of one table that the statement picks by
    * equality of these columns with constants or parameters: if a unique
@@ -113,8 +115,6 @@ export interface PlanOptions {
    * session confirmed them (see AnalyzeOptions.inlineViews).
    */
   inlineViews?: ReadonlySet<string>;
-  /** The session's search_path (see AnalyzeOptions.searchPath). */
-  searchPath?: readonly string[];
   /** Tables known to be plain tables without children (names as in `rowIdentityTables`). */
   rowTables?: Pick<ReadonlySet<string>, 'has'>;
   /**
@@ -1723,7 +1723,6 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     stored: options.stored,
     cursor: options.cursor,
     inlineViews: options.inlineViews,
-    searchPath: options.searchPath,
   });
   if (options.cursor) {
     for (const site of analysis.sites) if (site.level.top && simplyUpdatable(site.level)) site.level.probesOnly = true;
@@ -1902,8 +1901,16 @@ function keyReadOf(sites: CallSite[]): KeyRead | undefined {
 function wrappersInlined(sites: CallSite[]): BatchPlan['wrappers'] {
   const byOid = new Map<string, BatchPlan['wrappers'][number]>();
   for (const site of sites) {
-    for (const fn of site.call.wrapper?.chain ?? []) {
-      byOid.set(fn.oid, { oid: fn.oid, version: fn.version, name: fn.name, unique: fn.namesakes === undefined });
+    const wrapper = site.call.wrapper;
+    for (const fn of wrapper?.chain ?? []) {
+      const byPath = Boolean(byOid.get(fn.oid)?.byPath) || wrapper!.byPath.includes(fn);
+      byOid.set(fn.oid, {
+        oid: fn.oid,
+        version: fn.version,
+        name: fn.name,
+        unique: fn.namesakes === undefined,
+        byPath,
+      });
     }
   }
   return [...byOid.values()];

@@ -152,7 +152,6 @@ export function batchTarget(
   stmt: AstNode,
   catalog: MlCatalog,
   prepared: ReadonlyMap<string, SqlPrepared> = new Map(),
-  searchPath?: readonly string[],
 ): BatchTarget | undefined {
   const type = nodeType(stmt);
   const node = type ? stmt[type] : undefined;
@@ -247,7 +246,7 @@ export function batchTarget(
       if (node.skipData) return undefined;
       const relation = node.relation;
       const matviews = catalog.views.filter((v) => v.kind === 'matview');
-      const view = findView(matviews, relation.schemaname, relation.relname, searchPath);
+      const view = findView(matviews, relation.schemaname, relation.relname, catalog.searchPath);
       if (!view) return undefined;
       const [definition] = parse(view.definition);
       const original = deparse(stmt);

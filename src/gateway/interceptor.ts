@@ -1517,18 +1517,18 @@ export class MlInterceptor implements SessionInterceptor {
     let once = false;
     try {
       const searchPath = this.searchPath();
-      target = batchTarget(stmt, catalog, this.executing, searchPath);
+      const planned = searchPath ? { ...catalog, searchPath } : catalog;
+      target = batchTarget(stmt, planned, this.executing);
       if (!target && isCatalogDdl(stmt)) return { forward: 'ddl' };
       if (!target) return { forward: 'not batchable' };
       // (Read before planning, which rewrites the query.)
       // (EXPLAIN too: it shows how the statement runs.)
-      once = !target.cursor && evaluatesOnce(target.query, catalog);
-      plan = planBatch(target.query, catalog, {
+      once = !target.cursor && evaluatesOnce(target.query, planned);
+      plan = planBatch(target.query, planned, {
         stored: target.stored,
         cursor: Boolean(target.cursor),
         rowTables,
         inlineViews,
-        searchPath,
         statementNumber,
         firstGroupId,
       });

@@ -302,13 +302,15 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
-  it('reads the view of a name its search_path finds first among namesakes in several schemas', async () => {
-    // A schema per tenant, each with its own view of one name.
+  it('reads the view or wrapper of a name its search_path finds first among namesakes in several schemas', async () => {
+    // A schema per tenant, each with its own view and wrapper of one name.
     for (const [schema, group] of [
       ['tenant_a', 1],
       ['tenant_b', 2],
     ] as const) {
       await db.query(`CREATE SCHEMA ${schema}`);
+      await db.query(`CREATE FUNCTION ${schema}.mood(doc text) RETURNS text LANGUAGE sql
+        AS $$ SELECT '${schema}: ' || (${SENTIMENT}(doc, 'en')).sentiment $$`);
       await db.query(`CREATE VIEW ${schema}.scores AS SELECT id, ${EP} AS p FROM public.t WHERE grp = ${group}`);
       await db.query(`CREATE MATERIALIZED VIEW ${schema}.kept AS SELECT id, ${EP} AS p FROM public.t WHERE grp = ${group}
         WITH NO DATA`);
@@ -331,11 +333,32 @@ describe('batch mode answers exactly what the per-row path answers', () => {
           (await db.query(`SELECT count(*)::int AS n FROM t WHERE grp = ${group}`)).rows[0].n,
         );
       }
-      // The path set in the same Query string as the statement: right answers.
+      const wrapped = 'SELECT id, mood(txt) AS m FROM t WHERE id < 40 ORDER BY id';
+      for (const path of ['tenant_b, public', 'public, tenant_a, tenant_b']) {
+        await db.query(`SET search_path = ${path}`);
+        const { rows } = await expectSameBothWays(db, wrapped);
+        expect(
+          rows?.map((r) => r[1]).find((m) => m !== null),
+          path,
+        ).toMatch(path.startsWith('tenant_b') ? /^tenant_b: / : /^tenant_a: /);
+        const label = path.startsWith('tenant_b') ? 'tenant_b.mood' : 'tenant_a.mood';
+        expect((await runBatched(wrapped, label, SENTIMENT)).scored, path).toBeGreaterThan(0);
+      }
+      // The path set in the same Query string as the statement (planned before the SET runs): right answers.
+      type Results = pg.QueryResult[];
       await db.query('SET search_path = tenant_b, public');
-      const both = await db.query('SET search_path = tenant_a, public; SELECT sum(p) AS s FROM scores');
-      const perRow = await db.query('SET apg_enable_function_migration = off; SELECT sum(p) AS s FROM tenant_a.scores');
-      expect((both as unknown as pg.QueryResult[])[1].rows).toEqual((perRow as unknown as pg.QueryResult[])[1].rows);
+      const both = (await db.query('SET search_path = tenant_a, public; SELECT sum(p) AS s FROM scores')) as unknown;
+      const perRow = (await db.query(
+        'SET apg_enable_function_migration = off; SELECT sum(p) AS s FROM tenant_a.scores',
+      )) as unknown;
+      expect((both as Results)[1].rows).toEqual((perRow as Results)[1].rows);
+      await db.query('RESET apg_enable_function_migration; SET search_path = tenant_b, public');
+      const moods = (await db.query(`SET search_path = tenant_a, public; ${wrapped}`)) as unknown;
+      expect((moods as Results)[1].rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_a: /);
+      // A namesake of other argument types: PostgreSQL picks by the arguments' types, so the calls go per row.
+      await db.query(`CREATE FUNCTION public.mood(doc varchar) RETURNS text LANGUAGE sql AS $$ SELECT 'public' $$`);
+      const during = await callsDuring(() => expectSameBothWays(db, wrapped).then(() => undefined));
+      expect(during.scored).toBe(0);
     } finally {
       await db.query('RESET search_path; RESET apg_enable_function_migration');
       await db.query('DROP SCHEMA tenant_a, tenant_b CASCADE');
