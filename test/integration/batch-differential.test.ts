@@ -355,6 +355,12 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       await db.query('RESET apg_enable_function_migration; SET search_path = tenant_b, public');
       const moods = (await db.query(`SET search_path = tenant_a, public; ${wrapped}`)) as unknown;
       expect((moods as Results)[1].rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_a: /);
+      // A named statement prepared under one path and run under another: PostgreSQL calls the other wrapper.
+      await db.query('SET search_path = tenant_b, public');
+      const prepared = { name: 'tenant_moods', text: wrapped };
+      expect((await db.query(prepared)).rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_b: /);
+      await db.query('SET search_path = tenant_a, public');
+      expect((await db.query(prepared)).rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_a: /);
       // A namesake of other argument types: PostgreSQL picks by the arguments' types, so the calls go per row.
       await db.query(`CREATE FUNCTION public.mood(doc varchar) RETURNS text LANGUAGE sql AS $$ SELECT 'public' $$`);
       const during = await callsDuring(() => expectSameBothWays(db, wrapped).then(() => undefined));
