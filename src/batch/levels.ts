@@ -383,7 +383,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
         scanExpression(functions, 'functions', rf, level, 'other');
         // (`unnest(ARRAY[f(doc)])`, `ROWS FROM (f(a), f(b))`: an argument query reading the level would copy the
         // function, its ML calls with it, and make them per row before any answer is stored.)
-        if (!ml && sites.length > before) blockers.push('an ML call inside a function of its FROM list');
+        // (A subquery there is a level of its own, read apart.)
+        if (!ml && sites.slice(before).some((s) => s.level === level)) {
+          blockers.push('an ML call inside a function of its FROM list');
+        }
       }
     } else if (type === 'RangeVar') {
       const name = rangeVarName(item);

@@ -800,7 +800,7 @@ function argumentQuery(
   if (from.items.some(callsVolatile) || withRead.some(callsVolatile)) {
     return 'the rows it is called for come from a volatile function';
   }
-  if ([...from.items, ...withRead].some(unseededSample)) {
+  if (from.items.some(unseededSample)) {
     return 'the rows it is called for come from a TABLESAMPLE without REPEATABLE (each read samples other rows)';
   }
 
@@ -905,9 +905,14 @@ function argumentQuery(
   return { sql: withSql + body, dependsOn, after, guard };
 }
 
-/** A `TABLESAMPLE` without `REPEATABLE`: each read samples other rows, as a volatile function would give them. */
-function unseededSample(node: AstNode): boolean {
-  return some(node, (n) => nodeType(n) === 'RangeTableSample' && !n.RangeTableSample.repeatable);
+/**
+ * A FROM item that is, or joins, a `TABLESAMPLE` without `REPEATABLE`: each read samples other rows, as a
+ * volatile function would give them. (Not one inside a subquery, whose rows the level may not take as they come.)
+ */
+function unseededSample(item: AstNode): boolean {
+  const join = inner(item, 'JoinExpr');
+  if (join) return unseededSample(join.larg) || unseededSample(join.rarg);
+  return nodeType(item) === 'RangeTableSample' && !item.RangeTableSample.repeatable;
 }
 
 /**
@@ -933,7 +938,11 @@ function fromFunctionGuard(
       !callsVolatile(c) &&
       !some(c, (n) => nodeType(n) === 'SubLink'),
   );
-  return usable.length ? usable.map((c) => `(${deparse(c)})`).join(' AND ') : undefined;
+  if (usable.length === 0) return undefined;
+  // (A NULL or blank text is answered at once, without the service: the guard, whose calls may go to the service,
+  // is not worth testing for it.)
+  const text = site.call.keySql;
+  return `(${text} IS NULL OR pg_catalog.btrim(${text}) ${EQ} '' OR ${usable.map((c) => `(${deparse(c)})`).join(' AND ')})`;
 }
 
 /**
@@ -1180,15 +1189,11 @@ function throughParent(
     .join(', ');
   const carried = columns.map(([expression], i) => `${expression} AS aws_ml_column${i + 1}`).join(', ');
   const picked = columns.map(([, name], i) => `${quoteIdentifier(alias)}.aws_ml_column${i + 1} AS ${name}`).join(', ');
-  if (arm) {
-    return unionArmThroughParent(arm.node, stmt, names, referenced, outputs, carried, fromAndWhere, conditions, {
-      alias,
-      picked,
-      count: columns.length,
-    });
-  }
-  const renamed = readAs.columnNames ? `(${readAs.columnNames.map((c) => quoteIdentifier(c)).join(', ')})` : '';
-  const whereSql = conditions.length ? ` WHERE ${conditions.map((c) => `(${deparse(c)})`).join(' AND ')}` : '';
+  // (An arm's columns are named as the union names them, by its first arm or the reader's alias.)
+  const renamedAs = arm ? names : readAs.columnNames;
+  const renamed = renamedAs ? `(${renamedAs.map((c) => quoteIdentifier(c)).join(', ')})` : '';
+  const applied = arm ? unionArmConditions(arm.node, names, conditions) : conditions.map((c) => `(${deparse(c)})`);
+  const whereSql = applied.length ? ` WHERE ${applied.join(' AND ')}` : '';
   return (
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
     `${quoteIdentifier(alias)}${renamed}${whereSql}${limit ?? ''}`
@@ -1198,7 +1203,8 @@ function throughParent(
 /**
  * The arms of a UNION ALL chain, left to right, when PostgreSQL moves its reader's conditions into them: every
  * node a UNION ALL without a WITH, ORDER BY or LIMIT of its own (the outermost may sort), every arm a SELECT
- * without LIMIT or OFFSET (an arm with one keeps the conditions out of every arm). Undefined otherwise.
+ * without LIMIT or OFFSET, DISTINCT or window functions (an arm with one may keep the conditions out of every
+ * arm). Undefined otherwise.
  */
 function pushableUnionArms(union: AstNode): AstNode[] | undefined {
   if (union.limitCount || union.limitOffset) return undefined;
@@ -1210,6 +1216,14 @@ function pushableUnionArms(union: AstNode): AstNode[] | undefined {
       return collect(select.larg, false) && collect(select.rarg, false);
     }
     if (select.valuesLists || select.withClause || select.limitCount || select.limitOffset) return false;
+    // (Not flattened, the union keeps a condition out of every arm if one arm's DISTINCT ON or window function
+    // makes its column unsafe there.)
+    if (
+      select.distinctClause ||
+      select.windowClause ||
+      some(select.targetList ?? [], (n) => inner(n, 'FuncCall')?.over)
+    )
+      return false;
     arms.push(select);
     return true;
   };
@@ -1217,53 +1231,51 @@ function pushableUnionArms(union: AstNode): AstNode[] | undefined {
 }
 
 /**
- * throughParent's query for an arm of a UNION ALL: the union again, with this arm's columns and argument values
- * and the other arms' columns computing no row (LIMIT 0: they give the union's columns their types), filtered by
- * the parent's conditions. PostgreSQL moves a condition into the arms only when each column it reads has the
- * same type in every arm as in the union: the query carries this arm's types (pg_typeof) and applies a condition
- * only where they match, so it scores the rows the arm computes either way.
+ * The conditions throughParent applies to an arm of a UNION ALL. PostgreSQL moves a condition into the arms only
+ * when each column it reads has, in every arm, the union's type and collation (it flattens the union, or finds the
+ * column safe in all of them): each condition holds here also where they differ, tested with pg_typeof and
+ * pg_collation_for on the arms' expressions (once per statement, computing no row), so that the argument query
+ * scores the rows the arm computes either way.
  */
-function unionArmThroughParent(
-  union: AstNode,
-  own: AstNode,
-  names: string[],
-  referenced: Set<string>,
-  outputs: string,
-  carried: string,
-  fromAndWhere: string,
-  conditions: AstNode[],
-  result: { alias: string; picked: string; count: number },
-): string {
-  const typed = names.flatMap((name, i) => (referenced.has(name) ? [i] : []));
-  const ownTypes = typed.map((i, j) => `pg_typeof(${deparse(own.targetList[i].ResTarget.val)}) AS aws_ml_type${j + 1}`);
-  const nulls = Array.from({ length: result.count + typed.length }, () => 'NULL').join(', ');
-  const armSql = (select: AstNode): string => {
-    if (select.op && select.op !== 'SETOP_NONE') return `(${armSql(select.larg)}) UNION ALL (${armSql(select.rarg)})`;
-    if (select === own) return `SELECT ${outputs}, ${carried}, ${ownTypes.join(', ')}${fromAndWhere}`;
-    const columns = (select.targetList as AstNode[]).map((t, i) =>
-      referenced.has(names[i]) ? deparse(t.ResTarget.val) : 'NULL',
-    );
-    const from = select.fromClause?.length
-      ? ` FROM ${select.fromClause.map((i: AstNode) => deparse(i)).join(', ')}`
-      : '';
-    return `SELECT ${columns.join(', ')}, ${nulls}${from} LIMIT 0`;
+function unionArmConditions(union: AstNode, names: string[], conditions: AstNode[]): string[] {
+  const fromOf = (select: AstNode) =>
+    select.fromClause?.length ? ` FROM ${select.fromClause.map((i: AstNode) => deparse(i)).join(', ')}` : '';
+  const column = (select: AstNode, i: number) =>
+    `SELECT ${deparse(select.targetList[i].ResTarget.val)} AS aws_ml_c${fromOf(select)} LIMIT 0`;
+  /** The type and collation of a query's one column, as text (a row of NULLs gives them without computing one). */
+  // (pg_collation_for refuses a type without collations.)
+  const typeOf = (query: string) =>
+    `(SELECT pg_catalog.format('%s %s', aws_ml_y.oid::pg_catalog.regtype, CASE WHEN aws_ml_y.typcollation ${NE} 0 ` +
+    'THEN pg_catalog.pg_collation_for(aws_ml_x.aws_ml_c) END) FROM (SELECT) AS aws_ml_one ' +
+    `LEFT JOIN (${query}) AS aws_ml_x ON true JOIN pg_catalog.pg_type AS aws_ml_y ` +
+    `ON aws_ml_y.oid ${EQ} pg_catalog.pg_typeof(aws_ml_x.aws_ml_c)::pg_catalog.oid)`;
+  const unionOf = (select: AstNode, i: number): string =>
+    select.op && select.op !== 'SETOP_NONE'
+      ? `(${unionOf(select.larg, i)}) UNION ALL (${unionOf(select.rarg, i)})`
+      : column(select, i);
+  const arms: AstNode[] = [];
+  const collect = (select: AstNode) => {
+    if (select.op && select.op !== 'SETOP_NONE') {
+      collect(select.larg);
+      collect(select.rarg);
+    } else arms.push(select);
   };
-  const alias = quoteIdentifier(result.alias);
-  const columnNames = [
-    ...names.map((n) => quoteIdentifier(n)),
-    ...Array.from({ length: result.count }, (_, i) => `aws_ml_column${i + 1}`),
-    ...typed.map((_, j) => `aws_ml_type${j + 1}`),
-  ];
-  const moved = conditions.map((condition) => {
-    const mismatched = typed
-      .filter((i) => some(condition, (n) => columnName(n) === names[i]))
-      .map(
-        (i) =>
-          `${alias}.aws_ml_type${typed.indexOf(i) + 1} IS DISTINCT FROM pg_typeof(${alias}.${quoteIdentifier(names[i])})`,
-      );
-    return `((${deparse(condition)})${mismatched.map((m) => ` OR ${m}`).join('')})`;
+  collect(union);
+  const alike = new Map<number, string>();
+  const columnAlike = (i: number) => {
+    let sql = alike.get(i);
+    if (!sql) {
+      const unionType = typeOf(unionOf(union, i));
+      sql = arms.map((arm) => `${unionType} ${EQ} ${typeOf(column(arm, i))}`).join(' AND ');
+      alike.set(i, sql);
+    }
+    return sql;
+  };
+  return conditions.map((condition) => {
+    const read = names.flatMap((name, i) => (some(condition, (n) => columnName(n) === name) ? [i] : []));
+    const differ = read.map((i) => `NOT (${columnAlike(i)})`);
+    return `((${deparse(condition)})${differ.map((d) => ` OR ${d}`).join('')})`;
   });
-  return `SELECT ${result.picked} FROM (${armSql(union)}) AS ${alias}(${columnNames.join(', ')}) WHERE ${moved.join(' AND ')}`;
 }
 
 /** The column a ColumnRef names (its last field), else undefined. */
@@ -1987,6 +1999,7 @@ function modelInputs(call: CallSite['call'], packerShadowed: boolean): AstNode[]
  * operator, not one a schema before pg_catalog in the search_path defines.
  */
 const EQ = 'OPERATOR(pg_catalog.=)';
+const NE = 'OPERATOR(pg_catalog.<>)';
 
 /** The file a table's rows live in now: it changes when the table is rewritten. Evaluated once per statement. */
 const relationFile = (table: string) => `(SELECT pg_catalog.pg_relation_filenode(${quoteLiteral(table)}::regclass))`;

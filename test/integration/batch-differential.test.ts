@@ -282,6 +282,8 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       UNION ALL SELECT id + 10000, id % 5, 0.5 FROM u`);
     await db.query(`CREATE VIEW v_mixed AS SELECT id, grp, ${EP} AS p FROM t
       UNION ALL SELECT id, grp::bigint, ${EP} FROM t`);
+    await db.query(`CREATE VIEW v_thirds AS SELECT id, ${EP} AS p FROM t WHERE id < 50
+      UNION ALL SELECT id, ${EP} FROM t WHERE id BETWEEN 50 AND 99 UNION ALL SELECT id, ${EP} FROM t WHERE id >= 100`);
     const kept = async (where: string) =>
       (await db.query(`SELECT count(DISTINCT (${f.join(', ')}))::int AS n FROM t WHERE ${where}`)).rows[0].n as number;
     const all = await kept('true');
@@ -291,11 +293,18 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         await kept('id < 5 OR id BETWEEN 1001 AND 1003'),
       ],
       ['SELECT count(*), sum(p) FROM v_arms a WHERE a.grp = 2', await kept('grp = 2')],
-      [`SELECT * FROM (SELECT id, ${EP} AS p FROM t UNION ALL SELECT id, ${EP} FROM t) s(k, q) WHERE k < 4`, 6],
+      [`SELECT * FROM (SELECT id, ${EP} AS p FROM t UNION ALL SELECT id, ${EP} FROM t) s(k, q) WHERE k < 4`, 3],
       // A condition on a column of mixed types stays out of the arms (the others go in).
       ['SELECT count(*), sum(p) FROM v_mixed WHERE grp = 2', all],
       ['SELECT count(*), sum(p) FROM v_mixed WHERE id < 10 AND grp = 2', await kept('id < 10')],
       ['SELECT count(*), sum(p) FROM v_mixed WHERE id < 10', await kept('id < 10')],
+      ['SELECT count(*), sum(p) FROM v_thirds WHERE id % 10 = 1', await kept('id % 10 = 1')],
+      // A type that differs in one arm keeps the condition out of the other too (the union is not flattened):
+      // each arm scores all its rows.
+      [
+        `SELECT count(*), sum(p) FROM (SELECT id, ${EP} AS p FROM t UNION ALL SELECT id::bigint, ${EP} FROM t) s WHERE id < 4`,
+        2 * all,
+      ],
     ] as const) {
       await expectSameBothWays(db, sql);
       expect((await runBatched(sql)).scored, sql).toBe(scored);
@@ -5388,6 +5397,21 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
     const seeded = `SELECT count(*), sum(${EP}) FROM t TABLESAMPLE BERNOULLI (50) REPEATABLE (7)`;
     expect((await runBatched(seeded)).scored).toBeGreaterThan(0);
     await expectSameBothWays(db, seeded);
+    // Calls in a subquery of such a function's arguments, or beside a sample they do not read: batched.
+    for (const [sql, fn] of [
+      [
+        `SELECT g FROM generate_series(1, (SELECT count(*)::int FROM t d WHERE (${S}).sentiment = 'NEUTRAL')) g`,
+        SENTIMENT,
+      ],
+      [`WITH s AS (SELECT * FROM u TABLESAMPLE BERNOULLI (100)) SELECT t.id, ${EP} FROM t WHERE t.id < 9`, ENDPOINT],
+      [
+        `SELECT t.id, z.c, ${EP} FROM t, (SELECT count(*) c FROM u TABLESAMPLE BERNOULLI (100)) z WHERE t.id < 9`,
+        ENDPOINT,
+      ],
+    ]) {
+      expect((await runBatched(sql, fn)).scored, sql).toBeGreaterThan(0);
+      await expectSameBothWays(db, sql);
+    }
   });
 
   it("makes no FROM-list function's call for a row an ML condition of its WHERE leaves out", async () => {
@@ -5406,6 +5430,14 @@ describe('what batch mode must not change about how PostgreSQL evaluates a state
       expect(error, sql).toBeUndefined();
       expect(rows, sql).toHaveLength(2);
     }
+    // Rows whose text is NULL have no stored answer either: the condition is not tested for them (its call
+    // would go to the service, where the function's own answers NULL at once).
+    await db.query(`CREATE TABLE half_docs AS SELECT i id, CASE WHEN i % 2 = 0 THEN NULL ELSE 'doc ' || i || ' nice' END doc,
+      'other ' || i || ' love it' doc2 FROM generate_series(1, 40) i`);
+    const halves = `SELECT count(*), count(s.sentiment) FROM half_docs t, ${SENTIMENT}(t.doc, 'en') s
+      WHERE (${SENTIMENT}(t.doc2, 'en')).sentiment = 'POSITIVE'`;
+    await runBatched(halves, SENTIMENT);
+    await expectSameBothWays(db, halves);
   });
 });
 
