@@ -369,7 +369,15 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     }
     return undefined;
   });
-  if (innerCalls.length !== 1 || mlCallsIn(typedBody(fn), catalog, depth) !== 1) return undefined;
+  // One call, or one builtin call made several times alike (`CASE WHEN (f(doc)).sentiment = 'NEGATIVE' THEN
+  // -(f(doc)).confidence …`): each use reads the one answer.
+  const alike =
+    innerCalls.length > 1 &&
+    innerCalls.every(
+      (c) => !c.call.wrapper && deparse({ FuncCall: c.node }) === deparse({ FuncCall: innerCalls[0].node }),
+    );
+  if (innerCalls.length !== 1 && !alike) return undefined;
+  if (mlCallsIn(typedBody(fn), catalog, depth) !== innerCalls.length) return undefined;
   const [{ call: mlCall }] = innerCalls;
   let nullWhen: string | undefined;
   if (fn.strict) {

@@ -1615,7 +1615,8 @@ function joinable(site: CallSite): boolean {
   if (site.call.kind === 'sentiment' && !site.call.wrapper) {
     return site.fieldHolder !== undefined && ['sentiment', 'confidence'].includes(site.fieldHolder.field);
   }
-  if (site.call.wrapper && site.call.kind === 'sentiment') return sentimentFieldInWrapper(site) !== undefined;
+  // (A wrapper that reads the whole record of its detect_sentiment call is answered per row.)
+  if (site.call.wrapper && site.call.kind === 'sentiment') return answeredBody(site, 'aws_ml_r') !== undefined;
   return true;
 }
 
@@ -1671,17 +1672,33 @@ function isUnqualifiedStar(node: AstNode): boolean {
   return column?.fields.length === 1 && nodeType(column.fields[0]) === 'A_Star';
 }
 
-function sentimentFieldInWrapper(site: CallSite): string | undefined {
-  let field: string | undefined;
-  walk({ root: site.call.wrapper!.inlined }, (n) => {
+/**
+ * A wrapper's inlined body with each use of its ML call (one call, or one made several times alike) replaced by the
+ * stored answer in `alias`: for detect_sentiment, `(call).sentiment` or `(call).confidence` by that column.
+ * Undefined when a use is none of these (the whole record), which the per-row path then answers.
+ */
+function answeredBody(site: CallSite, alias: string): AstNode | undefined {
+  const wrapper = site.call.wrapper!;
+  const wanted = deparse({ FuncCall: wrapper.inlinedCall });
+  const sentiment = site.call.kind === 'sentiment';
+  const holder = { root: clone(wrapper.inlined) };
+  let uses = 0;
+  let wholeRecord = false;
+  walk(holder, (n, parent, key) => {
+    if (wholeRecord || parent === undefined || key === undefined) return undefined;
     const indirection = inner(n, 'A_Indirection');
-    if (indirection && inner(indirection.arg, 'FuncCall') === site.call.wrapper!.inlinedCall) {
-      field = indirection.indirection?.[0]?.String?.sval;
+    const call = inner(indirection ? indirection.arg : n, 'FuncCall');
+    if (!call || deparse({ FuncCall: call }) !== wanted) return undefined;
+    const field = indirection?.indirection?.length === 1 ? indirection.indirection[0].String?.sval : undefined;
+    if (sentiment && field !== 'sentiment' && field !== 'confidence') {
+      wholeRecord = true;
       return false;
     }
-    return undefined;
+    (parent as AstNode)[key] = parseExpression(valueColumn(alias, site.call.kind, field));
+    uses += 1;
+    return false;
   });
-  return field === 'sentiment' || field === 'confidence' ? field : undefined;
+  return uses > 0 && !wholeRecord ? holder.root : undefined;
 }
 
 const valueColumn = (alias: string, kind: MlKind, field: string | undefined) =>
@@ -2261,13 +2278,7 @@ function rewriteAsJoins(statement: AstNode, analysis: Analysis, rewriting: Rewri
       joinsByLevel.set(site.level, list);
       continue;
     } else if (site.call.wrapper) {
-      const field = site.call.kind === 'sentiment' ? sentimentFieldInWrapper(site) : undefined;
-      const value = parseExpression(valueColumn(alias, site.call.kind, field));
-      const inlined = clone(site.call.wrapper.inlined);
-      const target = findCallIn(inlined, site.call.wrapper.inlinedCall);
-      const substituted = target
-        ? replaceCallOrField(inlined, target, value, site.call.kind === 'sentiment')
-        : undefined;
+      const substituted = answeredBody(site, alias);
       if (!substituted) continue;
       // The outer cast keeps `(wrapper(...)).field` parenthesized when deparsed.
       const returnType = site.call.wrapper.fn.returnType;
@@ -2422,43 +2433,6 @@ function replaceFunctionColumns(statement: AstNode, site: CallSite, names: strin
 
 function quoteIdent(name: string): string {
   return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
-
-function findCallIn(root: AstNode, target: AstNode): AstNode | undefined {
-  const wanted = deparse({ FuncCall: target });
-  let found: AstNode | undefined;
-  walk(root, (n) => {
-    const call = inner(n, 'FuncCall');
-    if (call && !found && deparse(n) === wanted) {
-      found = call;
-      return false;
-    }
-    return undefined;
-  });
-  return found;
-}
-
-/** Replaces the call (or, for sentiment, the `(call).field` around it) inside `root` by `value`. */
-function replaceCallOrField(root: AstNode, call: AstNode, value: AstNode, field: boolean): AstNode | undefined {
-  const holder = { root };
-  let done = false;
-  walk(holder, (n, parent, key) => {
-    if (done || parent === undefined || key === undefined) return undefined;
-    if (field) {
-      const indirection = inner(n, 'A_Indirection');
-      if (indirection && inner(indirection.arg, 'FuncCall') === call) {
-        (parent as AstNode)[key] = value;
-        done = true;
-        return false;
-      }
-    } else if (inner(n, 'FuncCall') === call) {
-      (parent as AstNode)[key] = value;
-      done = true;
-      return false;
-    }
-    return undefined;
-  });
-  return done ? holder.root : undefined;
 }
 
 /** Keeps the output column name PostgreSQL would have given the original expression. */

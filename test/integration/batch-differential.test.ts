@@ -3995,6 +3995,52 @@ describe('wrappers whose body makes its row other than by its expression', () =>
   });
 });
 
+describe('wrappers that make one ML call more than once', () => {
+  it('are batched, each use answered by the one stored answer', async () => {
+    const call = "aws_comprehend.detect_sentiment(doc, 'en')";
+    await db.query(`CREATE FUNCTION signed_mood(doc text) RETURNS real LANGUAGE sql AS $$
+      SELECT CASE WHEN (${call}).sentiment = 'NEGATIVE' THEN -(${call}).confidence ELSE (${call}).confidence END $$`);
+    await db.query(`CREATE FUNCTION mood_line(doc text) RETURNS text LANGUAGE sql STRICT AS $$
+      SELECT (${call}).sentiment || ' ' || round((${call}).confidence::numeric, 2) $$`);
+    await db.query(`CREATE FUNCTION doubled_score(a float8, b float8) RETURNS float8 LANGUAGE sql AS $$
+      SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, a, b)::float8 + aws_sagemaker.invoke_endpoint('xgb', NULL, a, b)::float8 $$`);
+    // Calls of one function with other inputs, or a whole record, stay per row.
+    await db.query(`CREATE FUNCTION two_moods(doc text) RETURNS text LANGUAGE sql AS $$
+      SELECT (${call}).sentiment || (aws_comprehend.detect_sentiment(doc || '!', 'en')).sentiment $$`);
+    for (const [sql, label] of [
+      ['SELECT id, signed_mood(txt) FROM t WHERE id <= 40 ORDER BY id', 'public.signed_mood'],
+      ['SELECT count(*) FROM t WHERE signed_mood(txt) < 0', 'public.signed_mood'],
+      ['SELECT id, mood_line(txt) FROM t WHERE id <= 40 ORDER BY id', 'public.mood_line'],
+      ['SELECT id, doubled_score(f1, f2) FROM t WHERE id <= 40 ORDER BY id', 'public.doubled_score'],
+    ]) {
+      await expectSameBothWays(db, sql);
+      expect((await runBatched(sql, label, SENTIMENT, ENDPOINT)).scored, sql).toBeGreaterThan(0);
+    }
+    await db.query('CREATE TABLE signed (id int, m real)');
+    await db.query('INSERT INTO signed SELECT id, NULL FROM t WHERE id <= 40');
+    await runBatched('UPDATE signed SET m = signed_mood(t.txt) FROM t WHERE t.id = signed.id', 'public.signed_mood');
+    const differ = await db.query(
+      'SELECT count(*)::int AS n FROM signed s JOIN t USING (id) WHERE s.m IS DISTINCT FROM signed_mood(t.txt)',
+    );
+    expect(differ.rows[0].n).toBe(0);
+    // An UPDATE of the table the inputs are in (answers read by index probes), and a cursor over it.
+    await db.query('CREATE TABLE signed_docs AS SELECT id, txt, NULL::real AS m FROM t WHERE id <= 40');
+    await runBatched('UPDATE signed_docs SET m = signed_mood(txt) WHERE id % 2 = 0', 'public.signed_mood');
+    const probed = await db.query(
+      'SELECT count(*)::int AS n FROM signed_docs WHERE id % 2 = 0 AND m IS DISTINCT FROM signed_mood(txt)',
+    );
+    expect(probed.rows[0].n).toBe(0);
+    await db.query('BEGIN');
+    await db.query('DECLARE signed_cursor CURSOR FOR SELECT id, signed_mood(txt) AS m FROM signed_docs ORDER BY id');
+    const fetched = (await db.query('FETCH ALL FROM signed_cursor')).rows;
+    await db.query('COMMIT');
+    const expected = (await db.query('SELECT id, signed_mood(txt) AS m FROM signed_docs ORDER BY id')).rows;
+    expect(fetched).toEqual(expected);
+    const other = await expectSameBothWays(db, 'SELECT id, two_moods(txt) FROM t WHERE id <= 10 ORDER BY id');
+    expect(other.error).toBeUndefined();
+  });
+});
+
 describe('wrappers whose subqueries name a column like a parameter', () => {
   it('answer as PostgreSQL does, which reads the name as the column', async () => {
     // PostgreSQL takes a name in a subquery with a FROM for a column there before the parameter of that name.
