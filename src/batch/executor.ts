@@ -204,6 +204,18 @@ function resultsTableState(
 }
 
 /**
+ * SQL of `to_regclass(name)` (name a text expression) that gives NULL rather than fail for a name in a schema the
+ * user may not use: PostgreSQL reads such a relation for a view that names it (with the view owner's rights), and
+ * the statement reading the view must not fail on the gateway's lookup.
+ */
+function regclassOf(name: string): string {
+  return `(SELECT CASE WHEN pg_catalog.array_length(p.i, 1) < 2 OR COALESCE(pg_catalog.has_schema_privilege(n.oid, 'USAGE'), true)
+      THEN pg_catalog.to_regclass(p.x) END
+     FROM (SELECT ${name} AS x, pg_catalog.parse_ident(${name}) AS i) p
+     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) p.i[pg_catalog.array_length(p.i, 1) - 1])`;
+}
+
+/**
  * Reads the session's settings that steer batch mode, in one round trip, and
  * stops the in-database functions from reading the previous statement's results.
  * `session.tables` is the session's (see SessionTables); `endpointNoOp` the
@@ -224,14 +236,14 @@ export async function readSettings(
   );
   const parallelWorkers = names.length
     ? `(SELECT max(substring(o from 'parallel_workers=(\\d+)')::int) FROM pg_catalog.pg_class c, unnest(c.reloptions) o
-         WHERE c.oid = ANY (ARRAY[${names.map((n) => `to_regclass(${n})`).join(', ')}]::oid[]))`
+         WHERE c.oid = ANY (ARRAY[${names.map((n) => regclassOf(n)).join(', ')}]::oid[]))`
     : 'NULL';
   // Plain tables without inheritance children (their ctid names one row) that the user may read whole (SELECT
   // granted on some columns only does not cover ctid and xmin), and a session that may create its temp table
   // of per-row results.
   const rowTables = rowCandidates.length
     ? `(SELECT COALESCE(json_agg(n), '[]') FROM unnest(ARRAY[${rowCandidates.map(quoteLiteral).join(', ')}]::text[]) n
-         JOIN pg_catalog.pg_class c ON c.oid = to_regclass(n)
+         JOIN pg_catalog.pg_class c ON c.oid = ${regclassOf('n')}
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass AND has_table_privilege(c.oid, 'SELECT')
           AND has_database_privilege(current_database(), 'TEMP'))::text`
     : "'[]'";
@@ -243,7 +255,7 @@ export async function readSettings(
   const views = viewCandidates.length
     ? `(SELECT json_build_object(
           'inline', COALESCE(json_agg(v.written) FILTER (WHERE v.inlinable AND d.same AND ${CATALOG_FIRST}
-            AND to_regclass(v.written) = c.oid AND has_table_privilege(c.oid, 'SELECT')
+            AND ${regclassOf('v.written')} = c.oid AND has_table_privilege(c.oid, 'SELECT')
             AND NOT ${reloptionOn('security_barrier')}
             AND (c.relowner = current_user::regrole OR ${reloptionOn('security_invoker')})), '[]'),
           'stale', COALESCE(bool_or(NOT d.same), false))
@@ -437,7 +449,7 @@ export async function readSettings(
 function uniqueKeySql(read: KeyRead | undefined): string {
   if (!read) return 'false';
   return `EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
-      WHERE c.oid = to_regclass(${quoteLiteral(read.table)}) AND c.relkind = 'r' AND NOT c.relhassubclass
+      WHERE c.oid = ${regclassOf(quoteLiteral(read.table))} AND c.relkind = 'r' AND NOT c.relhassubclass
         AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
         AND NOT EXISTS (SELECT FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum

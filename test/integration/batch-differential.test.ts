@@ -4685,6 +4685,19 @@ describe('views read in place', () => {
     } finally {
       await db.query('RESET ROLE');
     }
+    // A view over a view in a schema the reader may not use (PostgreSQL reads it with the owner's rights).
+    await db.query(`CREATE SCHEMA private_moods; CREATE SCHEMA public_moods;
+      CREATE VIEW private_moods.inner_moods AS SELECT id, ${S} AS mood FROM public.t WHERE id < 60;
+      CREATE VIEW public_moods.outer_moods AS SELECT id, mood FROM private_moods.inner_moods WHERE id < 30;
+      GRANT USAGE ON SCHEMA public_moods TO view_reader; GRANT SELECT ON public_moods.outer_moods TO view_reader`);
+    await db.query('SET ROLE view_reader');
+    try {
+      const nested = await expectSameBothWays(db, 'SELECT id, mood FROM public_moods.outer_moods');
+      expect(nested.error).toBeUndefined();
+      expect(nested.rows?.length).toBeGreaterThan(0);
+    } finally {
+      await db.query('RESET ROLE');
+    }
     // A prepared statement that read a view in place, after SELECT on the view is revoked.
     await db.query(`CREATE VIEW revoked_moods AS SELECT id, ${S} AS mood FROM t WHERE id < 30`);
     await db.query('GRANT SELECT ON revoked_moods TO view_reader; GRANT SELECT ON t TO view_reader');
