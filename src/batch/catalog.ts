@@ -34,8 +34,8 @@ export interface WrapperFunction {
    */
   namesakes?: 'same-schema' | 'other-schemas';
   /**
-   * With namesakes in other schemas only, all of its argument types and kind: their schemas. PostgreSQL then
-   * calls, for an unqualified name, the one whose schema comes first on the search_path.
+   * With namesakes in other schemas only, all of its argument types, names, kind and VARIADIC: their schemas.
+   * PostgreSQL then calls, for an unqualified name, the one whose schema comes first on the search_path.
    */
   namesakeSchemas?: string[];
   owner: string;
@@ -406,10 +406,11 @@ async function noteNamesakes(read: CatalogRead, wrappers: WrapperFunction[]): Pr
   const names = [...new Set(wrappers.map((w) => w.name))];
   const functions = await read(
     `
-    SELECT n.nspname::text, p.proname::text, p.oid::text, p.proargtypes::text, p.prokind::text
+    SELECT n.nspname::text, p.proname::text, p.oid::text,
+           p.proargtypes::text || ' ' || p.prokind::text || ' ' || p.provariadic::text || ' ' || COALESCE(p.proargnames::text, '')
       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
      WHERE p.proname = ANY (${quoteLiteralArray(names)})`,
-    5,
+    4,
   );
   for (const wrapper of wrappers) {
     const named = functions.filter(([, name]) => name === wrapper.name);
@@ -418,7 +419,9 @@ async function noteNamesakes(read: CatalogRead, wrappers: WrapperFunction[]): Pr
     if (others.some(([schema]) => schema === wrapper.schema)) wrapper.namesakes = 'same-schema';
     else if (others.length > 0) {
       wrapper.namesakes = 'other-schemas';
-      const alike = others.every(([, , , argTypes, kind]) => own && argTypes === own[3] && kind === own[4]);
+      // (Alike: the same argument types, kind, VARIADIC element and argument names. A VARIADIC namesake takes
+      // the same arguments spread out; one with other names is what a call by name means.)
+      const alike = others.every(([, , , signature]) => own && signature === own[3]);
       if (alike) wrapper.namesakeSchemas = others.map(([schema]) => schema);
     }
   }

@@ -316,10 +316,11 @@ export async function readSettings(
           ? `COALESCE((SELECT bool_or(p.oid IS NULL OR p.xmin::text <> w.version OR (w.was_unique AND EXISTS (
                  SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.oid <> w.oid))
                  -- (Named without its schema: the search_path must still find it first, and no namesake of
-                 -- other argument types may compete with it.)
+                 -- other argument types, VARIADIC or argument names may compete with it.)
                  OR (w.by_path AND (pg_catalog.to_regprocedure(pg_catalog.format('%I(%s)', p.proname,
                        pg_catalog.oidvectortypes(p.proargtypes))) IS DISTINCT FROM w.oid OR EXISTS (
-                   SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND q.proargtypes <> p.proargtypes))))
+                   SELECT FROM pg_catalog.pg_proc q WHERE q.proname = w.name AND (q.proargtypes <> p.proargtypes
+                     OR q.provariadic <> p.provariadic OR q.proargnames IS DISTINCT FROM p.proargnames)))))
                FROM (VALUES ${wrappers
                  .map(
                    (w) =>

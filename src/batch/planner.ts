@@ -1203,7 +1203,7 @@ function throughParent(
 /**
  * The arms of a UNION ALL chain, left to right, when PostgreSQL moves its reader's conditions into them: every
  * node a UNION ALL without a WITH, ORDER BY or LIMIT of its own (the outermost may sort), every arm a SELECT
- * without LIMIT or OFFSET, DISTINCT or window functions (an arm with one may keep the conditions out of every
+ * without LIMIT or OFFSET, DISTINCT ON or window functions (an arm with one may keep the conditions out of every
  * arm). Undefined otherwise.
  */
 function pushableUnionArms(union: AstNode): AstNode[] | undefined {
@@ -1217,13 +1217,11 @@ function pushableUnionArms(union: AstNode): AstNode[] | undefined {
     }
     if (select.valuesLists || select.withClause || select.limitCount || select.limitOffset) return false;
     // (Not flattened, the union keeps a condition out of every arm if one arm's DISTINCT ON or window function
-    // makes its column unsafe there.)
-    if (
-      select.distinctClause ||
-      select.windowClause ||
-      some(select.targetList ?? [], (n) => inner(n, 'FuncCall')?.over)
-    )
+    // makes its column unsafe there. A plain DISTINCT does not.)
+    const distinctOn = select.distinctClause?.some(nodeType);
+    if (distinctOn || select.windowClause || some(select.targetList ?? [], (n) => inner(n, 'FuncCall')?.over)) {
       return false;
+    }
     arms.push(select);
     return true;
   };

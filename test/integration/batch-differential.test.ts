@@ -309,6 +309,13 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       await expectSameBothWays(db, sql);
       expect((await runBatched(sql)).scored, sql).toBe(scored);
     }
+    // Beside an arm with a plain DISTINCT (which PostgreSQL gives the condition too, but whose rows batch mode
+    // scores whole): the other arm scores its 3 rows only.
+    const distinct = `SELECT count(*), sum(p) FROM (SELECT id, ${EP} AS p FROM t WHERE id < 1000
+      UNION ALL SELECT DISTINCT id, ${EP} FROM t WHERE id > 1000) s WHERE id < 4`;
+    await expectSameBothWays(db, distinct);
+    const distinctArm = (await db.query('SELECT count(*)::int AS n FROM t WHERE id > 1000')).rows[0].n;
+    expect((await runBatched(distinct)).scored).toBe(3 + distinctArm);
   });
 
   it('reads the view or wrapper of a name its search_path finds first among namesakes in several schemas', async () => {
@@ -370,6 +377,29 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       expect((await db.query(prepared)).rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_b: /);
       await db.query('SET search_path = tenant_a, public');
       expect((await db.query(prepared)).rows.find((r) => r.m !== null)?.m).toMatch(/^tenant_a: /);
+      // Namesakes of the same argument types that PostgreSQL matches otherwise: a VARIADIC one takes the
+      // arguments spread out; for a call by name, the one whose names fit. Their calls go per row.
+      await db.query(`CREATE FUNCTION tenant_a.spread(VARIADIC a text[]) RETURNS text LANGUAGE sql
+          AS $$ SELECT 'spread a: ' || (${SENTIMENT}(a[1], 'en')).sentiment $$;
+        CREATE FUNCTION tenant_b.spread(a text[]) RETURNS text LANGUAGE sql
+          AS $$ SELECT 'spread b: ' || (${SENTIMENT}(a[1], 'en')).sentiment $$;
+        CREATE FUNCTION tenant_a.label(a int, b text) RETURNS text LANGUAGE sql
+          AS $$ SELECT 'label a: ' || (${SENTIMENT}(b, 'en')).sentiment $$;
+        CREATE FUNCTION tenant_b.label(b int, a text) RETURNS text LANGUAGE sql
+          AS $$ SELECT 'label b: ' || (${SENTIMENT}(a, 'en')).sentiment $$`);
+      await db.query('SET search_path = tenant_b, tenant_a, public');
+      for (const [sql, answer] of [
+        [`SELECT id, spread('{' || txt || '}') AS m FROM t WHERE id < 20 ORDER BY id`, /^spread a: /],
+        ['SELECT id, label(a => id, b => txt) AS m FROM t WHERE id < 20 ORDER BY id', /^label a: /],
+      ] as const) {
+        const { rows, error } = await expectSameBothWays(db, sql);
+        expect(error, sql).toBeUndefined();
+        expect(
+          rows?.map((r) => r[1]).find((m) => m !== null),
+          sql,
+        ).toMatch(answer);
+      }
+      await db.query('SET search_path = tenant_a, public');
       // A namesake of other argument types: PostgreSQL picks by the arguments' types, so the calls go per row.
       await db.query(`CREATE FUNCTION public.mood(doc varchar) RETURNS text LANGUAGE sql AS $$ SELECT 'public' $$`);
       const during = await callsDuring(() => expectSameBothWays(db, wrapped).then(() => undefined));
