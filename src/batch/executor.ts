@@ -42,6 +42,8 @@ export interface BatchSettings {
   batchable: boolean;
   /** The aws_ml extension (its batch functions) exists in this database. */
   extensionReady: boolean;
+  /** The role running the statement: what `"$user"` on the search_path means (PostgreSQL reports no SET ROLE). */
+  currentUser: string;
   /** For each KeyRead asked about (see readSettings), whether a unique index proves it reads one row at most. */
   oneRow: boolean[];
   concurrency: number;
@@ -332,6 +334,7 @@ export async function readSettings(
       },
       ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
       to_regprocedure('aws_ml.trust_batch(integer, text)') IS NOT NULL,
+      current_user::text,
       -- Results of earlier statements stop being read from here on (until begin_batch): by the functions, and by
       -- a statement prepared in batch form that runs without scoring (one that reads one row by a unique key),
       -- which would read a cursor's, numbered for the rest of its block.
@@ -362,6 +365,7 @@ export async function readSettings(
     staleWrappers,
     uniqueKeys,
     vouches,
+    currentUser,
   ] = rows[0];
   const byInput = resultsTableState(inputTable, session.tables, 'byInput');
   const byRow = resultsTableState(rowTable, session.tables, 'byRow');
@@ -435,6 +439,7 @@ export async function readSettings(
     idleTimeouts: idleTimeoutsOn(idleInTransaction, idleSession),
     endpointNoOp: session.endpointNoOp,
     vouches: vouches === 't',
+    currentUser: currentUser ?? '',
     oneRow: (uniqueKeys ?? '{}')
       .slice(1, -1)
       .split(',')

@@ -974,8 +974,11 @@ export class MlInterceptor implements SessionInterceptor {
   /** The client's text of the simple Query being handled (error positions count in it). */
   private queryText: string | undefined;
 
-  /** The session's search_path and session user as PostgreSQL last reported them (see noteSearchPath). */
-  private readonly reported: { searchPath?: string; user?: string } = {};
+  /**
+   * The session's search_path and session user as PostgreSQL last reported them (see noteSearchPath), and the
+   * role its last batched statement ran as (after SET ROLE, what `"$user"` means).
+   */
+  private readonly reported: { searchPath?: string; user?: string; currentUser?: string } = {};
 
   /** The aws_ml.trust_batch call of each load of answers, made with the bridge's secret. */
   private readonly vouch: ReturnType<typeof voucher>;
@@ -993,13 +996,15 @@ export class MlInterceptor implements SessionInterceptor {
   }
 
   noteSearchPath(setting: { searchPath?: string; user?: string }): void {
+    // (A new session user, SET SESSION AUTHORIZATION, also ends any SET ROLE.)
+    if (setting.user !== undefined) this.reported.currentUser = undefined;
     Object.assign(this.reported, setting);
   }
 
   /** The schemas of the session's search_path, once PostgreSQL has reported it (18 and later do). */
   private searchPath(): string[] | undefined {
-    const { searchPath, user } = this.reported;
-    return searchPath === undefined ? undefined : searchPathSchemas(searchPath, user);
+    const { searchPath, user, currentUser } = this.reported;
+    return searchPath === undefined ? undefined : searchPathSchemas(searchPath, currentUser ?? user);
   }
 
   asSent(sql: string): string {
@@ -1587,6 +1592,7 @@ export class MlInterceptor implements SessionInterceptor {
       plan.wrappers,
       [plan.keyRead],
     );
+    this.reported.currentUser = settings.currentUser || undefined;
     if (settings.staleDefinitions && !definitionsChecked) {
       // A view it reads or a wrapper it inlined was changed where the gateway did not see it: plan again from the
       // catalog as it is now.
@@ -2184,6 +2190,7 @@ export class MlInterceptor implements SessionInterceptor {
       [...batchParses, ...binds].flatMap((p) => p.entry.plan.wrappers),
       binds.map((b) => b.entry.plan.keyRead),
     );
+    this.reported.currentUser = settings.currentUser || undefined;
     // A statement that reads a view in place no longer may (a privilege revoked, the name now meaning
     // another relation): prepared again as written, PostgreSQL checks it as the view.
     const lostViews = binds.filter((b) => b.entry.plan.inlinedViews.some((v) => !settings.inlineViews.has(v.written)));

@@ -399,6 +399,21 @@ describe('batch mode answers exactly what the per-row path answers', () => {
           sql,
         ).toMatch(answer);
       }
+      // "$user" is the role a statement runs as: after SET ROLE, the role's schema (once a statement has run).
+      await db.query(`DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenant_b') THEN CREATE ROLE tenant_b; END IF;
+        END $$`);
+      await db.query(`GRANT aws_ml TO tenant_b; GRANT USAGE ON SCHEMA tenant_a, tenant_b TO tenant_b;
+        GRANT SELECT ON tenant_a.scores, tenant_b.scores, public.t TO tenant_b`);
+      await db.query('SET search_path = "$user", tenant_a, public; SET ROLE tenant_b');
+      try {
+        const viewed = 'SELECT id, p FROM scores WHERE id < 40 ORDER BY id';
+        await db.query(viewed);
+        expect((await runBatched(viewed)).scored).toBe(await inGroup(2, 'id < 40'));
+        await expectSameBothWays(db, viewed);
+      } finally {
+        await db.query('RESET ROLE');
+      }
       await db.query('SET search_path = tenant_a, public');
       // A namesake of other argument types: PostgreSQL picks by the arguments' types, so the calls go per row.
       await db.query(`CREATE FUNCTION public.mood(doc varchar) RETURNS text LANGUAGE sql AS $$ SELECT 'public' $$`);
@@ -407,6 +422,7 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     } finally {
       await db.query('RESET search_path; RESET apg_enable_function_migration');
       await db.query('DROP SCHEMA tenant_a, tenant_b CASCADE');
+      await db.query('DROP OWNED BY tenant_b; DROP ROLE IF EXISTS tenant_b');
     }
   });
 
