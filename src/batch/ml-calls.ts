@@ -369,13 +369,11 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
     }
     return undefined;
   });
-  // One call, or one builtin call made several times alike (`CASE WHEN (f(doc)).sentiment = 'NEGATIVE' THEN
-  // -(f(doc)).confidence …`): each use reads the one answer.
+  // One call, or one call made several times alike (`CASE WHEN (f(doc)).sentiment = 'NEGATIVE' THEN
+  // -(f(doc)).confidence …`, or a wrapper of such calls twice): each use reads the one answer.
   const alike =
     innerCalls.length > 1 &&
-    innerCalls.every(
-      (c) => !c.call.wrapper && deparse({ FuncCall: c.node }) === deparse({ FuncCall: innerCalls[0].node }),
-    );
+    innerCalls.every((c) => deparse({ FuncCall: c.node }) === deparse({ FuncCall: innerCalls[0].node }));
   if (innerCalls.length !== 1 && !alike) return undefined;
   if (mlCallsIn(typedBody(fn), catalog, depth) !== innerCalls.length) return undefined;
   const [{ call: mlCall }] = innerCalls;
@@ -392,8 +390,13 @@ export function recognizeMlCall(call: AstNode, catalog: MlCatalog, depth = 0): M
   // A nested wrapper resolves to its own builtin call; keep the outermost inlined expression, in which a
   // STRICT inner wrapper given a NULL is NULL where it stands.
   const innermost = mlCall.wrapper ? mlCall.wrapper.inlinedCall : mlCall.node;
-  const expression = mlCall.wrapper
-    ? replaceNode(inlined, innerCalls[0].node, nullAt(mlCall.wrapper.nullWhen, mlCall.wrapper.inlined))
+  const nested = mlCall.wrapper;
+  const expression = nested
+    ? innerCalls.reduce(
+        (body, use, i) =>
+          replaceNode(body, use.node, nullAt(nested.nullWhen, i === 0 ? nested.inlined : clone(nested.inlined))),
+        inlined,
+      )
     : inlined;
   return {
     ...mlCall,

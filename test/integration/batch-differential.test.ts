@@ -4050,6 +4050,8 @@ describe('wrappers that make one ML call more than once', () => {
       SELECT (${call}).sentiment || ' ' || round((${call}).confidence::numeric, 2) $$`);
     await db.query(`CREATE FUNCTION doubled_score(a float8, b float8) RETURNS float8 LANGUAGE sql AS $$
       SELECT aws_sagemaker.invoke_endpoint('xgb', NULL, a, b)::float8 + aws_sagemaker.invoke_endpoint('xgb', NULL, a, b)::float8 $$`);
+    await db.query(`CREATE FUNCTION twice_signed(doc text) RETURNS real LANGUAGE sql AS $$
+      SELECT signed_mood(doc) + abs(signed_mood(doc)) $$`);
     // Calls of one function with other inputs, or a whole record, stay per row.
     await db.query(`CREATE FUNCTION two_moods(doc text) RETURNS text LANGUAGE sql AS $$
       SELECT (${call}).sentiment || (aws_comprehend.detect_sentiment(doc || '!', 'en')).sentiment $$`);
@@ -4058,6 +4060,7 @@ describe('wrappers that make one ML call more than once', () => {
       ['SELECT count(*) FROM t WHERE signed_mood(txt) < 0', 'public.signed_mood'],
       ['SELECT id, mood_line(txt) FROM t WHERE id <= 40 ORDER BY id', 'public.mood_line'],
       ['SELECT id, doubled_score(f1, f2) FROM t WHERE id <= 40 ORDER BY id', 'public.doubled_score'],
+      ['SELECT id, twice_signed(txt) FROM t WHERE id <= 40 ORDER BY id', 'public.twice_signed'],
     ]) {
       await expectSameBothWays(db, sql);
       expect((await runBatched(sql, label, SENTIMENT, ENDPOINT)).scored, sql).toBeGreaterThan(0);
