@@ -172,7 +172,7 @@ const AGGREGATES = new Set([
   'any_value',
 ]);
 
-function isAggregateCall(call: AstNode): boolean {
+export function isAggregateCall(call: AstNode): boolean {
   const names: AstNode[] = call.funcname ?? [];
   const name = names[names.length - 1]?.String?.sval;
   return (

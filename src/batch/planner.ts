@@ -18,6 +18,7 @@ import {
   type Analysis,
   analyze,
   type CallSite,
+  isAggregateCall,
   type Level,
   referencedQualifiers,
   sitesOfView,
@@ -504,16 +505,34 @@ function oneRowPerRow(level: Level): boolean {
  * (PUSHABLE_FUNCTIONS): no set-returning or window function, which would
  * change how many rows there are.
  */
-function knownCallsOnly(expressions: AstNode[] | undefined, index: Map<AstNode, CallSite>): boolean {
+function knownCallsOnly(
+  expressions: AstNode[] | undefined,
+  index: Map<AstNode, CallSite>,
+  aggregates = false,
+): boolean {
   let found = false;
   for (const expression of expressions ?? []) {
     walk(expression, (n) => {
       if (found || (nodeType(n) === 'FuncCall' && index.has(n.FuncCall))) return false;
-      found = nodeType(n) === 'FuncCall' && !pushableCall(n.FuncCall);
+      // (In a grouped level, aggregates too: one value per group.)
+      const known = (call: AstNode) => pushableCall(call) || (aggregates && isAggregateCall(call));
+      found = nodeType(n) === 'FuncCall' && !known(n.FuncCall);
       return undefined;
     });
   }
   return !found;
+}
+
+/**
+ * A level that groups its rows by plain GROUP BY (no grouping sets), without DISTINCT, LIMIT, window or locking
+ * clause: PostgreSQL moves a parent's condition on one of its columns without aggregates (a grouping column, or
+ * one that depends on it) into its HAVING, and from there, aggregate-free, into its WHERE.
+ */
+function groupedRowsOnly(level: Level): boolean {
+  const stmt = level.stmt;
+  if (!level.aggregated && !stmt.groupClause && !stmt.havingClause) return false;
+  if (some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) return false;
+  return !(stmt.distinctClause || stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause);
 }
 
 /**
@@ -1121,11 +1140,12 @@ function throughParent(
   const alone = parent.kind === 'select' && parentFrom.length === 1;
   if (limit !== undefined && !alone) return undefined;
   // A level PostgreSQL evaluates whole before the parent's conditions apply.
-  if (!oneRowPerRow(level)) return undefined;
+  const grouped = !arm && limit === undefined && groupedRowsOnly(level);
+  if (!oneRowPerRow(level) && !grouped) return undefined;
   const targets: AstNode[] = stmt.targetList ?? [];
   // Set-returning and window functions in the level keep the parent's conditions out: only known functions
   // pass (besides the ML calls, whose own arguments the argument query reads anyway).
-  if (!knownCallsOnly(targets, index)) return undefined;
+  if (!knownCallsOnly(targets, index, grouped)) return undefined;
   const hasStar = (select: AstNode) =>
     (select.targetList ?? []).some((t: AstNode) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star'));
   const star = hasStar(stmt);

@@ -318,6 +318,28 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     expect((await runBatched(distinct)).scored).toBe(3 + distinctArm);
   });
 
+  it('scores the rows of a grouped view that its reader keeps by a grouping column, as PostgreSQL does', async () => {
+    await db.query(`CREATE VIEW v_groups AS SELECT grp, count(*) AS n, avg(${EP}) AS p FROM t GROUP BY grp`);
+    await db.query(`CREATE VIEW v_parity AS SELECT grp % 2 AS parity, max(${EP}) AS p FROM t GROUP BY grp % 2
+      HAVING count(*) > 1`);
+    const kept = async (where: string) =>
+      (await db.query(`SELECT count(DISTINCT (${f.join(', ')}))::int AS n FROM t WHERE ${where}`)).rows[0].n as number;
+    for (const [sql, scored] of [
+      ['SELECT * FROM v_groups WHERE grp = 2', await kept('grp = 2')],
+      ['SELECT grp, p FROM v_groups g WHERE g.grp IN (1, 3) ORDER BY grp', await kept('grp IN (1, 3)')],
+      ['SELECT p FROM v_parity WHERE parity = 1', await kept('grp % 2 = 1')],
+      [
+        `SELECT * FROM (SELECT grp, sum(${EP}) AS s FROM t WHERE id < 100 GROUP BY grp) q WHERE grp < 2`,
+        await kept('id < 100 AND grp < 2'),
+      ],
+      // A condition on an aggregate applies to the groups: every row is scored.
+      ['SELECT grp FROM v_groups WHERE p > 0', await kept('true')],
+    ] as const) {
+      await expectSameBothWays(db, sql);
+      expect((await runBatched(sql)).scored, sql).toBe(scored);
+    }
+  });
+
   it('reads the view or wrapper of a name its search_path finds first among namesakes in several schemas', async () => {
     // A schema per tenant, each with its own view and wrapper of one name.
     for (const [schema, group] of [
