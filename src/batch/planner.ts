@@ -524,15 +524,19 @@ function knownCallsOnly(
 }
 
 /**
- * A level that groups its rows by plain GROUP BY (no grouping sets), without DISTINCT, LIMIT, window or locking
- * clause: PostgreSQL moves a parent's condition on one of its columns without aggregates (a grouping column, or
- * one that depends on it) into its HAVING, and from there, aggregate-free, into its WHERE.
+ * A level that groups its rows by plain GROUP BY (no grouping sets), or removes duplicates with a plain DISTINCT
+ * (not DISTINCT ON), without LIMIT, window or locking clause: PostgreSQL moves a parent's condition on one of its
+ * columns without aggregates (a grouping column, or one that depends on it) into its HAVING, and from there,
+ * aggregate-free, into its WHERE; for DISTINCT, straight into its WHERE (every column is a DISTINCT key).
  */
-function groupedRowsOnly(level: Level): boolean {
+function combinesFilteredRows(level: Level): boolean {
   const stmt = level.stmt;
-  if (!level.aggregated && !stmt.groupClause && !stmt.havingClause) return false;
+  const grouped = level.aggregated || stmt.groupClause || stmt.havingClause;
+  const distinct = stmt.distinctClause && !stmt.distinctClause.some(nodeType);
+  if (!grouped && !distinct) return false;
+  if (stmt.distinctClause && !distinct) return false;
   if (some(stmt.groupClause ?? [], (n) => nodeType(n) === 'GroupingSet')) return false;
-  return !(stmt.distinctClause || stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause);
+  return !(stmt.limitCount || stmt.limitOffset || stmt.windowClause || stmt.lockingClause);
 }
 
 /**
@@ -1140,7 +1144,7 @@ function throughParent(
   const alone = parent.kind === 'select' && parentFrom.length === 1;
   if (limit !== undefined && !alone) return undefined;
   // A level PostgreSQL evaluates whole before the parent's conditions apply.
-  const grouped = !arm && limit === undefined && groupedRowsOnly(level);
+  const grouped = limit === undefined && combinesFilteredRows(level);
   if (!oneRowPerRow(level) && !grouped) return undefined;
   const targets: AstNode[] = stmt.targetList ?? [];
   // Set-returning and window functions in the level keep the parent's conditions out: only known functions

@@ -332,6 +332,13 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         `SELECT * FROM (SELECT grp, sum(${EP}) AS s FROM t WHERE id < 100 GROUP BY grp) q WHERE grp < 2`,
         await kept('id < 100 AND grp < 2'),
       ],
+      // A plain DISTINCT, and grouped arms of a UNION ALL.
+      [`SELECT * FROM (SELECT DISTINCT grp, ${EP} AS p FROM t) s WHERE grp = 2`, await kept('grp = 2')],
+      [
+        `SELECT * FROM (SELECT grp, avg(${EP}) AS p FROM t WHERE id < 1000 GROUP BY grp
+          UNION ALL SELECT grp, avg(${EP}) FROM t WHERE id > 1000 GROUP BY grp) s WHERE grp = 2`,
+        (await kept('grp = 2 AND id < 1000')) + (await kept('grp = 2 AND id > 1000')),
+      ],
       // A condition on an aggregate applies to the groups: every row is scored.
       ['SELECT grp FROM v_groups WHERE p > 0', await kept('true')],
     ] as const) {
