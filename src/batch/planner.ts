@@ -1104,7 +1104,8 @@ function pushableCall(call: AstNode): boolean {
 function plainExpression(node: AstNode, index: Map<AstNode, CallSite>): boolean {
   return !some(node, (n) => {
     const type = nodeType(n);
-    if (type === 'SubLink' || type === 'A_Star') return true;
+    // (GROUPING(…) is an aggregate's kin: one value per group, which no row has.)
+    if (type === 'SubLink' || type === 'A_Star' || type === 'GroupingFunc') return true;
     return type === 'FuncCall' && (index.has(n.FuncCall) || !pushableCall(n.FuncCall));
   });
 }
@@ -1172,8 +1173,12 @@ function throughParent(
   });
   const alias = readAs.alias ?? 'aws_ml_level';
   const referenced = new Set<string>();
+  // (Into a grouped level PostgreSQL moves a condition through its HAVING, but keeps it there when it compares
+  // a grouping column of a nondeterministic collation under another, written collation.)
+  const grouping = grouped && Boolean(level.aggregated || stmt.groupClause || stmt.havingClause);
   const pushable = (conjunct: AstNode) =>
     plainExpression(conjunct, index) &&
+    !(grouping && some(conjunct, (n) => nodeType(n) === 'CollateClause')) &&
     !some(conjunct, (n) => {
       if (nodeType(n) !== 'ColumnRef') return false;
       const fields: AstNode[] = n.ColumnRef.fields;
