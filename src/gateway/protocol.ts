@@ -501,6 +501,7 @@ export const ServerMessage = {
   CopyInResponse: 0x47,
   DataRow: 0x44,
   ErrorResponse: 0x45,
+  NotificationResponse: 0x41,
   ParameterDescription: 0x74,
   ParameterStatus: 0x53,
   ParseComplete: 0x31,

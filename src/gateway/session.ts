@@ -383,6 +383,12 @@ export class Session implements SessionControl {
         this.noteParameter(message.bytes, 5, message.bytes.length - 5);
         this.writeClient(message.bytes);
       }
+      if (message.type === ServerMessage.NotificationResponse && this.backend.busy) {
+        // PostgreSQL delivers a LISTENed notification whenever the backend is idle, between the gateway's own
+        // statements too: it is the client's, which takes one at any moment (the gateway's statements want none).
+        this.writeClient(message.bytes);
+        continue;
+      }
       if (message.type === ServerMessage.ErrorResponse && this.backend.busy && endsSession(message.bytes)) {
         // PostgreSQL ends the session (pg_terminate_backend, a shutdown) while the gateway runs its own
         // statements: the client must hear why, as drivers and pools tell 57P01 from a network fault.

@@ -4528,6 +4528,42 @@ describe('the ML catalog read while other sessions run DDL', () => {
   });
 });
 
+describe('LISTEN and NOTIFY', () => {
+  it("delivers a notification that comes while the gateway runs a statement's own work", async () => {
+    await db.query('CREATE TABLE notify_docs AS SELECT id, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12 FROM t');
+    const listener = await stack.connect();
+    const locker = await stack.direct();
+    const watch = await stack.direct();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.payload ?? ''));
+    try {
+      await listener.query('LISTEN batch_news');
+      for (const setting of ['on', 'off']) {
+        await listener.query(`SET apg_enable_function_migration = ${setting}`);
+        // The statement's own work waits on the lock; the notification is sent as the lock goes, so PostgreSQL
+        // delivers it at the backend's next idle moment, between the gateway's statements.
+        await locker.query('BEGIN; LOCK TABLE notify_docs IN ACCESS EXCLUSIVE MODE');
+        const running = listener.query(`SELECT count(*), sum(${EP}) FROM notify_docs`);
+        const waiting = async () =>
+          (
+            await watch.query(
+              `SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'notify_docs'::regclass AND NOT granted`,
+            )
+          ).rows[0].n > 0;
+        while (!(await waiting()));
+        await locker.query(`NOTIFY batch_news, '${setting}'; COMMIT`);
+        await running;
+        await listener.query('SELECT 1');
+        expect(heard, setting).toContain(setting);
+      }
+    } finally {
+      await listener.end();
+      await locker.end();
+      await watch.end();
+    }
+  });
+});
+
 describe('a prepared statement whose table another session locks', () => {
   it('waits for the lock where a cancel reaches it, as PostgreSQL alone does', async () => {
     await db.query('CREATE TABLE locked_docs AS SELECT id, txt, NULL::text AS mood FROM t WHERE id <= 20');
