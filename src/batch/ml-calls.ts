@@ -274,8 +274,8 @@ function firstOnPath(
     return at < 0 ? Number.POSITIVE_INFINITY : at;
   };
   const fn = [...candidates].sort((a, b) => position(a.schema) - position(b.schema))[0];
+  // (namesakeSchemas is set only for namesakes of its signature in other schemas alone.)
   if (!fn || position(fn.schema) === Number.POSITIVE_INFINITY || !fn.namesakeSchemas) return undefined;
-  if (fn.namesakes === 'same-schema') return undefined;
   return fn.namesakeSchemas.every((schema) => position(schema) > position(fn.schema)) ? fn : undefined;
 }
 
