@@ -1062,12 +1062,17 @@ function valuesArgumentQuery(site: CallSite, index: Map<AstNode, CallSite>): Arg
 const valuesQueries = new WeakMap<Level, Map<string, ArgumentQuery>>();
 
 /**
- * Functions that are immutable and never set-returning: a condition using
- * them is moved by PostgreSQL into the subquery it filters, and a subquery
- * column computed with them stays a plain one. Any other function might be
- * volatile, set-returning or a window function, which PostgreSQL keeps out.
+ * Functions that are immutable, or stable on the session's settings alone
+ * (`date_trunc('day', ts)` on timestamptz reads TimeZone), and never
+ * set-returning: a condition using them is moved by PostgreSQL into the
+ * subquery it filters, and a subquery column computed with them stays a
+ * plain one. Any other function might be volatile, set-returning or a window
+ * function, which PostgreSQL keeps out.
  */
 const PUSHABLE_FUNCTIONS = new Set([
+  'date_trunc',
+  'date_part',
+  'extract',
   'lower',
   'upper',
   'length',

@@ -333,6 +333,12 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         `SELECT * FROM (SELECT grp, sum(${EP}) AS s FROM t WHERE id < 100 GROUP BY grp) q WHERE grp < 2`,
         await kept('id < 100 AND grp < 2'),
       ],
+      // A dashboard's day: date_trunc on a timestamptz (stable, on the session's TimeZone).
+      [
+        `SELECT * FROM (SELECT date_trunc('day', timestamptz '2024-01-01' + id * interval '6 hours') AS day,
+            avg(${EP}) AS p FROM t GROUP BY 1) d WHERE day >= timestamptz '2024-01-20'`,
+        await kept(`timestamptz '2024-01-01' + id * interval '6 hours' >= timestamptz '2024-01-20'`),
+      ],
       // A plain DISTINCT, and grouped arms of a UNION ALL.
       [`SELECT * FROM (SELECT DISTINCT grp, ${EP} AS p FROM t) s WHERE grp = 2`, await kept('grp = 2')],
       [
