@@ -29,7 +29,7 @@ export interface Level {
    * or a view, neither LATERAL nor under a join): PostgreSQL applies the
    * parent's conditions on its columns inside it (see planner's argumentQuery).
    */
-  readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined };
+  readAs?: { item: AstNode; alias: string | undefined; columnNames: string[] | undefined; joined?: boolean };
   /** A WITH query: PostgreSQL computes it once (one with an ML call, volatile, is never inlined). */
   withQuery?: boolean;
   /** For a WITH query, the SELECT level whose WITH clause defines it (not its parent: it reads none of its rows). */
@@ -187,9 +187,13 @@ function hasAggregate(node: AstNode): boolean {
   });
 }
 
-/** How a parent reads a FROM item: its alias (or the name it is read by) and column names. */
-function readThrough(item: AstNode, alias: AstNode | undefined, name?: string): Level['readAs'] {
-  return { item, alias: alias?.aliasname ?? name, columnNames: alias?.colnames?.map((c: AstNode) => c.String.sval) };
+/**
+ * How a parent reads a FROM item: its alias (or the name it is read by) and column names; `joined` when it is a
+ * side of inner joins rather than an item of the FROM list itself.
+ */
+function readThrough(item: AstNode, alias: AstNode | undefined, joined: boolean, name?: string): Level['readAs'] {
+  const columnNames = alias?.colnames?.map((c: AstNode) => c.String.sval);
+  return { item, alias: alias?.aliasname ?? name, columnNames, ...(joined ? { joined } : {}) };
 }
 
 /** Whether a statement has a RETURNING list (PostgreSQL 18's parse tree keeps it in returningClause.exprs). */
@@ -344,19 +348,22 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
     visit(root, holder, key, false);
   };
 
-  const scanFromItem = (item: AstNode, holder: AstNode, key: string | number, level: Level) => {
+  const scanFromItem = (item: AstNode, holder: AstNode, key: string | number, level: Level, innerJoined = false) => {
     const type = nodeType(item);
     // Read straight from the parent's FROM list (a SELECT's, an UPDATE's FROM, a DELETE's USING): not inside a join.
     const direct = holder === (level.kind === 'delete' ? level.stmt.usingClause : level.stmt.fromClause);
+    // (Or a side of inner joins there: PostgreSQL moves a WHERE condition on its columns alone into it too.)
+    const readable = direct || innerJoined;
     if (type === 'RangeSubselect') {
       const sub = item.RangeSubselect;
-      const readAs = direct && !sub.lateral ? readThrough(item, sub.alias) : undefined;
+      const readAs = readable && !sub.lateral ? readThrough(item, sub.alias, !direct) : undefined;
       const enclosedBy = sub.lateral ? { holder, key } : undefined;
       statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs, enclosedBy);
     } else if (type === 'JoinExpr') {
       const join = item.JoinExpr;
-      scanFromItem(join.larg, join, 'larg', level);
-      scanFromItem(join.rarg, join, 'rarg', level);
+      const sides = readable && join.jointype === 'JOIN_INNER' && !join.alias;
+      scanFromItem(join.larg, join, 'larg', level, sides);
+      scanFromItem(join.rarg, join, 'rarg', level, sides);
       if (join.quals) scanExpression(join.quals, 'quals', join, level, 'join-on', join);
     } else if (type === 'RangeFunction') {
       const rf = item.RangeFunction;
@@ -418,7 +425,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
           inlinedViews.push(read);
           expanding.add(viewKey!);
           try {
-            scanFromItem(subquery, holder, key, level);
+            scanFromItem(subquery, holder, key, level, innerJoined);
           } finally {
             expanding.delete(viewKey!);
           }
@@ -431,7 +438,7 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
           const [definition] = parse(view.definition);
           if (namesGatewayColumns(definition.stmt)) blockers.push(`a view (${view.name}) that names a column aws_ml_…`);
           const readAs =
-            direct && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, name.name) : undefined;
+            readable && !view.securityBarrier ? readThrough(item, item.RangeVar.alias, !direct, name.name) : undefined;
           const first = levels.length;
           statementLevels(definition.stmt, level, undefined, false, false, readAs);
           sitesOfView.set(

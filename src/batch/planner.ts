@@ -547,14 +547,21 @@ function combinesFilteredRows(level: Level): boolean {
  * rows of one (a set-returning one). A WITH query must be read there alone,
  * and without conditions (a subquery's are applied by throughParent).
  */
+/**
+ * A level its parent reads as an item of its FROM list (a subquery or view), itself computed once; not one that is
+ * a side of a join (see Level.readAs), whose rows the join may read again.
+ */
+const readFromList = (level: Level): boolean => Boolean(level.readAs && !level.readAs.joined);
+
 function limitOfParent(
   level: Level,
   index: Map<AstNode, CallSite>,
   boundable: (select: AstNode) => boolean,
   sorted?: string,
 ): string | undefined {
+  if (level.readAs?.joined) return undefined;
   const parent = level.readAs ? level.parent : level.definedBy;
-  if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
+  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent) || parent.withQuery)) return undefined;
   const p = parent.stmt;
   if (
     !hasLimit(p) ||
@@ -603,10 +610,11 @@ function unionArmLimit(
   // (An arm that sorts, `(SELECT … ORDER BY …)`, computes all its rows to give the first.)
   if (!arm || !oneRowPerRow(level) || level.stmt.sortClause || arm.node.sortClause) return undefined;
   // (Computed once: the statement, or a subquery its parent reads from its FROM list.)
-  if (hasLimit(arm.node)) return (arm.top || arm.readAs) && boundable(arm.node) ? limitClause(arm.node) : undefined;
-  if (arm.node.limitCount || arm.node.limitOffset || !arm.readAs) return undefined;
+  const fromList = arm.readAs && !arm.readAs.joined;
+  if (hasLimit(arm.node)) return (arm.top || fromList) && boundable(arm.node) ? limitClause(arm.node) : undefined;
+  if (arm.node.limitCount || arm.node.limitOffset || !fromList) return undefined;
   const parent = level.parent;
-  if (parent?.kind !== 'select' || !(parent.top || parent.readAs || parent.withQuery)) return undefined;
+  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent) || parent.withQuery)) return undefined;
   const p = parent.stmt;
   const simple =
     hasLimit(p) &&
@@ -615,7 +623,7 @@ function unionArmLimit(
     !(p.sortClause || p.distinctClause || p.groupClause || p.havingClause || p.whereClause) &&
     !(p.windowClause || p.lockingClause) &&
     p.fromClause?.length === 1 &&
-    p.fromClause[0] === arm.readAs.item;
+    p.fromClause[0] === arm.readAs?.item;
   return simple && knownCallsOnly(p.targetList, index) ? limitClause(p) : undefined;
 }
 
@@ -839,7 +847,12 @@ function argumentQuery(
     // `LIMIT 0` (tools ask for a result's columns so): PostgreSQL computes none of the level's rows, at any level
     // (a UNION arm, a scalar or correlated subquery too), whatever it filters, sorts or groups by.
     limit = ' LIMIT 0';
-  } else if (!joinFrom && (level.top || level.readAs || level.withQuery) && level.kind === 'select' && hasLimit(stmt)) {
+  } else if (
+    !joinFrom &&
+    (level.top || readFromList(level) || level.withQuery) &&
+    level.kind === 'select' &&
+    hasLimit(stmt)
+  ) {
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
@@ -1143,11 +1156,13 @@ function throughParent(
   if (!readAs || !parent) return undefined;
   const arms = arm ? pushableUnionArms(arm.node) : [stmt];
   if (!arms || (arm && limit !== undefined)) return undefined;
-  // One of the FROM items of a SELECT, or of an UPDATE's FROM or a DELETE's USING list (not inside a join).
+  // One of the FROM items of a SELECT, or of an UPDATE's FROM or a DELETE's USING list, or a side of inner
+  // joins there (levels.ts tells: readAs.joined).
   const parentFrom: AstNode[] = (parent.kind === 'delete' ? parent.stmt.usingClause : parent.stmt.fromClause) ?? [];
-  if (!parentFrom.includes(readAs.item) || (!parent.stmt.whereClause && limit === undefined)) return undefined;
+  const listed = parentFrom.includes(readAs.item);
+  if (!(listed || readAs.joined) || (!parent.stmt.whereClause && limit === undefined)) return undefined;
   // (Read alone by a SELECT: a column without its table can only be the level's, and a LIMIT counts its rows.)
-  const alone = parent.kind === 'select' && parentFrom.length === 1;
+  const alone = parent.kind === 'select' && parentFrom.length === 1 && listed;
   if (limit !== undefined && !alone) return undefined;
   // A level PostgreSQL evaluates whole before the parent's conditions apply.
   const grouped = limit === undefined && combinesFilteredRows(level);

@@ -346,6 +346,13 @@ describe('batch mode answers exactly what the per-row path answers', () => {
           UNION ALL SELECT grp, avg(${EP}) FROM t WHERE id > 1000 GROUP BY grp) s WHERE grp = 2`,
         (await kept('grp = 2 AND id < 1000')) + (await kept('grp = 2 AND id > 1000')),
       ],
+      // A side of inner joins: a condition on its columns alone goes into it too (not across a LEFT JOIN).
+      ['SELECT g.grp, g.p, u.label FROM v_groups g JOIN u ON u.id = g.grp WHERE g.grp = 2', await kept('grp = 2')],
+      [
+        'SELECT g.grp, u.label FROM u JOIN (v_groups g JOIN t ON t.id = g.n) ON u.id = t.id WHERE g.grp IN (2, 4)',
+        await kept('grp IN (2, 4)'),
+      ],
+      ['SELECT g.grp, u.label FROM u LEFT JOIN v_groups g ON u.id = g.grp WHERE g.grp = 2', await kept('true')],
       // A condition on an aggregate applies to the groups: every row is scored. So do GROUPING(…) and a
       // condition with a collation of its own, which PostgreSQL keeps in HAVING (for a nondeterministic one).
       ['SELECT grp FROM v_groups WHERE p > 0', await kept('true')],
