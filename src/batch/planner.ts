@@ -1160,7 +1160,10 @@ function throughParent(
   // joins there (levels.ts tells: readAs.joined).
   const parentFrom: AstNode[] = (parent.kind === 'delete' ? parent.stmt.usingClause : parent.stmt.fromClause) ?? [];
   const listed = parentFrom.includes(readAs.item);
-  if (!(listed || readAs.joined) || (!parent.stmt.whereClause && limit === undefined)) return undefined;
+  // (A side of inner joins takes their ON conditions on its columns too.)
+  const onConditions = readAs.joined ? enclosingJoinConditions(parentFrom, readAs.item) : [];
+  const filtered = parent.stmt.whereClause || onConditions.length > 0;
+  if (!(listed || readAs.joined) || (!filtered && limit === undefined)) return undefined;
   // (Read alone by a SELECT: a column without its table can only be the level's, and a LIMIT counts its rows.)
   const alone = parent.kind === 'select' && parentFrom.length === 1 && listed;
   if (limit !== undefined && !alone) return undefined;
@@ -1212,7 +1215,7 @@ function throughParent(
       if (fields.length === 1 && (!alone || name === alias || !(plain.has(name) || (star && parent.top)))) return true;
       return false;
     });
-  const parentConditions = conjuncts(parent.stmt.whereClause);
+  const parentConditions = [...conjuncts(parent.stmt.whereClause), ...onConditions];
   const conditions = parentConditions.filter(pushable);
   // (Under the parent's LIMIT, a condition left out would have the LIMIT count rows the parent drops.)
   if (limit === undefined ? conditions.length === 0 : conditions.length < parentConditions.length) return undefined;
@@ -1247,6 +1250,21 @@ function throughParent(
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
     `${quoteIdentifier(alias)}${renamed}${whereSql}${limit ?? ''}`
   );
+}
+
+/** The ON conditions of the inner joins of a FROM list that hold `item` on one of their sides, down to it. */
+function enclosingJoinConditions(items: AstNode[], item: AstNode): AstNode[] {
+  const visit = (node: AstNode, path: AstNode[]): AstNode[] | undefined => {
+    if (node === item) return path.flatMap((join) => conjuncts(join.quals));
+    const join = inner(node, 'JoinExpr');
+    if (!join || join.jointype !== 'JOIN_INNER' || join.alias) return undefined;
+    return visit(join.larg, [...path, join]) ?? visit(join.rarg, [...path, join]);
+  };
+  for (const candidate of items) {
+    const found = visit(candidate, []);
+    if (found) return found;
+  }
+  return [];
 }
 
 /**

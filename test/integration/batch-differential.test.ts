@@ -353,6 +353,8 @@ describe('batch mode answers exactly what the per-row path answers', () => {
         await kept('grp IN (2, 4)'),
       ],
       ['SELECT g.grp, u.label FROM u LEFT JOIN v_groups g ON u.id = g.grp WHERE g.grp = 2', await kept('true')],
+      // An inner join's ON condition on its columns alone goes into it as well.
+      ['SELECT g.grp, u.label FROM u JOIN v_groups g ON u.id = g.grp AND g.grp < 2', await kept('grp < 2')],
       // A condition on an aggregate applies to the groups: every row is scored. So do GROUPING(…) and a
       // condition with a collation of its own, which PostgreSQL keeps in HAVING (for a nondeterministic one).
       ['SELECT grp FROM v_groups WHERE p > 0', await kept('true')],
