@@ -540,6 +540,12 @@ function combinesFilteredRows(level: Level): boolean {
 }
 
 /**
+ * Read by its parent as an item of its FROM list (a subquery or view), and so computed once; not as a side of a
+ * join (see Level.readAs), whose rows the join may read again.
+ */
+const readFromList = (readAs: Level['readAs']): boolean => Boolean(readAs && !readAs.joined);
+
+/**
  * The LIMIT of a parent that reads this level (a subquery or view in its
  * FROM list, or a WITH query) as its only FROM item and only takes its
  * first rows: computed once, without ORDER BY, grouping, DISTINCT, window or
@@ -547,12 +553,6 @@ function combinesFilteredRows(level: Level): boolean {
  * rows of one (a set-returning one). A WITH query must be read there alone,
  * and without conditions (a subquery's are applied by throughParent).
  */
-/**
- * A level its parent reads as an item of its FROM list (a subquery or view), itself computed once; not one that is
- * a side of a join (see Level.readAs), whose rows the join may read again.
- */
-const readFromList = (level: Level): boolean => Boolean(level.readAs && !level.readAs.joined);
-
 function limitOfParent(
   level: Level,
   index: Map<AstNode, CallSite>,
@@ -561,7 +561,7 @@ function limitOfParent(
 ): string | undefined {
   if (level.readAs?.joined) return undefined;
   const parent = level.readAs ? level.parent : level.definedBy;
-  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent) || parent.withQuery)) return undefined;
+  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent.readAs) || parent.withQuery)) return undefined;
   const p = parent.stmt;
   if (
     !hasLimit(p) ||
@@ -610,11 +610,11 @@ function unionArmLimit(
   // (An arm that sorts, `(SELECT … ORDER BY …)`, computes all its rows to give the first.)
   if (!arm || !oneRowPerRow(level) || level.stmt.sortClause || arm.node.sortClause) return undefined;
   // (Computed once: the statement, or a subquery its parent reads from its FROM list.)
-  const fromList = arm.readAs && !arm.readAs.joined;
+  const fromList = readFromList(arm.readAs);
   if (hasLimit(arm.node)) return (arm.top || fromList) && boundable(arm.node) ? limitClause(arm.node) : undefined;
   if (arm.node.limitCount || arm.node.limitOffset || !fromList) return undefined;
   const parent = level.parent;
-  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent) || parent.withQuery)) return undefined;
+  if (parent?.kind !== 'select' || !(parent.top || readFromList(parent.readAs) || parent.withQuery)) return undefined;
   const p = parent.stmt;
   const simple =
     hasLimit(p) &&
@@ -712,7 +712,7 @@ interface ArgumentQuery {
   dependsOn: CallSite[];
   /** Calls it makes through views read as views: answered first when batched, made by it when not. */
   after?: CallSite[];
-  /** For a call in WHERE, see fallbackGuard. */
+  /** Where the call's per-row fallback may be made: for a call in WHERE see fallbackGuard, in FROM fromFunctionGuard. */
   guard?: string;
 }
 
@@ -849,7 +849,7 @@ function argumentQuery(
     limit = ' LIMIT 0';
   } else if (
     !joinFrom &&
-    (level.top || readFromList(level) || level.withQuery) &&
+    (level.top || readFromList(level.readAs) || level.withQuery) &&
     level.kind === 'select' &&
     hasLimit(stmt)
   ) {
@@ -1221,8 +1221,8 @@ function throughParent(
   if (limit === undefined ? conditions.length === 0 : conditions.length < parentConditions.length) return undefined;
   for (const condition of conditions) {
     walk(condition, (n) => {
-      const fields: AstNode[] | undefined = inner(n, 'ColumnRef')?.fields;
-      if (fields) referenced.add(fields[fields.length - 1].String?.sval);
+      const name = columnName(n);
+      if (name !== undefined) referenced.add(name);
       return undefined;
     });
   }
@@ -1244,7 +1244,9 @@ function throughParent(
   // (An arm's columns are named as the union names them, by its first arm or the reader's alias.)
   const renamedAs = arm ? names : readAs.columnNames;
   const renamed = renamedAs ? `(${renamedAs.map((c) => quoteIdentifier(c)).join(', ')})` : '';
-  const applied = arm ? unionArmConditions(arm.node, names, conditions) : conditions.map((c) => `(${deparse(c)})`);
+  const applied = arm
+    ? unionArmConditions(arm.node, arms, names, conditions)
+    : conditions.map((c) => `(${deparse(c)})`);
   const whereSql = applied.length ? ` WHERE ${applied.join(' AND ')}` : '';
   return (
     `SELECT ${picked} FROM (SELECT ${outputs ? `${outputs}, ` : ''}${carried}${fromAndWhere}) AS ` +
@@ -1286,9 +1288,7 @@ function pushableUnionArms(union: AstNode): AstNode[] | undefined {
     // (Not flattened, the union keeps a condition out of every arm if one arm's DISTINCT ON or window function
     // makes its column unsafe there. A plain DISTINCT does not.)
     const distinctOn = select.distinctClause?.some(nodeType);
-    if (distinctOn || select.windowClause || some(select.targetList ?? [], (n) => inner(n, 'FuncCall')?.over)) {
-      return false;
-    }
+    if (distinctOn || select.windowClause || (select.targetList ?? []).some(someWindowFunction)) return false;
     arms.push(select);
     return true;
   };
@@ -1296,13 +1296,13 @@ function pushableUnionArms(union: AstNode): AstNode[] | undefined {
 }
 
 /**
- * The conditions throughParent applies to an arm of a UNION ALL. PostgreSQL moves a condition into the arms only
- * when each column it reads has, in every arm, the union's type and collation (it flattens the union, or finds the
- * column safe in all of them): each condition holds here also where they differ, tested with pg_typeof and
- * pg_collation_for on the arms' expressions (once per statement, computing no row), so that the argument query
- * scores the rows the arm computes either way.
+ * The conditions throughParent applies to an arm of a UNION ALL (`arms`: the union's, see pushableUnionArms).
+ * PostgreSQL moves a condition into the arms only when each column it reads has, in every arm, the union's type
+ * and collation (it flattens the union, or finds the column safe in all of them): each condition holds here also
+ * where they differ, tested with pg_typeof and pg_collation_for on the arms' expressions (once per statement,
+ * computing no row), so that the argument query scores the rows the arm computes either way.
  */
-function unionArmConditions(union: AstNode, names: string[], conditions: AstNode[]): string[] {
+function unionArmConditions(union: AstNode, arms: AstNode[], names: string[], conditions: AstNode[]): string[] {
   const fromOf = (select: AstNode) =>
     select.fromClause?.length ? ` FROM ${select.fromClause.map((i: AstNode) => deparse(i)).join(', ')}` : '';
   const column = (select: AstNode, i: number) =>
@@ -1318,14 +1318,6 @@ function unionArmConditions(union: AstNode, names: string[], conditions: AstNode
     select.op && select.op !== 'SETOP_NONE'
       ? `(${unionOf(select.larg, i)}) UNION ALL (${unionOf(select.rarg, i)})`
       : column(select, i);
-  const arms: AstNode[] = [];
-  const collect = (select: AstNode) => {
-    if (select.op && select.op !== 'SETOP_NONE') {
-      collect(select.larg);
-      collect(select.rarg);
-    } else arms.push(select);
-  };
-  collect(union);
   const alike = new Map<number, string>();
   const columnAlike = (i: number) => {
     let sql = alike.get(i);
@@ -2218,7 +2210,7 @@ function singleTable(
 /** What the rewrites of calls into reads of stored answers share. */
 interface Rewriting {
   groupOfSite: Map<CallSite, CallGroup>;
-  /** Calls in WHERE whose per-row fallback is made only where these conditions hold (see fallbackGuard). */
+  /** Calls whose per-row fallback is made only where these conditions hold (see ArgumentQuery.guard). */
   guards: Map<CallSite, string>;
   catalog: MlCatalog;
   statementNumber: string;
