@@ -63,6 +63,24 @@ class FaithfulDeparser extends Deparser {
     return super.RefreshMatViewStmt({ ...node, relation }, context);
   }
 
+  /**
+   * `"bit"` and `"char"` as PostgreSQL prints them in view and function bodies: the deparser wrote `bit` (the
+   * keyword, which means bit(1): `'101'::"bit"` became `'1'`), `pg_catalog."char"` as `char` (character(1)), and
+   * dropped a `"char"` array's brackets.
+   */
+  override TypeName(node: AstNode, context: Parameters<Deparser['TypeName']>[1]): string {
+    const names: string[] = (node.names ?? []).map((n: AstNode) => n.String?.sval);
+    const [schema, name] = names.length === 1 ? [undefined, names[0]] : names;
+    const builtin = names.length === 1 || (names.length === 2 && schema === 'pg_catalog');
+    if (!builtin || (name !== 'bit' && name !== 'char') || node.typmods || node.setof || node.pct_type) {
+      return super.TypeName(node, context);
+    }
+    const bounds = (node.arrayBounds ?? [])
+      .map((b: AstNode) => (b.Integer?.ival !== undefined && b.Integer.ival !== -1 ? `[${b.Integer.ival}]` : '[]'))
+      .join('');
+    return `${schema ? 'pg_catalog.' : ''}"${name}"${bounds}`;
+  }
+
   override ExecuteStmt(node: AstNode, context: Parameters<Deparser['ExecuteStmt']>[1]): string {
     const withoutName = super.ExecuteStmt({ ...node, name: undefined }, context);
     return withoutName.replace(/^EXECUTE/, `EXECUTE ${quoteIdentifier(node.name)}`);

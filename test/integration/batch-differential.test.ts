@@ -5279,6 +5279,33 @@ describe('syntax the deparser cannot write back', () => {
   });
 });
 
+describe('types that PostgreSQL prints quoted in stored definitions', () => {
+  it('reads a view and a wrapper body whose constants are "bit" (not bit(1)) with the per-row answers', async () => {
+    await db.query(`CREATE TABLE bits_rows (id int, flags bit(3), body text);
+      INSERT INTO bits_rows VALUES (1, B'101', 'great product'), (2, B'000', 'great product'), (3, B'101', 'awful');
+      CREATE VIEW bits_v AS SELECT id, flags = B'101' AS vip, X'1F'::int AS n,
+        (aws_comprehend.detect_sentiment(CASE WHEN flags = B'101' THEN 'I hate this, terrible' ELSE body END, 'en')).sentiment AS s
+        FROM bits_rows;
+      CREATE FUNCTION bits_mood(doc text, f int) RETURNS text LANGUAGE SQL
+        BEGIN ATOMIC SELECT (aws_comprehend.detect_sentiment(CASE WHEN f::bit(3) = B'101' THEN 'I hate this' ELSE doc END, 'en')).sentiment; END`);
+    try {
+      const view = await expectSameBothWays(db, 'SELECT * FROM bits_v ORDER BY id');
+      // (Read as `'101'::bit`, the constant was B'1': no row was a vip, and the model was asked about other texts.)
+      expect(view.rows).toEqual([
+        [1, true, 31, 'NEGATIVE'],
+        [2, false, 31, 'POSITIVE'],
+        [3, true, 31, 'NEGATIVE'],
+      ]);
+      await expectSameBothWays(db, 'SELECT id, bits_mood(body, 5) FROM bits_rows ORDER BY id');
+      expect(
+        (await db.query('SELECT count(*)::int AS n FROM bits_rows WHERE bits_mood(body, 5) = $1', ['NEGATIVE'])).rows,
+      ).toEqual([{ n: 3 }]);
+    } finally {
+      await db.query('DROP VIEW bits_v; DROP FUNCTION bits_mood(text, int); DROP TABLE bits_rows');
+    }
+  });
+});
+
 describe('several statements in one Query', () => {
   it('batches each statement and keeps the implicit transaction', async () => {
     const before = rowsScored();
