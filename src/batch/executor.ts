@@ -18,8 +18,16 @@ import { copyField } from './copy-text.js';
 import { DistinctFeatureRows } from './distinct-features.js';
 import type { ViewRead } from './levels.js';
 import type { MemoryGuard } from './memory-guard.js';
-import { type BatchPlan, type CallGroup, type KeyRead, RESULTS, ROW_RESULTS } from './planner.js';
-import { ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
+import {
+  type BatchPlan,
+  type CallGroup,
+  type KeyRead,
+  RESULTS,
+  ROW_RESULTS,
+  type SteppedLimit,
+  WINDOW_SETTING,
+} from './planner.js';
+import { ANSWERED_NULL, ROW_RESULTS_COLUMNS, ROW_RESULTS_COPY, RowLog, rowResultsTableSql } from './row-results.js';
 import {
   AUTO_ENDPOINT_BATCH,
   AUTO_SENTIMENT_BATCH,
@@ -104,6 +112,8 @@ export interface BatchSettings {
   endpointNoOp: boolean;
   /** The extension has aws_ml.trust_batch (1.4): the functions read only answers the gateway vouched for. */
   vouches: boolean;
+  /** The transaction is REPEATABLE READ or SERIALIZABLE: its statements read one snapshot. */
+  oneSnapshot: boolean;
 }
 
 /**
@@ -335,6 +345,7 @@ export async function readSettings(
       ${keyReads.length ? `ARRAY[${keyReads.map(uniqueKeySql).join(', ')}]::text` : "'{}'"},
       to_regprocedure('aws_ml.trust_batch(integer, text)') IS NOT NULL,
       current_user::text,
+      current_setting('transaction_isolation'),
       -- Results of earlier statements stop being read from here on (until begin_batch): by the functions, and by
       -- a statement prepared in batch form that runs without scoring (one that reads one row by a unique key),
       -- which would read a cursor's, numbered for the rest of its block.
@@ -366,6 +377,7 @@ export async function readSettings(
     uniqueKeys,
     vouches,
     currentUser,
+    isolation,
   ] = rows[0];
   const byInput = resultsTableState(inputTable, session.tables, 'byInput');
   const byRow = resultsTableState(rowTable, session.tables, 'byRow');
@@ -440,6 +452,7 @@ export async function readSettings(
     endpointNoOp: session.endpointNoOp,
     vouches: vouches === 't',
     currentUser: currentUser ?? '',
+    oneSnapshot: isolation === 'repeatable read' || isolation === 'serializable',
     oneRow: (uniqueKeys ?? '{}')
       .slice(1, -1)
       .split(',')
@@ -472,6 +485,15 @@ export interface BindParameters extends BoundValues {
   types: number[];
 }
 
+/** A searched LIMIT (see SteppedLimit) for one execution, and what its search found. */
+export interface LimitSearch {
+  limit: SteppedLimit;
+  /** The client's parameters, when the check must bind them. */
+  params?: BindParameters;
+  /** Set by the search: the statement runs restricted to the rows answered (WINDOW_SETTING on). */
+  restricted?: boolean;
+}
+
 export interface ArgumentWork {
   group: CallGroup;
   params?: BindParameters;
@@ -489,6 +511,8 @@ export interface BatchRunOptions {
   inTransaction: boolean;
   /** The caller already numbered the statement and made its results tables (beginBatch). */
   begun?: boolean;
+  /** The statement's LIMIT is searched window by window (see SteppedLimit). */
+  search?: LimitSearch;
   /**
    * The call of aws_ml.trust_batch that vouches for the answers just loaded for this statement in the
    * transaction with this ID: absent when the gateway has no bridge secret to prove itself with.
@@ -837,21 +861,28 @@ export async function computeBatchResults(
     }
     const ordered = rounds(work);
     const lastRound = ordered[ordered.length - 1];
-    for (const round of ordered) {
+    /** Runs one round's argument queries (over one window), then loads their answers; the most rows one read. */
+    const runRound = async (round: ArgumentWork[], window?: ArgumentWindow) => {
       const started = performance.now();
+      let read = 0;
+      let failed = false;
       for (const item of round) {
         readingArguments = true;
-        const numeric = await streamArguments(
+        const before = progress.rowsRead;
+        const streamed = await streamArguments(
           item,
           scorer,
           figures.get(item.group)!,
           options,
           rowLogs.get(item.group),
           progress,
+          window,
         ).finally(() => {
           readingArguments = false;
         });
-        if (phases) phases.numericRows += numeric;
+        read = Math.max(read, progress.rowsRead - before);
+        failed ||= streamed.failed;
+        if (phases) phases.numericRows += streamed.numericRows;
         // (Stopped while the rows came: nothing more to score or load.)
         if (abort.signal.aborted) throw abort.signal.reason;
       }
@@ -872,6 +903,14 @@ export async function computeBatchResults(
         phases.loadTailMs += performance.now() - scoringDone;
       }
       if (abort.signal.aborted) throw abort.signal.reason;
+      return { read, failed };
+    };
+    if (options.search) {
+      await searchWindows(ordered, runRound, [...rowLogs.values()], options.search, options);
+    } else {
+      // A searched LIMIT's statement not searched this time reads every row (its restriction off).
+      if (work.some((w) => w.group.stepped)) await control.backend.query(WINDOW_OFF);
+      for (const round of ordered) await runRound(round);
     }
     const keyed = work.filter((w) => !w.group.rowIdentity).reduce((n, w) => n + figures.get(w.group)!.rows, 0);
     const byRow = [...rowLogs.values()].reduce((n, log) => n + log.size, 0);
@@ -976,8 +1015,10 @@ async function streamArguments(
   options: BatchRunOptions,
   rows: RowLog | undefined,
   progress: ArgumentProgress,
-): Promise<number> {
+  window?: ArgumentWindow,
+): Promise<{ numericRows: number; failed: boolean }> {
   let numericRows = 0;
+  let failed = false;
   const { group } = item;
   const backend = options.control.backend;
   const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
@@ -993,10 +1034,11 @@ async function streamArguments(
     progress.rowsRead += 1;
     const key = row.key;
     let slot = -1;
-    if (key !== null && !(group.kind === 'sentiment' && isBlank(key)) && scorer.acceptsTarget(row.target)) {
+    const blank = group.kind === 'sentiment' && key !== null && isBlank(key);
+    if (key !== null && !blank && scorer.acceptsTarget(row.target)) {
       const size = sizeOf(row.batch);
       if (size !== undefined) slot = scorer.add(group.kind, row.target, key, size, figures, group.label, format);
-    }
+    } else if (answeredNull(group, key === null || blank)) slot = ANSWERED_NULL;
     if (rows) rows.add(slot, row.file, row.block, row.offset, row.xmin);
   };
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
@@ -1004,9 +1046,9 @@ async function streamArguments(
     const queries = argumentQueries(group, item.params);
     const params = queries.params;
     const separate = params ? undefined : await separateInputs(group, queries.separateSql, backend);
-    const sql = separate ? queries.separateSql! : queries.argumentSql;
-    // (A query without FROM gives one row: no estimate worth a round trip.)
-    if (progress.estimate && !params && /\bfrom\b/i.test(sql))
+    const sql = `${separate ? queries.separateSql! : queries.argumentSql}${windowSql(window)}`;
+    // (A query without FROM gives one row: no estimate worth a round trip. A window's rows are known.)
+    if (progress.estimate && !params && !window && /\bfrom\b/i.test(sql))
       progress.expectedRows += await estimatedRows(backend, sql);
     const format: KeyFormat = separate ? 'csv' : 'json';
     // A one-column input whose answers are stored per row is told apart by its bytes, not by a string.
@@ -1021,9 +1063,10 @@ async function streamArguments(
     const addByBytes = (row: ArgumentRow, payload: Buffer) => {
       progress.rowsRead += 1;
       let slot = -1;
-      const blank = group.kind === 'sentiment' && isBlankBytes(payload, row.keyStart, row.keyEnd);
+      const blank = group.kind === 'sentiment' && row.key !== null && isBlankBytes(payload, row.keyStart, row.keyEnd);
       const size = row.key !== null && !blank ? sizeOf(row.batch) : undefined;
-      if (size !== undefined && scorer.acceptsTarget(row.target)) {
+      if (answeredNull(group, row.key === null || blank)) slot = ANSWERED_NULL;
+      else if (size !== undefined && scorer.acceptsTarget(row.target)) {
         const table = scorer.keyBytes(group.kind, row.target, format);
         slot = table.find(payload, row.keyStart, row.keyEnd);
         if (slot < 0) {
@@ -1080,13 +1123,126 @@ async function streamArguments(
       { err: error.message, sql: group.argumentSql },
       'argument query failed; calls stay per-row',
     );
+    failed = true;
     if (options.inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
     }
   }
   if (scorer.error) throw scorer.error;
-  return numericRows;
+  return { numericRows, failed };
 }
+
+const WINDOW_OFF = `SELECT pg_catalog.set_config('${WINDOW_SETTING}', '', false)`;
+
+/** A searched LIMIT's first window at the most: a round of batches in flight, which one endpoint batch fills. */
+const MOST_ROWS_FIRST_WINDOW = 10_000;
+
+type RoundRunner = (round: ArgumentWork[], window?: ArgumentWindow) => Promise<{ read: number; failed: boolean }>;
+
+/**
+ * Searches a LIMIT after an ML condition (see SteppedLimit): scores the rows window by window, each sized from
+ * what the windows so far gave the LIMIT (at most doubling the rows read), until the check says the answers give
+ * it its rows, or the rows run out. A row left without a stored answer (a declined batch, a NULL endpoint name),
+ * a failed argument query or a check PostgreSQL refuses ends the search: the rest of the rows are scored, and the
+ * statement runs unrestricted, its per-row fallback covering such rows as it does elsewhere.
+ */
+async function searchWindows(
+  ordered: ArgumentWork[][],
+  runRound: RoundRunner,
+  logs: RowLog[],
+  search: LimitSearch,
+  options: BatchRunOptions,
+): Promise<void> {
+  const { backend } = options.control;
+  const batch = Math.max(
+    ...ordered
+      .flat()
+      .map(({ group }) => group.batchSize ?? (group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH)),
+  );
+  const first = Math.max(batch, Math.min(batch * options.settings.concurrency, MOST_ROWS_FIRST_WINDOW));
+  const wholeBatches = (rows: number) => Math.ceil(rows / batch) * batch;
+  const runWindow = async (window: ArgumentWindow) => {
+    let read = 0;
+    let failed = false;
+    for (const round of ordered) {
+      const outcome = await runRound(round, window);
+      read = Math.max(read, outcome.read);
+      failed ||= outcome.failed;
+    }
+    return { read, failed };
+  };
+  search.restricted = false;
+  await backend.query(`SELECT pg_catalog.set_config('${WINDOW_SETTING}', 'on', false)`);
+  let offset = 0;
+  let rows = first;
+  for (;;) {
+    const { read, failed } = await runWindow({ offset, rows });
+    offset += read;
+    if (failed || logs.some((log) => log.unanswered > 0)) {
+      if (read === rows) await runWindow({ offset, rows: undefined });
+      break;
+    }
+    if (read < rows) break;
+    const found = await checkWindows(search, options);
+    if (!found) {
+      await runWindow({ offset, rows: undefined });
+      break;
+    }
+    if (found.wanted !== null && found.rows >= found.wanted) {
+      search.restricted = search.limit.ordered;
+      break;
+    }
+    // Rows at this rate for the rest (a quarter more), else as many again.
+    const more =
+      found.rows > 0 && found.wanted !== null
+        ? Math.ceil(((offset * (found.wanted - found.rows)) / found.rows) * 1.25)
+        : offset;
+    rows = wholeBatches(Math.min(Math.max(more, first), 2 * offset));
+  }
+  if (!search.restricted) await backend.query(WINDOW_OFF);
+}
+
+/** A searched LIMIT's check: the rows the statement gives over the rows answered so far, and its LIMIT. */
+async function checkWindows(
+  search: LimitSearch,
+  options: BatchRunOptions,
+): Promise<{ rows: number; wanted: number | null } | undefined> {
+  const { backend } = options.control;
+  const sql = search.limit.enoughSql;
+  if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
+  try {
+    const params = search.params;
+    const result = params
+      ? await backend.queryParams(sql, params.values, params.types, params.formats)
+      : await backend.query(sql);
+    if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
+    const [found, wanted] = result.rows[0];
+    return { rows: Number(found), wanted: wanted === null ? null : Number(wanted) };
+  } catch (error) {
+    if (!refusedByPostgres(error)) throw error;
+    options.control.logger.debug({ err: error.message }, 'a searched LIMIT check failed; every row is scored');
+    if (options.inTransaction) {
+      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
+    }
+    return undefined;
+  }
+}
+
+/** Rows of a searched LIMIT's argument query read at once (see SteppedLimit): all of them when `rows` is undefined. */
+interface ArgumentWindow {
+  offset: number;
+  rows: number | undefined;
+}
+
+const windowSql = (window: ArgumentWindow | undefined): string =>
+  window ? ` OFFSET ${window.offset}${window.rows === undefined ? '' : ` LIMIT ${window.rows}`}` : '';
+
+/**
+ * A row whose sentiment text is NULL or blank answers NULL without the service. A searched LIMIT's rows get that
+ * stored (its restriction keeps only rows with stored answers); others are left to the per-row fallback.
+ */
+const answeredNull = (group: CallGroup, free: boolean): boolean =>
+  free && Boolean(group.stepped) && group.kind === 'sentiment';
 
 /**
  * A group's argument queries for one execution: with the client's parameters

@@ -64,7 +64,36 @@ export interface CallGroup {
    * PostgreSQL than building the JSON array.
    */
   separateInputs?: { sql: string; count: number };
+  /**
+   * Its calls are those of a `SELECT … WHERE <ML condition> … LIMIT n` (see BatchPlan.stepping): its argument
+   * queries read the level's rows in the statement's order (or as a scan gives them), and the executor reads them
+   * a window at a time (`OFFSET … LIMIT …` follows the SQL), until the answers give the LIMIT its rows.
+   */
+  stepped?: boolean;
 }
+
+/**
+ * How a `SELECT … WHERE <ML condition> … [ORDER BY …] LIMIT n` is searched: PostgreSQL calls for its rows one by
+ * one until n of them pass, so scoring every row could cost many times what the statement needs, and calling per
+ * row one service request per row. The executor scores the rows window by window and, after each, runs
+ * `enoughSql`: the rewritten statement read over the rows answered so far (the restriction below on), true once
+ * they give the LIMIT its rows. Its rows are then the statement's: with an ORDER BY, they are the first in that
+ * order, and the statement runs with the restriction on (rows beyond the window, which would each make a call,
+ * are not read); without one, PostgreSQL reads the rows in the order the windows took them, and the statement
+ * runs as it is.
+ */
+export interface SteppedLimit {
+  enoughSql: string;
+  /** The statement has an ORDER BY: it reads only the rows answered (see SteppedLimit). */
+  ordered: boolean;
+}
+
+/**
+ * Set to 'on' for a stepped statement's check and, when it reads only the rows answered, the statement itself:
+ * its WHERE then keeps only rows with stored answers, and makes no per-row call.
+ */
+export const WINDOW_SETTING = 'aws_ml.batch_window';
+const WINDOW_OPEN = `(SELECT pg_catalog.current_setting('${WINDOW_SETTING}', true)) IS DISTINCT FROM 'on'`;
 
 export interface BatchPlan {
   groups: CallGroup[];
@@ -96,6 +125,8 @@ export interface BatchPlan {
    * index covers them (the session checks), it reads one row at the most.
    */
   keyRead?: KeyRead;
+  /** Its calls are a LIMIT's, scored window by window (see SteppedLimit). */
+  stepping?: SteppedLimit;
 }
 
 /** A table read by equality on columns (see BatchPlan.keyRead). */
@@ -129,6 +160,8 @@ export interface PlanOptions {
    * in one session may run in one extended-protocol group, under one number.
    */
   firstGroupId?: number;
+  /** A LIMIT after an ML condition may be searched window by window (see SteppedLimit); default true. */
+  stepping?: boolean;
 }
 
 export const RESULTS = 'pg_temp.aws_ml_results';
@@ -714,6 +747,8 @@ interface ArgumentQuery {
   after?: CallSite[];
   /** Where the call's per-row fallback may be made: for a call in WHERE see fallbackGuard, in FROM fromFunctionGuard. */
   guard?: string;
+  /** Its level is a LIMIT searched window by window (see CallGroup.stepped): the query reads the level's rows in order. */
+  stepped?: boolean;
 }
 
 /** Builds the argument query for one call site, or explains why the site stays per-row. */
@@ -723,6 +758,7 @@ function argumentQuery(
   callsVolatile: VolatilityTest,
   rows?: { qualifier: string; table: string },
   separateInputs?: AstNode[],
+  stepping = false,
 ): ArgumentQuery | string {
   const level = site.level;
   const stmt = level.stmt;
@@ -742,6 +778,7 @@ function argumentQuery(
   const correlated: AstNode[] = [];
   /** A condition the argument query leaves out, so that it reads more rows than the statement keeps. */
   let dropped: 'ml' | 'volatile' | undefined;
+  let volatileDropped = false;
   let names = fromNames(from.items);
   for (const conjunct of joinFrom ? joinFrom.where(names) : conjuncts(stmt.whereClause)) {
     const mlInside = containsMlCall(conjunct, index);
@@ -753,6 +790,7 @@ function argumentQuery(
     const volatile = callsVolatile(conjunct);
     if (mlInside || usesRemoved || outside) dropped = 'ml';
     else if (volatile) dropped ??= 'volatile';
+    if (volatile) volatileDropped = true;
     if (!(mlInside || usesRemoved || outside || volatile)) kept.push(conjunct);
     if (outside && !mlInside && !usesRemoved && !volatile) correlated.push(conjunct);
   }
@@ -836,6 +874,8 @@ function argumentQuery(
   }
 
   let limit = '';
+  /** The ORDER BY of a level whose LIMIT is searched window by window ('' for none). */
+  let stepOrder: string | undefined;
   // A LIMIT or OFFSET that calls a volatile function (`LIMIT (random() * 10)::int`) or an ML function is not
   // computed again for the argument query (another value, the session's random sequence used up, calls made twice).
   const boundable = (select: AstNode) =>
@@ -856,7 +896,18 @@ function argumentQuery(
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
-      if (dropped && !stmt.sortClause) {
+      // An ML condition decides which rows the LIMIT takes: the rows are searched in the statement's order, window
+      // by window, until the answers so far give it its rows (see CallGroup.stepped).
+      const searched =
+        stepping && dropped === 'ml' && !volatileDropped && level.top && !level.unionArm && boundable(stmt)
+          ? stmt.sortClause
+            ? argumentOrder(stmt, index, from.removed)
+            : ''
+          : undefined;
+      // (Sorted by the row's ctid last: each window is then the next rows of one order, whatever ties the ORDER BY
+      // leaves, and the rows before the last one answered are all answered.)
+      if (searched !== undefined) stepOrder = searched && rows ? `${searched}, ${rows.qualifier}.ctid` : searched;
+      else if (dropped && !stmt.sortClause) {
         return dropped === 'ml'
           ? 'a LIMIT applies after an ML condition (scoring only the rows needed)'
           : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
@@ -916,17 +967,26 @@ function argumentQuery(
       : undefined;
   // A call in a CASE branch is made only for the rows that reach the branch (not under a LIMIT, which
   // counts the rows before the branch is chosen, nor a DISTINCT ON, which picks them).
-  const guards = limit || parentLimited || distinctOn ? [] : (caseGuard(site, index, names, from.removed) ?? []);
+  // (Nor when searched window by window: each window is the level's next rows, whichever branch they reach.)
+  const guards =
+    limit || parentLimited || distinctOn || stepOrder !== undefined
+      ? []
+      : (caseGuard(site, index, names, from.removed) ?? []);
   const whereSql = whereWith(guards);
   const withSql = level.withClause ? `${deparse({ WithClause: level.withClause }).trim()} ` : '';
   const body = limit
     ? limited(`SELECT ${columnsSql}${fromSql}${whereSql}`, limit)
-    : distinctOn
-      ? limited(`SELECT${distinctOn.keys} ${columnsSql}${fromSql}${whereSql}`, distinctOn.order)
-      : (parentLimited ??
-        (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
-        // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
-        `SELECT ${columnsSql}${fromSql}${whereSql}`);
+    : stepOrder !== undefined
+      ? // (The executor reads it window by window: OFFSET and LIMIT follow.)
+        stepOrder
+        ? limited(`SELECT ${columnsSql}${fromSql}${whereSql}`, stepOrder)
+        : `SELECT ${columnsSql}${fromSql}${whereSql}`
+      : distinctOn
+        ? limited(`SELECT${distinctOn.keys} ${columnsSql}${fromSql}${whereSql}`, distinctOn.order)
+        : (parentLimited ??
+          (joinFrom ? undefined : throughParent(level, index, columns, `${fromSql}${whereSql}`, from.removed)) ??
+          // No DISTINCT: the scorer drops repeated inputs as they stream, cheaper than PostgreSQL hashing them first.
+          `SELECT ${columnsSql}${fromSql}${whereSql}`);
   const read = [...argumentsOfCall, ...from.items, ...kept, ...withRead];
   const dependsOn = [...enclosingDependencies, ...read.flatMap((n) => sitesWithin(n, index))].filter((s) => s !== site);
   // The calls of views it reads as views: scored first when they can be, so that its argument query finds their
@@ -938,7 +998,7 @@ function argumentQuery(
       : site.fromFunction
         ? fromFunctionGuard(site, index, from.removed, callsVolatile)
         : undefined;
-  return { sql: withSql + body, dependsOn, after, guard };
+  return { sql: withSql + body, dependsOn, after, guard, stepped: stepOrder !== undefined };
 }
 
 /**
@@ -1259,7 +1319,7 @@ function enclosingJoinConditions(items: AstNode[], item: AstNode): AstNode[] {
   const visit = (node: AstNode, path: AstNode[]): AstNode[] | undefined => {
     if (node === item) return path.flatMap((join) => conjuncts(join.quals));
     const join = inner(node, 'JoinExpr');
-    if (!join || join.jointype !== 'JOIN_INNER' || join.alias) return undefined;
+    if (join?.jointype !== 'JOIN_INNER' || join.alias) return undefined;
     return visit(join.larg, [...path, join]) ?? visit(join.rarg, [...path, join]);
   };
   for (const candidate of items) {
@@ -1804,6 +1864,10 @@ const AMBIGUOUS_SENTIMENT_FORM =
  * joins. Anything it cannot prove it covers stays a per-row call.
  */
 export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanOptions = {}): BatchPlan {
+  // (Planned again without stepping if its LIMIT cannot be searched window by window after all.)
+  // (Not a cursor's or a stored query's: they are read later, where the search's answers would not be its rows.)
+  const searchable = options.stepping !== false && !options.cursor && !options.stored;
+  const asWritten = searchable ? clone(statement) : undefined;
   expandSentimentStars(statement, catalog);
   const analysis = analyze(statement, catalog, {
     stored: options.stored,
@@ -1842,12 +1906,14 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         perRow.push({ label: site.call.label, reason: 'its arguments call a set-returning function' });
         continue;
       }
-      const query = argumentQuery(site, index, callsVolatile);
+      const query = argumentQuery(site, index, callsVolatile, undefined, undefined, searchable);
       if (typeof query === 'string') {
         perRow.push({ label: site.call.label, reason: query });
         continue;
       }
-      if (query.guard) guards.set(site, query.guard);
+      // (Under a searched LIMIT's restriction a row without an answer is not the statement's: no call for it.)
+      const guard = query.stepped ? [WINDOW_OPEN, ...(query.guard ? [query.guard] : [])].join(' AND ') : query.guard;
+      if (guard) guards.set(site, guard);
       // (Calls of another function or batch size are groups of their own, each with its own EXPLAIN line and
       // figures, however alike their inputs: the scorer still scores an input once.)
       const fingerprint = `${site.call.kind}\u0000${site.call.label}\u0000${site.call.batchSql}\u0000${query.sql}`;
@@ -1868,6 +1934,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
           dependsOn: [],
           joined: false,
           aliases: [],
+          stepped: query.stepped || undefined,
         };
         groups.push(group);
         byFingerprint.set(fingerprint, group);
@@ -1922,6 +1989,13 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const rewriting = { groupOfSite, guards, catalog, statementNumber, aliasNumbers };
   const joined = rewriteAsJoins(statement, analysis, rewriting);
   rewriteAsLookups(analysis, joined, rewriting);
+  const steppedLevel = planned.find((g) => g.stepped)?.sites[0].level;
+  const stepping =
+    steppedLevel && steppedLimit(statement, steppedLevel, planned, joined, perRow, catalog, callsVolatile);
+  if (steppedLevel && !stepping && asWritten) {
+    const again = planBatch(asWritten, catalog, { ...options, stepping: false });
+    return { ...again, rowIdentityTables: [...new Set([...again.rowIdentityTables, ...rowIdentityTables])] };
+  }
   return {
     groups: planned,
     statement,
@@ -1932,6 +2006,57 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     wrappers: wrappersInlined(analysis.sites),
     inlinedViews: analysis.inlinedViews,
     keyRead,
+    stepping,
+  };
+}
+
+/**
+ * For a statement whose calls argumentQuery planned as a searched LIMIT's (see SteppedLimit): adds the restriction
+ * to its WHERE, and gives the check the executor runs after each window. Undefined when it cannot be searched so:
+ * the level must be the statement's SELECT (a CREATE TABLE AS's too); each call must be answered per row
+ * through a join of its own level (the restriction reads the joins; a per-row
+ * call, or one of another level, would not be covered by the window), and the statement must give the same rows
+ * read twice (the check runs it): no locking clause, no window function (it would see only the window's rows), no
+ * set-returning or volatile function in its output list, no WITH query that writes.
+ */
+function steppedLimit(
+  statement: AstNode,
+  level: Level,
+  groups: CallGroup[],
+  joined: ReadonlySet<CallSite>,
+  perRow: BatchPlan['perRow'],
+  catalog: MlCatalog,
+  callsVolatile: VolatilityTest,
+): SteppedLimit | undefined {
+  const stmt = level.stmt;
+  const setReturning = catalog.setReturning;
+  const sites = groups.flatMap((g) => g.sites);
+  const writes = (level.withClause?.ctes ?? []).some(
+    (c: AstNode) => !inner(inner(c, 'CommonTableExpr')?.ctequery, 'SelectStmt'),
+  );
+  if (
+    inner(statement, 'SelectStmt') !== stmt ||
+    perRow.length > 0 ||
+    !groups.every((g) => g.stepped && g.rowIdentity) ||
+    !sites.every((site) => site.level === level && joined.has(site)) ||
+    !setReturning ||
+    stmt.lockingClause ||
+    stmt.windowClause ||
+    someWindowFunction(stmt.targetList) ||
+    makesSets(stmt.targetList, setReturning) ||
+    stmt.targetList.some(callsVolatile) ||
+    writes
+  ) {
+    return undefined;
+  }
+  const answered = [...new Set(groups.flatMap((g) => g.aliases))].map((alias) => `${alias}.aws_ml_key IS NOT NULL`);
+  const restriction = parseExpression(`(${answered.join(' AND ')}) OR ${WINDOW_OPEN}`);
+  stmt.whereClause = stmt.whereClause
+    ? { BoolExpr: { boolop: 'AND_EXPR', args: [stmt.whereClause, restriction] } }
+    : restriction;
+  return {
+    enoughSql: `SELECT count(*), (${deparse(stmt.limitCount)})::bigint FROM (${deparse(statement)}) AS aws_ml_found`,
+    ordered: Boolean(stmt.sortClause),
   };
 }
 
@@ -2042,12 +2167,14 @@ function chooseRowIdentity(
     candidates.add(first.name);
     if (!rowTables?.has(first.name)) continue;
     const rows = { qualifier: first.qualifier, table: first.name };
-    const query = argumentQuery(group.sites[0], index, callsVolatile, rows);
+    const stepping = Boolean(group.stepped);
+    const query = argumentQuery(group.sites[0], index, callsVolatile, rows, undefined, stepping);
     if (typeof query === 'string') continue;
     group.argumentSql = query.sql;
     group.rowIdentity = rows;
     const inputs = modelInputs(group.sites[0].call, packerShadowed);
-    const separate = inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, callsVolatile, rows, inputs);
+    const separate =
+      inputs && inputs.length > 0 && argumentQuery(group.sites[0], index, callsVolatile, rows, inputs, stepping);
     if (separate && typeof separate !== 'string') group.separateInputs = { sql: separate.sql, count: inputs.length };
   }
   return [...candidates];

@@ -37,6 +37,9 @@ export interface Answers {
   realOf(slot: number): number | null;
 }
 
+/** The slot of a row whose input answers NULL without the service (NULL or blank text): stored with no answer. */
+export const ANSWERED_NULL = -2;
+
 /**
  * The rows of a group's table in the order its argument query gave them,
  * each with the scorer slot of its input (repeated inputs share a slot, so
@@ -54,6 +57,8 @@ export class RowLog {
   private file = 0;
   /** Rows logged, by ctid (block and offset as one number), with their xmin: only for a group read more than once. */
   private readonly logged: Map<number, number> | undefined;
+  /** Rows read that get no stored answer (left to the per-row fallback): no input slot, or a declined batch. */
+  unanswered = 0;
 
   /** `readTwice`: the group's argument query runs more than once (for several Binds), and may give a row again. */
   constructor(
@@ -68,9 +73,12 @@ export class RowLog {
     return this.slots.length;
   }
 
-  /** A row and its input's slot; a row without one (NULL input) gets no stored answer. */
+  /** A row and its input's slot; a row without one (NULL input) gets no stored answer, unless ANSWERED_NULL. */
   add(slot: number, file: number, block: number, offset: number, xmin: number): void {
-    if (slot < 0) return;
+    if (slot === -1) {
+      this.unanswered += 1;
+      return;
+    }
     if (this.logged) {
       const tid = block * 65536 + offset;
       if (this.logged.get(tid) === xmin) return;
@@ -90,10 +98,18 @@ export class RowLog {
     const end = Math.min(this.slots.length, this.next + limit);
     while (this.next < end) {
       const slot = this.slots[this.next];
-      if (!answers.isAnswered(slot)) break;
       const i = this.next;
+      if (slot === ANSWERED_NULL) {
+        this.next += 1;
+        out += `${head}${this.blocks[i]},${this.offsets[i]})\t${this.xmins[i]}\t\\N\t\\N\n`;
+        continue;
+      }
+      if (!answers.isAnswered(slot)) break;
       this.next += 1;
-      if (answers.isDeclined(slot)) continue;
+      if (answers.isDeclined(slot)) {
+        this.unanswered += 1;
+        continue;
+      }
       out += `${head}${this.blocks[i]},${this.offsets[i]})\t${this.xmins[i]}\t${copyField(answers.textOf(slot))}\t${copyField(answers.realOf(slot))}\n`;
     }
     return out;

@@ -631,6 +631,9 @@ interface HeldCompletion {
 }
 
 /** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
+/** A transaction whose statements read one snapshot (see SteppedLimit). */
+const ONE_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
+
 function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
   return (
     readsTransactionStart(stmt) ||
@@ -1260,6 +1263,14 @@ export class MlInterceptor implements SessionInterceptor {
       await this.runSequence(control, statements, rewritten, catalog);
       return;
     }
+    if (control.backend.status === 'I' && parsed.plan.stepping?.ordered) {
+      // An ORDER BY … LIMIT searched window by window reads only the rows answered: its search and itself must
+      // see the same rows (one snapshot), or a row another session changed meanwhile would be missed.
+      const { rows } = await control.backend.query("SELECT pg_catalog.current_setting('transaction_isolation')");
+      const snapshots = rows[0][0] === 'read committed' || rows[0][0] === 'read uncommitted';
+      await this.runSequence(control, statements, rewritten, catalog, snapshots ? ONE_SNAPSHOT : 'BEGIN');
+      return;
+    }
     await this.runBatchStatement(control, parsed, rewritten, true);
     if (isCatalogDdl(statements[0].stmt)) {
       // A new materialized view: the next statement that names it must be recognized.
@@ -1323,6 +1334,7 @@ export class MlInterceptor implements SessionInterceptor {
     statements: { stmt: AstNode; location: number; length: number | undefined }[],
     sql: string,
     catalog: MlCatalog,
+    begin = 'BEGIN',
   ): Promise<void> {
     const backend = control.backend;
     const controlsTransactions = statements.some((s) => nodeType(s.stmt) === 'TransactionStmt');
@@ -1340,7 +1352,7 @@ export class MlInterceptor implements SessionInterceptor {
       bytes.toString('utf8', s.location, s.length === undefined ? bytes.length : s.location + s.length).trim(),
     );
     const wrap = backend.status === 'I';
-    if (wrap) await backend.query('BEGIN');
+    if (wrap) await backend.query(begin);
     let ok = true;
     let current = catalog;
     // PostgreSQL commits the implicit transaction before the last statement's CommandComplete: a failing COMMIT
@@ -1503,6 +1515,8 @@ export class MlInterceptor implements SessionInterceptor {
     statementNumber?: number,
     firstGroupId = this.nextGroupId,
     inlineViews?: ReadonlySet<string>,
+    /** A LIMIT after an ML condition may be searched window by window (the simple protocol's statements). */
+    stepping = true,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -1536,6 +1550,7 @@ export class MlInterceptor implements SessionInterceptor {
         inlineViews,
         statementNumber,
         firstGroupId,
+        stepping,
       });
       target.finalSql(plan); // (written again later; a statement it cannot write goes as it came)
     } catch (error) {
@@ -1674,6 +1689,9 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             vouch: this.vouch,
+            // (With an ORDER BY, only where the search and the statement read one snapshot: see SteppedLimit.)
+            search:
+              plan.stepping && (!plan.stepping.ordered || settings.oneSnapshot) ? { limit: plan.stepping } : undefined,
           },
           phases,
         );
@@ -2050,6 +2068,8 @@ export class MlInterceptor implements SessionInterceptor {
                 undefined,
                 undefined,
                 firstGroupId,
+                undefined,
+                false,
               )
             : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
@@ -2728,6 +2748,7 @@ export class MlInterceptor implements SessionInterceptor {
         undefined,
         firstGroupId,
         inlineViews,
+        false,
       );
       if ('forward' in parsed || parsed.target.explain) return undefined;
       return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
@@ -2789,6 +2810,7 @@ export class MlInterceptor implements SessionInterceptor {
         undefined,
         entry.firstGroupId,
         inlineViews,
+        false,
       );
     } catch (error) {
       control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');

@@ -1,0 +1,172 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectSameBothWays } from '../support/differential.js';
+import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
+import { startStack, type TestStack } from '../support/stack.js';
+
+/**
+ * `SELECT … WHERE <ML condition> … LIMIT n`: per row, PostgreSQL calls for rows until n pass; batch mode searches
+ * the rows window by window (see SteppedLimit in src/batch/planner.ts).
+ */
+let stack: TestStack;
+let db: pg.Client;
+const fixture = binaryLogisticFixture();
+const f = Array.from({ length: 12 }, (_, i) => `f${i + 1}`);
+const SENTIMENT = 'aws_comprehend.detect_sentiment';
+const ENDPOINT = 'aws_sagemaker.invoke_endpoint';
+const MOOD = `(${SENTIMENT}(body, 'en')).sentiment`;
+const ROWS = 3000;
+
+function figures(fn: string): { rows: number; perRowCalls: number } {
+  const entry = stack.pgsage.statistics.snapshot().find((s) => s.function === fn);
+  return { rows: entry?.figures.rows ?? 0, perRowCalls: entry?.figures.perRowCalls ?? 0 };
+}
+
+/** Runs `sql` in batch mode: its rows, the inputs it scored and the calls it made per row. */
+async function searched(sql: string, fn = SENTIMENT): Promise<{ rows: unknown[]; scored: number; perRow: number }> {
+  const before = figures(fn);
+  const { rows } = await db.query(sql);
+  const after = figures(fn);
+  return { rows, scored: after.rows - before.rows, perRow: after.perRowCalls - before.perRowCalls };
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  await deployEndpoint(stack.pgsage.edge.url, 'xgb', fixture.model);
+  db = await stack.connect();
+  await db.query('CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE');
+  // One review in 40 is negative (each differently worded, so each is its own input); some texts NULL or blank.
+  await db.query(`CREATE TABLE reviews (id int PRIMARY KEY, body text, stars int)`);
+  await db.query(`INSERT INTO reviews
+    SELECT g,
+      CASE WHEN g % 97 = 0 THEN NULL WHEN g % 89 = 0 THEN '   '
+           WHEN g % 40 = 0 THEN 'I hate it, awful and broken, number ' || g
+           ELSE 'I love it, great product number ' || g END,
+      g % 5
+    FROM generate_series(1, ${ROWS}) g`);
+  await db.query(`CREATE TABLE features (id int PRIMARY KEY, ${f.map((c) => `${c} float8`).join(', ')})`);
+  const values = fixture.rows.map((row, i) => `(${i + 1}, ${row.map((v) => (v === null ? 'NULL' : v)).join(', ')})`);
+  await db.query(`INSERT INTO features VALUES ${values.join(', ')}`);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('a LIMIT after an ML condition', () => {
+  it('scores the first rows in the ORDER BY until the LIMIT has its rows, without per-row calls', async () => {
+    for (const sql of [
+      `SELECT id, body FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id DESC LIMIT 3`,
+      `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' AND id % 3 > 0 ORDER BY id LIMIT 4 OFFSET 2`,
+      `SELECT id, (${SENTIMENT}(body, 'en')).confidence > 0.5 AS sure FROM reviews
+        WHERE ${MOOD} = 'NEGATIVE' ORDER BY stars, id LIMIT 5`,
+      `SELECT r.id, s.confidence > 0.5 FROM reviews r, ${SENTIMENT}(r.body, 'en') s
+        WHERE s.sentiment = 'NEGATIVE' ORDER BY r.id DESC LIMIT 3`,
+      // Ties in the ORDER BY: every match before the last row taken is taken (ten with key 0, then two of key 1).
+      `SELECT id % 7 AS k FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id % 7 LIMIT 12`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      const { scored, perRow } = await searched(sql);
+      expect(perRow, sql).toBe(0);
+      // Before: every row of the table was scored.
+      expect(scored, sql).toBeGreaterThan(0);
+      expect(scored, sql).toBeLessThan(ROWS / 4);
+    }
+  });
+
+  it('without an ORDER BY, scores the rows PostgreSQL reads first, in batches rather than one call each', async () => {
+    const sql = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' LIMIT 5`;
+    // PostgreSQL reads the table in its order, batched or not: the same rows, in the same order.
+    await expectSameBothWays(db, sql, { ordered: true });
+    const { scored, perRow } = await searched(sql);
+    // Before: a per-row call for each of the first 200 rows.
+    expect(perRow).toBe(0);
+    expect(scored).toBeGreaterThanOrEqual(5);
+    expect(scored).toBeLessThan(ROWS / 4);
+  });
+
+  it('grows its windows when matches are rare, and scores every row when the LIMIT is never reached', async () => {
+    const rare = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' AND id % 7 = 0 ORDER BY id LIMIT 3`;
+    await expectSameBothWays(db, rare);
+    const found = await searched(rare);
+    expect(found.perRow).toBe(0);
+    // (Its matches are ids 280, 560 and 840: 120 of the 428 rows with id % 7 = 0 are needed.)
+    expect(found.scored).toBeLessThan(300);
+
+    const all = `SELECT count(*) OVER () AS n, id FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id LIMIT 1000`;
+    await expectSameBothWays(db, all);
+    const never = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id LIMIT 1000`;
+    await expectSameBothWays(db, never);
+    expect((await searched(never)).perRow).toBe(0);
+  });
+
+  it('answers NULL and blank texts as the function does, without the service', async () => {
+    for (const sql of [
+      `SELECT id FROM reviews WHERE ${MOOD} IS NULL ORDER BY id LIMIT 4`,
+      `SELECT id FROM reviews WHERE ${MOOD} IS DISTINCT FROM 'POSITIVE' ORDER BY id DESC LIMIT 6`,
+      `SELECT id FROM reviews WHERE coalesce(${MOOD}, 'none') <> 'POSITIVE' LIMIT 6`,
+    ]) {
+      await expectSameBothWays(db, sql, { ordered: true });
+      expect((await searched(sql)).perRow, sql).toBe(0);
+    }
+  });
+
+  it('searches a model’s answers too', async () => {
+    const score = `${ENDPOINT}('xgb', NULL, ${f.join(', ')})::float8`;
+    const sql = `SELECT id FROM features WHERE ${score} > 0.5 ORDER BY id DESC LIMIT 3`;
+    await expectSameBothWays(db, sql);
+    expect((await searched(sql, ENDPOINT)).perRow).toBe(0);
+  });
+
+  it('sees the transaction’s own rows, and leaves the next statements their own answers', async () => {
+    await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    try {
+      await db.query(`UPDATE reviews SET body = 'Terrible, I hate it' WHERE id IN (2, 3)`);
+      const sql = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id LIMIT 3`;
+      const { rows, perRow, scored } = await searched(sql);
+      expect(rows).toEqual([{ id: 2 }, { id: 3 }, { id: 40 }]);
+      expect(perRow).toBe(0);
+      expect(scored).toBeLessThan(ROWS / 4);
+      // A statement after a restricted one reads every row it should.
+      const later = await db.query(`SELECT count(*)::int AS n FROM reviews WHERE ${MOOD} = 'NEGATIVE'`);
+      expect(later.rows[0].n).toBe(ROWS / 40 + 2);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+  });
+
+  it('is not searched in a READ COMMITTED block, whose statements read other snapshots than its search', async () => {
+    // (A row another session changes between them would have no answer, and be missed. Outside a block the
+    // gateway runs the search and the statement in one REPEATABLE READ transaction of its own.)
+    const sql = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id LIMIT 3`;
+    await db.query('BEGIN');
+    try {
+      const { rows, scored, perRow } = await searched(sql);
+      expect(rows).toEqual([{ id: 40 }, { id: 80 }, { id: 120 }]);
+      expect(perRow).toBe(0);
+      expect(scored).toBeGreaterThan(ROWS / 2);
+      // Without an ORDER BY the statement reads every row it reads per row: searched.
+      const first = await searched(`SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' LIMIT 3`);
+      expect(first.rows).toEqual([{ id: 40 }, { id: 80 }, { id: 120 }]);
+      expect(first.scored).toBeLessThan(ROWS / 4);
+    } finally {
+      await db.query('ROLLBACK');
+    }
+    // After the gateway's own transaction, the session is as it was.
+    expect((await db.query("SELECT current_setting('transaction_isolation') AS i")).rows).toEqual([
+      { i: 'read committed' },
+    ]);
+  });
+
+  it('runs under EXPLAIN ANALYZE, which shows the batches of every window', async () => {
+    const sql = `SELECT id FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY id DESC LIMIT 2`;
+    const before = figures(SENTIMENT);
+    const { rows } = await db.query({ text: `EXPLAIN (ANALYZE, COSTS false) ${sql}`, rowMode: 'array' });
+    const scored = figures(SENTIMENT).rows - before.rows;
+    const batches = Number(/Batch Processing: num batches=(\d+)/.exec(rows.map((r) => r[0]).join('\n'))?.[1]);
+    // (Each window's last batch may be short.)
+    expect(batches).toBeGreaterThanOrEqual(Math.ceil(scored / 25));
+    expect(batches).toBeLessThanOrEqual(Math.ceil(scored / 25) + 3);
+    expect(scored).toBeLessThan(ROWS / 4);
+  });
+});
