@@ -2049,15 +2049,26 @@ function steppedLimit(
   ) {
     return undefined;
   }
-  const answered = [...new Set(groups.flatMap((g) => g.aliases))].map((alias) => `${alias}.aws_ml_key IS NOT NULL`);
-  const restriction = parseExpression(`(${answered.join(' AND ')}) OR ${WINDOW_OPEN}`);
-  stmt.whereClause = stmt.whereClause
-    ? { BoolExpr: { boolop: 'AND_EXPR', args: [stmt.whereClause, restriction] } }
-    : restriction;
+  const answered = [...new Set(groups.flatMap((g) => g.aliases))]
+    .map((alias) => `${alias}.aws_ml_key IS NOT NULL`)
+    .join(' AND ');
+  // The check reads the answered rows alone (the joins to the answers then inner joins, which PostgreSQL may
+  // start from the answers); the statement, whether it does, by the setting.
+  const check = clone(statement);
+  restrict(inner(check, 'SelectStmt'), answered);
+  restrict(stmt, `(${answered}) OR ${WINDOW_OPEN}`);
   return {
-    enoughSql: `SELECT count(*), (${deparse(stmt.limitCount)})::bigint FROM (${deparse(statement)}) AS aws_ml_found`,
+    enoughSql: `SELECT count(*), (${deparse(stmt.limitCount)})::bigint FROM (${deparse(check)}) AS aws_ml_found`,
     ordered: Boolean(stmt.sortClause),
   };
+}
+
+/** Adds a condition to a SELECT's WHERE. */
+function restrict(select: AstNode, condition: string): void {
+  const added = parseExpression(condition);
+  select.whereClause = select.whereClause
+    ? { BoolExpr: { boolop: 'AND_EXPR', args: [select.whereClause, added] } }
+    : added;
 }
 
 /**
