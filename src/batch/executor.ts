@@ -490,7 +490,7 @@ export interface LimitSearch {
   limit: SteppedLimit;
   /** The client's parameters, when the check must bind them. */
   params?: BindParameters;
-  /** Set by the search: the statement runs restricted to the rows answered (WINDOW_SETTING on). */
+  /** Set by the search: the statement runs restricted to the rows answered (WINDOW_SETTING its number). */
   restricted?: boolean;
 }
 
@@ -908,8 +908,6 @@ export async function computeBatchResults(
     if (options.search) {
       await searchWindows(ordered, runRound, [...rowLogs.values()], options.search, options);
     } else {
-      // A searched LIMIT's statement not searched this time reads every row (its restriction off).
-      if (work.some((w) => w.group.stepped)) await control.backend.query(WINDOW_OFF);
       for (const round of ordered) await runRound(round);
     }
     const keyed = work.filter((w) => !w.group.rowIdentity).reduce((n, w) => n + figures.get(w.group)!.rows, 0);
@@ -1172,7 +1170,7 @@ async function searchWindows(
     return { read, failed };
   };
   search.restricted = false;
-  await backend.query(`SELECT pg_catalog.set_config('${WINDOW_SETTING}', 'on', false)`);
+  await backend.query(`SELECT pg_catalog.set_config('${WINDOW_SETTING}', '${options.statementNumber}', false)`);
   let offset = 0;
   let rows = first;
   for (;;) {

@@ -89,11 +89,13 @@ export interface SteppedLimit {
 }
 
 /**
- * Set to 'on' for a stepped statement's check and, when it reads only the rows answered, the statement itself:
- * its WHERE then keeps only rows with stored answers, and makes no per-row call.
+ * Set to a stepped statement's number for its checks and, when it reads only the rows answered, for the statement
+ * itself: its WHERE then keeps only rows with stored answers, and makes no per-row call. (A number, not a flag:
+ * left set, it restricts no other statement.)
  */
 export const WINDOW_SETTING = 'aws_ml.batch_window';
-const WINDOW_OPEN = `(SELECT pg_catalog.current_setting('${WINDOW_SETTING}', true)) IS DISTINCT FROM 'on'`;
+const windowOpen = (statementNumber: string) =>
+  `(SELECT pg_catalog.current_setting('${WINDOW_SETTING}', true)) IS DISTINCT FROM (${statementNumber})::text`;
 
 export interface BatchPlan {
   groups: CallGroup[];
@@ -1886,6 +1888,8 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const pendingDependencies = new Map<CallGroup, CallSite[]>();
   const pendingOrder = new Map<CallGroup, CallSite[]>();
   const guards = new Map<CallSite, string>();
+  const statementNumber =
+    options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
 
   walk(statement, (node) => {
     const call = inner(node, 'FuncCall');
@@ -1912,7 +1916,8 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         continue;
       }
       // (Under a searched LIMIT's restriction a row without an answer is not the statement's: no call for it.)
-      const guard = query.stepped ? [WINDOW_OPEN, ...(query.guard ? [query.guard] : [])].join(' AND ') : query.guard;
+      const open = windowOpen(statementNumber);
+      const guard = query.stepped ? [open, ...(query.guard ? [query.guard] : [])].join(' AND ') : query.guard;
       if (guard) guards.set(site, guard);
       // (Calls of another function or batch size are groups of their own, each with its own EXPLAIN line and
       // figures, however alike their inputs: the scorer still scores an input once.)
@@ -1983,15 +1988,14 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   );
   // (Read before the statement is rewritten into joins.)
   const keyRead = keyReadOf(analysis.sites);
-  const statementNumber =
-    options.statementNumber === undefined ? CURRENT_STATEMENT_NUMBER : String(options.statementNumber);
   const aliasNumbers = firstFreeAliasNumber(statement);
   const rewriting = { groupOfSite, guards, catalog, statementNumber, aliasNumbers };
   const joined = rewriteAsJoins(statement, analysis, rewriting);
   rewriteAsLookups(analysis, joined, rewriting);
   const steppedLevel = planned.find((g) => g.stepped)?.sites[0].level;
   const stepping =
-    steppedLevel && steppedLimit(statement, steppedLevel, planned, joined, perRow, catalog, callsVolatile);
+    steppedLevel &&
+    steppedLimit(statement, steppedLevel, planned, joined, perRow, catalog, callsVolatile, statementNumber);
   if (steppedLevel && !stepping && asWritten) {
     const again = planBatch(asWritten, catalog, { ...options, stepping: false });
     return { ...again, rowIdentityTables: [...new Set([...again.rowIdentityTables, ...rowIdentityTables])] };
@@ -2027,6 +2031,7 @@ function steppedLimit(
   perRow: BatchPlan['perRow'],
   catalog: MlCatalog,
   callsVolatile: VolatilityTest,
+  statementNumber: string,
 ): SteppedLimit | undefined {
   const stmt = level.stmt;
   const setReturning = catalog.setReturning;
@@ -2056,7 +2061,7 @@ function steppedLimit(
   // start from the answers); the statement, whether it does, by the setting.
   const check = clone(statement);
   restrict(inner(check, 'SelectStmt'), answered);
-  restrict(stmt, `(${answered}) OR ${WINDOW_OPEN}`);
+  restrict(stmt, `(${answered}) OR ${windowOpen(statementNumber)}`);
   return {
     enoughSql: `SELECT count(*), (${deparse(stmt.limitCount)})::bigint FROM (${deparse(check)}) AS aws_ml_found`,
     ordered: Boolean(stmt.sortClause),
