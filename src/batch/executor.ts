@@ -1130,6 +1130,9 @@ async function streamArguments(
   return { numericRows, failed };
 }
 
+/** invalid_row_count_in_limit_clause, invalid_row_count_in_result_offset_clause. */
+const INVALID_LIMIT = new Set(['2201W', '2201X']);
+
 const WINDOW_OFF = `SELECT pg_catalog.set_config('${WINDOW_SETTING}', '', false)`;
 
 /** A searched LIMIT's first window at the most: a round of batches in flight, which one endpoint batch fills. */
@@ -1157,8 +1160,12 @@ async function searchWindows(
       .flat()
       .map(({ group }) => group.batchSize ?? (group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH)),
   );
-  const first = Math.max(batch, Math.min(batch * options.settings.concurrency, MOST_ROWS_FIRST_WINDOW));
-  const wholeBatches = (rows: number) => Math.ceil(rows / batch) * batch;
+  // As many rows as the LIMIT takes, when it is written so (a LIMIT 1 that the first row answers costs one input,
+  // as per row), at most a round of batches in flight.
+  const round = Math.min(batch * options.settings.concurrency, MOST_ROWS_FIRST_WINDOW);
+  const first = Math.max(1, Math.min(search.limit.firstRows ?? round, round));
+  // (Whole batches from one batch up.)
+  const sized = (rows: number) => (rows < batch ? rows : Math.ceil(rows / batch) * batch);
   const runWindow = async (window: ArgumentWindow) => {
     let read = 0;
     let failed = false;
@@ -1173,17 +1180,23 @@ async function searchWindows(
   await backend.query(`SELECT pg_catalog.set_config('${WINDOW_SETTING}', '${options.statementNumber}', false)`);
   let offset = 0;
   let rows = first;
+  // The search ends early. Sorted, the statement reads every row: the rest are scored, as without the search.
+  // Unsorted, it reads them as the scan gives them, and its per-row fallback makes the calls it needs, raising
+  // what the rows refused raise where it reaches them.
+  const rest = () => (search.limit.ordered ? runWindow({ offset, rows: undefined }) : undefined);
   for (;;) {
     const { read, failed } = await runWindow({ offset, rows });
     offset += read;
     if (failed || logs.some((log) => log.unanswered > 0)) {
-      if (read === rows) await runWindow({ offset, rows: undefined });
+      if (read === rows) await rest();
       break;
     }
     if (read < rows) break;
     const found = await checkWindows(search, options);
+    // (A negative LIMIT or OFFSET: the statement fails as PostgreSQL fails it, before any call.)
+    if (found === 'invalid') break;
     if (!found) {
-      await runWindow({ offset, rows: undefined });
+      await rest();
       break;
     }
     if (found.wanted !== null && found.rows >= found.wanted) {
@@ -1195,7 +1208,7 @@ async function searchWindows(
       found.rows > 0 && found.wanted !== null
         ? Math.ceil(((offset * (found.wanted - found.rows)) / found.rows) * 1.25)
         : offset;
-    rows = wholeBatches(Math.min(Math.max(more, first), 2 * offset));
+    rows = sized(Math.min(Math.max(more, first), 2 * offset));
   }
   if (!search.restricted) await backend.query(WINDOW_OFF);
 }
@@ -1204,7 +1217,7 @@ async function searchWindows(
 async function checkWindows(
   search: LimitSearch,
   options: BatchRunOptions,
-): Promise<{ rows: number; wanted: number | null } | undefined> {
+): Promise<{ rows: number; wanted: number | null } | 'invalid' | undefined> {
   const { backend } = options.control;
   const sql = search.limit.enoughSql;
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
@@ -1218,11 +1231,11 @@ async function checkWindows(
     return { rows: Number(found), wanted: wanted === null ? null : Number(wanted) };
   } catch (error) {
     if (!refusedByPostgres(error)) throw error;
-    options.control.logger.debug({ err: error.message }, 'a searched LIMIT check failed; every row is scored');
+    options.control.logger.debug({ err: error.message }, 'a searched LIMIT check failed; the search ends');
     if (options.inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
     }
-    return undefined;
+    return INVALID_LIMIT.has(error.code) ? 'invalid' : undefined;
   }
 }
 

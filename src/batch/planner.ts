@@ -86,6 +86,14 @@ export interface SteppedLimit {
   enoughSql: string;
   /** The statement has an ORDER BY: it reads only the rows answered (see SteppedLimit). */
   ordered: boolean;
+  /**
+   * Its answers are stored per row (NULL and blank texts too), which the restriction needs. A plan made before
+   * the session said which tables may key them so (a prepared statement's, at its Parse) is not searched: it is
+   * made again with them, or, if its table may not, without the search.
+   */
+  byRow: boolean;
+  /** The rows the LIMIT takes at the least (n + m written as integers): the first window's. */
+  firstRows: number | undefined;
 }
 
 /**
@@ -521,6 +529,10 @@ function limitClause(select: AstNode): string {
   );
 }
 
+/** A LIMIT or OFFSET written as a negative integer. */
+const negativeLimit = (select: AstNode): boolean =>
+  [select.limitCount, select.limitOffset].some((n) => (inner(n, 'A_Const')?.ival?.ival ?? 0) < 0);
+
 /** A constant `LIMIT 0` (or `FETCH FIRST 0 ROWS ONLY`): the level's rows are never computed. */
 function limitsToNothing(select: AstNode): boolean {
   const count = inner(select.limitCount, 'A_Const');
@@ -895,13 +907,17 @@ function argumentQuery(
     level.kind === 'select' &&
     hasLimit(stmt)
   ) {
+    // (PostgreSQL refuses it before computing any row.)
+    if (negativeLimit(stmt)) return 'its LIMIT or OFFSET is negative';
     const orderHasMl = (stmt.sortClause ?? []).some((s: AstNode) => containsMlCall(s, index));
     const whole = level.aggregated || stmt.distinctClause || stmt.groupClause || orderHasMl;
     if (!whole) {
       // An ML condition decides which rows the LIMIT takes: the rows are searched in the statement's order, window
       // by window, until the answers so far give it its rows (see CallGroup.stepped).
+      // (Not where a CASE spares some rows their call: their answers would be missing from the windows' rows.)
+      const spared = (caseGuard(site, index, names, from.removed) ?? []).length > 0;
       const searched =
-        stepping && dropped === 'ml' && !volatileDropped && level.top && !level.unionArm && boundable(stmt)
+        stepping && dropped === 'ml' && !volatileDropped && !spared && level.top && !level.unionArm && boundable(stmt)
           ? stmt.sortClause
             ? argumentOrder(stmt, index, from.removed)
             : ''
@@ -1993,9 +2009,22 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   const joined = rewriteAsJoins(statement, analysis, rewriting);
   rewriteAsLookups(analysis, joined, rewriting);
   const steppedLevel = planned.find((g) => g.stepped)?.sites[0].level;
+  // (Planned before the session says which tables may key answers by row, as a prepared statement is at its Parse,
+  // the search is kept for the plan made again once it has: see SteppedLimit.byRow.)
+  const provisional = options.rowTables === undefined;
   const stepping =
     steppedLevel &&
-    steppedLimit(statement, steppedLevel, planned, joined, perRow, catalog, callsVolatile, statementNumber);
+    steppedLimit(
+      statement,
+      steppedLevel,
+      planned,
+      joined,
+      perRow,
+      catalog,
+      callsVolatile,
+      statementNumber,
+      provisional,
+    );
   if (steppedLevel && !stepping && asWritten) {
     const again = planBatch(asWritten, catalog, { ...options, stepping: false });
     return { ...again, rowIdentityTables: [...new Set([...again.rowIdentityTables, ...rowIdentityTables])] };
@@ -2032,6 +2061,7 @@ function steppedLimit(
   catalog: MlCatalog,
   callsVolatile: VolatilityTest,
   statementNumber: string,
+  provisional: boolean,
 ): SteppedLimit | undefined {
   const stmt = level.stmt;
   const setReturning = catalog.setReturning;
@@ -2041,8 +2071,9 @@ function steppedLimit(
   );
   if (
     inner(statement, 'SelectStmt') !== stmt ||
+    stmt.intoClause ||
     perRow.length > 0 ||
-    !groups.every((g) => g.stepped && g.rowIdentity) ||
+    !groups.every((g) => g.stepped && (g.rowIdentity || provisional)) ||
     !sites.every((site) => site.level === level && joined.has(site)) ||
     !setReturning ||
     stmt.lockingClause ||
@@ -2065,7 +2096,18 @@ function steppedLimit(
   return {
     enoughSql: `SELECT count(*), (${deparse(stmt.limitCount)})::bigint FROM (${deparse(check)}) AS aws_ml_found`,
     ordered: Boolean(stmt.sortClause),
+    byRow: groups.every((g) => g.rowIdentity),
+    firstRows: constantRows(stmt),
   };
+}
+
+/** n + m of a `LIMIT n OFFSET m` written as integers, or undefined. */
+function constantRows(select: AstNode): number | undefined {
+  const integer = (node: AstNode) => inner(node, 'A_Const')?.ival;
+  const count = integer(select.limitCount);
+  const offset = select.limitOffset ? integer(select.limitOffset) : { ival: 0 };
+  if (!count || !offset) return undefined;
+  return (count.ival ?? 0) + (offset.ival ?? 0);
 }
 
 /** Adds a condition to a SELECT's WHERE. */

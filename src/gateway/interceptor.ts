@@ -8,6 +8,7 @@ import {
   CLEAR_RESULTS,
   computeBatchResults,
   ensureResultsTables,
+  type LimitSearch,
   needsLookupIndex,
   newSessionTables,
   readSettings,
@@ -17,7 +18,7 @@ import {
 import { annotateExplain } from '../batch/explain.js';
 import type { MemoryGuard } from '../batch/memory-guard.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
-import { type BatchPlan, type CallGroup, planBatch } from '../batch/planner.js';
+import { type BatchPlan, type CallGroup, planBatch, WINDOW_SETTING } from '../batch/planner.js';
 import { readsTransactionStart } from '../batch/pure-functions.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
@@ -634,6 +635,19 @@ interface HeldCompletion {
 /** A transaction whose statements read one snapshot (see SteppedLimit). */
 const ONE_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
 
+/**
+ * How a transaction whose statements read one snapshot begins in this session: undefined in a read-only one,
+ * whose block could not make the results tables (its statements are not searched with an ORDER BY).
+ */
+async function snapshotBegin(control: SessionControl): Promise<string | undefined> {
+  const { rows } = await control.backend.query(
+    "SELECT pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only')",
+  );
+  const [isolation, readOnly] = rows[0];
+  if (readOnly === 'on') return undefined;
+  return isolation === 'read committed' || isolation === 'read uncommitted' ? ONE_SNAPSHOT : 'BEGIN';
+}
+
 function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
   return (
     readsTransactionStart(stmt) ||
@@ -651,7 +665,7 @@ const failedBlock = (control: SessionControl) => control.backend.status === 'E';
  * rewritten statements read none, and the functions do not even look at the
  * results table (a transaction that touched a temp table cannot PREPARE).
  */
-const CLEAR_STATEMENT_NUMBER = `${CLEAR_RESULTS}, set_config('aws_ml.batch_statement', '0', false)`;
+const CLEAR_STATEMENT_NUMBER = `${CLEAR_RESULTS}, set_config('aws_ml.batch_statement', '0', false), set_config('${WINDOW_SETTING}', '', false)`;
 
 /**
  * The statement number and results kept for the rest of the block only
@@ -1257,19 +1271,17 @@ export class MlInterceptor implements SessionInterceptor {
       forwardRewritten(control, message.bytes, sql, rewritten);
       return;
     }
-    if (control.backend.status === 'I' && !parsed.target.cursor && readsStartTime(statements[0].stmt, parsed.plan)) {
-      // Its argument queries and itself must read one start time: they run in one transaction, as a
-      // string of several statements does.
-      await this.runSequence(control, statements, rewritten, catalog);
-      return;
-    }
-    if (control.backend.status === 'I' && parsed.plan.stepping?.ordered) {
-      // An ORDER BY … LIMIT searched window by window reads only the rows answered: its search and itself must
-      // see the same rows (one snapshot), or a row another session changed meanwhile would be missed.
-      const { rows } = await control.backend.query("SELECT pg_catalog.current_setting('transaction_isolation')");
-      const snapshots = rows[0][0] === 'read committed' || rows[0][0] === 'read uncommitted';
-      await this.runSequence(control, statements, rewritten, catalog, snapshots ? ONE_SNAPSHOT : 'BEGIN');
-      return;
+    // Its argument queries and itself must read one start time: they run in one transaction, as a string of
+    // several statements does. An ORDER BY … LIMIT searched window by window reads only the rows answered: its
+    // search and itself must read one snapshot, or a row another session changed meanwhile would be missed.
+    const startTime = readsStartTime(statements[0].stmt, parsed.plan);
+    const searched = Boolean(parsed.plan.stepping?.ordered);
+    if (control.backend.status === 'I' && !parsed.target.cursor && (startTime || searched)) {
+      const begin = searched ? await snapshotBegin(control) : 'BEGIN';
+      if (begin || startTime) {
+        await this.runSequence(control, statements, rewritten, catalog, begin ?? 'BEGIN');
+        return;
+      }
     }
     await this.runBatchStatement(control, parsed, rewritten, true);
     if (isCatalogDdl(statements[0].stmt)) {
@@ -1515,8 +1527,6 @@ export class MlInterceptor implements SessionInterceptor {
     statementNumber?: number,
     firstGroupId = this.nextGroupId,
     inlineViews?: ReadonlySet<string>,
-    /** A LIMIT after an ML condition may be searched window by window (the simple protocol's statements). */
-    stepping = true,
   ): Parsed {
     let statements: { stmt: AstNode }[];
     try {
@@ -1550,7 +1560,6 @@ export class MlInterceptor implements SessionInterceptor {
         inlineViews,
         statementNumber,
         firstGroupId,
-        stepping,
       });
       target.finalSql(plan); // (written again later; a statement it cannot write goes as it came)
     } catch (error) {
@@ -1691,7 +1700,9 @@ export class MlInterceptor implements SessionInterceptor {
             vouch: this.vouch,
             // (With an ORDER BY, only where the search and the statement read one snapshot: see SteppedLimit.)
             search:
-              plan.stepping && (!plan.stepping.ordered || settings.oneSnapshot) ? { limit: plan.stepping } : undefined,
+              plan.stepping?.byRow && (!plan.stepping.ordered || settings.oneSnapshot)
+                ? { limit: plan.stepping }
+                : undefined,
           },
           phases,
         );
@@ -2068,8 +2079,6 @@ export class MlInterceptor implements SessionInterceptor {
                 undefined,
                 undefined,
                 firstGroupId,
-                undefined,
-                false,
               )
             : undefined;
         if (parsed && !('forward' in parsed) && !parsed.target.explain) {
@@ -2260,15 +2269,23 @@ export class MlInterceptor implements SessionInterceptor {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
     }
+    // (Whether each statement bound reads one row at most: read by bind, as statements may go as written below.)
+    const readsOneRow = new Map(binds.map((b, i) => [b, settings.oneRow[i]]));
+    const asWritten: typeof batchParses = [];
     for (const prepared of batchParses) {
       // Views are read in place only by an unnamed statement, bound in the group that parses it, with batch
       // mode on: a named one would outlive the view's changes, which PostgreSQL no longer ties to it.
       const inPlace = prepared.parse.name === '' && settings.batchable ? settings.inlineViews : new Set<string>();
-      await this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace);
+      if (await this.prepareByRow(control, prepared, out, catalog, settings.rowTables, inPlace))
+        asWritten.push(prepared);
+    }
+    if (asWritten.length > 0) {
+      this.parsesAsWritten(asWritten, binds, out, unnamed);
+      batchParses.splice(0, batchParses.length, ...batchParses.filter((p) => !asWritten.includes(p)));
     }
     // Each statement executed reads one row at the most, by a unique key: made per row (see runBatchStatement), by
     // the statements as prepared, whose joins find no answers and call the functions.
-    const oneRowEach = binds.every((b, i) => settings.oneRow[i] && !b.entry.target.cursor && !b.entry.target.explain);
+    const oneRowEach = binds.every((b) => readsOneRow.get(b) && !b.entry.target.cursor && !b.entry.target.explain);
     if (binds.length > 0 && oneRowEach) {
       await this.forwardAfterOwnWork(control, out, syncs, unnamed);
       return;
@@ -2304,6 +2321,12 @@ export class MlInterceptor implements SessionInterceptor {
     // Inputs read from the transaction's start (now()…) are the same in the argument queries and in the group's
     // statements only in one transaction: outside a block the gateway opens one, and ends it after the group.
     // (Only for a group of statements with ML calls: another could be one that a block changes, or end it.)
+    // A LIMIT after an ML condition (see SteppedLimit) is searched where the group executes its statement alone.
+    // With an ORDER BY the statement reads only the rows answered, so its search and itself must read one snapshot:
+    // in a block that gives one, or, outside a block, in the gateway's own.
+    const searched = executes === 1 && executed.length === 1 ? executed[0] : undefined;
+    const stepping = searched?.entry.plan.stepping?.byRow ? searched.entry.plan.stepping : undefined;
+    const ownSnapshot = Boolean(stepping?.ordered) && control.backend.status === 'I' && !settings.readOnly;
     const ownBlock =
       control.backend.status === 'I' &&
       settings.batchable &&
@@ -2313,8 +2336,11 @@ export class MlInterceptor implements SessionInterceptor {
       !injection &&
       executed.length > 0 &&
       !executed.some((b) => b.entry.target.cursor) &&
-      executed.some((b) => readsStartTime(b.entry.target.query, b.entry.plan));
-    if (ownBlock) await control.backend.query('BEGIN');
+      (ownSnapshot || executed.some((b) => readsStartTime(b.entry.target.query, b.entry.plan)));
+    if (ownBlock) await control.backend.query(ownSnapshot && !settings.oneSnapshot ? ONE_SNAPSHOT : 'BEGIN');
+    const searchable =
+      stepping && (!stepping.ordered || (ownSnapshot ? ownBlock : settings.oneSnapshot)) ? stepping : undefined;
+    let search: LimitSearch | undefined;
     const failure = await this.guarded(
       control,
       labels,
@@ -2378,6 +2404,7 @@ export class MlInterceptor implements SessionInterceptor {
             if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && byRow)) continue;
             work.push({ group: planned, params: bound });
           }
+          if (searchable && entry === searched?.entry) search = { limit: searchable, params: bound };
         }
         // A read-only block cannot build the lookup index: answers read through it are left to the per-row path.
         if (!settings.tablesMade && !settings.lookupIndex && needsLookupIndex(work.map((w) => w.group))) return;
@@ -2393,6 +2420,7 @@ export class MlInterceptor implements SessionInterceptor {
             inTransaction,
             begun: true,
             vouch: this.vouch,
+            search,
           },
           phases,
         );
@@ -2748,7 +2776,6 @@ export class MlInterceptor implements SessionInterceptor {
         undefined,
         firstGroupId,
         inlineViews,
-        false,
       );
       if ('forward' in parsed || parsed.target.explain) return undefined;
       return { parsed, serverSql: parsed.target.finalSql(parsed.plan) };
@@ -2796,11 +2823,13 @@ export class MlInterceptor implements SessionInterceptor {
     catalog: MlCatalog,
     rowTables: ReadonlySet<string>,
     inlineViews: ReadonlySet<string>,
-  ): Promise<void> {
+  ): Promise<'as written' | undefined> {
     const { parse, entry } = prepared;
     const byRow = entry.plan.rowIdentityTables.some((table) => rowTables.has(table));
     const inPlace = entry.plan.viewReads.some((view) => inlineViews.has(view.written));
-    if (!byRow && !inPlace) return;
+    // A searched LIMIT planned before the session said which tables may key answers by row (see SteppedLimit.byRow).
+    const unsure = Boolean(entry.plan.stepping && !entry.plan.stepping.byRow);
+    if (!byRow && !inPlace && !unsure) return;
     let replanned: ReturnType<MlInterceptor['parseForBatch']>;
     try {
       replanned = this.parseForBatch(
@@ -2810,14 +2839,14 @@ export class MlInterceptor implements SessionInterceptor {
         undefined,
         entry.firstGroupId,
         inlineViews,
-        false,
       );
     } catch (error) {
       control.logger.warn({ err: error }, 'planning by row failed; results stay keyed by input');
       return;
     }
-    if ('forward' in replanned) return;
-    if (rowTablesOf(replanned.plan).length === 0 && replanned.plan.inlinedViews.length === 0) return;
+    // (Without its search such a statement may be one left per row: it goes as written.)
+    if ('forward' in replanned) return unsure ? 'as written' : undefined;
+    if (rowTablesOf(replanned.plan).length === 0 && replanned.plan.inlinedViews.length === 0 && !unsure) return;
     // Read in place, its columns would be described as the view's tables': the client gets the view's.
     let origins: ColumnDescription[] | undefined;
     if (replanned.plan.inlinedViews.length > 0) {
