@@ -2399,6 +2399,10 @@ export class MlInterceptor implements SessionInterceptor {
           // that read the same in the statement as in its argument query: 'now' does, but only in
           // the same transaction block (it is the transaction's start).
           const steady = inTransaction || readsTheSameLater(bound);
+          // An unsorted LIMIT after an ML condition not searched here (see SteppedLimit) is left to its per-row
+          // fallback, which makes the calls it needs, as it would without the gateway.
+          const limit = entry.plan.stepping;
+          if (limit && !limit.ordered && !(searchable && entry === searched?.entry)) continue;
           for (const planned of entry.plan.groups) {
             const byRow = steady && !(ambiguous.has(entry) && readsParameters(planned));
             if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && byRow)) continue;

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSameBothWays } from '../support/differential.js';
 import { binaryLogisticFixture, deployEndpoint } from '../support/endpoints.js';
@@ -179,6 +180,19 @@ describe('a LIMIT after an ML condition', () => {
         expect(figures(SENTIMENT).perRowCalls - before.perRowCalls, text).toBe(0);
         expect(figures(SENTIMENT).rows - before.rows, text).toBeLessThan(ROWS / 4);
       }
+    }
+  });
+
+  it('leaves an unsorted LIMIT it does not search to the per-row path, as before (postgres.js describes first)', async () => {
+    const sql = postgres(stack.gatewayUrl(), { max: 1, onnotice: () => {} });
+    try {
+      const before = figures(SENTIMENT);
+      const rows = await sql.unsafe(`SELECT id FROM reviews WHERE ${MOOD} = $1 LIMIT 3`, ['NEGATIVE']);
+      expect(rows.map((r) => r.id % 40)).toEqual([0, 0, 0]);
+      // (Scoring every row instead, as a plan made for the search would without it, scored 2,937 inputs.)
+      expect(figures(SENTIMENT).rows - before.rows).toBeLessThan(ROWS / 4);
+    } finally {
+      await sql.end();
     }
   });
 
