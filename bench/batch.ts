@@ -175,6 +175,49 @@ async function latencyComparison(): Promise<void> {
   }
 }
 
+/**
+ * `… WHERE <model says so> ORDER BY id DESC LIMIT 10` over 20,000 rows on the slow endpoint: batch mode searches
+ * the rows window by window; per row makes a request for each row until ten pass; scoring every row is what batch
+ * mode did before the search (and still does in a READ COMMITTED block).
+ */
+async function limitSearch(): Promise<void> {
+  const endpoint = await slowEndpoint(5);
+  const stack = await startBenchStack({
+    backend: 'aws',
+    aws: { endpoint: endpoint.url, accessKeyId: 'bench', secretAccessKey: 'bench' },
+  });
+  try {
+    const db = await connect(stack);
+    await featureTable(db, 'slow_rows', 20_000);
+    await db.query('ALTER TABLE slow_rows ADD PRIMARY KEY (id)');
+    const call = `aws_sagemaker.invoke_endpoint('slow', NULL, ${features.join(', ')})::float8`;
+    const sql = `SELECT id FROM slow_rows WHERE ${call} > 0.9 ORDER BY id DESC LIMIT 10`;
+    const run = async (before = 'SELECT 1', after = 'SELECT 1') => {
+      const requests = endpoint.requests();
+      await db.query(before);
+      const { ms } = await timed(() => db.query(sql));
+      await db.query(after);
+      return { ms, requests: endpoint.requests() - requests };
+    };
+    const searched = await run();
+    const whole = await run('BEGIN', 'COMMIT');
+    const perRow = await run('SET apg_enable_function_migration = false', 'RESET apg_enable_function_migration');
+    const line = (name: string, r: { ms: number; requests: number }) =>
+      `    ${name}${r.ms.toFixed(0).padStart(7)} ms, ${String(r.requests).padStart(5)} requests`;
+    console.log('5. a LIMIT after an ML condition: the ten latest rows the model scores above 0.9, 20,000 rows, 5 ms');
+    console.log(line('searched (batch mode):   ', searched));
+    console.log(line('every row scored (before):', whole));
+    console.log(line('per row:                 ', perRow));
+    console.log(
+      `    searched against every row scored: ${(whole.ms / searched.ms).toFixed(1)}×; against per row: ${(perRow.ms / searched.ms).toFixed(1)}×\n`,
+    );
+    await db.end();
+  } finally {
+    await stack.stop();
+    await endpoint.close();
+  }
+}
+
 async function xgboostOverhead(): Promise<void> {
   const stack = await startBenchStack();
   try {
@@ -311,6 +354,7 @@ async function main(): Promise<void> {
   await xgboostOverhead();
   await sentimentOverhead();
   await shortStatements();
+  await limitSearch();
 }
 
 main().catch((error) => {
