@@ -663,11 +663,12 @@ function unionArmLimit(
   const parent = level.parent;
   if (parent?.kind !== 'select' || !(parent.top || readFromList(parent.readAs) || parent.withQuery)) return undefined;
   const p = parent.stmt;
+  // (A WHERE of the reader's: see filteredArmLimit in argumentQuery.)
   const simple =
     hasLimit(p) &&
     boundable(p) &&
     !parent.aggregated &&
-    !(p.sortClause || p.distinctClause || p.groupClause || p.havingClause || p.whereClause) &&
+    !(p.sortClause || p.distinctClause || p.groupClause || p.havingClause) &&
     !(p.windowClause || p.lockingClause) &&
     p.fromClause?.length === 1 &&
     p.fromClause[0] === arm.readAs?.item;
@@ -888,6 +889,8 @@ function argumentQuery(
   }
 
   let limit = '';
+  /** The LIMIT of the reader of a UNION ALL this level is an arm of, when the reader filters it too. */
+  let filteredArmLimit: string | undefined;
   /** The ORDER BY of a level whose LIMIT is searched window by window ('' for none). */
   let stepOrder: string | undefined;
   // A LIMIT or OFFSET that calls a volatile function (`LIMIT (random() * 10)::int`) or an ML function is not
@@ -934,7 +937,11 @@ function argumentQuery(
       if (order !== undefined && boundable(stmt)) limit = `${order}${limitClause(stmt)}`;
     }
   } else if (!joinFrom && level.kind === 'select' && level.unionArm && !dropped) {
-    limit = unionArmLimit(level, index, boundable) ?? '';
+    const armLimit = unionArmLimit(level, index, boundable);
+    // Under a reader that filters the union too (`SELECT * FROM all_reviews WHERE tenant = 'x' LIMIT 20`), the arm
+    // reads its rows through the reader's conditions, which PostgreSQL moves into it, before the LIMIT counts them.
+    if (armLimit && level.parent?.stmt.whereClause) filteredArmLimit = armLimit;
+    else limit = armLimit ?? '';
   }
 
   const call = site.call;
@@ -972,11 +979,14 @@ function argumentQuery(
   const sorted = !limit && !dropped ? argumentOrder(stmt, index, from.removed) : undefined;
   const parentCount = limit || dropped || joinFrom ? undefined : limitOfParent(level, index, boundable, sorted);
   const parentLimited =
-    parentCount === undefined
-      ? undefined
-      : level.readAs
-        ? throughParent(level, index, columns, `${fromSql}${whereWith([])}${sorted ?? ''}`, from.removed, parentCount)
-        : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, `${sorted ?? ''}${parentCount}`);
+    filteredArmLimit !== undefined
+      ? // (Not when some of its conditions cannot be: the arm is then scored as if the LIMIT were not there.)
+        throughParent(level, index, columns, `${fromSql}${whereWith([])}`, from.removed, filteredArmLimit)
+      : parentCount === undefined
+        ? undefined
+        : level.readAs
+          ? throughParent(level, index, columns, `${fromSql}${whereWith([])}${sorted ?? ''}`, from.removed, parentCount)
+          : limited(`SELECT ${columnsSql}${fromSql}${whereWith([])}`, `${sorted ?? ''}${parentCount}`);
   // `SELECT DISTINCT ON (c) c, f(doc) … ORDER BY c, t DESC` (the latest row of each c): PostgreSQL calls for the
   // rows it keeps, which an argument query of the same DISTINCT ON and ORDER BY picks too.
   const distinctOn =
@@ -1233,7 +1243,7 @@ function throughParent(
   const stmt = level.stmt;
   if (!readAs || !parent) return undefined;
   const arms = arm ? pushableUnionArms(arm.node) : [stmt];
-  if (!arms || (arm && limit !== undefined)) return undefined;
+  if (!arms) return undefined;
   // One of the FROM items of a SELECT, or of an UPDATE's FROM or a DELETE's USING list, or a side of inner
   // joins there (levels.ts tells: readAs.joined).
   const parentFrom: AstNode[] = (parent.kind === 'delete' ? parent.stmt.usingClause : parent.stmt.fromClause) ?? [];

@@ -314,6 +314,24 @@ describe('batch mode answers exactly what the per-row path answers', () => {
       UNION ALL SELECT DISTINCT id, ${EP} FROM t WHERE id > 1000) s WHERE id < 4`;
     await expectSameBothWays(db, distinct);
     expect((await runBatched(distinct)).scored).toBe(3);
+
+    // Read for its first rows by a reader that filters it too (a tenant's page of a union view): each arm reads
+    // its rows through the conditions, at most the LIMIT's (every row of the arms was scored).
+    for (const [sql, where, count] of [
+      ['SELECT id, p FROM v_arms WHERE grp = 1 LIMIT 4', 'grp = 1', 4],
+      ['SELECT id, p FROM v_arms WHERE id > 1000 AND grp < 3 LIMIT 3 OFFSET 1', 'id > 1000 AND grp < 3', 3],
+      ['SELECT id, p FROM v_mixed WHERE id < 40 LIMIT 5', 'id < 40', 5],
+    ] as const) {
+      await db.query('SET apg_enable_function_migration = false');
+      const view = sql.split(' ')[4];
+      const perRow = (await db.query(`SELECT id, p FROM ${view} WHERE ${where}`)).rows;
+      await db.query('RESET apg_enable_function_migration');
+      const { rows, scored } = await runBatched(sql);
+      // (Any rows the conditions keep answer it: each with the answer per row gives it.)
+      expect(rows, sql).toHaveLength(count);
+      for (const row of rows) expect(perRow, sql).toContainEqual(row);
+      expect(scored, sql).toBeLessThanOrEqual(2 * (count + 1));
+    }
   });
 
   it('scores the rows of a grouped view that its reader keeps by a grouping column, as PostgreSQL does', async () => {
