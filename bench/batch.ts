@@ -146,7 +146,11 @@ function reportOverhead(
   console.log(`    ratio: ${(alone.ms / endToEnd.ms).toFixed(2)}×  (bar: ≥ 0.70×)\n`);
 }
 
-async function latencyComparison(): Promise<void> {
+/** The model's score of a row of slow_rows, on the endpoint with 5 ms added latency (see withSlowEndpoint). */
+const SLOW_CALL = `aws_sagemaker.invoke_endpoint('slow', NULL, ${features.join(', ')})::float8`;
+
+/** Runs `work` on a stack whose endpoint answers after 5 ms, with 20,000 rows of features in slow_rows. */
+async function withSlowEndpoint(work: (db: pg.Client, requests: () => number) => Promise<void>): Promise<void> {
   const endpoint = await slowEndpoint(5);
   const stack = await startBenchStack({
     backend: 'aws',
@@ -155,11 +159,20 @@ async function latencyComparison(): Promise<void> {
   try {
     const db = await connect(stack);
     await featureTable(db, 'slow_rows', 20_000);
-    const call = `aws_sagemaker.invoke_endpoint('slow', NULL, ${features.join(', ')})::float8`;
-    const batch = await timed(() => db.query(`SELECT count(${call}) FROM slow_rows`));
-    const batchRequests = endpoint.requests();
+    await work(db, endpoint.requests);
+    await db.end();
+  } finally {
+    await stack.stop();
+    await endpoint.close();
+  }
+}
+
+async function latencyComparison(): Promise<void> {
+  await withSlowEndpoint(async (db, requests) => {
+    const batch = await timed(() => db.query(`SELECT count(${SLOW_CALL}) FROM slow_rows`));
+    const batchRequests = requests();
     await db.query('SET apg_enable_function_migration = false');
-    const perRow = await timed(() => db.query(`SELECT count(${call}) FROM slow_rows WHERE id <= 2000`));
+    const perRow = await timed(() => db.query(`SELECT count(${SLOW_CALL}) FROM slow_rows WHERE id <= 2000`));
     const batchRate = rate(20_000, batch.ms);
     const perRowRate = rate(2_000, perRow.ms);
     console.log('1. endpoint with 5 ms added latency per request');
@@ -168,11 +181,7 @@ async function latencyComparison(): Promise<void> {
     );
     console.log(`    per row:     2,000 rows in ${(perRow.ms / 1000).toFixed(2)} s = ${perRowRate} rows/s`);
     console.log(`    speedup: ${(batchRate / perRowRate).toFixed(0)}×  (bar: ≥ 100×)\n`);
-    await db.end();
-  } finally {
-    await stack.stop();
-    await endpoint.close();
-  }
+  });
 }
 
 /**
@@ -181,23 +190,15 @@ async function latencyComparison(): Promise<void> {
  * mode did before the search (and still does in a READ COMMITTED block).
  */
 async function limitSearch(): Promise<void> {
-  const endpoint = await slowEndpoint(5);
-  const stack = await startBenchStack({
-    backend: 'aws',
-    aws: { endpoint: endpoint.url, accessKeyId: 'bench', secretAccessKey: 'bench' },
-  });
-  try {
-    const db = await connect(stack);
-    await featureTable(db, 'slow_rows', 20_000);
+  await withSlowEndpoint(async (db, requests) => {
     await db.query('ALTER TABLE slow_rows ADD PRIMARY KEY (id)');
-    const call = `aws_sagemaker.invoke_endpoint('slow', NULL, ${features.join(', ')})::float8`;
-    const sql = `SELECT id FROM slow_rows WHERE ${call} > 0.9 ORDER BY id DESC LIMIT 10`;
+    const sql = `SELECT id FROM slow_rows WHERE ${SLOW_CALL} > 0.9 ORDER BY id DESC LIMIT 10`;
     const run = async (before = 'SELECT 1', after = 'SELECT 1') => {
-      const requests = endpoint.requests();
+      const made = requests();
       await db.query(before);
       const { ms } = await timed(() => db.query(sql));
       await db.query(after);
-      return { ms, requests: endpoint.requests() - requests };
+      return { ms, requests: requests() - made };
     };
     const searched = await run();
     const whole = await run('BEGIN', 'COMMIT');
@@ -211,11 +212,7 @@ async function limitSearch(): Promise<void> {
     console.log(
       `    searched against every row scored: ${(whole.ms / searched.ms).toFixed(1)}×; against per row: ${(perRow.ms / searched.ms).toFixed(1)}×\n`,
     );
-    await db.end();
-  } finally {
-    await stack.stop();
-    await endpoint.close();
-  }
+  });
 }
 
 async function xgboostOverhead(): Promise<void> {
