@@ -21,17 +21,25 @@ export interface Message {
 
 /**
  * Splits a byte stream into messages. Complete messages inside one chunk are
- * returned as views of that chunk (no copy); only a message split across chunks
- * is copied into a carry buffer.
+ * returned as views of that chunk (no copy); a message split across chunks is
+ * kept as its chunks and copied into one buffer once it is whole. (Joined at
+ * each read, a message of many megabytes was copied again for every 64 KB
+ * that came: quadratic time, on the event loop every session shares.)
  */
 export class MessageFramer {
-  private carry: Buffer | undefined;
+  private carry: Buffer[] = [];
+  private carried = 0;
 
   push(chunk: Buffer, out: Message[]): void {
     let buf = chunk;
-    if (this.carry) {
-      buf = Buffer.concat([this.carry, chunk]);
-      this.carry = undefined;
+    if (this.carried > 0) {
+      this.carry.push(chunk);
+      this.carried += chunk.length;
+      const needed = this.carriedMessageBytes();
+      if (needed === undefined || this.carried < needed) return;
+      buf = Buffer.concat(this.carry, this.carried);
+      this.carry = [];
+      this.carried = 0;
     }
     let offset = 0;
     while (buf.length - offset >= 5) {
@@ -42,11 +50,23 @@ export class MessageFramer {
       out.push({ type: buf[offset], bytes: buf.subarray(offset, end) });
       offset = end;
     }
-    if (offset < buf.length) this.carry = Buffer.from(buf.subarray(offset));
+    if (offset < buf.length) {
+      this.carry = [Buffer.from(buf.subarray(offset))];
+      this.carried = buf.length - offset;
+    }
+  }
+
+  /** The length of the message the carried bytes begin, once its header is in (its own check is push's). */
+  private carriedMessageBytes(): number | undefined {
+    if (this.carried < 5) return undefined;
+    if (this.carry[0].length < 5) this.carry = [Buffer.concat(this.carry, this.carried)];
+    const length = this.carry[0].readInt32BE(1);
+    // (An invalid length is reported by push's loop, at once.)
+    return length < 4 || length > MAX_MESSAGE_BYTES ? 0 : 1 + length;
   }
 
   get buffered(): number {
-    return this.carry?.length ?? 0;
+    return this.carried;
   }
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   BoundaryScanner,
   bindMessage,
@@ -66,6 +66,28 @@ describe('message helpers', () => {
     expect(out.map((m) => String.fromCharCode(m.type))).toEqual(['D', 'C', 'Z', 'D', 'Z']);
     expect(readDataRow(out[0].bytes)).toEqual(['a', null, 'ü']);
     expect(framer.buffered).toBe(0);
+  });
+
+  it('joins a message that comes in many reads once, when it is whole', () => {
+    // (A 20 MB document sent in 64 KB reads was copied again at each read: the gateway, and every session on it,
+    // stalled for seconds to minutes.)
+    const big = dataRow(['é'.repeat(500_000)]);
+    const framer = new MessageFramer();
+    const out: Message[] = [];
+    const concat = vi.spyOn(Buffer, 'concat');
+    try {
+      for (const chunk of splits(Buffer.concat([big, readyForQuery('I')]), 1000)) framer.push(chunk, out);
+      expect(concat.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      concat.mockRestore();
+    }
+    expect(out.map((m) => String.fromCharCode(m.type))).toEqual(['D', 'Z']);
+    expect(readDataRow(out[0].bytes)).toEqual(['é'.repeat(500_000)]);
+    expect(framer.buffered).toBe(0);
+    // A length it cannot be is refused once its header is in, however it was split.
+    const bad = new MessageFramer();
+    bad.push(Buffer.from([0x44, 0xff]), []);
+    expect(() => bad.push(Buffer.from([0xff, 0xff, 0xf0, 0]), [])).toThrow(/invalid message length/);
   });
 
   it('reads a Bind statement name without decoding parameters', () => {
