@@ -1163,7 +1163,10 @@ async function searchWindows(
   // As many rows as the LIMIT takes, when it is written so (a LIMIT 1 that the first row answers costs one input,
   // as per row), at most a round of batches in flight.
   const round = Math.min(batch * options.settings.concurrency, MOST_ROWS_FIRST_WINDOW);
-  const first = Math.max(1, Math.min(search.limit.firstRows ?? round, round));
+  const wanted = search.limit.firstRows ?? (await boundRows(search, options));
+  // (A LIMIT 0 computes no row; a negative one fails before any: nothing to score.)
+  if (wanted !== null && wanted <= 0) return;
+  const first = Math.min(wanted ?? round, round);
   // (Whole batches from one batch up.)
   const sized = (rows: number) => (rows < batch ? rows : Math.ceil(rows / batch) * batch);
   const runWindow = async (window: ArgumentWindow) => {
@@ -1200,7 +1203,7 @@ async function searchWindows(
       break;
     }
     if (found.wanted !== null && found.rows >= found.wanted) {
-      search.restricted = search.limit.ordered;
+      search.restricted = true;
       break;
     }
     // Rows at this rate for the rest (a quarter more), else as many again.
@@ -1211,6 +1214,26 @@ async function searchWindows(
     rows = sized(Math.min(Math.max(more, first), 2 * offset));
   }
   if (!search.restricted) await backend.query(WINDOW_OFF);
+}
+
+/** n + m of a LIMIT given as parameters (null for none, or where PostgreSQL refuses the values). */
+async function boundRows(search: LimitSearch, options: BatchRunOptions): Promise<number | null> {
+  const { params } = search;
+  if (!params) return null;
+  const { backend } = options.control;
+  if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
+  try {
+    const result = await backend.queryParams(search.limit.rowsSql, params.values, params.types, params.formats);
+    if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
+    const [rows] = result.rows[0];
+    return rows === null ? null : Number(rows);
+  } catch (error) {
+    if (!refusedByPostgres(error)) throw error;
+    if (options.inTransaction) {
+      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
+    }
+    return 0;
+  }
 }
 
 /** A searched LIMIT's check: the rows the statement gives over the rows answered so far, and its LIMIT. */

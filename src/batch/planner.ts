@@ -77,10 +77,9 @@ export interface CallGroup {
  * one until n of them pass, so scoring every row could cost many times what the statement needs, and calling per
  * row one service request per row. The executor scores the rows window by window and, after each, runs
  * `enoughSql`: the rewritten statement read over the rows answered so far (the restriction below on), true once
- * they give the LIMIT its rows. Its rows are then the statement's: with an ORDER BY, they are the first in that
- * order, and the statement runs with the restriction on (rows beyond the window, which would each make a call,
- * are not read); without one, PostgreSQL reads the rows in the order the windows took them, and the statement
- * runs as it is.
+ * they give the LIMIT its rows. The statement then runs with the restriction on (rows beyond the window, which
+ * would each make a call, are not read): with an ORDER BY its first rows are among the rows answered, all rows
+ * before the last one answered; without one, any rows that pass answer it.
  */
 export interface SteppedLimit {
   enoughSql: string;
@@ -94,6 +93,8 @@ export interface SteppedLimit {
   byRow: boolean;
   /** The rows the LIMIT takes at the least (n + m written as integers): the first window's. */
   firstRows: number | undefined;
+  /** Else SQL giving n + m (NULL for none), with the statement's parameters: a driver's `LIMIT $2`. */
+  rowsSql: string;
 }
 
 /**
@@ -2108,6 +2109,7 @@ function steppedLimit(
     ordered: Boolean(stmt.sortClause),
     byRow: groups.every((g) => g.rowIdentity),
     firstRows: constantRows(stmt),
+    rowsSql: `SELECT (${deparse(stmt.limitCount)})::bigint + COALESCE((${stmt.limitOffset ? deparse(stmt.limitOffset) : 'NULL'})::bigint, 0)`,
   };
 }
 
@@ -2657,7 +2659,9 @@ function replaceFunctionColumns(statement: AstNode, site: CallSite, names: strin
     }
     return false;
   });
-  if (!safe) return false;
+  // (Nor where no column is used: the function would go, and with it the calls that raise what its arguments
+  // are refused for, and the parameters only they name, which PostgreSQL then cannot type.)
+  if (!safe || uses.length === 0) return false;
   // Only uses in the level's own clauses (FROM items and subqueries excluded).
   const local = new Set<AstNode>();
   const stmt = site.level.stmt;

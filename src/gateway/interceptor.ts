@@ -18,7 +18,7 @@ import {
 import { annotateExplain } from '../batch/explain.js';
 import type { MemoryGuard } from '../batch/memory-guard.js';
 import { privilegeCheck } from '../batch/ml-calls.js';
-import { type BatchPlan, type CallGroup, planBatch, WINDOW_SETTING } from '../batch/planner.js';
+import { type BatchPlan, type CallGroup, planBatch, type SteppedLimit, WINDOW_SETTING } from '../batch/planner.js';
 import { readsTransactionStart } from '../batch/pure-functions.js';
 import type { BatchFigures } from '../batch/scoring.js';
 import type { BatchStatistics } from '../batch/statistics.js';
@@ -641,11 +641,23 @@ const ONE_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
  */
 async function snapshotBegin(control: SessionControl): Promise<string | undefined> {
   const { rows } = await control.backend.query(
-    "SELECT pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only')",
+    `SELECT pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'),
+       pg_catalog.current_setting('transaction_timeout', true)`,
   );
-  const [isolation, readOnly] = rows[0];
-  if (readOnly === 'on') return undefined;
+  const [isolation, readOnly, timeout] = rows[0];
+  // (Nor under a transaction_timeout, which the search's time in the block would count against.)
+  if (readOnly === 'on' || (timeout && timeout !== '0')) return undefined;
   return isolation === 'read committed' || isolation === 'read uncommitted' ? ONE_SNAPSHOT : 'BEGIN';
+}
+
+/**
+ * A plan's searched LIMIT, if it may be searched (see SteppedLimit): with an ORDER BY, only from answers stored
+ * per row (NULL texts too, which the rows before the last one answered may hold); without one, any answered rows
+ * that pass answer it.
+ */
+function searchedLimit(plan: BatchPlan | undefined): SteppedLimit | undefined {
+  const limit = plan?.stepping;
+  return limit && (limit.byRow || !limit.ordered) ? limit : undefined;
 }
 
 function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
@@ -1699,10 +1711,11 @@ export class MlInterceptor implements SessionInterceptor {
             inTransaction,
             vouch: this.vouch,
             // (With an ORDER BY, only where the search and the statement read one snapshot: see SteppedLimit.)
-            search:
-              plan.stepping?.byRow && (!plan.stepping.ordered || settings.oneSnapshot)
-                ? { limit: plan.stepping }
-                : undefined,
+            // (Outside a block each statement reads its own snapshot, whatever the isolation level.)
+            search: ((limit) =>
+              limit && (!limit.ordered || (inTransaction && settings.oneSnapshot)) ? { limit } : undefined)(
+              searchedLimit(plan),
+            ),
           },
           phases,
         );
@@ -2325,8 +2338,12 @@ export class MlInterceptor implements SessionInterceptor {
     // With an ORDER BY the statement reads only the rows answered, so its search and itself must read one snapshot:
     // in a block that gives one, or, outside a block, in the gateway's own.
     const searched = executes === 1 && executed.length === 1 ? executed[0] : undefined;
-    const stepping = searched?.entry.plan.stepping?.byRow ? searched.entry.plan.stepping : undefined;
-    const ownSnapshot = Boolean(stepping?.ordered) && control.backend.status === 'I' && !settings.readOnly;
+    const stepping = searchedLimit(searched?.entry.plan);
+    const snapshot =
+      stepping?.ordered && control.backend.status === 'I' && !settings.readOnly
+        ? await snapshotBegin(control)
+        : undefined;
+    const ownSnapshot = snapshot !== undefined;
     const ownBlock =
       control.backend.status === 'I' &&
       settings.batchable &&
@@ -2337,9 +2354,10 @@ export class MlInterceptor implements SessionInterceptor {
       executed.length > 0 &&
       !executed.some((b) => b.entry.target.cursor) &&
       (ownSnapshot || executed.some((b) => readsStartTime(b.entry.target.query, b.entry.plan)));
-    if (ownBlock) await control.backend.query(ownSnapshot && !settings.oneSnapshot ? ONE_SNAPSHOT : 'BEGIN');
-    const searchable =
-      stepping && (!stepping.ordered || (ownSnapshot ? ownBlock : settings.oneSnapshot)) ? stepping : undefined;
+    if (ownBlock) await control.backend.query(snapshot ?? 'BEGIN');
+    // (Outside a block each statement reads its own snapshot, whatever the isolation level.)
+    const oneSnapshot = ownSnapshot ? ownBlock : control.backend.status === 'T' && settings.oneSnapshot;
+    const searchable = stepping && (!stepping.ordered || oneSnapshot) ? stepping : undefined;
     let search: LimitSearch | undefined;
     const failure = await this.guarded(
       control,
@@ -2399,10 +2417,6 @@ export class MlInterceptor implements SessionInterceptor {
           // that read the same in the statement as in its argument query: 'now' does, but only in
           // the same transaction block (it is the transaction's start).
           const steady = inTransaction || readsTheSameLater(bound);
-          // An unsorted LIMIT after an ML condition not searched here (see SteppedLimit) is left to its per-row
-          // fallback, which makes the calls it needs, as it would without the gateway.
-          const limit = entry.plan.stepping;
-          if (limit && !limit.ordered && !(searchable && entry === searched?.entry)) continue;
           for (const planned of entry.plan.groups) {
             const byRow = steady && !(ambiguous.has(entry) && readsParameters(planned));
             if (planned.rowIdentity && !(settings.rowTables.has(planned.rowIdentity.table) && byRow)) continue;
