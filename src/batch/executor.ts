@@ -1216,24 +1216,39 @@ async function searchWindows(
   if (!search.restricted) await backend.query(WINDOW_OFF);
 }
 
-/** n + m of a LIMIT given as parameters (null for none, or where PostgreSQL refuses the values). */
-async function boundRows(search: LimitSearch, options: BatchRunOptions): Promise<number | null> {
-  const { params } = search;
-  if (!params) return null;
+/**
+ * Runs one of a search's own queries with the statement's parameters, if it has any, under a savepoint in a
+ * block: PostgreSQL's refusal (a negative LIMIT, say) is given back, and leaves the client's block as it was.
+ */
+async function searchQuery(
+  sql: string,
+  search: LimitSearch,
+  options: BatchRunOptions,
+): Promise<(string | null)[] | BackendError> {
   const { backend } = options.control;
+  const { params } = search;
   if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
   try {
-    const result = await backend.queryParams(search.limit.rowsSql, params.values, params.types, params.formats);
+    const result = params
+      ? await backend.queryParams(sql, params.values, params.types, params.formats)
+      : await backend.query(sql);
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
-    const [rows] = result.rows[0];
-    return rows === null ? null : Number(rows);
+    return result.rows[0];
   } catch (error) {
     if (!refusedByPostgres(error)) throw error;
     if (options.inTransaction) {
       await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
     }
-    return 0;
+    return error;
   }
+}
+
+/** n + m of a LIMIT given as parameters (null for none; 0 where PostgreSQL refuses the values). */
+async function boundRows(search: LimitSearch, options: BatchRunOptions): Promise<number | null> {
+  if (!search.params) return null;
+  const row = await searchQuery(search.limit.rowsSql, search, options);
+  if (row instanceof BackendError) return 0;
+  return row[0] === null ? null : Number(row[0]);
 }
 
 /** A searched LIMIT's check: the rows the statement gives over the rows answered so far, and its LIMIT. */
@@ -1241,25 +1256,13 @@ async function checkWindows(
   search: LimitSearch,
   options: BatchRunOptions,
 ): Promise<{ rows: number; wanted: number | null } | 'invalid' | undefined> {
-  const { backend } = options.control;
-  const sql = search.limit.enoughSql;
-  if (options.inTransaction) await backend.query('SAVEPOINT aws_ml_arguments');
-  try {
-    const params = search.params;
-    const result = params
-      ? await backend.queryParams(sql, params.values, params.types, params.formats)
-      : await backend.query(sql);
-    if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
-    const [found, wanted] = result.rows[0];
-    return { rows: Number(found), wanted: wanted === null ? null : Number(wanted) };
-  } catch (error) {
-    if (!refusedByPostgres(error)) throw error;
-    options.control.logger.debug({ err: error.message }, 'a searched LIMIT check failed; the search ends');
-    if (options.inTransaction) {
-      await backend.query('ROLLBACK TO SAVEPOINT aws_ml_arguments; RELEASE SAVEPOINT aws_ml_arguments');
-    }
-    return INVALID_LIMIT.has(error.code) ? 'invalid' : undefined;
+  const row = await searchQuery(search.limit.enoughSql, search, options);
+  if (row instanceof BackendError) {
+    options.control.logger.debug({ err: row.message }, 'a searched LIMIT check failed; the search ends');
+    return INVALID_LIMIT.has(row.code) ? 'invalid' : undefined;
   }
+  const [found, wanted] = row;
+  return { rows: Number(found), wanted: wanted === null ? null : Number(wanted) };
 }
 
 /** Rows of a searched LIMIT's argument query read at once (see SteppedLimit): all of them when `rows` is undefined. */
