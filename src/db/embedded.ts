@@ -15,7 +15,7 @@ import {
 import path from 'node:path';
 import pg from 'pg';
 import { portTakenMessage } from '../config/ports.js';
-import type { Logger } from '../util/log.js';
+import { LOG_DIR_MODE, LOG_FILE_MODE, type Logger } from '../util/log.js';
 import { findPostgresBinaries } from './binaries.js';
 import type { PostgresTarget } from './target.js';
 
@@ -165,7 +165,9 @@ export class EmbeddedPostgres implements PostgresTarget {
     // The server's OS user must be able to walk into pgsage's data directory to reach the cluster.
     if (owner) chmodSync(this.options.dataDir, statSync(this.options.dataDir).mode | 0o011);
     const logDir = path.join(this.options.dataDir, 'logs');
-    mkdirSync(logDir, { recursive: true });
+    // The session user's alone: PostgreSQL logs a failed statement whole, `CREATE ROLE … PASSWORD '…'` too.
+    mkdirSync(logDir, { recursive: true, mode: LOG_DIR_MODE });
+    chmodSync(logDir, LOG_DIR_MODE);
 
     this.assertNotRunning();
 
@@ -187,7 +189,10 @@ export class EmbeddedPostgres implements PostgresTarget {
       ...this.options.settings,
     };
     const args = ['-D', this.clusterDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-    const serverLog = createWriteStream(path.join(logDir, 'postgres.log'), { flags: 'a' });
+    const serverLogFile = path.join(logDir, 'postgres.log');
+    // (Made before this change with the default mode: narrowed too.)
+    if (existsSync(serverLogFile)) chmodSync(serverLogFile, LOG_FILE_MODE);
+    const serverLog = createWriteStream(serverLogFile, { flags: 'a', mode: LOG_FILE_MODE });
     logger.info({ port: this.port, clusterDir: this.clusterDir }, 'starting embedded PostgreSQL');
     const child = spawn(binaries.postgres, args, {
       ...(owner ?? {}),

@@ -1,4 +1,4 @@
-import { mkdirSync, openSync } from 'node:fs';
+import { fchmodSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 
@@ -27,14 +27,20 @@ export interface LoggerOptions {
   stderr?: boolean;
 }
 
+/** pgsage's logs directory and files: readable by the user who runs it alone (statements may hold secrets). */
+export const LOG_DIR_MODE = 0o700;
+export const LOG_FILE_MODE = 0o600;
+
 export function createLogger(options: LoggerOptions): Logger {
   const streams: pino.StreamEntry[] = [];
   if (options.directory) {
-    mkdirSync(options.directory, { recursive: true });
+    mkdirSync(options.directory, { recursive: true, mode: LOG_DIR_MODE });
     // The file is opened here, synchronously, and only the writes are asynchronous: a destination that opens
     // its file itself is not ready for a tick, and pino's exit hook then throws "sonic boom is not ready yet"
     // from flushSync when the process exits early (e.g. `pgsage up` refusing a data directory in use).
-    const fd = openSync(path.join(options.directory, 'pgsage.log'), 'a');
+    const fd = openSync(path.join(options.directory, 'pgsage.log'), 'a', LOG_FILE_MODE);
+    // (Made before this change with the default mode: narrowed too.)
+    fchmodSync(fd, LOG_FILE_MODE);
     streams.push({ level: options.level as pino.Level, stream: pino.destination({ fd, sync: false }) });
   }
   if (options.stderr) streams.push({ level: options.level as pino.Level, stream: pino.destination(2) });
