@@ -631,7 +631,6 @@ interface HeldCompletion {
   bytes?: Buffer;
 }
 
-/** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
 /** A transaction whose statements read one snapshot (see SteppedLimit). */
 const ONE_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ';
 
@@ -660,6 +659,16 @@ function searchedLimit(plan: BatchPlan | undefined): SteppedLimit | undefined {
   return limit && (limit.byRow || !limit.ordered) ? limit : undefined;
 }
 
+/**
+ * The search of a plan's LIMIT for one execution: with an ORDER BY, only where the search and the statement read
+ * one snapshot (inside a block of REPEATABLE READ or SERIALIZABLE: outside a block each statement reads its own).
+ */
+function searchIn(plan: BatchPlan, oneSnapshot: boolean): LimitSearch | undefined {
+  const limit = searchedLimit(plan);
+  return limit && (!limit.ordered || oneSnapshot) ? { limit } : undefined;
+}
+
+/** Whether a statement, or a wrapper body inlined into it, reads its transaction's start time (now()…). */
 function readsStartTime(stmt: AstNode, plan: BatchPlan): boolean {
   return (
     readsTransactionStart(stmt) ||
@@ -1710,12 +1719,7 @@ export class MlInterceptor implements SessionInterceptor {
             statementNumber: number,
             inTransaction,
             vouch: this.vouch,
-            // (With an ORDER BY, only where the search and the statement read one snapshot: see SteppedLimit.)
-            // (Outside a block each statement reads its own snapshot, whatever the isolation level.)
-            search: ((limit) =>
-              limit && (!limit.ordered || (inTransaction && settings.oneSnapshot)) ? { limit } : undefined)(
-              searchedLimit(plan),
-            ),
+            search: searchIn(plan, inTransaction && settings.oneSnapshot),
           },
           phases,
         );
