@@ -114,6 +114,13 @@ export class ServiceEdge {
     };
     const tls = this.options.tls;
     const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler) : http.createServer(handler);
+    // A client that asks before it sends its body (`Expect: 100-continue`, as curl does for large ones) is told
+    // at once when the body it declares is too large: let go on, it sent megabytes into a connection that the
+    // 413 then closed, and reported the broken upload rather than the answer.
+    server.on('checkContinue', (req, res) => {
+      if (Number(req.headers['content-length'] ?? 0) <= this.options.maxBodyBytes) res.writeContinue();
+      handler(req, res);
+    });
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
     this.server = server;

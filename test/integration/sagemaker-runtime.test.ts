@@ -4,6 +4,7 @@
  * with the predictions XGBoost itself made (test/fixtures/models/xgboost).
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
@@ -220,5 +221,27 @@ describe('InvokeEndpoint errors', () => {
     });
     expect(response.status).toBe(413);
     expect(response.headers.get('x-amzn-errortype')).toBe('ValidationError');
+
+    // Asked first (`Expect: 100-continue`), it answers 413 without letting the body come.
+    const asked = await new Promise<{ continued: boolean; status: number | undefined }>((resolve, reject) => {
+      let continued = false;
+      const request = http.request(`${edge.url}/endpoints/churn/invocations`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/csv', 'content-length': 50 * 1024 * 1024, expect: '100-continue' },
+      });
+      request.on('continue', () => {
+        continued = true;
+        request.destroy();
+        resolve({ continued, status: undefined });
+      });
+      request.on('response', (response) => {
+        response.resume();
+        resolve({ continued, status: response.statusCode });
+        request.destroy();
+      });
+      request.on('error', reject);
+      request.flushHeaders();
+    });
+    expect(asked).toEqual({ continued: false, status: 413 });
   });
 });
