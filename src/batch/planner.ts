@@ -518,15 +518,24 @@ function hasLimit(select: AstNode): boolean {
 /** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */
 function limitClause(select: AstNode): string {
   if (!select.limitCount) return '';
+  return ` LIMIT ${rowsTaken(select)}${negativeOffsetFails(select)}`;
+}
+
+/** An OFFSET clause that skips nothing but fails on a negative OFFSET, as the statement fails, before any call. */
+const negativeOffsetFails = (select: AstNode): string =>
+  select.limitOffset ? ` OFFSET LEAST(0, (${deparse(select.limitOffset)}))` : '';
+
+/**
+ * SQL for the n + m rows a `LIMIT n OFFSET m` computes: each rounded as PostgreSQL rounds it, a NULL OFFSET as
+ * none, at most the largest bigint; a negative LIMIT as itself (see negativeOffsetFails for a negative OFFSET).
+ */
+function rowsTaken(select: AstNode): string {
   const count = deparse(select.limitCount);
-  if (!select.limitOffset) return ` LIMIT ${count}`;
+  if (!select.limitOffset) return count;
   const offset = deparse(select.limitOffset);
-  // Each rounded as PostgreSQL rounds it, a NULL OFFSET as none; a negative one fails the argument query as it
-  // fails the statement, before any call.
   return (
-    ` LIMIT CASE WHEN (${count}) < 0 THEN (${count})::bigint` +
-    ` ELSE LEAST((${count})::bigint::numeric + COALESCE((${offset})::bigint, 0), 9223372036854775807)::bigint END` +
-    ` OFFSET LEAST(0, (${offset}))`
+    `CASE WHEN (${count}) < 0 THEN (${count})::bigint` +
+    ` ELSE LEAST((${count})::bigint::numeric + COALESCE((${offset})::bigint, 0), 9223372036854775807)::bigint END`
   );
 }
 
@@ -2109,7 +2118,7 @@ function steppedLimit(
     ordered: Boolean(stmt.sortClause),
     byRow: groups.every((g) => g.rowIdentity),
     firstRows: constantRows(stmt),
-    rowsSql: `SELECT (${deparse(stmt.limitCount)})::bigint + COALESCE((${stmt.limitOffset ? deparse(stmt.limitOffset) : 'NULL'})::bigint, 0)`,
+    rowsSql: `SELECT (${rowsTaken(stmt)})::bigint${negativeOffsetFails(stmt)}`,
   };
 }
 
