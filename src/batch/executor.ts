@@ -1019,7 +1019,7 @@ async function streamArguments(
   let failed = false;
   const { group } = item;
   const backend = options.control.backend;
-  const auto = group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
+  const auto = automaticBatchSize(group);
   // An invalid batch size leaves the row to the per-row fallback, which raises the error where the call is made.
   const sizeOf = (batch: number | undefined): number | undefined => {
     const size = batch ?? group.batchSize ?? auto;
@@ -1130,6 +1130,10 @@ async function streamArguments(
   return { numericRows, failed };
 }
 
+/** max_rows_per_batch NULL: the most rows a request of the group's service takes. */
+const automaticBatchSize = (group: CallGroup): number =>
+  group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH;
+
 /** invalid_row_count_in_limit_clause, invalid_row_count_in_result_offset_clause. */
 const INVALID_LIMIT = new Set(['2201W', '2201X']);
 
@@ -1144,8 +1148,8 @@ type RoundRunner = (round: ArgumentWork[], window?: ArgumentWindow) => Promise<{
  * Searches a LIMIT after an ML condition (see SteppedLimit): scores the rows window by window, each sized from
  * what the windows so far gave the LIMIT (at most doubling the rows read), until the check says the answers give
  * it its rows, or the rows run out. A row left without a stored answer (a declined batch, a NULL endpoint name),
- * a failed argument query or a check PostgreSQL refuses ends the search: the rest of the rows are scored, and the
- * statement runs unrestricted, its per-row fallback covering such rows as it does elsewhere.
+ * a failed argument query or a check PostgreSQL refuses ends the search, and the statement runs unrestricted, its
+ * per-row fallback covering such rows as it does elsewhere (sorted, after the rest of the rows are scored).
  */
 async function searchWindows(
   ordered: ArgumentWork[][],
@@ -1155,11 +1159,7 @@ async function searchWindows(
   options: BatchRunOptions,
 ): Promise<void> {
   const { backend } = options.control;
-  const batch = Math.max(
-    ...ordered
-      .flat()
-      .map(({ group }) => group.batchSize ?? (group.kind === 'sentiment' ? AUTO_SENTIMENT_BATCH : AUTO_ENDPOINT_BATCH)),
-  );
+  const batch = Math.max(...ordered.flat().map(({ group }) => group.batchSize ?? automaticBatchSize(group)));
   // As many rows as the LIMIT takes, when it is written so (a LIMIT 1 that the first row answers costs one input,
   // as per row), at most a round of batches in flight.
   const round = Math.min(batch * options.settings.concurrency, MOST_ROWS_FIRST_WINDOW);
