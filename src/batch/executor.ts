@@ -806,13 +806,13 @@ export async function computeBatchResults(
     signal: abort.signal,
     deadline: Date.now() + (settings.timeoutMs > 0 ? settings.timeoutMs : UNTIMED_STATEMENT_BUDGET_MS),
     onProgress: (scored) => noteProgress(scored),
-    onBatchRefused: ({ label, target, rows, error }) =>
+    onOneRowAtATime: ({ label, target, message, hint }) =>
       control.toClient(
         noticeResponse({
           severity: 'WARNING',
           code: SqlState.warning,
-          message: `${label}: a batch of ${rows} rows was refused (${error.message}); the statement's calls to endpoint ${target} are made one row at a time`,
-          hint: 'If the endpoint takes smaller requests, pass a smaller max_rows_per_batch.',
+          message: `${label}: ${message}; the statement's calls to endpoint ${target} are made one row at a time`,
+          hint,
         }),
       ),
   });

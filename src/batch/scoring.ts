@@ -56,6 +56,9 @@ const INPUT_ERRORS = new Set<string>([
 ]);
 const refusesInput = (error: unknown) => error instanceof SqlError && INPUT_ERRORS.has(error.sqlstate);
 
+/** An endpoint answered a batch otherwise than one line per row (see BatchScorer.outputsOf). */
+class UnbatchableAnswer extends Error {}
+
 let figuresMade = 0;
 
 /** Figures of one call group, for EXPLAIN ANALYZE and monitoring. */
@@ -123,10 +126,11 @@ export interface ScoringOptions {
   deadline: number;
   onProgress?: (scored: number) => void;
   /**
-   * An endpoint refused a batch of several rows whole (a request larger than its own limit): its calls of the
-   * statement are made one row at a time from then on (once per endpoint).
+   * An endpoint refused a batch of several rows whole (a request larger than its own limit), or answered it
+   * otherwise than a line per row: its calls of the statement are made one row at a time from then on, by the
+   * per-row fallback (said once per endpoint, with why and what to do).
    */
-  onBatchRefused?: (refused: { label: string; target: string; rows: number; error: SqlError }) => void;
+  onOneRowAtATime?: (reason: { label: string; target: string; message: string; hint: string }) => void;
   /** Keep a list of answers as they come (takeCompleted), for loading them per input. Default true. */
   listCompleted?: boolean;
 }
@@ -490,17 +494,35 @@ export class BatchScorer {
       try {
         results = refused ? [] : await this.call(batch);
       } catch (error) {
-        // An error about every input of the batch (its endpoint or language): none gets an answer.
-        if (!refusesInput(error) || this.options.signal.aborted) throw error;
+        // An error about every input of the batch (its endpoint or language), or an answer not a line per row:
+        // none gets an answer.
+        const unbatchable = error instanceof UnbatchableAnswer;
+        if (!(refusesInput(error) || unbatchable) || this.options.signal.aborted) throw error;
         // (Said once, by the first of the batches in flight to be refused; not for an unknown endpoint, nor a
         // language: every row's call fails alike, and says why.)
         const first = !this.refusedTargets.has(targetKey);
         this.refusedTargets.add(targetKey);
         refused = true;
-        const { sqlstate } = error as SqlError;
-        if (first && batch.kind === 'endpoint' && batch.slots.length > 1 && sqlstate !== SqlState.undefinedObject) {
-          const { label, target } = batch;
-          this.options.onBatchRefused?.({ label, target, rows: batch.slots.length, error: error as SqlError });
+        const { label, target } = batch;
+        if (unbatchable && first) {
+          this.options.onOneRowAtATime?.({
+            label,
+            target,
+            message: error.message,
+            hint: 'A batch-mode endpoint answers one output line per input row (text/csv). For one that does not, pass max_rows_per_batch 1: its rows are then sent one per request, several at once.',
+          });
+        } else if (
+          first &&
+          batch.kind === 'endpoint' &&
+          batch.slots.length > 1 &&
+          (error as SqlError).sqlstate !== SqlState.undefinedObject
+        ) {
+          this.options.onOneRowAtATime?.({
+            label,
+            target,
+            message: `a batch of ${batch.slots.length} rows was refused (${(error as SqlError).message})`,
+            hint: 'If the endpoint takes smaller requests, pass a smaller max_rows_per_batch.',
+          });
         }
       }
       if (refused) results = batch.slots.map(() => DECLINED);
@@ -694,13 +716,11 @@ export class BatchScorer {
   private outputsOf(batch: Batch, answer: string, expected: number): CallResult[] {
     const outputs = splitOutputLines(answer, expected === 1);
     if (outputs.length !== expected) {
-      // The endpoint breaks batch mode's contract, whichever rows it got: not a model error about one row (see
-      // isolating), which would send every row alone.
-      throw new SqlError(
-        SqlState.ioError,
-        `endpoint ${batch.target} answered ${outputs.length} lines for ${expected} input rows`,
-        undefined,
-        'A batch-mode endpoint must return one output line per input row (text/csv). For one that does not, pass max_rows_per_batch 1 or SET apg_enable_function_migration = false.',
+      // The endpoint does not answer a line per row (a blank line after its answers, one answer for the request):
+      // which line is whose cannot be told, and the per-row path takes its answers as they come. Not a model
+      // error about one row (see isolating), which would send every row alone.
+      throw new UnbatchableAnswer(
+        `endpoint ${batch.target} answered ${outputs.length} ${outputs.length === 1 ? 'line' : 'lines'} for ${expected} input rows`,
       );
     }
     // PostgreSQL's text cannot hold a NUL: such an answer is left to the per-row call, which fails on it
@@ -783,9 +803,26 @@ function csvFieldCount(line: string): number {
   return count;
 }
 
-/** One output line per row; a single-row answer may hold several values on its line. */
-function splitOutputLines(body: string, singleRow: boolean): string[] {
+/**
+ * One output line per row; a single-row answer may hold several values on its
+ * line, and a quoted value line breaks (CSV's records, as per row returns each).
+ */
+export function splitOutputLines(body: string, singleRow: boolean): string[] {
   if (singleRow) return [singleRowOutput(body)];
   const trimmed = body.endsWith('\n') ? body.slice(0, body.endsWith('\r\n') ? -2 : -1) : body;
-  return trimmed === '' ? [] : trimmed.split(/\r?\n/);
+  if (trimmed === '') return [];
+  if (!trimmed.includes('"')) return trimmed.split(/\r?\n/);
+  const lines: string[] = [];
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < trimmed.length; i++) {
+    const c = trimmed.charCodeAt(i);
+    if (c === 34 /* " */) quoted = !quoted;
+    else if (c === 10 /* \n */ && !quoted) {
+      lines.push(trimmed.slice(start, i > start && trimmed.charCodeAt(i - 1) === 13 /* \r */ ? i - 1 : i));
+      start = i + 1;
+    }
+  }
+  lines.push(trimmed.slice(start));
+  return lines;
 }

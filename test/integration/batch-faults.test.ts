@@ -828,19 +828,73 @@ describe('batch mode under faults', () => {
     }
   });
 
-  it('fails a statement whose endpoint answers fewer lines than it got rows, and writes nothing', async () => {
+  /** The endpoint's answers to rows 1–300 as text, batch mode's (with its notices and requests) and per row's. */
+  async function textAnswers(db: pg.Client, size: number | 'NULL' = 'NULL') {
+    const sql = `SELECT id, aws_sagemaker.invoke_endpoint('remote', ${size}, ${features.join(', ')}) AS out
+      FROM rows_in WHERE id <= 300 ORDER BY id`;
+    const notices: { severity?: string; message?: string; hint?: string }[] = [];
+    const onNotice = (n: pg.NoticeMessage) => notices.push({ severity: n.severity, message: n.message, hint: n.hint });
+    db.on('notice', onNotice);
+    const before = remote.requests;
+    const batched = (await db.query(sql)).rows;
+    const requests = remote.requests - before;
+    db.off('notice', onNotice);
+    await db.query('SET apg_enable_function_migration = false');
+    const perRow = (await db.query(sql)).rows;
+    await db.query('RESET apg_enable_function_migration');
+    return { batched, perRow, notices, requests };
+  }
+
+  it('takes an endpoint’s quoted answers holding line breaks as one answer each, as per row', async () => {
+    const db = await startWith({ answerBody: (lines) => lines.map((l) => `"${l}\r\nscore, ""p"""\n`).join('') });
+    const { batched, perRow, notices, requests } = await textAnswers(db);
+    expect(batched).toEqual(perRow);
+    expect(perRow[0].out).toMatch(/^"[0-9.e-]+\r\nscore, ""p"""$/);
+    // (Split at every line break, the answer had three lines for each row: the statement failed with 58030.)
+    expect({ notices, requests }).toEqual({ notices: [], requests: 1 });
+  });
+
+  it('makes the calls of an endpoint that does not answer a line per row one row at a time, with a warning', async () => {
+    // A blank line after the answers: per row, a row's answer is its line and a line break.
+    const db = await startWith({ answerBody: (lines) => `${lines.join('\n')}\n\n` });
+    const { batched, perRow, notices, requests } = await textAnswers(db);
+    expect(batched).toEqual(perRow);
+    expect(perRow[0].out).toMatch(/^[0-9.e-]+\n$/);
+    expect(notices).toEqual([
+      {
+        severity: 'WARNING',
+        message:
+          "aws_sagemaker.invoke_endpoint: endpoint remote answered 301 lines for 300 input rows; the statement's calls to endpoint remote are made one row at a time",
+        hint: 'A batch-mode endpoint answers one output line per input row (text/csv). For one that does not, pass max_rows_per_batch 1: its rows are then sent one per request, several at once.',
+      },
+    ]);
+    // The batch, then each row by the per-row fallback.
+    expect(requests).toBe(1 + 300);
+    // As the hint says: a row per request from the start, and the same answers.
+    const single = await textAnswers(db, 1);
+    expect(single.batched).toEqual(perRow);
+    expect({ notices: single.notices, requests: single.requests }).toEqual({ notices: [], requests: 300 });
+  });
+
+  it('writes the per-row answers of an endpoint that answers fewer lines than it got rows, in one statement', async () => {
     const db = await startWith({ dropsLastLine: true });
     await db.query('CREATE TABLE scored AS SELECT id, NULL::text AS p FROM rows_in');
-    const error = await rejection(
-      db.query(`UPDATE scored SET p = aws_sagemaker.invoke_endpoint('remote', NULL, ${features.join(', ')})
-        FROM rows_in WHERE rows_in.id = scored.id`),
-    );
-    expect(error.code).toBe('58030');
-    expect(error.message).toMatch(/endpoint remote answered \d+ lines for \d+ input rows/);
-    expect(error.hint).toMatch(/one output line per input row/);
-    // A clear failure, not a search for rows the model refuses (one request per row).
-    expect(remote.requests).toBeLessThan(10);
-    expect((await db.query('SELECT count(p)::int AS n FROM scored')).rows).toEqual([{ n: 0 }]);
+    const update = `UPDATE scored SET p = aws_sagemaker.invoke_endpoint('remote', NULL, ${features.join(', ')})
+      FROM rows_in WHERE rows_in.id = scored.id AND rows_in.id <= 100`;
+    const notices: string[] = [];
+    db.on('notice', (n) => notices.push(n.message ?? ''));
+    expect((await db.query(update)).rowCount).toBe(100);
+    expect(notices).toEqual([
+      "aws_sagemaker.invoke_endpoint: endpoint remote answered 99 lines for 100 input rows; the statement's calls to endpoint remote are made one row at a time",
+    ]);
+    // Per row, the row's answer is the empty line the endpoint leaves.
+    const written =
+      "SELECT count(*)::int AS n, count(*) FILTER (WHERE p = '')::int AS empty FROM scored WHERE p IS NOT NULL";
+    expect((await db.query(written)).rows).toEqual([{ n: 100, empty: 100 }]);
+    await db.query('UPDATE scored SET p = NULL');
+    await db.query('SET apg_enable_function_migration = false');
+    await db.query(update);
+    expect((await db.query(written)).rows).toEqual([{ n: 100, empty: 100 }]);
   });
 
   it('fails on an answer holding a NUL character with the per-row path’s error', async () => {

@@ -37,6 +37,8 @@ export interface RemoteBehaviour {
   refuseOverRows?: number;
   /** Pad every answer line to about this many bytes with a field of its own (a model answering too much). */
   answerLineBytes?: number;
+  /** Write an endpoint's answer from its lines otherwise than a line each (default: each line, then a newline). */
+  answerBody?: (lines: string[]) => string;
 }
 
 /**
@@ -130,7 +132,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       const timer = setTimeout(() => {
         inFlight -= 1;
         res.writeHead(200, { 'content-type': 'text/csv' });
-        res.end(`${lines.join('\n')}\n`);
+        res.end(behaviour.answerBody ? behaviour.answerBody(lines) : `${lines.join('\n')}\n`);
       }, behaviour.latencyMs ?? 0);
       res.on('close', () => {
         if (!res.writableEnded) {
