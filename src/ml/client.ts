@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { FeatureMatrix } from '../models/types.js';
+import { validName } from '../services/sagemaker/names.js';
 import { SqlError, SqlState } from '../util/errors.js';
 
 export interface SentimentItem {
@@ -254,10 +255,25 @@ const EMPTY = Buffer.alloc(0);
 const invocationsPath = (endpointName: string) =>
   `/endpoints/${encodeURIComponent(requireEndpointName(endpointName))}/invocations`;
 
-/** An empty endpoint name is refused before any request, with a message that says so (SageMaker's is a 404). */
+/** The most characters of an endpoint name an error repeats (SageMaker's names have at most 63). */
+const NAME_SHOWN = 63;
+
+/**
+ * An empty endpoint name is refused before any request, with a message that
+ * says so (SageMaker's is a 404); a name no endpoint can have is one that does
+ * not exist, said without a request and without repeating all of a long one.
+ */
 export function requireEndpointName(endpointName: string): string {
   if (endpointName === '') {
     throw new SqlError(SqlState.invalidParameterValue, 'endpoint_name must not be empty');
+  }
+  if (endpointName.length > NAME_SHOWN || !validName(endpointName)) {
+    const shown = endpointName.length > NAME_SHOWN ? `${endpointName.slice(0, NAME_SHOWN)}…` : endpointName;
+    throw new SqlError(
+      SqlState.undefinedObject,
+      `SageMaker endpoint "${shown}" does not exist`,
+      `No endpoint can be named so: a SageMaker endpoint name is 1 to 63 letters, digits and hyphens, beginning and ending with a letter or digit${endpointName.length > NAME_SHOWN ? ` (this one has ${endpointName.length} characters)` : ''}.`,
+    );
   }
   return endpointName;
 }

@@ -833,7 +833,8 @@ describe('batch mode under faults', () => {
     const sql = `SELECT id, aws_sagemaker.invoke_endpoint('remote', ${size}, ${features.join(', ')}) AS out
       FROM rows_in WHERE id <= 300 ORDER BY id`;
     const notices: { severity?: string; message?: string; hint?: string }[] = [];
-    const onNotice = (n: pg.NoticeMessage) => notices.push({ severity: n.severity, message: n.message, hint: n.hint });
+    const onNotice = (n: { severity?: string; message?: string; hint?: string }) =>
+      notices.push({ severity: n.severity, message: n.message, hint: n.hint });
     db.on('notice', onNotice);
     const before = remote.requests;
     const batched = (await db.query(sql)).rows;

@@ -211,6 +211,20 @@ describe('InvokeEndpoint errors', () => {
     expect(error.message).toBe('Endpoint no-such-endpoint of account 123456789012 not found.');
   });
 
+  it('answers a name no endpoint can have as SageMaker Runtime does, without repeating a long one whole', async () => {
+    const pattern = await invokeError(inputRows[0], 'text/csv', undefined, 'my_model');
+    expect({ name: pattern.name, status: pattern.$metadata.httpStatusCode, message: pattern.message }).toEqual({
+      name: 'ValidationError',
+      status: 400,
+      message:
+        "1 validation error detected: Value 'my_model' at 'endpointName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*",
+    });
+    const long = await invokeError(inputRows[0], 'text/csv', undefined, 'e'.repeat(2000));
+    expect(long.message).toBe(
+      `1 validation error detected: Value '${'e'.repeat(63)}...' at 'endpointName' failed to satisfy constraint: Member must have length less than or equal to 63`,
+    );
+  });
+
   it('refuses a payload above 6 MB before scoring it', async () => {
     const row = `${inputRows[0]}\n`;
     const body = row.repeat(Math.ceil((6 * 1024 * 1024 + 1) / row.length));

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsCli } from '../support/aws-cli.js';
 import { XGBOOST_IMAGE } from '../support/edge.js';
 import { binaryLogisticFixture } from '../support/endpoints.js';
+import { rejection } from '../support/rejection.js';
 import { startStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
@@ -100,6 +101,30 @@ describe('detect_sentiment in the shapes users write', () => {
     ]) {
       await expect(db.query(sql)).rejects.toMatchObject({ code: '22023', message: 'endpoint_name must not be empty' });
     }
+    // A name no endpoint can have does not exist, and a long one is not repeated whole (100,000 characters were,
+    // twice).
+    const long = 'e'.repeat(100_000);
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      for (const [name, shown, detail] of [
+        [long, `${'e'.repeat(63)}…`, / \(this one has 100000 characters\)\.$/],
+        ['my_model', 'my_model', /^No endpoint can be named so: .* letters, digits and hyphens, .*digit\.$/],
+      ] as const) {
+        for (const sql of [
+          `SELECT aws_sagemaker.invoke_endpoint('${name}', NULL, 1, 2)`,
+          `SELECT aws_sagemaker.invoke_endpoint('${name}', NULL, x, 2) FROM named_nothing`,
+        ]) {
+          const error = await rejection(db.query(sql));
+          expect({ setting, code: error.code, message: error.message }).toEqual({
+            setting,
+            code: '42704',
+            message: `SageMaker endpoint "${shown}" does not exist`,
+          });
+          expect(error.detail).toMatch(detail);
+        }
+      }
+    }
+    await db.query('RESET apg_enable_function_migration');
     // A batch count that is not one is said to be ignored.
     const warnings: string[] = [];
     const onNotice = (notice: { severity?: string; message?: string }) => {

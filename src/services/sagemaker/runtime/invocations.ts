@@ -8,6 +8,7 @@ import type { EdgeRequest, EdgeResponse, RestHandler } from '../../edge.js';
 import type { AwsError } from '../../errors.js';
 import { type ModelErrorContext, modelError, runtimeValidationError, serviceUnavailable } from '../errors.js';
 import type { SageMakerHosting } from '../hosting.js';
+import { validName } from '../names.js';
 import type { EndpointRecord } from '../resources.js';
 import type { LiveVariant } from '../variant-loader.js';
 import { ContainerError, CSV, estimateRows, inputType, outputType } from './codec.js';
@@ -26,6 +27,18 @@ export interface InvocationOptions {
 
 const TARGET_VARIANT = 'x-amzn-sagemaker-target-variant';
 
+/** SageMaker Runtime's answer to a name no endpoint can have (a long one is not repeated whole). */
+function invalidEndpointName(name: string): AwsError {
+  const constraint =
+    name.length > 63
+      ? 'Member must have length less than or equal to 63'
+      : 'Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*';
+  const shown = name.length > 63 ? `${name.slice(0, 63)}...` : name;
+  return runtimeValidationError(
+    `1 validation error detected: Value '${shown}' at 'endpointName' failed to satisfy constraint: ${constraint}`,
+  );
+}
+
 export function invocationHandler(options: InvocationOptions): RestHandler {
   const { hosting, pool, logger } = options;
   const { region, accountId } = hosting.scope;
@@ -42,6 +55,7 @@ export function invocationHandler(options: InvocationOptions): RestHandler {
 
   return async (request: EdgeRequest, params: Record<string, string>): Promise<EdgeResponse> => {
     const name = params.name;
+    if (!validName(name)) throw invalidEndpointName(name);
     const { record, variants } = await hosting.servingVariants(name, notServing(name));
     const variant = pickVariant(variants, header(request, TARGET_VARIANT), record);
     const context: ModelErrorContext = {
