@@ -1946,6 +1946,12 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
         perRow.push({ label: site.call.label, reason: 'its arguments call a set-returning function' });
         continue;
       }
+      if (some(site.call.node.args ?? [], (n) => nodeType(n) === 'A_Star')) {
+        // (`invoke_endpoint('m', NULL, t.*)` is one argument, the row: an argument query's output list would read
+        // it as the row's columns, each a model input.)
+        perRow.push({ label: site.call.label, reason: 'an argument is a whole row (`t.*`)' });
+        continue;
+      }
       const query = argumentQuery(site, index, callsVolatile, undefined, undefined, searchable);
       if (typeof query === 'string') {
         perRow.push({ label: site.call.label, reason: query });

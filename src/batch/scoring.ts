@@ -609,7 +609,9 @@ export class BatchScorer {
       const line = all[i];
       if (line === UNCONVERTIBLE) continue;
       sizes[i] = Buffer.byteLength(line) + 1;
-      if (line !== '' && sizes[i] <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
+      // (Nor a line of blanks: alone, the endpoint reads no row from it, and fails; among others, a row of
+      // missing values.)
+      if (line.trim() !== '' && sizes[i] <= SAGEMAKER_PAYLOAD_LIMIT_BYTES) sent.push(i);
     }
     // Rows with different numbers of values (arrays of different lengths) go in requests of their own: a
     // model refuses a request whose rows differ, though it takes each of them alone, as per row.

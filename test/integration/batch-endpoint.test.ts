@@ -261,6 +261,56 @@ describe('batch mode with a SageMaker endpoint', () => {
     await db.query('RESET apg_enable_function_migration');
   });
 
+  /** `sql`'s rows or error (SQLSTATE and message), in batch mode and per row. */
+  async function bothWays(sql: string) {
+    const answers: Record<string, unknown> = {};
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      answers[setting] = await db.query(sql).then(
+        ({ rows }) => rows,
+        (error) => ({ code: error.code, message: error.message }),
+      );
+    }
+    await db.query('RESET apg_enable_function_migration');
+    return answers;
+  }
+
+  it('sends a whole row (`t.*`) as the one argument it is, as per row does', async () => {
+    // (Batch mode read it as the row's columns, each a model input, and answered with predictions.)
+    await db.query('CREATE TABLE two_values (a float8, b float8)');
+    await db.query('INSERT INTO two_values VALUES (0.5, 1.5), (2, 3)');
+    for (const sql of [
+      `SELECT aws_sagemaker.invoke_endpoint('churn-xgb', NULL, two_values.*) FROM two_values`,
+      `SELECT aws_sagemaker.invoke_endpoint('churn-xgb', NULL, t.*, a) FROM two_values t`,
+    ]) {
+      const { on, off } = await bothWays(sql);
+      expect(off, sql).toMatchObject({
+        code: '0A000',
+        message: expect.stringMatching(/composite values cannot be sent/),
+      });
+      expect(on, sql).toEqual(off);
+    }
+  });
+
+  it('does not send a model input of blanks among others, which alone the endpoint refuses', async () => {
+    // (Among other rows the endpoint read the blank line as a row of missing values, and answered it.)
+    // (In the middle of the batch: as its first or last line, the answer had a line too few.)
+    for (const blank of ["'  '", "E'\\t'"]) {
+      await db.query('DROP TABLE IF EXISTS blank_inputs');
+      await db.query(`CREATE TABLE blank_inputs AS SELECT * FROM (VALUES (1, '1'), (2, ${blank}), (3, '2')) v(id, s)`);
+      const sql = `SELECT id, aws_sagemaker.invoke_endpoint('churn-xgb', NULL, s) FROM blank_inputs ORDER BY id`;
+      const { on, off } = await bothWays(sql);
+      expect(off, blank).toMatchObject({ code: '38000' });
+      expect(on, blank).toEqual(off);
+    }
+    // Rows that are not read make no call, in either mode.
+    const spared = `SELECT id, aws_sagemaker.invoke_endpoint('churn-xgb', NULL, s)::float8 > 0 AS p FROM blank_inputs
+      WHERE id IN (1, 3) ORDER BY id`;
+    const both = await bothWays(spared);
+    expect(both.on).toEqual(both.off);
+    expect(both.on).toHaveLength(2);
+  });
+
   it('batches calls inside Aurora-style wrapper functions', async () => {
     await db.query(`CREATE FUNCTION churn_probability (${features.map((f) => `${f} float8`).join(', ')}, max_rows_per_batch INT DEFAULT NULL, OUT p float8)
       AS $$ SELECT aws_sagemaker.invoke_endpoint('churn-xgb', max_rows_per_batch, ${features.join(', ')})::float8 $$
