@@ -26,6 +26,7 @@ import {
   type ViewRead,
 } from './levels.js';
 import { ambiguousSentimentCall, type MlKind, recognizeMlCall } from './ml-calls.js';
+import { type PullUpTests, pulledUp } from './pull-up.js';
 import { CHANGING_FUNCTIONS, ROW_ONLY_FUNCTIONS } from './pure-functions.js';
 
 /** One argument query: the distinct inputs a set of identical call sites needs. */
@@ -138,6 +139,11 @@ export interface BatchPlan {
   keyRead?: KeyRead;
   /** Its calls are a LIMIT's, scored window by window (see SteppedLimit). */
   stepping?: SteppedLimit;
+  /**
+   * Its LIMIT may be searched with an ORDER BY once the views it reads are read in place (see pulledUp), which
+   * the plan made for the session's settings will tell: its search and itself need one snapshot from the start.
+   */
+  mayStepOrdered?: boolean;
 }
 
 /** A table read by equality on columns (see BatchPlan.keyRead). */
@@ -1917,6 +1923,8 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   }
   const index = siteIndex(analysis);
   const callsVolatile = volatilityTest(catalog);
+  // (Written before the statement is rewritten into joins; planned only if the statement as it is cannot be searched.)
+  const pulled = searchable ? pulledUp(statement, pullUpTests(analysis, index, catalog, callsVolatile)) : undefined;
   const perRow: BatchPlan['perRow'] = [];
   const groups: CallGroup[] = [];
   const groupOfSite = new Map<CallSite, CallGroup>();
@@ -2055,6 +2063,29 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     const again = planBatch(asWritten, catalog, { ...options, stepping: false });
     return { ...again, rowIdentityTables: [...new Set([...again.rowIdentityTables, ...rowIdentityTables])] };
   }
+  if (!stepping && pulled) {
+    const flat = planBatch(pulled, catalog, options);
+    if (flat.stepping) {
+      // (The statement is written from its node, which its holder keeps: the node becomes the one pulled up.)
+      for (const key of Object.keys(statement)) delete statement[key];
+      Object.assign(statement, flat.statement);
+      // (Each execution checks the views read in place or through again, those of the statement as written too.)
+      const views = (reads: ViewRead[]) => [...new Map(reads.map((read) => [read.written, read])).values()];
+      return {
+        ...flat,
+        statement,
+        viewReads: views([...analysis.viewReads, ...flat.viewReads]),
+        inlinedViews: views([...analysis.inlinedViews, ...flat.inlinedViews]),
+        rowIdentityTables: [...new Set([...flat.rowIdentityTables, ...rowIdentityTables])],
+      };
+    }
+  }
+  const top = inner(statement, 'SelectStmt');
+  const mayStepOrdered =
+    searchable &&
+    !stepping &&
+    Boolean(top?.sortClause && top.limitCount) &&
+    analysis.viewReads.some((read) => read.inlinable && !analysis.inlinedViews.includes(read));
   return {
     groups: planned,
     statement,
@@ -2066,6 +2097,7 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
     inlinedViews: analysis.inlinedViews,
     keyRead,
     stepping,
+    mayStepOrdered: mayStepOrdered || undefined,
   };
 }
 
@@ -2125,6 +2157,25 @@ function steppedLimit(
     byRow: groups.every((g) => g.rowIdentity),
     firstRows: constantRows(stmt),
     rowsSql: `SELECT (${rowsTaken(stmt)})::bigint${negativeOffsetFails(stmt)}`,
+  };
+}
+
+/** What pulledUp needs to know, from the statement's analysis and the catalog. */
+function pullUpTests(
+  analysis: Analysis,
+  index: Map<AstNode, CallSite>,
+  catalog: MlCatalog,
+  callsVolatile: VolatilityTest,
+): PullUpTests {
+  const setReturning = catalog.setReturning;
+  return {
+    aggregated: (select) => analysis.levels.find((level) => level.stmt === select)?.aggregated ?? true,
+    unsafe: (expression) =>
+      !setReturning ||
+      makesSets(expression, setReturning) ||
+      callsVolatile(expression) ||
+      someWindowFunction(expression),
+    callsMl: (expression) => containsMlCall(expression, index),
   };
 }
 
@@ -2248,7 +2299,12 @@ function chooseRowIdentity(
     if (!group.sites.every((site) => stableArguments(site.call))) continue;
     const tables = group.sites.map((site) => singleTable(site, index, ctes));
     const first = tables[0];
-    if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) continue;
+    if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) {
+      // (Calls not joined by row, as a view's: read in place, as the plan made again may read it, they may be.)
+      const read = group.sites.length === 1 ? singleTable(group.sites[0], index, ctes, false) : undefined;
+      if (read) candidates.add(read.name);
+      continue;
+    }
     candidates.add(first.name);
     if (!rowTables?.has(first.name)) continue;
     const rows = { qualifier: first.qualifier, table: first.name };
@@ -2400,8 +2456,9 @@ function singleTable(
   site: CallSite,
   index: Map<AstNode, CallSite>,
   ctes: Set<string>,
+  joined = true,
 ): { name: string; qualifier: string } | undefined {
-  if (!joinable(site)) return undefined;
+  if (joined && !joinable(site)) return undefined;
   const from = argumentFrom(site.level, index);
   if (from?.items.length !== 1) return undefined;
   const table = inner(from.items[0], 'RangeVar');

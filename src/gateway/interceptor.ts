@@ -1296,7 +1296,7 @@ export class MlInterceptor implements SessionInterceptor {
     // several statements does. An ORDER BY … LIMIT searched window by window reads only the rows answered: its
     // search and itself must read one snapshot, or a row another session changed meanwhile would be missed.
     const startTime = readsStartTime(statements[0].stmt, parsed.plan);
-    const searched = Boolean(parsed.plan.stepping?.ordered);
+    const searched = Boolean(parsed.plan.stepping?.ordered || parsed.plan.mayStepOrdered);
     if (control.backend.status === 'I' && !parsed.target.cursor && (startTime || searched)) {
       const begin = searched ? await snapshotBegin(control) : 'BEGIN';
       if (begin || startTime) {

@@ -116,8 +116,17 @@ const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_l
  * as written.
  */
 export function deparsesFaithfully(statement: AstNode): boolean {
+  // (Fields in the parser's order: a tree the gateway built may have them in another.)
   const withoutPositions = (node: AstNode) =>
-    JSON.stringify(comparable(node), (key, value) => (SOURCE_POSITIONS.has(key) ? undefined : value));
+    JSON.stringify(comparable(node), (key, value) => {
+      if (SOURCE_POSITIONS.has(key)) return undefined;
+      if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+      return Object.fromEntries(
+        Object.keys(value)
+          .sort()
+          .map((k) => [k, value[k]]),
+      );
+    });
   try {
     const again = parse(deparse(statement));
     return again.length === 1 && withoutPositions(again[0].stmt) === withoutPositions(statement);

@@ -120,6 +120,48 @@ describe('a LIMIT after an ML condition', () => {
     }
   });
 
+  it('searches a LIMIT after a condition on a view’s or subquery’s ML column, as if written on the table', async () => {
+    await db.query(`CREATE VIEW moods AS SELECT id, body, stars, ${MOOD} AS mood FROM reviews`);
+    await db.query(`CREATE VIEW negatives AS SELECT id, body FROM reviews WHERE ${MOOD} = 'NEGATIVE'`);
+    await db.query('CREATE VIEW moods_again AS SELECT id AS rid, mood FROM moods WHERE id > 1000');
+    await db.query(
+      `CREATE VIEW churn AS SELECT id, ${ENDPOINT}('xgb', NULL, ${f.join(', ')})::float8 AS p FROM features`,
+    );
+    const subquery = `(SELECT id AS rid, stars, ${MOOD} FROM reviews) AS q`;
+    for (const [sql, fn] of [
+      [`SELECT * FROM moods WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
+      [`SELECT id, mood FROM moods WHERE mood = 'NEGATIVE' AND id > 100 LIMIT 4`, SENTIMENT],
+      [
+        `SELECT m.id AS n, lower(m.mood) FROM moods m WHERE m.mood <> 'POSITIVE' ORDER BY n LIMIT 5 OFFSET 1`,
+        SENTIMENT,
+      ],
+      [`SELECT x, z FROM moods AS v(x, y, z) WHERE v.mood = 'NEGATIVE' ORDER BY z, x LIMIT 3`, SENTIMENT],
+      [`SELECT * FROM negatives ORDER BY id DESC LIMIT 3`, SENTIMENT],
+      [`SELECT rid FROM moods_again WHERE mood = 'NEGATIVE' ORDER BY rid LIMIT 3`, SENTIMENT],
+      [
+        `SELECT rid, sentiment FROM ${subquery} WHERE sentiment = 'NEGATIVE' ORDER BY stars, rid DESC LIMIT 3`,
+        SENTIMENT,
+      ],
+      [`SELECT id, p FROM churn WHERE p > 0.5 ORDER BY id DESC LIMIT 3`, ENDPOINT],
+    ]) {
+      await expectSameBothWays(db, sql);
+      const { scored, perRow } = await searched(sql, fn);
+      expect(perRow, sql).toBe(0);
+      // Before: every row the view reads was scored.
+      expect(scored, sql).toBeGreaterThan(0);
+      expect(scored, sql).toBeLessThan((fn === ENDPOINT ? fixture.rows.length : ROWS) / 4);
+    }
+    // What cannot be written on the table gives the same answers, scoring every row as before.
+    for (const sql of [
+      `SELECT m FROM moods m WHERE m.mood = 'NEGATIVE' ORDER BY m.id LIMIT 3`,
+      `SELECT id FROM moods WHERE mood = 'NEGATIVE' AND id IN (SELECT id FROM reviews WHERE stars = 1) ORDER BY id LIMIT 3`,
+      `SELECT id, mood FROM (SELECT DISTINCT id, mood FROM moods) d WHERE mood = 'NEGATIVE' ORDER BY id LIMIT 3`,
+    ]) {
+      await expectSameBothWays(db, sql);
+      expect((await searched(sql)).perRow, sql).toBe(0);
+    }
+  });
+
   it('searches a model’s answers too', async () => {
     const score = `${ENDPOINT}('xgb', NULL, ${f.join(', ')})::float8`;
     const sql = `SELECT id FROM features WHERE ${score} > 0.5 ORDER BY id DESC LIMIT 3`;

@@ -1,0 +1,169 @@
+import { type AstNode, clone, deparsesFaithfully, figureColumnName, inner, nodeType, some } from '../sql/ast.js';
+
+/** What pulledUp needs to know of the statement's levels and functions (from the planner's analysis). */
+export interface PullUpTests {
+  /** The SELECT aggregates its rows (an aggregate call in its output list or HAVING). */
+  aggregated(select: AstNode): boolean;
+  /** The expression may not be computed in another place or more than once: set-returning, volatile or window functions. */
+  unsafe(expression: AstNode): boolean;
+  /** The expression makes an ML call (of the statement's call sites). */
+  callsMl(expression: AstNode): boolean;
+}
+
+/**
+ * A subquery read alone with a LIMIT after an ML condition, pulled up as PostgreSQL's own planner pulls up a simple
+ * subquery: `SELECT id FROM (SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM reviews) AS v
+ * WHERE v.sentiment = 'NEGATIVE' LIMIT 10` (a view read in place, or a subquery as written) becomes `SELECT id AS id
+ * FROM reviews WHERE (aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'NEGATIVE' LIMIT 10`. PostgreSQL
+ * computes v's rows one by one, each with its call, until the LIMIT has its rows: the statement written as one level
+ * gives the same rows (output names and positions as written), and its LIMIT can be searched window by window, where
+ * the subquery's calls would all be scored. Undefined when the subquery is not simple (grouping, DISTINCT, ORDER BY,
+ * LIMIT, WITH, set operations, `*`, functions that must be computed once in its output list), or the statement reads
+ * more than it (a join, a subquery of its own, whose column names cannot be told from the subquery's without the
+ * catalog), or names one of its columns otherwise than by name.
+ */
+export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | undefined {
+  const outer = inner(statement, 'SelectStmt');
+  if (!outer || !simpleReader(outer, tests)) return undefined;
+  const item = inner(outer.fromClause[0], 'RangeSubselect');
+  const sub = item && !item.lateral ? inner(item.subquery, 'SelectStmt') : undefined;
+  if (!sub || !simpleSubquery(sub, tests)) return undefined;
+  const targets: AstNode[] = sub.targetList.map((t: AstNode) => t.ResTarget);
+  const aliasNames: AstNode[] = item.alias?.colnames ?? [];
+  if (aliasNames.length > targets.length) return undefined;
+  const names = targets.map((t, i) => aliasNames[i]?.String?.sval ?? t.name ?? figureColumnName(t.val));
+  if (new Set(names).size !== names.length) return undefined;
+  const alias: string | undefined = item.alias?.aliasname;
+  const columnOf = (node: AstNode): number | undefined => {
+    const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
+    if (!fields) return undefined;
+    const name = fields[fields.length - 1].String?.sval;
+    if (fields.length === 2 && fields[0].String?.sval !== alias) return -1;
+    const index = name === undefined || fields.length > 2 ? -1 : names.indexOf(name);
+    return index;
+  };
+  // (An untyped literal or parameter is typed by where it is read: as the subquery's column, text.)
+  const untyped = (val: AstNode) => nodeType(val) === 'A_Const' || nodeType(val) === 'ParamRef';
+  let unreadable = false;
+  /** Columns substituted so far (the conditions' tell whether they make ML calls). */
+  const read = new Set<number>();
+  const substitute = (node: AstNode): AstNode => {
+    if (node === null || typeof node !== 'object') return node;
+    if (Array.isArray(node)) return node.map(substitute);
+    const column = columnOf(node);
+    if (column !== undefined) {
+      if (column < 0 || untyped(targets[column].val)) unreadable = true;
+      if (column < 0) return node;
+      read.add(column);
+      return clone(targets[column].val);
+    }
+    return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, substitute(value)]));
+  };
+
+  /** Each output column's name and expression, as the statement pulled up computes it. */
+  const outputs: [string, AstNode][] = [];
+  const targetList: AstNode[] = [];
+  for (const target of outer.targetList as AstNode[]) {
+    const res = target.ResTarget;
+    const star = starOf(res.val, alias);
+    if (star === 'other') return undefined;
+    if (star === 'star') {
+      targets.forEach((t, i) => {
+        const val = clone(t.val);
+        targetList.push({ ResTarget: names[i] === figureColumnName(val) ? { val } : { name: names[i], val } });
+        outputs.push([names[i], val]);
+      });
+      continue;
+    }
+    // (Named as written, or as PostgreSQL names the expression: the subquery's expression in its place would
+    // give it another name.)
+    const name = res.name ?? figureColumnName(res.val);
+    const val = substitute(res.val);
+    targetList.push({ ResTarget: name === figureColumnName(val) && !res.name ? { val } : { name, val } });
+    outputs.push([name, val]);
+  }
+  read.clear();
+  const where = outer.whereClause ? substitute(outer.whereClause) : undefined;
+  const mlCondition = [...read].some((column) => tests.callsMl(targets[column].val));
+  // (An ORDER BY of a bare name reads an output column before an input one: it sorts by that column's expression.
+  // Two columns of the name make PostgreSQL refuse it, as written.)
+  let ambiguous = false;
+  const sortClause = outer.sortClause?.map((sortBy: AstNode) => {
+    const fields: AstNode[] | undefined = inner(sortBy.SortBy.node, 'ColumnRef')?.fields;
+    const outputName = fields?.length === 1 ? fields[0].String?.sval : undefined;
+    const named = outputs.filter(([name]) => name === outputName);
+    if (named.length > 1) ambiguous = true;
+    const node = named.length === 1 ? clone(named[0][1]) : substitute(sortBy.SortBy.node);
+    return { SortBy: { ...sortBy.SortBy, node } };
+  });
+  if (unreadable || ambiguous) return undefined;
+  // (Or a subquery of its own, a view over a view, which may then be pulled up in turn.)
+  const nested = sub.fromClause.some((from: AstNode) => nodeType(from) === 'RangeSubselect');
+  if (!mlCondition && !nested && !(sub.whereClause && tests.callsMl(sub.whereClause))) return undefined;
+  const conditions = [sub.whereClause, where].filter(Boolean).map((c) => clone(c));
+  const flat = {
+    SelectStmt: {
+      ...outer,
+      targetList,
+      fromClause: clone(sub.fromClause),
+      whereClause: conditions.length === 1 ? conditions[0] : { BoolExpr: { boolop: 'AND_EXPR', args: conditions } },
+      sortClause,
+    },
+  };
+  if (!sortClause) delete flat.SelectStmt.sortClause;
+  return deparsesFaithfully(flat) ? flat : undefined;
+}
+
+/** A SELECT whose one FROM item is what it reads, that filters and limits its rows and nothing else. */
+function simpleReader(select: AstNode, tests: PullUpTests): boolean {
+  return (
+    (!select.op || select.op === 'SETOP_NONE') &&
+    select.limitCount !== undefined &&
+    select.fromClause?.length === 1 &&
+    !select.intoClause &&
+    !select.lockingClause &&
+    !select.groupClause &&
+    !select.havingClause &&
+    !select.distinctClause &&
+    !select.windowClause &&
+    !select.valuesLists &&
+    !tests.aggregated(select) &&
+    !tests.unsafe({ targets: select.targetList, sort: select.sortClause ?? [] }) &&
+    // (A subquery of its own could name a column of its tables that the pulled-up subquery's tables also have.)
+    !some({ targets: select.targetList, where: select.whereClause, sort: select.sortClause ?? [] }, (n) =>
+      Boolean(inner(n, 'SubLink')),
+    )
+  );
+}
+
+/** A subquery PostgreSQL could pull up into its reader (is_simple_subquery), each of its output columns computable anywhere. */
+function simpleSubquery(select: AstNode, tests: PullUpTests): boolean {
+  return (
+    (!select.op || select.op === 'SETOP_NONE') &&
+    select.fromClause?.length > 0 &&
+    !select.withClause &&
+    !select.intoClause &&
+    !select.lockingClause &&
+    !select.groupClause &&
+    !select.havingClause &&
+    !select.distinctClause &&
+    !select.windowClause &&
+    !select.sortClause &&
+    !select.limitCount &&
+    !select.limitOffset &&
+    !select.valuesLists &&
+    !tests.aggregated(select) &&
+    !(select.targetList as AstNode[]).some(
+      (t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star') || tests.unsafe(t.ResTarget.val),
+    )
+  );
+}
+
+/** Whether an output expression is the whole subquery (`*`, `v.*`), another star (`t.*` of no table here), or not one. */
+function starOf(val: AstNode, alias: string | undefined): 'star' | 'other' | undefined {
+  if (!some(val, (n) => nodeType(n) === 'A_Star')) return undefined;
+  const fields: AstNode[] | undefined = inner(val, 'ColumnRef')?.fields;
+  if (!fields || nodeType(fields[fields.length - 1]) !== 'A_Star') return 'other';
+  if (fields.length === 1 || (fields.length === 2 && fields[0].String?.sval === alias)) return 'star';
+  return 'other';
+}
