@@ -1,6 +1,7 @@
 import {
   COMPREHEND_BATCH_LIMIT,
   type MlServices,
+  OversizeAnswerError,
   SAGEMAKER_PAYLOAD_LIMIT_BYTES,
   type SentimentItem,
 } from '../ml/client.js';
@@ -232,6 +233,8 @@ export class BatchScorer {
   private readonly declined = new Set<number>();
   /** Function and target pairs the service refused whole (an unknown endpoint…): not called again. */
   private readonly refusedTargets = new Set<string>();
+  /** Endpoints whose answers to a request grew too large: the most rows a request of theirs takes now. */
+  private readonly rowsPerAnswer = new Map<string, number>();
   private scored = 0;
   private batchNumber = 0;
   private drainWaiters: (() => void)[] = [];
@@ -624,11 +627,13 @@ export class BatchScorer {
     const lines = sent.length === all.length && sent.every((i, j) => i === j) ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
     const requests: { first: number; count: number }[] = [];
+    const mostRows = this.rowsPerAnswer.get(batch.target) ?? lines.length;
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const size = sizes[sent[i]];
-      if (i > start && (bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES || widths[i] !== widths[start])) {
+      const full = bytes + size > SAGEMAKER_PAYLOAD_LIMIT_BYTES || i - start >= mostRows;
+      if (i > start && (full || widths[i] !== widths[start])) {
         requests.push({ first: start, count: i - start });
         start = i;
         bytes = 0;
@@ -644,7 +649,9 @@ export class BatchScorer {
       return this.outputsOf(batch, answer, count);
     };
     const budget: IsolationBudget = { left: isolationRequests(lines.length), spent: 0, answered: false };
-    const parts = await Promise.all(requests.map(({ first, count }) => this.isolating(first, count, send, budget)));
+    const parts = await Promise.all(
+      requests.map(({ first, count }) => this.isolating(first, count, send, budget, batch.target)),
+    );
     const out = parts.flat();
     if (lines === all) return out;
     const results = all.map(() => DECLINED);
@@ -662,7 +669,7 @@ export class BatchScorer {
     const invoke = this.options.services.invokeEndpointRows;
     if (!invoke) throw new Error('invokeEndpointRows is not available for these services');
     const { rows, cols, data } = features;
-    const perRequest = rowsPerEndpointRequest(cols);
+    const perRequest = Math.min(rowsPerEndpointRequest(cols), this.rowsPerAnswer.get(batch.target) ?? rows);
     const send = async (first: number, count: number): Promise<CallResult[]> => {
       const part: FeatureMatrix = { data: data.subarray(first * cols, (first + count) * cols), rows: count, cols };
       const answer = await this.withRetries(batch, () => invoke(batch.target, part, this.options.signal));
@@ -671,7 +678,7 @@ export class BatchScorer {
     const budget: IsolationBudget = { left: isolationRequests(rows), spent: 0, answered: false };
     const requests: Promise<CallResult[]>[] = [];
     for (let first = 0; first < rows; first += perRequest) {
-      requests.push(this.isolating(first, Math.min(perRequest, rows - first), send, budget));
+      requests.push(this.isolating(first, Math.min(perRequest, rows - first), send, budget, batch.target));
     }
     return (await Promise.all(requests)).flat();
   }
@@ -690,12 +697,26 @@ export class BatchScorer {
     count: number,
     send: (first: number, count: number) => Promise<CallResult[]>,
     budget: IsolationBudget,
+    target: string,
   ): Promise<CallResult[]> {
     try {
       const results = await send(first, count);
       budget.answered = true;
       return results;
     } catch (error) {
+      if (error instanceof OversizeAnswerError && !this.options.signal.aborted) {
+        // Answers too large for one request (many values a row): the rows go in halves, and the endpoint's next
+        // requests in the statement take no more rows than a half. One row's answer alone too large is left to
+        // the per-row fallback, which fails the statement (54000) if PostgreSQL calls for that row.
+        if (count === 1) return [DECLINED];
+        const half = Math.ceil(count / 2);
+        this.rowsPerAnswer.set(target, Math.min(half, this.rowsPerAnswer.get(target) ?? half));
+        const halves = await Promise.all([
+          this.isolating(first, half, send, budget, target),
+          this.isolating(first + half, count - half, send, budget, target),
+        ]);
+        return halves.flat();
+      }
       const modelError = error instanceof SqlError && error.sqlstate === SqlState.externalRoutineException;
       if (!modelError || this.options.signal.aborted) throw error;
       if (count === 1) return [DECLINED];
@@ -708,8 +729,8 @@ export class BatchScorer {
       budget.spent += 2;
       // One half after the other: a batch never has more than one such request at the endpoint.
       const half = Math.ceil(count / 2);
-      const left = await this.isolating(first, half, send, budget);
-      const right = await this.isolating(first + half, count - half, send, budget);
+      const left = await this.isolating(first, half, send, budget, target);
+      const right = await this.isolating(first + half, count - half, send, budget, target);
       return [...left, ...right];
     }
   }

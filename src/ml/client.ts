@@ -294,12 +294,13 @@ interface AnswerLimit {
 }
 
 /** SageMaker's InvokeEndpoint answers at most 6 MB; an endpoint answering more is refused so. */
+/** An endpoint's answer over SageMaker's 6 MB (see oversizeAnswer). */
+export class OversizeAnswerError extends SqlError {}
+
 export function oversizeAnswer(endpointName: string): SqlError {
-  return new SqlError(
+  return new OversizeAnswerError(
     SqlState.programLimitExceeded,
     `endpoint ${endpointName} answered more than ${SAGEMAKER_PAYLOAD_LIMIT_BYTES} bytes, the most SageMaker answers to one request (6 MB)`,
-    undefined,
-    'Lower max_rows_per_batch for calls of this endpoint.',
   );
 }
 

@@ -813,18 +813,40 @@ describe('batch mode under faults', () => {
     );
   });
 
-  it('fails a statement whose endpoint answers more than SageMaker would (6 MB), unread, and serves on', async () => {
-    const db = await startWith({ answerLineBytes: 4_000 });
+  it('sends the rows of answers larger than SageMaker answers at once (6 MB) in smaller requests, and serves on', async () => {
+    const db = await startWith({ answerLineBytes: 8_000 });
     const other = await stack.connect();
     try {
-      // 2,000 rows in one request, answered with 8 MB. (Read whole, such answers held every session for seconds.)
-      const error = await rejection(db.query(`SELECT count(${call(2000)}) FROM rows_in`));
-      expect(error).toMatchObject({ code: '54000', hint: 'Lower max_rows_per_batch for calls of this endpoint.' });
-      expect(error.message).toMatch(/endpoint remote answered more than 6291456 bytes/);
+      // Batches of 1,000 rows, each answered with 8 MB: sent again in halves of 4 MB, and the endpoint's next
+      // requests in the statement take no more rows. (Before, 54000 where per row answers each row.)
+      const sql = `SELECT count(*)::int AS n, sum(length(aws_sagemaker.invoke_endpoint('remote', 1000, ${features.join(', ')})))::int AS bytes FROM rows_in`;
+      const before = remote.requests;
+      const { rows } = await db.query(sql);
+      expect(rows[0].n).toBe(2000);
+      expect(rows[0].bytes).toBeGreaterThan(2000 * 8000);
+      // One or two requests too large (the batches in flight before the first answer), then requests of 500 rows.
+      expect(remote.requests - before).toBeGreaterThanOrEqual(5);
+      expect(remote.requests - before).toBeLessThanOrEqual(6);
       expect((await other.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-      expect((await db.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+      await db.query('SET apg_enable_function_migration = off');
+      expect((await db.query(sql)).rows).toEqual(rows);
     } finally {
       await other.end();
+    }
+  });
+
+  it('leaves an answer over 6 MB to one row to the per-row path, which fails where the row is called for', async () => {
+    const db = await startWith({ answerLineBytes: 7 * 1024 * 1024 });
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      const error = await rejection(db.query(`SELECT ${call()} FROM rows_in WHERE id <= 3`));
+      expect({ setting, code: error.code }).toEqual({ setting, code: '54000' });
+      expect(error.message).toMatch(/endpoint remote answered more than 6291456 bytes/);
+      // No row called for, no error.
+      const spared = await db.query(
+        `SELECT count(*)::int AS n FROM rows_in WHERE id <= 3 AND (id > 5 AND ${call()} > 0)`,
+      );
+      expect(spared.rows).toEqual([{ n: 0 }]);
     }
   });
 
