@@ -61,9 +61,11 @@ export interface CatalogView {
 
 interface Entry extends CatalogView {
   loadedAt: number;
+  /** No DDL was seen since it was read (else it is read again by the next statement that needs it). */
+  current: boolean;
 }
 
-const fresh = (entry: Entry) => Date.now() - entry.loadedAt < MAX_AGE_MS;
+const fresh = (entry: Entry) => entry.current && Date.now() - entry.loadedAt < MAX_AGE_MS;
 
 /**
  * Per database: which user functions and views wrap ML calls, and the name
@@ -74,21 +76,25 @@ export class CatalogRegistry {
   private readonly entries = new Map<string, Entry>();
   /** Per database, how often it was invalidated: a read overtaken by an invalidation is not fresh. */
   private readonly invalidations = new Map<string, number>();
+  /** Databases whose catalog, only old, one session is reading again: the others use it meanwhile. */
+  private readonly refreshing = new Set<string>();
 
   constructor(private readonly onRead: () => void = () => undefined) {}
   /**
    * The pattern for a database, or undefined when its catalog has not been
    * read since it may have changed (then every statement is looked at, and
-   * the first ML-looking one reads the catalog again).
+   * the first ML-looking one reads the catalog again). A catalog that is only
+   * old still decides (DDL elsewhere is heard, see DdlListener; the age only
+   * catches what was missed): a plain statement does not read it again.
    */
   pattern(database: string): RegExp | undefined {
     const entry = this.entries.get(database);
-    return entry && fresh(entry) ? entry.pattern : undefined;
+    return entry?.current ? entry.pattern : undefined;
   }
 
   invalidate(database: string): void {
     const entry = this.entries.get(database);
-    if (entry) entry.loadedAt = 0;
+    if (entry) entry.current = false;
     this.invalidations.set(database, (this.invalidations.get(database) ?? 0) + 1);
   }
 
@@ -100,6 +106,9 @@ export class CatalogRegistry {
   async catalog(database: string, backend: BackendChannel): Promise<{ view: CatalogView; shared: boolean }> {
     const entry = this.entries.get(database);
     if (entry && fresh(entry)) return { view: entry, shared: true };
+    // (One session reads an old catalog again, the others use it meanwhile: a statement after it is read the
+    // catalog of does not wait for it, and the sessions do not all read it at once.)
+    if (entry?.current && this.refreshing.has(database)) return { view: entry, shared: true };
     const before = { view: entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }, shared: true };
     // (Statements fail until the block ends.)
     if (backend.status === 'E') return before;
@@ -108,17 +117,24 @@ export class CatalogRegistry {
       return view ? { view, shared: false } : before;
     }
     const invalidations = this.invalidations.get(database) ?? 0;
-    const view = await this.readOn(backend);
+    this.refreshing.add(database);
+    let view: CatalogView | undefined;
+    try {
+      view = await this.readOn(backend);
+    } finally {
+      this.refreshing.delete(database);
+    }
     if (!view) {
       // (Until then, other statements need not wait for that lock too; DDL seen meanwhile still invalidates it.)
       if (entry && (this.invalidations.get(database) ?? 0) === invalidations) {
+        entry.current = true;
         entry.loadedAt = Date.now() - MAX_AGE_MS + HELD_CATALOG_SERVES_MS;
       }
       return before;
     }
     // DDL seen while it was read may be missing from it: kept, but read again by the next statement.
     const current = (this.invalidations.get(database) ?? 0) === invalidations;
-    this.entries.set(database, { ...view, loadedAt: current ? Date.now() : 0 });
+    this.entries.set(database, { ...view, loadedAt: Date.now(), current });
     return { view, shared: true };
   }
 

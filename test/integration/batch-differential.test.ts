@@ -228,6 +228,35 @@ describe('batch mode answers exactly what the per-row path answers', () => {
     }
   });
 
+  it('reads an old catalog again for the next ML statement, not for plain ones, on one session at a time', async () => {
+    const reads = () => stack.pgsage.statistics.catalogReads;
+    const others = await Promise.all([stack.connect(), stack.connect(), stack.connect()]);
+    try {
+      await db.query(`SELECT (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= 3`);
+      // Past the catalog's age (30 s), as the gateway's clock sees it.
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 31_000 });
+      const before = reads();
+      // Plain statements on every session: before, the first of them read the whole catalog again, under load
+      // each session's (a point read waited seconds).
+      await Promise.all(others.map((other) => other.query('SELECT 1 AS one')));
+      expect(reads() - before).toBe(0);
+      const { rows } = await db.query(`SELECT (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= 3`);
+      expect(rows).toHaveLength(3);
+      expect(reads() - before).toBe(1);
+      // Old again: ML statements on several sessions at once, one reads it, the others use it meanwhile.
+      vi.setSystemTime(Date.now() + 31_000);
+      const again = reads();
+      const answers = await Promise.all(
+        others.map((other) => other.query(`SELECT (${SENTIMENT}(txt, 'en')).sentiment FROM t WHERE id <= 3`)),
+      );
+      expect(answers.map((a) => a.rows.length)).toEqual([3, 3, 3]);
+      expect(reads() - again).toBe(1);
+    } finally {
+      vi.useRealTimers();
+      await Promise.all(others.map((other) => other.end()));
+    }
+  });
+
   it('reads the catalog again after a DO block or an ALTER TABLE that renames a view, in a block too', async () => {
     await db.query('CREATE TABLE do_log (n int)');
     await db.query('BEGIN');
