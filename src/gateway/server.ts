@@ -71,6 +71,43 @@ function readTurnSpent(socket: Socket): boolean {
   return true;
 }
 
+/**
+ * Reads that came past the turn's budget for sessions doing the gateway's own work (a batch statement's argument
+ * rows): each busy socket would still get its one read a turn, and 16 of them hold the loop for 16 reads' work (a
+ * point read of another session waited 100–300 ms). Such a read is handled in a later turn instead, oldest first,
+ * within the same budget; its socket reads no more until then (its reads keep their order). Plain relays are not
+ * held back.
+ */
+const heldReads: { socket: Socket; deliver: () => void }[] = [];
+const heldPerSocket = new WeakMap<Socket, number>();
+let heldReadsScheduled = false;
+
+function holdRead(socket: Socket, deliver: () => void): void {
+  heldReads.push({ socket, deliver });
+  heldPerSocket.set(socket, (heldPerSocket.get(socket) ?? 0) + 1);
+  if (heldReadsScheduled) return;
+  heldReadsScheduled = true;
+  setImmediate(deliverHeldReads);
+}
+
+function deliverHeldReads(): void {
+  heldReadsScheduled = false;
+  const started = performance.now();
+  while (heldReads.length > 0 && performance.now() - started < READ_TURN_BUDGET_MS) {
+    const { socket, deliver } = heldReads.shift()!;
+    const left = (heldPerSocket.get(socket) ?? 1) - 1;
+    heldPerSocket.set(socket, left);
+    if (socket.destroyed) continue;
+    deliver();
+    // (Not one the session paused meanwhile, for backpressure: it resumes that one itself.)
+    if (left === 0 && !socket.isPaused()) socket.resume();
+  }
+  if (heldReads.length > 0 && !heldReadsScheduled) {
+    heldReadsScheduled = true;
+    setImmediate(deliverHeldReads);
+  }
+}
+
 function keyOf(pid: number, key: Buffer): string {
   return `${pid}:${key.toString('hex')}`;
 }
@@ -267,7 +304,18 @@ export class GatewayServer {
         buffer: () => readBuffer,
         callback: (bytes: number, buffer: Uint8Array): boolean => {
           startReadTurn();
-          const retained = session?.receiveServerData(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)) ?? true;
+          const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+          const held = (heldPerSocket.get(server) ?? 0) > 0;
+          if (
+            session &&
+            (held || (performance.now() - readTurnStart >= READ_TURN_BUDGET_MS && !session.relaysDirectly()))
+          ) {
+            const receiver = session;
+            holdRead(server, () => receiver.receiveServerData(chunk));
+            readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+            return false;
+          }
+          const retained = session?.receiveServerData(chunk) ?? true;
           if (retained) readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
           // false: reading stops (readStop) until endReadTurn resumes it.
           return !readTurnSpent(server);

@@ -342,9 +342,14 @@ export class Session implements SessionControl {
    * read the next chunk into fresh memory.
    */
   receiveServerData(data: Buffer): boolean {
-    const fast = !this.backend.busy && !this.relayHandler && !this.clientErrors && this.serverFramer.buffered === 0;
+    const fast = this.relaysDirectly();
     this.onServerData(data);
     return !fast || this.client.writableLength > 0;
+  }
+
+  /** PostgreSQL's data goes to the client as it comes (no work of the gateway's own reads it). */
+  relaysDirectly(): boolean {
+    return !this.backend.busy && !this.relayHandler && !this.clientErrors && this.serverFramer.buffered === 0;
   }
 
   private onServerData(data: Buffer): void {
