@@ -767,6 +767,8 @@ function levelExpression(
     output = named[0]?.ResTarget.val;
   }
   const key = output ?? item;
+  // (A constant output column sorts nothing; written into the argument query it would be a position there.)
+  if (nodeType(key) === 'A_Const') return undefined;
   return plainExpression(key, index) && !mentionsAlias(key, removed) ? key : undefined;
 }
 

@@ -1,4 +1,14 @@
-import { type AstNode, clone, deparsesFaithfully, figureColumnName, inner, nodeType, some } from '../sql/ast.js';
+import {
+  type AstNode,
+  clone,
+  deparse,
+  deparsesFaithfully,
+  figureColumnName,
+  functionName,
+  inner,
+  nodeType,
+  some,
+} from '../sql/ast.js';
 
 /** What pulledUp needs to know of the statement's levels and functions (from the planner's analysis). */
 export interface PullUpTests {
@@ -93,7 +103,20 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
     const outputName = fields?.length === 1 ? fields[0].String?.sval : undefined;
     const named = outputs.filter(([name]) => name === outputName);
     if (named.length > 1) ambiguous = true;
-    const node = named.length === 1 ? clone(named[0][1]) : substitute(sortBy.SortBy.node);
+    // (A constant stays named: in its place it would be a position, or refused.)
+    const expression = named.length === 1 && nodeType(named[0][1]) !== 'A_Const' ? named[0][1] : undefined;
+    const node = expression
+      ? clone(expression)
+      : named.length === 1
+        ? sortBy.SortBy.node
+        : substitute(sortBy.SortBy.node);
+    // A bare name in its place must not be read as another output column's (`SELECT -k AS id … ORDER BY k`, k
+    // being the view's id, would sort by -id).
+    const bare = inner(node, 'ColumnRef')?.fields;
+    const bareName = bare?.length === 1 ? bare[0].String?.sval : undefined;
+    if (bareName !== undefined && outputs.some(([name, val]) => name === bareName && deparse(val) !== deparse(node))) {
+      ambiguous = true;
+    }
     return { SortBy: { ...sortBy.SortBy, node } };
   });
   if (unreadable || ambiguous) return undefined;
@@ -153,10 +176,52 @@ function simpleSubquery(select: AstNode, tests: PullUpTests): boolean {
     !select.limitOffset &&
     !select.valuesLists &&
     !tests.aggregated(select) &&
-    !(select.targetList as AstNode[]).some(
-      (t) => some(t.ResTarget.val, (n) => nodeType(n) === 'A_Star') || tests.unsafe(t.ResTarget.val),
-    )
+    (select.targetList as AstNode[]).every((t) => {
+      const val = t.ResTarget.val;
+      return !tests.unsafe(val) && (plainValue(val) || answerOf(val, tests));
+    })
   );
+}
+
+/** Types a column is cast to without fail (`body::varchar`, as a view's definition writes a text argument). */
+const TEXT_TYPES = new Set(['text', 'varchar']);
+
+/**
+ * A value whose computing cannot fail: a column, a constant (cast as PostgreSQL casts it when it parses the
+ * statement), a column cast to text. PostgreSQL computes a view's every column for each row it reads, before the
+ * reader's conditions; pulled up, a column is computed only where the statement reads it: one that can fail (`x::int`,
+ * `100 / n`) would fail per row on a row the statement pulled up does not compute.
+ */
+function plainValue(node: AstNode): boolean {
+  const type = nodeType(node);
+  if (type === 'ColumnRef') return !some(node, (n) => nodeType(n) === 'A_Star');
+  if (type === 'A_Const') return true;
+  const cast = inner(node, 'TypeCast');
+  if (!cast) return false;
+  if (nodeType(cast.arg) === 'A_Const') return true;
+  const names: AstNode[] = cast.typeName.names ?? [];
+  return (
+    nodeType(cast.arg) === 'ColumnRef' &&
+    !cast.typeName.typmods &&
+    !cast.typeName.arrayBounds &&
+    TEXT_TYPES.has(names[names.length - 1]?.String?.sval)
+  );
+}
+
+/** An ML call's answer, a field of it, or that cast (as a view writes them), its inputs plain values. */
+function answerOf(node: AstNode, tests: PullUpTests): boolean {
+  let value = inner(node, 'TypeCast')?.arg ?? node;
+  value = inner(value, 'A_Indirection')?.arg ?? value;
+  const call = inner(value, 'FuncCall');
+  return Boolean(call) && tests.callsMl(value) && ((call.args ?? []) as AstNode[]).every(plainInput);
+}
+
+/** An ML call's argument: a plain value, or model inputs packed as the gateway packs them (`json_build_array(…)`). */
+function plainInput(node: AstNode): boolean {
+  const packed = inner(node, 'FuncCall');
+  const name = packed && functionName(packed);
+  if (!name || name[name.length - 1] !== 'json_build_array') return plainValue(node);
+  return (name.length === 1 || name[0] === 'pg_catalog') && ((packed.args ?? []) as AstNode[]).every(plainValue);
 }
 
 /** Whether an output expression is the whole subquery (`*`, `v.*`), another star (`t.*` of no table here), or not one. */

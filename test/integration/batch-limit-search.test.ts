@@ -151,8 +151,20 @@ describe('a LIMIT after an ML condition', () => {
       expect(scored, sql).toBeGreaterThan(0);
       expect(scored, sql).toBeLessThan((fn === ENDPOINT ? fixture.rows.length : ROWS) / 4);
     }
-    // What cannot be written on the table gives the same answers, scoring every row as before.
+    // What cannot be written on the table gives the same answers, scoring every row as before: a bare name in the
+    // ORDER BY that another output column has, constants there, a view column that can fail (which PostgreSQL
+    // computes for every row it reads from the view).
+    await db.query(
+      `CREATE VIEW moods_k AS SELECT id AS k, ${MOOD} AS mood, (100 / (id % 1500))::text AS ratio FROM reviews`,
+    );
     for (const sql of [
+      `SELECT -k AS id FROM moods_k WHERE mood = 'NEGATIVE' ORDER BY k LIMIT 3`,
+      `SELECT -id AS id FROM moods WHERE mood = 'NEGATIVE' ORDER BY moods.id LIMIT 3`,
+      `SELECT -id AS id, id AS k FROM moods WHERE mood = 'NEGATIVE' ORDER BY k LIMIT 3`,
+      `SELECT id, 1 AS n FROM moods WHERE mood = 'NEGATIVE' ORDER BY n, id DESC LIMIT 3`,
+      `SELECT id, true AS n FROM moods WHERE mood = 'NEGATIVE' ORDER BY n, id DESC LIMIT 3`,
+      `SELECT id, 2 AS k FROM reviews WHERE ${MOOD} = 'NEGATIVE' ORDER BY 2, id DESC LIMIT 3`,
+      `SELECT k FROM moods_k WHERE mood = 'NEGATIVE' ORDER BY k DESC LIMIT 3`,
       `SELECT m FROM moods m WHERE m.mood = 'NEGATIVE' ORDER BY m.id LIMIT 3`,
       `SELECT id FROM moods WHERE mood = 'NEGATIVE' AND id IN (SELECT id FROM reviews WHERE stars = 1) ORDER BY id LIMIT 3`,
       `SELECT id, mood FROM (SELECT DISTINCT id, mood FROM moods) d WHERE mood = 'NEGATIVE' ORDER BY id LIMIT 3`,
