@@ -23,7 +23,7 @@ export interface PullUpTests {
 /**
  * A subquery read alone with a LIMIT after an ML condition, pulled up as PostgreSQL's own planner pulls up a simple
  * subquery: `SELECT id FROM (SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM reviews) AS v
- * WHERE v.sentiment = 'NEGATIVE' LIMIT 10` (a view read in place, or a subquery as written) becomes `SELECT id AS id
+ * WHERE v.sentiment = 'NEGATIVE' LIMIT 10` (a view read in place, or a subquery as written) becomes `SELECT id
  * FROM reviews WHERE (aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'NEGATIVE' LIMIT 10`. PostgreSQL
  * computes v's rows one by one, each with its call, until the LIMIT has its rows: the statement written as one level
  * gives the same rows (output names and positions as written), and its LIMIT can be searched window by window, where
@@ -44,18 +44,18 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
   const names = targets.map((t, i) => aliasNames[i]?.String?.sval ?? t.name ?? figureColumnName(t.val));
   if (new Set(names).size !== names.length) return undefined;
   const alias: string | undefined = item.alias?.aliasname;
+  /** The subquery's column a reference names (-1: none of its columns), or undefined for a node that is none. */
   const columnOf = (node: AstNode): number | undefined => {
     const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
     if (!fields) return undefined;
     const name = fields[fields.length - 1].String?.sval;
-    if (fields.length === 2 && fields[0].String?.sval !== alias) return -1;
-    const index = name === undefined || fields.length > 2 ? -1 : names.indexOf(name);
-    return index;
+    if (name === undefined || fields.length > 2 || (fields.length === 2 && fields[0].String?.sval !== alias)) return -1;
+    return names.indexOf(name);
   };
   // (An untyped literal or parameter is typed by where it is read: as the subquery's column, text.)
   const untyped = (val: AstNode) => nodeType(val) === 'A_Const' || nodeType(val) === 'ParamRef';
   let unreadable = false;
-  /** Columns substituted so far (the conditions' tell whether they make ML calls). */
+  /** The columns substituted (those of the conditions: whether they read an ML call's answer). */
   const read = new Set<number>();
   const substitute = (node: AstNode): AstNode => {
     if (node === null || typeof node !== 'object') return node;
