@@ -106,8 +106,8 @@ export class CatalogRegistry {
   async catalog(database: string, backend: BackendChannel): Promise<{ view: CatalogView; shared: boolean }> {
     const entry = this.entries.get(database);
     if (entry && fresh(entry)) return { view: entry, shared: true };
-    // (One session reads an old catalog again, the others use it meanwhile: a statement after it is read the
-    // catalog of does not wait for it, and the sessions do not all read it at once.)
+    // (An old catalog is read again by one session; the others use it meanwhile, neither waiting for that read
+    // nor making their own.)
     if (entry?.current && this.refreshing.has(database)) return { view: entry, shared: true };
     const before = { view: entry ?? { catalog: EMPTY_CATALOG, pattern: namePattern([]) }, shared: true };
     // (Statements fail until the block ends.)

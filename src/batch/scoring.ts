@@ -830,7 +830,7 @@ function csvFieldCount(line: string): number {
  * One output line per row; a single-row answer may hold several values on its
  * line, and a quoted value line breaks (CSV's records, as per row returns each).
  */
-export function splitOutputLines(body: string, singleRow: boolean): string[] {
+function splitOutputLines(body: string, singleRow: boolean): string[] {
   if (singleRow) return [singleRowOutput(body)];
   const trimmed = body.endsWith('\n') ? body.slice(0, body.endsWith('\r\n') ? -2 : -1) : body;
   if (trimmed === '') return [];
