@@ -137,12 +137,10 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
   return deparsesFaithfully(flat) ? flat : undefined;
 }
 
-/** A SELECT whose one FROM item is what it reads, that filters and limits its rows and nothing else. */
-function simpleReader(select: AstNode, tests: PullUpTests): boolean {
+/** A plain SELECT: no set operation, grouping, aggregate, DISTINCT, window, locking, INTO or VALUES. */
+function plainSelect(select: AstNode, tests: PullUpTests): boolean {
   return (
     (!select.op || select.op === 'SETOP_NONE') &&
-    select.limitCount !== undefined &&
-    select.fromClause?.length === 1 &&
     !select.intoClause &&
     !select.lockingClause &&
     !select.groupClause &&
@@ -150,7 +148,16 @@ function simpleReader(select: AstNode, tests: PullUpTests): boolean {
     !select.distinctClause &&
     !select.windowClause &&
     !select.valuesLists &&
-    !tests.aggregated(select) &&
+    !tests.aggregated(select)
+  );
+}
+
+/** A SELECT whose one FROM item is what it reads, that filters and limits its rows and nothing else. */
+function simpleReader(select: AstNode, tests: PullUpTests): boolean {
+  return (
+    plainSelect(select, tests) &&
+    select.limitCount !== undefined &&
+    select.fromClause?.length === 1 &&
     !tests.unsafe({ targets: select.targetList, sort: select.sortClause ?? [] }) &&
     // (A subquery of its own could name a column of its tables that the pulled-up subquery's tables also have.)
     !some({ targets: select.targetList, where: select.whereClause, sort: select.sortClause ?? [] }, (n) =>
@@ -162,20 +169,12 @@ function simpleReader(select: AstNode, tests: PullUpTests): boolean {
 /** A subquery PostgreSQL could pull up into its reader (is_simple_subquery), each of its output columns computable anywhere. */
 function simpleSubquery(select: AstNode, tests: PullUpTests): boolean {
   return (
-    (!select.op || select.op === 'SETOP_NONE') &&
+    plainSelect(select, tests) &&
     select.fromClause?.length > 0 &&
     !select.withClause &&
-    !select.intoClause &&
-    !select.lockingClause &&
-    !select.groupClause &&
-    !select.havingClause &&
-    !select.distinctClause &&
-    !select.windowClause &&
     !select.sortClause &&
     !select.limitCount &&
     !select.limitOffset &&
-    !select.valuesLists &&
-    !tests.aggregated(select) &&
     (select.targetList as AstNode[]).every((t) => {
       const val = t.ResTarget.val;
       return !tests.unsafe(val) && (plainValue(val) || answerOf(val, tests));
