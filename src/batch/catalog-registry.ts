@@ -82,14 +82,14 @@ export class CatalogRegistry {
   constructor(private readonly onRead: () => void = () => undefined) {}
   /**
    * The pattern for a database, or undefined when its catalog has not been
-   * read since it may have changed (then every statement is looked at, and
-   * the first ML-looking one reads the catalog again). A catalog that is only
-   * old still decides (DDL elsewhere is heard, see DdlListener; the age only
-   * catches what was missed): a plain statement does not read it again.
+   * read since it may have changed or is old (then every statement is looked
+   * at, and the first ML-looking one reads the catalog again). While one
+   * session reads an old catalog again, the others go on with it.
    */
   pattern(database: string): RegExp | undefined {
     const entry = this.entries.get(database);
-    return entry?.current ? entry.pattern : undefined;
+    if (!entry) return undefined;
+    return fresh(entry) || (entry.current && this.refreshing.has(database)) ? entry.pattern : undefined;
   }
 
   invalidate(database: string): void {
