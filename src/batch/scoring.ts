@@ -233,8 +233,8 @@ export class BatchScorer {
   private readonly declined = new Set<number>();
   /** Function and target pairs the service refused whole (an unknown endpoint…): not called again. */
   private readonly refusedTargets = new Set<string>();
-  /** Endpoints whose answers to a request grew too large: the most rows a request of theirs takes now. */
-  private readonly rowsPerAnswer = new Map<string, number>();
+  /** Endpoints whose answers to a request grew too large, and the size of their answers (see AnswerSizes). */
+  private readonly tooLarge = new AnswerSizes();
   private scored = 0;
   private batchNumber = 0;
   private drainWaiters: (() => void)[] = [];
@@ -627,7 +627,7 @@ export class BatchScorer {
     const lines = sent.length === all.length && sent.every((i, j) => i === j) ? all : sent.map((i) => all[i]);
     if (lines.length === 0) return all.map(() => DECLINED);
     const requests: { first: number; count: number }[] = [];
-    const mostRows = this.rowsPerAnswer.get(batch.target) ?? lines.length;
+    const mostRows = this.tooLarge.rowsPerRequest(batch.target) ?? lines.length;
     let start = 0;
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
@@ -669,7 +669,7 @@ export class BatchScorer {
     const invoke = this.options.services.invokeEndpointRows;
     if (!invoke) throw new Error('invokeEndpointRows is not available for these services');
     const { rows, cols, data } = features;
-    const perRequest = Math.min(rowsPerEndpointRequest(cols), this.rowsPerAnswer.get(batch.target) ?? rows);
+    const perRequest = Math.min(rowsPerEndpointRequest(cols), this.tooLarge.rowsPerRequest(batch.target) ?? rows);
     const send = async (first: number, count: number): Promise<CallResult[]> => {
       const part: FeatureMatrix = { data: data.subarray(first * cols, (first + count) * cols), rows: count, cols };
       const answer = await this.withRetries(batch, () => invoke(batch.target, part, this.options.signal));
@@ -704,21 +704,12 @@ export class BatchScorer {
       budget.answered = true;
       return results;
     } catch (error) {
-      if (error instanceof OversizeAnswerError && !this.options.signal.aborted) {
-        // Answers too large for one request (many values a row): the rows go in halves, and the endpoint's next
-        // requests in the statement take no more rows than a half. One row's answer alone too large is left to
-        // the per-row fallback, which fails the statement (54000) if PostgreSQL calls for that row.
-        if (count === 1) return [DECLINED];
-        const half = Math.ceil(count / 2);
-        this.rowsPerAnswer.set(target, Math.min(half, this.rowsPerAnswer.get(target) ?? half));
-        const halves = await Promise.all([
-          this.isolating(first, half, send, budget, target),
-          this.isolating(first + half, count - half, send, budget, target),
-        ]);
-        return halves.flat();
-      }
+      // A model error about one row, or answers too large for one request (many values a row): the rows are sent
+      // again in halves. (A row whose answer alone is too large, or a model error, is left to the per-row
+      // fallback, which fails the statement if PostgreSQL calls for that row.)
+      const oversize = error instanceof OversizeAnswerError;
       const modelError = error instanceof SqlError && error.sqlstate === SqlState.externalRoutineException;
-      if (!modelError || this.options.signal.aborted) throw error;
+      if (!(oversize || modelError) || this.options.signal.aborted) throw error;
       if (count === 1) return [DECLINED];
       // The rows still undecided are left to the per-row fallback, which raises the model's error where
       // such an input is really called for: when the budget is spent, or when nothing the search sent
@@ -727,6 +718,7 @@ export class BatchScorer {
       if (budget.left < 2 || hopeless) return new Array<CallResult>(count).fill(DECLINED);
       budget.left -= 2;
       budget.spent += 2;
+      if (oversize) this.tooLarge.note(target, count);
       // One half after the other: a batch never has more than one such request at the endpoint.
       const half = Math.ceil(count / 2);
       const left = await this.isolating(first, half, send, budget, target);
@@ -737,6 +729,7 @@ export class BatchScorer {
 
   /** An endpoint's answer to `expected` rows, one output line each. */
   private outputsOf(batch: Batch, answer: string, expected: number): CallResult[] {
+    this.tooLarge.answered(batch.target, answer.length, expected);
     const outputs = splitOutputLines(answer, expected === 1);
     if (outputs.length !== expected) {
       // The endpoint does not answer a line per row (a blank line after its answers, one answer for the request):
@@ -779,6 +772,34 @@ export class BatchScorer {
         onRetry: () => batch.figures.retried(),
       }),
     );
+  }
+}
+
+/**
+ * The answers of endpoints that answered a request with more than SageMaker's 6 MB: their later requests in the
+ * statement take as many rows as fit in three quarters of it at the size their answers have had per row (one row
+ * answering megabytes, whose request is halved down to it, does not make the others go one by one), or, before any
+ * was answered, half the rows of the first request too large.
+ */
+class AnswerSizes {
+  private readonly sizes = new Map<string, { chars: number; rows: number; firstHalf: number }>();
+
+  note(target: string, rows: number): void {
+    if (!this.sizes.has(target)) this.sizes.set(target, { chars: 0, rows: 0, firstHalf: Math.ceil(rows / 2) });
+  }
+
+  answered(target: string, chars: number, rows: number): void {
+    const size = this.sizes.get(target);
+    if (!size) return;
+    size.chars += chars;
+    size.rows += rows;
+  }
+
+  rowsPerRequest(target: string): number | undefined {
+    const size = this.sizes.get(target);
+    if (!size) return undefined;
+    if (size.rows === 0) return size.firstHalf;
+    return Math.max(1, Math.floor((SAGEMAKER_PAYLOAD_LIMIT_BYTES * 0.75) / (size.chars / size.rows)));
   }
 }
 

@@ -836,7 +836,14 @@ describe('batch mode under faults', () => {
   });
 
   it('leaves an answer over 6 MB to one row to the per-row path, which fails where the row is called for', async () => {
-    const db = await startWith({ answerLineBytes: 7 * 1024 * 1024 });
+    const db = await startWith({ answerOversize: true });
+    // Every row answers megabytes: the search for rows that fit gives up as the model-error search does (before,
+    // two requests per row of 7 MB each, and the statement failed all the same).
+    const before = remote.requests;
+    expect(await rejection(db.query(`SELECT count(${call()}) FROM rows_in WHERE id <= 100`))).toMatchObject({
+      code: '54000',
+    });
+    expect(remote.requests - before).toBeLessThanOrEqual(30);
     for (const setting of ['on', 'off']) {
       await db.query(`SET apg_enable_function_migration = ${setting}`);
       const error = await rejection(db.query(`SELECT ${call()} FROM rows_in WHERE id <= 3`));
@@ -848,6 +855,25 @@ describe('batch mode under faults', () => {
       );
       expect(spared.rows).toEqual([{ n: 0 }]);
     }
+  });
+
+  it('keeps batching an endpoint after one row whose answer alone is over 6 MB', async () => {
+    const db = await startWith({ hugeAnswerBelow: -1.5 });
+    // (In the first batch: the table made again in id order, which an UPDATE would have moved row 5 out of.)
+    await db.query('UPDATE rows_in SET f1 = -2 WHERE id = 5');
+    await db.query('CREATE TABLE huge_first AS SELECT * FROM rows_in ORDER BY id');
+    // (A CASE whose condition batch mode cannot test spares row 5 its call per row; batch mode scores it.)
+    const sql = `SELECT md5(string_agg(CASE WHEN f1 < 0 AND random() >= 0 THEN 'spared'
+      ELSE aws_sagemaker.invoke_endpoint('remote', 200, ${features.join(', ')}) END, ',' ORDER BY id)) AS digest
+      FROM huge_first`;
+    // (One batch at a time: the next ones are formed once the first is answered.)
+    await db.query('SET aws_ml.max_concurrent_batches = 1');
+    const before = remote.requests;
+    const batched = (await db.query(sql)).rows;
+    // Ten batches, the first halved down to row 5 (before: one row per request from then on, 1,600 requests).
+    expect(remote.requests - before).toBeLessThanOrEqual(40);
+    await db.query('SET apg_enable_function_migration = off');
+    expect((await db.query(sql)).rows).toEqual(batched);
   });
 
   /** The endpoint's answers to rows 1–300 as text, batch mode's (with its notices and requests) and per row's. */

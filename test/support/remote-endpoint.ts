@@ -37,9 +37,16 @@ export interface RemoteBehaviour {
   refuseOverRows?: number;
   /** Pad every answer line to about this many bytes with a field of its own (a model answering too much). */
   answerLineBytes?: number;
+  /** Answer a row whose first feature is below this with a line of 7 MB (one row a model answers megabytes for). */
+  hugeAnswerBelow?: number;
+  /** Answer every endpoint request with more than SageMaker's 6 MB, whatever its rows. */
+  answerOversize?: boolean;
   /** Write an endpoint's answer from its lines otherwise than a line each (default: each line, then a newline). */
   answerBody?: (lines: string[]) => string;
 }
+
+/** An answer over SageMaker's 6 MB (see RemoteBehaviour.answerOversize). */
+const OVERSIZE_ANSWER = Buffer.alloc(6 * 1024 * 1024 + 1024, 'x');
 
 /**
  * A stand-in for a remote SageMaker runtime (what the `aws` backend reaches
@@ -122,7 +129,12 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       const predicted = (await model.predict(features)).csvLines();
       const answered = behaviour.dropsLastLine ? predicted.slice(0, -1) : predicted;
       const padding = behaviour.answerLineBytes ? `,${'x'.repeat(behaviour.answerLineBytes)}` : '';
-      const lines = answered.map((line) => `${line}${behaviour.nulInAnswers ? '\u0000' : ''}${padding}`);
+      const huge = (row: number) =>
+        behaviour.hugeAnswerBelow !== undefined && features.data[row * features.cols] < behaviour.hugeAnswerBelow;
+      const lines = answered.map(
+        (line, row) =>
+          `${line}${behaviour.nulInAnswers ? '\u0000' : ''}${huge(row) ? `,${'x'.repeat(7 << 20)}` : padding}`,
+      );
       inFlight += 1;
       mostInFlight = Math.max(mostInFlight, inFlight);
       if (number === 1 && behaviour.holdFirst) {
@@ -132,7 +144,8 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
       const timer = setTimeout(() => {
         inFlight -= 1;
         res.writeHead(200, { 'content-type': 'text/csv' });
-        res.end(behaviour.answerBody ? behaviour.answerBody(lines) : `${lines.join('\n')}\n`);
+        if (behaviour.answerOversize) res.end(OVERSIZE_ANSWER);
+        else res.end(behaviour.answerBody ? behaviour.answerBody(lines) : `${lines.join('\n')}\n`);
       }, behaviour.latencyMs ?? 0);
       res.on('close', () => {
         if (!res.writableEnded) {
