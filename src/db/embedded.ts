@@ -15,7 +15,7 @@ import {
 import path from 'node:path';
 import pg from 'pg';
 import { portTakenMessage } from '../config/ports.js';
-import { LOG_DIR_MODE, LOG_FILE_MODE, type Logger } from '../util/log.js';
+import { LOG_DIR_MODE, type Logger, openLogFile } from '../util/log.js';
 import { findPostgresBinaries } from './binaries.js';
 import type { PostgresTarget } from './target.js';
 
@@ -190,9 +190,7 @@ export class EmbeddedPostgres implements PostgresTarget {
     };
     const args = ['-D', this.clusterDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
     const serverLogFile = path.join(logDir, 'postgres.log');
-    // (Made before this change with the default mode: narrowed too.)
-    if (existsSync(serverLogFile)) chmodSync(serverLogFile, LOG_FILE_MODE);
-    const serverLog = createWriteStream(serverLogFile, { flags: 'a', mode: LOG_FILE_MODE });
+    const serverLog = createWriteStream(serverLogFile, { fd: openLogFile(serverLogFile) });
     logger.info({ port: this.port, clusterDir: this.clusterDir }, 'starting embedded PostgreSQL');
     const child = spawn(binaries.postgres, args, {
       ...(owner ?? {}),

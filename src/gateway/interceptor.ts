@@ -2361,7 +2361,7 @@ export class MlInterceptor implements SessionInterceptor {
     if (ownBlock) await control.backend.query(snapshot ?? 'BEGIN');
     // (Outside a block each statement reads its own snapshot, whatever the isolation level.)
     const oneSnapshot = ownSnapshot ? ownBlock : control.backend.status === 'T' && settings.oneSnapshot;
-    const searchable = stepping && (!stepping.ordered || oneSnapshot) ? stepping : undefined;
+    const searchable = searched && searchIn(searched.entry.plan, oneSnapshot)?.limit;
     let search: LimitSearch | undefined;
     const failure = await this.guarded(
       control,

@@ -85,6 +85,10 @@ let heldReadsScheduled = false;
 function holdRead(socket: Socket, deliver: () => void): void {
   heldReads.push({ socket, deliver });
   heldPerSocket.set(socket, (heldPerSocket.get(socket) ?? 0) + 1);
+  scheduleHeldReads();
+}
+
+function scheduleHeldReads(): void {
   if (heldReadsScheduled) return;
   heldReadsScheduled = true;
   setImmediate(deliverHeldReads);
@@ -102,10 +106,7 @@ function deliverHeldReads(): void {
     // (Not one the session paused meanwhile, for backpressure: it resumes that one itself.)
     if (left === 0 && !socket.isPaused()) socket.resume();
   }
-  if (heldReads.length > 0 && !heldReadsScheduled) {
-    heldReadsScheduled = true;
-    setImmediate(deliverHeldReads);
-  }
+  if (heldReads.length > 0) scheduleHeldReads();
 }
 
 function keyOf(pid: number, key: Buffer): string {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { FeatureMatrix } from '../models/types.js';
-import { validName } from '../services/sagemaker/names.js';
+import { NAME_MAX_LENGTH, validName } from '../services/sagemaker/names.js';
 import { SqlError, SqlState } from '../util/errors.js';
 
 export interface SentimentItem {
@@ -255,9 +255,6 @@ const EMPTY = Buffer.alloc(0);
 const invocationsPath = (endpointName: string) =>
   `/endpoints/${encodeURIComponent(requireEndpointName(endpointName))}/invocations`;
 
-/** The most characters of an endpoint name an error repeats (SageMaker's names have at most 63). */
-const NAME_SHOWN = 63;
-
 /**
  * An empty endpoint name is refused before any request, with a message that
  * says so (SageMaker's is a 404); a name no endpoint can have is one that does
@@ -267,12 +264,14 @@ export function requireEndpointName(endpointName: string): string {
   if (endpointName === '') {
     throw new SqlError(SqlState.invalidParameterValue, 'endpoint_name must not be empty');
   }
-  if (endpointName.length > NAME_SHOWN || !validName(endpointName)) {
-    const shown = endpointName.length > NAME_SHOWN ? `${endpointName.slice(0, NAME_SHOWN)}…` : endpointName;
+  if (endpointName.length > NAME_MAX_LENGTH || !validName(endpointName)) {
+    // (A long one is cut where no name could go on.)
+    const long = endpointName.length > NAME_MAX_LENGTH;
+    const shown = long ? `${endpointName.slice(0, NAME_MAX_LENGTH)}…` : endpointName;
     throw new SqlError(
       SqlState.undefinedObject,
       `SageMaker endpoint "${shown}" does not exist`,
-      `No endpoint can be named so: a SageMaker endpoint name is 1 to 63 letters, digits and hyphens, beginning and ending with a letter or digit${endpointName.length > NAME_SHOWN ? ` (this one has ${endpointName.length} characters)` : ''}.`,
+      `No endpoint can be named so: a SageMaker endpoint name is 1 to 63 letters, digits and hyphens, beginning and ending with a letter or digit${long ? ` (this one has ${endpointName.length} characters)` : ''}.`,
     );
   }
   return endpointName;
@@ -293,10 +292,10 @@ interface AnswerLimit {
   error: () => SqlError;
 }
 
-/** SageMaker's InvokeEndpoint answers at most 6 MB; an endpoint answering more is refused so. */
 /** An endpoint's answer over SageMaker's 6 MB (see oversizeAnswer). */
 export class OversizeAnswerError extends SqlError {}
 
+/** SageMaker's InvokeEndpoint answers at most 6 MB; an endpoint answering more is refused so. */
 export function oversizeAnswer(endpointName: string): SqlError {
   return new OversizeAnswerError(
     SqlState.programLimitExceeded,

@@ -31,6 +31,13 @@ export interface LoggerOptions {
 export const LOG_DIR_MODE = 0o700;
 export const LOG_FILE_MODE = 0o600;
 
+/** Opens a log file to append to, the user's alone (one made before with the default mode is narrowed too). */
+export function openLogFile(file: string): number {
+  const fd = openSync(file, 'a', LOG_FILE_MODE);
+  fchmodSync(fd, LOG_FILE_MODE);
+  return fd;
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const streams: pino.StreamEntry[] = [];
   if (options.directory) {
@@ -38,9 +45,7 @@ export function createLogger(options: LoggerOptions): Logger {
     // The file is opened here, synchronously, and only the writes are asynchronous: a destination that opens
     // its file itself is not ready for a tick, and pino's exit hook then throws "sonic boom is not ready yet"
     // from flushSync when the process exits early (e.g. `pgsage up` refusing a data directory in use).
-    const fd = openSync(path.join(options.directory, 'pgsage.log'), 'a', LOG_FILE_MODE);
-    // (Made before this change with the default mode: narrowed too.)
-    fchmodSync(fd, LOG_FILE_MODE);
+    const fd = openLogFile(path.join(options.directory, 'pgsage.log'));
     streams.push({ level: options.level as pino.Level, stream: pino.destination({ fd, sync: false }) });
   }
   if (options.stderr) streams.push({ level: options.level as pino.Level, stream: pino.destination(2) });

@@ -5,6 +5,9 @@
  */
 import { constraintViolation } from './errors.js';
 
+/** The most characters SageMaker allows in such a name (NAME_PATTERN says so too). */
+export const NAME_MAX_LENGTH = 63;
+
 /** SageMaker's pattern for model, endpoint-config, endpoint and variant names. */
 const NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 

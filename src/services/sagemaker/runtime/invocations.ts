@@ -8,7 +8,7 @@ import type { EdgeRequest, EdgeResponse, RestHandler } from '../../edge.js';
 import type { AwsError } from '../../errors.js';
 import { type ModelErrorContext, modelError, runtimeValidationError, serviceUnavailable } from '../errors.js';
 import type { SageMakerHosting } from '../hosting.js';
-import { validName } from '../names.js';
+import { NAME_MAX_LENGTH, validName } from '../names.js';
 import type { EndpointRecord } from '../resources.js';
 import type { LiveVariant } from '../variant-loader.js';
 import { ContainerError, CSV, estimateRows, inputType, outputType } from './codec.js';
@@ -29,11 +29,11 @@ const TARGET_VARIANT = 'x-amzn-sagemaker-target-variant';
 
 /** SageMaker Runtime's answer to a name no endpoint can have (a long one is not repeated whole). */
 function invalidEndpointName(name: string): AwsError {
-  const constraint =
-    name.length > 63
-      ? 'Member must have length less than or equal to 63'
-      : 'Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*';
-  const shown = name.length > 63 ? `${name.slice(0, 63)}...` : name;
+  const long = name.length > NAME_MAX_LENGTH;
+  const constraint = long
+    ? `Member must have length less than or equal to ${NAME_MAX_LENGTH}`
+    : 'Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*';
+  const shown = long ? `${name.slice(0, NAME_MAX_LENGTH)}...` : name;
   return runtimeValidationError(
     `1 validation error detected: Value '${shown}' at 'endpointName' failed to satisfy constraint: ${constraint}`,
   );
