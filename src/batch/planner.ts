@@ -2302,9 +2302,10 @@ function chooseRowIdentity(
     const tables = group.sites.map((site) => singleTable(site, index, ctes));
     const first = tables[0];
     if (!first || tables.some((t) => t?.name !== first.name || t.qualifier !== first.qualifier)) {
-      // (Calls not joined by row, as a view's: read in place, as the plan made again may read it, they may be.)
-      const read = group.sites.length === 1 ? singleTable(group.sites[0], index, ctes, false) : undefined;
-      if (read) candidates.add(read.name);
+      // (Calls not joined by row, as a view's: read in place, as the plan made again may read it, they may be. A
+      // view's sentiment and confidence columns are two sites of one group, reading the one table.)
+      const reads = group.sites.map((site) => singleTable(site, index, ctes, false));
+      if (reads[0] && reads.every((read) => read?.name === reads[0]!.name)) candidates.add(reads[0].name);
       continue;
     }
     candidates.add(first.name);

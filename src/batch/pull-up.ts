@@ -94,7 +94,7 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
   }
   read.clear();
   const where = outer.whereClause ? substitute(outer.whereClause) : undefined;
-  const mlCondition = [...read].some((column) => tests.callsMl(targets[column].val));
+  const mlCondition = [...read].some((column) => readsAnswer(targets[column].val, sub, tests));
   // (An ORDER BY of a bare name reads an output column before an input one: it sorts by that column's expression.
   // Two columns of the name make PostgreSQL refuse it, as written.)
   let ambiguous = false;
@@ -221,6 +221,21 @@ function plainInput(node: AstNode): boolean {
   const name = packed && functionName(packed);
   if (!name || name[name.length - 1] !== 'json_build_array') return plainValue(node);
   return (name.length === 1 || name[0] === 'pg_catalog') && ((packed.args ?? []) as AstNode[]).every(plainValue);
+}
+
+/**
+ * Whether a subquery's column is an ML call's answer: the call itself, or a column of an ML call in its FROM list
+ * (`SELECT r.id, s.sentiment FROM reviews r, aws_comprehend.detect_sentiment(r.body, 'en') s`, as a view writes it).
+ */
+function readsAnswer(val: AstNode, sub: AstNode, tests: PullUpTests): boolean {
+  if (tests.callsMl(val)) return true;
+  const fields: AstNode[] | undefined = inner(val, 'ColumnRef')?.fields;
+  const qualifier = fields?.length === 2 ? fields[0].String?.sval : undefined;
+  if (qualifier === undefined) return false;
+  return (sub.fromClause as AstNode[]).some((from) => {
+    const range = inner(from, 'RangeFunction');
+    return range !== undefined && range.alias?.aliasname === qualifier && tests.callsMl(range.functions);
+  });
 }
 
 /** Whether an output expression is the whole subquery (`*`, `v.*`), another star (`t.*` of no table here), or not one. */

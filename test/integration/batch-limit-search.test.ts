@@ -127,6 +127,13 @@ describe('a LIMIT after an ML condition', () => {
     await db.query(
       `CREATE VIEW churn AS SELECT id, ${ENDPOINT}('xgb', NULL, ${f.join(', ')})::float8 AS p FROM features`,
     );
+    // Both fields of the answer, as columns of their own or of the call in the FROM list (the guide's form).
+    await db.query(
+      `CREATE VIEW moods_both AS SELECT id, ${MOOD} AS mood, (${SENTIMENT}(body, 'en')).confidence FROM reviews`,
+    );
+    await db.query(
+      `CREATE VIEW moods_from AS SELECT r.id, s.sentiment, s.confidence FROM reviews r, ${SENTIMENT}(r.body, 'en') s`,
+    );
     const subquery = `(SELECT id AS rid, stars, ${MOOD} FROM reviews) AS q`;
     for (const [sql, fn] of [
       [`SELECT * FROM moods WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
@@ -143,6 +150,9 @@ describe('a LIMIT after an ML condition', () => {
         SENTIMENT,
       ],
       [`SELECT id, p FROM churn WHERE p > 0.5 ORDER BY id DESC LIMIT 3`, ENDPOINT],
+      [`SELECT id, confidence FROM moods_both WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
+      [`SELECT * FROM moods_from WHERE sentiment = 'NEGATIVE' ORDER BY id LIMIT 3`, SENTIMENT],
+      [`SELECT id, confidence FROM moods_from WHERE sentiment = 'NEGATIVE' LIMIT 3`, SENTIMENT],
     ]) {
       await expectSameBothWays(db, sql);
       const { scored, perRow } = await searched(sql, fn);
