@@ -521,6 +521,18 @@ function hasLimit(select: AstNode): boolean {
   return Boolean(select.limitCount) && select.limitOption !== 'LIMIT_OPTION_WITH_TIES';
 }
 
+const withTies = (select: AstNode): boolean =>
+  Boolean(select.limitCount) && select.limitOption === 'LIMIT_OPTION_WITH_TIES';
+
+/**
+ * A level's `FETCH FIRST n ROWS WITH TIES` for its argument query, which carries the level's ORDER BY: n + m + 1
+ * rows and their ties, PostgreSQL computing, after the skipped rows and the ties, the next row too (to see that it
+ * is none).
+ */
+function tiesClause(select: AstNode): string {
+  return `${negativeOffsetFails(select)} FETCH FIRST ((${rowsTaken(select)}) + 1) ROWS WITH TIES`;
+}
+
 /** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */
 function limitClause(select: AstNode): string {
   if (!select.limitCount) return '';
@@ -926,7 +938,7 @@ function argumentQuery(
     !joinFrom &&
     (level.top || readFromList(level.readAs) || level.withQuery) &&
     level.kind === 'select' &&
-    hasLimit(stmt)
+    (hasLimit(stmt) || withTies(stmt))
   ) {
     // (PostgreSQL refuses it before computing any row.)
     if (negativeLimit(stmt)) return 'its LIMIT or OFFSET is negative';
@@ -938,7 +950,14 @@ function argumentQuery(
       // (Not where a CASE spares some rows their call: their answers would be missing from the windows' rows.)
       const spared = (caseGuard(site, index, names, from.removed) ?? []).length > 0;
       const searched =
-        stepping && dropped === 'ml' && !volatileDropped && !spared && level.top && !level.unionArm && boundable(stmt)
+        stepping &&
+        dropped === 'ml' &&
+        !volatileDropped &&
+        !spared &&
+        level.top &&
+        !level.unionArm &&
+        !withTies(stmt) &&
+        boundable(stmt)
           ? stmt.sortClause
             ? argumentOrder(stmt, index, from.removed)
             : ''
@@ -952,7 +971,8 @@ function argumentQuery(
           : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
       }
       const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
-      if (order !== undefined && boundable(stmt)) limit = `${order}${limitClause(stmt)}`;
+      if (order !== undefined && boundable(stmt))
+        limit = `${order}${withTies(stmt) ? tiesClause(stmt) : limitClause(stmt)}`;
     }
   } else if (!joinFrom && level.kind === 'select' && level.unionArm && !dropped) {
     const armLimit = unionArmLimit(level, index, boundable);

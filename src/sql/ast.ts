@@ -49,12 +49,22 @@ class FaithfulDeparser extends Deparser {
    * the deparser would carry `col = expr` into it.
    */
   override SelectStmt(node: AstNode, context: Parameters<Deparser['SelectStmt']>[1]): string {
-    if (!context.update && !context.insertColumns) return super.SelectStmt(node, context);
+    if (!context.update && !context.insertColumns) return this.withTies(node, context);
     const own = Object.assign(Object.create(Object.getPrototypeOf(context)), context, {
       update: false,
       insertColumns: false,
     });
-    return super.SelectStmt(node, own);
+    return this.withTies(node, own);
+  }
+
+  /** `FETCH FIRST n ROWS WITH TIES`, which the deparser writes as `LIMIT n` (no ties). */
+  private withTies(node: AstNode, context: Parameters<Deparser['SelectStmt']>[1]): string {
+    if (node.limitOption !== 'LIMIT_OPTION_WITH_TIES' || !node.limitCount || node.lockingClause) {
+      return super.SelectStmt(node, context);
+    }
+    const written = super.SelectStmt({ ...node, limitCount: undefined, limitOffset: undefined }, context);
+    const offset = node.limitOffset ? ` OFFSET (${this.visit(node.limitOffset, context)}) ROWS` : '';
+    return `${written}${offset} FETCH FIRST (${this.visit(node.limitCount, context)}) ROWS WITH TIES`;
   }
 
   /** The view's name as a RangeVar node: the deparser writes a bare one's schema-qualified name as nothing. */
@@ -111,8 +121,7 @@ const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_l
 /**
  * Whether the deparser writes `statement` back as SQL that parses to the same
  * tree (source positions aside). Batch mode rewrites statements through the
- * deparser; some syntax it loses or garbles (e.g. FETCH … WITH TIES, GROUP BY
- * DISTINCT, newer SQL/JSON forms), and such a statement must go to PostgreSQL
+ * deparser; some syntax it loses or garbles (e.g. GROUP BY DISTINCT, newer SQL/JSON forms), and such a statement must go to PostgreSQL
  * as written.
  */
 export function deparsesFaithfully(statement: AstNode): boolean {

@@ -5321,11 +5321,43 @@ describe('output column names', () => {
   });
 });
 
+describe('FETCH FIRST … WITH TIES', () => {
+  it('scores the rows it takes, their ties and the next one, not the level, with the per-row answers', async () => {
+    const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
+    const rows = Number((await db.query('SELECT count(*) FROM t')).rows[0].count);
+    // (Unordered comparisons: the order among ties is PostgreSQL's choice.)
+    for (const [sql, fn] of [
+      [`SELECT id, grp, ${EP} FROM t ORDER BY grp DESC FETCH FIRST 2 ROWS WITH TIES`, ENDPOINT],
+      [`SELECT id, ${EP} AS p FROM t ORDER BY id / 10 OFFSET 10 ROWS FETCH FIRST 3 ROWS WITH TIES`, ENDPOINT],
+      [`SELECT id, ${S} FROM t WHERE id < 100 ORDER BY id / 7 DESC FETCH FIRST 1 ROW WITH TIES`, SENTIMENT],
+      [`SELECT * FROM (SELECT id, ${S} FROM t ORDER BY id / 7 FETCH FIRST 2 ROWS WITH TIES) s`, SENTIMENT],
+    ]) {
+      await expectSameBothWays(db, sql, { ordered: false });
+      const before = rowsScored(fn);
+      await db.query(sql);
+      const scored = rowsScoredSince(before, fn);
+      expect(scored, sql).toBeGreaterThan(0);
+      expect(scored, sql).toBeLessThan(rows / 4);
+    }
+    // An ML condition, an ML sort key, a parameter, a union: every row the level reads scored, the same rows.
+    for (const sql of [
+      `SELECT id FROM t WHERE ${EP} > 0.5 ORDER BY grp FETCH FIRST 2 ROWS WITH TIES`,
+      `SELECT id FROM t ORDER BY ${S} FETCH FIRST 2 ROWS WITH TIES`,
+      `(SELECT id, ${EP} FROM t ORDER BY grp FETCH FIRST 1 ROW WITH TIES) UNION ALL SELECT id, ${EP} FROM t WHERE id = 3`,
+    ]) {
+      await expectSameBothWays(db, sql, { ordered: false });
+    }
+    await expectSameBothWays(db, `SELECT id, ${EP} FROM t ORDER BY grp OFFSET $1 ROWS FETCH FIRST $2 ROWS WITH TIES`, {
+      params: [0, 1],
+      ordered: false,
+    });
+  });
+});
+
 describe('syntax the deparser cannot write back', () => {
   it('goes to PostgreSQL as written, with the per-row answers, and the session stays usable', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
     for (const sql of [
-      `SELECT id, ${S} FROM t WHERE id < 20 ORDER BY grp FETCH FIRST 3 ROWS WITH TIES`,
       `SELECT grp, count(${S}) FROM t GROUP BY DISTINCT ROLLUP(grp), ROLLUP(grp)`,
       `SELECT id, (ARRAY[${S}, 'x'])[1] FROM t WHERE id < 5`,
       `SELECT id, ${S}, JSON_VALUE('{"a":1}', '$.a' RETURNING int) FROM t WHERE id < 5`,
