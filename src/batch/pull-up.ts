@@ -218,8 +218,8 @@ function answerOf(node: AstNode, tests: PullUpTests): boolean {
 /** An ML call's argument: a plain value, or model inputs packed as the gateway packs them (`json_build_array(…)`). */
 function plainInput(node: AstNode): boolean {
   const packed = inner(node, 'FuncCall');
-  const name = packed && functionName(packed);
-  if (!name || name[name.length - 1] !== 'json_build_array') return plainValue(node);
+  const name: string[] | undefined = packed ? functionName(packed) : undefined;
+  if (name?.[name.length - 1] !== 'json_build_array') return plainValue(node);
   return (name.length === 1 || name[0] === 'pg_catalog') && ((packed.args ?? []) as AstNode[]).every(plainValue);
 }
 
