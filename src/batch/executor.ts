@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BackendError } from '../gateway/backend.js';
+import { BackendError, type Hold } from '../gateway/backend.js';
 import { IDLE_TIMEOUTS_SQL, type IdleTimeouts, idleTimeoutsOn } from '../gateway/idle-timeouts.js';
 import { noticeResponse } from '../gateway/protocol.js';
 import type { SessionControl } from '../gateway/session.js';
@@ -1098,6 +1098,7 @@ async function streamArguments(
         values,
         formats,
         unlessStopped(scorer, (row) => add(reader.fromValues(row), format)),
+        argumentsHold(options.settings),
       );
     } else {
       await backend.copyOut(
@@ -1108,6 +1109,7 @@ async function streamArguments(
             ? (payload) => addByBytes(reader.fromCopy(payload), payload)
             : (payload) => add(reader.fromCopy(payload), format),
         ),
+        argumentsHold(options.settings),
       );
     }
     if (options.inTransaction) await backend.query('RELEASE SAVEPOINT aws_ml_arguments');
@@ -1378,6 +1380,7 @@ async function streamFeatureRows(
     await options.control.backend.copyOut(
       `COPY (${sql}) TO STDOUT (FORMAT binary)`,
       unlessStopped(scorer, (payload) => reader.feed(payload)),
+      argumentsHold(options.settings),
     );
     if (scorer.stopped === undefined) reader.finish();
     return count;
@@ -1544,6 +1547,19 @@ const HEARTBEAT_MS = 250;
 /** Rows of statement 0, which is never current (statements count from 1), of no kind any call reads. */
 const RESULTS_HEARTBEAT = Buffer.from('0\theartbeat\t\t\t\\N\t\\N\n');
 const ROW_RESULTS_HEARTBEAT = Buffer.from('0\t0\t0\t(0,0)\t0\t\\N\t\\N\n');
+
+/**
+ * The hold after an argument query (see Hold): into the per-input results table, which the session has once the
+ * statement is batched, nothing stored.
+ */
+const argumentsHold = (settings: Pick<BatchSettings, 'resultsTables'>): Hold | undefined =>
+  settings.resultsTables.byInput
+    ? {
+        sql: 'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN WHERE false',
+        heartbeat: RESULTS_HEARTBEAT,
+        everyMs: HEARTBEAT_MS,
+      }
+    : undefined;
 
 /** Waits for the scorer's next completed batch, or `ms` at the most. */
 async function completionWithin(scorer: BatchScorer, ms: number): Promise<void> {

@@ -65,6 +65,20 @@ export interface MessageSink {
 type Writer = (bytes: Buffer | Buffer[]) => void;
 
 /**
+ * A `COPY … FROM STDIN` sent right after one of the gateway's queries, which keeps PostgreSQL in a statement while
+ * the gateway still reads that query's rows. PostgreSQL may finish sending them long before the gateway has read
+ * them (megabytes wait in the sockets), and a cancel it gets while idle (`pg_cancel_backend` from another session)
+ * it drops: in the COPY it takes the cancel as the next heartbeat row comes. Ended with CopyDone once the query's
+ * rows are read; its rows must go nowhere (`… WHERE false`).
+ */
+export interface Hold {
+  sql: string;
+  /** One row of the COPY's table, written every `everyMs`. */
+  heartbeat: Buffer;
+  everyMs: number;
+}
+
+/**
  * The gateway's own use of a client's backend session: statements run inside
  * the client's transaction and see its uncommitted rows and temp tables.
  */
@@ -111,17 +125,41 @@ export class BackendChannel {
   run(
     bytes: Buffer | Buffer[],
     handle: (message: Message) => void = () => {},
+    hold?: Hold,
   ): Promise<{ status: TransactionStatus; error?: BackendError }> {
     if (this.serverGone) return Promise.reject(this.serverGone);
     if (this.sink) return Promise.reject(new Error('backend channel is busy'));
     return new Promise((resolve, reject) => {
       let error: BackendError | undefined;
       let handlerFailed = false;
+      /** The hold's part of the answer has begun (the query's ReadyForQuery came), and its failure. */
+      let holding = false;
+      let holdError: BackendError | undefined;
+      const heartbeats = hold && setInterval(() => this.write(copyDataMessage(hold.heartbeat)), hold.everyMs);
       const sink: MessageSink & { abort: (e: Error) => void } = {
         onMessage: (message) => {
           const type = message.type;
+          if (holding) {
+            if (type === ServerMessage.ErrorResponse)
+              holdError ??= new BackendError(parseFields(message.bytes), message.bytes);
+            if (type !== ServerMessage.ReadyForQuery) return;
+            this.sink = undefined;
+            this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
+            // (After the query's failure the hold fails too, in a block, or never mattered.)
+            resolve({ status: this.status, error: error ?? holdError });
+            return;
+          }
           if (type === ServerMessage.ErrorResponse && !error)
             error = new BackendError(parseFields(message.bytes), message.bytes);
+          if (type === ServerMessage.ReadyForQuery && hold) {
+            // Every row is read: the hold ends, after a last heartbeat, where PostgreSQL takes a cancel that came
+            // since the one before (at CopyDone it would drop it). (PostgreSQL ignores both outside a COPY, as
+            // after a failure in a block.)
+            clearInterval(heartbeats);
+            holding = true;
+            this.write([copyDataMessage(hold.heartbeat), copyDoneMessage()]);
+            return;
+          }
           if (type === ServerMessage.ReadyForQuery) {
             this.sink = undefined;
             this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
@@ -138,13 +176,14 @@ export class BackendChannel {
           }
         },
         abort: (e) => {
+          clearInterval(heartbeats);
           this.sink = undefined;
           reject(e);
         },
       };
       this.sink = sink;
       this.operations += 1;
-      this.write(bytes);
+      this.write(hold ? [...(Array.isArray(bytes) ? bytes : [bytes]), queryMessage(hold.sql)] : bytes);
     });
   }
 
@@ -179,12 +218,14 @@ export class BackendChannel {
     params: (Buffer | null)[],
     paramFormats: number[],
     onRow: (values: (string | null)[]) => void,
+    hold?: Hold,
   ): Promise<void> {
     const outcome = await this.run(
       [parseMessage('', sql, paramTypes), bindMessage('', '', params, paramFormats), executeMessage(''), syncMessage()],
       (message) => {
         if (message.type === ServerMessage.DataRow) onRow(readDataRow(message.bytes));
       },
+      hold,
     );
     if (outcome.error) throw outcome.error;
   }
@@ -319,13 +360,17 @@ export class BackendChannel {
    * `COPY … TO STDOUT`: streams each CopyData payload to `onData`.
    * Returns the number of rows from the command tag.
    */
-  async copyOut(sql: string, onData: (payload: Buffer) => void): Promise<number> {
+  async copyOut(sql: string, onData: (payload: Buffer) => void, hold?: Hold): Promise<number> {
     let tag = '';
-    const outcome = await this.run(queryMessage(sql), (message) => {
-      if (message.type === ServerMessage.CopyData) onData(message.bytes.subarray(5));
-      else if (message.type === ServerMessage.CommandComplete)
-        tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
-    });
+    const outcome = await this.run(
+      queryMessage(sql),
+      (message) => {
+        if (message.type === ServerMessage.CopyData) onData(message.bytes.subarray(5));
+        else if (message.type === ServerMessage.CommandComplete)
+          tag = message.bytes.toString('utf8', 5, message.bytes.length - 1);
+      },
+      hold,
+    );
     if (outcome.error) throw outcome.error;
     return Number(tag.split(' ').pop() ?? 0);
   }
