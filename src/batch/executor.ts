@@ -259,8 +259,9 @@ export async function readSettings(
         WHERE c.relkind IN ('r', 'm') AND NOT c.relhassubclass AND has_table_privilege(c.oid, 'SELECT')
           AND has_database_privilege(current_database(), 'TEMP'))::text`
     : "'[]'";
-  // Views the statement reads. Those whose definition is no longer the catalog's make it stale (its argument
-  // queries were made of the old one). One may be read in place if the name as written resolves to the view
+  // Views the statement reads. Those whose definition is no longer the catalog's, or whose name as written now
+  // finds another relation (a statement prepared under another search_path, a view per tenant), make it stale (its
+  // argument queries were made of the old one). One may be read in place if the name as written resolves to the view
   // in this session, the user may read it, it is no security barrier, and it reads its tables with the user's
   // rights (owned by the user, or security_invoker). Anything else keeps the view.
   const checkable = viewCandidates.some((v) => v.qualified);
@@ -270,7 +271,7 @@ export async function readSettings(
             AND ${regclassOf('v.written')} = c.oid AND has_table_privilege(c.oid, 'SELECT')
             AND NOT ${reloptionOn('security_barrier')}
             AND (c.relowner = current_user::regrole OR ${reloptionOn('security_invoker')})), '[]'),
-          'stale', COALESCE(bool_or(NOT d.same), false))
+          'stale', COALESCE(bool_or(NOT d.same OR ${regclassOf('v.written')} IS DISTINCT FROM v.oid), false))
         FROM (VALUES ${viewCandidates
           .map(
             (v) =>

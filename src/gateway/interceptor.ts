@@ -2232,7 +2232,8 @@ export class MlInterceptor implements SessionInterceptor {
           ...binds.flatMap((b) => rowTablesOf(b.entry.plan)),
         ]),
       ],
-      [...batchParses.flatMap((p) => p.entry.plan.viewReads), ...binds.flatMap((b) => b.entry.plan.inlinedViews)],
+      // (Each view a bound statement reads, in place or not: its name may find another view now.)
+      [...batchParses, ...binds].flatMap((p) => [...p.entry.plan.viewReads, ...p.entry.plan.inlinedViews]),
       [...batchParses, ...binds].flatMap((p) => p.entry.plan.wrappers),
       binds.map((b) => b.entry.plan.keyRead),
     );
