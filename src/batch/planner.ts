@@ -1778,13 +1778,22 @@ function calledForEveryRowRead(site: CallSite): boolean {
   return always(where) === true;
 }
 
+/** The level has a locking clause, or is read from the FROM list of one that has (which locks its rows too). */
+function locked(level: Level): boolean {
+  for (let at: Level | undefined = level; at; at = at.readAs || at.unionArm ? at.parent : undefined) {
+    if (at.stmt.lockingClause) return true;
+  }
+  return false;
+}
+
 /** Whether a call site can read its results through a join added to its level. */
 function joinable(site: CallSite): boolean {
   const level = site.level;
   if (!level.joinable || level.probesOnly || level.kind !== 'select' || !level.stmt.fromClause?.length) return false;
   if (insideMatchedExpression(level)) return false;
-  // FOR UPDATE would have to lock the joined results too (and cannot: it is the nullable side).
-  if (level.stmt.lockingClause) return false;
+  // FOR UPDATE would have to lock the joined results too (and cannot: it is the nullable side), also a reader's that
+  // reaches into this subquery of its FROM list (or into a UNION arm's).
+  if (locked(level)) return false;
   // An unqualified * would also list the joined results.
   if ((level.stmt.targetList ?? []).some((t: AstNode) => isUnqualifiedStar(t.ResTarget.val))) return false;
   if (site.fromFunction) {

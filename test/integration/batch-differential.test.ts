@@ -2375,12 +2375,18 @@ describe('batch mode in other statements', () => {
       `SELECT grp, count(*) FROM t GROUP BY grp HAVING avg(${EP}) > 0.3`,
       `SELECT *, ${EP} AS p FROM t WHERE id < 60`,
       `SELECT id, ${EP} AS p FROM t WHERE id < 60 ORDER BY id FOR UPDATE SKIP LOCKED`,
+      // A reader's FOR UPDATE reaches into its FROM list's subqueries (a join added there failed 0A000).
+      `SELECT id FROM (SELECT id, ${EP} AS p FROM t) q WHERE id < 60 AND p > 0.5 FOR UPDATE`,
     ]) {
       const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
       expect(plan, sql).toMatch(/on aws_ml_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
       expect(plan, sql).not.toContain('batch results read per row');
       await expectSameBothWays(db, sql);
     }
+    // (A call in the FROM list reads its stored answers itself.)
+    const sql = `SELECT id FROM (SELECT t.id, s.sentiment FROM t, ${SENTIMENT}(t.txt, 'en') s) q WHERE id < 9 FOR UPDATE OF q`;
+    await expectSameBothWays(db, sql);
+    expect((await runBatched(sql, SENTIMENT)).scored).toBeGreaterThan(0);
   });
 
   it('CREATE TABLE AS, SELECT INTO and materialized views work where PostgreSQL would plan them in parallel', async () => {
