@@ -2096,7 +2096,9 @@ export function planBatch(statement: AstNode, catalog: MlCatalog, options: PlanO
   }
   if (!stepping && pulled) {
     const flat = planBatch(pulled, catalog, options);
-    if (flat.stepping) {
+    // (Or a constant LIMIT that computes no row, or fails before any: nothing scored, as for the table.)
+    const flatTop = inner(pulled, 'SelectStmt');
+    if (flat.stepping || limitsToNothing(flatTop) || negativeLimit(flatTop)) {
       // (The statement is written from its node, which its holder keeps: the node becomes the one pulled up.)
       for (const key of Object.keys(statement)) delete statement[key];
       Object.assign(statement, flat.statement);

@@ -122,7 +122,7 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
   if (unreadable || ambiguous) return undefined;
   // (Or a subquery of its own, a view over a view, which may then be pulled up in turn.)
   const nested = sub.fromClause.some((from: AstNode) => nodeType(from) === 'RangeSubselect');
-  if (!mlCondition && !nested && !(sub.whereClause && tests.callsMl(sub.whereClause))) return undefined;
+  if (!mlCondition && !nested && !(sub.whereClause && readsAnswer(sub.whereClause, sub, tests))) return undefined;
   const conditions = [sub.whereClause, where].filter(Boolean).map((c) => clone(c));
   const flat = {
     SelectStmt: {
@@ -175,10 +175,36 @@ function simpleSubquery(select: AstNode, tests: PullUpTests): boolean {
     !select.sortClause &&
     !select.limitCount &&
     !select.limitOffset &&
+    (!select.whereClause || conditionCannotFail(select.whereClause, tests)) &&
     (select.targetList as AstNode[]).every((t) => {
       const val = t.ResTarget.val;
       return !tests.unsafe(val) && (plainValue(val) || answerOf(val, tests));
     })
+  );
+}
+
+/** Comparison operators, which cannot fail on plain values of one type. */
+const COMPARISONS = new Set(['=', '<>', '<', '>', '<=', '>=']);
+
+/**
+ * A subquery's condition that cannot fail (PostgreSQL evaluates it for every row it reads from a view it does not
+ * flatten, as for its columns): ANDs, ORs and NOTs of comparisons and NULL tests of plain values and ML answers. (An
+ * ML answer fails where the service refuses a row, which the search covers: see docs/batch-mode.md.)
+ */
+function conditionCannotFail(node: AstNode, tests: PullUpTests): boolean {
+  const value = (operand: AstNode) => plainValue(operand) || answerOf(operand, tests);
+  const bool = inner(node, 'BoolExpr');
+  if (bool) return (bool.args as AstNode[]).every((arg) => conditionCannotFail(arg, tests));
+  const nullTest = inner(node, 'NullTest');
+  if (nullTest) return value(nullTest.arg);
+  const expr = inner(node, 'A_Expr');
+  const operator: AstNode[] | undefined = expr?.name;
+  return (
+    expr?.kind === 'AEXPR_OP' &&
+    operator?.length === 1 &&
+    COMPARISONS.has(operator[0].String?.sval) &&
+    value(expr.lexpr) &&
+    value(expr.rexpr)
   );
 }
 
@@ -224,17 +250,21 @@ function plainInput(node: AstNode): boolean {
 }
 
 /**
- * Whether a subquery's column is an ML call's answer: the call itself, or a column of an ML call in its FROM list
- * (`SELECT r.id, s.sentiment FROM reviews r, aws_comprehend.detect_sentiment(r.body, 'en') s`, as a view writes it).
+ * Whether an expression of a subquery (a column, its condition) reads an ML call's answer: the call itself, or a
+ * column of an ML call in its FROM list (`SELECT r.id, s.sentiment FROM reviews r,
+ * aws_comprehend.detect_sentiment(r.body, 'en') s`, as a view writes it).
  */
-function readsAnswer(val: AstNode, sub: AstNode, tests: PullUpTests): boolean {
-  if (tests.callsMl(val)) return true;
-  const fields: AstNode[] | undefined = inner(val, 'ColumnRef')?.fields;
-  const qualifier = fields?.length === 2 ? fields[0].String?.sval : undefined;
-  if (qualifier === undefined) return false;
-  return (sub.fromClause as AstNode[]).some((from) => {
-    const range = inner(from, 'RangeFunction');
-    return range !== undefined && range.alias?.aliasname === qualifier && tests.callsMl(range.functions);
+function readsAnswer(expression: AstNode, sub: AstNode, tests: PullUpTests): boolean {
+  if (tests.callsMl(expression)) return true;
+  const calls = new Set(
+    (sub.fromClause as AstNode[])
+      .map((from) => inner(from, 'RangeFunction'))
+      .filter((range) => range?.alias && tests.callsMl(range.functions))
+      .map((range) => range.alias.aliasname as string),
+  );
+  return some(expression, (node) => {
+    const fields: AstNode[] | undefined = inner(node, 'ColumnRef')?.fields;
+    return fields?.length === 2 && calls.has(fields[0].String?.sval);
   });
 }
 

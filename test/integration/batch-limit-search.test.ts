@@ -134,6 +134,8 @@ describe('a LIMIT after an ML condition', () => {
     await db.query(
       `CREATE VIEW moods_from AS SELECT r.id, s.sentiment, s.confidence FROM reviews r, ${SENTIMENT}(r.body, 'en') s`,
     );
+    await db.query(`CREATE VIEW negatives_from AS SELECT r.id, s.confidence FROM reviews r,
+      ${SENTIMENT}(r.body, 'en') s WHERE s.sentiment = 'NEGATIVE'`);
     const subquery = `(SELECT id AS rid, stars, ${MOOD} FROM reviews) AS q`;
     for (const [sql, fn] of [
       [`SELECT * FROM moods WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
@@ -153,6 +155,7 @@ describe('a LIMIT after an ML condition', () => {
       [`SELECT id, confidence FROM moods_both WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
       [`SELECT * FROM moods_from WHERE sentiment = 'NEGATIVE' ORDER BY id LIMIT 3`, SENTIMENT],
       [`SELECT id, confidence FROM moods_from WHERE sentiment = 'NEGATIVE' LIMIT 3`, SENTIMENT],
+      [`SELECT id FROM negatives_from ORDER BY id LIMIT 4`, SENTIMENT],
     ]) {
       await expectSameBothWays(db, sql);
       const { scored, perRow } = await searched(sql, fn);
@@ -167,6 +170,8 @@ describe('a LIMIT after an ML condition', () => {
     await db.query(
       `CREATE VIEW moods_k AS SELECT id AS k, ${MOOD} AS mood, (100 / (id % 1500))::text AS ratio FROM reviews`,
     );
+    // (A condition of the view's own that can fail: per row PostgreSQL evaluates it for every row too.)
+    await db.query(`CREATE VIEW moods_ratio AS SELECT id, ${MOOD} AS mood FROM reviews WHERE 100 / (id % 1500) > 0`);
     for (const sql of [
       `SELECT -k AS id FROM moods_k WHERE mood = 'NEGATIVE' ORDER BY k LIMIT 3`,
       `SELECT -id AS id FROM moods WHERE mood = 'NEGATIVE' ORDER BY moods.id LIMIT 3`,
@@ -181,6 +186,20 @@ describe('a LIMIT after an ML condition', () => {
     ]) {
       await expectSameBothWays(db, sql);
       expect((await searched(sql)).perRow, sql).toBe(0);
+    }
+    // Fails as per row (a search would have answered from rows before the failing one).
+    const failing = await expectSameBothWays(
+      db,
+      `SELECT id FROM moods_ratio WHERE mood <> 'POSITIVE' ORDER BY id LIMIT 1`,
+    );
+    expect(failing.error?.code).toBe('22012');
+    // A constant LIMIT that computes nothing, or fails first: nothing scored, as on the table.
+    for (const limit of ['LIMIT 0', 'LIMIT -1', 'LIMIT 5 OFFSET -2']) {
+      const sql = `SELECT id FROM moods WHERE mood = 'NEGATIVE' ORDER BY id ${limit}`;
+      await expectSameBothWays(db, sql);
+      const before = figures(SENTIMENT).rows;
+      await db.query(sql).catch(() => undefined);
+      expect(figures(SENTIMENT).rows - before, sql).toBe(0);
     }
   });
 
