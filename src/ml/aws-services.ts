@@ -12,6 +12,7 @@ import {
   type SentimentItem,
   ThrottledError,
 } from './client.js';
+import { ANSWER_LIMIT_STEP, AnswerTooLarge, answerLimit } from './sdk-answer-limit.js';
 
 export interface AwsMlServicesOptions {
   region: string;
@@ -23,6 +24,9 @@ export interface AwsMlServicesOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Far more than BatchDetectSentiment answers for its 25 documents (a few KB). */
+const COMPREHEND_ANSWER_LIMIT_BYTES = 1024 * 1024;
 
 interface AwsSdkError extends Error {
   name: string;
@@ -56,6 +60,8 @@ export class AwsMlServices implements MlServices {
     };
     this.comprehend = new ComprehendClient(common);
     this.runtime = new SageMakerRuntimeClient(common);
+    this.comprehend.middlewareStack.add(answerLimit(COMPREHEND_ANSWER_LIMIT_BYTES), ANSWER_LIMIT_STEP);
+    this.runtime.middlewareStack.add(answerLimit(SAGEMAKER_PAYLOAD_LIMIT_BYTES), ANSWER_LIMIT_STEP);
   }
 
   close(): void {
@@ -86,6 +92,9 @@ export class AwsMlServices implements MlServices {
       }
       return everyDocumentAnswered(out, texts.length);
     } catch (error) {
+      if (error instanceof AnswerTooLarge) {
+        throw new SqlError(SqlState.ioError, `Comprehend sent an answer larger than ${error.limitBytes} bytes`);
+      }
       throw mapError('Comprehend', error, signal, this.timeoutMs);
     }
   }
@@ -107,6 +116,7 @@ export class AwsMlServices implements MlServices {
       if (body.length > SAGEMAKER_PAYLOAD_LIMIT_BYTES) throw oversizeAnswer(endpointName);
       return Buffer.from(body).toString('utf8');
     } catch (error) {
+      if (error instanceof AnswerTooLarge) throw oversizeAnswer(endpointName);
       const mapped = mapError(`SageMaker endpoint ${endpointName}`, error, signal, this.timeoutMs);
       const aws = error as AwsSdkError;
       if (aws.name === 'ModelError') {

@@ -882,6 +882,20 @@ describe('batch mode under faults', () => {
     }
   });
 
+  it('stops reading an answer that never ends at 6 MB, and serves on', async () => {
+    const db = await startWith({ answerEndless: true });
+    // (Before, the SDK read the answer whole: memory without bound, and past 4 GiB the gateway crashed.)
+    for (const setting of ['on', 'off']) {
+      await db.query(`SET apg_enable_function_migration = ${setting}`);
+      const error = await rejection(db.query(`SELECT ${call()} FROM rows_in WHERE id <= 3`));
+      expect({ setting, code: error.code }).toEqual({ setting, code: '54000' });
+      expect(error.message).toMatch(/endpoint remote answered more than 6291456 bytes/);
+    }
+    await waitFor('the answers abandoned', async () => (remote.inFlight === 0 ? true : undefined));
+    expect(remote.endlessBytes / remote.aborted).toBeLessThan(64 * 1024 * 1024);
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
   it('keeps batching an endpoint after one row whose answer alone is over 6 MB', async () => {
     const db = await startWith({ hugeAnswerBelow: -1.5 });
     // (In the first batch: the table made again in id order, which an UPDATE would have moved row 5 out of.)

@@ -41,9 +41,15 @@ export interface RemoteBehaviour {
   hugeAnswerBelow?: number;
   /** Answer every endpoint request with more than SageMaker's 6 MB, whatever its rows. */
   answerOversize?: boolean;
+  /** Answer every endpoint request with a body that never ends (1 MB chunks, up to 2 GB), until the client leaves. */
+  answerEndless?: boolean;
   /** Write an endpoint's answer from its lines otherwise than a line each (default: each line, then a newline). */
   answerBody?: (lines: string[]) => string;
 }
+
+/** An endless answer's chunks, and where the server gives up on a client that reads on (answerEndless). */
+const ENDLESS_CHUNK = Buffer.alloc(1 << 20, 'x');
+const ENDLESS_CAP = 2 * 1024 ** 3;
 
 /** An answer over SageMaker's 6 MB (see RemoteBehaviour.answerOversize). */
 const OVERSIZE_ANSWER = Buffer.alloc(6 * 1024 * 1024 + 1024, 'x');
@@ -62,6 +68,7 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
   let inFlight = 0;
   let mostInFlight = 0;
   let aborted = 0;
+  let endlessBytes = 0;
   let held = false;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -142,6 +149,21 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
         await behaviour.holdFirst;
       }
       const timer = setTimeout(() => {
+        if (behaviour.answerEndless) {
+          // (Still in flight until the client closes the connection: see 'close' below.)
+          res.writeHead(200, { 'content-type': 'text/csv' });
+          const pump = () => {
+            while (!res.destroyed && endlessBytes < ENDLESS_CAP) {
+              endlessBytes += ENDLESS_CHUNK.length;
+              if (!res.write(ENDLESS_CHUNK)) {
+                res.once('drain', pump);
+                return;
+              }
+            }
+          };
+          pump();
+          return;
+        }
         inFlight -= 1;
         res.writeHead(200, { 'content-type': 'text/csv' });
         if (behaviour.answerOversize) res.end(OVERSIZE_ANSWER);
@@ -175,6 +197,10 @@ export async function startRemoteEndpoint(behaviour: RemoteBehaviour = {}) {
     },
     get aborted() {
       return aborted;
+    },
+    /** Bytes of endless answers written so far (see answerEndless). */
+    get endlessBytes() {
+      return endlessBytes;
     },
     close: () =>
       new Promise<void>((resolve) => {
