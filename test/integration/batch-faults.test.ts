@@ -36,6 +36,20 @@ async function startWith(
   return db;
 }
 
+/** Waits until pg_stat_activity shows backend `pid` meeting `condition`, then cancels it from another session. */
+async function cancelOnceSeen(pid: number, what: string, condition: string): Promise<void> {
+  const admin = await stack.direct();
+  try {
+    await waitFor(what, async () => {
+      const { rowCount } = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND ${condition}`, [pid]);
+      return rowCount ? true : undefined;
+    });
+    await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** The remote's first request, held until `release` (RemoteBehaviour.holdFirst). */
 function heldRequest(): { holdFirst: Promise<void>; release: () => void } {
   let release = () => {};
@@ -441,18 +455,9 @@ describe('batch mode under faults', () => {
     for (const sql of [`SELECT count(${call(100)}) FROM rows_in`, `SELECT count(${call(100)}) FROM rows_in, one_row`]) {
       const running = db.query(sql);
       await waitFor('calls in flight', async () => (remote.inFlight > 0 ? true : undefined));
-      const admin = await stack.direct();
       // While the answers are being loaded, which waits for the service. (A cancel that lands in the instant
       // between two of the gateway's statements finds the backend idle, and PostgreSQL drops it.)
-      await waitFor('the answers being loaded', async () => {
-        const { rowCount } = await admin.query(
-          "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE 'COPY pg_temp.aws_ml%'",
-          [pid],
-        );
-        return rowCount ? true : undefined;
-      });
-      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
-      await admin.end();
+      await cancelOnceSeen(pid, 'the answers being loaded', "state = 'active' AND query LIKE 'COPY pg_temp.aws_ml%'");
       await expect(running).rejects.toMatchObject({ code: '57014' });
       await waitFor('the remote to see the requests abandoned', async () => (remote.inFlight === 0 ? true : undefined));
       expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
@@ -468,18 +473,13 @@ describe('batch mode under faults', () => {
       `SELECT count(aws_sagemaker.invoke_endpoint('remote', 1, ${inputs})) FROM generate_series(1, 100000) g`,
     );
     running.catch(() => {});
-    const admin = await stack.direct();
     // PostgreSQL has sent the rows: idle, it would drop the cancel; it waits in the gateway's hold (see Hold in
     // src/gateway/backend.ts). (Before the hold, it was idle here, the cancel lost, the statement answered.)
-    await waitFor('PostgreSQL done sending while the gateway reads', async () => {
-      const { rowCount } = await admin.query(
-        "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
-        [pid],
-      );
-      return rowCount ? true : undefined;
-    });
-    await admin.query('SELECT pg_cancel_backend($1)', [pid]);
-    await admin.end();
+    await cancelOnceSeen(
+      pid,
+      'PostgreSQL done sending while the gateway reads',
+      "query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
+    );
     await expect(running).rejects.toMatchObject({ code: '57014' });
     expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
