@@ -152,7 +152,11 @@ describe('a LIMIT after an ML condition', () => {
         SENTIMENT,
       ],
       [`SELECT id, p FROM churn WHERE p > 0.5 ORDER BY id DESC LIMIT 3`, ENDPOINT],
-      [`SELECT id, confidence FROM moods_both WHERE mood = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
+      // (Per row, a view PostgreSQL does not flatten computes every row its conditions on plain columns keep.)
+      [
+        `SELECT id, confidence FROM moods_both WHERE mood = 'NEGATIVE' AND id > 2700 ORDER BY id DESC LIMIT 3`,
+        SENTIMENT,
+      ],
       [`SELECT * FROM moods_from WHERE sentiment = 'NEGATIVE' ORDER BY id LIMIT 3`, SENTIMENT],
       [`SELECT id, confidence FROM moods_from WHERE sentiment = 'NEGATIVE' LIMIT 3`, SENTIMENT],
       [`SELECT id FROM negatives_from ORDER BY id LIMIT 4`, SENTIMENT],
@@ -164,9 +168,13 @@ describe('a LIMIT after an ML condition', () => {
       expect(scored, sql).toBeGreaterThan(0);
       expect(scored, sql).toBeLessThan((fn === ENDPOINT ? fixture.rows.length : ROWS) / 4);
     }
+  });
+
+  it('does not pull up what cannot be written on the table, and gives the same answers', async () => {
     // What cannot be written on the table gives the same answers, scoring every row as before: a bare name in the
     // ORDER BY that another output column has, constants there, a view column that can fail (which PostgreSQL
     // computes for every row it reads from the view).
+    await db.query(`CREATE OR REPLACE VIEW moods AS SELECT id, body, stars, ${MOOD} AS mood FROM reviews`);
     await db.query(
       `CREATE VIEW moods_k AS SELECT id AS k, ${MOOD} AS mood, (100 / (id % 1500))::text AS ratio FROM reviews`,
     );
@@ -190,7 +198,7 @@ describe('a LIMIT after an ML condition', () => {
     // Fails as per row (a search would have answered from rows before the failing one).
     const failing = await expectSameBothWays(
       db,
-      `SELECT id FROM moods_ratio WHERE mood <> 'POSITIVE' ORDER BY id LIMIT 1`,
+      `SELECT id FROM moods_ratio WHERE mood <> 'POSITIVE' AND id > 1400 ORDER BY id LIMIT 1`,
     );
     expect(failing.error?.code).toBe('22012');
     // A constant LIMIT that computes nothing, or fails first: nothing scored, as on the table.
