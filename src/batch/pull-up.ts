@@ -256,8 +256,14 @@ function plainInput(node: AstNode): boolean {
  */
 function readsAnswer(expression: AstNode, sub: AstNode, tests: PullUpTests): boolean {
   if (tests.callsMl(expression)) return true;
+  // (Items of the FROM list, and the sides of its joins: `reviews r CROSS JOIN LATERAL detect_sentiment(…) s`.)
+  const items: AstNode[] = [...sub.fromClause];
+  for (let i = 0; i < items.length; i++) {
+    const join = inner(items[i], 'JoinExpr');
+    if (join) items.push(join.larg, join.rarg);
+  }
   const calls = new Set(
-    (sub.fromClause as AstNode[])
+    items
       .map((from) => inner(from, 'RangeFunction'))
       .filter((range) => range?.alias && tests.callsMl(range.functions))
       .map((range) => range.alias.aliasname as string),
