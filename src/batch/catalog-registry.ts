@@ -47,8 +47,11 @@ const LOCK_NOT_AVAILABLE = '55P03';
 const MAX_AGE_MS = 30_000;
 
 function namePattern(names: Iterable<string>): RegExp {
-  // (A name with a double quote is written with it doubled: `"Odd""Name"`.)
-  const written = [...BUILTIN_NAMES, ...names].flatMap((n) => (n.includes('"') ? [n, n.replaceAll('"', '""')] : [n]));
+  // (A name with a double quote is written with it doubled: `"Odd""Name"`. One with characters beyond ASCII is
+  // also looked for as its UTF-8 bytes read as latin1, as the session reads a message's text for this test.)
+  const written = [...BUILTIN_NAMES, ...names]
+    .flatMap((n) => (n.includes('"') ? [n, n.replaceAll('"', '""')] : [n]))
+    .flatMap((n) => (Buffer.byteLength(n) > n.length ? [n, Buffer.from(n, 'utf8').toString('latin1')] : [n]));
   const escaped = [...new Set(written)].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(escaped.join('|'), 'i');
 }

@@ -50,6 +50,8 @@ export interface Level {
    * reads it as a subquery (PostgreSQL runs the arms in turn and stops once the LIMIT has its rows).
    */
   unionArm?: { node: AstNode; top: boolean; readAs: Level['readAs'] };
+  /** A subquery of the parent's FROM list, wherever it is there (LATERAL, a side of an outer join): a FOR UPDATE of the parent locks its rows too. */
+  fromItem?: boolean;
 }
 
 /**
@@ -358,7 +360,9 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       const sub = item.RangeSubselect;
       const readAs = readable && !sub.lateral ? readThrough(item, sub.alias, !direct) : undefined;
       const enclosedBy = sub.lateral ? { holder, key } : undefined;
+      const first = levels.length;
       statementLevels(sub.subquery, level, level.withClause, level.joinable, false, readAs, enclosedBy);
+      for (const made of levels.slice(first)) if (made.parent === level) made.fromItem = true;
     } else if (type === 'JoinExpr') {
       const join = item.JoinExpr;
       const sides = readable && join.jointype === 'JOIN_INNER' && !join.alias;

@@ -1780,7 +1780,7 @@ function calledForEveryRowRead(site: CallSite): boolean {
 
 /** The level has a locking clause, or is read from the FROM list of one that has (which locks its rows too). */
 function locked(level: Level): boolean {
-  for (let at: Level | undefined = level; at; at = at.readAs || at.unionArm ? at.parent : undefined) {
+  for (let at: Level | undefined = level; at; at = at.readAs || at.unionArm || at.fromItem ? at.parent : undefined) {
     if (at.stmt.lockingClause) return true;
   }
   return false;

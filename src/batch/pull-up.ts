@@ -123,7 +123,11 @@ export function pulledUp(statement: AstNode, tests: PullUpTests): AstNode | unde
   // (Or a subquery of its own, a view over a view, which may then be pulled up in turn.)
   const nested = sub.fromClause.some((from: AstNode) => nodeType(from) === 'RangeSubselect');
   if (!mlCondition && !nested && !(sub.whereClause && readsAnswer(sub.whereClause, sub, tests))) return undefined;
-  const conditions = [sub.whereClause, where].filter(Boolean).map((c) => clone(c));
+  // (One AND of every conjunct, as PostgreSQL parses `a AND b AND c`: a nested one would not deparse faithfully.)
+  const conditions = [sub.whereClause, where]
+    .filter(Boolean)
+    .flatMap((c) => (inner(c, 'BoolExpr')?.boolop === 'AND_EXPR' ? c.BoolExpr.args : [c]))
+    .map((c: AstNode) => clone(c));
   const flat = {
     SelectStmt: {
       ...outer,

@@ -2377,6 +2377,9 @@ describe('batch mode in other statements', () => {
       `SELECT id, ${EP} AS p FROM t WHERE id < 60 ORDER BY id FOR UPDATE SKIP LOCKED`,
       // A reader's FOR UPDATE reaches into its FROM list's subqueries (a join added there failed 0A000).
       `SELECT id FROM (SELECT id, ${EP} AS p FROM t) q WHERE id < 60 AND p > 0.5 FOR UPDATE`,
+      // (Also a LATERAL one, and one on a side of an outer join.)
+      `SELECT t.id, q.p FROM t, LATERAL (SELECT ${EP} AS p FROM t u WHERE u.id = t.id) q WHERE t.id < 9 FOR UPDATE`,
+      `SELECT q.id FROM (SELECT id, ${EP} AS p FROM t WHERE id < 9) q LEFT JOIN t o ON o.id = q.id FOR UPDATE OF q`,
     ]) {
       const plan = (await db.query({ text: `EXPLAIN (COSTS false) ${sql}`, rowMode: 'array' })).rows.join('\n');
       expect(plan, sql).toMatch(/on aws_ml_results aws_ml_r\d+\n\s+ML Function: aws_sagemaker/);
@@ -5344,6 +5347,27 @@ describe('output column names', () => {
     const perRow = await db.query(sql);
     await db.query('RESET apg_enable_function_migration');
     expect(batched.fields.map((f) => f.name)).toEqual(perRow.fields.map((f) => f.name));
+  });
+});
+
+describe('names beyond ASCII', () => {
+  it('batch a view and a wrapper of such names, after the session has read its catalog too', async () => {
+    await db.query(`CREATE VIEW "scorés" AS SELECT id, ${EP} AS p FROM t`);
+    await db.query(`CREATE FUNCTION "humeur_é"(doc text) RETURNS text LANGUAGE sql
+      AS $$ SELECT (aws_comprehend.detect_sentiment(doc, 'en')).sentiment $$`);
+    try {
+      await db.query('SELECT 1'); // (the catalog read)
+      for (const [sql, fn] of [
+        ['SELECT id, p FROM "scorés" WHERE id < 20 ORDER BY id', ENDPOINT],
+        ['SELECT id, "humeur_é"(txt) FROM t WHERE id < 20 ORDER BY id', 'public.humeur_é'],
+      ]) {
+        await expectSameBothWays(db, sql);
+        // (Before, the session's test for ML names read the text as latin1 and missed them: every call per row.)
+        expect((await runBatched(sql, fn, SENTIMENT)).scored, sql).toBeGreaterThan(0);
+      }
+    } finally {
+      await db.query('DROP VIEW "scorés"; DROP FUNCTION "humeur_é"(text)');
+    }
   });
 });
 

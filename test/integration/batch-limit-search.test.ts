@@ -134,6 +134,8 @@ describe('a LIMIT after an ML condition', () => {
     await db.query(
       `CREATE VIEW moods_from AS SELECT r.id, s.sentiment, s.confidence FROM reviews r, ${SENTIMENT}(r.body, 'en') s`,
     );
+    // (Its own conditions, with the reader's, make one AND.)
+    await db.query(`CREATE VIEW rated_moods AS SELECT id, ${MOOD} AS mood FROM reviews WHERE stars < 4 AND id > 5`);
     await db.query(`CREATE VIEW moods_joined AS SELECT r.id, s.sentiment FROM reviews r
       LEFT JOIN LATERAL ${SENTIMENT}(r.body, 'en') s ON true`);
     await db.query(`CREATE VIEW negatives_from AS SELECT r.id, s.confidence FROM reviews r,
@@ -162,6 +164,7 @@ describe('a LIMIT after an ML condition', () => {
       [`SELECT * FROM moods_from WHERE sentiment = 'NEGATIVE' ORDER BY id LIMIT 3`, SENTIMENT],
       [`SELECT id, confidence FROM moods_from WHERE sentiment = 'NEGATIVE' LIMIT 3`, SENTIMENT],
       [`SELECT id FROM negatives_from ORDER BY id LIMIT 4`, SENTIMENT],
+      [`SELECT id FROM rated_moods WHERE mood = 'NEGATIVE' AND id < 2900 ORDER BY id DESC LIMIT 3`, SENTIMENT],
       [`SELECT id FROM moods_joined WHERE sentiment = 'NEGATIVE' ORDER BY id DESC LIMIT 3`, SENTIMENT],
     ]) {
       await expectSameBothWays(db, sql);
