@@ -1,5 +1,5 @@
 import type { BoundValues } from '../sql/inline-parameters.js';
-import { SqlError } from '../util/errors.js';
+import { SqlError, SqlState } from '../util/errors.js';
 import {
   bindMessage,
   type ColumnDescription,
@@ -145,8 +145,10 @@ export class BackendChannel {
             if (type !== ServerMessage.ReadyForQuery) return;
             this.sink = undefined;
             this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
-            // (After the query's failure the hold fails too, in a block, or never mattered.)
-            resolve({ status: this.status, error: error ?? holdError });
+            // (After the query's failure the hold fails too, in a block, or never mattered: but a cancel it took
+            // is the statement's, which must not go on as after a failed query.)
+            const cancelled = holdError?.code === SqlState.queryCanceled;
+            resolve({ status: this.status, error: cancelled ? holdError : (error ?? holdError) });
             return;
           }
           if (type === ServerMessage.ErrorResponse && !error)

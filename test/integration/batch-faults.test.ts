@@ -484,6 +484,24 @@ describe('batch mode under faults', () => {
     expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
 
+  it('stops at a pg_cancel_backend taken in the hold after a failed argument query', async () => {
+    const db = await startWith({ latencyMs: 60_000 });
+    const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
+    // The argument query fails at its last rows (the COALESCE spares them the call, per row); the calls would then go
+    // per row, each waiting a minute on the endpoint.
+    const inputs = [...features.slice(1).map((_, i) => `sin(g * ${i + 1}.3)`), '1.0 / (g - 99990)'].join(', ');
+    const running = db.query(`SELECT count(COALESCE(CASE WHEN g >= 99990 THEN 'spared' END,
+        aws_sagemaker.invoke_endpoint('remote', 1, ${inputs}))) FROM generate_series(1, 100000) g`);
+    running.catch(() => {});
+    await cancelOnceSeen(
+      pid,
+      'the hold after the failed query',
+      "query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
+    );
+    await expect(running).rejects.toMatchObject({ code: '57014' });
+    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
   it("tells the client PostgreSQL's FATAL when its backend is terminated while the gateway scores", async () => {
     const db = await startWith({ latencyMs: 60_000 });
     db.on('error', () => {});
