@@ -50,6 +50,25 @@ async function cancelOnceSeen(pid: number, what: string, condition: string): Pro
   }
 }
 
+/**
+ * Runs `sql` against an endpoint that takes a minute to answer, cancels it from another session once PostgreSQL waits
+ * in the gateway's hold after its argument query (see Hold in src/gateway/backend.ts: idle, PostgreSQL would drop the
+ * cancel), and expects 57014 and a usable session.
+ */
+async function expectCancelledInHold(sql: string): Promise<void> {
+  const db = await startWith({ latencyMs: 60_000 });
+  const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
+  const running = db.query(sql);
+  running.catch(() => {});
+  await cancelOnceSeen(
+    pid,
+    'the hold after the argument query',
+    "query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
+  );
+  await expect(running).rejects.toMatchObject({ code: '57014' });
+  expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+}
+
 /** The remote's first request, held until `release` (RemoteBehaviour.holdFirst). */
 function heldRequest(): { holdFirst: Promise<void>; release: () => void } {
   let release = () => {};
@@ -465,41 +484,20 @@ describe('batch mode under faults', () => {
   });
 
   it('stops at a pg_cancel_backend that comes while the gateway still reads rows PostgreSQL has sent', async () => {
-    const db = await startWith({ latencyMs: 60_000 });
-    const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
-    // A request per row: the gateway reads the rows long after PostgreSQL has sent them all.
+    // A request per row: the gateway reads the rows long after PostgreSQL has sent them all. (Before the hold,
+    // PostgreSQL was idle here, the cancel lost, the statement answered.)
     const inputs = features.map((_, i) => `sin(g * ${i + 1}.3)`).join(', ');
-    const running = db.query(
+    await expectCancelledInHold(
       `SELECT count(aws_sagemaker.invoke_endpoint('remote', 1, ${inputs})) FROM generate_series(1, 100000) g`,
     );
-    running.catch(() => {});
-    // PostgreSQL has sent the rows: idle, it would drop the cancel; it waits in the gateway's hold (see Hold in
-    // src/gateway/backend.ts). (Before the hold, it was idle here, the cancel lost, the statement answered.)
-    await cancelOnceSeen(
-      pid,
-      'PostgreSQL done sending while the gateway reads',
-      "query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
-    );
-    await expect(running).rejects.toMatchObject({ code: '57014' });
-    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
 
   it('stops at a pg_cancel_backend taken in the hold after a failed argument query', async () => {
-    const db = await startWith({ latencyMs: 60_000 });
-    const { pid } = (await db.query('SELECT pg_backend_pid() AS pid')).rows[0];
     // The argument query fails at its last rows (the COALESCE spares them the call, per row); the calls would then go
     // per row, each waiting a minute on the endpoint.
     const inputs = [...features.slice(1).map((_, i) => `sin(g * ${i + 1}.3)`), '1.0 / (g - 99990)'].join(', ');
-    const running = db.query(`SELECT count(COALESCE(CASE WHEN g >= 99990 THEN 'spared' END,
+    await expectCancelledInHold(`SELECT count(COALESCE(CASE WHEN g >= 99990 THEN 'spared' END,
         aws_sagemaker.invoke_endpoint('remote', 1, ${inputs}))) FROM generate_series(1, 100000) g`);
-    running.catch(() => {});
-    await cancelOnceSeen(
-      pid,
-      'the hold after the failed query',
-      "query LIKE 'COPY pg_temp.aws_ml_results % WHERE false'",
-    );
-    await expect(running).rejects.toMatchObject({ code: '57014' });
-    expect((await db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
 
   it("tells the client PostgreSQL's FATAL when its backend is terminated while the gateway scores", async () => {
