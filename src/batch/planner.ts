@@ -527,10 +527,11 @@ const withTies = (select: AstNode): boolean =>
 /**
  * A level's `FETCH FIRST n ROWS WITH TIES` for its argument query, which carries the level's ORDER BY: n + m + 1
  * rows and their ties, PostgreSQL computing, after the skipped rows and the ties, the next row too (to see that it
- * is none).
+ * is none); none for n = 0, where PostgreSQL computes no row.
  */
 function tiesClause(select: AstNode): string {
-  return `${negativeOffsetFails(select)} FETCH FIRST ((${rowsTaken(select)}) + 1) ROWS WITH TIES`;
+  const rows = `LEAST((${rowsTaken(select)})::numeric + 1, 9223372036854775807)::bigint`;
+  return `${negativeOffsetFails(select)} FETCH FIRST (CASE WHEN (${deparse(select.limitCount)}) = 0 THEN 0 ELSE ${rows} END) ROWS WITH TIES`;
 }
 
 /** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */

@@ -5397,10 +5397,21 @@ describe('FETCH FIRST … WITH TIES', () => {
     ]) {
       await expectSameBothWays(db, sql, { ordered: false });
     }
-    await expectSameBothWays(db, `SELECT id, ${EP} FROM t ORDER BY grp OFFSET $1 ROWS FETCH FIRST $2 ROWS WITH TIES`, {
-      params: [0, 1],
-      ordered: false,
-    });
+    const bound = `SELECT id, ${EP} FROM t ORDER BY grp OFFSET $1 ROWS FETCH FIRST $2 ROWS WITH TIES`;
+    await expectSameBothWays(db, bound, { params: [0, 1], ordered: false });
+    // None for 0 rows (before: the first tie group); every row for the most rows there are (before: per row, n + 1
+    // overflowing in the argument query).
+    for (const [count, scored] of [
+      ['0', 0],
+      ['9223372036854775807', rows],
+    ] as const) {
+      await expectSameBothWays(db, bound, { params: [0, count], ordered: false });
+      const before = rowsScored(ENDPOINT);
+      const calls = perRowCallsOf(ENDPOINT);
+      await db.query(bound, [0, count]);
+      expect(rowsScoredSince(before, ENDPOINT), count).toBeLessThanOrEqual(scored);
+      expect(perRowCallsOf(ENDPOINT) - calls, count).toBe(0);
+    }
   });
 });
 
