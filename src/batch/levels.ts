@@ -52,6 +52,8 @@ export interface Level {
   unionArm?: { node: AstNode; top: boolean; readAs: Level['readAs'] };
   /** A subquery of the parent's FROM list, wherever it is there (LATERAL, a side of an outer join): a FOR UPDATE of the parent locks its rows too. */
   fromItem?: boolean;
+  /** The query of an INSERT: computed once, its LIMIT bounds the rows it computes. */
+  insertSource?: boolean;
 }
 
 /**
@@ -540,7 +542,10 @@ export function analyze(statement: AstNode, catalog: MlCatalog, options: Analyze
       case 'InsertStmt': {
         const scope = stmt.withClause ?? withClause;
         withQueryLevels(stmt.withClause, parent, joinable);
+        const first = levels.length;
         if (stmt.selectStmt) statementLevels(stmt.selectStmt, parent, scope, joinable, false);
+        const source = inner(stmt.selectStmt, 'SelectStmt');
+        for (const made of levels.slice(first)) if (made.stmt === source) made.insertSource = true;
         if (returning(stmt) || stmt.onConflictClause) {
           const level = newLevel('select', {}, parent, scope, false, false);
           if (returning(stmt))

@@ -928,8 +928,9 @@ function argumentQuery(
   // computed again for the argument query (another value, the session's random sequence used up, calls made twice).
   const boundable = (select: AstNode) =>
     ![select.limitCount, select.limitOffset].some((e) => e && (callsVolatile(e) || containsMlCall(e, index)));
-  // The statement's own level, a WITH query, or a subquery or view its parent reads from its FROM list: each
-  // is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer row).
+  // The statement's own level, a WITH query, an INSERT's query, or a subquery or view its parent reads from its FROM
+  // list: each is computed once, so its LIMIT bounds the rows it computes (a correlated subquery's applies per outer
+  // row).
   // (A join condition is evaluated before the LIMIT counts rows.)
   if (!joinFrom && level.kind === 'select' && limitsToNothing(stmt)) {
     // `LIMIT 0` (tools ask for a result's columns so): PostgreSQL computes none of the level's rows, at any level
@@ -937,7 +938,7 @@ function argumentQuery(
     limit = ' LIMIT 0';
   } else if (
     !joinFrom &&
-    (level.top || readFromList(level.readAs) || level.withQuery) &&
+    (level.top || readFromList(level.readAs) || level.withQuery || level.insertSource) &&
     level.kind === 'select' &&
     (hasLimit(stmt) || withTies(stmt))
   ) {

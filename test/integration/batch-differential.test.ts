@@ -5371,6 +5371,30 @@ describe('names beyond ASCII', () => {
   });
 });
 
+describe('INSERT … SELECT … LIMIT', () => {
+  it('scores the rows the query inserts, not its table (a backfill in chunks)', async () => {
+    await db.query('CREATE TABLE chunk_sink (id int, p float8)');
+    try {
+      const rows = Number((await db.query('SELECT count(*) FROM t')).rows[0].count);
+      for (const sql of [
+        `INSERT INTO chunk_sink SELECT id, ${EP} FROM t ORDER BY id LIMIT 5 RETURNING *`,
+        `INSERT INTO chunk_sink SELECT id, ${EP} FROM t WHERE id > 20 ORDER BY id LIMIT 4 OFFSET 2 RETURNING *`,
+        `INSERT INTO chunk_sink SELECT id, ${EP} FROM t ORDER BY grp, id FETCH FIRST 3 ROWS WITH TIES RETURNING *`,
+      ]) {
+        await expectSameBothWays(db, sql, { ordered: false });
+        const before = rowsScored(ENDPOINT);
+        await db.query(sql);
+        // (Before: every row of t scored.)
+        expect(rowsScoredSince(before, ENDPOINT), sql).toBeLessThan(rows / 4);
+      }
+      // An ML condition without ORDER BY: the rows needed, one call each, as per row.
+      await expectSameBothWays(db, `INSERT INTO chunk_sink SELECT id, 0 FROM t WHERE ${EP} > 0.5 LIMIT 2 RETURNING *`);
+    } finally {
+      await db.query('DROP TABLE chunk_sink');
+    }
+  });
+});
+
 describe('FETCH FIRST … WITH TIES', () => {
   it('scores the rows it takes, their ties and the next one, not the level, with the per-row answers', async () => {
     const S = `(aws_comprehend.detect_sentiment(txt, 'en')).sentiment`;
