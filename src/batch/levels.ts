@@ -50,7 +50,10 @@ export interface Level {
    * reads it as a subquery (PostgreSQL runs the arms in turn and stops once the LIMIT has its rows).
    */
   unionArm?: { node: AstNode; top: boolean; readAs: Level['readAs'] };
-  /** A subquery of the parent's FROM list, wherever it is there (LATERAL, a side of an outer join): a FOR UPDATE of the parent locks its rows too. */
+  /**
+   * A subquery of the parent's FROM list, wherever it is there (LATERAL, a side of an outer join): a FOR UPDATE of
+   * the parent locks its rows too.
+   */
   fromItem?: boolean;
   /** The query of an INSERT: computed once, its LIMIT bounds the rows it computes. */
   insertSource?: boolean;

@@ -121,8 +121,8 @@ const SOURCE_POSITIONS = new Set(['location', 'list_start', 'list_end', 'rexpr_l
 /**
  * Whether the deparser writes `statement` back as SQL that parses to the same
  * tree (source positions aside). Batch mode rewrites statements through the
- * deparser; some syntax it loses or garbles (e.g. GROUP BY DISTINCT, newer SQL/JSON forms), and such a statement must go to PostgreSQL
- * as written.
+ * deparser; some syntax it loses or garbles (e.g. GROUP BY DISTINCT, newer
+ * SQL/JSON forms), and such a statement must go to PostgreSQL as written.
  */
 export function deparsesFaithfully(statement: AstNode): boolean {
   // (Fields in the parser's order: a tree the gateway built may have them in another.)
