@@ -1492,12 +1492,9 @@ async function loadResults(
         const xid = rows[0]?.[0];
         end = `${xid ? `; ${vouch(n, xid)}` : ''}; ${inBlock ? `RELEASE SAVEPOINT ${LOAD_SAVEPOINT}` : 'COMMIT'}`;
       }
-      await loadKeyRows(
-        `COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN${end}`,
-        (row) => {
-          vouched = row[0];
-        },
-      );
+      await loadKeyRows(`${RESULTS_COPY}${end}`, (row) => {
+        vouched = row[0];
+      });
     } catch (error) {
       // (In a block the failure is the statement's, which leaves the block failed.)
       if (vouch && !inBlock) await backend.query('ROLLBACK').catch(() => undefined);
@@ -1545,6 +1542,8 @@ async function loadResults(
 
 /** How long the results COPY may go without a row while batches are out (see loadResults). */
 const HEARTBEAT_MS = 250;
+/** Answers found by their inputs loaded into the per-input results table (and the hold's rows, see Hold). */
+const RESULTS_COPY = 'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN';
 /** Rows of statement 0, which is never current (statements count from 1), of no kind any call reads. */
 const RESULTS_HEARTBEAT = Buffer.from('0\theartbeat\t\t\t\\N\t\\N\n');
 const ROW_RESULTS_HEARTBEAT = Buffer.from('0\t0\t0\t(0,0)\t0\t\\N\t\\N\n');
@@ -1556,7 +1555,7 @@ const ROW_RESULTS_HEARTBEAT = Buffer.from('0\t0\t0\t(0,0)\t0\t\\N\t\\N\n');
 const argumentsHold = (settings: Pick<BatchSettings, 'resultsTables'>): Hold | undefined =>
   settings.resultsTables.byInput
     ? {
-        sql: 'COPY pg_temp.aws_ml_results (stmt, kind, target, key, out_text, out_real) FROM STDIN WHERE false',
+        sql: `${RESULTS_COPY} WHERE false`,
         heartbeat: RESULTS_HEARTBEAT,
         everyMs: HEARTBEAT_MS,
       }

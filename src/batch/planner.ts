@@ -534,9 +534,13 @@ function tiesClause(select: AstNode): string {
   return `${negativeOffsetFails(select)} FETCH FIRST (CASE WHEN (${deparse(select.limitCount)}) = 0 THEN 0 ELSE ${rows} END) ROWS WITH TIES`;
 }
 
-/** A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too). */
+/**
+ * A level's LIMIT for its argument query: with OFFSET m, n + m rows (PostgreSQL computes the skipped rows too); a
+ * `FETCH FIRST … WITH TIES` as tiesClause writes it.
+ */
 function limitClause(select: AstNode): string {
   if (!select.limitCount) return '';
+  if (withTies(select)) return tiesClause(select);
   return ` LIMIT ${rowsTaken(select)}${negativeOffsetFails(select)}`;
 }
 
@@ -973,8 +977,7 @@ function argumentQuery(
           : 'a LIMIT applies after a volatile condition (scoring only the rows needed)';
       }
       const order = dropped ? undefined : argumentOrder(stmt, index, from.removed);
-      if (order !== undefined && boundable(stmt))
-        limit = `${order}${withTies(stmt) ? tiesClause(stmt) : limitClause(stmt)}`;
+      if (order !== undefined && boundable(stmt)) limit = `${order}${limitClause(stmt)}`;
     }
   } else if (!joinFrom && level.kind === 'select' && level.unionArm && !dropped) {
     const armLimit = unionArmLimit(level, index, boundable);

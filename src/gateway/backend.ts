@@ -136,6 +136,12 @@ export class BackendChannel {
       let holding = false;
       let holdError: BackendError | undefined;
       const heartbeats = hold && setInterval(() => this.write(copyDataMessage(hold.heartbeat)), hold.everyMs);
+      /** The last ReadyForQuery: the channel is free, in the transaction status it gives. */
+      const finish = (ready: Message, outcome: BackendError | undefined) => {
+        this.sink = undefined;
+        this.status = String.fromCharCode(ready.bytes[5]) as TransactionStatus;
+        resolve({ status: this.status, error: outcome });
+      };
       const sink: MessageSink & { abort: (e: Error) => void } = {
         onMessage: (message) => {
           const type = message.type;
@@ -143,12 +149,10 @@ export class BackendChannel {
             if (type === ServerMessage.ErrorResponse)
               holdError ??= new BackendError(parseFields(message.bytes), message.bytes);
             if (type !== ServerMessage.ReadyForQuery) return;
-            this.sink = undefined;
-            this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
             // (After the query's failure the hold fails too, in a block, or never mattered: but a cancel it took
             // is the statement's, which must not go on as after a failed query.)
             const cancelled = holdError?.code === SqlState.queryCanceled;
-            resolve({ status: this.status, error: cancelled ? holdError : (error ?? holdError) });
+            finish(message, cancelled ? holdError : (error ?? holdError));
             return;
           }
           if (type === ServerMessage.ErrorResponse && !error)
@@ -163,9 +167,7 @@ export class BackendChannel {
             return;
           }
           if (type === ServerMessage.ReadyForQuery) {
-            this.sink = undefined;
-            this.status = String.fromCharCode(message.bytes[5]) as TransactionStatus;
-            resolve({ status: this.status, error });
+            finish(message, error);
             return;
           }
           // Once the gateway's handler failed, the rest of the answer is only drained.

@@ -2233,7 +2233,7 @@ export class MlInterceptor implements SessionInterceptor {
         ]),
       ],
       // (Each view a bound statement reads, in place or not: its name may find another view now.)
-      [...batchParses, ...binds].flatMap((p) => [...p.entry.plan.viewReads, ...p.entry.plan.inlinedViews]),
+      [...batchParses, ...binds].flatMap((p) => p.entry.plan.viewReads),
       [...batchParses, ...binds].flatMap((p) => p.entry.plan.wrappers),
       binds.map((b) => b.entry.plan.keyRead),
     );
